@@ -1,0 +1,1 @@
+"""A simulated meldkamer (control room) that behaves like a real one, faults included."""

@@ -1,0 +1,3 @@
+from meldkamer_sim.cli import main
+
+main()

@@ -1,0 +1,84 @@
+"""The simulated meldkamer's API."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from pydantic import BaseModel, Field
+
+from burgermelding_shared.app import Runtime, RuntimeDep, require_service
+from burgermelding_shared.contracts import IncidentUpdate, RequestForService, RequestResponse
+from burgermelding_shared.errors import ServiceError, error_responses
+from meldkamer_sim import dispatcher
+from meldkamer_sim.faults import Faults, FaultState
+
+router = APIRouter(prefix="/v1", tags=["meldkamer"])
+admin = APIRouter(prefix="/admin", tags=["admin"])
+
+
+def faults_of(runtime: Runtime) -> FaultState:
+    return runtime.extras["faults"]  # type: ignore[no-any-return]
+
+
+def require_admin(runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> None:
+    expected = f"Bearer {runtime.settings.admin_token}"
+    if not authorization or not hmac.compare_digest(authorization.encode(), expected.encode()):
+        raise ServiceError(401, "admin_token_required", "the admin endpoints need the admin token")
+
+
+AdminDep = Annotated[None, Depends(require_admin)]
+
+
+class Outage(BaseModel):
+    seconds: float = Field(gt=0, le=3600)
+
+
+@admin.get("/faults", response_model=Faults, summary="The faults now in force", responses=error_responses(401))
+async def get_faults(runtime: RuntimeDep, _admin: AdminDep) -> Faults:
+    return faults_of(runtime).faults
+
+
+@admin.put("/faults", response_model=Faults, summary="Replace the faults", responses=error_responses(401, 422))
+async def put_faults(faults: Faults, runtime: RuntimeDep, _admin: AdminDep) -> Faults:
+    faults_of(runtime).faults = faults
+    return faults
+
+
+@admin.post("/outage", summary="Start a whole outage now, for some seconds", responses=error_responses(401, 422))
+async def start_outage(outage: Outage, runtime: RuntimeDep, _admin: AdminDep) -> dict[str, float]:
+    state = faults_of(runtime)
+    state.outage_until = time.monotonic() + outage.seconds
+    return {"outage_seconds": outage.seconds}
+
+
+@router.post("/requests-for-service", response_model=RequestResponse,
+             summary="A request for service (STA-024 shaped); idempotent per requestId",
+             responses=error_responses(400, 401, 403, 422))
+async def request_for_service(
+    request: RequestForService, runtime: RuntimeDep, _caller: str = require_service("dispatch-bridge"),
+) -> RequestResponse:
+    late_error = await faults_of(runtime).before()
+    answer = await dispatcher.accept_request(runtime, request)
+    if late_error:
+        raise late_error  # stored, yet answered with an error: the bridge will retry the same requestId
+    return answer
+
+
+@router.post("/requests-for-service/{request_id}/updates", summary="News on an incident; idempotent per updateId",
+             responses=error_responses(400, 401, 403, 409, 422))
+async def incident_update(
+    request_id: str, update: IncidentUpdate, runtime: RuntimeDep, _caller: str = require_service("dispatch-bridge"),
+) -> dict[str, str]:
+    late_error = await faults_of(runtime).before()
+    result = await dispatcher.apply_update(runtime, request_id, update)
+    if late_error:
+        raise late_error
+    return result
+
+
+@router.get("/incidents", summary="The incidents this meldkamer has received, newest first")
+async def incidents(runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    return await dispatcher.list_incidents(runtime, limit)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from burgermelding_shared.settings import PLACEHOLDER_PREFIX, ServiceSettings
+from meldkamer_sim.faults import Faults
+
+
+class MeldkamerSettings(ServiceSettings):
+    """Settings of the simulated meldkamer; environment variables start with `BM_MELDKAMER_`."""
+
+    model_config = SettingsConfigDict(env_prefix="BM_MELDKAMER_", extra="ignore")
+
+    service_name: str = "meldkamer"
+    port: int = Field(8004, description="Port to listen on.")
+    bridge_url: str = Field("http://127.0.0.1:8003", description="Where callbacks go (the path comes from the "
+                                                               "EIDO callback URI; the host never does).")
+    webhook_secret: str = Field(PLACEHOLDER_PREFIX + "meldkamer-webhook-secret-change-me",
+                                description="Signs callbacks; must equal the bridge's meldkamer_webhook_secret.")
+    script: list[tuple[str, float]] = Field(
+        [("Active", 2.0), ("ResourcesAssigned", 10.0), ("ask:Can you describe the person you saw?", 15.0),
+         ("Closed", 60.0)],
+        description="The dispatcher's script as JSON: (action, seconds after acceptance); an action is an EIDO "
+        "status or `ask:<question for the citizen>`.",
+    )
+    faults: Faults = Field(default_factory=Faults, description="Faults from the start, as JSON (see Faults).")
+    admin_token: str = Field(PLACEHOLDER_PREFIX + "meldkamer-admin-token-change-me",
+                             description="Bearer token for the /admin endpoints (faults at run time).")
+    fetch_photos: bool = Field(True, description="Fetch every photo by its URL and check its SHA-256.")
+
+    def secret_fields(self) -> dict[str, str]:
+        return {**super().secret_fields(), "webhook_secret": self.webhook_secret, "admin_token": self.admin_token}
+
+
+@lru_cache
+def get_settings() -> MeldkamerSettings:
+    return MeldkamerSettings()

@@ -1,0 +1,194 @@
+"""The simulated dispatcher: takes requests for service, plays its script, fetches and checks photos."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from burgermelding_shared.app import Runtime
+from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.contracts import IncidentEvent, IncidentUpdate, RequestForService, RequestResponse
+from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.messaging import Outcome, enqueue
+from burgermelding_shared.timeutil import utcnow
+from meldkamer_sim.config import MeldkamerSettings
+from meldkamer_sim.faults import FaultState
+from meldkamer_sim.models import SimIncident, SimIncidentUpdate, messaging
+
+CALLBACK_KIND = "incident.event"
+DEFAULT_CALLBACK_PATH = "/v1/meldkamer/callbacks"
+
+
+def _component(eido: dict[str, Any], name: str) -> dict[str, Any]:
+    items = eido.get(name) or [{}]
+    return items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
+
+
+def callback_path(eido: dict[str, Any]) -> str:
+    """Only the path of the EIDO callback URI is used: the host is configured, so a request cannot make the
+    meldkamer call an arbitrary address."""
+    uris = _component(eido, "callbackComponent").get("callBackInformationUri") or []
+    path = urlsplit(uris[0]).path if uris and isinstance(uris[0], str) else ""
+    return path if path.startswith("/v1/") else DEFAULT_CALLBACK_PATH
+
+
+def _response(incident: SimIncident, text: str) -> RequestResponse:
+    return RequestResponse(requestId=incident.request_id, responseCode=200, responseText=text,
+                           incidentId=incident.incident_id)
+
+
+async def accept_request(runtime: Runtime, request: RequestForService) -> RequestResponse:
+    """The same requestId always yields the same incident, never a second one."""
+    settings: MeldkamerSettings = runtime.settings
+    incident_component = _component(request.eido, "incidentComponent")
+    if not incident_component.get("incidentTypeCommonRegistryText"):
+        raise ServiceError(400, "invalid_eido", "incidentComponent.incidentTypeCommonRegistryText is required")
+    try:
+        async with runtime.db.transaction() as session:
+            existing = await _by_request(session, request.requestId)
+            if existing is not None:
+                return _response(existing, "accepted (already known)")
+            now = utcnow()
+            has_photos = bool(request.eido.get("mediaComponent"))
+            incident = SimIncident(
+                incident_id="pending", request_id=request.requestId,
+                incident_type=str(incident_component["incidentTypeCommonRegistryText"])[:40],
+                priority_number=int(incident_component.get("incidentCommonPriorityNumber") or 0),
+                status="Received", eido=json.dumps(request.eido), received_at=now, updated_at=now,
+                photos_state="pending" if has_photos and settings.fetch_photos else "none",
+            )
+            session.add(incident)
+            await session.flush()
+            incident.incident_id = f"MK-{now.year}-{incident.number:06d}"
+            await schedule_script(session, settings, incident, callback_path(request.eido),
+                                  runtime.extras.get("faults"))
+        if incident.photos_state == "pending":
+            runtime.extras["photo_checker"].wake()
+        return _response(incident, "accepted")
+    except IntegrityError:
+        # A concurrent delivery of the same requestId won the race: answer with its incident.
+        async with runtime.db.sessions() as session:
+            existing = await _by_request(session, request.requestId)
+        if existing is None:
+            raise
+        return _response(existing, "accepted (already known)")
+
+
+async def schedule_script(session: AsyncSession, settings: MeldkamerSettings, incident: SimIncident,
+                          path: str, faults: FaultState | None = None) -> None:
+    """The dispatcher's script as callbacks due at their moments (the outbox holds them until then). With
+    faults, callbacks may be sent twice (with another webhook id) or late enough to overtake each other."""
+    status = "Active"
+    for sequence, (action, delay) in enumerate(settings.script):
+        question = action[len("ask:"):] if action.startswith("ask:") else None
+        status = status if question else action
+        event = IncidentEvent(transactionId=f"{incident.incident_id}-{sequence}", requestId=incident.request_id,
+                              incidentId=incident.incident_id, status=status, sequence=sequence,  # type: ignore[arg-type]
+                              lastUpdateTimeStamp=incident.received_at + timedelta(seconds=delay),
+                              notesText=question,
+                              questionId=f"q-{incident.incident_id}-{sequence}" if question else None)
+        copies = 2 if faults and faults.duplicate_callback() else 1
+        for copy in range(copies):
+            jitter = faults.callback_delay() if faults else 0.0
+            await enqueue(session, messaging, destination="bridge", path=path, kind=CALLBACK_KIND,
+                          payload=event.model_dump(mode="json"),
+                          not_before=incident.received_at + timedelta(seconds=delay + jitter),
+                          message_id=event.transactionId + ("-dup" if copy else ""))
+
+
+async def apply_update(runtime: Runtime, request_id: str, update: IncidentUpdate) -> dict[str, str]:
+    """News on an incident, applied once per updateId. Unknown incident: 409, the bridge asks again later
+    (an update can overtake the request it belongs to)."""
+    if update.requestId != request_id:
+        raise ServiceError(400, "request_id_mismatch", "the body's requestId differs from the path's")
+    async with runtime.db.transaction() as session:
+        incident = await _by_request(session, request_id)
+        if incident is None:
+            raise ServiceError(409, "incident_not_yet_known", "no incident for this requestId yet",
+                               headers={"Retry-After": "1"})
+        if await session.get(SimIncidentUpdate, update.updateId) is not None:
+            return {"status": "duplicate", "incidentId": incident.incident_id}
+        session.add(SimIncidentUpdate(update_id=update.updateId, incident_id=incident.incident_id, kind=update.kind,
+                                      notes=update.notesText, media=json.dumps(update.mediaComponent),
+                                      received_at=utcnow()))
+        if update.kind == "withdrawn":
+            incident.status, incident.updated_at = "Cancelled", utcnow()
+            session.add(incident)
+    return {"status": "applied", "incidentId": incident.incident_id}
+
+
+async def _by_request(session: AsyncSession, request_id: str) -> SimIncident | None:
+    return (await session.execute(select(SimIncident).where(SimIncident.request_id == request_id))).scalars().first()
+
+
+async def on_callback_delivered(session: AsyncSession, row: RowMapping, outcome: Outcome) -> None:
+    """The bridge has the status change: the incident now has that status here too."""
+    if not outcome.delivered:
+        return
+    event = json.loads(row["payload"])
+    incident = (await session.execute(select(SimIncident).where(SimIncident.incident_id == event["incidentId"]))
+                ).scalars().first()
+    if incident is not None:
+        incident.status, incident.updated_at = event["status"], utcnow()
+        session.add(incident)
+
+
+async def list_incidents(runtime: Runtime, limit: int) -> list[dict[str, Any]]:
+    async with runtime.db.sessions() as session:
+        rows = (await session.execute(select(SimIncident).order_by(SimIncident.number.desc()).limit(limit))  # type: ignore[union-attr]
+                ).scalars().all()
+        updates: dict[str, list[SimIncidentUpdate]] = {}
+        for update in (await session.execute(
+                select(SimIncidentUpdate).where(SimIncidentUpdate.incident_id.in_([r.incident_id for r in rows]))
+                .order_by(SimIncidentUpdate.received_at))).scalars():
+            updates.setdefault(update.incident_id, []).append(update)
+    return [{"incidentId": r.incident_id, "requestId": r.request_id, "incidentType": r.incident_type,
+             "priorityNumber": r.priority_number, "status": r.status, "receivedAt": r.received_at,
+             "photos": r.photos_state, "photosDetail": r.photos_detail,
+             "description": _component(json.loads(r.eido), "notesComponent").get("notesActionComments"),
+             "updates": [{"kind": u.kind, "notes": u.notes, "media": len(json.loads(u.media or "[]"))}
+                         for u in updates.get(r.incident_id, [])]}
+            for r in rows]
+
+
+class PhotoChecker(BackgroundLoop):
+    """Fetches every photo of new incidents by its signed URL and checks the SHA-256 it was announced with."""
+
+    name = "photo-checker"
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self.runtime = runtime
+
+    async def run_once(self) -> int:
+        async with self.runtime.db.sessions() as session:
+            incident = (await session.execute(select(SimIncident).where(SimIncident.photos_state == "pending")
+                                              .limit(1))).scalars().first()
+        if incident is None:
+            return 0
+        media = json.loads(incident.eido).get("mediaComponent") or []
+        problems = []
+        for item in media:
+            try:
+                response = await self.runtime.http.get(item["uri"], timeout=10)
+                if response.status_code != 200:
+                    problems.append(f"{item.get('$id')}: HTTP {response.status_code}")
+                elif hashlib.sha256(response.content).hexdigest() != item.get("digestSha256"):
+                    problems.append(f"{item.get('$id')}: digest mismatch")
+            except Exception as exc:  # a photo we cannot fetch is a finding, not a crash
+                problems.append(f"{item.get('$id')}: {type(exc).__name__}")
+        async with self.runtime.db.transaction() as session:
+            stored = await session.get(SimIncident, incident.number)
+            if stored is not None:
+                stored.photos_state = "failed" if problems else "verified"
+                stored.photos_detail = "; ".join(problems)[:500] or f"{len(media)} photo(s) match their digests"
+                session.add(stored)
+        return 1

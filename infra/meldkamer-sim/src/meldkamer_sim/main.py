@@ -1,0 +1,39 @@
+"""The simulated meldkamer's app factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from burgermelding_shared.app import Runtime, background_loop, create_service_app
+from burgermelding_shared.webhooks import WebhookDestination
+from meldkamer_sim import api
+from meldkamer_sim.config import MeldkamerSettings, get_settings
+from meldkamer_sim.dispatcher import CALLBACK_KIND, PhotoChecker, on_callback_delivered
+from meldkamer_sim.faults import FaultState
+from meldkamer_sim.models import messaging
+
+
+@asynccontextmanager
+async def fault_state(runtime: Runtime) -> AsyncIterator[None]:
+    runtime.extras["faults"] = FaultState(runtime.settings.faults)
+    yield
+
+
+def create_app(settings: MeldkamerSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = create_service_app(
+        settings=settings,
+        title="Simulated meldkamer",
+        description="Behaves like a control-room system: takes requests for service idempotently, assigns "
+        "incident numbers, plays a dispatcher script and calls the bridge back with signed status changes.",
+        messaging=messaging,
+        destinations={"bridge": WebhookDestination(base_url=settings.bridge_url, secret=settings.webhook_secret)},
+        result_handlers={CALLBACK_KIND: on_callback_delivered},
+        hooks=[fault_state, background_loop(PhotoChecker, extras_key="photo_checker")],
+    )
+    app.include_router(api.router)
+    app.include_router(api.admin)
+    return app

@@ -1,0 +1,71 @@
+"""The simulated meldkamer: one incident per requestId, whatever the retries; its script as scheduled callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from burgermelding_shared.service_auth import issue_token
+from meldkamer_sim.config import MeldkamerSettings
+from meldkamer_sim.models import messaging
+
+EIDO = {"incidentComponent": [{"incidentTypeCommonRegistryText": "BURGLARY", "incidentCommonPriorityNumber": 6}],
+        "notesComponent": [{"notesActionComments": "inbraak"}],
+        "callbackComponent": [{"callBackInformationUri": ["http://evil.example/v1/meldkamer/callbacks"]}]}
+
+
+@pytest.fixture
+async def meldkamer(start_service: Callable[..., Any]) -> Any:
+    return await start_service("meldkamer_sim", MeldkamerSettings, bridge_url="http://127.0.0.1:9",
+                               relay_poll_seconds=3600, script=[("Active", 0.0), ("Closed", 60.0)])
+
+
+async def request(meldkamer: Any, request_id: str, eido: dict | None = None) -> Any:
+    token = issue_token(meldkamer.settings.internal_secret, "dispatch-bridge", "meldkamer")
+    return await meldkamer.client.post("/v1/requests-for-service", json={"requestId": request_id, "eido": eido or EIDO},
+                                       headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_the_same_request_id_always_yields_the_same_incident(meldkamer: Any) -> None:
+    answers = await asyncio.gather(*(request(meldkamer, "req-1") for _ in range(5)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.json()["incidentId"] for a in answers}) == 1
+    assert (await request(meldkamer, "req-2")).json()["incidentId"] != answers[0].json()["incidentId"]
+    incidents = (await meldkamer.client.get("/v1/incidents")).json()
+    assert sorted(i["requestId"] for i in incidents) == ["req-1", "req-2"]
+
+
+async def test_the_script_is_scheduled_as_signed_callbacks_to_the_configured_host(meldkamer: Any) -> None:
+    await request(meldkamer, "req-3")
+    async with meldkamer.runtime.db.sessions() as session:
+        rows = (await session.execute(select(messaging.outbox).order_by(messaging.outbox.c.id))).mappings().all()
+    assert [json.loads(r["payload"])["status"] for r in rows] == ["Active", "Closed"]
+    assert [json.loads(r["payload"])["sequence"] for r in rows] == [0, 1]
+    assert rows[1]["next_attempt_at"] > rows[0]["next_attempt_at"]
+    assert all(r["destination"] == "bridge" and r["path"] == "/v1/meldkamer/callbacks" for r in rows)
+
+
+async def test_a_request_without_incident_type_is_refused(meldkamer: Any) -> None:
+    response = await request(meldkamer, "req-4", {"incidentComponent": [{}]})
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_eido")
+
+
+async def test_faults_outage_and_errors_after_commit(meldkamer: Any) -> None:
+    admin = {"Authorization": f"Bearer {meldkamer.settings.admin_token}"}
+    assert (await meldkamer.client.put("/admin/faults", json={"error_rate": 1})).status_code == 401
+    faults = {"error_rate": 1.0, "error_statuses": [503], "fail_after_commit": 1.0, "retry_after_seconds": 7}
+    assert (await meldkamer.client.put("/admin/faults", json=faults, headers=admin)).status_code == 200
+    failed = await request(meldkamer, "req-fault")
+    assert failed.status_code == 503 and failed.headers["retry-after"] == "7"
+    incidents = (await meldkamer.client.get("/v1/incidents")).json()
+    assert [i["requestId"] for i in incidents] == ["req-fault"]  # stored although the answer was an error
+    await meldkamer.client.put("/admin/faults", json={}, headers=admin)
+    assert (await request(meldkamer, "req-fault")).json()["incidentId"] == incidents[0]["incidentId"]
+    await meldkamer.client.post("/admin/outage", json={"seconds": 30}, headers=admin)
+    down = await request(meldkamer, "req-during-outage")
+    assert (down.status_code, down.json()["error"]) == (503, "outage") and int(down.headers["retry-after"]) > 0

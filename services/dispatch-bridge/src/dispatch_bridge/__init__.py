@@ -1,0 +1,1 @@
+"""dispatch-bridge: forwards reports to the meldkamer and carries its answers back to the citizen."""

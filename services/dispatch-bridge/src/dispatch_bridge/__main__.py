@@ -1,0 +1,3 @@
+from dispatch_bridge.cli import main
+
+main()

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from burgermelding_shared.cli import run_cli
+from burgermelding_shared.db import Database
+from dispatch_bridge.config import BridgeSettings
+
+
+def create_user(argv: list[str]) -> None:
+    """`create-user NAME --role dispatcher|supervisor`; the password is read from stdin or asked for."""
+    from dispatch_bridge import auth
+
+    parser = argparse.ArgumentParser(prog="burgermelding-dispatch-bridge create-user")
+    parser.add_argument("username")
+    parser.add_argument("--role", choices=auth.ROLES, required=True)
+    args = parser.parse_args(argv)
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    settings = BridgeSettings()
+
+    async def run() -> None:
+        db = Database(settings.effective_database_url)
+        try:
+            await auth.create_user(db, args.username, password, args.role)
+        finally:
+            await db.dispose()
+
+    try:
+        asyncio.run(run())
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    print(f"user {args.username} ({args.role}) saved")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["create-user"]:
+        create_user(argv[1:])
+        return
+    run_cli(prog="burgermelding-dispatch-bridge", settings_factory=BridgeSettings,
+            migrations_dir=Path(__file__).parent / "migrations", app_path="dispatch_bridge.main:create_app",
+            argv=argv)
+
+
+if __name__ == "__main__":
+    main()

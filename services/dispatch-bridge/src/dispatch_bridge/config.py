@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from burgermelding_shared.settings import PLACEHOLDER_PREFIX, ServiceSettings
+
+
+class BridgeSettings(ServiceSettings):
+    """Settings of dispatch-bridge; environment variables start with `BM_BRIDGE_`."""
+
+    model_config = SettingsConfigDict(env_prefix="BM_BRIDGE_", extra="ignore")
+
+    service_name: str = "dispatch-bridge"
+    port: int = Field(8003, description="Port to listen on.")
+    public_url: str = Field("http://127.0.0.1:8003", description="How the meldkamer reaches this bridge "
+                                                               "(callback and photo URLs).")
+    intake_url: str = Field("http://127.0.0.1:8001", description="Base URL of report-intake.")
+    meldkamer_url: str = Field("http://127.0.0.1:8004", description="Base URL of the meldkamer API.")
+    meldkamer_webhook_secret: str = Field(PLACEHOLDER_PREFIX + "meldkamer-webhook-secret-change-me",
+                                          description="Verifies the meldkamer's signed callbacks.")
+    media_url_secret: str = Field(PLACEHOLDER_PREFIX + "media-url-secret-change-me",
+                                  description="Signs the expiring photo URLs given to the meldkamer.")
+    media_url_ttl_seconds: int = Field(3600, description="How long a photo URL for the meldkamer stays valid.")
+    dispatcher_token_secret: str = Field(PLACEHOLDER_PREFIX + "dispatcher-token-secret-change-me",
+                                         description="Signs dispatchers' bearer tokens.")
+    dispatcher_token_minutes: int = Field(480, description="How long a dispatcher's token is valid (a shift).")
+    call_112_deadline_seconds: float = Field(30.0, description="An urgent report not accepted by the meldkamer "
+                                             "within this time: the citizen is told to call 112.")
+    agency: str = Field("burgermelding.politie.nl", description="Our agency reference in EIDO messages.")
+
+    def secret_fields(self) -> dict[str, str]:
+        return {**super().secret_fields(), "meldkamer_webhook_secret": self.meldkamer_webhook_secret,
+                "media_url_secret": self.media_url_secret, "dispatcher_token_secret": self.dispatcher_token_secret}
+
+
+@lru_cache
+def get_settings() -> BridgeSettings:
+    return BridgeSettings()

@@ -1,0 +1,45 @@
+"""The 112 deadline: an urgent report the meldkamer has not accepted in time must not leave the citizen waiting.
+
+Checked by a loop rather than a timer per report, so a restart of the bridge loses no deadline.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from burgermelding_shared.app import Runtime
+from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.timeutil import utcnow
+from dispatch_bridge import forwarding
+from dispatch_bridge.config import BridgeSettings
+from dispatch_bridge.models import BridgeReport, Incident
+
+
+class Call112Watch(BackgroundLoop):
+    name = "call-112-watch"
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self.runtime = runtime
+        settings: BridgeSettings = runtime.settings
+        self.deadline = timedelta(seconds=settings.call_112_deadline_seconds)
+        self.poll_seconds = max(0.2, min(5.0, settings.call_112_deadline_seconds / 4))
+
+    async def run_once(self) -> int:
+        overdue_before = utcnow() - self.deadline
+        async with self.runtime.db.transaction() as session:
+            overdue = (await session.execute(select(Incident).where(
+                Incident.priority == 1, Incident.delivery_state.in_(["queued", "sent", "dead_lettered", "rejected"]),
+                Incident.call_112_sent_at.is_(None), Incident.created_at < overdue_before).limit(50)
+                .with_for_update(skip_locked=True))).scalars().all()
+            for incident in overdue:
+                incident.call_112_sent_at = utcnow()
+                session.add(incident)
+                reports = (await session.execute(select(BridgeReport).where(
+                    BridgeReport.incident_id == incident.id))).scalars().all()
+                for report in reports:
+                    await forwarding.tell_citizen(session, report.report_id, "call_112",
+                                                  priority=forwarding.OUTBOX_PRIORITY[1])
+        return len(overdue)

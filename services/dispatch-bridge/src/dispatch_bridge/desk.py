@@ -1,0 +1,200 @@
+"""The dispatcher's desk: what the dispatchers' API shows and does. Every view of a report or photo, and every
+action, is written to the audit log before anything is returned (no audit, no data)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from burgermelding_shared.app import Runtime
+from burgermelding_shared.blobstore import BlobNotFound
+from burgermelding_shared.contracts import ReportSubmitted
+from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.messaging import DEAD, outbox_counts, replay_dead_letter
+from burgermelding_shared.timeutil import utcnow
+from dispatch_bridge import forwarding
+from dispatch_bridge.auth import Actor
+from dispatch_bridge.models import AuditEntry, BridgeMessage, BridgeReport, Incident, messaging
+
+
+def audit(session: AsyncSession, actor: Actor, action: str, target_type: str, target_id: str,
+          detail: str | None = None) -> None:
+    session.add(AuditEntry(at=utcnow(), username=actor.username, role=actor.role, action=action,
+                           target_type=target_type, target_id=target_id[:80], detail=detail))
+
+
+def report_summary(stored: BridgeReport) -> dict[str, Any]:
+    verification = json.loads(stored.verification) if stored.verification else None
+    return {
+        "report_id": stored.report_id, "reference": stored.reference, "category": stored.category,
+        "in_progress": stored.in_progress, "danger_to_life": stored.danger_to_life, "state": stored.state,
+        "received_at": stored.received_at, "incident_id": stored.incident_id,
+        "verification": None if verification is None else {
+            "verdict": verification["verdict"], "score": verification["score"],
+            "reasons": sorted({r["code"] for r in verification["reasons"]}),
+            "duplicate_of_reports": verification.get("duplicate_of_reports", [])},
+    }
+
+
+def incident_summary(incident: Incident, reports: list[BridgeReport]) -> dict[str, Any]:
+    return {
+        "incident_id": incident.id, "meldkamer_incident_id": incident.meldkamer_incident_id,
+        "category": incident.category, "priority": incident.priority, "delivery_state": incident.delivery_state,
+        "delivery_cause": incident.delivery_cause, "operational_status": incident.operational_status,
+        "created_at": incident.created_at, "updated_at": incident.updated_at,
+        "reports": [{"report_id": r.report_id, "reference": r.reference} for r in reports],
+    }
+
+
+async def list_incidents(runtime: Runtime, delivery_state: str | None, priority: int | None,
+                         limit: int) -> list[dict[str, Any]]:
+    async with runtime.db.sessions() as session:
+        query = select(Incident).order_by(Incident.priority, Incident.created_at.desc()).limit(limit)
+        if delivery_state:
+            query = query.where(Incident.delivery_state == delivery_state)
+        if priority:
+            query = query.where(Incident.priority == priority)
+        incidents = (await session.execute(query)).scalars().all()
+        reports = (await session.execute(select(BridgeReport).where(
+            BridgeReport.incident_id.in_([i.id for i in incidents])))).scalars().all()
+    by_incident: dict[str, list[BridgeReport]] = {}
+    for report in reports:
+        by_incident.setdefault(report.incident_id or "", []).append(report)
+    return [incident_summary(i, by_incident.get(i.id, [])) for i in incidents]
+
+
+async def list_reports(runtime: Runtime, state: str | None, verdict: str | None, limit: int) -> list[dict[str, Any]]:
+    async with runtime.db.sessions() as session:
+        query = select(BridgeReport).order_by(BridgeReport.received_at.desc()).limit(limit)
+        if state:
+            query = query.where(BridgeReport.state == state)
+        if verdict:
+            query = query.where(BridgeReport.verdict == verdict)
+        stored = (await session.execute(query)).scalars().all()
+        incidents = {i.id: i for i in (await session.execute(select(Incident).where(
+            Incident.id.in_([r.incident_id for r in stored if r.incident_id])))).scalars()}
+    return [{**report_summary(r), "delivery_state": incidents[r.incident_id].delivery_state
+             if r.incident_id in incidents else None} for r in stored]
+
+
+async def _report(session: AsyncSession, report_id: str, lock: bool = False) -> BridgeReport:
+    stored = await session.get(BridgeReport, report_id[:36], with_for_update=lock)
+    if stored is None:
+        raise ServiceError(404, "report_not_found", "no such report")
+    return stored
+
+
+async def view_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[str, Any]:
+    async with runtime.db.transaction() as session:
+        stored = await _report(session, report_id)
+        audit(session, actor, "view_report", "report", stored.report_id)
+        messages = (await session.execute(select(BridgeMessage).where(BridgeMessage.report_id == stored.report_id)
+                                          .order_by(BridgeMessage.sent_at))).scalars().all()
+    submission = ReportSubmitted.model_validate_json(stored.submission)
+    return {
+        **report_summary(stored),
+        "description": submission.description, "location": submission.location.model_dump(),
+        "observed_at": submission.observed_at,
+        "photos": [{"photo_id": p.photo_id, "content_type": p.content_type, "width": p.width, "height": p.height,
+                    "sha256": p.sha256} for p in submission.photos],
+        "contact": submission.contact.model_dump() if submission.contact else None,
+        "verification_detail": json.loads(stored.verification) if stored.verification else None,
+        "messages": [{"id": m.id, "direction": m.direction, "text": m.text, "author": m.author,
+                      "in_reply_to": m.in_reply_to, "sent_at": m.sent_at} for m in messages],
+    }
+
+
+async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, original: bool) -> tuple[bytes, str]:
+    """The sanitised display copy; the original (evidence) only for supervisors, and only if it is intact."""
+    if original and actor.role != "supervisor":
+        raise ServiceError(403, "forbidden", "only a supervisor may see the original photo")
+    async with runtime.db.transaction() as session:
+        stored = await _report(session, report_id)
+        ref = next((p for p in ReportSubmitted.model_validate_json(stored.submission).photos
+                    if p.photo_id == photo_id), None)
+        if ref is None:
+            raise ServiceError(404, "photo_not_found", "no such photo on this report")
+        audit(session, actor, "view_photo_original" if original else "view_photo", "photo", ref.photo_id,
+              f"report {stored.report_id}")
+    try:
+        if original:
+            return runtime.blobs.read_verified(ref.sha256), ref.content_type
+        return runtime.blobs.read_verified(ref.sanitised_sha256), "image/jpeg"
+    except (BlobNotFound, ValueError) as exc:
+        raise ServiceError(404, "photo_not_found", "the stored photo is missing or damaged") from exc
+
+
+async def ask(runtime: Runtime, actor: Actor, report_id: str, text: str) -> dict[str, Any]:
+    async with runtime.db.transaction() as session:
+        stored = await _report(session, report_id, lock=True)
+        if stored.state in ("withdrawn", "rejected"):
+            raise ServiceError(409, "report_closed", f"the report is {stored.state}")
+        question = await forwarding.ask_citizen(session, stored.report_id, text, actor.username)
+        audit(session, actor, "ask_citizen", "report", stored.report_id, text[:200])
+    return {"id": question.id, "text": question.text, "sent_at": question.sent_at}
+
+
+async def decide_review(runtime: Runtime, actor: Actor, report_id: str, forward: bool) -> dict[str, Any]:
+    """A human decision on a report that verification held for review."""
+    async with runtime.db.transaction() as session:
+        stored = await _report(session, report_id, lock=True)
+        if stored.state != "held_for_review":
+            raise ServiceError(409, "not_held_for_review", f"the report is {stored.state}, not held for review")
+        if forward:
+            await forwarding.forward(session, runtime.settings, stored,
+                                     ReportSubmitted.model_validate_json(stored.submission))
+        else:
+            stored.state = "rejected"
+            session.add(stored)
+            await forwarding.tell_citizen(session, stored.report_id, "rejected")
+        audit(session, actor, "review_forward" if forward else "review_reject", "report", stored.report_id)
+    return report_summary(stored)
+
+
+async def delivery_overview(runtime: Runtime) -> dict[str, Any]:
+    async with runtime.db.sessions() as session:
+        states = dict((await session.execute(select(Incident.delivery_state, func.count())
+                                              .group_by(Incident.delivery_state))).all())
+    return {"incidents_by_delivery_state": states, "outbox": await outbox_counts(runtime.db, messaging),
+            "circuits": runtime.relay.circuit_states(),
+            "relay": {"delivered": runtime.relay.stats.delivered, "retried": runtime.relay.stats.retried,
+                      "dead": runtime.relay.stats.dead}}
+
+
+async def dead_letters(runtime: Runtime, limit: int) -> list[dict[str, Any]]:
+    outbox = messaging.outbox
+    async with runtime.db.sessions() as session:
+        rows = (await session.execute(select(outbox).where(outbox.c.status == DEAD)
+                                      .order_by(outbox.c.id.desc()).limit(limit))).mappings().all()
+    return [{"message_id": r["message_id"], "destination": r["destination"], "kind": r["kind"],
+             "attempts": r["attempts"], "reason": r["last_error"], "last_status_code": r["last_status_code"],
+             "created_at": r["created_at"]} for r in rows]
+
+
+async def replay(runtime: Runtime, actor: Actor, message_id: str) -> dict[str, str]:
+    if not await replay_dead_letter(runtime.db, messaging, message_id):
+        raise ServiceError(404, "dead_letter_not_found", "no dead letter with this id")
+    async with runtime.db.transaction() as session:
+        audit(session, actor, "replay_dead_letter", "message", message_id)
+        outbox = messaging.outbox
+        row = (await session.execute(select(outbox.c.kind, outbox.c.payload)
+                                     .where(outbox.c.message_id == message_id))).first()
+        if row is not None and row.kind == forwarding.REQUEST_KIND:
+            incident = await session.get(Incident, json.loads(row.payload)["requestId"], with_for_update=True)
+            if incident is not None:
+                incident.delivery_state, incident.delivery_cause = "queued", None
+                session.add(incident)
+    return {"status": "queued"}
+
+
+async def audit_log(runtime: Runtime, target_id: str | None, limit: int) -> list[dict[str, Any]]:
+    async with runtime.db.sessions() as session:
+        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        if target_id:
+            query = query.where(AuditEntry.target_id == target_id)
+        return [{"at": e.at, "username": e.username, "role": e.role, "action": e.action,
+                 "target_type": e.target_type, "target_id": e.target_id, "detail": e.detail}
+                for e in (await session.execute(query)).scalars().all()]

@@ -1,0 +1,369 @@
+"""What the bridge does with each message: decide when a report goes to the meldkamer, keep the meldkamer's
+incident up to date, and tell the citizen.
+
+In-progress and life-threatening reports are forwarded the moment they arrive, never held for verification;
+their verification result follows as an update. Other reports wait for a `forward` verdict. Every forward and
+every update is written in the same transaction as the change that causes it (outbox).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from burgermelding_shared.app import Runtime
+from burgermelding_shared.categories import CATEGORIES
+from burgermelding_shared.contracts import (
+    CitizenMessage,
+    DispatcherMessage,
+    IncidentEvent,
+    IncidentUpdate,
+    PhotoRef,
+    ReportEvent,
+    ReportSubmitted,
+    ReportWithdrawn,
+    RequestForService,
+    RequestResponse,
+    VerificationCompleted,
+)
+from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.messaging import Outcome, enqueue, first_delivery
+from burgermelding_shared.timeutil import utcnow
+from dispatch_bridge import media
+from dispatch_bridge.config import BridgeSettings
+from dispatch_bridge.eido import build_eido, media_components
+from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, messaging
+from dispatch_bridge.texts import EVENT_TEXTS, STATUS_EVENTS
+
+log = logging.getLogger(__name__)
+# Every read-then-change of a report or incident locks its row (SELECT ... FOR UPDATE on PostgreSQL): the
+# relay's answer handler, the meldkamer's callbacks and intake's messages can touch the same incident at once.
+
+REQUEST_KIND = "meldkamer.request_for_service"
+UPDATE_KIND = "meldkamer.update"
+OUTBOX_PRIORITY = {1: 10, 2: 5, 3: 0}  # urgent work leaves first, also past a backlog
+
+
+def proposed_priority(report: ReportSubmitted) -> int:
+    if report.in_progress or report.danger_to_life:
+        return 1
+    return CATEGORIES[report.category].priority
+
+
+def is_urgent(stored: BridgeReport) -> bool:
+    return stored.in_progress or stored.danger_to_life
+
+
+async def tell_citizen(session: AsyncSession, report_id: str, event: str, incident_number: str | None = None,
+                       priority: int = 0) -> None:
+    text_en, text_nl = EVENT_TEXTS[event]
+    payload = ReportEvent(report_id=report_id, event=event, occurred_at=utcnow(), text_en=text_en,  # type: ignore[arg-type]
+                          text_nl=text_nl, incident_number=incident_number)
+    await enqueue(session, messaging, destination="report-intake", path="/internal/v1/report-events",
+                  kind="report.event", payload=payload.model_dump(mode="json"), priority=priority)
+
+
+async def update_incident(session: AsyncSession, incident: Incident, kind: str, notes: str | None = None,
+                          media_items: list[dict[str, Any]] | None = None) -> None:
+    """Queue news for an incident the meldkamer has (or is about to have): one update id across retries."""
+    update_id = str(uuid.uuid4())
+    update = IncidentUpdate(updateId=update_id, requestId=incident.id, kind=kind,  # type: ignore[arg-type]
+                            notesText=notes[:2000] if notes else None, mediaComponent=media_items or [])
+    await enqueue(session, messaging, destination="meldkamer", path=f"/v1/requests-for-service/{incident.id}/updates",
+                  kind=UPDATE_KIND, payload=update.model_dump(mode="json"), message_id=update_id,
+                  priority=OUTBOX_PRIORITY[incident.priority])
+
+
+def photo_urls(settings: BridgeSettings, report: ReportSubmitted) -> dict[str, str]:
+    return {p.photo_id: media.signed_url(settings.public_url, settings.media_url_secret, p.sha256,
+                                         settings.media_url_ttl_seconds) for p in report.photos}
+
+
+def media_for(settings: BridgeSettings, report: ReportSubmitted, photos: list[PhotoRef]) -> list[dict[str, Any]]:
+    """EIDO media components for an update: signed links and digests of these photos."""
+    common = {"lastUpdateTimeStamp": utcnow().isoformat(), "updatedByAgencyReference": settings.agency}
+    return media_components(report, photos, photo_urls(settings, report), common)
+
+
+async def incident_of(session: AsyncSession, stored: BridgeReport) -> Incident:
+    """The (locked) incident a forwarded report belongs to."""
+    incident = await session.get(Incident, stored.incident_id, with_for_update=True)
+    assert incident is not None, f"report {stored.report_id} points to a missing incident"
+    return incident
+
+
+async def receive_report(runtime: Runtime, report: ReportSubmitted, message_id: str, source: str) -> str:
+    """A new report, or a new revision of one (photos added)."""
+    async with runtime.db.transaction() as session:
+        if not await first_delivery(session, messaging, message_id=message_id, source=source,
+                                    kind="report.submitted"):
+            return "duplicate"
+        stored = await session.get(BridgeReport, report.report_id, with_for_update=True)
+        if stored is not None:
+            return await _revise(session, runtime.settings, stored, report)
+        stored = BridgeReport(
+            report_id=report.report_id, reference=report.reference, category=report.category,
+            in_progress=report.in_progress, danger_to_life=report.danger_to_life, revision=report.revision,
+            submission=report.model_dump_json(), received_at=utcnow(), state="waiting_verification",
+        )
+        session.add(stored)
+        if report.in_progress or report.danger_to_life:
+            await forward(session, runtime.settings, stored, report)
+    return "accepted"
+
+
+async def _revise(session: AsyncSession, settings: BridgeSettings, stored: BridgeReport,
+                  report: ReportSubmitted) -> str:
+    if report.revision <= stored.revision:
+        return "duplicate"  # an older or equal revision: we have newer news already
+    before = {p.photo_id for p in ReportSubmitted.model_validate_json(stored.submission).photos}
+    stored.submission, stored.revision = report.model_dump_json(), report.revision
+    session.add(stored)
+    new_photos = [p for p in report.photos if p.photo_id not in before]
+    if stored.incident_id and stored.state != "withdrawn" and new_photos:
+        incident = await incident_of(session, stored)
+        await update_incident(session, incident, "media", f"{len(new_photos)} more photo(s) from {report.reference}",
+                              media_for(settings, report, new_photos))
+    return "revised"
+
+
+async def known_report(session: AsyncSession, report_id: str) -> BridgeReport:
+    """The report, locked; a 409 while its own message has not reached the bridge yet (messages travel
+    independently, so news about a report can overtake the report): the sender asks again later."""
+    stored = await session.get(BridgeReport, report_id, with_for_update=True)
+    if stored is None:
+        raise ServiceError(409, "report_not_yet_known", "the report has not reached the bridge yet",
+                           headers={"Retry-After": "1"})
+    return stored
+
+
+async def receive_verification(runtime: Runtime, result: VerificationCompleted, message_id: str,
+                               source: str) -> str:
+    async with runtime.db.transaction() as session:
+        stored = await known_report(session, result.report_id)
+        if result.revision > stored.revision:  # this revision of the report has not arrived yet
+            raise ServiceError(409, "report_not_yet_known", "this revision has not reached the bridge yet",
+                               headers={"Retry-After": "1"})
+        if not await first_delivery(session, messaging, message_id=message_id, source=source,
+                                    kind="verification.completed"):
+            return "duplicate"
+        if result.revision <= stored.verified_revision:
+            return "stale"
+        first_verdict = stored.verified_revision < 0
+        stored.verdict, stored.score, stored.verified_revision = result.verdict, result.score, result.revision
+        stored.verification = result.model_dump_json()
+        session.add(stored)
+        urgent = OUTBOX_PRIORITY[1] if is_urgent(stored) else 0
+        if stored.state == "withdrawn":
+            return "applied"
+        if stored.state == "forwarded":
+            # Already with the meldkamer (in progress, or a later revision): the result follows as an update.
+            incident = await incident_of(session, stored)
+            await update_incident(session, incident, "verification", verification_note(stored.reference, result))
+            if first_verdict:
+                await tell_citizen(session, stored.report_id, "verified", priority=urgent)
+        elif result.verdict == "forward":
+            await tell_citizen(session, stored.report_id, "verified", priority=urgent)
+            report = ReportSubmitted.model_validate_json(stored.submission)
+            incident = await incident_of_group(session, result.group_reports)
+            if incident is not None:
+                await join_incident(session, runtime.settings, stored, report, incident)
+            else:
+                await forward(session, runtime.settings, stored, report)
+        elif result.verdict == "review":
+            stored.state = "held_for_review"
+            if first_verdict:
+                await tell_citizen(session, stored.report_id, "under_review")
+        else:
+            stored.state = "rejected"
+            await tell_citizen(session, stored.report_id, "rejected")
+    return "applied"
+
+
+def verification_note(reference: str, result: VerificationCompleted) -> str:
+    reasons = ", ".join(sorted({r.code for r in result.reasons})) or "no concerns"
+    return f"Verification of {reference} (revision {result.revision}): {result.verdict}, score {result.score:.2f}; " \
+           f"{reasons}"
+
+
+async def forward(session: AsyncSession, settings: BridgeSettings, stored: BridgeReport,
+                  report: ReportSubmitted) -> Incident:
+    """Create the incident and queue its request for service (one requestId, whatever the retries)."""
+    now = utcnow()
+    priority = proposed_priority(report)
+    incident = Incident(id=str(uuid.uuid4()), category=report.category, priority=priority, delivery_state="queued",
+                        created_at=now, updated_at=now)
+    session.add(incident)
+    stored.incident_id, stored.state = incident.id, "forwarded"
+    session.add(stored)
+    eido = build_eido(incident_id=incident.id, priority=priority, report=report,
+                      photo_urls=photo_urls(settings, report), agency=settings.agency,
+                      callback_uri=f"{settings.public_url}/v1/meldkamer/callbacks", now=now)
+    if report.contact is not None and report.contact.share_with_police:
+        eido["personComponent"][0]["personContactDetails"] = report.contact.model_dump(exclude={"share_with_police"})
+    request = RequestForService(requestId=incident.id, eido=eido)
+    await enqueue(session, messaging, destination="meldkamer", path="/v1/requests-for-service", kind=REQUEST_KIND,
+                  payload=request.model_dump(mode="json"), priority=OUTBOX_PRIORITY[priority])
+    await tell_citizen(session, stored.report_id, "forwarded", priority=OUTBOX_PRIORITY[priority])
+    return incident
+
+
+async def incident_of_group(session: AsyncSession, group_reports: list[str]) -> Incident | None:
+    """The incident an earlier report about the same event already has, if any."""
+    if not group_reports:
+        return None
+    incident_id = (await session.execute(
+        select(BridgeReport.incident_id).where(BridgeReport.report_id.in_(group_reports),
+                                               BridgeReport.incident_id.is_not(None))
+        .order_by(BridgeReport.received_at).limit(1))).scalar()
+    return await session.get(Incident, incident_id, with_for_update=True) if incident_id else None
+
+
+async def join_incident(session: AsyncSession, settings: BridgeSettings, stored: BridgeReport,
+                        report: ReportSubmitted, incident: Incident) -> None:
+    """Another report about an event the meldkamer already has: an update to that incident, not a new one."""
+    stored.incident_id, stored.state = incident.id, "forwarded"
+    session.add(stored)
+    await update_incident(session, incident, "report_added",
+                          f"Another report about this event ({report.reference}): {report.description}",
+                          media_for(settings, report, report.photos))
+    priority = OUTBOX_PRIORITY[incident.priority]
+    await tell_citizen(session, stored.report_id, "forwarded", priority=priority)
+    if incident.delivery_state == "accepted":
+        await tell_citizen(session, stored.report_id, "accepted", incident.meldkamer_incident_id, priority=priority)
+
+
+async def receive_withdrawal(runtime: Runtime, withdrawal: ReportWithdrawn, message_id: str, source: str) -> str:
+    async with runtime.db.transaction() as session:
+        stored = await known_report(session, withdrawal.report_id)
+        if not await first_delivery(session, messaging, message_id=message_id, source=source, kind="report.withdrawn"):
+            return "duplicate"
+        was_forwarded = stored.state == "forwarded"
+        stored.state = "withdrawn"
+        session.add(stored)
+        if was_forwarded and stored.incident_id:
+            incident = await incident_of(session, stored)
+            await update_incident(session, incident, "withdrawn",
+                                  f"The citizen withdrew report {stored.reference}.")
+    return "applied"
+
+
+async def receive_citizen_message(runtime: Runtime, message: CitizenMessage, message_id: str, source: str) -> str:
+    async with runtime.db.transaction() as session:
+        stored = await known_report(session, message.report_id)
+        if not await first_delivery(session, messaging, message_id=message_id, source=source, kind="citizen.message"):
+            return "duplicate"
+        session.add(BridgeMessage(id=message.message_id, report_id=message.report_id, direction="from_citizen",
+                                  text=message.text, in_reply_to=message.in_reply_to, sent_at=message.sent_at))
+        if stored.incident_id and stored.state != "withdrawn":
+            incident = await incident_of(session, stored)
+            prefix = "Answer" if message.in_reply_to else "Message"
+            await update_incident(session, incident, "citizen_note",
+                                  f"{prefix} from the citizen ({stored.reference}): {message.text}")
+    return "applied"
+
+
+async def ask_citizen(session: AsyncSession, report_id: str, text: str, author: str | None,
+                      question_id: str | None = None) -> BridgeMessage:
+    """A dispatcher's question: kept here and sent to the citizen through intake."""
+    question = BridgeMessage(id=question_id or str(uuid.uuid4()), report_id=report_id, direction="to_citizen",
+                             text=text, author=author, sent_at=utcnow())
+    session.add(question)
+    payload = DispatcherMessage(report_id=report_id, message_id=question.id, text=text, sent_at=question.sent_at)
+    await enqueue(session, messaging, destination="report-intake", path="/internal/v1/messages",
+                  kind="dispatcher.message", payload=payload.model_dump(mode="json"), priority=OUTBOX_PRIORITY[1])
+    return question
+
+
+async def _reports_of(session: AsyncSession, incident_id: str) -> list[BridgeReport]:
+    return list((await session.execute(select(BridgeReport).where(BridgeReport.incident_id == incident_id)))
+                .scalars().all())
+
+
+async def on_meldkamer_attempt(session: AsyncSession, row: RowMapping, outcome: Outcome) -> None:
+    """A request went out without a decision (error, timeout): queued -> sent, with the cause so far."""
+    incident = await session.get(Incident, json.loads(row["payload"])["requestId"], with_for_update=True)
+    if incident is not None and incident.delivery_state == "queued":
+        incident.delivery_state, incident.delivery_cause = "sent", outcome.reason[:1000]
+        incident.updated_at = utcnow()
+        session.add(incident)
+
+
+async def on_meldkamer_answer(session: AsyncSession, row: RowMapping, outcome: Outcome) -> None:
+    """Relay result handler for requests for service: record the meldkamer's decision and tell the citizen."""
+    request_id = json.loads(row["payload"])["requestId"]
+    incident = await session.get(Incident, request_id, with_for_update=True)
+    if incident is None:
+        log.error("answer for unknown incident", extra={"request_id": request_id})
+        return
+    incident.updated_at = utcnow()
+    event: str | None = None
+    if outcome.delivered:
+        try:
+            answer = RequestResponse.model_validate(outcome.body)
+        except ValueError:
+            answer = RequestResponse(requestId=request_id, responseCode=500, responseText="unreadable answer")
+        if answer.responseCode == 200:
+            # A callback may have proven acceptance first (the meldkamer stored it but its answer was lost):
+            # then the citizen has been told already.
+            event = None if incident.delivery_state == "accepted" else "accepted"
+            incident.delivery_state, incident.meldkamer_incident_id = "accepted", answer.incidentId
+        elif answer.responseCode in (180, 182):
+            incident.delivery_state = "sent"
+        else:
+            incident.delivery_state = "rejected"
+            incident.delivery_cause = f"{answer.responseCode} {answer.responseText}"
+            event = "declined"
+    elif incident.delivery_state != "accepted":
+        incident.delivery_state, incident.delivery_cause = "dead_lettered", outcome.reason[:1000]
+        event = "declined"
+    session.add(incident)
+    if event:
+        for stored in await _reports_of(session, incident.id):
+            await tell_citizen(session, stored.report_id, event, incident.meldkamer_incident_id,
+                               priority=OUTBOX_PRIORITY[incident.priority])
+
+
+async def receive_incident_event(runtime: Runtime, event: IncidentEvent, webhook_id: str) -> str:
+    """A signed status change or question from the meldkamer. Duplicates are ignored; a stale status never
+    moves an incident back."""
+    async with runtime.db.transaction() as session:
+        if not await first_delivery(session, messaging, message_id=webhook_id, source="meldkamer",
+                                    kind="incident.event"):
+            return "duplicate"
+        incident = await session.get(Incident, event.requestId, with_for_update=True)
+        if incident is None:
+            raise ServiceError(404, "incident_not_found", "no incident with this requestId")
+        reports = await _reports_of(session, incident.id)
+        if event.questionId and event.notesText:
+            for stored in reports:
+                question_id = f"{event.questionId}:{stored.report_id}"[:64]
+                # The same question may come again under another webhook id: ask it once.
+                if await session.get(BridgeMessage, question_id) is None:
+                    await ask_citizen(session, stored.report_id, event.notesText, "meldkamer", question_id)
+        if event.sequence <= incident.callback_sequence:
+            return "out_of_order"
+        previous = STATUS_EVENTS.get(incident.operational_status or "")
+        incident.callback_sequence, incident.operational_status = event.sequence, event.status
+        incident.meldkamer_incident_id = incident.meldkamer_incident_id or event.incidentId
+        if incident.delivery_state != "accepted":
+            # A status from the meldkamer proves it has the incident, even if its answer to our request was
+            # lost; the request's eventual answer will then not tell the citizen a second time.
+            incident.delivery_state, incident.delivery_cause = "accepted", None
+            for stored in reports:
+                await tell_citizen(session, stored.report_id, "accepted", incident.meldkamer_incident_id,
+                                   priority=OUTBOX_PRIORITY[incident.priority])
+        incident.updated_at = utcnow()
+        session.add(incident)
+        citizen_event = STATUS_EVENTS.get(event.status)
+        if citizen_event and citizen_event != previous:
+            for stored in reports:
+                await tell_citizen(session, stored.report_id, citizen_event, incident.meldkamer_incident_id,
+                                   priority=OUTBOX_PRIORITY[incident.priority])
+    return "applied"

@@ -1,0 +1,85 @@
+"""Internal endpoints for our own services, and the meldkamer's signed callbacks and photo fetches."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from burgermelding_shared import webhooks
+from burgermelding_shared.app import RuntimeDep, message_id_header, require_service
+from burgermelding_shared.blobstore import BlobNotFound
+from burgermelding_shared.contracts import (
+    CitizenMessage,
+    IncidentEvent,
+    ReportSubmitted,
+    ReportWithdrawn,
+    VerificationCompleted,
+)
+from burgermelding_shared.errors import ServiceError, error_responses
+from dispatch_bridge import forwarding, media
+
+internal = APIRouter(prefix="/internal/v1", tags=["internal"])
+meldkamer = APIRouter(prefix="/v1", tags=["meldkamer"])
+
+
+@internal.post("/reports", summary="A new report, from intake", responses=error_responses(400, 401, 403, 422))
+async def receive_report(
+    report: ReportSubmitted, runtime: RuntimeDep, message_id: Annotated[str, Depends(message_id_header)],
+    source: str = require_service("report-intake"),
+) -> dict[str, str]:
+    return {"status": await forwarding.receive_report(runtime, report, message_id, source)}
+
+
+@internal.post("/verifications", summary="A verification result, from verification",
+               responses=error_responses(400, 401, 403, 409, 422))
+async def receive_verification(
+    result: VerificationCompleted, runtime: RuntimeDep, message_id: Annotated[str, Depends(message_id_header)],
+    source: str = require_service("verification"),
+) -> dict[str, str]:
+    return {"status": await forwarding.receive_verification(runtime, result, message_id, source)}
+
+
+@internal.post("/withdrawals", summary="A citizen withdrew a report, from intake",
+               responses=error_responses(400, 401, 403, 409, 422))
+async def receive_withdrawal(
+    withdrawal: ReportWithdrawn, runtime: RuntimeDep, message_id: Annotated[str, Depends(message_id_header)],
+    source: str = require_service("report-intake"),
+) -> dict[str, str]:
+    return {"status": await forwarding.receive_withdrawal(runtime, withdrawal, message_id, source)}
+
+
+@internal.post("/citizen-messages", summary="A citizen's message or answer, from intake",
+               responses=error_responses(400, 401, 403, 409, 422))
+async def receive_citizen_message(
+    message: CitizenMessage, runtime: RuntimeDep, message_id: Annotated[str, Depends(message_id_header)],
+    source: str = require_service("report-intake"),
+) -> dict[str, str]:
+    return {"status": await forwarding.receive_citizen_message(runtime, message, message_id, source)}
+
+
+@meldkamer.post("/meldkamer/callbacks", summary="Status changes from the meldkamer (signed webhooks)",
+                responses=error_responses(401, 404, 422))
+async def meldkamer_callback(request: Request, runtime: RuntimeDep) -> dict[str, str]:
+    body = await request.body()
+    webhook_id = webhooks.verify(runtime.settings.meldkamer_webhook_secret, dict(request.headers), body)
+    try:
+        event = IncidentEvent.model_validate_json(body)
+    except ValueError as exc:
+        raise ServiceError(422, "invalid_callback", "the callback body is not a valid incident event") from exc
+    return {"status": await forwarding.receive_incident_event(runtime, event, webhook_id)}
+
+
+@meldkamer.get("/media/{digest}", summary="A photo for the meldkamer, by expiring signed link",
+               response_class=Response, responses=error_responses(403, 404))
+async def get_media(
+    digest: str, runtime: RuntimeDep, expires: Annotated[int, Query()], signature: Annotated[str, Query()],
+) -> Response:
+    media.check_signature(runtime.settings.media_url_secret, digest, expires, signature)
+    try:
+        data = runtime.blobs.read_verified(digest)
+    except (BlobNotFound, ValueError) as exc:
+        raise ServiceError(404, "media_not_found", "no such photo") from exc
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Digest": f"sha-256={digest}", "Cache-Control": "no-store"})

@@ -1,0 +1,36 @@
+"""dispatch-bridge's app factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from burgermelding_shared.app import background_loop, create_service_app, service_destinations
+from dispatch_bridge import dispatch_api, internal
+from dispatch_bridge.config import BridgeSettings, get_settings
+from dispatch_bridge.deadlines import Call112Watch
+from dispatch_bridge.forwarding import REQUEST_KIND, on_meldkamer_answer, on_meldkamer_attempt
+from dispatch_bridge.models import messaging
+
+
+def create_app(settings: BridgeSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    destinations = service_destinations(settings, {"report-intake": settings.intake_url,
+                                                   "meldkamer": settings.meldkamer_url})
+    app = create_service_app(
+        settings=settings,
+        title="Burgermelding dispatch bridge",
+        description="Forwards validated reports to the meldkamer (EIDO over STA-024-shaped requests), never lost "
+        "and never twice, and carries the meldkamer's status changes back to the citizen.",
+        messaging=messaging,
+        destinations=destinations,
+        result_handlers={REQUEST_KIND: on_meldkamer_answer},
+        attempt_handlers={REQUEST_KIND: on_meldkamer_attempt},
+        hooks=[background_loop(Call112Watch)],
+        openapi_tags=[{"name": "dispatchers", "description": "For dispatchers and supervisors (OAuth2 bearer)"},
+                      {"name": "meldkamer", "description": "Callbacks and photo links for the meldkamer"},
+                      {"name": "internal", "description": "For our own services only"}],
+    )
+    app.include_router(internal.internal)
+    app.include_router(internal.meldkamer)
+    app.include_router(dispatch_api.router)
+    return app

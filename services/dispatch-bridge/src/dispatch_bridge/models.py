@@ -1,0 +1,105 @@
+"""dispatch-bridge's tables: what it knows of each report, and the incidents it forwards."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, String, Text
+from sqlmodel import Field, SQLModel
+
+from burgermelding_shared.db import new_registry
+from burgermelding_shared.messaging import messaging_tables
+from burgermelding_shared.timeutil import UTCDateTime
+
+bridge_registry = new_registry()
+
+
+class BridgeTable(SQLModel, registry=bridge_registry):
+    pass
+
+
+metadata = bridge_registry.metadata
+messaging = messaging_tables(metadata)
+
+
+class BridgeReport(BridgeTable, table=True):
+    __tablename__ = "bridge_reports"
+
+    report_id: str = Field(primary_key=True, max_length=36)
+    reference: str = Field(max_length=32)
+    category: str = Field(max_length=40)
+    in_progress: bool
+    danger_to_life: bool
+    submission: str = Field(sa_column=Column(Text, nullable=False))  # ReportSubmitted, JSON
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    revision: int = 0
+    # waiting_verification | forwarded | held_for_review | rejected | withdrawn
+    state: str = Field(max_length=32)
+    verified_revision: int = -1
+    verdict: str | None = Field(default=None, max_length=16)
+    score: float | None = None
+    verification: str | None = Field(default=None, sa_column=Column(Text))  # VerificationCompleted, JSON
+    incident_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
+
+
+class Incident(BridgeTable, table=True):
+    """One incident at the meldkamer; `id` is the STA-024 requestId, the same on every retry."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_delivery_state", "delivery_state"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    category: str = Field(max_length=40)
+    priority: int  # proposed meldkamer priority: 1 urgent, 2, 3
+    # queued -> sent -> accepted | rejected ; dead_lettered when delivery gave up
+    delivery_state: str = Field(max_length=16)
+    delivery_cause: str | None = None
+    meldkamer_incident_id: str | None = Field(default=None, max_length=64)
+    operational_status: str | None = Field(default=None, max_length=32)
+    callback_sequence: int = -1
+    # When the citizen of an urgent report was told to call 112 because the meldkamer had not accepted in time.
+    call_112_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class BridgeMessage(BridgeTable, table=True):
+    """A message between dispatcher and citizen, as the bridge carried it."""
+
+    __tablename__ = "bridge_messages"
+
+    id: str = Field(primary_key=True, max_length=64)
+    report_id: str = Field(sa_column=Column(String(36), nullable=False, index=True))
+    direction: str = Field(max_length=16)  # to_citizen | from_citizen
+    text: str
+    in_reply_to: str | None = Field(default=None, max_length=64)
+    author: str | None = Field(default=None, max_length=100)  # the dispatcher, for questions asked in our API
+    sent_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Dispatcher(BridgeTable, table=True):
+    """A user of the dispatchers' API."""
+
+    __tablename__ = "dispatchers"
+
+    username: str = Field(primary_key=True, max_length=64)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=16)  # dispatcher | supervisor
+    disabled: bool = False
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AuditEntry(BridgeTable, table=True):
+    """Who looked at or did what, when: every view of a report or photo and every action."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    username: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    action: str = Field(max_length=48)
+    target_type: str = Field(max_length=16)
+    target_id: str = Field(max_length=80)
+    detail: str | None = None

@@ -1,0 +1,156 @@
+"""The dispatchers' API: roles, audit, photos, questions, review, dead letters and the 112 deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
+from burgermelding_shared.messaging import DEAD
+from burgermelding_shared.service_auth import issue_token
+from dispatch_bridge import auth
+from dispatch_bridge.config import BridgeSettings
+from dispatch_bridge.models import messaging
+
+DOWN = "http://127.0.0.1:9"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+async def bridge(start_service: Callable[..., Any]) -> Any:
+    service = await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
+                                  relay_poll_seconds=3600, call_112_deadline_seconds=0.5)
+    await auth.create_user(service.runtime.db, "dirk", PASSWORD, "dispatcher")
+    await auth.create_user(service.runtime.db, "sara", PASSWORD, "supervisor")
+    return service
+
+
+async def login(bridge: Any, username: str, password: str = PASSWORD) -> dict[str, str]:
+    response = await bridge.client.post("/v1/auth/token", data={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def add_report(bridge: Any, **overrides: Any) -> ReportSubmitted:
+    from tests.helpers import make_jpeg
+
+    original = make_jpeg(exif={0x0110: "Pixel 8"})
+    digest = bridge.runtime.blobs.put_bytes(original)
+    display = bridge.runtime.blobs.put_bytes(b"sanitised copy")
+    now = datetime.now(UTC)
+    report = ReportSubmitted(**{"report_id": str(uuid.uuid4()), "reference": "BM-2026-000042", "category": "theft",
+                                "description": "fietsendief", "location": {"lat": 52.09, "lon": 5.12},
+                                "observed_at": now, "received_at": now, "in_progress": False,
+                                "photos": [PhotoRef(photo_id="ph1", sha256=digest, sanitised_sha256=display,
+                                                    content_type="image/jpeg", size_bytes=len(original), width=640,
+                                                    height=480)], **overrides})
+    token = issue_token(bridge.settings.internal_secret, "report-intake", "dispatch-bridge")
+    response = await bridge.client.post("/internal/v1/reports", content=report.model_dump_json(), headers={
+        "Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()), "content-type": "application/json"})
+    assert response.status_code == 200
+    return report
+
+
+async def test_login_and_roles(bridge: Any) -> None:
+    assert (await bridge.client.get("/v1/dispatch/incidents")).status_code == 401
+    wrong = await bridge.client.post("/v1/auth/token", data={"username": "dirk", "password": "nope"})
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_credentials")
+    forged = {"Authorization": "Bearer bmd1.c2FyYQ==.supervisor.9999999999.forged"}
+    assert (await bridge.client.get("/v1/dispatch/audit", headers=forged)).status_code == 401
+    dispatcher = await login(bridge, "dirk")
+    assert (await bridge.client.get("/v1/dispatch/incidents", headers=dispatcher)).status_code == 200
+    denied = await bridge.client.get("/v1/dispatch/audit", headers=dispatcher)
+    assert (denied.status_code, denied.json()["error"]) == (403, "forbidden")
+    assert (await bridge.client.post("/v1/dispatch/dead-letters/x/replay", headers=dispatcher)).status_code == 403
+    assert (await bridge.client.get("/v1/dispatch/audit", headers=await login(bridge, "sara"))).status_code == 200
+
+
+async def test_views_are_audited_and_originals_are_for_supervisors(bridge: Any) -> None:
+    report = await add_report(bridge)
+    dirk, sara = await login(bridge, "dirk"), await login(bridge, "sara")
+    detail = (await bridge.client.get(f"/v1/dispatch/reports/{report.report_id}", headers=dirk)).json()
+    assert detail["description"] == "fietsendief" and detail["state"] == "waiting_verification"
+    base = f"/v1/dispatch/reports/{report.report_id}/photos/ph1"
+    sanitised = await bridge.client.get(base, headers=dirk)
+    assert sanitised.content == b"sanitised copy"
+    assert (await bridge.client.get(f"{base}?original=true", headers=dirk)).status_code == 403
+    original = await bridge.client.get(f"{base}?original=true", headers=sara)
+    assert original.status_code == 200 and original.content.startswith(b"\xff\xd8")
+    log = (await bridge.client.get("/v1/dispatch/audit", headers=sara)).json()
+    assert [(e["username"], e["action"]) for e in reversed(log)] == [
+        ("dirk", "view_report"), ("dirk", "view_photo"), ("sara", "view_photo_original")]
+
+
+async def test_asking_the_citizen_and_deciding_a_review(bridge: Any) -> None:
+    report = await add_report(bridge)
+    dirk = await login(bridge, "dirk")
+    asked = await bridge.client.post(f"/v1/dispatch/reports/{report.report_id}/questions",
+                                     json={"text": "Richting station?"}, headers=dirk)
+    assert asked.status_code == 201
+    async with bridge.runtime.db.sessions() as session:
+        rows = (await session.execute(select(messaging.outbox).where(
+            messaging.outbox.c.kind == "dispatcher.message"))).mappings().all()
+    assert [json.loads(r["payload"])["text"] for r in rows] == ["Richting station?"]
+    assert (await bridge.client.post(f"/v1/dispatch/reports/{report.report_id}/forward", headers=dirk)).json()[
+        "error"] == "not_held_for_review"
+    token = issue_token(bridge.settings.internal_secret, "verification", "dispatch-bridge")
+    await bridge.client.post("/internal/v1/verifications", headers={
+        "Authorization": f"Bearer {token}", "Idempotency-Key": "v-1"}, json={
+        "report_id": report.report_id, "verdict": "review", "score": 0.4, "verified_at": datetime.now(UTC).isoformat()})
+    forwarded = await bridge.client.post(f"/v1/dispatch/reports/{report.report_id}/forward", headers=dirk)
+    assert forwarded.json()["state"] == "forwarded" and forwarded.json()["incident_id"]
+    incidents = (await bridge.client.get("/v1/dispatch/incidents", headers=dirk)).json()
+    assert incidents[0]["reports"][0]["report_id"] == report.report_id
+
+
+async def test_dead_letters_are_listed_and_replayed(bridge: Any) -> None:
+    report = await add_report(bridge, in_progress=True)
+    await bridge.runtime.relay.stop()  # nothing in flight while the test plays the meldkamer's refusal
+    async with bridge.runtime.db.transaction() as session:  # as if the meldkamer refused it for good
+        await session.execute(update(messaging.outbox).where(messaging.outbox.c.destination == "meldkamer")
+                              .values(status=DEAD, last_error="HTTP 400: bad request", last_status_code=400))
+    dirk, sara = await login(bridge, "dirk"), await login(bridge, "sara")
+    letters = (await bridge.client.get("/v1/dispatch/dead-letters", headers=dirk)).json()
+    assert len(letters) == 1 and letters[0]["reason"] == "HTTP 400: bad request"
+    replayed = await bridge.client.post(f"/v1/dispatch/dead-letters/{letters[0]['message_id']}/replay", headers=sara)
+    assert replayed.json() == {"status": "queued"}
+    assert (await bridge.client.get("/v1/dispatch/dead-letters", headers=dirk)).json() == []
+    overview = (await bridge.client.get("/v1/dispatch/delivery", headers=dirk)).json()
+    assert set(overview["circuits"]) == {"report-intake", "meldkamer"}
+    assert report.report_id
+
+
+async def test_an_urgent_report_not_accepted_in_time_tells_the_citizen_to_call_112(bridge: Any) -> None:
+    report = await add_report(bridge, in_progress=True)  # the meldkamer is down: it cannot be accepted
+
+    async def warned() -> list[dict[str, Any]]:
+        async with bridge.runtime.db.sessions() as session:
+            rows = (await session.execute(select(messaging.outbox.c.payload).where(
+                messaging.outbox.c.kind == "report.event"))).scalars().all()
+        return [json.loads(r) for r in rows if json.loads(r)["event"] == "call_112"]
+
+    for _ in range(200):  # bounded wait; the deadline is 0.5 s
+        if await warned():
+            break
+        await asyncio.sleep(0.05)
+    events = await warned()
+    assert [e["report_id"] for e in events] == [report.report_id]
+    assert "112" in events[0]["text_nl"]
+
+
+async def test_a_request_that_went_out_without_an_answer_is_sent_not_queued(bridge: Any) -> None:
+    await add_report(bridge, in_progress=True)  # the meldkamer is down: the first attempt fails
+    dirk = await login(bridge, "dirk")
+    for _ in range(200):  # bounded wait for the first attempt
+        incidents = (await bridge.client.get("/v1/dispatch/incidents", headers=dirk)).json()
+        if incidents and incidents[0]["delivery_state"] == "sent":
+            break
+        await asyncio.sleep(0.05)
+    assert incidents[0]["delivery_state"] == "sent" and "transport error" in incidents[0]["delivery_cause"]

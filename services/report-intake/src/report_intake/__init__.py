@@ -1,0 +1,1 @@
+"""report-intake: the citizen-facing API behind the Burgermelding app."""

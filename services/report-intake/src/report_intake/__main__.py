@@ -1,0 +1,3 @@
+from report_intake.cli import main
+
+main()

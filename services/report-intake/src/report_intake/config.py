@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from burgermelding_shared.settings import PLACEHOLDER_PREFIX, ServiceSettings
+
+
+class IntakeSettings(ServiceSettings):
+    """Settings of report-intake; environment variables start with `BM_INTAKE_`."""
+
+    model_config = SettingsConfigDict(env_prefix="BM_INTAKE_", extra="ignore")
+
+    service_name: str = "report-intake"
+    port: int = Field(8001, description="Port to listen on.")
+    verification_url: str = Field("http://127.0.0.1:8002", description="Base URL of verification.")
+    bridge_url: str = Field("http://127.0.0.1:8003", description="Base URL of dispatch-bridge.")
+    token_secret: str = Field(
+        PLACEHOLDER_PREFIX + "intake-token-secret-change-me",
+        description="Derives citizens' access tokens so an idempotent replay can show the token again "
+        "without it ever being stored.",
+    )
+    max_photo_bytes: int = Field(20 * 1024 * 1024, description="Largest accepted photo, in bytes.")
+    max_photos_per_report: int = Field(10, description="Most photos on one report.")
+    max_image_pixels: int = Field(50_000_000, description="Larger images are refused (decompression bombs).")
+    max_report_json_bytes: int = Field(64 * 1024, description="Largest `report` JSON part.")
+    display_max_side: int = Field(2048, description="Longest side of the sanitised display copy.")
+    service_area: tuple[float, float, float, float] = Field(
+        (50.70, 3.20, 53.60, 7.30), description="Accepted locations: south, west, north, east (default NL)."
+    )
+    max_report_age_days: int = Field(30, description="Oldest accepted observation time.")
+    clock_skew_seconds: int = Field(300, description="How far in the future an observation time may lie.")
+    reports_per_client: int = Field(10, description="Reports one client may create in a burst...")
+    reports_per_seconds: float = Field(600.0, description="...refilled over this many seconds.")
+    token_uses_per_client: int = Field(120, description="Requests with an access token per client per minute.")
+    wrong_tokens_per_report: int = Field(10, description="Wrong tokens for one report per 10 minutes before 429.")
+    trusted_proxies: list[str] = Field(
+        [], description="Addresses of reverse proxies whose X-Forwarded-For is believed (JSON list). Behind a "
+        "proxy, without this every citizen would share the proxy's address for rate limits and flood checks.")
+    sse_max_seconds: float = Field(300.0, description="A live-update stream ends after this; the app reconnects.")
+
+    def secret_fields(self) -> dict[str, str]:
+        return {**super().secret_fields(), "token_secret": self.token_secret}
+
+
+@lru_cache
+def get_settings() -> IntakeSettings:
+    return IntakeSettings()

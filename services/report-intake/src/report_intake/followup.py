@@ -1,0 +1,241 @@
+"""What happens after a report is made: photos added, messages both ways, withdrawal, status events, and the
+live stream a citizen's app follows."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from burgermelding_shared import idempotency
+from burgermelding_shared.app import Runtime
+from burgermelding_shared.contracts import CitizenMessage, DispatcherMessage, ReportEvent, ReportWithdrawn
+from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.messaging import enqueue, first_delivery
+from burgermelding_shared.timeutil import utcnow
+from report_intake import reports, texts
+from report_intake.config import IntakeSettings
+from report_intake.models import Message, Photo, Report, TimelineEntry, idempotency_keys, messaging
+from report_intake.photos import CheckedPhoto
+from report_intake.schemas import MessageIn, MessageView, PhotosAdded, PhotoSummary
+
+
+class TimelineNotifier:
+    """Wakes the live streams of a report when its timeline grows in this process. Streams also poll, so a
+    change made by another replica arrives too, a little later."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def notify(self, report_id: str) -> None:
+        for event in self._events.get(report_id, ()):
+            event.set()
+
+    @contextlib.contextmanager
+    def listen(self, report_id: str):  # type: ignore[no-untyped-def]
+        event = asyncio.Event()
+        self._events[report_id].add(event)
+        try:
+            yield event
+        finally:
+            self._events[report_id].discard(event)
+            if not self._events[report_id]:
+                del self._events[report_id]
+
+
+def notify(runtime: Runtime, report_id: str) -> None:
+    notifier: TimelineNotifier | None = runtime.extras.get("notifier")
+    if notifier is not None:
+        notifier.notify(report_id)
+
+
+def is_open(report: Report) -> bool:
+    return report.status_rank < texts.FINAL_RANK
+
+
+def refuse_if_closed(report: Report) -> None:
+    if not is_open(report):
+        raise ServiceError(409, "report_closed", f"this report is {report.status}; it cannot be changed",
+                           detail_nl="Deze melding is afgesloten en kan niet meer worden aangevuld")
+
+
+def add_timeline(session: AsyncSession, report_id: str, event: str, text_en: str, text_nl: str) -> None:
+    session.add(TimelineEntry(report_id=report_id, event=event, occurred_at=utcnow(), text_en=text_en,
+                              text_nl=text_nl))
+
+
+async def add_photos(runtime: Runtime, report_id: str, token: str | None, photos: list[CheckedPhoto],
+                     key: str) -> PhotosAdded:
+    """Add photos to an open report: a new revision travels to verification and the bridge."""
+    settings: IntakeSettings = runtime.settings
+    async with runtime.db.sessions() as session:
+        report = await reports.authorised_report(session, report_id, token, runtime.extras.get("limits"))
+        existing = len((await session.execute(select(Photo.id).where(Photo.report_id == report_id))).all())
+    refuse_if_closed(report)
+    if existing + len(photos) > settings.max_photos_per_report:
+        raise ServiceError(413, "too_many_photos", f"at most {settings.max_photos_per_report} photos per report",
+                           detail_nl=f"Maximaal {settings.max_photos_per_report} foto's per melding")
+    if not photos:
+        raise ServiceError(422, "no_photos", "send at least one part 'photos'",
+                           detail_nl="Stuur minstens één deel 'photos'")
+    added = await reports.store_photo_blobs(runtime, photos)
+
+    async def work(session: AsyncSession) -> idempotency.StoredResponse:
+        current = await session.get(Report, report.number)
+        assert current is not None
+        refuse_if_closed(current)
+        current.revision += 1
+        before = {p.id for p in (await session.execute(select(Photo).where(Photo.report_id == report_id))).scalars()}
+        reports.add_photo_rows(session, report_id, photos)
+        add_timeline(session, report_id, "photos_added", *texts.PHOTOS_ADDED)
+        await reports.queue_report(session, current)
+        new_rows = [p for p in (await session.execute(select(Photo).where(Photo.report_id == report_id)))
+                    .scalars() if p.id not in before]
+        body = PhotosAdded(revision=current.revision, photos=[
+            PhotoSummary(id=p.id, content_type=p.content_type, width=p.width, height=p.height) for p in new_rows])
+        return idempotency.StoredResponse(202, body.model_dump(mode="json"))
+
+    try:
+        response = await idempotency.run_once(runtime.db, idempotency_keys, f"add-photos:{report_id}", key,
+                                              reports.fingerprint({"report": report_id}, photos), work)
+    except BaseException:
+        reports.remove_blobs(runtime, added)
+        raise
+    notify(runtime, report_id)
+    return PhotosAdded.model_validate(response.body)
+
+
+async def withdraw(runtime: Runtime, report_id: str, token: str | None) -> str:
+    """Withdraw a report; the withdrawal travels to the bridge (and from there to the meldkamer)."""
+    async with runtime.db.transaction() as session:
+        report = await reports.authorised_report(session, report_id, token, runtime.extras.get("limits"))
+        if report.status == "withdrawn":
+            return "withdrawn"
+        refuse_if_closed(report)
+        report.status, report.status_rank = "withdrawn", texts.STATUS_RANK["withdrawn"]
+        session.add(report)
+        add_timeline(session, report_id, "withdrawn", *texts.WITHDRAWN)
+        message = ReportWithdrawn(report_id=report_id, withdrawn_at=utcnow())
+        await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/withdrawals",
+                      kind="report.withdrawn", payload=message.model_dump(mode="json"),
+                      priority=reports.URGENT_PRIORITY if report.in_progress else 0)
+    notify(runtime, report_id)
+    return "withdrawn"
+
+
+async def list_messages(runtime: Runtime, report_id: str, token: str | None) -> list[MessageView]:
+    async with runtime.db.sessions() as session:
+        await reports.authorised_report(session, report_id, token, runtime.extras.get("limits"))
+        rows = (await session.execute(select(Message).where(Message.report_id == report_id)
+                                      .order_by(Message.sent_at, Message.id))).scalars().all()
+    return [MessageView(id=m.id, direction=m.direction, text=m.text, in_reply_to=m.in_reply_to,  # type: ignore[arg-type]
+                        sent_at=m.sent_at) for m in rows]
+
+
+async def send_message(runtime: Runtime, report_id: str, token: str | None, message: MessageIn,
+                       key: str) -> MessageView:
+    """A citizen's message or answer: stored, and sent to the bridge (a note on the incident)."""
+    async with runtime.db.sessions() as session:
+        report = await reports.authorised_report(session, report_id, token, runtime.extras.get("limits"))
+    refuse_if_closed(report)
+
+    async def work(session: AsyncSession) -> idempotency.StoredResponse:
+        if message.in_reply_to is not None:
+            question = await session.get(Message, message.in_reply_to)
+            if question is None or question.report_id != report_id or question.direction != "to_citizen":
+                raise ServiceError(422, "unknown_question", "in_reply_to names no question on this report",
+                                   detail_nl="in_reply_to verwijst niet naar een vraag bij deze melding")
+        stored = Message(id=str(uuid.uuid4()), report_id=report_id, direction="from_citizen", text=message.text,
+                         in_reply_to=message.in_reply_to, sent_at=utcnow())
+        session.add(stored)
+        outgoing = CitizenMessage(report_id=report_id, message_id=stored.id, text=stored.text,
+                                  in_reply_to=stored.in_reply_to, sent_at=stored.sent_at)
+        await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/citizen-messages",
+                      kind="citizen.message", payload=outgoing.model_dump(mode="json"),
+                      priority=reports.URGENT_PRIORITY if report.in_progress else 0)
+        view = MessageView(id=stored.id, direction="from_citizen", text=stored.text, in_reply_to=stored.in_reply_to,
+                           sent_at=stored.sent_at)
+        return idempotency.StoredResponse(201, view.model_dump(mode="json"))
+
+    response = await idempotency.run_once(runtime.db, idempotency_keys, f"message:{report_id}", key,
+                                          reports.fingerprint(message.model_dump(), []), work)
+    return MessageView.model_validate(response.body)
+
+
+async def receive_dispatcher_message(runtime: Runtime, incoming: DispatcherMessage, message_id: str,
+                                     source: str) -> str:
+    async with runtime.db.transaction() as session:
+        if not await first_delivery(session, messaging, message_id=message_id, source=source,
+                                    kind="dispatcher.message"):
+            return "duplicate"
+        report = (await session.execute(select(Report).where(Report.id == incoming.report_id))).scalars().first()
+        if report is None:
+            raise ServiceError(404, "report_not_found", "no such report")
+        session.add(Message(id=incoming.message_id, report_id=report.id, direction="to_citizen", text=incoming.text,
+                            sent_at=incoming.sent_at))
+        add_timeline(session, report.id, "message", texts.QUESTION[0] + incoming.text,
+                     texts.QUESTION[1] + incoming.text)
+    notify(runtime, incoming.report_id)
+    return "applied"
+
+
+async def apply_event(runtime: Runtime, event: ReportEvent, message_id: str, source: str) -> bool:
+    """Add an event from the bridge to the report's timeline; False for a duplicate delivery."""
+    async with runtime.db.transaction() as session:
+        if not await first_delivery(session, messaging, message_id=message_id, source=source, kind="report.event"):
+            return False
+        report = (await session.execute(select(Report).where(Report.id == event.report_id))).scalars().first()
+        if report is None:
+            raise ServiceError(404, "report_not_found", f"no report {event.report_id}")
+        session.add(TimelineEntry(report_id=report.id, event=event.event, occurred_at=event.occurred_at,
+                                  text_en=event.text_en, text_nl=event.text_nl))
+        rank = texts.STATUS_RANK.get(event.event)
+        if event.event not in texts.NON_STATUS_EVENTS and rank is not None and rank > report.status_rank:
+            report.status, report.status_rank = event.event, rank
+        if event.incident_number:
+            report.incident_number = event.incident_number
+        session.add(report)
+    notify(runtime, event.report_id)
+    return True
+
+
+async def timeline_stream(runtime: Runtime, report_id: str, token: str | None, language: str,
+                          last_event_id: str | None) -> AsyncIterator[str]:
+    """Server-Sent Events: every timeline entry after `last_event_id`, then new ones as they come."""
+    async with runtime.db.sessions() as session:
+        await reports.authorised_report(session, report_id, token, runtime.extras.get("limits"))
+    settings: IntakeSettings = runtime.settings
+    notifier: TimelineNotifier = runtime.extras["notifier"]
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+
+    async def stream() -> AsyncIterator[str]:
+        nonlocal after
+        deadline = time.monotonic() + settings.sse_max_seconds
+        yield "retry: 3000\n\n"
+        with notifier.listen(report_id) as wake:
+            while time.monotonic() < deadline:
+                wake.clear()
+                async with runtime.db.sessions() as session:
+                    entries = (await session.execute(
+                        select(TimelineEntry).where(TimelineEntry.report_id == report_id, TimelineEntry.id > after)
+                        .order_by(TimelineEntry.id))).scalars().all()
+                    status = (await session.execute(select(Report.status).where(Report.id == report_id))).scalar()
+                for entry in entries:
+                    after = entry.id or after
+                    data = {"event": entry.event, "occurred_at": entry.occurred_at.isoformat(), "status": status,
+                            "text": entry.text_nl if language == "nl" else entry.text_en}
+                    yield f"id: {entry.id}\nevent: timeline\ndata: {json.dumps(data)}\n\n"
+                # A heartbeat at least every 15 s keeps proxies from closing the stream.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, min(15.0, deadline - time.monotonic()))):
+                        await wake.wait()
+                yield ": keep-alive\n\n"
+
+    return stream()

@@ -1,0 +1,44 @@
+"""report-intake's app factory (run with `uvicorn report_intake.main:create_app --factory`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from burgermelding_shared.app import Runtime, create_service_app, service_destinations
+from report_intake import api, internal, open311
+from report_intake.config import IntakeSettings, get_settings
+from report_intake.followup import TimelineNotifier
+from report_intake.limits import IntakeLimits
+from report_intake.models import messaging
+
+
+@asynccontextmanager
+async def citizen_state(runtime: Runtime) -> AsyncIterator[None]:
+    """In-memory state of the citizen routes: rate-limit buckets and live-stream subscriptions."""
+    runtime.extras["limits"] = IntakeLimits.from_settings(runtime.settings)
+    runtime.extras["notifier"] = TimelineNotifier()
+    yield
+
+
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = create_service_app(
+        settings=settings,
+        title="Burgermelding report intake",
+        description="The citizen-facing API behind the Burgermelding app: reports with photos, status and "
+        "timeline. Anonymous by default: no IP address, device id or user agent is stored or logged.",
+        messaging=messaging,
+        destinations=service_destinations(settings, {"verification": settings.verification_url,
+                                                     "dispatch-bridge": settings.bridge_url}),
+        hooks=[citizen_state],
+        openapi_tags=[{"name": "citizen", "description": "For the app"},
+                      {"name": "open311", "description": "Open311 GeoReport v2 facade for existing clients"},
+                      {"name": "internal", "description": "For our own services only"}],
+    )
+    app.include_router(api.router)
+    app.include_router(open311.router)
+    app.include_router(internal.router)
+    return app

@@ -1,0 +1,103 @@
+"""report-intake's tables. Contact details are deliberately absent: a report is anonymous."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, String
+from sqlmodel import Field, SQLModel
+
+from burgermelding_shared.db import new_registry
+from burgermelding_shared.idempotency import idempotency_table
+from burgermelding_shared.messaging import messaging_tables
+from burgermelding_shared.timeutil import UTCDateTime
+
+intake_registry = new_registry()
+
+
+class IntakeTable(SQLModel, registry=intake_registry):
+    pass
+
+
+metadata = intake_registry.metadata
+messaging = messaging_tables(metadata)
+idempotency_keys = idempotency_table(metadata)
+
+
+class Report(IntakeTable, table=True):
+    __tablename__ = "reports"
+
+    # `number` makes the human reference (BM-2026-000123); `id` is the unguessable public identifier.
+    number: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    id: str = Field(sa_column=Column(String(36), unique=True, nullable=False))
+    reference: str = Field(sa_column=Column(String(32), unique=True, nullable=False))
+    token_salt: str = Field(max_length=32)
+    token_hash: str = Field(max_length=64)
+    category: str = Field(max_length=40)
+    description: str
+    lat: float
+    lon: float
+    accuracy_m: float | None = None
+    place_description: str | None = None
+    observed_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    in_progress: bool
+    danger_to_life: bool = False
+    status: str = Field(max_length=32)
+    status_rank: int = 0
+    revision: int = 0  # +1 for every batch of photos added later
+    incident_number: str | None = Field(default=None, max_length=64)
+
+
+class Photo(IntakeTable, table=True):
+    __tablename__ = "photos"
+
+    id: str = Field(primary_key=True, max_length=36)
+    report_id: str = Field(sa_column=Column(String(36), ForeignKey("reports.id"), nullable=False, index=True))
+    sha256: str = Field(max_length=64)
+    sanitised_sha256: str = Field(max_length=64)
+    content_type: str = Field(max_length=32)
+    size_bytes: int
+    width: int
+    height: int
+    received_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class TimelineEntry(IntakeTable, table=True):
+    __tablename__ = "timeline_entries"
+    __table_args__ = (Index("ix_timeline_entries_report", "report_id", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: str = Field(sa_column=Column(String(36), ForeignKey("reports.id"), nullable=False))
+    event: str = Field(max_length=32)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    text_en: str
+    text_nl: str
+
+
+class Contact(IntakeTable, table=True):
+    """Contact details, only when the citizen gives them: apart from the report, so the report stays anonymous
+    to everything that does not need them. Released to the dispatcher only with `share_with_police`."""
+
+    __tablename__ = "contacts"
+
+    report_id: str = Field(sa_column=Column(String(36), ForeignKey("reports.id"), primary_key=True))
+    name: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254)
+    share_with_police: bool = False
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Message(IntakeTable, table=True):
+    """A message between dispatcher and citizen about one report."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_report", "report_id", "sent_at"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    report_id: str = Field(sa_column=Column(String(36), ForeignKey("reports.id"), nullable=False))
+    direction: str = Field(max_length=16)  # to_citizen | from_citizen
+    text: str
+    in_reply_to: str | None = Field(default=None, max_length=64)
+    sent_at: datetime = Field(sa_type=UTCDateTime)

@@ -1,0 +1,117 @@
+"""An Open311 GeoReport v2 facade (JSON) over the same pipeline, so existing Open311 clients can submit reports.
+
+Where we deviate from common Open311 servers, on purpose:
+- Reading a request needs its access token (`Authorization: Bearer`): reports are not public.
+- `media_url` is ignored: fetching URLs a client names would let anyone make us call any address. Photos go
+  to `POST /v1/reports/{id}/photos` with the token.
+- `device_id` is never stored. Contact fields are kept apart and not shared with the police (Open311 has no
+  way to ask for consent).
+- Open311 has no idempotency key: a client may send `Idempotency-Key`; without one, a retry of the same
+  content from the same client on the same day replays the first answer instead of making a second report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+
+from burgermelding_shared import idempotency
+from burgermelding_shared.app import RuntimeDep
+from burgermelding_shared.categories import CATEGORIES
+from burgermelding_shared.errors import ServiceError, error_responses
+from report_intake import reports
+from report_intake.api import bearer_token, client_address, language, limits_of
+from report_intake.schemas import ReportSubmission
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+MAX_FORM_BYTES = 16 * 1024
+CLOSED_STATUSES = {"closed", "rejected", "declined", "withdrawn"}
+
+
+@router.get("/services.json", summary="Open311: the service list (our categories)")
+async def services(request: Request) -> list[dict[str, Any]]:
+    nl = language(request) == "nl"
+    return [{"service_code": c.code, "service_name": c.name_nl if nl else c.name_en,
+             "description": c.hint_nl if nl else c.hint_en, "metadata": False, "type": "realtime",
+             "keywords": c.apco.lower(), "group": c.lmc.split(" / ")[0]} for c in CATEGORIES.values()]
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        raise ServiceError(415, "form_required", "send application/x-www-form-urlencoded (Open311)")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise ServiceError(413, "upload_too_large", "the form is larger than 16 KB")
+    try:
+        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=False, strict_parsing=False, max_num_fields=40)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ServiceError(400, "malformed_form", "the form could not be read") from exc
+    return {key: values[0] for key, values in parsed.items()}
+
+
+def _number(form: dict[str, str], name: str) -> float:
+    try:
+        return float(form[name])
+    except (KeyError, ValueError) as exc:
+        raise ServiceError(400, "missing_location", "lat and long are required numbers (address_string alone "
+                           "cannot be placed)") from exc
+
+
+def _flag(form: dict[str, str], name: str) -> bool:
+    return form.get(f"attribute[{name}]", "").lower() in ("true", "1", "yes")
+
+
+@router.post("/requests.json", summary="Open311: create a service request",
+             responses=error_responses(400, 409, 413, 415, 422, 429))
+async def create_request(request: Request, runtime: RuntimeDep,
+                         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
+                         ) -> JSONResponse:
+    limits = limits_of(runtime)
+    limits.creating(client_address(request))
+    form = await _read_form(request)
+    contact = {k: form[v] for k, v in (("name", "first_name"), ("phone", "phone"), ("email", "email")) if form.get(v)}
+    try:
+        submission = ReportSubmission(
+            category=form.get("service_code", ""), description=form.get("description", ""),
+            location={"lat": _number(form, "lat"), "lon": _number(form, "long"),
+                      "description": form.get("address_string")},
+            observed_at=datetime.now(UTC), in_progress=_flag(form, "in_progress"),
+            danger_to_life=_flag(form, "danger_to_life"),
+            contact={**contact, "share_with_police": False} if contact else None,
+        )
+    except ValueError as exc:
+        raise ServiceError(400, "invalid_request", f"the service request is not valid: {exc}") from exc
+    reports.validate_submission(submission, runtime.settings)
+    if idempotency_key:
+        key = idempotency.check_key(idempotency_key)
+    else:
+        anonymous = limits.keys.key(client_address(request))
+        key = "open311-" + hashlib.sha256((anonymous + repr(sorted(form.items()))).encode()).hexdigest()[:40]
+    new = reports.NewReport(submission, [], key, language(request), fingerprint_basis={"open311": form},
+                            submitter_tag=limits.keys.key(client_address(request)))
+    _status, body = await reports.create_report(runtime, new)
+    notice = body["safety_advice"]["message"] if body.get("safety_advice") else body["reference"]
+    return JSONResponse([{"service_request_id": body["id"], "service_notice": notice, "account_id": None,
+                          "access_token": body["access_token"]}], status_code=201)
+
+
+@router.get("/requests/{request_id}.json", summary="Open311: read a service request (needs its access token)",
+            responses=error_responses(404, 429))
+async def get_request(request_id: str, request: Request, runtime: RuntimeDep,
+                      authorization: Annotated[str | None, Header()] = None) -> list[dict[str, Any]]:
+    limits_of(runtime).using_token(client_address(request))
+    view = await reports.view_report(runtime, request_id, bearer_token(authorization), language(request))
+    nl = language(request) == "nl"
+    category = CATEGORIES[view.category]
+    return [{"service_request_id": view.id, "status": "closed" if view.status in CLOSED_STATUSES else "open",
+             "status_notes": view.timeline[-1].text if view.timeline else None,
+             "service_code": view.category, "service_name": category.name_nl if nl else category.name_en,
+             "requested_datetime": view.received_at.isoformat(),
+             "updated_datetime": (view.timeline[-1].occurred_at if view.timeline else view.received_at).isoformat()}]

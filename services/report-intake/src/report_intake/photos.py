@@ -1,0 +1,105 @@
+"""Photo intake: decide the type from the bytes, decode fully, refuse bombs, make a sanitised display copy.
+
+The original is stored byte for byte (its SHA-256 is its key) as evidence; only the sanitised copy, with EXIF
+and GPS removed, orientation applied and the longest side capped, is ever shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from burgermelding_shared.blobstore import sha256_file
+from burgermelding_shared.errors import ServiceError
+
+try:  # iPhones shoot HEIC; pillow-heif teaches Pillow to read it.
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    HEIF_SUPPORTED = True
+except ImportError:  # pragma: no cover - the dependency is declared; this guards odd platforms
+    HEIF_SUPPORTED = False
+
+# Pillow's own guard raises only at twice its limit and warns below; our own check refuses at the limit,
+# this makes Pillow's guard a backstop at the same order of magnitude.
+Image.MAX_IMAGE_PIXELS = 100_000_000
+
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/heic": "HEIF"}
+
+
+def sniff_type(head: bytes) -> str | None:
+    """The media type the first bytes prove, or None. Declared types and file names are never trusted."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "image/heic"
+    return None
+
+
+def _refuse(error: str, en: str, nl: str, status: int = 422) -> ServiceError:
+    return ServiceError(status, error, en, detail_nl=nl)
+
+
+@dataclass
+class CheckedPhoto:
+    path: Path
+    sha256: str
+    content_type: str
+    size_bytes: int
+    width: int
+    height: int
+    display_jpeg: bytes
+
+    @property
+    def display_sha256(self) -> str:
+        return hashlib.sha256(self.display_jpeg).hexdigest()
+
+
+def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: int) -> CheckedPhoto:
+    """Validate one uploaded file and make its display copy. Blocking: run it in a worker thread."""
+    label_en, label_nl = f"photo {index + 1}", f"foto {index + 1}"
+    size = path.stat().st_size
+    if size == 0:
+        raise _refuse("photo_empty", f"{label_en} is empty", f"{label_nl} is leeg")
+    with path.open("rb") as fh:
+        head = fh.read(32)
+    content_type = sniff_type(head)
+    if content_type is None:
+        raise _refuse("photo_type_not_accepted", f"{label_en} is not a JPEG, PNG, WebP or HEIC image",
+                      f"{label_nl} is geen JPEG-, PNG-, WebP- of HEIC-afbeelding", 415)
+    try:
+        with Image.open(path) as im:
+            if im.format != PILLOW_FORMATS[content_type]:
+                raise _refuse("photo_type_mismatch", f"{label_en}: content does not decode as {content_type}",
+                              f"{label_nl}: de inhoud is geen geldige {content_type}", 415)
+            width, height = im.size
+            if width * height > max_pixels:
+                raise _refuse("photo_too_many_pixels",
+                              f"{label_en} has {width}x{height} pixels, more than the limit of {max_pixels:,}",
+                              f"{label_nl} heeft {width}x{height} pixels, meer dan de limiet van {max_pixels:,}",
+                              413)
+            im.load()  # a full decode: truncated and corrupt files fail here
+            display = ImageOps.exif_transpose(im)
+            display = display.convert("RGB")
+            display.thumbnail((display_max_side, display_max_side), Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            # No exif= argument: the display copy carries no metadata at all.
+            display.save(out, "JPEG", quality=85, optimize=True)
+    except ServiceError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _refuse("photo_too_many_pixels", f"{label_en} is a decompression bomb",
+                      f"{label_nl} is een decompressiebom", 413) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise _refuse("photo_unreadable", f"{label_en} is damaged or truncated and cannot be decoded",
+                      f"{label_nl} is beschadigd of onvolledig en kan niet worden gelezen") from exc
+    return CheckedPhoto(path, sha256_file(path), content_type, size, width, height, out.getvalue())

@@ -1,0 +1,287 @@
+"""Creating reports and reading them with the citizen's token."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from burgermelding_shared import idempotency
+from burgermelding_shared.app import Runtime
+from burgermelding_shared.categories import CATEGORIES
+from burgermelding_shared.contracts import ContactDetails, Location, PhotoRef, ReportSubmitted
+from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.messaging import enqueue
+from burgermelding_shared.timeutil import utcnow
+from report_intake import texts
+from report_intake.config import IntakeSettings
+from report_intake.limits import IntakeLimits
+from report_intake.models import Contact, Photo, Report, TimelineEntry, idempotency_keys, messaging
+from report_intake.photos import CheckedPhoto, check_photo
+from report_intake.schemas import (
+    PhotoSummary,
+    ReportCreated,
+    ReportSubmission,
+    ReportView,
+    SafetyAdvice,
+    TimelineItem,
+)
+from report_intake.uploads import UploadedForm
+
+URGENT_PRIORITY = 10
+
+
+def not_found() -> ServiceError:
+    # The same answer for an unknown report, a wrong token and another report's token: nothing to probe.
+    return ServiceError(404, "report_not_found", "no report with this id for this access token",
+                        detail_nl="Geen melding met dit nummer voor deze toegangscode")
+
+
+def validate_submission(submission: ReportSubmission, settings: IntakeSettings) -> None:
+    if submission.category not in CATEGORIES:
+        raise ServiceError(422, "unknown_category", f"unknown category '{submission.category[:40]}'; see "
+                           "GET /v1/categories", detail_nl="Onbekende categorie; zie GET /v1/categories")
+    south, west, north, east = settings.service_area
+    loc = submission.location
+    if not (south <= loc.lat <= north and west <= loc.lon <= east):
+        raise ServiceError(422, "location_outside_service_area", "the location lies outside the service area",
+                           detail_nl="De locatie ligt buiten het werkgebied")
+    observed = submission.observed_at
+    if observed.tzinfo is None:
+        raise ServiceError(422, "observed_at_without_offset", "observed_at needs a UTC offset, e.g. +01:00 or Z",
+                           detail_nl="observed_at heeft een tijdzone nodig, bijvoorbeeld +01:00 of Z")
+    now = utcnow()
+    if observed > now + timedelta(seconds=settings.clock_skew_seconds):
+        raise ServiceError(422, "observed_at_in_future", "the observation time lies in the future",
+                           detail_nl="Het tijdstip van waarneming ligt in de toekomst")
+    if observed < now - timedelta(days=settings.max_report_age_days):
+        raise ServiceError(422, "observed_at_too_old",
+                           f"the observation is older than {settings.max_report_age_days} days",
+                           detail_nl=f"De waarneming is ouder dan {settings.max_report_age_days} dagen")
+
+
+def parse_json_object(raw: str | None, part: str) -> dict:
+    if raw is None:
+        raise ServiceError(422, "report_part_missing", f"the multipart part '{part}' (JSON) is missing",
+                           detail_nl=f"Het deel '{part}' (JSON) ontbreekt")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ServiceError(400, "malformed_json", f"the '{part}' part is not valid JSON: {exc.msg}",
+                           detail_nl=f"Het deel '{part}' is geen geldige JSON") from exc
+    if not isinstance(data, dict):
+        raise ServiceError(400, "malformed_json", f"the '{part}' part must be a JSON object",
+                           detail_nl=f"Het deel '{part}' moet een JSON-object zijn")
+    return data
+
+
+def parse_submission(form: UploadedForm) -> ReportSubmission:
+    data = parse_json_object(form.fields.get("report"), "report")
+    try:
+        return ReportSubmission.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ServiceError(422, "invalid_report", problems, detail_nl=f"De melding is niet geldig: {problems}") from exc
+
+
+def fingerprint(content: dict, photos: list[CheckedPhoto]) -> str:
+    """What makes two requests 'the same' for idempotency: their content and the photos' digests."""
+    canonical = json.dumps({"content": content, "photos": [p.sha256 for p in photos]}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def derive_access_token(secret: str, report_id: str, idempotency_key: str) -> str:
+    """256 bits derived from a server secret: a replayed response can show the token again, yet it is never
+    stored (the database holds only a salted hash, and the secret is not in the database)."""
+    mac = hmac.new(secret.encode(), f"access-token:{report_id}:{idempotency_key}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+def hash_token(salt: str, token: str) -> str:
+    return hashlib.sha256(f"{salt}:{token}".encode()).hexdigest()
+
+
+def safety_advice(submission: ReportSubmission, language: str) -> SafetyAdvice | None:
+    if submission.in_progress or submission.danger_to_life:
+        return SafetyAdvice(call_112=True, message=texts.CALL_112[language])
+    return None
+
+
+async def check_photos(form: UploadedForm, settings: IntakeSettings, first_index: int = 0) -> list[CheckedPhoto]:
+    """Decode and sanitise every photo off the event loop."""
+    return [
+        await asyncio.to_thread(check_photo, f.path, max_pixels=settings.max_image_pixels,
+                                display_max_side=settings.display_max_side, index=first_index + i)
+        for i, f in enumerate(form.files)
+    ]
+
+
+async def store_photo_blobs(runtime: Runtime, photos: list[CheckedPhoto]) -> list[str]:
+    """Put originals and display copies in the blob store; returns the digests this call added."""
+    added: list[str] = []
+    for photo in photos:
+        for digest, put in ((photo.sha256, lambda p=photo: runtime.blobs.put_file(p.path)),
+                            (photo.display_sha256, lambda p=photo: runtime.blobs.put_bytes(p.display_jpeg))):
+            if not runtime.blobs.exists(digest):
+                await asyncio.to_thread(put)
+                added.append(digest)
+    return added
+
+
+def remove_blobs(runtime: Runtime, digests: list[str]) -> None:
+    """Undo `store_photo_blobs` for a request that failed: nothing half-stored remains."""
+    for digest in digests:
+        runtime.blobs.path_for(digest).unlink(missing_ok=True)
+
+
+def add_photo_rows(session: AsyncSession, report_id: str, photos: list[CheckedPhoto]) -> None:
+    now = utcnow()
+    for checked in photos:
+        session.add(Photo(id=str(uuid.uuid4()), report_id=report_id, sha256=checked.sha256,
+                          sanitised_sha256=checked.display_sha256, content_type=checked.content_type,
+                          size_bytes=checked.size_bytes, width=checked.width, height=checked.height, received_at=now))
+
+
+async def queue_report(session: AsyncSession, report: Report, submitter_tag: str | None = None) -> None:
+    """Send the report as it now stands to verification and to the bridge (one outbox row each, so one
+    reaching its destination never marks the other as sent). Verification never sees contact details; the
+    bridge sees them only with the citizen's consent."""
+    await session.flush()
+    photos = (await session.execute(select(Photo).where(Photo.report_id == report.id)
+                                    .order_by(Photo.received_at, Photo.id))).scalars().all()
+    contact = await session.get(Contact, report.id)
+    message = ReportSubmitted(
+        report_id=report.id, revision=report.revision, reference=report.reference, category=report.category,
+        description=report.description,
+        location=Location(lat=report.lat, lon=report.lon, accuracy_m=report.accuracy_m,
+                          description=report.place_description),
+        observed_at=report.observed_at, received_at=report.received_at, in_progress=report.in_progress,
+        danger_to_life=report.danger_to_life,
+        photos=[PhotoRef(photo_id=p.id, sha256=p.sha256, sanitised_sha256=p.sanitised_sha256,
+                         content_type=p.content_type, size_bytes=p.size_bytes, width=p.width, height=p.height)
+                for p in photos],
+    )
+    priority = URGENT_PRIORITY if (report.in_progress or report.danger_to_life) else 0
+    kind = "report.submitted" if report.revision == 0 else "report.revised"
+    for_verification = message.model_copy(update={"submitter_tag": submitter_tag})
+    await enqueue(session, messaging, destination="verification", path="/internal/v1/jobs", kind=kind,
+                  payload=for_verification.model_dump(mode="json"), priority=priority)
+    if contact is not None and contact.share_with_police:
+        message.contact = ContactDetails(name=contact.name, phone=contact.phone, email=contact.email,
+                                         share_with_police=True)
+    await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/reports", kind=kind,
+                  payload=message.model_dump(mode="json"), priority=priority)
+
+
+@dataclass
+class NewReport:
+    submission: ReportSubmission
+    photos: list[CheckedPhoto]
+    idempotency_key: str
+    language: str
+    # What makes a retry "the same request"; by default the submission itself. Open311 requests set their
+    # observation time on arrival, so there the form is the basis instead.
+    fingerprint_basis: dict | None = None
+    submitter_tag: str | None = None  # the daily pseudonym of the client (see ratelimit.AnonymousClientKeys)
+
+
+async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
+    """Store a report with its photos and queue it for verification and the bridge; returns (status, body).
+
+    A replayed request returns the first response. On any failure nothing of this request remains: the
+    database transaction rolls back, photos this request added to the blob store are removed, and the
+    idempotency claim is released.
+    """
+    settings: IntakeSettings = runtime.settings
+    fp = fingerprint(new.fingerprint_basis or new.submission.model_dump(mode="json"), new.photos)
+    added = await store_photo_blobs(runtime, new.photos)
+
+    async def work(session: AsyncSession) -> idempotency.StoredResponse:
+        return await _store(session, new, settings)
+
+    try:
+        response = await idempotency.run_once(runtime.db, idempotency_keys, "create-report", new.idempotency_key,
+                                              fp, work)
+    except BaseException:
+        remove_blobs(runtime, added)
+        raise
+    # The token is never stored, not even in the idempotency record: derive it for this answer.
+    token = derive_access_token(settings.token_secret, response.body["id"], new.idempotency_key)
+    return response.status_code, {**response.body, "access_token": token}
+
+
+async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings) -> idempotency.StoredResponse:
+    sub = new.submission
+    now = utcnow()
+    report_id = str(uuid.uuid4())
+    token = derive_access_token(settings.token_secret, report_id, new.idempotency_key)
+    salt = secrets.token_hex(16)
+    report = Report(
+        id=report_id, reference="pending", token_salt=salt, token_hash=hash_token(salt, token),
+        category=sub.category, description=sub.description, lat=sub.location.lat, lon=sub.location.lon,
+        accuracy_m=sub.location.accuracy_m, place_description=sub.location.description,
+        observed_at=sub.observed_at, received_at=now, in_progress=sub.in_progress,
+        danger_to_life=sub.danger_to_life, status="received", status_rank=0, revision=0,
+    )
+    session.add(report)
+    await session.flush()  # assigns the number the reference is made of
+    report.reference = f"BM-{now.year}-{report.number:06d}"
+    if sub.contact is not None and (sub.contact.name or sub.contact.phone or sub.contact.email):
+        session.add(Contact(report_id=report_id, name=sub.contact.name, phone=sub.contact.phone,
+                            email=sub.contact.email, share_with_police=sub.contact.share_with_police, created_at=now))
+    add_photo_rows(session, report_id, new.photos)
+    session.add(TimelineEntry(report_id=report_id, event="received", occurred_at=now,
+                              text_en=texts.RECEIVED["en"], text_nl=texts.RECEIVED["nl"]))
+    if sub.in_progress or sub.danger_to_life:
+        session.add(TimelineEntry(report_id=report_id, event="call_112", occurred_at=now,
+                                  text_en=texts.CALL_112["en"], text_nl=texts.CALL_112["nl"]))
+    await queue_report(session, report, new.submitter_tag)
+    body = ReportCreated(
+        id=report_id, reference=report.reference, access_token="", status="received",
+        status_url=f"/v1/reports/{report_id}", safety_advice=safety_advice(sub, new.language),
+    ).model_dump(mode="json")
+    del body["access_token"]
+    return idempotency.StoredResponse(202, body)
+
+
+async def authorised_report(session: AsyncSession, report_id: str, token: str | None,
+                            limits: IntakeLimits | None = None) -> Report:
+    """The report this token opens, or the one 404. Repeated wrong tokens for a report are slowed down."""
+    if limits is not None:
+        limits.refuse_if_guessing(report_id)
+    report = None
+    if token and len(report_id) <= 36 and len(token) <= 128:
+        report = (await session.execute(select(Report).where(Report.id == report_id))).scalars().first()
+    if report is None or not hmac.compare_digest(report.token_hash, hash_token(report.token_salt, token or "")):
+        if limits is not None:
+            limits.count_wrong_token(report_id)
+        raise not_found()
+    return report
+
+
+async def view_report(runtime: Runtime, report_id: str, token: str | None, language: str) -> ReportView:
+    async with runtime.db.sessions() as session:
+        report = await authorised_report(session, report_id, token, runtime.extras.get("limits"))
+        photos = (await session.execute(select(Photo).where(Photo.report_id == report_id)
+                                        .order_by(Photo.received_at, Photo.id))).scalars().all()
+        entries = (await session.execute(
+            select(TimelineEntry).where(TimelineEntry.report_id == report_id)
+            .order_by(TimelineEntry.occurred_at, TimelineEntry.id)
+        )).scalars().all()
+    return ReportView(
+        id=report.id, reference=report.reference, status=report.status, category=report.category,
+        in_progress=report.in_progress, received_at=report.received_at,
+        photos=[PhotoSummary(id=p.id, content_type=p.content_type, width=p.width, height=p.height) for p in photos],
+        timeline=[TimelineItem(id=e.id or 0, event=e.event, occurred_at=e.occurred_at,
+                               text=e.text_nl if language == "nl" else e.text_en) for e in entries],
+    )

@@ -1,0 +1,191 @@
+"""Whatever a phone or an attacker sends: after each, the service still answers and nothing half-stored remains."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import zlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from report_intake.config import IntakeSettings
+from tests.helpers import gps_tags, make_jpeg, report_json
+from tests.intake_support import post_report, stored_counts
+
+NOTHING = {"reports": 0, "photos": 0, "timeline": 0, "outbox": 0, "keys": 0, "blobs": 0, "uploads": 0}
+
+
+@pytest.fixture
+async def intake(start_service: Callable[..., Any]) -> Any:
+    return await start_service("report_intake", IntakeSettings)
+
+
+def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A tiny PNG that claims 10 billion pixels: the header is honest about its size, the data is a few rows."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    rows = zlib.compress(b"\x00" * (width + 1) * 4, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+async def expect_refused(intake: Any, response: Any, status: int, error: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == error and response.json()["detail"]
+    assert await stored_counts(intake) == NOTHING
+    assert (await intake.client.get("/healthz")).status_code == 200
+
+
+async def test_decompression_bomb_is_refused_not_warned_about(intake: Any) -> None:
+    data = bomb_png()
+    assert len(data) < 100_000
+    response = await post_report(intake, report_json(), [("bomb.png", data, "image/png")])
+    await expect_refused(intake, response, 413, "photo_too_many_pixels")
+
+
+async def test_a_100_mb_upload_is_cut_off_while_streaming(intake: Any) -> None:
+    sent = 0
+    boundary = "bm-boundary-1234"
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"report\"\r\n\r\n"
+                f"{json.dumps(report_json())}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; "
+                f"filename=\"huge.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").encode()
+        yield head
+        chunk = b"\xff\xd8\xff" + os.urandom(1024 * 1024 - 3)
+        for _ in range(100):
+            sent += len(chunk)
+            yield chunk
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = await intake.client.post("/v1/reports", content=body(), headers={
+        "Idempotency-Key": "big-upload-1", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    await expect_refused(intake, response, 413, "upload_too_large")
+    assert sent <= 25 * 1024 * 1024  # refused at the 20 MB limit, not after 100 MB
+
+
+async def test_a_declared_100_mb_body_is_refused_before_reading(intake: Any) -> None:
+    response = await intake.client.post("/v1/reports", content=b"x" * 10, headers={
+        "Idempotency-Key": "big-upload-2", "Content-Type": "multipart/form-data; boundary=x",
+        "Content-Length": str(100 * 1024 * 1024)})
+    assert response.status_code in (400, 413)  # the server refuses; the transport may notice the lie first
+    assert await stored_counts(intake) == NOTHING
+
+
+async def test_oversized_report_json_is_refused(intake: Any) -> None:
+    response = await post_report(intake, json.dumps(report_json(description="x" * 200_000)))
+    await expect_refused(intake, response, 413, "upload_too_large")
+
+
+async def test_too_long_text_is_refused(intake: Any) -> None:
+    response = await post_report(intake, report_json(description="x" * 2001))
+    await expect_refused(intake, response, 422, "invalid_report")
+
+
+async def test_too_many_photos(start_service: Callable[..., Any]) -> None:
+    intake = await start_service("report_intake", IntakeSettings, max_photos_per_report=2)
+    photos = [(f"p{i}.jpg", make_jpeg(pattern=i), "image/jpeg") for i in range(3)]
+    response = await post_report(intake, report_json(), photos)
+    await expect_refused(intake, response, 413, "too_many_photos")
+
+
+async def test_a_polyglot_is_kept_as_evidence_but_shown_only_as_a_clean_copy(intake: Any) -> None:
+    payload = b"PK\x03\x04" + b"hidden archive payload " * 50
+    polyglot = make_jpeg() + payload  # a valid JPEG that is also a ZIP-ish file
+    response = await post_report(intake, report_json(), [("p.jpg", polyglot, "image/jpeg")])
+    assert response.status_code == 202
+    counts = await stored_counts(intake)
+    assert counts["photos"] == 1 and counts["uploads"] == 0
+    from sqlalchemy import select
+
+    from report_intake.models import Photo
+    async with intake.runtime.db.sessions() as session:
+        photo = (await session.execute(select(Photo))).scalars().one()
+    assert intake.runtime.blobs.read_verified(photo.sha256) == polyglot  # evidence: byte for byte
+    display = intake.runtime.blobs.read_verified(photo.sanitised_sha256)
+    assert b"hidden archive payload" not in display and display.startswith(b"\xff\xd8\xff")
+
+
+async def test_garbage_and_oversized_exif_does_not_reach_the_display_copy(intake: Any) -> None:
+    data = make_jpeg(exif={0x0110: "\x00" * 3000, 0x0131: "<script>" * 500, 0x0112: 99},
+                     exif_ifd={0x9003: "9999:99:99 99:99:99"}, gps=gps_tags(52.1, 5.1))
+    response = await post_report(intake, report_json(), [("p.jpg", data, "image/jpeg")])
+    assert response.status_code == 202, response.text
+    from sqlalchemy import select
+
+    from report_intake.models import Photo
+    async with intake.runtime.db.sessions() as session:
+        photo = (await session.execute(select(Photo))).scalars().one()
+    display = Image.open(io.BytesIO(intake.runtime.blobs.read_verified(photo.sanitised_sha256)))
+    assert not display.getexif() and not display.info.get("exif")
+
+
+@pytest.mark.parametrize("filename", ["../../../../tmp/evil.jpg", "/etc/passwd", "..\\..\\win.ini", "a\x00b.jpg"])
+async def test_path_traversal_file_names_are_only_data(intake: Any, tmp_path: Path, filename: str) -> None:
+    response = await post_report(intake, report_json(), [(filename, make_jpeg(), "image/jpeg")])
+    assert response.status_code == 202
+    assert not Path("/tmp/evil.jpg").exists()
+    stored = {p.name for p in intake.settings.blob_dir.rglob("*") if p.is_file()}
+    assert all(len(name) == 64 for name in stored)  # only digests are file names
+
+
+async def test_an_absurdly_long_file_name_is_a_malformed_part(intake: Any) -> None:
+    response = await post_report(intake, report_json(), [("x" * 5000 + ".jpg", make_jpeg(), "image/jpeg")])
+    await expect_refused(intake, response, 400, "malformed_multipart")
+
+
+async def test_webp_and_heic_are_accepted_by_content(intake: Any) -> None:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    photos = []
+    for fmt, name in (("WEBP", "p.webp"), ("HEIF", "p.jpg")):  # the HEIC file is misnamed on purpose
+        buffer = io.BytesIO()
+        Image.new("RGB", (320, 240), (10, 200, 30)).save(buffer, fmt)
+        photos.append((name, buffer.getvalue(), "application/octet-stream"))
+    response = await post_report(intake, report_json(), photos)
+    assert response.status_code == 202, response.text
+    created = response.json()
+    view = (await intake.client.get(created["status_url"],
+                                    headers={"Authorization": f"Bearer {created['access_token']}"})).json()
+    assert sorted(p["content_type"] for p in view["photos"]) == ["image/heic", "image/webp"]
+
+
+async def test_a_burst_over_the_rate_limit_gets_429_with_retry_after(start_service: Callable[..., Any]) -> None:
+    intake = await start_service("report_intake", IntakeSettings, reports_per_client=3, reports_per_seconds=3600)
+    statuses = []
+    for i in range(5):
+        response = await post_report(intake, report_json(description=f"burst {i}"), key=f"burst-key-{i:03d}")
+        statuses.append(response.status_code)
+    assert statuses == [202, 202, 202, 429, 429]
+    assert int(response.headers["retry-after"]) > 0 and response.json()["error"] == "rate_limited"
+    assert (await stored_counts(intake))["reports"] == 3
+    assert (await intake.client.get("/healthz")).status_code == 200
+
+
+async def test_guessing_tokens_for_a_report_is_slowed_down(start_service: Callable[..., Any]) -> None:
+    intake = await start_service("report_intake", IntakeSettings, wrong_tokens_per_report=3)
+    created = (await post_report(intake, report_json())).json()
+    statuses = []
+    for i in range(5):
+        response = await intake.client.get(created["status_url"], headers={"Authorization": f"Bearer guess-{i}"})
+        statuses.append(response.status_code)
+    assert statuses == [404, 404, 404, 429, 429]
+
+
+async def test_behind_a_trusted_proxy_citizens_are_told_apart(start_service: Callable[..., Any]) -> None:
+    intake = await start_service("report_intake", IntakeSettings, reports_per_client=1, reports_per_seconds=3600,
+                                 trusted_proxies=["127.0.0.1", "testclient"])
+    first = await post_report(intake, report_json(), key="proxy-key-01", headers={"X-Forwarded-For": "203.0.113.1"})
+    second = await post_report(intake, report_json(), key="proxy-key-02", headers={"X-Forwarded-For": "203.0.113.2"})
+    again = await post_report(intake, report_json(), key="proxy-key-03", headers={"X-Forwarded-For": "203.0.113.1"})
+    spoofed = await post_report(intake, report_json(), key="proxy-key-04",
+                                headers={"X-Forwarded-For": "203.0.113.9, 203.0.113.1"})  # client-written hop ignored
+    assert [r.status_code for r in (first, second, again, spoofed)] == [202, 202, 429, 429]

@@ -1,0 +1,1 @@
+"""verification: checks citizens' photos and reports and gives a verdict with reasons."""

@@ -1,0 +1,105 @@
+"""Work on one photo, run in a worker process: verify the digest, one reduced decode, metadata, pHash, checks.
+
+One decode path for every image: JPEGs are decoded at reduced size with `draft` (the floor of per-photo work,
+about 19 ms for 12 MP instead of 67 ms for a full decode), orientation is applied, then everything is hashed
+from that same image, so hashes from different reports are comparable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from burgermelding_shared.blobstore import BlobNotFound, LocalBlobStore
+from burgermelding_shared.contracts import CheckResult, PhotoVerification
+from verification.checks import Claim, check, metadata_checks, provenance_check, thumbnail_check
+from verification.exif import read_metadata
+from verification.perceptual import c2pa_manifest_present, embedded_thumbnail, pdq_hashes, thumbnail_distance
+from verification.phash import phash
+
+try:
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover
+    pass
+
+MIN_HASH_SIDE = 256  # the longest side hashes are made from never drops below this
+
+
+def reduction(size: tuple[int, int]) -> int:
+    """The JPEG DCT scale (1, 2, 4 or 8) for the reduced decode: as small as possible (a 12 MP photo decodes at
+    1/8, 500x375), keeping the longest side at least MIN_HASH_SIDE. Pillow's draft picks the smallest scale
+    whose result is at least the requested size, so the request must be the exact scaled size."""
+    scale = 8
+    while scale > 1 and max(size) // scale < MIN_HASH_SIDE:
+        scale //= 2
+    return scale
+
+
+@dataclass
+class PhotoJob:
+    blob_dir: str
+    photo_id: str
+    sha256: str
+    claim: Claim
+    max_pixels: int
+    old_photo_hours: float
+    gps_min_distance_m: float
+
+
+def analyse_photo(job: PhotoJob) -> dict[str, Any]:
+    """Returns a PhotoVerification as a dict (plain data crosses the process boundary cheaply), with the PDQ
+    hashes under "pdq" (hex) and "pdq_dihedral" (8 x hex) and the PDQ quality under "pdq_quality"."""
+    undecodable = PhotoVerification(photo_id=job.photo_id, sha256=job.sha256, checks=[])
+    try:
+        data = LocalBlobStore(Path(job.blob_dir)).open(job.sha256).read()
+    except BlobNotFound:
+        undecodable.checks = [check("photo_missing", "fail", "The photo could not be found in storage.",
+                                    "De foto is niet gevonden in de opslag.")]
+        return undecodable.model_dump(mode="json")
+    if hashlib.sha256(data).hexdigest() != job.sha256:
+        undecodable.checks = [check("photo_undecodable", "fail", "The stored photo does not match its digest.",
+                                    "De opgeslagen foto klopt niet met de vingerafdruk.")]
+        return undecodable.model_dump(mode="json")
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+            if width * height > job.max_pixels:
+                raise ValueError("too many pixels")
+            meta = read_metadata(im)
+            if im.format == "JPEG":
+                scale = reduction(im.size)
+                im.draft("RGB", (im.size[0] // scale, im.size[1] // scale))
+            im.load()
+            stored = im.copy()  # as stored, before orientation: what an embedded thumbnail shows
+            image = ImageOps.exif_transpose(im)
+            value = phash(image)
+            pdq, pdq_dihedral, pdq_quality = pdq_hashes(image)
+            thumbnail = embedded_thumbnail(im)
+            thumb_distance = thumbnail_distance(stored, thumbnail) if thumbnail is not None else None
+    except Exception:
+        undecodable.checks = [check("photo_undecodable", "fail", "The photo cannot be decoded.",
+                                    "De foto kan niet worden gelezen.")]
+        return undecodable.model_dump(mode="json")
+    checks: list[CheckResult] = [check("photo_decodes", "pass", "The photo decodes completely.",
+                                       "De foto is volledig leesbaar.")]
+    checks += metadata_checks(meta, job.claim, width=width, height=height, old_photo_hours=job.old_photo_hours,
+                              gps_min_distance_m=job.gps_min_distance_m)
+    checks += thumbnail_check(thumb_distance)
+    checks += provenance_check(c2pa_manifest_present(data))
+    result = PhotoVerification(
+        photo_id=job.photo_id, sha256=job.sha256, phash=f"{value:016x}", width=width, height=height,
+        captured_at=meta.captured_at if meta.captured_at and meta.captured_at.tzinfo else None,
+        gps={"lat": meta.gps_lat, "lon": meta.gps_lon} if meta.gps_lat is not None and meta.gps_lon is not None
+        else None,
+        make=meta.make, model=meta.model, software=meta.software, checks=checks,
+    )
+    return {**result.model_dump(mode="json"), "pdq": pdq.hex(), "pdq_dihedral": [h.hex() for h in pdq_dihedral],
+            "pdq_quality": pdq_quality}

@@ -1,0 +1,158 @@
+"""Per-photo checks. Each gives an outcome, a stable reason code, Dutch and English text and a weight.
+
+None of them is a verdict alone (see ../shared/reference/photo-verification.md): missing metadata in
+particular is only informational, because messengers and browsers strip it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from burgermelding_shared.contracts import CheckResult
+from verification.exif import PhotoMetadata
+
+# Editors, not firmware: phones write their own version into Software, so presence alone means nothing.
+EDITORS = re.compile(
+    r"photoshop|gimp|snapseed|lightroom|affinity|pixelmator|picsart|facetune|canva|paint\.net|krita|"
+    r"luminar|capture one|darktable|rawtherapee|photopea|fotor|vsco|meitu|airbrush",
+    re.IGNORECASE,
+)
+
+WEIGHTS = {
+    "photo_undecodable": 1.0, "editing_software": 0.25, "resaved_after_capture": 0.1, "old_photo": 0.35,
+    "future_capture_time": 0.3, "gps_far_from_claim": 0.3, "gps_impossible": 0.2, "dimensions_mismatch": 0.1,
+    "metadata_missing": 0.0, "exact_duplicate": 0.5, "thumbnail_mismatch": 0.3, "gps_time_mismatch": 0.2,
+    "recycled_image": 0.4, "near_duplicate": 0.0, "text_meaningless": 0.3, "repeated_text": 0.3, "flooding": 0.4,
+    "c2pa_present_unverified": 0.0,
+}
+THUMBNAIL_MAX_DISTANCE = 12
+GPS_TIME_MAX_DRIFT = timedelta(minutes=5)
+
+
+def configure_weights(overrides: dict[str, float]) -> None:
+    """Weights are configurable (settings); unknown codes are refused so a typo cannot silently do nothing."""
+    unknown = set(overrides) - set(WEIGHTS)
+    if unknown:
+        raise ValueError(f"unknown check codes in weights: {', '.join(sorted(unknown))}")
+    WEIGHTS.update(overrides)
+
+
+@dataclass
+class Claim:
+    observed_at: datetime
+    received_at: datetime
+    lat: float
+    lon: float
+    accuracy_m: float | None
+
+
+def check(code: str, outcome: str, en: str, nl: str) -> CheckResult:
+    weight = WEIGHTS.get(code, 0.0) if outcome in ("warn", "fail") else 0.0
+    return CheckResult(code=code, outcome=outcome, detail_en=en, detail_nl=nl, weight=weight)  # type: ignore[arg-type]
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def metadata_checks(meta: PhotoMetadata, claim: Claim, *, width: int, height: int, old_photo_hours: float,
+                    gps_min_distance_m: float) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    if not meta.has_exif or not (meta.make or meta.model or meta.captured_at):
+        results.append(check("metadata_missing", "not_applicable",
+                             "The photo carries no camera metadata; common for photos sent through messengers.",
+                             "De foto bevat geen cameragegevens; dat is gewoon bij foto's uit berichtenapps."))
+    if meta.software and EDITORS.search(meta.software):
+        results.append(check("editing_software", "warn", f"Saved by an image editor ({meta.software}).",
+                             f"Opgeslagen door een fotobewerkingsprogramma ({meta.software})."))
+    if meta.captured_at and meta.modified_at and meta.modified_at - meta.captured_at > timedelta(minutes=1):
+        results.append(check("resaved_after_capture", "warn", "The file was saved again after it was taken.",
+                             "Het bestand is na het maken opnieuw opgeslagen."))
+    results.extend(_time_checks(meta, claim, old_photo_hours))
+    results.extend(_gps_time_check(meta))
+    results.extend(_gps_checks(meta, claim, gps_min_distance_m))
+    if meta.exif_width and meta.exif_height and {meta.exif_width, meta.exif_height} != {width, height}:
+        results.append(check("dimensions_mismatch", "warn",
+                             f"The metadata says {meta.exif_width}x{meta.exif_height} pixels; the image has "
+                             f"{width}x{height}: resized or cropped.",
+                             f"Volgens de metadata {meta.exif_width}x{meta.exif_height} pixels; de afbeelding "
+                             f"heeft {width}x{height}: verkleind of bijgesneden."))
+    return results
+
+
+def thumbnail_check(distance: int | None) -> list[CheckResult]:
+    if distance is None:
+        return []
+    if distance > THUMBNAIL_MAX_DISTANCE:
+        return [check("thumbnail_mismatch", "warn", "The embedded thumbnail shows something else than the photo: "
+                      "the picture was changed after it was taken.",
+                      "De ingebouwde miniatuur toont iets anders dan de foto: de foto is na het maken veranderd.")]
+    return [check("thumbnail_matches", "pass", "The embedded thumbnail matches the photo.",
+                  "De ingebouwde miniatuur past bij de foto.")]
+
+
+def provenance_check(c2pa_present: bool) -> list[CheckResult]:
+    # Absence means nothing (almost no phone writes C2PA yet); presence is reported, not yet validated.
+    if c2pa_present:
+        return [check("c2pa_present_unverified", "not_applicable",
+                      "The photo carries C2PA content credentials; they were not validated.",
+                      "De foto bevat C2PA-herkomstgegevens; die zijn niet gecontroleerd.")]
+    return [check("c2pa_absent", "not_applicable", "No C2PA content credentials (common; means nothing).",
+                  "Geen C2PA-herkomstgegevens (gewoon; zegt niets).")]
+
+
+def _gps_time_check(meta: PhotoMetadata) -> list[CheckResult]:
+    captured = meta.captured_at
+    if captured is None or captured.tzinfo is None or meta.gps_time is None:
+        return []
+    drift = abs(captured.astimezone(UTC) - meta.gps_time)
+    if drift > GPS_TIME_MAX_DRIFT:
+        minutes = drift.total_seconds() / 60
+        return [check("gps_time_mismatch", "warn", f"The capture time and the GPS time differ by {minutes:.0f} "
+                      "minutes: the date may have been edited.",
+                      f"Opnametijd en GPS-tijd verschillen {minutes:.0f} minuten: de datum is mogelijk aangepast.")]
+    return [check("gps_time_matches", "pass", "The capture time agrees with the GPS time.",
+                  "De opnametijd klopt met de GPS-tijd.")]
+
+
+def _time_checks(meta: PhotoMetadata, claim: Claim, old_photo_hours: float) -> list[CheckResult]:
+    captured = meta.captured_at
+    if captured is None:
+        return []
+    # Without an offset tag the capture time is local camera time: allow the widest time-zone spread (14 h).
+    slack = timedelta(0) if captured.tzinfo else timedelta(hours=14)
+    captured_utc = captured.astimezone(UTC) if captured.tzinfo else captured.replace(tzinfo=UTC)
+    if captured_utc - slack > claim.received_at + timedelta(minutes=5):
+        return [check("future_capture_time", "warn", "The capture time lies after the report arrived.",
+                      "Het opnametijdstip ligt na het binnenkomen van de melding.")]
+    if captured_utc + slack < claim.observed_at - timedelta(hours=old_photo_hours):
+        days = (claim.observed_at - captured_utc).total_seconds() / 86400
+        return [check("old_photo", "warn", f"The photo was taken about {days:.0f} days before the reported time.",
+                      f"De foto is ongeveer {days:.0f} dagen voor het gemelde tijdstip gemaakt.")]
+    return [check("capture_time_plausible", "pass", "The capture time fits the reported time.",
+                  "Het opnametijdstip past bij het gemelde tijdstip.")]
+
+
+def _gps_checks(meta: PhotoMetadata, claim: Claim, gps_min_distance_m: float) -> list[CheckResult]:
+    lat, lon = meta.gps_lat, meta.gps_lon
+    if lat is None or lon is None:
+        return []
+    if (abs(lat) < 1e-6 and abs(lon) < 1e-6) or not (-90 <= lat <= 90 and -180 <= lon <= 180) \
+            or not meta.gps_refs_present:
+        return [check("gps_impossible", "warn", "The photo's GPS position is impossible or incomplete.",
+                      "De GPS-positie van de foto is onmogelijk of onvolledig.")]
+    distance = distance_m(lat, lon, claim.lat, claim.lon)
+    allowed = max(gps_min_distance_m, meta.gps_error_m or 0.0, claim.accuracy_m or 0.0)
+    if distance > allowed:
+        return [check("gps_far_from_claim", "warn",
+                      f"The photo was taken {distance / 1000:.1f} km from the reported place.",
+                      f"De foto is {distance / 1000:.1f} km van de gemelde plaats gemaakt.")]
+    return [check("gps_matches_claim", "pass", "The photo's position fits the reported place.",
+                  "De positie van de foto past bij de gemelde plaats.")]

@@ -1,0 +1,33 @@
+"""verification's internal API: jobs from intake, results for whoever may read them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from burgermelding_shared.app import RuntimeDep, message_id_header, require_service
+from burgermelding_shared.contracts import ReportSubmitted
+from burgermelding_shared.errors import error_responses
+from verification import jobs
+
+router = APIRouter(prefix="/internal/v1", tags=["internal"])
+
+
+@router.post("/jobs", status_code=202, summary="Verify a report (idempotent per report)",
+             responses=error_responses(400, 401, 403, 422))
+async def submit_job(
+    report: ReportSubmitted,
+    runtime: RuntimeDep,
+    message_id: Annotated[str, Depends(message_id_header)],
+    source: str = require_service("report-intake"),
+) -> dict[str, str]:
+    return {"status": await jobs.submit(runtime, report, message_id, source)}
+
+
+@router.get("/verifications/{report_id}", summary="The verification of a report: verdict, score, every check",
+            responses=error_responses(401, 403, 404))
+async def get_verification(
+    report_id: str, runtime: RuntimeDep, _caller: str = require_service("dispatch-bridge", "report-intake"),
+) -> dict:
+    return await jobs.result_of(runtime, report_id)

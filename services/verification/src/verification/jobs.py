@@ -1,0 +1,193 @@
+"""Verification jobs: accepted idempotently per report, worked off by a lease-claiming worker.
+
+A job is stored before it is acknowledged, so nothing accepted is lost; the worker takes the most urgent job
+first, runs the image work in a process pool (never on the event loop), and writes the result and the outbox
+message to the bridge in one transaction. With two replicas the lease keeps them from doing a job twice; if
+one dies mid-job, the lease runs out and the other takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from burgermelding_shared.app import Runtime
+from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.contracts import PhotoVerification, ReportSubmitted, VerificationCompleted
+from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.messaging import enqueue, first_delivery
+from burgermelding_shared.timeutil import utcnow
+from burgermelding_shared.tracing import continue_trace, outgoing_traceparent
+from verification import grouping
+from verification.analysis import PhotoJob, analyse_photo
+from verification.checks import Claim, check, distance_m
+from verification.config import VerificationSettings
+from verification.models import PhotoFingerprint, ReportText, VerificationJob, messaging
+from verification.nearindex import Match, NearDuplicateIndex
+from verification.phash import to_signed
+from verification.textchecks import remember, text_checks
+from verification.verdict import decide
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=2)
+URGENT = 10
+
+
+def job_id(report: ReportSubmitted) -> str:
+    return f"{report.report_id}:{report.revision}"
+
+
+async def submit(runtime: Runtime, report: ReportSubmitted, message_id: str, source: str) -> str:
+    """Store a job for the report revision; a second submission of the same revision changes nothing."""
+    async with runtime.db.transaction() as session:
+        if not await first_delivery(session, messaging, message_id=message_id, source=source,
+                                    kind="report.submitted"):
+            return "duplicate"
+        if await session.get(VerificationJob, job_id(report)) is not None:
+            return "duplicate"
+        session.add(VerificationJob(
+            job_id=job_id(report), report_id=report.report_id, revision=report.revision,
+            request=report.model_dump_json(), status="pending",
+            priority=URGENT if (report.in_progress or report.danger_to_life) else 0, received_at=utcnow(),
+            traceparent=outgoing_traceparent(),
+        ))
+    runtime.extras["worker"].wake()
+    return "accepted"
+
+
+async def result_of(runtime: Runtime, report_id: str) -> dict:
+    """The verification of the report's latest revision."""
+    async with runtime.db.sessions() as session:
+        job = (await session.execute(select(VerificationJob).where(VerificationJob.report_id == report_id[:36])
+                                     .order_by(VerificationJob.revision.desc()).limit(1))).scalars().first()
+    if job is None:
+        raise ServiceError(404, "verification_not_found", f"no verification job for report {report_id[:36]}")
+    if job.result is None:
+        return {"report_id": report_id, "status": job.status}
+    return {"status": job.status, **json.loads(job.result)}
+
+
+class VerificationWorker(BackgroundLoop):
+    name = "verification-worker"
+
+    def __init__(self, runtime: Runtime, pool: ProcessPoolExecutor) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.pool = pool
+        self.settings: VerificationSettings = runtime.settings
+
+    async def run_once(self) -> int:
+        job = await self._claim()
+        if job is None:
+            return 0
+        with continue_trace(job.traceparent):
+            await self.process(job)
+        return 1
+
+    async def _claim(self) -> VerificationJob | None:
+        now = utcnow()
+        async with self.runtime.db.transaction() as session:
+            query = (select(VerificationJob)
+                     .where(VerificationJob.status == "pending",
+                            or_(VerificationJob.lease_until.is_(None), VerificationJob.lease_until < now))
+                     .order_by(VerificationJob.priority.desc(), VerificationJob.received_at).limit(1))
+            if not self.runtime.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            job = (await session.execute(query)).scalars().first()
+            if job is None:
+                return None
+            await session.execute(update(VerificationJob).where(VerificationJob.job_id == job.job_id)
+                                  .values(lease_until=now + LEASE))
+        return job
+
+    async def process(self, job: VerificationJob) -> None:
+        report = ReportSubmitted.model_validate_json(job.request)
+        claim = Claim(observed_at=report.observed_at, received_at=report.received_at, lat=report.location.lat,
+                      lon=report.location.lon, accuracy_m=report.location.accuracy_m)
+        loop = asyncio.get_running_loop()
+        photo_jobs = [PhotoJob(str(self.settings.blob_dir), p.photo_id, p.sha256, claim, self.settings.max_image_pixels,
+                               self.settings.old_photo_hours, self.settings.gps_min_distance_m) for p in report.photos]
+        analysed = await asyncio.gather(*(loop.run_in_executor(self.pool, analyse_photo, pj) for pj in photo_jobs))
+        dihedral = {a["photo_id"]: [bytes.fromhex(h) for h in a.pop("pdq_dihedral", [])] for a in analysed}
+        photos = [PhotoVerification.model_validate(a) for a in analysed]
+        index: NearDuplicateIndex = self.runtime.extras["near_index"]
+        await index.sync(self.runtime.db)
+        matches = {p.photo_id: index.search(int(p.phash, 16) if p.phash else None, dihedral[p.photo_id])
+                   for p in photos}
+        now = utcnow()
+        async with self.runtime.db.transaction() as session:
+            digests = [p.sha256 for p in photos]
+            earlier = (await session.execute(
+                select(PhotoFingerprint.report_id).where(PhotoFingerprint.sha256.in_(digests),
+                                                         PhotoFingerprint.report_id != report.report_id)
+            )).scalars().all() if digests else []
+            duplicate_of = sorted(set(earlier))
+            near_of = await self._near_duplicate_checks(session, report, photos, matches)
+            report_checks = await text_checks(session, report, self.settings.flood_warn, self.settings.flood_spam)
+            group_id, group_reports = await grouping.assign(session, report.report_id, report.category,
+                                                            report.location.lat, report.location.lon,
+                                                            report.observed_at)
+            verdict, score, reasons = decide(photos, duplicate_of, report_checks)
+            result = VerificationCompleted(report_id=report.report_id, revision=report.revision, verdict=verdict,
+                                           score=score, reasons=reasons, photos=photos,
+                                           duplicate_of_reports=duplicate_of,
+                                           near_duplicate_of_reports=sorted(set(near_of) - set(duplicate_of)),
+                                           group_id=group_id, group_reports=group_reports, verified_at=now)
+            known = set((await session.execute(select(PhotoFingerprint.photo_id)
+                                                .where(PhotoFingerprint.report_id == report.report_id))).scalars())
+            for photo in (p for p in photos if p.photo_id not in known):  # earlier revisions' photos are known
+                session.add(PhotoFingerprint(
+                    report_id=report.report_id, photo_id=photo.photo_id, sha256=photo.sha256,
+                    phash=to_signed(int(photo.phash, 16)) if photo.phash else None,
+                    pdq=bytes.fromhex(photo.pdq) if photo.pdq else None, pdq_quality=photo.pdq_quality,
+                    captured_at=photo.captured_at, gps_lat=(photo.gps or {}).get("lat"),
+                    gps_lon=(photo.gps or {}).get("lon"), claimed_lat=report.location.lat,
+                    claimed_lon=report.location.lon, received_at=now))
+            if await session.get(ReportText, report.report_id) is None:
+                remember(session, report)
+            await session.execute(update(VerificationJob).where(VerificationJob.job_id == job.job_id).values(
+                status="done", completed_at=now, verdict=verdict, score=score, lease_until=None,
+                result=result.model_dump_json()))
+            await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/verifications",
+                          kind="verification.completed", payload=result.model_dump(mode="json"),
+                          priority=job.priority)
+        await index.sync(self.runtime.db)
+        log.info("verified", extra={"report_id": report.report_id, "verdict": verdict, "score": score})
+
+    async def _near_duplicate_checks(self, session: AsyncSession, report: ReportSubmitted,
+                                     photos: list[PhotoVerification], matches: dict[str, list[Match]]) -> list[str]:
+        """Same image in an earlier report: at another place or much earlier it is a recycled image; close by
+        and recent it is probably the same event seen by someone else. Returns the earlier report ids."""
+        ids = [m.fingerprint_id for found in matches.values() for m in found if m.same_image]
+        rows = {f.id: f for f in (await session.execute(
+            select(PhotoFingerprint).where(PhotoFingerprint.id.in_(ids)))).scalars()} if ids else {}
+        linked: list[str] = []
+        for photo in photos:
+            earlier = [rows[m.fingerprint_id] for m in matches[photo.photo_id]
+                       if m.fingerprint_id in rows and rows[m.fingerprint_id].report_id != report.report_id]
+            if not earlier:
+                continue
+            linked += [e.report_id for e in earlier]
+            recycled = [e for e in earlier
+                        if distance_m(e.claimed_lat, e.claimed_lon, report.location.lat, report.location.lon)
+                        > self.settings.recycled_distance_m
+                        or e.received_at < report.observed_at - timedelta(hours=self.settings.recycled_after_hours)]
+            if recycled:
+                names = ", ".join(sorted({e.report_id for e in recycled}))
+                photo.checks.append(check(
+                    "recycled_image", "warn",
+                    f"The same picture was sent before with report(s) {names} at another place or time: "
+                    "a recycled image.",
+                    "Dezelfde afbeelding is eerder verstuurd bij een andere melding, op een andere plaats of tijd."))
+            else:
+                names = ", ".join(sorted({e.report_id for e in earlier}))
+                photo.checks.append(check(
+                    "near_duplicate", "not_applicable", f"The same picture is in nearby recent report(s) {names}.",
+                    "Dezelfde afbeelding zit in een recente melding in de buurt."))
+        return linked

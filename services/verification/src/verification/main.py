@@ -1,0 +1,57 @@
+"""verification's app factory."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from burgermelding_shared.app import Runtime, create_service_app, service_destinations
+from verification import internal
+from verification.checks import configure_weights
+from verification.config import VerificationSettings, get_settings
+from verification.grouping import FragmentMerger
+from verification.jobs import VerificationWorker
+from verification.models import messaging
+from verification.nearindex import NearDuplicateIndex
+
+
+@asynccontextmanager
+async def worker_hook(runtime: Runtime) -> AsyncIterator[None]:
+    settings: VerificationSettings = runtime.settings
+    # spawn, not fork: forking a process that runs an event loop and threads copies their locks mid-use.
+    pool = ProcessPoolExecutor(max_workers=settings.workers or os.cpu_count() or 1,
+                               mp_context=multiprocessing.get_context("spawn"))
+    configure_weights(settings.check_weights)
+    index = NearDuplicateIndex()
+    await index.sync(runtime.db)  # rebuilt from the database at every start
+    runtime.extras["near_index"] = index
+    merger = FragmentMerger(runtime.db, settings.group_merge_seconds)
+    merger.start()
+    worker = VerificationWorker(runtime, pool)
+    runtime.extras["worker"] = worker
+    worker.start()
+    try:
+        yield
+    finally:
+        await worker.stop()
+        await merger.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def create_app(settings: VerificationSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = create_service_app(
+        settings=settings,
+        title="Burgermelding verification",
+        description="Checks photo metadata, finds duplicates and gives each report a verdict with reasons.",
+        messaging=messaging,
+        destinations=service_destinations(settings, {"dispatch-bridge": settings.bridge_url}),
+        hooks=[worker_hook],
+    )
+    app.include_router(internal.router)
+    return app

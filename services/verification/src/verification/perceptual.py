@@ -1,0 +1,64 @@
+"""PDQ (Meta's 256-bit perceptual hash) and the embedded EXIF thumbnail, from the one reduced decode."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pdqhash
+from PIL import Image
+
+from verification.phash import phash
+
+
+def pdq_bytes(bits: np.ndarray) -> bytes:
+    """256 bits (0/1 array) packed into 32 bytes, most significant bit first."""
+    return np.packbits(bits.astype(np.uint8)).tobytes()
+
+
+def pdq_hashes(image: Image.Image) -> tuple[bytes, list[bytes], int]:
+    """(PDQ of the image, PDQ of its 8 rotations and mirrors, quality 0-100)."""
+    pixels = np.asarray(image.convert("RGB"))
+    hashes, qualities = pdqhash.compute_dihedral(pixels)
+    quality = qualities if isinstance(qualities, int) else qualities[0]  # the binding returns one quality
+    return pdq_bytes(hashes[0]), [pdq_bytes(h) for h in hashes], int(quality)
+
+
+def embedded_thumbnail(image: Image.Image) -> Image.Image | None:
+    """The JPEG thumbnail inside the EXIF block, if any (cameras and phones write one; editors often keep the
+    old one while changing the image, which is what the thumbnail check looks for)."""
+    raw = image.info.get("exif")
+    if not raw or len(raw) < 16:
+        return None
+    start = raw.find(b"\xff\xd8\xff", 8)
+    if start < 0:
+        return None
+    end = raw.find(b"\xff\xd9", start)
+    try:
+        thumbnail = Image.open(io.BytesIO(raw[start:end + 2 if end > 0 else len(raw)]))
+        thumbnail.load()
+    except Exception:
+        return None
+    return thumbnail if 16 <= max(thumbnail.size) <= 1024 else None
+
+
+def thumbnail_distance(image_before_orientation: Image.Image, thumbnail: Image.Image) -> int:
+    """pHash distance between the image and its thumbnail (both as stored, before orientation)."""
+    return (phash(image_before_orientation) ^ phash(thumbnail)).bit_count()
+
+
+def c2pa_manifest_present(data: bytes) -> bool:
+    """Whether the file carries a C2PA manifest store (JUMBF boxes labelled c2pa in JPEG APP11 or a PNG caBX
+    chunk). Presence only: validating the manifest needs the C2PA library, which this platform lacks."""
+    if data.startswith(b"\x89PNG"):
+        return b"caBX" in data[:65536] or b"caBX" in data
+    position = 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker in (0xD9, 0xDA):  # end of image / start of scan: no more metadata segments
+            break
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        if marker == 0xEB and b"c2pa" in data[position + 4:position + 2 + length]:
+            return True
+        position += 2 + length
+    return False

@@ -1,0 +1,77 @@
+"""Report-level checks on the text and on who (pseudonymously, per day) sends how much."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from burgermelding_shared.contracts import CheckResult, ReportSubmitted
+from verification.checks import check
+from verification.models import ReportText
+
+REPEAT_WINDOW = timedelta(hours=24)
+FLOOD_WINDOW = timedelta(minutes=10)
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(normalise(text).encode()).hexdigest()
+
+
+def content_hash(report: ReportSubmitted) -> str:
+    parts = [report.category, normalise(report.description), *sorted(p.sha256 for p in report.photos)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def is_meaningless(text: str) -> bool:
+    words = normalise(text).split()
+    letters = sum(ch.isalpha() for ch in text)
+    if letters < 3 or not words:
+        return True
+    compact = "".join(words)
+    if max(compact.count(ch) for ch in set(compact)) / len(compact) > 0.8:  # "aaaaaa", "!!!!!1"
+        return True
+    return len(words) >= 3 and len(set(words)) == 1  # "test test test"
+
+
+async def text_checks(session: AsyncSession, report: ReportSubmitted, flood_warn: int = 5,
+                      flood_spam: int = 20) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    if is_meaningless(report.description):
+        results.append(check("text_meaningless", "warn", "The text says nothing a dispatcher can use.",
+                             "De tekst bevat niets waar een centralist iets mee kan."))
+    tag = report.submitter_tag
+    if not tag:
+        return results
+    since = report.received_at - REPEAT_WINDOW
+    earlier = (await session.execute(select(ReportText).where(
+        ReportText.submitter_tag == tag, ReportText.report_id != report.report_id,
+        ReportText.received_at >= since))).scalars().all()
+    if any(e.content_hash == content_hash(report) for e in earlier):
+        results.append(check("resubmitted", "fail", "The same report (text and photos) was already sent.",
+                             "Dezelfde melding (tekst en foto's) is al eerder verstuurd."))
+    elif any(e.text_hash == text_hash(report.description) for e in earlier):
+        results.append(check("repeated_text", "warn", "The same text was already sent in another report today.",
+                             "Dezelfde tekst is vandaag al in een andere melding verstuurd."))
+    recent = (await session.execute(select(func.count()).select_from(ReportText).where(
+        ReportText.submitter_tag == tag, ReportText.received_at >= report.received_at - FLOOD_WINDOW))).scalar_one()
+    if recent >= flood_spam:
+        results.append(check("spam", "fail", f"{recent} reports from one sender in 10 minutes: spam.",
+                             f"{recent} meldingen van één afzender in 10 minuten: spam."))
+    elif recent >= flood_warn:
+        results.append(check("flooding", "warn", f"{recent} reports from one sender in 10 minutes.",
+                             f"{recent} meldingen van één afzender in 10 minuten."))
+    return results
+
+
+def remember(session: AsyncSession, report: ReportSubmitted) -> None:
+    session.add(ReportText(report_id=report.report_id, submitter_tag=report.submitter_tag,
+                           text_hash=text_hash(report.description), content_hash=content_hash(report),
+                           received_at=report.received_at))

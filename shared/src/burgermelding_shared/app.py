@@ -1,0 +1,186 @@
+"""The app factory every service uses: logging, trace context, errors, health, and the process's resources.
+
+Resources (database engine, one httpx client, blob store, outbox relay) are created in the lifespan and closed
+on shutdown; routes reach them through `Runtime`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.blobstore import LocalBlobStore
+from burgermelding_shared.db import Database
+from burgermelding_shared.errors import ServiceError, error_responses, install_error_handlers
+from burgermelding_shared.logging import TraceAndAccessLogMiddleware, configure_logging
+from burgermelding_shared.messaging import Destination, MessagingTables, Relay, RelayConfig, ResultHandler
+from burgermelding_shared.service_auth import ServiceDestination, verify_token
+from burgermelding_shared.settings import ServiceSettings
+
+
+@dataclass
+class Runtime:
+    """What one service process holds for its lifetime."""
+
+    settings: Any
+    db: Database
+    blobs: LocalBlobStore
+    http: httpx.AsyncClient
+    messaging: MessagingTables
+    relay: Relay
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+Hook = Callable[[Runtime], AbstractAsyncContextManager[None]]
+
+
+def background_loop(factory: Callable[[Runtime], BackgroundLoop], extras_key: str | None = None) -> Hook:
+    """A lifespan hook that runs a background loop for as long as the app runs (optionally kept in extras)."""
+
+    @asynccontextmanager
+    async def hook(runtime: Runtime) -> AsyncIterator[None]:
+        loop = factory(runtime)
+        if extras_key:
+            runtime.extras[extras_key] = loop
+        loop.start()
+        try:
+            yield
+        finally:
+            await loop.stop()
+
+    return hook
+
+
+def service_destinations(settings: ServiceSettings, urls: dict[str, str]) -> dict[str, Destination]:
+    """Outbox destinations for our own services, each authenticated with a service token."""
+    return {
+        name: ServiceDestination(base_url=url, secret=settings.internal_secret,
+                                 issuer=settings.service_name, audience=name)
+        for name, url in urls.items()
+    }
+
+
+def create_service_app(
+    *,
+    settings: ServiceSettings,
+    title: str,
+    description: str,
+    messaging: MessagingTables,
+    destinations: dict[str, Destination],
+    result_handlers: dict[str, ResultHandler] | None = None,
+    attempt_handlers: dict[str, ResultHandler] | None = None,
+    hooks: list[Hook] | None = None,
+    openapi_tags: list[dict[str, Any]] | None = None,
+) -> FastAPI:
+    """A FastAPI app with the suite's plumbing. `hooks` run inside the lifespan (workers, pools)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.log_level)
+        db = Database(settings.effective_database_url)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
+        relay = Relay(
+            db, messaging, http, destinations,
+            RelayConfig(poll_seconds=settings.relay_poll_seconds, backoff_base=settings.relay_backoff_base_seconds,
+                        backoff_cap=settings.relay_backoff_cap_seconds, max_attempts=settings.relay_max_attempts,
+                        lease_seconds=settings.relay_lease_seconds,
+                        request_timeout=settings.relay_request_timeout_seconds),
+            result_handlers,
+            attempt_handlers,
+        )
+        runtime = Runtime(settings=settings, db=db, blobs=LocalBlobStore(settings.blob_dir), http=http,
+                          messaging=messaging, relay=relay)
+        app.state.runtime = runtime
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(db.dispose)
+            stack.push_async_callback(http.aclose)
+            relay.start()
+            stack.push_async_callback(relay.stop)
+            for hook in hooks or []:
+                await stack.enter_async_context(hook(runtime))
+            yield
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
+                  openapi_tags=openapi_tags)
+    app.add_middleware(TraceAndAccessLogMiddleware)
+    install_error_handlers(app)
+    _document_errors_as_sent(app)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: the database is reachable",
+             responses=error_responses(503))
+    async def readyz(runtime: RuntimeDep) -> JSONResponse:
+        try:
+            await runtime.db.ping()
+        except Exception as exc:
+            raise ServiceError(503, "database_unreachable", "the database does not answer") from exc
+        return JSONResponse({"status": "ready"})
+
+    return app
+
+
+def _document_errors_as_sent(app: FastAPI) -> None:
+    """FastAPI documents validation errors with its own body; ours are rendered as ErrorBody, so say so."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes, tags=app.openapi_tags)
+            error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["ErrorBody"] = {"title": "ErrorBody", "type": "object", "required": ["error", "detail"],
+                                       "properties": {"error": {"type": "string", "title": "Error"},
+                                                      "detail": {"type": "string", "title": "Detail"}}}
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    response = operation.get("responses", {}).get("422")
+                    if response:
+                        response["description"] = "The request is not valid"
+                        response["content"] = {"application/json": {"schema": error_ref}}
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def require_service(*issuers: str) -> Any:
+    """Dependency for internal endpoints: a valid service credential from one of `issuers`, for this service."""
+    allowed = frozenset(issuers)
+
+    async def dependency(request: Request, runtime: RuntimeDep) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ServiceError(401, "missing_service_credential", "internal endpoint: a service credential is "
+                                                                 "required", headers={"WWW-Authenticate": "Bearer"})
+        return verify_token(runtime.settings.internal_secret, token.strip(), runtime.settings.service_name, allowed)
+
+    return Depends(dependency)
+
+
+def message_id_header(request: Request) -> str:
+    """The sender's message id (its Idempotency-Key), required on every internal message."""
+    key = request.headers.get("idempotency-key", "").strip()
+    if not key or len(key) > 64:
+        raise ServiceError(400, "missing_idempotency_key", "internal messages carry an Idempotency-Key of at "
+                                                           "most 64 characters")
+    return key

@@ -1,0 +1,60 @@
+"""The report categories a citizen chooses from, in Dutch and English, mapped to the meldkamer's vocabularies.
+
+`lmc` is the Dutch national meldkamer classification (LMC, three levels: top / middle / detail as far as a
+citizen's choice allows); `apco` is the EIDO `incidentTypeCommonRegistryText` (APCO common incident types).
+`priority` is the proposed meldkamer priority when nothing is urgent (prio 1 is reserved for reports that are
+in progress or endanger life, decided per report). The APCO codes other than those named in the reference
+material still need checking against the registry before a real integration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Category:
+    code: str
+    name_nl: str
+    name_en: str
+    hint_nl: str
+    hint_en: str
+    lmc: str
+    apco: str
+    priority: int
+
+
+CATEGORIES: dict[str, Category] = {
+    c.code: c
+    for c in [
+        Category("burglary", "Inbraak", "Burglary", "Iemand breekt in of is ingebroken",
+                 "Someone is breaking in or has broken in", "Bezitsaantasting / Inbraak", "BURGLARY", 2),
+        Category("theft", "Diefstal", "Theft", "Iets is of wordt gestolen", "Something is or was stolen",
+                 "Bezitsaantasting / Diefstal", "THEFT", 3),
+        Category("robbery", "Overval of beroving", "Robbery or mugging", "Iemand wordt met geweld beroofd",
+                 "Someone is robbed with force or threat", "Bezitsaantasting / Overval", "ROBBERY", 2),
+        Category("violence", "Geweld of vechtpartij", "Violence or fight", "Mensen worden aangevallen of vechten",
+                 "People are being attacked or fighting", "Veiligheid en openbare orde / Vechtpartij",
+                 "ASSAULT", 2),
+        Category("suspicious_situation", "Verdachte situatie", "Suspicious situation",
+                 "Iets of iemand gedraagt zich verdacht", "A person or thing behaves suspiciously",
+                 "Veiligheid en openbare orde / Verdachte situatie", "PERSUSP", 2),
+        Category("vandalism", "Vernieling", "Vandalism", "Iets wordt vernield of beklad",
+                 "Something is being damaged or defaced", "Bezitsaantasting / Vernieling", "VANDALISM", 3),
+        Category("traffic_accident", "Verkeersongeval", "Traffic accident", "Een aanrijding of ongeluk",
+                 "A collision or crash", "Ongeval / Wegvervoer", "COLLISION", 2),
+        Category("dangerous_driving", "Gevaarlijk rijgedrag", "Dangerous driving",
+                 "Iemand rijdt gevaarlijk of onder invloed", "Someone drives dangerously or under influence",
+                 "Verkeer / Rijgedrag", "TRAFFIC", 3),
+        Category("fire", "Brand", "Fire", "Er is brand of rook", "There is fire or smoke", "Brand / Buiten",
+                 "FIRE", 2),
+        Category("drugs", "Drugsoverlast", "Drugs", "Handel in of overlast van drugs", "Drug dealing or nuisance",
+                 "Veiligheid en openbare orde / Drugs", "DRUGS", 3),
+        Category("public_nuisance", "Overlast", "Public nuisance", "Lawaai, hinder of intimidatie",
+                 "Noise, disturbance or intimidation", "Veiligheid en openbare orde / Overlast", "DISTURB", 3),
+        Category("missing_person", "Vermiste persoon", "Missing person", "U ziet iemand die vermist wordt",
+                 "You see someone who is missing", "Veiligheid en openbare orde / Vermissing", "MISSING", 2),
+        Category("other", "Anders", "Other", "Iets anders dat de politie moet weten",
+                 "Something else the police should know", "Veiligheid en openbare orde / Overig", "NONEMERG", 3),
+    ]
+}

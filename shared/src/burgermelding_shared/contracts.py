@@ -1,0 +1,199 @@
+"""Wire contracts: the messages our services send each other. Receivers validate them strictly."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Location(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    accuracy_m: float | None = Field(None, ge=0, le=100_000)
+    description: str | None = Field(None, max_length=300)
+
+
+class PhotoRef(Strict):
+    """A photo by reference: the blob keys are SHA-256 digests in the shared blob store."""
+
+    photo_id: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="digest (and key) of the original, as received")
+    sanitised_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="the display copy without metadata")
+    content_type: str
+    size_bytes: int
+    width: int
+    height: int
+
+
+class ContactDetails(Strict):
+    """Given only if the citizen chooses to, and passed to the police only with their consent."""
+
+    name: str | None = Field(None, max_length=100)
+    phone: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9 ()\-]{6,32}$")
+    email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    share_with_police: bool = Field(False, description="The citizen consents to the dispatcher seeing these.")
+
+
+class ReportSubmitted(Strict):
+    """intake -> verification and intake -> bridge: the report, again with every change (`revision` grows).
+
+    Verification never receives contact details; the bridge receives them only with the citizen's consent.
+    """
+
+    report_id: str
+    revision: int = Field(0, ge=0, description="0 on creation, +1 for every batch of photos added")
+    reference: str
+    category: str
+    description: str
+    location: Location
+    observed_at: datetime
+    received_at: datetime
+    in_progress: bool
+    danger_to_life: bool = False
+    photos: list[PhotoRef] = []
+    contact: ContactDetails | None = None
+    submitter_tag: str | None = Field(None, max_length=64, description="verification only: a pseudonym of the "
+                                      "sending client that changes every day, for flood and repeat checks")
+
+
+class ReportWithdrawn(Strict):
+    """intake -> bridge: the citizen withdrew the report."""
+
+    report_id: str
+    withdrawn_at: datetime
+
+
+class CitizenMessage(Strict):
+    """intake -> bridge: the citizen's message or answer to a dispatcher's question."""
+
+    report_id: str
+    message_id: str
+    text: str = Field(min_length=1, max_length=2000)
+    in_reply_to: str | None = None
+    sent_at: datetime
+
+
+class DispatcherMessage(Strict):
+    """bridge -> intake: a dispatcher's question or message for the citizen."""
+
+    report_id: str
+    message_id: str
+    text: str = Field(min_length=1, max_length=2000)
+    sent_at: datetime
+
+
+class CheckResult(Strict):
+    code: str
+    outcome: Literal["pass", "warn", "fail", "not_applicable"]
+    detail_en: str
+    detail_nl: str
+    weight: float = 0.0
+
+
+class PhotoVerification(Strict):
+    photo_id: str
+    sha256: str
+    phash: str | None = None
+    pdq: str | None = None
+    pdq_quality: int | None = None
+    width: int | None = None
+    height: int | None = None
+    captured_at: datetime | None = None
+    gps: dict[str, float] | None = None
+    make: str | None = None
+    model: str | None = None
+    software: str | None = None
+    checks: list[CheckResult] = []
+
+
+Verdict = Literal["forward", "review", "reject"]
+
+
+class VerificationCompleted(Strict):
+    """verification -> bridge, once per report."""
+
+    report_id: str
+    revision: int = 0
+    verdict: Verdict
+    score: float = Field(ge=0, le=1, description="confidence that the report is genuine and useful")
+    reasons: list[CheckResult] = []
+    photos: list[PhotoVerification] = []
+    duplicate_of_reports: list[str] = []
+    near_duplicate_of_reports: list[str] = []
+    group_id: str | None = None
+    group_reports: list[str] = Field([], description="other reports about the same event")
+    verified_at: datetime
+
+
+ReportEventType = Literal[
+    "received", "verified", "rejected", "under_review", "forwarded", "accepted", "declined", "unit_assigned",
+    "closed", "call_112", "withdrawn", "photos_added", "message",
+]
+
+
+class ReportEvent(Strict):
+    """bridge -> intake: something happened to a report that the citizen may see on the timeline."""
+
+    report_id: str
+    event: ReportEventType
+    occurred_at: datetime
+    text_en: str
+    text_nl: str
+    incident_number: str | None = None
+
+
+# -- Bridge <-> meldkamer (NENA STA-024 shaped) ------------------------------------------------------------
+
+
+class RequestForService(BaseModel):
+    """bridge -> meldkamer: a new incident, or an update to one (`requestId` is stable across retries)."""
+
+    requestId: str
+    eido: dict
+
+
+class RequestResponse(BaseModel):
+    """meldkamer -> bridge, the synchronous answer: transport receipt and the operational decision."""
+
+    requestId: str
+    responseCode: int
+    responseText: str
+    incidentId: str | None = None
+
+
+class IncidentUpdate(BaseModel):
+    """bridge -> meldkamer: news on an incident it already has (more photos, a verification result, the
+    citizen's answer, a withdrawal). `updateId` is stable across retries; the meldkamer applies each once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    updateId: str
+    requestId: str
+    kind: Literal["media", "verification", "citizen_note", "withdrawn", "report_added"]
+    notesText: str | None = Field(None, max_length=2000)
+    mediaComponent: list[dict] = []
+
+
+IncidentStatus = Literal["Active", "ResourcesAssigned", "ResourcesEnroute", "ResourcesOnscene", "Closed",
+                         "Cancelled", "ReOpened"]
+
+
+class IncidentEvent(BaseModel):
+    """meldkamer -> bridge callback: a status change of an incident, signed as a webhook."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transactionId: str
+    requestId: str
+    incidentId: str
+    status: IncidentStatus
+    sequence: int = Field(ge=0, description="per incident, increasing: later events have larger numbers")
+    lastUpdateTimeStamp: datetime
+    notesText: str | None = Field(None, max_length=2000)
+    questionId: str | None = Field(None, max_length=64, description="set when notesText is a question for the citizen")

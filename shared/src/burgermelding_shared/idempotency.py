@@ -1,0 +1,137 @@
+"""Idempotency-Key handling after the IETF draft (draft-ietf-httpapi-idempotency-key-header).
+
+The first request with a key claims it in its own short transaction, so a concurrent retry sees the claim:
+same key while the first is still running -> 409; same key with another payload -> 422; same key and payload
+after completion -> the first response, replayed. A claim whose holder died is taken over after a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from burgermelding_shared.db import Database
+from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.timeutil import UTCDateTime, utcnow
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
+STALE_CLAIM = timedelta(minutes=2)
+RETENTION = timedelta(hours=24)
+
+
+def idempotency_table(metadata: MetaData) -> Table:
+    return Table(
+        "idempotency_keys",
+        metadata,
+        Column("key", String(160), primary_key=True),
+        Column("fingerprint", String(64), nullable=False),
+        Column("state", String(16), nullable=False),  # processing | done
+        Column("response_status", Integer),
+        Column("response_body", Text),
+        Column("created_at", UTCDateTime, nullable=False),
+    )
+
+
+@dataclass
+class StoredResponse:
+    status_code: int
+    body: dict[str, Any]
+
+
+def check_key(raw: str | None) -> str:
+    if not raw:
+        raise ServiceError(400, "idempotency_key_missing", "the Idempotency-Key header is required",
+                           detail_nl="De header Idempotency-Key is verplicht")
+    key = raw.strip().strip('"')
+    if not KEY_PATTERN.match(key):
+        raise ServiceError(400, "idempotency_key_invalid",
+                           "Idempotency-Key must be 8 to 128 characters of letters, digits and . _ : -",
+                           detail_nl="Idempotency-Key moet 8 tot 128 tekens zijn: letters, cijfers en . _ : -")
+    return key
+
+
+async def claim(db: Database, table: Table, scope: str, key: str, fingerprint: str) -> StoredResponse | None:
+    """Claim `key` for a request with this `fingerprint`; a stored response to replay, or None to proceed."""
+    full_key = f"{scope}:{key}"
+    now = utcnow()
+    try:
+        async with db.transaction() as session:
+            await session.execute(
+                table.insert().values(key=full_key, fingerprint=fingerprint, state="processing", created_at=now)
+            )
+        return None
+    except IntegrityError:
+        pass
+    async with db.transaction() as session:
+        row = (await session.execute(select(table).where(table.c.key == full_key))).mappings().first()
+        if row is None:  # released between our insert and this read: try once more
+            await session.execute(
+                table.insert().values(key=full_key, fingerprint=fingerprint, state="processing", created_at=now)
+            )
+            return None
+        if row["fingerprint"] != fingerprint:
+            raise ServiceError(422, "idempotency_key_reused",
+                               "this Idempotency-Key was used for a different request",
+                               detail_nl="Deze Idempotency-Key is al gebruikt voor een ander verzoek")
+        if row["state"] == "done":
+            return StoredResponse(row["response_status"], json.loads(row["response_body"]))
+        if now - row["created_at"] < STALE_CLAIM:
+            raise ServiceError(409, "request_in_progress",
+                               "a request with this Idempotency-Key is still being processed",
+                               detail_nl="Een verzoek met deze Idempotency-Key wordt nog verwerkt",
+                               headers={"Retry-After": "1"})
+        # The first holder died mid-request: take the claim over.
+        await session.execute(update(table).where(table.c.key == full_key).values(created_at=now))
+        return None
+
+
+async def complete(session: AsyncSession, table: Table, scope: str, key: str, response: StoredResponse) -> None:
+    """Record the response in the same transaction as the work it describes."""
+    await session.execute(
+        update(table)
+        .where(table.c.key == f"{scope}:{key}")
+        .values(state="done", response_status=response.status_code,
+                response_body=json.dumps(response.body, default=str))
+    )
+
+
+async def release(db: Database, table: Table, scope: str, key: str) -> None:
+    """Drop a claim whose request failed, so the client may retry with the same key."""
+    async with db.transaction() as session:
+        await session.execute(delete(table).where(table.c.key == f"{scope}:{key}", table.c.state == "processing"))
+
+
+async def purge_expired(db: Database, table: Table) -> None:
+    async with db.transaction() as session:
+        await session.execute(delete(table).where(table.c.created_at < utcnow() - RETENTION))
+
+
+async def run_once(
+    db: Database,
+    table: Table,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    work: Callable[[AsyncSession], Awaitable[StoredResponse]],
+) -> StoredResponse:
+    """Do `work` once per key: replay its stored response on a retry, or do it in one transaction that also
+    records the response. On failure the claim is released, so the client may retry with the same key."""
+    replay = await claim(db, table, scope, key, fingerprint)
+    if replay is not None:
+        return replay
+    try:
+        async with db.transaction() as session:
+            response = await work(session)
+            await complete(session, table, scope, key, response)
+        return response
+    except BaseException:
+        await release(db, table, scope, key)
+        raise

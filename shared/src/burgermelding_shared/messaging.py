@@ -1,0 +1,472 @@
+"""Transactional outbox, relay and inbox: how every message between services travels.
+
+The sender writes its message in the same transaction as the change that causes it (`enqueue`), so a message
+exists if and only if the change does. A relay delivers it afterwards, at least once: it is woken on commit and
+polls only as a fallback, claims rows with a lease (so a relay that dies mid-send leaves nothing stuck, and two
+replicas never send the same row at the same time), retries transport errors, 5xx, 408 and 429 with exponential
+backoff and full jitter (honouring `Retry-After`), and dead-letters other 4xx and messages that run out of
+attempts, where they stay visible and can be replayed. Every send carries the message id as `Idempotency-Key`;
+the receiver records it in its inbox in the same transaction as its effect (`first_delivery`), so a message
+delivered twice takes effect once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.db import OUTBOX_WRITTEN, Database
+from burgermelding_shared.timeutil import UTCDateTime, utcnow
+from burgermelding_shared.tracing import continue_trace, outgoing_traceparent, parse_traceparent
+
+log = logging.getLogger(__name__)
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: Table
+    inbox: Table
+
+
+def messaging_tables(metadata: MetaData) -> MessagingTables:
+    """Add the outbox and inbox tables to a service's metadata."""
+    outbox = Table(
+        "outbox_messages",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("message_id", String(64), nullable=False, unique=True),
+        Column("destination", String(64), nullable=False),
+        Column("path", String(255), nullable=False),
+        Column("kind", String(64), nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("priority", Integer, nullable=False, server_default="0"),
+        Column("traceparent", String(64)),
+        Column("status", String(16), nullable=False, server_default=PENDING),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("next_attempt_at", UTCDateTime, nullable=False),
+        Column("lease_until", UTCDateTime),
+        Column("last_error", Text),
+        Column("last_status_code", Integer),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("delivered_at", UTCDateTime),
+        Index("ix_outbox_messages_due", "status", "next_attempt_at"),
+    )
+    inbox = Table(
+        "inbox_messages",
+        metadata,
+        Column("message_id", String(128), primary_key=True),
+        Column("source", String(64), nullable=False),
+        Column("kind", String(64), nullable=False),
+        Column("received_at", UTCDateTime, nullable=False),
+    )
+    return MessagingTables(outbox, inbox)
+
+
+async def enqueue(
+    session: AsyncSession,
+    tables: MessagingTables,
+    *,
+    destination: str,
+    path: str,
+    kind: str,
+    payload: dict[str, Any],
+    priority: int = 0,
+    message_id: str | None = None,
+    not_before: datetime | None = None,
+) -> str:
+    """Write a message to the outbox inside the caller's transaction; returns its id (the idempotency key).
+
+    `not_before` schedules a delivery for later (the simulated meldkamer's dispatcher script uses it).
+    """
+    now = utcnow()
+    message_id = message_id or str(uuid.uuid4())
+    await session.execute(
+        tables.outbox.insert().values(
+            message_id=message_id,
+            destination=destination,
+            path=path,
+            kind=kind,
+            payload=json.dumps(payload, default=str, separators=(",", ":")),
+            priority=priority,
+            traceparent=outgoing_traceparent(),
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=not_before or now,
+            created_at=now,
+        )
+    )
+    session.info[OUTBOX_WRITTEN] = True
+    return message_id
+
+
+def _insert_ignoring_conflict(session: AsyncSession, table: Table) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table)
+
+
+async def first_delivery(
+    session: AsyncSession, tables: MessagingTables, *, message_id: str, source: str, kind: str
+) -> bool:
+    """Record a received message; False when it was received before (then apply nothing).
+
+    Call it in the same transaction as the message's effect: the record and the effect commit together.
+    """
+    stmt = (
+        _insert_ignoring_conflict(session, tables.inbox)
+        .values(message_id=f"{source}:{message_id}", source=source, kind=kind, received_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["message_id"])
+    )
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class Destination(Protocol):
+    """Where messages for one destination name go, and how a request to it is authenticated."""
+
+    base_url: str
+
+    def headers_for(self, body: bytes, message_id: str) -> dict[str, str]: ...
+
+
+@dataclass
+class Outcome:
+    """What a send came to, given to the message kind's handler inside the transaction that records it."""
+
+    delivered: bool
+    status_code: int | None
+    body: Any
+    reason: str
+
+
+ResultHandler = Callable[[AsyncSession, RowMapping, Outcome], Awaitable[None]]
+
+
+class CircuitBreaker:
+    """Per destination: opens after `threshold` consecutive failures, lets one probe through after `cooldown`.
+
+    While open nothing for that destination is claimed: its messages wait in the outbox, never dropped.
+    """
+
+    def __init__(self, threshold: int = 5, cooldown: float = 5.0) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.failures = 0
+        self.opened_at: float | None = None
+        self.probe_in_flight = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "open" if time.monotonic() - self.opened_at < self.cooldown else "half_open"
+
+    def success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+        self.probe_in_flight = False
+
+    def failure(self) -> None:
+        self.failures += 1
+        self.probe_in_flight = False
+        if self.failures >= self.threshold or self.opened_at is not None:
+            self.opened_at = time.monotonic()
+
+    def describe(self) -> dict[str, Any]:
+        return {"state": self.state, "consecutive_failures": self.failures}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, (when - utcnow()).total_seconds())
+    return None
+
+
+def full_jitter(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
+    return random.uniform(0, min(cap, base * 2 ** min(attempt, 30)))
+
+
+@dataclass
+class RelayConfig:
+    poll_seconds: float = 2.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 60.0
+    max_attempts: int = 40
+    lease_seconds: float = 30.0
+    batch_size: int = 32
+    concurrency: int = 8
+    request_timeout: float = 10.0
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 5.0
+
+
+@dataclass
+class _Stats:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+
+
+class Relay(BackgroundLoop):
+    """Delivers outbox rows to their destinations. One per process; safe with several processes."""
+
+    name = "outbox-relay"
+
+    def __init__(
+        self,
+        db: Database,
+        tables: MessagingTables,
+        http: httpx.AsyncClient,
+        destinations: dict[str, Destination],
+        config: RelayConfig | None = None,
+        handlers: dict[str, ResultHandler] | None = None,
+        attempt_handlers: dict[str, ResultHandler] | None = None,
+    ) -> None:
+        super().__init__()
+        self.db = db
+        self.tables = tables
+        self.http = http
+        self.destinations = destinations
+        self.config = config or RelayConfig()
+        self.handlers = handlers or {}
+        # Called in the transaction that schedules a retry: the message went out but has no answer yet.
+        self.attempt_handlers = attempt_handlers or {}
+        self.breakers = {
+            name: CircuitBreaker(self.config.breaker_threshold, self.config.breaker_cooldown)
+            for name in destinations
+        }
+        self.stats = _Stats()
+        self.poll_seconds = self.config.poll_seconds
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._semaphore = asyncio.Semaphore(self.config.concurrency)
+        db.on_outbox_commit(self.wake)
+
+    async def stop(self) -> None:
+        await super().stop()
+        for task in list(self._in_flight):
+            task.cancel()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def idle_seconds(self) -> float:
+        """Sleep until the next scheduled message is due, at most one poll interval."""
+        async with self.db.sessions() as session:
+            next_due = (
+                await session.execute(
+                    select(func.min(self.tables.outbox.c.next_attempt_at)).where(
+                        self.tables.outbox.c.status == PENDING,
+                        # Leased rows are in flight; their sender wakes this loop when it is done.
+                        or_(self.tables.outbox.c.lease_until.is_(None), self.tables.outbox.c.lease_until < utcnow()),
+                    )
+                )
+            ).scalar()
+        if next_due is None:
+            return self.config.poll_seconds
+        return min(self.config.poll_seconds, max(0.01, (next_due - utcnow()).total_seconds()))
+
+    async def run_once(self) -> int:
+        """Claim what is due and send it; returns how many messages were claimed."""
+        rows = await self._claim()
+        for row in rows:
+            await self._semaphore.acquire()
+            task = asyncio.create_task(self._deliver(row))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(self._delivery_done)
+        return len(rows)
+
+    def _delivery_done(self, _task: asyncio.Task[None]) -> None:
+        self._semaphore.release()
+        self.wake()  # the row may now be due again sooner than the next poll
+
+    async def _claim(self) -> list[RowMapping]:
+        outbox = self.tables.outbox
+        blocked, probes = [], []
+        for name, breaker in self.breakers.items():
+            state = breaker.state
+            if state == "open" or (state == "half_open" and breaker.probe_in_flight):
+                blocked.append(name)
+            elif state == "half_open":
+                probes.append(name)
+        now = utcnow()
+        due = (
+            outbox.c.status == PENDING,
+            outbox.c.next_attempt_at <= now,
+            or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now),
+        )
+        claimed: list[RowMapping] = []
+        async with self.db.transaction() as session:
+            # Urgent messages first (priority), then oldest first.
+            query = select(outbox.c.id).where(*due).order_by(outbox.c.priority.desc(), outbox.c.id)
+            normal = query.where(outbox.c.destination.not_in(blocked + probes)).limit(self.config.batch_size)
+            ids = list(await self._ids(session, normal))
+            for name in probes:
+                probe_ids = list(await self._ids(session, query.where(outbox.c.destination == name).limit(1)))
+                if probe_ids:
+                    self.breakers[name].probe_in_flight = True
+                ids += probe_ids
+            if ids:
+                lease = now + timedelta(seconds=self.config.lease_seconds)
+                await session.execute(update(outbox).where(outbox.c.id.in_(ids)).values(lease_until=lease))
+                result = await session.execute(
+                    select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.priority.desc(), outbox.c.id)
+                )
+                claimed = list(result.mappings())
+        return claimed
+
+    async def _ids(self, session: AsyncSession, query: Any) -> Any:
+        if not self.db.is_sqlite:
+            # Several relays on PostgreSQL: each takes rows the others have not locked.
+            query = query.with_for_update(skip_locked=True)
+        return (await session.execute(query)).scalars()
+
+    async def _deliver(self, row: RowMapping) -> None:
+        destination = self.destinations.get(row["destination"])
+        if destination is None:
+            await self._finish(row, Outcome(False, None, None, f"unknown destination {row['destination']}"))
+            return
+        breaker = self.breakers[row["destination"]]
+        body = row["payload"].encode()
+        trace = parse_traceparent(row["traceparent"])
+        headers = {
+            "content-type": "application/json",
+            "idempotency-key": row["message_id"],
+            "x-message-kind": row["kind"],
+            "traceparent": (trace.child().traceparent if trace else outgoing_traceparent()),
+            **destination.headers_for(body, row["message_id"]),
+        }
+        url = destination.base_url.rstrip("/") + row["path"]
+        try:
+            response = await self.http.post(url, content=body, headers=headers, timeout=self.config.request_timeout)
+        except httpx.HTTPError as exc:
+            breaker.failure()
+            await self._retry(row, None, f"transport error: {type(exc).__name__}: {exc}", None)
+            return
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if response.status_code < 300:
+            breaker.success()
+            await self._finish(row, Outcome(True, response.status_code, _json_or_text(response), "delivered"))
+        elif response.status_code >= 500 or response.status_code in (408, 429):
+            breaker.failure()
+            await self._retry(row, response.status_code, f"HTTP {response.status_code}: {response.text[:500]}",
+                              retry_after)
+        elif response.status_code == 409:
+            # The receiver is still processing an earlier delivery of this message: ask again later.
+            breaker.success()
+            await self._retry(row, 409, "HTTP 409: still processing", retry_after)
+        else:
+            breaker.success()  # the destination is up; it refused this one message
+            await self._finish(
+                row,
+                Outcome(False, response.status_code, _json_or_text(response),
+                        f"HTTP {response.status_code}: {response.text[:500]}"),
+            )
+
+    async def _retry(self, row: RowMapping, status: int | None, reason: str, retry_after: float | None) -> None:
+        attempts = row["attempts"] + 1
+        if attempts >= self.config.max_attempts:
+            await self._finish(row, Outcome(False, status, None, f"gave up after {attempts} attempts: {reason}"),
+                               attempts=attempts)
+            return
+        delay = full_jitter(attempts, self.config.backoff_base, self.config.backoff_cap)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.config.backoff_cap * 10))
+        self.stats.retried += 1
+        log.info("outbox retry", extra={"message_id": row["message_id"], "destination": row["destination"],
+                                        "attempt": attempts, "delay_s": round(delay, 3), "reason": reason[:200]})
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(self.tables.outbox)
+                # Only a row still pending is ours to update (a supervisor may have changed it meanwhile).
+                .where(self.tables.outbox.c.id == row["id"], self.tables.outbox.c.status == PENDING)
+                .values(attempts=attempts, next_attempt_at=utcnow() + timedelta(seconds=delay), lease_until=None,
+                        last_error=reason, last_status_code=status)
+            )
+            attempt_handler = self.attempt_handlers.get(row["kind"])
+            if attempt_handler is not None:
+                await attempt_handler(session, row, Outcome(False, status, None, reason))
+
+    async def _finish(self, row: RowMapping, outcome: Outcome, attempts: int | None = None) -> None:
+        status = DELIVERED if outcome.delivered else DEAD
+        # What the handler enqueues belongs to the trace of the message it handles.
+        with continue_trace(row["traceparent"]):
+            await self._record(row, outcome, status, attempts)
+        if outcome.delivered:
+            self.stats.delivered += 1
+        else:
+            self.stats.dead += 1
+            log.warning("outbox message dead-lettered", extra={"message_id": row["message_id"],
+                                                               "destination": row["destination"],
+                                                               "reason": outcome.reason[:300]})
+
+    async def _record(self, row: RowMapping, outcome: Outcome, status: str, attempts: int | None) -> None:
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(self.tables.outbox)
+                .where(self.tables.outbox.c.id == row["id"], self.tables.outbox.c.status == PENDING)
+                .values(status=status, attempts=attempts or row["attempts"] + 1, lease_until=None,
+                        delivered_at=utcnow() if outcome.delivered else None,
+                        last_error=None if outcome.delivered else outcome.reason,
+                        last_status_code=outcome.status_code)
+            )
+            handler = self.handlers.get(row["kind"])
+            if handler is not None and result.rowcount:  # type: ignore[attr-defined]
+                await handler(session, row, outcome)
+
+    def circuit_states(self) -> dict[str, dict[str, Any]]:
+        return {name: breaker.describe() for name, breaker in self.breakers.items()}
+
+
+async def replay_dead_letter(db: Database, tables: MessagingTables, message_id: str) -> bool:
+    """Put a dead-lettered message back in the queue with fresh attempts; False if there is no such letter."""
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(tables.outbox)
+            .where(tables.outbox.c.message_id == message_id, tables.outbox.c.status == DEAD)
+            .values(status=PENDING, attempts=0, next_attempt_at=utcnow(), lease_until=None)
+        )
+        session.info[OUTBOX_WRITTEN] = True
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def outbox_counts(db: Database, tables: MessagingTables) -> dict[str, int]:
+    async with db.sessions() as session:
+        rows = await session.execute(
+            select(tables.outbox.c.status, func.count()).group_by(tables.outbox.c.status)
+        )
+        return {status: count for status, count in rows.all()}
+
+
+def _json_or_text(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+

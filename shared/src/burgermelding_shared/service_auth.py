@@ -1,0 +1,62 @@
+"""Service-to-service credentials: short-lived tokens signed with the suite's internal secret.
+
+A token names who sends it (issuer), who may accept it (audience) and when it expires, and is signed with
+HMAC-SHA256. A token captured on its way to one service is useless at another one and stops working within a
+minute. Internal endpoints declare which issuers they accept.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+
+from burgermelding_shared.errors import ServiceError
+
+TOKEN_VERSION = "bm1"  # noqa: S105  (a format tag, not a secret)
+DEFAULT_TTL_SECONDS = 60
+CLOCK_SKEW_SECONDS = 30
+
+
+def _sign(secret: str, message: str) -> str:
+    mac = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def issue_token(secret: str, issuer: str, audience: str, ttl: int = DEFAULT_TTL_SECONDS) -> str:
+    expires = int(time.time()) + ttl
+    claims = f"{TOKEN_VERSION}.{issuer}.{audience}.{expires}"
+    return f"{claims}.{_sign(secret, claims)}"
+
+
+def verify_token(secret: str, token: str, audience: str, allowed_issuers: frozenset[str]) -> str:
+    """The issuer of a valid token for `audience`; raises 401/403 otherwise."""
+    parts = token.split(".")
+    if len(parts) != 5 or parts[0] != TOKEN_VERSION:
+        raise ServiceError(401, "invalid_service_credential", "service credential is malformed")
+    _, issuer, token_audience, expires, signature = parts
+    expected = _sign(secret, ".".join(parts[:4]))
+    if not hmac.compare_digest(signature, expected):
+        raise ServiceError(401, "invalid_service_credential", "service credential signature is wrong")
+    if not expires.isdigit() or int(expires) < time.time() - CLOCK_SKEW_SECONDS:
+        raise ServiceError(401, "expired_service_credential", "service credential has expired")
+    if token_audience != audience:
+        raise ServiceError(403, "wrong_audience", "service credential is for another service")
+    if issuer not in allowed_issuers:
+        raise ServiceError(403, "issuer_not_allowed", f"service '{issuer}' may not call this endpoint")
+    return issuer
+
+
+@dataclass
+class ServiceDestination:
+    """An outbox destination that is one of our own services, authenticated with a service token."""
+
+    base_url: str
+    secret: str
+    issuer: str
+    audience: str
+
+    def headers_for(self, body: bytes, message_id: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {issue_token(self.secret, self.issuer, self.audience)}"}

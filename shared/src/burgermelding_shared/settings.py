@@ -1,0 +1,73 @@
+"""Settings common to every service; each service subclasses with its own environment prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Placeholder secrets make a local run work without any setup; they are refused outside development so a
+# deployment can never run on a value that is published in this repository.
+PLACEHOLDER_PREFIX = "dev-only-"
+DEFAULT_INTERNAL_SECRET = "dev-only-internal-secret-change-me"  # noqa: S105  (refused in production)
+DEFAULT_VAR_DIR = Path("var")
+
+
+class ServiceSettings(BaseSettings):
+    """Base settings. Field names become environment variables with the service's prefix."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="`development` allows placeholder secrets; `production` refuses them."
+    )
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, description="Port to listen on (each service has its own default).")
+    database_url: str = Field(
+        "", description="SQLAlchemy async URL. Empty: a SQLite file under `var/` named after the service."
+    )
+    blob_dir: Path = Field(DEFAULT_VAR_DIR / "blobs", description="Folder of the local photo store.")
+    internal_secret: str = Field(
+        DEFAULT_INTERNAL_SECRET, description="Shared secret that signs service-to-service credentials."
+    )
+    log_level: str = Field("INFO", description="Python log level.")
+    relay_poll_seconds: float = Field(
+        2.0, description="Outbox relay fallback poll; the relay is normally woken on commit."
+    )
+    relay_backoff_base_seconds: float = Field(0.5, description="Outbox retry backoff base.")
+    relay_backoff_cap_seconds: float = Field(60.0, description="Outbox retry backoff cap.")
+    relay_lease_seconds: float = Field(
+        30.0, description="How long a relay holds a message it is sending; a relay that dies frees it after this."
+    )
+    relay_request_timeout_seconds: float = Field(10.0, description="Timeout of one delivery attempt.")
+    relay_max_attempts: int = Field(
+        40, description="Attempts before a message is dead-lettered (kept, visible and replayable)."
+    )
+
+    service_name: str = "service"
+
+    def secret_fields(self) -> dict[str, str]:
+        """Secrets that must not keep a placeholder value outside development; subclasses add theirs."""
+        return {"internal_secret": self.internal_secret}
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> ServiceSettings:
+        if self.environment == "production":
+            weak = [
+                name
+                for name, value in self.secret_fields().items()
+                if value.startswith(PLACEHOLDER_PREFIX) or len(value) < 32
+            ]
+            if weak:
+                raise ValueError(
+                    f"placeholder or short secrets are refused outside development: {', '.join(weak)}"
+                )
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{DEFAULT_VAR_DIR / (self.service_name + '.db')}"

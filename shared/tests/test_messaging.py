@@ -1,0 +1,209 @@
+"""Outbox, relay, inbox and idempotency against a real database (SQLite file or PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import MetaData, select
+
+from burgermelding_shared import idempotency
+from burgermelding_shared.db import Database
+from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.messaging import (
+    DEAD,
+    DELIVERED,
+    Outcome,
+    Relay,
+    RelayConfig,
+    enqueue,
+    first_delivery,
+    messaging_tables,
+    replay_dead_letter,
+)
+
+metadata = MetaData()
+tables = messaging_tables(metadata)
+idem = idempotency.idempotency_table(metadata)
+
+
+@dataclass
+class Receiver:
+    """A destination that answers from a script and records what reached it."""
+
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/inbox")
+        async def inbox(request: Request) -> JSONResponse:
+            self.keys.append(request.headers["idempotency-key"])
+            status, headers = self.script.pop(0) if self.script else (200, {})
+            if status < 300:
+                self.received.append((request.headers["idempotency-key"], await request.json()))
+            return JSONResponse({"ok": status < 300}, status_code=status, headers=headers)
+
+        return app
+
+
+@dataclass
+class Dest:
+    base_url: str = "http://receiver"
+
+    def headers_for(self, body: bytes, message_id: str) -> dict[str, str]:
+        return {}
+
+
+@pytest.fixture
+async def db(database_url: Callable[[str], str]) -> AsyncIterator[Database]:
+    database = Database(database_url("messaging"))
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)  # a test schema; services use their Alembic migrations
+    yield database
+    await database.dispose()
+
+
+async def make_relay(db: Database, receiver: Receiver, handlers: dict | None = None, **config: Any) -> Relay:
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.app()))
+    settings = {"poll_seconds": 3600.0, "backoff_base": 0.01, "backoff_cap": 0.05, **config}
+    return Relay(db, tables, http, {"receiver": Dest()}, RelayConfig(**settings), handlers)
+
+
+async def send(db: Database, payload: dict[str, Any], **kwargs: Any) -> str:
+    async with db.transaction() as session:
+        return await enqueue(session, tables, destination="receiver", path="/inbox", kind="test", payload=payload,
+                             **kwargs)
+
+
+async def status_of(db: Database, message_id: str) -> str:
+    async with db.sessions() as session:
+        return (await session.execute(select(tables.outbox.c.status)
+                                      .where(tables.outbox.c.message_id == message_id))).scalar_one()
+
+
+async def until(predicate: Callable[[], Any], limit_seconds: float = 20.0) -> None:
+    """Wait for a condition; the timeout only bounds a broken run, it is not what the test measures."""
+    deadline = asyncio.get_running_loop().time() + limit_seconds
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+async def test_commit_wakes_the_relay_and_the_message_arrives_once(db: Database) -> None:
+    receiver = Receiver()
+    relay = await make_relay(db, receiver)  # poll interval of an hour: only the commit hook can wake it
+    relay.start()
+    try:
+        message_id = await send(db, {"n": 1})
+
+        async def delivered() -> bool:
+            return await status_of(db, message_id) == DELIVERED
+
+        await until(delivered)
+        assert receiver.received == [(message_id, {"n": 1})]
+    finally:
+        await relay.stop()
+
+
+async def test_a_rolled_back_change_sends_nothing(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            await enqueue(session, tables, destination="receiver", path="/inbox", kind="test", payload={})
+            raise RuntimeError("the business change failed")
+    async with db.sessions() as session:
+        assert (await session.execute(select(tables.outbox))).all() == []
+
+
+async def test_retries_5xx_and_429_with_the_same_key_then_delivers(db: Database) -> None:
+    receiver = Receiver(script=[(503, {}), (429, {"Retry-After": "0"}), (500, {}), (200, {})])
+    relay = await make_relay(db, receiver)
+    message_id = await send(db, {"n": 2})
+    for _ in range(20):
+        await relay.run_once()
+        await asyncio.gather(*relay._in_flight)
+        if await status_of(db, message_id) == DELIVERED:
+            break
+        await asyncio.sleep(0.06)
+    assert await status_of(db, message_id) == DELIVERED
+    assert receiver.keys == [message_id] * 4  # one stable idempotency key across every retry
+    assert relay.stats.retried == 3
+
+
+async def test_other_4xx_is_dead_lettered_at_once_and_can_be_replayed(db: Database) -> None:
+    receiver = Receiver(script=[(422, {}), (200, {})])
+    outcomes: list[Outcome] = []
+
+    async def handler(session: Any, row: Any, outcome: Outcome) -> None:
+        outcomes.append(outcome)
+
+    relay = await make_relay(db, receiver, handlers={"test": handler})
+    message_id = await send(db, {"n": 3})
+    await relay.run_once()
+    await asyncio.gather(*relay._in_flight)
+    assert await status_of(db, message_id) == DEAD
+    assert outcomes[0].delivered is False and outcomes[0].status_code == 422
+    assert await replay_dead_letter(db, tables, message_id)
+    await relay.run_once()
+    await asyncio.gather(*relay._in_flight)
+    assert await status_of(db, message_id) == DELIVERED
+    assert outcomes[1].delivered is True
+
+
+async def test_urgent_messages_leave_first(db: Database) -> None:
+    receiver = Receiver()
+    relay = await make_relay(db, receiver, concurrency=1)
+    for n in range(5):
+        await send(db, {"n": n}, priority=0)
+    await send(db, {"n": "urgent"}, priority=10)
+    await relay.run_once()
+    await asyncio.gather(*relay._in_flight)
+    assert receiver.received[0][1] == {"n": "urgent"}
+
+
+async def test_open_circuit_keeps_messages_queued(db: Database) -> None:
+    receiver = Receiver(script=[(503, {})] * 3)
+    relay = await make_relay(db, receiver, breaker_threshold=3, breaker_cooldown=3600, max_attempts=100)
+    ids = [await send(db, {"n": n}) for n in range(3)]
+    await relay.run_once()
+    await asyncio.gather(*relay._in_flight)
+    assert relay.circuit_states()["receiver"]["state"] == "open"
+    later = await send(db, {"n": "later"})
+    assert await relay.run_once() == 0  # nothing is claimed for an open destination...
+    assert {await status_of(db, i) for i in [*ids, later]} == {"pending"}  # ...and nothing is dropped
+
+
+async def test_inbox_takes_a_message_once(db: Database) -> None:
+    async with db.transaction() as session:
+        assert await first_delivery(session, tables, message_id="m1", source="intake", kind="k")
+    async with db.transaction() as session:
+        assert not await first_delivery(session, tables, message_id="m1", source="intake", kind="k")
+        assert await first_delivery(session, tables, message_id="m1", source="bridge", kind="k")
+
+
+async def test_idempotency_claim_replay_conflict_and_reuse(db: Database) -> None:
+    assert await idempotency.claim(db, idem, "create", "key-00001", "fp-a") is None
+    with pytest.raises(ServiceError) as err:  # the first is still running
+        await idempotency.claim(db, idem, "create", "key-00001", "fp-a")
+    assert err.value.status_code == 409
+    async with db.transaction() as session:
+        await idempotency.complete(session, idem, "create", "key-00001",
+                                   idempotency.StoredResponse(202, {"id": "r1"}))
+    replay = await idempotency.claim(db, idem, "create", "key-00001", "fp-a")
+    assert replay is not None and replay.body == {"id": "r1"} and replay.status_code == 202
+    with pytest.raises(ServiceError) as err:
+        await idempotency.claim(db, idem, "create", "key-00001", "fp-b")
+    assert err.value.status_code == 422
+    # A failed request releases its claim so the client may retry.
+    assert await idempotency.claim(db, idem, "create", "key-00002", "fp-c") is None
+    await idempotency.release(db, idem, "create", "key-00002")
+    assert await idempotency.claim(db, idem, "create", "key-00002", "fp-c") is None

@@ -1,0 +1,96 @@
+"""Blob store, service credentials, signed webhooks, trace context, settings: the pieces without a database."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+
+from burgermelding_shared import service_auth, webhooks
+from burgermelding_shared.blobstore import BlobCorrupted, BlobNotFound, LocalBlobStore
+from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.settings import ServiceSettings
+from burgermelding_shared.tracing import parse_traceparent
+
+SECRET = "x" * 40
+
+
+def test_blob_store_is_content_addressed_and_checks_what_it_reads(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    digest = store.put_bytes(b"evidence")
+    assert digest == hashlib.sha256(b"evidence").hexdigest()
+    assert store.read_verified(digest) == b"evidence"
+    assert store.put_bytes(b"evidence") == digest  # idempotent
+    assert not list(tmp_path.rglob(".incoming-*"))  # no temporary files left behind
+    store.path_for(digest).write_bytes(b"tampered")
+    with pytest.raises(BlobCorrupted):
+        store.read_verified(digest)
+
+
+@pytest.mark.parametrize("key", ["../../etc/passwd", "a" * 63, "A" * 64, "/" + "a" * 63, ""])
+def test_blob_keys_cannot_name_a_path(tmp_path: Path, key: str) -> None:
+    with pytest.raises(BlobNotFound):
+        LocalBlobStore(tmp_path).open(key)
+
+
+def test_put_file_streams_a_file(tmp_path: Path) -> None:
+    source = tmp_path / "photo.bin"
+    source.write_bytes(b"\x00\x01" * 1_000_000)
+    store = LocalBlobStore(tmp_path / "store")
+    digest = store.put_file(source)
+    assert store.read_verified(digest) == source.read_bytes()
+
+
+def test_service_token_round_trip_and_refusals() -> None:
+    token = service_auth.issue_token(SECRET, "report-intake", "verification")
+    assert service_auth.verify_token(SECRET, token, "verification", frozenset({"report-intake"})) == "report-intake"
+    cases = [
+        (service_auth.issue_token("y" * 40, "report-intake", "verification"), 401),  # forged with another key
+        (service_auth.issue_token(SECRET, "report-intake", "dispatch-bridge"), 403),  # for another service
+        (service_auth.issue_token(SECRET, "meldkamer", "verification"), 403),  # issuer not allowed here
+        (service_auth.issue_token(SECRET, "report-intake", "verification", ttl=-120), 401),  # expired
+        ("garbage", 401),
+        (token[:-2] + "AA", 401),
+    ]
+    for bad, status in cases:
+        with pytest.raises(ServiceError) as err:
+            service_auth.verify_token(SECRET, bad, "verification", frozenset({"report-intake"}))
+        assert err.value.status_code == status
+
+
+def test_webhook_signatures() -> None:
+    body = b'{"status":"Closed"}'
+    headers = webhooks.signed_headers(SECRET, "evt-1", body)
+    assert webhooks.verify(SECRET, headers, body) == "evt-1"
+    with pytest.raises(ServiceError, match="signature"):
+        webhooks.verify(SECRET, headers, body + b" ")  # body changed
+    with pytest.raises(ServiceError, match="signature"):
+        webhooks.verify("z" * 40, headers, body)  # signed with another secret
+    stale = webhooks.signed_headers(SECRET, "evt-2", body, timestamp=int(time.time()) - 3600)
+    with pytest.raises(ServiceError) as err:
+        webhooks.verify(SECRET, stale, body)
+    assert err.value.error == "stale_callback"
+    rotated = {**headers, "webhook-signature": "v1,AAAA " + headers["webhook-signature"]}
+    assert webhooks.verify(SECRET, rotated, body) == "evt-1"
+    with pytest.raises(ServiceError):
+        webhooks.verify(SECRET, {}, body)
+
+
+def test_traceparent_parsing() -> None:
+    ctx = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    assert ctx is not None and ctx.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    child = ctx.child()
+    assert child.trace_id == ctx.trace_id and child.span_id != ctx.span_id
+    for bad in [None, "", "garbage", "00-" + "0" * 32 + "-00f067aa0ba902b7-01", "01-4bf92f35-00f067aa0ba902b7-01"]:
+        assert parse_traceparent(bad) is None
+
+
+def test_placeholder_secrets_are_refused_in_production() -> None:
+    ServiceSettings(environment="development")  # placeholders are fine locally
+    with pytest.raises(ValueError, match="placeholder"):
+        ServiceSettings(environment="production")
+    with pytest.raises(ValueError, match="placeholder"):
+        ServiceSettings(environment="production", internal_secret="too-short")
+    ServiceSettings(environment="production", internal_secret="s" * 40)

@@ -1,0 +1,42 @@
+"""Fresh test databases: a SQLite file, or a new PostgreSQL database dropped afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+TEST_DATABASE = os.environ.get("BM_TEST_DATABASE", "sqlite")
+POSTGRES_URL = os.environ.get("BM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def postgres_admin(statement: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    # A thread of its own, so this works whether or not an event loop runs in the caller's thread.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+def create_database(name: str, folder: Path) -> tuple[str, str | None]:
+    """(SQLAlchemy URL, PostgreSQL database name to drop later or None)."""
+    if TEST_DATABASE == "sqlite":
+        return f"sqlite+aiosqlite:///{folder / (name + '.db')}", None
+    database = f"bmtest_{name.replace('-', '_')}_{uuid.uuid4().hex[:12]}"
+    postgres_admin(f'CREATE DATABASE "{database}"')
+    base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{database}", database
+
+
+def drop_database(database: str | None) -> None:
+    if database:
+        postgres_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

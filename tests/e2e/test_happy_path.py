@@ -1,0 +1,190 @@
+"""The happy path for real: four uvicorn processes, real HTTP between them, a real photo with real EXIF."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import exif_time, gps_tags, make_jpeg, report_json
+from tests.suite import Suite, start_suite
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    running = start_suite(tmp_path_factory.mktemp("suite"))
+    yield running
+    running.stop()
+
+
+def submit(suite: Suite, body: dict[str, Any], photos: list[bytes], key: str) -> httpx.Response:
+    files = [("report", (None, json.dumps(body), "application/json"))]
+    files += [("photos", (f"photo{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
+    return httpx.post(f"{suite.urls['intake']}/v1/reports", files=files, headers={"Idempotency-Key": key},
+                      timeout=30)
+
+
+def follow(suite: Suite, created: dict[str, Any], until_status: str, limit_seconds: float = 60) -> dict[str, Any]:
+    """Poll the citizen's status page until the report reaches a status (the limit only bounds a broken run)."""
+    deadline = time.monotonic() + limit_seconds
+    while True:
+        view = httpx.get(f"{suite.urls['intake']}{created['status_url']}",
+                         headers={"Authorization": f"Bearer {created['access_token']}"}, timeout=10).json()
+        if view["status"] == until_status or time.monotonic() > deadline:
+            return view
+        time.sleep(0.1)
+
+
+def camera_photo(lat: float, lon: float, pattern: int) -> bytes:
+    now = datetime.now(UTC)
+    return make_jpeg(1600, 1200, pattern=pattern,
+                     exif={0x010F: "Google", 0x0110: "Pixel 8", 0x0131: "HDR+ 1.0.6"},
+                     exif_ifd={0x9003: exif_time(now), 0x9011: "+00:00"}, gps=gps_tags(lat, lon))
+
+
+def test_report_travels_to_the_meldkamer_and_the_citizen_follows_it(suite: Suite) -> None:
+    body = report_json(in_progress=False)
+    response = submit(suite, body, [camera_photo(52.0907, 5.1214, pattern=1)], "e2e-happy-path-0001")
+    assert response.status_code == 202, response.text
+    created = response.json()
+    assert created["reference"].startswith("BM-") and created["status"] == "received"
+    assert created["safety_advice"] is None
+    trace_id = response.headers["traceparent"].split("-")[1]
+
+    view = follow(suite, created, "closed")
+    events = [item["event"] for item in view["timeline"]]
+    assert view["status"] == "closed", events
+    assert events == ["received", "verified", "forwarded", "accepted", "unit_assigned", "message", "closed"]
+
+    incidents = httpx.get(f"{suite.urls['meldkamer']}/v1/incidents").json()
+    ours = [i for i in incidents if i["description"] == body["description"]]
+    assert len(ours) == 1
+    assert ours[0]["incidentType"] == "BURGLARY" and ours[0]["status"] == "Closed"
+    assert ours[0]["photos"] == "verified"  # the meldkamer fetched the photo and its SHA-256 matched
+    # One correlation id from the citizen's request to the control room.
+    meldkamer_log = [json.loads(line) for line in suite.log("meldkamer").splitlines() if line.startswith("{")]
+    assert any(entry.get("trace_id") == trace_id and entry.get("route") == "/v1/requests-for-service"
+               for entry in meldkamer_log)
+
+
+def test_in_progress_report_goes_out_at_once_and_says_call_112(suite: Suite) -> None:
+    response = submit(suite, report_json(in_progress=True, category="violence", description="Vechtpartij nu"),
+                      [], "e2e-in-progress-0001")
+    assert response.status_code == 202, response.text
+    created = response.json()
+    assert created["safety_advice"]["call_112"] is True
+    view = follow(suite, created, "closed")
+    events = [item["event"] for item in view["timeline"]]
+    assert events[:2] == ["received", "call_112"]
+    assert {"forwarded", "accepted", "verified", "unit_assigned", "closed"} <= set(events)
+    incident = next(i for i in httpx.get(f"{suite.urls['meldkamer']}/v1/incidents").json()
+                    if i["description"] == "Vechtpartij nu")
+    assert incident["priorityNumber"] == 10  # prio 1
+
+
+def test_internal_endpoints_refuse_callers_without_a_service_credential(suite: Suite) -> None:
+    checks = [("intake", "/internal/v1/report-events"), ("verification", "/internal/v1/jobs"),
+              ("bridge", "/internal/v1/reports"), ("meldkamer", "/v1/requests-for-service")]
+    for service, path in checks:
+        response = httpx.post(f"{suite.urls[service]}{path}", json={}, headers={"Idempotency-Key": "x" * 12})
+        assert response.status_code == 401, (service, response.text)
+        assert response.json()["error"] == "missing_service_credential"
+
+
+def test_the_dispatchers_question_reaches_the_citizen_and_the_answer_the_meldkamer(suite: Suite) -> None:
+    response = submit(suite, report_json(in_progress=True, description="Auto rijdt weg met buit"), [],
+                      "e2e-question-0001")
+    created = response.json()
+    headers = {"Authorization": f"Bearer {created['access_token']}"}
+    deadline = time.monotonic() + 60
+    questions: list[dict[str, Any]] = []
+    while not questions and time.monotonic() < deadline:
+        messages = httpx.get(f"{suite.urls['intake']}{created['status_url']}/messages", headers=headers).json()
+        questions = [m for m in messages if m["direction"] == "to_citizen"]
+        time.sleep(0.1)
+    assert questions and questions[0]["text"] == "Welke kleur had de auto?"
+    answer = httpx.post(f"{suite.urls['intake']}{created['status_url']}/messages", headers={
+        **headers, "Idempotency-Key": "e2e-answer-0001"}, json={"text": "Rood", "in_reply_to": questions[0]["id"]})
+    assert answer.status_code == 201, answer.text
+    notes: list[dict[str, Any]] = []
+    while not notes and time.monotonic() < deadline:
+        incident = next(i for i in httpx.get(f"{suite.urls['meldkamer']}/v1/incidents").json()
+                        if i["description"] == "Auto rijdt weg met buit")
+        notes = [u for u in incident["updates"] if u["kind"] == "citizen_note"]
+        time.sleep(0.1)
+    assert notes and "Rood" in notes[0]["notes"]
+
+
+def test_live_updates_over_real_http(suite: Suite) -> None:
+    created = submit(suite, report_json(in_progress=True, description="live"), [], "e2e-live-0001").json()
+    seen: list[str] = []
+    with httpx.stream("GET", f"{suite.urls['intake']}{created['status_url']}/events", timeout=30,
+                      headers={"Authorization": f"Bearer {created['access_token']}"}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:])["event"])
+            if "accepted" in seen:
+                break
+    assert seen[:2] == ["received", "call_112"] and "accepted" in seen
+
+
+def test_logs_hold_no_client_address_user_agent_or_token(suite: Suite) -> None:
+    probe = {"X-Forwarded-For": "203.0.113.77", "User-Agent": "PrivacyProbe/1.0 (device 5e1f)",
+             "X-Real-IP": "198.51.100.23"}
+    files = [("report", (None, json.dumps(report_json()), "application/json"))]
+    response = httpx.post(f"{suite.urls['intake']}/v1/reports", files=files,
+                          headers={**probe, "Idempotency-Key": "e2e-log-check-0001"})
+    created = response.json()
+    follow(suite, created, "accepted")
+    httpx.get(f"{suite.urls['intake']}{created['status_url']}", headers={
+        **probe, "Authorization": f"Bearer {created['access_token']}"})
+    httpx.get(f"{suite.urls['intake']}{created['status_url']}", headers={**probe, "Authorization": "Bearer wrong"})
+    for name in ("intake", "verification", "bridge", "meldkamer"):
+        text = suite.log(name)
+        for secret in (created["access_token"], "203.0.113.77", "198.51.100.23", "PrivacyProbe", "5e1f"):
+            assert secret not in text, (name, secret)
+        # uvicorn's access log would write "127.0.0.1:54321 - \"GET ..."; ours writes no address at all
+        assert not re.search(r"\d+\.\d+\.\d+\.\d+:\d+ - \"", text), name
+        assert all(line.startswith("{") for line in text.splitlines() if line.strip()), name
+
+
+def test_a_dispatchers_question_through_the_bridge_api_round_trips(suite: Suite) -> None:
+    from tests.e2e.test_resilience import create_dispatcher
+
+    dispatcher = create_dispatcher(suite, "anna", "dispatcher")
+    created = submit(suite, report_json(in_progress=True, description="Verdachte bij school"), [],
+                     "e2e-dispatcher-question-1").json()
+    follow(suite, created, "accepted")
+    asked = httpx.post(f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}/questions",
+                       json={"text": "Hoe laat was dat precies?"}, headers=dispatcher)
+    assert asked.status_code == 201, asked.text
+    citizen = {"Authorization": f"Bearer {created['access_token']}"}
+    deadline = time.monotonic() + 60
+    question = None
+    while question is None and time.monotonic() < deadline:
+        messages = httpx.get(f"{suite.urls['intake']}{created['status_url']}/messages", headers=citizen).json()
+        question = next((m for m in messages if m["text"] == "Hoe laat was dat precies?"), None)
+        time.sleep(0.1)
+    assert question is not None
+    httpx.post(f"{suite.urls['intake']}{created['status_url']}/messages", json={
+        "text": "Om tien over negen", "in_reply_to": question["id"]},
+        headers={**citizen, "Idempotency-Key": "e2e-dispatcher-answer-1"}).raise_for_status()
+    answer = None
+    while answer is None and time.monotonic() < deadline:
+        report = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}", headers=dispatcher).json()
+        answer = next((m for m in report["messages"] if m["direction"] == "from_citizen"), None)
+        time.sleep(0.1)
+    assert answer is not None and answer["in_reply_to"] == question["id"]
+    noted = False
+    while not noted and time.monotonic() < deadline:  # the note travels on to the meldkamer asynchronously
+        incident = next(i for i in httpx.get(f"{suite.urls['meldkamer']}/v1/incidents").json()
+                        if i["description"] == "Verdachte bij school")
+        noted = any("Om tien over negen" in (u["notes"] or "") for u in incident["updates"])
+        time.sleep(0.1)
+    assert noted

@@ -1,0 +1,122 @@
+"""Starts the whole suite as real uvicorn processes on free ports: for end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.databases import create_database, drop_database
+
+SERVICES = {  # name: (package, settings prefix)
+    "intake": ("report_intake", "BM_INTAKE_"),
+    "verification": ("verification", "BM_VERIFICATION_"),
+    "bridge": ("dispatch_bridge", "BM_BRIDGE_"),
+    "meldkamer": ("meldkamer_sim", "BM_MELDKAMER_"),
+}
+FAST_SCRIPT = [["Active", 0.3], ["ResourcesAssigned", 0.8], ["ask:Welke kleur had de auto?", 1.0], ["Closed", 4.0]]
+
+
+def die_with_parent() -> None:
+    """Runs in the child before exec: if the test process dies (killed, timed out), the service dies too,
+    instead of living on and eating the machine. Linux only (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Suite:
+    folder: Path
+    urls: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    databases: list[str | None] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def log(self, name: str) -> str:
+        return (self.folder / f"{name}.log").read_text(errors="replace")
+
+    def start_service(self, name: str) -> None:
+        package, _ = SERVICES[name]
+        log = (self.folder / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen([sys.executable, "-m", package, "serve"], env=self.env,
+                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                                preexec_fn=die_with_parent)
+        wait_ready(self.urls[name], self.processes[name])
+
+    def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        process.wait(timeout=30)
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            self.kill_service(name, signal.SIGTERM)
+        for database in self.databases:
+            drop_database(database)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], limit_seconds: float = 60) -> None:
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the service exited with code {process.returncode}")
+        with suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+def start_suite(folder: Path, extra_env: dict[str, str] | None = None) -> Suite:
+    """Migrate and start all four services; the caller must `stop()` the suite."""
+    folder.mkdir(parents=True, exist_ok=True)
+    suite = Suite(folder)
+    ports = {name: free_port() for name in SERVICES}
+    suite.urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BM_") or k.startswith("BM_TEST_")}
+    for name, (_package, prefix) in SERVICES.items():
+        url, database = create_database(name, folder)
+        suite.databases.append(database)
+        env.update({f"{prefix}PORT": str(ports[name]), f"{prefix}DATABASE_URL": url,
+                    f"{prefix}BLOB_DIR": str(folder / "blobs"), f"{prefix}ENVIRONMENT": "test",
+                    f"{prefix}RELAY_POLL_SECONDS": "0.5", f"{prefix}RELAY_BACKOFF_BASE_SECONDS": "0.1",
+                    f"{prefix}RELAY_BACKOFF_CAP_SECONDS": "2"})
+    env.update({
+        "BM_INTAKE_VERIFICATION_URL": suite.urls["verification"], "BM_INTAKE_BRIDGE_URL": suite.urls["bridge"],
+        "BM_VERIFICATION_BRIDGE_URL": suite.urls["bridge"], "BM_BRIDGE_INTAKE_URL": suite.urls["intake"],
+        "BM_BRIDGE_MELDKAMER_URL": suite.urls["meldkamer"], "BM_BRIDGE_PUBLIC_URL": suite.urls["bridge"],
+        "BM_MELDKAMER_BRIDGE_URL": suite.urls["bridge"], "BM_MELDKAMER_SCRIPT": json.dumps(FAST_SCRIPT),
+        "BM_VERIFICATION_WORKERS": "2",
+        # Every simulated citizen comes from 127.0.0.1 here; the limits themselves are tested on their own.
+        "BM_INTAKE_REPORTS_PER_CLIENT": "100000", "BM_INTAKE_TOKEN_USES_PER_CLIENT": "100000",
+        # Load tests present many citizens through X-Forwarded-For, as a reverse proxy would.
+        "BM_INTAKE_TRUSTED_PROXIES": '["127.0.0.1"]',
+    })
+    env.update(extra_env or {})
+    suite.env = env
+    try:
+        for name, (package, _prefix) in SERVICES.items():
+            subprocess.run([sys.executable, "-m", package, "migrate"], env=env, check=True, capture_output=True)
+        for name in SERVICES:
+            suite.start_service(name)
+    except BaseException:
+        suite.stop()
+        raise
+    return suite

@@ -1,0 +1,45 @@
+"""Helpers for verification's tests: submit a report as intake would, and wait for its result."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
+from burgermelding_shared.service_auth import issue_token
+from verification.models import VerificationJob
+
+
+def submission(service: Any, photos: list[bytes], **overrides: Any) -> ReportSubmitted:
+    refs = []
+    for data in photos:
+        digest = service.runtime.blobs.put_bytes(data)
+        refs.append(PhotoRef(photo_id=str(uuid.uuid4()), sha256=digest, sanitised_sha256=digest,
+                             content_type="image/jpeg", size_bytes=len(data), width=640, height=480))
+    now = datetime.now(UTC)
+    values = {"report_id": str(uuid.uuid4()), "reference": "BM-2026-000001", "category": "theft",
+              "description": "fiets gestolen", "location": {"lat": 52.09, "lon": 5.12}, "observed_at": now,
+              "received_at": now, "in_progress": False, "photos": refs, **overrides}
+    return ReportSubmitted(**values)
+
+
+async def submit(service: Any, report: ReportSubmitted, message_id: str | None = None) -> Any:
+    token = issue_token(service.settings.internal_secret, "report-intake", "verification")
+    return await service.client.post("/internal/v1/jobs", content=report.model_dump_json(),
+                                     headers={"Authorization": f"Bearer {token}", "content-type": "application/json",
+                                              "Idempotency-Key": message_id or str(uuid.uuid4())})
+
+
+async def result(service: Any, report_id: str) -> dict[str, Any]:
+    for _ in range(600):  # bounded wait for the worker process; not a timing assertion
+        async with service.runtime.db.sessions() as session:
+            job = await session.get(VerificationJob, f"{report_id}:0")
+        if job is not None and job.status == "done":
+            return json.loads(job.result)
+        await asyncio.sleep(0.05)
+    raise AssertionError("job not done")
+
+
