@@ -35,7 +35,7 @@ from burgermelding_shared.blobstore import LocalBlobStore
 from tests.helpers import exif_time, gps_tags, make_scene
 from verification.analysis import PhotoJob, analyse_photo
 from verification.checks import Claim
-from verification.nearindex import PDQ_CANDIDATE, PHASH_CANDIDATE, NearDuplicateIndex
+from verification.nearindex import NearDuplicateIndex, Thresholds
 
 
 def twelve_megapixel(seed: int) -> bytes:
@@ -100,7 +100,8 @@ def search(millions: float, queries: int = 200) -> dict[str, float]:
     for _ in range(queries):
         query = int(rng.integers(0, 2**63))
         t = time.perf_counter()
-        index.phash.within(np.frombuffer(query.to_bytes(8, "big"), dtype=np.uint8).reshape(1, 8), PHASH_CANDIDATE)
+        code = np.frombuffer(query.to_bytes(8, "big"), dtype=np.uint8).reshape(1, 8)
+        index.phash.within(code, Thresholds().phash_candidate)
         timings.append(time.perf_counter() - t)
     timings.sort()
     return {"stored": n, "p50_ms": round(timings[len(timings) // 2] * 1000, 3),
@@ -118,7 +119,7 @@ def pdq_search(queries: int = 50) -> dict[str, float]:
     for _ in range(queries):
         variants = rng.integers(0, 256, (8, 32), dtype=np.uint8)
         t = time.perf_counter()
-        index.pdq.within(variants, PDQ_CANDIDATE)
+        index.pdq.within(variants, Thresholds().pdq_candidate)
         timings.append(time.perf_counter() - t)
     return {"stored": 1_000_000, "variants": 8, "p50_ms": round(statistics.median(timings) * 1000, 2)}
 

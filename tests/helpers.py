@@ -78,3 +78,55 @@ def jpeg_bytes(image: Any, quality: int = 90, exif: bytes | None = None) -> byte
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=quality, **({"exif": exif} if exif else {}))
     return buffer.getvalue()
+
+
+def sign_with_content_credentials(jpeg: bytes) -> bytes:
+    """The JPEG with C2PA content credentials, signed by the C2PA reference library under a throwaway
+    certificate chain (a test CA and a leaf with the key usages C2PA asks of a signer)."""
+    import datetime as dt
+    import json
+
+    import c2pa
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(common_name: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Burgermelding test")])
+
+    def usage(signer: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                             data_encipherment=False, key_agreement=False, key_cert_sign=not signer,
+                             crl_sign=not signer, encipher_only=False, decipher_only=False)
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+
+    def certificate(subject: str, public_key: Any, signer: bool) -> x509.CertificateBuilder:
+        return (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name("Test CA"))
+                .public_key(public_key).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+                .add_extension(x509.BasicConstraints(ca=not signer, path_length=None), critical=True)
+                .add_extension(usage(signer), critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False))
+
+    ca = certificate("Test CA", ca_key.public_key(), signer=False).sign(ca_key, hashes.SHA256())
+    leaf = (certificate("Test camera", key.public_key(), signer=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, ca))
+    private_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg=b"es256", sign_cert=chain, private_key=private_key,
+                                                       ta_url=None))
+    manifest = {"claim_generator_info": [{"name": "burgermelding-tests", "version": "1"}], "format": "image/jpeg",
+                "assertions": [{"label": "c2pa.actions", "data": {"actions": [{
+                    "action": "c2pa.created",
+                    "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"}]}}]}
+    out = io.BytesIO()
+    with c2pa.Builder(json.dumps(manifest)) as builder:
+        builder.sign(signer, "image/jpeg", io.BytesIO(jpeg), out)
+    return out.getvalue()

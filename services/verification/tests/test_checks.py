@@ -96,3 +96,30 @@ def test_phash_survives_recompression_and_resize_but_not_unrelated_content(tmp_p
     unrelated = int(analyse(tmp_path / "c", make_jpeg(1600, 1200, color=(200, 30, 10), pattern=11))["phash"], 16)
     assert hamming(base, resized) <= 6
     assert hamming(base, unrelated) > 12
+
+
+def test_content_credentials_valid_tampered_and_absent(tmp_path: Path) -> None:
+    # A comment segment lies outside the manifest but inside what it signs: changing it is a real edit.
+    import io
+
+    from PIL import Image
+
+    from tests.helpers import sign_with_content_credentials
+
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(make_jpeg(pattern=5))).save(buffer, "JPEG", quality=90, comment=b"original capture")
+    signed = sign_with_content_credentials(buffer.getvalue())
+
+    valid = analyse(tmp_path / "valid", signed)
+    assert codes(valid)["c2pa_valid"] == "pass"
+    assert valid["content_credentials"] == "valid" and "Test camera" in valid["content_credentials_signer"]
+
+    tampered = signed.replace(b"original capture", b"edited  capture!")
+    assert len(tampered) == len(signed) and tampered != signed
+    result = analyse(tmp_path / "tampered", tampered)
+    assert codes(result)["c2pa_invalid"] == "warn" and result["content_credentials"] == "invalid"
+    assert "assertion.dataHash.mismatch" in next(c for c in result["checks"] if c["code"] == "c2pa_invalid")[
+        "detail_en"]
+
+    absent = analyse(tmp_path / "absent", buffer.getvalue())
+    assert codes(absent)["c2pa_absent"] == "not_applicable" and absent["content_credentials"] == "absent"

@@ -104,11 +104,15 @@ class PhotoVerification(Strict):
     pdq_quality: int | None = None
     width: int | None = None
     height: int | None = None
-    captured_at: datetime | None = None
-    gps: dict[str, float] | None = None
+    captured_at: datetime | None = Field(None, description="capture time in UTC, when the photo names its offset")
+    captured_local: datetime | None = Field(None, description="capture time on the camera's clock, no offset")
+    gps: dict[str, float] | None = Field(None, description="lat, lon and, when the photo says, accuracy_m")
     make: str | None = None
     model: str | None = None
     software: str | None = None
+    has_thumbnail: bool | None = None
+    content_credentials: Literal["absent", "valid", "invalid", "unchecked"] | None = None
+    content_credentials_signer: str | None = None
     checks: list[CheckResult] = []
 
 

@@ -18,8 +18,9 @@ from burgermelding_shared.blobstore import BlobNotFound, LocalBlobStore
 from burgermelding_shared.contracts import CheckResult, PhotoVerification
 from verification.checks import Claim, check, metadata_checks, provenance_check, thumbnail_check
 from verification.exif import read_metadata
-from verification.perceptual import c2pa_manifest_present, embedded_thumbnail, pdq_hashes, thumbnail_distance
+from verification.perceptual import embedded_thumbnail, pdq_hashes, thumbnail_distance
 from verification.phash import phash
+from verification.provenance import read_content_credentials
 
 try:
     from pillow_heif import register_heif_opener
@@ -74,6 +75,7 @@ def analyse_photo(job: PhotoJob) -> dict[str, Any]:
             if width * height > job.max_pixels:
                 raise ValueError("too many pixels")
             meta = read_metadata(im)
+            pillow_format = im.format
             if im.format == "JPEG":
                 scale = reduction(im.size)
                 im.draft("RGB", (im.size[0] // scale, im.size[1] // scale))
@@ -93,13 +95,17 @@ def analyse_photo(job: PhotoJob) -> dict[str, Any]:
     checks += metadata_checks(meta, job.claim, width=width, height=height, old_photo_hours=job.old_photo_hours,
                               gps_min_distance_m=job.gps_min_distance_m)
     checks += thumbnail_check(thumb_distance)
-    checks += provenance_check(c2pa_manifest_present(data))
+    credentials = read_content_credentials(data, pillow_format)
+    checks += provenance_check(credentials)
     result = PhotoVerification(
         photo_id=job.photo_id, sha256=job.sha256, phash=f"{value:016x}", width=width, height=height,
         captured_at=meta.captured_at if meta.captured_at and meta.captured_at.tzinfo else None,
-        gps={"lat": meta.gps_lat, "lon": meta.gps_lon} if meta.gps_lat is not None and meta.gps_lon is not None
-        else None,
-        make=meta.make, model=meta.model, software=meta.software, checks=checks,
+        captured_local=meta.captured_at.replace(tzinfo=None) if meta.captured_at else None,
+        gps={"lat": meta.gps_lat, "lon": meta.gps_lon,
+             **({"accuracy_m": meta.gps_error_m} if meta.gps_error_m is not None else {})}
+        if meta.gps_lat is not None and meta.gps_lon is not None else None,
+        make=meta.make, model=meta.model, software=meta.software, has_thumbnail=thumbnail is not None,
+        content_credentials=credentials.state, content_credentials_signer=credentials.signer, checks=checks,
     )
     return {**result.model_dump(mode="json"), "pdq": pdq.hex(), "pdq_dihedral": [h.hex() for h in pdq_dihedral],
             "pdq_quality": pdq_quality}

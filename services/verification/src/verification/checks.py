@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from burgermelding_shared.contracts import CheckResult
 from verification.exif import PhotoMetadata
+from verification.provenance import ContentCredentials
 
 # Editors, not firmware: phones write their own version into Software, so presence alone means nothing.
 EDITORS = re.compile(
@@ -25,8 +26,9 @@ WEIGHTS = {
     "photo_undecodable": 1.0, "editing_software": 0.25, "resaved_after_capture": 0.1, "old_photo": 0.35,
     "future_capture_time": 0.3, "gps_far_from_claim": 0.3, "gps_impossible": 0.2, "dimensions_mismatch": 0.1,
     "metadata_missing": 0.0, "exact_duplicate": 0.5, "thumbnail_mismatch": 0.3, "gps_time_mismatch": 0.2,
-    "recycled_image": 0.4, "near_duplicate": 0.0, "text_meaningless": 0.3, "repeated_text": 0.3, "flooding": 0.4,
-    "c2pa_present_unverified": 0.0,
+    "recycled_image": 0.4, "near_duplicate": 0.0,
+    "possible_duplicate": 0.2, "text_meaningless": 0.3, "repeated_text": 0.3, "flooding": 0.4,
+    "c2pa_invalid": 0.35,
 }
 THUMBNAIL_MAX_DISTANCE = 12
 GPS_TIME_MAX_DRIFT = timedelta(minutes=5)
@@ -98,12 +100,27 @@ def thumbnail_check(distance: int | None) -> list[CheckResult]:
                   "De ingebouwde miniatuur past bij de foto.")]
 
 
-def provenance_check(c2pa_present: bool) -> list[CheckResult]:
-    # Absence means nothing (almost no phone writes C2PA yet); presence is reported, not yet validated.
-    if c2pa_present:
-        return [check("c2pa_present_unverified", "not_applicable",
-                      "The photo carries C2PA content credentials; they were not validated.",
-                      "De foto bevat C2PA-herkomstgegevens; die zijn niet gecontroleerd.")]
+def provenance_check(credentials: ContentCredentials) -> list[CheckResult]:
+    """C2PA content credentials. Absence means nothing (few phones sign yet); a valid manifest is a good sign
+    (its signer is named, though not checked against a trust list); an invalid one means the picture changed
+    after it was signed, or the credentials are forged: a warning for a person to weigh, not a rejection."""
+    signer = credentials.signer or "unknown signer"
+    if credentials.state == "valid":
+        return [check("c2pa_valid", "pass",
+                      f"Valid C2PA content credentials, signed by {signer} (signer not checked against a trust "
+                      "list); the picture is unchanged since signing.",
+                      f"Geldige C2PA-herkomstgegevens, ondertekend door {signer} (ondertekenaar niet getoetst aan "
+                      "een vertrouwenslijst); de afbeelding is sinds het ondertekenen niet veranderd.")]
+    if credentials.state == "invalid":
+        codes = ", ".join(credentials.failures) or "unknown"
+        return [check("c2pa_invalid", "warn",
+                      f"The C2PA content credentials do not hold ({codes}): the picture was changed after "
+                      "signing, or the credentials are broken or forged.",
+                      f"De C2PA-herkomstgegevens kloppen niet ({codes}): de afbeelding is na het ondertekenen "
+                      "veranderd, of de gegevens zijn beschadigd of vervalst.")]
+    if credentials.state == "unchecked":
+        return [check("c2pa_unchecked", "not_applicable", "The C2PA content credentials could not be checked.",
+                      "De C2PA-herkomstgegevens konden niet worden gecontroleerd.")]
     return [check("c2pa_absent", "not_applicable", "No C2PA content credentials (common; means nothing).",
                   "Geen C2PA-herkomstgegevens (gewoon; zegt niets).")]
 

@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from burgermelding_shared.settings import ServiceSettings
+from verification.nearindex import Thresholds
 
 
 class VerificationSettings(ServiceSettings):
@@ -22,10 +23,21 @@ class VerificationSettings(ServiceSettings):
     gps_min_distance_m: float = Field(500.0, description="GPS further than max(this, GPS error) from the claim.")
     recycled_distance_m: float = Field(1000.0, description="The same picture reported this far away: recycled.")
     recycled_after_hours: float = Field(24.0, description="The same picture reported this much earlier: recycled.")
+    phash_same_max: int = Field(6, description="pHash distance up to which two photos are the same image.")
+    phash_candidate_max: int = Field(12, description="pHash distance up to which a photo is a candidate for review.")
+    pdq_same_max: int = Field(31, description="PDQ distance up to which two photos are the same image.")
+    pdq_candidate_max: int = Field(50, description="PDQ distance up to which a photo is a candidate for review.")
+    pdq_min_quality: int = Field(50, description="PDQ hashes of lower quality (0-100) are not indexed.")
     check_weights: dict[str, float] = Field({}, description="Overrides of check weights by reason code, as JSON.")
     flood_warn: int = Field(5, description="Reports from one (daily pseudonymous) sender in 10 minutes: warn.")
     flood_spam: int = Field(20, description="...and this many: spam, rejected.")
     group_merge_seconds: float = Field(30.0, description="How often the pass that merges group fragments runs.")
+
+
+    def near_duplicate_thresholds(self) -> Thresholds:
+        return Thresholds(phash_same=self.phash_same_max, phash_candidate=self.phash_candidate_max,
+                          pdq_same=self.pdq_same_max, pdq_candidate=self.pdq_candidate_max,
+                          pdq_min_quality=self.pdq_min_quality)
 
 
 @lru_cache

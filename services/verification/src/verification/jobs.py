@@ -164,13 +164,23 @@ class VerificationWorker(BackgroundLoop):
                                      photos: list[PhotoVerification], matches: dict[str, list[Match]]) -> list[str]:
         """Same image in an earlier report: at another place or much earlier it is a recycled image; close by
         and recent it is probably the same event seen by someone else. Returns the earlier report ids."""
-        ids = [m.fingerprint_id for found in matches.values() for m in found if m.same_image]
+        ids = [m.fingerprint_id for found in matches.values() for m in found]
         rows = {f.id: f for f in (await session.execute(
             select(PhotoFingerprint).where(PhotoFingerprint.id.in_(ids)))).scalars()} if ids else {}
         linked: list[str] = []
         for photo in photos:
-            earlier = [rows[m.fingerprint_id] for m in matches[photo.photo_id]
-                       if m.fingerprint_id in rows and rows[m.fingerprint_id].report_id != report.report_id]
+            others = [(m, rows[m.fingerprint_id]) for m in matches[photo.photo_id]
+                      if m.fingerprint_id in rows and rows[m.fingerprint_id].report_id != report.report_id]
+            earlier = [row for m, row in others if m.same_image]
+            candidates = sorted({row.report_id for m, row in others if not m.same_image}
+                                - {e.report_id for e in earlier})
+            if candidates:
+                # Close, but not close enough to be sure (a crop, a heavy edit, or just a similar scene).
+                photo.checks.append(check(
+                    "possible_duplicate", "warn",
+                    f"The picture resembles one in earlier report(s) {', '.join(candidates)}; a person should "
+                    "compare them.",
+                    "De afbeelding lijkt op een afbeelding bij een eerdere melding; laat iemand ze vergelijken."))
             if not earlier:
                 continue
             linked += [e.report_id for e in earlier]

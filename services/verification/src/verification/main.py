@@ -27,7 +27,7 @@ async def worker_hook(runtime: Runtime) -> AsyncIterator[None]:
     pool = ProcessPoolExecutor(max_workers=settings.workers or os.cpu_count() or 1,
                                mp_context=multiprocessing.get_context("spawn"))
     configure_weights(settings.check_weights)
-    index = NearDuplicateIndex()
+    index = NearDuplicateIndex(settings.near_duplicate_thresholds())
     await index.sync(runtime.db)  # rebuilt from the database at every start
     runtime.extras["near_index"] = index
     merger = FragmentMerger(runtime.db, settings.group_merge_seconds)

@@ -18,10 +18,20 @@ from burgermelding_shared.db import Database
 from verification.models import PhotoFingerprint
 from verification.phash import to_unsigned
 
-# From ../shared/reference/photo-verification.md: same image / candidate for review.
-PHASH_SAME, PHASH_CANDIDATE = 6, 12
-PDQ_SAME, PDQ_CANDIDATE, PDQ_MIN_QUALITY = 31, 50, 50
 RESCAN = 1000  # ids committed out of order (concurrent transactions) are picked up by re-reading this window
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Hamming distances (inclusive). Defaults from ../shared/reference/photo-verification.md: pHash <= 6 or
+    PDQ <= 31 is the same image; pHash 7-12 or PDQ 32-50 a candidate a human should compare; PDQ hashes of
+    quality below 50 are not indexed (Meta ignores them: flat images hash unreliably)."""
+
+    phash_same: int = 6
+    phash_candidate: int = 12
+    pdq_same: int = 31
+    pdq_candidate: int = 50
+    pdq_min_quality: int = 50
 
 
 @dataclass(frozen=True)
@@ -29,11 +39,7 @@ class Match:
     fingerprint_id: int
     phash_distance: int | None
     pdq_distance: int | None
-
-    @property
-    def same_image(self) -> bool:
-        return (self.phash_distance is not None and self.phash_distance <= PHASH_SAME) or (
-            self.pdq_distance is not None and self.pdq_distance <= PDQ_SAME)
+    same_image: bool  # within the "same image" thresholds; otherwise a candidate for review
 
 
 def phash_code(value: int) -> np.ndarray:
@@ -73,7 +79,8 @@ class _BinaryIndex:
 
 
 class NearDuplicateIndex:
-    def __init__(self) -> None:
+    def __init__(self, thresholds: Thresholds | None = None) -> None:
+        self.thresholds = thresholds or Thresholds()
         self.phash = _BinaryIndex(64)
         self.pdq = _BinaryIndex(256)
         self.known: set[int] = set()
@@ -86,7 +93,7 @@ class NearDuplicateIndex:
         self.max_id = max(self.max_id, fingerprint_id)
         if phash is not None:
             self.phash.add(fingerprint_id, phash_code(phash))
-        if pdq is not None and (pdq_quality or 0) >= PDQ_MIN_QUALITY:  # Meta ignores low-quality PDQ hashes
+        if pdq is not None and (pdq_quality or 0) >= self.thresholds.pdq_min_quality:
             self.pdq.add(fingerprint_id, np.frombuffer(pdq, dtype=np.uint8))
 
     async def sync(self, db: Database) -> None:
@@ -105,10 +112,17 @@ class NearDuplicateIndex:
     def search(self, phash: int | None, pdq_variants: list[bytes]) -> list[Match]:
         """Stored photos that are the same image or a candidate for review (pHash, or PDQ of any rotation or
         mirror of the query)."""
-        by_phash = self.phash.within(phash_code(phash), PHASH_CANDIDATE) if phash is not None else {}
+        limits = self.thresholds
+        by_phash = self.phash.within(phash_code(phash), limits.phash_candidate) if phash is not None else {}
         by_pdq = self.pdq.within(np.vstack([np.frombuffer(v, dtype=np.uint8) for v in pdq_variants]),
-                                 PDQ_CANDIDATE) if pdq_variants else {}
-        return [Match(fid, by_phash.get(fid), by_pdq.get(fid)) for fid in sorted(set(by_phash) | set(by_pdq))]
+                                 limits.pdq_candidate) if pdq_variants else {}
+        matches = []
+        for fid in sorted(set(by_phash) | set(by_pdq)):
+            phash_distance, pdq_distance = by_phash.get(fid), by_pdq.get(fid)
+            same = (phash_distance is not None and phash_distance <= limits.phash_same) or (
+                pdq_distance is not None and pdq_distance <= limits.pdq_same)
+            matches.append(Match(fid, phash_distance, pdq_distance, same))
+        return matches
 
     def memory_bytes(self) -> int:
         return self.phash.memory_bytes() + self.pdq.memory_bytes()

@@ -46,19 +46,3 @@ def thumbnail_distance(image_before_orientation: Image.Image, thumbnail: Image.I
     """pHash distance between the image and its thumbnail (both as stored, before orientation)."""
     return (phash(image_before_orientation) ^ phash(thumbnail)).bit_count()
 
-
-def c2pa_manifest_present(data: bytes) -> bool:
-    """Whether the file carries a C2PA manifest store (JUMBF boxes labelled c2pa in JPEG APP11 or a PNG caBX
-    chunk). Presence only: validating the manifest needs the C2PA library, which this platform lacks."""
-    if data.startswith(b"\x89PNG"):
-        return b"caBX" in data[:65536] or b"caBX" in data
-    position = 2
-    while position + 4 <= len(data) and data[position] == 0xFF:
-        marker = data[position + 1]
-        if marker in (0xD9, 0xDA):  # end of image / start of scan: no more metadata segments
-            break
-        length = int.from_bytes(data[position + 2:position + 4], "big")
-        if marker == 0xEB and b"c2pa" in data[position + 4:position + 2 + length]:
-            return True
-        position += 2 + length
-    return False
