@@ -62,7 +62,7 @@ async def start_service(database_url: Callable[[str], str], tmp_path: Path) -> A
         main = importlib.import_module(f"{package}.main")
         url = database_url(package)
         await asyncio.to_thread(migrations.upgrade, migrations_dir_of(package), url)
-        values = {"database_url": url, "blob_dir": tmp_path / "blobs", "environment": "test",
+        values = {"database_url": url, "blob_dir": tmp_path / "blobs", "environment": "development",
                   "relay_poll_seconds": 0.2, "relay_backoff_base_seconds": 0.05, **overrides}
         settings = settings_cls(**values)
         app = main.create_app(settings)

@@ -93,8 +93,7 @@ def search(millions: float, queries: int = 200) -> dict[str, float]:
     chunk = 1_000_000
     for start in range(0, n, chunk):
         size = min(chunk, n - start)
-        index.phash.index.add(rng.integers(0, 256, (size, 8), dtype=np.uint8))
-        index.phash.ids = np.concatenate([index.phash.ids, np.arange(start, start + size, dtype=np.int64)])
+        index.phash.add_many(np.arange(start, start + size), rng.integers(0, 256, (size, 8), dtype=np.uint8))
     memory = rss_bytes() - before
     timings = []
     for _ in range(queries):
@@ -113,8 +112,8 @@ def search(millions: float, queries: int = 200) -> dict[str, float]:
 def pdq_search(queries: int = 50) -> dict[str, float]:
     rng = np.random.default_rng(8)
     index = NearDuplicateIndex()
-    index.pdq.index.add(rng.integers(0, 256, (1_000_000, 32), dtype=np.uint8))
-    index.pdq.ids = np.arange(1_000_000, dtype=np.int64)
+    for start in range(0, 1_000_000, 250_000):
+        index.pdq.add_many(np.arange(start, start + 250_000), rng.integers(0, 256, (250_000, 32), dtype=np.uint8))
     timings = []
     for _ in range(queries):
         variants = rng.integers(0, 256, (8, 32), dtype=np.uint8)

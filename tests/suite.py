@@ -95,7 +95,7 @@ def start_suite(folder: Path, extra_env: dict[str, str] | None = None) -> Suite:
         url, database = create_database(name, folder)
         suite.databases.append(database)
         env.update({f"{prefix}PORT": str(ports[name]), f"{prefix}DATABASE_URL": url,
-                    f"{prefix}BLOB_DIR": str(folder / "blobs"), f"{prefix}ENVIRONMENT": "test",
+                    f"{prefix}BLOB_DIR": str(folder / "blobs"), f"{prefix}ENVIRONMENT": "development",
                     f"{prefix}RELAY_POLL_SECONDS": "0.5", f"{prefix}RELAY_BACKOFF_BASE_SECONDS": "0.1",
                     f"{prefix}RELAY_BACKOFF_CAP_SECONDS": "2"})
     env.update({

@@ -43,15 +43,50 @@ async def test_create_read_and_replay(intake: Any) -> None:
 
 
 async def test_token_is_stored_only_as_a_salted_hash(intake: Any) -> None:
-    created = (await post_report(intake, report_json())).json()
+    import base64
+
+    body = report_json()
+    key = "client-retry-key-7d2e91"
+    created = (await post_report(intake, body, key=key)).json()
     token = created["access_token"]
+    assert len(base64.urlsafe_b64decode(token + "=")) == 32  # 256 bits
     async with intake.runtime.db.sessions() as session:
         report = (await session.execute(select(Report))).scalars().one()
-        stored_answers = (await session.execute(select(idempotency_keys.c.response_body))).scalars().all()
+        records = (await session.execute(select(idempotency_keys))).mappings().all()
         outbox_payloads = (await session.execute(select(messaging.outbox.c.payload))).scalars().all()
     assert len(report.token_salt) == 32 and len(report.token_hash) == 64
-    everything_stored = [report.token_hash, report.token_salt, *stored_answers, *outbox_payloads]
-    assert stored_answers and not any(token in text for text in everything_stored)
+    everything_stored = [report.token_hash, report.token_salt, *outbox_payloads,
+                         *(str(dict(r)) for r in records)]
+    assert records and not any(token in text for text in everything_stored)
+    assert not any(key in text for text in everything_stored)  # the key that could unseal it: only a hash
+    # A retry whose first answer was lost is shown the same token again, and it opens the report.
+    replay = (await post_report(intake, body, key=key)).json()
+    assert replay["access_token"] == token and replay["id"] == created["id"]
+    view = await intake.client.get(created["status_url"], headers={"Authorization": f"Bearer {token}"})
+    assert view.status_code == 200
+    # A second report gets an unrelated token.
+    other = (await post_report(intake, report_json(description="Iets anders"), key="another-key-0001")).json()
+    assert other["access_token"] != token
+
+
+async def test_idempotency_records_are_purged_after_a_day(intake: Any) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from burgermelding_shared.idempotency import purge_expired
+    from burgermelding_shared.timeutil import utcnow
+
+    await post_report(intake, report_json(), key="old-key-000001")
+    await post_report(intake, report_json(description="Recent"), key="new-key-000001")
+    async with intake.runtime.db.transaction() as session:
+        first = (await session.execute(select(idempotency_keys.c.key).order_by(idempotency_keys.c.created_at)
+                                       )).scalars().first()
+        await session.execute(update(idempotency_keys).where(idempotency_keys.c.key == first)
+                              .values(created_at=utcnow() - timedelta(hours=25)))
+    assert await purge_expired(intake.runtime.db, idempotency_keys) == 1
+    async with intake.runtime.db.sessions() as session:
+        assert len((await session.execute(select(idempotency_keys.c.key))).all()) == 1
 
 
 async def test_display_copy_has_no_metadata_and_original_is_kept_byte_for_byte(intake: Any) -> None:

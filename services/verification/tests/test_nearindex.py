@@ -47,3 +47,27 @@ def test_thresholds_come_from_settings() -> None:
     index = index_with({1: flip(base, 3, seed=8), 2: flip(base, 6, seed=9)}, settings.near_duplicate_thresholds())
     found = {m.fingerprint_id: m.same_image for m in index.search(base, [])}
     assert found == {1: False}  # 3 bits: now only a candidate; 6 bits: now different
+
+
+def test_the_sharded_parallel_search_finds_exactly_what_a_brute_force_scan_finds(monkeypatch) -> None:
+    import numpy as np
+
+    from verification.nearindex import _BinaryIndex
+
+    rng = np.random.default_rng(11)
+    codes = rng.integers(0, 256, (5000, 8), dtype=np.uint8)
+    queries = codes[:20].copy()
+    queries[:, 0] ^= 0b1011  # a few bits off, so every query has close neighbours
+    index = _BinaryIndex(64)
+    index.add_many(np.arange(100, 100 + 4000), codes[:4000])  # a batch, spread over the shards
+    for i in range(4000, 5000):  # and one at a time, as the service adds them
+        index.add(100 + i, codes[i])
+    index.flush()
+    assert index.size == 5000 and min(s.index.ntotal for s in index.shards) > 0
+    monkeypatch.setattr(_BinaryIndex, "PARALLEL_FROM", 1)
+    as_int = codes.view(">u8").ravel()
+    for query in queries:
+        q = query.view(">u8")[0]
+        distances = np.array([bin(int(v) ^ int(q)).count("1") for v in as_int])
+        expected = {100 + int(i): int(distances[i]) for i in np.flatnonzero(distances <= 24)}
+        assert index.within(query.reshape(1, 8), 24) == expected

@@ -3,10 +3,13 @@
 The first request with a key claims it in its own short transaction, so a concurrent retry sees the claim:
 same key while the first is still running -> 409; same key with another payload -> 422; same key and payload
 after completion -> the first response, replayed. A claim whose holder died is taken over after a timeout.
+Keys are stored only as hashes (a stored answer may hold what only the key's holder should be able to open),
+and records are purged after a day.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -18,6 +21,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, s
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.db import Database
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.timeutil import UTCDateTime, utcnow
@@ -40,6 +44,11 @@ def idempotency_table(metadata: MetaData) -> Table:
     )
 
 
+def stored_key(scope: str, key: str) -> str:
+    """How a key is kept: its SHA-256 under the operation's scope, never the key itself."""
+    return f"{scope}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 @dataclass
 class StoredResponse:
     status_code: int
@@ -60,7 +69,7 @@ def check_key(raw: str | None) -> str:
 
 async def claim(db: Database, table: Table, scope: str, key: str, fingerprint: str) -> StoredResponse | None:
     """Claim `key` for a request with this `fingerprint`; a stored response to replay, or None to proceed."""
-    full_key = f"{scope}:{key}"
+    full_key = stored_key(scope, key)
     now = utcnow()
     try:
         async with db.transaction() as session:
@@ -97,7 +106,7 @@ async def complete(session: AsyncSession, table: Table, scope: str, key: str, re
     """Record the response in the same transaction as the work it describes."""
     await session.execute(
         update(table)
-        .where(table.c.key == f"{scope}:{key}")
+        .where(table.c.key == stored_key(scope, key))
         .values(state="done", response_status=response.status_code,
                 response_body=json.dumps(response.body, default=str))
     )
@@ -106,12 +115,29 @@ async def complete(session: AsyncSession, table: Table, scope: str, key: str, re
 async def release(db: Database, table: Table, scope: str, key: str) -> None:
     """Drop a claim whose request failed, so the client may retry with the same key."""
     async with db.transaction() as session:
-        await session.execute(delete(table).where(table.c.key == f"{scope}:{key}", table.c.state == "processing"))
+        await session.execute(delete(table).where(table.c.key == stored_key(scope, key), table.c.state == "processing"))
 
 
-async def purge_expired(db: Database, table: Table) -> None:
+async def purge_expired(db: Database, table: Table) -> int:
+    """Forget records older than RETENTION: a client retries within minutes, not days."""
     async with db.transaction() as session:
-        await session.execute(delete(table).where(table.c.created_at < utcnow() - RETENTION))
+        result = await session.execute(delete(table).where(table.c.created_at < utcnow() - RETENTION))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class IdempotencyPurger(BackgroundLoop):
+    """Runs `purge_expired` once an hour for as long as the service runs."""
+
+    name = "idempotency-purger"
+    poll_seconds = 3600.0
+
+    def __init__(self, db: Database, table: Table) -> None:
+        super().__init__()
+        self.db, self.table = db, table
+
+    async def run_once(self) -> int:
+        await purge_expired(self.db, self.table)
+        return 0  # then sleep a poll interval, whatever was purged
 
 
 async def run_once(

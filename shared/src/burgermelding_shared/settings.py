@@ -20,7 +20,7 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
 
-    environment: Literal["development", "test", "production"] = Field(
+    environment: Literal["development", "production"] = Field(
         "development", description="`development` allows placeholder secrets; `production` refuses them."
     )
     host: str = Field("127.0.0.1", description="Address to listen on.")
@@ -54,7 +54,7 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
-        if self.environment == "production":
+        if self.environment != "development":
             weak = [
                 name
                 for name, value in self.secret_fields().items()

@@ -19,8 +19,8 @@ class IntakeSettings(ServiceSettings):
     bridge_url: str = Field("http://127.0.0.1:8003", description="Base URL of dispatch-bridge.")
     token_secret: str = Field(
         PLACEHOLDER_PREFIX + "intake-token-secret-change-me",
-        description="Derives citizens' access tokens so an idempotent replay can show the token again "
-        "without it ever being stored.",
+        description="Seals a new report's access token in its idempotency record, so a client's retry can "
+        "be shown the token again; the database alone cannot open it.",
     )
     max_photo_bytes: int = Field(20 * 1024 * 1024, description="Largest accepted photo, in bytes.")
     max_photos_per_report: int = Field(10, description="Most photos on one report.")

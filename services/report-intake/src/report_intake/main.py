@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from burgermelding_shared.app import Runtime, create_service_app, service_destinations
+from burgermelding_shared.app import Runtime, background_loop, create_service_app, service_destinations
+from burgermelding_shared.idempotency import IdempotencyPurger
 from report_intake import api, internal, open311
 from report_intake.config import IntakeSettings, get_settings
 from report_intake.followup import TimelineNotifier
 from report_intake.limits import IntakeLimits
-from report_intake.models import messaging
+from report_intake.models import idempotency_keys, messaging
 
 
 @asynccontextmanager
@@ -33,7 +34,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         messaging=messaging,
         destinations=service_destinations(settings, {"verification": settings.verification_url,
                                                      "dispatch-bridge": settings.bridge_url}),
-        hooks=[citizen_state],
+        hooks=[citizen_state, background_loop(lambda runtime: IdempotencyPurger(runtime.db, idempotency_keys))],
         openapi_tags=[{"name": "citizen", "description": "For the app"},
                       {"name": "open311", "description": "Open311 GeoReport v2 facade for existing clients"},
                       {"name": "internal", "description": "For our own services only"}],

@@ -100,11 +100,30 @@ def fingerprint(content: dict, photos: list[CheckedPhoto]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def derive_access_token(secret: str, report_id: str, idempotency_key: str) -> str:
-    """256 bits derived from a server secret: a replayed response can show the token again, yet it is never
-    stored (the database holds only a salted hash, and the secret is not in the database)."""
-    mac = hmac.new(secret.encode(), f"access-token:{report_id}:{idempotency_key}".encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+def new_access_token() -> str:
+    """256 random bits, URL-safe."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+def _token_pad(secret: str, report_id: str, idempotency_key: str) -> bytes:
+    return hmac.new(secret.encode(), f"token-seal:{report_id}:{idempotency_key}".encode(), hashlib.sha256).digest()
+
+
+def seal_token(secret: str, report_id: str, idempotency_key: str, token: str) -> str:
+    """The token sealed for one purpose: replaying its creation answer to a client that retries (its first
+    answer may have been lost on the way, and without the token the citizen can never follow the report up).
+
+    It is XORed with a one-time pad that needs both the server secret (not in the database) and the client's
+    Idempotency-Key (stored only as a hash), and is purged with the idempotency record after a day. For
+    reading a report the database holds nothing but the token's salted hash."""
+    raw = base64.urlsafe_b64decode(token + "=")
+    return bytes(a ^ b for a, b in zip(raw, _token_pad(secret, report_id, idempotency_key), strict=True)).hex()
+
+
+def unseal_token(secret: str, report_id: str, idempotency_key: str, sealed: str) -> str:
+    pad = _token_pad(secret, report_id, idempotency_key)
+    raw = bytes(a ^ b for a, b in zip(bytes.fromhex(sealed), pad, strict=True))
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def hash_token(salt: str, token: str) -> str:
@@ -215,16 +234,17 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
     except BaseException:
         remove_blobs(runtime, added)
         raise
-    # The token is never stored, not even in the idempotency record: derive it for this answer.
-    token = derive_access_token(settings.token_secret, response.body["id"], new.idempotency_key)
-    return response.status_code, {**response.body, "access_token": token}
+    # The first answer and a replay alike: open the sealed token for this client, who sent the key.
+    body = dict(response.body)
+    token = unseal_token(settings.token_secret, body["id"], new.idempotency_key, body.pop("sealed_access_token"))
+    return response.status_code, {**body, "access_token": token}
 
 
 async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings) -> idempotency.StoredResponse:
     sub = new.submission
     now = utcnow()
     report_id = str(uuid.uuid4())
-    token = derive_access_token(settings.token_secret, report_id, new.idempotency_key)
+    token = new_access_token()
     salt = secrets.token_hex(16)
     report = Report(
         id=report_id, reference="pending", token_salt=salt, token_hash=hash_token(salt, token),
@@ -251,6 +271,7 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
         status_url=f"/v1/reports/{report_id}", safety_advice=safety_advice(sub, new.language),
     ).model_dump(mode="json")
     del body["access_token"]
+    body["sealed_access_token"] = seal_token(settings.token_secret, report_id, new.idempotency_key, token)
     return idempotency.StoredResponse(202, body)
 
 
