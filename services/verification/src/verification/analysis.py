@@ -29,7 +29,8 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
-MIN_HASH_SIDE = 256  # the longest side hashes are made from never drops below this
+MIN_HASH_SIDE = 256  # the reduced decode's longest side never drops below this...
+HASH_SIDE = 256  # ...and both hashes are made from the image scaled to exactly this longest side
 
 
 def reduction(size: tuple[int, int]) -> int:
@@ -82,8 +83,12 @@ def analyse_photo(job: PhotoJob) -> dict[str, Any]:
             im.load()
             stored = im.copy()  # as stored, before orientation: what an embedded thumbnail shows
             image = ImageOps.exif_transpose(im)
-            value = phash(image)
-            pdq, pdq_dihedral, pdq_quality = pdq_hashes(image)
+            # One size for every photo, whatever its resolution or the decode's scale: the copies of a picture
+            # that travel around (resized, recompressed) then hash alike, and PDQ works on a quarter of the
+            # pixels (it reduces to 64x64 itself).
+            hashable = ImageOps.contain(image, (HASH_SIDE, HASH_SIDE), Image.Resampling.BILINEAR)
+            value = phash(hashable)
+            pdq, pdq_dihedral, pdq_quality = pdq_hashes(hashable)
             thumbnail = embedded_thumbnail(im)
             thumb_distance = thumbnail_distance(stored, thumbnail) if thumbnail is not None else None
     except Exception:

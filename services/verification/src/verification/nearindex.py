@@ -111,7 +111,9 @@ class _BinaryIndex:
         """fingerprint id -> smallest distance, for every stored code within `radius` of any query code."""
         codes = np.ascontiguousarray(codes)
         if self.size >= self.PARALLEL_FROM and len(self.shards) > 1:
-            parts = list(_search_threads().map(lambda shard: shard.within(codes, radius), self.shards))
+            # The other shards go to the pool; this thread scans the first itself (one hand-off fewer).
+            others = [_search_threads().submit(shard.within, codes, radius) for shard in self.shards[1:]]
+            parts = [self.shards[0].within(codes, radius), *(future.result() for future in others)]
         else:
             parts = [shard.within(codes, radius) for shard in self.shards]
         found: dict[int, int] = {}
