@@ -8,6 +8,20 @@ from typing import Any
 from report_intake.config import IntakeSettings
 
 
+def example_of(document: dict, response: dict) -> Any:
+    """The example a response documents: on its content, or on the (item) schema it refers to."""
+    for media in response.get("content", {}).values():
+        if media.get("example") or media.get("examples"):
+            return media.get("example") or media.get("examples")
+        schema = media.get("schema", {})
+        schema = schema.get("items", schema)
+        if "$ref" in schema:
+            schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        if schema.get("examples"):
+            return schema["examples"]
+    return None
+
+
 async def test_every_citizen_endpoint_documents_its_error_responses(start_service: Callable[..., Any]) -> None:
     intake = await start_service("report_intake", IntakeSettings)
     document = (await intake.client.get("/openapi.json")).json()
@@ -18,8 +32,11 @@ async def test_every_citizen_endpoint_documents_its_error_responses(start_servic
             errors = {code for code in operation["responses"] if code.startswith("4")}
             assert errors, f"{method.upper()} {path} documents no error response"
             for code in errors:
-                schema = operation["responses"][code]["content"]["application/json"]["schema"]
-                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, code)
+                content = operation["responses"][code]["content"]["application/json"]
+                assert content["schema"] == {"$ref": "#/components/schemas/ErrorBody"}, (path, code)
+                assert all(set(e["value"]) == {"error", "detail"} for e in content["examples"].values()), (path, code)
+            success = next(code for code in operation["responses"] if code.startswith("2"))
+            assert example_of(document, operation["responses"][success]), f"{method.upper()} {path}: no example"
     create = document["paths"]["/v1/reports"]["post"]
     report_part = create["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["report"]
     assert report_part["contentSchema"]["examples"][0]["category"] == "burglary"

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.blobstore import LocalBlobStore
 from burgermelding_shared.db import Database
-from burgermelding_shared.errors import ServiceError, error_responses, install_error_handlers
+from burgermelding_shared.errors import ServiceError, error_response, error_responses, install_error_handlers
 from burgermelding_shared.logging import TraceAndAccessLogMiddleware, configure_logging
 from burgermelding_shared.messaging import Destination, MessagingTables, Relay, RelayConfig, ResultHandler
 from burgermelding_shared.service_auth import ServiceDestination, verify_token
@@ -152,8 +152,9 @@ def _document_errors_as_sent(app: FastAPI) -> None:
                 for operation in operations.values():
                     response = operation.get("responses", {}).get("422")
                     if response:
+                        examples = error_response(422)["content"]["application/json"]["examples"]
                         response["description"] = "The request is not valid"
-                        response["content"] = {"application/json": {"schema": error_ref}}
+                        response["content"] = {"application/json": {"schema": error_ref, "examples": examples}}
             components.pop("HTTPValidationError", None)
             components.pop("ValidationError", None)
             app.openapi_schema = schema

@@ -46,9 +46,40 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+# What each status means across the suite, with typical bodies, for the OpenAPI document.
+ERROR_EXAMPLES: dict[int, tuple[str, list[tuple[str, str]]]] = {
+    400: ("The request is malformed", [
+        ("idempotency_key_missing", "the Idempotency-Key header is required"),
+        ("malformed_json", "the 'report' part is not valid JSON: Expecting value")]),
+    401: ("No valid credential", [("missing_service_credential", "internal endpoint: a service credential is "
+                                                                 "required")]),
+    403: ("The credential does not allow this", [("forbidden", "this needs the role supervisor")]),
+    404: ("Not found (for a citizen also: a wrong token)", [
+        ("report_not_found", "no report with this id for this access token")]),
+    409: ("In conflict with the current state", [
+        ("request_in_progress", "a request with this Idempotency-Key is still being processed")]),
+    413: ("Too large", [("upload_too_large", "a photo is larger than the limit of 20 MB"),
+                        ("photo_too_many_pixels", "photo 1 has 20000x20000 pixels, more than the limit of "
+                                                  "50,000,000")]),
+    415: ("Unsupported content", [("photo_type_not_accepted", "photo 1 is not a JPEG, PNG, WebP or HEIC image")]),
+    422: ("The request is not valid", [
+        ("unknown_category", "unknown category 'ufo'; see GET /v1/categories"),
+        ("idempotency_key_reused", "this Idempotency-Key was used for a different request")]),
+    429: ("Too many requests; see Retry-After", [("rate_limited", "too many requests; try again in 42 s")]),
+    503: ("Not available", [("database_unreachable", "the database does not answer")]),
+}
+
+
+def error_response(code: int) -> dict[str, Any]:
+    """One OpenAPI response entry: the one error body, with examples of it."""
+    description, examples = ERROR_EXAMPLES.get(code, ("Error", [("http_error", "the request failed")]))
+    return {"model": ErrorBody, "description": description, "content": {"application/json": {"examples": {
+        error: {"summary": error, "value": {"error": error, "detail": detail}} for error, detail in examples}}}}
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the given status codes, all with the one error body."""
-    return {code: {"model": ErrorBody} for code in codes}
+    return {code: error_response(code) for code in codes}
 
 
 def prefers_dutch(request: Request) -> bool:

@@ -22,6 +22,7 @@ from report_intake.schemas import (
     ReportCreated,
     ReportSubmission,
     ReportView,
+    Withdrawn,
 )
 from report_intake.uploads import UploadedForm, UploadLimits, read_multipart
 
@@ -154,17 +155,20 @@ async def send_message(report_id: str, message: MessageIn, request: Request, run
 
 
 @router.post("/reports/{report_id}/withdraw", summary="Withdraw the report (the meldkamer is told)",
-             responses=error_responses(404, 409, 429))
+             response_model=Withdrawn, responses=error_responses(404, 409, 429))
 async def withdraw(report_id: str, request: Request, runtime: RuntimeDep,
-                   authorization: AuthorizationHeader = None) -> dict[str, str]:
-    return {"status": await followup.withdraw(runtime, report_id, with_token(request, runtime, authorization))}
+                   authorization: AuthorizationHeader = None) -> Withdrawn:
+    return Withdrawn(status=await followup.withdraw(runtime, report_id, with_token(request, runtime, authorization)))
 
 
 @router.get("/reports/{report_id}/events", summary="Follow the timeline live (Server-Sent Events)",
             description="`text/event-stream`: one `timeline` event per timeline entry (after `Last-Event-ID`), "
             "then new ones as they happen, with a heartbeat every 15 s. The stream ends after a few minutes; "
             "reconnect with `Last-Event-ID`.",
-            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}, **TOKEN_ERRORS})
+            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {"example": (
+                'id: 3\nevent: timeline\ndata: {"id": 3, "event": "accepted", "occurred_at": '
+                '"2026-11-22T20:10:06Z", "text": "The control room has taken up your report."}\n\n'
+                ": heartbeat\n\n")}}}, **TOKEN_ERRORS})
 async def follow_events(report_id: str, request: Request, runtime: RuntimeDep,
                         authorization: AuthorizationHeader = None,
                         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,

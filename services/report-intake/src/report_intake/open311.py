@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import RuntimeDep
@@ -31,9 +32,65 @@ from report_intake.schemas import ReportSubmission
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 MAX_FORM_BYTES = 16 * 1024
 CLOSED_STATUSES = {"closed", "rejected", "declined", "withdrawn"}
+REQUEST_ID = "3f8e2b0c-7a51-4c3e-9d0a-1b2c3d4e5f60"
 
 
-@router.get("/services.json", summary="Open311: the service list (our categories)")
+class Open311Service(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "service_code": "burglary", "service_name": "Burglary", "description": "Someone is breaking in or has "
+        "broken in", "metadata": False, "type": "realtime", "keywords": "burglary", "group": "Bezitsaantasting"}]})
+
+    service_code: str
+    service_name: str
+    description: str
+    metadata: bool
+    type: str
+    keywords: str
+    group: str
+
+
+class Open311Created(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "service_request_id": REQUEST_ID, "service_notice": "BM-2026-000124", "account_id": None,
+        "access_token": "q3T0pX1vR8mJ2cYb6LwN4sZ9hKe5uAoDfGiHjClMnPr"}]})
+
+    service_request_id: str
+    service_notice: str
+    account_id: str | None
+    access_token: str  # ours: needed to read the request back (reports are not public)
+
+
+class Open311Request(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "service_request_id": REQUEST_ID, "status": "open",
+        "status_notes": "The control room has taken up your report.", "service_code": "burglary",
+        "service_name": "Burglary", "requested_datetime": "2026-11-22T20:10:04+00:00",
+        "updated_datetime": "2026-11-22T20:10:06+00:00"}]})
+
+    service_request_id: str
+    status: str
+    status_notes: str | None
+    service_code: str
+    service_name: str
+    requested_datetime: str
+    updated_datetime: str
+
+
+FORM_BODY = {"requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+    "type": "object", "required": ["service_code", "lat", "long", "description"],
+    "properties": {
+        "service_code": {"type": "string", "description": "A code from services.json"},
+        "lat": {"type": "number"}, "long": {"type": "number"},
+        "address_string": {"type": "string", "description": "Kept as the place description"},
+        "description": {"type": "string", "maxLength": 2000},
+        "attribute[in_progress]": {"type": "boolean"}, "attribute[danger_to_life]": {"type": "boolean"},
+        "first_name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"}},
+    "example": {"service_code": "burglary", "lat": 52.0907, "long": 5.1214, "description": "Twee mannen bij de "
+                "achterdeur", "attribute[in_progress]": True}}}}}}
+
+
+@router.get("/services.json", summary="Open311: the service list (our categories)",
+            response_model=list[Open311Service])
 async def services(request: Request) -> list[dict[str, Any]]:
     nl = language(request) == "nl"
     return [{"service_code": c.code, "service_name": c.name_nl if nl else c.name_en,
@@ -68,7 +125,8 @@ def _flag(form: dict[str, str], name: str) -> bool:
     return form.get(f"attribute[{name}]", "").lower() in ("true", "1", "yes")
 
 
-@router.post("/requests.json", summary="Open311: create a service request",
+@router.post("/requests.json", summary="Open311: create a service request", status_code=201,
+             response_model=list[Open311Created], openapi_extra=FORM_BODY,
              responses=error_responses(400, 409, 413, 415, 422, 429))
 async def create_request(request: Request, runtime: RuntimeDep,
                          idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
@@ -103,7 +161,7 @@ async def create_request(request: Request, runtime: RuntimeDep,
 
 
 @router.get("/requests/{request_id}.json", summary="Open311: read a service request (needs its access token)",
-            responses=error_responses(404, 429))
+            response_model=list[Open311Request], responses=error_responses(404, 429))
 async def get_request(request_id: str, request: Request, runtime: RuntimeDep,
                       authorization: Annotated[str | None, Header()] = None) -> list[dict[str, Any]]:
     limits_of(runtime).using_token(client_address(request))

@@ -43,7 +43,22 @@ class SafetyAdvice(BaseModel):
     message: str
 
 
+REPORT_ID = "3f8e2b0c-7a51-4c3e-9d0a-1b2c3d4e5f60"
+PHOTO_ID = "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d"
+
+
+def examples(*values: dict) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(values)})
+
+
 class ReportCreated(BaseModel):
+    model_config = examples({
+        "id": REPORT_ID, "reference": "BM-2026-000123",
+        "access_token": "q3T0pX1vR8mJ2cYb6LwN4sZ9hKe5uAoDfGiHjClMnPr", "status": "received",
+        "status_url": f"/v1/reports/{REPORT_ID}",
+        "safety_advice": {"call_112": True, "message": "Is het nu aan de gang of is er levensgevaar? Bel direct "
+                                                      "112. Deze app vervangt 112 niet."}})
+
     id: str
     reference: str
     access_token: str = Field(description="Shown once. Keep it: it is the only way to follow this report.")
@@ -67,6 +82,18 @@ class PhotoSummary(BaseModel):
 
 
 class ReportView(BaseModel):
+    model_config = examples({
+        "id": REPORT_ID, "reference": "BM-2026-000123", "status": "accepted", "category": "burglary",
+        "in_progress": True, "received_at": "2026-11-22T20:10:04Z",
+        "photos": [{"id": PHOTO_ID, "content_type": "image/jpeg", "width": 4032, "height": 3024}],
+        "timeline": [
+            {"id": 1, "event": "received", "occurred_at": "2026-11-22T20:10:04Z",
+             "text": "Your report has been received."},
+            {"id": 2, "event": "forwarded", "occurred_at": "2026-11-22T20:10:05Z",
+             "text": "Your report has been sent to the control room."},
+            {"id": 3, "event": "accepted", "occurred_at": "2026-11-22T20:10:06Z",
+             "text": "The control room has taken up your report."}]})
+
     id: str
     reference: str
     status: str
@@ -78,6 +105,9 @@ class ReportView(BaseModel):
 
 
 class CategoryView(BaseModel):
+    model_config = examples({"code": "burglary", "name": "Inbraak", "hint": "Iemand breekt in of is ingebroken",
+                             "lmc": "Bezitsaantasting / Inbraak", "apco": "BURGLARY"})
+
     code: str
     name: str
     hint: str
@@ -89,6 +119,9 @@ Language = Literal["nl", "en"]
 
 
 class PhotosAdded(BaseModel):
+    model_config = examples({"photos": [{"id": PHOTO_ID, "content_type": "image/heic", "width": 4032,
+                                         "height": 3024}], "revision": 1})
+
     photos: list[PhotoSummary]
     revision: int
 
@@ -102,8 +135,18 @@ class MessageIn(BaseModel):
 
 
 class MessageView(BaseModel):
+    model_config = examples({"id": "q-MK-2026-000001-2", "direction": "to_citizen",
+                             "text": "Welke kant liep hij op? / Which way did he go?", "in_reply_to": None,
+                             "sent_at": "2026-11-22T20:14:30Z"})
+
     id: str
     direction: Literal["to_citizen", "from_citizen"]
     text: str
     in_reply_to: str | None
     sent_at: datetime
+
+
+class Withdrawn(BaseModel):
+    model_config = examples({"status": "withdrawn"})
+
+    status: str = Field(description="The report's status after the withdrawal: `withdrawn`.")
