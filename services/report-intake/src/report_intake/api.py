@@ -166,9 +166,9 @@ async def withdraw(report_id: str, request: Request, runtime: RuntimeDep,
             "then new ones as they happen, with a heartbeat every 15 s. The stream ends after a few minutes; "
             "reconnect with `Last-Event-ID`.",
             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {"example": (
-                'id: 3\nevent: timeline\ndata: {"id": 3, "event": "accepted", "occurred_at": '
-                '"2026-11-22T20:10:06Z", "text": "The control room has taken up your report."}\n\n'
-                ": heartbeat\n\n")}}}, **TOKEN_ERRORS})
+                'id: 3\nevent: timeline\ndata: {"event": "accepted", "occurred_at": "2026-11-22T20:10:06+00:00", '
+                '"status": "accepted", "text": "The control room has taken up your report."}\n\n'
+                ": keep-alive\n\n")}}}, **TOKEN_ERRORS})
 async def follow_events(report_id: str, request: Request, runtime: RuntimeDep,
                         authorization: AuthorizationHeader = None,
                         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
