@@ -154,3 +154,37 @@ async def test_a_request_that_went_out_without_an_answer_is_sent_not_queued(brid
             break
         await asyncio.sleep(0.05)
     assert incidents[0]["delivery_state"] == "sent" and "transport error" in incidents[0]["delivery_cause"]
+
+
+async def test_lists_filter_show_group_links_and_are_audited(bridge: Any) -> None:
+    from burgermelding_shared.service_auth import issue_token
+
+    first = await add_report(bridge, category="theft")
+    second = await add_report(bridge, category="theft")
+    await add_report(bridge, category="fire", in_progress=True)
+    token = issue_token(bridge.settings.internal_secret, "verification", "dispatch-bridge")
+    for report, others in ((first, []), (second, [first.report_id])):
+        result = {"report_id": report.report_id, "verdict": "review", "score": 0.4, "group_id": "group-1",
+                  "group_reports": others, "near_duplicate_of_reports": others,
+                  "verified_at": datetime.now(UTC).isoformat()}
+        response = await bridge.client.post("/internal/v1/verifications", content=json.dumps(result), headers={
+            "Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()),
+            "content-type": "application/json"})
+        assert response.status_code == 200, response.text
+    dirk, sara = await login(bridge, "dirk"), await login(bridge, "sara")
+
+    grouped = (await bridge.client.get("/v1/dispatch/reports?group_id=group-1", headers=dirk)).json()
+    assert {r["report_id"] for r in grouped} == {first.report_id, second.report_id}
+    linked = next(r for r in grouped if r["report_id"] == second.report_id)["verification"]
+    assert linked["group_reports"] == [first.report_id] and linked["near_duplicate_of_reports"] == [first.report_id]
+    urgent = (await bridge.client.get("/v1/dispatch/reports?in_progress=true", headers=dirk)).json()
+    assert [r["category"] for r in urgent] == ["fire"]
+    assert len((await bridge.client.get("/v1/dispatch/reports?category=theft", headers=dirk)).json()) == 2
+    assert (await bridge.client.get("/v1/dispatch/incidents?category=fire", headers=dirk)).status_code == 200
+
+    log = (await bridge.client.get("/v1/dispatch/audit", headers=sara)).json()
+    listings = [e for e in log if e["action"] == "list_reports"]
+    assert len(listings) == 3 and all(e["username"] == "dirk" for e in listings)
+    grouped_entry = next(e for e in listings if "group-1" in e["detail"])
+    assert first.report_id in grouped_entry["detail"] and second.report_id in grouped_entry["detail"]
+    assert any(e["action"] == "list_incidents" for e in log)

@@ -4,6 +4,7 @@ action, is written to the audit log before anything is returned (no audit, no da
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -35,7 +36,10 @@ def report_summary(stored: BridgeReport) -> dict[str, Any]:
         "verification": None if verification is None else {
             "verdict": verification["verdict"], "score": verification["score"],
             "reasons": sorted({r["code"] for r in verification["reasons"]}),
-            "duplicate_of_reports": verification.get("duplicate_of_reports", [])},
+            "duplicate_of_reports": verification.get("duplicate_of_reports", []),
+            "near_duplicate_of_reports": verification.get("near_duplicate_of_reports", []),
+            "group_id": verification.get("group_id"),
+            "group_reports": verification.get("group_reports", [])},
     }
 
 
@@ -49,33 +53,63 @@ def incident_summary(incident: Incident, reports: list[BridgeReport]) -> dict[st
     }
 
 
-async def list_incidents(runtime: Runtime, delivery_state: str | None, priority: int | None,
-                         limit: int) -> list[dict[str, Any]]:
-    async with runtime.db.sessions() as session:
+@dataclass(frozen=True)
+class IncidentFilter:
+    delivery_state: str | None = None
+    priority: int | None = None
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    state: str | None = None
+    verdict: str | None = None
+    category: str | None = None
+    in_progress: bool | None = None
+    group_id: str | None = None
+
+
+def audit_listing(session: AsyncSession, actor: Actor, what: str, filters: object, ids: list[str]) -> None:
+    """A list shows reports too: who saw which, under what filter."""
+    shown = ", ".join(ids[:50]) + (f" and {len(ids) - 50} more" if len(ids) > 50 else "")
+    audit(session, actor, f"list_{what}", what, "*", f"filter {filters}; shown: {shown or 'none'}"[:2000])
+
+
+async def list_incidents(runtime: Runtime, actor: Actor, filters: IncidentFilter, limit: int
+                         ) -> list[dict[str, Any]]:
+    async with runtime.db.transaction() as session:
         query = select(Incident).order_by(Incident.priority, Incident.created_at.desc()).limit(limit)
-        if delivery_state:
-            query = query.where(Incident.delivery_state == delivery_state)
-        if priority:
-            query = query.where(Incident.priority == priority)
+        if filters.delivery_state:
+            query = query.where(Incident.delivery_state == filters.delivery_state)
+        if filters.priority:
+            query = query.where(Incident.priority == filters.priority)
+        if filters.category:
+            query = query.where(Incident.category == filters.category)
         incidents = (await session.execute(query)).scalars().all()
         reports = (await session.execute(select(BridgeReport).where(
             BridgeReport.incident_id.in_([i.id for i in incidents])))).scalars().all()
+        audit_listing(session, actor, "incidents", filters, [i.id for i in incidents])
     by_incident: dict[str, list[BridgeReport]] = {}
     for report in reports:
         by_incident.setdefault(report.incident_id or "", []).append(report)
     return [incident_summary(i, by_incident.get(i.id, [])) for i in incidents]
 
 
-async def list_reports(runtime: Runtime, state: str | None, verdict: str | None, limit: int) -> list[dict[str, Any]]:
-    async with runtime.db.sessions() as session:
-        query = select(BridgeReport).order_by(BridgeReport.received_at.desc()).limit(limit)
-        if state:
-            query = query.where(BridgeReport.state == state)
-        if verdict:
-            query = query.where(BridgeReport.verdict == verdict)
-        stored = (await session.execute(query)).scalars().all()
+async def list_reports(runtime: Runtime, actor: Actor, filters: ReportFilter, limit: int) -> list[dict[str, Any]]:
+    async with runtime.db.transaction() as session:
+        query = select(BridgeReport).order_by(BridgeReport.received_at.desc())
+        for column, value in ((BridgeReport.state, filters.state), (BridgeReport.verdict, filters.verdict),
+                              (BridgeReport.category, filters.category),
+                              (BridgeReport.in_progress, filters.in_progress)):
+            if value is not None:
+                query = query.where(column == value)
+        stored = list((await session.execute(query.limit(limit if not filters.group_id else None))).scalars())
+        if filters.group_id:  # the group is inside the verification result: filter after reading
+            stored = [r for r in stored if (report_summary(r)["verification"] or {}).get("group_id")
+                      == filters.group_id][:limit]
         incidents = {i.id: i for i in (await session.execute(select(Incident).where(
             Incident.id.in_([r.incident_id for r in stored if r.incident_id])))).scalars()}
+        audit_listing(session, actor, "reports", filters, [r.report_id for r in stored])
     return [{**report_summary(r), "delivery_state": incidents[r.incident_id].delivery_state
              if r.incident_id in incidents else None} for r in stored]
 

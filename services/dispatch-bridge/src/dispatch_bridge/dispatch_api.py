@@ -34,18 +34,21 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], runtime: 
     return Token(access_token=await auth.log_in(runtime, form.username, form.password))
 
 
-@router.get("/dispatch/incidents", summary="Incidents with their reports, most urgent first", responses=AUTH_ERRORS)
-async def incidents(runtime: RuntimeDep, _actor: AnyDispatcher, delivery_state: str | None = None,
-                    priority: Annotated[int | None, Query(ge=1, le=3)] = None, limit: Limit = 100
-                    ) -> list[dict[str, Any]]:
-    return await desk.list_incidents(runtime, delivery_state, priority, limit)
-
-
-@router.get("/dispatch/reports", summary="Reports with their verification summary and incident link",
+@router.get("/dispatch/incidents", summary="Incidents with their reports, most urgent first (the view is audited)",
             responses=AUTH_ERRORS)
-async def reports(runtime: RuntimeDep, _actor: AnyDispatcher, state: str | None = None, verdict: str | None = None,
+async def incidents(runtime: RuntimeDep, actor: AnyDispatcher, delivery_state: str | None = None,
+                    priority: Annotated[int | None, Query(ge=1, le=3)] = None, category: str | None = None,
+                    limit: Limit = 100) -> list[dict[str, Any]]:
+    return await desk.list_incidents(runtime, actor, desk.IncidentFilter(delivery_state, priority, category), limit)
+
+
+@router.get("/dispatch/reports", summary="Reports with their verification summary, group and incident links "
+            "(the view is audited)", responses=AUTH_ERRORS)
+async def reports(runtime: RuntimeDep, actor: AnyDispatcher, state: str | None = None, verdict: str | None = None,
+                  category: str | None = None, in_progress: bool | None = None, group_id: str | None = None,
                   limit: Limit = 100) -> list[dict[str, Any]]:
-    return await desk.list_reports(runtime, state, verdict, limit)
+    return await desk.list_reports(runtime, actor, desk.ReportFilter(state, verdict, category, in_progress, group_id),
+                                   limit)
 
 
 @router.get("/dispatch/reports/{report_id}", summary="One report in full (the view is audited)",
