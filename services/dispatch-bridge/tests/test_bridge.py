@@ -202,3 +202,25 @@ async def test_a_later_report_about_the_same_event_joins_its_incident(bridge: An
     async with bridge.runtime.db.sessions() as session:
         incident_ids = {(await session.get(BridgeReport, r.report_id)).incident_id for r in (first, second)}
     assert len(incident_ids) == 1
+
+
+async def test_oversized_bodies_are_refused_before_anything_reads_them(bridge: Any) -> None:
+    big = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+    # Even a caller with a valid credential may not send more than the cap.
+    credential = {"Authorization": f"Bearer {issue_token(bridge.settings.internal_secret, 'report-intake', 'dispatch-bridge')}",
+                  "Idempotency-Key": str(uuid.uuid4()), "content-type": "application/json"}
+    for path in ("/internal/v1/reports", "/v1/meldkamer/callbacks"):
+        declared = await bridge.client.post(path, content=big, headers=credential)
+        assert declared.status_code == 413 and declared.json()["error"] == "payload_too_large", path
+
+        async def undeclared() -> Any:  # chunked: no Content-Length to go by, cut off while streaming
+            for start in range(0, len(big), 64 * 1024):
+                yield big[start:start + 64 * 1024]
+
+        streamed = await bridge.client.post(path, content=undeclared(), headers=credential)
+        assert streamed.status_code == 413 and streamed.json()["error"] == "payload_too_large", path
+    # A normal-sized request still gets its ordinary answer (here: no credential).
+    assert (await bridge.client.post("/internal/v1/reports", json={})).status_code == 401
+    # Without a credential nothing else about the request is judged, not even a malformed body.
+    assert (await bridge.client.post("/internal/v1/reports", content=b"{not json",
+                                     headers={"content-type": "application/json"})).status_code == 401

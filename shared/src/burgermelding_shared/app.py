@@ -17,11 +17,17 @@ from fastapi.responses import JSONResponse
 
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.blobstore import LocalBlobStore
+from burgermelding_shared.bodylimit import BodySizeLimitMiddleware
 from burgermelding_shared.db import Database
 from burgermelding_shared.errors import ServiceError, error_response, error_responses, install_error_handlers
 from burgermelding_shared.logging import TraceAndAccessLogMiddleware, configure_logging
 from burgermelding_shared.messaging import Destination, MessagingTables, Relay, RelayConfig, ResultHandler
-from burgermelding_shared.service_auth import ServiceDestination, verify_token
+from burgermelding_shared.service_auth import (
+    InternalCredentialMiddleware,
+    ServiceDestination,
+    bearer_of,
+    verify_token,
+)
 from burgermelding_shared.settings import ServiceSettings
 
 
@@ -84,8 +90,11 @@ def create_service_app(
     attempt_handlers: dict[str, ResultHandler] | None = None,
     hooks: list[Hook] | None = None,
     openapi_tags: list[dict[str, Any]] | None = None,
+    large_body_paths: list[str] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with the suite's plumbing. `hooks` run inside the lifespan (workers, pools)."""
+    """A FastAPI app with the suite's plumbing. `hooks` run inside the lifespan (workers, pools).
+    `large_body_paths` (regular expressions) are exempt from the body cap: routes that stream uploads to disk
+    under limits of their own."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -115,6 +124,8 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
                   openapi_tags=openapi_tags)
+    app.add_middleware(InternalCredentialMiddleware, secret=settings.internal_secret, audience=settings.service_name)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=large_body_paths or [])
     app.add_middleware(TraceAndAccessLogMiddleware)
     install_error_handlers(app)
     _document_errors_as_sent(app)
@@ -163,17 +174,37 @@ def _document_errors_as_sent(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _service_caller(request: Request, runtime: Runtime, allowed: frozenset[str]) -> str:
+    token = bearer_of(request.headers.get("authorization", ""))
+    return verify_token(runtime.settings.internal_secret, token, runtime.settings.service_name, allowed)
+
+
 def require_service(*issuers: str) -> Any:
     """Dependency for internal endpoints: a valid service credential from one of `issuers`, for this service."""
     allowed = frozenset(issuers)
 
     async def dependency(request: Request, runtime: RuntimeDep) -> str:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise ServiceError(401, "missing_service_credential", "internal endpoint: a service credential is "
-                                                                 "required", headers={"WWW-Authenticate": "Bearer"})
-        return verify_token(runtime.settings.internal_secret, token.strip(), runtime.settings.service_name, allowed)
+        return _service_caller(request, runtime, allowed)
+
+    return Depends(dependency)
+
+
+@dataclass(frozen=True)
+class InternalMessage:
+    """Who sent a message between our services, and its id (the sender's Idempotency-Key)."""
+
+    source: str
+    message_id: str
+
+
+def internal_message(*issuers: str) -> Any:
+    """Dependency for internal endpoints that take a message: the credential is checked first, so nothing about
+    the request is answered to a caller without one; then the message id is read."""
+    allowed = frozenset(issuers)
+
+    async def dependency(request: Request, runtime: RuntimeDep) -> InternalMessage:
+        source = _service_caller(request, runtime, allowed)
+        return InternalMessage(source, message_id_header(request))
 
     return Depends(dependency)
 

@@ -102,7 +102,8 @@ def prefers_dutch(request: Request) -> bool:
     return best_lang.startswith("nl")
 
 
-def _render(request: Request, exc: ServiceError) -> JSONResponse:
+def render_error(request: Request, exc: ServiceError) -> JSONResponse:
+    """The one error body, in Dutch when the client prefers it and a Dutch text exists."""
     detail = exc.detail_nl if (exc.detail_nl and prefers_dutch(request)) else exc.detail
     return JSONResponse(
         status_code=exc.status_code,
@@ -111,12 +112,18 @@ def _render(request: Request, exc: ServiceError) -> JSONResponse:
     )
 
 
+def render_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own HTTP errors (unknown route, wrong method, body too large) in the one error body."""
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
+    return render_error(request, ServiceError(exc.status_code, code, str(exc.detail), headers=exc.headers))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every failure through the one error body."""
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return _render(request, exc)
+        return render_error(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -124,7 +131,7 @@ def install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()))
             problems.append(f"{where}: {err.get('msg')}")
-        return _render(
+        return render_error(
             request,
             ServiceError(
                 422,
@@ -136,12 +143,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
-        )
-        return _render(request, ServiceError(exc.status_code, code, str(exc.detail), headers=exc.headers))
+        return render_http_error(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return _render(request, ServiceError(500, "internal_error", "an unexpected error occurred"))
+        return render_error(request, ServiceError(500, "internal_error", "an unexpected error occurred"))

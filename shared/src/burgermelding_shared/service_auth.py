@@ -13,7 +13,10 @@ import hmac
 import time
 from dataclasses import dataclass
 
-from burgermelding_shared.errors import ServiceError
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from burgermelding_shared.errors import ServiceError, render_error
 
 TOKEN_VERSION = "bm1"  # noqa: S105  (a format tag, not a secret)
 DEFAULT_TTL_SECONDS = 60
@@ -31,8 +34,8 @@ def issue_token(secret: str, issuer: str, audience: str, ttl: int = DEFAULT_TTL_
     return f"{claims}.{_sign(secret, claims)}"
 
 
-def verify_token(secret: str, token: str, audience: str, allowed_issuers: frozenset[str]) -> str:
-    """The issuer of a valid token for `audience`; raises 401/403 otherwise."""
+def verify_token(secret: str, token: str, audience: str, allowed_issuers: frozenset[str] | None) -> str:
+    """The issuer of a valid token for `audience` (from one of `allowed_issuers`; None: any); raises 401/403."""
     parts = token.split(".")
     if len(parts) != 5 or parts[0] != TOKEN_VERSION:
         raise ServiceError(401, "invalid_service_credential", "service credential is malformed")
@@ -44,7 +47,7 @@ def verify_token(secret: str, token: str, audience: str, allowed_issuers: frozen
         raise ServiceError(401, "expired_service_credential", "service credential has expired")
     if token_audience != audience:
         raise ServiceError(403, "wrong_audience", "service credential is for another service")
-    if issuer not in allowed_issuers:
+    if allowed_issuers is not None and issuer not in allowed_issuers:
         raise ServiceError(403, "issuer_not_allowed", f"service '{issuer}' may not call this endpoint")
     return issuer
 
@@ -60,3 +63,31 @@ class ServiceDestination:
 
     def headers_for(self, body: bytes, message_id: str) -> dict[str, str]:
         return {"authorization": f"Bearer {issue_token(self.secret, self.issuer, self.audience)}"}
+
+
+def bearer_of(authorization: str) -> str:
+    """The token of an `Authorization: Bearer` header; 401 without one."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ServiceError(401, "missing_service_credential", "internal endpoint: a service credential is required",
+                           headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+class InternalCredentialMiddleware:
+    """No internal endpoint answers anything (not even that a body is malformed) to a caller without a valid
+    service credential for this service. FastAPI reads and judges a body before a route's dependencies run,
+    so the check happens here, in front of it; each route then checks which services may call it."""
+
+    def __init__(self, app: ASGIApp, secret: str, audience: str, prefix: str = "/internal/") -> None:
+        self.app, self.secret, self.audience, self.prefix = app, secret, audience, prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            request = Request(scope, receive)
+            try:
+                verify_token(self.secret, bearer_of(request.headers.get("authorization", "")), self.audience, None)
+            except ServiceError as exc:
+                await render_error(request, exc)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -33,6 +33,9 @@ class ServiceSettings(BaseSettings):
         DEFAULT_INTERNAL_SECRET, description="Shared secret that signs service-to-service credentials."
     )
     log_level: str = Field("INFO", description="Python log level.")
+    max_body_bytes: int = Field(
+        1024 * 1024, description="Largest request body (photo uploads have limits of their own)."
+    )
     relay_poll_seconds: float = Field(
         2.0, description="Outbox relay fallback poll; the relay is normally woken on commit."
     )

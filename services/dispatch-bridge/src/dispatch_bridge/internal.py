@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from burgermelding_shared import webhooks
-from burgermelding_shared.app import RuntimeDep, message_id_header, require_service
+from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message
 from burgermelding_shared.blobstore import BlobNotFound
 from burgermelding_shared.contracts import (
     CitizenMessage,
@@ -26,37 +26,33 @@ meldkamer = APIRouter(prefix="/v1", tags=["meldkamer"])
 
 @internal.post("/reports", summary="A new report, from intake", responses=error_responses(400, 401, 403, 422))
 async def receive_report(
-    report: ReportSubmitted, runtime: RuntimeDep, message_id: Annotated[str, Depends(message_id_header)],
-    source: str = require_service("report-intake"),
+    report: ReportSubmitted, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
-    return {"status": await forwarding.receive_report(runtime, report, message_id, source)}
+    return {"status": await forwarding.receive_report(runtime, report, sender.message_id, sender.source)}
 
 
 @internal.post("/verifications", summary="A verification result, from verification",
                responses=error_responses(400, 401, 403, 409, 422))
 async def receive_verification(
-    result: VerificationCompleted, runtime: RuntimeDep, message_id: Annotated[str, Depends(message_id_header)],
-    source: str = require_service("verification"),
+    result: VerificationCompleted, runtime: RuntimeDep, sender: InternalMessage = internal_message("verification"),
 ) -> dict[str, str]:
-    return {"status": await forwarding.receive_verification(runtime, result, message_id, source)}
+    return {"status": await forwarding.receive_verification(runtime, result, sender.message_id, sender.source)}
 
 
 @internal.post("/withdrawals", summary="A citizen withdrew a report, from intake",
                responses=error_responses(400, 401, 403, 409, 422))
 async def receive_withdrawal(
-    withdrawal: ReportWithdrawn, runtime: RuntimeDep, message_id: Annotated[str, Depends(message_id_header)],
-    source: str = require_service("report-intake"),
+    withdrawal: ReportWithdrawn, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
-    return {"status": await forwarding.receive_withdrawal(runtime, withdrawal, message_id, source)}
+    return {"status": await forwarding.receive_withdrawal(runtime, withdrawal, sender.message_id, sender.source)}
 
 
 @internal.post("/citizen-messages", summary="A citizen's message or answer, from intake",
                responses=error_responses(400, 401, 403, 409, 422))
 async def receive_citizen_message(
-    message: CitizenMessage, runtime: RuntimeDep, message_id: Annotated[str, Depends(message_id_header)],
-    source: str = require_service("report-intake"),
+    message: CitizenMessage, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
-    return {"status": await forwarding.receive_citizen_message(runtime, message, message_id, source)}
+    return {"status": await forwarding.receive_citizen_message(runtime, message, sender.message_id, sender.source)}
 
 
 @meldkamer.post("/meldkamer/callbacks", summary="Status changes from the meldkamer (signed webhooks)",

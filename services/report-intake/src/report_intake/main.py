@@ -34,6 +34,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         messaging=messaging,
         destinations=service_destinations(settings, {"verification": settings.verification_url,
                                                      "dispatch-bridge": settings.bridge_url}),
+        # Photo uploads stream to disk under their own per-photo and per-request limits (uploads.py).
+        large_body_paths=[r"/v1/reports", r"/v1/reports/[^/]+/photos"],
         hooks=[citizen_state, background_loop(lambda runtime: IdempotencyPurger(runtime.db, idempotency_keys))],
         openapi_tags=[{"name": "citizen", "description": "For the app"},
                       {"name": "open311", "description": "Open311 GeoReport v2 facade for existing clients"},

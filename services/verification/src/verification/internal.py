@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from burgermelding_shared.app import RuntimeDep, message_id_header, require_service
+from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message, require_service
 from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import error_responses
 from verification import jobs
@@ -17,12 +15,9 @@ router = APIRouter(prefix="/internal/v1", tags=["internal"])
 @router.post("/jobs", status_code=202, summary="Verify a report (idempotent per report)",
              responses=error_responses(400, 401, 403, 422))
 async def submit_job(
-    report: ReportSubmitted,
-    runtime: RuntimeDep,
-    message_id: Annotated[str, Depends(message_id_header)],
-    source: str = require_service("report-intake"),
+    report: ReportSubmitted, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
-    return {"status": await jobs.submit(runtime, report, message_id, source)}
+    return {"status": await jobs.submit(runtime, report, sender.message_id, sender.source)}
 
 
 @router.get("/verifications/{report_id}", summary="The verification of a report: verdict, score, every check",
