@@ -118,7 +118,9 @@ class VerificationWorker(BackgroundLoop):
         photos = [PhotoVerification.model_validate(a) for a in analysed]
         index: NearDuplicateIndex = self.runtime.extras["near_index"]
         await index.sync(self.runtime.db)
-        matches = {p.photo_id: index.search(int(p.phash, 16) if p.phash else None, dihedral[p.photo_id])
+        # A search is CPU work (about a millisecond per million stored hashes): never on the event loop.
+        matches = {p.photo_id: await asyncio.to_thread(index.search, int(p.phash, 16) if p.phash else None,
+                                                       dihedral[p.photo_id])
                    for p in photos}
         now = utcnow()
         async with self.runtime.db.transaction() as session:
