@@ -88,9 +88,13 @@ def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: in
                               f"{label_nl} heeft {width}x{height} pixels, meer dan de limiet van {max_pixels:,}",
                               413)
             im.load()  # a full decode: truncated and corrupt files fail here
-            display = ImageOps.exif_transpose(im)
-            display = display.convert("RGB")
-            display.thumbnail((display_max_side, display_max_side), Image.Resampling.LANCZOS)
+            # The decoded image is ours to change (the original bytes are kept apart): rotate it in place
+            # rather than copying 12 MP twice.
+            ImageOps.exif_transpose(im, in_place=True)
+            display = im if im.mode == "RGB" else im.convert("RGB")
+            # Bilinear: Pillow's is antialiased when shrinking, 2.5 times faster than Lanczos on a 12 MP photo
+            # (110 against 270 ms here), and differs from it by less than a tenth of a grey level on average.
+            display.thumbnail((display_max_side, display_max_side), Image.Resampling.BILINEAR)
             out = io.BytesIO()
             # No exif= argument: the display copy carries no metadata at all.
             display.save(out, "JPEG", quality=85, optimize=True)
