@@ -189,3 +189,17 @@ async def test_behind_a_trusted_proxy_citizens_are_told_apart(start_service: Cal
     spoofed = await post_report(intake, report_json(), key="proxy-key-04",
                                 headers={"X-Forwarded-For": "203.0.113.9, 203.0.113.1"})  # client-written hop ignored
     assert [r.status_code for r in (first, second, again, spoofed)] == [202, 202, 429, 429]
+
+
+async def test_errors_speak_dutch_when_asked(intake: Any) -> None:
+    nl = {"Accept-Language": "nl-NL,nl;q=0.9,en;q=0.5", "Idempotency-Key": "dutch-errors-0001"}
+    body = b'--b\r\nContent-Disposition: form-data; name="photos"; filename="a.jpg"\r\n\r\n\xff\xd8\xff'  # no end
+    cut_short = await intake.client.post("/v1/reports", content=body,
+                                         headers={**nl, "content-type": "multipart/form-data; boundary=b"})
+    assert cut_short.status_code == 400 and cut_short.json()["error"] == "malformed_multipart"
+    assert cut_short.json()["detail"] == "De multipart-inhoud houdt midden in een deel op"
+    unknown = await intake.client.get("/v1/nothing-here", headers=nl)
+    assert unknown.json() == {"error": "not_found", "detail": "Niet gevonden"}
+    open311 = await intake.client.post("/open311/v2/requests.json", content=b"service_code=burglary",
+                                       headers={**nl, "content-type": "application/x-www-form-urlencoded"})
+    assert open311.json()["error"] == "missing_location" and open311.json()["detail"].startswith("lat en long")

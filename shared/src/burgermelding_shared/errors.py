@@ -112,10 +112,16 @@ def render_error(request: Request, exc: ServiceError) -> JSONResponse:
     )
 
 
+# Starlette's own HTTP errors: a code, and a Dutch text (their English detail comes with the exception).
+HTTP_ERRORS = {404: ("not_found", "Niet gevonden"), 405: ("method_not_allowed", "Deze methode is hier niet toegestaan"),
+               413: ("payload_too_large", "Het verzoek is te groot")}
+
+
 def render_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """Starlette's own HTTP errors (unknown route, wrong method, body too large) in the one error body."""
-    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
-    return render_error(request, ServiceError(exc.status_code, code, str(exc.detail), headers=exc.headers))
+    code, detail_nl = HTTP_ERRORS.get(exc.status_code, ("http_error", "Het verzoek is mislukt"))
+    return render_error(request, ServiceError(exc.status_code, code, str(exc.detail), detail_nl=detail_nl,
+                                              headers=exc.headers))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -148,4 +154,5 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return render_error(request, ServiceError(500, "internal_error", "an unexpected error occurred"))
+        return render_error(request, ServiceError(500, "internal_error", "an unexpected error occurred",
+                                                  detail_nl="Er ging onverwacht iets mis"))

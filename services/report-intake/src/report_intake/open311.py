@@ -100,16 +100,19 @@ async def services(request: Request) -> list[dict[str, Any]]:
 
 async def _read_form(request: Request) -> dict[str, str]:
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        raise ServiceError(415, "form_required", "send application/x-www-form-urlencoded (Open311)")
+        raise ServiceError(415, "form_required", "send application/x-www-form-urlencoded (Open311)",
+                           detail_nl="Verstuur application/x-www-form-urlencoded (Open311)")
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
-            raise ServiceError(413, "upload_too_large", "the form is larger than 16 KB")
+            raise ServiceError(413, "upload_too_large", "the form is larger than 16 KB",
+                               detail_nl="Het formulier is groter dan 16 KB")
     try:
         parsed = parse_qs(body.decode("utf-8"), keep_blank_values=False, strict_parsing=False, max_num_fields=40)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ServiceError(400, "malformed_form", "the form could not be read") from exc
+        raise ServiceError(400, "malformed_form", "the form could not be read",
+                           detail_nl="Het formulier kon niet worden gelezen") from exc
     return {key: values[0] for key, values in parsed.items()}
 
 
@@ -118,7 +121,8 @@ def _number(form: dict[str, str], name: str) -> float:
         return float(form[name])
     except (KeyError, ValueError) as exc:
         raise ServiceError(400, "missing_location", "lat and long are required numbers (address_string alone "
-                           "cannot be placed)") from exc
+                           "cannot be placed)", detail_nl="lat en long zijn verplichte getallen (een adres alleen "
+                           "kan niet op de kaart worden gezet)") from exc
 
 
 def _flag(form: dict[str, str], name: str) -> bool:
@@ -145,7 +149,8 @@ async def create_request(request: Request, runtime: RuntimeDep,
             contact={**contact, "share_with_police": False} if contact else None,
         )
     except ValueError as exc:
-        raise ServiceError(400, "invalid_request", f"the service request is not valid: {exc}") from exc
+        raise ServiceError(400, "invalid_request", f"the service request is not valid: {exc}",
+                           detail_nl=f"Het verzoek is niet geldig: {exc}") from exc
     reports.validate_submission(submission, runtime.settings)
     if idempotency_key:
         key = idempotency.check_key(idempotency_key)

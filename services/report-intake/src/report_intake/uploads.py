@@ -93,10 +93,12 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
         name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
         if disposition != b"form-data" or not name:
-            raise ServiceError(400, "malformed_multipart", "a part lacks a form-data name")
+            raise ServiceError(400, "malformed_multipart", "a part lacks a form-data name",
+                               detail_nl="Een deel van het formulier heeft geen naam")
         if filename is not None or name == limits.file_field:
             if name != limits.file_field:
-                raise ServiceError(400, "unexpected_file", f"files are accepted only in the part '{limits.file_field}'")
+                raise ServiceError(400, "unexpected_file", f"files are accepted only in the part '{limits.file_field}'",
+                                   detail_nl=f"Bestanden horen alleen in het deel '{limits.file_field}'")
             if len(form.files) >= limits.max_files:
                 raise ServiceError(413, "too_many_photos", f"at most {limits.max_files} photos per report",
                                    detail_nl=f"Maximaal {limits.max_files} foto's per melding")
@@ -110,7 +112,8 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
             state["fh"] = os.fdopen(fd, "wb")
         else:
             if name in form.fields or len(form.fields) >= limits.max_fields:
-                raise ServiceError(400, "unexpected_field", f"unexpected or repeated form field '{name[:40]}'")
+                raise ServiceError(400, "unexpected_field", f"unexpected or repeated form field '{name[:40]}'",
+                                   detail_nl=f"Onverwacht of herhaald formulierveld '{name[:40]}'")
             state["current"] = name
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
@@ -135,7 +138,8 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
             try:
                 form.fields[current] = bytes(state["buffer"]).decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ServiceError(400, "malformed_text", f"form field '{current}' is not UTF-8") from exc
+                raise ServiceError(400, "malformed_text", f"form field '{current}' is not UTF-8",
+                                   detail_nl=f"Formulierveld '{current}' is geen UTF-8") from exc
 
     parser = MultipartParser(boundary, {
         "on_part_begin": on_part_begin, "on_part_data": on_part_data, "on_part_end": on_part_end,
@@ -159,7 +163,8 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
                            detail_nl="De multipart-inhoud kon niet worden gelezen") from exc
     if state["fh"] is not None:  # body ended inside a part
         _abort(state, form)
-        raise ServiceError(400, "malformed_multipart", "the multipart body ended in the middle of a part")
+        raise ServiceError(400, "malformed_multipart", "the multipart body ended in the middle of a part",
+                           detail_nl="De multipart-inhoud houdt midden in een deel op")
     return form
 
 
