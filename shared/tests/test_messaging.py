@@ -207,3 +207,31 @@ async def test_idempotency_claim_replay_conflict_and_reuse(db: Database) -> None
     assert await idempotency.claim(db, idem, "create", "key-00002", "fp-c") is None
     await idempotency.release(db, idem, "create", "key-00002")
     assert await idempotency.claim(db, idem, "create", "key-00002", "fp-c") is None
+
+
+async def test_a_recovered_destination_gets_its_backlog_urgent_first_not_in_backoff_order(db: Database) -> None:
+    from datetime import timedelta
+
+    from burgermelding_shared.timeutil import utcnow
+
+    # Down: three messages fail and are told to come back in a minute; the circuit opens.
+    receiver = Receiver(script=[(503, {"Retry-After": "60"})] * 3)
+    relay = await make_relay(db, receiver, concurrency=1, breaker_threshold=3, breaker_cooldown=0.2,
+                             max_attempts=100)
+    await send(db, {"n": "normal-a"})
+    await send(db, {"n": "normal-b"})
+    await send(db, {"n": "urgent"}, priority=10)
+    scheduled = await send(db, {"n": "scheduled"}, not_before=utcnow() + timedelta(hours=1))
+    await relay.run_once()
+    await asyncio.gather(*relay._in_flight)
+    assert relay.circuit_states()["receiver"]["state"] == "open" and receiver.received == []
+    # Back: after the cooldown a new message is the probe; its success closes the circuit and releases the
+    # backlog at once, which then leaves urgent first instead of waiting out its minute.
+    await asyncio.sleep(0.25)
+    await send(db, {"n": "probe"})
+    for _ in range(3):
+        await relay.run_once()
+        await asyncio.gather(*relay._in_flight)
+    assert [payload["n"] for _key, payload in receiver.received] == ["probe", "urgent", "normal-a", "normal-b"]
+    assert relay.circuit_states()["receiver"]["state"] == "closed"
+    assert await status_of(db, scheduled) == "pending"  # scheduled on purpose: keeps its time

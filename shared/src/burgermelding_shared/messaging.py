@@ -180,10 +180,13 @@ class CircuitBreaker:
             return "closed"
         return "open" if time.monotonic() - self.opened_at < self.cooldown else "half_open"
 
-    def success(self) -> None:
+    def success(self) -> bool:
+        """Record an answer from the destination; True when that closes an open circuit (it has recovered)."""
+        recovered = self.opened_at is not None
         self.failures = 0
         self.opened_at = None
         self.probe_in_flight = False
+        return recovered
 
     def failure(self) -> None:
         self.failures += 1
@@ -370,24 +373,47 @@ class Relay(BackgroundLoop):
             await self._retry(row, None, f"transport error: {type(exc).__name__}: {exc}", None)
             return
         retry_after = parse_retry_after(response.headers.get("retry-after"))
+        unavailable = response.status_code >= 500 or response.status_code in (408, 429)
+        if not unavailable:  # it answers (it may still refuse this one message): if it was down, it is back
+            await self._destination_answered(row["destination"], breaker)
         if response.status_code < 300:
-            breaker.success()
             await self._finish(row, Outcome(True, response.status_code, _json_or_text(response), "delivered"))
-        elif response.status_code >= 500 or response.status_code in (408, 429):
+        elif unavailable:
             breaker.failure()
             await self._retry(row, response.status_code, f"HTTP {response.status_code}: {response.text[:500]}",
                               retry_after)
         elif response.status_code == 409:
             # The receiver is still processing an earlier delivery of this message: ask again later.
-            breaker.success()
             await self._retry(row, 409, "HTTP 409: still processing", retry_after)
-        else:
-            breaker.success()  # the destination is up; it refused this one message
+        else:  # the destination is up; it refused this one message
             await self._finish(
                 row,
                 Outcome(False, response.status_code, _json_or_text(response),
                         f"HTTP {response.status_code}: {response.text[:500]}"),
             )
+
+    async def _destination_answered(self, destination: str, breaker: CircuitBreaker) -> None:
+        if breaker.success():
+            await self._release_backlog(destination)
+
+    async def _release_backlog(self, destination: str) -> None:
+        """A destination is back after an outage: what waited it out is due now, so the claim order (urgent
+        first, then oldest) decides what goes next. Left alone, each message would come due at the jittered end
+        of its own backoff, which after a long outage scatters urgent work among everything else."""
+        outbox, now = self.tables.outbox, utcnow()
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(outbox)
+                # attempts > 0: only what failed; messages scheduled for later on purpose keep their time.
+                .where(outbox.c.destination == destination, outbox.c.status == PENDING, outbox.c.attempts > 0,
+                       outbox.c.next_attempt_at > now)
+                .values(next_attempt_at=now)
+            )
+        released = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if released:
+            log.info("destination recovered: backlog released", extra={"destination": destination,
+                                                                       "messages": released})
+            self.wake()
 
     async def _retry(self, row: RowMapping, status: int | None, reason: str, retry_after: float | None) -> None:
         attempts = row["attempts"] + 1
