@@ -69,3 +69,10 @@ async def test_faults_outage_and_errors_after_commit(meldkamer: Any) -> None:
     await meldkamer.client.post("/admin/outage", json={"seconds": 30}, headers=admin)
     down = await request(meldkamer, "req-during-outage")
     assert (down.status_code, down.json()["error"]) == (503, "outage") and int(down.headers["retry-after"]) > 0
+
+
+async def test_requests_without_the_bridges_credential_are_refused_unread(meldkamer: Any) -> None:
+    for path in ("/v1/requests-for-service", "/v1/requests-for-service/req-1/updates"):
+        response = await meldkamer.client.post(path, content=b"{broken", headers={"content-type": "application/json"})
+        assert (response.status_code, response.json()["error"]) == (401, "missing_service_credential"), path
+    assert (await meldkamer.client.get("/v1/incidents")).status_code == 200

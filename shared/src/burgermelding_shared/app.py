@@ -91,10 +91,11 @@ def create_service_app(
     hooks: list[Hook] | None = None,
     openapi_tags: list[dict[str, Any]] | None = None,
     large_body_paths: list[str] | None = None,
+    service_only_prefixes: tuple[str, ...] = ("/internal/",),
 ) -> FastAPI:
     """A FastAPI app with the suite's plumbing. `hooks` run inside the lifespan (workers, pools).
     `large_body_paths` (regular expressions) are exempt from the body cap: routes that stream uploads to disk
-    under limits of their own."""
+    under limits of their own. Paths under `service_only_prefixes` answer nothing without a service credential."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -124,7 +125,8 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
                   openapi_tags=openapi_tags)
-    app.add_middleware(InternalCredentialMiddleware, secret=settings.internal_secret, audience=settings.service_name)
+    app.add_middleware(InternalCredentialMiddleware, secret=settings.internal_secret, audience=settings.service_name,
+                       prefixes=service_only_prefixes)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=large_body_paths or [])
     app.add_middleware(TraceAndAccessLogMiddleware)
     install_error_handlers(app)

@@ -79,11 +79,11 @@ class InternalCredentialMiddleware:
     service credential for this service. FastAPI reads and judges a body before a route's dependencies run,
     so the check happens here, in front of it; each route then checks which services may call it."""
 
-    def __init__(self, app: ASGIApp, secret: str, audience: str, prefix: str = "/internal/") -> None:
-        self.app, self.secret, self.audience, self.prefix = app, secret, audience, prefix
+    def __init__(self, app: ASGIApp, secret: str, audience: str, prefixes: tuple[str, ...] = ("/internal/",)) -> None:
+        self.app, self.secret, self.audience, self.prefixes = app, secret, audience, prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
             request = Request(scope, receive)
             try:
                 verify_token(self.secret, bearer_of(request.headers.get("authorization", "")), self.audience, None)

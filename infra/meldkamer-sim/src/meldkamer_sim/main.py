@@ -33,6 +33,8 @@ def create_app(settings: MeldkamerSettings | None = None) -> FastAPI:
         destinations={"bridge": WebhookDestination(base_url=settings.bridge_url, secret=settings.webhook_secret)},
         result_handlers={CALLBACK_KIND: on_callback_delivered},
         hooks=[fault_state, background_loop(PhotoChecker, extras_key="photo_checker")],
+        # Only the bridge may send requests for service and updates; the incident list stays open for tests.
+        service_only_prefixes=("/internal/", "/v1/requests-for-service"),
     )
     app.include_router(api.router)
     app.include_router(api.admin)
