@@ -9,7 +9,7 @@ import json
 import signal
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -72,16 +72,23 @@ def create_dispatcher(suite: Suite, username: str, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def wait_until_all_accepted(suite: Suite, headers: dict[str, str], count: int, limit_seconds: float = 300) -> None:
+def wait_for_delivery_states(suite: Suite, headers: dict[str, str], done: Callable[[dict[str, int]], bool],
+                             what: str, limit_seconds: float = 300) -> None:
+    """Poll the bridge's incidents by delivery state until `done` holds for them."""
     deadline = time.monotonic() + limit_seconds
     states: dict[str, int] = {}
     while time.monotonic() < deadline:
         states = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/delivery", headers=headers,
                            timeout=10).json()["incidents_by_delivery_state"]
-        if states.get("accepted", 0) >= count:
+        if done(states):
             return
         time.sleep(0.5)
-    raise AssertionError(f"not all incidents accepted: {states}")
+    raise AssertionError(f"{what}: {states}")
+
+
+def wait_until_all_accepted(suite: Suite, headers: dict[str, str], count: int) -> None:
+    wait_for_delivery_states(suite, headers, lambda states: states.get("accepted", 0) >= count,
+                             "not all incidents accepted")
 
 
 def assert_each_report_accepted_exactly_once(suite: Suite, created: list[dict[str, Any]],
@@ -107,19 +114,6 @@ def assert_each_report_accepted_exactly_once(suite: Suite, created: list[dict[st
     return incidents
 
 
-def wait_until_all_queued(suite: Suite, headers: dict[str, str], count: int, limit_seconds: float = 300) -> None:
-    """Until the bridge has an incident for every report (ordinary ones only after their verification)."""
-    deadline = time.monotonic() + limit_seconds
-    states: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        states = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/delivery", headers=headers,
-                           timeout=10).json()["incidents_by_delivery_state"]
-        if sum(states.values()) >= count:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not every report reached the bridge: {states}")
-
-
 def test_faults_and_an_outage_lose_nothing_duplicate_nothing_and_urgent_goes_first(faulty_suite: Suite) -> None:
     suite = faulty_suite
     admin = {"Authorization": "Bearer dev-only-meldkamer-admin-token-change-me"}
@@ -134,7 +128,9 @@ def test_faults_and_an_outage_lose_nothing_duplicate_nothing_and_urgent_goes_fir
     headers = create_dispatcher(suite, "dora", "dispatcher")
     with ThreadPoolExecutor(8) as pool:
         created = list(pool.map(lambda n: submit(suite, n), range(REPORTS)))
-    wait_until_all_queued(suite, headers, REPORTS)
+    # Until the bridge has an incident for every report (ordinary ones only after their verification).
+    wait_for_delivery_states(suite, headers, lambda states: sum(states.values()) >= REPORTS,
+                             "not every report reached the bridge")
     outage(10)
     wait_until_all_accepted(suite, headers, REPORTS)
     incidents = assert_each_report_accepted_exactly_once(suite, created, headers)
