@@ -23,9 +23,11 @@ from burgermelding_shared.errors import ServiceError, error_response, error_resp
 from burgermelding_shared.logging import TraceAndAccessLogMiddleware, configure_logging
 from burgermelding_shared.messaging import Destination, MessagingTables, Relay, RelayConfig, ResultHandler
 from burgermelding_shared.service_auth import (
+    VERIFIED_ISSUER,
     InternalCredentialMiddleware,
     ServiceDestination,
     bearer_of,
+    check_issuer,
     verify_token,
 )
 from burgermelding_shared.settings import ServiceSettings
@@ -177,6 +179,9 @@ def _document_errors_as_sent(app: FastAPI) -> None:
 
 
 def _service_caller(request: Request, runtime: Runtime, allowed: frozenset[str]) -> str:
+    verified = request.scope.get("state", {}).get(VERIFIED_ISSUER)
+    if verified is not None:  # InternalCredentialMiddleware checked the token already
+        return check_issuer(verified, allowed)
     token = bearer_of(request.headers.get("authorization", ""))
     return verify_token(runtime.settings.internal_secret, token, runtime.settings.service_name, allowed)
 
