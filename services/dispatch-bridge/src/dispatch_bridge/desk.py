@@ -100,13 +100,11 @@ async def list_reports(runtime: Runtime, actor: Actor, filters: ReportFilter, li
         query = select(BridgeReport).order_by(BridgeReport.received_at.desc())
         for column, value in ((BridgeReport.state, filters.state), (BridgeReport.verdict, filters.verdict),
                               (BridgeReport.category, filters.category),
-                              (BridgeReport.in_progress, filters.in_progress)):
+                              (BridgeReport.in_progress, filters.in_progress),
+                              (BridgeReport.group_id, filters.group_id)):
             if value is not None:
                 query = query.where(column == value)
-        stored = list((await session.execute(query.limit(limit if not filters.group_id else None))).scalars())
-        if filters.group_id:  # the group is inside the verification result: filter after reading
-            stored = [r for r in stored if (report_summary(r)["verification"] or {}).get("group_id")
-                      == filters.group_id][:limit]
+        stored = list((await session.execute(query.limit(limit))).scalars())
         incidents = {i.id: i for i in (await session.execute(select(Incident).where(
             Incident.id.in_([r.incident_id for r in stored if r.incident_id])))).scalars()}
         audit_listing(session, actor, "reports", filters, [r.report_id for r in stored])

@@ -157,7 +157,7 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
             return "stale"
         first_verdict = stored.verified_revision < 0
         stored.verdict, stored.score, stored.verified_revision = result.verdict, result.score, result.revision
-        stored.verification = result.model_dump_json()
+        stored.verification, stored.group_id = result.model_dump_json(), result.group_id
         session.add(stored)
         urgent = OUTBOX_PRIORITY[1] if is_urgent(stored) else 0
         if stored.state == "withdrawn":

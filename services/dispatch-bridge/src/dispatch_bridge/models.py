@@ -39,6 +39,7 @@ class BridgeReport(BridgeTable, table=True):
     verdict: str | None = Field(default=None, max_length=16)
     score: float | None = None
     verification: str | None = Field(default=None, sa_column=Column(Text))  # VerificationCompleted, JSON
+    group_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))  # its event, if grouped
     incident_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
 
 
