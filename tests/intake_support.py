@@ -35,3 +35,16 @@ async def stored_counts(intake: Any) -> dict[str, int]:
     return counts
 
 
+
+
+async def register_installation(intake: Any, address: str | None = None) -> str:
+    """Register an app installation the way the app does (challenge, proof of work, redeem): its credential."""
+    from report_intake.installations import solve
+
+    headers = {"X-Forwarded-For": address} if address else {}
+    challenge = (await intake.client.post("/v1/installations/challenges", headers=headers)).json()
+    solution = solve(challenge["challenge"], challenge["difficulty_bits"])
+    response = await intake.client.post("/v1/installations", headers=headers,
+                                        json={"challenge": challenge["challenge"], "solution": solution})
+    assert response.status_code == 201, response.text
+    return str(response.json()["credential"])

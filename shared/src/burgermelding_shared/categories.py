@@ -3,8 +3,10 @@
 `lmc` is the Dutch national meldkamer classification (LMC, three levels: top / middle / detail as far as a
 citizen's choice allows); `apco` is the EIDO `incidentTypeCommonRegistryText` (APCO common incident types).
 `priority` is the proposed meldkamer priority when nothing is urgent (prio 1 is reserved for reports that are
-in progress or endanger life, decided per report). The APCO codes other than those named in the reference
-material still need checking against the registry before a real integration.
+in progress or endanger life, decided per report). `family` says which categories can describe one event (a
+fight reported as violence by one witness and as robbery by another): see `events.py`; "any" fits every event.
+The APCO codes other than those named in the reference material still need checking against the registry
+before a real integration.
 """
 
 from __future__ import annotations
@@ -22,39 +24,41 @@ class Category:
     lmc: str
     apco: str
     priority: int
+    family: str
 
 
 CATEGORIES: dict[str, Category] = {
     c.code: c
     for c in [
         Category("burglary", "Inbraak", "Burglary", "Iemand breekt in of is ingebroken",
-                 "Someone is breaking in or has broken in", "Bezitsaantasting / Inbraak", "BURGLARY", 2),
+                 "Someone is breaking in or has broken in", "Bezitsaantasting / Inbraak", "BURGLARY", 2, "crime"),
         Category("theft", "Diefstal", "Theft", "Iets is of wordt gestolen", "Something is or was stolen",
-                 "Bezitsaantasting / Diefstal", "THEFT", 3),
+                 "Bezitsaantasting / Diefstal", "THEFT", 3, "crime"),
         Category("robbery", "Overval of beroving", "Robbery or mugging", "Iemand wordt met geweld beroofd",
-                 "Someone is robbed with force or threat", "Bezitsaantasting / Overval", "ROBBERY", 2),
+                 "Someone is robbed with force or threat", "Bezitsaantasting / Overval", "ROBBERY", 2, "crime"),
         Category("violence", "Geweld of vechtpartij", "Violence or fight", "Mensen worden aangevallen of vechten",
                  "People are being attacked or fighting", "Veiligheid en openbare orde / Vechtpartij",
-                 "ASSAULT", 2),
+                 "ASSAULT", 2, "crime"),
         Category("suspicious_situation", "Verdachte situatie", "Suspicious situation",
                  "Iets of iemand gedraagt zich verdacht", "A person or thing behaves suspiciously",
-                 "Veiligheid en openbare orde / Verdachte situatie", "PERSUSP", 2),
+                 "Veiligheid en openbare orde / Verdachte situatie", "PERSUSP", 2, "crime"),
         Category("vandalism", "Vernieling", "Vandalism", "Iets wordt vernield of beklad",
-                 "Something is being damaged or defaced", "Bezitsaantasting / Vernieling", "VANDALISM", 3),
+                 "Something is being damaged or defaced", "Bezitsaantasting / Vernieling", "VANDALISM", 3, "crime"),
         Category("traffic_accident", "Verkeersongeval", "Traffic accident", "Een aanrijding of ongeluk",
-                 "A collision or crash", "Ongeval / Wegvervoer", "COLLISION", 2),
+                 "A collision or crash", "Ongeval / Wegvervoer", "COLLISION", 2, "traffic"),
         Category("dangerous_driving", "Gevaarlijk rijgedrag", "Dangerous driving",
                  "Iemand rijdt gevaarlijk of onder invloed", "Someone drives dangerously or under influence",
-                 "Verkeer / Rijgedrag", "TRAFFIC", 3),
+                 "Verkeer / Rijgedrag", "TRAFFIC", 3, "traffic"),
         Category("fire", "Brand", "Fire", "Er is brand of rook", "There is fire or smoke", "Brand / Buiten",
-                 "FIRE", 2),
+                 "FIRE", 2, "fire"),
         Category("drugs", "Drugsoverlast", "Drugs", "Handel in of overlast van drugs", "Drug dealing or nuisance",
-                 "Veiligheid en openbare orde / Drugs", "DRUGS", 3),
+                 "Veiligheid en openbare orde / Drugs", "DRUGS", 3, "crime"),
         Category("public_nuisance", "Overlast", "Public nuisance", "Lawaai, hinder of intimidatie",
-                 "Noise, disturbance or intimidation", "Veiligheid en openbare orde / Overlast", "DISTURB", 3),
+                 "Noise, disturbance or intimidation", "Veiligheid en openbare orde / Overlast", "DISTURB", 3, "crime"),
         Category("missing_person", "Vermiste persoon", "Missing person", "U ziet iemand die vermist wordt",
-                 "You see someone who is missing", "Veiligheid en openbare orde / Vermissing", "MISSING", 2),
+                 "You see someone who is missing", "Veiligheid en openbare orde / Vermissing", "MISSING", 2, "crime"),
         Category("other", "Anders", "Other", "Iets anders dat de politie moet weten",
-                 "Something else the police should know", "Veiligheid en openbare orde / Overig", "NONEMERG", 3),
+                 "Something else the police should know", "Veiligheid en openbare orde / Overig", "NONEMERG", 3, "any"),
     ]
 }
+

@@ -8,6 +8,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+def is_urgent(in_progress: bool, danger_to_life: bool) -> bool:
+    """The one rule for urgency: happening now, or someone's life in danger. Such a report is forwarded at once
+    (never held for verification), its citizen is told to call 112, and the meldkamer gets it as prio 1."""
+    return in_progress or danger_to_life
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -44,6 +50,8 @@ class ReportSubmitted(Strict):
     """intake -> verification and intake -> bridge: the report, again with every change (`revision` grows).
 
     Verification never receives contact details; the bridge receives them only with the citizen's consent.
+    Both receive the submitter's daily pseudonym: verification for its flood checks, the bridge to count the
+    independent witnesses of an event (it never shows it).
     """
 
     report_id: str
@@ -58,8 +66,16 @@ class ReportSubmitted(Strict):
     danger_to_life: bool = False
     photos: list[PhotoRef] = []
     contact: ContactDetails | None = None
-    submitter_tag: str | None = Field(None, max_length=64, description="verification only: a pseudonym of the "
-                                      "sending client that changes every day, for flood and repeat checks")
+    submitter_tag: str | None = Field(None, max_length=64, description="a pseudonym of the sending client "
+                                      "(installation or address) that changes every day: for flood and repeat "
+                                      "checks and for counting independent witnesses")
+    submitter_kind: Literal["installation", "address"] | None = Field(
+        None, description="whether the tag stands for one app installation (an independent witness) or for a "
+        "network address that many phones may share")
+
+    @property
+    def urgent(self) -> bool:
+        return is_urgent(self.in_progress, self.danger_to_life)
 
 
 class ReportWithdrawn(Strict):

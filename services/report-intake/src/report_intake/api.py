@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.categories import CATEGORIES
-from burgermelding_shared.errors import error_responses, prefers_dutch
-from report_intake import followup, reports
+from burgermelding_shared.errors import ServiceError, error_responses, prefers_dutch
+from report_intake import followup, installations, reports
 from report_intake.config import IntakeSettings
-from report_intake.limits import IntakeLimits
+from report_intake.limits import IntakeLimits, Sender
+from report_intake.reports import Access
 from report_intake.schemas import (
     CategoryView,
+    InstallationChallenge,
+    InstallationCreated,
+    InstallationRegistration,
     MessageIn,
     MessageView,
     PhotosAdded,
@@ -27,11 +31,15 @@ from report_intake.schemas import (
 from report_intake.uploads import UploadedForm, UploadLimits, read_multipart
 
 router = APIRouter(prefix="/v1", tags=["citizen"])
+installation_router = APIRouter(prefix="/v1/installations", tags=["installations"])
 
 AuthorizationHeader = Annotated[str | None, Header(description="`Bearer <access_token>` from the creation answer")]
 IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
                                                     description="A unique key per logical request (8-128 chars)")]
-TOKEN_ERRORS = error_responses(404, 429)
+InstallationCredentialHeader = Annotated[str | None, Header(
+    alias="Installation-Credential", description="The app's credential from `POST /v1/installations`. With it, "
+    "limits count this installation, not the (shared) network address; without it, the address.")]
+TOKEN_ERRORS = error_responses(401, 403, 404, 429)
 
 
 def language(request: Request) -> str:
@@ -63,9 +71,26 @@ def client_address(request: Request) -> str | None:
     return peer
 
 
-def with_token(request: Request, runtime: Runtime, authorization: str | None) -> str | None:
-    limits_of(runtime).using_token(client_address(request))
-    return bearer_token(authorization)
+async def sender_of(request: Request, runtime: RuntimeDep,
+                    installation_credential: InstallationCredentialHeader = None) -> Sender:
+    """Who sends this request: the installation whose credential comes with it (401 for a bad one), and the
+    address, which limits use only as a coarse guard then."""
+    address = client_address(request)
+    if installation_credential is None:
+        return Sender(address)
+    return Sender(address, await installations.authenticate(runtime.db, installation_credential))
+
+
+SenderDep = Annotated[Sender, Depends(sender_of)]
+
+
+async def access_of(runtime: RuntimeDep, sender: SenderDep, authorization: AuthorizationHeader = None) -> Access:
+    """A follow-up request on one report: counted against the sender, opened by the report's token."""
+    limits_of(runtime).using_token(sender)
+    return Access(bearer_token(authorization), sender)
+
+
+AccessDep = Annotated[Access, Depends(access_of)]
 
 
 async def read_photos(request: Request, runtime: Runtime, require_report: bool) -> UploadedForm:
@@ -91,21 +116,21 @@ def multipart_body(with_report: bool) -> dict:
     description="Multipart: a `report` part (JSON, see `ReportSubmission`) and zero or more `photos` parts. "
     "`Idempotency-Key` is required: a retry with the same key and content replays the first answer. "
     "When the report is in progress or there is danger to life, the answer tells the citizen to call 112, in "
-    "Dutch or English after `Accept-Language`.",
-    responses=error_responses(400, 409, 413, 415, 422, 429), openapi_extra=multipart_body(with_report=True),
+    "Dutch or English after `Accept-Language`. Send the app's `Installation-Credential`: without one, the "
+    "report counts against the network address, which thousands of phones may share.",
+    responses=error_responses(400, 401, 409, 413, 415, 422, 429), openapi_extra=multipart_body(with_report=True),
 )
-async def create_report(request: Request, runtime: RuntimeDep, idempotency_key: IdempotencyKeyHeader = None
-                        ) -> JSONResponse:
-    limits_of(runtime).creating(client_address(request))
+async def create_report(request: Request, runtime: RuntimeDep, sender: SenderDep,
+                        idempotency_key: IdempotencyKeyHeader = None) -> JSONResponse:
+    limits_of(runtime).creating(sender)
     key = idempotency.check_key(idempotency_key)
     form = await read_photos(request, runtime, require_report=True)
     try:
         submission = reports.parse_submission(form)
         reports.validate_submission(submission, runtime.settings)
         photos = await reports.check_photos(form, runtime.settings)
-        tag = limits_of(runtime).keys.key(client_address(request))
         status_code, body = await reports.create_report(
-            runtime, reports.NewReport(submission, photos, key, language(request), submitter_tag=tag))
+            runtime, reports.NewReport(submission, photos, key, language(request), sender=sender))
     finally:
         form.cleanup()
     return JSONResponse(body, status_code=status_code)
@@ -114,51 +139,44 @@ async def create_report(request: Request, runtime: RuntimeDep, idempotency_key: 
 @router.get("/reports/{report_id}", response_model=ReportView, summary="Status and timeline of a report",
             description="An unknown report, a wrong token and another report's token all get the same 404.",
             responses=TOKEN_ERRORS)
-async def get_report(report_id: str, request: Request, runtime: RuntimeDep,
-                     authorization: AuthorizationHeader = None) -> ReportView:
-    token = with_token(request, runtime, authorization)
-    return await reports.view_report(runtime, report_id, token, language(request))
+async def get_report(report_id: str, request: Request, runtime: RuntimeDep, access: AccessDep) -> ReportView:
+    return await reports.view_report(runtime, report_id, access, language(request))
 
 
 @router.post("/reports/{report_id}/photos", status_code=202, response_model=PhotosAdded,
-             summary="Add photos to an open report", responses=error_responses(400, 404, 409, 413, 415, 422, 429),
+             summary="Add photos to an open report",
+             responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
              openapi_extra=multipart_body(with_report=False))
-async def add_photos(report_id: str, request: Request, runtime: RuntimeDep,
-                     authorization: AuthorizationHeader = None,
+async def add_photos(report_id: str, request: Request, runtime: RuntimeDep, access: AccessDep,
                      idempotency_key: IdempotencyKeyHeader = None) -> PhotosAdded:
-    token = with_token(request, runtime, authorization)
     key = idempotency.check_key(idempotency_key)
     form = await read_photos(request, runtime, require_report=False)
     try:
         photos = await reports.check_photos(form, runtime.settings)
-        return await followup.add_photos(runtime, report_id, token, photos, key)
+        return await followup.add_photos(runtime, report_id, access, photos, key)
     finally:
         form.cleanup()
 
 
 @router.get("/reports/{report_id}/messages", response_model=list[MessageView],
             summary="Messages between the dispatcher and you", responses=TOKEN_ERRORS)
-async def list_messages(report_id: str, request: Request, runtime: RuntimeDep,
-                        authorization: AuthorizationHeader = None) -> list[MessageView]:
-    return await followup.list_messages(runtime, report_id, with_token(request, runtime, authorization))
+async def list_messages(report_id: str, runtime: RuntimeDep, access: AccessDep) -> list[MessageView]:
+    return await followup.list_messages(runtime, report_id, access)
 
 
 @router.post("/reports/{report_id}/messages", status_code=201, response_model=MessageView,
              summary="Answer a question or send a message to the dispatcher",
-             responses=error_responses(400, 404, 409, 422, 429))
-async def send_message(report_id: str, message: MessageIn, request: Request, runtime: RuntimeDep,
-                       authorization: AuthorizationHeader = None,
+             responses=error_responses(400, 401, 403, 404, 409, 422, 429))
+async def send_message(report_id: str, message: MessageIn, runtime: RuntimeDep, access: AccessDep,
                        idempotency_key: IdempotencyKeyHeader = None) -> MessageView:
-    token = with_token(request, runtime, authorization)
     key = idempotency.check_key(idempotency_key)
-    return await followup.send_message(runtime, report_id, token, message, key)
+    return await followup.send_message(runtime, report_id, access, message, key)
 
 
 @router.post("/reports/{report_id}/withdraw", summary="Withdraw the report (the meldkamer is told)",
-             response_model=Withdrawn, responses=error_responses(404, 409, 429))
-async def withdraw(report_id: str, request: Request, runtime: RuntimeDep,
-                   authorization: AuthorizationHeader = None) -> Withdrawn:
-    return Withdrawn(status=await followup.withdraw(runtime, report_id, with_token(request, runtime, authorization)))
+             response_model=Withdrawn, responses=error_responses(401, 403, 404, 409, 429))
+async def withdraw(report_id: str, runtime: RuntimeDep, access: AccessDep) -> Withdrawn:
+    return Withdrawn(status=await followup.withdraw(runtime, report_id, access))
 
 
 @router.get("/reports/{report_id}/events", summary="Follow the timeline live (Server-Sent Events)",
@@ -169,12 +187,10 @@ async def withdraw(report_id: str, request: Request, runtime: RuntimeDep,
                 'id: 3\nevent: timeline\ndata: {"event": "accepted", "occurred_at": "2026-11-22T20:10:06+00:00", '
                 '"status": "accepted", "text": "The control room has taken up your report."}\n\n'
                 ": keep-alive\n\n")}}}, **TOKEN_ERRORS})
-async def follow_events(report_id: str, request: Request, runtime: RuntimeDep,
-                        authorization: AuthorizationHeader = None,
+async def follow_events(report_id: str, request: Request, runtime: RuntimeDep, access: AccessDep,
                         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
                         ) -> StreamingResponse:
-    token = with_token(request, runtime, authorization)
-    stream = await followup.timeline_stream(runtime, report_id, token, language(request), last_event_id)
+    stream = await followup.timeline_stream(runtime, report_id, access, language(request), last_event_id)
     return StreamingResponse(stream, media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
@@ -184,3 +200,55 @@ async def list_categories(request: Request) -> list[CategoryView]:
     nl = language(request) == "nl"
     return [CategoryView(code=c.code, name=c.name_nl if nl else c.name_en, hint=c.hint_nl if nl else c.hint_en,
                          lmc=c.lmc, apco=c.apco) for c in CATEGORIES.values()]
+
+
+REGISTRATION_FLOW = """Register the app once, before its first report:
+
+1. `POST /v1/installations/challenges`: a challenge and a difficulty (`difficulty_bits`, 20 by default).
+2. Find a `solution` (1-64 characters of A-Z a-z 0-9 _ -; a decimal counter 0, 1, 2, ... does) such that
+   SHA-256 of the UTF-8 text `<challenge>:<solution>` starts with `difficulty_bits` zero bits. At 20 bits
+   that takes about a million tries: roughly a second on a phone. Do it off the main thread.
+3. `POST /v1/installations` with `{"challenge", "solution"}`: the credential, shown once. Keep it in the
+   platform's secure storage and send it as the `Installation-Credential` header with every request.
+
+Each challenge is good for ten minutes and for one registration. A lost answer means solving a new one.
+The credential tells installations apart, never people: nothing about the phone, its owner or its address
+is stored. `DELETE /v1/installations/current` revokes it (for example when the user resets the app)."""
+
+
+@installation_router.post(
+    "/challenges", status_code=201, response_model=InstallationChallenge,
+    summary="Step 1: a proof-of-work challenge for registering the app", description=REGISTRATION_FLOW,
+)
+async def new_challenge(runtime: RuntimeDep) -> InstallationChallenge:
+    settings: IntakeSettings = runtime.settings
+    issued = installations.issue_challenge(settings.token_secret, settings.installation_pow_bits)
+    return InstallationChallenge(challenge=issued.value, difficulty_bits=issued.difficulty_bits,
+                                 expires_at=issued.expires_at)
+
+
+@installation_router.post(
+    "", status_code=201, response_model=InstallationCreated,
+    summary="Step 2: redeem a solved challenge for the installation's credential", description=REGISTRATION_FLOW,
+    responses=error_responses(409, 422, 429),
+)
+async def register_installation(registration: InstallationRegistration, request: Request,
+                                runtime: RuntimeDep) -> InstallationCreated:
+    address = client_address(request)
+    registered = await installations.register(runtime.db, runtime.settings.token_secret, registration.challenge,
+                                              registration.solution, lambda: limits_of(runtime).registering(address))
+    return InstallationCreated(installation_id=registered.installation_id, credential=registered.credential)
+
+
+@installation_router.delete(
+    "/current", status_code=204, response_class=Response, summary="Revoke this installation's credential",
+    description="After this the credential is refused (401 `installation_revoked`); reports made with it keep "
+    "their access tokens, but changing them needs the credential that made them.",
+    responses=error_responses(401),
+)
+async def revoke_installation(runtime: RuntimeDep, sender: SenderDep) -> Response:
+    if sender.installation_id is None:
+        raise ServiceError(401, "installation_credential_required", "send the Installation-Credential to revoke",
+                           detail_nl="Stuur de Installation-Credential mee om die in te trekken")
+    await installations.revoke(runtime.db, sender.installation_id)
+    return Response(status_code=204)

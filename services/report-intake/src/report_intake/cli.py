@@ -1,12 +1,58 @@
 from __future__ import annotations
 
+import argparse
+import asyncio
+import sys
 from pathlib import Path
 
 from burgermelding_shared.cli import run_cli
+from burgermelding_shared.db import Database
 from report_intake.config import IntakeSettings
 
 
+def revoke_installation(argv: list[str]) -> None:
+    """`revoke-installation --report ID`: block the installation that made a report (abuse), without anyone
+    learning which installation that is or which other reports it made."""
+    from sqlalchemy import select
+
+    from report_intake import installations
+    from report_intake.models import Report
+
+    parser = argparse.ArgumentParser(prog="burgermelding-report-intake revoke-installation")
+    parser.add_argument("--report", required=True, help="the report id (or BM- reference) the abuse came with")
+    args = parser.parse_args(argv)
+    settings = IntakeSettings()
+
+    async def run() -> str:
+        db = Database(settings.effective_database_url)
+        try:
+            async with db.sessions() as session:
+                report = (await session.execute(select(Report).where(
+                    (Report.id == args.report) | (Report.reference == args.report)))).scalars().first()
+            if report is None:
+                return "error: no such report"
+            if report.installation_binding is None:
+                return "error: this report was not made with an installation credential"
+            found = await installations.installation_of_report(db, settings.token_secret, report.id,
+                                                               report.installation_binding)
+            if found is None:
+                return "error: the installation of this report no longer exists"
+            await installations.revoke(db, found)
+            return f"revoked the installation that made {report.reference}"
+        finally:
+            await db.dispose()
+
+    outcome = asyncio.run(run())
+    if outcome.startswith("error"):
+        sys.exit(outcome)
+    print(outcome)
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["revoke-installation"]:
+        revoke_installation(argv[1:])
+        return
     run_cli(prog="burgermelding-report-intake", settings_factory=IntakeSettings,
             migrations_dir=Path(__file__).parent / "migrations", app_path="report_intake.main:create_app",
             argv=argv)

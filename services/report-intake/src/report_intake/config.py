@@ -32,9 +32,21 @@ class IntakeSettings(ServiceSettings):
     )
     max_report_age_days: int = Field(30, description="Oldest accepted observation time.")
     clock_skew_seconds: int = Field(300, description="How far in the future an observation time may lie.")
-    reports_per_client: int = Field(10, description="Reports one client may create in a burst...")
+    reports_per_client: int = Field(10, description="Reports one client may create in a burst (an installation, "
+                                    "or an address for clients without a credential)...")
     reports_per_seconds: float = Field(600.0, description="...refilled over this many seconds.")
     token_uses_per_client: int = Field(120, description="Requests with an access token per client per minute.")
+    reports_per_address_guard: int = Field(
+        3000, description="Coarse guard: reports from one address by clients with a credential, per "
+        "`REPORTS_PER_SECONDS` (sized for thousands of phones behind carrier-grade NAT).")
+    token_uses_per_address_guard: int = Field(
+        30000, description="Coarse guard: requests with an access token from one address per minute, by clients "
+        "with a credential.")
+    installation_pow_bits: int = Field(
+        20, ge=0, le=32, description="Proof of work to register an installation: leading zero bits of SHA-256 "
+        "(20: about a million hashes, a second on a phone).")
+    installations_per_address: int = Field(
+        1000, description="Installations one address may register per hour (carrier-grade NAT sized).")
     wrong_tokens_per_report: int = Field(10, description="Wrong tokens for one report per 10 minutes before 429.")
     trusted_proxies: list[str] = Field(
         [], description="Addresses of reverse proxies whose X-Forwarded-For is believed (JSON list). Behind a "

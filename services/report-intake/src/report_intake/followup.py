@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime
-from burgermelding_shared.contracts import CitizenMessage, DispatcherMessage, ReportEvent, ReportWithdrawn
+from burgermelding_shared.contracts import CitizenMessage, DispatcherMessage, ReportEvent, ReportWithdrawn, is_urgent
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
@@ -71,12 +71,12 @@ def add_timeline(session: AsyncSession, report_id: str, event: str, text_en: str
                               text_nl=text_nl))
 
 
-async def add_photos(runtime: Runtime, report_id: str, token: str | None, photos: list[CheckedPhoto],
+async def add_photos(runtime: Runtime, report_id: str, access: reports.Access, photos: list[CheckedPhoto],
                      key: str) -> PhotosAdded:
     """Add photos to an open report: a new revision travels to verification and the bridge."""
     settings: IntakeSettings = runtime.settings
     async with runtime.db.sessions() as session:
-        report = await reports.authorised_report(session, report_id, token, runtime.extras.get("limits"))
+        report = await reports.authorised_report(runtime, session, report_id, access, changing=True)
         existing = len((await session.execute(select(Photo.id).where(Photo.report_id == report_id))).all())
     refuse_if_closed(report)
     if existing + len(photos) > settings.max_photos_per_report:
@@ -112,10 +112,10 @@ async def add_photos(runtime: Runtime, report_id: str, token: str | None, photos
     return PhotosAdded.model_validate(response.body)
 
 
-async def withdraw(runtime: Runtime, report_id: str, token: str | None) -> str:
+async def withdraw(runtime: Runtime, report_id: str, access: reports.Access) -> str:
     """Withdraw a report; the withdrawal travels to the bridge (and from there to the meldkamer)."""
     async with runtime.db.transaction() as session:
-        report = await reports.authorised_report(session, report_id, token, runtime.extras.get("limits"))
+        report = await reports.authorised_report(runtime, session, report_id, access, changing=True)
         if report.status == "withdrawn":
             return "withdrawn"
         refuse_if_closed(report)
@@ -125,25 +125,25 @@ async def withdraw(runtime: Runtime, report_id: str, token: str | None) -> str:
         message = ReportWithdrawn(report_id=report_id, withdrawn_at=utcnow())
         await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/withdrawals",
                       kind="report.withdrawn", payload=message.model_dump(mode="json"),
-                      priority=reports.URGENT_PRIORITY if report.in_progress else 0)
+                      priority=reports.URGENT_PRIORITY if is_urgent(report.in_progress, report.danger_to_life) else 0)
     notify(runtime, report_id)
     return "withdrawn"
 
 
-async def list_messages(runtime: Runtime, report_id: str, token: str | None) -> list[MessageView]:
+async def list_messages(runtime: Runtime, report_id: str, access: reports.Access) -> list[MessageView]:
     async with runtime.db.sessions() as session:
-        await reports.authorised_report(session, report_id, token, runtime.extras.get("limits"))
+        await reports.authorised_report(runtime, session, report_id, access)
         rows = (await session.execute(select(Message).where(Message.report_id == report_id)
                                       .order_by(Message.sent_at, Message.id))).scalars().all()
     return [MessageView(id=m.id, direction=m.direction, text=m.text, in_reply_to=m.in_reply_to,  # type: ignore[arg-type]
                         sent_at=m.sent_at) for m in rows]
 
 
-async def send_message(runtime: Runtime, report_id: str, token: str | None, message: MessageIn,
+async def send_message(runtime: Runtime, report_id: str, access: reports.Access, message: MessageIn,
                        key: str) -> MessageView:
     """A citizen's message or answer: stored, and sent to the bridge (a note on the incident)."""
     async with runtime.db.sessions() as session:
-        report = await reports.authorised_report(session, report_id, token, runtime.extras.get("limits"))
+        report = await reports.authorised_report(runtime, session, report_id, access, changing=True)
     refuse_if_closed(report)
 
     async def work(session: AsyncSession) -> idempotency.StoredResponse:
@@ -159,7 +159,7 @@ async def send_message(runtime: Runtime, report_id: str, token: str | None, mess
                                   in_reply_to=stored.in_reply_to, sent_at=stored.sent_at)
         await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/citizen-messages",
                       kind="citizen.message", payload=outgoing.model_dump(mode="json"),
-                      priority=reports.URGENT_PRIORITY if report.in_progress else 0)
+                      priority=reports.URGENT_PRIORITY if is_urgent(report.in_progress, report.danger_to_life) else 0)
         view = MessageView(id=stored.id, direction="from_citizen", text=stored.text, in_reply_to=stored.in_reply_to,
                            sent_at=stored.sent_at)
         return idempotency.StoredResponse(201, view.model_dump(mode="json"))
@@ -206,11 +206,11 @@ async def apply_event(runtime: Runtime, event: ReportEvent, message_id: str, sou
     return True
 
 
-async def timeline_stream(runtime: Runtime, report_id: str, token: str | None, language: str,
+async def timeline_stream(runtime: Runtime, report_id: str, access: reports.Access, language: str,
                           last_event_id: str | None) -> AsyncIterator[str]:
     """Server-Sent Events: every timeline entry after `last_event_id`, then new ones as they come."""
     async with runtime.db.sessions() as session:
-        await reports.authorised_report(session, report_id, token, runtime.extras.get("limits"))
+        await reports.authorised_report(runtime, session, report_id, access)
     settings: IntakeSettings = runtime.settings
     notifier: TimelineNotifier = runtime.extras["notifier"]
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0

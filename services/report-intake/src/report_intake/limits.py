@@ -1,12 +1,28 @@
-"""Abuse limits for citizen routes, keyed without addresses (see burgermelding_shared.ratelimit)."""
+"""Abuse limits for citizen routes, keyed without addresses (see burgermelding_shared.ratelimit).
+
+A client that presents an installation credential is limited per installation, and its address only by a
+coarse guard sized for the thousands of phones a mobile network puts behind one address. A client without a
+credential (Open311, an old app) is limited per address, as before.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.ratelimit import AnonymousClientKeys, RateLimiter
 from report_intake.config import IntakeSettings
+
+SubmitterKind = Literal["installation", "address"]
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sends a request, as far as limits and flood checks need to know; neither part is ever stored."""
+
+    address: str | None
+    installation_id: str | None = None
 
 
 @dataclass
@@ -14,19 +30,42 @@ class IntakeLimits:
     creation: RateLimiter
     token_use: RateLimiter
     wrong_tokens: RateLimiter
+    creation_guard: RateLimiter
+    token_use_guard: RateLimiter
+    registration: RateLimiter
     keys: AnonymousClientKeys = field(default_factory=AnonymousClientKeys)
 
     @classmethod
     def from_settings(cls, settings: IntakeSettings) -> IntakeLimits:
         return cls(creation=RateLimiter(settings.reports_per_client, settings.reports_per_seconds),
                    token_use=RateLimiter(settings.token_uses_per_client, 60),
-                   wrong_tokens=RateLimiter(settings.wrong_tokens_per_report, 600))
+                   wrong_tokens=RateLimiter(settings.wrong_tokens_per_report, 600),
+                   creation_guard=RateLimiter(settings.reports_per_address_guard, settings.reports_per_seconds),
+                   token_use_guard=RateLimiter(settings.token_uses_per_address_guard, 60),
+                   registration=RateLimiter(settings.installations_per_address, 3600))
 
-    def creating(self, client_address: str | None) -> None:
-        self.creation.enforce("create:" + self.keys.key(client_address))
+    def submitter(self, sender: Sender) -> tuple[str, SubmitterKind]:
+        """The daily pseudonym verification counts reports by: the installation's, else the address's."""
+        if sender.installation_id:
+            return self.keys.key("installation:" + sender.installation_id), "installation"
+        return self.keys.key(sender.address), "address"
 
-    def using_token(self, client_address: str | None) -> None:
-        self.token_use.enforce("token:" + self.keys.key(client_address))
+    def _per_sender(self, per_client: RateLimiter, guard: RateLimiter, scope: str, sender: Sender) -> None:
+        tag, kind = self.submitter(sender)
+        # The client's own limit first: an installation that floods is refused without draining the guard
+        # that the honest witnesses behind the same address share.
+        per_client.enforce(f"{scope}:{kind}:{tag}")
+        if kind == "installation":
+            guard.enforce(f"{scope}-guard:" + self.keys.key(sender.address))
+
+    def creating(self, sender: Sender) -> None:
+        self._per_sender(self.creation, self.creation_guard, "create", sender)
+
+    def using_token(self, sender: Sender) -> None:
+        self._per_sender(self.token_use, self.token_use_guard, "token", sender)
+
+    def registering(self, address: str | None) -> None:
+        self.registration.enforce("register:" + self.keys.key(address))
 
     def refuse_if_guessing(self, report_id: str) -> None:
         wait = self.wrong_tokens.peek(report_id)

@@ -12,6 +12,7 @@ from burgermelding_shared.idempotency import IdempotencyPurger
 from report_intake import api, internal, open311
 from report_intake.config import IntakeSettings, get_settings
 from report_intake.followup import TimelineNotifier
+from report_intake.installations import SpentChallengePurger
 from report_intake.limits import IntakeLimits
 from report_intake.models import idempotency_keys, messaging
 
@@ -36,11 +37,16 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                                                      "dispatch-bridge": settings.bridge_url}),
         # Photo uploads stream to disk under their own per-photo and per-request limits (uploads.py).
         large_body_paths=[r"/v1/reports", r"/v1/reports/[^/]+/photos"],
-        hooks=[citizen_state, background_loop(lambda runtime: IdempotencyPurger(runtime.db, idempotency_keys))],
-        openapi_tags=[{"name": "citizen", "description": "For the app"},
+        hooks=[citizen_state, background_loop(lambda runtime: IdempotencyPurger(runtime.db, idempotency_keys)),
+               background_loop(lambda runtime: SpentChallengePurger(runtime.db))],
+        openapi_tags=[{"name": "installations", "description": "Register the app once: an anonymous credential "
+                       "that tells installations apart (never people), so that limits need not count the network "
+                       "address that thousands of phones share. " + api.REGISTRATION_FLOW},
+                      {"name": "citizen", "description": "For the app"},
                       {"name": "open311", "description": "Open311 GeoReport v2 facade for existing clients"},
                       {"name": "internal", "description": "For our own services only"}],
     )
+    app.include_router(api.installation_router)
     app.include_router(api.router)
     app.include_router(open311.router)
     app.include_router(internal.router)

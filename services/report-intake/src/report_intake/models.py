@@ -47,6 +47,9 @@ class Report(IntakeTable, table=True):
     status_rank: int = 0
     revision: int = 0  # +1 for every batch of photos added later
     incident_number: str | None = Field(default=None, max_length=64)
+    # HMAC of (report, installation) under the token secret when an installation made the report: follow-ups
+    # can check the credential that comes with them, and the database alone links no two reports.
+    installation_binding: str | None = Field(default=None, max_length=64)
 
 
 class Photo(IntakeTable, table=True):
@@ -101,3 +104,23 @@ class Message(IntakeTable, table=True):
     text: str
     in_reply_to: str | None = Field(default=None, max_length=64)
     sent_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Installation(IntakeTable, table=True):
+    """An app installation that registered (installations.py): nothing about the person or the phone."""
+
+    __tablename__ = "installations"
+
+    id: str = Field(primary_key=True, max_length=32)
+    secret_hash: str = Field(max_length=64)
+    created_on: str = Field(max_length=10)  # the day only (YYYY-MM-DD): no time to match against network logs
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SpentChallenge(IntakeTable, table=True):
+    """A proof-of-work challenge that was redeemed: kept until it expires, so it cannot be redeemed twice."""
+
+    __tablename__ = "spent_challenges"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(sa_type=UTCDateTime)

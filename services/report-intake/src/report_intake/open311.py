@@ -27,6 +27,7 @@ from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.errors import ServiceError, error_responses
 from report_intake import reports
 from report_intake.api import bearer_token, client_address, language, limits_of
+from report_intake.limits import Sender
 from report_intake.schemas import ReportSubmission
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -136,7 +137,8 @@ async def create_request(request: Request, runtime: RuntimeDep,
                          idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
                          ) -> JSONResponse:
     limits = limits_of(runtime)
-    limits.creating(client_address(request))
+    sender = Sender(client_address(request))  # Open311 clients have no installation credential
+    limits.creating(sender)
     form = await _read_form(request)
     contact = {k: form[v] for k, v in (("name", "first_name"), ("phone", "phone"), ("email", "email")) if form.get(v)}
     try:
@@ -155,10 +157,10 @@ async def create_request(request: Request, runtime: RuntimeDep,
     if idempotency_key:
         key = idempotency.check_key(idempotency_key)
     else:
-        anonymous = limits.keys.key(client_address(request))
+        anonymous, _kind = limits.submitter(sender)
         key = "open311-" + hashlib.sha256((anonymous + repr(sorted(form.items()))).encode()).hexdigest()[:40]
     new = reports.NewReport(submission, [], key, language(request), fingerprint_basis={"open311": form},
-                            submitter_tag=limits.keys.key(client_address(request)))
+                            sender=sender)
     _status, body = await reports.create_report(runtime, new)
     notice = body["safety_advice"]["message"] if body.get("safety_advice") else body["reference"]
     return JSONResponse([{"service_request_id": body["id"], "service_notice": notice, "account_id": None,
@@ -169,8 +171,10 @@ async def create_request(request: Request, runtime: RuntimeDep,
             response_model=list[Open311Request], responses=error_responses(404, 429))
 async def get_request(request_id: str, request: Request, runtime: RuntimeDep,
                       authorization: Annotated[str | None, Header()] = None) -> list[dict[str, Any]]:
-    limits_of(runtime).using_token(client_address(request))
-    view = await reports.view_report(runtime, request_id, bearer_token(authorization), language(request))
+    sender = Sender(client_address(request))
+    limits_of(runtime).using_token(sender)
+    view = await reports.view_report(runtime, request_id, reports.Access(bearer_token(authorization), sender),
+                                     language(request))
     nl = language(request) == "nl"
     category = CATEGORIES[view.category]
     return [{"service_request_id": view.id, "status": "closed" if view.status in CLOSED_STATUSES else "open",

@@ -19,13 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.categories import CATEGORIES
-from burgermelding_shared.contracts import ContactDetails, Location, PhotoRef, ReportSubmitted
+from burgermelding_shared.contracts import ContactDetails, Location, PhotoRef, ReportSubmitted, is_urgent
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import enqueue
 from burgermelding_shared.timeutil import utcnow
-from report_intake import texts
+from report_intake import installations, texts
 from report_intake.config import IntakeSettings
-from report_intake.limits import IntakeLimits
+from report_intake.limits import IntakeLimits, Sender
 from report_intake.models import Contact, Photo, Report, TimelineEntry, idempotency_keys, messaging
 from report_intake.photos import CheckedPhoto, check_photo
 from report_intake.schemas import (
@@ -131,7 +131,7 @@ def hash_token(salt: str, token: str) -> str:
 
 
 def safety_advice(submission: ReportSubmission, language: str) -> SafetyAdvice | None:
-    if submission.in_progress or submission.danger_to_life:
+    if is_urgent(submission.in_progress, submission.danger_to_life):
         return SafetyAdvice(call_112=True, message=texts.CALL_112[language])
     return None
 
@@ -171,7 +171,7 @@ def add_photo_rows(session: AsyncSession, report_id: str, photos: list[CheckedPh
                           size_bytes=checked.size_bytes, width=checked.width, height=checked.height, received_at=now))
 
 
-async def queue_report(session: AsyncSession, report: Report, submitter_tag: str | None = None) -> None:
+async def queue_report(session: AsyncSession, report: Report, submitter: tuple[str, str] | None = None) -> None:
     """Send the report as it now stands to verification and to the bridge (one outbox row each, so one
     reaching its destination never marks the other as sent). Verification never sees contact details; the
     bridge sees them only with the citizen's consent."""
@@ -190,9 +190,10 @@ async def queue_report(session: AsyncSession, report: Report, submitter_tag: str
                          content_type=p.content_type, size_bytes=p.size_bytes, width=p.width, height=p.height)
                 for p in photos],
     )
-    priority = URGENT_PRIORITY if (report.in_progress or report.danger_to_life) else 0
+    priority = URGENT_PRIORITY if is_urgent(report.in_progress, report.danger_to_life) else 0
     kind = "report.submitted" if report.revision == 0 else "report.revised"
-    for_verification = message.model_copy(update={"submitter_tag": submitter_tag})
+    tag, tag_kind = submitter or (None, None)
+    for_verification = message.model_copy(update={"submitter_tag": tag, "submitter_kind": tag_kind})
     await enqueue(session, messaging, destination="verification", path="/internal/v1/jobs", kind=kind,
                   payload=for_verification.model_dump(mode="json"), priority=priority)
     if contact is not None and contact.share_with_police:
@@ -211,7 +212,7 @@ class NewReport:
     # What makes a retry "the same request"; by default the submission itself. Open311 requests set their
     # observation time on arrival, so there the form is the basis instead.
     fingerprint_basis: dict | None = None
-    submitter_tag: str | None = None  # the daily pseudonym of the client (see ratelimit.AnonymousClientKeys)
+    sender: Sender | None = None  # for the daily pseudonym verification counts by; never stored here
 
 
 async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
@@ -224,9 +225,11 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
     settings: IntakeSettings = runtime.settings
     fp = fingerprint(new.fingerprint_basis or new.submission.model_dump(mode="json"), new.photos)
     added = await store_photo_blobs(runtime, new.photos)
+    limits: IntakeLimits | None = runtime.extras.get("limits")
+    submitter = limits.submitter(new.sender) if limits is not None and new.sender is not None else None
 
     async def work(session: AsyncSession) -> idempotency.StoredResponse:
-        return await _store(session, new, settings)
+        return await _store(session, new, settings, submitter)
 
     try:
         response = await idempotency.run_once(runtime.db, idempotency_keys, "create-report", new.idempotency_key,
@@ -240,7 +243,8 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
     return response.status_code, {**body, "access_token": token}
 
 
-async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings) -> idempotency.StoredResponse:
+async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings,
+                 submitter: tuple[str, str] | None) -> idempotency.StoredResponse:
     sub = new.submission
     now = utcnow()
     report_id = str(uuid.uuid4())
@@ -252,6 +256,8 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
         accuracy_m=sub.location.accuracy_m, place_description=sub.location.description,
         observed_at=sub.observed_at, received_at=now, in_progress=sub.in_progress,
         danger_to_life=sub.danger_to_life, status="received", status_rank=0, revision=0,
+        installation_binding=installations.binding(settings.token_secret, report_id, new.sender.installation_id)
+        if new.sender is not None and new.sender.installation_id else None,
     )
     session.add(report)
     await session.flush()  # assigns the number the reference is made of
@@ -262,10 +268,10 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
     add_photo_rows(session, report_id, new.photos)
     session.add(TimelineEntry(report_id=report_id, event="received", occurred_at=now,
                               text_en=texts.RECEIVED["en"], text_nl=texts.RECEIVED["nl"]))
-    if sub.in_progress or sub.danger_to_life:
+    if is_urgent(sub.in_progress, sub.danger_to_life):
         session.add(TimelineEntry(report_id=report_id, event="call_112", occurred_at=now,
                                   text_en=texts.CALL_112["en"], text_nl=texts.CALL_112["nl"]))
-    await queue_report(session, report, new.submitter_tag)
+    await queue_report(session, report, submitter)
     body = ReportCreated(
         id=report_id, reference=report.reference, access_token="", status="received",
         status_url=f"/v1/reports/{report_id}", safety_advice=safety_advice(sub, new.language),
@@ -275,24 +281,53 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
     return idempotency.StoredResponse(202, body)
 
 
-async def authorised_report(session: AsyncSession, report_id: str, token: str | None,
-                            limits: IntakeLimits | None = None) -> Report:
+@dataclass(frozen=True)
+class Access:
+    """What a follow-up request brings: the report's access token, and who sends it."""
+
+    token: str | None
+    sender: Sender
+
+
+def check_installation(report: Report, sender: Sender, secret: str, changing: bool) -> None:
+    """A report made by an installation is changed only with that installation's credential, and never opened
+    with another's (a credential copied elsewhere, or a token given to someone else's app)."""
+    if report.installation_binding is None:
+        return
+    if sender.installation_id is None:
+        if changing:
+            raise ServiceError(401, "installation_credential_required", "this report was made by an app "
+                               "installation: send its Installation-Credential to change it",
+                               detail_nl="Deze melding is met een app gedaan: stuur de Installation-Credential "
+                               "van die app mee om haar te wijzigen")
+        return
+    if not hmac.compare_digest(report.installation_binding,
+                               installations.binding(secret, report.id, sender.installation_id)):
+        raise ServiceError(403, "installation_mismatch", "this report was made by another installation",
+                           detail_nl="Deze melding is met een andere installatie gedaan")
+
+
+async def authorised_report(runtime: Runtime, session: AsyncSession, report_id: str, access: Access,
+                            changing: bool = False) -> Report:
     """The report this token opens, or the one 404. Repeated wrong tokens for a report are slowed down."""
+    limits: IntakeLimits | None = runtime.extras.get("limits")
     if limits is not None:
         limits.refuse_if_guessing(report_id)
     report = None
+    token = access.token
     if token and len(report_id) <= 36 and len(token) <= 128:
         report = (await session.execute(select(Report).where(Report.id == report_id))).scalars().first()
     if report is None or not hmac.compare_digest(report.token_hash, hash_token(report.token_salt, token or "")):
         if limits is not None:
             limits.count_wrong_token(report_id)
         raise not_found()
+    check_installation(report, access.sender, runtime.settings.token_secret, changing)
     return report
 
 
-async def view_report(runtime: Runtime, report_id: str, token: str | None, language: str) -> ReportView:
+async def view_report(runtime: Runtime, report_id: str, access: Access, language: str) -> ReportView:
     async with runtime.db.sessions() as session:
-        report = await authorised_report(session, report_id, token, runtime.extras.get("limits"))
+        report = await authorised_report(runtime, session, report_id, access)
         photos = (await session.execute(select(Photo).where(Photo.report_id == report_id)
                                         .order_by(Photo.received_at, Photo.id))).scalars().all()
         entries = (await session.execute(

@@ -150,3 +150,37 @@ class Withdrawn(BaseModel):
     model_config = examples({"status": "withdrawn"})
 
     status: str = Field(description="The report's status after the withdrawal: `withdrawn`.")
+
+
+CHALLENGE = "c1.20.1796216400.m3yQxg2uV7pR0aZkL1sT9wEb.Xb3kP0qv8Rm1sT2uV3wY4zA5"
+CREDENTIAL = "bmi1.5f0c2a9e7b1d4c3a8e6f0b2d9c7a1e3f.N2q8rT0vX4yZ6aB8cD0eF2gH4iJ6kL8mN0oP2qR4sT6"
+
+
+class InstallationChallenge(BaseModel):
+    model_config = examples({"challenge": CHALLENGE, "difficulty_bits": 20, "algorithm": "sha256-leading-zero-bits",
+                             "expires_at": "2026-12-01T10:20:00Z"})
+
+    challenge: str = Field(description="Opaque; send it back unchanged with your solution.")
+    difficulty_bits: int = Field(description="How many leading zero bits SHA-256('<challenge>:<solution>') "
+                                 "must have.")
+    algorithm: Literal["sha256-leading-zero-bits"] = "sha256-leading-zero-bits"
+    expires_at: datetime = Field(description="Redeem it before this time.")
+
+
+class InstallationRegistration(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"challenge": CHALLENGE, "solution": "734921"}]})
+
+    challenge: str = Field(max_length=200)
+    solution: str = Field(max_length=64, description="1-64 characters of A-Z a-z 0-9 _ -, typically a decimal "
+                          "counter.")
+
+
+class InstallationCreated(BaseModel):
+    model_config = examples({"installation_id": "5f0c2a9e7b1d4c3a8e6f0b2d9c7a1e3f", "credential": CREDENTIAL,
+                             "header": "Installation-Credential"})
+
+    installation_id: str
+    credential: str = Field(description="Shown once. Keep it in the app's secure storage and send it as the "
+                            "`Installation-Credential` header with every request.")
+    header: Literal["Installation-Credential"] = "Installation-Credential"

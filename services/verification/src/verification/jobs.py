@@ -54,7 +54,7 @@ async def submit(runtime: Runtime, report: ReportSubmitted, message_id: str, sou
         session.add(VerificationJob(
             job_id=job_id(report), report_id=report.report_id, revision=report.revision,
             request=report.model_dump_json(), status="pending",
-            priority=URGENT if (report.in_progress or report.danger_to_life) else 0, received_at=utcnow(),
+            priority=URGENT if report.urgent else 0, received_at=utcnow(),
             traceparent=outgoing_traceparent(),
         ))
     runtime.extras["worker"].wake()
