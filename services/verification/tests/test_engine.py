@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
+from sqlalchemy import select
 
 from tests.helpers import exif_time, gps_tags, jpeg_bytes, make_scene
 from tests.verification_support import result, submission, submit
 from verification import grouping
 from verification.config import VerificationSettings
-from verification.models import IncidentGroup, ReportGroup
+from verification.models import IncidentGroup, ReportGroup, messaging
 from verification.nearindex import NearDuplicateIndex
 
 HERE = {"lat": 52.0907, "lon": 5.1214}
@@ -129,6 +131,38 @@ async def test_the_merge_pass_joins_fragments(verification: Any) -> None:
     assert await grouping.merge_fragments(verification.runtime.db) == 1
     async with verification.runtime.db.sessions() as session:
         assert (await session.get(ReportGroup, "r-g-b")).group_id == "g-a"
+        told = (await session.execute(select(messaging.outbox).where(messaging.outbox.c.kind == "groups.merged"))
+                ).mappings().all()
+    # The bridge is told, so incidents forwarded for both fragments become one at the meldkamer too.
+    assert len(told) == 1 and told[0]["destination"] == "dispatch-bridge"
+    merge = json.loads(told[0]["payload"])
+    assert (merge["group_id"], merge["merged_group_id"], merge["merged_report_ids"]) == ("g-a", "g-b", ["r-g-b"])
+
+
+async def test_independent_witnesses_raise_each_others_score(verification: Any) -> None:
+    now = datetime.now(UTC)
+    # A tip with little to check (no photo, a vague text): held for review when it stands alone.
+    alone = await verify(verification, [], description="!!!", category="violence", location=HERE,
+                         observed_at=now, submitter_tag="phone-1", submitter_kind="installation")
+    assert alone["verdict"] == "review" and alone["independent_witnesses"] == 0
+    same_phone = await verify(verification, [], description="vechtpartij op het plein", category="violence",
+                              location=HERE, observed_at=now, submitter_tag="phone-1", submitter_kind="installation")
+    assert same_phone["independent_witnesses"] == 0  # one phone sending twice corroborates nothing
+    others = [await verify(verification, [], description=f"gevecht bij de fontein {n}", category="robbery",
+                           location={"lat": HERE["lat"] + 0.0003 * n, "lon": HERE["lon"]}, observed_at=now,
+                           submitter_tag=f"phone-{n}", submitter_kind="installation") for n in (2, 3, 4)]
+    assert [o["independent_witnesses"] for o in others] == [1, 2, 3]
+    reason = next(r for r in others[-1]["reasons"] if r["code"] == "corroborated")
+    assert reason["outcome"] == "pass" and reason["weight"] < 0 and reason["detail_nl"] and reason["detail_en"]
+    assert others[-1]["score"] > others[0]["score"] or others[0]["score"] == 1.0
+    again = await result(verification, alone["report_id"])  # the first witness, assessed again
+    assert again["independent_witnesses"] == 3 and again["assessment"] >= 1
+    assert again["verdict"] == "forward" and again["score"] > alone["score"]
+    # Witnesses behind one network address without a credential count as one sender, not as corroboration.
+    shared = [await verify(verification, [], description=f"ruzie {n}", category="violence", observed_at=now,
+                           location={"lat": HERE["lat"] + 0.01, "lon": HERE["lon"]}, submitter_tag="cgnat-address",
+                           submitter_kind="address") for n in range(3)]
+    assert all(r["independent_witnesses"] == 0 for r in shared)
 
 
 async def test_the_index_is_rebuilt_from_the_database_and_sees_another_replicas_inserts(verification: Any) -> None:

@@ -127,6 +127,8 @@ class PhotoVerification(Strict):
     model: str | None = None
     software: str | None = None
     has_thumbnail: bool | None = None
+    sharpness: float | None = Field(None, ge=0, le=100, description="0 (blurred) to 100 (sharp), measured on the "
+                                    "normalised 256-px image")
     content_credentials: Literal["absent", "valid", "invalid", "unchecked"] | None = None
     content_credentials_signer: str | None = None
     checks: list[CheckResult] = []
@@ -148,7 +150,21 @@ class VerificationCompleted(Strict):
     near_duplicate_of_reports: list[str] = []
     group_id: str | None = None
     group_reports: list[str] = Field([], description="other reports about the same event")
+    independent_witnesses: int = Field(0, ge=0, description="other app installations that reported the same "
+                                       "event (corroboration)")
+    assessment: int = Field(0, ge=0, description="0 for the first verdict on this revision; +1 each time more "
+                            "witnesses of the event changed it (the latest assessment counts)")
     verified_at: datetime
+
+
+class GroupsMerged(Strict):
+    """verification -> bridge: the merge pass found that two groups are one event."""
+
+    group_id: str = Field(description="the group that remains")
+    merged_group_id: str = Field(description="the group merged into it, which no longer exists")
+    report_ids: list[str] = Field(description="the remaining group's reports before the merge")
+    merged_report_ids: list[str] = Field(description="the reports that moved into it")
+    merged_at: datetime
 
 
 ReportEventType = Literal[

@@ -18,7 +18,7 @@ from burgermelding_shared.blobstore import BlobNotFound, LocalBlobStore
 from burgermelding_shared.contracts import CheckResult, PhotoVerification
 from verification.checks import Claim, check, metadata_checks, provenance_check, thumbnail_check
 from verification.exif import read_metadata
-from verification.perceptual import embedded_thumbnail, pdq_hashes, thumbnail_distance
+from verification.perceptual import embedded_thumbnail, pdq_hashes, sharpness, thumbnail_distance
 from verification.phash import phash
 from verification.provenance import read_content_credentials
 
@@ -89,6 +89,7 @@ def analyse_photo(job: PhotoJob) -> dict[str, Any]:
             hashable = ImageOps.contain(image, (HASH_SIDE, HASH_SIDE), Image.Resampling.BILINEAR)
             value = phash(hashable)
             pdq, pdq_dihedral, pdq_quality = pdq_hashes(hashable)
+            sharp = sharpness(hashable)
             thumbnail = embedded_thumbnail(im)
             thumb_distance = thumbnail_distance(stored, thumbnail) if thumbnail is not None else None
     except Exception:
@@ -110,6 +111,7 @@ def analyse_photo(job: PhotoJob) -> dict[str, Any]:
              **({"accuracy_m": meta.gps_error_m} if meta.gps_error_m is not None else {})}
         if meta.gps_lat is not None and meta.gps_lon is not None else None,
         make=meta.make, model=meta.model, software=meta.software, has_thumbnail=thumbnail is not None,
+        sharpness=sharp,
         content_credentials=credentials.state, content_credentials_signer=credentials.signer, checks=checks,
     )
     return {**result.model_dump(mode="json"), "pdq": pdq.hex(), "pdq_dihedral": [h.hex() for h in pdq_dihedral],

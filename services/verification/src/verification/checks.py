@@ -6,12 +6,12 @@ particular is only informational, because messengers and browsers strip it.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from burgermelding_shared.contracts import CheckResult
+from burgermelding_shared.events import distance_m
 from verification.exif import PhotoMetadata
 from verification.provenance import ContentCredentials
 
@@ -29,7 +29,11 @@ WEIGHTS = {
     "recycled_image": 0.4, "near_duplicate": 0.0,
     "possible_duplicate": 0.2, "text_meaningless": 0.3, "repeated_text": 0.3, "flooding": 0.4,
     "c2pa_invalid": 0.35,
+    # A bonus, not a penalty: for each other app installation that reported the same event, up to
+    # CORROBORATION_CAP of them.
+    "corroborated": 0.1,
 }
+CORROBORATION_CAP = 3
 THUMBNAIL_MAX_DISTANCE = 12
 GPS_TIME_MAX_DRIFT = timedelta(minutes=5)
 
@@ -54,14 +58,6 @@ class Claim:
 def check(code: str, outcome: str, en: str, nl: str) -> CheckResult:
     weight = WEIGHTS.get(code, 0.0) if outcome in ("warn", "fail") else 0.0
     return CheckResult(code=code, outcome=outcome, detail_en=en, detail_nl=nl, weight=weight)  # type: ignore[arg-type]
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance (haversine)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_000 * math.asin(min(1.0, math.sqrt(a)))
 
 
 def metadata_checks(meta: PhotoMetadata, claim: Claim, *, width: int, height: int, old_photo_hours: float,
@@ -173,3 +169,16 @@ def _gps_checks(meta: PhotoMetadata, claim: Claim, gps_min_distance_m: float) ->
                       f"De foto is {distance / 1000:.1f} km van de gemelde plaats gemaakt.")]
     return [check("gps_matches_claim", "pass", "The photo's position fits the reported place.",
                   "De positie van de foto past bij de gemelde plaats.")]
+
+
+def corroboration_check(independent_others: int) -> CheckResult | None:
+    """Independent witnesses of one event raise each other's score. Counted per installation, so one phone
+    sending many reports corroborates nothing, and capped, so a handful of fresh credentials cannot turn a
+    doubtful report into a certain one (the other checks still weigh in full)."""
+    if independent_others <= 0:
+        return None
+    counted = min(independent_others, CORROBORATION_CAP)
+    return CheckResult(
+        code="corroborated", outcome="pass", weight=-round(counted * WEIGHTS["corroborated"], 3),
+        detail_en=f"{independent_others} other app installation(s) reported the same event close by.",
+        detail_nl=f"{independent_others} andere app-installatie(s) meldden hetzelfde voorval vlakbij.")

@@ -1,9 +1,10 @@
 """Grouping reports of one event, online as they arrive, with a periodic pass that merges fragments.
 
-Online: the report's H3 cell (resolution 9, edges of about 200 m) and its neighbours, a time window, a
-compatible category, and the nearest group within the distance limit; otherwise a new group. Measured on
-synthetic data (photo-verification.md) this is fast and pure but over-splits at cell and window edges, which
-the merge pass repairs. Two events 2 km or 6 hours apart stay apart.
+The rule itself (place, time, category family) is the suite's one rule in `burgermelding_shared.events`; this
+module only finds candidates fast. Online: the groups in the report's H3 cell (resolution 9, edges of about
+200 m) and its neighbours, then the nearest one the rule admits; otherwise a new group. A group's centre is the
+mean of its reports. This over-splits at cell and window edges, which the merge pass repairs; each merge is
+told to the bridge (outbox), so two incidents that turn out to be one event are merged at the meldkamer too.
 """
 
 from __future__ import annotations
@@ -16,29 +17,18 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.contracts import GroupsMerged
 from burgermelding_shared.db import Database
+from burgermelding_shared.events import WINDOW, Extent, Sighting, family_of, nearest_event, same_event
+from burgermelding_shared.messaging import enqueue
 from burgermelding_shared.timeutil import utcnow
-from verification.checks import distance_m
-from verification.models import IncidentGroup, ReportGroup
+from verification.models import IncidentGroup, ReportGroup, ReportText, messaging
 
 RESOLUTION = 9
-MAX_DISTANCE_M = 400.0
-WINDOW = timedelta(hours=2)
-
-# Categories that can describe the same event; "other" fits anything.
-FAMILIES = {
-    "burglary": "crime", "theft": "crime", "robbery": "crime", "violence": "crime", "suspicious_situation": "crime",
-    "vandalism": "crime", "drugs": "crime", "missing_person": "crime", "public_nuisance": "crime",
-    "traffic_accident": "traffic", "dangerous_driving": "traffic", "fire": "fire", "other": "any",
-}
 
 
-def family_of(category: str) -> str:
-    return FAMILIES.get(category, "any")
-
-
-def compatible(a: str, b: str) -> bool:
-    return a == b or "any" in (a, b)
+def extent(group: IncidentGroup) -> Extent:
+    return Extent(group.family, group.lat, group.lon, group.first_seen, group.last_seen)
 
 
 async def assign(session: AsyncSession, report_id: str, category: str, lat: float, lon: float,
@@ -47,20 +37,20 @@ async def assign(session: AsyncSession, report_id: str, category: str, lat: floa
     existing = await session.get(ReportGroup, report_id)
     if existing is None:
         cell = h3.latlng_to_cell(lat, lon, RESOLUTION)
-        family = family_of(category)
+        sighting = Sighting(family_of(category), lat, lon, observed_at)
         candidates = (await session.execute(select(IncidentGroup).where(
             IncidentGroup.cell.in_(list(h3.grid_disk(cell, 1))), IncidentGroup.merged_into.is_(None),
             IncidentGroup.last_seen >= observed_at - WINDOW, IncidentGroup.first_seen <= observed_at + WINDOW,
         ).with_for_update())).scalars().all()
-        nearest = min(((distance_m(lat, lon, g.lat, g.lon), g) for g in candidates if compatible(g.family, family)),
-                      key=lambda pair: pair[0], default=None)
-        if nearest is not None and nearest[0] <= MAX_DISTANCE_M:
-            group = nearest[1]
-            group.report_count += 1
+        group = nearest_event(((extent(g), g) for g in candidates), sighting)
+        if group is not None:
+            count = group.report_count
+            group.lat, group.lon = (group.lat * count + lat) / (count + 1), (group.lon * count + lon) / (count + 1)
+            group.report_count = count + 1
             group.last_seen = max(group.last_seen, observed_at)
             group.first_seen = min(group.first_seen, observed_at)
         else:
-            group = IncidentGroup(id=str(uuid.uuid4()), family=family, cell=cell, lat=lat, lon=lon,
+            group = IncidentGroup(id=str(uuid.uuid4()), family=sighting.family, cell=cell, lat=lat, lon=lon,
                                   first_seen=observed_at, last_seen=observed_at)
         session.add(group)
         existing = ReportGroup(report_id=report_id, group_id=group.id, observed_at=observed_at, lat=lat, lon=lon)
@@ -71,8 +61,25 @@ async def assign(session: AsyncSession, report_id: str, category: str, lat: floa
     return existing.group_id, sorted(others)
 
 
+async def installations_in_group(session: AsyncSession, group_id: str) -> dict[str, str]:
+    """report id -> the daily pseudonym of the installation that sent it, for the group's reports that came
+    with an installation credential (reports keyed only on an address cannot be told apart)."""
+    rows = (await session.execute(
+        select(ReportText.report_id, ReportText.submitter_tag)
+        .join(ReportGroup, ReportGroup.report_id == ReportText.report_id)
+        .where(ReportGroup.group_id == group_id, ReportText.submitter_kind == "installation",
+               ReportText.submitter_tag.is_not(None)))).all()
+    return {report_id: tag for report_id, tag in rows}
+
+
+def independent_others(installations: dict[str, str], own_tag: str | None) -> int:
+    """How many other installations than the report's own sent reports of its event: independent witnesses."""
+    return len(set(installations.values()) - {own_tag})
+
+
 async def merge_fragments(db: Database) -> int:
-    """Merge groups that the online pass split at a cell or window edge; returns how many were merged away."""
+    """Merge groups that the online pass split at a cell or window edge; returns how many were merged away.
+    Each merge goes to the bridge in the same transaction (outbox)."""
     merged = 0
     async with db.transaction() as session:
         recent = (await session.execute(select(IncidentGroup).where(
@@ -83,18 +90,31 @@ async def merge_fragments(db: Database) -> int:
             if older.merged_into:
                 continue
             for newer in alive[i + 1:]:
-                if newer.merged_into or not compatible(older.family, newer.family):
+                if newer.merged_into or not same_event(extent(older), extent(newer)):
                     continue
-                close_in_time = newer.first_seen <= older.last_seen + WINDOW
-                if close_in_time and distance_m(older.lat, older.lon, newer.lat, newer.lon) <= MAX_DISTANCE_M:
-                    newer.merged_into = older.id
-                    older.report_count += newer.report_count
-                    older.last_seen = max(older.last_seen, newer.last_seen)
-                    await session.execute(update(ReportGroup).where(ReportGroup.group_id == newer.id)
-                                          .values(group_id=older.id))
-                    session.add_all([older, newer])
-                    merged += 1
+                await _merge(session, older, newer)
+                merged += 1
     return merged
+
+
+async def _merge(session: AsyncSession, older: IncidentGroup, newer: IncidentGroup) -> None:
+    moved = list((await session.execute(select(ReportGroup.report_id).where(ReportGroup.group_id == newer.id)))
+                 .scalars())
+    total = older.report_count + newer.report_count
+    older.lat = (older.lat * older.report_count + newer.lat * newer.report_count) / total
+    older.lon = (older.lon * older.report_count + newer.lon * newer.report_count) / total
+    older.report_count = total
+    older.first_seen = min(older.first_seen, newer.first_seen)
+    older.last_seen = max(older.last_seen, newer.last_seen)
+    newer.merged_into = older.id
+    await session.execute(update(ReportGroup).where(ReportGroup.group_id == newer.id).values(group_id=older.id))
+    session.add_all([older, newer])
+    stayed = list((await session.execute(select(ReportGroup.report_id).where(
+        ReportGroup.group_id == older.id, ReportGroup.report_id.not_in(moved)))).scalars())
+    message = GroupsMerged(group_id=older.id, merged_group_id=newer.id, report_ids=sorted(stayed),
+                           merged_report_ids=sorted(moved), merged_at=utcnow())
+    await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/group-merges",
+                  kind="groups.merged", payload=message.model_dump(mode="json"))
 
 
 class FragmentMerger(BackgroundLoop):
@@ -104,7 +124,12 @@ class FragmentMerger(BackgroundLoop):
         super().__init__()
         self.db = db
         self.poll_seconds = every_seconds
+        self._first = True
 
     async def run_once(self) -> int:
+        # A periodic pass: the first one an interval after start, not at once (nothing new to merge then).
+        if self._first:
+            self._first = False
+            return 0
         await merge_fragments(self.db)
         return 0  # then sleep a full interval

@@ -21,18 +21,19 @@ from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.contracts import PhotoVerification, ReportSubmitted, VerificationCompleted
 from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.events import distance_m
 from burgermelding_shared.messaging import enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
 from burgermelding_shared.tracing import continue_trace, outgoing_traceparent
 from verification import grouping
 from verification.analysis import PhotoJob, analyse_photo
-from verification.checks import Claim, check, distance_m
+from verification.checks import CORROBORATION_CAP, Claim, check
 from verification.config import VerificationSettings
 from verification.models import PhotoFingerprint, ReportText, VerificationJob, messaging
 from verification.nearindex import Match, NearDuplicateIndex
 from verification.phash import to_signed
 from verification.textchecks import remember, text_checks
-from verification.verdict import decide
+from verification.verdict import decide, reassess
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
@@ -71,6 +72,39 @@ async def result_of(runtime: Runtime, report_id: str) -> dict:
     if job.result is None:
         return {"report_id": report_id, "status": job.status}
     return {"status": job.status, **json.loads(job.result)}
+
+
+async def send_result(session: AsyncSession, result: VerificationCompleted, priority: int) -> None:
+    await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/verifications",
+                  kind="verification.completed", payload=result.model_dump(mode="json"), priority=priority)
+
+
+async def reassess_group(session: AsyncSession, report_ids: list[str], witnesses: dict[str, str]) -> int:
+    """Assess the latest verified revision of each report again with the event's independent witnesses as they
+    now stand; the changed results go to the bridge. Returns how many changed."""
+    if not report_ids:
+        return 0
+    jobs = (await session.execute(select(VerificationJob).where(
+        VerificationJob.report_id.in_(report_ids), VerificationJob.status == "done")
+        .order_by(VerificationJob.revision))).scalars().all()
+    latest = {job.report_id: job for job in jobs}  # ordered by revision: the last one wins
+    own_tags = dict((await session.execute(select(ReportText.report_id, ReportText.submitter_tag).where(
+        ReportText.report_id.in_(report_ids)))).all())
+    changed = 0
+    for report_id, job in latest.items():
+        if job.result is None:
+            continue
+        before = VerificationCompleted.model_validate_json(job.result)
+        own = witnesses.get(report_id, own_tags.get(report_id))
+        after = reassess(before, grouping.independent_others(witnesses, own))
+        if after is None:
+            continue
+        after = after.model_copy(update={"verified_at": utcnow()})
+        await session.execute(update(VerificationJob).where(VerificationJob.job_id == job.job_id).values(
+            verdict=after.verdict, score=after.score, result=after.model_dump_json()))
+        await send_result(session, after, job.priority)
+        changed += 1
+    return changed
 
 
 class VerificationWorker(BackgroundLoop):
@@ -135,12 +169,18 @@ class VerificationWorker(BackgroundLoop):
             group_id, group_reports = await grouping.assign(session, report.report_id, report.category,
                                                             report.location.lat, report.location.lon,
                                                             report.observed_at)
-            verdict, score, reasons = decide(photos, duplicate_of, report_checks)
+            witnesses = await grouping.installations_in_group(session, group_id)
+            own_tag = report.submitter_tag if report.submitter_kind == "installation" else None
+            if own_tag:
+                witnesses[report.report_id] = own_tag
+            others = grouping.independent_others(witnesses, own_tag)
+            verdict, score, reasons = decide(photos, duplicate_of, report_checks, others)
             result = VerificationCompleted(report_id=report.report_id, revision=report.revision, verdict=verdict,
                                            score=score, reasons=reasons, photos=photos,
                                            duplicate_of_reports=duplicate_of,
                                            near_duplicate_of_reports=sorted(set(near_of) - set(duplicate_of)),
-                                           group_id=group_id, group_reports=group_reports, verified_at=now)
+                                           group_id=group_id, group_reports=group_reports,
+                                           independent_witnesses=others, verified_at=now)
             known = set((await session.execute(select(PhotoFingerprint.photo_id)
                                                 .where(PhotoFingerprint.report_id == report.report_id))).scalars())
             for photo in (p for p in photos if p.photo_id not in known):  # earlier revisions' photos are known
@@ -156,9 +196,11 @@ class VerificationWorker(BackgroundLoop):
             await session.execute(update(VerificationJob).where(VerificationJob.job_id == job.job_id).values(
                 status="done", completed_at=now, verdict=verdict, score=score, lease_until=None,
                 result=result.model_dump_json()))
-            await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/verifications",
-                          kind="verification.completed", payload=result.model_dump(mode="json"),
-                          priority=job.priority)
+            await send_result(session, result, job.priority)
+            if own_tag and len(set(witnesses.values())) <= CORROBORATION_CAP + 1:
+                # A new independent witness: the event's earlier reports count one more (past the cap, more
+                # witnesses change nothing, so a flood of hundreds costs no extra work).
+                await reassess_group(session, group_reports, witnesses)
         await index.sync(self.runtime.db)
         log.info("verified", extra={"report_id": report.report_id, "verdict": verdict, "score": score})
 
