@@ -169,7 +169,7 @@ class GroupsMerged(Strict):
 
 ReportEventType = Literal[
     "received", "verified", "rejected", "under_review", "forwarded", "accepted", "declined", "unit_assigned",
-    "closed", "call_112", "withdrawn", "photos_added", "message",
+    "closed", "call_112", "withdrawn", "photos_added", "message", "joined",
 ]
 
 
@@ -187,11 +187,54 @@ class ReportEvent(Strict):
 # -- Bridge <-> meldkamer (NENA STA-024 shaped) ------------------------------------------------------------
 
 
+class EventCentre(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class EventPhoto(BaseModel):
+    """One photo of the event, pointing at the media component that brought it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mediaId: str = Field(description="the `$id` of the photo's mediaComponent")
+    digestSha256: str
+    reportReference: str
+    verified: bool | None = Field(description="verification passed it without doubts (None: not verified yet)")
+    sharpness: float | None = None
+    duplicate: bool = Field(description="the same picture as another one, here or in an earlier report")
+
+
+class EventSummary(BaseModel):
+    """bridge -> meldkamer: what all reports of one incident say together, kept current as witnesses come.
+    An extension beside the EIDO (which has no place for a witness count or a spread); `version` grows with
+    every change, so the meldkamer keeps the newest whatever order updates arrive in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1)
+    witnessCount: int = Field(ge=0, description="independent witnesses: distinct app installations (reports "
+                              "from one network address without a credential count as one)")
+    reportCount: int = Field(ge=0)
+    firstObserved: datetime
+    lastObserved: datetime
+    centre: EventCentre
+    radiusMeters: float = Field(ge=0, description="every report lies within this distance of the centre")
+    inProgress: bool
+    dangerToLife: bool
+    descriptions: list[str] = Field(description="what the witnesses wrote, each text once, oldest first")
+    descriptionsOmitted: int = Field(0, ge=0, description="distinct descriptions left out to keep this short")
+    photos: list[EventPhoto] = Field(description="best first: verified, not a duplicate, sharp")
+
+
 class RequestForService(BaseModel):
-    """bridge -> meldkamer: a new incident, or an update to one (`requestId` is stable across retries)."""
+    """bridge -> meldkamer: a new incident (`requestId` is stable across retries)."""
 
     requestId: str
     eido: dict
+    eventSummary: EventSummary | None = None
 
 
 class RequestResponse(BaseModel):
@@ -211,9 +254,14 @@ class IncidentUpdate(BaseModel):
 
     updateId: str
     requestId: str
-    kind: Literal["media", "verification", "citizen_note", "withdrawn", "report_added"]
+    kind: Literal["media", "verification", "citizen_note", "withdrawn", "report_added", "merged"]
     notesText: str | None = Field(None, max_length=2000)
     mediaComponent: list[dict] = []
+    mergeComponent: list[dict] = Field([], description="EIDO MergeInformationType entries: "
+                                       "`incidentTrackingIdentification` (the other incident's requestId) and "
+                                       "`incidentMergeDirectionCode` (REPLACING: this incident takes the other "
+                                       "in; REPLACED: this incident was taken into the other)")
+    eventSummary: EventSummary | None = None
 
 
 IncidentStatus = Literal["Active", "ResourcesAssigned", "ResourcesEnroute", "ResourcesOnscene", "Closed",

@@ -60,6 +60,14 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+async def serialise(session: AsyncSession, name: str) -> None:
+    """Make decisions that read several rows and then write (which incident does this report join?) one at a
+    time, until the transaction ends. PostgreSQL: a transaction-scoped advisory lock under `name`; SQLite
+    needs nothing, as its write transactions (BEGIN IMMEDIATE) are serial already."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
+
 class Database:
     """One engine and session factory per process, created in the lifespan and disposed on shutdown."""
 

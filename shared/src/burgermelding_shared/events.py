@@ -11,6 +11,7 @@ sent within the hour; two events 1 km or 6 hours apart stay apart.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -105,3 +106,8 @@ def spread_of(points: Sequence[tuple[float, float]]) -> Spread:
     lat = sum(p[0] for p in points) / len(points)
     lon = sum(p[1] for p in points) / len(points)
     return Spread(lat, lon, max(distance_m(lat, lon, p[0], p[1]) for p in points))
+
+
+def normalise_text(text: str) -> str:
+    """Words only, lower case: two texts that say the same in other punctuation or case compare equal."""
+    return " ".join(re.findall(r"\w+", text.lower()))

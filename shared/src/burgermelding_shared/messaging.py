@@ -38,7 +38,7 @@ from burgermelding_shared.tracing import continue_trace, outgoing_traceparent, p
 
 log = logging.getLogger(__name__)
 
-PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled"
 
 
 @dataclass(frozen=True)
@@ -468,6 +468,20 @@ class Relay(BackgroundLoop):
 
     def circuit_states(self) -> dict[str, dict[str, Any]]:
         return {name: breaker.describe() for name, breaker in self.breakers.items()}
+
+
+async def cancel_pending(session: AsyncSession, tables: MessagingTables, message_ids: list[str]) -> int:
+    """Withdraw messages that have not gone out yet (their news no longer holds), in the caller's
+    transaction. A message already sent or in flight is not recalled; returns how many were cancelled."""
+    if not message_ids:
+        return 0
+    result = await session.execute(
+        update(tables.outbox)
+        .where(tables.outbox.c.message_id.in_(message_ids), tables.outbox.c.status == PENDING,
+               or_(tables.outbox.c.lease_until.is_(None), tables.outbox.c.lease_until < utcnow()))
+        .values(status=CANCELLED)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def replay_dead_letter(db: Database, tables: MessagingTables, message_id: str) -> bool:

@@ -15,9 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
-from burgermelding_shared.contracts import IncidentEvent, IncidentUpdate, RequestForService, RequestResponse
+from burgermelding_shared.contracts import (
+    EventSummary,
+    IncidentEvent,
+    IncidentUpdate,
+    RequestForService,
+    RequestResponse,
+)
 from burgermelding_shared.errors import ServiceError
-from burgermelding_shared.messaging import Outcome, enqueue
+from burgermelding_shared.messaging import Outcome, cancel_pending, enqueue
 from burgermelding_shared.timeutil import utcnow
 from meldkamer_sim.config import MeldkamerSettings
 from meldkamer_sim.faults import FaultState
@@ -65,6 +71,7 @@ async def accept_request(runtime: Runtime, request: RequestForService) -> Reques
                 status="Received", eido=json.dumps(request.eido), received_at=now, updated_at=now,
                 photos_state="pending" if has_photos and settings.fetch_photos else "none",
             )
+            keep_summary(incident, request.eventSummary)
             session.add(incident)
             await session.flush()
             incident.incident_id = f"MK-{now.year}-{incident.number:06d}"
@@ -119,10 +126,38 @@ async def apply_update(runtime: Runtime, request_id: str, update: IncidentUpdate
         session.add(SimIncidentUpdate(update_id=update.updateId, incident_id=incident.incident_id, kind=update.kind,
                                       notes=update.notesText, media=json.dumps(update.mediaComponent),
                                       received_at=utcnow()))
-        if update.kind == "withdrawn":
-            incident.status, incident.updated_at = "Cancelled", utcnow()
-            session.add(incident)
+        if update.kind == "withdrawn" and (update.eventSummary is None or update.eventSummary.reportCount == 0):
+            incident.status = "Cancelled"  # its only report was withdrawn (with witnesses left, it goes on)
+        keep_summary(incident, update.eventSummary)
+        for merge in update.mergeComponent:
+            await record_merge(session, incident, merge)
+        incident.updated_at = utcnow()
+        session.add(incident)
     return {"status": "applied", "incidentId": incident.incident_id}
+
+
+def keep_summary(incident: SimIncident, summary: EventSummary | None) -> None:
+    """Keep the newest picture of the event, whatever order the updates came in."""
+    if summary is not None and summary.version > incident.summary_version:
+        incident.event_summary, incident.summary_version = summary.model_dump_json(), summary.version
+
+
+async def record_merge(session: AsyncSession, incident: SimIncident, merge: dict[str, Any]) -> None:
+    """An EIDO MergeInformationType: REPLACED means this incident was taken into the other one, as a
+    dispatcher merges two GMS incidents; its own script stops (the other incident carries on)."""
+    if merge.get("incidentMergeDirectionCode") != "REPLACED":
+        return  # REPLACING: the other incident's own update records the merge
+    survivor = await _by_request(session, str(merge.get("incidentTrackingIdentification", "")))
+    if survivor is None:
+        raise ServiceError(409, "incident_not_yet_known", "the incident merged into is not known yet",
+                           headers={"Retry-After": "1"})
+    incident.merged_into, incident.status = survivor.incident_id, "Closed"
+    await cancel_pending(session, messaging, script_message_ids(incident))
+
+
+def script_message_ids(incident: SimIncident) -> list[str]:
+    ids = [f"{incident.incident_id}-{sequence}" for sequence in range(64)]
+    return ids + [f"{i}-dup" for i in ids]
 
 
 async def _by_request(session: AsyncSession, request_id: str) -> SimIncident | None:
@@ -152,9 +187,11 @@ async def list_incidents(runtime: Runtime, limit: int) -> list[dict[str, Any]]:
             updates.setdefault(update.incident_id, []).append(update)
     return [{"incidentId": r.incident_id, "requestId": r.request_id, "incidentType": r.incident_type,
              "priorityNumber": r.priority_number, "status": r.status, "receivedAt": r.received_at,
-             "photos": r.photos_state, "photosDetail": r.photos_detail,
+             "photos": r.photos_state, "photosDetail": r.photos_detail, "mergedInto": r.merged_into,
              "description": _component(json.loads(r.eido), "notesComponent").get("notesActionComments"),
-             "updates": [{"kind": u.kind, "notes": u.notes, "media": len(json.loads(u.media or "[]"))}
+             "eventSummary": json.loads(r.event_summary) if r.event_summary else None,
+             "updates": [{"kind": u.kind, "notes": u.notes, "media": len(json.loads(u.media or "[]")),
+                          "receivedAt": u.received_at}
                          for u in updates.get(r.incident_id, [])]}
             for r in rows]
 

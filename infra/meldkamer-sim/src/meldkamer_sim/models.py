@@ -37,6 +37,11 @@ class SimIncident(MeldkamerTable, table=True):
     # pending | verified | failed | none ; what came of fetching the photos and checking their digests
     photos_state: str = Field(max_length=16)
     photos_detail: str | None = None
+    # The event as the bridge last summed it up (JSON EventSummary), and which version that was.
+    event_summary: str | None = Field(default=None, sa_column=Column(Text))
+    summary_version: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    # When the incident turned out to be part of another: that incident's number (as a dispatcher merges them).
+    merged_into: str | None = Field(default=None, max_length=32)
 
 
 class SimIncidentUpdate(MeldkamerTable, table=True):

@@ -32,6 +32,7 @@ class Call112Watch(BackgroundLoop):
         async with self.runtime.db.transaction() as session:
             overdue = (await session.execute(select(Incident).where(
                 Incident.priority == 1, Incident.delivery_state.in_(["queued", "sent", "dead_lettered", "rejected"]),
+                Incident.merged_into.is_(None),
                 Incident.call_112_sent_at.is_(None), Incident.created_at < overdue_before).limit(50)
                 .with_for_update(skip_locked=True))).scalars().all()
             for incident in overdue:

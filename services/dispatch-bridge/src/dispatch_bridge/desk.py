@@ -16,7 +16,7 @@ from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import DEAD, outbox_counts, replay_dead_letter
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import forwarding
+from dispatch_bridge import forwarding, incidents
 from dispatch_bridge.auth import Actor
 from dispatch_bridge.models import AuditEntry, BridgeMessage, BridgeReport, Incident, messaging
 
@@ -43,13 +43,18 @@ def report_summary(stored: BridgeReport) -> dict[str, Any]:
     }
 
 
-def incident_summary(incident: Incident, reports: list[BridgeReport]) -> dict[str, Any]:
+def incident_summary(incident: Incident, reports: list[BridgeReport], merged_from: list[str]) -> dict[str, Any]:
+    """One incident as the dispatcher sees it: all its reports (those of incidents merged into it too) and
+    the event they describe together."""
+    event = incidents.describe(incident, reports, incident.summary_version).model_dump(mode="json") \
+        if reports else None
     return {
         "incident_id": incident.id, "meldkamer_incident_id": incident.meldkamer_incident_id,
         "category": incident.category, "priority": incident.priority, "delivery_state": incident.delivery_state,
         "delivery_cause": incident.delivery_cause, "operational_status": incident.operational_status,
         "created_at": incident.created_at, "updated_at": incident.updated_at,
-        "reports": [{"report_id": r.report_id, "reference": r.reference} for r in reports],
+        "merged_into": incident.merged_into, "merged_from": merged_from, "event": event,
+        "reports": [{"report_id": r.report_id, "reference": r.reference, "state": r.state} for r in reports],
     }
 
 
@@ -58,6 +63,7 @@ class IncidentFilter:
     delivery_state: str | None = None
     priority: int | None = None
     category: str | None = None
+    include_merged: bool = False  # incidents merged into another are shown there, with all their reports
 
 
 @dataclass(frozen=True)
@@ -85,14 +91,22 @@ async def list_incidents(runtime: Runtime, actor: Actor, filters: IncidentFilter
             query = query.where(Incident.priority == filters.priority)
         if filters.category:
             query = query.where(Incident.category == filters.category)
-        incidents = (await session.execute(query)).scalars().all()
-        reports = (await session.execute(select(BridgeReport).where(
-            BridgeReport.incident_id.in_([i.id for i in incidents])))).scalars().all()
-        audit_listing(session, actor, "incidents", filters, [i.id for i in incidents])
+        if not filters.include_merged:
+            query = query.where(Incident.merged_into.is_(None))
+        shown = (await session.execute(query)).scalars().all()
+        ids = [i.id for i in shown]
+        reports = (await session.execute(select(BridgeReport).where(BridgeReport.incident_id.in_(ids))
+                                         .order_by(BridgeReport.received_at))).scalars().all()
+        merged = (await session.execute(select(Incident.id, Incident.merged_into)
+                                        .where(Incident.merged_into.in_(ids)))).all()
+        audit_listing(session, actor, "incidents", filters, ids)
     by_incident: dict[str, list[BridgeReport]] = {}
     for report in reports:
         by_incident.setdefault(report.incident_id or "", []).append(report)
-    return [incident_summary(i, by_incident.get(i.id, [])) for i in incidents]
+    merged_from: dict[str, list[str]] = {}
+    for absorbed, survivor in merged:
+        merged_from.setdefault(survivor, []).append(absorbed)
+    return [incident_summary(i, by_incident.get(i.id, []), sorted(merged_from.get(i.id, []))) for i in shown]
 
 
 async def list_reports(runtime: Runtime, actor: Actor, filters: ReportFilter, limit: int) -> list[dict[str, Any]]:
@@ -176,8 +190,8 @@ async def decide_review(runtime: Runtime, actor: Actor, report_id: str, forward:
         if stored.state != "held_for_review":
             raise ServiceError(409, "not_held_for_review", f"the report is {stored.state}, not held for review")
         if forward:
-            await forwarding.forward(session, runtime.settings, stored,
-                                     ReportSubmitted.model_validate_json(stored.submission))
+            await forwarding.dispatch(session, runtime.settings, stored,
+                                      ReportSubmitted.model_validate_json(stored.submission))
         else:
             stored.state = "rejected"
             session.add(stored)

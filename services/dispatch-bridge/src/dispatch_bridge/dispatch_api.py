@@ -34,12 +34,14 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], runtime: 
     return Token(access_token=await auth.log_in(runtime, form.username, form.password))
 
 
-@router.get("/dispatch/incidents", summary="Incidents with their reports, most urgent first (the view is audited)",
+@router.get("/dispatch/incidents", summary="Incidents with their reports and the event they describe together "
+            "(witnesses, time span, spread, photos best first), most urgent first (the view is audited)",
             responses=AUTH_ERRORS)
 async def incidents(runtime: RuntimeDep, actor: AnyDispatcher, delivery_state: str | None = None,
                     priority: Annotated[int | None, Query(ge=1, le=3)] = None, category: str | None = None,
-                    limit: Limit = 100) -> list[dict[str, Any]]:
-    return await desk.list_incidents(runtime, actor, desk.IncidentFilter(delivery_state, priority, category), limit)
+                    include_merged: bool = False, limit: Limit = 100) -> list[dict[str, Any]]:
+    return await desk.list_incidents(runtime, actor, desk.IncidentFilter(delivery_state, priority, category,
+                                                                         include_merged), limit)
 
 
 @router.get("/dispatch/reports", summary="Reports with their verification summary, group and incident links "

@@ -2,8 +2,10 @@
 incident up to date, and tell the citizen.
 
 In-progress and life-threatening reports are forwarded the moment they arrive, never held for verification;
-their verification result follows as an update. Other reports wait for a `forward` verdict. Every forward and
-every update is written in the same transaction as the change that causes it (outbox).
+their verification result follows as an update. Other reports wait for a `forward` verdict. Either way a
+report that belongs to an event the meldkamer already has joins that incident (`incidents.py`), and two
+incidents that turn out to be one event are merged there too. Every forward and every update is written in
+the same transaction as the change that causes it (outbox).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from burgermelding_shared import contracts
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.contracts import (
     CitizenMessage,
     DispatcherMessage,
+    GroupsMerged,
     IncidentEvent,
     IncidentUpdate,
     PhotoRef,
@@ -35,7 +39,7 @@ from burgermelding_shared.contracts import (
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import Outcome, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import media
+from dispatch_bridge import incidents, media
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.eido import build_eido, media_components
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, messaging
@@ -51,13 +55,11 @@ OUTBOX_PRIORITY = {1: 10, 2: 5, 3: 0}  # urgent work leaves first, also past a b
 
 
 def proposed_priority(report: ReportSubmitted) -> int:
-    if report.in_progress or report.danger_to_life:
-        return 1
-    return CATEGORIES[report.category].priority
+    return 1 if report.urgent else CATEGORIES[report.category].priority
 
 
 def is_urgent(stored: BridgeReport) -> bool:
-    return stored.in_progress or stored.danger_to_life
+    return contracts.is_urgent(stored.in_progress, stored.danger_to_life)
 
 
 async def tell_citizen(session: AsyncSession, report_id: str, event: str, incident_number: str | None = None,
@@ -70,11 +72,15 @@ async def tell_citizen(session: AsyncSession, report_id: str, event: str, incide
 
 
 async def update_incident(session: AsyncSession, incident: Incident, kind: str, notes: str | None = None,
-                          media_items: list[dict[str, Any]] | None = None) -> None:
-    """Queue news for an incident the meldkamer has (or is about to have): one update id across retries."""
+                          media_items: list[dict[str, Any]] | None = None, *, with_summary: bool = True,
+                          merge_items: list[dict[str, Any]] | None = None) -> None:
+    """Queue news for an incident the meldkamer has (or is about to have): one update id across retries.
+    It carries the event as it now stands, so the meldkamer always sees the whole event, not the pile."""
     update_id = str(uuid.uuid4())
+    summary = await incidents.summarise(session, incident) if with_summary else None
     update = IncidentUpdate(updateId=update_id, requestId=incident.id, kind=kind,  # type: ignore[arg-type]
-                            notesText=notes[:2000] if notes else None, mediaComponent=media_items or [])
+                            notesText=notes[:2000] if notes else None, mediaComponent=media_items or [],
+                            mergeComponent=merge_items or [], eventSummary=summary)
     await enqueue(session, messaging, destination="meldkamer", path=f"/v1/requests-for-service/{incident.id}/updates",
                   kind=UPDATE_KIND, payload=update.model_dump(mode="json"), message_id=update_id,
                   priority=OUTBOX_PRIORITY[incident.priority])
@@ -112,9 +118,10 @@ async def receive_report(runtime: Runtime, report: ReportSubmitted, message_id: 
             in_progress=report.in_progress, danger_to_life=report.danger_to_life, revision=report.revision,
             submission=report.model_dump_json(), received_at=utcnow(), state="waiting_verification",
         )
+        incidents.place(stored, report)
         session.add(stored)
-        if report.in_progress or report.danger_to_life:
-            await forward(session, runtime.settings, stored, report)
+        if report.urgent:
+            await dispatch(session, runtime.settings, stored, report)
     return "accepted"
 
 
@@ -124,6 +131,7 @@ async def _revise(session: AsyncSession, settings: BridgeSettings, stored: Bridg
         return "duplicate"  # an older or equal revision: we have newer news already
     before = {p.photo_id for p in ReportSubmitted.model_validate_json(stored.submission).photos}
     stored.submission, stored.revision = report.model_dump_json(), report.revision
+    incidents.place(stored, report)
     session.add(stored)
     new_photos = [p for p in report.photos if p.photo_id not in before]
     if stored.incident_id and stored.state != "withdrawn" and new_photos:
@@ -153,14 +161,15 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
         if not await first_delivery(session, messaging, message_id=message_id, source=source,
                                     kind="verification.completed"):
             return "duplicate"
-        if result.revision <= stored.verified_revision:
+        if (result.revision, result.assessment) <= (stored.verified_revision, stored.verified_assessment):
             return "stale"
         first_verdict = stored.verified_revision < 0
         stored.verdict, stored.score, stored.verified_revision = result.verdict, result.score, result.revision
+        stored.verified_assessment = result.assessment
         stored.verification, stored.group_id = result.model_dump_json(), result.group_id
         session.add(stored)
         urgent = OUTBOX_PRIORITY[1] if is_urgent(stored) else 0
-        if stored.state == "withdrawn":
+        if stored.state in ("withdrawn", "rejected"):
             return "applied"
         if stored.state == "forwarded":
             # Already with the meldkamer (in progress, or a later revision): the result follows as an update.
@@ -168,14 +177,12 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
             await update_incident(session, incident, "verification", verification_note(stored.reference, result))
             if first_verdict:
                 await tell_citizen(session, stored.report_id, "verified", priority=urgent)
+            await merge_with_group(session, runtime.settings, incident, result.group_reports)
         elif result.verdict == "forward":
             await tell_citizen(session, stored.report_id, "verified", priority=urgent)
             report = ReportSubmitted.model_validate_json(stored.submission)
-            incident = await incident_of_group(session, result.group_reports)
-            if incident is not None:
-                await join_incident(session, runtime.settings, stored, report, incident)
-            else:
-                await forward(session, runtime.settings, stored, report)
+            incident = await dispatch(session, runtime.settings, stored, report)
+            await merge_with_group(session, runtime.settings, incident, result.group_reports)
         elif result.verdict == "review":
             stored.state = "held_for_review"
             if first_verdict:
@@ -190,6 +197,19 @@ def verification_note(reference: str, result: VerificationCompleted) -> str:
     reasons = ", ".join(sorted({r.code for r in result.reasons})) or "no concerns"
     return f"Verification of {reference} (revision {result.revision}): {result.verdict}, score {result.score:.2f}; " \
            f"{reasons}"
+
+
+async def dispatch(session: AsyncSession, settings: BridgeSettings, stored: BridgeReport,
+                   report: ReportSubmitted) -> Incident:
+    """Send a report to the meldkamer: into the open incident of its event if there is one, else as a new
+    incident. The same rule for urgent and ordinary reports; for the first report of an event it costs one
+    indexed query, so the first urgent report leaves as fast as before."""
+    await incidents.decide_one_at_a_time(session)
+    incident = await incidents.open_incident_for(session, report)
+    if incident is None:
+        return await forward(session, settings, stored, report)
+    await join_incident(session, settings, stored, report, incident)
+    return incident
 
 
 async def forward(session: AsyncSession, settings: BridgeSettings, stored: BridgeReport,
@@ -207,36 +227,112 @@ async def forward(session: AsyncSession, settings: BridgeSettings, stored: Bridg
                       callback_uri=f"{settings.public_url}/v1/meldkamer/callbacks", now=now)
     if report.contact is not None and report.contact.share_with_police:
         eido["personComponent"][0]["personContactDetails"] = report.contact.model_dump(exclude={"share_with_police"})
-    request = RequestForService(requestId=incident.id, eido=eido)
+    request = RequestForService(requestId=incident.id, eido=eido,
+                                eventSummary=await incidents.summarise(session, incident))
     await enqueue(session, messaging, destination="meldkamer", path="/v1/requests-for-service", kind=REQUEST_KIND,
                   payload=request.model_dump(mode="json"), priority=OUTBOX_PRIORITY[priority])
     await tell_citizen(session, stored.report_id, "forwarded", priority=OUTBOX_PRIORITY[priority])
     return incident
 
 
-async def incident_of_group(session: AsyncSession, group_reports: list[str]) -> Incident | None:
-    """The incident an earlier report about the same event already has, if any."""
-    if not group_reports:
-        return None
-    incident_id = (await session.execute(
-        select(BridgeReport.incident_id).where(BridgeReport.report_id.in_(group_reports),
-                                               BridgeReport.incident_id.is_not(None))
-        .order_by(BridgeReport.received_at).limit(1))).scalar()
-    return await session.get(Incident, incident_id, with_for_update=True) if incident_id else None
-
-
 async def join_incident(session: AsyncSession, settings: BridgeSettings, stored: BridgeReport,
                         report: ReportSubmitted, incident: Incident) -> None:
-    """Another report about an event the meldkamer already has: an update to that incident, not a new one."""
+    """Another report about an event the meldkamer already has: an update to that incident (a new witness,
+    new photos, a new description), not a new incident. An urgent witness makes the incident urgent."""
     stored.incident_id, stored.state = incident.id, "forwarded"
     session.add(stored)
+    incident.priority = min(incident.priority, proposed_priority(report))
+    incident.updated_at = utcnow()
+    session.add(incident)
     await update_incident(session, incident, "report_added",
-                          f"Another report about this event ({report.reference}): {report.description}",
+                          f"Another witness of this event ({report.reference}): {report.description}",
                           media_for(settings, report, report.photos))
+    await tell_joined(session, stored, incident)
+
+
+async def tell_joined(session: AsyncSession, stored: BridgeReport, incident: Incident) -> None:
+    """The citizen of a report that joined an incident hears where the incident stands."""
     priority = OUTBOX_PRIORITY[incident.priority]
     await tell_citizen(session, stored.report_id, "forwarded", priority=priority)
     if incident.delivery_state == "accepted":
         await tell_citizen(session, stored.report_id, "accepted", incident.meldkamer_incident_id, priority=priority)
+    elif incident.call_112_sent_at is not None and is_urgent(stored):
+        await tell_citizen(session, stored.report_id, "call_112", priority=priority)
+
+
+async def merge_with_group(session: AsyncSession, settings: BridgeSettings, incident: Incident,
+                           group_reports: list[str]) -> None:
+    """Verification found more reports of the incident's event: if some went to another open incident, the
+    two are one event and become one."""
+    if not group_reports:
+        return
+    others = (await session.execute(select(BridgeReport.incident_id).where(
+        BridgeReport.report_id.in_(group_reports), BridgeReport.incident_id.is_not(None),
+        BridgeReport.incident_id != incident.id).distinct())).scalars().all()
+    await merge_incidents(session, settings, [incident.id, *others])
+
+
+async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incident_ids: list[str]) -> Incident | None:
+    """Merge the open ones of these incidents into the oldest: its reports, photos and witnesses become one
+    incident, the meldkamer is told which incident was merged into which (EIDO mergeComponent on both), and
+    the citizens of the merged reports hear that theirs is handled with the others."""
+    found = []
+    for incident_id in sorted(set(incident_ids)):  # a fixed order of row locks: no deadlock between merges
+        incident = await session.get(Incident, incident_id, with_for_update=True)
+        while incident is not None and incident.merged_into is not None:  # follow earlier merges
+            incident = await session.get(Incident, incident.merged_into, with_for_update=True)
+        if incident is not None and incidents.is_open(incident) and incident not in found:
+            found.append(incident)
+    if len(found) < 2:
+        return found[0] if found else None
+    survivor, *absorbed = sorted(found, key=lambda i: (i.created_at, i.id))
+    for other in absorbed:
+        moved = await incidents.reports_of(session, other.id)
+        for stored in moved:
+            stored.incident_id = survivor.id
+            session.add(stored)
+        other.merged_into, other.updated_at = survivor.id, utcnow()
+        survivor.priority = min(survivor.priority, other.priority)
+        session.add_all([other, survivor])
+        await update_incident(session, other, "merged", f"Merged into incident {survivor.id}: the same event.",
+                              merge_items=[merge_component(settings, survivor, "REPLACED")], with_summary=False)
+        media_items = [item for stored in moved if stored.state != "withdrawn"
+                       for report in [ReportSubmitted.model_validate_json(stored.submission)]
+                       for item in media_for(settings, report, report.photos)]
+        await update_incident(session, survivor, "merged",
+                              f"Incident {other.id} ({len(moved)} report(s)) is the same event and was merged "
+                              "into this one.", media_items, merge_items=[merge_component(settings, other,
+                                                                                          "REPLACING")])
+        for stored in moved:
+            if stored.state != "withdrawn":
+                await tell_citizen(session, stored.report_id, "joined", survivor.meldkamer_incident_id,
+                                   priority=OUTBOX_PRIORITY[survivor.priority])
+    log.info("incidents merged", extra={"incident_id": survivor.id, "merged": [o.id for o in absorbed]})
+    return survivor
+
+
+def merge_component(settings: BridgeSettings, other: Incident, direction: str) -> dict[str, Any]:
+    """EIDO MergeInformationType: the other incident, and whether this one replaces it or is replaced."""
+    return {"$id": f"merge-{other.id}", "lastUpdateTimeStamp": utcnow().isoformat(),
+            "updatedByAgencyReference": settings.agency, "incidentTrackingIdentification": other.id,
+            "incidentMergeDirectionCode": direction}
+
+
+async def receive_group_merge(runtime: Runtime, merge: GroupsMerged, message_id: str, source: str) -> str:
+    """Verification's merge pass found two groups to be one event: so are their incidents."""
+    async with runtime.db.transaction() as session:
+        if not await first_delivery(session, messaging, message_id=message_id, source=source, kind="groups.merged"):
+            return "duplicate"
+        await incidents.decide_one_at_a_time(session)
+        reports = (await session.execute(select(BridgeReport).where(
+            BridgeReport.report_id.in_([*merge.report_ids, *merge.merged_report_ids])).with_for_update()
+        )).scalars().all()
+        for stored in reports:
+            stored.group_id = merge.group_id
+            session.add(stored)
+        survivor = await merge_incidents(session, runtime.settings,
+                                         [r.incident_id for r in reports if r.incident_id])
+    return "merged" if survivor is not None else "applied"
 
 
 async def receive_withdrawal(runtime: Runtime, withdrawal: ReportWithdrawn, message_id: str, source: str) -> str:
@@ -281,11 +377,6 @@ async def ask_citizen(session: AsyncSession, report_id: str, text: str, author: 
     return question
 
 
-async def _reports_of(session: AsyncSession, incident_id: str) -> list[BridgeReport]:
-    return list((await session.execute(select(BridgeReport).where(BridgeReport.incident_id == incident_id)))
-                .scalars().all())
-
-
 async def on_meldkamer_attempt(session: AsyncSession, row: RowMapping, outcome: Outcome) -> None:
     """A request went out without a decision (error, timeout): queued -> sent, with the cause so far."""
     incident = await session.get(Incident, json.loads(row["payload"])["requestId"], with_for_update=True)
@@ -325,7 +416,7 @@ async def on_meldkamer_answer(session: AsyncSession, row: RowMapping, outcome: O
         event = "declined"
     session.add(incident)
     if event:
-        for stored in await _reports_of(session, incident.id):
+        for stored in await incidents.reports_of(session, incident.id):
             await tell_citizen(session, stored.report_id, event, incident.meldkamer_incident_id,
                                priority=OUTBOX_PRIORITY[incident.priority])
 
@@ -340,13 +431,18 @@ async def receive_incident_event(runtime: Runtime, event: IncidentEvent, webhook
         incident = await session.get(Incident, event.requestId, with_for_update=True)
         if incident is None:
             raise ServiceError(404, "incident_not_found", "no incident with this requestId")
-        reports = await _reports_of(session, incident.id)
+        reports = await incidents.reports_of(session, incident.id) if incident.merged_into is None else []
         if event.questionId and event.notesText:
             for stored in reports:
                 question_id = f"{event.questionId}:{stored.report_id}"[:64]
                 # The same question may come again under another webhook id: ask it once.
                 if await session.get(BridgeMessage, question_id) is None:
                     await ask_citizen(session, stored.report_id, event.notesText, "meldkamer", question_id)
+        if incident.merged_into is not None:
+            # Part of another incident now: its citizens follow that one; this one's late news changes nothing.
+            incident.callback_sequence = max(incident.callback_sequence, event.sequence)
+            session.add(incident)
+            return "merged"
         if event.sequence <= incident.callback_sequence:
             return "out_of_order"
         previous = STATUS_EVENTS.get(incident.operational_status or "")

@@ -12,6 +12,7 @@ from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_messa
 from burgermelding_shared.blobstore import BlobNotFound
 from burgermelding_shared.contracts import (
     CitizenMessage,
+    GroupsMerged,
     IncidentEvent,
     ReportSubmitted,
     ReportWithdrawn,
@@ -53,6 +54,14 @@ async def receive_citizen_message(
     message: CitizenMessage, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
     return {"status": await forwarding.receive_citizen_message(runtime, message, sender.message_id, sender.source)}
+
+
+@internal.post("/group-merges", summary="Two groups of reports are one event, from verification's merge pass",
+               responses=error_responses(400, 401, 403, 422))
+async def receive_group_merge(
+    merge: GroupsMerged, runtime: RuntimeDep, sender: InternalMessage = internal_message("verification"),
+) -> dict[str, str]:
+    return {"status": await forwarding.receive_group_merge(runtime, merge, sender.message_id, sender.source)}
 
 
 @meldkamer.post("/meldkamer/callbacks", summary="Status changes from the meldkamer (signed webhooks)",

@@ -41,13 +41,22 @@ class BridgeReport(BridgeTable, table=True):
     verification: str | None = Field(default=None, sa_column=Column(Text))  # VerificationCompleted, JSON
     group_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))  # its event, if grouped
     incident_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
+    verified_assessment: int = 0  # verification may assess a revision again as more witnesses come
+    # Where and when it was seen, and the sender's daily pseudonym: to place it in its event and to count the
+    # event's independent witnesses. The pseudonym is never shown.
+    lat: float | None = None
+    lon: float | None = None
+    observed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    submitter_tag: str | None = Field(default=None, max_length=64)
+    submitter_kind: str | None = Field(default=None, max_length=16)
 
 
 class Incident(BridgeTable, table=True):
     """One incident at the meldkamer; `id` is the STA-024 requestId, the same on every retry."""
 
     __tablename__ = "incidents"
-    __table_args__ = (Index("ix_incidents_delivery_state", "delivery_state"),)
+    __table_args__ = (Index("ix_incidents_delivery_state", "delivery_state"),
+                      Index("ix_incidents_last_seen", "last_seen"))
 
     id: str = Field(primary_key=True, max_length=36)
     category: str = Field(max_length=40)
@@ -60,6 +69,14 @@ class Incident(BridgeTable, table=True):
     callback_sequence: int = -1
     # When the citizen of an urgent report was told to call 112 because the meldkamer had not accepted in time.
     call_112_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The event it stands for (burgermelding_shared.events): reports that belong to it join it, not a new one.
+    family: str | None = Field(default=None, max_length=24)
+    lat: float | None = None
+    lon: float | None = None
+    first_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    summary_version: int = 0  # of the EventSummary last sent to the meldkamer
+    merged_into: str | None = Field(default=None, max_length=36)  # it turned out to be part of that incident
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 

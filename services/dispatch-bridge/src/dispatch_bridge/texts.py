@@ -13,6 +13,8 @@ EVENT_TEXTS: dict[str, tuple[str, str]] = {  # event: (English, Dutch)
     "call_112": ("The control room has not yet confirmed your report. Is it urgent? Call 112 now.",
                  "De meldkamer heeft uw melding nog niet bevestigd. Is het dringend? Bel nu 112."),
     "unit_assigned": ("A police unit has been sent.", "Er is een politie-eenheid ingezet."),
+    "joined": ("Other people reported the same event: the control room handles your report together with theirs.",
+               "Anderen meldden hetzelfde voorval: de meldkamer behandelt uw melding samen met die van hen."),
     "closed": ("The control room has closed this incident. Thank you for your report.",
                "De meldkamer heeft dit incident afgesloten. Dank u wel voor uw melding."),
 }

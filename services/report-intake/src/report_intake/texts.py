@@ -23,4 +23,4 @@ STATUS_RANK = {
 }
 FINAL_RANK = 9  # from here on a report is no longer open: no photos or messages can be added
 # Events that add to the timeline without being a status of their own.
-NON_STATUS_EVENTS = {"call_112", "photos_added", "message"}
+NON_STATUS_EVENTS = {"call_112", "photos_added", "message", "joined"}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.contracts import CheckResult, ReportSubmitted
+from burgermelding_shared.events import normalise_text
 from verification.checks import check
 from verification.models import ReportText
 
@@ -17,21 +17,19 @@ REPEAT_WINDOW = timedelta(hours=24)
 FLOOD_WINDOW = timedelta(minutes=10)
 
 
-def normalise(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
 
 
 def text_hash(text: str) -> str:
-    return hashlib.sha256(normalise(text).encode()).hexdigest()
+    return hashlib.sha256(normalise_text(text).encode()).hexdigest()
 
 
 def content_hash(report: ReportSubmitted) -> str:
-    parts = [report.category, normalise(report.description), *sorted(p.sha256 for p in report.photos)]
+    parts = [report.category, normalise_text(report.description), *sorted(p.sha256 for p in report.photos)]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def is_meaningless(text: str) -> bool:
-    words = normalise(text).split()
+    words = normalise_text(text).split()
     letters = sum(ch.isalpha() for ch in text)
     if letters < 3 or not words:
         return True

@@ -1,0 +1,168 @@
+"""Incidents as events: which incident a report joins, what the meldkamer is told about the whole event, and
+merging two incidents that turn out to be one event.
+
+In the first minutes of a fight or a fire dozens of witnesses report the same thing. The first report of an
+event becomes an incident at the meldkamer; every later report that belongs to it under the suite's one rule
+(`burgermelding_shared.events`) is attached to that incident as an update, never forwarded as a new incident,
+urgent or not. Each change sends the meldkamer the event as a whole (`EventSummary`): how many independent
+witnesses, the time span, centre and radius of the locations, the photos best first and the descriptions once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from burgermelding_shared.contracts import (
+    EventCentre,
+    EventPhoto,
+    EventSummary,
+    ReportSubmitted,
+    VerificationCompleted,
+)
+from burgermelding_shared.db import serialise
+from burgermelding_shared.events import WINDOW, Extent, Sighting, family_of, nearest_event, normalise_text, spread_of
+from dispatch_bridge.models import BridgeReport, Incident
+
+# The meldkamer no longer has (or never had) these incidents: a new report of the event starts a new one.
+CLOSED_STATUSES = ("Closed", "Cancelled")
+DEAD_DELIVERIES = ("rejected", "dead_lettered")
+DESCRIPTIONS_MAX_CHARS = 20_000
+DOUBTFUL_PHOTO_CHECKS = {"near_duplicate", "recycled_image", "possible_duplicate"}
+EVENT_DECISIONS = "bridge:event-decisions"
+
+
+def sighting_of(report: ReportSubmitted) -> Sighting:
+    return Sighting(family_of(report.category), report.location.lat, report.location.lon, report.observed_at)
+
+
+def extent_of(incident: Incident) -> Extent | None:
+    if incident.family is None or incident.lat is None or incident.lon is None or incident.first_seen is None \
+            or incident.last_seen is None:
+        return None
+    return Extent(incident.family, incident.lat, incident.lon, incident.first_seen, incident.last_seen)
+
+
+def is_open(incident: Incident) -> bool:
+    return (incident.merged_into is None and incident.operational_status not in CLOSED_STATUSES
+            and incident.delivery_state not in DEAD_DELIVERIES)
+
+
+async def decide_one_at_a_time(session: AsyncSession) -> None:
+    """Two witnesses of one event arriving at the same moment must not both start an incident."""
+    await serialise(session, EVENT_DECISIONS)
+
+
+async def open_incident_for(session: AsyncSession, report: ReportSubmitted) -> Incident | None:
+    """The open incident of the report's event, if the meldkamer has one (locked); None: a new event."""
+    sighting = sighting_of(report)
+    candidates = (await session.execute(select(Incident).where(
+        Incident.merged_into.is_(None), Incident.last_seen >= sighting.observed_at - WINDOW,
+        Incident.first_seen <= sighting.observed_at + WINDOW))).scalars().all()
+    pairs = [(extent, i) for i in candidates if is_open(i) and (extent := extent_of(i)) is not None]
+    found = nearest_event(pairs, sighting)
+    return await session.get(Incident, found.id, with_for_update=True) if found is not None else None
+
+
+def place(stored: BridgeReport, report: ReportSubmitted) -> None:
+    """What the bridge keeps of a report to place it in its event and count its witness."""
+    stored.lat, stored.lon, stored.observed_at = report.location.lat, report.location.lon, report.observed_at
+    stored.submitter_tag, stored.submitter_kind = report.submitter_tag, report.submitter_kind
+
+
+async def reports_of(session: AsyncSession, incident_id: str) -> list[BridgeReport]:
+    return list((await session.execute(select(BridgeReport).where(BridgeReport.incident_id == incident_id)
+                                       .order_by(BridgeReport.received_at, BridgeReport.report_id))).scalars())
+
+
+def witnesses(reports: list[BridgeReport]) -> int:
+    """Independent witnesses: one per installation; reports keyed only on an address count as one sender."""
+    return len({(r.submitter_kind, r.submitter_tag) if r.submitter_tag else ("report", r.report_id)
+                for r in reports})
+
+
+def ranked_photos(reports: list[BridgeReport]) -> list[EventPhoto]:
+    """Every photo of the event, best first: verified without doubts, not a duplicate, sharp."""
+    photos: list[tuple[tuple[Any, ...], EventPhoto]] = []
+    seen_digests: set[str] = set()
+    for order, stored in enumerate(reports):
+        submission = ReportSubmitted.model_validate_json(stored.submission)
+        result = VerificationCompleted.model_validate_json(stored.verification) if stored.verification else None
+        checked = {p.photo_id: p for p in result.photos} if result else {}
+        for photo in submission.photos:
+            verification = checked.get(photo.photo_id)
+            doubts = {c.code for c in verification.checks if c.outcome in ("warn", "fail")} if verification else set()
+            codes = {c.code for c in verification.checks} if verification else set()
+            duplicate = photo.sha256 in seen_digests or bool(codes & DOUBTFUL_PHOTO_CHECKS) or bool(
+                result and result.duplicate_of_reports)
+            seen_digests.add(photo.sha256)
+            verified = None if result is None else (result.verdict == "forward" and not doubts)
+            sharpness = verification.sharpness if verification else None
+            entry = EventPhoto(mediaId=f"media-{photo.photo_id}", digestSha256=photo.sha256,
+                               reportReference=stored.reference, verified=verified, sharpness=sharpness,
+                               duplicate=duplicate)
+            photos.append(((verified is not True, duplicate, -(sharpness or 0.0), order), entry))
+    return [entry for _key, entry in sorted(photos, key=lambda pair: pair[0])]
+
+
+def distinct_descriptions(reports: list[BridgeReport]) -> tuple[list[str], int]:
+    """Each description once (the same words in other case or punctuation are a repeat), oldest first,
+    up to DESCRIPTIONS_MAX_CHARS; returns (texts, how many distinct ones were left out)."""
+    texts: list[str] = []
+    seen: set[str] = set()
+    used, omitted = 0, 0
+    for stored in sorted(reports, key=lambda r: (r.observed_at or r.received_at, r.report_id)):
+        text = ReportSubmitted.model_validate_json(stored.submission).description.strip()
+        key = normalise_text(text)
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        if used + len(text) > DESCRIPTIONS_MAX_CHARS:
+            omitted += 1
+            continue
+        texts.append(text)
+        used += len(text)
+    return texts, omitted
+
+
+def refresh_extent(incident: Incident, reports: list[BridgeReport]) -> None:
+    placed = [r for r in reports if r.lat is not None and r.lon is not None and r.observed_at is not None]
+    if not placed:
+        return
+    spread = spread_of([(r.lat, r.lon) for r in placed])  # type: ignore[misc]
+    incident.lat, incident.lon = spread.lat, spread.lon
+    incident.first_seen = min(r.observed_at for r in placed)  # type: ignore[type-var]
+    incident.last_seen = max(r.observed_at for r in placed)  # type: ignore[type-var]
+    incident.family = incident.family or family_of(placed[0].category)
+
+
+async def summarise(session: AsyncSession, incident: Incident) -> EventSummary:
+    """The event as it now stands, with a new version, for the meldkamer; refreshes the incident's extent."""
+    await session.flush()
+    reports = [r for r in await reports_of(session, incident.id) if r.state != "withdrawn"]
+    refresh_extent(incident, reports)
+    incident.summary_version += 1
+    session.add(incident)
+    return describe(incident, reports, incident.summary_version)
+
+
+def describe(incident: Incident, reports: list[BridgeReport], version: int) -> EventSummary:
+    """What these reports of the incident say together (withdrawn ones left out)."""
+    reports = [r for r in reports if r.state != "withdrawn"]
+    placed = [r for r in reports if r.lat is not None and r.lon is not None]
+    spread = spread_of([(r.lat, r.lon) for r in placed]) if placed else None  # type: ignore[misc]
+    observed = [r.observed_at for r in reports if r.observed_at is not None]
+    descriptions, omitted = distinct_descriptions(reports)
+    fallback: datetime = incident.created_at
+    return EventSummary(
+        version=max(1, version), witnessCount=witnesses(reports), reportCount=len(reports),
+        firstObserved=min(observed, default=fallback), lastObserved=max(observed, default=fallback),
+        centre=EventCentre(lat=spread.lat if spread else incident.lat or 0.0,
+                           lon=spread.lon if spread else incident.lon or 0.0),
+        radiusMeters=round(spread.radius_m, 1) if spread else 0.0,
+        inProgress=any(r.in_progress for r in reports), dangerToLife=any(r.danger_to_life for r in reports),
+        descriptions=descriptions, descriptionsOmitted=omitted, photos=ranked_photos(reports),
+    )

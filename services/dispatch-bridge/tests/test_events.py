@@ -1,0 +1,205 @@
+"""Many witnesses, one incident: reports of one event join the incident the meldkamer has, incidents that turn
+out to be one event are merged there, and every update carries the event as a whole. The bridge runs
+in-process on a real database with its destinations down, so what it would send is read from its outbox."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from burgermelding_shared.contracts import CheckResult, PhotoRef, PhotoVerification, ReportSubmitted
+from burgermelding_shared.service_auth import issue_token
+from dispatch_bridge.auth import create_user
+from dispatch_bridge.config import BridgeSettings
+from dispatch_bridge.models import BridgeReport, Incident, messaging
+
+DOWN = "http://127.0.0.1:9"
+DAM = (52.3731, 4.8926)
+METRE_LAT = 1 / 111_320
+
+
+@pytest.fixture
+async def bridge(start_service: Callable[..., Any]) -> Any:
+    return await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
+                               relay_poll_seconds=3600)
+
+
+def witness(bridge: Any, n: int, *, north_m: float = 0.0, urgent: bool = True, category: str = "violence",
+            description: str | None = None, minutes_ago: float = 0.0, tag: str | None = None) -> ReportSubmitted:
+    digest = bridge.runtime.blobs.put_bytes(f"photo of witness {n} {uuid.uuid4()}".encode())
+    now = datetime.now(UTC)
+    return ReportSubmitted(
+        report_id=str(uuid.uuid4()), reference=f"BM-2026-{n:06d}", category=category,
+        description=description or f"Vechtpartij op de Dam, getuige {n}",
+        location={"lat": DAM[0] + north_m * METRE_LAT, "lon": DAM[1]}, observed_at=now - timedelta(minutes=minutes_ago),
+        received_at=now, in_progress=urgent,
+        photos=[PhotoRef(photo_id=f"photo-{n}", sha256=digest, sanitised_sha256=digest, content_type="image/jpeg",
+                         size_bytes=20, width=4000, height=3000)],
+        submitter_tag=tag or f"installation-{n}", submitter_kind="installation")
+
+
+async def post(bridge: Any, path: str, body: Any, caller: str) -> Any:
+    token = issue_token(bridge.settings.internal_secret, caller, "dispatch-bridge")
+    response = await bridge.client.post(path, content=body if isinstance(body, str) else json.dumps(
+        body, default=str), headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()),
+                                     "content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def send(bridge: Any, report: ReportSubmitted) -> None:
+    await post(bridge, "/internal/v1/reports", report.model_dump_json(), "report-intake")
+
+
+async def meldkamer_messages(bridge: Any) -> list[dict[str, Any]]:
+    async with bridge.runtime.db.sessions() as session:
+        rows = (await session.execute(select(messaging.outbox).where(messaging.outbox.c.destination == "meldkamer")
+                                      .order_by(messaging.outbox.c.id))).mappings().all()
+    return [{**row, "payload": json.loads(row["payload"])} for row in rows]
+
+
+async def incidents_of(bridge: Any) -> dict[str, list[str]]:
+    async with bridge.runtime.db.sessions() as session:
+        reports = (await session.execute(select(BridgeReport))).scalars().all()
+    found: dict[str, list[str]] = {}
+    for stored in reports:
+        if stored.incident_id:
+            found.setdefault(stored.incident_id, []).append(stored.report_id)
+    return found
+
+
+async def test_witnesses_of_one_event_join_its_incident_and_another_event_gets_its_own(bridge: Any) -> None:
+    first = witness(bridge, 1)
+    await send(bridge, first)
+    later = [witness(bridge, n, north_m=(n % 12) * 10.0, category="robbery" if n % 3 else "violence")
+             for n in range(2, 12)]
+    for report in later:
+        await send(bridge, report)
+    elsewhere = witness(bridge, 99, north_m=1000.0)  # a kilometre away: another event
+    await send(bridge, elsewhere)
+    incidents = await incidents_of(bridge)
+    assert len(incidents) == 2
+    event = next(reports for reports in incidents.values() if first.report_id in reports)
+    assert sorted(event) == sorted([first.report_id, *[r.report_id for r in later]])
+
+    messages = await meldkamer_messages(bridge)
+    requests = [m for m in messages if m["kind"] == "meldkamer.request_for_service"]
+    assert len(requests) == 2  # one incident per event, not one per witness
+    updates = [m["payload"] for m in messages if m["kind"] == "meldkamer.update"]
+    added = [u for u in updates if u["kind"] == "report_added"]
+    assert len(added) == len(later)
+    assert all(len(u["mediaComponent"]) == 1 for u in added)  # each witness's photo reaches the incident
+    summary = max((u["eventSummary"] for u in added), key=lambda s: s["version"])
+    assert summary["witnessCount"] == 11 and summary["reportCount"] == 11
+    assert 0 < summary["radiusMeters"] <= 130 and summary["inProgress"] is True
+    assert len(summary["photos"]) == 11 and len(summary["descriptions"]) == 11
+    first_summary = requests[0]["payload"]["eventSummary"]
+    assert first_summary["witnessCount"] == 1 and first_summary["version"] == 1
+
+
+async def test_one_phone_sending_many_reports_is_one_witness_and_repeats_are_shown_once(bridge: Any) -> None:
+    for n in range(4):
+        await send(bridge, witness(bridge, n, tag="the-same-phone", description="Twee mannen vechten!"))
+    await send(bridge, witness(bridge, 7, description="twee MANNEN vechten"))
+    await send(bridge, witness(bridge, 8, description="Eén man heeft een mes"))
+    summary = (await meldkamer_messages(bridge))[-1]["payload"]["eventSummary"]
+    assert summary["reportCount"] == 6 and summary["witnessCount"] == 3
+    assert summary["descriptions"] == ["Twee mannen vechten!", "Eén man heeft een mes"]
+
+
+async def test_an_ordinary_report_of_the_event_joins_after_its_forward_verdict(bridge: Any) -> None:
+    await send(bridge, witness(bridge, 1))
+    ordinary = witness(bridge, 2, urgent=False, north_m=50)
+    await send(bridge, ordinary)
+    assert len(await incidents_of(bridge)) == 1  # it waits for its verdict
+    await post(bridge, "/internal/v1/verifications", {
+        "report_id": ordinary.report_id, "verdict": "forward", "score": 0.9,
+        "verified_at": datetime.now(UTC).isoformat()}, "verification")
+    incidents = await incidents_of(bridge)
+    assert len(incidents) == 1 and len(next(iter(incidents.values()))) == 2
+
+
+def verified_photo(report: ReportSubmitted, sharpness: float, *findings: str) -> dict[str, Any]:
+    # As verification says it: the same picture in a nearby recent report is a finding, not a doubt.
+    checks = [CheckResult(code=code, outcome="not_applicable", detail_en="x", detail_nl="x") for code in findings]
+    return PhotoVerification(photo_id=report.photos[0].photo_id, sha256=report.photos[0].sha256,
+                             sharpness=sharpness, checks=checks).model_dump(mode="json")
+
+
+async def test_the_photos_are_ordered_best_first(bridge: Any) -> None:
+    reports = [witness(bridge, n, north_m=n * 5.0) for n in range(4)]
+    for report in reports:
+        await send(bridge, report)
+    qualities = [(0.9, 5.0, ()), (0.9, 40.0, ()), (0.9, 80.0, ("near_duplicate",)), (None, 0.0, ())]
+    for report, (score, sharpness, findings) in zip(reports, qualities, strict=True):
+        if score is None:
+            continue  # not verified yet
+        await post(bridge, "/internal/v1/verifications", {
+            "report_id": report.report_id, "verdict": "forward", "score": score,
+            "photos": [verified_photo(report, sharpness, *findings)], "verified_at": datetime.now(UTC).isoformat()},
+                   "verification")
+    summary = max((m["payload"]["eventSummary"] for m in await meldkamer_messages(bridge)
+                   if m["payload"].get("eventSummary")), key=lambda s: s["version"])
+    order = [p["reportReference"] for p in summary["photos"]]
+    # Verified and sharp first, then verified but blurred, then the duplicate, then the unverified one.
+    assert order == [reports[1].reference, reports[0].reference, reports[2].reference, reports[3].reference]
+    assert summary["photos"][2]["duplicate"] is True and summary["photos"][3]["verified"] is None
+
+
+async def test_two_incidents_of_one_event_are_merged_and_the_meldkamer_is_told(bridge: Any) -> None:
+    north = witness(bridge, 1, north_m=0.0)
+    south = witness(bridge, 2, north_m=-600.0)  # too far for the rule alone: two incidents
+    await send(bridge, north)
+    await send(bridge, south)
+    assert len(await incidents_of(bridge)) == 2
+    # Verification's merge pass found reports in between that make them one event.
+    await post(bridge, "/internal/v1/group-merges", {
+        "group_id": "g-north", "merged_group_id": "g-south", "report_ids": [north.report_id],
+        "merged_report_ids": [south.report_id], "merged_at": datetime.now(UTC).isoformat()}, "verification")
+    incidents = await incidents_of(bridge)
+    assert len(incidents) == 1 and len(next(iter(incidents.values()))) == 2
+    async with bridge.runtime.db.sessions() as session:
+        rows = {i.id: i for i in (await session.execute(select(Incident))).scalars()}
+    survivor = next(i for i in rows.values() if i.merged_into is None)
+    absorbed = next(i for i in rows.values() if i.merged_into is not None)
+    assert absorbed.merged_into == survivor.id
+    merges = [m["payload"] for m in await meldkamer_messages(bridge) if m["payload"].get("kind") == "merged"]
+    told = {(m["requestId"], c["incidentMergeDirectionCode"], c["incidentTrackingIdentification"])
+            for m in merges for c in m["mergeComponent"]}
+    assert told == {(absorbed.id, "REPLACED", survivor.id), (survivor.id, "REPLACING", absorbed.id)}
+    to_survivor = next(m for m in merges if m["requestId"] == survivor.id)
+    assert to_survivor["eventSummary"]["witnessCount"] == 2 and len(to_survivor["mediaComponent"]) == 1
+
+    # The dispatchers' API shows one incident with all reports.
+    await create_user(bridge.runtime.db, "anna", "a long enough password", "dispatcher")
+    token = (await bridge.client.post("/v1/auth/token", data={"username": "anna",
+                                                              "password": "a long enough password"})).json()
+    listed = (await bridge.client.get("/v1/dispatch/incidents", headers={
+        "Authorization": f"Bearer {token['access_token']}"})).json()
+    assert len(listed) == 1 and listed[0]["incident_id"] == survivor.id
+    assert listed[0]["merged_from"] == [absorbed.id] and len(listed[0]["reports"]) == 2
+    assert listed[0]["event"]["witnessCount"] == 2
+
+
+async def test_a_report_held_for_review_is_forwarded_when_witnesses_corroborate_it(bridge: Any) -> None:
+    await send(bridge, witness(bridge, 1))
+    doubtful = witness(bridge, 2, urgent=False)
+    await send(bridge, doubtful)
+    base = {"report_id": doubtful.report_id, "verified_at": datetime.now(UTC).isoformat()}
+    await post(bridge, "/internal/v1/verifications", {**base, "verdict": "review", "score": 0.4}, "verification")
+    async with bridge.runtime.db.sessions() as session:
+        assert (await session.get(BridgeReport, doubtful.report_id)).state == "held_for_review"
+    again = {**base, "verdict": "forward", "score": 0.7, "assessment": 1, "independent_witnesses": 3}
+    assert (await post(bridge, "/internal/v1/verifications", again, "verification"))["status"] == "applied"
+    async with bridge.runtime.db.sessions() as session:
+        stored = await session.get(BridgeReport, doubtful.report_id)
+    assert stored.state == "forwarded" and stored.verified_assessment == 1
+    assert len(await incidents_of(bridge)) == 1
+    stale = {**base, "verdict": "review", "score": 0.4}
+    assert (await post(bridge, "/internal/v1/verifications", stale, "verification"))["status"] == "stale"
