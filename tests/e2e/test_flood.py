@@ -1,0 +1,136 @@
+"""A mass incident for real: a hundred witnesses of one fight on the Dam, all behind one mobile network's
+address, each with their own app installation and photo, over about a minute; a quarter of them in progress.
+Four uvicorn processes, real HTTP, real photos with camera EXIF. Every witness gets through, the meldkamer gets
+one incident for the event with every report attached, another event a kilometre away gets its own, and the
+limits still stop a flooding installation and an address without credentials."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from burgermelding_shared.events import distance_m
+from tests.helpers import phone_photo
+from tests.suite import Suite, start_suite
+
+DAM = (52.3731, 4.8926)
+ONE_KM_NORTH = (DAM[0] + 1000 / 111_320, DAM[1])
+ELSEWHERE = (52.3500, 4.9200)  # where the flooder and the old app report from, far from both events
+CGNAT = "203.0.113.50"  # the one public address of every phone in this test
+WITNESSES = 100
+FLOOD_SECONDS = 60.0
+# The dispatcher keeps the incident open while the fight goes on (the default test script closes it in 4 s).
+OPEN_SCRIPT = [["Active", 0.3], ["ResourcesAssigned", 1.0], ["Closed", 900.0]]
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    running = start_suite(tmp_path_factory.mktemp("flood"), {
+        "BM_INTAKE_REPORTS_PER_CLIENT": "10", "BM_INTAKE_TOKEN_USES_PER_CLIENT": "120",
+        "BM_INTAKE_INSTALLATION_POW_BITS": "12", "BM_MELDKAMER_SCRIPT": json.dumps(OPEN_SCRIPT),
+        "BM_VERIFICATION_GROUP_MERGE_SECONDS": "5"})
+    yield running
+    running.stop()
+
+
+def register(client: httpx.Client, intake: str) -> str:
+    from report_intake.installations import solve
+
+    challenge = client.post(f"{intake}/v1/installations/challenges", headers={"X-Forwarded-For": CGNAT}).json()
+    answer = client.post(f"{intake}/v1/installations", headers={"X-Forwarded-For": CGNAT}, json={
+        "challenge": challenge["challenge"], "solution": solve(challenge["challenge"], challenge["difficulty_bits"])})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["credential"])
+
+
+def post_report(client: httpx.Client, intake: str, body: dict[str, Any], photo: bytes | None, key: str,
+                credential: str | None) -> httpx.Response:
+    files: list[Any] = [("report", (None, json.dumps(body), "application/json"))]
+    if photo is not None:
+        files.append(("photos", ("photo.jpg", photo, "image/jpeg")))
+    headers = {"Idempotency-Key": key, "X-Forwarded-For": CGNAT,
+               **({"Installation-Credential": credential} if credential else {})}
+    return client.post(f"{intake}/v1/reports", files=files, headers=headers, timeout=60)
+
+
+def body_at(place: tuple[float, float], n: int, in_progress: bool, description: str) -> dict[str, Any]:
+    categories = ("violence", "robbery", "public_nuisance", "violence")
+    return {"category": categories[n % 4], "description": description, "in_progress": in_progress,
+            "location": {"lat": place[0], "lon": place[1], "accuracy_m": 10},
+            "observed_at": datetime.now(UTC).isoformat()}
+
+
+def near_dam(n: int) -> tuple[float, float]:
+    """Spread within about 120 m of the Dam, as witnesses standing around a fight."""
+    north, east = ((n * 37) % 240 - 120) / 2, ((n * 53) % 240 - 120) / 2
+    return DAM[0] + north / 111_320, DAM[1] + east / (111_320 * 0.61)
+
+
+def meldkamer_incidents(suite: Suite) -> list[dict[str, Any]]:
+    return httpx.get(f"{suite.urls['meldkamer']}/v1/incidents", params={"limit": 1000}, timeout=30).json()
+
+
+def incidents_near(incidents: list[dict[str, Any]], place: tuple[float, float]) -> list[dict[str, Any]]:
+    return [i for i in incidents if i["eventSummary"] and distance_m(
+        i["eventSummary"]["centre"]["lat"], i["eventSummary"]["centre"]["lon"], *place) < 400]
+
+
+def test_a_hundred_witnesses_behind_one_address_become_one_incident(suite: Suite) -> None:
+    intake = suite.urls["intake"]
+    with httpx.Client(timeout=60) as client:
+        credentials = [register(client, intake) for _ in range(WITNESSES + 4)]
+    witnesses, others, flooder = credentials[:WITNESSES], credentials[WITNESSES:WITNESSES + 3], credentials[-1]
+    photos = [phone_photo(n, *near_dam(n)) for n in range(WITNESSES)]
+
+    # An open model: each witness posts at their own moment, whatever the answers before theirs took.
+    started = time.monotonic()
+
+    def witness(n: int) -> int:
+        time.sleep(max(0.0, started + n * FLOOD_SECONDS / WITNESSES - time.monotonic()))
+        with httpx.Client(timeout=60) as client:
+            body = body_at(near_dam(n), n, in_progress=n % 4 == 0,
+                           description=f"Vechtpartij op de Dam, ik zie persoon {n} slaan / fight, person {n}")
+            return post_report(client, intake, body, photos[n], f"flood-witness-{n:04d}", witnesses[n]).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(witness, range(WITNESSES)))
+        with httpx.Client(timeout=60) as client:
+            elsewhere = [post_report(client, intake, body_at(ONE_KM_NORTH, n, True, f"brand en ruzie {n}"),
+                                     phone_photo(500 + n, *ONE_KM_NORTH), f"other-event-{n}", others[n]).status_code
+                         for n in range(3)]
+            flooding = [post_report(client, intake, body_at(ELSEWHERE, n, False, f"spam {n}"), None,
+                                    f"flooder-{n:03d}", flooder).status_code for n in range(30)]
+            old_app = [post_report(client, intake, body_at(ELSEWHERE, n, False, f"oude app {n}"), None,
+                                   f"old-app-{n:03d}", None).status_code for n in range(11)]
+    assert answers == [202] * WITNESSES  # no witness refused, though all share one address
+    assert elsewhere == [202] * 3
+    assert flooding[:10] == [202] * 10 and set(flooding[10:]) == {429}  # one installation: throttled
+    assert old_app[:10] == [202] * 10 and old_app[10] == 429  # no credential: today's per-address limit
+
+    deadline = time.monotonic() + 120  # bounds a broken run; the benchmark measures how fast it really is
+    while True:
+        incidents = meldkamer_incidents(suite)
+        event = incidents_near(incidents, DAM)
+        attached = sum(i["eventSummary"]["reportCount"] for i in event if not i["mergedInto"])
+        if attached >= WITNESSES or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert 1 <= len(event) <= 2, [(i["incidentId"], i["mergedInto"]) for i in event]
+    assert attached == WITNESSES
+    live = [i for i in event if not i["mergedInto"]]
+    assert len(live) == 1
+    summary = live[0]["eventSummary"]
+    assert summary["witnessCount"] == WITNESSES and summary["inProgress"] is True
+    assert summary["radiusMeters"] < 150 and len(summary["photos"]) == WITNESSES
+    assert len(summary["descriptions"]) == WITNESSES
+    assert live[0]["priorityNumber"] == 10  # the first witness was in progress: prio 1
+    other = incidents_near(incidents, ONE_KM_NORTH)
+    assert len(other) == 1 and other[0]["incidentId"] != live[0]["incidentId"]
+    assert other[0]["eventSummary"]["reportCount"] == 3
