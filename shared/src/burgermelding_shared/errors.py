@@ -70,16 +70,20 @@ ERROR_EXAMPLES: dict[int, tuple[str, list[tuple[str, str]]]] = {
 }
 
 
-def error_response(code: int) -> dict[str, Any]:
-    """One OpenAPI response entry: the one error body, with examples of it."""
-    description, examples = ERROR_EXAMPLES.get(code, ("Error", [("http_error", "the request failed")]))
+def error_response(code: int, examples: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """One OpenAPI response entry: the one error body, with examples of it (the route's own, if it names
+    them, else the suite's typical ones for the status)."""
+    description, typical = ERROR_EXAMPLES.get(code, ("Error", [("http_error", "the request failed")]))
     return {"model": ErrorBody, "description": description, "content": {"application/json": {"examples": {
-        error: {"summary": error, "value": {"error": error, "detail": detail}} for error, detail in examples}}}}
+        error: {"summary": error, "value": {"error": error, "detail": detail}}
+        for error, detail in examples or typical}}}}
 
 
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the given status codes, all with the one error body."""
-    return {code: error_response(code) for code in codes}
+def error_responses(*codes: int, examples: dict[int, list[tuple[str, str]]] | None = None
+                    ) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the given status codes, all with the one error body; `examples` names
+    the errors a route really gives, by status."""
+    return {code: error_response(code, (examples or {}).get(code)) for code in codes}
 
 
 def prefers_dutch(request: Request) -> bool:

@@ -39,7 +39,14 @@ IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
 InstallationCredentialHeader = Annotated[str | None, Header(
     alias="Installation-Credential", description="The app's credential from `POST /v1/installations`. With it, "
     "limits count this installation, not the (shared) network address; without it, the address.")]
-TOKEN_ERRORS = error_responses(401, 403, 404, 429)
+CREDENTIAL_ERRORS = {
+    401: [("installation_credential_invalid", "the installation credential is not valid; register the installation "
+           "again"), ("installation_revoked", "this installation was revoked; register it again"),
+          ("installation_credential_required", "this report was made by an app installation: send its "
+           "Installation-Credential to change it")],
+    403: [("installation_mismatch", "this report was made by another installation")],
+}
+TOKEN_ERRORS = error_responses(401, 403, 404, 429, examples=CREDENTIAL_ERRORS)
 
 
 def language(request: Request) -> str:
@@ -118,7 +125,8 @@ def multipart_body(with_report: bool) -> dict:
     "When the report is in progress or there is danger to life, the answer tells the citizen to call 112, in "
     "Dutch or English after `Accept-Language`. Send the app's `Installation-Credential`: without one, the "
     "report counts against the network address, which thousands of phones may share.",
-    responses=error_responses(400, 401, 409, 413, 415, 422, 429), openapi_extra=multipart_body(with_report=True),
+    responses=error_responses(400, 401, 409, 413, 415, 422, 429, examples=CREDENTIAL_ERRORS),
+    openapi_extra=multipart_body(with_report=True),
 )
 async def create_report(request: Request, runtime: RuntimeDep, sender: SenderDep,
                         idempotency_key: IdempotencyKeyHeader = None) -> JSONResponse:
@@ -145,7 +153,7 @@ async def get_report(report_id: str, request: Request, runtime: RuntimeDep, acce
 
 @router.post("/reports/{report_id}/photos", status_code=202, response_model=PhotosAdded,
              summary="Add photos to an open report",
-             responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+             responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, examples=CREDENTIAL_ERRORS),
              openapi_extra=multipart_body(with_report=False))
 async def add_photos(report_id: str, request: Request, runtime: RuntimeDep, access: AccessDep,
                      idempotency_key: IdempotencyKeyHeader = None) -> PhotosAdded:
@@ -166,7 +174,7 @@ async def list_messages(report_id: str, runtime: RuntimeDep, access: AccessDep) 
 
 @router.post("/reports/{report_id}/messages", status_code=201, response_model=MessageView,
              summary="Answer a question or send a message to the dispatcher",
-             responses=error_responses(400, 401, 403, 404, 409, 422, 429))
+             responses=error_responses(400, 401, 403, 404, 409, 422, 429, examples=CREDENTIAL_ERRORS))
 async def send_message(report_id: str, message: MessageIn, runtime: RuntimeDep, access: AccessDep,
                        idempotency_key: IdempotencyKeyHeader = None) -> MessageView:
     key = idempotency.check_key(idempotency_key)
@@ -174,7 +182,7 @@ async def send_message(report_id: str, message: MessageIn, runtime: RuntimeDep, 
 
 
 @router.post("/reports/{report_id}/withdraw", summary="Withdraw the report (the meldkamer is told)",
-             response_model=Withdrawn, responses=error_responses(401, 403, 404, 409, 429))
+             response_model=Withdrawn, responses=error_responses(401, 403, 404, 409, 429, examples=CREDENTIAL_ERRORS))
 async def withdraw(report_id: str, runtime: RuntimeDep, access: AccessDep) -> Withdrawn:
     return Withdrawn(status=await followup.withdraw(runtime, report_id, access))
 
@@ -230,7 +238,12 @@ async def new_challenge(runtime: RuntimeDep) -> InstallationChallenge:
 @installation_router.post(
     "", status_code=201, response_model=InstallationCreated,
     summary="Step 2: redeem a solved challenge for the installation's credential", description=REGISTRATION_FLOW,
-    responses=error_responses(409, 422, 429),
+    responses=error_responses(409, 422, 429, examples={
+        409: [("proof_of_work_replayed", "this challenge was already redeemed; solve a new one")],
+        422: [("proof_of_work_invalid", "SHA-256 of '<challenge>:<solution>' does not start with 20 zero bits"),
+              ("challenge_expired", "the challenge has expired; ask for a new one"),
+              ("challenge_invalid", "the challenge was not issued by this service or was altered")],
+        429: [("rate_limited", "too many requests; try again in 42 s")]}),
 )
 async def register_installation(registration: InstallationRegistration, request: Request,
                                 runtime: RuntimeDep) -> InstallationCreated:
@@ -244,7 +257,9 @@ async def register_installation(registration: InstallationRegistration, request:
     "/current", status_code=204, response_class=Response, summary="Revoke this installation's credential",
     description="After this the credential is refused (401 `installation_revoked`); reports made with it keep "
     "their access tokens, but changing them needs the credential that made them.",
-    responses=error_responses(401),
+    responses=error_responses(401, examples={401: [
+        *CREDENTIAL_ERRORS[401][:2],
+        ("installation_credential_required", "send the Installation-Credential to revoke")]}),
 )
 async def revoke_installation(runtime: RuntimeDep, sender: SenderDep) -> Response:
     if sender.installation_id is None:
