@@ -167,7 +167,9 @@ def _document_errors_as_sent(app: FastAPI) -> None:
                 for operation in operations.values():
                     response = operation.get("responses", {}).get("422")
                     if response:
-                        examples = error_response(422)["content"]["application/json"]["examples"]
+                        # Keep the examples a route named for its own 422s; FastAPI's default has none of ours.
+                        named = response.get("content", {}).get("application/json", {}).get("examples")
+                        examples = named or error_response(422)["content"]["application/json"]["examples"]
                         response["description"] = "The request is not valid"
                         response["content"] = {"application/json": {"schema": error_ref, "examples": examples}}
             components.pop("HTTPValidationError", None)

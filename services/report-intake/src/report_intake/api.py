@@ -227,8 +227,10 @@ is stored. `DELETE /v1/installations/current` revokes it (for example when the u
 @installation_router.post(
     "/challenges", status_code=201, response_model=InstallationChallenge,
     summary="Step 1: a proof-of-work challenge for registering the app", description=REGISTRATION_FLOW,
+    responses=error_responses(429),
 )
-async def new_challenge(runtime: RuntimeDep) -> InstallationChallenge:
+async def new_challenge(request: Request, runtime: RuntimeDep) -> InstallationChallenge:
+    limits_of(runtime).challenging(client_address(request))
     settings: IntakeSettings = runtime.settings
     issued = installations.issue_challenge(settings.token_secret, settings.installation_pow_bits)
     return InstallationChallenge(challenge=issued.value, difficulty_bits=issued.difficulty_bits,
@@ -242,7 +244,8 @@ async def new_challenge(runtime: RuntimeDep) -> InstallationChallenge:
         409: [("proof_of_work_replayed", "this challenge was already redeemed; solve a new one")],
         422: [("proof_of_work_invalid", "SHA-256 of '<challenge>:<solution>' does not start with 20 zero bits"),
               ("challenge_expired", "the challenge has expired; ask for a new one"),
-              ("challenge_invalid", "the challenge was not issued by this service or was altered")],
+              ("challenge_invalid", "the challenge was not issued by this service or was altered"),
+              ("validation_error", "body.solution: Field required")],
         429: [("rate_limited", "too many requests; try again in 42 s")]}),
 )
 async def register_installation(registration: InstallationRegistration, request: Request,

@@ -33,6 +33,7 @@ class IntakeLimits:
     creation_guard: RateLimiter
     token_use_guard: RateLimiter
     registration: RateLimiter
+    challenges: RateLimiter
     keys: AnonymousClientKeys = field(default_factory=AnonymousClientKeys)
 
     @classmethod
@@ -42,7 +43,10 @@ class IntakeLimits:
                    wrong_tokens=RateLimiter(settings.wrong_tokens_per_report, 600),
                    creation_guard=RateLimiter(settings.reports_per_address_guard, settings.reports_per_seconds),
                    token_use_guard=RateLimiter(settings.token_uses_per_address_guard, 60),
-                   registration=RateLimiter(settings.installations_per_address, 3600))
+                   registration=RateLimiter(settings.installations_per_address, 3600),
+                   # Challenges are cheap and stateless; this only stops one address from asking for them
+                   # without end (ten per registration it may make).
+                   challenges=RateLimiter(settings.installations_per_address * 10, 3600))
 
     def submitter(self, sender: Sender) -> tuple[str, SubmitterKind]:
         """The daily pseudonym verification counts reports by: the installation's, else the address's."""
@@ -66,6 +70,9 @@ class IntakeLimits:
 
     def registering(self, address: str | None) -> None:
         self.registration.enforce("register:" + self.keys.key(address))
+
+    def challenging(self, address: str | None) -> None:
+        self.challenges.enforce("challenge:" + self.keys.key(address))
 
     def refuse_if_guessing(self, report_id: str) -> None:
         wait = self.wrong_tokens.peek(report_id)
