@@ -94,3 +94,55 @@ def test_placeholder_secrets_are_refused_in_production() -> None:
     with pytest.raises(ValueError, match="placeholder"):
         ServiceSettings(environment="production", internal_secret="too-short")
     ServiceSettings(environment="production", internal_secret="s" * 40)
+
+
+async def test_priority_slots_hand_a_free_slot_to_urgent_work_first() -> None:
+    import asyncio
+
+    from burgermelding_shared.slots import PrioritySlots
+
+    slots = PrioritySlots(1, reserve=0)
+    started: list[str] = []
+    gate = asyncio.Event()
+
+    async def work(name: str, urgent: bool) -> None:
+        async with slots.slot(urgent):
+            started.append(name)
+            if name == "first":
+                await gate.wait()
+
+    first = asyncio.create_task(work("first", False))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(work(n, u)) for n, u in (("ordinary-1", False), ("ordinary-2", False),
+                                                              ("urgent", True))]
+    cancelled = asyncio.create_task(work("cancelled", True))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    gate.set()
+    await asyncio.gather(first, *waiting)
+    assert started == ["first", "urgent", "ordinary-1", "ordinary-2"]
+    assert slots.busy == 0
+
+
+async def test_urgent_work_starts_beside_ordinary_work_within_the_reserve() -> None:
+    import asyncio
+
+    from burgermelding_shared.slots import PrioritySlots
+
+    slots = PrioritySlots(2, reserve=1)
+    gate = asyncio.Event()
+    running: list[str] = []
+
+    async def work(name: str, urgent: bool) -> None:
+        async with slots.slot(urgent):
+            running.append(name)
+            await gate.wait()
+
+    tasks = [asyncio.create_task(work(f"ordinary-{n}", False)) for n in range(3)]
+    tasks += [asyncio.create_task(work(f"urgent-{n}", True)) for n in range(2)]
+    await asyncio.sleep(0.01)
+    # Two ordinary photos use the cores; one urgent starts at once beside them; the rest wait.
+    assert running == ["ordinary-0", "ordinary-1", "urgent-0"] and slots.busy == 3
+    gate.set()
+    await asyncio.gather(*tasks)
+    assert running[3:] == ["urgent-1", "ordinary-2"] and slots.busy == 0

@@ -76,3 +76,43 @@ async def test_requests_without_the_bridges_credential_are_refused_unread(meldka
         response = await meldkamer.client.post(path, content=b"{broken", headers={"content-type": "application/json"})
         assert (response.status_code, response.json()["error"]) == (401, "missing_service_credential"), path
     assert (await meldkamer.client.get("/v1/incidents")).status_code == 200
+
+
+def summary(version: int, witnesses: int) -> dict[str, Any]:
+    return {"version": version, "witnessCount": witnesses, "reportCount": witnesses,
+            "firstObserved": "2026-12-01T20:00:00+00:00", "lastObserved": "2026-12-01T20:01:00+00:00",
+            "centre": {"lat": 52.37, "lon": 4.89}, "radiusMeters": 80.0, "inProgress": True, "dangerToLife": False,
+            "descriptions": ["vechtpartij"], "photos": []}
+
+
+async def update(meldkamer: Any, request_id: str, **fields: Any) -> Any:
+    token = issue_token(meldkamer.settings.internal_secret, "dispatch-bridge", "meldkamer")
+    body = {"updateId": f"u-{request_id}-{fields.get('kind')}-{len(json.dumps(fields))}", "requestId": request_id,
+            "kind": "report_added", **fields}
+    return await meldkamer.client.post(f"/v1/requests-for-service/{request_id}/updates", json=body,
+                                       headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_the_newest_event_summary_is_kept_and_a_merge_is_recorded(meldkamer: Any) -> None:
+    token = issue_token(meldkamer.settings.internal_secret, "dispatch-bridge", "meldkamer")
+    for request_id in ("req-north", "req-south"):
+        await meldkamer.client.post("/v1/requests-for-service", json={
+            "requestId": request_id, "eido": EIDO, "eventSummary": summary(1, 1)},
+            headers={"Authorization": f"Bearer {token}"})
+    assert (await update(meldkamer, "req-north", eventSummary=summary(3, 3))).status_code == 200
+    assert (await update(meldkamer, "req-north", kind="verification", eventSummary=summary(2, 2))).status_code == 200
+    merged = await update(meldkamer, "req-south", kind="merged", mergeComponent=[
+        {"incidentTrackingIdentification": "req-north", "incidentMergeDirectionCode": "REPLACED"}])
+    assert merged.status_code == 200, merged.text
+    incidents = {i["requestId"]: i for i in (await meldkamer.client.get("/v1/incidents")).json()}
+    assert incidents["req-north"]["eventSummary"]["witnessCount"] == 3  # version 2 came late: ignored
+    assert incidents["req-south"]["mergedInto"] == incidents["req-north"]["incidentId"]
+    async with meldkamer.runtime.db.sessions() as session:
+        states = {r["message_id"]: r["status"] for r in (await session.execute(select(messaging.outbox))).mappings()}
+    south = incidents["req-south"]["incidentId"]
+    assert {states[f"{south}-0"], states[f"{south}-1"]} == {"cancelled"}  # its dispatcher script stops
+    north = incidents["req-north"]["incidentId"]
+    assert states[f"{north}-1"] == "pending"
+    unknown = await update(meldkamer, "req-north", kind="merged", mergeComponent=[
+        {"incidentTrackingIdentification": "req-not-yet", "incidentMergeDirectionCode": "REPLACED"}])
+    assert unknown.status_code == 409  # the incident merged into has not arrived yet: asked again later

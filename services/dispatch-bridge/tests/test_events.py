@@ -203,3 +203,20 @@ async def test_a_report_held_for_review_is_forwarded_when_witnesses_corroborate_
     assert len(await incidents_of(bridge)) == 1
     stale = {**base, "verdict": "review", "score": 0.4}
     assert (await post(bridge, "/internal/v1/verifications", stale, "verification"))["status"] == "stale"
+
+
+async def test_a_cancelled_or_closed_incident_is_not_joined(bridge: Any) -> None:
+    only = witness(bridge, 1)
+    await send(bridge, only)
+    await post(bridge, "/internal/v1/withdrawals", {"report_id": only.report_id,
+                                                    "withdrawn_at": datetime.now(UTC).isoformat()}, "report-intake")
+    again = witness(bridge, 2)
+    await send(bridge, again)  # its only witness withdrew: the meldkamer cancels it, so this is a new incident
+    incidents = await incidents_of(bridge)
+    assert len(incidents) == 2
+    async with bridge.runtime.db.transaction() as session:
+        stored = await session.get(BridgeReport, again.report_id)
+        incident = await session.get(Incident, stored.incident_id)
+        incident.operational_status = "Closed"  # the dispatcher closed it
+    await send(bridge, witness(bridge, 3))
+    assert len(await incidents_of(bridge)) == 3

@@ -127,7 +127,9 @@ async def apply_update(runtime: Runtime, request_id: str, update: IncidentUpdate
                                       notes=update.notesText, media=json.dumps(update.mediaComponent),
                                       received_at=utcnow()))
         if update.kind == "withdrawn" and (update.eventSummary is None or update.eventSummary.reportCount == 0):
-            incident.status = "Cancelled"  # its only report was withdrawn (with witnesses left, it goes on)
+            # Its only report was withdrawn (with witnesses left, it goes on): the dispatcher stops.
+            incident.status = "Cancelled"
+            await cancel_pending(session, messaging, script_message_ids(incident))
         keep_summary(incident, update.eventSummary)
         for merge in update.mergeComponent:
             await record_merge(session, incident, merge)

@@ -347,6 +347,12 @@ async def receive_withdrawal(runtime: Runtime, withdrawal: ReportWithdrawn, mess
             incident = await incident_of(session, stored)
             await update_incident(session, incident, "withdrawn",
                                   f"The citizen withdrew report {stored.reference}.")
+            if not any(r.state != "withdrawn" for r in await incidents.reports_of(session, incident.id)):
+                # Its last witness withdrew: the meldkamer cancels it, so a new report of the place and time
+                # starts a new incident rather than joining a cancelled one.
+                if incident.operational_status not in incidents.CLOSED_STATUSES:
+                    incident.operational_status = "Cancelled"
+                session.add(incident)
     return "applied"
 
 

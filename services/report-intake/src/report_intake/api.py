@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.categories import CATEGORIES
+from burgermelding_shared.contracts import is_urgent
 from burgermelding_shared.errors import ServiceError, error_responses, prefers_dutch
 from report_intake import followup, installations, reports
 from report_intake.config import IntakeSettings
@@ -136,7 +137,8 @@ async def create_report(request: Request, runtime: RuntimeDep, sender: SenderDep
     try:
         submission = reports.parse_submission(form)
         reports.validate_submission(submission, runtime.settings)
-        photos = await reports.check_photos(form, runtime.settings)
+        photos = await reports.check_photos(runtime, form, urgent=is_urgent(submission.in_progress,
+                                                                            submission.danger_to_life))
         status_code, body = await reports.create_report(
             runtime, reports.NewReport(submission, photos, key, language(request), sender=sender))
     finally:
@@ -160,7 +162,7 @@ async def add_photos(report_id: str, request: Request, runtime: RuntimeDep, acce
     key = idempotency.check_key(idempotency_key)
     form = await read_photos(request, runtime, require_report=False)
     try:
-        photos = await reports.check_photos(form, runtime.settings)
+        photos = await reports.check_photos(runtime, form)
         return await followup.add_photos(runtime, report_id, access, photos, key)
     finally:
         form.cleanup()
