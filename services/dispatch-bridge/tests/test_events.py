@@ -4,6 +4,7 @@ in-process on a real database with its destinations down, so what it would send 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -152,16 +153,46 @@ async def test_the_photos_are_ordered_best_first(bridge: Any) -> None:
     assert summary["photos"][2]["duplicate"] is True and summary["photos"][3]["verified"] is None
 
 
+async def tried_to_send_both_requests(bridge: Any) -> None:
+    for _ in range(200):  # bounded: the relay tries at once, the destination is down
+        requests = [m for m in await meldkamer_messages(bridge) if m["kind"] == "meldkamer.request_for_service"]
+        if len(requests) == 2 and all(m["attempts"] >= 1 for m in requests):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the relay never tried the requests")
+
+
+async def merge_groups(bridge: Any, kept: ReportSubmitted, merged: ReportSubmitted) -> None:
+    """Verification's merge pass found reports in between that make the two one event."""
+    await post(bridge, "/internal/v1/group-merges", {
+        "group_id": "g-kept", "merged_group_id": "g-merged", "report_ids": [kept.report_id],
+        "merged_report_ids": [merged.report_id], "merged_at": datetime.now(UTC).isoformat()}, "verification")
+
+
+async def test_an_incident_merged_before_its_request_went_out_never_reaches_the_meldkamer(bridge: Any) -> None:
+    await bridge.runtime.relay.stop()  # nothing goes out: the second request is still unsent at the merge
+    north, south = witness(bridge, 1), witness(bridge, 2, north_m=-600.0)
+    await send(bridge, north)
+    await send(bridge, south)
+    await merge_groups(bridge, north, south)
+    requests = [m for m in await meldkamer_messages(bridge) if m["kind"] == "meldkamer.request_for_service"]
+    assert sorted(r["status"] for r in requests) == ["cancelled", "pending"]
+    merges = [m["payload"] for m in await meldkamer_messages(bridge) if m["payload"].get("kind") == "merged"]
+    assert len(merges) == 1 and merges[0]["mergeComponent"] == []  # nothing to link: it never existed there
+    assert merges[0]["eventSummary"]["witnessCount"] == 2 and len(merges[0]["mediaComponent"]) == 1
+    async with bridge.runtime.db.sessions() as session:
+        states = sorted(i.delivery_state for i in (await session.execute(select(Incident))).scalars())
+    assert states == ["cancelled", "queued"]
+
+
 async def test_two_incidents_of_one_event_are_merged_and_the_meldkamer_is_told(bridge: Any) -> None:
     north = witness(bridge, 1, north_m=0.0)
     south = witness(bridge, 2, north_m=-600.0)  # too far for the rule alone: two incidents
     await send(bridge, north)
     await send(bridge, south)
     assert len(await incidents_of(bridge)) == 2
-    # Verification's merge pass found reports in between that make them one event.
-    await post(bridge, "/internal/v1/group-merges", {
-        "group_id": "g-north", "merged_group_id": "g-south", "report_ids": [north.report_id],
-        "merged_report_ids": [south.report_id], "merged_at": datetime.now(UTC).isoformat()}, "verification")
+    await tried_to_send_both_requests(bridge)  # so the meldkamer may have both
+    await merge_groups(bridge, north, south)
     incidents = await incidents_of(bridge)
     assert len(incidents) == 1 and len(next(iter(incidents.values()))) == 2
     async with bridge.runtime.db.sessions() as session:
@@ -220,3 +251,17 @@ async def test_a_cancelled_or_closed_incident_is_not_joined(bridge: Any) -> None
         incident.operational_status = "Closed"  # the dispatcher closed it
     await send(bridge, witness(bridge, 3))
     assert len(await incidents_of(bridge)) == 3
+
+
+async def test_a_witness_rejected_as_spam_no_longer_counts_for_the_event(bridge: Any) -> None:
+    for n in range(3):
+        await send(bridge, witness(bridge, n))
+    spam = witness(bridge, 9, description="koop nu goedkope zonnebrillen")
+    await send(bridge, spam)  # urgent: it joined before verification could say it is spam
+    await post(bridge, "/internal/v1/verifications", {
+        "report_id": spam.report_id, "verdict": "reject", "score": 0.0,
+        "verified_at": datetime.now(UTC).isoformat()}, "verification")
+    summary = max((m["payload"]["eventSummary"] for m in await meldkamer_messages(bridge)
+                   if m["payload"].get("eventSummary")), key=lambda s: s["version"])
+    assert summary["witnessCount"] == 3 and summary["reportCount"] == 3
+    assert "koop nu goedkope zonnebrillen" not in summary["descriptions"]

@@ -18,8 +18,9 @@ from sqlalchemy import func, select
 from report_intake import installations
 from report_intake.config import IntakeSettings
 from report_intake.installations import solve
+from report_intake.limits import IntakeLimits, Sender
 from report_intake.models import Installation, Report, SpentChallenge, messaging
-from tests.helpers import report_json
+from tests.helpers import make_jpeg, report_json
 from tests.intake_support import post_report, register_installation, stored_counts
 
 BITS = 8  # a real proof of work, small enough for a test suite (the default is 20)
@@ -70,9 +71,17 @@ async def test_an_app_registers_once_and_its_reports_count_against_the_installat
 
     created = await post_report(intake, report_json(), headers=from_phone(credential))
     assert created.status_code == 202, created.text
-    to_verification = [json.loads(r["payload"]) for r in await outbox_rows(intake) if r["destination"] ==
-                       "verification"]
-    assert to_verification[0]["submitter_kind"] == "installation"
+    files = [("photos", ("later.jpg", make_jpeg(pattern=9), "image/jpeg"))]
+    added = await intake.client.post(f"{created.json()['status_url']}/photos", files=files, headers={
+        "Authorization": f"Bearer {created.json()['access_token']}", "Idempotency-Key": "later-photo-1",
+        **from_phone(credential)})
+    assert added.status_code == 202, added.text
+    # Verification (flood checks) and the bridge (counting witnesses) both get the installation's pseudonym,
+    # with the report and with its later revision alike.
+    sent = [json.loads(r["payload"]) for r in await outbox_rows(intake)]
+    assert len(sent) == 4 and {(m["submitter_kind"], m["submitter_tag"]) for m in sent} == {
+        ("installation", sent[0]["submitter_tag"])}
+    assert sent[0]["submitter_tag"] and installation_id_of(credential) not in sent[0]["submitter_tag"]
     # What is stored identifies nobody: a random id, a hash of the secret, a day; the report only an HMAC.
     async with intake.runtime.db.sessions() as session:
         stored = (await session.execute(select(Installation))).scalars().one()
@@ -81,6 +90,20 @@ async def test_an_app_registers_once_and_its_reports_count_against_the_installat
     assert secret not in stored.secret_hash and len(stored.created_on) == 10
     assert report.installation_binding and stored.id not in report.installation_binding
     assert CGNAT not in json.dumps([str(v) for v in vars(stored).values()] + [str(v) for v in vars(report).values()])
+
+
+def installation_id_of(credential: str) -> str:
+    return credential.split(".")[1]
+
+
+def test_an_installations_pseudonym_is_the_same_on_every_replica_and_after_a_restart() -> None:
+    settings = IntakeSettings()
+    one, other = IntakeLimits.from_settings(settings), IntakeLimits.from_settings(settings)
+    phone = Sender("203.0.113.7", "5f0c2a9e7b1d4c3a8e6f0b2d9c7a1e3f")
+    assert one.submitter(phone) == other.submitter(phone)
+    assert one.submitter(phone)[0] != one.submitter(Sender("203.0.113.7", "0" * 32))[0]
+    # An address's pseudonym is keyed by a salt that lives in one process only: never comparable elsewhere.
+    assert one.submitter(Sender("203.0.113.7"))[0] != other.submitter(Sender("203.0.113.7"))[0]
 
 
 async def outbox_rows(intake: Any) -> list[Any]:
@@ -198,7 +221,12 @@ async def test_registrations_are_limited_per_address_and_junk_does_not_count(
     for _ in range(10):  # junk proofs cost nothing and must not use up the address's registrations
         issued = await challenge(intake)
         await redeem(intake, issued["challenge"], wrong_solution(issued["challenge"], BITS))
-    for _ in range(3):
+    issued = await challenge(intake)
+    solution = solve(issued["challenge"], BITS)
+    assert (await redeem(intake, issued["challenge"], solution)).status_code == 201
+    for _ in range(10):  # nor do replays of one solved challenge
+        assert (await redeem(intake, issued["challenge"], solution)).status_code == 409
+    for _ in range(2):
         await register_installation(intake, CGNAT)
     issued = await challenge(intake)
     refused = await redeem(intake, issued["challenge"], solve(issued["challenge"], BITS))

@@ -41,6 +41,13 @@ def compatible(family_a: str, family_b: str) -> bool:
     return family_a == family_b or ANY_FAMILY in (family_a, family_b)
 
 
+def narrowest_family(categories: Iterable[str]) -> str:
+    """An event's family: that of its first report with a specific one. An event of "other" reports only fits
+    anything, but once a witness says "fire" it is a fire, and a fight 300 m away no longer joins it."""
+    families = [family_of(c) for c in categories]
+    return next((f for f in families if f != ANY_FAMILY), ANY_FAMILY)
+
+
 @dataclass(frozen=True)
 class Sighting:
     """One report as the rule sees it."""

@@ -471,17 +471,30 @@ class Relay(BackgroundLoop):
 
 
 async def cancel_pending(session: AsyncSession, tables: MessagingTables, message_ids: list[str]) -> int:
-    """Withdraw messages that have not gone out yet (their news no longer holds), in the caller's
-    transaction. A message already sent or in flight is not recalled; returns how many were cancelled."""
+    """Withdraw messages that have not been delivered (their news no longer holds), in the caller's
+    transaction; returns how many were cancelled. One attempt already in flight may still arrive, but it is
+    never retried: the relay only records outcomes of rows that are still pending."""
     if not message_ids:
         return 0
     result = await session.execute(
         update(tables.outbox)
-        .where(tables.outbox.c.message_id.in_(message_ids), tables.outbox.c.status == PENDING,
-               or_(tables.outbox.c.lease_until.is_(None), tables.outbox.c.lease_until < utcnow()))
+        .where(tables.outbox.c.message_id.in_(message_ids), tables.outbox.c.status == PENDING)
         .values(status=CANCELLED)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def cancel_unsent(session: AsyncSession, tables: MessagingTables, message_id: str) -> bool:
+    """Withdraw a message that has never been tried (so its destination cannot have it), in the caller's
+    transaction; False when it has gone out or is going out now."""
+    result = await session.execute(
+        update(tables.outbox)
+        .where(tables.outbox.c.message_id == message_id, tables.outbox.c.status == PENDING,
+               tables.outbox.c.attempts == 0,
+               or_(tables.outbox.c.lease_until.is_(None), tables.outbox.c.lease_until < utcnow()))
+        .values(status=CANCELLED)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def replay_dead_letter(db: Database, tables: MessagingTables, message_id: str) -> bool:

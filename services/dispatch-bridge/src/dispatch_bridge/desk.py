@@ -186,6 +186,8 @@ async def ask(runtime: Runtime, actor: Actor, report_id: str, text: str) -> dict
 async def decide_review(runtime: Runtime, actor: Actor, report_id: str, forward: bool) -> dict[str, Any]:
     """A human decision on a report that verification held for review."""
     async with runtime.db.transaction() as session:
+        if forward:
+            await incidents.decide_one_at_a_time(session)  # it may join an incident: first, before row locks
         stored = await _report(session, report_id, lock=True)
         if stored.state != "held_for_review":
             raise ServiceError(409, "not_held_for_review", f"the report is {stored.state}, not held for review")

@@ -37,7 +37,7 @@ from burgermelding_shared.contracts import (
     VerificationCompleted,
 )
 from burgermelding_shared.errors import ServiceError
-from burgermelding_shared.messaging import Outcome, enqueue, first_delivery
+from burgermelding_shared.messaging import Outcome, cancel_unsent, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge import incidents, media
 from dispatch_bridge.config import BridgeSettings
@@ -107,6 +107,8 @@ async def incident_of(session: AsyncSession, stored: BridgeReport) -> Incident:
 async def receive_report(runtime: Runtime, report: ReportSubmitted, message_id: str, source: str) -> str:
     """A new report, or a new revision of one (photos added)."""
     async with runtime.db.transaction() as session:
+        if report.urgent:
+            await incidents.decide_one_at_a_time(session)  # before any row lock: see decide_one_at_a_time
         if not await first_delivery(session, messaging, message_id=message_id, source=source,
                                     kind="report.submitted"):
             return "duplicate"
@@ -154,6 +156,7 @@ async def known_report(session: AsyncSession, report_id: str) -> BridgeReport:
 async def receive_verification(runtime: Runtime, result: VerificationCompleted, message_id: str,
                                source: str) -> str:
     async with runtime.db.transaction() as session:
+        await incidents.decide_one_at_a_time(session)  # it may forward, join or merge
         stored = await known_report(session, result.report_id)
         if result.revision > stored.revision:  # this revision of the report has not arrived yet
             raise ServiceError(409, "report_not_yet_known", "this revision has not reached the bridge yet",
@@ -230,7 +233,8 @@ async def forward(session: AsyncSession, settings: BridgeSettings, stored: Bridg
     request = RequestForService(requestId=incident.id, eido=eido,
                                 eventSummary=await incidents.summarise(session, incident))
     await enqueue(session, messaging, destination="meldkamer", path="/v1/requests-for-service", kind=REQUEST_KIND,
-                  payload=request.model_dump(mode="json"), priority=OUTBOX_PRIORITY[priority])
+                  payload=request.model_dump(mode="json"), priority=OUTBOX_PRIORITY[priority],
+                  message_id=request_message_id(incident.id))
     await tell_citizen(session, stored.report_id, "forwarded", priority=OUTBOX_PRIORITY[priority])
     return incident
 
@@ -285,7 +289,8 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
             found.append(incident)
     if len(found) < 2:
         return found[0] if found else None
-    survivor, *absorbed = sorted(found, key=lambda i: (i.created_at, i.id))
+    # The one the meldkamer has accepted goes on (it is being worked on), else the oldest.
+    survivor, *absorbed = sorted(found, key=lambda i: (i.delivery_state != "accepted", i.created_at, i.id))
     for other in absorbed:
         moved = await incidents.reports_of(session, other.id)
         for stored in moved:
@@ -294,21 +299,29 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
         other.merged_into, other.updated_at = survivor.id, utcnow()
         survivor.priority = min(survivor.priority, other.priority)
         session.add_all([other, survivor])
-        await update_incident(session, other, "merged", f"Merged into incident {survivor.id}: the same event.",
-                              merge_items=[merge_component(settings, survivor, "REPLACED")], with_summary=False)
+        if await cancel_unsent(session, messaging, request_message_id(other.id)):
+            # Never sent: the meldkamer never hears of it, and gets its reports with the survivor.
+            other.delivery_state, other.delivery_cause = "cancelled", f"merged into {survivor.id} before sending"
+        else:
+            await update_incident(session, other, "merged", f"Merged into incident {survivor.id}: the same event.",
+                                  merge_items=[merge_component(settings, survivor, "REPLACED")], with_summary=False)
         media_items = [item for stored in moved if stored.state != "withdrawn"
                        for report in [ReportSubmitted.model_validate_json(stored.submission)]
                        for item in media_for(settings, report, report.photos)]
+        replacing = [] if other.delivery_state == "cancelled" else [merge_component(settings, other, "REPLACING")]
         await update_incident(session, survivor, "merged",
                               f"Incident {other.id} ({len(moved)} report(s)) is the same event and was merged "
-                              "into this one.", media_items, merge_items=[merge_component(settings, other,
-                                                                                          "REPLACING")])
+                              "into this one.", media_items, merge_items=replacing)
         for stored in moved:
             if stored.state != "withdrawn":
                 await tell_citizen(session, stored.report_id, "joined", survivor.meldkamer_incident_id,
                                    priority=OUTBOX_PRIORITY[survivor.priority])
     log.info("incidents merged", extra={"incident_id": survivor.id, "merged": [o.id for o in absorbed]})
     return survivor
+
+
+def request_message_id(incident_id: str) -> str:
+    return f"rfs-{incident_id}"
 
 
 def merge_component(settings: BridgeSettings, other: Incident, direction: str) -> dict[str, Any]:
@@ -321,9 +334,9 @@ def merge_component(settings: BridgeSettings, other: Incident, direction: str) -
 async def receive_group_merge(runtime: Runtime, merge: GroupsMerged, message_id: str, source: str) -> str:
     """Verification's merge pass found two groups to be one event: so are their incidents."""
     async with runtime.db.transaction() as session:
+        await incidents.decide_one_at_a_time(session)
         if not await first_delivery(session, messaging, message_id=message_id, source=source, kind="groups.merged"):
             return "duplicate"
-        await incidents.decide_one_at_a_time(session)
         reports = (await session.execute(select(BridgeReport).where(
             BridgeReport.report_id.in_([*merge.report_ids, *merge.merged_report_ids])).with_for_update()
         )).scalars().all()

@@ -24,7 +24,16 @@ from burgermelding_shared.contracts import (
     VerificationCompleted,
 )
 from burgermelding_shared.db import serialise
-from burgermelding_shared.events import WINDOW, Extent, Sighting, family_of, nearest_event, normalise_text, spread_of
+from burgermelding_shared.events import (
+    WINDOW,
+    Extent,
+    Sighting,
+    family_of,
+    narrowest_family,
+    nearest_event,
+    normalise_text,
+    spread_of,
+)
 from dispatch_bridge.models import BridgeReport, Incident
 
 # The meldkamer no longer has (or never had) these incidents: a new report of the event starts a new one.
@@ -52,7 +61,9 @@ def is_open(incident: Incident) -> bool:
 
 
 async def decide_one_at_a_time(session: AsyncSession) -> None:
-    """Two witnesses of one event arriving at the same moment must not both start an incident."""
+    """Two witnesses of one event arriving at the same moment must not both start an incident, and a merge
+    must not race a join. Every transaction that may forward, join or merge takes this first, before any row
+    lock, so such transactions never wait on each other's rows in opposite orders."""
     await serialise(session, EVENT_DECISIONS)
 
 
@@ -64,13 +75,20 @@ async def open_incident_for(session: AsyncSession, report: ReportSubmitted) -> I
         Incident.first_seen <= sighting.observed_at + WINDOW))).scalars().all()
     pairs = [(extent, i) for i in candidates if is_open(i) and (extent := extent_of(i)) is not None]
     found = nearest_event(pairs, sighting)
-    return await session.get(Incident, found.id, with_for_update=True) if found is not None else None
+    if found is None:
+        return None
+    incident = await session.get(Incident, found.id, with_for_update=True)
+    while incident is not None and incident.merged_into is not None:  # merged meanwhile: join the survivor
+        incident = await session.get(Incident, incident.merged_into, with_for_update=True)
+    # A meldkamer callback may have closed it between the query and the lock (those take no event lock).
+    return incident if incident is not None and is_open(incident) else None
 
 
 def place(stored: BridgeReport, report: ReportSubmitted) -> None:
     """What the bridge keeps of a report to place it in its event and count its witness."""
     stored.lat, stored.lon, stored.observed_at = report.location.lat, report.location.lon, report.observed_at
-    stored.submitter_tag, stored.submitter_kind = report.submitter_tag, report.submitter_kind
+    if report.submitter_tag:  # a revision from an old client may come without it: keep the first
+        stored.submitter_tag, stored.submitter_kind = report.submitter_tag, report.submitter_kind
 
 
 async def reports_of(session: AsyncSession, incident_id: str) -> list[BridgeReport]:
@@ -136,13 +154,19 @@ def refresh_extent(incident: Incident, reports: list[BridgeReport]) -> None:
     incident.lat, incident.lon = spread.lat, spread.lon
     incident.first_seen = min(r.observed_at for r in placed)  # type: ignore[type-var]
     incident.last_seen = max(r.observed_at for r in placed)  # type: ignore[type-var]
-    incident.family = incident.family or family_of(placed[0].category)
+    incident.family = narrowest_family(r.category for r in placed)
+
+
+def counts(stored: BridgeReport) -> bool:
+    """Whether a report speaks for the event: not withdrawn, and not rejected by verification (an urgent
+    report joins before it is verified; spam found later must not count as a witness)."""
+    return stored.state != "withdrawn" and stored.verdict != "reject"
 
 
 async def summarise(session: AsyncSession, incident: Incident) -> EventSummary:
     """The event as it now stands, with a new version, for the meldkamer; refreshes the incident's extent."""
     await session.flush()
-    reports = [r for r in await reports_of(session, incident.id) if r.state != "withdrawn"]
+    reports = [r for r in await reports_of(session, incident.id) if counts(r)]
     refresh_extent(incident, reports)
     incident.summary_version += 1
     session.add(incident)
@@ -150,8 +174,8 @@ async def summarise(session: AsyncSession, incident: Incident) -> EventSummary:
 
 
 def describe(incident: Incident, reports: list[BridgeReport], version: int) -> EventSummary:
-    """What these reports of the incident say together (withdrawn ones left out)."""
-    reports = [r for r in reports if r.state != "withdrawn"]
+    """What these reports of the incident say together (those that do not count left out)."""
+    reports = [r for r in reports if counts(r)]
     placed = [r for r in reports if r.lat is not None and r.lon is not None]
     spread = spread_of([(r.lat, r.lon) for r in placed]) if placed else None  # type: ignore[misc]
     observed = [r.observed_at for r in reports if r.observed_at is not None]

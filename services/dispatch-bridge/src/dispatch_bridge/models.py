@@ -61,7 +61,8 @@ class Incident(BridgeTable, table=True):
     id: str = Field(primary_key=True, max_length=36)
     category: str = Field(max_length=40)
     priority: int  # proposed meldkamer priority: 1 urgent, 2, 3
-    # queued -> sent -> accepted | rejected ; dead_lettered when delivery gave up
+    # queued -> sent -> accepted | rejected ; dead_lettered when delivery gave up; cancelled when it was merged
+    # into another incident before its request was ever sent
     delivery_state: str = Field(max_length=16)
     delivery_cause: str | None = None
     meldkamer_incident_id: str | None = Field(default=None, max_length=64)

@@ -229,10 +229,10 @@ is stored. `DELETE /v1/installations/current` revokes it (for example when the u
 @installation_router.post(
     "/challenges", status_code=201, response_model=InstallationChallenge,
     summary="Step 1: a proof-of-work challenge for registering the app", description=REGISTRATION_FLOW,
-    responses=error_responses(429),
 )
-async def new_challenge(request: Request, runtime: RuntimeDep) -> InstallationChallenge:
-    limits_of(runtime).challenging(client_address(request))
+async def new_challenge(runtime: RuntimeDep) -> InstallationChallenge:
+    # Not limited: a challenge is stateless and cheap, and a limit per address would let one abuser behind a
+    # shared address stop every phone beside it from registering.
     settings: IntakeSettings = runtime.settings
     issued = installations.issue_challenge(settings.token_secret, settings.installation_pow_bits)
     return InstallationChallenge(challenge=issued.value, difficulty_bits=issued.difficulty_bits,
@@ -252,9 +252,10 @@ async def new_challenge(request: Request, runtime: RuntimeDep) -> InstallationCh
 )
 async def register_installation(registration: InstallationRegistration, request: Request,
                                 runtime: RuntimeDep) -> InstallationCreated:
-    address = client_address(request)
+    address, limits = client_address(request), limits_of(runtime)
     registered = await installations.register(runtime.db, runtime.settings.token_secret, registration.challenge,
-                                              registration.solution, lambda: limits_of(runtime).registering(address))
+                                              registration.solution, lambda: limits.may_register(address),
+                                              lambda: limits.registered(address))
     return InstallationCreated(installation_id=registered.installation_id, credential=registered.credential)
 
 

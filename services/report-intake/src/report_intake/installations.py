@@ -114,26 +114,37 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(f"installation-secret:{secret}".encode()).hexdigest()
 
 
-async def register(db: Database, secret: str, challenge: str, solution: str,
-                   count_registration: Callable[[], None]) -> Registered:
-    """Redeem a solved challenge, once, for a new credential. `count_registration` applies the per-address
-    limit; it runs only for a valid proof, so junk requests cannot use up the registrations of the thousands
-    of phones behind one address (and a refused client keeps its unspent challenge to retry)."""
+def replayed() -> ServiceError:
+    return ServiceError(409, "proof_of_work_replayed", "this challenge was already redeemed; solve a new one",
+                        detail_nl="Deze opgave is al ingewisseld; los een nieuwe op")
+
+
+async def register(db: Database, secret: str, challenge: str, solution: str, may_register: Callable[[], None],
+                   registered: Callable[[], None]) -> Registered:
+    """Redeem a solved challenge, once, for a new credential.
+
+    The per-address limit (`may_register`, then `registered` once the installation is stored) counts only
+    new installations: junk proofs and replays cost an address nothing, so one abuser behind a shared address
+    cannot use up the registrations of the thousands of phones beside it (and a refused client keeps its
+    unspent challenge to retry)."""
     check_proof(secret, challenge, solution)
-    count_registration()
+    digest = hashlib.sha256(challenge.encode()).hexdigest()
+    async with db.sessions() as session:
+        if await session.get(SpentChallenge, digest) is not None:
+            raise replayed()
+    may_register()
     installation_id = secrets.token_hex(16)
     credential_secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     now = utcnow()
     try:
         async with db.transaction() as session:
             # The spent challenge and the installation commit together: a replay finds the first and fails.
-            session.add(SpentChallenge(digest=hashlib.sha256(challenge.encode()).hexdigest(),
-                                       expires_at=now + CHALLENGE_TTL))
+            session.add(SpentChallenge(digest=digest, expires_at=now + CHALLENGE_TTL))
             session.add(Installation(id=installation_id, secret_hash=secret_hash(credential_secret),
                                      created_on=now.date().isoformat()))
-    except IntegrityError as exc:
-        raise ServiceError(409, "proof_of_work_replayed", "this challenge was already redeemed; solve a new one",
-                           detail_nl="Deze opgave is al ingewisseld; los een nieuwe op") from exc
+    except IntegrityError as exc:  # a replay racing the first redemption
+        raise replayed() from exc
+    registered()
     return Registered(installation_id, f"{CREDENTIAL_PREFIX}.{installation_id}.{credential_secret}")
 
 

@@ -7,6 +7,10 @@ credential (Open311, an old app) is limited per address, as before.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,7 +37,7 @@ class IntakeLimits:
     creation_guard: RateLimiter
     token_use_guard: RateLimiter
     registration: RateLimiter
-    challenges: RateLimiter
+    tag_secret: str
     keys: AnonymousClientKeys = field(default_factory=AnonymousClientKeys)
 
     @classmethod
@@ -44,14 +48,19 @@ class IntakeLimits:
                    creation_guard=RateLimiter(settings.reports_per_address_guard, settings.reports_per_seconds),
                    token_use_guard=RateLimiter(settings.token_uses_per_address_guard, 60),
                    registration=RateLimiter(settings.installations_per_address, 3600),
-                   # Challenges are cheap and stateless; this only stops one address from asking for them
-                   # without end (ten per registration it may make).
-                   challenges=RateLimiter(settings.installations_per_address * 10, 3600))
+                   tag_secret=settings.token_secret)
 
     def submitter(self, sender: Sender) -> tuple[str, SubmitterKind]:
-        """The daily pseudonym verification counts reports by: the installation's, else the address's."""
+        """The daily pseudonym reports are counted by (verification's flood rule, the bridge's witnesses).
+
+        An installation's is an HMAC of its id and the day under the service's secret: the same on every
+        replica and after a restart, so one phone is one witness everywhere; it identifies an installation,
+        never a person. An address's uses the salt that lives only in this process's memory (ratelimit.py), so
+        no stored tag can ever be traced back to an address."""
         if sender.installation_id:
-            return self.keys.key("installation:" + sender.installation_id), "installation"
+            day = int(time.time() // 86400)
+            message = f"installation-tag:{day}:{sender.installation_id}".encode()
+            return hmac.new(self.tag_secret.encode(), message, hashlib.sha256).hexdigest()[:32], "installation"
         return self.keys.key(sender.address), "address"
 
     def _per_sender(self, per_client: RateLimiter, guard: RateLimiter, scope: str, sender: Sender) -> None:
@@ -68,11 +77,17 @@ class IntakeLimits:
     def using_token(self, sender: Sender) -> None:
         self._per_sender(self.token_use, self.token_use_guard, "token", sender)
 
-    def registering(self, address: str | None) -> None:
-        self.registration.enforce("register:" + self.keys.key(address))
+    def may_register(self, address: str | None) -> None:
+        """429 if this address has used up its registrations (counts nothing: see `registered`)."""
+        wait = self.registration.peek("register:" + self.keys.key(address))
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            raise ServiceError(429, "rate_limited", f"too many registrations from this network; try again in "
+                               f"{seconds} s", detail_nl=f"Te veel registraties vanaf dit netwerk; probeer het "
+                               f"over {seconds} s opnieuw", headers={"Retry-After": str(seconds)})
 
-    def challenging(self, address: str | None) -> None:
-        self.challenges.enforce("challenge:" + self.keys.key(address))
+    def registered(self, address: str | None) -> None:
+        self.registration.check("register:" + self.keys.key(address))
 
     def refuse_if_guessing(self, report_id: str) -> None:
         wait = self.wrong_tokens.peek(report_id)

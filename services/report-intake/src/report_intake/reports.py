@@ -197,7 +197,9 @@ async def queue_report(session: AsyncSession, report: Report, submitter: tuple[s
     priority = URGENT_PRIORITY if is_urgent(report.in_progress, report.danger_to_life) else 0
     kind = "report.submitted" if report.revision == 0 else "report.revised"
     tag, tag_kind = submitter or (None, None)
-    for_verification = message.model_copy(update={"submitter_tag": tag, "submitter_kind": tag_kind})
+    # Both get the sender's daily pseudonym: verification for its flood checks, the bridge to count witnesses.
+    message.submitter_tag, message.submitter_kind = tag, tag_kind  # type: ignore[assignment]
+    for_verification = message.model_copy()
     await enqueue(session, messaging, destination="verification", path="/internal/v1/jobs", kind=kind,
                   payload=for_verification.model_dump(mode="json"), priority=priority)
     if contact is not None and contact.share_with_police:

@@ -19,7 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.contracts import GroupsMerged
 from burgermelding_shared.db import Database
-from burgermelding_shared.events import WINDOW, Extent, Sighting, family_of, nearest_event, same_event
+from burgermelding_shared.events import (
+    ANY_FAMILY,
+    WINDOW,
+    Extent,
+    Sighting,
+    family_of,
+    nearest_event,
+    same_event,
+)
 from burgermelding_shared.messaging import enqueue
 from burgermelding_shared.timeutil import utcnow
 from verification.models import IncidentGroup, ReportGroup, ReportText, messaging
@@ -47,6 +55,8 @@ async def assign(session: AsyncSession, report_id: str, category: str, lat: floa
             count = group.report_count
             group.lat, group.lon = (group.lat * count + lat) / (count + 1), (group.lon * count + lon) / (count + 1)
             group.report_count = count + 1
+            if group.family == ANY_FAMILY:  # "other" reports fit anything; a specific witness says what it is
+                group.family = sighting.family
             group.last_seen = max(group.last_seen, observed_at)
             group.first_seen = min(group.first_seen, observed_at)
         else:

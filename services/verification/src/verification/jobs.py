@@ -171,6 +171,8 @@ class VerificationWorker(BackgroundLoop):
                                                             report.observed_at)
             witnesses = await grouping.installations_in_group(session, group_id)
             own_tag = report.submitter_tag if report.submitter_kind == "installation" else None
+            if report.submitter_tag is None:  # a revision without its sender: the report's own installation
+                own_tag = witnesses.get(report.report_id)
             if own_tag:
                 witnesses[report.report_id] = own_tag
             others = grouping.independent_others(witnesses, own_tag)
