@@ -41,6 +41,12 @@ def follow(suite: Suite, created: dict[str, Any], until_status: str, limit_secon
         time.sleep(0.1)
 
 
+def elsewhere(n: int) -> dict[str, float]:
+    """A place of its own for each test's report, 2 km from the others: the suite runs for the whole module,
+    and reports of one place and time are one event, so they would join each other's incidents."""
+    return {"lat": 52.0907 + 0.02 * n, "lon": 5.1214}
+
+
 def camera_photo(lat: float, lon: float, pattern: int) -> bytes:
     now = datetime.now(UTC)
     return make_jpeg(1600, 1200, pattern=pattern,
@@ -74,7 +80,8 @@ def test_report_travels_to_the_meldkamer_and_the_citizen_follows_it(suite: Suite
 
 
 def test_in_progress_report_goes_out_at_once_and_says_call_112(suite: Suite) -> None:
-    response = submit(suite, report_json(in_progress=True, category="violence", description="Vechtpartij nu"),
+    response = submit(suite, report_json(in_progress=True, category="violence", description="Vechtpartij nu",
+                                         location=elsewhere(1)),
                       [], "e2e-in-progress-0001")
     assert response.status_code == 202, response.text
     created = response.json()
@@ -98,7 +105,8 @@ def test_internal_endpoints_refuse_callers_without_a_service_credential(suite: S
 
 
 def test_the_dispatchers_question_reaches_the_citizen_and_the_answer_the_meldkamer(suite: Suite) -> None:
-    response = submit(suite, report_json(in_progress=True, description="Auto rijdt weg met buit"), [],
+    response = submit(suite, report_json(in_progress=True, description="Auto rijdt weg met buit",
+                                         location=elsewhere(2)), [],
                       "e2e-question-0001")
     created = response.json()
     headers = {"Authorization": f"Bearer {created['access_token']}"}
@@ -122,7 +130,8 @@ def test_the_dispatchers_question_reaches_the_citizen_and_the_answer_the_meldkam
 
 
 def test_live_updates_over_real_http(suite: Suite) -> None:
-    created = submit(suite, report_json(in_progress=True, description="live"), [], "e2e-live-0001").json()
+    created = submit(suite, report_json(in_progress=True, description="live", location=elsewhere(3)), [],
+                     "e2e-live-0001").json()
     seen: list[str] = []
     with httpx.stream("GET", f"{suite.urls['intake']}{created['status_url']}/events", timeout=30,
                       headers={"Authorization": f"Bearer {created['access_token']}"}) as stream:
@@ -137,7 +146,7 @@ def test_live_updates_over_real_http(suite: Suite) -> None:
 def test_logs_hold_no_client_address_user_agent_or_token(suite: Suite) -> None:
     probe = {"X-Forwarded-For": "203.0.113.77", "User-Agent": "PrivacyProbe/1.0 (device qz-wkx)",
              "X-Real-IP": "198.51.100.23"}
-    files = [("report", (None, json.dumps(report_json()), "application/json"))]
+    files = [("report", (None, json.dumps(report_json(location=elsewhere(4))), "application/json"))]
     response = httpx.post(f"{suite.urls['intake']}/v1/reports", files=files,
                           headers={**probe, "Idempotency-Key": "e2e-log-check-0001"})
     created = response.json()
@@ -160,7 +169,8 @@ def test_a_dispatchers_question_through_the_bridge_api_round_trips(suite: Suite)
     from tests.e2e.test_resilience import create_dispatcher
 
     dispatcher = create_dispatcher(suite, "anna", "dispatcher")
-    created = submit(suite, report_json(in_progress=True, description="Verdachte bij school"), [],
+    created = submit(suite, report_json(in_progress=True, description="Verdachte bij school",
+                                        location=elsewhere(5)), [],
                      "e2e-dispatcher-question-1").json()
     follow(suite, created, "accepted")
     asked = httpx.post(f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}/questions",
