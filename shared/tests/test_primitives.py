@@ -146,3 +146,21 @@ async def test_urgent_work_starts_beside_ordinary_work_within_the_reserve() -> N
     gate.set()
     await asyncio.gather(*tasks)
     assert running[3:] == ["urgent-1", "ordinary-2"] and slots.busy == 0
+
+
+async def test_ordinary_work_runs_in_lower_priority_threads_and_urgent_work_does_not() -> None:
+    import os
+    import threading
+
+    from burgermelding_shared.slots import PriorityExecutor
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    work = PriorityExecutor(2)
+    try:
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert await work.run(True, niceness) == base
+        assert await work.run(False, niceness) == min(19, base + 5)
+    finally:
+        work.shutdown()

@@ -9,9 +9,17 @@ beside ordinary work already running, and waiting urgent work is always handed a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import os
+import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class PrioritySlots:
@@ -53,3 +61,31 @@ class PrioritySlots:
                 if not ticket.done():
                     self.busy += 1
                     ticket.set_result(None)
+
+
+def _lower_priority(nice: int) -> None:
+    """Runs in each ordinary worker thread as it starts: Linux schedules threads by their own nice value."""
+    with contextlib.suppress(AttributeError, OSError):  # elsewhere than Linux: ordinary threads as they are
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + nice))
+
+
+class PriorityExecutor:
+    """CPU work in threads, urgent first. `PrioritySlots` decide what starts; ordinary work then runs in
+    threads with a lower scheduling priority (nice +5 on Linux), so that when every core is busy, an urgent
+    report's photo gets the processor and ordinary photos take what is left."""
+
+    def __init__(self, capacity: int, reserve: int = 1, ordinary_nice: int = 5) -> None:
+        self.slots = PrioritySlots(capacity, reserve)
+        self._urgent = ThreadPoolExecutor(self.slots.capacity + self.slots.reserve, thread_name_prefix="urgent")
+        self._ordinary = ThreadPoolExecutor(self.slots.capacity, thread_name_prefix="ordinary",
+                                            initializer=_lower_priority, initargs=(ordinary_nice,))
+
+    async def run(self, urgent: bool, work: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        async with self.slots.slot(urgent):
+            pool = self._urgent if urgent else self._ordinary
+            return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(work, *args, **kwargs))
+
+    def shutdown(self) -> None:
+        self._urgent.shutdown(wait=False, cancel_futures=True)
+        self._ordinary.shutdown(wait=False, cancel_futures=True)

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from burgermelding_shared.app import Runtime, background_loop, create_service_app, service_destinations
 from burgermelding_shared.idempotency import IdempotencyPurger
-from burgermelding_shared.slots import PrioritySlots
+from burgermelding_shared.slots import PriorityExecutor
 from report_intake import api, internal, open311
 from report_intake.config import IntakeSettings, get_settings
 from report_intake.followup import TimelineNotifier
@@ -24,9 +24,12 @@ async def citizen_state(runtime: Runtime) -> AsyncIterator[None]:
     """In-memory state of the citizen routes: rate-limit buckets, live-stream subscriptions, and the slots for
     photo work (one per core)."""
     runtime.extras["limits"] = IntakeLimits.from_settings(runtime.settings)
-    runtime.extras["photo_slots"] = PrioritySlots(os.cpu_count() or 1)
+    photo_work = runtime.extras["photo_work"] = PriorityExecutor(os.cpu_count() or 1)
     runtime.extras["notifier"] = TimelineNotifier()
-    yield
+    try:
+        yield
+    finally:
+        photo_work.shutdown()
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:

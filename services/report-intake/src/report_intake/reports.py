@@ -22,7 +22,7 @@ from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.contracts import ContactDetails, Location, PhotoRef, ReportSubmitted, is_urgent
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import enqueue
-from burgermelding_shared.slots import PrioritySlots
+from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
 from report_intake import installations, texts
 from report_intake.config import IntakeSettings
@@ -140,13 +140,9 @@ def safety_advice(submission: ReportSubmission, language: str) -> SafetyAdvice |
 async def check_photos(runtime: Runtime, form: UploadedForm, urgent: bool = False) -> list[CheckedPhoto]:
     """Decode and sanitise every photo off the event loop, one per core at a time, urgent reports' first."""
     settings: IntakeSettings = runtime.settings
-    slots: PrioritySlots = runtime.extras["photo_slots"]
-    checked = []
-    for i, f in enumerate(form.files):
-        async with slots.slot(urgent):
-            checked.append(await asyncio.to_thread(check_photo, f.path, max_pixels=settings.max_image_pixels,
-                                                   display_max_side=settings.display_max_side, index=i))
-    return checked
+    work: PriorityExecutor = runtime.extras["photo_work"]
+    return [await work.run(urgent, check_photo, f.path, max_pixels=settings.max_image_pixels,
+                           display_max_side=settings.display_max_side, index=i) for i, f in enumerate(form.files)]
 
 
 async def store_photo_blobs(runtime: Runtime, photos: list[CheckedPhoto]) -> list[str]:
