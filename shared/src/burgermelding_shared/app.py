@@ -102,7 +102,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
         relay = Relay(
             db, messaging, http, destinations,

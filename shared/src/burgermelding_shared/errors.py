@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,8 @@ ERROR_EXAMPLES: dict[int, tuple[str, list[tuple[str, str]]]] = {
         ("unknown_category", "unknown category 'ufo'; see GET /v1/categories"),
         ("idempotency_key_reused", "this Idempotency-Key was used for a different request")]),
     429: ("Too many requests; see Retry-After", [("rate_limited", "too many requests; try again in 42 s")]),
-    503: ("Not available", [("database_unreachable", "the database does not answer")]),
+    503: ("Not available; see Retry-After", [("busy", "the service is busy; nothing was stored, try again in 2 s"),
+                                              ("database_unreachable", "the database does not answer")]),
 }
 
 
@@ -104,6 +107,16 @@ def prefers_dutch(request: Request) -> bool:
         if lang and q > best_q:
             best_lang, best_q = lang, q
     return best_lang.startswith("nl")
+
+
+BUSY_RETRY_AFTER_SECONDS = 2
+
+
+def busy() -> ServiceError:
+    return ServiceError(503, "busy", f"the service is busy; nothing was stored, try again in "
+                        f"{BUSY_RETRY_AFTER_SECONDS} s", detail_nl="De dienst is even te druk; er is niets "
+                        f"opgeslagen, probeer het over {BUSY_RETRY_AFTER_SECONDS} s opnieuw",
+                        headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
 
 
 def render_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -154,6 +167,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return render_http_error(request, exc)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _busy(request: Request, exc: Exception) -> JSONResponse:
+        # A locked SQLite file, an exhausted connection pool, a database that does not answer: the request
+        # stored nothing (its transaction rolled back), so the client can safely send it again.
+        log.warning("database busy or unreachable", extra={"reason": type(exc).__name__})
+        return render_error(request, busy())
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -9,8 +9,10 @@ and records are purged after a day.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.background import BackgroundLoop
@@ -26,6 +28,7 @@ from burgermelding_shared.db import Database
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.timeutil import UTCDateTime, utcnow
 
+log = logging.getLogger(__name__)
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
 STALE_CLAIM = timedelta(minutes=2)
 RETENTION = timedelta(hours=24)
@@ -159,5 +162,19 @@ async def run_once(
             await complete(session, table, scope, key, response)
         return response
     except BaseException:
-        await release(db, table, scope, key)
+        await release_soon(db, table, scope, key)
         raise
+
+
+async def release_soon(db: Database, table: Table, scope: str, key: str, attempts: int = 8) -> None:
+    """Release a failed request's claim, trying again for a moment when the database is busy (most likely why
+    the request failed): a claim left behind would answer the client's retry 409 until it goes stale."""
+    for attempt in range(attempts):
+        try:
+            await release(db, table, scope, key)
+            return
+        except OperationalError:
+            if attempt == attempts - 1:
+                log.warning("idempotency claim not released; it is taken over once stale")
+                return
+            await asyncio.sleep(0.05 * 2**attempt)

@@ -351,6 +351,18 @@ class Relay(BackgroundLoop):
         return (await session.execute(query)).scalars()
 
     async def _deliver(self, row: RowMapping) -> None:
+        try:
+            await self._send(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Most likely the database is busy (a locked SQLite file, a full pool): the outcome could not be
+            # recorded. Nothing is lost: the row stays leased until the lease runs out, then is sent again
+            # (the receiver's inbox makes a second delivery harmless).
+            log.exception("outbox delivery could not be recorded; it is retried after its lease",
+                          extra={"message_id": row["message_id"], "destination": row["destination"]})
+
+    async def _send(self, row: RowMapping) -> None:
         destination = self.destinations.get(row["destination"])
         if destination is None:
             await self._finish(row, Outcome(False, None, None, f"unknown destination {row['destination']}"))
