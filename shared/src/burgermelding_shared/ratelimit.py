@@ -71,10 +71,16 @@ class RateLimiter:
     def enforce(self, key: str) -> None:
         wait = self.check(key)
         if wait > 0:
-            seconds = max(1, math.ceil(wait))
-            raise ServiceError(429, "rate_limited", f"too many requests; try again in {seconds} s",
-                               detail_nl=f"Te veel verzoeken; probeer het over {seconds} s opnieuw",
-                               headers={"Retry-After": str(seconds)})
+            raise rate_limited(wait)
+
+
+def rate_limited(wait: float, what_en: str = "too many requests",
+                 what_nl: str = "Te veel verzoeken") -> ServiceError:
+    """The one 429: a machine-readable code, Dutch and English, and when to come back."""
+    seconds = max(1, math.ceil(wait))
+    return ServiceError(429, "rate_limited", f"{what_en}; try again in {seconds} s",
+                        detail_nl=f"{what_nl}; probeer het over {seconds} s opnieuw",
+                        headers={"Retry-After": str(seconds)})
 
 
 class AnonymousClientKeys:

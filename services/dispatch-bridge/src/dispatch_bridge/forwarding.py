@@ -305,9 +305,11 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
         else:
             await update_incident(session, other, "merged", f"Merged into incident {survivor.id}: the same event.",
                                   merge_items=[merge_component(settings, survivor, "REPLACED")], with_summary=False)
-        media_items = [item for stored in moved if stored.state != "withdrawn"
-                       for report in [ReportSubmitted.model_validate_json(stored.submission)]
-                       for item in media_for(settings, report, report.photos)]
+        media_items: list[dict[str, Any]] = []
+        for stored in moved:
+            if stored.state != "withdrawn":
+                report = ReportSubmitted.model_validate_json(stored.submission)
+                media_items += media_for(settings, report, report.photos)
         replacing = [] if other.delivery_state == "cancelled" else [merge_component(settings, other, "REPLACING")]
         await update_incident(session, survivor, "merged",
                               f"Incident {other.id} ({len(moved)} report(s)) is the same event and was merged "

@@ -102,12 +102,11 @@ def witnesses(reports: list[BridgeReport]) -> int:
                 for r in reports})
 
 
-def ranked_photos(reports: list[BridgeReport]) -> list[EventPhoto]:
+def ranked_photos(reports: list[BridgeReport], submissions: list[ReportSubmitted]) -> list[EventPhoto]:
     """Every photo of the event, best first: verified without doubts, not a duplicate, sharp."""
     photos: list[tuple[tuple[Any, ...], EventPhoto]] = []
     seen_digests: set[str] = set()
-    for order, stored in enumerate(reports):
-        submission = ReportSubmitted.model_validate_json(stored.submission)
+    for order, (stored, submission) in enumerate(zip(reports, submissions, strict=True)):
         result = VerificationCompleted.model_validate_json(stored.verification) if stored.verification else None
         checked = {p.photo_id: p for p in result.photos} if result else {}
         for photo in submission.photos:
@@ -126,14 +125,16 @@ def ranked_photos(reports: list[BridgeReport]) -> list[EventPhoto]:
     return [entry for _key, entry in sorted(photos, key=lambda pair: pair[0])]
 
 
-def distinct_descriptions(reports: list[BridgeReport]) -> tuple[list[str], int]:
+def distinct_descriptions(reports: list[BridgeReport], submissions: list[ReportSubmitted]) -> tuple[list[str], int]:
     """Each description once (the same words in other case or punctuation are a repeat), oldest first,
     up to DESCRIPTIONS_MAX_CHARS; returns (texts, how many distinct ones were left out)."""
     texts: list[str] = []
     seen: set[str] = set()
     used, omitted = 0, 0
-    for stored in sorted(reports, key=lambda r: (r.observed_at or r.received_at, r.report_id)):
-        text = ReportSubmitted.model_validate_json(stored.submission).description.strip()
+    by_time = sorted(zip(reports, submissions, strict=True),
+                     key=lambda pair: (pair[0].observed_at or pair[0].received_at, pair[0].report_id))
+    for _stored, submission in by_time:
+        text = submission.description.strip()
         key = normalise_text(text)
         if not key or key in seen:
             continue
@@ -179,7 +180,8 @@ def describe(incident: Incident, reports: list[BridgeReport], version: int) -> E
     placed = [r for r in reports if r.lat is not None and r.lon is not None]
     spread = spread_of([(r.lat, r.lon) for r in placed]) if placed else None  # type: ignore[misc]
     observed = [r.observed_at for r in reports if r.observed_at is not None]
-    descriptions, omitted = distinct_descriptions(reports)
+    submissions = [ReportSubmitted.model_validate_json(r.submission) for r in reports]  # parsed once
+    descriptions, omitted = distinct_descriptions(reports, submissions)
     fallback: datetime = incident.created_at
     return EventSummary(
         version=max(1, version), witnessCount=witnesses(reports), reportCount=len(reports),
@@ -188,5 +190,5 @@ def describe(incident: Incident, reports: list[BridgeReport], version: int) -> E
                            lon=spread.lon if spread else incident.lon or 0.0),
         radiusMeters=round(spread.radius_m, 1) if spread else 0.0,
         inProgress=any(r.in_progress for r in reports), dangerToLife=any(r.danger_to_life for r in reports),
-        descriptions=descriptions, descriptionsOmitted=omitted, photos=ranked_photos(reports),
+        descriptions=descriptions, descriptionsOmitted=omitted, photos=ranked_photos(reports, submissions),
     )

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from burgermelding_shared.errors import ServiceError
-from burgermelding_shared.ratelimit import AnonymousClientKeys, RateLimiter
+from burgermelding_shared.ratelimit import AnonymousClientKeys, RateLimiter, rate_limited
 from report_intake.config import IntakeSettings
 
 SubmitterKind = Literal["installation", "address"]
@@ -81,10 +79,8 @@ class IntakeLimits:
         """429 if this address has used up its registrations (counts nothing: see `registered`)."""
         wait = self.registration.peek("register:" + self.keys.key(address))
         if wait > 0:
-            seconds = max(1, math.ceil(wait))
-            raise ServiceError(429, "rate_limited", f"too many registrations from this network; try again in "
-                               f"{seconds} s", detail_nl=f"Te veel registraties vanaf dit netwerk; probeer het "
-                               f"over {seconds} s opnieuw", headers={"Retry-After": str(seconds)})
+            raise rate_limited(wait, "too many registrations from this network",
+                               "Te veel registraties vanaf dit netwerk")
 
     def registered(self, address: str | None) -> None:
         self.registration.check("register:" + self.keys.key(address))
@@ -92,9 +88,8 @@ class IntakeLimits:
     def refuse_if_guessing(self, report_id: str) -> None:
         wait = self.wrong_tokens.peek(report_id)
         if wait > 0:
-            raise ServiceError(429, "rate_limited", "too many wrong access tokens for this report; try later",
-                               detail_nl="Te vaak een verkeerde toegangscode voor deze melding; probeer het later",
-                               headers={"Retry-After": str(max(1, int(wait) + 1))})
+            raise rate_limited(wait, "too many wrong access tokens for this report",
+                               "Te vaak een verkeerde toegangscode voor deze melding")
 
     def count_wrong_token(self, report_id: str) -> None:
         self.wrong_tokens.check(report_id)
