@@ -75,6 +75,23 @@ async def test_a_stale_thumbnail_is_flagged_and_a_fresh_one_passes(verification:
     assert codes(fresh)["thumbnail_matches"] == "pass"
 
 
+async def test_a_turned_photo_is_hashed_upright_and_its_thumbnail_compared_upright(verification: Any) -> None:
+    """The pixels come from intake's display copy (upright); the thumbnail is stored as the camera held it."""
+    scene = make_scene(12, (1200, 900))
+    stored_sideways = scene.transpose(Image.Transpose.ROTATE_90)  # what a phone held upright writes...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...with the tag that says: turn 270 degrees to show it
+    thumb = io.BytesIO()
+    stored_sideways.convert("RGB").resize((120, 160)).save(thumb, "JPEG", quality=80)
+    turned = await verify(verification, [jpeg_bytes(stored_sideways, exif=exif.tobytes() + thumb.getvalue())],
+                          location=HERE)
+    assert codes(turned)["thumbnail_matches"] == "pass"
+    upright_again = await verify(verification, [jpeg_bytes(scene, quality=80)], location=HERE)
+    assert upright_again["duplicate_of_reports"] == [] and turned["report_id"] in upright_again[
+        "near_duplicate_of_reports"]
+    assert turned["photos"][0]["width"] == 900 and turned["photos"][0]["height"] == 1200  # as stored
+
+
 async def test_capture_time_against_gps_time(verification: Any) -> None:
     now = datetime.now(UTC)
     gps = gps_tags(HERE["lat"], HERE["lon"]) | {

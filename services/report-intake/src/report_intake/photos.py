@@ -1,7 +1,15 @@
-"""Photo intake: decide the type from the bytes, decode fully, refuse bombs, make a sanitised display copy.
+"""Photo intake: decide the type from the bytes, decode once, refuse bombs, make a sanitised display copy.
 
 The original is stored byte for byte (its SHA-256 is its key) as evidence; only the sanitised copy, with EXIF
 and GPS removed, orientation applied and the longest side capped, is ever shown.
+
+One decode per photo, at the scale the display copy needs: a JPEG is decoded at a reduced DCT scale (a 12 MP
+photo at 1/2, 43 ms here instead of 82 for the full decode), which still entropy-decodes every byte, so a
+truncated or corrupt file fails just as it would in a full decode. Formats without a reduced decode (HEIC, PNG,
+WebP) are decoded in full and then reduced by whole factors (a box filter, 14 ms for 12 MP instead of 104 for a
+bilinear resize). Verification makes its perceptual hashes from this display copy, so the original's pixels are
+decoded once in the whole suite: for a HEIC, whose decode is the dearest step of all (about 500 ms), that halves
+the work.
 """
 
 from __future__ import annotations
@@ -64,6 +72,17 @@ class CheckedPhoto:
         return hashlib.sha256(self.display_jpeg).hexdigest()
 
 
+def display_scale(size: tuple[int, int], display_max_side: int) -> int:
+    """The whole reduction factor (1, 2, 4 or 8) to decode at: the smallest that brings the longest side within
+    one and a half times the cap. A 12 MP phone photo (4000 or 4032 px) then becomes its display copy at 1/2
+    without any resampling (2000 or 2016 px); only a photo still longer than the cap is resized, from a
+    reduced image. Display copies therefore lie between about two thirds of the cap and the cap."""
+    scale = 1
+    while scale < 8 and max(size) / scale > display_max_side * 1.5:
+        scale *= 2
+    return scale
+
+
 def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: int) -> CheckedPhoto:
     """Validate one uploaded file and make its display copy. Blocking: run it in a worker thread."""
     label_en, label_nl = f"photo {index + 1}", f"foto {index + 1}"
@@ -87,17 +106,22 @@ def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: in
                               f"{label_en} has {width}x{height} pixels, more than the limit of {max_pixels:,}",
                               f"{label_nl} heeft {width}x{height} pixels, meer dan de limiet van {max_pixels:,}",
                               413)
-            im.load()  # a full decode: truncated and corrupt files fail here
-            # The decoded image is ours to change (the original bytes are kept apart): rotate it in place
-            # rather than copying 12 MP twice.
+            scale = display_scale(im.size, display_max_side)
+            if im.format == "JPEG" and scale > 1:
+                # Pillow picks the smallest DCT scale whose result is at least the requested size.
+                im.draft("RGB", (width // scale, height // scale))
+            im.load()  # the one decode: truncated and corrupt files fail here
+            # The decoded image is ours to change (the original bytes are kept apart): rotate it in place.
             ImageOps.exif_transpose(im, in_place=True)
-            display = im if im.mode == "RGB" else im.convert("RGB")
-            # Bilinear: Pillow's is antialiased when shrinking, 2.5 times faster than Lanczos on a 12 MP photo
-            # (110 against 270 ms here), and differs from it by less than a tenth of a grey level on average.
+            display = im.reduce(scale) if im.format != "JPEG" and scale > 1 else im
+            display = display if display.mode == "RGB" else display.convert("RGB")
+            # Bilinear: Pillow's is antialiased when shrinking, 2.5 times faster than Lanczos, and differs from
+            # it by less than a tenth of a grey level on average. Only photos longer than 1.5 x the cap get here.
             display.thumbnail((display_max_side, display_max_side), Image.Resampling.BILINEAR)
             out = io.BytesIO()
-            # No exif= argument: the display copy carries no metadata at all.
-            display.save(out, "JPEG", quality=85, optimize=True)
+            # No exif= argument: the display copy carries no metadata at all. Without optimize: 8 instead of
+            # 16 ms for 2000 px, for a file about 12% larger (300 instead of 265 KB).
+            display.save(out, "JPEG", quality=85)
     except ServiceError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

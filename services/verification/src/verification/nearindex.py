@@ -138,10 +138,15 @@ class _BinaryIndex:
         return sum(shard.index.ntotal * shard.index.code_size + shard._ids.nbytes for shard in self.shards)
 
 
+# faiss's OpenMP threads spin while they wait for work: with them, a search of a few hundred hashes cost more
+# CPU than the rest of a photo's verification (the profile of the throughput bench showed range_search at 14%
+# of the service's samples with under 400 photos stored). Parallel scans use the shards' threads instead.
+faiss.omp_set_num_threads(1)
+
+
 @functools.cache
 def _search_threads() -> ThreadPoolExecutor:
-    # One thread per shard; faiss's own OpenMP threads would only compete with them for the same cores.
-    faiss.omp_set_num_threads(1)
+    # One thread per shard.
     return ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="near-index")
 
 

@@ -1,4 +1,4 @@
-"""PDQ (Meta's 256-bit perceptual hash) and the embedded EXIF thumbnail, from the one reduced decode."""
+"""PDQ (Meta's 256-bit perceptual hash), sharpness and the embedded EXIF thumbnail."""
 
 from __future__ import annotations
 
@@ -53,7 +53,20 @@ def embedded_thumbnail(image: Image.Image) -> Image.Image | None:
     return thumbnail if 16 <= max(thumbnail.size) <= 1024 else None
 
 
-def thumbnail_distance(image_before_orientation: Image.Image, thumbnail: Image.Image) -> int:
-    """pHash distance between the image and its thumbnail (both as stored, before orientation)."""
-    return (phash(image_before_orientation) ^ phash(thumbnail)).bit_count()
+ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transpose that makes an image stored that way upright (as ImageOps.exif_transpose).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+
+
+def upright(image: Image.Image, orientation: int) -> Image.Image:
+    """An image stored with this EXIF orientation, turned upright (a thumbnail shares its photo's)."""
+    method = _UPRIGHT.get(orientation)
+    return image.transpose(method) if method is not None else image
+
+
+def thumbnail_distance(image: Image.Image, thumbnail: Image.Image) -> int:
+    """pHash distance between the image and its thumbnail (both upright)."""
+    return (phash(image) ^ phash(thumbnail)).bit_count()
 
