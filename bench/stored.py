@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import Boolean, DateTime, Float, Integer, LargeBinary, String, Table, Text, TypeDecorator
 from sqlalchemy.ext.asyncio import create_async_engine
 
 BATCH = 5_000
@@ -25,12 +25,12 @@ BATCH = 5_000
 
 def filler(column: Any, old: datetime) -> Any:
     """A value for a required column the seed has no opinion about."""
-    kind = column.type
-    if isinstance(kind, DateTime) or isinstance(getattr(kind, "impl", None), DateTime):
+    kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+    if isinstance(kind, DateTime):
         return old
     if isinstance(kind, Boolean):
         return False
-    if isinstance(kind, Integer):
+    if isinstance(kind, Integer | Float):
         return 0
     if isinstance(kind, LargeBinary):
         return b""
@@ -86,7 +86,7 @@ async def insert(url: str, tables: list[tuple[Table, Callable[[dict[str, Any]], 
             await flush()
         if engine.dialect.name == "postgresql":
             async with engine.connect() as conn:
-                await conn.execute_driver_sql("ANALYZE")  # as autovacuum would have after a year
+                await conn.exec_driver_sql("ANALYZE")  # as autovacuum would have after a year
     finally:
         await engine.dispose()
 
@@ -118,6 +118,7 @@ async def seed(env: dict[str, str], count: int) -> None:
         (PhotoFingerprint.__table__, lambda h: {"report_id": h["report_id"], "photo_id": h["photo_id"],
                                                 "sha256": h["sha256"], "phash": h["phash"], "pdq": h["pdq"],
                                                 "pdq_quality": 100, "received_at": h["received"],
+                                                "claimed_lat": h["lat"], "claimed_lon": h["lon"],
                                                 "captured_at": h["received"]}),
     ]
     bridge = [
