@@ -475,7 +475,10 @@ def run_once(args: argparse.Namespace, rate: float, photos: list[Photo], databas
                 statuses[answer.report_id] = status.json().get("status") if status.status_code == 200 else "?"
     finally:
         running.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        if args.keep:
+            print(f"kept the run's databases, photos and logs in {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
     # CPU: from the first POST to the last arrival at the meldkamer (plus a second), per service tree.
     window_end = max([t for t in seen.values()], default=time.time()) + 1.0
@@ -556,6 +559,7 @@ def main() -> None:
     parser.add_argument("--heic-share", type=float, default=0.1, help="share of photos sent as HEIC")
     parser.add_argument("--in-progress-share", type=float, default=0.1)
     parser.add_argument("--stored", type=int, default=0, help="earlier reports and photo hashes already stored")
+    parser.add_argument("--keep", action="store_true", help="keep each run's folder (SQLite files, logs)")
     parser.add_argument("--drain-seconds", type=float, default=240.0)
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                         / "burgermelding-bench" / "photos")

@@ -40,8 +40,16 @@ class BackgroundLoop:
     async def idle_seconds(self) -> float:
         return self.poll_seconds
 
+    def more_waiting(self, done: int) -> bool:
+        """After a pass that did `done`, may more work be waiting? By default: whenever it did anything. A
+        loop that knows a pass takes everything there is says no, and saves an empty pass."""
+        return done > 0
+
     async def _run(self) -> None:
         while not self._stopping:
+            # Cleared before the pass, not after: a wake that arrives during the pass (new work committed
+            # while the pass was looking) then runs another pass instead of waiting for the poll interval.
+            self._wake.clear()
             try:
                 done = await self.run_once()
             except asyncio.CancelledError:
@@ -50,9 +58,8 @@ class BackgroundLoop:
                 log.exception("%s pass failed", self.name)
                 done = 0
                 await asyncio.sleep(min(1.0, self.poll_seconds))
-            if done:
+            if self.more_waiting(done) or self._wake.is_set():
                 continue
-            self._wake.clear()
             try:
                 timeout = await self.idle_seconds()
             except Exception:

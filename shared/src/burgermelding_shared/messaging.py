@@ -305,9 +305,12 @@ class Relay(BackgroundLoop):
             task.add_done_callback(self._delivery_done)
         return len(rows)
 
+    def more_waiting(self, done: int) -> bool:
+        # A pass claims everything due unless it hit the batch size; new rows wake the loop on commit.
+        return done >= self.config.batch_size
+
     def _delivery_done(self, _task: asyncio.Task[None]) -> None:
         self._semaphore.release()
-        self.wake()  # the row may now be due again sooner than the next poll
 
     async def _claim(self) -> list[RowMapping]:
         outbox = self.tables.outbox
@@ -337,11 +340,10 @@ class Relay(BackgroundLoop):
                 ids += probe_ids
             if ids:
                 lease = now + timedelta(seconds=self.config.lease_seconds)
-                await session.execute(update(outbox).where(outbox.c.id.in_(ids)).values(lease_until=lease))
-                result = await session.execute(
-                    select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.priority.desc(), outbox.c.id)
-                )
-                claimed = list(result.mappings())
+                result = await session.execute(update(outbox).where(outbox.c.id.in_(ids)).values(lease_until=lease)
+                                               .returning(*outbox.c))
+                # RETURNING keeps no order: urgent first, then oldest, as claimed.
+                claimed = sorted(result.mappings(), key=lambda row: (-row["priority"], row["id"]))
         return claimed
 
     async def _ids(self, session: AsyncSession, query: Any) -> Any:
@@ -450,6 +452,7 @@ class Relay(BackgroundLoop):
             attempt_handler = self.attempt_handlers.get(row["kind"])
             if attempt_handler is not None:
                 await attempt_handler(session, row, Outcome(False, status, None, reason))
+        self.wake()  # the loop works out when this row is due again (it may be sooner than the next poll)
 
     async def _finish(self, row: RowMapping, outcome: Outcome, attempts: int | None = None) -> None:
         status = DELIVERED if outcome.delivered else DEAD

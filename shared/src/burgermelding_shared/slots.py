@@ -63,8 +63,9 @@ class PrioritySlots:
                     ticket.set_result(None)
 
 
-def _lower_priority(nice: int) -> None:
-    """Runs in each ordinary worker thread as it starts: Linux schedules threads by their own nice value."""
+def lower_priority(nice: int) -> None:
+    """Runs in each ordinary worker thread or process as it starts: Linux schedules threads by their own nice
+    value (and threads a process starts later inherit it)."""
     with contextlib.suppress(AttributeError, OSError):  # elsewhere than Linux: ordinary threads as they are
         thread = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + nice))
@@ -79,7 +80,7 @@ class PriorityExecutor:
         self.slots = PrioritySlots(capacity, reserve)
         self._urgent = ThreadPoolExecutor(self.slots.capacity + self.slots.reserve, thread_name_prefix="urgent")
         self._ordinary = ThreadPoolExecutor(self.slots.capacity, thread_name_prefix="ordinary",
-                                            initializer=_lower_priority, initargs=(ordinary_nice,))
+                                            initializer=lower_priority, initargs=(ordinary_nice,))
 
     async def run(self, urgent: bool, work: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         async with self.slots.slot(urgent):

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from burgermelding_shared.app import Runtime, create_service_app, service_destinations
+from burgermelding_shared.slots import lower_priority
 from verification import internal
 from verification.checks import configure_weights
 from verification.config import VerificationSettings, get_settings
@@ -24,8 +25,11 @@ from verification.nearindex import NearDuplicateIndex
 async def worker_hook(runtime: Runtime) -> AsyncIterator[None]:
     settings: VerificationSettings = runtime.settings
     # spawn, not fork: forking a process that runs an event loop and threads copies their locks mid-use.
+    # The workers run at a lower scheduling priority (nice +5): no urgent report waits for its verification
+    # (the bridge forwards it at once), so when the cores are full, the urgent path gets them first.
     pool = ProcessPoolExecutor(max_workers=settings.workers or os.cpu_count() or 1,
-                               mp_context=multiprocessing.get_context("spawn"))
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=lower_priority, initargs=(5,))
     configure_weights(settings.check_weights)
     index = NearDuplicateIndex(settings.near_duplicate_thresholds())
     await index.sync(runtime.db)  # rebuilt from the database at every start
