@@ -26,6 +26,8 @@ NAMING_CONVENTION = {
 
 # Session.info key set by code that writes outbox rows; the commit hook reads it.
 OUTBOX_WRITTEN = "outbox_written"
+# Execution option of a SQLite connection in `Database.transaction()`: begin with the write lock.
+WRITES = "burgermelding_writes"
 
 
 def new_registry() -> registry:
@@ -55,9 +57,11 @@ def _prepare_sqlite(engine: AsyncEngine, url: str, busy_timeout_ms: int) -> None
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Take the write lock up front: a deferred transaction that later writes can fail with SQLITE_BUSY
-        # without waiting, which would turn ordinary concurrency into errors.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that may write takes the write lock up front: a deferred one that later writes can
+        # fail with SQLITE_BUSY without waiting, which would turn ordinary concurrency into errors. Reads
+        # (`Database.sessions()`, which never commits) begin deferred: in WAL mode they then neither wait
+        # for a writer nor hold one up.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITES) else "BEGIN")
 
 
 async def serialise(session: AsyncSession, name: str) -> None:
@@ -95,6 +99,8 @@ class Database:
         """A session whose work is committed at the end of the block, or rolled back on any error."""
         async with self.sessions() as session:
             try:
+                if self.is_sqlite:
+                    await session.connection(execution_options={WRITES: True})
                 yield session
                 await session.commit()
             except BaseException:
