@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.throughput import percentile
 from burgermelding_shared.events import distance_m
 from report_intake.installations import solve, solves
 from tests.helpers import phone_photo
@@ -107,13 +107,6 @@ def post(client: httpx.Client, intake: str, place: tuple[float, float], urgent: 
 
 def solves_probe(n: int) -> bool:
     return solves("bench-pow-calibration", str(n), 64)
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)], 1)
 
 
 def timestamp(value: str) -> float:
