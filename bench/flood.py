@@ -32,9 +32,9 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.throughput import percentile
+from bench.throughput import percentile, register
 from burgermelding_shared.events import distance_m
-from report_intake.installations import solve, solves
+from report_intake.installations import solves
 from tests.helpers import phone_photo
 from tests.suite import start_suite
 
@@ -82,14 +82,6 @@ def plan(witnesses: int, seconds: float, events: int, side_witnesses: int) -> li
 def make_photo(args: tuple[int, tuple[float, float], tuple[int, int]]) -> bytes:
     seed, place, size = args
     return phone_photo(seed, *place, size=size, noise=9.0)
-
-
-def register(client: httpx.Client, intake: str) -> str:
-    challenge = client.post(f"{intake}/v1/installations/challenges", headers={"X-Forwarded-For": CGNAT}).json()
-    answer = client.post(f"{intake}/v1/installations", headers={"X-Forwarded-For": CGNAT}, json={
-        "challenge": challenge["challenge"], "solution": solve(challenge["challenge"], challenge["difficulty_bits"])})
-    answer.raise_for_status()
-    return str(answer.json()["credential"])
 
 
 def post(client: httpx.Client, intake: str, place: tuple[float, float], urgent: bool, description: str,
@@ -144,9 +136,9 @@ def main() -> None:
             intake = suite.urls["intake"]
             with httpx.Client(timeout=60) as client:
                 started = time.perf_counter()
-                credentials = [register(client, intake) for _ in planned]
+                credentials = [register(client, intake, CGNAT) for _ in planned]
                 registration_ms = (time.perf_counter() - started) / len(planned) * 1000
-                flooder = register(client, intake)
+                flooder = register(client, intake, CGNAT)
             sent: list[Sent] = []
             lock = threading.Lock()
             origin = time.monotonic() + 1.0

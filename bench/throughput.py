@@ -56,12 +56,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.databases import create_database, drop_database  # noqa: E402
 from tests.helpers import camera_exif, phone_photo  # noqa: E402
+from tests.suite import SERVICES, wiring  # noqa: E402
 
 PORTS = {"intake": 18001, "verification": 18002, "bridge": 18003, "meldkamer": 18004}
-PREFIXES = {"intake": "BM_INTAKE_", "verification": "BM_VERIFICATION_", "bridge": "BM_BRIDGE_",
-            "meldkamer": "BM_MELDKAMER_"}
-PACKAGES = {"intake": "report_intake", "verification": "verification", "bridge": "dispatch_bridge",
-            "meldkamer": "meldkamer_sim"}
+PACKAGES = {name: package for name, (package, _prefix) in SERVICES.items()}
 # The simulated dispatcher accepts quickly and closes after the run, so closing traffic does not mix in.
 SCRIPT = [["Active", 0.5], ["ResourcesAssigned", 5.0], ["Closed", 3600.0]]
 CATEGORIES = ["violence", "theft", "suspicious_situation", "traffic_accident", "vandalism", "burglary",
@@ -136,12 +134,12 @@ def photo_pool(cache: Path, count: int, heic_share: float) -> list[Photo]:
     if todo:
         print(f"making {len(todo)} phone photos into {cache} (once; later runs reuse them)", flush=True)
         with ProcessPoolExecutor() as pool:
-            for (folder, seed, kind, _w), photo in zip(todo, pool.map(make_photo, todo, chunksize=2), strict=True):
+            for (_cache, seed, kind, _when), photo in zip(todo, pool.map(make_photo, todo, chunksize=2),
+                                                          strict=True):
                 entry = {"path": photo.path.name, "kind": kind, "seed": seed, "lat": photo.lat, "lon": photo.lon,
                          "captured_at": photo.captured_at}
                 index.append(entry)
                 have[kind].append(entry)
-                del folder
         index_file.write_text(json.dumps(index))
     taken = {"jpeg": iter(have["jpeg"]), "heic": iter(have["heic"])}
     chosen = [next(taken[kind]) for kind in kinds]
@@ -251,17 +249,14 @@ def suite_env(folder: Path, database: str) -> tuple[dict[str, str], list[str | N
     dbs.TEST_DATABASE = database
     env = {k: v for k, v in os.environ.items() if not k.startswith("BM_")}
     databases: list[str | None] = []
-    for name, prefix in PREFIXES.items():
+    for name, (_package, prefix) in SERVICES.items():
         url, db = create_database(name, folder)
         databases.append(db)
         env.update({f"{prefix}PORT": str(PORTS[name]), f"{prefix}DATABASE_URL": url,
                     f"{prefix}BLOB_DIR": str(folder / "blobs")})
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in PORTS.items()}
+    env.update(wiring({name: f"http://127.0.0.1:{port}" for name, port in PORTS.items()}))
     env.update({
-        "BM_INTAKE_VERIFICATION_URL": urls["verification"], "BM_INTAKE_BRIDGE_URL": urls["bridge"],
-        "BM_VERIFICATION_BRIDGE_URL": urls["bridge"], "BM_BRIDGE_INTAKE_URL": urls["intake"],
-        "BM_BRIDGE_MELDKAMER_URL": urls["meldkamer"], "BM_BRIDGE_PUBLIC_URL": urls["bridge"],
-        "BM_MELDKAMER_BRIDGE_URL": urls["bridge"], "BM_MELDKAMER_SCRIPT": json.dumps(SCRIPT),
+        "BM_MELDKAMER_SCRIPT": json.dumps(SCRIPT),
         # Every phone has its own address, presented by the (simulated) reverse proxy in front of intake.
         "BM_INTAKE_TRUSTED_PROXIES": '["127.0.0.1"]',
         # Registration is done before the measured load; a low proof of work keeps that part short.

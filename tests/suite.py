@@ -84,6 +84,16 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], limit_seconds: float 
     raise RuntimeError(f"{url} did not become ready")
 
 
+def wiring(urls: dict[str, str]) -> dict[str, str]:
+    """The settings by which the services find each other, given each one's base URL (keys of SERVICES)."""
+    return {
+        "BM_INTAKE_VERIFICATION_URL": urls["verification"], "BM_INTAKE_BRIDGE_URL": urls["bridge"],
+        "BM_VERIFICATION_BRIDGE_URL": urls["bridge"], "BM_BRIDGE_INTAKE_URL": urls["intake"],
+        "BM_BRIDGE_MELDKAMER_URL": urls["meldkamer"], "BM_BRIDGE_PUBLIC_URL": urls["bridge"],
+        "BM_MELDKAMER_BRIDGE_URL": urls["bridge"],
+    }
+
+
 def start_suite(folder: Path, extra_env: dict[str, str] | None = None) -> Suite:
     """Migrate and start all four services; the caller must `stop()` the suite."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,11 +108,9 @@ def start_suite(folder: Path, extra_env: dict[str, str] | None = None) -> Suite:
                     f"{prefix}BLOB_DIR": str(folder / "blobs"), f"{prefix}ENVIRONMENT": "development",
                     f"{prefix}RELAY_POLL_SECONDS": "0.5", f"{prefix}RELAY_BACKOFF_BASE_SECONDS": "0.1",
                     f"{prefix}RELAY_BACKOFF_CAP_SECONDS": "2"})
+    env.update(wiring(suite.urls))
     env.update({
-        "BM_INTAKE_VERIFICATION_URL": suite.urls["verification"], "BM_INTAKE_BRIDGE_URL": suite.urls["bridge"],
-        "BM_VERIFICATION_BRIDGE_URL": suite.urls["bridge"], "BM_BRIDGE_INTAKE_URL": suite.urls["intake"],
-        "BM_BRIDGE_MELDKAMER_URL": suite.urls["meldkamer"], "BM_BRIDGE_PUBLIC_URL": suite.urls["bridge"],
-        "BM_MELDKAMER_BRIDGE_URL": suite.urls["bridge"], "BM_MELDKAMER_SCRIPT": json.dumps(FAST_SCRIPT),
+        "BM_MELDKAMER_SCRIPT": json.dumps(FAST_SCRIPT),
         "BM_VERIFICATION_WORKERS": "2",
         # Every simulated citizen comes from 127.0.0.1 here; the limits themselves are tested on their own.
         "BM_INTAKE_REPORTS_PER_CLIENT": "100000", "BM_INTAKE_TOKEN_USES_PER_CLIENT": "100000",

@@ -13,7 +13,6 @@ reports are comparable.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,18 +93,17 @@ def analyse_photo(job: PhotoJob) -> dict[str, Any]:
     """Returns a PhotoVerification as a dict (plain data crosses the process boundary cheaply), with the PDQ
     hashes under "pdq" (hex) and "pdq_dihedral" (8 x hex) and the PDQ quality under "pdq_quality"."""
     undecodable = PhotoVerification(photo_id=job.photo_id, sha256=job.sha256, checks=[])
+    store = LocalBlobStore(Path(job.blob_dir))
     try:
-        with LocalBlobStore(Path(job.blob_dir)).open(job.sha256) as fh:
-            data = fh.read()
+        data = store.read_verified(job.sha256)
     except BlobNotFound:
         undecodable.checks = [check("photo_missing", "fail", "The photo could not be found in storage.",
                                     "De foto is niet gevonden in de opslag.")]
         return undecodable.model_dump(mode="json")
-    if hashlib.sha256(data).hexdigest() != job.sha256:
+    except BlobCorrupted:
         undecodable.checks = [check("photo_undecodable", "fail", "The stored photo does not match its digest.",
                                     "De opgeslagen foto klopt niet met de vingerafdruk.")]
         return undecodable.model_dump(mode="json")
-    store = LocalBlobStore(Path(job.blob_dir))
     try:
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
