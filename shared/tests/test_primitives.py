@@ -164,28 +164,3 @@ async def test_ordinary_work_runs_in_lower_priority_threads_and_urgent_work_does
         assert await work.run(False, niceness) == min(19, base + 5)
     finally:
         work.shutdown()
-
-
-async def test_a_sqlite_reader_neither_waits_for_nor_holds_up_a_writer(tmp_path: Path) -> None:
-    """Reads begin deferred (WAL readers see the last commit, take no lock); transactions take the write lock
-    up front. With a reader's transaction open, a writer commits at once instead of waiting out the busy
-    timeout (which is short here, so waiting would fail the write)."""
-    from sqlalchemy import text
-
-    from burgermelding_shared.db import Database
-
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}", busy_timeout_ms=50)
-    try:
-        async with db.transaction() as session:
-            await session.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
-        async with db.sessions() as reader:
-            assert (await reader.execute(text("SELECT count(*) FROM notes"))).scalar() == 0  # read txn open
-            async with db.transaction() as writer:
-                await writer.execute(text("INSERT INTO notes (body) VALUES ('x')"))
-            async with db.transaction() as second_writer:  # and writers still exclude each other's start
-                await second_writer.execute(text("INSERT INTO notes (body) VALUES ('y')"))
-            assert (await reader.execute(text("SELECT count(*) FROM notes"))).scalar() == 0  # its snapshot
-        async with db.sessions() as later:
-            assert (await later.execute(text("SELECT count(*) FROM notes"))).scalar() == 2
-    finally:
-        await db.dispose()

@@ -6,6 +6,9 @@ once at the end or rolls back, and after a commit that wrote outbox rows it wake
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,8 +16,12 @@ from typing import Any
 
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
+from sqlalchemy.util.concurrency import await_, in_greenlet
+
+from burgermelding_shared.inline_sqlite import INLINE_BUSY_TIMEOUT_MS, connector
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -26,8 +33,11 @@ NAMING_CONVENTION = {
 
 # Session.info key set by code that writes outbox rows; the commit hook reads it.
 OUTBOX_WRITTEN = "outbox_written"
-# Execution option of a SQLite connection in `Database.transaction()`: begin with the write lock.
+# Execution option of a SQLite connection in `Database.transaction()`: begin with the write lock, waiting for
+# it until this `time.monotonic()` deadline.
 WRITES = "burgermelding_writes"
+# How long a write waits between attempts at a write lock that another process holds (doubling up to the cap).
+_LOCKED_RETRY_SECONDS, _LOCKED_RETRY_CAP_SECONDS = 0.002, 0.05
 
 
 def new_registry() -> registry:
@@ -39,11 +49,39 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _prepare_sqlite(engine: AsyncEngine, url: str, busy_timeout_ms: int) -> None:
-    database = make_url(url).database
-    if database and database != ":memory:":
+def sqlite_path(url: str) -> str:
+    database = make_url(url).database or ":memory:"
+    if database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+    return database
 
+
+def is_locked(error: BaseException) -> bool:
+    """A SQLite lock held by another connection (SQLITE_BUSY), as opposed to any other failure."""
+    cause = getattr(error, "orig", error)
+    return isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
+
+
+def _locked(statement: str) -> OperationalError:
+    return OperationalError(statement, None, sqlite3.OperationalError("database is locked"))
+
+
+def _begin_writing(conn: Any, deadline: float) -> None:
+    """BEGIN IMMEDIATE; while another process holds the write lock, try again after a pause that yields the
+    event loop (the connection's own busy timeout would block it), until the deadline."""
+    pause = _LOCKED_RETRY_SECONDS
+    while True:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as error:
+            if not is_locked(error) or not in_greenlet() or time.monotonic() + pause > deadline:
+                raise
+        await_(asyncio.sleep(pause))
+        pause = min(pause * 2, _LOCKED_RETRY_CAP_SECONDS)
+
+
+def _prepare_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself (below); pysqlite's implicit transactions get this wrong.
@@ -52,7 +90,7 @@ def _prepare_sqlite(engine: AsyncEngine, url: str, busy_timeout_ms: int) -> None
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -61,7 +99,11 @@ def _prepare_sqlite(engine: AsyncEngine, url: str, busy_timeout_ms: int) -> None
         # fail with SQLITE_BUSY without waiting, which would turn ordinary concurrency into errors. Reads
         # (`Database.sessions()`, which never commits) begin deferred: in WAL mode they then neither wait
         # for a writer nor hold one up.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITES) else "BEGIN")
+        deadline = conn.get_execution_options().get(WRITES)
+        if deadline:
+            _begin_writing(conn, deadline)
+        else:
+            conn.exec_driver_sql("BEGIN")
 
 
 async def serialise(session: AsyncSession, name: str) -> None:
@@ -78,13 +120,19 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000) -> None:
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo}
-        if not is_sqlite(url):
+        if is_sqlite(url):
+            # SQLite runs on the event loop (see inline_sqlite); the write turns below keep it from waiting.
+            kwargs.update(async_creator=connector(sqlite_path(url)))
+        else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if is_sqlite(url):
-            _prepare_sqlite(self.engine, url, busy_timeout_ms)
+            _prepare_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._commit_listeners: list[Callable[[], None]] = []
+        # SQLite: how long a write may wait for its turn, in this process and for other processes' writes.
+        self.busy_timeout = busy_timeout_ms / 1000
+        self._write_turn = asyncio.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -97,10 +145,31 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work is committed at the end of the block, or rolled back on any error."""
+        if not self.is_sqlite:
+            async with self._committing() as session:
+                yield session
+            return
+        # One SQLite writer at a time per process, in arrival order, waiting on the loop rather than in
+        # SQLite's busy handler (which would now block the loop). Past the busy timeout it is "locked",
+        # as SQLite itself would say, which the services answer 503 busy.
+        deadline = time.monotonic() + self.busy_timeout
+        try:
+            async with asyncio.timeout(self.busy_timeout):
+                await self._write_turn.acquire()
+        except TimeoutError:
+            raise _locked("BEGIN IMMEDIATE (waiting for this process's earlier writes)") from None
+        try:
+            async with self._committing(deadline) as session:
+                yield session
+        finally:
+            self._write_turn.release()
+
+    @asynccontextmanager
+    async def _committing(self, sqlite_deadline: float | None = None) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             try:
-                if self.is_sqlite:
-                    await session.connection(execution_options={WRITES: True})
+                if sqlite_deadline is not None:
+                    await session.connection(execution_options={WRITES: sqlite_deadline})
                 yield session
                 await session.commit()
             except BaseException:
