@@ -235,3 +235,41 @@ async def test_a_recovered_destination_gets_its_backlog_urgent_first_not_in_back
     assert [payload["n"] for _key, payload in receiver.received] == ["probe", "urgent", "normal-a", "normal-b"]
     assert relay.circuit_states()["receiver"]["state"] == "closed"
     assert await status_of(db, scheduled) == "pending"  # scheduled on purpose: keeps its time
+
+
+async def test_one_ordering_key_goes_out_in_order_and_holds_up_nothing_else(db: Database) -> None:
+    """An incident's request and its updates share a key: the update waits until the request is settled, even
+    while the request is being retried; other keys and unkeyed messages go out meanwhile. The relay polls
+    once an hour here, so the update can only have gone out because the request's delivery woke it."""
+    attempts: list[tuple[str, int]] = []
+    failures = {"request": 1}
+
+    app = FastAPI()
+
+    @app.post("/inbox")
+    async def inbox(request: Request) -> JSONResponse:
+        name = (await request.json())["n"]
+        status = 503 if failures.get(name, 0) > 0 else 200
+        failures[name] = failures.get(name, 0) - 1
+        attempts.append((name, status))
+        return JSONResponse({}, status_code=status)
+
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    relay = Relay(db, tables, http, {"receiver": Dest()},
+                  RelayConfig(poll_seconds=3600.0, backoff_base=0.05, backoff_cap=0.1))
+    ids = {name: await send(db, {"n": name}, ordering_key=key)
+           for name, key in [("request", "incident:1"), ("update", "incident:1"), ("other", "incident:2"),
+                             ("unkeyed", None)]}
+    relay.start()
+    try:
+        async def all_delivered() -> bool:
+            return {await status_of(db, i) for i in ids.values()} == {DELIVERED}
+
+        await until(all_delivered)
+    finally:
+        await relay.stop()
+    names = [name for name, _status in attempts]
+    assert attempts[names.index("request")] == ("request", 503)
+    assert names.index("update") > names.index("request", names.index("request") + 1)  # after the 200
+    assert names.count("update") == 1  # never refused for coming too early
+    assert {"other", "unkeyed"} <= set(names[:3])  # not held up by incident 1's retry

@@ -7,7 +7,8 @@ replicas never send the same row at the same time), retries transport errors, 5x
 backoff and full jitter (honouring `Retry-After`), and dead-letters other 4xx and messages that run out of
 attempts, where they stay visible and can be replayed. Every send carries the message id as `Idempotency-Key`;
 the receiver records it in its inbox in the same transaction as its effect (`first_delivery`), so a message
-delivered twice takes effect once.
+delivered twice takes effect once. Messages that share an `ordering_key` (news about one incident) go out one
+at a time, in the order they were written: an update never overtakes the request that makes its incident known.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, func, or_, select, update
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,6 +60,8 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("kind", String(64), nullable=False),
         Column("payload", Text, nullable=False),
         Column("priority", Integer, nullable=False, server_default="0"),
+        # Rows with the same key are delivered one at a time, oldest first (None: no order to keep).
+        Column("ordering_key", String(128)),
         Column("traceparent", String(64)),
         Column("status", String(16), nullable=False, server_default=PENDING),
         Column("attempts", Integer, nullable=False, server_default="0"),
@@ -69,6 +72,7 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("created_at", UTCDateTime, nullable=False),
         Column("delivered_at", UTCDateTime),
         Index("ix_outbox_messages_due", "status", "next_attempt_at"),
+        Index("ix_outbox_messages_ordering", "ordering_key", "status"),
     )
     inbox = Table(
         "inbox_messages",
@@ -92,10 +96,13 @@ async def enqueue(
     priority: int = 0,
     message_id: str | None = None,
     not_before: datetime | None = None,
+    ordering_key: str | None = None,
 ) -> str:
     """Write a message to the outbox inside the caller's transaction; returns its id (the idempotency key).
 
     `not_before` schedules a delivery for later (the simulated meldkamer's dispatcher script uses it).
+    `ordering_key`: this message goes out only once every earlier one with the same key is settled
+    (delivered, dead-lettered or cancelled).
     """
     now = utcnow()
     message_id = message_id or str(uuid.uuid4())
@@ -107,6 +114,7 @@ async def enqueue(
             kind=kind,
             payload=json.dumps(payload, default=str, separators=(",", ":")),
             priority=priority,
+            ordering_key=ordering_key,
             traceparent=outgoing_traceparent(),
             status=PENDING,
             attempts=0,
@@ -116,6 +124,16 @@ async def enqueue(
     )
     session.info[OUTBOX_WRITTEN] = True
     return message_id
+
+
+def _in_turn(outbox: Table) -> Any:
+    """A row whose ordering key has no earlier row still pending (in flight or waiting to be retried)."""
+    earlier = outbox.alias("earlier")
+    return or_(
+        outbox.c.ordering_key.is_(None),
+        ~exists().where(earlier.c.ordering_key == outbox.c.ordering_key, earlier.c.status == PENDING,
+                        earlier.c.id < outbox.c.id),
+    )
 
 
 def _insert_ignoring_conflict(session: AsyncSession, table: Table) -> Any:
@@ -287,6 +305,8 @@ class Relay(BackgroundLoop):
                         self.tables.outbox.c.status == PENDING,
                         # Leased rows are in flight; their sender wakes this loop when it is done.
                         or_(self.tables.outbox.c.lease_until.is_(None), self.tables.outbox.c.lease_until < utcnow()),
+                        # So are the rows waiting behind them (same ordering key).
+                        _in_turn(self.tables.outbox),
                     )
                 )
             ).scalar()
@@ -326,6 +346,7 @@ class Relay(BackgroundLoop):
             outbox.c.status == PENDING,
             outbox.c.next_attempt_at <= now,
             or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now),
+            _in_turn(outbox),
         )
         claimed: list[RowMapping] = []
         async with self.db.transaction() as session:
@@ -459,6 +480,8 @@ class Relay(BackgroundLoop):
         # What the handler enqueues belongs to the trace of the message it handles.
         with continue_trace(row["traceparent"]):
             await self._record(row, outcome, status, attempts)
+        if row["ordering_key"] is not None:
+            self.wake()  # the next message with its key may go now
         if outcome.delivered:
             self.stats.delivered += 1
         else:

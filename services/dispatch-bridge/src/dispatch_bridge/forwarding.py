@@ -71,6 +71,13 @@ async def tell_citizen(session: AsyncSession, report_id: str, event: str, incide
                   kind="report.event", payload=payload.model_dump(mode="json"), priority=priority)
 
 
+def meldkamer_order(incident_id: str) -> str:
+    """The outbox ordering key of everything the meldkamer hears about one incident: its request for service
+    first, then its updates in the order they were written (an update sent before its request would be
+    refused as unknown and wait out a backoff)."""
+    return f"incident:{incident_id}"
+
+
 async def update_incident(session: AsyncSession, incident: Incident, kind: str, notes: str | None = None,
                           media_items: list[dict[str, Any]] | None = None, *, with_summary: bool = True,
                           merge_items: list[dict[str, Any]] | None = None) -> None:
@@ -83,7 +90,7 @@ async def update_incident(session: AsyncSession, incident: Incident, kind: str, 
                             mergeComponent=merge_items or [], eventSummary=summary)
     await enqueue(session, messaging, destination="meldkamer", path=f"/v1/requests-for-service/{incident.id}/updates",
                   kind=UPDATE_KIND, payload=update.model_dump(mode="json"), message_id=update_id,
-                  priority=OUTBOX_PRIORITY[incident.priority])
+                  priority=OUTBOX_PRIORITY[incident.priority], ordering_key=meldkamer_order(incident.id))
 
 
 def photo_urls(settings: BridgeSettings, report: ReportSubmitted) -> dict[str, str]:
@@ -234,7 +241,7 @@ async def forward(session: AsyncSession, settings: BridgeSettings, stored: Bridg
                                 eventSummary=await incidents.summarise(session, incident))
     await enqueue(session, messaging, destination="meldkamer", path="/v1/requests-for-service", kind=REQUEST_KIND,
                   payload=request.model_dump(mode="json"), priority=OUTBOX_PRIORITY[priority],
-                  message_id=request_message_id(incident.id))
+                  message_id=request_message_id(incident.id), ordering_key=meldkamer_order(incident.id))
     await tell_citizen(session, stored.report_id, "forwarded", priority=OUTBOX_PRIORITY[priority])
     return incident
 
