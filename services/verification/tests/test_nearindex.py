@@ -71,3 +71,26 @@ def test_the_sharded_parallel_search_finds_exactly_what_a_brute_force_scan_finds
         distances = np.array([bin(int(v) ^ int(q)).count("1") for v in as_int])
         expected = {100 + int(i): int(distances[i]) for i in np.flatnonzero(distances <= 24)}
         assert index.within(query.reshape(1, 8), 24) == expected
+
+
+def test_a_search_in_a_worker_thread_runs_faiss_single_threaded() -> None:
+    """The service searches from executor threads; faiss's OpenMP thread count is per thread, and its spinning
+    threads made each search cost 30 times the CPU of the scan itself. A search leaves its thread at one."""
+    import threading
+
+    import faiss
+
+    index = NearDuplicateIndex()
+    index.add(1, 0x0123456789ABCDEF, bytes(range(32)), 90)
+    index.phash.flush()
+    index.pdq.flush()
+    seen: list[int] = []
+
+    def search_in_fresh_thread() -> None:
+        index.search(0x0123456789ABCDEF, [bytes(range(32))])
+        seen.append(faiss.omp_get_max_threads())
+
+    thread = threading.Thread(target=search_in_fresh_thread)
+    thread.start()
+    thread.join()
+    assert seen == [1]

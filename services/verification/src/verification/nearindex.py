@@ -77,6 +77,7 @@ class _Shard:
         """(fingerprint ids, distances) of the rows strictly closer than `radius` + 1 to any query code."""
         if self.index.ntotal == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
+        _single_threaded_faiss()
         _limits, distances, positions = self.index.range_search(codes, radius + 1)
         return self._ids[positions], distances
 
@@ -138,10 +139,13 @@ class _BinaryIndex:
         return sum(shard.index.ntotal * shard.index.code_size + shard._ids.nbytes for shard in self.shards)
 
 
-# faiss's OpenMP threads spin while they wait for work: with them, a search of a few hundred hashes cost more
-# CPU than the rest of a photo's verification (the profile of the throughput bench showed range_search at 14%
-# of the service's samples with under 400 photos stored). Parallel scans use the shards' threads instead.
-faiss.omp_set_num_threads(1)
+def _single_threaded_faiss() -> None:
+    """faiss's OpenMP threads spin while they wait for work: with them, a search of a few hundred hashes cost
+    more CPU than the rest of a photo's verification (range_search was 14-22% of the service's samples in the
+    throughput bench with under a thousand photos stored; 460 instead of 15 us of CPU a search). Parallel
+    scans use the shards' threads instead. OpenMP's thread count is a setting of the calling thread, so it is
+    set in whichever thread searches (an executor's, not the one that imported faiss); it costs nothing."""
+    faiss.omp_set_num_threads(1)
 
 
 @functools.cache
