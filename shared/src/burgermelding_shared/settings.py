@@ -37,8 +37,8 @@ class ServiceSettings(BaseSettings):
         1024 * 1024, description="Largest request body (photo uploads have limits of their own)."
     )
     sqlite_busy_timeout_ms: int = Field(
-        10_000, description="SQLite only: how long a write waits for the database before the request is "
-        "answered 503 with Retry-After (busy), never 500."
+        10_000, description="SQLite only: how long a write waits for its turn (this process's earlier writes, "
+        "another process's write lock) before the request is answered 503 with Retry-After (busy), never 500."
     )
     relay_poll_seconds: float = Field(
         2.0, description="Outbox relay fallback poll; the relay is normally woken on commit."
