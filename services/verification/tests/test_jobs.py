@@ -68,3 +68,20 @@ async def test_the_result_is_readable_internally_with_a_credential(verification:
     token = issue_token(verification.settings.internal_secret, "dispatch-bridge", "verification")
     body = (await verification.client.get(path, headers={"Authorization": f"Bearer {token}"})).json()
     assert body["verdict"] == "forward" and body["score"] == 0.7  # a text-only tip
+
+
+async def test_every_image_worker_is_started_and_warm_before_the_service_is_ready() -> None:
+    """Spawned workers start on demand and import the image libraries with their first photo; warmed at start,
+    the first reports after a start do not wait for that (it made them take up to a second)."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from verification.main import warm
+
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        started = await warm(pool, 2)
+        assert len(started) == 2 and os.getpid() not in started
+    finally:
+        pool.shutdown()

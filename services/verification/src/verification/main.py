@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import multiprocessing
 import os
 from collections.abc import AsyncIterator
@@ -13,12 +15,23 @@ from fastapi import FastAPI
 from burgermelding_shared.app import Runtime, create_service_app, service_destinations
 from burgermelding_shared.slots import lower_priority
 from verification import internal
+from verification.analysis import warm_up
 from verification.checks import configure_weights
 from verification.config import VerificationSettings, get_settings
 from verification.grouping import FragmentMerger
 from verification.jobs import VerificationWorker
 from verification.models import messaging
 from verification.nearindex import NearDuplicateIndex
+
+log = logging.getLogger(__name__)
+
+
+async def warm(pool: ProcessPoolExecutor, workers: int) -> set[int]:
+    """Start every image worker before the service is ready (see analysis.warm_up); their pids."""
+    loop = asyncio.get_running_loop()
+    started = set(await asyncio.gather(*(loop.run_in_executor(pool, warm_up, 0.2) for _ in range(workers))))
+    log.info("image workers started", extra={"workers": len(started)})
+    return started
 
 
 @asynccontextmanager
@@ -27,9 +40,11 @@ async def worker_hook(runtime: Runtime) -> AsyncIterator[None]:
     # spawn, not fork: forking a process that runs an event loop and threads copies their locks mid-use.
     # The workers run at a lower scheduling priority (nice +5): no urgent report waits for its verification
     # (the bridge forwards it at once), so when the cores are full, the urgent path gets them first.
-    pool = ProcessPoolExecutor(max_workers=settings.workers or os.cpu_count() or 1,
+    workers = settings.workers or os.cpu_count() or 1
+    pool = ProcessPoolExecutor(max_workers=workers,
                                mp_context=multiprocessing.get_context("spawn"),
                                initializer=lower_priority, initargs=(5,))
+    await warm(pool, workers)
     configure_weights(settings.check_weights)
     index = NearDuplicateIndex(settings.near_duplicate_thresholds())
     await index.sync(runtime.db)  # rebuilt from the database at every start
