@@ -119,14 +119,15 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000) -> None:
         self.url = url
+        self._sqlite = is_sqlite(url)  # asked on every transaction: parse the URL once
         kwargs: dict[str, Any] = {"echo": echo}
-        if is_sqlite(url):
+        if self._sqlite:
             # SQLite runs on the event loop (see inline_sqlite); the write turns below keep it from waiting.
             kwargs.update(async_creator=connector(sqlite_path(url)))
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
-        if is_sqlite(url):
+        if self._sqlite:
             _prepare_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._commit_listeners: list[Callable[[], None]] = []
@@ -136,7 +137,7 @@ class Database:
 
     @property
     def is_sqlite(self) -> bool:
-        return is_sqlite(self.url)
+        return self._sqlite
 
     def on_outbox_commit(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every commit that wrote outbox rows (the relay's wake-up)."""
