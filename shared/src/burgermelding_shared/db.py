@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
 from sqlalchemy.util.concurrency import await_, in_greenlet
@@ -38,6 +38,8 @@ OUTBOX_WRITTEN = "outbox_written"
 WRITES = "burgermelding_writes"
 # How long a write waits between attempts at a write lock that another process holds (doubling up to the cap).
 _LOCKED_RETRY_SECONDS, _LOCKED_RETRY_CAP_SECONDS = 0.002, 0.05
+# A pooled PostgreSQL connection that has been idle this long is pinged before use (see `_ping_when_idle`).
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def new_registry() -> registry:
@@ -106,6 +108,33 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Ping a pooled connection before use only when it has been idle `idle_seconds` or more.
+
+    A connection that sat idle may have been closed by a database restart or failover, and without a ping
+    the first transaction after a quiet spell would fail. SQLAlchemy's `pool_pre_ping` pings on every
+    checkout, which under load is one extra round trip per transaction (about 0.4 ms of CPU here, as much as
+    the transaction's own statements). A connection that was in use a moment ago needs none: if the database
+    went away since, the statement fails, SQLAlchemy sees the disconnect and renews the whole pool.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return  # new, or in use a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError("pooled connection is gone") from error
+        if not alive:
+            raise DisconnectionError("pooled connection is gone")  # the pool connects afresh and retries
+
+
 async def serialise(session: AsyncSession, name: str) -> None:
     """Make decisions that read several rows and then write (which incident does this report join?) one at a
     time, until the transaction ends. PostgreSQL: a transaction-scoped advisory lock under `name`; SQLite
@@ -117,7 +146,8 @@ async def serialise(session: AsyncSession, name: str) -> None:
 class Database:
     """One engine and session factory per process, created in the lifespan and disposed on shutdown."""
 
-    def __init__(self, url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(self, url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000,
+                 ping_after_idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
         self.url = url
         self._sqlite = is_sqlite(url)  # asked on every transaction: parse the URL once
         kwargs: dict[str, Any] = {"echo": echo}
@@ -125,10 +155,12 @@ class Database:
             # SQLite runs on the event loop (see inline_sqlite); the write turns below keep it from waiting.
             kwargs.update(async_creator=connector(sqlite_path(url)))
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            kwargs.update(pool_size=10, max_overflow=10)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self._sqlite:
             _prepare_sqlite(self.engine)
+        else:
+            _ping_when_idle(self.engine, ping_after_idle_seconds)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._commit_listeners: list[Callable[[], None]] = []
         # SQLite: how long a write may wait for its turn, in this process and for other processes' writes.

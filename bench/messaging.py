@@ -1,0 +1,114 @@
+"""Messaging benchmark: CPU per message of the outbox, the relay and the inbox, the path every report takes
+about a dozen times between the services.
+
+Prints a readable table and one JSON line. Not a test: figures depend on the machine.
+
+    uv run python bench/messaging.py [--messages 2000] [--db sqlite|postgresql]
+
+Measured in this process, on a real database (a SQLite file in a temporary folder, or a scratch database on the
+PostgreSQL at 127.0.0.1:5432): `enqueue` of one message in its own transaction (as a request that changes
+something and tells another service does); the relay's claim, send and record of each of them, against an
+in-process HTTP transport that answers 200 at once (so HTTP's own cost is not in this figure; the throughput
+bench has it); and the receiver's `first_delivery` record in its own transaction. CPU time (process time), not
+wall time, per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from burgermelding_shared.db import Database, new_registry
+from burgermelding_shared.messaging import Relay, RelayConfig, enqueue, first_delivery, messaging_tables
+
+POSTGRES_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+class _Here:
+    base_url = "http://receiver.test"
+
+    def headers_for(self, body: bytes, message_id: str) -> dict[str, str]:
+        return {}
+
+
+async def _postgres_url(name: str) -> str:
+    admin = Database(POSTGRES_ADMIN)
+    async with admin.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+async def run(messages: int, backend: str) -> dict[str, float]:
+    folder = tempfile.mkdtemp(prefix="bm-bench-messaging-")
+    url = (f"sqlite+aiosqlite:///{folder}/bench.db" if backend == "sqlite"
+           else await _postgres_url(f"bm_bench_messaging_{uuid.uuid4().hex[:8]}"))
+    registry = new_registry()
+    tables = messaging_tables(registry.metadata)
+    db = Database(url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(registry.metadata.create_all)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"ok": True})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    relay = Relay(db, tables, http, {"receiver": _Here()}, RelayConfig(concurrency=8, batch_size=32))
+    payload = {"report_id": "r", "event": "forwarded", "text_en": "Sent on", "text_nl": "Doorgestuurd"}
+
+    start = time.process_time()
+    for n in range(messages):
+        async with db.transaction() as session:
+            await enqueue(session, tables, destination="receiver", path="/internal/v1/report-events",
+                          kind="report.event", payload=payload, ordering_key=f"incident:{n % 50}")
+    enqueue_cpu = time.process_time() - start
+
+    start = time.process_time()
+    while relay.stats.delivered < messages:
+        await relay.run_once()
+        if relay._in_flight:
+            await asyncio.wait(set(relay._in_flight))
+    relay_cpu = time.process_time() - start
+
+    start = time.process_time()
+    for n in range(messages):
+        async with db.transaction() as session:
+            await first_delivery(session, tables, message_id=str(n), source="bench", kind="report.event")
+    inbox_cpu = time.process_time() - start
+
+    await http.aclose()
+    await db.dispose()
+    per = 1e6 / messages
+    return {"enqueue_us": round(enqueue_cpu * per), "relay_us": round(relay_cpu * per),
+            "inbox_us": round(inbox_cpu * per),
+            "total_us": round((enqueue_cpu + relay_cpu + inbox_cpu) * per)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    args = parser.parse_args()
+    figures = asyncio.run(run(args.messages, args.db))
+    print(f"messaging on {args.db}, {args.messages} messages, CPU per message:")
+    print(f"  enqueue (own transaction)        {figures['enqueue_us']:6d} us")
+    print(f"  relay: claim, send, record       {figures['relay_us']:6d} us")
+    print(f"  inbox record (own transaction)   {figures['inbox_us']:6d} us")
+    print(f"  one message end to end           {figures['total_us']:6d} us")
+    print(json.dumps({"benchmark": "messaging", "database": args.db, "messages": args.messages, **figures}))
+
+
+if __name__ == "__main__":
+    main()
