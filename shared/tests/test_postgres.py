@@ -17,12 +17,16 @@ async def _backend_of(db: Database) -> int:
         return int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
 
 
-async def _close_from_the_server(url: str, backend: int) -> None:
-    """What a database restart or failover does to a pooled connection."""
+async def _closed_by_the_server(db: Database, url: str) -> int:
+    """Use a pooled connection, then close it from the server side while it sits idle in the pool (what a
+    database restart or failover does to it); returns the backend it was."""
+    backend = await _backend_of(db)
     admin = Database(url)
     async with admin.transaction() as session:
         await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
     await admin.dispose()
+    await asyncio.sleep(0.1)
+    return backend
 
 
 @pytest.fixture
@@ -36,10 +40,8 @@ def postgres_url(database_url: Callable[[str], str]) -> str:
 async def test_a_connection_closed_while_idle_is_pinged_and_replaced(postgres_url: str) -> None:
     db = Database(postgres_url, ping_after_idle_seconds=0.05)
     try:
-        first = await _backend_of(db)
-        await _close_from_the_server(postgres_url, first)
-        await asyncio.sleep(0.1)
-        assert await _backend_of(db) != first  # a new connection, and no error
+        closed = await _closed_by_the_server(db, postgres_url)
+        assert await _backend_of(db) != closed  # a new connection, and no error
     finally:
         await db.dispose()
 
@@ -49,11 +51,9 @@ async def test_without_the_ping_the_first_use_of_a_closed_connection_fails(postg
     # transaction); if the server closed it since, that one use fails and the pool renews itself.
     db = Database(postgres_url, ping_after_idle_seconds=3600)
     try:
-        first = await _backend_of(db)
-        await _close_from_the_server(postgres_url, first)
-        await asyncio.sleep(0.1)
+        closed = await _closed_by_the_server(db, postgres_url)
         with pytest.raises(DBAPIError):
             await _backend_of(db)
-        assert await _backend_of(db) != first  # and the next use has a new one
+        assert await _backend_of(db) != closed  # and the next use has a new one
     finally:
         await db.dispose()
