@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
 from sqlalchemy.util.concurrency import await_, in_greenlet
@@ -127,12 +127,17 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
         idle_since = record.info.get("idle_since")
         if idle_since is None or time.monotonic() - idle_since < idle_seconds:
             return  # new, or in use a moment ago
+        dialect = engine.dialect
         try:
-            alive = engine.dialect.do_ping(dbapi_connection)
-        except Exception as error:
-            raise DisconnectionError("pooled connection is gone") from error
+            alive = dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if not dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            alive = False
         if not alive:
-            raise DisconnectionError("pooled connection is gone")  # the pool connects afresh and retries
+            # The database went away (a restart): every pooled connection is as stale as this one. The pool
+            # drops them all, connects afresh and retries this checkout, as `pool_pre_ping` does.
+            raise InvalidatePoolError("pooled connection is gone")
 
 
 async def serialise(session: AsyncSession, name: str) -> None:

@@ -120,9 +120,11 @@ class MessagingTables:
         """Record a message's outcome, or its next attempt; only a row still pending is the relay's to update
         (a supervisor may have changed it meanwhile)."""
         outbox = self.outbox
+        # A retry sets its next time; a final outcome (due_at None) keeps the row's own.
+        next_attempt = func.coalesce(bindparam("due_at", type_=UTCDateTime), outbox.c.next_attempt_at)
         return (update(outbox).where(outbox.c.id == bindparam("row_id"), outbox.c.status == PENDING)
                 .values(status=bindparam("new_status"), attempts=bindparam("new_attempts"), lease_until=None,
-                        next_attempt_at=bindparam("due_at"), delivered_at=bindparam("delivered"),
+                        next_attempt_at=next_attempt, delivered_at=bindparam("delivered"),
                         last_error=bindparam("error"), last_status_code=bindparam("status_code")))
 
 
@@ -543,7 +545,7 @@ class Relay(BackgroundLoop):
             result = await session.execute(
                 self.tables.settle,
                 {"row_id": row["id"], "new_status": status, "new_attempts": attempts or row["attempts"] + 1,
-                 "due_at": row["next_attempt_at"], "delivered": utcnow() if outcome.delivered else None,
+                 "due_at": None, "delivered": utcnow() if outcome.delivered else None,
                  "error": None if outcome.delivered else outcome.reason, "status_code": outcome.status_code},
             )
             handler = self.handlers.get(row["kind"])
