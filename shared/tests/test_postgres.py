@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from burgermelding_shared.db import Database, is_sqlite
+from burgermelding_shared.errors import install_error_handlers
 
 
 async def _backend_of(db: Database) -> int:
@@ -55,5 +58,28 @@ async def test_without_the_ping_the_first_use_of_a_closed_connection_fails(postg
         with pytest.raises(DBAPIError):
             await _backend_of(db)
         assert await _backend_of(db) != closed  # and the next use has a new one
+    finally:
+        await db.dispose()
+
+
+async def test_a_request_that_meets_a_closed_connection_is_answered_busy_not_500(postgres_url: str) -> None:
+    # Its transaction rolled back, so nothing was stored and the citizen's app may send it again.
+    db = Database(postgres_url, ping_after_idle_seconds=3600)
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/backend")
+    async def backend() -> dict[str, int]:
+        return {"backend": await _backend_of(db)}
+
+    try:
+        closed = await _closed_by_the_server(db, postgres_url)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
+            refused = await client.get("/backend", headers={"Accept-Language": "nl"})
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"] == "busy" and "niets opgeslagen" in refused.json()["detail"]
+            assert refused.headers["retry-after"] == "2"
+            again = await client.get("/backend")
+            assert again.status_code == 200 and again.json()["backend"] != closed
     finally:
         await db.dispose()

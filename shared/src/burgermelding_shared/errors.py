@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -168,16 +168,29 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return render_http_error(request, exc)
 
-    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
     @app.exception_handler(SQLAlchemyTimeoutError)
-    async def _busy(request: Request, exc: Exception) -> JSONResponse:
-        # A locked SQLite file, an exhausted connection pool, a database that does not answer: the request
-        # stored nothing (its transaction rolled back), so the client can safely send it again.
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not is_transient(exc):
+            return _unexpected_error(request, exc)
+        # The request stored nothing (its transaction rolled back), so the client can safely send it again.
         log.warning("database busy or unreachable", extra={"reason": type(exc).__name__})
         return render_error(request, busy())
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return render_error(request, ServiceError(500, "internal_error", "an unexpected error occurred",
-                                                  detail_nl="Er ging onverwacht iets mis"))
+        return _unexpected_error(request, exc)
+
+
+def is_transient(error: BaseException) -> bool:
+    """A database failure that says nothing about the request: a locked SQLite file, an exhausted connection
+    pool, a database that does not answer, or a connection it closed (a restart or failover; the pool then
+    renews its connections)."""
+    return isinstance(error, OperationalError | SQLAlchemyTimeoutError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated)
+
+
+def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return render_error(request, ServiceError(500, "internal_error", "an unexpected error occurred",
+                                              detail_nl="Er ging onverwacht iets mis"))

@@ -20,12 +20,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.db import Database
-from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.errors import ServiceError, is_transient
 from burgermelding_shared.timeutil import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,9 @@ async def release_soon(db: Database, table: Table, scope: str, key: str, attempt
         try:
             await release(db, table, scope, key)
             return
-        except OperationalError:
+        except DBAPIError as error:
+            if not is_transient(error):
+                raise
             if attempt == attempts - 1:
                 log.warning("idempotency claim not released; it is taken over once stale")
                 return
