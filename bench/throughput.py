@@ -55,7 +55,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.databases import create_database, drop_database  # noqa: E402
-from tests.helpers import camera_exif, phone_photo  # noqa: E402
+from tests.helpers import heic_photo, phone_photo  # noqa: E402
 from tests.suite import SERVICES, wiring  # noqa: E402
 
 PORTS = {"intake": 18001, "verification": 18002, "bridge": 18003, "meldkamer": 18004}
@@ -100,19 +100,7 @@ def make_photo(args: tuple[Path, int, str, str]) -> Photo:
     # Quality 92 and this grain give 2.5 to 3.5 MB, as phone cameras write 12 MP.
     jpeg = phone_photo(seed, lat, lon, moment, size=size, noise=7.0, quality=92)
     path = folder / f"{kind}-{seed:05d}.{'jpg' if kind == 'jpeg' else 'heic'}"
-    if kind == "jpeg":
-        path.write_bytes(jpeg)
-    else:
-        from PIL import Image
-        from pillow_heif import register_heif_opener
-
-        register_heif_opener()
-        out = io.BytesIO()
-        with Image.open(io.BytesIO(jpeg)) as im:
-            # iPhone-like: HEVC at a quality that gives 2 to 3 MB for 12 MP, EXIF with GPS kept.
-            im.save(out, "HEIF", quality=55, exif=camera_exif(lat, lon, moment, "Apple", "iPhone 15"),
-                    enc_params={"preset": "ultrafast"})
-        path.write_bytes(out.getvalue())
+    path.write_bytes(jpeg if kind == "jpeg" else heic_photo(jpeg, lat, lon, moment))
     return Photo(path, kind, lat, lon, when)
 
 

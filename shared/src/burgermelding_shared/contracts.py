@@ -30,7 +30,9 @@ class PhotoRef(Strict):
 
     photo_id: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="digest (and key) of the original, as received")
-    sanitised_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="the display copy without metadata")
+    sanitised_sha256: str | None = Field(pattern=r"^[0-9a-f]{64}$", description="the display copy without "
+                                         "metadata; null when the photo's pixels do not decode (the original is "
+                                         "kept as it arrived)")
     content_type: str
     size_bytes: int
     width: int

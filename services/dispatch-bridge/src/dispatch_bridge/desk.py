@@ -168,6 +168,11 @@ async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, o
     try:
         if original:
             return runtime.blobs.read_verified(ref.sha256), ref.content_type
+        if ref.sanitised_sha256 is None:
+            raise ServiceError(404, "photo_unreadable", "this photo does not decode, so it has no display copy (a "
+                               "supervisor can fetch the original as it arrived)",
+                               detail_nl="Deze foto is niet leesbaar en heeft dus geen weergavekopie (een "
+                               "supervisor kan het origineel opvragen zoals het binnenkwam)")
         return runtime.blobs.read_verified(ref.sanitised_sha256), "image/jpeg"
     except (BlobNotFound, ValueError) as exc:
         raise ServiceError(404, "photo_not_found", "the stored photo is missing or damaged") from exc

@@ -24,7 +24,7 @@ from report_intake import reports, texts
 from report_intake.config import IntakeSettings
 from report_intake.models import Message, Photo, Report, TimelineEntry, idempotency_keys, messaging
 from report_intake.photos import CheckedPhoto
-from report_intake.schemas import MessageIn, MessageView, PhotosAdded, PhotoSummary
+from report_intake.schemas import MessageIn, MessageView, PhotosAdded
 
 
 class TimelineNotifier:
@@ -96,11 +96,10 @@ async def add_photos(runtime: Runtime, report_id: str, access: reports.Access, p
         reports.add_photo_rows(session, report_id, photos)
         add_timeline(session, report_id, "photos_added", *texts.PHOTOS_ADDED)
         limits = runtime.extras.get("limits")
-        await reports.queue_report(session, current, limits.submitter(access.sender) if limits else None)
+        await reports.release_report(session, current, limits.submitter(access.sender) if limits else None)
         new_rows = [p for p in (await session.execute(select(Photo).where(Photo.report_id == report_id)))
                     .scalars() if p.id not in before]
-        body = PhotosAdded(revision=current.revision, photos=[
-            PhotoSummary(id=p.id, content_type=p.content_type, width=p.width, height=p.height) for p in new_rows])
+        body = PhotosAdded(revision=current.revision, photos=[reports.photo_summary(p) for p in new_rows])
         return idempotency.StoredResponse(202, body.model_dump(mode="json"))
 
     try:
@@ -109,6 +108,7 @@ async def add_photos(runtime: Runtime, report_id: str, access: reports.Access, p
     except BaseException:
         reports.remove_blobs(runtime, added)
         raise
+    reports.wake_display_copies(runtime, photos)
     notify(runtime, report_id)
     return PhotosAdded.model_validate(response.body)
 

@@ -13,6 +13,7 @@ from burgermelding_shared.idempotency import IdempotencyPurger
 from burgermelding_shared.slots import PriorityExecutor
 from report_intake import api, internal, open311
 from report_intake.config import IntakeSettings, get_settings
+from report_intake.display import DisplayCopies
 from report_intake.followup import TimelineNotifier
 from report_intake.installations import SpentChallengePurger
 from report_intake.limits import IntakeLimits
@@ -44,7 +45,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                                                      "dispatch-bridge": settings.bridge_url}),
         # Photo uploads stream to disk under their own per-photo and per-request limits (uploads.py).
         large_body_paths=[r"/v1/reports", r"/v1/reports/[^/]+/photos"],
-        hooks=[citizen_state, background_loop(lambda runtime: IdempotencyPurger(runtime.db, idempotency_keys)),
+        hooks=[citizen_state, background_loop(DisplayCopies, extras_key="display_copies"),
+               background_loop(lambda runtime: IdempotencyPurger(runtime.db, idempotency_keys)),
                background_loop(lambda runtime: SpentChallengePurger(runtime.db))],
         openapi_tags=[{"name": "installations", "description": "Register the app once: an anonymous credential "
                        "that tells installations apart (never people), so that limits need not count the network "

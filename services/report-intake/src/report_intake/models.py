@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Column, ForeignKey, Index, Integer, String
 from sqlmodel import Field, SQLModel
@@ -58,12 +59,36 @@ class Photo(IntakeTable, table=True):
     id: str = Field(primary_key=True, max_length=36)
     report_id: str = Field(sa_column=Column(String(36), ForeignKey("reports.id"), nullable=False, index=True))
     sha256: str = Field(max_length=64)
-    sanitised_sha256: str = Field(max_length=64)
+    # The display copy; None while it is being made (a HEIC, after the 202) or when the pixels proved unreadable.
+    sanitised_sha256: str | None = Field(default=None, max_length=64)
+    display_state: str = Field(default="ready", max_length=16)  # a DisplayState
     content_type: str = Field(max_length=32)
     size_bytes: int
     width: int
     height: int
     received_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class DisplayState(StrEnum):
+    READY = "ready"
+    PENDING = "pending"  # made after the 202 by display.DisplayCopies
+    UNREADABLE = "unreadable"  # the original is kept as evidence; its pixels do not decode
+
+
+class DisplayJob(IntakeTable, table=True):
+    """A report whose display copies are still to be made: its messages to verification and the bridge wait
+    until they are (display.py). Deleted when done; a crash mid-job leaves it due again when the lease ends."""
+
+    __tablename__ = "display_jobs"
+
+    report_id: str = Field(sa_column=Column(String(36), ForeignKey("reports.id"), primary_key=True))
+    urgent: bool = False
+    # The sender's daily pseudonym, which the report's messages carry (see reports.queue_report); gone with the job.
+    submitter_tag: str | None = Field(default=None, max_length=64)
+    submitter_kind: str | None = Field(default=None, max_length=16)
+    attempts: int = 0
+    due_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    last_error: str | None = Field(default=None, max_length=300)
 
 
 class TimelineEntry(IntakeTable, table=True):

@@ -8,8 +8,14 @@ photo at 1/2, 43 ms here instead of 82 for the full decode), which still entropy
 truncated or corrupt file fails just as it would in a full decode. Formats without a reduced decode (HEIC, PNG,
 WebP) are decoded in full and then reduced by whole factors (a box filter, 14 ms for 12 MP instead of 104 for a
 bilinear resize). Verification makes its perceptual hashes from this display copy, so the original's pixels are
-decoded once in the whole suite: for a HEIC, whose decode is the dearest step of all (about 500 ms), that halves
-the work.
+decoded once in the whole suite.
+
+A HEIC is the exception to "decoded before the 202": its HEVC decode is the dearest step of all (0.6 to 0.8 s of
+CPU for 12 MP here, with no reduced decode), and it decided the 202's p99 under load. Before the 202 a HEIC gets
+what can be checked without its pixels: the type from its bytes, a container whose boxes fill the file exactly
+(a truncated upload fails here), a primary image libheif can open, and the pixel limit. Its display copy is made
+afterwards by `display.DisplayCopies`, a retried job that holds the report's messages back until it is done; a
+HEIC whose pixels then turn out damaged is kept as evidence, marked unreadable and shown so to the citizen.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ Image.MAX_IMAGE_PIXELS = 100_000_000
 
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/heic": "HEIF"}
+# Types whose display copy is made after the 202 (see the module's docstring).
+DISPLAY_LATER = {"image/heic"}
 
 
 def sniff_type(head: bytes) -> str | None:
@@ -57,6 +65,36 @@ def _refuse(error: str, en: str, nl: str, status: int = 422) -> ServiceError:
     return ServiceError(status, error, en, detail_nl=nl)
 
 
+class PhotoUnreadable(Exception):
+    """The photo's pixels cannot be decoded: the file is damaged or truncated."""
+
+
+def boxes_fill_file(path: Path) -> bool:
+    """Whether the top-level ISO-BMFF boxes of a HEIF file (ftyp, meta, mdat, ...) fill it exactly. An upload
+    cut off on the way ends inside its last box (the image data, which comes last) and fails this."""
+    size = path.stat().st_size
+    offset = 0
+    with path.open("rb") as fh:
+        while offset < size:
+            fh.seek(offset)
+            header = fh.read(16)
+            if len(header) < 8:
+                return False
+            length = int.from_bytes(header[:4], "big")
+            if length == 1:  # a 64-bit size follows the type
+                if len(header) < 16:
+                    return False
+                length = int.from_bytes(header[8:16], "big")
+                if length < 16:
+                    return False
+            elif length == 0:  # the box runs to the end of the file
+                length = size - offset
+            elif length < 8:
+                return False
+            offset += length
+    return offset == size
+
+
 @dataclass
 class CheckedPhoto:
     path: Path
@@ -65,11 +103,11 @@ class CheckedPhoto:
     size_bytes: int
     width: int
     height: int
-    display_jpeg: bytes
+    display_jpeg: bytes | None  # None: made after the 202 (DISPLAY_LATER)
 
     @property
-    def display_sha256(self) -> str:
-        return hashlib.sha256(self.display_jpeg).hexdigest()
+    def display_sha256(self) -> str | None:
+        return hashlib.sha256(self.display_jpeg).hexdigest() if self.display_jpeg is not None else None
 
 
 def display_scale(size: tuple[int, int], display_max_side: int) -> int:
@@ -84,7 +122,8 @@ def display_scale(size: tuple[int, int], display_max_side: int) -> int:
 
 
 def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: int) -> CheckedPhoto:
-    """Validate one uploaded file and make its display copy. Blocking: run it in a worker thread."""
+    """Validate one uploaded file and make its display copy (a HEIC's comes later, see the module's docstring).
+    Blocking: run it in a worker thread."""
     label_en, label_nl = f"photo {index + 1}", f"foto {index + 1}"
     size = path.stat().st_size
     if size == 0:
@@ -95,6 +134,10 @@ def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: in
     if content_type is None:
         raise _refuse("photo_type_not_accepted", f"{label_en} is not a JPEG, PNG, WebP or HEIC image",
                       f"{label_nl} is geen JPEG-, PNG-, WebP- of HEIC-afbeelding", 415)
+    unreadable = _refuse("photo_unreadable", f"{label_en} is damaged or truncated and cannot be decoded",
+                         f"{label_nl} is beschadigd of onvolledig en kan niet worden gelezen")
+    if content_type in DISPLAY_LATER and not boxes_fill_file(path):
+        raise unreadable
     try:
         with Image.open(path) as im:
             if im.format != PILLOW_FORMATS[content_type]:
@@ -106,33 +149,54 @@ def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: in
                               f"{label_en} has {width}x{height} pixels, more than the limit of {max_pixels:,}",
                               f"{label_nl} heeft {width}x{height} pixels, meer dan de limiet van {max_pixels:,}",
                               413)
-            scale = display_scale(im.size, display_max_side)
-            if im.format == "JPEG" and scale > 1:
-                # Pillow picks the smallest DCT scale whose result is at least the requested size.
-                im.draft("RGB", (width // scale, height // scale))
-            im.load()  # the one decode: truncated and corrupt files fail here
-            # The decoded image is ours to change (the original bytes are kept apart): rotate it in place.
-            ImageOps.exif_transpose(im, in_place=True)
-            display = im.reduce(scale) if im.format != "JPEG" and scale > 1 else im
-            display = display if display.mode == "RGB" else display.convert("RGB")
-            # Bilinear: Pillow's is antialiased when shrinking, 2.5 times faster than Lanczos, and differs from
-            # it by less than a tenth of a grey level on average. Only photos longer than 1.5 x the cap get here.
-            display.thumbnail((display_max_side, display_max_side), Image.Resampling.BILINEAR)
-            # Into a real (anonymous) file, not a BytesIO: Pillow's encoder releases the GIL only when it
-            # writes to a file descriptor, and holding it here stalls the event loop for every other request
-            # (measured: two threads encoding to BytesIO take twice as long as one; to files, no longer).
-            with tempfile.TemporaryFile(dir=path.parent) as out:
-                # No exif= argument: the display copy carries no metadata at all. Without optimize: 8 instead
-                # of 16 ms for 2000 px, for a file about 12% larger (300 instead of 265 KB).
-                display.save(out, "JPEG", quality=85)
-                out.seek(0)
-                display_jpeg = out.read()
+            display_jpeg = None if content_type in DISPLAY_LATER else display_copy(im, display_max_side, path.parent)
     except ServiceError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _refuse("photo_too_many_pixels", f"{label_en} is a decompression bomb",
                       f"{label_nl} is een decompressiebom", 413) from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise _refuse("photo_unreadable", f"{label_en} is damaged or truncated and cannot be decoded",
-                      f"{label_nl} is beschadigd of onvolledig en kan niet worden gelezen") from exc
+    except (PhotoUnreadable, UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise unreadable from exc
     return CheckedPhoto(path, sha256_file(path), content_type, size, width, height, display_jpeg)
+
+
+def display_copy(im: Image.Image, display_max_side: int, tmp_dir: Path) -> bytes:
+    """Decode an opened photo (the one decode) and return its display copy: upright, at most `display_max_side`
+    long, a JPEG without any metadata. Raises PhotoUnreadable when the pixels do not decode."""
+    width, height = im.size
+    scale = display_scale(im.size, display_max_side)
+    try:
+        if im.format == "JPEG" and scale > 1:
+            # Pillow picks the smallest DCT scale whose result is at least the requested size.
+            im.draft("RGB", (width // scale, height // scale))
+        im.load()  # the one decode: truncated and corrupt files fail here
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise PhotoUnreadable(str(exc)) from exc
+    # The decoded image is ours to change (the original bytes are kept apart): rotate it in place.
+    ImageOps.exif_transpose(im, in_place=True)
+    display = im.reduce(scale) if im.format != "JPEG" and scale > 1 else im
+    display = display if display.mode == "RGB" else display.convert("RGB")
+    # Bilinear: Pillow's is antialiased when shrinking, 2.5 times faster than Lanczos, and differs from it by
+    # less than a tenth of a grey level on average. Only photos longer than 1.5 x the cap get here.
+    display.thumbnail((display_max_side, display_max_side), Image.Resampling.BILINEAR)
+    # Into a real (anonymous) file, not a BytesIO: Pillow's encoder releases the GIL only when it writes to a
+    # file descriptor, and holding it here stalls the event loop for every other request (measured: two threads
+    # encoding to BytesIO take twice as long as one; to files, no longer).
+    with tempfile.TemporaryFile(dir=tmp_dir) as out:
+        # No exif= argument: the display copy carries no metadata at all. Without optimize: 8 instead of 16 ms
+        # for 2000 px, for a file about 12% larger (300 instead of 265 KB).
+        display.save(out, "JPEG", quality=85)
+        out.seek(0)
+        return out.read()
+
+
+def display_copy_of_file(path: Path, display_max_side: int) -> bytes:
+    """The display copy of a stored original (for a HEIC, after the 202). Blocking: run it in a worker thread.
+    A file that cannot be opened raises OSError (a storage fault, worth retrying), one that opens but does
+    not decode raises PhotoUnreadable (it never will)."""
+    with path.open("rb") as fh:
+        try:
+            with Image.open(fh) as im:
+                return display_copy(im, display_max_side, path.parent)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise PhotoUnreadable(str(exc)) from exc

@@ -27,7 +27,16 @@ from burgermelding_shared.timeutil import utcnow
 from report_intake import installations, texts
 from report_intake.config import IntakeSettings
 from report_intake.limits import IntakeLimits, Sender
-from report_intake.models import Contact, Photo, Report, TimelineEntry, idempotency_keys, messaging
+from report_intake.models import (
+    Contact,
+    DisplayJob,
+    DisplayState,
+    Photo,
+    Report,
+    TimelineEntry,
+    idempotency_keys,
+    messaging,
+)
 from report_intake.photos import CheckedPhoto, check_photo
 from report_intake.schemas import (
     PhotoSummary,
@@ -149,12 +158,21 @@ async def store_photo_blobs(runtime: Runtime, photos: list[CheckedPhoto]) -> lis
     """Put originals and display copies in the blob store; returns the digests this call added."""
     added: list[str] = []
     for photo in photos:
-        for digest, put in ((photo.sha256, lambda p=photo: runtime.blobs.put_file(p.path)),
-                            (photo.display_sha256, lambda p=photo: runtime.blobs.put_bytes(p.display_jpeg))):
+        blobs = [(photo.sha256, lambda p=photo: runtime.blobs.put_file(p.path))]
+        if photo.display_jpeg is not None and photo.display_sha256 is not None:  # else made after the 202
+            blobs.append((photo.display_sha256, lambda p=photo: runtime.blobs.put_bytes(p.display_jpeg)))
+        for digest, put in blobs:
             if not runtime.blobs.exists(digest):
                 await asyncio.to_thread(put)
                 added.append(digest)
     return added
+
+
+def wake_display_copies(runtime: Runtime, photos: list[CheckedPhoto]) -> None:
+    """After a commit that left display copies to make: start on them now, not at the next poll."""
+    loop = runtime.extras.get("display_copies")
+    if loop is not None and any(p.display_jpeg is None for p in photos):
+        loop.wake()
 
 
 def remove_blobs(runtime: Runtime, digests: list[str]) -> None:
@@ -167,8 +185,31 @@ def add_photo_rows(session: AsyncSession, report_id: str, photos: list[CheckedPh
     now = utcnow()
     for checked in photos:
         session.add(Photo(id=str(uuid.uuid4()), report_id=report_id, sha256=checked.sha256,
-                          sanitised_sha256=checked.display_sha256, content_type=checked.content_type,
+                          sanitised_sha256=checked.display_sha256,
+                          display_state=DisplayState.READY if checked.display_jpeg is not None
+                          else DisplayState.PENDING, content_type=checked.content_type,
                           size_bytes=checked.size_bytes, width=checked.width, height=checked.height, received_at=now))
+
+
+async def release_report(session: AsyncSession, report: Report, submitter: tuple[str, str] | None = None) -> bool:
+    """Send the report on as it now stands (`queue_report`), or, while a display copy of one of its photos is
+    still to be made, leave that to the display job, which sends it when the copies are done: verification
+    hashes a photo's display copy, and the bridge shows it. Returns whether a display job waits."""
+    await session.flush()
+    pending = (await session.execute(select(Photo.id).where(Photo.report_id == report.id,
+                                                            Photo.display_state == DisplayState.PENDING)
+                                     .limit(1))).first()
+    if pending is None:
+        await queue_report(session, report, submitter)
+        return False
+    job = await session.get(DisplayJob, report.id)
+    if job is None:
+        tag, kind = submitter or (None, None)
+        session.add(DisplayJob(report_id=report.id, urgent=is_urgent(report.in_progress, report.danger_to_life),
+                               submitter_tag=tag, submitter_kind=kind, due_at=utcnow()))
+    else:  # photos added while earlier ones wait: the one job covers them all, due now
+        job.due_at = utcnow()
+    return True
 
 
 async def queue_report(session: AsyncSession, report: Report, submitter: tuple[str, str] | None = None) -> None:
@@ -239,6 +280,7 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
     except BaseException:
         remove_blobs(runtime, added)
         raise
+    wake_display_copies(runtime, new.photos)
     # The first answer and a replay alike: open the sealed token for this client, who sent the key.
     body = dict(response.body)
     token = unseal_token(settings.token_secret, body["id"], new.idempotency_key, body.pop("sealed_access_token"))
@@ -273,7 +315,7 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
     if is_urgent(sub.in_progress, sub.danger_to_life):
         session.add(TimelineEntry(report_id=report_id, event="call_112", occurred_at=now,
                                   text_en=texts.CALL_112["en"], text_nl=texts.CALL_112["nl"]))
-    await queue_report(session, report, submitter)
+    await release_report(session, report, submitter)
     body = ReportCreated(
         id=report_id, reference=report.reference, access_token="", status="received",
         status_url=f"/v1/reports/{report_id}", safety_advice=safety_advice(sub, new.language),
@@ -327,6 +369,11 @@ async def authorised_report(runtime: Runtime, session: AsyncSession, report_id: 
     return report
 
 
+def photo_summary(photo: Photo) -> PhotoSummary:
+    return PhotoSummary(id=photo.id, content_type=photo.content_type, width=photo.width, height=photo.height,
+                        display=photo.display_state)
+
+
 async def view_report(runtime: Runtime, report_id: str, access: Access, language: str) -> ReportView:
     async with runtime.db.sessions() as session:
         report = await authorised_report(runtime, session, report_id, access)
@@ -339,7 +386,7 @@ async def view_report(runtime: Runtime, report_id: str, access: Access, language
     return ReportView(
         id=report.id, reference=report.reference, status=report.status, category=report.category,
         in_progress=report.in_progress, received_at=report.received_at,
-        photos=[PhotoSummary(id=p.id, content_type=p.content_type, width=p.width, height=p.height) for p in photos],
+        photos=[photo_summary(p) for p in photos],
         timeline=[TimelineItem(id=e.id or 0, event=e.event, occurred_at=e.occurred_at,
                                text=e.text_nl if language == "nl" else e.text_en) for e in entries],
     )

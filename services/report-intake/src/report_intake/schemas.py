@@ -79,6 +79,9 @@ class PhotoSummary(BaseModel):
     content_type: str
     width: int
     height: int
+    display: Literal["ready", "pending", "unreadable"] = Field(
+        "ready", description="the display copy: `pending` while it is made (a HEIC photo, seconds after the 202); "
+        "`unreadable` when the photo's pixels proved damaged (the file is kept as it arrived)")
 
 
 class ReportView(BaseModel):
