@@ -180,3 +180,23 @@ async def _newest_revision_sent(intake: Any, revision: int) -> bool:
     sent = await outbox_payloads(intake)
     newest = [m for m in sent if m["revision"] == revision]
     return len(newest) == 2 and all(all(p["sanitised_sha256"] for p in m["photos"]) for m in newest)
+
+
+async def test_an_urgent_heic_report_goes_to_the_bridge_at_once_and_its_display_copy_follows(
+        intake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    blobs = intake.runtime.blobs
+    real_put = blobs.put_bytes
+    monkeypatch.setattr(blobs, "put_bytes", lambda data: (_ for _ in ()).throw(OSError(28, "No space left")))
+    response = await post_report(intake, report_json(in_progress=True),
+                                 [("IMG_0005.HEIC", iphone_heic(5), "image/heic")])
+    assert response.status_code == 202, response.text
+    # While its display copy cannot be made, the in-progress report is already on its way to the meldkamer.
+    first = await outbox_payloads(intake)
+    assert [(m["destination"], m["revision"]) for m in first] == [("dispatch-bridge", 0)]
+    assert first[0]["photos"][0]["display"] == "pending" and first[0]["photos"][0]["sanitised_sha256"] is None
+
+    monkeypatch.setattr(blobs, "put_bytes", real_put)
+    await until(lambda: _newest_revision_sent(intake, 1), seconds=20)
+    sent = await outbox_payloads(intake)  # verification judges the report with its copy, the bridge shows it
+    assert sorted((m["destination"], m["revision"]) for m in sent) == [
+        ("dispatch-bridge", 0), ("dispatch-bridge", 1), ("verification", 1)]

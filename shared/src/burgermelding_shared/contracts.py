@@ -32,7 +32,10 @@ class PhotoRef(Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="digest (and key) of the original, as received")
     sanitised_sha256: str | None = Field(pattern=r"^[0-9a-f]{64}$", description="the display copy without "
                                          "metadata; null when the photo's pixels do not decode (the original is "
-                                         "kept as it arrived)")
+                                         "kept as it arrived) or while it is being made")
+    display: Literal["ready", "pending", "unreadable"] = Field(
+        "ready", description="the display copy's state: `pending` while intake makes it (a HEIC, after the 202; "
+        "a later revision of the report brings it), `unreadable` when the pixels do not decode")
     content_type: str
     size_bytes: int
     width: int
@@ -57,7 +60,8 @@ class ReportSubmitted(Strict):
     """
 
     report_id: str
-    revision: int = Field(0, ge=0, description="0 on creation, +1 for every batch of photos added")
+    revision: int = Field(0, ge=0, description="0 on creation, +1 for every batch of photos added "
+                          "and when display copies that were `pending` are ready")
     reference: str
     category: str
     description: str

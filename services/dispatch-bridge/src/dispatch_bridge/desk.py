@@ -168,6 +168,11 @@ async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, o
     try:
         if original:
             return runtime.blobs.read_verified(ref.sha256), ref.content_type
+        if ref.sanitised_sha256 is None and ref.display == "pending":
+            raise ServiceError(409, "photo_display_pending", "the display copy of this photo is being made: "
+                               "ask again in a few seconds", headers={"Retry-After": "2"},
+                               detail_nl="De weergavekopie van deze foto wordt gemaakt: probeer het over "
+                               "enkele seconden opnieuw")
         if ref.sanitised_sha256 is None:
             raise ServiceError(404, "photo_unreadable", "this photo does not decode, so it has no display copy (a "
                                "supervisor can fetch the original as it arrived)",

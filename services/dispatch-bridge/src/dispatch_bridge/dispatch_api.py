@@ -61,7 +61,7 @@ async def report(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> d
 
 @router.get("/dispatch/reports/{report_id}/photos/{photo_id}", response_class=Response,
             summary="A photo: the sanitised copy, or with `original=true` the evidence (supervisors only)",
-            responses={200: {"content": {"image/jpeg": {}}}, **error_responses(401, 403, 404)})
+            responses={200: {"content": {"image/jpeg": {}}}, **error_responses(401, 403, 404, 409)})
 async def photo(report_id: str, photo_id: str, runtime: RuntimeDep, actor: AnyDispatcher,
                 original: bool = False) -> Response:
     data, content_type = await desk.photo(runtime, actor, report_id, photo_id, original)

@@ -28,7 +28,7 @@ from report_intake.photos import PhotoUnreadable, display_copy_of_file
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 120.0  # a 12 MP HEIC takes about a second; a job still leased after this was lost with its process
+LEASE_SECONDS = 60.0  # a 12 MP HEIC takes about a second; a job still leased after this was lost with its process
 MAX_PAUSE_SECONDS = 300.0
 
 
@@ -43,22 +43,45 @@ class DisplayCopies(BackgroundLoop):
     def __init__(self, runtime: Runtime) -> None:
         super().__init__()
         self.runtime = runtime
+        self.running: dict[str, asyncio.Task[None]] = {}
 
     @property
     def work(self) -> PriorityExecutor:
         return self.runtime.extras["photo_work"]  # type: ignore[no-any-return]
 
     async def run_once(self) -> int:
+        """Start the due jobs there is room for, each on its own: an urgent report's job, arriving while
+        ordinary ones run, starts at once (the photo slots then give its decode the next core)."""
+        room = self.work.slots.capacity + self.work.slots.reserve - len(self.running)
+        if room <= 0:
+            return 0
         async with self.runtime.db.sessions() as session:
             due = (await session.execute(
-                select(DisplayJob).where(DisplayJob.due_at <= utcnow())
-                .order_by(DisplayJob.urgent.desc(), DisplayJob.due_at)
-                .limit(self.work.slots.capacity + self.work.slots.reserve)
+                select(DisplayJob).where(DisplayJob.due_at <= utcnow(),
+                                         DisplayJob.report_id.not_in(list(self.running)))
+                .order_by(DisplayJob.urgent.desc(), DisplayJob.due_at).limit(room)
             )).scalars().all()
-        leased = [job for job in due if await self._lease(job)]
-        # Side by side: the photo slots decide how many decode at once, urgent reports' first.
-        await asyncio.gather(*(self._attempt(job) for job in leased))
-        return len(leased)
+        started = 0
+        for job in due:
+            if await self._lease(job):
+                task = asyncio.create_task(self._attempt(job), name=f"display-copies-{job.report_id}")
+                self.running[job.report_id] = task
+                task.add_done_callback(lambda _t, report_id=job.report_id: self._finished(report_id))
+                started += 1
+        return started
+
+    def _finished(self, report_id: str) -> None:
+        self.running.pop(report_id, None)
+        self.wake()  # room for the next one
+
+    def more_waiting(self, done: int) -> bool:
+        return False  # a finished job wakes the loop; new jobs wake it too (reports.wake_display_copies)
+
+    async def stop(self) -> None:
+        await super().stop()
+        for task in list(self.running.values()):
+            task.cancel()
+        await asyncio.gather(*self.running.values(), return_exceptions=True)
 
     async def idle_seconds(self) -> float:
         async with self.runtime.db.sessions() as session:
@@ -114,6 +137,8 @@ class DisplayCopies(BackgroundLoop):
                 followup.add_timeline(session, job.report_id, "photo_unreadable", *texts.PHOTO_UNREADABLE)
             report = (await session.execute(select(Report).where(Report.id == job.report_id))).scalar_one()
             submitter = (job.submitter_tag, job.submitter_kind) if job.submitter_tag and job.submitter_kind else None
+            if current.bridge_revision == report.revision:
+                report.revision += 1  # the bridge has this revision without the copies: it gets the next
             await session.delete(current)
             await session.flush()
             # Photos added meanwhile are still pending: then this makes a new job for them.

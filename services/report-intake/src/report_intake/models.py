@@ -86,6 +86,9 @@ class DisplayJob(IntakeTable, table=True):
     # The sender's daily pseudonym, which the report's messages carry (see reports.queue_report); gone with the job.
     submitter_tag: str | None = Field(default=None, max_length=64)
     submitter_kind: str | None = Field(default=None, max_length=16)
+    # An urgent report goes to the bridge at once, without the copies: the revision it went with. When the copies
+    # are done, the report goes on as the next revision (the bridge then shows them).
+    bridge_revision: int | None = None
     attempts: int = 0
     due_at: datetime = Field(sa_type=UTCDateTime, index=True)
     last_error: str | None = Field(default=None, max_length=300)

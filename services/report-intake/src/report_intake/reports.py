@@ -194,7 +194,9 @@ def add_photo_rows(session: AsyncSession, report_id: str, photos: list[CheckedPh
 async def release_report(session: AsyncSession, report: Report, submitter: tuple[str, str] | None = None) -> bool:
     """Send the report on as it now stands (`queue_report`), or, while a display copy of one of its photos is
     still to be made, leave that to the display job, which sends it when the copies are done: verification
-    hashes a photo's display copy, and the bridge shows it. Returns whether a display job waits."""
+    hashes a photo's display copy, and the bridge shows it. An urgent report does not wait for the bridge: it
+    goes there at once with its photos `pending` (the meldkamer fetches originals), and again as the next
+    revision when the copies are ready. Returns whether a display job waits."""
     await session.flush()
     pending = (await session.execute(select(Photo.id).where(Photo.report_id == report.id,
                                                             Photo.display_state == DisplayState.PENDING)
@@ -202,17 +204,22 @@ async def release_report(session: AsyncSession, report: Report, submitter: tuple
     if pending is None:
         await queue_report(session, report, submitter)
         return False
+    urgent = is_urgent(report.in_progress, report.danger_to_life)
     job = await session.get(DisplayJob, report.id)
     if job is None:
         tag, kind = submitter or (None, None)
-        session.add(DisplayJob(report_id=report.id, urgent=is_urgent(report.in_progress, report.danger_to_life),
-                               submitter_tag=tag, submitter_kind=kind, due_at=utcnow()))
+        job = DisplayJob(report_id=report.id, urgent=urgent, submitter_tag=tag, submitter_kind=kind, due_at=utcnow())
+        session.add(job)
     else:  # photos added while earlier ones wait: the one job covers them all, due now
         job.due_at = utcnow()
+    if urgent:
+        await queue_report(session, report, submitter, to=("dispatch-bridge",))
+        job.bridge_revision = report.revision
     return True
 
 
-async def queue_report(session: AsyncSession, report: Report, submitter: tuple[str, str] | None = None) -> None:
+async def queue_report(session: AsyncSession, report: Report, submitter: tuple[str, str] | None = None,
+                       to: tuple[str, ...] = ("verification", "dispatch-bridge")) -> None:
     """Send the report as it now stands to verification and to the bridge (one outbox row each, so one
     reaching its destination never marks the other as sent). Verification never sees contact details; the
     bridge sees them only with the citizen's consent."""
@@ -228,7 +235,8 @@ async def queue_report(session: AsyncSession, report: Report, submitter: tuple[s
         observed_at=report.observed_at, received_at=report.received_at, in_progress=report.in_progress,
         danger_to_life=report.danger_to_life,
         photos=[PhotoRef(photo_id=p.id, sha256=p.sha256, sanitised_sha256=p.sanitised_sha256,
-                         content_type=p.content_type, size_bytes=p.size_bytes, width=p.width, height=p.height)
+                         display=p.display_state, content_type=p.content_type, size_bytes=p.size_bytes,
+                         width=p.width, height=p.height)
                 for p in photos],
     )
     priority = URGENT_PRIORITY if is_urgent(report.in_progress, report.danger_to_life) else 0
@@ -236,14 +244,15 @@ async def queue_report(session: AsyncSession, report: Report, submitter: tuple[s
     tag, tag_kind = submitter or (None, None)
     # Both get the sender's daily pseudonym: verification for its flood checks, the bridge to count witnesses.
     message.submitter_tag, message.submitter_kind = tag, tag_kind  # type: ignore[assignment]
-    for_verification = message.model_copy()
-    await enqueue(session, messaging, destination="verification", path="/internal/v1/jobs", kind=kind,
-                  payload=for_verification.model_dump(mode="json"), priority=priority)
-    if contact is not None and contact.share_with_police:
-        message.contact = ContactDetails(name=contact.name, phone=contact.phone, email=contact.email,
-                                         share_with_police=True)
-    await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/reports", kind=kind,
-                  payload=message.model_dump(mode="json"), priority=priority)
+    if "verification" in to:
+        await enqueue(session, messaging, destination="verification", path="/internal/v1/jobs", kind=kind,
+                      payload=message.model_dump(mode="json"), priority=priority)
+    if "dispatch-bridge" in to:
+        if contact is not None and contact.share_with_police:
+            message.contact = ContactDetails(name=contact.name, phone=contact.phone, email=contact.email,
+                                             share_with_police=True)
+        await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/reports", kind=kind,
+                      payload=message.model_dump(mode="json"), priority=priority)
 
 
 @dataclass

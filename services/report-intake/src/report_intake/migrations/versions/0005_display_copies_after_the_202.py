@@ -23,6 +23,7 @@ def upgrade() -> None:
     sa.Column('urgent', sa.Boolean(), nullable=False),
     sa.Column('submitter_tag', sa.String(length=64), nullable=True),
     sa.Column('submitter_kind', sa.String(length=16), nullable=True),
+    sa.Column('bridge_revision', sa.Integer(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('due_at', burgermelding_shared.timeutil.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_error', sa.String(length=300), nullable=True),
