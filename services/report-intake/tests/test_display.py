@@ -200,3 +200,10 @@ async def test_an_urgent_heic_report_goes_to_the_bridge_at_once_and_its_display_
     sent = await outbox_payloads(intake)  # verification judges the report with its copy, the bridge shows it
     assert sorted((m["destination"], m["revision"]) for m in sent) == [
         ("dispatch-bridge", 0), ("dispatch-bridge", 1), ("verification", 1)]
+
+
+async def test_a_heic_of_thousands_of_tiny_boxes_is_refused_without_walking_them_all(intake: Any) -> None:
+    padded = iphone_heic(6) + b"\x00\x00\x00\x08free" * 20_000  # boxes that fill the file, 20,000 of them
+    response = await post_report(intake, report_json(), [("boxes.heic", padded, "image/heic")])
+    assert response.status_code == 422 and response.json()["error"] == "photo_unreadable"
+    assert set((await stored_counts(intake)).values()) == {0}

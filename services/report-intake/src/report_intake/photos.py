@@ -20,6 +20,7 @@ HEIC whose pixels then turn out damaged is kept as evidence, marked unreadable a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
 from dataclasses import dataclass
@@ -69,13 +70,19 @@ class PhotoUnreadable(Exception):
     """The photo's pixels cannot be decoded: the file is damaged or truncated."""
 
 
+MAX_TOP_LEVEL_BOXES = 64  # a phone's HEIC has three or four (ftyp, meta, mdat, maybe free)
+
+
 def boxes_fill_file(path: Path) -> bool:
     """Whether the top-level ISO-BMFF boxes of a HEIF file (ftyp, meta, mdat, ...) fill it exactly. An upload
-    cut off on the way ends inside its last box (the image data, which comes last) and fails this."""
+    cut off on the way ends inside its last box (the image data, which comes last) and fails this. A file of
+    thousands of tiny boxes fails too, before walking them would cost more than decoding a real photo."""
     size = path.stat().st_size
     offset = 0
     with path.open("rb") as fh:
-        while offset < size:
+        for _ in range(MAX_TOP_LEVEL_BOXES):
+            if offset >= size:
+                break
             fh.seek(offset)
             header = fh.read(16)
             if len(header) < 8:
@@ -105,8 +112,8 @@ class CheckedPhoto:
     height: int
     display_jpeg: bytes | None  # None: made after the 202 (DISPLAY_LATER)
 
-    @property
-    def display_sha256(self) -> str | None:
+    @functools.cached_property
+    def display_sha256(self) -> str | None:  # asked for by the store, the guard and the row: hashed once
         return hashlib.sha256(self.display_jpeg).hexdigest() if self.display_jpeg is not None else None
 
 
