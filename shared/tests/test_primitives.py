@@ -43,6 +43,22 @@ def test_put_file_streams_a_file(tmp_path: Path) -> None:
     assert store.read_verified(digest) == source.read_bytes()
 
 
+def test_adopt_file_moves_an_upload_into_place(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "store")
+    upload = tmp_path / "upload-1"
+    upload.write_bytes(b"\xff\xd8\xff" + b"\x07" * 500_000)
+    expected = upload.read_bytes()
+    digest = store.adopt_file(upload, hashlib.sha256(expected).hexdigest())
+    assert store.read_verified(digest) == expected
+    assert not upload.exists()  # moved, not copied
+    again = tmp_path / "upload-2"
+    again.write_bytes(expected)
+    assert store.adopt_file(again, digest) == digest  # already held: the second upload is left to its owner
+    assert again.exists()
+    with pytest.raises(BlobNotFound):
+        store.adopt_file(again, "../" + "a" * 61)
+
+
 def test_service_token_round_trip_and_refusals() -> None:
     token = service_auth.issue_token(SECRET, "report-intake", "verification")
     assert service_auth.verify_token(SECRET, token, "verification", frozenset({"report-intake"})) == "report-intake"

@@ -1,12 +1,13 @@
 """Photo storage behind a small interface, content-addressed by SHA-256.
 
-The default is a local folder; anything with the same four methods (an S3-compatible bucket, say) can take
+The default is a local folder; anything with the same methods (an S3-compatible bucket, say) can take
 its place. Writes are atomic: a temporary file in the same folder, fsync, then rename, so a reader never sees
 half a photo and a crash leaves at most a stray temporary file.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -30,6 +31,7 @@ class BlobCorrupted(ValueError):
 
 class BlobStore(Protocol):
     def put_file(self, path: Path) -> str: ...
+    def adopt_file(self, path: Path, digest: str) -> str: ...
     def put_bytes(self, data: bytes) -> str: ...
     def open(self, digest: str) -> BinaryIO: ...
     def exists(self, digest: str) -> bool: ...
@@ -41,6 +43,15 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable."""
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def check_digest(digest: str) -> str:
@@ -70,22 +81,43 @@ class LocalBlobStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp_name, target)
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            _fsync_folder(target.parent)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
 
     def put_file(self, path: Path) -> str:
-        """Store a file's bytes; returns their SHA-256, which is also the key."""
+        """Store a copy of a file's bytes; returns their SHA-256, which is also the key."""
         digest = sha256_file(path)
         if not self.exists(digest):
-            with self._atomic_target(digest) as out, Path(path).open("rb") as src:
-                while chunk := src.read(CHUNK):
-                    out.write(chunk)
+            self._copy_in(path, digest)
+        return digest
+
+    def _copy_in(self, path: Path, digest: str) -> None:
+        with self._atomic_target(digest) as out, Path(path).open("rb") as src:
+            while chunk := src.read(CHUNK):
+                out.write(chunk)
+
+    def adopt_file(self, path: Path, digest: str) -> str:
+        """Store a file the caller wrote and hashed as it wrote it (an upload): it is made durable and moved into
+        place, not read and copied again. `digest` must be the SHA-256 of its bytes, which only the code that
+        wrote them can vouch for. The file is gone from `path` afterwards unless the store already held it (or
+        lies on another filesystem, where it is copied)."""
+        check_digest(digest)
+        if self.exists(digest):
+            return digest
+        target = self.path_for(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with Path(path).open("rb") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.replace(path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            self._copy_in(path, digest)
+            return digest
+        _fsync_folder(target.parent)
         return digest
 
     def put_bytes(self, data: bytes) -> str:

@@ -151,14 +151,16 @@ async def check_photos(runtime: Runtime, form: UploadedForm, urgent: bool = Fals
     settings: IntakeSettings = runtime.settings
     work: PriorityExecutor = runtime.extras["photo_work"]
     return [await work.run(urgent, check_photo, f.path, max_pixels=settings.max_image_pixels,
-                           display_max_side=settings.display_max_side, index=i) for i, f in enumerate(form.files)]
+                           display_max_side=settings.display_max_side, index=i, sha256=f.sha256)
+            for i, f in enumerate(form.files)]
 
 
 async def store_photo_blobs(runtime: Runtime, photos: list[CheckedPhoto]) -> list[str]:
-    """Put originals and display copies in the blob store; returns the digests this call added."""
+    """Put originals and display copies in the blob store; returns the digests this call added. An original
+    is moved there from its upload file (hashed as it arrived, checked since), not read and copied again."""
     added: list[str] = []
     for photo in photos:
-        blobs = [(photo.sha256, lambda p=photo: runtime.blobs.put_file(p.path))]
+        blobs = [(photo.sha256, lambda p=photo: runtime.blobs.adopt_file(p.path, p.sha256))]
         if photo.display_jpeg is not None and photo.display_sha256 is not None:  # else made after the 202
             blobs.append((photo.display_sha256, lambda p=photo: runtime.blobs.put_bytes(p.display_jpeg)))
         for digest, put in blobs:
