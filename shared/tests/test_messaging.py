@@ -273,3 +273,82 @@ async def test_one_ordering_key_goes_out_in_order_and_holds_up_nothing_else(db: 
     assert names.index("update") > names.index("request", names.index("request") + 1)  # after the 200
     assert names.count("update") == 1  # never refused for coming too early
     assert {"other", "unkeyed"} <= set(names[:3])  # not held up by incident 1's retry
+
+
+async def lease_of(db: Database, message_id: str) -> Any:
+    async with db.sessions() as session:
+        return (await session.execute(select(tables.outbox.c.lease_until)
+                                      .where(tables.outbox.c.message_id == message_id))).scalar_one()
+
+
+async def test_a_running_relay_is_handed_what_can_go_at_once_and_claims_only_what_must_wait(db: Database) -> None:
+    """Unkeyed messages due now are written leased to the running relay and sent straight after their commit,
+    without a claim; a message behind an ordering key or scheduled for later is left for the claim."""
+    from datetime import timedelta
+
+    from burgermelding_shared.timeutil import utcnow
+
+    receiver = Receiver()
+    relay = await make_relay(db, receiver)
+    claims: list[int] = []
+
+    async def no_claim() -> list[Any]:  # the claim path finds nothing: only the hand-off can deliver
+        claims.append(1)
+        return []
+
+    relay._claim = no_claim  # type: ignore[method-assign]
+    relay.start()
+    try:
+        handed = [await send(db, {"n": n}, priority=10 if n == 0 else 0) for n in range(3)]
+
+        async def delivered() -> bool:
+            return {await status_of(db, i) for i in handed} == {DELIVERED}
+
+        await until(delivered)
+        keyed = await send(db, {"n": "keyed"}, ordering_key="incident:9")
+        later = await send(db, {"n": "later"}, not_before=utcnow() + timedelta(hours=1))
+        assert await lease_of(db, keyed) is None and await lease_of(db, later) is None
+        await asyncio.sleep(0.1)
+        assert {await status_of(db, keyed), await status_of(db, later)} == {"pending"}
+    finally:
+        await relay.stop()
+    assert sorted(payload["n"] for _key, payload in receiver.received) == [0, 1, 2]
+    assert claims  # the keyed message woke the claim path
+
+
+async def test_a_handed_off_message_whose_process_died_goes_out_when_its_lease_runs_out(db: Database) -> None:
+    receiver = Receiver()
+    relay = await make_relay(db, receiver)
+    db.hand_off_to(lambda rows: None, 0.3)  # a relay that took the rows and died before sending them
+    message_id = await send(db, {"n": "orphan"})
+    db.hand_off_to(None)
+    assert await lease_of(db, message_id) is not None
+    assert await relay.run_once() == 0  # leased: nobody else sends it meanwhile
+    await asyncio.sleep(0.35)
+    assert await relay.run_once() == 1
+    await asyncio.gather(*relay._in_flight)
+    assert await status_of(db, message_id) == DELIVERED
+    assert receiver.keys == [message_id]
+
+
+async def test_a_handed_off_message_for_a_destination_that_is_down_waits_for_the_claim(db: Database) -> None:
+    receiver = Receiver(script=[(503, {})] * 2)
+    relay = await make_relay(db, receiver, breaker_threshold=2, breaker_cooldown=3600, max_attempts=100)
+    relay.start()
+    try:
+        failing = [await send(db, {"n": n}) for n in range(2)]
+
+        async def circuit_open() -> bool:
+            return relay.circuit_states()["receiver"]["state"] == "open"
+
+        await until(circuit_open)
+        later = await send(db, {"n": "later"})
+
+        async def given_back() -> bool:
+            return await lease_of(db, later) is None
+
+        await until(given_back)
+        assert {await status_of(db, i) for i in [*failing, later]} == {"pending"}  # nothing dropped
+        assert sorted(receiver.keys) == sorted(failing)  # and nothing sent to the open circuit
+    finally:
+        await relay.stop()

@@ -1,7 +1,8 @@
 """Async database access for SQLite (the embedded default, in WAL mode) and PostgreSQL through the same code.
 
 Each service owns its database. Sessions never commit inside business code: `Database.transaction()` commits
-once at the end or rolls back, and after a commit that wrote outbox rows it wakes the outbox relay.
+once at the end or rolls back, and after a commit that wrote outbox rows it hands them to the outbox relay or
+wakes it.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# Session.info key set by code that writes outbox rows; the commit hook reads it.
+# Session.info key set by code that writes outbox rows for the relay to find (it wakes the relay on commit).
 OUTBOX_WRITTEN = "outbox_written"
+# Session.info keys of the hand-off: while a running relay takes them, `HANDOFF_LEASE` holds its lease (seconds)
+# and `OUTBOX_HANDED_OFF` collects the rows written already leased, which it is given straight after the commit.
+HANDOFF_LEASE = "outbox_handoff_lease"
+OUTBOX_HANDED_OFF = "outbox_handed_off"
 # Execution option of a SQLite connection in `Database.transaction()`: begin with the write lock, waiting for
 # it until this `time.monotonic()` deadline.
 WRITES = "burgermelding_writes"
@@ -168,6 +173,7 @@ class Database:
             _ping_when_idle(self.engine, ping_after_idle_seconds)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._commit_listeners: list[Callable[[], None]] = []
+        self._handoff: tuple[Callable[[list[dict[str, Any]]], None], float] | None = None
         # SQLite: how long a write may wait for its turn, in this process and for other processes' writes.
         self.busy_timeout = busy_timeout_ms / 1000
         self._write_turn = asyncio.Lock()
@@ -179,6 +185,11 @@ class Database:
     def on_outbox_commit(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every commit that wrote outbox rows (the relay's wake-up)."""
         self._commit_listeners.append(listener)
+
+    def hand_off_to(self, receiver: Callable[[list[dict[str, Any]]], None] | None, lease_seconds: float = 0) -> None:
+        """While set, outbox rows that can go out at once are written leased for `lease_seconds` and given to
+        `receiver` after their commit (see `messaging.enqueue`); None stops it."""
+        self._handoff = (receiver, lease_seconds) if receiver is not None else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -205,6 +216,9 @@ class Database:
     @asynccontextmanager
     async def _committing(self, sqlite_deadline: float | None = None) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
+            handoff = self._handoff
+            if handoff is not None:
+                session.info[HANDOFF_LEASE] = handoff[1]
             try:
                 if sqlite_deadline is not None:
                     await session.connection(execution_options={WRITES: sqlite_deadline})
@@ -213,6 +227,9 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+            handed_off = session.info.pop(OUTBOX_HANDED_OFF, None)
+            if handed_off and handoff is not None:
+                handoff[0](handed_off)
             if session.info.pop(OUTBOX_WRITTEN, False):
                 for listener in self._commit_listeners:
                     listener()

@@ -21,7 +21,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -49,7 +49,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.background import BackgroundLoop
-from burgermelding_shared.db import OUTBOX_WRITTEN, Database
+from burgermelding_shared.db import HANDOFF_LEASE, OUTBOX_HANDED_OFF, OUTBOX_WRITTEN, Database
 from burgermelding_shared.timeutil import UTCDateTime, utcnow
 from burgermelding_shared.tracing import continue_trace, outgoing_traceparent, parse_traceparent
 
@@ -114,6 +114,12 @@ class MessagingTables:
     def lease(self) -> Any:
         return (update(self.outbox).where(self.outbox.c.id.in_(bindparam("ids", expanding=True)))
                 .values(lease_until=bindparam("until")).returning(*self.outbox.c))
+
+    @cached_property
+    def unlease(self) -> Any:
+        """Give a row back to the relay's claim (a handed-off row whose destination is not taking messages)."""
+        return (update(self.outbox).where(self.outbox.c.id == bindparam("row_id"), self.outbox.c.status == PENDING)
+                .values(lease_until=None))
 
     @cached_property
     def settle(self) -> Any:
@@ -186,24 +192,33 @@ async def enqueue(
     """
     now = utcnow()
     message_id = message_id or str(uuid.uuid4())
-    await session.execute(
-        tables.add_message,
-        {
-            "message_id": message_id,
-            "destination": destination,
-            "path": path,
-            "kind": kind,
-            "payload": json.dumps(payload, default=str, separators=(",", ":")),
-            "priority": priority,
-            "ordering_key": ordering_key,
-            "traceparent": outgoing_traceparent(),
-            "status": PENDING,
-            "attempts": 0,
-            "next_attempt_at": not_before or now,
-            "created_at": now,
-        },
-    )
-    session.info[OUTBOX_WRITTEN] = True
+    # Handed off: a running relay in this process sends the row straight after the commit, so it is written
+    # leased to that relay, and no claim (a write transaction, plus a query for what is due next) is needed.
+    # A row that must wait (its turn behind an ordering key, or a time) goes the relay's ordinary way. If this
+    # process dies before sending, the lease runs out and any relay takes the row as usual.
+    lease = session.info.get(HANDOFF_LEASE)
+    hand_off = lease is not None and ordering_key is None and not_before is None
+    row = {
+        "message_id": message_id,
+        "destination": destination,
+        "path": path,
+        "kind": kind,
+        "payload": json.dumps(payload, default=str, separators=(",", ":")),
+        "priority": priority,
+        "ordering_key": ordering_key,
+        "traceparent": outgoing_traceparent(),
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": not_before or now,
+        "lease_until": now + timedelta(seconds=lease) if hand_off else None,
+        "created_at": now,
+    }
+    result = await session.execute(tables.add_message, row)
+    if hand_off:
+        row["id"] = result.inserted_primary_key[0]  # type: ignore[attr-defined]
+        session.info.setdefault(OUTBOX_HANDED_OFF, []).append(row)
+    else:
+        session.info[OUTBOX_WRITTEN] = True
     return message_id
 
 
@@ -250,7 +265,7 @@ class Outcome:
     reason: str
 
 
-ResultHandler = Callable[[AsyncSession, RowMapping, Outcome], Awaitable[None]]
+ResultHandler = Callable[[AsyncSession, Mapping[str, Any], Outcome], Awaitable[None]]
 
 
 class CircuitBreaker:
@@ -363,7 +378,12 @@ class Relay(BackgroundLoop):
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
         db.on_outbox_commit(self.wake)
 
+    def start(self) -> None:
+        super().start()
+        self.db.hand_off_to(self._take_handed_off, self.config.lease_seconds)
+
     async def stop(self) -> None:
+        self.db.hand_off_to(None)
         await super().stop()
         for task in list(self._in_flight):
             task.cancel()
@@ -398,6 +418,32 @@ class Relay(BackgroundLoop):
     def _delivery_done(self, _task: asyncio.Task[None]) -> None:
         self._semaphore.release()
 
+    def _take_handed_off(self, rows: list[dict[str, Any]]) -> None:
+        """Rows just committed, already leased to this relay (`enqueue`): send them now."""
+        if self._stopping:
+            return  # their lease runs out and a relay takes them then
+        for row in rows:
+            task = asyncio.create_task(self._deliver_handed_off(row))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _deliver_handed_off(self, row: Mapping[str, Any]) -> None:
+        breaker = self.breakers.get(row["destination"])
+        if breaker is not None and breaker.state != "closed":
+            # The destination is down or being probed: the claim decides when this row may go.
+            try:
+                async with self.db.transaction() as session:
+                    await session.execute(self.tables.unlease, {"row_id": row["id"]})
+            except Exception:  # the database is busy: the lease runs out instead
+                log.warning("a handed-off message waits for its lease", extra={"message_id": row["message_id"]})
+            self.wake()
+            return
+        if row["priority"] > 0:  # urgent: never behind ordinary sends waiting for a slot
+            await self._deliver(row)
+            return
+        async with self._semaphore:
+            await self._deliver(row)
+
     async def _claim(self) -> list[RowMapping]:
         blocked, probes = [], []
         for name, breaker in self.breakers.items():
@@ -425,7 +471,7 @@ class Relay(BackgroundLoop):
                 claimed = sorted(result.mappings(), key=lambda row: (-row["priority"], row["id"]))
         return claimed
 
-    async def _deliver(self, row: RowMapping) -> None:
+    async def _deliver(self, row: Mapping[str, Any]) -> None:
         try:
             await self._send(row)
         except asyncio.CancelledError:
@@ -437,7 +483,7 @@ class Relay(BackgroundLoop):
             log.exception("outbox delivery could not be recorded; it is retried after its lease",
                           extra={"message_id": row["message_id"], "destination": row["destination"]})
 
-    async def _send(self, row: RowMapping) -> None:
+    async def _send(self, row: Mapping[str, Any]) -> None:
         destination = self.destinations.get(row["destination"])
         if destination is None:
             await self._finish(row, Outcome(False, None, None, f"unknown destination {row['destination']}"))
@@ -502,7 +548,7 @@ class Relay(BackgroundLoop):
                                                                        "messages": released})
             self.wake()
 
-    async def _retry(self, row: RowMapping, status: int | None, reason: str, retry_after: float | None) -> None:
+    async def _retry(self, row: Mapping[str, Any], status: int | None, reason: str, retry_after: float | None) -> None:
         attempts = row["attempts"] + 1
         if attempts >= self.config.max_attempts:
             await self._finish(row, Outcome(False, status, None, f"gave up after {attempts} attempts: {reason}"),
@@ -525,7 +571,7 @@ class Relay(BackgroundLoop):
                 await attempt_handler(session, row, Outcome(False, status, None, reason))
         self.wake()  # the loop works out when this row is due again (it may be sooner than the next poll)
 
-    async def _finish(self, row: RowMapping, outcome: Outcome, attempts: int | None = None) -> None:
+    async def _finish(self, row: Mapping[str, Any], outcome: Outcome, attempts: int | None = None) -> None:
         status = DELIVERED if outcome.delivered else DEAD
         # What the handler enqueues belongs to the trace of the message it handles.
         with continue_trace(row["traceparent"]):
@@ -540,7 +586,7 @@ class Relay(BackgroundLoop):
                                                                "destination": row["destination"],
                                                                "reason": outcome.reason[:300]})
 
-    async def _record(self, row: RowMapping, outcome: Outcome, status: str, attempts: int | None) -> None:
+    async def _record(self, row: Mapping[str, Any], outcome: Outcome, status: str, attempts: int | None) -> None:
         async with self.db.transaction() as session:
             result = await session.execute(
                 self.tables.settle,
