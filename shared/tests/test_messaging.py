@@ -332,8 +332,10 @@ async def test_a_handed_off_message_whose_process_died_goes_out_when_its_lease_r
 
 
 async def test_a_handed_off_message_for_a_destination_that_is_down_waits_for_the_claim(db: Database) -> None:
-    receiver = Receiver(script=[(503, {})] * 2)
-    relay = await make_relay(db, receiver, breaker_threshold=2, breaker_cooldown=3600, max_attempts=100)
+    # Told to come back in a minute: no retry races the check below (an answer would close the circuit).
+    receiver = Receiver(script=[(503, {"Retry-After": "60"})] * 2)
+    relay = await make_relay(db, receiver, breaker_threshold=2, breaker_cooldown=3600, max_attempts=100,
+                             backoff_cap=10.0)
     relay.start()
     try:
         failing = [await send(db, {"n": n}) for n in range(2)]
@@ -352,3 +354,31 @@ async def test_a_handed_off_message_for_a_destination_that_is_down_waits_for_the
         assert sorted(receiver.keys) == sorted(failing)  # and nothing sent to the open circuit
     finally:
         await relay.stop()
+
+
+async def test_before_commit_gathers_a_transaction_into_one_message_and_fails_with_it(db: Database) -> None:
+    from burgermelding_shared.db import before_commit
+
+    async def finish(session: Any) -> None:
+        await enqueue(session, tables, destination="receiver", path="/inbox", kind="test",
+                      payload={"n": session.info.pop("gathered")})
+
+    async with db.transaction() as session:
+        for n in range(3):
+            session.info.setdefault("gathered", []).append(n)
+            assert before_commit(session, "gather", finish) is (n == 0)  # registered once
+    async with db.sessions() as session:
+        payloads = (await session.execute(select(tables.outbox.c.payload))).scalars().all()
+    assert payloads == ['{"n":[0,1,2]}']
+
+    async def broken(session: Any) -> None:
+        await enqueue(session, tables, destination="receiver", path="/inbox", kind="test", payload={})
+        raise RuntimeError("cannot finish")
+
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            before_commit(session, "broken", broken)
+    async with db.sessions() as session:
+        assert len((await session.execute(select(tables.outbox))).all()) == 1  # nothing of the failed one
+        with pytest.raises(RuntimeError):  # a session nobody will commit this way cannot take the work
+            before_commit(session, "lost", finish)

@@ -56,6 +56,11 @@ async def outbox(bridge: Any) -> list[dict[str, Any]]:
     return [{**row, "payload": json.loads(row["payload"])} for row in rows]
 
 
+def citizen_news(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """The events of each message to intake, one list a message."""
+    return [[event["event"] for event in r["payload"]["events"]] for r in rows if r["destination"] == "report-intake"]
+
+
 async def test_in_progress_report_is_forwarded_at_once_as_urgent_eido(bridge: Any) -> None:
     urgent = report(bridge, in_progress=True)
     assert (await post(bridge, "/internal/v1/reports", urgent.model_dump(mode="json"), "report-intake")).json() == \
@@ -72,7 +77,7 @@ async def test_in_progress_report_is_forwarded_at_once_as_urgent_eido(bridge: An
         assert item["$id"] and item["lastUpdateTimeStamp"] and item["updatedByAgencyReference"]
     assert eido["mediaComponent"][0]["digestSha256"] == urgent.photos[0].sha256
     assert request["payload"]["requestId"] == eido["incidentComponent"][0]["internalIncidentId"]
-    assert [r["payload"]["event"] for r in rows if r["destination"] == "report-intake"] == ["forwarded"]
+    assert citizen_news(rows) == [["forwarded"]]
 
 
 async def test_other_reports_wait_for_a_forward_verdict(bridge: Any) -> None:
@@ -88,6 +93,8 @@ async def test_other_reports_wait_for_a_forward_verdict(bridge: Any) -> None:
             outcomes[value] = (await session.get(BridgeReport, waiting.report_id)).state
     assert outcomes == {"forward": "forwarded", "review": "held_for_review", "reject": "rejected"}
     assert len([r for r in await outbox(bridge) if r["destination"] == "meldkamer"]) == 1
+    # What one change means for a citizen travels as one message: verified and forwarded together.
+    assert citizen_news(await outbox(bridge)) == [["verified", "forwarded"], ["under_review"], ["rejected"]]
 
 
 async def test_a_verification_that_overtakes_its_report_is_asked_again_later(bridge: Any) -> None:
@@ -129,8 +136,8 @@ async def test_callbacks_forged_stale_duplicate_and_out_of_order(bridge: Any) ->
     async with bridge.runtime.db.sessions() as session:
         stored = await session.get(Incident, incident.id)
     assert stored.operational_status == "ResourcesAssigned" and stored.delivery_state == "accepted"
-    events = [r["payload"]["event"] for r in await outbox(bridge) if r["destination"] == "report-intake"]
-    assert events == ["forwarded", "accepted", "unit_assigned"]  # the callback is the first proof of acceptance
+    # The callback is the first proof of acceptance: accepted and the unit, in one message.
+    assert citizen_news(await outbox(bridge)) == [["forwarded"], ["accepted", "unit_assigned"]]
 
 
 async def test_photo_links_are_signed_and_expire(bridge: Any) -> None:

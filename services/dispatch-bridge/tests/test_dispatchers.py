@@ -133,8 +133,9 @@ async def test_an_urgent_report_not_accepted_in_time_tells_the_citizen_to_call_1
     async def warned() -> list[dict[str, Any]]:
         async with bridge.runtime.db.sessions() as session:
             rows = (await session.execute(select(messaging.outbox.c.payload).where(
-                messaging.outbox.c.kind == "report.event"))).scalars().all()
-        return [json.loads(r) for r in rows if json.loads(r)["event"] == "call_112"]
+                messaging.outbox.c.kind == "report.events"))).scalars().all()
+        return [{"report_id": news["report_id"], **event} for news in map(json.loads, rows)
+                for event in news["events"] if event["event"] == "call_112"]
 
     for _ in range(200):  # bounded wait; the deadline is 0.5 s
         if await warned():

@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -150,3 +151,26 @@ async def test_open311_facade(intake: Any) -> None:
     assert (await intake.client.post("/open311/v2/requests.json", data={"service_code": "theft"})).status_code == 400
     everything = json.dumps(await outbox(intake), default=str)
     assert "DEVICE-123" not in everything and "a@example.nl" not in everything  # no consent in Open311
+
+
+async def test_several_events_in_one_message_reach_the_timeline_in_order_once(intake: Any) -> None:
+    created = (await post_report(intake, report_json())).json()
+    now = datetime.now(UTC).isoformat()
+    news = {"report_id": created["id"], "events": [
+        {"event": "verified", "occurred_at": now, "text_en": "Checked", "text_nl": "Gecontroleerd"},
+        {"event": "forwarded", "occurred_at": now, "text_en": "Sent on", "text_nl": "Doorgestuurd"},
+        {"event": "accepted", "occurred_at": now, "text_en": "Accepted", "text_nl": "Aangenomen",
+         "incident_number": "MK-2026-000042"}]}
+    token = issue_token(intake.settings.internal_secret, "dispatch-bridge", "report-intake")
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "news-1"}
+    for _ in range(2):  # delivered twice, applied once
+        response = await intake.client.post("/internal/v1/report-events", json=news, headers=headers)
+        assert response.status_code == 200, response.text
+    assert response.json() == {"status": "duplicate"}
+    view = (await intake.client.get(created["status_url"], headers=auth(created))).json()
+    assert [item["event"] for item in view["timeline"]] == ["received", "verified", "forwarded", "accepted"]
+    assert view["status"] == "accepted"
+    for bad in ({**news, "events": []}, {**news, "event": "forwarded"}):  # nothing, or two shapes at once
+        refused = await intake.client.post("/internal/v1/report-events", json=bad,
+                                           headers={**headers, "Idempotency-Key": "news-bad"})
+        assert refused.status_code == 422

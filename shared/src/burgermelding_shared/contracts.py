@@ -179,15 +179,33 @@ ReportEventType = Literal[
 ]
 
 
-class ReportEvent(Strict):
-    """bridge -> intake: something happened to a report that the citizen may see on the timeline."""
+class TimelineEvent(Strict):
+    """Something that happened to a report that the citizen may see on the timeline."""
 
-    report_id: str
     event: ReportEventType
     occurred_at: datetime
     text_en: str
     text_nl: str
     incident_number: str | None = None
+
+
+class ReportEvents(Strict):
+    """bridge -> intake: what one change at the bridge meant for a report, in order (verified and forwarded, say):
+    one message however many events, applied together."""
+
+    report_id: str
+    events: list[TimelineEvent] = Field(min_length=1, max_length=20)
+
+
+class ReportEvent(TimelineEvent):
+    """bridge -> intake, one event a message: what bridges before `ReportEvents` send (still accepted, so an
+    outbox written by an older bridge is delivered after an upgrade)."""
+
+    report_id: str
+
+    def as_events(self) -> ReportEvents:
+        return ReportEvents(report_id=self.report_id,
+                            events=[TimelineEvent(**self.model_dump(exclude={"report_id"}))])
 
 
 # -- Bridge <-> meldkamer (NENA STA-024 shaped) ------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ OUTBOX_WRITTEN = "outbox_written"
 # and `OUTBOX_HANDED_OFF` collects the rows written already leased, which it is given straight after the commit.
 HANDOFF_LEASE = "outbox_handoff_lease"
 OUTBOX_HANDED_OFF = "outbox_handed_off"
+# Session.info key of work to finish just before the commit, by name (see `before_commit`).
+BEFORE_COMMIT = "before_commit"
 # Execution option of a SQLite connection in `Database.transaction()`: begin with the write lock, waiting for
 # it until this `time.monotonic()` deadline.
 WRITES = "burgermelding_writes"
@@ -145,6 +147,19 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
             raise InvalidatePoolError("pooled connection is gone")
 
 
+def before_commit(session: AsyncSession, name: str, finish: Callable[[AsyncSession], Awaitable[None]]) -> bool:
+    """Run `finish` once, just before this `Database.transaction()` commits (registering the same name again
+    does nothing): for work that gathers a transaction's changes first, such as one message for several.
+    Returns whether this call registered it."""
+    if BEFORE_COMMIT not in session.info:  # a session that no `Database.transaction()` will commit
+        raise RuntimeError(f"{name}: before_commit needs a session from Database.transaction()")
+    waiting = session.info[BEFORE_COMMIT]
+    if name in waiting:
+        return False
+    waiting[name] = finish
+    return True
+
+
 async def serialise(session: AsyncSession, name: str) -> None:
     """Make decisions that read several rows and then write (which incident does this report join?) one at a
     time, until the transaction ends. PostgreSQL: a transaction-scoped advisory lock under `name`; SQLite
@@ -216,6 +231,7 @@ class Database:
     @asynccontextmanager
     async def _committing(self, sqlite_deadline: float | None = None) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
+            session.info[BEFORE_COMMIT] = {}
             handoff = self._handoff
             if handoff is not None:
                 session.info[HANDOFF_LEASE] = handoff[1]
@@ -223,6 +239,8 @@ class Database:
                 if sqlite_deadline is not None:
                     await session.connection(execution_options={WRITES: sqlite_deadline})
                 yield session
+                for finish in session.info.pop(BEFORE_COMMIT, {}).values():
+                    await finish(session)
                 await session.commit()
             except BaseException:
                 await session.rollback()

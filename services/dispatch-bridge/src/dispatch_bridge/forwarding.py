@@ -29,13 +29,15 @@ from burgermelding_shared.contracts import (
     IncidentEvent,
     IncidentUpdate,
     PhotoRef,
-    ReportEvent,
+    ReportEvents,
     ReportSubmitted,
     ReportWithdrawn,
     RequestForService,
     RequestResponse,
+    TimelineEvent,
     VerificationCompleted,
 )
+from burgermelding_shared.db import before_commit
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import Outcome, cancel_unsent, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
@@ -62,13 +64,29 @@ def is_urgent(stored: BridgeReport) -> bool:
     return contracts.is_urgent(stored.in_progress, stored.danger_to_life)
 
 
+CITIZEN_NEWS = "citizen-news"  # session.info: what this transaction tells each citizen, sent just before commit
+MAX_EVENTS_A_MESSAGE = 20  # ReportEvents' limit
+
+
 async def tell_citizen(session: AsyncSession, report_id: str, event: str, incident_number: str | None = None,
                        priority: int = 0) -> None:
+    """Put an event on the citizen's timeline. What one transaction tells one citizen (verified and forwarded,
+    say) goes as one message when it commits: intake takes it in one request and one transaction."""
     text_en, text_nl = EVENT_TEXTS[event]
-    payload = ReportEvent(report_id=report_id, event=event, occurred_at=utcnow(), text_en=text_en,  # type: ignore[arg-type]
-                          text_nl=text_nl, incident_number=incident_number)
-    await enqueue(session, messaging, destination="report-intake", path="/internal/v1/report-events",
-                  kind="report.event", payload=payload.model_dump(mode="json"), priority=priority)
+    news = session.info.setdefault(CITIZEN_NEWS, {})
+    before_commit(session, CITIZEN_NEWS, _send_citizen_news)
+    events, most_urgent = news.get(report_id, ([], 0))
+    events.append(TimelineEvent(event=event, occurred_at=utcnow(), text_en=text_en, text_nl=text_nl,  # type: ignore[arg-type]
+                                incident_number=incident_number))
+    news[report_id] = (events, max(most_urgent, priority))
+
+
+async def _send_citizen_news(session: AsyncSession) -> None:
+    for report_id, (events, priority) in session.info.pop(CITIZEN_NEWS, {}).items():
+        for first in range(0, len(events), MAX_EVENTS_A_MESSAGE):
+            payload = ReportEvents(report_id=report_id, events=events[first:first + MAX_EVENTS_A_MESSAGE])
+            await enqueue(session, messaging, destination="report-intake", path="/internal/v1/report-events",
+                          kind="report.events", payload=payload.model_dump(mode="json"), priority=priority)
 
 
 def meldkamer_order(incident_id: str) -> str:

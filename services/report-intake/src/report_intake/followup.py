@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime
-from burgermelding_shared.contracts import CitizenMessage, DispatcherMessage, ReportEvent, ReportWithdrawn, is_urgent
+from burgermelding_shared.contracts import CitizenMessage, DispatcherMessage, ReportEvents, ReportWithdrawn, is_urgent
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
@@ -187,23 +187,24 @@ async def receive_dispatcher_message(runtime: Runtime, incoming: DispatcherMessa
     return "applied"
 
 
-async def apply_event(runtime: Runtime, event: ReportEvent, message_id: str, source: str) -> bool:
-    """Add an event from the bridge to the report's timeline; False for a duplicate delivery."""
+async def apply_events(runtime: Runtime, news: ReportEvents, message_id: str, source: str) -> bool:
+    """Add events from the bridge to the report's timeline, in order; False for a duplicate delivery."""
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message_id=message_id, source=source, kind="report.event"):
+        if not await first_delivery(session, messaging, message_id=message_id, source=source, kind="report.events"):
             return False
-        report = (await session.execute(select(Report).where(Report.id == event.report_id))).scalars().first()
+        report = (await session.execute(select(Report).where(Report.id == news.report_id))).scalars().first()
         if report is None:
-            raise ServiceError(404, "report_not_found", f"no report {event.report_id}")
-        session.add(TimelineEntry(report_id=report.id, event=event.event, occurred_at=event.occurred_at,
-                                  text_en=event.text_en, text_nl=event.text_nl))
-        rank = texts.STATUS_RANK.get(event.event)
-        if event.event not in texts.NON_STATUS_EVENTS and rank is not None and rank > report.status_rank:
-            report.status, report.status_rank = event.event, rank
-        if event.incident_number:
-            report.incident_number = event.incident_number
+            raise ServiceError(404, "report_not_found", f"no report {news.report_id}")
+        for event in news.events:
+            session.add(TimelineEntry(report_id=report.id, event=event.event, occurred_at=event.occurred_at,
+                                      text_en=event.text_en, text_nl=event.text_nl))
+            rank = texts.STATUS_RANK.get(event.event)
+            if event.event not in texts.NON_STATUS_EVENTS and rank is not None and rank > report.status_rank:
+                report.status, report.status_rank = event.event, rank
+            if event.incident_number:
+                report.incident_number = event.incident_number
         session.add(report)
-    notify(runtime, event.report_id)
+    notify(runtime, news.report_id)
     return True
 
 

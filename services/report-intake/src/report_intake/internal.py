@@ -5,18 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message
-from burgermelding_shared.contracts import DispatcherMessage, ReportEvent
+from burgermelding_shared.contracts import DispatcherMessage, ReportEvent, ReportEvents
 from burgermelding_shared.errors import error_responses
 from report_intake import followup
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
 
-@router.post("/report-events", summary="An event on a report, from the dispatch bridge",
+@router.post("/report-events", summary="Events on a report, from the dispatch bridge",
              responses=error_responses(400, 401, 403, 404, 422))
-async def receive_report_event(event: ReportEvent, runtime: RuntimeDep,
-                               sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:
-    fresh = await followup.apply_event(runtime, event, sender.message_id, sender.source)
+async def receive_report_events(news: ReportEvents | ReportEvent, runtime: RuntimeDep,
+                                sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:
+    events = news.as_events() if isinstance(news, ReportEvent) else news
+    fresh = await followup.apply_events(runtime, events, sender.message_id, sender.source)
     return {"status": "applied" if fresh else "duplicate"}
 
 
