@@ -128,11 +128,10 @@ def display_scale(size: tuple[int, int], display_max_side: int) -> int:
     return scale
 
 
-def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: int,
-                sha256: str | None = None) -> CheckedPhoto:
+def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: int) -> CheckedPhoto:
     """Validate one uploaded file and make its display copy (a HEIC's comes later, see the module's docstring).
-    `sha256`: the file's digest when the upload already hashed its bytes as they arrived (else it is read
-    again here). Blocking: run it in a worker thread."""
+    Its SHA-256 is taken here, off the event loop, once: the photo store takes the file with it
+    (`adopt_file`) instead of hashing and copying it again. Blocking: run it in a worker thread."""
     label_en, label_nl = f"photo {index + 1}", f"foto {index + 1}"
     size = path.stat().st_size
     if size == 0:
@@ -166,7 +165,7 @@ def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: in
                       f"{label_nl} is een decompressiebom", 413) from exc
     except (PhotoUnreadable, UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise unreadable from exc
-    return CheckedPhoto(path, sha256 or sha256_file(path), content_type, size, width, height, display_jpeg)
+    return CheckedPhoto(path, sha256_file(path), content_type, size, width, height, display_jpeg)
 
 
 def display_copy(im: Image.Image, display_max_side: int, tmp_dir: Path) -> bytes:

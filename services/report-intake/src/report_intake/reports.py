@@ -151,13 +151,12 @@ async def check_photos(runtime: Runtime, form: UploadedForm, urgent: bool = Fals
     settings: IntakeSettings = runtime.settings
     work: PriorityExecutor = runtime.extras["photo_work"]
     return [await work.run(urgent, check_photo, f.path, max_pixels=settings.max_image_pixels,
-                           display_max_side=settings.display_max_side, index=i, sha256=f.sha256)
-            for i, f in enumerate(form.files)]
+                           display_max_side=settings.display_max_side, index=i) for i, f in enumerate(form.files)]
 
 
 async def store_photo_blobs(runtime: Runtime, photos: list[CheckedPhoto]) -> list[str]:
     """Put originals and display copies in the blob store; returns the digests this call added. An original
-    is moved there from its upload file (hashed as it arrived, checked since), not read and copied again."""
+    is moved there from its upload file (hashed and checked in `check_photo`), not read and copied again."""
     added: list[str] = []
     for photo in photos:
         blobs = [(photo.sha256, lambda p=photo: runtime.blobs.adopt_file(p.path, p.sha256))]

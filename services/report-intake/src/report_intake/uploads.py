@@ -7,7 +7,6 @@ upload is refused as soon as a part passes its limit, not after it has all arriv
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -35,13 +34,6 @@ class UploadedFile:
     declared_type: str | None
     path: Path
     size: int = 0
-    # SHA-256 of the bytes as they are written: the original's key in the photo store, known without reading
-    # the file again.
-    hasher: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
-
-    @property
-    def sha256(self) -> str:
-        return self.hasher.hexdigest()
 
 
 @dataclass
@@ -132,7 +124,6 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
             if current.size > limits.max_file_bytes:
                 raise _too_large("a photo", limits.max_file_bytes)
             state["fh"].write(chunk)
-            current.hasher.update(chunk)
         else:
             state["buffer"] += chunk
             if len(state["buffer"]) > limits.max_field_bytes:
