@@ -99,10 +99,10 @@ class LocalBlobStore:
                 out.write(chunk)
 
     def adopt_file(self, path: Path, digest: str) -> str:
-        """Store a file the caller wrote and hashed as it wrote it (an upload): it is made durable and moved into
-        place, not read and copied again. `digest` must be the SHA-256 of its bytes, which only the code that
-        wrote them can vouch for. The file is gone from `path` afterwards unless the store already held it (or
-        lies on another filesystem, where it is copied)."""
+        """Store a file that is the caller's own and that it has hashed already (a checked upload): it is made
+        durable and moved into place, not hashed and copied again. `digest` must be the SHA-256 of its bytes,
+        which only the caller can vouch for. The file is gone from `path` afterwards unless the store already
+        held it (or lies on another filesystem, where it is copied)."""
         check_digest(digest)
         if self.exists(digest):
             return digest

@@ -189,12 +189,15 @@ class TimelineEvent(Strict):
     incident_number: str | None = None
 
 
+MAX_EVENTS_A_MESSAGE = 20
+
+
 class ReportEvents(Strict):
     """bridge -> intake: what one change at the bridge meant for a report, in order (verified and forwarded, say):
     one message however many events, applied together."""
 
     report_id: str
-    events: list[TimelineEvent] = Field(min_length=1, max_length=20)
+    events: list[TimelineEvent] = Field(min_length=1, max_length=MAX_EVENTS_A_MESSAGE)
 
 
 class ReportEvent(TimelineEvent):

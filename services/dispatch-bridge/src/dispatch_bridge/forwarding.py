@@ -23,6 +23,7 @@ from burgermelding_shared import contracts
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.contracts import (
+    MAX_EVENTS_A_MESSAGE,
     CitizenMessage,
     DispatcherMessage,
     GroupsMerged,
@@ -65,7 +66,6 @@ def is_urgent(stored: BridgeReport) -> bool:
 
 
 CITIZEN_NEWS = "citizen-news"  # session.info: what this transaction tells each citizen, sent just before commit
-MAX_EVENTS_A_MESSAGE = 20  # ReportEvents' limit
 
 
 async def tell_citizen(session: AsyncSession, report_id: str, event: str, incident_number: str | None = None,
