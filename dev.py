@@ -49,10 +49,11 @@ def find_uv() -> list[str]:
     return [str(TOOLS / "bin" / "uv")]
 
 
-def install() -> None:
+def install() -> list[str]:
     uv = find_uv()
     say("installing dependencies (uv sync --frozen)")
     subprocess.check_call([*uv, "sync", "--frozen", "--python", "3.11"], cwd=ROOT)
+    return uv
 
 
 def migrate(env: dict[str, str]) -> None:
@@ -135,7 +136,7 @@ def postgres_reachable(host: str = "127.0.0.1", port: int = 5432) -> bool:
 
 
 def test(args: argparse.Namespace) -> int:
-    install()
+    uv = install()
     databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     failures = []
     for database in databases:
@@ -144,7 +145,8 @@ def test(args: argparse.Namespace) -> int:
             failures.append(database)
             continue
         say(f"test suite on {database}")
-        env = {**os.environ, "BM_TEST_DATABASE": database}
+        # The deployment tests install each service alone, as its Dockerfile does, with this same uv.
+        env = {**os.environ, "BM_TEST_DATABASE": database, "BM_TEST_UV": shutil.which(uv[0]) or uv[0]}
         code = subprocess.call([str(VENV_PYTHON), "-m", "pytest", *args.pytest_args], cwd=ROOT, env=env)
         if code != 0:
             failures.append(database)

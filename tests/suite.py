@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -47,6 +49,8 @@ class Suite:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     databases: list[str | None] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    # Each service's interpreter: this one (the workspace's environment), or one of its own (tests.standalone).
+    pythons: dict[str, str] = field(default_factory=dict)
 
     def log(self, name: str) -> str:
         return (self.folder / f"{name}.log").read_text(errors="replace")
@@ -54,7 +58,8 @@ class Suite:
     def start_service(self, name: str) -> None:
         package, _ = SERVICES[name]
         log = (self.folder / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen([sys.executable, "-m", package, "serve"], env=self.env,
+        python = self.pythons.get(name, sys.executable)
+        self.processes[name] = subprocess.Popen([python, "-m", package, "serve"], env=self.env,
                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                                 preexec_fn=die_with_parent)
         wait_ready(self.urls[name], self.processes[name])
@@ -94,10 +99,28 @@ def wiring(urls: dict[str, str]) -> dict[str, str]:
     }
 
 
-def start_suite(folder: Path, extra_env: dict[str, str] | None = None) -> Suite:
-    """Migrate and start all four services; the caller must `stop()` the suite."""
+def production_secrets() -> dict[str, str]:
+    """Production mode with real secrets: fresh random values, each shared by exactly the services that must
+    agree on it (production mode refuses the placeholders that development runs on)."""
+    internal, webhook = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    env = {f"{prefix}ENVIRONMENT": "production" for _package, prefix in SERVICES.values()}
+    env.update({f"{prefix}INTERNAL_SECRET": internal for _package, prefix in SERVICES.values()})
+    env.update({
+        "BM_INTAKE_TOKEN_SECRET": secrets.token_urlsafe(32),
+        "BM_BRIDGE_MELDKAMER_WEBHOOK_SECRET": webhook, "BM_MELDKAMER_WEBHOOK_SECRET": webhook,
+        "BM_BRIDGE_MEDIA_URL_SECRET": secrets.token_urlsafe(32),
+        "BM_BRIDGE_DISPATCHER_TOKEN_SECRET": secrets.token_urlsafe(32),
+        "BM_MELDKAMER_ADMIN_TOKEN": secrets.token_urlsafe(32),
+    })
+    return env
+
+
+def start_suite(folder: Path, extra_env: dict[str, str] | None = None,
+                pythons: dict[str, str] | None = None) -> Suite:
+    """Migrate and start all four services; the caller must `stop()` the suite. `extra_env` overrides settings
+    (`production_secrets()` for production mode); `pythons` gives services an interpreter of their own."""
     folder.mkdir(parents=True, exist_ok=True)
-    suite = Suite(folder)
+    suite = Suite(folder, pythons=dict(pythons or {}))
     ports = {name: free_port() for name in SERVICES}
     suite.urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("BM_") or k.startswith("BM_TEST_")}
@@ -121,10 +144,29 @@ def start_suite(folder: Path, extra_env: dict[str, str] | None = None) -> Suite:
     suite.env = env
     try:
         for name, (package, _prefix) in SERVICES.items():
-            subprocess.run([sys.executable, "-m", package, "migrate"], env=env, check=True, capture_output=True)
+            subprocess.run([suite.pythons.get(name, sys.executable), "-m", package, "migrate"], env=env, check=True,
+                           capture_output=True)
         for name in SERVICES:
             suite.start_service(name)
     except BaseException:
         suite.stop()
         raise
     return suite
+
+
+def submit(suite: Suite, body: dict[str, Any], photos: list[bytes], key: str) -> httpx.Response:
+    files = [("report", (None, json.dumps(body), "application/json"))]
+    files += [("photos", (f"photo{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
+    return httpx.post(f"{suite.urls['intake']}/v1/reports", files=files, headers={"Idempotency-Key": key},
+                      timeout=30)
+
+
+def follow(suite: Suite, created: dict[str, Any], until_status: str, limit_seconds: float = 60) -> dict[str, Any]:
+    """Poll the citizen's status page until the report reaches a status (the limit only bounds a broken run)."""
+    deadline = time.monotonic() + limit_seconds
+    while True:
+        view = httpx.get(f"{suite.urls['intake']}{created['status_url']}",
+                         headers={"Authorization": f"Bearer {created['access_token']}"}, timeout=10).json()
+        if view["status"] == until_status or time.monotonic() > deadline:
+            return view
+        time.sleep(0.1)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.helpers import exif_time, gps_tags, make_jpeg, report_json
-from tests.suite import Suite, start_suite
+from tests.suite import Suite, follow, start_suite, submit
 
 
 @pytest.fixture(scope="module")
@@ -21,24 +21,6 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
     running = start_suite(tmp_path_factory.mktemp("suite"))
     yield running
     running.stop()
-
-
-def submit(suite: Suite, body: dict[str, Any], photos: list[bytes], key: str) -> httpx.Response:
-    files = [("report", (None, json.dumps(body), "application/json"))]
-    files += [("photos", (f"photo{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
-    return httpx.post(f"{suite.urls['intake']}/v1/reports", files=files, headers={"Idempotency-Key": key},
-                      timeout=30)
-
-
-def follow(suite: Suite, created: dict[str, Any], until_status: str, limit_seconds: float = 60) -> dict[str, Any]:
-    """Poll the citizen's status page until the report reaches a status (the limit only bounds a broken run)."""
-    deadline = time.monotonic() + limit_seconds
-    while True:
-        view = httpx.get(f"{suite.urls['intake']}{created['status_url']}",
-                         headers={"Authorization": f"Bearer {created['access_token']}"}, timeout=10).json()
-        if view["status"] == until_status or time.monotonic() > deadline:
-            return view
-        time.sleep(0.1)
 
 
 def elsewhere(n: int) -> dict[str, float]:
