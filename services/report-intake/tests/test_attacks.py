@@ -199,7 +199,9 @@ async def test_errors_speak_dutch_when_asked(intake: Any) -> None:
     assert cut_short.status_code == 400 and cut_short.json()["error"] == "malformed_multipart"
     assert cut_short.json()["detail"] == "De multipart-inhoud houdt midden in een deel op"
     unknown = await intake.client.get("/v1/nothing-here", headers=nl)
-    assert unknown.json() == {"error": "not_found", "detail": "Niet gevonden"}
+    assert unknown.json() == {"type": "tag:burgermelding.politie.nl,2026:problem:not_found", "title": "Not Found",
+                              "status": 404, "error": "not_found", "detail": "Niet gevonden",
+                              "detail_nl": "Niet gevonden"}
     open311 = await intake.client.post("/open311/v2/requests.json", content=b"service_code=burglary",
                                        headers={**nl, "content-type": "application/x-www-form-urlencoded"})
     assert open311.json()["error"] == "missing_location" and open311.json()["detail"].startswith("lat en long")

@@ -33,9 +33,10 @@ async def test_every_citizen_endpoint_documents_its_error_responses(start_servic
             # A challenge is stateless and refused to nobody (a limit would let one abuser lock out a network).
             assert errors or path == "/v1/installations/challenges", f"{method.upper()} {path} documents no error"
             for code in errors:
-                content = operation["responses"][code]["content"]["application/json"]
-                assert content["schema"] == {"$ref": "#/components/schemas/ErrorBody"}, (path, code)
-                assert all(set(e["value"]) == {"error", "detail"} for e in content["examples"].values()), (path, code)
+                content = operation["responses"][code]["content"]["application/problem+json"]
+                assert content["schema"] == {"$ref": "#/components/schemas/ProblemDetails"}, (path, code)
+                assert all(set(e["value"]) == {"type", "title", "status", "detail", "error", "detail_nl"}
+                           and e["value"]["status"] == int(code) for e in content["examples"].values()), (path, code)
             success = next(code for code in operation["responses"] if code.startswith("2"))
             if success == "204":
                 continue
@@ -51,9 +52,9 @@ async def test_the_registration_flow_is_documented_for_app_developers(start_serv
     register = document["paths"]["/v1/installations"]["post"]
     assert "SHA-256" in register["description"] and "Installation-Credential" in register["description"]
     assert example_of(document, register["responses"]["201"])[0]["credential"].startswith("bmi1.")
-    refusals = register["responses"]["422"]["content"]["application/json"]["examples"]
+    refusals = register["responses"]["422"]["content"]["application/problem+json"]["examples"]
     assert {"proof_of_work_invalid", "challenge_expired", "challenge_invalid"} <= set(refusals)
-    assert "proof_of_work_replayed" in register["responses"]["409"]["content"]["application/json"]["examples"]
+    assert "proof_of_work_replayed" in register["responses"]["409"]["content"]["application/problem+json"]["examples"]
     create = document["paths"]["/v1/reports"]["post"]
     assert any(p["name"] == "Installation-Credential" and p["in"] == "header" for p in create["parameters"])
-    assert "installation_credential_invalid" in create["responses"]["401"]["content"]["application/json"]["examples"]
+    assert "installation_credential_invalid" in create["responses"]["401"]["content"]["application/problem+json"]["examples"]

@@ -112,7 +112,9 @@ async def test_wrong_or_other_token_gets_the_same_404(intake: Any) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = await intake.client.get(f"/v1/reports/{report_id}", headers=headers)
         answers.append((response.status_code, response.json()))
-    assert all(a == (404, {"error": "report_not_found", "detail": answers[0][1]["detail"]}) for a in answers)
+    # The very same answer, whatever was wrong: nothing tells a prober whether the report exists.
+    assert answers[0][0] == 404 and answers[0][1]["error"] == "report_not_found"
+    assert all(a == answers[0] for a in answers)
 
 
 def png_bytes(size: tuple[int, int] = (64, 64)) -> bytes:
@@ -145,8 +147,13 @@ async def test_bad_input_is_refused_and_nothing_half_stored_remains(
     response = await post_report(intake, body, photos, headers={"Accept-Language": "nl"})
     assert response.status_code == status, response.text
     if error:
-        assert response.json()["error"] == error
-        assert response.json()["detail"]  # a human message (Dutch here, as asked)
+        problem = response.json()
+        # RFC 9457 problem details, with our code and the Dutch text as extension members.
+        assert response.headers["content-type"] == "application/problem+json"
+        assert problem["error"] == error and problem["type"].endswith(f":problem:{error}")
+        assert problem["status"] == status and problem["title"]
+        assert problem["detail"] == problem["detail_nl"]  # Dutch, as asked
+        assert response.headers["content-language"] == "nl"
         counts = await stored_counts(intake)
         assert counts == {"reports": 0, "photos": 0, "timeline": 0, "outbox": 0, "keys": 0, "blobs": 0,
                           "uploads": 0}, label

@@ -19,7 +19,14 @@ from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.blobstore import LocalBlobStore
 from burgermelding_shared.bodylimit import BodySizeLimitMiddleware
 from burgermelding_shared.db import Database
-from burgermelding_shared.errors import ServiceError, error_response, error_responses, install_error_handlers
+from burgermelding_shared.errors import (
+    PROBLEM_MEDIA_TYPE,
+    ProblemDetails,
+    ServiceError,
+    error_response,
+    error_responses,
+    install_error_handlers,
+)
 from burgermelding_shared.logging import TraceAndAccessLogMiddleware, configure_logging
 from burgermelding_shared.messaging import Destination, MessagingTables, Relay, RelayConfig, ResultHandler
 from burgermelding_shared.service_auth import (
@@ -144,34 +151,29 @@ def create_service_app(
         try:
             await runtime.db.ping()
         except Exception as exc:
-            raise ServiceError(503, "database_unreachable", "the database does not answer") from exc
+            raise ServiceError(503, "database_unreachable", "the database does not answer",
+                               detail_nl="de database antwoordt niet") from exc
         return JSONResponse({"status": "ready"})
 
     return app
 
 
 def _document_errors_as_sent(app: FastAPI) -> None:
-    """FastAPI documents validation errors with its own body; ours are rendered as ErrorBody, so say so."""
+    """Errors are sent as problem details (`ProblemDetails`, `application/problem+json`): put the schema in the
+    document, and replace FastAPI's own 422 entry (its body is not what we send) with ours."""
     from fastapi.openapi.utils import get_openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes, tags=app.openapi_tags)
-            error_ref = {"$ref": "#/components/schemas/ErrorBody"}
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components["ErrorBody"] = {"title": "ErrorBody", "type": "object", "required": ["error", "detail"],
-                                       "properties": {"error": {"type": "string", "title": "Error"},
-                                                      "detail": {"type": "string", "title": "Detail"}}}
+            components["ProblemDetails"] = ProblemDetails.model_json_schema()
             for operations in schema.get("paths", {}).values():
                 for operation in operations.values():
                     response = operation.get("responses", {}).get("422")
-                    if response:
-                        # Keep the examples a route named for its own 422s; FastAPI's default has none of ours.
-                        named = response.get("content", {}).get("application/json", {}).get("examples")
-                        examples = named or error_response(422)["content"]["application/json"]["examples"]
-                        response["description"] = "The request is not valid"
-                        response["content"] = {"application/json": {"schema": error_ref, "examples": examples}}
+                    if response and PROBLEM_MEDIA_TYPE not in response.get("content", {}):
+                        response.update(error_response(422))
             components.pop("HTTPValidationError", None)
             components.pop("ValidationError", None)
             app.openapi_schema = schema
@@ -223,5 +225,6 @@ def message_id_header(request: Request) -> str:
     key = request.headers.get("idempotency-key", "").strip()
     if not key or len(key) > 64:
         raise ServiceError(400, "missing_idempotency_key", "internal messages carry an Idempotency-Key of at "
-                                                           "most 64 characters")
+                                                           "most 64 characters",
+                           detail_nl="interne berichten hebben een Idempotency-Key van hoogstens 64 tekens")
     return key

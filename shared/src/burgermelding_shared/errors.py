@@ -1,26 +1,32 @@
-"""One error type and one renderer: every error leaves a service as `{"error": <code>, "detail": <message>}`."""
+"""One error type and one renderer: every error leaves a service as RFC 9457 problem details
+(`application/problem+json`: `type`, `title`, `status`, `detail`), with our machine-readable `error` code and the
+Dutch text (`detail_nl`) as extension members, as the Dutch government's API design rules ask."""
 
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+# A problem type is named by its error code under our own namespace. A tag URI (RFC 4151), as RFC 9457 suggests
+# for types that are identifiers and not pages: nobody has to keep a web page up for a client to tell them apart.
+PROBLEM_TYPE_PREFIX = "tag:burgermelding.politie.nl,2026:problem:"
+
 
 class ServiceError(Exception):
-    """An error with its HTTP status, a stable machine-readable code and a human message.
-
-    `detail_nl` carries the Dutch text for citizen-facing errors; the handler picks it by `Accept-Language`.
-    """
+    """An error with its HTTP status, a stable machine-readable code and a human message in English and Dutch
+    (the renderer gives the one the client prefers as `detail`, and the Dutch one always as `detail_nl`)."""
 
     def __init__(
         self,
@@ -28,7 +34,7 @@ class ServiceError(Exception):
         error: str,
         detail: str,
         *,
-        detail_nl: str | None = None,
+        detail_nl: str,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
@@ -40,52 +46,88 @@ class ServiceError(Exception):
         self.headers = headers
         self.extra = extra or {}
 
+    def problem(self, dutch: bool = False) -> dict[str, Any]:
+        """The problem details body (RFC 9457) of this error."""
+        return {"type": PROBLEM_TYPE_PREFIX + self.error, "title": problem_title(self.status_code),
+                "status": self.status_code, "detail": self.detail_nl if dutch else self.detail,
+                "error": self.error, "detail_nl": self.detail_nl, **self.extra}
 
-class ErrorBody(BaseModel):
-    """The body of every error response."""
 
-    error: str
-    detail: str
+def problem_title(status: int) -> str:
+    """RFC 9457's `title`: the same for every occurrence of a type (a type always has one status)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
-# What each status means across the suite, with typical bodies, for the OpenAPI document.
-ERROR_EXAMPLES: dict[int, tuple[str, list[tuple[str, str]]]] = {
+class ProblemDetails(BaseModel):
+    """The body of every error response: RFC 9457 problem details with our extension members."""
+
+    type: str = Field(description="The problem type: a URI naming the error code.",
+                      examples=[PROBLEM_TYPE_PREFIX + "unknown_category"])
+    title: str = Field(description="Short summary of the problem type (the HTTP status phrase).")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong this time, in English or, when `Accept-Language` prefers "
+                        "it, in Dutch.")
+    error: str = Field(description="Machine-readable error code (the last part of `type`).")
+    detail_nl: str = Field(description="What went wrong, in Dutch.")
+
+
+# What each status means across the suite, with typical errors, for the OpenAPI document.
+ERROR_EXAMPLES: dict[int, tuple[str, list[ServiceError]]] = {
     400: ("The request is malformed", [
-        ("idempotency_key_missing", "the Idempotency-Key header is required"),
-        ("malformed_json", "the 'report' part is not valid JSON: Expecting value")]),
-    401: ("No valid credential", [("missing_service_credential", "internal endpoint: a service credential is "
-                                                                 "required")]),
-    403: ("The credential does not allow this", [("forbidden", "this needs the role supervisor")]),
+        ServiceError(400, "idempotency_key_missing", "the Idempotency-Key header is required",
+                     detail_nl="de header Idempotency-Key is verplicht"),
+        ServiceError(400, "malformed_json", "the 'report' part is not valid JSON: Expecting value",
+                     detail_nl="het deel 'report' is geen geldige JSON: Expecting value")]),
+    401: ("No valid credential", [
+        ServiceError(401, "missing_service_credential", "internal endpoint: a service credential is required",
+                     detail_nl="intern adres: een dienstcredential is verplicht")]),
+    403: ("The credential does not allow this", [
+        ServiceError(403, "forbidden", "this needs the role supervisor", detail_nl="hiervoor is de rol supervisor "
+                     "nodig")]),
     404: ("Not found (for a citizen also: a wrong token)", [
-        ("report_not_found", "no report with this id for this access token")]),
+        ServiceError(404, "report_not_found", "no report with this id for this access token",
+                     detail_nl="geen melding met dit nummer bij deze toegangscode")]),
     409: ("In conflict with the current state", [
-        ("request_in_progress", "a request with this Idempotency-Key is still being processed")]),
-    413: ("Too large", [("upload_too_large", "a photo is larger than the limit of 20 MB"),
-                        ("photo_too_many_pixels", "photo 1 has 20000x20000 pixels, more than the limit of "
-                                                  "50,000,000")]),
-    415: ("Unsupported content", [("photo_type_not_accepted", "photo 1 is not a JPEG, PNG, WebP or HEIC image")]),
+        ServiceError(409, "request_in_progress", "a request with this Idempotency-Key is still being processed",
+                     detail_nl="een verzoek met deze Idempotency-Key wordt nog verwerkt")]),
+    413: ("Too large", [
+        ServiceError(413, "upload_too_large", "a photo is larger than the limit of 20 MB",
+                     detail_nl="een foto is groter dan de grens van 20 MB")]),
+    415: ("Unsupported content", [
+        ServiceError(415, "photo_type_not_accepted", "photo 1 is not a JPEG, PNG, WebP or HEIC image",
+                     detail_nl="foto 1 is geen JPEG-, PNG-, WebP- of HEIC-afbeelding")]),
     422: ("The request is not valid", [
-        ("unknown_category", "unknown category 'ufo'; see GET /v1/categories"),
-        ("idempotency_key_reused", "this Idempotency-Key was used for a different request")]),
-    429: ("Too many requests; see Retry-After", [("rate_limited", "too many requests; try again in 42 s")]),
-    503: ("Not available; see Retry-After", [("busy", "the service is busy; nothing was stored, try again in 2 s"),
-                                              ("database_unreachable", "the database does not answer")]),
+        ServiceError(422, "unknown_category", "unknown category 'ufo'; see GET /v1/categories",
+                     detail_nl="onbekende categorie 'ufo'; zie GET /v1/categories"),
+        ServiceError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
+                     detail_nl="deze Idempotency-Key is al gebruikt voor een ander verzoek")]),
+    429: ("Too many requests; see Retry-After", [
+        ServiceError(429, "rate_limited", "too many requests; try again in 42 s",
+                     detail_nl="te veel verzoeken; probeer het over 42 s opnieuw")]),
+    503: ("Not available; see Retry-After", [
+        ServiceError(503, "busy", "the service is busy; nothing was stored, try again in 2 s",
+                     detail_nl="de dienst is even te druk; er is niets opgeslagen, probeer het over 2 s opnieuw"),
+        ServiceError(503, "database_unreachable", "the database does not answer",
+                     detail_nl="de database antwoordt niet")]),
 }
+PROBLEM_SCHEMA_REF = {"$ref": "#/components/schemas/ProblemDetails"}
 
 
-def error_response(code: int, examples: list[tuple[str, str]] | None = None) -> dict[str, Any]:
-    """One OpenAPI response entry: the one error body, with examples of it (the route's own, if it names
-    them, else the suite's typical ones for the status)."""
-    description, typical = ERROR_EXAMPLES.get(code, ("Error", [("http_error", "the request failed")]))
-    return {"model": ErrorBody, "description": description, "content": {"application/json": {"examples": {
-        error: {"summary": error, "value": {"error": error, "detail": detail}}
-        for error, detail in examples or typical}}}}
+def error_response(code: int, examples: list[ServiceError] | None = None) -> dict[str, Any]:
+    """One OpenAPI response entry: problem details, with examples of them (the route's own, if it names them,
+    else the suite's typical ones for the status). The schema is added to the document by the app factory."""
+    description, typical = ERROR_EXAMPLES.get(code, ("Error", []))
+    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA_REF, "examples": {
+        error.error: {"summary": error.error, "value": error.problem()} for error in examples or typical}}}}
 
 
-def error_responses(*codes: int, examples: dict[int, list[tuple[str, str]]] | None = None
+def error_responses(*codes: int, examples: dict[int, list[ServiceError]] | None = None
                     ) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the given status codes, all with the one error body; `examples` names
-    the errors a route really gives, by status."""
+    """OpenAPI `responses=` entries for the given status codes, all problem details; `examples` names the errors
+    a route really gives, by status."""
     return {code: error_response(code, (examples or {}).get(code)) for code in codes}
 
 
@@ -120,13 +162,11 @@ def busy() -> ServiceError:
 
 
 def render_error(request: Request, exc: ServiceError) -> JSONResponse:
-    """The one error body, in Dutch when the client prefers it and a Dutch text exists."""
-    detail = exc.detail_nl if (exc.detail_nl and prefers_dutch(request)) else exc.detail
-    return JSONResponse(
-        status_code=exc.status_code,
-        content={"error": exc.error, "detail": detail, **exc.extra},
-        headers=exc.headers,
-    )
+    """Problem details, with `detail` in Dutch when the client prefers it."""
+    dutch = prefers_dutch(request)
+    headers = {**(exc.headers or {}), "Content-Language": "nl" if dutch else "en"}
+    return JSONResponse(status_code=exc.status_code, content=exc.problem(dutch), headers=headers,
+                        media_type=PROBLEM_MEDIA_TYPE)
 
 
 # Starlette's own HTTP errors: a code, and a Dutch text (their English detail comes with the exception).

@@ -39,22 +39,27 @@ def verify_token(secret: str, token: str, audience: str, allowed_issuers: frozen
     """The issuer of a valid token for `audience` (from one of `allowed_issuers`; None: any); raises 401/403."""
     parts = token.split(".")
     if len(parts) != 5 or parts[0] != TOKEN_VERSION:
-        raise ServiceError(401, "invalid_service_credential", "service credential is malformed")
+        raise ServiceError(401, "invalid_service_credential", "service credential is malformed",
+                           detail_nl="de dienstcredential is misvormd")
     _, issuer, token_audience, expires, signature = parts
     expected = _sign(secret, ".".join(parts[:4]))
     if not hmac.compare_digest(signature, expected):
-        raise ServiceError(401, "invalid_service_credential", "service credential signature is wrong")
+        raise ServiceError(401, "invalid_service_credential", "service credential signature is wrong",
+                           detail_nl="de handtekening van de dienstcredential klopt niet")
     if not expires.isdigit() or int(expires) < time.time() - CLOCK_SKEW_SECONDS:
-        raise ServiceError(401, "expired_service_credential", "service credential has expired")
+        raise ServiceError(401, "expired_service_credential", "service credential has expired",
+                           detail_nl="de dienstcredential is verlopen")
     if token_audience != audience:
-        raise ServiceError(403, "wrong_audience", "service credential is for another service")
+        raise ServiceError(403, "wrong_audience", "service credential is for another service",
+                           detail_nl="de dienstcredential is voor een andere dienst")
     return check_issuer(issuer, allowed_issuers)
 
 
 def check_issuer(issuer: str, allowed_issuers: frozenset[str] | None) -> str:
     """`issuer` if it may call this endpoint (None: any service may); 403 otherwise."""
     if allowed_issuers is not None and issuer not in allowed_issuers:
-        raise ServiceError(403, "issuer_not_allowed", f"service '{issuer}' may not call this endpoint")
+        raise ServiceError(403, "issuer_not_allowed", f"service '{issuer}' may not call this endpoint",
+                           detail_nl=f"dienst '{issuer}' mag dit adres niet aanroepen")
     return issuer
 
 
@@ -76,6 +81,7 @@ def bearer_of(authorization: str) -> str:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ServiceError(401, "missing_service_credential", "internal endpoint: a service credential is required",
+                           detail_nl="intern adres: een dienstcredential is verplicht",
                            headers={"WWW-Authenticate": "Bearer"})
     return token.strip()
 

@@ -37,13 +37,17 @@ def verify(secret: str, headers: dict[str, str], body: bytes, tolerance: int = T
     signatures = headers.get("webhook-signature", "")
     if not webhook_id or len(webhook_id) > 128 or not timestamp.isdigit() or not signatures:
         raise ServiceError(401, "unsigned_callback", "webhook-id, webhook-timestamp and webhook-signature "
-                                                     "headers are required")
+                                                     "headers are required",
+                           detail_nl="de headers webhook-id, webhook-timestamp en webhook-signature zijn "
+                           "verplicht")
     if abs(time.time() - int(timestamp)) > tolerance:
-        raise ServiceError(401, "stale_callback", "callback timestamp is outside the accepted window")
+        raise ServiceError(401, "stale_callback", "callback timestamp is outside the accepted window",
+                           detail_nl="het tijdstip van de terugmelding valt buiten het toegestane venster")
     expected = sign(secret, webhook_id, int(timestamp), body)
     # The header may carry several space-separated signatures (key rotation); one valid one suffices.
     if not any(hmac.compare_digest(candidate, expected) for candidate in signatures.split()):
-        raise ServiceError(401, "bad_signature", "callback signature does not match")
+        raise ServiceError(401, "bad_signature", "callback signature does not match",
+                           detail_nl="de handtekening van de terugmelding klopt niet")
     return webhook_id
 
 

@@ -26,7 +26,8 @@ def faults_of(runtime: Runtime) -> FaultState:
 def require_admin(runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> None:
     expected = f"Bearer {runtime.settings.admin_token}"
     if not authorization or not hmac.compare_digest(authorization.encode(), expected.encode()):
-        raise ServiceError(401, "admin_token_required", "the admin endpoints need the admin token")
+        raise ServiceError(401, "admin_token_required", "the admin endpoints need the admin token",
+                           detail_nl="voor de beheeradressen is het beheertoken nodig")
 
 
 AdminDep = Annotated[None, Depends(require_admin)]

@@ -56,7 +56,8 @@ async def accept_request(runtime: Runtime, request: RequestForService) -> Reques
     settings: MeldkamerSettings = runtime.settings
     incident_component = _component(request.eido, "incidentComponent")
     if not incident_component.get("incidentTypeCommonRegistryText"):
-        raise ServiceError(400, "invalid_eido", "incidentComponent.incidentTypeCommonRegistryText is required")
+        raise ServiceError(400, "invalid_eido", "incidentComponent.incidentTypeCommonRegistryText is required",
+                           detail_nl="incidentComponent.incidentTypeCommonRegistryText is verplicht")
     try:
         async with runtime.db.transaction() as session:
             existing = await _by_request(session, request.requestId)
@@ -115,11 +116,13 @@ async def apply_update(runtime: Runtime, request_id: str, update: IncidentUpdate
     """News on an incident, applied once per updateId. Unknown incident: 409, the bridge asks again later
     (an update can overtake the request it belongs to)."""
     if update.requestId != request_id:
-        raise ServiceError(400, "request_id_mismatch", "the body's requestId differs from the path's")
+        raise ServiceError(400, "request_id_mismatch", "the body's requestId differs from the path's",
+                           detail_nl="de requestId in de inhoud verschilt van die in het pad")
     async with runtime.db.transaction() as session:
         incident = await _by_request(session, request_id)
         if incident is None:
             raise ServiceError(409, "incident_not_yet_known", "no incident for this requestId yet",
+                               detail_nl="nog geen incident bij deze requestId",
                                headers={"Retry-After": "1"})
         if await session.get(SimIncidentUpdate, update.updateId) is not None:
             return {"status": "duplicate", "incidentId": incident.incident_id}
@@ -152,6 +155,7 @@ async def record_merge(session: AsyncSession, incident: SimIncident, merge: dict
     survivor = await _by_request(session, str(merge.get("incidentTrackingIdentification", "")))
     if survivor is None:
         raise ServiceError(409, "incident_not_yet_known", "the incident merged into is not known yet",
+                           detail_nl="het incident waarin is samengevoegd is nog niet bekend",
                            headers={"Retry-After": "1"})
     incident.merged_into, incident.status = survivor.incident_id, "Closed"
     await cancel_pending(session, messaging, script_message_ids(incident))

@@ -51,13 +51,15 @@ class FaultState:
 
     def _error(self, status: int) -> ServiceError:
         headers = {"Retry-After": str(self.faults.retry_after_seconds)} if status in (429, 503) else None
-        return ServiceError(status, "injected_fault", f"simulated meldkamer fault ({status})", headers=headers)
+        return ServiceError(status, "injected_fault", f"simulated meldkamer fault ({status})",
+                            detail_nl=f"gesimuleerde storing van de meldkamer ({status})", headers=headers)
 
     async def before(self) -> ServiceError | None:
         """Apply the faults that come before handling; returns an error to raise after handling, if any."""
         outage = self.in_outage()
         if outage > 0:
             raise ServiceError(503, "outage", "the meldkamer is unavailable",
+                               detail_nl="de meldkamer is niet bereikbaar",
                                headers={"Retry-After": str(max(1, int(outage)))})
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)

@@ -59,8 +59,8 @@ class Actor:
     role: str
 
 
-def _unauthorised(detail: str) -> ServiceError:
-    return ServiceError(401, "not_authenticated", detail, headers={"WWW-Authenticate": "Bearer"})
+def _unauthorised(detail: str, detail_nl: str) -> ServiceError:
+    return ServiceError(401, "not_authenticated", detail, detail_nl=detail_nl, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def create_user(db: Database, username: str, password: str, role: str) -> None:
@@ -82,33 +82,36 @@ async def log_in(runtime: Runtime, username: str, password: str) -> str:
     async with runtime.db.sessions() as session:
         user = await session.get(Dispatcher, username[:64])
     if user is None or user.disabled or not password_matches(password, user.password_hash):
-        raise ServiceError(401, "invalid_credentials", "wrong username or password")
+        raise ServiceError(401, "invalid_credentials", "wrong username or password",
+                           detail_nl="onjuiste gebruikersnaam of onjuist wachtwoord")
     settings = runtime.settings
     return issue_token(settings.dispatcher_token_secret, user.username, user.role, settings.dispatcher_token_minutes)
 
 
 async def current_actor(runtime: RuntimeDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Actor:
     if not token:
-        raise _unauthorised("a dispatcher's bearer token is required")
+        raise _unauthorised("a dispatcher's bearer token is required",
+                            "het bearer-token van een centralist is verplicht")
     parts = token.split(".")
     if len(parts) != 5 or parts[0] != "bmd1":
-        raise _unauthorised("the token is malformed")
+        raise _unauthorised("the token is malformed", "het token is misvormd")
     if not hmac.compare_digest(parts[4], _sign(runtime.settings.dispatcher_token_secret, ".".join(parts[:4]))):
-        raise _unauthorised("the token is not valid")
+        raise _unauthorised("the token is not valid", "het token is niet geldig")
     if not parts[3].isdigit() or int(parts[3]) < time.time():
-        raise _unauthorised("the token has expired")
+        raise _unauthorised("the token has expired", "het token is verlopen")
     username = base64.urlsafe_b64decode(parts[1]).decode()
     async with runtime.db.sessions() as session:
         user = await session.get(Dispatcher, username)
     if user is None or user.disabled:
-        raise _unauthorised("this user no longer has access")
+        raise _unauthorised("this user no longer has access", "deze gebruiker heeft geen toegang meer")
     return Actor(user.username, user.role)
 
 
 def require_role(*roles: str):  # type: ignore[no-untyped-def]
     async def dependency(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
         if actor.role not in roles:
-            raise ServiceError(403, "forbidden", f"this needs the role {' or '.join(roles)}")
+            raise ServiceError(403, "forbidden", f"this needs the role {' or '.join(roles)}",
+                               detail_nl=f"hiervoor is de rol {' of '.join(roles)} nodig")
         return actor
 
     return Depends(dependency)

@@ -129,7 +129,7 @@ async def list_reports(runtime: Runtime, actor: Actor, filters: ReportFilter, li
 async def _report(session: AsyncSession, report_id: str, lock: bool = False) -> BridgeReport:
     stored = await session.get(BridgeReport, report_id[:36], with_for_update=lock)
     if stored is None:
-        raise ServiceError(404, "report_not_found", "no such report")
+        raise ServiceError(404, "report_not_found", "no such report", detail_nl="deze melding bestaat niet")
     return stored
 
 
@@ -156,13 +156,15 @@ async def view_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[st
 async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, original: bool) -> tuple[bytes, str]:
     """The sanitised display copy; the original (evidence) only for supervisors, and only if it is intact."""
     if original and actor.role != "supervisor":
-        raise ServiceError(403, "forbidden", "only a supervisor may see the original photo")
+        raise ServiceError(403, "forbidden", "only a supervisor may see the original photo",
+                           detail_nl="alleen een supervisor mag de originele foto zien")
     async with runtime.db.transaction() as session:
         stored = await _report(session, report_id)
         ref = next((p for p in ReportSubmitted.model_validate_json(stored.submission).photos
                     if p.photo_id == photo_id), None)
         if ref is None:
-            raise ServiceError(404, "photo_not_found", "no such photo on this report")
+            raise ServiceError(404, "photo_not_found", "no such photo on this report",
+                               detail_nl="deze melding heeft geen foto met dit nummer")
         audit(session, actor, "view_photo_original" if original else "view_photo", "photo", ref.photo_id,
               f"report {stored.report_id}")
     try:
@@ -180,14 +182,16 @@ async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, o
                                "supervisor kan het origineel opvragen zoals het binnenkwam)")
         return runtime.blobs.read_verified(ref.sanitised_sha256), "image/jpeg"
     except (BlobNotFound, ValueError) as exc:
-        raise ServiceError(404, "photo_not_found", "the stored photo is missing or damaged") from exc
+        raise ServiceError(404, "photo_not_found", "the stored photo is missing or damaged",
+                           detail_nl="de opgeslagen foto ontbreekt of is beschadigd") from exc
 
 
 async def ask(runtime: Runtime, actor: Actor, report_id: str, text: str) -> dict[str, Any]:
     async with runtime.db.transaction() as session:
         stored = await _report(session, report_id, lock=True)
         if stored.state in ("withdrawn", "rejected"):
-            raise ServiceError(409, "report_closed", f"the report is {stored.state}")
+            raise ServiceError(409, "report_closed", f"the report is {stored.state}",
+                               detail_nl=f"de melding is {stored.state}")
         question = await forwarding.ask_citizen(session, stored.report_id, text, actor.username)
         audit(session, actor, "ask_citizen", "report", stored.report_id, text[:200])
     return {"id": question.id, "text": question.text, "sent_at": question.sent_at}
@@ -200,7 +204,8 @@ async def decide_review(runtime: Runtime, actor: Actor, report_id: str, forward:
             await incidents.decide_one_at_a_time(session)  # it may join an incident: first, before row locks
         stored = await _report(session, report_id, lock=True)
         if stored.state != "held_for_review":
-            raise ServiceError(409, "not_held_for_review", f"the report is {stored.state}, not held for review")
+            raise ServiceError(409, "not_held_for_review", f"the report is {stored.state}, not held for review",
+                               detail_nl=f"de melding is {stored.state} en wacht niet op beoordeling")
         if forward:
             await forwarding.dispatch(session, runtime.settings, stored,
                                       ReportSubmitted.model_validate_json(stored.submission))
@@ -234,7 +239,8 @@ async def dead_letters(runtime: Runtime, limit: int) -> list[dict[str, Any]]:
 
 async def replay(runtime: Runtime, actor: Actor, message_id: str) -> dict[str, str]:
     if not await replay_dead_letter(runtime.db, messaging, message_id):
-        raise ServiceError(404, "dead_letter_not_found", "no dead letter with this id")
+        raise ServiceError(404, "dead_letter_not_found", "no dead letter with this id",
+                           detail_nl="geen onbestelbaar bericht met dit nummer")
     async with runtime.db.transaction() as session:
         audit(session, actor, "replay_dead_letter", "message", message_id)
         outbox = messaging.outbox

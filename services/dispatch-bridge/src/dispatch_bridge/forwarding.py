@@ -174,6 +174,7 @@ async def known_report(session: AsyncSession, report_id: str) -> BridgeReport:
     stored = await session.get(BridgeReport, report_id, with_for_update=True)
     if stored is None:
         raise ServiceError(409, "report_not_yet_known", "the report has not reached the bridge yet",
+                           detail_nl="de melding is nog niet bij de brug aangekomen",
                            headers={"Retry-After": "1"})
     return stored
 
@@ -185,6 +186,7 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
         stored = await known_report(session, result.report_id)
         if result.revision > stored.revision:  # this revision of the report has not arrived yet
             raise ServiceError(409, "report_not_yet_known", "this revision has not reached the bridge yet",
+                               detail_nl="deze versie van de melding is nog niet bij de brug aangekomen",
                                headers={"Retry-After": "1"})
         if not await first_delivery(session, messaging, message_id=message_id, source=source,
                                     kind="verification.completed"):
@@ -476,7 +478,8 @@ async def receive_incident_event(runtime: Runtime, event: IncidentEvent, webhook
             return "duplicate"
         incident = await session.get(Incident, event.requestId, with_for_update=True)
         if incident is None:
-            raise ServiceError(404, "incident_not_found", "no incident with this requestId")
+            raise ServiceError(404, "incident_not_found", "no incident with this requestId",
+                               detail_nl="geen incident bij deze requestId")
         reports = await incidents.reports_of(session, incident.id) if incident.merged_into is None else []
         if event.questionId and event.notesText:
             for stored in reports:

@@ -72,7 +72,8 @@ async def meldkamer_callback(request: Request, runtime: RuntimeDep) -> dict[str,
     try:
         event = IncidentEvent.model_validate_json(body)
     except ValueError as exc:
-        raise ServiceError(422, "invalid_callback", "the callback body is not a valid incident event") from exc
+        raise ServiceError(422, "invalid_callback", "the callback body is not a valid incident event",
+                           detail_nl="de inhoud van de terugmelding is geen geldige incidentgebeurtenis") from exc
     return {"status": await forwarding.receive_incident_event(runtime, event, webhook_id)}
 
 
@@ -85,6 +86,6 @@ async def get_media(
     try:
         data = runtime.blobs.read_verified(digest)
     except (BlobNotFound, ValueError) as exc:
-        raise ServiceError(404, "media_not_found", "no such photo") from exc
+        raise ServiceError(404, "media_not_found", "no such photo", detail_nl="deze foto bestaat niet") from exc
     return Response(data, media_type="application/octet-stream",
                     headers={"Digest": f"sha-256={digest}", "Cache-Control": "no-store"})

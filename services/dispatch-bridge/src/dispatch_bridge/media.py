@@ -20,6 +20,8 @@ def signed_url(base_url: str, secret: str, digest: str, ttl: int) -> str:
 
 def check_signature(secret: str, digest: str, expires: int, signature: str) -> None:
     if expires < time.time():
-        raise ServiceError(403, "media_url_expired", "this photo link has expired")
+        raise ServiceError(403, "media_url_expired", "this photo link has expired",
+                           detail_nl="deze fotolink is verlopen")
     if not hmac.compare_digest(signature, _signature(secret, digest, expires)):
-        raise ServiceError(403, "media_url_invalid", "this photo link is not valid")
+        raise ServiceError(403, "media_url_invalid", "this photo link is not valid",
+                           detail_nl="deze fotolink is niet geldig")

@@ -12,6 +12,7 @@ from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.contracts import is_urgent
 from burgermelding_shared.errors import ServiceError, error_responses, prefers_dutch
+from burgermelding_shared.ratelimit import rate_limited
 from report_intake import followup, installations, reports
 from report_intake.config import IntakeSettings
 from report_intake.limits import IntakeLimits, Sender
@@ -41,12 +42,15 @@ InstallationCredentialHeader = Annotated[str | None, Header(
     alias="Installation-Credential", description="The app's credential from `POST /v1/installations`. With it, "
     "limits count this installation, not the (shared) network address; without it, the address.")]
 CREDENTIAL_ERRORS = {
-    401: [("installation_credential_invalid", "the installation credential is not valid; register the installation "
-           "again"), ("installation_revoked", "this installation was revoked; register it again"),
-          ("installation_credential_required", "this report was made by an app installation: send its "
-           "Installation-Credential to change it")],
-    403: [("installation_mismatch", "this report was made by another installation")],
+    401: [installations.invalid_credential(), installations.revoked(), reports.credential_required()],
+    403: [reports.installation_mismatch()],
 }
+
+
+def credential_to_revoke() -> ServiceError:
+    return ServiceError(401, "installation_credential_required", "send the Installation-Credential to revoke",
+                        detail_nl="Stuur de Installation-Credential mee om die in te trekken")
+
 TOKEN_ERRORS = error_responses(401, 403, 404, 429, examples=CREDENTIAL_ERRORS)
 
 
@@ -243,12 +247,11 @@ async def new_challenge(runtime: RuntimeDep) -> InstallationChallenge:
     "", status_code=201, response_model=InstallationCreated,
     summary="Step 2: redeem a solved challenge for the installation's credential", description=REGISTRATION_FLOW,
     responses=error_responses(409, 422, 429, examples={
-        409: [("proof_of_work_replayed", "this challenge was already redeemed; solve a new one")],
-        422: [("proof_of_work_invalid", "SHA-256 of '<challenge>:<solution>' does not start with 20 zero bits"),
-              ("challenge_expired", "the challenge has expired; ask for a new one"),
-              ("challenge_invalid", "the challenge was not issued by this service or was altered"),
-              ("validation_error", "body.solution: Field required")],
-        429: [("rate_limited", "too many requests; try again in 42 s")]}),
+        409: [installations.replayed()],
+        422: [installations.invalid_proof(20), installations.expired_challenge(), installations.invalid_challenge(),
+              ServiceError(422, "validation_error", "body.solution: Field required",
+                           detail_nl="Het verzoek is niet geldig: body.solution: Field required")],
+        429: [rate_limited(42)]}),
 )
 async def register_installation(registration: InstallationRegistration, request: Request,
                                 runtime: RuntimeDep) -> InstallationCreated:
@@ -263,13 +266,10 @@ async def register_installation(registration: InstallationRegistration, request:
     "/current", status_code=204, response_class=Response, summary="Revoke this installation's credential",
     description="After this the credential is refused (401 `installation_revoked`); reports made with it keep "
     "their access tokens, but changing them needs the credential that made them.",
-    responses=error_responses(401, examples={401: [
-        *CREDENTIAL_ERRORS[401][:2],
-        ("installation_credential_required", "send the Installation-Credential to revoke")]}),
+    responses=error_responses(401, examples={401: [*CREDENTIAL_ERRORS[401][:2], credential_to_revoke()]}),
 )
 async def revoke_installation(runtime: RuntimeDep, sender: SenderDep) -> Response:
     if sender.installation_id is None:
-        raise ServiceError(401, "installation_credential_required", "send the Installation-Credential to revoke",
-                           detail_nl="Stuur de Installation-Credential mee om die in te trekken")
+        raise credential_to_revoke()
     await installations.revoke(runtime.db, sender.installation_id)
     return Response(status_code=204)

@@ -178,7 +178,7 @@ async def receive_dispatcher_message(runtime: Runtime, incoming: DispatcherMessa
             return "duplicate"
         report = (await session.execute(select(Report).where(Report.id == incoming.report_id))).scalars().first()
         if report is None:
-            raise ServiceError(404, "report_not_found", "no such report")
+            raise ServiceError(404, "report_not_found", "no such report", detail_nl="deze melding bestaat niet")
         session.add(Message(id=incoming.message_id, report_id=report.id, direction="to_citizen", text=incoming.text,
                             sent_at=incoming.sent_at))
         add_timeline(session, report.id, "message", texts.QUESTION[0] + incoming.text,
@@ -194,7 +194,8 @@ async def apply_events(runtime: Runtime, news: ReportEvents, message_id: str, so
             return False
         report = (await session.execute(select(Report).where(Report.id == news.report_id))).scalars().first()
         if report is None:
-            raise ServiceError(404, "report_not_found", f"no report {news.report_id}")
+            raise ServiceError(404, "report_not_found", f"no report {news.report_id}",
+                               detail_nl=f"geen melding {news.report_id}")
         for event in news.events:
             session.add(TimelineEntry(report_id=report.id, event=event.event, occurred_at=event.occurred_at,
                                       text_en=event.text_en, text_nl=event.text_nl))

@@ -102,12 +102,20 @@ def check_proof(secret: str, challenge: str, solution: str) -> None:
         raise invalid_challenge()
     bits, expires = int(parts[1]), int(parts[2])  # digits: we signed them
     if utcnow().timestamp() > expires:
-        raise ServiceError(422, "challenge_expired", "the challenge has expired; ask for a new one",
-                           detail_nl="De opgave is verlopen; vraag een nieuwe aan")
+        raise expired_challenge()
     if not SOLUTION_PATTERN.match(solution) or not solves(challenge, solution, bits):
-        raise ServiceError(422, "proof_of_work_invalid",
-                           f"SHA-256 of '<challenge>:<solution>' does not start with {bits} zero bits",
-                           detail_nl=f"SHA-256 van '<challenge>:<solution>' begint niet met {bits} nulbits")
+        raise invalid_proof(bits)
+
+
+def expired_challenge() -> ServiceError:
+    return ServiceError(422, "challenge_expired", "the challenge has expired; ask for a new one",
+                        detail_nl="De opgave is verlopen; vraag een nieuwe aan")
+
+
+def invalid_proof(bits: int) -> ServiceError:
+    return ServiceError(422, "proof_of_work_invalid",
+                        f"SHA-256 of '<challenge>:<solution>' does not start with {bits} zero bits",
+                        detail_nl=f"SHA-256 van '<challenge>:<solution>' begint niet met {bits} nulbits")
 
 
 def secret_hash(secret: str) -> str:
@@ -166,9 +174,13 @@ async def authenticate(db: Database, credential: str) -> str:
     if installation is None or not hmac.compare_digest(installation.secret_hash, secret_hash(credential_secret)):
         raise invalid_credential()
     if installation.revoked_at is not None:
-        raise ServiceError(401, "installation_revoked", "this installation was revoked; register it again",
-                           detail_nl="Deze installatie is ingetrokken; registreer de app opnieuw")
+        raise revoked()
     return installation_id
+
+
+def revoked() -> ServiceError:
+    return ServiceError(401, "installation_revoked", "this installation was revoked; register it again",
+                        detail_nl="Deze installatie is ingetrokken; registreer de app opnieuw")
 
 
 async def revoke(db: Database, installation_id: str) -> bool:

@@ -350,15 +350,23 @@ def check_installation(report: Report, sender: Sender, secret: str, changing: bo
         return
     if sender.installation_id is None:
         if changing:
-            raise ServiceError(401, "installation_credential_required", "this report was made by an app "
-                               "installation: send its Installation-Credential to change it",
-                               detail_nl="Deze melding is met een app gedaan: stuur de Installation-Credential "
-                               "van die app mee om haar te wijzigen")
+            raise credential_required()
         return
     if not hmac.compare_digest(report.installation_binding,
                                installations.binding(secret, report.id, sender.installation_id)):
-        raise ServiceError(403, "installation_mismatch", "this report was made by another installation",
-                           detail_nl="Deze melding is met een andere installatie gedaan")
+        raise installation_mismatch()
+
+
+def credential_required() -> ServiceError:
+    return ServiceError(401, "installation_credential_required", "this report was made by an app installation: "
+                        "send its Installation-Credential to change it",
+                        detail_nl="Deze melding is met een app gedaan: stuur de Installation-Credential van die app "
+                        "mee om haar te wijzigen")
+
+
+def installation_mismatch() -> ServiceError:
+    return ServiceError(403, "installation_mismatch", "this report was made by another installation",
+                        detail_nl="Deze melding is met een andere installatie gedaan")
 
 
 async def authorised_report(runtime: Runtime, session: AsyncSession, report_id: str, access: Access,

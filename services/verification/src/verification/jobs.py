@@ -68,7 +68,8 @@ async def result_of(runtime: Runtime, report_id: str) -> dict:
         job = (await session.execute(select(VerificationJob).where(VerificationJob.report_id == report_id[:36])
                                      .order_by(VerificationJob.revision.desc()).limit(1))).scalars().first()
     if job is None:
-        raise ServiceError(404, "verification_not_found", f"no verification job for report {report_id[:36]}")
+        raise ServiceError(404, "verification_not_found", f"no verification job for report {report_id[:36]}",
+                           detail_nl=f"geen verificatie voor melding {report_id[:36]}")
     if job.result is None:
         return {"report_id": report_id, "status": job.status}
     return {"status": job.status, **json.loads(job.result)}
