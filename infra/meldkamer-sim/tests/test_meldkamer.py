@@ -14,9 +14,30 @@ from burgermelding_shared.service_auth import issue_token
 from meldkamer_sim.config import MeldkamerSettings
 from meldkamer_sim.models import messaging
 
-EIDO = {"incidentComponent": [{"incidentTypeCommonRegistryText": "BURGLARY", "incidentCommonPriorityNumber": 6}],
-        "notesComponent": [{"notesActionComments": "inbraak"}],
-        "callbackComponent": [{"callBackInformationUri": ["http://evil.example/v1/meldkamer/callbacks"]}]}
+AGENCY = "burgermelding.politie.nl"
+
+
+def eido_for(request_id: str, **components: Any) -> dict[str, Any]:
+    """A small EIDO as NENA-STA-021 has it: the incident's tracking id as root `$id`, references as `{"$ref"}`."""
+    prologue = {"lastUpdateTimeStamp": "2026-12-01T20:00:00+00:00", "updatedByAgencyReference": {"$ref": AGENCY}}
+    document = {
+        "$id": f"urn:emergency:uid:incidentid:{request_id}:{AGENCY}", **prologue, "eidoVersion": "1.0",
+        "issuingElementIdentification": f"dispatch-bridge.{AGENCY}",
+        "agencyComponent": [{"$id": AGENCY, **prologue, "agencyRoleDescriptionRegistryText": ["CallReceiving"],
+                             "agencyType": ["psap"]}],
+        "incidentComponent": {"$id": f"incident-{request_id}", **prologue,
+                              "incidentTypeCommonRegistryText": "BURGLARY", "incidentCommonPriorityNumber": 6,
+                              "notesReference": [{"$ref": f"notes-{request_id}"}]},
+        "notesComponent": [{"$id": f"notes-{request_id}", **prologue, "notesActionComments": "inbraak &amp; rook"}],
+        "callbackComponent": [{"$id": f"callback-{request_id}", **prologue,
+                               "callBackInformationUri": ["http://evil.example/v1/meldkamer/callbacks"]}],
+    }
+    for name, value in components.items():
+        if value is None:
+            document.pop(name, None)
+        else:
+            document[name] = value
+    return document
 
 
 @pytest.fixture
@@ -27,7 +48,7 @@ async def meldkamer(start_service: Callable[..., Any]) -> Any:
 
 async def request(meldkamer: Any, request_id: str, eido: dict | None = None) -> Any:
     token = issue_token(meldkamer.settings.internal_secret, "dispatch-bridge", "meldkamer")
-    return await meldkamer.client.post("/v1/requests-for-service", json={"requestId": request_id, "eido": eido or EIDO},
+    return await meldkamer.client.post("/v1/requests-for-service", json={"requestId": request_id, "eido": eido or eido_for(request_id)},
                                        headers={"Authorization": f"Bearer {token}"})
 
 
@@ -50,9 +71,42 @@ async def test_the_script_is_scheduled_as_signed_callbacks_to_the_configured_hos
     assert all(r["destination"] == "bridge" and r["path"] == "/v1/meldkamer/callbacks" for r in rows)
 
 
-async def test_a_request_without_incident_type_is_refused(meldkamer: Any) -> None:
-    response = await request(meldkamer, "req-4", {"incidentComponent": [{}]})
-    assert (response.status_code, response.json()["error"]) == (400, "invalid_eido")
+BROKEN_EIDOS = {  # what breaks NENA-STA-021, and the problem the meldkamer names
+    "incident as a list": ({"incidentComponent": [{}]}, "one object"),
+    "no incident type": ({"incidentComponent": {"$id": "i", "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
+                                                "updatedByAgencyReference": {"$ref": AGENCY}}},
+                         "incidentTypeCommonRegistryText is required"),
+    "agency without role and type": ({"agencyComponent": [{"$id": AGENCY, "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
+                                                            "updatedByAgencyReference": {"$ref": AGENCY}}]},
+                                     "agencyRoleDescriptionRegistryText is required"),
+    "bare string reference": ({"updatedByAgencyReference": AGENCY}, 'a reference {"$ref"'),
+    "reference to nothing": ({"updatedByAgencyReference": {"$ref": "agency-x"}}, "no component of this document"),
+    "null member": ({"notesComponent": [{"$id": "notes-req-4", "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
+                                         "updatedByAgencyReference": {"$ref": AGENCY}, "notesActionComments": "x",
+                                         "agentReference": None}]}, "null is not a value"),
+    "undeclared member": ({"inProgress": True}, "not a member"),
+    "location as JSON": ({"locationComponent": [{"$id": "l", "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
+                                                 "updatedByAgencyReference": {"$ref": AGENCY},
+                                                 "locationTypeDescriptionRegistryText": "CurrentIncident",
+                                                 "locationByValue": {"latitude": 52.1, "longitude": 5.1}}]},
+                         "PIDF-LO"),
+    "time without offset": ({"lastUpdateTimeStamp": "2026-12-01T20:00:00"}, "UTC offset"),
+    "digest without its extension": ({"mediaComponent": [{"$id": "m", "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
+                                                          "updatedByAgencyReference": {"$ref": AGENCY},
+                                                          "uri": "http://x/p", "contentType": "image/jpeg",
+                                                          "digestSha256": "0" * 64}]}, "not a member"),
+    "wrong version": ({"eidoVersion": "2.0"}, "one of 1.0"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_EIDOS, ids=list(BROKEN_EIDOS))
+async def test_a_document_that_breaks_the_eido_standard_is_refused(meldkamer: Any, case: str) -> None:
+    change, problem = BROKEN_EIDOS[case]
+    response = await request(meldkamer, "req-4", eido_for("req-4", **change))
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_eido"), response.text
+    assert problem in response.json()["detail"]
+    assert (await meldkamer.client.get("/v1/incidents")).json() == []  # nothing stored
+    assert (await request(meldkamer, "req-4")).status_code == 200  # the well-formed one is taken
 
 
 async def test_faults_outage_and_errors_after_commit(meldkamer: Any) -> None:
@@ -85,8 +139,18 @@ def summary(version: int, witnesses: int) -> dict[str, Any]:
             "descriptions": ["vechtpartij"], "photos": []}
 
 
+def merged_into(request_id: str, other: str) -> dict[str, Any]:
+    """An update's EIDO saying that this incident was taken into the other (MergeInformationType REPLACED)."""
+    merge = {"$id": f"merge-{request_id}", "lastUpdateTimeStamp": "2026-12-01T20:05:00+00:00",
+             "updatedByAgencyReference": {"$ref": AGENCY}, "incidentMergeDirectionCode": "REPLACED",
+             "incidentTrackingIdentifier": f"urn:emergency:uid:incidentid:{other}:{AGENCY}"}
+    return eido_for(request_id, incidentComponent=None, notesComponent=None, callbackComponent=None,
+                    mergeComponent=[merge])
+
+
 async def update(meldkamer: Any, request_id: str, **fields: Any) -> Any:
     token = issue_token(meldkamer.settings.internal_secret, "dispatch-bridge", "meldkamer")
+    fields.setdefault("eido", eido_for(request_id, incidentComponent=None, callbackComponent=None))
     body = {"updateId": f"u-{request_id}-{fields.get('kind')}-{len(json.dumps(fields))}", "requestId": request_id,
             "kind": "report_added", **fields}
     return await meldkamer.client.post(f"/v1/requests-for-service/{request_id}/updates", json=body,
@@ -97,12 +161,11 @@ async def test_the_newest_event_summary_is_kept_and_a_merge_is_recorded(meldkame
     token = issue_token(meldkamer.settings.internal_secret, "dispatch-bridge", "meldkamer")
     for request_id in ("req-north", "req-south"):
         await meldkamer.client.post("/v1/requests-for-service", json={
-            "requestId": request_id, "eido": EIDO, "eventSummary": summary(1, 1)},
+            "requestId": request_id, "eido": eido_for(request_id), "eventSummary": summary(1, 1)},
             headers={"Authorization": f"Bearer {token}"})
     assert (await update(meldkamer, "req-north", eventSummary=summary(3, 3))).status_code == 200
     assert (await update(meldkamer, "req-north", kind="verification", eventSummary=summary(2, 2))).status_code == 200
-    merged = await update(meldkamer, "req-south", kind="merged", mergeComponent=[
-        {"incidentTrackingIdentification": "req-north", "incidentMergeDirectionCode": "REPLACED"}])
+    merged = await update(meldkamer, "req-south", kind="merged", eido=merged_into("req-south", "req-north"))
     assert merged.status_code == 200, merged.text
     incidents = {i["requestId"]: i for i in (await meldkamer.client.get("/v1/incidents")).json()}
     assert incidents["req-north"]["eventSummary"]["witnessCount"] == 3  # version 2 came late: ignored
@@ -113,6 +176,5 @@ async def test_the_newest_event_summary_is_kept_and_a_merge_is_recorded(meldkame
     assert {states[f"{south}-0"], states[f"{south}-1"]} == {"cancelled"}  # its dispatcher script stops
     north = incidents["req-north"]["incidentId"]
     assert states[f"{north}-1"] == "pending"
-    unknown = await update(meldkamer, "req-north", kind="merged", mergeComponent=[
-        {"incidentTrackingIdentification": "req-not-yet", "incidentMergeDirectionCode": "REPLACED"}])
+    unknown = await update(meldkamer, "req-north", kind="merged", eido=merged_into("req-north", "req-not-yet"))
     assert unknown.status_code == 409  # the incident merged into has not arrived yet: asked again later

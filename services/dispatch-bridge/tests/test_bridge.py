@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from burgermelding_shared import webhooks
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
+from burgermelding_shared.eido import problems
 from burgermelding_shared.service_auth import issue_token
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeReport, Incident, messaging
@@ -69,14 +70,16 @@ async def test_in_progress_report_is_forwarded_at_once_as_urgent_eido(bridge: An
     request = next(r for r in rows if r["destination"] == "meldkamer")
     assert request["priority"] == 10
     eido = request["payload"]["eido"]
-    assert eido["eidoVersion"] == "1.0" and eido["incidentComponent"][0]["incidentTypeCommonRegistryText"] == \
-        "BURGLARY"
-    assert eido["incidentComponent"][0]["incidentCommonPriorityNumber"] == 10
-    for component in ("incidentComponent", "locationComponent", "personComponent", "mediaComponent"):
-        item = eido[component][0]
-        assert item["$id"] and item["lastUpdateTimeStamp"] and item["updatedByAgencyReference"]
+    assert problems(eido) == []  # NENA-STA-021, as a strict receiver checks it
+    incident = eido["incidentComponent"]
+    assert eido["eidoVersion"] == "1.0" and incident["incidentTypeCommonRegistryText"] == "BURGLARY"
+    assert incident["incidentCommonPriorityNumber"] == 10 and incident["incidentStatusInternalText"] == ["InProgress"]
+    assert eido["$id"] == f"urn:emergency:uid:incidentid:{incident['internalIncidentId']}:burgermelding.politie.nl"
     assert eido["mediaComponent"][0]["digestSha256"] == urgent.photos[0].sha256
-    assert request["payload"]["requestId"] == eido["incidentComponent"][0]["internalIncidentId"]
+    assert eido["eidoExtensionId"] == ["urn:burgermelding:eido:extension:mediaDigestSha256:1"]
+    assert incident["mediaReferences"] == [{"$ref": eido["mediaComponent"][0]["$id"]}]
+    assert eido["locationComponent"][0]["locationByValue"].startswith("<presence xmlns")
+    assert request["payload"]["requestId"] == incident["internalIncidentId"]
     assert citizen_news(rows) == [["forwarded"]]
 
 
@@ -170,10 +173,14 @@ async def test_news_on_a_forwarded_report_goes_to_the_meldkamer_as_updates(bridg
     assert (await post(bridge, "/internal/v1/citizen-messages", message, "report-intake")).status_code == 200
     withdrawal = {"report_id": urgent.report_id, "withdrawn_at": datetime.now(UTC).isoformat()}
     assert (await post(bridge, "/internal/v1/withdrawals", withdrawal, "report-intake")).status_code == 200
-    updates = [r["payload"] for r in await outbox(bridge) if r["kind"] == "meldkamer.update"]
+    rows = await outbox(bridge)
+    first_request = next(r["payload"] for r in rows if r["kind"] == "meldkamer.request_for_service")
+    updates = [r["payload"] for r in rows if r["kind"] == "meldkamer.update"]
     assert [u["kind"] for u in updates] == ["media", "verification", "citizen_note", "withdrawn"]
-    assert [m["digestSha256"] for m in updates[0]["mediaComponent"]] == [digest]
-    assert "Hij droeg een rode jas" in updates[2]["notesText"]
+    assert all(problems(u["eido"]) == [] for u in updates)
+    assert {u["eido"]["$id"] for u in updates} == {first_request["eido"]["$id"]}  # the incident's tracking id
+    assert [m["digestSha256"] for m in updates[0]["eido"]["mediaComponent"]] == [digest]
+    assert "Hij droeg een rode jas" in updates[2]["eido"]["notesComponent"][0]["notesActionComments"]
     assert len({u["requestId"] for u in updates}) == 1 and len({u["updateId"] for u in updates}) == 4
 
 
@@ -190,8 +197,15 @@ async def test_contact_details_travel_only_when_consented(bridge: Any) -> None:
     consented = report(bridge, in_progress=True, contact={"phone": "+31612345678", "share_with_police": True})
     await post(bridge, "/internal/v1/reports", consented.model_dump(mode="json"), "report-intake")
     eido = next(r for r in await outbox(bridge) if r["kind"] == "meldkamer.request_for_service")["payload"]["eido"]
-    assert eido["personComponent"][0]["personContactDetails"] == {"name": None, "phone": "+31612345678",
-                                                                  "email": None}
+    assert problems(eido) == []
+    callback = eido["callbackComponent"][0]
+    assert eido["personComponent"][0]["callBackReference"] == {"$ref": callback["$id"]}
+    assert callback["callBackInformationUri"][1:] == ["tel:+31612345678"]
+    private = report(bridge, in_progress=True, description="elders", contact={"phone": "+31612345678"})
+    await post(bridge, "/internal/v1/reports", private.model_dump(mode="json"), "report-intake")
+    documents = [json.dumps(r["payload"]["eido"]) for r in await outbox(bridge) if r["destination"] == "meldkamer"]
+    about_private = [d for d in documents if "elders" in d]
+    assert about_private and all("+31612345678" not in d for d in about_private)  # without consent: kept with us
 
 
 async def test_a_later_report_about_the_same_event_joins_its_incident(bridge: Any) -> None:
@@ -205,7 +219,8 @@ async def test_a_later_report_about_the_same_event_joins_its_incident(bridge: An
     rows = await outbox(bridge)
     assert len([r for r in rows if r["kind"] == "meldkamer.request_for_service"]) == 1  # one incident, not two
     added = [r["payload"] for r in rows if r["kind"] == "meldkamer.update"]
-    assert [u["kind"] for u in added] == ["report_added"] and "rook bij dezelfde woning" in added[0]["notesText"]
+    assert [u["kind"] for u in added] == ["report_added"] and problems(added[0]["eido"]) == []
+    assert "rook bij dezelfde woning" in added[0]["eido"]["notesComponent"][0]["notesActionComments"]
     async with bridge.runtime.db.sessions() as session:
         incident_ids = {(await session.get(BridgeReport, r.report_id)).incident_id for r in (first, second)}
     assert len(incident_ids) == 1

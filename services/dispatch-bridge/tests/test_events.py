@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from burgermelding_shared.contracts import CheckResult, PhotoRef, PhotoVerification, ReportSubmitted
+from burgermelding_shared.eido import problems
 from burgermelding_shared.service_auth import issue_token
 from dispatch_bridge.auth import create_user
 from dispatch_bridge.config import BridgeSettings
@@ -95,7 +96,8 @@ async def test_witnesses_of_one_event_join_its_incident_and_another_event_gets_i
     updates = [m["payload"] for m in messages if m["kind"] == "meldkamer.update"]
     added = [u for u in updates if u["kind"] == "report_added"]
     assert len(added) == len(later)
-    assert all(len(u["mediaComponent"]) == 1 for u in added)  # each witness's photo reaches the incident
+    assert all(len(u["eido"]["mediaComponent"]) == 1 for u in added)  # each witness's photo reaches the incident
+    assert all(problems(m["payload"]["eido"]) == [] for m in messages)
     summary = max((u["eventSummary"] for u in added), key=lambda s: s["version"])
     assert summary["witnessCount"] == 11 and summary["reportCount"] == 11
     assert 0 < summary["radiusMeters"] <= 130 and summary["inProgress"] is True
@@ -178,8 +180,9 @@ async def test_an_incident_merged_before_its_request_went_out_never_reaches_the_
     requests = [m for m in await meldkamer_messages(bridge) if m["kind"] == "meldkamer.request_for_service"]
     assert sorted(r["status"] for r in requests) == ["cancelled", "pending"]
     merges = [m["payload"] for m in await meldkamer_messages(bridge) if m["payload"].get("kind") == "merged"]
-    assert len(merges) == 1 and merges[0]["mergeComponent"] == []  # nothing to link: it never existed there
-    assert merges[0]["eventSummary"]["witnessCount"] == 2 and len(merges[0]["mediaComponent"]) == 1
+    assert len(merges) == 1 and "mergeComponent" not in merges[0]["eido"]  # nothing to link: never there
+    assert merges[0]["eventSummary"]["witnessCount"] == 2 and len(merges[0]["eido"]["mediaComponent"]) == 1
+    assert problems(merges[0]["eido"]) == []
     async with bridge.runtime.db.sessions() as session:
         states = sorted(i.delivery_state for i in (await session.execute(select(Incident))).scalars())
     assert states == ["cancelled", "queued"]
@@ -201,11 +204,16 @@ async def test_two_incidents_of_one_event_are_merged_and_the_meldkamer_is_told(b
     absorbed = next(i for i in rows.values() if i.merged_into is not None)
     assert absorbed.merged_into == survivor.id
     merges = [m["payload"] for m in await meldkamer_messages(bridge) if m["payload"].get("kind") == "merged"]
-    told = {(m["requestId"], c["incidentMergeDirectionCode"], c["incidentTrackingIdentification"])
-            for m in merges for c in m["mergeComponent"]}
-    assert told == {(absorbed.id, "REPLACED", survivor.id), (survivor.id, "REPLACING", absorbed.id)}
+    assert all(problems(m["eido"]) == [] for m in merges)
+    told = {(m["requestId"], c["incidentMergeDirectionCode"], c["incidentTrackingIdentifier"])
+            for m in merges for c in m["eido"]["mergeComponent"]}
+
+    def tracking(incident: Incident) -> str:
+        return f"urn:emergency:uid:incidentid:{incident.id}:burgermelding.politie.nl"
+
+    assert told == {(absorbed.id, "REPLACED", tracking(survivor)), (survivor.id, "REPLACING", tracking(absorbed))}
     to_survivor = next(m for m in merges if m["requestId"] == survivor.id)
-    assert to_survivor["eventSummary"]["witnessCount"] == 2 and len(to_survivor["mediaComponent"]) == 1
+    assert to_survivor["eventSummary"]["witnessCount"] == 2 and len(to_survivor["eido"]["mediaComponent"]) == 1
 
     # The dispatchers' API shows one incident with all reports.
     await create_user(bridge.runtime.db, "anna", "a long enough password", "dispatcher")

@@ -282,12 +282,9 @@ class IncidentUpdate(BaseModel):
     updateId: str
     requestId: str
     kind: Literal["media", "verification", "citizen_note", "withdrawn", "report_added", "merged"]
-    notesText: str | None = Field(None, max_length=2000)
-    mediaComponent: list[dict] = []
-    mergeComponent: list[dict] = Field([], description="EIDO MergeInformationType entries: "
-                                       "`incidentTrackingIdentification` (the other incident's requestId) and "
-                                       "`incidentMergeDirectionCode` (REPLACING: this incident takes the other "
-                                       "in; REPLACED: this incident was taken into the other)")
+    eido: dict = Field(description="An EIDO with the incident's root `$id` and what is new: a notesComponent, "
+                       "mediaComponents, mergeComponents (REPLACING: this incident takes the other in; REPLACED: "
+                       "this incident was taken into the other)")
     eventSummary: EventSummary | None = None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from burgermelding_shared import eido as eido_rules
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.contracts import (
@@ -35,15 +37,41 @@ DEFAULT_CALLBACK_PATH = "/v1/meldkamer/callbacks"
 
 def _component(eido: dict[str, Any], name: str) -> dict[str, Any]:
     items = eido.get(name) or [{}]
+    if isinstance(items, dict):  # incidentComponent: one object
+        return items
     return items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
+
+
+def check_eido(document: dict[str, Any]) -> None:
+    """Refuse a document that breaks NENA-STA-021's rules, as a strict control-room system does."""
+    found = eido_rules.problems(document)
+    if found:
+        listed = "; ".join(found[:10]) + (f"; and {len(found) - 10} more" if len(found) > 10 else "")
+        raise ServiceError(400, "invalid_eido", f"the EIDO breaks NENA-STA-021: {listed}",
+                           detail_nl=f"het EIDO-document voldoet niet aan NENA-STA-021: {listed}")
 
 
 def callback_path(eido: dict[str, Any]) -> str:
     """Only the path of the EIDO callback URI is used: the host is configured, so a request cannot make the
-    meldkamer call an arbitrary address."""
+    meldkamer call an arbitrary address. The first web address is ours (the others reach the citizen directly,
+    when they consented: tel:, mailto:)."""
     uris = _component(eido, "callbackComponent").get("callBackInformationUri") or []
-    path = urlsplit(uris[0]).path if uris and isinstance(uris[0], str) else ""
+    web = [uri for uri in uris if isinstance(uri, str) and uri.startswith(("http://", "https://"))]
+    path = urlsplit(web[0]).path if web else ""
     return path if path.startswith("/v1/") else DEFAULT_CALLBACK_PATH
+
+
+def notes_text(eido: dict[str, Any]) -> str | None:
+    """The notes of a document as plain text (EIDO notes are HTML)."""
+    notes = [html.unescape(n["notesActionComments"]) for n in eido.get("notesComponent") or []]
+    return "\n".join(notes) or None
+
+
+def request_id_of(tracking_id: str) -> str:
+    """The requestId in an incident tracking identifier (`urn:emergency:uid:incidentid:<id>:<agency>`): the
+    bridge uses the one for the other."""
+    parts = tracking_id.split(":")
+    return parts[4] if len(parts) >= 6 and parts[:4] == ["urn", "emergency", "uid", "incidentid"] else ""
 
 
 def _response(incident: SimIncident, text: str) -> RequestResponse:
@@ -54,10 +82,11 @@ def _response(incident: SimIncident, text: str) -> RequestResponse:
 async def accept_request(runtime: Runtime, request: RequestForService) -> RequestResponse:
     """The same requestId always yields the same incident, never a second one."""
     settings: MeldkamerSettings = runtime.settings
+    check_eido(request.eido)
     incident_component = _component(request.eido, "incidentComponent")
-    if not incident_component.get("incidentTypeCommonRegistryText"):
-        raise ServiceError(400, "invalid_eido", "incidentComponent.incidentTypeCommonRegistryText is required",
-                           detail_nl="incidentComponent.incidentTypeCommonRegistryText is verplicht")
+    if not incident_component:
+        raise ServiceError(400, "invalid_eido", "a request for service needs its incidentComponent",
+                           detail_nl="een hulpaanvraag heeft een incidentComponent nodig")
     try:
         async with runtime.db.transaction() as session:
             existing = await _by_request(session, request.requestId)
@@ -118,6 +147,10 @@ async def apply_update(runtime: Runtime, request_id: str, update: IncidentUpdate
     if update.requestId != request_id:
         raise ServiceError(400, "request_id_mismatch", "the body's requestId differs from the path's",
                            detail_nl="de requestId in de inhoud verschilt van die in het pad")
+    check_eido(update.eido)
+    if request_id_of(str(update.eido["$id"])) != request_id:
+        raise ServiceError(400, "invalid_eido", "the update's EIDO is about another incident (its $id)",
+                           detail_nl="het EIDO-document van de update gaat over een ander incident (zijn $id)")
     async with runtime.db.transaction() as session:
         incident = await _by_request(session, request_id)
         if incident is None:
@@ -127,14 +160,15 @@ async def apply_update(runtime: Runtime, request_id: str, update: IncidentUpdate
         if await session.get(SimIncidentUpdate, update.updateId) is not None:
             return {"status": "duplicate", "incidentId": incident.incident_id}
         session.add(SimIncidentUpdate(update_id=update.updateId, incident_id=incident.incident_id, kind=update.kind,
-                                      notes=update.notesText, media=json.dumps(update.mediaComponent),
+                                      notes=notes_text(update.eido),
+                                      media=json.dumps(update.eido.get("mediaComponent") or []),
                                       received_at=utcnow()))
         if update.kind == "withdrawn" and (update.eventSummary is None or update.eventSummary.reportCount == 0):
             # Its only report was withdrawn (with witnesses left, it goes on): the dispatcher stops.
             incident.status = "Cancelled"
             await cancel_pending(session, messaging, script_message_ids(incident))
         keep_summary(incident, update.eventSummary)
-        for merge in update.mergeComponent:
+        for merge in update.eido.get("mergeComponent") or []:
             await record_merge(session, incident, merge)
         incident.updated_at = utcnow()
         session.add(incident)
@@ -152,7 +186,7 @@ async def record_merge(session: AsyncSession, incident: SimIncident, merge: dict
     dispatcher merges two GMS incidents; its own script stops (the other incident carries on)."""
     if merge.get("incidentMergeDirectionCode") != "REPLACED":
         return  # REPLACING: the other incident's own update records the merge
-    survivor = await _by_request(session, str(merge.get("incidentTrackingIdentification", "")))
+    survivor = await _by_request(session, request_id_of(merge["incidentTrackingIdentifier"]))
     if survivor is None:
         raise ServiceError(409, "incident_not_yet_known", "the incident merged into is not known yet",
                            detail_nl="het incident waarin is samengevoegd is nog niet bekend",
@@ -194,7 +228,7 @@ async def list_incidents(runtime: Runtime, limit: int) -> list[dict[str, Any]]:
     return [{"incidentId": r.incident_id, "requestId": r.request_id, "incidentType": r.incident_type,
              "priorityNumber": r.priority_number, "status": r.status, "receivedAt": r.received_at,
              "photos": r.photos_state, "photosDetail": r.photos_detail, "mergedInto": r.merged_into,
-             "description": _component(json.loads(r.eido), "notesComponent").get("notesActionComments"),
+             "description": notes_text({"notesComponent": json.loads(r.eido).get("notesComponent", [])[:1]}),
              "eventSummary": json.loads(r.event_summary) if r.event_summary else None,
              "updates": [{"kind": u.kind, "notes": u.notes, "media": len(json.loads(u.media or "[]")),
                           "receivedAt": u.received_at}

@@ -42,9 +42,8 @@ from burgermelding_shared.db import before_commit
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import Outcome, cancel_unsent, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import incidents, media
+from dispatch_bridge import eido, incidents, media
 from dispatch_bridge.config import BridgeSettings
-from dispatch_bridge.eido import build_eido, media_components
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, messaging
 from dispatch_bridge.texts import EVENT_TEXTS, STATUS_EVENTS
 
@@ -96,16 +95,18 @@ def meldkamer_order(incident_id: str) -> str:
     return f"incident:{incident_id}"
 
 
-async def update_incident(session: AsyncSession, incident: Incident, kind: str, notes: str | None = None,
-                          media_items: list[dict[str, Any]] | None = None, *, with_summary: bool = True,
-                          merge_items: list[dict[str, Any]] | None = None) -> None:
-    """Queue news for an incident the meldkamer has (or is about to have): one update id across retries.
-    It carries the event as it now stands, so the meldkamer always sees the whole event, not the pile."""
+async def update_incident(session: AsyncSession, settings: BridgeSettings, incident: Incident, kind: str,
+                          notes: str | None = None, media_items: list[dict[str, Any]] | None = None, *,
+                          with_summary: bool = True, merge_items: list[dict[str, Any]] | None = None) -> None:
+    """Queue news for an incident the meldkamer has (or is about to have): one update id across retries, and an
+    EIDO with what is new. It carries the event as it now stands, so the meldkamer always sees the whole event,
+    not the pile."""
     update_id = str(uuid.uuid4())
     summary = await incidents.summarise(session, incident) if with_summary else None
+    document = eido.update_eido(incident_id=incident.id, update_id=update_id, agency=settings.agency, now=utcnow(),
+                                notes=notes, media=media_items or [], merges=merge_items or [])
     update = IncidentUpdate(updateId=update_id, requestId=incident.id, kind=kind,  # type: ignore[arg-type]
-                            notesText=notes[:2000] if notes else None, mediaComponent=media_items or [],
-                            mergeComponent=merge_items or [], eventSummary=summary)
+                            eido=document, eventSummary=summary)
     await enqueue(session, messaging, destination="meldkamer", path=f"/v1/requests-for-service/{incident.id}/updates",
                   kind=UPDATE_KIND, payload=update.model_dump(mode="json"), message_id=update_id,
                   priority=OUTBOX_PRIORITY[incident.priority], ordering_key=meldkamer_order(incident.id))
@@ -116,10 +117,11 @@ def photo_urls(settings: BridgeSettings, report: ReportSubmitted) -> dict[str, s
                                          settings.media_url_ttl_seconds) for p in report.photos}
 
 
-def media_for(settings: BridgeSettings, report: ReportSubmitted, photos: list[PhotoRef]) -> list[dict[str, Any]]:
+def media_for(settings: BridgeSettings, report: ReportSubmitted, photos: list[PhotoRef],
+              incident_id: str) -> list[dict[str, Any]]:
     """EIDO media components for an update: signed links and digests of these photos."""
-    common = {"lastUpdateTimeStamp": utcnow().isoformat(), "updatedByAgencyReference": settings.agency}
-    return media_components(report, photos, photo_urls(settings, report), common)
+    writer = eido.EidoWriter(settings.agency, incident_id, utcnow())
+    return writer.media(report, photos, photo_urls(settings, report))
 
 
 async def incident_of(session: AsyncSession, stored: BridgeReport) -> Incident:
@@ -163,8 +165,9 @@ async def _revise(session: AsyncSession, settings: BridgeSettings, stored: Bridg
     new_photos = [p for p in report.photos if p.photo_id not in before]
     if stored.incident_id and stored.state != "withdrawn" and new_photos:
         incident = await incident_of(session, stored)
-        await update_incident(session, incident, "media", f"{len(new_photos)} more photo(s) from {report.reference}",
-                              media_for(settings, report, new_photos))
+        await update_incident(session, settings, incident, "media",
+                              f"{len(new_photos)} more photo(s) from {report.reference}",
+                              media_for(settings, report, new_photos, incident.id))
     return "revised"
 
 
@@ -204,7 +207,8 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
         if stored.state == "forwarded":
             # Already with the meldkamer (in progress, or a later revision): the result follows as an update.
             incident = await incident_of(session, stored)
-            await update_incident(session, incident, "verification", verification_note(stored.reference, result))
+            await update_incident(session, runtime.settings, incident, "verification",
+                                  verification_note(stored.reference, result))
             if first_verdict:
                 await tell_citizen(session, stored.report_id, "verified", priority=urgent)
             await merge_with_group(session, runtime.settings, incident, result.group_reports)
@@ -252,12 +256,10 @@ async def forward(session: AsyncSession, settings: BridgeSettings, stored: Bridg
     session.add(incident)
     stored.incident_id, stored.state = incident.id, "forwarded"
     session.add(stored)
-    eido = build_eido(incident_id=incident.id, priority=priority, report=report,
+    document = eido.build_eido(incident_id=incident.id, priority=priority, report=report,
                       photo_urls=photo_urls(settings, report), agency=settings.agency,
                       callback_uri=f"{settings.public_url}/v1/meldkamer/callbacks", now=now)
-    if report.contact is not None and report.contact.share_with_police:
-        eido["personComponent"][0]["personContactDetails"] = report.contact.model_dump(exclude={"share_with_police"})
-    request = RequestForService(requestId=incident.id, eido=eido,
+    request = RequestForService(requestId=incident.id, eido=document,
                                 eventSummary=await incidents.summarise(session, incident))
     await enqueue(session, messaging, destination="meldkamer", path="/v1/requests-for-service", kind=REQUEST_KIND,
                   payload=request.model_dump(mode="json"), priority=OUTBOX_PRIORITY[priority],
@@ -275,9 +277,9 @@ async def join_incident(session: AsyncSession, settings: BridgeSettings, stored:
     incident.priority = min(incident.priority, proposed_priority(report))
     incident.updated_at = utcnow()
     session.add(incident)
-    await update_incident(session, incident, "report_added",
+    await update_incident(session, settings, incident, "report_added",
                           f"Another witness of this event ({report.reference}): {report.description}",
-                          media_for(settings, report, report.photos))
+                          media_for(settings, report, report.photos, incident.id))
     await tell_joined(session, stored, incident)
 
 
@@ -330,15 +332,18 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
             # Never sent: the meldkamer never hears of it, and gets its reports with the survivor.
             other.delivery_state, other.delivery_cause = "cancelled", f"merged into {survivor.id} before sending"
         else:
-            await update_incident(session, other, "merged", f"Merged into incident {survivor.id}: the same event.",
-                                  merge_items=[merge_component(settings, survivor, "REPLACED")], with_summary=False)
+            await update_incident(session, settings, other, "merged",
+                                  f"Merged into incident {survivor.id}: the same event.",
+                                  merge_items=[merge_component(settings, other, survivor, "REPLACED")],
+                                  with_summary=False)
         media_items: list[dict[str, Any]] = []
         for stored in moved:
             if stored.state != "withdrawn":
                 report = ReportSubmitted.model_validate_json(stored.submission)
-                media_items += media_for(settings, report, report.photos)
-        replacing = [] if other.delivery_state == "cancelled" else [merge_component(settings, other, "REPLACING")]
-        await update_incident(session, survivor, "merged",
+                media_items += media_for(settings, report, report.photos, survivor.id)
+        replacing = ([] if other.delivery_state == "cancelled"
+                     else [merge_component(settings, survivor, other, "REPLACING")])
+        await update_incident(session, settings, survivor, "merged",
                               f"Incident {other.id} ({len(moved)} report(s)) is the same event and was merged "
                               "into this one.", media_items, merge_items=replacing)
         for stored in moved:
@@ -353,11 +358,8 @@ def request_message_id(incident_id: str) -> str:
     return f"rfs-{incident_id}"
 
 
-def merge_component(settings: BridgeSettings, other: Incident, direction: str) -> dict[str, Any]:
-    """EIDO MergeInformationType: the other incident, and whether this one replaces it or is replaced."""
-    return {"$id": f"merge-{other.id}", "lastUpdateTimeStamp": utcnow().isoformat(),
-            "updatedByAgencyReference": settings.agency, "incidentTrackingIdentification": other.id,
-            "incidentMergeDirectionCode": direction}
+def merge_component(settings: BridgeSettings, incident: Incident, other: Incident, direction: str) -> dict[str, Any]:
+    return eido.merge_component(settings.agency, incident.id, other.id, direction, utcnow())
 
 
 async def receive_group_merge(runtime: Runtime, merge: GroupsMerged, message_id: str, source: str) -> str:
@@ -387,7 +389,7 @@ async def receive_withdrawal(runtime: Runtime, withdrawal: ReportWithdrawn, mess
         session.add(stored)
         if was_forwarded and stored.incident_id:
             incident = await incident_of(session, stored)
-            await update_incident(session, incident, "withdrawn",
+            await update_incident(session, runtime.settings, incident, "withdrawn",
                                   f"The citizen withdrew report {stored.reference}.")
             if not any(r.state != "withdrawn" for r in await incidents.reports_of(session, incident.id)):
                 # Its last witness withdrew: the meldkamer cancels it, so a new report of the place and time
@@ -408,7 +410,7 @@ async def receive_citizen_message(runtime: Runtime, message: CitizenMessage, mes
         if stored.incident_id and stored.state != "withdrawn":
             incident = await incident_of(session, stored)
             prefix = "Answer" if message.in_reply_to else "Message"
-            await update_incident(session, incident, "citizen_note",
+            await update_incident(session, runtime.settings, incident, "citizen_note",
                                   f"{prefix} from the citizen ({stored.reference}): {message.text}")
     return "applied"
 

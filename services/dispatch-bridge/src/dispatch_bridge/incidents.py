@@ -34,6 +34,7 @@ from burgermelding_shared.events import (
     normalise_text,
     spread_of,
 )
+from dispatch_bridge import eido
 from dispatch_bridge.models import BridgeReport, Incident
 
 # The meldkamer no longer has (or never had) these incidents: a new report of the event starts a new one.
@@ -118,7 +119,7 @@ def ranked_photos(reports: list[BridgeReport], submissions: list[ReportSubmitted
             seen_digests.add(photo.sha256)
             verified = None if result is None else (result.verdict == "forward" and not doubts)
             sharpness = verification.sharpness if verification else None
-            entry = EventPhoto(mediaId=f"media-{photo.photo_id}", digestSha256=photo.sha256,
+            entry = EventPhoto(mediaId=eido.media_id(photo.photo_id), digestSha256=photo.sha256,
                                reportReference=stored.reference, verified=verified, sharpness=sharpness,
                                duplicate=duplicate)
             photos.append(((verified is not True, duplicate, -(sharpness or 0.0), order), entry))
