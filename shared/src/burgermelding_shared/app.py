@@ -13,7 +13,8 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.blobstore import LocalBlobStore
@@ -29,6 +30,7 @@ from burgermelding_shared.errors import (
 )
 from burgermelding_shared.logging import TraceAndAccessLogMiddleware, configure_logging
 from burgermelding_shared.messaging import Destination, MessagingTables, Relay, RelayConfig, ResultHandler
+from burgermelding_shared.metrics import Metrics, Scraper
 from burgermelding_shared.service_auth import (
     VERIFIED_ISSUER,
     InternalCredentialMiddleware,
@@ -50,6 +52,7 @@ class Runtime:
     http: httpx.AsyncClient
     messaging: MessagingTables
     relay: Relay
+    metrics: Metrics
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,10 +104,14 @@ def create_service_app(
     openapi_tags: list[dict[str, Any]] | None = None,
     large_body_paths: list[str] | None = None,
     service_only_prefixes: tuple[str, ...] = ("/internal/",),
+    metrics_scrapers: list[Scraper] | None = None,
 ) -> FastAPI:
     """A FastAPI app with the suite's plumbing. `hooks` run inside the lifespan (workers, pools).
     `large_body_paths` (regular expressions) are exempt from the body cap: routes that stream uploads to disk
-    under limits of their own. Paths under `service_only_prefixes` answer nothing without a service credential."""
+    under limits of their own. Paths under `service_only_prefixes` answer nothing without a service credential.
+    `metrics_scrapers` add the service's own gauges, read at each scrape of `/metrics`."""
+    metrics = Metrics()
+    metrics.scrapers.extend(metrics_scrapers or [])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -121,7 +128,7 @@ def create_service_app(
             attempt_handlers,
         )
         runtime = Runtime(settings=settings, db=db, blobs=LocalBlobStore(settings.blob_dir), http=http,
-                          messaging=messaging, relay=relay)
+                          messaging=messaging, relay=relay, metrics=metrics)
         app.state.runtime = runtime
         async with AsyncExitStack() as stack:
             stack.push_async_callback(db.dispose)
@@ -137,7 +144,8 @@ def create_service_app(
     app.add_middleware(InternalCredentialMiddleware, secret=settings.internal_secret, audience=settings.service_name,
                        prefixes=service_only_prefixes)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=large_body_paths or [])
-    app.add_middleware(TraceAndAccessLogMiddleware)
+    app.add_middleware(TraceAndAccessLogMiddleware, metrics=metrics)
+    app.state.metrics = metrics
     install_error_handlers(app)
     _document_errors_as_sent(app)
 
@@ -154,6 +162,12 @@ def create_service_app(
             raise ServiceError(503, "database_unreachable", "the database does not answer",
                                detail_nl="de database antwoordt niet") from exc
         return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (text format); keep it off the public "
+             "address (the reverse proxy does not pass it)", response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+    async def metrics_page(runtime: RuntimeDep) -> Response:
+        return Response(await runtime.metrics.scrape(runtime), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

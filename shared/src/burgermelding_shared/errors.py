@@ -163,6 +163,10 @@ def busy() -> ServiceError:
 
 def render_error(request: Request, exc: ServiceError) -> JSONResponse:
     """Problem details, with `detail` in Dutch when the client prefers it."""
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:  # every refusal counted by its reason, in one place
+        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+        metrics.problems.labels(route, request.method, str(exc.status_code), exc.error).inc()
     dutch = prefers_dutch(request)
     headers = {**(exc.headers or {}), "Content-Language": "nl" if dutch else "en"}
     return JSONResponse(status_code=exc.status_code, content=exc.problem(dutch), headers=headers,

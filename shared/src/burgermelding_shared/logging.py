@@ -11,11 +11,14 @@ import logging
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from burgermelding_shared.tracing import current_trace, new_trace, parse_traceparent
+
+if TYPE_CHECKING:
+    from burgermelding_shared.metrics import Metrics
 
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -65,8 +68,9 @@ access_log = logging.getLogger("burgermelding.access")
 class TraceAndAccessLogMiddleware:
     """Sets the trace context for the request and writes one anonymous access-log line per request."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,14 +97,10 @@ class TraceAndAccessLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            access_log.info(
-                "request",
-                extra={
-                    "method": scope.get("method"),
-                    "route": getattr(route, "path", None) or "unmatched",
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            seconds = time.perf_counter() - started
+            access_log.info("request", extra={"method": scope.get("method"), "route": route, "status": status,
+                                              "duration_ms": round(seconds * 1000, 2)})
+            if self.metrics is not None:
+                self.metrics.request_seconds.labels(route, scope.get("method"), str(status)).observe(seconds)
             current_trace.reset(token)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.metrics import Metrics
 from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge import forwarding
 from dispatch_bridge.config import BridgeSettings
@@ -44,3 +45,18 @@ class Call112Watch(BackgroundLoop):
                     await forwarding.tell_citizen(session, report.report_id, "call_112",
                                                   priority=forwarding.OUTBOX_PRIORITY[1])
         return len(overdue)
+
+
+async def deadline_scraper(runtime: Runtime, metrics: Metrics) -> None:
+    """For the on-call team: 112 deadlines missed so far, and urgent incidents still not accepted past it."""
+    async with runtime.db.sessions() as session:
+        missed = (await session.execute(select(func.count()).select_from(Incident).where(
+            Incident.call_112_sent_at.is_not(None)))).scalar_one()
+        waiting = (await session.execute(select(func.count()).select_from(Incident).where(
+            Incident.call_112_sent_at.is_not(None), Incident.merged_into.is_(None),
+            Incident.delivery_state.in_(["queued", "sent", "dead_lettered", "rejected"])))).scalar_one()
+    metrics.gauge("bm_call_112_deadlines_missed", "Urgent incidents the meldkamer did not accept within the 112 "
+                  "deadline, all time (the citizens were told to call 112); it only grows").set(missed)
+    metrics.gauge("bm_call_112_overdue_incidents", "Urgent incidents past the 112 deadline and still not "
+                  "accepted by the meldkamer").set(waiting)
+

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from burgermelding_shared.app import background_loop, create_service_app, service_destinations
 from dispatch_bridge import dispatch_api, internal
 from dispatch_bridge.config import BridgeSettings, get_settings
-from dispatch_bridge.deadlines import Call112Watch
+from dispatch_bridge.deadlines import Call112Watch, deadline_scraper
 from dispatch_bridge.forwarding import REQUEST_KIND, on_meldkamer_answer, on_meldkamer_attempt
 from dispatch_bridge.models import messaging
 
@@ -26,6 +26,7 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
         result_handlers={REQUEST_KIND: on_meldkamer_answer},
         attempt_handlers={REQUEST_KIND: on_meldkamer_attempt},
         hooks=[background_loop(Call112Watch)],
+        metrics_scrapers=[deadline_scraper],
         openapi_tags=[{"name": "dispatchers", "description": "For dispatchers and supervisors (OAuth2 bearer)"},
                       {"name": "meldkamer", "description": "Callbacks and photo links for the meldkamer"},
                       {"name": "internal", "description": "For our own services only"}],

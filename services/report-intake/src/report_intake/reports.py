@@ -281,7 +281,10 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
     limits: IntakeLimits | None = runtime.extras.get("limits")
     submitter = limits.submitter(new.sender) if limits is not None and new.sender is not None else None
 
+    stored: list[bool] = []  # set when this request stored the report (not when it replays the first answer)
+
     async def work(session: AsyncSession) -> idempotency.StoredResponse:
+        stored.append(True)
         return await _store(session, new, settings, submitter)
 
     try:
@@ -290,6 +293,11 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
     except BaseException:
         remove_blobs(runtime, added)
         raise
+    if stored:
+        urgent = is_urgent(new.submission.in_progress, new.submission.danger_to_life)
+        runtime.metrics.counter("bm_reports_accepted", "Reports accepted (202), by urgency; those refused are "
+                                "bm_http_problems_total on POST /v1/reports, by reason", ["urgent"]
+                                ).labels(str(urgent).lower()).inc()
     wake_display_copies(runtime, new.photos)
     # The first answer and a replay alike: open the sealed token for this client, who sent the key.
     body = dict(response.body)

@@ -14,7 +14,7 @@ import logging
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.app import Runtime
@@ -23,6 +23,7 @@ from burgermelding_shared.contracts import PhotoVerification, ReportSubmitted, V
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.events import distance_m
 from burgermelding_shared.messaging import enqueue, first_delivery
+from burgermelding_shared.metrics import Metrics, age_seconds
 from burgermelding_shared.timeutil import utcnow
 from burgermelding_shared.tracing import continue_trace, outgoing_traceparent
 from verification import grouping
@@ -249,3 +250,14 @@ class VerificationWorker(BackgroundLoop):
                     "near_duplicate", "not_applicable", f"The same picture is in nearby recent report(s) {names}.",
                     "Dezelfde afbeelding zit in een recente melding in de buurt."))
         return linked
+
+
+async def backlog_scraper(runtime: Runtime, metrics: Metrics) -> None:
+    """How far verification is behind: jobs waiting, and how long the oldest has waited."""
+    async with runtime.db.sessions() as session:
+        waiting, oldest = (await session.execute(select(func.count(), func.min(VerificationJob.received_at))
+                                                 .where(VerificationJob.status == "pending"))).one()
+    metrics.gauge("bm_verification_backlog_jobs", "Verification jobs waiting or running").set(waiting)
+    metrics.gauge("bm_verification_oldest_job_age_seconds", "How long the oldest waiting job has waited"
+                  ).set(age_seconds(oldest, utcnow()))
+

@@ -19,7 +19,7 @@ from verification.analysis import warm_up
 from verification.checks import configure_weights
 from verification.config import VerificationSettings, get_settings
 from verification.grouping import FragmentMerger
-from verification.jobs import VerificationWorker
+from verification.jobs import VerificationWorker, backlog_scraper
 from verification.models import messaging
 from verification.nearindex import NearDuplicateIndex
 
@@ -71,6 +71,7 @@ def create_app(settings: VerificationSettings | None = None) -> FastAPI:
         messaging=messaging,
         destinations=service_destinations(settings, {"dispatch-bridge": settings.bridge_url}),
         hooks=[worker_hook],
+        metrics_scrapers=[backlog_scraper],
     )
     app.include_router(internal.router)
     return app
