@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from PIL import Image
 
-from burgermelding_shared.blobstore import LocalBlobStore
+from burgermelding_shared.blobstore import BlobStoreConfig, LocalBlobStore
 from tests.helpers import exif_time, gps_tags, make_scene
 from verification.analysis import PhotoJob, analyse_photo
 from verification.checks import Claim
@@ -65,9 +65,10 @@ def per_photo(count: int) -> dict[str, float]:
         now = datetime.now(UTC)
         claim = Claim(observed_at=now, received_at=now, lat=52.09, lon=5.12, accuracy_m=10)
         # As the suite runs it (pixels from intake's display copy), and without one (the original decoded).
-        jobs = [PhotoJob(folder, f"p{i}", d, claim, 50_000_000, 24, 500, display)
+        jobs = [PhotoJob(BlobStoreConfig(folder), f"p{i}", d, claim, 50_000_000, 24, 500, display)
                 for i, (d, display) in enumerate(zip(digests, displays, strict=True))]
-        fallback_jobs = [PhotoJob(folder, f"p{i}", d, claim, 50_000_000, 24, 500) for i, d in enumerate(digests)]
+        fallback_jobs = [PhotoJob(BlobStoreConfig(folder), f"p{i}", d, claim, 50_000_000, 24, 500)
+                         for i, d in enumerate(digests)]
         analyse_photo(jobs[0])  # warm-up: imports, first allocations
         bare_reduced_decode(photos[0])
         bare, full, fallback = [], [], []

@@ -35,8 +35,11 @@ def standalone_python(service: str) -> str:
     folder = ENVIRONMENTS / DISTRIBUTIONS[service]
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}}
     env["UV_PROJECT_ENVIRONMENT"] = str(folder)
+    # Our own packages are built afresh each time: uv would otherwise reuse a wheel built from older sources
+    # (their version does not change with every commit).
+    ours = ["--reinstall-package", "burgermelding-shared", "--reinstall-package", DISTRIBUTIONS[service]]
     done = subprocess.run([uv_command(), "sync", "--frozen", "--no-dev", "--no-editable", "--compile-bytecode",
-                           "--quiet", "--python", "3.11", "--package", DISTRIBUTIONS[service]],
+                           "--quiet", "--python", "3.11", "--package", DISTRIBUTIONS[service], *ours],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"installing {DISTRIBUTIONS[service]} alone failed:\n{done.stderr}")

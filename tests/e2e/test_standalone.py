@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.test_happy_path import camera_photo
 from tests.helpers import report_json
+from tests.s3 import S3Server, start_s3_server
 from tests.standalone import standalone_python
 from tests.suite import SERVICES, Suite, follow, production_secrets, start_suite, submit
 
@@ -24,8 +26,23 @@ def pythons() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory: pytest.TempPathFactory, pythons: dict[str, str]) -> Iterator[Suite]:
-    running = start_suite(tmp_path_factory.mktemp("standalone"), production_secrets(), pythons)
+def s3() -> Iterator[S3Server]:
+    server = start_s3_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory, pythons: dict[str, str], s3: S3Server) -> Iterator[Suite]:
+    """Production mode, the photos in an S3 bucket, and each service a photo folder of its own that must stay
+    empty: a service that read another's files from disk would find nothing there."""
+    folder = tmp_path_factory.mktemp("standalone")
+    bucket = s3.new_bucket()
+    env = production_secrets()
+    for name, (_package, prefix) in SERVICES.items():
+        env.update({**s3.env(prefix, bucket), f"{prefix}BLOB_DIR": str(folder / f"{name}-blobs")})
+    running = start_suite(folder, env, pythons)
+    running.env["TEST_S3_BUCKET"] = bucket
     yield running
     running.stop()
 
@@ -41,7 +58,7 @@ def test_a_service_environment_holds_its_own_package_and_no_other_service(python
         assert done.stdout.strip() == "", f"{name}'s environment also holds {done.stdout.strip()}"
 
 
-def test_each_service_runs_alone_in_production_mode(suite: Suite) -> None:
+def test_each_service_runs_alone_in_production_mode(suite: Suite, s3: S3Server) -> None:
     for name, url in suite.urls.items():
         assert httpx.get(f"{url}/readyz", timeout=10).json() == {"status": "ready"}, name
     # Production mode is what the services run in (and so they run on these secrets, not the placeholders).
@@ -54,6 +71,16 @@ def test_each_service_runs_alone_in_production_mode(suite: Suite) -> None:
     assert response.status_code == 202, response.text
     view = follow(suite, response.json(), "closed")
     assert [item["event"] for item in view["timeline"]][:3] == ["received", "verified", "forwarded"], view
+    # The photo went through the bucket only: verification read it there, the meldkamer fetched it through the
+    # bridge (which read it there) and found its SHA-256 right, and no service's own folder holds a photo.
+    incident = next(i for i in httpx.get(f"{suite.urls['meldkamer']}/v1/incidents", timeout=10).json()
+                    if i["description"] == body["description"])
+    assert incident["photos"] == "verified", incident
+    listed = s3.client().list_objects_v2(Bucket=suite.env["TEST_S3_BUCKET"])  # type: ignore[attr-defined]
+    assert len(listed.get("Contents", [])) == 2  # the original and its display copy
+    for name, (_package, prefix) in SERVICES.items():
+        folder = Path(suite.env[f"{prefix}BLOB_DIR"])
+        assert not folder.exists() or not [p for p in folder.rglob("*") if p.is_file()], name
 
     # The bridge's dispatcher login is a form: the dependency that once was missing.
     refused = httpx.post(f"{suite.urls['bridge']}/v1/auth/token", data={"username": "nobody", "password": "x"},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from burgermelding_shared.blobstore import LocalBlobStore
+from burgermelding_shared.blobstore import BlobStoreConfig, LocalBlobStore
 from tests.helpers import exif_time, gps_tags, make_jpeg
 from verification.analysis import PhotoJob, analyse_photo
 from verification.checks import Claim
@@ -21,7 +21,7 @@ def analyse(tmp_path: Path, data: bytes, observed_at: datetime | None = None) ->
     digest = store.put_bytes(data)
     now = datetime.now(UTC)
     claim = Claim(observed_at=observed_at or now, received_at=now, lat=CLAIM_LAT, lon=CLAIM_LON, accuracy_m=20)
-    return analyse_photo(PhotoJob(str(tmp_path), "photo-1", digest, claim, 50_000_000, 24.0, 500.0))
+    return analyse_photo(PhotoJob(BlobStoreConfig(str(tmp_path)), "photo-1", digest, claim, 50_000_000, 24.0, 500.0))
 
 
 def codes(result: dict) -> dict[str, str]:

@@ -6,6 +6,7 @@ on shutdown; routes reach them through `Runtime`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from burgermelding_shared.background import BackgroundLoop
-from burgermelding_shared.blobstore import LocalBlobStore
+from burgermelding_shared.blobstore import BlobStore, BlobStoreUnavailable
 from burgermelding_shared.bodylimit import BodySizeLimitMiddleware
 from burgermelding_shared.db import Database
 from burgermelding_shared.errors import (
@@ -27,6 +28,7 @@ from burgermelding_shared.errors import (
     error_response,
     error_responses,
     install_error_handlers,
+    storage_unavailable,
 )
 from burgermelding_shared.logging import TraceAndAccessLogMiddleware, configure_logging
 from burgermelding_shared.messaging import Destination, MessagingTables, Relay, RelayConfig, ResultHandler
@@ -48,7 +50,7 @@ class Runtime:
 
     settings: Any
     db: Database
-    blobs: LocalBlobStore
+    blobs: BlobStore
     http: httpx.AsyncClient
     messaging: MessagingTables
     relay: Relay
@@ -127,7 +129,7 @@ def create_service_app(
             result_handlers,
             attempt_handlers,
         )
-        runtime = Runtime(settings=settings, db=db, blobs=LocalBlobStore(settings.blob_dir), http=http,
+        runtime = Runtime(settings=settings, db=db, blobs=settings.blob_config().open(), http=http,
                           messaging=messaging, relay=relay, metrics=metrics)
         app.state.runtime = runtime
         async with AsyncExitStack() as stack:
@@ -153,7 +155,7 @@ def create_service_app(
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz", tags=["health"], summary="Readiness: the database is reachable",
+    @app.get("/readyz", tags=["health"], summary="Readiness: the database and the photo store are reachable",
              responses=error_responses(503))
     async def readyz(runtime: RuntimeDep) -> JSONResponse:
         try:
@@ -161,6 +163,10 @@ def create_service_app(
         except Exception as exc:
             raise ServiceError(503, "database_unreachable", "the database does not answer",
                                detail_nl="de database antwoordt niet") from exc
+        try:
+            await asyncio.to_thread(runtime.blobs.ping)
+        except BlobStoreUnavailable as exc:
+            raise storage_unavailable() from exc
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics (text format); keep it off the public "

@@ -1,19 +1,26 @@
 """Photo storage behind a small interface, content-addressed by SHA-256.
 
-The default is a local folder; anything with the same methods (an S3-compatible bucket, say) can take
-its place. Writes are atomic: a temporary file in the same folder, fsync, then rename, so a reader never sees
-half a photo and a crash leaves at most a stray temporary file.
+Two stores with the same methods: a local folder (the embedded default, for one machine) and an S3-compatible
+bucket (MinIO, Ceph RGW, a cloud bucket) when `S3_BUCKET` is set, so that services on several machines share the
+photos without any of them reading another's disk. Writes are atomic either way: locally a temporary file in the
+same folder, fsync, then rename, so a reader never sees half a photo and a crash leaves at most a stray temporary
+file; in S3 an object appears whole or not at all (large ones as a multipart upload). Every read that matters is
+checked against the key, the SHA-256 of the bytes.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
+import io
 import os
 import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -29,12 +36,44 @@ class BlobCorrupted(ValueError):
     """The stored bytes no longer hash to their key."""
 
 
+class BlobStoreUnavailable(RuntimeError):
+    """The store cannot be reached or refuses us (an S3 outage, a missing bucket, wrong credentials): the
+    request is answered 503 and stores nothing."""
+
+
 class BlobStore(Protocol):
     def put_file(self, path: Path) -> str: ...
     def adopt_file(self, path: Path, digest: str) -> str: ...
     def put_bytes(self, data: bytes) -> str: ...
     def open(self, digest: str) -> BinaryIO: ...
     def exists(self, digest: str) -> bool: ...
+    def read_verified(self, digest: str) -> bytes: ...
+    def delete(self, digest: str) -> None: ...
+    def ping(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BlobStoreConfig:
+    """Where the photos are: plain data, so a worker process can open the same store."""
+
+    local_dir: str
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_prefix: str = "photos/"
+
+    def open(self) -> BlobStore:
+        if self.s3_bucket:
+            return S3BlobStore(self)
+        return LocalBlobStore(Path(self.local_dir))
+
+
+@functools.cache
+def store_for(config: BlobStoreConfig) -> BlobStore:
+    """One store per configuration and process (a worker process opens its own once, not once a photo)."""
+    return config.open()
 
 
 def sha256_file(path: Path) -> str:
@@ -139,7 +178,117 @@ class LocalBlobStore:
     def read_verified(self, digest: str) -> bytes:
         """The blob's bytes, checked against its key (evidence must be what it claims to be)."""
         with self.open(digest) as fh:
-            data = fh.read()
-        if hashlib.sha256(data).hexdigest() != digest:
-            raise BlobCorrupted(digest)
-        return data
+            return verified(fh.read(), digest)
+
+    def delete(self, digest: str) -> None:
+        self.path_for(digest).unlink(missing_ok=True)
+
+    def ping(self) -> None:
+        if not self.root.is_dir():
+            raise BlobStoreUnavailable(f"the photo folder {self.root} is missing")
+
+
+def verified(data: bytes, digest: str) -> bytes:
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise BlobCorrupted(digest)
+    return data
+
+
+class S3BlobStore:
+    """Photos in an S3-compatible bucket (obstore: a small, fast client with multipart uploads). Keys are
+    `<prefix><sha256>`; an object is written only once, as the same key always holds the same bytes."""
+
+    MULTIPART_CHUNK = 8 * 1024 * 1024  # uploads larger than this go in parts, streamed from the file
+
+    def __init__(self, config: BlobStoreConfig) -> None:
+        from obstore.store import S3Store
+
+        options = {"endpoint": config.s3_endpoint_url} if config.s3_endpoint_url else {}
+        self.prefix = config.s3_prefix
+        self.store = S3Store(config.s3_bucket, region=config.s3_region, access_key_id=config.s3_access_key_id or None,
+                             secret_access_key=config.s3_secret_access_key or None,
+                             client_options={"allow_http": config.s3_endpoint_url.startswith("http://"),
+                                             "timeout": "30s", "connect_timeout": "5s"},
+                             retry_config={"max_retries": 2, "retry_timeout": timedelta(seconds=20),
+                                           "backoff": {"init_backoff": timedelta(milliseconds=100)}},
+                             **options)
+
+    def key(self, digest: str) -> str:
+        return self.prefix + check_digest(digest)
+
+    @contextmanager
+    def _calls(self, digest: str = "") -> Iterator[None]:
+        """obstore's errors as ours: a missing object (when `digest` names one) is BlobNotFound, anything else
+        (a missing bucket, refused credentials, no answer) is the store failing."""
+        import obstore.exceptions as s3_errors
+
+        try:
+            yield
+        except (s3_errors.NotFoundError, FileNotFoundError) as exc:  # obstore answers a 404 with either
+            if not digest:  # no object was asked for: the bucket itself is missing
+                raise BlobStoreUnavailable("the photo bucket does not exist") from exc
+            raise BlobNotFound(digest) from exc
+        except (s3_errors.BaseError, OSError) as exc:
+            raise BlobStoreUnavailable(f"the photo store failed: {type(exc).__name__}") from exc
+
+    def put_file(self, path: Path) -> str:
+        digest = sha256_file(path)
+        return self.adopt_file(path, digest, keep=True)
+
+    def adopt_file(self, path: Path, digest: str, keep: bool = False) -> str:
+        """Upload a file whose SHA-256 the caller has (a checked upload), streamed in parts when large; the
+        local file is removed afterwards (unless `keep`), as the local store moves it."""
+        import obstore
+
+        if not self.exists(digest):
+            with self._calls(), Path(path).open("rb") as fh:  # a 404 on a write: the bucket is missing
+                obstore.put(self.store, self.key(digest), fh, chunk_size=self.MULTIPART_CHUNK,
+                            use_multipart=Path(path).stat().st_size > self.MULTIPART_CHUNK)
+        if not keep:
+            Path(path).unlink(missing_ok=True)
+        return digest
+
+    def put_bytes(self, data: bytes) -> str:
+        import obstore
+
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.exists(digest):
+            with self._calls():
+                obstore.put(self.store, self.key(digest), data, use_multipart=False)
+        return digest
+
+    def exists(self, digest: str) -> bool:
+        import obstore
+
+        key = self.key(digest)  # not a digest: BlobNotFound, as from the local store
+        try:
+            with self._calls(digest):
+                obstore.head(self.store, key)
+        except BlobNotFound:
+            return False
+        return True
+
+    def open(self, digest: str) -> BinaryIO:
+        return io.BytesIO(self._get(digest))
+
+    def _get(self, digest: str) -> bytes:
+        import obstore
+
+        with self._calls(digest):
+            return bytes(obstore.get(self.store, self.key(digest)).bytes())
+
+    def read_verified(self, digest: str) -> bytes:
+        return verified(self._get(digest), digest)
+
+    def delete(self, digest: str) -> None:
+        import obstore
+
+        with self._calls(digest):
+            obstore.delete(self.store, self.key(digest))
+
+    def ping(self) -> None:
+        """The bucket answers and lets us in (a missing bucket or wrong credentials fail here, at readiness)."""
+        import obstore
+
+        with self._calls():
+            obstore.list(self.store, prefix=self.prefix, chunk_size=1).collect()

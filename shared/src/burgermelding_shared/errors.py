@@ -16,6 +16,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from burgermelding_shared.blobstore import BlobStoreUnavailable
+
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -161,6 +163,13 @@ def busy() -> ServiceError:
                         headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
 
 
+def storage_unavailable() -> ServiceError:
+    return ServiceError(503, "storage_unavailable", f"the photo store cannot be reached; nothing was stored, try "
+                        f"again in {BUSY_RETRY_AFTER_SECONDS} s", detail_nl="de foto-opslag is niet bereikbaar; er is "
+                        f"niets opgeslagen, probeer het over {BUSY_RETRY_AFTER_SECONDS} s opnieuw",
+                        headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
+
+
 def render_error(request: Request, exc: ServiceError) -> JSONResponse:
     """Problem details, with `detail` in Dutch when the client prefers it."""
     metrics = getattr(request.app.state, "metrics", None)
@@ -220,6 +229,12 @@ def install_error_handlers(app: FastAPI) -> None:
         # The request stored nothing (its transaction rolled back), so the client can safely send it again.
         log.warning("database busy or unreachable", extra={"reason": type(exc).__name__})
         return render_error(request, busy())
+
+    @app.exception_handler(BlobStoreUnavailable)
+    async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+        # The request's transaction rolled back and what it had put in the store was removed: safe to retry.
+        log.warning("photo store unavailable", extra={"reason": str(exc)[:200]})
+        return render_error(request, storage_unavailable())
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from burgermelding_shared.blobstore import BlobStoreConfig
+
 # Placeholder secrets make a local run work without any setup; they are refused outside development so a
 # deployment can never run on a value that is published in this repository.
 PLACEHOLDER_PREFIX = "dev-only-"
@@ -28,7 +30,15 @@ class ServiceSettings(BaseSettings):
     database_url: str = Field(
         "", description="SQLAlchemy async URL. Empty: a SQLite file under `var/` named after the service."
     )
-    blob_dir: Path = Field(DEFAULT_VAR_DIR / "blobs", description="Folder of the local photo store.")
+    blob_dir: Path = Field(DEFAULT_VAR_DIR / "blobs", description="Folder of the local photo store (used when no "
+                           "S3 bucket is set).")
+    s3_bucket: str = Field("", description="S3-compatible bucket for the photos (MinIO, Ceph RGW, a cloud bucket); "
+                           "empty: the local folder. Every service of a deployment must name the same one.")
+    s3_endpoint_url: str = Field("", description="The S3 endpoint, e.g. https://minio.internal:9000 (empty: AWS).")
+    s3_region: str = Field("us-east-1", description="The bucket's region.")
+    s3_access_key_id: str = Field("", description="S3 access key (empty: the environment's credentials).")
+    s3_secret_access_key: str = Field("", description="S3 secret key.")
+    s3_prefix: str = Field("photos/", description="Key prefix of the photos in the bucket.")
     internal_secret: str = Field(
         DEFAULT_INTERNAL_SECRET, description="Shared secret that signs service-to-service credentials."
     )
@@ -72,6 +82,12 @@ class ServiceSettings(BaseSettings):
                     f"placeholder or short secrets are refused outside development: {', '.join(weak)}"
                 )
         return self
+
+    def blob_config(self) -> BlobStoreConfig:
+        return BlobStoreConfig(local_dir=str(self.blob_dir), s3_bucket=self.s3_bucket,
+                               s3_endpoint_url=self.s3_endpoint_url, s3_region=self.s3_region,
+                               s3_access_key_id=self.s3_access_key_id,
+                               s3_secret_access_key=self.s3_secret_access_key, s3_prefix=self.s3_prefix)
 
     @property
     def effective_database_url(self) -> str:

@@ -24,7 +24,7 @@ from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
 from report_intake import followup, reports, texts
 from report_intake.models import DisplayJob, DisplayState, Photo, Report
-from report_intake.photos import PhotoUnreadable, display_copy_of_file
+from report_intake.photos import PhotoUnreadable, display_copy_of_blob
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,9 @@ class DisplayCopies(BackgroundLoop):
         made: dict[str, str | None] = {}  # photo id -> display copy's digest, None if unreadable
         for photo_id, sha256 in pending:
             try:
-                jpeg = await self.work.run(job.urgent, display_copy_of_file, runtime.blobs.path_for(sha256),
-                                           display_max_side=runtime.settings.display_max_side)
+                jpeg = await self.work.run(job.urgent, display_copy_of_blob, runtime.blobs, sha256,
+                                           display_max_side=runtime.settings.display_max_side,
+                                           scratch=runtime.settings.blob_dir.parent / "uploads")
             except PhotoUnreadable as exc:
                 log.info("photo %s of report %s does not decode: %s", photo_id, job.report_id, exc)
                 made[photo_id] = None

@@ -106,7 +106,7 @@ async def add_photos(runtime: Runtime, report_id: str, access: reports.Access, p
         response = await idempotency.run_once(runtime.db, idempotency_keys, f"add-photos:{report_id}", key,
                                               reports.fingerprint({"report": report_id}, photos), work)
     except BaseException:
-        reports.remove_blobs(runtime, added)
+        await reports.remove_blobs(runtime, added)
         raise
     reports.wake_display_copies(runtime, photos)
     notify(runtime, report_id)

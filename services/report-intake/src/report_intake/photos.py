@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from burgermelding_shared.blobstore import sha256_file
+from burgermelding_shared.blobstore import BlobStore, sha256_file
 from burgermelding_shared.errors import ServiceError
 
 try:  # iPhones shoot HEIC; pillow-heif teaches Pillow to read it.
@@ -198,13 +199,13 @@ def display_copy(im: Image.Image, display_max_side: int, tmp_dir: Path) -> bytes
         return out.read()
 
 
-def display_copy_of_file(path: Path, display_max_side: int) -> bytes:
+def display_copy_of_blob(store: BlobStore, digest: str, display_max_side: int, scratch: Path) -> bytes:
     """The display copy of a stored original (for a HEIC, after the 202). Blocking: run it in a worker thread.
-    A file that cannot be opened raises OSError (a storage fault, worth retrying), one that opens but does
-    not decode raises PhotoUnreadable (it never will)."""
-    with path.open("rb") as fh:
-        try:
-            with Image.open(fh) as im:
-                return display_copy(im, display_max_side, path.parent)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise PhotoUnreadable(str(exc)) from exc
+    A photo the store cannot give (it is down, or the bytes no longer match their digest) raises, a storage
+    fault worth retrying; one that is read but does not decode raises PhotoUnreadable (it never will)."""
+    data = store.read_verified(digest)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return display_copy(im, display_max_side, scratch)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise PhotoUnreadable(str(exc)) from exc

@@ -7,8 +7,10 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime
+from burgermelding_shared.blobstore import BlobStore, BlobStoreUnavailable
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.contracts import ContactDetails, Location, PhotoRef, ReportSubmitted, is_urgent
 from burgermelding_shared.errors import ServiceError
@@ -49,6 +52,8 @@ from report_intake.schemas import (
 from report_intake.uploads import UploadedForm
 
 URGENT_PRIORITY = 10
+
+log = logging.getLogger(__name__)
 
 
 def not_found() -> ServiceError:
@@ -163,10 +168,18 @@ async def store_photo_blobs(runtime: Runtime, photos: list[CheckedPhoto]) -> lis
         if photo.display_jpeg is not None and photo.display_sha256 is not None:  # else made after the 202
             blobs.append((photo.display_sha256, lambda p=photo: runtime.blobs.put_bytes(p.display_jpeg)))
         for digest, put in blobs:
-            if not runtime.blobs.exists(digest):
-                await asyncio.to_thread(put)
+            if await asyncio.to_thread(put_if_new, runtime.blobs, digest, put):
                 added.append(digest)
     return added
+
+
+def put_if_new(store: BlobStore, digest: str, put: Callable[[], object]) -> bool:
+    """Store a blob unless the store has it (another report's photo); True if this call added it. Blocking
+    (the store may be across the network): run it in a worker thread."""
+    if store.exists(digest):
+        return False
+    put()
+    return True
 
 
 def wake_display_copies(runtime: Runtime, photos: list[CheckedPhoto]) -> None:
@@ -176,10 +189,13 @@ def wake_display_copies(runtime: Runtime, photos: list[CheckedPhoto]) -> None:
         loop.wake()
 
 
-def remove_blobs(runtime: Runtime, digests: list[str]) -> None:
+async def remove_blobs(runtime: Runtime, digests: list[str]) -> None:
     """Undo `store_photo_blobs` for a request that failed: nothing half-stored remains."""
     for digest in digests:
-        runtime.blobs.path_for(digest).unlink(missing_ok=True)
+        try:
+            await asyncio.to_thread(runtime.blobs.delete, digest)
+        except BlobStoreUnavailable:  # the store is down: an unreferenced photo stays, no report points at it
+            log.warning("could not remove photo %s of a failed request", digest)
 
 
 def add_photo_rows(session: AsyncSession, report_id: str, photos: list[CheckedPhoto]) -> None:
@@ -291,7 +307,7 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
         response = await idempotency.run_once(runtime.db, idempotency_keys, "create-report", new.idempotency_key,
                                               fp, work)
     except BaseException:
-        remove_blobs(runtime, added)
+        await remove_blobs(runtime, added)
         raise
     if stored:
         urgent = is_urgent(new.submission.in_progress, new.submission.danger_to_life)

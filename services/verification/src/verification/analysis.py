@@ -17,12 +17,11 @@ import io
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps
 
-from burgermelding_shared.blobstore import BlobCorrupted, BlobNotFound, LocalBlobStore
+from burgermelding_shared.blobstore import BlobCorrupted, BlobNotFound, BlobStore, BlobStoreConfig, store_for
 from burgermelding_shared.contracts import CheckResult, PhotoVerification
 from verification.checks import Claim, check, metadata_checks, provenance_check, thumbnail_check
 from verification.exif import read_metadata
@@ -72,7 +71,7 @@ def reduction(size: tuple[int, int]) -> int:
 
 @dataclass
 class PhotoJob:
-    blob_dir: str
+    blobs: BlobStoreConfig
     photo_id: str
     sha256: str
     claim: Claim
@@ -91,7 +90,7 @@ def reduced_decode(im: Image.Image) -> Image.Image:
     return im
 
 
-def upright_pixels(store: LocalBlobStore, job: PhotoJob, original: Image.Image) -> Image.Image:
+def upright_pixels(store: BlobStore, job: PhotoJob, original: Image.Image) -> Image.Image:
     """The photo's pixels upright: from the display copy (already upright, no metadata) when there is one,
     else from a reduced decode of the original."""
     if job.display_sha256:
@@ -107,7 +106,7 @@ def analyse_photo(job: PhotoJob) -> dict[str, Any]:
     """Returns a PhotoVerification as a dict (plain data crosses the process boundary cheaply), with the PDQ
     hashes under "pdq" (hex) and "pdq_dihedral" (8 x hex) and the PDQ quality under "pdq_quality"."""
     undecodable = PhotoVerification(photo_id=job.photo_id, sha256=job.sha256, checks=[])
-    store = LocalBlobStore(Path(job.blob_dir))
+    store = store_for(job.blobs)
     try:
         data = store.read_verified(job.sha256)
     except BlobNotFound:

@@ -147,7 +147,8 @@ class VerificationWorker(BackgroundLoop):
         claim = Claim(observed_at=report.observed_at, received_at=report.received_at, lat=report.location.lat,
                       lon=report.location.lon, accuracy_m=report.location.accuracy_m)
         loop = asyncio.get_running_loop()
-        photo_jobs = [PhotoJob(str(self.settings.blob_dir), p.photo_id, p.sha256, claim, self.settings.max_image_pixels,
+        blobs = self.settings.blob_config()
+        photo_jobs = [PhotoJob(blobs, p.photo_id, p.sha256, claim, self.settings.max_image_pixels,
                                self.settings.old_photo_hours, self.settings.gps_min_distance_m, p.sanitised_sha256)
                       for p in report.photos]
         analysed = await asyncio.gather(*(loop.run_in_executor(self.pool, analyse_photo, pj) for pj in photo_jobs))
