@@ -76,3 +76,21 @@ def test_the_alert_rules_are_valid_for_prometheus() -> None:
     checked = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 5 rules found" in checked.stdout
+
+
+async def test_dead_letters_are_counted_with_urgent_ones_apart(start_service: Callable[..., Any]) -> None:
+    from sqlalchemy import insert
+
+    from burgermelding_shared.timeutil import utcnow
+    from report_intake.models import messaging
+
+    intake = await start_service("report_intake", IntakeSettings)
+    async with intake.runtime.db.transaction() as session:
+        for n, priority in enumerate([10, 10, 0]):
+            await session.execute(insert(messaging.outbox).values(
+                message_id=f"dead-{n}", destination="dispatch-bridge", path="/internal/v1/reports", kind="k",
+                payload="{}", priority=priority, status="dead", attempts=40, next_attempt_at=utcnow(),
+                created_at=utcnow()))
+    samples = await scrape(intake)
+    assert value(samples, "bm_outbox_dead_letters", destination="dispatch-bridge", urgent="true") == 2
+    assert value(samples, "bm_outbox_dead_letters", destination="dispatch-bridge", urgent="false") == 1

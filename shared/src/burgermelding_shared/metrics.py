@@ -75,8 +75,8 @@ async def outbox_scraper(runtime: Runtime, metrics: Metrics) -> None:
             select(outbox.c.destination, func.count(), func.min(outbox.c.created_at))
             .where(outbox.c.status == PENDING).group_by(outbox.c.destination))).all()
         dead = (await session.execute(
-            select(outbox.c.destination, outbox.c.priority > 0, func.count())
-            .where(outbox.c.status == DEAD).group_by(outbox.c.destination, outbox.c.priority > 0))).all()
+            select(outbox.c.destination, outbox.c.priority, func.count())
+            .where(outbox.c.status == DEAD).group_by(outbox.c.destination, outbox.c.priority))).all()
     now = utcnow()
     depth = metrics.gauge("bm_outbox_pending_messages", "Messages waiting in the outbox", ["destination"])
     oldest = metrics.gauge("bm_outbox_oldest_pending_age_seconds", "Age of the oldest waiting message",
@@ -93,8 +93,8 @@ async def outbox_scraper(runtime: Runtime, metrics: Metrics) -> None:
     for destination, count, first in waiting:
         depth.labels(destination).set(count)
         oldest.labels(destination).set(age_seconds(first, now))
-    for destination, urgent, count in dead:
-        letters.labels(destination, "true" if urgent else "false").set(count)
+    for destination, priority, count in dead:
+        letters.labels(destination, "true" if priority > 0 else "false").inc(count)
 
 
 async def circuit_scraper(runtime: Runtime, metrics: Metrics) -> None:

@@ -32,6 +32,8 @@ class VerificationSettings(ServiceSettings):
     flood_warn: int = Field(5, description="Reports from one (daily pseudonymous) sender in 10 minutes: warn.")
     flood_spam: int = Field(20, description="...and this many: spam, rejected.")
     group_merge_seconds: float = Field(30.0, description="How often the pass that merges group fragments runs.")
+    job_lease_seconds: float = Field(120.0, description="How long a replica holds a job it took; a job held by a "
+                                     "replica that died is taken by another after this (a job takes seconds).")
 
 
     def near_duplicate_thresholds(self) -> Thresholds:

@@ -37,7 +37,6 @@ from verification.textchecks import remember, text_checks
 from verification.verdict import decide, reassess
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(minutes=2)
 URGENT = 10
 
 
@@ -139,7 +138,7 @@ class VerificationWorker(BackgroundLoop):
             if job is None:
                 return None
             await session.execute(update(VerificationJob).where(VerificationJob.job_id == job.job_id)
-                                  .values(lease_until=now + LEASE))
+                                  .values(lease_until=now + timedelta(seconds=self.settings.job_lease_seconds)))
         return job
 
     async def process(self, job: VerificationJob) -> None:
