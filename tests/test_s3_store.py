@@ -97,7 +97,7 @@ async def test_intake_keeps_originals_in_the_bucket_and_refuses_when_it_is_down(
     stored = objects(s3, bucket)
     assert f"photos/{hashlib.sha256(photo).hexdigest()}" in stored  # the original, byte for byte
     assert len(stored) == 2  # and its display copy
-    assert (await stored_counts(intake))["blobs"] == 0  # nothing on this machine's disk
+    assert (await stored_counts(intake))["uploads"] == 0  # the upload went to the bucket, none is left here
 
     # The bucket goes away: readiness says so, and a report is refused with nothing stored, safe to retry.
     s3.client().delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stored]})  # type: ignore[attr-defined]

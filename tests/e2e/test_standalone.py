@@ -81,6 +81,9 @@ def test_each_service_runs_alone_in_production_mode(suite: Suite, s3: S3Server) 
     for name, (_package, prefix) in SERVICES.items():
         folder = Path(suite.env[f"{prefix}BLOB_DIR"])
         assert not folder.exists() or not [p for p in folder.rglob("*") if p.is_file()], name
+    # Intake took the upload into its own scratch folder, and gave it to the bucket: nothing is left there.
+    scratch = Path(suite.env["BM_INTAKE_BLOB_DIR"]).parent / "uploads"
+    assert scratch.is_dir() and not [p for p in scratch.rglob("*") if p.is_file()]
 
     # The bridge's dispatcher login is a form: the dependency that once was missing.
     refused = httpx.post(f"{suite.urls['bridge']}/v1/auth/token", data={"username": "nobody", "password": "x"},

@@ -19,7 +19,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -61,7 +61,7 @@ class BlobStoreConfig:
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
     s3_access_key_id: str = ""
-    s3_secret_access_key: str = ""
+    s3_secret_access_key: str = field(default="", repr=False)
     s3_prefix: str = "photos/"
 
     def open(self) -> BlobStore:
@@ -225,7 +225,7 @@ class S3BlobStore:
         try:
             yield
         except (s3_errors.NotFoundError, FileNotFoundError) as exc:  # obstore answers a 404 with either
-            if not digest:  # no object was asked for: the bucket itself is missing
+            if not digest or "NoSuchBucket" in str(exc):  # not a missing photo: the bucket itself is missing
                 raise BlobStoreUnavailable("the photo bucket does not exist") from exc
             raise BlobNotFound(digest) from exc
         except (s3_errors.BaseError, OSError) as exc:
@@ -291,4 +291,4 @@ class S3BlobStore:
         import obstore
 
         with self._calls():
-            obstore.list(self.store, prefix=self.prefix, chunk_size=1).collect()
+            next(iter(obstore.list(self.store, prefix=self.prefix, chunk_size=1)), None)  # one page, not all

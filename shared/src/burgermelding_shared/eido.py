@@ -18,7 +18,7 @@ NENA's, and we cannot read them here.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET  # the bridge's own documents; a DOCTYPE is refused before parsing
+import xml.etree.ElementTree as ET  # what the meldkamer receives: a DOCTYPE is refused before parsing
 from datetime import datetime
 from typing import Any
 
@@ -95,8 +95,11 @@ def problems(document: Any) -> list[str]:
     ids: list[str] = [document["$id"]] if isinstance(document.get("$id"), str) else []
     components: list[tuple[str, dict[str, Any]]] = [("$", document)]
     for name, (members, required) in COMPONENTS.items():
-        value = document.get(name)
+        if name not in document:
+            continue
+        value = document[name]
         if value is None:
+            found.append(f"$.{name}: null is not a value (leave the member out)")
             continue
         items = [value] if name == "incidentComponent" else value
         if name == "incidentComponent" and not isinstance(value, dict):
@@ -163,13 +166,13 @@ def _kind_problem(kind: str, value: Any) -> str | None:
         "pidf": _is_pidf_lo,
         "sha256": lambda v: isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v),
         "object": lambda v: isinstance(v, dict),
-        "objects": lambda v: isinstance(v, list) and all(isinstance(o, dict) for o in v),
+        "objects": lambda v: isinstance(v, list) and bool(v) and all(isinstance(o, dict) for o in v),
     }
     expected = {"str": "a non-empty string", "strs": "a non-empty array of strings",
                 "ref": 'a reference {"$ref": "<$id>"}', "refs": 'a non-empty array of references {"$ref": "<$id>"}',
                 "int": "an integer", "bool": "true or false", "datetime": "a date-time with its UTC offset (RFC 3339)",
                 "pidf": "a PIDF-LO XML document (a <presence> of urn:ietf:params:xml:ns:pidf)",
-                "sha256": "64 lowercase hex digits", "object": "an object", "objects": "an array of objects"}
+                "sha256": "64 lowercase hex digits", "object": "an object", "objects": "a non-empty array of objects"}
     return None if checks[kind](value) else expected[kind]
 
 

@@ -56,6 +56,9 @@ from burgermelding_shared.tracing import continue_trace, outgoing_traceparent, p
 log = logging.getLogger(__name__)
 
 PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled"
+# The outbox priority of urgent messages (in progress, danger to life): they leave first, and one that dies
+# must wake someone.
+URGENT_PRIORITY = 10
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
-from burgermelding_shared.messaging import DEAD, PENDING
+from burgermelding_shared.messaging import DEAD, PENDING, URGENT_PRIORITY
 from burgermelding_shared.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -71,15 +71,20 @@ async def outbox_scraper(runtime: Runtime, metrics: Metrics) -> None:
     request dead-lettered must wake someone)."""
     outbox = runtime.messaging.outbox
     async with runtime.db.sessions() as session:
+        # How long a message has waited: one that was tried and failed, since it was written; one never tried,
+        # since it was due (a meldkamer's scripted callback is written long before its moment).
+        tried = outbox.c.attempts > 0
         waiting = (await session.execute(
-            select(outbox.c.destination, func.count(), func.min(outbox.c.created_at))
+            select(outbox.c.destination, func.count(),
+                   func.min(case((tried, outbox.c.created_at))), func.min(case((~tried, outbox.c.next_attempt_at))))
             .where(outbox.c.status == PENDING).group_by(outbox.c.destination))).all()
         dead = (await session.execute(
             select(outbox.c.destination, outbox.c.priority, func.count())
             .where(outbox.c.status == DEAD).group_by(outbox.c.destination, outbox.c.priority))).all()
     now = utcnow()
     depth = metrics.gauge("bm_outbox_pending_messages", "Messages waiting in the outbox", ["destination"])
-    oldest = metrics.gauge("bm_outbox_oldest_pending_age_seconds", "Age of the oldest waiting message",
+    oldest = metrics.gauge("bm_outbox_oldest_pending_age_seconds", "How long the longest-waiting message has waited "
+                           "(since written if it was tried, since due if not)",
                            ["destination"])
     letters = metrics.gauge("bm_outbox_dead_letters", "Dead-lettered messages (kept, replayable)",
                             ["destination", "urgent"])
@@ -90,11 +95,11 @@ async def outbox_scraper(runtime: Runtime, metrics: Metrics) -> None:
         oldest.labels(destination).set(0)
         for urgent in ("true", "false"):
             letters.labels(destination, urgent).set(0)
-    for destination, count, first in waiting:
+    for destination, count, first_tried, first_due in waiting:
         depth.labels(destination).set(count)
-        oldest.labels(destination).set(age_seconds(first, now))
+        oldest.labels(destination).set(max(age_seconds(first_tried, now), age_seconds(first_due, now)))
     for destination, priority, count in dead:
-        letters.labels(destination, "true" if priority > 0 else "false").inc(count)
+        letters.labels(destination, "true" if priority >= URGENT_PRIORITY else "false").inc(count)
 
 
 async def circuit_scraper(runtime: Runtime, metrics: Metrics) -> None:

@@ -3,6 +3,7 @@ action, is written to the audit log before anything is returned (no audit, no da
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -169,7 +170,7 @@ async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, o
               f"report {stored.report_id}")
     try:
         if original:
-            return runtime.blobs.read_verified(ref.sha256), ref.content_type
+            return await asyncio.to_thread(runtime.blobs.read_verified, ref.sha256), ref.content_type
         if ref.sanitised_sha256 is None and ref.display == "pending":
             raise ServiceError(409, "photo_display_pending", "the display copy of this photo is being made: "
                                "ask again in a few seconds", headers={"Retry-After": "2"},
@@ -180,7 +181,7 @@ async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, o
                                "supervisor can fetch the original as it arrived)",
                                detail_nl="Deze foto is niet leesbaar en heeft dus geen weergavekopie (een "
                                "supervisor kan het origineel opvragen zoals het binnenkwam)")
-        return runtime.blobs.read_verified(ref.sanitised_sha256), "image/jpeg"
+        return await asyncio.to_thread(runtime.blobs.read_verified, ref.sanitised_sha256), "image/jpeg"
     except (BlobNotFound, ValueError) as exc:
         raise ServiceError(404, "photo_not_found", "the stored photo is missing or damaged",
                            detail_nl="de opgeslagen foto ontbreekt of is beschadigd") from exc

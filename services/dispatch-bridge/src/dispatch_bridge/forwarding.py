@@ -40,7 +40,7 @@ from burgermelding_shared.contracts import (
 )
 from burgermelding_shared.db import before_commit
 from burgermelding_shared.errors import ServiceError
-from burgermelding_shared.messaging import Outcome, cancel_unsent, enqueue, first_delivery
+from burgermelding_shared.messaging import URGENT_PRIORITY, Outcome, cancel_unsent, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge import eido, incidents, media
 from dispatch_bridge.config import BridgeSettings
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_KIND = "meldkamer.request_for_service"
 UPDATE_KIND = "meldkamer.update"
-OUTBOX_PRIORITY = {1: 10, 2: 5, 3: 0}  # urgent work leaves first, also past a backlog
+OUTBOX_PRIORITY = {1: URGENT_PRIORITY, 2: 5, 3: 0}  # urgent work leaves first, also past a backlog
 
 
 def proposed_priority(report: ReportSubmitted) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -84,7 +85,7 @@ async def get_media(
 ) -> Response:
     media.check_signature(runtime.settings.media_url_secret, digest, expires, signature)
     try:
-        data = runtime.blobs.read_verified(digest)
+        data = await asyncio.to_thread(runtime.blobs.read_verified, digest)  # the store may be across the network
     except (BlobNotFound, ValueError) as exc:
         raise ServiceError(404, "media_not_found", "no such photo", detail_nl="deze foto bestaat niet") from exc
     return Response(data, media_type="application/octet-stream",

@@ -204,6 +204,7 @@ def display_copy_of_blob(store: BlobStore, digest: str, display_max_side: int, s
     A photo the store cannot give (it is down, or the bytes no longer match their digest) raises, a storage
     fault worth retrying; one that is read but does not decode raises PhotoUnreadable (it never will)."""
     data = store.read_verified(digest)
+    scratch.mkdir(parents=True, exist_ok=True)  # a replica may make copies before it has taken any upload
     try:
         with Image.open(io.BytesIO(data)) as im:
             return display_copy(im, display_max_side, scratch)

@@ -24,7 +24,7 @@ from burgermelding_shared.blobstore import BlobStore, BlobStoreUnavailable
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.contracts import ContactDetails, Location, PhotoRef, ReportSubmitted, is_urgent
 from burgermelding_shared.errors import ServiceError
-from burgermelding_shared.messaging import enqueue
+from burgermelding_shared.messaging import URGENT_PRIORITY, enqueue
 from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
 from report_intake import installations, texts
@@ -50,8 +50,6 @@ from report_intake.schemas import (
     TimelineItem,
 )
 from report_intake.uploads import UploadedForm
-
-URGENT_PRIORITY = 10
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +166,12 @@ async def store_photo_blobs(runtime: Runtime, photos: list[CheckedPhoto]) -> lis
         if photo.display_jpeg is not None and photo.display_sha256 is not None:  # else made after the 202
             blobs.append((photo.display_sha256, lambda p=photo: runtime.blobs.put_bytes(p.display_jpeg)))
         for digest, put in blobs:
-            if await asyncio.to_thread(put_if_new, runtime.blobs, digest, put):
-                added.append(digest)
+            try:
+                if await asyncio.to_thread(put_if_new, runtime.blobs, digest, put):
+                    added.append(digest)
+            except BaseException:
+                await remove_blobs(runtime, added)  # the photos before this one: nothing half-stored remains
+                raise
     return added
 
 
@@ -190,8 +192,16 @@ def wake_display_copies(runtime: Runtime, photos: list[CheckedPhoto]) -> None:
 
 
 async def remove_blobs(runtime: Runtime, digests: list[str]) -> None:
-    """Undo `store_photo_blobs` for a request that failed: nothing half-stored remains."""
-    for digest in digests:
+    """Undo `store_photo_blobs` for a request that failed: nothing half-stored remains. A photo is content-
+    addressed, so another request (on any replica) may have stored the same one for a report it committed:
+    a digest a stored photo points at is kept. (Left open: that other request committing after this check.)"""
+    if not digests:
+        return
+    async with runtime.db.sessions() as session:
+        kept = set((await session.execute(select(Photo.sha256).where(Photo.sha256.in_(digests)))).scalars())
+        kept |= set((await session.execute(select(Photo.sanitised_sha256).where(
+            Photo.sanitised_sha256.in_(digests)))).scalars())
+    for digest in (d for d in digests if d not in kept):
         try:
             await asyncio.to_thread(runtime.blobs.delete, digest)
         except BlobStoreUnavailable:  # the store is down: an unreferenced photo stays, no report points at it

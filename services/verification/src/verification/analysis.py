@@ -21,7 +21,14 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-from burgermelding_shared.blobstore import BlobCorrupted, BlobNotFound, BlobStore, BlobStoreConfig, store_for
+from burgermelding_shared.blobstore import (
+    BlobCorrupted,
+    BlobNotFound,
+    BlobStore,
+    BlobStoreConfig,
+    BlobStoreUnavailable,
+    store_for,
+)
 from burgermelding_shared.contracts import CheckResult, PhotoVerification
 from verification.checks import Claim, check, metadata_checks, provenance_check, thumbnail_check
 from verification.exif import read_metadata
@@ -138,6 +145,8 @@ def analyse_photo(job: PhotoJob) -> dict[str, Any]:
         # show the same picture as the upright image.
         thumb_distance = (thumbnail_distance(hashable, upright(thumbnail, orientation))
                           if thumbnail is not None else None)
+    except BlobStoreUnavailable:
+        raise  # the store failing says nothing about the photo: the job is tried again
     except Exception:
         undecodable.checks = [check("photo_undecodable", "fail", "The photo cannot be decoded.",
                                     "De foto kan niet worden gelezen.")]
