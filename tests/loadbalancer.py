@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.suite import die_with_parent
+from tests.suite import die_with_parent, stop_process
 
 
 @dataclass
@@ -30,11 +30,7 @@ class LoadBalancer:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        self.process.terminate()
-        with suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
-        if self.process.poll() is None:
-            self.process.kill()
+        stop_process(self.process)
 
 
 def nginx_config(folder: Path, fronts: dict[str, int], replicas: dict[str, list[int]]) -> str:

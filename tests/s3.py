@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.suite import die_with_parent, free_port
+from tests.suite import die_with_parent, free_port, stop_process
 
 ACCESS_KEY, SECRET_KEY, REGION = "burgermelding-test", "burgermelding-test-secret-key", "eu-west-1"
 
@@ -42,11 +42,7 @@ class S3Server:
         return {f"{prefix}{name.upper()}": value for name, value in self.settings(bucket).items()}
 
     def stop(self) -> None:
-        self.process.terminate()
-        with suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
-        if self.process.poll() is None:
-            self.process.kill()
+        stop_process(self.process)
 
 
 def start_s3_server() -> S3Server:

@@ -36,6 +36,15 @@ def die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
+def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = 10) -> None:
+    """Ask a helper process (nginx, an S3 server) to stop, and make it stop if it does not."""
+    process.terminate()
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace_seconds)
+    if process.poll() is None:
+        process.kill()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

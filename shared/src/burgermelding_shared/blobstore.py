@@ -24,6 +24,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+import obstore
+import obstore.exceptions as s3_errors
+import obstore.store
+
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1024 * 1024
 
@@ -201,17 +205,16 @@ class S3BlobStore:
     MULTIPART_CHUNK = 8 * 1024 * 1024  # uploads larger than this go in parts, streamed from the file
 
     def __init__(self, config: BlobStoreConfig) -> None:
-        from obstore.store import S3Store
-
         options = {"endpoint": config.s3_endpoint_url} if config.s3_endpoint_url else {}
         self.prefix = config.s3_prefix
-        self.store = S3Store(config.s3_bucket, region=config.s3_region, access_key_id=config.s3_access_key_id or None,
-                             secret_access_key=config.s3_secret_access_key or None,
-                             client_options={"allow_http": config.s3_endpoint_url.startswith("http://"),
-                                             "timeout": "30s", "connect_timeout": "5s"},
-                             retry_config={"max_retries": 2, "retry_timeout": timedelta(seconds=20),
-                                           "backoff": {"init_backoff": timedelta(milliseconds=100)}},
-                             **options)
+        self.store = obstore.store.S3Store(
+            config.s3_bucket, region=config.s3_region, access_key_id=config.s3_access_key_id or None,
+            secret_access_key=config.s3_secret_access_key or None,
+            client_options={"allow_http": config.s3_endpoint_url.startswith("http://"), "timeout": "30s",
+                            "connect_timeout": "5s"},
+            retry_config={"max_retries": 2, "retry_timeout": timedelta(seconds=20),
+                          "backoff": {"init_backoff": timedelta(milliseconds=100)}},
+            **options)
 
     def key(self, digest: str) -> str:
         return self.prefix + check_digest(digest)
@@ -220,8 +223,6 @@ class S3BlobStore:
     def _calls(self, digest: str = "") -> Iterator[None]:
         """obstore's errors as ours: a missing object (when `digest` names one) is BlobNotFound, anything else
         (a missing bucket, refused credentials, no answer) is the store failing."""
-        import obstore.exceptions as s3_errors
-
         try:
             yield
         except (s3_errors.NotFoundError, FileNotFoundError) as exc:  # obstore answers a 404 with either
@@ -238,8 +239,6 @@ class S3BlobStore:
     def adopt_file(self, path: Path, digest: str, keep: bool = False) -> str:
         """Upload a file whose SHA-256 the caller has (a checked upload), streamed in parts when large; the
         local file is removed afterwards (unless `keep`), as the local store moves it."""
-        import obstore
-
         if not self.exists(digest):
             with self._calls(), Path(path).open("rb") as fh:  # a 404 on a write: the bucket is missing
                 obstore.put(self.store, self.key(digest), fh, chunk_size=self.MULTIPART_CHUNK,
@@ -249,8 +248,6 @@ class S3BlobStore:
         return digest
 
     def put_bytes(self, data: bytes) -> str:
-        import obstore
-
         digest = hashlib.sha256(data).hexdigest()
         if not self.exists(digest):
             with self._calls():
@@ -258,8 +255,6 @@ class S3BlobStore:
         return digest
 
     def exists(self, digest: str) -> bool:
-        import obstore
-
         key = self.key(digest)  # not a digest: BlobNotFound, as from the local store
         try:
             with self._calls(digest):
@@ -272,8 +267,6 @@ class S3BlobStore:
         return io.BytesIO(self._get(digest))
 
     def _get(self, digest: str) -> bytes:
-        import obstore
-
         with self._calls(digest):
             return bytes(obstore.get(self.store, self.key(digest)).bytes())
 
@@ -281,14 +274,10 @@ class S3BlobStore:
         return verified(self._get(digest), digest)
 
     def delete(self, digest: str) -> None:
-        import obstore
-
         with self._calls(digest):
             obstore.delete(self.store, self.key(digest))
 
     def ping(self) -> None:
         """The bucket answers and lets us in (a missing bucket or wrong credentials fail here, at readiness)."""
-        import obstore
-
         with self._calls():
             next(iter(obstore.list(self.store, prefix=self.prefix, chunk_size=1)), None)  # one page, not all
