@@ -19,7 +19,14 @@ from fastapi import FastAPI
 
 from burgermelding_shared import migrations
 from burgermelding_shared.app import Runtime
-from tests.databases import TEST_DATABASE, create_database, drop_database
+from tests.databases import (
+    REDIS_URL,
+    TEST_DATABASE,
+    create_database,
+    drop_database,
+    drop_redis_keys,
+    redis_keyspace,
+)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -75,3 +82,12 @@ async def start_service(database_url: Callable[[str], str], tmp_path: Path) -> A
     await stack.aclose()
 
 
+
+
+
+@pytest.fixture
+def redis_url() -> Iterator[tuple[str, str]]:
+    """The machine's Redis and a key prefix of this test's own, whose keys are removed afterwards."""
+    prefix = redis_keyspace()
+    yield REDIS_URL, prefix
+    drop_redis_keys(prefix)

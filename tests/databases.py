@@ -40,3 +40,30 @@ def create_database(name: str, folder: Path) -> tuple[str, str | None]:
 def drop_database(database: str | None) -> None:
     if database:
         postgres_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+REDIS_URL = os.environ.get("BM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_keyspace() -> str:
+    """A key prefix of a test's own in the machine's Redis (`REDIS_URL`), which must answer: `.ci/run` starts
+    one. Remove its keys afterwards with `drop_redis_keys`."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise AssertionError(f"Redis at {REDIS_URL} does not answer ({exc}); start it: redis-server --daemonize yes")
+    finally:
+        client.close()
+    return f"bm-test-{uuid.uuid4().hex[:12]}"
+
+
+def drop_redis_keys(prefix: str) -> None:
+    import redis
+
+    with redis.Redis.from_url(REDIS_URL) as client:
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)

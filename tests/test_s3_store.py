@@ -90,7 +90,7 @@ async def test_intake_keeps_originals_in_the_bucket_and_refuses_when_it_is_down(
         s3: S3Server, start_service: Callable[..., Any]) -> None:
     bucket = s3.new_bucket()
     intake = await start_service("report_intake", IntakeSettings, **s3.settings(bucket))
-    assert (await intake.client.get("/readyz")).json() == {"status": "ready"}
+    assert (await intake.client.get("/readyz")).json() == {"status": "ready", "shared_state": "memory"}
     photo = camera_photo(52.0907, 5.1214, pattern=3)
     response = await post_report(intake, report_json(), [("p.jpg", photo, "image/jpeg")], key="s3-report-0001")
     assert response.status_code == 202, response.text

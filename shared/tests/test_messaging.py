@@ -27,6 +27,7 @@ from burgermelding_shared.messaging import (
     messaging_tables,
     replay_dead_letter,
 )
+from burgermelding_shared.sharedstate import SharedState
 
 metadata = MetaData()
 tables = messaging_tables(metadata)
@@ -72,10 +73,11 @@ async def db(database_url: Callable[[str], str]) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-async def make_relay(db: Database, receiver: Receiver, handlers: dict | None = None, **config: Any) -> Relay:
+async def make_relay(db: Database, receiver: Receiver, handlers: dict | None = None,
+                     shared: SharedState | None = None, **config: Any) -> Relay:
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.app()))
     settings = {"poll_seconds": 3600.0, "backoff_base": 0.01, "backoff_cap": 0.05, **config}
-    return Relay(db, tables, http, {"receiver": Dest()}, RelayConfig(**settings), handlers)
+    return Relay(db, tables, http, {"receiver": Dest()}, RelayConfig(**settings), handlers, shared=shared)
 
 
 async def send(db: Database, payload: dict[str, Any], **kwargs: Any) -> str:
@@ -176,10 +178,61 @@ async def test_open_circuit_keeps_messages_queued(db: Database) -> None:
     ids = [await send(db, {"n": n}) for n in range(3)]
     await relay.run_once()
     await asyncio.gather(*relay._in_flight)
-    assert relay.circuit_states()["receiver"]["state"] == "open"
+    assert (await relay.circuit_states())["receiver"]["state"] == "open"
     later = await send(db, {"n": "later"})
     assert await relay.run_once() == 0  # nothing is claimed for an open destination...
     assert {await status_of(db, i) for i in [*ids, later]} == {"pending"}  # ...and nothing is dropped
+
+
+async def test_replicas_sharing_redis_share_the_circuit_and_send_one_probe(db: Database,
+                                                                         redis_url: tuple[str, str]) -> None:
+    url, prefix = redis_url
+    receiver = Receiver(script=[(503, {"Retry-After": "60"})] * 3)
+    states = [SharedState(url, f"{prefix}:bridge") for _ in range(2)]
+    one, other = [await make_relay(db, receiver, shared=state, breaker_threshold=3, breaker_cooldown=0.5,
+                                   max_attempts=100) for state in states]
+    try:
+        # Three failures seen by one replica open the circuit for both.
+        ids = [await send(db, {"n": n}) for n in range(3)]
+        await one.run_once()
+        await asyncio.gather(*one._in_flight)
+        assert (await other.circuit_states())["receiver"] == {"state": "open", "consecutive_failures": 3}
+        later = await send(db, {"n": "later"})
+        assert await other.run_once() == 0 and receiver.keys == ids  # nothing claimed by the other replica
+        # After the cooldown both replicas try to claim at once: exactly one probe goes out.
+        await asyncio.sleep(0.6)
+        assert (await other.circuit_states())["receiver"]["state"] == "half_open"
+        claimed = await asyncio.gather(one.run_once(), other.run_once())
+        assert sorted(claimed) == [0, 1]
+        await asyncio.gather(*one._in_flight, *other._in_flight)
+        assert len(receiver.keys) == 4 and receiver.keys[3] in [*ids, later]  # the one probe, nothing else
+        # Its success closed the circuit for both, and the backlog that waited is due at once.
+        assert (await one.circuit_states())["receiver"] == {"state": "closed", "consecutive_failures": 0}
+        assert (await other.circuit_states())["receiver"]["state"] == "closed"
+        for _ in range(2):
+            await other.run_once()
+            await asyncio.gather(*other._in_flight)
+        assert {await status_of(db, i) for i in [*ids, later]} == {DELIVERED}
+    finally:
+        for state in states:
+            await state.aclose()
+
+
+async def test_redis_down_leaves_each_replica_its_own_circuit(db: Database) -> None:
+    receiver = Receiver(script=[(503, {})] * 2)
+    fell_back: list[str] = []
+    relay = await make_relay(db, receiver, breaker_threshold=2, breaker_cooldown=3600, max_attempts=100,
+                             shared=SharedState("redis://127.0.0.1:1/0", "bm-test-down:bridge",
+                                                on_fallback=fell_back.append))
+    ids = [await send(db, {"n": n}) for n in range(2)]
+    await relay.run_once()
+    await asyncio.gather(*relay._in_flight)
+    # The circuit still works, in this replica's memory; nothing is lost or sent to the open circuit.
+    assert (await relay.circuit_states())["receiver"]["state"] == "open" and "circuits" in fell_back
+    later = await send(db, {"n": "later"})
+    assert await relay.run_once() == 0
+    assert {await status_of(db, i) for i in [*ids, later]} == {"pending"}
+    await relay.shared.aclose()
 
 
 async def test_inbox_takes_a_message_once(db: Database) -> None:
@@ -224,7 +277,7 @@ async def test_a_recovered_destination_gets_its_backlog_urgent_first_not_in_back
     scheduled = await send(db, {"n": "scheduled"}, not_before=utcnow() + timedelta(hours=1))
     await relay.run_once()
     await asyncio.gather(*relay._in_flight)
-    assert relay.circuit_states()["receiver"]["state"] == "open" and receiver.received == []
+    assert (await relay.circuit_states())["receiver"]["state"] == "open" and receiver.received == []
     # Back: after the cooldown a new message is the probe; its success closes the circuit and releases the
     # backlog at once, which then leaves urgent first instead of waiting out its minute.
     await asyncio.sleep(0.25)
@@ -233,7 +286,7 @@ async def test_a_recovered_destination_gets_its_backlog_urgent_first_not_in_back
         await relay.run_once()
         await asyncio.gather(*relay._in_flight)
     assert [payload["n"] for _key, payload in receiver.received] == ["probe", "urgent", "normal-a", "normal-b"]
-    assert relay.circuit_states()["receiver"]["state"] == "closed"
+    assert (await relay.circuit_states())["receiver"]["state"] == "closed"
     assert await status_of(db, scheduled) == "pending"  # scheduled on purpose: keeps its time
 
 
@@ -341,7 +394,7 @@ async def test_a_handed_off_message_for_a_destination_that_is_down_waits_for_the
         failing = [await send(db, {"n": n}) for n in range(2)]
 
         async def circuit_open() -> bool:
-            return relay.circuit_states()["receiver"]["state"] == "open"
+            return (await relay.circuit_states())["receiver"]["state"] == "open"
 
         await until(circuit_open)
         later = await send(db, {"n": "later"})

@@ -25,7 +25,14 @@ import httpx
 import pytest
 
 from burgermelding_shared.service_auth import issue_token
-from tests.databases import TEST_DATABASE, create_database, drop_database
+from tests.databases import (
+    REDIS_URL,
+    TEST_DATABASE,
+    create_database,
+    drop_database,
+    drop_redis_keys,
+    redis_keyspace,
+)
 from tests.helpers import phone_photo, report_json
 from tests.loadbalancer import LoadBalancer, start_nginx
 from tests.s3 import S3Server, start_s3_server
@@ -48,6 +55,7 @@ class Deployment:
     databases: list[str | None] = field(default_factory=list)
     balancer: LoadBalancer | None = None
     s3: S3Server | None = None
+    redis_prefix: str = ""
     bucket: str = ""
 
     def replica_url(self, name: str, index: int) -> str:
@@ -96,7 +104,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         deployment.replica_ports = {name: [free_port() for _ in range(REPLICAS)] for name in SERVICES}
         deployment.fronts = {name: f"http://127.0.0.1:{port}" for name, port in fronts.items()}
         env.update(production_secrets())
+        deployment.redis_prefix = redis_keyspace()
         for name, (package, prefix) in SERVICES.items():
+            env.update({f"{prefix}REDIS_URL": REDIS_URL, f"{prefix}REDIS_KEY_PREFIX": deployment.redis_prefix})
             url, database = create_database(name, folder)
             deployment.databases.append(database)
             env.update({**deployment.s3.env(prefix, deployment.bucket), f"{prefix}DATABASE_URL": url,
@@ -118,6 +128,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         yield deployment
     finally:
         deployment.stop()
+        if deployment.redis_prefix:
+            drop_redis_keys(deployment.redis_prefix)
 
 
 class Phone:
@@ -260,6 +272,20 @@ def test_a_photo_sent_twice_through_different_replicas_is_a_duplicate(deployment
     assert first_id in result["duplicate_of_reports"], result  # whichever verification replica took the job
 
 
+def test_a_limit_holds_across_the_replicas(deployment: Deployment) -> None:
+    """Guessing a report's access token through the load balancer, which sends each try to the other replica:
+    the replicas count the guesses together in Redis, so the limit is the limit, not twice it."""
+    phone = Phone(deployment.fronts["intake"], "203.0.113.201")
+    response = phone.send(report_json(description="Productie: fiets gestolen"), [], "production-limit-0001")
+    assert response.status_code == 202, response.text
+    status_url = deployment.fronts["intake"] + response.json()["status_url"]
+    limit = 10  # wrong_tokens_per_report's default
+    answers = [httpx.get(status_url, headers={"Authorization": f"Bearer guess-{n}"}, timeout=10).status_code
+               for n in range(limit + 1)]
+    assert answers == [404] * limit + [429], answers
+
+
 def test_the_replicas_answer_after_the_kills(deployment: Deployment) -> None:
     for name in SERVICES:
-        assert httpx.get(f"{deployment.fronts[name]}/readyz", timeout=10).json() == {"status": "ready"}, name
+        ready = httpx.get(f"{deployment.fronts[name]}/readyz", timeout=10).json()
+        assert ready == {"status": "ready", "shared_state": "redis"}, name

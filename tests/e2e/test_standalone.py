@@ -60,7 +60,7 @@ def test_a_service_environment_holds_its_own_package_and_no_other_service(python
 
 def test_each_service_runs_alone_in_production_mode(suite: Suite, s3: S3Server) -> None:
     for name, url in suite.urls.items():
-        assert httpx.get(f"{url}/readyz", timeout=10).json() == {"status": "ready"}, name
+        assert httpx.get(f"{url}/readyz", timeout=10).json() == {"status": "ready", "shared_state": "memory"}, name
     # Production mode is what the services run in (and so they run on these secrets, not the placeholders).
     assert all(suite.env[f"{prefix}ENVIRONMENT"] == "production" for _package, prefix in SERVICES.values())
 

@@ -170,6 +170,37 @@ async def test_a_burst_over_the_rate_limit_gets_429_with_retry_after(start_servi
     assert (await intake.client.get("/healthz")).status_code == 200
 
 
+async def test_replicas_sharing_redis_hold_one_limit(start_service: Callable[..., Any],
+                                                     redis_url: tuple[str, str]) -> None:
+    url, prefix = redis_url
+    replicas = [await start_service("report_intake", IntakeSettings, reports_per_client=3, reports_per_seconds=3600,
+                                    wrong_tokens_per_report=2, redis_url=url, redis_key_prefix=prefix)
+                for _ in range(2)]
+    # A client that the load balancer sends to each replica in turn gets the limit once, not once per replica.
+    created = (await post_report(replicas[0], report_json(), key="shared-key-first")).json()
+    statuses = [(await post_report(replicas[i % 2], report_json(description=f"burst {i}"),
+                                   key=f"shared-key-{i:03d}")).status_code for i in range(1, 5)]
+    assert statuses == [202, 202, 429, 429]
+    assert (await replicas[0].client.get("/readyz")).json()["shared_state"] == "redis"
+    # Guessing a report's token through both replicas is counted once too.
+    guesses = [(await replicas[i % 2].client.get(created["status_url"],
+                                                  headers={"Authorization": f"Bearer guess-{i}"})).status_code
+               for i in range(3)]
+    assert guesses == [404, 404, 429]
+
+
+async def test_redis_down_never_refuses_a_report(start_service: Callable[..., Any]) -> None:
+    intake = await start_service("report_intake", IntakeSettings, reports_per_client=2, reports_per_seconds=3600,
+                                 redis_url="redis://127.0.0.1:1/0")
+    statuses = [(await post_report(intake, report_json(description=f"down {i}"), key=f"down-key-{i:03d}")).status_code
+                for i in range(3)]
+    assert statuses == [202, 202, 429]  # limited by this replica alone meanwhile, never a 5xx
+    ready = await intake.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["shared_state"] == "memory (redis unavailable)"
+    metrics = (await intake.client.get("/metrics")).text
+    assert 'bm_shared_state_fallbacks_total{what="rate_limits"}' in metrics
+
+
 async def test_guessing_tokens_for_a_report_is_slowed_down(start_service: Callable[..., Any]) -> None:
     intake = await start_service("report_intake", IntakeSettings, wrong_tokens_per_report=3)
     created = (await post_report(intake, report_json())).json()

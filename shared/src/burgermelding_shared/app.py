@@ -42,6 +42,7 @@ from burgermelding_shared.service_auth import (
     verify_token,
 )
 from burgermelding_shared.settings import ServiceSettings
+from burgermelding_shared.sharedstate import SharedState
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Runtime:
     messaging: MessagingTables
     relay: Relay
     metrics: Metrics
+    shared: SharedState
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -120,6 +122,13 @@ def create_service_app(
         configure_logging(settings.service_name, settings.log_level)
         db = Database(settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
+        fallbacks = metrics.counter("bm_shared_state_fallbacks", "Uses of this replica's own memory for state that "
+                                    "Redis should hold but did not answer for, by what (rate_limits, "
+                                    "address_salt, circuits)", ["what"])
+        for what in ("rate_limits", "address_salt", "circuits"):
+            fallbacks.labels(what)  # present at 0, so that an alert on it has a series from the start
+        shared = SharedState(settings.redis_url, f"{settings.redis_key_prefix}:{settings.service_name}",
+                             on_fallback=lambda what: fallbacks.labels(what).inc())
         relay = Relay(
             db, messaging, http, destinations,
             RelayConfig(poll_seconds=settings.relay_poll_seconds, backoff_base=settings.relay_backoff_base_seconds,
@@ -128,13 +137,15 @@ def create_service_app(
                         request_timeout=settings.relay_request_timeout_seconds),
             result_handlers,
             attempt_handlers,
+            shared,
         )
         runtime = Runtime(settings=settings, db=db, blobs=settings.blob_config().open(), http=http,
-                          messaging=messaging, relay=relay, metrics=metrics)
+                          messaging=messaging, relay=relay, metrics=metrics, shared=shared)
         app.state.runtime = runtime
         async with AsyncExitStack() as stack:
             stack.push_async_callback(db.dispose)
             stack.push_async_callback(http.aclose)
+            stack.push_async_callback(shared.aclose)
             relay.start()
             stack.push_async_callback(relay.stop)
             for hook in hooks or []:
@@ -167,7 +178,12 @@ def create_service_app(
             await asyncio.to_thread(runtime.blobs.ping)
         except BlobStoreUnavailable as exc:
             raise storage_unavailable() from exc
-        return JSONResponse({"status": "ready"})
+        # Redis is not a condition of readiness: without it each replica limits and trips circuits on its own.
+        if not runtime.shared.shared:
+            shared_state = "memory"
+        else:
+            shared_state = "redis" if await runtime.shared.ping() else "memory (redis unavailable)"
+        return JSONResponse({"status": "ready", "shared_state": shared_state})
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics (text format); keep it off the public "
              "address (the reverse proxy does not pass it)", response_class=Response,

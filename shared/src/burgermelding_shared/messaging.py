@@ -19,7 +19,6 @@ import email.utils
 import json
 import logging
 import random
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.db import HANDOFF_LEASE, OUTBOX_HANDED_OFF, OUTBOX_WRITTEN, Database
+from burgermelding_shared.sharedstate import CircuitView, SharedState
 from burgermelding_shared.timeutil import UTCDateTime, utcnow
 from burgermelding_shared.tracing import continue_trace, outgoing_traceparent, parse_traceparent
 
@@ -271,43 +271,6 @@ class Outcome:
 ResultHandler = Callable[[AsyncSession, Mapping[str, Any], Outcome], Awaitable[None]]
 
 
-class CircuitBreaker:
-    """Per destination: opens after `threshold` consecutive failures, lets one probe through after `cooldown`.
-
-    While open nothing for that destination is claimed: its messages wait in the outbox, never dropped.
-    """
-
-    def __init__(self, threshold: int = 5, cooldown: float = 5.0) -> None:
-        self.threshold = threshold
-        self.cooldown = cooldown
-        self.failures = 0
-        self.opened_at: float | None = None
-        self.probe_in_flight = False
-
-    @property
-    def state(self) -> str:
-        if self.opened_at is None:
-            return "closed"
-        return "open" if time.monotonic() - self.opened_at < self.cooldown else "half_open"
-
-    def success(self) -> bool:
-        """Record an answer from the destination; True when that closes an open circuit (it has recovered)."""
-        recovered = self.opened_at is not None
-        self.failures = 0
-        self.opened_at = None
-        self.probe_in_flight = False
-        return recovered
-
-    def failure(self) -> None:
-        self.failures += 1
-        self.probe_in_flight = False
-        if self.failures >= self.threshold or self.opened_at is not None:
-            self.opened_at = time.monotonic()
-
-    def describe(self) -> dict[str, Any]:
-        return {"state": self.state, "consecutive_failures": self.failures}
-
-
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP date)."""
     if not value:
@@ -361,6 +324,7 @@ class Relay(BackgroundLoop):
         config: RelayConfig | None = None,
         handlers: dict[str, ResultHandler] | None = None,
         attempt_handlers: dict[str, ResultHandler] | None = None,
+        shared: SharedState | None = None,
     ) -> None:
         super().__init__()
         self.db = db
@@ -371,10 +335,11 @@ class Relay(BackgroundLoop):
         self.handlers = handlers or {}
         # Called in the transaction that schedules a retry: the message went out but has no answer yet.
         self.attempt_handlers = attempt_handlers or {}
-        self.breakers = {
-            name: CircuitBreaker(self.config.breaker_threshold, self.config.breaker_cooldown)
-            for name in destinations
-        }
+        # A circuit per destination (opens after `breaker_threshold` consecutive failures, lets one probe through
+        # after `breaker_cooldown`), kept in the shared state so that all replicas agree. While it is open nothing
+        # for that destination is claimed: its messages wait in the outbox, never dropped.
+        self.shared = shared or SharedState()
+        self.circuits = {name: CircuitView() for name in destinations}  # as last read; refreshed at each claim
         self.stats = _Stats()
         self.poll_seconds = self.config.poll_seconds
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -431,8 +396,8 @@ class Relay(BackgroundLoop):
             task.add_done_callback(self._in_flight.discard)
 
     async def _deliver_handed_off(self, row: Mapping[str, Any]) -> None:
-        breaker = self.breakers.get(row["destination"])
-        if breaker is not None and breaker.state != "closed":
+        circuit = self.circuits.get(row["destination"])
+        if circuit is not None and circuit.state != "closed":
             # The destination is down or being probed: the claim decides when this row may go.
             try:
                 async with self.db.transaction() as session:
@@ -449,11 +414,10 @@ class Relay(BackgroundLoop):
 
     async def _claim(self) -> list[RowMapping]:
         blocked, probes = [], []
-        for name, breaker in self.breakers.items():
-            state = breaker.state
-            if state == "open" or (state == "half_open" and breaker.probe_in_flight):
+        for name, circuit in (await self.circuit_views()).items():
+            if circuit.state == "open" or (circuit.state == "half_open" and circuit.probe_taken):
                 blocked.append(name)
-            elif state == "half_open":
+            elif circuit.state == "half_open":
                 probes.append(name)
         now = utcnow()
         claimed: list[RowMapping] = []
@@ -464,9 +428,9 @@ class Relay(BackgroundLoop):
             for name in probes:  # one message per half-open destination
                 probe = self.tables.claimable(1, lock_rows, probe=True)
                 probe_ids = list((await session.execute(probe, {"now": now, "destination": name})).scalars())
-                if probe_ids:
-                    self.breakers[name].probe_in_flight = True
-                ids += probe_ids
+                # Of all replicas, the one that takes the probe sends it; its outcome frees the probe again.
+                if probe_ids and await self.shared.take_probe(name, self.config.lease_seconds):
+                    ids += probe_ids
             if ids:
                 until = now + timedelta(seconds=self.config.lease_seconds)
                 result = await session.execute(self.tables.lease, {"ids": ids, "until": until})
@@ -491,7 +455,6 @@ class Relay(BackgroundLoop):
         if destination is None:
             await self._finish(row, Outcome(False, None, None, f"unknown destination {row['destination']}"))
             return
-        breaker = self.breakers[row["destination"]]
         body = row["payload"].encode()
         trace = parse_traceparent(row["traceparent"])
         headers = {
@@ -505,17 +468,17 @@ class Relay(BackgroundLoop):
         try:
             response = await self.http.post(url, content=body, headers=headers, timeout=self.config.request_timeout)
         except httpx.HTTPError as exc:
-            breaker.failure()
+            await self._destination_failed(row["destination"])
             await self._retry(row, None, f"transport error: {type(exc).__name__}: {exc}", None)
             return
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         unavailable = response.status_code >= 500 or response.status_code in (408, 429)
         if not unavailable:  # it answers (it may still refuse this one message): if it was down, it is back
-            await self._destination_answered(row["destination"], breaker)
+            await self._destination_answered(row["destination"])
         if response.status_code < 300:
             await self._finish(row, Outcome(True, response.status_code, _json_or_text(response), "delivered"))
         elif unavailable:
-            breaker.failure()
+            await self._destination_failed(row["destination"])
             await self._retry(row, response.status_code, f"HTTP {response.status_code}: {response.text[:500]}",
                               retry_after)
         elif response.status_code == 409:
@@ -528,8 +491,16 @@ class Relay(BackgroundLoop):
                         f"HTTP {response.status_code}: {response.text[:500]}"),
             )
 
-    async def _destination_answered(self, destination: str, breaker: CircuitBreaker) -> None:
-        if breaker.success():
+    async def _destination_failed(self, destination: str) -> None:
+        await self.shared.circuit_failure(destination, self.config.breaker_threshold, self.config.breaker_cooldown)
+        self.circuits[destination] = await self.shared.read_circuit(destination, self.config.breaker_cooldown)
+
+    async def _destination_answered(self, destination: str) -> None:
+        last_seen = self.circuits[destination]
+        if last_seen.state == "closed" and last_seen.failures == 0:
+            return  # nothing to reset (as of the last claim): no round trip to the shared state per delivery
+        self.circuits[destination] = CircuitView()
+        if await self.shared.circuit_success(destination):
             await self._release_backlog(destination)
 
     async def _release_backlog(self, destination: str) -> None:
@@ -601,8 +572,15 @@ class Relay(BackgroundLoop):
             if handler is not None and result.rowcount:  # type: ignore[attr-defined]
                 await handler(session, row, outcome)
 
-    def circuit_states(self) -> dict[str, dict[str, Any]]:
-        return {name: breaker.describe() for name, breaker in self.breakers.items()}
+    async def circuit_views(self) -> dict[str, CircuitView]:
+        """Each destination's circuit as the shared state has it now (and remembered for the next sends)."""
+        for name in self.destinations:
+            self.circuits[name] = await self.shared.read_circuit(name, self.config.breaker_cooldown)
+        return self.circuits
+
+    async def circuit_states(self) -> dict[str, dict[str, Any]]:
+        return {name: {"state": view.state, "consecutive_failures": view.failures}
+                for name, view in (await self.circuit_views()).items()}
 
 
 async def cancel_pending(session: AsyncSession, tables: MessagingTables, message_ids: list[str]) -> int:

@@ -4,7 +4,7 @@ Three kinds, each from the place that knows it: request latency by route and eve
 access-log middleware and the error renderer, so no route has to remember), counters a service's own code
 increments, and gauges read at each scrape from the database, which every replica shares (outbox depth and age,
 dead letters, the verification backlog): those are the same whichever replica is scraped, so the alerts take
-their `max`. The circuit state is each replica's own, as the circuits are.
+their `max`. So is the circuit state when the replicas share it in Redis; without Redis each has its own.
 """
 
 from __future__ import annotations
@@ -103,9 +103,10 @@ async def outbox_scraper(runtime: Runtime, metrics: Metrics) -> None:
 
 
 async def circuit_scraper(runtime: Runtime, metrics: Metrics) -> None:
-    circuit = metrics.gauge("bm_circuit_state", "Circuit to a destination in this replica: 0 closed, 1 half-open "
+    circuit = metrics.gauge("bm_circuit_state", "Circuit to a destination (shared by the replicas when they share "
+                            "state in Redis, else this replica's own): 0 closed, 1 half-open "
                             "(one probe allowed), 2 open (nothing sent)", ["destination"])
     circuit.clear()
-    states = runtime.relay.circuit_states()
+    states = await runtime.relay.circuit_states()
     for destination in runtime.relay.destinations:
         circuit.labels(destination).set(CIRCUIT_STATES[states.get(destination, {}).get("state", "closed")])

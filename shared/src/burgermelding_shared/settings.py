@@ -39,6 +39,11 @@ class ServiceSettings(BaseSettings):
     s3_access_key_id: str = Field("", description="S3 access key (empty: the environment's credentials).")
     s3_secret_access_key: str = Field("", description="S3 secret key.")
     s3_prefix: str = Field("photos/", description="Key prefix of the photos in the bucket.")
+    redis_url: str = Field("", description="Redis for the state that replicas share (rate limits, the daily "
+                           "address salt, circuit states), e.g. redis://redis:6379/0; empty: this process's memory. "
+                           "Every replica of a service must name the same one.")
+    redis_key_prefix: str = Field("bm", description="Prefix of this deployment's keys in Redis (so that several "
+                                  "deployments, or test runs, can share one Redis).")
     internal_secret: str = Field(
         DEFAULT_INTERNAL_SECRET, description="Shared secret that signs service-to-service credentials."
     )

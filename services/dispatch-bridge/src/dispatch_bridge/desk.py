@@ -223,7 +223,7 @@ async def delivery_overview(runtime: Runtime) -> dict[str, Any]:
         states = dict((await session.execute(select(Incident.delivery_state, func.count())
                                               .group_by(Incident.delivery_state))).all())
     return {"incidents_by_delivery_state": states, "outbox": await outbox_counts(runtime.db, messaging),
-            "circuits": runtime.relay.circuit_states(),
+            "circuits": await runtime.relay.circuit_states(),
             "relay": {"delivered": runtime.relay.stats.delivered, "retried": runtime.relay.stats.retried,
                       "dead": runtime.relay.stats.dead}}
 

@@ -98,7 +98,7 @@ SenderDep = Annotated[Sender, Depends(sender_of)]
 
 async def access_of(runtime: RuntimeDep, sender: SenderDep, authorization: AuthorizationHeader = None) -> Access:
     """A follow-up request on one report: counted against the sender, opened by the report's token."""
-    limits_of(runtime).using_token(sender)
+    await limits_of(runtime).using_token(sender)
     return Access(bearer_token(authorization), sender)
 
 
@@ -135,7 +135,7 @@ def multipart_body(with_report: bool) -> dict:
 )
 async def create_report(request: Request, runtime: RuntimeDep, sender: SenderDep,
                         idempotency_key: IdempotencyKeyHeader = None) -> JSONResponse:
-    limits_of(runtime).creating(sender)
+    await limits_of(runtime).creating(sender)
     key = idempotency.check_key(idempotency_key)
     form = await read_photos(request, runtime, require_report=True)
     try:

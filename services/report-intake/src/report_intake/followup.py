@@ -96,7 +96,7 @@ async def add_photos(runtime: Runtime, report_id: str, access: reports.Access, p
         reports.add_photo_rows(session, report_id, photos)
         add_timeline(session, report_id, "photos_added", *texts.PHOTOS_ADDED)
         limits = runtime.extras.get("limits")
-        await reports.release_report(session, current, limits.submitter(access.sender) if limits else None)
+        await reports.release_report(session, current, await limits.submitter(access.sender) if limits else None)
         new_rows = [p for p in (await session.execute(select(Photo).where(Photo.report_id == report_id)))
                     .scalars() if p.id not in before]
         body = PhotosAdded(revision=current.revision, photos=[reports.photo_summary(p) for p in new_rows])

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -127,8 +127,9 @@ def replayed() -> ServiceError:
                         detail_nl="Deze opgave is al ingewisseld; los een nieuwe op")
 
 
-async def register(db: Database, secret: str, challenge: str, solution: str, may_register: Callable[[], None],
-                   registered: Callable[[], None]) -> Registered:
+async def register(db: Database, secret: str, challenge: str, solution: str,
+                   may_register: Callable[[], Awaitable[None]], registered: Callable[[], Awaitable[None]]
+                   ) -> Registered:
     """Redeem a solved challenge, once, for a new credential.
 
     The per-address limit (`may_register`, then `registered` once the installation is stored) counts only
@@ -140,7 +141,7 @@ async def register(db: Database, secret: str, challenge: str, solution: str, may
     async with db.sessions() as session:
         if await session.get(SpentChallenge, digest) is not None:
             raise replayed()
-    may_register()
+    await may_register()
     installation_id = secrets.token_hex(16)
     credential_secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     now = utcnow()
@@ -152,7 +153,7 @@ async def register(db: Database, secret: str, challenge: str, solution: str, may
                                      created_on=now.date().isoformat()))
     except IntegrityError as exc:  # a replay racing the first redemption
         raise replayed() from exc
-    registered()
+    await registered()
     return Registered(installation_id, f"{CREDENTIAL_PREFIX}.{installation_id}.{credential_secret}")
 
 

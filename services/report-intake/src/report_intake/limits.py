@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from burgermelding_shared.ratelimit import AnonymousClientKeys, RateLimiter, rate_limited
+from burgermelding_shared.sharedstate import SharedState
 from report_intake.config import IntakeSettings
 
 SubmitterKind = Literal["installation", "address"]
@@ -36,60 +37,65 @@ class IntakeLimits:
     token_use_guard: RateLimiter
     registration: RateLimiter
     tag_secret: str
-    keys: AnonymousClientKeys = field(default_factory=AnonymousClientKeys)
+    keys: AnonymousClientKeys
 
     @classmethod
-    def from_settings(cls, settings: IntakeSettings) -> IntakeLimits:
-        return cls(creation=RateLimiter(settings.reports_per_client, settings.reports_per_seconds),
-                   token_use=RateLimiter(settings.token_uses_per_client, 60),
-                   wrong_tokens=RateLimiter(settings.wrong_tokens_per_report, 600),
-                   creation_guard=RateLimiter(settings.reports_per_address_guard, settings.reports_per_seconds),
-                   token_use_guard=RateLimiter(settings.token_uses_per_address_guard, 60),
-                   registration=RateLimiter(settings.installations_per_address, 3600),
-                   tag_secret=settings.token_secret)
+    def from_settings(cls, settings: IntakeSettings, state: SharedState) -> IntakeLimits:
+        """The limits, counted in the service's shared state (one limit across replicas when that is Redis)."""
+        def limiter(name: str, capacity: int, per_seconds: float) -> RateLimiter:
+            return RateLimiter(capacity, per_seconds, state, name)
 
-    def submitter(self, sender: Sender) -> tuple[str, SubmitterKind]:
+        return cls(creation=limiter("create", settings.reports_per_client, settings.reports_per_seconds),
+                   token_use=limiter("token", settings.token_uses_per_client, 60),
+                   wrong_tokens=limiter("wrong-token", settings.wrong_tokens_per_report, 600),
+                   creation_guard=limiter("create-guard", settings.reports_per_address_guard,
+                                          settings.reports_per_seconds),
+                   token_use_guard=limiter("token-guard", settings.token_uses_per_address_guard, 60),
+                   registration=limiter("register", settings.installations_per_address, 3600),
+                   tag_secret=settings.token_secret, keys=AnonymousClientKeys(state))
+
+    async def submitter(self, sender: Sender) -> tuple[str, SubmitterKind]:
         """The daily pseudonym reports are counted by (verification's flood rule, the bridge's witnesses).
 
         An installation's is an HMAC of its id and the day under the service's secret: the same on every
         replica and after a restart, so one phone is one witness everywhere; it identifies an installation,
-        never a person. An address's uses the salt that lives only in this process's memory (ratelimit.py), so
-        no stored tag can ever be traced back to an address."""
+        never a person. An address's uses the salt of the day that lives only in memory (ratelimit.py), so no
+        stored tag can ever be traced back to an address."""
         if sender.installation_id:
             day = int(time.time() // 86400)
             message = f"installation-tag:{day}:{sender.installation_id}".encode()
             return hmac.new(self.tag_secret.encode(), message, hashlib.sha256).hexdigest()[:32], "installation"
-        return self.keys.key(sender.address), "address"
+        return await self.keys.key(sender.address), "address"
 
-    def _per_sender(self, per_client: RateLimiter, guard: RateLimiter, scope: str, sender: Sender) -> None:
-        tag, kind = self.submitter(sender)
+    async def _per_sender(self, per_client: RateLimiter, guard: RateLimiter, sender: Sender) -> None:
+        tag, kind = await self.submitter(sender)
         # The client's own limit first: an installation that floods is refused without draining the guard
         # that the honest witnesses behind the same address share.
-        per_client.enforce(f"{scope}:{kind}:{tag}")
+        await per_client.enforce(f"{kind}:{tag}")
         if kind == "installation":
-            guard.enforce(f"{scope}-guard:" + self.keys.key(sender.address))
+            await guard.enforce(await self.keys.key(sender.address))
 
-    def creating(self, sender: Sender) -> None:
-        self._per_sender(self.creation, self.creation_guard, "create", sender)
+    async def creating(self, sender: Sender) -> None:
+        await self._per_sender(self.creation, self.creation_guard, sender)
 
-    def using_token(self, sender: Sender) -> None:
-        self._per_sender(self.token_use, self.token_use_guard, "token", sender)
+    async def using_token(self, sender: Sender) -> None:
+        await self._per_sender(self.token_use, self.token_use_guard, sender)
 
-    def may_register(self, address: str | None) -> None:
+    async def may_register(self, address: str | None) -> None:
         """429 if this address has used up its registrations (counts nothing: see `registered`)."""
-        wait = self.registration.peek("register:" + self.keys.key(address))
+        wait = await self.registration.peek(await self.keys.key(address))
         if wait > 0:
             raise rate_limited(wait, "too many registrations from this network",
                                "Te veel registraties vanaf dit netwerk")
 
-    def registered(self, address: str | None) -> None:
-        self.registration.check("register:" + self.keys.key(address))
+    async def registered(self, address: str | None) -> None:
+        await self.registration.check(await self.keys.key(address))
 
-    def refuse_if_guessing(self, report_id: str) -> None:
-        wait = self.wrong_tokens.peek(report_id)
+    async def refuse_if_guessing(self, report_id: str) -> None:
+        wait = await self.wrong_tokens.peek(report_id)
         if wait > 0:
             raise rate_limited(wait, "too many wrong access tokens for this report",
                                "Te vaak een verkeerde toegangscode voor deze melding")
 
-    def count_wrong_token(self, report_id: str) -> None:
-        self.wrong_tokens.check(report_id)
+    async def count_wrong_token(self, report_id: str) -> None:
+        await self.wrong_tokens.check(report_id)

@@ -24,7 +24,7 @@ from report_intake.models import idempotency_keys, messaging
 async def citizen_state(runtime: Runtime) -> AsyncIterator[None]:
     """In-memory state of the citizen routes: rate-limit buckets, live-stream subscriptions, and the slots for
     photo work (one per core)."""
-    runtime.extras["limits"] = IntakeLimits.from_settings(runtime.settings)
+    runtime.extras["limits"] = IntakeLimits.from_settings(runtime.settings, runtime.shared)
     photo_work = runtime.extras["photo_work"] = PriorityExecutor(os.cpu_count() or 1)
     runtime.extras["notifier"] = TimelineNotifier()
     try:

@@ -138,7 +138,7 @@ async def create_request(request: Request, runtime: RuntimeDep,
                          ) -> JSONResponse:
     limits = limits_of(runtime)
     sender = Sender(client_address(request))  # Open311 clients have no installation credential
-    limits.creating(sender)
+    await limits.creating(sender)
     form = await _read_form(request)
     contact = {k: form[v] for k, v in (("name", "first_name"), ("phone", "phone"), ("email", "email")) if form.get(v)}
     try:
@@ -157,7 +157,7 @@ async def create_request(request: Request, runtime: RuntimeDep,
     if idempotency_key:
         key = idempotency.check_key(idempotency_key)
     else:
-        anonymous, _kind = limits.submitter(sender)
+        anonymous, _kind = await limits.submitter(sender)
         key = "open311-" + hashlib.sha256((anonymous + repr(sorted(form.items()))).encode()).hexdigest()[:40]
     new = reports.NewReport(submission, [], key, language(request), fingerprint_basis={"open311": form},
                             sender=sender)
@@ -172,7 +172,7 @@ async def create_request(request: Request, runtime: RuntimeDep,
 async def get_request(request_id: str, request: Request, runtime: RuntimeDep,
                       authorization: Annotated[str | None, Header()] = None) -> list[dict[str, Any]]:
     sender = Sender(client_address(request))
-    limits_of(runtime).using_token(sender)
+    await limits_of(runtime).using_token(sender)
     view = await reports.view_report(runtime, request_id, reports.Access(bearer_token(authorization), sender),
                                      language(request))
     nl = language(request) == "nl"

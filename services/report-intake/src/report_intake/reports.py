@@ -305,7 +305,7 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
     fp = fingerprint(new.fingerprint_basis or new.submission.model_dump(mode="json"), new.photos)
     added = await store_photo_blobs(runtime, new.photos)
     limits: IntakeLimits | None = runtime.extras.get("limits")
-    submitter = limits.submitter(new.sender) if limits is not None and new.sender is not None else None
+    submitter = await limits.submitter(new.sender) if limits is not None and new.sender is not None else None
 
     stored: list[bool] = []  # set when this request stored the report (not when it replays the first answer)
 
@@ -408,14 +408,14 @@ async def authorised_report(runtime: Runtime, session: AsyncSession, report_id: 
     """The report this token opens, or the one 404. Repeated wrong tokens for a report are slowed down."""
     limits: IntakeLimits | None = runtime.extras.get("limits")
     if limits is not None:
-        limits.refuse_if_guessing(report_id)
+        await limits.refuse_if_guessing(report_id)
     report = None
     token = access.token
     if token and len(report_id) <= 36 and len(token) <= 128:
         report = (await session.execute(select(Report).where(Report.id == report_id))).scalars().first()
     if report is None or not hmac.compare_digest(report.token_hash, hash_token(report.token_salt, token or "")):
         if limits is not None:
-            limits.count_wrong_token(report_id)
+            await limits.count_wrong_token(report_id)
         raise not_found()
     check_installation(report, access.sender, runtime.settings.token_secret, changing)
     return report
