@@ -163,11 +163,12 @@ def start_suite(folder: Path, extra_env: dict[str, str] | None = None,
     return suite
 
 
-def submit(suite: Suite, body: dict[str, Any], photos: list[bytes], key: str) -> httpx.Response:
+def submit(suite: Suite, body: dict[str, Any], photos: list[bytes], key: str,
+           headers: dict[str, str] | None = None) -> httpx.Response:
     files = [("report", (None, json.dumps(body), "application/json"))]
     files += [("photos", (f"photo{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
-    return httpx.post(f"{suite.urls['intake']}/v1/reports", files=files, headers={"Idempotency-Key": key},
-                      timeout=30)
+    return httpx.post(f"{suite.urls['intake']}/v1/reports", files=files,
+                      headers={"Idempotency-Key": key, **(headers or {})}, timeout=30)
 
 
 def follow(suite: Suite, created: dict[str, Any], until_status: str, limit_seconds: float = 60) -> dict[str, Any]:

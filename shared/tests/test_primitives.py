@@ -12,7 +12,7 @@ from burgermelding_shared import service_auth, webhooks
 from burgermelding_shared.blobstore import BlobCorrupted, BlobNotFound, LocalBlobStore
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.settings import ServiceSettings
-from burgermelding_shared.tracing import parse_traceparent
+from burgermelding_shared.tracing import configure_tracing, continue_trace, current_trace_id, current_traceparent
 
 SECRET = "x" * 40
 
@@ -94,13 +94,20 @@ def test_webhook_signatures() -> None:
         webhooks.verify(SECRET, {}, body)
 
 
-def test_traceparent_parsing() -> None:
-    ctx = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-    assert ctx is not None and ctx.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
-    child = ctx.child()
-    assert child.trace_id == ctx.trace_id and child.span_id != ctx.span_id
+def test_work_continues_the_trace_that_caused_it_or_starts_one() -> None:
+    configure_tracing("test")
+    assert current_trace_id() is None  # outside any span
+    with continue_trace("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "job"):
+        assert current_trace_id() == "4bf92f3577b34da6a3ce929d0e0e4736"
+        stored = current_traceparent()
+        assert stored is not None and stored.split("-")[2] != "00f067aa0ba902b7"  # this span, a child
+    seen = set()
     for bad in [None, "", "garbage", "00-" + "0" * 32 + "-00f067aa0ba902b7-01", "01-4bf92f35-00f067aa0ba902b7-01"]:
-        assert parse_traceparent(bad) is None
+        with continue_trace(bad, "job"):
+            trace_id = current_trace_id()
+            assert trace_id is not None and len(trace_id) == 32 and trace_id != "0" * 32
+            seen.add(trace_id)
+    assert len(seen) == 5  # a new trace each time
 
 
 def test_placeholder_secrets_are_refused_in_production() -> None:

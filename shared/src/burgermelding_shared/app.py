@@ -30,7 +30,7 @@ from burgermelding_shared.errors import (
     install_error_handlers,
     storage_unavailable,
 )
-from burgermelding_shared.logging import TraceAndAccessLogMiddleware, configure_logging
+from burgermelding_shared.logging import AccessLogMiddleware, configure_logging
 from burgermelding_shared.messaging import Destination, MessagingTables, Relay, RelayConfig, ResultHandler
 from burgermelding_shared.metrics import Metrics, Scraper
 from burgermelding_shared.service_auth import (
@@ -43,6 +43,7 @@ from burgermelding_shared.service_auth import (
 )
 from burgermelding_shared.settings import ServiceSettings
 from burgermelding_shared.sharedstate import SharedState
+from burgermelding_shared.tracing import configure_tracing, instrument_app, instrument_client, shutdown_tracing
 
 
 @dataclass
@@ -120,8 +121,10 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
+        configure_tracing(settings.service_name, settings.otlp_endpoint)
         db = Database(settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
+        instrument_client(http)
         fallbacks = metrics.counter("bm_shared_state_fallbacks", "Uses of this replica's own memory for state that "
                                     "Redis should hold but did not answer for, by what (rate_limits, "
                                     "address_salt, circuits)", ["what"])
@@ -146,6 +149,7 @@ def create_service_app(
             stack.push_async_callback(db.dispose)
             stack.push_async_callback(http.aclose)
             stack.push_async_callback(shared.aclose)
+            stack.callback(shutdown_tracing)
             relay.start()
             stack.push_async_callback(relay.stop)
             for hook in hooks or []:
@@ -157,7 +161,8 @@ def create_service_app(
     app.add_middleware(InternalCredentialMiddleware, secret=settings.internal_secret, audience=settings.service_name,
                        prefixes=service_only_prefixes)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=large_body_paths or [])
-    app.add_middleware(TraceAndAccessLogMiddleware, metrics=metrics)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics)
+    instrument_app(app)  # outermost: the request's span covers everything else
     app.state.metrics = metrics
     install_error_handlers(app)
     _document_errors_as_sent(app)

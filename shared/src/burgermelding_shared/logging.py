@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from burgermelding_shared.tracing import current_trace, new_trace, parse_traceparent
+from burgermelding_shared.tracing import current_trace_id, current_traceparent
 
 if TYPE_CHECKING:
     from burgermelding_shared.metrics import Metrics
@@ -36,9 +36,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        ctx = current_trace.get()
-        if ctx is not None:
-            entry["trace_id"] = ctx.trace_id
+        trace_id = current_trace_id()
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_") and key != "color_message":
                 entry[key] = value
@@ -65,8 +65,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 access_log = logging.getLogger("burgermelding.access")
 
 
-class TraceAndAccessLogMiddleware:
-    """Sets the trace context for the request and writes one anonymous access-log line per request."""
+class AccessLogMiddleware:
+    """One anonymous access-log line and latency sample per request, and the request's `traceparent` on the
+    response (so a report of a problem can name its trace). Runs inside OpenTelemetry's middleware, whose span
+    is the request's (tracing.py)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
@@ -76,13 +78,7 @@ class TraceAndAccessLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = None
-        for name, value in scope.get("headers", []):
-            if name == b"traceparent":
-                incoming = parse_traceparent(value.decode("latin-1"))
-                break
-        ctx = incoming.child() if incoming else new_trace()
-        token = current_trace.set(ctx)
+        traceparent = current_traceparent()
         started = time.perf_counter()
         status = 500
 
@@ -90,8 +86,8 @@ class TraceAndAccessLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"traceparent", ctx.traceparent.encode())]
+                if traceparent:
+                    message["headers"] = [*message.get("headers", []), (b"traceparent", traceparent.encode())]
             await send(message)
 
         try:
@@ -103,4 +99,3 @@ class TraceAndAccessLogMiddleware:
                                               "duration_ms": round(seconds * 1000, 2)})
             if self.metrics is not None:
                 self.metrics.request_seconds.labels(route, scope.get("method"), str(status)).observe(seconds)
-            current_trace.reset(token)

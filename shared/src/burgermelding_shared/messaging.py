@@ -51,7 +51,7 @@ from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.db import HANDOFF_LEASE, OUTBOX_HANDED_OFF, OUTBOX_WRITTEN, Database
 from burgermelding_shared.sharedstate import CircuitView, SharedState
 from burgermelding_shared.timeutil import UTCDateTime, utcnow
-from burgermelding_shared.tracing import continue_trace, outgoing_traceparent, parse_traceparent
+from burgermelding_shared.tracing import SpanKind, continue_trace, current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ async def enqueue(
         "payload": json.dumps(payload, default=str, separators=(",", ":")),
         "priority": priority,
         "ordering_key": ordering_key,
-        "traceparent": outgoing_traceparent(),
+        "traceparent": current_traceparent(),  # the delivery continues the trace that wrote the message
         "status": PENDING,
         "attempts": 0,
         "next_attempt_at": not_before or now,
@@ -440,7 +440,10 @@ class Relay(BackgroundLoop):
 
     async def _deliver(self, row: Mapping[str, Any]) -> None:
         try:
-            await self._send(row)
+            # A span of the trace that wrote the message: the request carries its `traceparent` (httpx's
+            # instrumentation), and what the result handler enqueues belongs to the same trace.
+            with continue_trace(row["traceparent"], f"outbox deliver {row['kind']}", SpanKind.PRODUCER):
+                await self._send(row)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -456,12 +459,10 @@ class Relay(BackgroundLoop):
             await self._finish(row, Outcome(False, None, None, f"unknown destination {row['destination']}"))
             return
         body = row["payload"].encode()
-        trace = parse_traceparent(row["traceparent"])
         headers = {
             "content-type": "application/json",
             "idempotency-key": row["message_id"],
             "x-message-kind": row["kind"],
-            "traceparent": (trace.child().traceparent if trace else outgoing_traceparent()),
             **destination.headers_for(body, row["message_id"]),
         }
         url = destination.base_url.rstrip("/") + row["path"]
@@ -547,9 +548,7 @@ class Relay(BackgroundLoop):
 
     async def _finish(self, row: Mapping[str, Any], outcome: Outcome, attempts: int | None = None) -> None:
         status = DELIVERED if outcome.delivered else DEAD
-        # What the handler enqueues belongs to the trace of the message it handles.
-        with continue_trace(row["traceparent"]):
-            await self._record(row, outcome, status, attempts)
+        await self._record(row, outcome, status, attempts)
         if row["ordering_key"] is not None:
             self.wake()  # the next message with its key may go now
         if outcome.delivered:

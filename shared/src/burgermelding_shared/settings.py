@@ -48,6 +48,8 @@ class ServiceSettings(BaseSettings):
         DEFAULT_INTERNAL_SECRET, description="Shared secret that signs service-to-service credentials."
     )
     log_level: str = Field("INFO", description="Python log level.")
+    otlp_endpoint: str = Field("", description="OpenTelemetry collector to export traces to over OTLP/HTTP, e.g. "
+                               "http://otel-collector:4318 (spans go to /v1/traces); empty: no export.")
     max_body_bytes: int = Field(
         1024 * 1024, description="Largest request body (photo uploads have limits of their own)."
     )

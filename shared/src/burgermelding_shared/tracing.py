@@ -1,66 +1,88 @@
-"""W3C trace context: one trace id carried from the citizen's request to the control room and back."""
+"""Traces with OpenTelemetry: one W3C trace from the citizen's request to the control room and back.
+
+Every service runs OpenTelemetry's SDK. Its FastAPI instrumentation makes each request a span in the trace that
+the incoming `traceparent` header names (or a new trace), its httpx instrumentation sends `traceparent` on
+every outgoing call, and the outbox and the verification jobs store the `traceparent` of the work that caused
+them, so that a delivery or a job continues that trace later, in another process if need be. Spans are exported
+over OTLP/HTTP only when an endpoint is configured (`*_OTLP_ENDPOINT`); without one they go nowhere, and the
+trace id still travels and is in every log line.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import re
-import secrets
+import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+import httpx
+from fastapi import FastAPI
+from opentelemetry import context, trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
 
+__all__ = ["SpanKind", "configure_tracing", "continue_trace", "current_trace_id", "current_traceparent",
+           "instrument_app", "instrument_client", "shutdown_tracing"]
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-@dataclass(frozen=True)
-class TraceContext:
-    trace_id: str
-    span_id: str
-    flags: str = "01"
-
-    @property
-    def traceparent(self) -> str:
-        return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
-
-    def child(self) -> TraceContext:
-        """A new span in the same trace, for an outgoing hop."""
-        return TraceContext(self.trace_id, secrets.token_hex(8), self.flags)
-
-
-current_trace: contextvars.ContextVar[TraceContext | None] = contextvars.ContextVar(
-    "current_trace", default=None
-)
+log = logging.getLogger(__name__)
+_propagator = TraceContextTextMapPropagator()
+_tracer = trace.get_tracer("burgermelding")
+# Probes and scrapes come every few seconds from machines, not citizens: no spans for them.
+UNTRACED_PATHS = "healthz,readyz,metrics"
 
 
-def parse_traceparent(value: str | None) -> TraceContext | None:
-    """The context in a `traceparent` header, or None when absent or malformed (all-zero ids are invalid)."""
-    if not value:
-        return None
-    match = _TRACEPARENT.match(value.strip().lower())
-    if not match:
-        return None
-    trace_id, span_id, flags = match.groups()
-    if trace_id == "0" * 32 or span_id == "0" * 16:
-        return None
-    return TraceContext(trace_id, span_id, flags)
+def configure_tracing(service: str, otlp_endpoint: str = "") -> None:
+    """The process's tracer provider, once (a process is one service; tests run several in one process, and
+    the first configures it). With an endpoint, spans are batched and exported to `<endpoint>/v1/traces`."""
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
+        log.info("exporting traces over OTLP", extra={"endpoint": otlp_endpoint})
+    trace.set_tracer_provider(provider)
 
 
-def new_trace() -> TraceContext:
-    return TraceContext(secrets.token_hex(16), secrets.token_hex(8))
+def shutdown_tracing() -> None:
+    """Export what is still batched (on the way out of a process)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.force_flush(timeout_millis=5000)
+
+
+def instrument_app(app: FastAPI) -> None:
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"])
+
+
+def instrument_client(client: httpx.AsyncClient) -> None:
+    HTTPXClientInstrumentor.instrument_client(client)
+
+
+def current_trace_id() -> str | None:
+    """The current trace id as 32 hex digits, or None outside any span."""
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else None
+
+
+def current_traceparent() -> str | None:
+    """The `traceparent` of the current span, to store with work that continues the trace later."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get("traceparent")
 
 
 @contextlib.contextmanager
-def continue_trace(traceparent: str | None) -> Iterator[None]:
-    """Work done outside a request (a worker, a relay callback) continues the trace that caused it."""
-    parent = parse_traceparent(traceparent)
-    token = current_trace.set(parent.child() if parent else new_trace())
-    try:
+def continue_trace(traceparent: str | None, name: str, kind: SpanKind = SpanKind.INTERNAL) -> Iterator[None]:
+    """Work done outside a request (an outbox delivery, a verification job) as a span of the trace that caused
+    it; a missing or malformed `traceparent` starts a new trace."""
+    parent = _propagator.extract({"traceparent": traceparent}, context=context.Context()) if traceparent \
+        else context.Context()
+    with _tracer.start_as_current_span(name, context=parent, kind=kind):
         yield
-    finally:
-        current_trace.reset(token)
-
-
-def outgoing_traceparent() -> str:
-    """The `traceparent` to send on an outgoing call: a child of the current span, or a fresh trace."""
-    ctx = current_trace.get()
-    return (ctx.child() if ctx else new_trace()).traceparent

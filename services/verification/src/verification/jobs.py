@@ -25,7 +25,7 @@ from burgermelding_shared.events import distance_m
 from burgermelding_shared.messaging import enqueue, first_delivery
 from burgermelding_shared.metrics import Metrics, age_seconds
 from burgermelding_shared.timeutil import utcnow
-from burgermelding_shared.tracing import continue_trace, outgoing_traceparent
+from burgermelding_shared.tracing import continue_trace, current_traceparent
 from verification import grouping
 from verification.analysis import PhotoJob, analyse_photo
 from verification.checks import CORROBORATION_CAP, Claim, check
@@ -56,7 +56,7 @@ async def submit(runtime: Runtime, report: ReportSubmitted, message_id: str, sou
             job_id=job_id(report), report_id=report.report_id, revision=report.revision,
             request=report.model_dump_json(), status="pending",
             priority=URGENT if report.urgent else 0, received_at=utcnow(),
-            traceparent=outgoing_traceparent(),
+            traceparent=current_traceparent(),
         ))
     runtime.extras["worker"].wake()
     return "accepted"
@@ -121,7 +121,7 @@ class VerificationWorker(BackgroundLoop):
         job = await self._claim()
         if job is None:
             return 0
-        with continue_trace(job.traceparent):
+        with continue_trace(job.traceparent, "verify report"):
             await self.process(job)
         return 1
 
