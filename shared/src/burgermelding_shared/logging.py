@@ -6,13 +6,14 @@ and the access log below records only method, route, status and duration.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter as LibraryJsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from burgermelding_shared.tracing import current_trace_id, current_traceparent
@@ -20,31 +21,27 @@ from burgermelding_shared.tracing import current_trace_id, current_traceparent
 if TYPE_CHECKING:
     from burgermelding_shared.metrics import Metrics
 
-_STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+class JsonFormatter(LibraryJsonFormatter):
+    """python-json-logger's formatter with our field names, UTC times in milliseconds and the trace id; the
+    `extra` of a log call becomes fields of its own."""
 
-
-class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
-        super().__init__()
-        self.service = service
+        super().__init__(["asctime", "levelname", "name", "message"],
+                         rename_fields={"asctime": "ts", "levelname": "level", "name": "logger", "message": "msg",
+                                        "exc_info": "exc"},
+                         static_fields={"service": service},
+                         reserved_attrs=[*RESERVED_ATTRS, "color_message"],  # uvicorn's coloured copy
+                         json_default=str, json_ensure_ascii=False)
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "service": self.service,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        log_data["level"] = record.levelname.lower()
         trace_id = current_trace_id()
         if trace_id is not None:
-            entry["trace_id"] = trace_id
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_") and key != "color_message":
-                entry[key] = value
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+            log_data["trace_id"] = trace_id
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
