@@ -22,10 +22,15 @@ class S3Server:
     process: subprocess.Popen[bytes]
 
     def client(self) -> object:
+        return self.boto("s3")
+
+    def boto(self, service: str, s3_access_key_id: str = ACCESS_KEY,
+             s3_secret_access_key: str = SECRET_KEY) -> object:
+        """A boto3 client of this server (for setting up tests, never used by the services)."""
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.url, region_name=REGION, aws_access_key_id=ACCESS_KEY,
-                            aws_secret_access_key=SECRET_KEY)
+        return boto3.client(service, endpoint_url=self.url, region_name=REGION, aws_access_key_id=s3_access_key_id,
+                            aws_secret_access_key=s3_secret_access_key)
 
     def new_bucket(self) -> str:
         bucket = f"photos-{uuid.uuid4().hex[:12]}"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from burgermelding_shared.blobstore import (
@@ -113,3 +115,51 @@ async def test_intake_keeps_originals_in_the_bucket_and_refuses_when_it_is_down(
     assert {k: after[k] for k in ("reports", "photos", "outbox", "keys")} == \
         {k: before[k] for k in ("reports", "photos", "outbox", "keys")}
     assert after["uploads"] == 0  # the upload file is gone too
+
+
+@pytest.fixture(scope="module")
+def s3_with_auth() -> Iterator[tuple[S3Server, str, str]]:
+    """A server of its own that checks credentials (moto's IAM authentication): a user with full rights and its
+    access key are made first, then authentication is switched on. Yields the server, the key id and secret."""
+    server = start_s3_server()
+    try:
+        iam = server.boto("iam")
+        iam.create_user(UserName="photos")  # type: ignore[attr-defined]
+        policy = iam.create_policy(PolicyName="photos", PolicyDocument=json.dumps({  # type: ignore[attr-defined]
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        iam.attach_user_policy(UserName="photos", PolicyArn=policy["Policy"]["Arn"])  # type: ignore[attr-defined]
+        key = iam.create_access_key(UserName="photos")["AccessKey"]  # type: ignore[attr-defined]
+        httpx.post(f"{server.url}/moto-api/reset-auth", content=b"0", timeout=10).raise_for_status()
+        yield server, key["AccessKeyId"], key["SecretAccessKey"]
+    finally:
+        server.stop()
+
+
+async def test_wrong_credentials_are_refused_and_nothing_is_stored(
+        s3_with_auth: tuple[S3Server, str, str], start_service: Callable[..., Any]) -> None:
+    server, key_id, secret = s3_with_auth
+    right = {"s3_access_key_id": key_id, "s3_secret_access_key": secret}
+    bucket = f"photos-{os.urandom(6).hex()}"
+    server.boto("s3", **right).create_bucket(  # type: ignore[attr-defined]
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    store = store_in(server, bucket, **right)
+    store.ping()
+    assert store.read_verified(store.put_bytes(b"with the right key")) == b"with the right key"
+    for wrong in ({"s3_secret_access_key": "not-the-secret"}, {"s3_access_key_id": "AKIANOBODY00000000000"}):
+        refused_store = store_in(server, bucket, **{**right, **wrong})
+        with pytest.raises(BlobStoreUnavailable):
+            refused_store.ping()
+        with pytest.raises(BlobStoreUnavailable):
+            refused_store.put_bytes(b"with a wrong key")
+
+    # A service configured with a wrong secret is not ready, and refuses a report with nothing stored.
+    intake = await start_service("report_intake", IntakeSettings, s3_bucket=bucket, s3_endpoint_url=server.url,
+                                 s3_region=REGION, s3_access_key_id=key_id, s3_secret_access_key="not-the-secret")
+    not_ready = await intake.client.get("/readyz")
+    assert (not_ready.status_code, not_ready.json()["error"]) == (503, "storage_unavailable")
+    refused = await post_report(intake, report_json(), [("p.jpg", camera_photo(52.1, 5.1, 6), "image/jpeg")],
+                                key="s3-wrong-key-0001")
+    assert (refused.status_code, refused.json()["error"]) == (503, "storage_unavailable"), refused.text
+    counts = await stored_counts(intake)
+    assert {k: counts[k] for k in ("reports", "photos", "outbox", "keys", "uploads")} == dict.fromkeys(
+        ("reports", "photos", "outbox", "keys", "uploads"), 0)

@@ -18,6 +18,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tests.helpers import make_jpeg, report_json
 from tests.suite import SERVICES, Suite, follow, start_suite, submit
 
+PHONE_AGENT = "Burgermelding/2.4 (Android 15; Pixel 8)"
+PHONE_ADDRESS = "203.0.113.77"
+
 
 @dataclass
 class Span:
@@ -34,6 +37,8 @@ class Collector:
     """Receives OTLP/HTTP exports (protobuf) on /v1/traces and keeps every span."""
 
     spans: list[Span] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    attributes: set[str] = field(default_factory=set)
     paths: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -41,10 +46,12 @@ class Collector:
         request = ExportTraceServiceRequest.FromString(body)
         with self.lock:
             self.paths.append(path)
+            self.bodies.append(body)
             for resource_spans in request.resource_spans:
                 service = next(a.value.string_value for a in resource_spans.resource.attributes
                                if a.key == "service.name")
                 for scope_spans in resource_spans.scope_spans:
+                    self.attributes |= {a.key for s in scope_spans.spans for a in s.attributes}
                     self.spans.extend(Span(service, s.name, s.trace_id.hex(), s.span_id.hex(),
                                            s.parent_span_id.hex(), s.kind) for s in scope_spans.spans)
 
@@ -90,7 +97,8 @@ def test_one_report_is_one_trace_across_all_four_services(traced: tuple[Suite, C
     trace_id, phone_span = secrets.token_hex(16), secrets.token_hex(8)
     response = submit(suite, report_json(description="Traced: fietsendiefstal"),
                       [make_jpeg(1200, 900, pattern=5)], "e2e-traced-0001",
-                      headers={"traceparent": f"00-{trace_id}-{phone_span}-01"})
+                      headers={"traceparent": f"00-{trace_id}-{phone_span}-01", "User-Agent": PHONE_AGENT,
+                               "X-Forwarded-For": PHONE_ADDRESS})
     assert response.status_code == 202, response.text
     # The response names the trace and intake's own span in it, not the phone's.
     _version, answered_trace, answered_span, _flags = response.headers["traceparent"].split("-")
@@ -114,6 +122,13 @@ def test_one_report_is_one_trace_across_all_four_services(traced: tuple[Suite, C
     assert root.parent_span_id == phone_span
     orphans = [s for s in spans if s.parent_span_id not in by_id and s is not root]
     assert not orphans, [(s.service, s.name) for s in orphans]
+    # Nothing exported says who sent the report: no address, user agent, URL, query or signature.
+    exported = b"".join(collector.bodies)
+    assert PHONE_AGENT.encode() not in exported and PHONE_ADDRESS.encode() not in exported
+    assert "http.route" in collector.attributes  # how a request was handled is exported
+    assert not collector.attributes & {"client.address", "net.peer.ip", "http.client_ip", "user_agent.original",
+                                       "http.user_agent", "url.full", "http.url", "http.target", "url.query"}
+    assert b"sig=" not in exported and b"signature" not in exported.lower()
 
 
 def test_health_probes_make_no_spans(traced: tuple[Suite, Collector]) -> None:

@@ -6,13 +6,17 @@ every outgoing call, and the outbox and the verification jobs store the `tracepa
 them, so that a delivery or a job continues that trace later, in another process if need be. Spans are exported
 over OTLP/HTTP only when an endpoint is configured (`*_OTLP_ENDPOINT`); without one they go nowhere, and the
 trace id still travels and is in every log line.
+
+The instrumentation records the client's address, its user agent, `X-Forwarded-For` and full URLs (a signed
+photo link's signature among them). None of that leaves the process: the exporter passes on only the
+attributes in `EXPORTED_ATTRIBUTES`, which say how a request was handled, never who sent it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import httpx
 from fastapi import FastAPI
@@ -20,8 +24,8 @@ from opentelemetry import context, trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 __all__ = ["SpanKind", "configure_tracing", "continue_trace", "current_trace_id", "current_traceparent",
@@ -35,6 +39,37 @@ _tracer = trace.get_tracer("burgermelding")
 UNTRACED_PATHS = "healthz,readyz,metrics"
 
 
+EXPORTED_ATTRIBUTES = frozenset({
+    "http.request.method", "http.method", "http.route", "http.response.status_code", "http.status_code",
+    "error.type", "url.scheme", "http.scheme", "network.protocol.version", "http.flavor",
+    "server.address", "server.port",  # this service's own address, or the service it calls
+})
+
+
+class AnonymousSpanExporter(SpanExporter):
+    """Exports spans with their attributes cut down to `EXPORTED_ATTRIBUTES` (one rule, at the way out)."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([anonymous(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def anonymous(span: ReadableSpan) -> ReadableSpan:
+    kept = {key: value for key, value in (span.attributes or {}).items() if key in EXPORTED_ATTRIBUTES}
+    return ReadableSpan(name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+                        attributes=kept, events=span.events, links=span.links, kind=span.kind, status=span.status,
+                        start_time=span.start_time, end_time=span.end_time,
+                        instrumentation_scope=span.instrumentation_scope)
+
+
 def configure_tracing(service: str, otlp_endpoint: str = "") -> None:
     """The process's tracer provider, once (a process is one service; tests run several in one process, and
     the first configures it). With an endpoint, spans are batched and exported to `<endpoint>/v1/traces`."""
@@ -44,7 +79,7 @@ def configure_tracing(service: str, otlp_endpoint: str = "") -> None:
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        exporter = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")
+        exporter = AnonymousSpanExporter(OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces"))
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
         log.info("exporting traces over OTLP", extra={"endpoint": otlp_endpoint})
     trace.set_tracer_provider(provider)
