@@ -43,7 +43,7 @@ from burgermelding_shared.service_auth import (
 )
 from burgermelding_shared.settings import ServiceSettings
 from burgermelding_shared.sharedstate import SharedState
-from burgermelding_shared.tracing import configure_tracing, instrument_app, instrument_client, shutdown_tracing
+from burgermelding_shared.tracing import app_telemetry, configure_tracing, instrument_client, shutdown_tracing
 
 
 @dataclass
@@ -157,12 +157,11 @@ def create_service_app(
             yield
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
-                  openapi_tags=openapi_tags)
+                  openapi_tags=openapi_tags, telemetry=app_telemetry())
     app.add_middleware(InternalCredentialMiddleware, secret=settings.internal_secret, audience=settings.service_name,
                        prefixes=service_only_prefixes)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=large_body_paths or [])
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
-    instrument_app(app)  # outermost: the request's span covers everything else
     app.state.metrics = metrics
     install_error_handlers(app)
     _document_errors_as_sent(app)

@@ -64,8 +64,8 @@ access_log = logging.getLogger("burgermelding.access")
 
 class AccessLogMiddleware:
     """One anonymous access-log line and latency sample per request, and the request's `traceparent` on the
-    response (so a report of a problem can name its trace). Runs inside OpenTelemetry's middleware, whose span
-    is the request's (tracing.py)."""
+    response (so a report of a problem can name its trace). Runs inside FastAPI's telemetry, whose span is the
+    request's (tracing.py)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app

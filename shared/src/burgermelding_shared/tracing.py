@@ -1,7 +1,7 @@
 """Traces with OpenTelemetry: one W3C trace from the citizen's request to the control room and back.
 
-Every service runs OpenTelemetry's SDK. Its FastAPI instrumentation makes each request a span in the trace that
-the incoming `traceparent` header names (or a new trace), its httpx instrumentation sends `traceparent` on
+Every service runs OpenTelemetry's SDK. FastAPI's own telemetry makes each request a span in the trace that
+the incoming `traceparent` header names (or a new trace), OpenTelemetry's httpx instrumentation sends `traceparent` on
 every outgoing call, and the outbox and the verification jobs store the `traceparent` of the work that caused
 them, so that a delivery or a job continues that trace later, in another process if need be. Spans are exported
 over OTLP/HTTP only when an endpoint is configured (`*_OTLP_ENDPOINT`); without one they go nowhere, and the
@@ -19,24 +19,24 @@ import logging
 from collections.abc import Iterator, Sequence
 
 import httpx
-from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context, trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
+from starlette.types import Scope
 
-__all__ = ["SpanKind", "configure_tracing", "continue_trace", "current_trace_id", "current_traceparent",
-           "instrument_app", "instrument_client", "shutdown_tracing"]
+__all__ = ["SpanKind", "app_telemetry", "configure_tracing", "continue_trace", "current_trace_id",
+           "current_traceparent", "instrument_client", "shutdown_tracing"]
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 log = logging.getLogger(__name__)
 _propagator = TraceContextTextMapPropagator()
 _tracer = trace.get_tracer("burgermelding")
 # Probes and scrapes come every few seconds from machines, not citizens: no spans for them.
-UNTRACED_PATHS = "healthz,readyz,metrics"
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 EXPORTED_ATTRIBUTES = frozenset({
@@ -92,8 +92,15 @@ def shutdown_tracing() -> None:
         provider.force_flush(timeout_millis=5000)
 
 
-def instrument_app(app: FastAPI) -> None:
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"])
+def app_telemetry() -> TelemetryConfig:
+    """FastAPI's telemetry as we use it: a span per request, and nothing else of it. Its metrics are ours
+    (metrics.py, Prometheus), its log records would duplicate our log lines, and spans for every dependency
+    and serialisation step cost more than they tell."""
+    return TelemetryConfig(tracing=True, metrics=False, logs=False, operation_spans=False, exclude=_untraced)
+
+
+def _untraced(scope: Scope) -> bool:
+    return scope.get("path") in UNTRACED_PATHS
 
 
 def instrument_client(client: httpx.AsyncClient) -> None:
