@@ -3,8 +3,8 @@
 A FastAPI app with one route (our telemetry settings, `tracing.app_telemetry()`, the process's tracer
 provider, no exporter) is called directly over ASGI `--requests` times, with the spans on and off,
 alternating `--rounds` times and keeping each one's fastest round (a busy moment of the machine only ever
-adds time). Calling the app directly leaves out the HTTP client and server, whose cost is the same either way and would hide the
-difference in the noise of a shared machine.
+adds time). Calling the app directly leaves out the HTTP client and server, whose cost is the same either
+way and would hide the difference in the noise of a shared machine.
 
     uv run python bench/tracing_overhead.py [--requests 20000] [--rounds 3]
 """
