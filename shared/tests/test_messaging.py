@@ -262,6 +262,47 @@ async def test_idempotency_claim_replay_conflict_and_reuse(db: Database) -> None
     assert await idempotency.claim(db, idem, "create", "key-00002", "fp-c") is None
 
 
+async def test_a_stale_claim_is_taken_over_by_exactly_one_retry(db: Database,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import asynccontextmanager
+    from datetime import timedelta
+
+    from burgermelding_shared.timeutil import utcnow
+
+    if db.is_sqlite:
+        pytest.skip("SQLite takes the write lock when a transaction begins: two retries cannot both read the "
+                    "stale claim before one of them changes it")
+    # The first try died holding its claim; long after, two retries of it arrive at once. Both read the stale
+    # claim before either takes it over (each waits at a barrier after its read): the worst interleaving.
+    async with db.transaction() as session:
+        await session.execute(idem.insert().values(key=idempotency.stored_key("create", "stale-key-1"),
+                                                   fingerprint="fp", state="processing",
+                                                   created_at=utcnow() - idempotency.STALE_CLAIM - timedelta(1)))
+    both_read = asyncio.Barrier(2)
+    transaction = db.transaction
+
+    @asynccontextmanager
+    async def reading_together() -> AsyncIterator[Any]:
+        async with transaction() as session:
+            execute = session.execute
+
+            async def execute_then_wait(statement: Any, *args: Any, **kwargs: Any) -> Any:
+                result = await execute(statement, *args, **kwargs)
+                if getattr(statement, "is_select", False):
+                    await asyncio.wait_for(both_read.wait(), 10)
+                return result
+
+            monkeypatch.setattr(session, "execute", execute_then_wait)
+            yield session
+
+    monkeypatch.setattr(db, "transaction", reading_together)
+    outcomes = await asyncio.gather(*(idempotency.claim(db, idem, "create", "stale-key-1", "fp") for _ in range(2)),
+                                    return_exceptions=True)
+    assert outcomes.count(None) == 1, outcomes  # one takes the claim over and does the work...
+    (refused,) = [o for o in outcomes if o is not None]
+    assert isinstance(refused, ServiceError) and refused.error == "request_in_progress"  # ...the other waits
+
+
 async def test_a_recovered_destination_gets_its_backlog_urgent_first_not_in_backoff_order(db: Database) -> None:
     from datetime import timedelta
 

@@ -42,11 +42,37 @@ async def expect_refused(intake: Any, response: Any, status: int, error: str) ->
     assert (await intake.client.get("/healthz")).status_code == 200
 
 
-async def test_decompression_bomb_is_refused_not_warned_about(intake: Any) -> None:
-    data = bomb_png()
+def bomb_heic(width: int, height: int) -> bytes:
+    """A real 64x64 HEIC whose image spatial extents ('ispe') claim another size: libheif reports the claim."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(buffer, "HEIF")
+    data = bytearray(buffer.getvalue())
+    at = data.find(b"ispe")
+    assert at > 0 and struct.unpack(">II", data[at + 8:at + 16]) == (64, 64)
+    data[at + 8:at + 16] = struct.pack(">II", width, height)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("name", "make", "guard"), [
+    # Between our limit (50 MP) and Pillow's warning (100 MP): only our own check stands in the way.
+    ("60-megapixel.png", lambda: bomb_png(10_000, 6_000), "more than the limit"),
+    # Where Pillow merely warns (100 to 200 MP): still ours, never a warning that lets the decode go on.
+    ("150-megapixel.png", lambda: bomb_png(15_000, 10_000), "more than the limit"),
+    # Past Pillow's own error (10 gigapixels): refused the same way.
+    ("10-gigapixel.png", lambda: bomb_png(100_000, 100_000), "decompression bomb"),
+    # An iPhone photo whose HEIF boxes claim 60 MP.
+    ("60-megapixel.heic", lambda: bomb_heic(10_000, 6_000), "more than the limit"),
+])
+async def test_decompression_bombs_are_refused_before_decoding(intake: Any, name: str, make: Any,
+                                                                guard: str) -> None:
+    data = make()
     assert len(data) < 100_000
-    response = await post_report(intake, report_json(), [("bomb.png", data, "image/png")])
+    response = await post_report(intake, report_json(), [(name, data, "application/octet-stream")])
     await expect_refused(intake, response, 413, "photo_too_many_pixels")
+    assert guard in response.json()["detail"]
 
 
 async def test_a_100_mb_upload_is_cut_off_while_streaming(intake: Any) -> None:
@@ -71,12 +97,14 @@ async def test_a_100_mb_upload_is_cut_off_while_streaming(intake: Any) -> None:
     assert sent <= 25 * 1024 * 1024  # refused at the 20 MB limit, not after 100 MB
 
 
-async def test_a_declared_100_mb_body_is_refused_before_reading(intake: Any) -> None:
+async def test_a_body_declared_over_the_request_limit_is_refused_before_reading(intake: Any) -> None:
+    # The most a report may carry is every photo at its limit plus the report part: 100 MB is allowed in
+    # principle (5 photos of 20 MB), a declared 10 GB is refused from the header alone, before a byte is read.
     response = await intake.client.post("/v1/reports", content=b"x" * 10, headers={
         "Idempotency-Key": "big-upload-2", "Content-Type": "multipart/form-data; boundary=x",
-        "Content-Length": str(100 * 1024 * 1024)})
-    assert response.status_code in (400, 413)  # the server refuses; the transport may notice the lie first
-    assert await stored_counts(intake) == NOTHING
+        "Content-Length": str(10 * 1024**3)})
+    await expect_refused(intake, response, 413, "upload_too_large")
+    assert "the request" in response.json()["detail"]
 
 
 async def test_oversized_report_json_is_refused(intake: Any) -> None:
@@ -199,6 +227,24 @@ async def test_redis_down_never_refuses_a_report(start_service: Callable[..., An
     assert ready.status_code == 200 and ready.json()["shared_state"] == "memory (redis unavailable)"
     metrics = (await intake.client.get("/metrics")).text
     assert 'bm_shared_state_fallbacks_total{what="rate_limits"}' in metrics
+
+
+async def test_retries_of_an_answered_report_are_free_and_answered_even_at_the_limit(
+        start_service: Callable[..., Any]) -> None:
+    intake = await start_service("report_intake", IntakeSettings, reports_per_client=2, reports_per_seconds=3600)
+    one, two, three = (report_json(description=text) for text in ("eerste", "tweede", "derde"))
+    first = await post_report(intake, one, key="retry-key-0001")
+    # A phone on a bad connection sends its report again and again: the replays cost nothing...
+    replays = [await post_report(intake, one, key="retry-key-0001") for _ in range(4)]
+    assert {r.status_code for r in replays} == {202} and {r.json()["id"] for r in replays} == {first.json()["id"]}
+    second = await post_report(intake, two, key="retry-key-0002")
+    assert second.status_code == 202  # ...so its second report still fits in the limit of two
+    refused = await post_report(intake, three, key="retry-key-0003")
+    assert (refused.status_code, refused.json()["error"]) == (429, "rate_limited")
+    # At the limit, a retry of an answered report still gets its answer (the app must learn its report arrived).
+    late = await post_report(intake, two, key="retry-key-0002")
+    assert late.status_code == 202 and late.json()["id"] == second.json()["id"]
+    assert (await stored_counts(intake))["reports"] == 2
 
 
 async def test_guessing_tokens_for_a_report_is_slowed_down(start_service: Callable[..., Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 from collections.abc import Callable
@@ -181,6 +182,35 @@ async def test_idempotency_key_missing_reused_and_in_progress(intake: Any) -> No
     assert (reused.status_code, reused.json()["error"]) == (422, "idempotency_key_reused")
     bad = await post_report(intake, report_json(), key="../../etc")
     assert (bad.status_code, bad.json()["error"]) == (400, "idempotency_key_invalid")
+
+
+async def test_a_retry_while_the_first_try_is_still_working_gets_409_then_the_replay(
+        intake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first try is held between taking its claim and storing the report (where a slow shared-state call
+    # would keep it) until the retry has been answered. Not inside its transaction: on SQLite that would hold
+    # the write lock, and the retry would be told 503 busy instead, as retryable but not what this tests.
+    holding, release = asyncio.Event(), asyncio.Event()
+    limits = intake.runtime.extras["limits"]
+    creating = limits.creating
+
+    async def slow_creating(*args: Any) -> None:
+        holding.set()
+        await release.wait()
+        await creating(*args)
+
+    monkeypatch.setattr(limits, "creating", slow_creating)
+    body = report_json(description="nog bezig")
+    first = asyncio.create_task(post_report(intake, body, key="in-progress-key-1"))
+    await asyncio.wait_for(holding.wait(), 10)
+    retry = await post_report(intake, body, key="in-progress-key-1")
+    assert (retry.status_code, retry.json()["error"]) == (409, "request_in_progress")
+    assert retry.headers["retry-after"] == "1"
+    release.set()
+    answered = await first
+    assert answered.status_code == 202
+    again = await post_report(intake, body, key="in-progress-key-1")
+    assert again.status_code == 202 and again.json()["id"] == answered.json()["id"]
+    assert (await stored_counts(intake))["reports"] == 1
 
 
 async def test_a_photo_over_the_limit_is_cut_off(start_service: Callable[..., Any]) -> None:

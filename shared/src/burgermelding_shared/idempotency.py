@@ -70,6 +70,12 @@ def check_key(raw: str | None) -> str:
     return key
 
 
+def in_progress() -> ServiceError:
+    return ServiceError(409, "request_in_progress", "a request with this Idempotency-Key is still being processed",
+                        detail_nl="Een verzoek met deze Idempotency-Key wordt nog verwerkt",
+                        headers={"Retry-After": "1"})
+
+
 async def claim(db: Database, table: Table, scope: str, key: str, fingerprint: str) -> StoredResponse | None:
     """Claim `key` for a request with this `fingerprint`; a stored response to replay, or None to proceed."""
     full_key = stored_key(scope, key)
@@ -96,13 +102,22 @@ async def claim(db: Database, table: Table, scope: str, key: str, fingerprint: s
         if row["state"] == "done":
             return StoredResponse(row["response_status"], json.loads(row["response_body"]))
         if now - row["created_at"] < STALE_CLAIM:
-            raise ServiceError(409, "request_in_progress",
-                               "a request with this Idempotency-Key is still being processed",
-                               detail_nl="Een verzoek met deze Idempotency-Key wordt nog verwerkt",
-                               headers={"Retry-After": "1"})
-        # The first holder died mid-request: take the claim over.
-        await session.execute(update(table).where(table.c.key == full_key).values(created_at=now))
+            raise in_progress()
+        # The first holder died mid-request: take the claim over, if no other retry took it first (the update
+        # only matches the stale claim as read; PostgreSQL re-reads a row a concurrent update changed).
+        taken = await session.execute(update(table).where(
+            table.c.key == full_key, table.c.state == "processing", table.c.created_at == row["created_at"]
+        ).values(created_at=now))
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise in_progress()
         return None
+
+
+async def answered(db: Database, table: Table, scope: str, key: str) -> bool:
+    """True if a request with this key has its answer stored (a retry of it will be a replay)."""
+    async with db.sessions() as session:
+        state = (await session.execute(select(table.c.state).where(table.c.key == stored_key(scope, key)))).scalar()
+    return state == "done"
 
 
 async def complete(session: AsyncSession, table: Table, scope: str, key: str, response: StoredResponse) -> None:
@@ -150,13 +165,18 @@ async def run_once(
     key: str,
     fingerprint: str,
     work: Callable[[AsyncSession], Awaitable[StoredResponse]],
+    first_time: Callable[[], Awaitable[None]] | None = None,
 ) -> StoredResponse:
     """Do `work` once per key: replay its stored response on a retry, or do it in one transaction that also
-    records the response. On failure the claim is released, so the client may retry with the same key."""
+    records the response. `first_time` runs before the work of a request that is not a replay (to charge a
+    rate limit: a retry costs the client nothing). On failure the claim is released, so the client may retry
+    with the same key."""
     replay = await claim(db, table, scope, key, fingerprint)
     if replay is not None:
         return replay
     try:
+        if first_time is not None:
+            await first_time()
         async with db.transaction() as session:
             response = await work(session)
             await complete(session, table, scope, key, response)

@@ -16,6 +16,7 @@ from burgermelding_shared.ratelimit import rate_limited
 from report_intake import followup, installations, reports
 from report_intake.config import IntakeSettings
 from report_intake.limits import IntakeLimits, Sender
+from report_intake.models import idempotency_keys
 from report_intake.reports import Access
 from report_intake.schemas import (
     CategoryView,
@@ -135,8 +136,9 @@ def multipart_body(with_report: bool) -> dict:
 )
 async def create_report(request: Request, runtime: RuntimeDep, sender: SenderDep,
                         idempotency_key: IdempotencyKeyHeader = None) -> JSONResponse:
-    await limits_of(runtime).creating(sender)
     key = idempotency.check_key(idempotency_key)
+    if not await idempotency.answered(runtime.db, idempotency_keys, reports.CREATE_REPORT, key):
+        await limits_of(runtime).may_create(sender)  # a flood is refused before its uploads are read
     form = await read_photos(request, runtime, require_report=True)
     try:
         submission = reports.parse_submission(form)

@@ -67,15 +67,26 @@ class IntakeLimits:
             return hmac.new(self.tag_secret.encode(), message, hashlib.sha256).hexdigest()[:32], "installation"
         return await self.keys.key(sender.address), "address"
 
-    async def _per_sender(self, per_client: RateLimiter, guard: RateLimiter, sender: Sender) -> None:
+    async def _per_sender(self, per_client: RateLimiter, guard: RateLimiter, sender: Sender,
+                          count: bool = True) -> None:
         tag, kind = await self.submitter(sender)
         # The client's own limit first: an installation that floods is refused without draining the guard
         # that the honest witnesses behind the same address share.
-        await per_client.enforce(f"{kind}:{tag}")
+        limiters = [(per_client, f"{kind}:{tag}")]
         if kind == "installation":
-            await guard.enforce(await self.keys.key(sender.address))
+            limiters.append((guard, await self.keys.key(sender.address)))
+        for limiter, key in limiters:
+            wait = await (limiter.check(key) if count else limiter.peek(key))
+            if wait > 0:
+                raise rate_limited(wait)
+
+    async def may_create(self, sender: Sender) -> None:
+        """429 if this sender has no new reports left; counts nothing. Asked before a report's uploads are
+        read, so that a flood is refused cheaply; `creating` counts once the report turns out to be new."""
+        await self._per_sender(self.creation, self.creation_guard, sender, count=False)
 
     async def creating(self, sender: Sender) -> None:
+        """Count a new report (never a replay of one already answered: a phone's honest retries are free)."""
         await self._per_sender(self.creation, self.creation_guard, sender)
 
     async def using_token(self, sender: Sender) -> None:

@@ -138,7 +138,7 @@ async def create_request(request: Request, runtime: RuntimeDep,
                          ) -> JSONResponse:
     limits = limits_of(runtime)
     sender = Sender(client_address(request))  # Open311 clients have no installation credential
-    await limits.creating(sender)
+    await limits.may_create(sender)  # counted by create_report once the request turns out to be new
     form = await _read_form(request)
     contact = {k: form[v] for k, v in (("name", "first_name"), ("phone", "phone"), ("email", "email")) if form.get(v)}
     try:

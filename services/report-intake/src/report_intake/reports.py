@@ -294,6 +294,9 @@ class NewReport:
     sender: Sender | None = None  # for the daily pseudonym verification counts by; never stored here
 
 
+CREATE_REPORT = "create-report"  # the scope of a new report's Idempotency-Key
+
+
 async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
     """Store a report with its photos and queue it for verification and the bridge; returns (status, body).
 
@@ -314,8 +317,9 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
         return await _store(session, new, settings, submitter)
 
     try:
-        response = await idempotency.run_once(runtime.db, idempotency_keys, "create-report", new.idempotency_key,
-                                              fp, work)
+        response = await idempotency.run_once(
+            runtime.db, idempotency_keys, CREATE_REPORT, new.idempotency_key, fp, work,
+            first_time=(lambda: limits.creating(new.sender)) if limits is not None and new.sender else None)
     except BaseException:
         await remove_blobs(runtime, added)
         raise
