@@ -153,6 +153,16 @@ async def test_photo_links_are_signed_and_expire(bridge: Any) -> None:
     assert (await bridge.client.get(url.replace("signature=", "signature=0"))).status_code == 403
     expired = media.signed_url("", bridge.settings.media_url_secret, digest, -10)
     assert (await bridge.client.get(expired)).json()["error"] == "media_url_expired"
+    # Forged links of every odd shape are refused as invalid, never a 500 (schemathesis found a huge expiry).
+    signature = url.split("signature=")[1]
+    for query in (f"expires={10**30}&signature={signature}", f"expires=-5&signature={signature}",
+                  f"expires={10**11 + 1}&signature={signature}", "expires=9999999999&signature=%C3%A9%00",
+                  "expires=9999999999&signature="):
+        forged = await bridge.client.get(f"/v1/media/{digest}?{query}")
+        assert (forged.status_code, forged.json()["error"]) == (403, "media_url_invalid"), query
+    for query in ("expires=soon&signature=x", "signature=x", f"expires={'9' * 5000}&signature=x"):
+        malformed = await bridge.client.get(f"/v1/media/{digest}?{query}")
+        assert (malformed.status_code, malformed.json()["error"]) == (422, "validation_error"), query
 
 
 async def test_news_on_a_forwarded_report_goes_to_the_meldkamer_as_updates(bridge: Any) -> None:

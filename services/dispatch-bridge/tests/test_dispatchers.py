@@ -110,21 +110,37 @@ async def test_asking_the_citizen_and_deciding_a_review(bridge: Any) -> None:
     assert incidents[0]["reports"][0]["report_id"] == report.report_id
 
 
-async def test_dead_letters_are_listed_and_replayed(bridge: Any) -> None:
+async def test_dead_letters_are_listed_and_replayed(bridge: Any, start_service: Callable[..., Any]) -> None:
+    from meldkamer_sim.config import MeldkamerSettings
+
     report = await add_report(bridge, in_progress=True)
-    await bridge.runtime.relay.stop()  # nothing in flight while the test plays the meldkamer's refusal
+    relay = bridge.runtime.relay
+    await relay.stop()  # nothing in flight while the test plays the meldkamer's refusal
     async with bridge.runtime.db.transaction() as session:  # as if the meldkamer refused it for good
         await session.execute(update(messaging.outbox).where(messaging.outbox.c.destination == "meldkamer")
                               .values(status=DEAD, last_error="HTTP 400: bad request", last_status_code=400))
     dirk, sara = await login(bridge, "dirk"), await login(bridge, "sara")
     letters = (await bridge.client.get("/v1/dispatch/dead-letters", headers=dirk)).json()
     assert len(letters) == 1 and letters[0]["reason"] == "HTTP 400: bad request"
+    assert (await bridge.client.post(f"/v1/dispatch/dead-letters/{letters[0]['message_id']}/replay",
+                                     headers=dirk)).status_code == 403  # supervisors only
     replayed = await bridge.client.post(f"/v1/dispatch/dead-letters/{letters[0]['message_id']}/replay", headers=sara)
     assert replayed.json() == {"status": "queued"}
     assert (await bridge.client.get("/v1/dispatch/dead-letters", headers=dirk)).json() == []
     overview = (await bridge.client.get("/v1/dispatch/delivery", headers=dirk)).json()
     assert set(overview["circuits"]) == {"report-intake", "meldkamer"}
-    assert report.report_id
+
+    # The meldkamer is back (the simulator, in this process): the replayed message goes out and arrives once.
+    meldkamer = await start_service("meldkamer_sim", MeldkamerSettings, bridge_url=DOWN)
+    relay.http = meldkamer.client
+    assert await relay.run_once() == 1
+    await asyncio.gather(*relay._in_flight)
+    async with bridge.runtime.db.sessions() as session:
+        statuses = (await session.execute(select(messaging.outbox.c.status).where(
+            messaging.outbox.c.message_id == letters[0]["message_id"]))).scalars().all()
+    assert statuses == ["delivered"]
+    incidents = (await meldkamer.client.get("/v1/incidents")).json()
+    assert len(incidents) == 1 and report.reference in json.dumps(incidents)
 
 
 async def test_an_urgent_report_not_accepted_in_time_tells_the_citizen_to_call_112(bridge: Any) -> None:
