@@ -117,7 +117,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         env.update({"BM_MELDKAMER_SCRIPT": json.dumps(FAST_SCRIPT), "BM_VERIFICATION_WORKERS": "1",
                     "BM_VERIFICATION_JOB_LEASE_SECONDS": "20",
                     "BM_INTAKE_REPORTS_PER_CLIENT": "100000", "BM_INTAKE_TOKEN_USES_PER_CLIENT": "100000",
-                    "BM_INTAKE_TRUSTED_PROXIES": '["127.0.0.1"]'})
+                    "BM_INTAKE_TRUSTED_PROXIES": '["127.0.0.1"]', "BM_BRIDGE_TRUSTED_PROXIES": '["127.0.0.1"]'})
         for name, (package, _prefix) in SERVICES.items():
             subprocess.run([pythons[name], "-m", package, "migrate"], env=env, check=True, capture_output=True)
         deployment.balancer = start_nginx(folder / "nginx", fronts,

@@ -85,7 +85,8 @@ async def test_views_are_audited_and_originals_are_for_supervisors(bridge: Any) 
     assert original.status_code == 200 and original.content.startswith(b"\xff\xd8")
     log = (await bridge.client.get("/v1/dispatch/audit", headers=sara)).json()
     assert [(e["username"], e["action"]) for e in reversed(log)] == [
-        ("dirk", "view_report"), ("dirk", "view_photo"), ("sara", "view_photo_original")]
+        ("dirk", "login"), ("sara", "login"), ("dirk", "view_report"), ("dirk", "view_photo"),
+        ("sara", "view_photo_original")]
 
 
 async def test_asking_the_citizen_and_deciding_a_review(bridge: Any) -> None:

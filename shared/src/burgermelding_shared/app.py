@@ -127,8 +127,8 @@ def create_service_app(
         instrument_client(http)
         fallbacks = metrics.counter("bm_shared_state_fallbacks", "Uses of this replica's own memory for state that "
                                     "Redis should hold but did not answer for, by what (rate_limits, "
-                                    "address_salt, circuits)", ["what"])
-        for what in ("rate_limits", "address_salt", "circuits"):
+                                    "address_salt, circuits, counters)", ["what"])
+        for what in ("rate_limits", "address_salt", "circuits", "counters"):
             fallbacks.labels(what)  # present at 0, so that an alert on it has a series from the start
         shared = SharedState(settings.redis_url, f"{settings.redis_key_prefix}:{settings.service_name}",
                              on_fallback=lambda what: fallbacks.labels(what).inc())

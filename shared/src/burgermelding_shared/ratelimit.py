@@ -14,6 +14,8 @@ import math
 import time
 from dataclasses import dataclass
 
+from starlette.requests import Request
+
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.sharedstate import SharedState, per_window
 
@@ -51,6 +53,21 @@ def rate_limited(wait: float, what_en: str = "too many requests",
     return ServiceError(429, "rate_limited", f"{what_en}; try again in {seconds} s",
                         detail_nl=f"{what_nl}; probeer het over {seconds} s opnieuw",
                         headers={"Retry-After": str(seconds)})
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address, used only to derive in-memory keys (`AnonymousClientKeys`); never stored or
+    logged. Behind trusted proxies (the `trusted_proxies` setting) it is the rightmost X-Forwarded-For hop that
+    is not a proxy: the hops before it are written by the client and prove nothing."""
+    peer = request.client.host if request.client else None
+    trusted = set(request.app.state.runtime.settings.trusted_proxies)
+    if peer not in trusted:
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop[:64]
+    return peer
 
 
 class AnonymousClientKeys:

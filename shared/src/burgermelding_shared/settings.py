@@ -47,6 +47,9 @@ class ServiceSettings(BaseSettings):
     internal_secret: str = Field(
         DEFAULT_INTERNAL_SECRET, description="Shared secret that signs service-to-service credentials."
     )
+    trusted_proxies: list[str] = Field(
+        [], description="Addresses of reverse proxies whose X-Forwarded-For is believed (JSON list). Behind a "
+        "proxy, without this every client would share the proxy's address for rate limits and flood checks.")
     log_level: str = Field("INFO", description="Python log level.")
     otlp_endpoint: str = Field("", description="OpenTelemetry collector to export traces to over OTLP/HTTP, e.g. "
                                "http://otel-collector:4318 (spans go to /v1/traces); empty: no export.")

@@ -116,6 +116,7 @@ class SharedState:
         self._local_limits = MovingWindowRateLimiter(MemoryStorage())
         self._local_circuits = LocalCircuits()
         self._local_salts: dict[int, bytes] = {}
+        self._local_counters: dict[str, tuple[int, float]] = {}  # key: (value, expires at, monotonic)
         self._redis: aioredis.Redis | None = None
         self._shared_limits: MovingWindowRateLimiter | None = None
         self._down_until = 0.0
@@ -210,6 +211,74 @@ class SharedState:
             return self._local_salts[day]
 
         return await self._shared_or_local("address_salt", shared, local)
+
+    # Counters and holds that expire (login throttling: failures in a row, and how long to wait).
+
+    async def count(self, key: str, ttl: float) -> int:
+        """Add one to a counter that is forgotten `ttl` seconds after its last increase; the new value."""
+        full = f"{self.prefix}counter:{key}"
+
+        async def shared() -> int:
+            assert self._redis is not None
+            async with self._redis.pipeline(transaction=True) as pipe:
+                value, _ = await pipe.incr(full).pexpire(full, max(1, int(ttl * 1000))).execute()
+            return int(value)
+
+        async def local() -> int:
+            now = time.monotonic()
+            value, until = self._local_counters.get(full, (0, 0.0))
+            value = value + 1 if until > now else 1
+            self._local_counters[full] = (value, now + ttl)
+            self._forget_expired_local(now)
+            return value
+
+        return await self._shared_or_local("counters", shared, local)
+
+    async def hold(self, key: str, seconds: float) -> None:
+        """Mark `key` as held for `seconds` (a wait imposed on whoever it names)."""
+        full = f"{self.prefix}hold:{key}"
+
+        async def shared() -> None:
+            assert self._redis is not None
+            await self._redis.set(full, "1", px=max(1, int(seconds * 1000)))
+
+        async def local() -> None:
+            self._local_counters[full] = (1, time.monotonic() + seconds)
+
+        await self._shared_or_local("counters", shared, local)
+
+    async def held_for(self, key: str) -> float:
+        """Seconds left of a hold on `key`; 0 if none."""
+        full = f"{self.prefix}hold:{key}"
+
+        async def shared() -> float:
+            assert self._redis is not None
+            left = await self._redis.pttl(full)
+            return max(0.0, left / 1000) if left and left > 0 else 0.0
+
+        async def local() -> float:
+            _, until = self._local_counters.get(full, (0, 0.0))
+            return max(0.0, until - time.monotonic())
+
+        return await self._shared_or_local("counters", shared, local)
+
+    async def forget(self, *keys: str) -> None:
+        """Drop counters and holds (a successful login clears its failures)."""
+        names = [f"{self.prefix}{kind}:{key}" for key in keys for kind in ("counter", "hold")]
+
+        async def shared() -> None:
+            assert self._redis is not None
+            await self._redis.delete(*names)
+
+        async def local() -> None:
+            for name in names:
+                self._local_counters.pop(name, None)
+
+        await self._shared_or_local("counters", shared, local)
+
+    def _forget_expired_local(self, now: float) -> None:
+        if len(self._local_counters) > 10_000:  # a flood of names cannot grow memory without bound
+            self._local_counters = {k: v for k, v in self._local_counters.items() if v[1] > now}
 
     # Circuit states, per destination this service sends to.
 

@@ -27,6 +27,13 @@ class BridgeSettings(ServiceSettings):
     dispatcher_token_secret: str = Field(PLACEHOLDER_PREFIX + "dispatcher-token-secret-change-me",
                                          description="Signs dispatchers' bearer tokens.")
     dispatcher_token_minutes: int = Field(480, description="How long a dispatcher's token is valid (a shift).")
+    login_free_failures: int = Field(3, description="Wrong passwords in a row (per user, and per client) before "
+                                     "each next try must wait: 1 s, then 2, 4, ... up to login_max_delay_seconds.")
+    login_max_delay_seconds: float = Field(900, description="The longest wait between login tries.")
+    login_lockout_after: int = Field(10, description="Wrong passwords in a row that lock a dispatcher's account "
+                                     "until a supervisor lifts the lockout.")
+    login_failures_forgotten_seconds: float = Field(3600, description="A run of wrong passwords is forgotten "
+                                                    "this long after its last one.")
     call_112_deadline_seconds: float = Field(30.0, description="An urgent report not accepted by the meldkamer "
                                              "within this time: the citizen is told to call 112.")
     agency: str = Field("burgermelding.politie.nl", description="Our agency reference in EIDO messages.")

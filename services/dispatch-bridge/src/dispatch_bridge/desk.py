@@ -16,16 +16,10 @@ from burgermelding_shared.blobstore import BlobNotFound
 from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import DEAD, outbox_counts, replay_dead_letter
-from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge import forwarding, incidents
+from dispatch_bridge.audit import audit
 from dispatch_bridge.auth import Actor
 from dispatch_bridge.models import AuditEntry, BridgeMessage, BridgeReport, Incident, messaging
-
-
-def audit(session: AsyncSession, actor: Actor, action: str, target_type: str, target_id: str,
-          detail: str | None = None) -> None:
-    session.add(AuditEntry(at=utcnow(), username=actor.username, role=actor.role, action=action,
-                           target_type=target_type, target_id=target_id[:80], detail=detail))
 
 
 def report_summary(stored: BridgeReport) -> dict[str, Any]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
 from burgermelding_shared.app import RuntimeDep
 from burgermelding_shared.errors import error_responses
+from burgermelding_shared.ratelimit import client_address
 from dispatch_bridge import auth, desk
 from dispatch_bridge.auth import AnyDispatcher, Supervisor
 
@@ -28,10 +29,13 @@ class Question(BaseModel):
     text: str = Field(min_length=1, max_length=2000, examples=["Welke kant liep de verdachte op?"])
 
 
-@router.post("/auth/token", response_model=Token, summary="Log in (OAuth2 password flow)",
-             responses=error_responses(401))
-async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], runtime: RuntimeDep) -> Token:
-    return Token(access_token=await auth.log_in(runtime, form.username, form.password))
+@router.post("/auth/token", response_model=Token, summary="Log in (OAuth2 password flow); wrong passwords in a "
+             "row make the next try wait, and lock the account after more (a supervisor lifts it)",
+             responses=error_responses(401, 429, examples={401: [auth.wrong_credentials()],
+                                                          429: [auth.login_throttled(4)]}))
+async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
+                runtime: RuntimeDep) -> Token:
+    return Token(access_token=await auth.log_in(runtime, form.username, form.password, client_address(request)))
 
 
 @router.get("/dispatch/incidents", summary="Incidents with their reports and the event they describe together "
@@ -109,3 +113,19 @@ async def replay(message_id: str, runtime: RuntimeDep, actor: Supervisor) -> dic
 async def audit_log(runtime: RuntimeDep, _actor: Supervisor, target_id: str | None = None,
                     limit: Limit = 100) -> list[dict[str, Any]]:
     return await desk.audit_log(runtime, target_id, limit)
+
+
+class AccountState(BaseModel):
+    username: str
+    role: str
+    disabled: bool
+    locked: bool
+
+
+@router.post("/dispatch/users/{username}/{change}", response_model=AccountState,
+             summary="Disable or enable a dispatcher's account, or lift its lockout after too many wrong passwords "
+             "(supervisors; audited). Disabling ends the user's tokens at once.",
+             responses=error_responses(401, 403, 404, 422))
+async def change_account(username: str, change: Literal["disable", "enable", "unlock"], runtime: RuntimeDep,
+                         actor: Supervisor) -> dict[str, object]:
+    return await auth.change_account(runtime, actor, username, change)

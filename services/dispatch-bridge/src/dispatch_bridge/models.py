@@ -106,6 +106,8 @@ class Dispatcher(BridgeTable, table=True):
     role: str = Field(max_length=16)  # dispatcher | supervisor
     disabled: bool = False
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # Set when too many wrong passwords in a row locked the account; a supervisor lifts it.
+    locked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class AuditEntry(BridgeTable, table=True):

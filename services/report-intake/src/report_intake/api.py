@@ -12,7 +12,7 @@ from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.contracts import is_urgent
 from burgermelding_shared.errors import ServiceError, error_responses, prefers_dutch
-from burgermelding_shared.ratelimit import rate_limited
+from burgermelding_shared.ratelimit import client_address, rate_limited
 from report_intake import followup, installations, reports
 from report_intake.config import IntakeSettings
 from report_intake.limits import IntakeLimits, Sender
@@ -68,20 +68,6 @@ def bearer_token(authorization: str | None) -> str | None:
 
 def limits_of(runtime: Runtime) -> IntakeLimits:
     return runtime.extras["limits"]  # type: ignore[no-any-return]
-
-
-def client_address(request: Request) -> str | None:
-    """The citizen's address, used only to derive in-memory keys (see ratelimit.AnonymousClientKeys); never
-    stored or logged. Behind trusted proxies it is the rightmost X-Forwarded-For hop that is not a proxy."""
-    peer = request.client.host if request.client else None
-    trusted = set(request.app.state.runtime.settings.trusted_proxies)
-    if peer not in trusted:
-        return peer
-    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if hop not in trusted:
-            return hop[:64]
-    return peer
 
 
 async def sender_of(request: Request, runtime: RuntimeDep,

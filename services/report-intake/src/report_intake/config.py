@@ -48,9 +48,6 @@ class IntakeSettings(ServiceSettings):
     installations_per_address: int = Field(
         1000, description="Installations one address may register per hour (carrier-grade NAT sized).")
     wrong_tokens_per_report: int = Field(10, description="Wrong tokens for one report per 10 minutes before 429.")
-    trusted_proxies: list[str] = Field(
-        [], description="Addresses of reverse proxies whose X-Forwarded-For is believed (JSON list). Behind a "
-        "proxy, without this every citizen would share the proxy's address for rate limits and flood checks.")
     sse_max_seconds: float = Field(300.0, description="A live-update stream ends after this; the app reconnects.")
 
     def secret_fields(self) -> dict[str, str]:

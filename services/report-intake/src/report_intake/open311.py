@@ -25,8 +25,9 @@ from burgermelding_shared import idempotency
 from burgermelding_shared.app import RuntimeDep
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.errors import ServiceError, error_responses
+from burgermelding_shared.ratelimit import client_address
 from report_intake import reports
-from report_intake.api import bearer_token, client_address, language, limits_of
+from report_intake.api import bearer_token, language, limits_of
 from report_intake.limits import Sender
 from report_intake.schemas import ReportSubmission
 
