@@ -85,3 +85,78 @@ async def test_every_image_worker_is_started_and_warm_before_the_service_is_read
         assert len(started) == 2 and os.getpid() not in started
     finally:
         pool.shutdown()
+
+
+async def test_a_job_that_keeps_failing_ends_as_a_dead_job_that_can_be_replayed(
+        start_service: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from verification.models import VerificationJob
+
+    verification = await start_service("verification", VerificationSettings, workers=1, job_max_attempts=3,
+                                       job_lease_seconds=0.05, bridge_url="http://127.0.0.1:9")
+    worker = verification.runtime.extras["worker"]
+    process = worker.process
+
+    async def poison(job: Any) -> None:
+        raise RuntimeError("the image library crashed on this photo")
+
+    monkeypatch.setattr(worker, "process", poison)
+    report = submission(verification, [make_jpeg(pattern=7)], in_progress=True)
+    await submit(verification, report)
+
+    async def job() -> VerificationJob:
+        async with verification.runtime.db.sessions() as session:
+            return (await session.execute(select(VerificationJob))).scalars().one()
+
+    for _ in range(200):  # bounded: three tries a few seconds apart at most
+        if (await job()).status == "dead":
+            break
+        await asyncio.sleep(0.05)
+    dead = await job()
+    assert (dead.status, dead.attempts) == ("dead", 3) and "image library crashed" in (dead.last_error or "")
+    await asyncio.sleep(0.3)
+    assert (await job()).attempts == 3  # given up on: never tried again on its own
+
+    token = issue_token(verification.settings.internal_secret, "dispatch-bridge", "verification")
+    bridge = {"Authorization": f"Bearer {token}"}
+    listed = (await verification.client.get("/internal/v1/dead-jobs", headers=bridge)).json()
+    assert [(j["report_id"], j["urgent"], j["attempts"]) for j in listed] == [(report.report_id, True, 3)]
+    assert "image library crashed" in listed[0]["reason"]
+    intake_token = issue_token(verification.settings.internal_secret, "report-intake", "verification")
+    intake = {"Authorization": f"Bearer {intake_token}"}
+    assert (await verification.client.get("/internal/v1/dead-jobs", headers=intake)).status_code == 403
+    metrics = (await verification.client.get("/metrics")).text
+    assert 'bm_verification_dead_jobs{urgent="true"} 1.0' in metrics
+
+    # The cause is fixed; a supervisor replays it (through the bridge): verified as any other job.
+    monkeypatch.setattr(worker, "process", process)
+    replay = f"/internal/v1/dead-jobs/{dead.job_id}/replay"
+    assert (await verification.client.post(replay, headers=bridge)).json() == {"status": "queued"}
+    assert (await result(verification, report.report_id))["verdict"] in ("forward", "review")
+    assert (await verification.client.post(replay, headers=bridge)).status_code == 404  # no longer dead
+
+
+async def test_a_job_whose_worker_keeps_dying_is_given_up_on_at_its_next_claim(
+        start_service: Callable[..., Any]) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from verification.models import VerificationJob
+
+    verification = await start_service("verification", VerificationSettings, workers=1, job_max_attempts=3,
+                                       bridge_url="http://127.0.0.1:9")
+    report = submission(verification, [])
+    async with verification.runtime.db.transaction() as session:  # claimed three times, no failure recorded
+        session.add(VerificationJob(job_id=f"{report.report_id}:0", report_id=report.report_id, revision=0,
+                                    request=report.model_dump_json(), status="pending", priority=0,
+                                    received_at=datetime.now(UTC), attempts=3, lease_until=None))
+    verification.runtime.extras["worker"].wake()
+    for _ in range(200):
+        async with verification.runtime.db.sessions() as session:
+            job = await session.get(VerificationJob, f"{report.report_id}:0")
+        if job is not None and job.status == "dead":
+            break
+        await asyncio.sleep(0.05)
+    assert job is not None and (job.status, job.attempts) == ("dead", 3)
+    assert "its worker stopped while holding it (3 tries)" in (job.last_error or "")

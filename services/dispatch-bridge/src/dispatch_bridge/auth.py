@@ -158,10 +158,13 @@ class _Anonymous:
 async def log_in(runtime: Runtime, username: str, password: str, client_address: str | None) -> str:
     settings, shared = runtime.settings, runtime.shared
     attempt = LoginAttempt(username[:64], await AnonymousClientKeys(shared).key(client_address))
-    wait = max([await shared.held_for(key) for key in attempt.keys])
+    wait, holding = max([(await shared.held_for(key), key) for key in attempt.keys])
     if wait > 0:
-        async with runtime.db.transaction() as session:
-            audit(session, _Anonymous(attempt.username), "login_throttled", "dispatcher", attempt.username)
+        # Audited once per wait, not per try: hammering a held login must not flood the audit log.
+        if await shared.count(holding + ":refused", wait) == 1:
+            async with runtime.db.transaction() as session:
+                audit(session, _Anonymous(attempt.username), "login_throttled", "dispatcher", attempt.username,
+                      f"tries refused for {math.ceil(wait)} s")
         raise login_throttled(wait)
     async with runtime.db.sessions() as session:
         user = await session.get(Dispatcher, attempt.username)

@@ -18,6 +18,8 @@ class BridgeSettings(ServiceSettings):
     public_url: str = Field("http://127.0.0.1:8003", description="How the meldkamer reaches this bridge "
                                                                "(callback and photo URLs).")
     intake_url: str = Field("http://127.0.0.1:8001", description="Base URL of report-intake.")
+    verification_url: str = Field("http://127.0.0.1:8002", description="Base URL of verification (its dead jobs "
+                                  "are listed and replayed through the dispatchers' API).")
     meldkamer_url: str = Field("http://127.0.0.1:8004", description="Base URL of the meldkamer API.")
     meldkamer_webhook_secret: str = Field(PLACEHOLDER_PREFIX + "meldkamer-webhook-secret-change-me",
                                           description="Verifies the meldkamer's signed callbacks.")

@@ -7,7 +7,9 @@ import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +18,7 @@ from burgermelding_shared.blobstore import BlobNotFound
 from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import DEAD, outbox_counts, replay_dead_letter
+from burgermelding_shared.service_auth import issue_token
 from dispatch_bridge import forwarding, incidents
 from dispatch_bridge.audit import audit
 from dispatch_bridge.auth import Actor
@@ -222,17 +225,62 @@ async def delivery_overview(runtime: Runtime) -> dict[str, Any]:
                       "dead": runtime.relay.stats.dead}}
 
 
+VERIFICATION_JOB = "verification-job:"  # the id prefix of verification's dead jobs among the dead letters
+
+
+def verification_unreachable() -> ServiceError:
+    return ServiceError(503, "verification_unreachable", "verification did not answer; try again shortly",
+                        detail_nl="de verificatiedienst antwoordt niet; probeer het zo opnieuw",
+                        headers={"Retry-After": "5"})
+
+
 async def dead_letters(runtime: Runtime, limit: int) -> list[dict[str, Any]]:
+    """The bridge's own dead letters, then verification's dead jobs (their reports wait for a verdict)."""
     outbox = messaging.outbox
     async with runtime.db.sessions() as session:
         rows = (await session.execute(select(outbox).where(outbox.c.status == DEAD)
                                       .order_by(outbox.c.id.desc()).limit(limit))).mappings().all()
-    return [{"message_id": r["message_id"], "destination": r["destination"], "kind": r["kind"],
-             "attempts": r["attempts"], "reason": r["last_error"], "last_status_code": r["last_status_code"],
-             "created_at": r["created_at"]} for r in rows]
+    own = [{"message_id": r["message_id"], "destination": r["destination"], "kind": r["kind"],
+            "attempts": r["attempts"], "reason": r["last_error"], "last_status_code": r["last_status_code"],
+            "created_at": r["created_at"]} for r in rows]
+    try:
+        response = await _ask_verification(runtime, "GET", f"/internal/v1/dead-jobs?limit={limit}")
+        jobs = [{"message_id": VERIFICATION_JOB + job["job_id"], "destination": "verification",
+                 "kind": "verification.job", "attempts": job["attempts"], "reason": job["reason"],
+                 "last_status_code": None, "created_at": job["received_at"], "report_id": job["report_id"],
+                 "urgent": job["urgent"]} for job in response.json()]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        # Not a reason to hide the bridge's own: say that verification's part is missing, and why.
+        jobs = [{"message_id": None, "destination": "verification", "kind": "verification.unavailable",
+                 "attempts": None, "reason": f"verification's dead jobs could not be read: {type(exc).__name__}",
+                 "last_status_code": None, "created_at": None}]
+    return own + jobs
+
+
+async def _ask_verification(runtime: Runtime, method: str, path: str) -> httpx.Response:
+    settings = runtime.settings
+    token = issue_token(settings.internal_secret, settings.service_name, "verification")
+    response = await runtime.http.request(method, settings.verification_url.rstrip("/") + path, timeout=5,
+                                          headers={"authorization": f"Bearer {token}"})
+    response.raise_for_status()
+    return response
 
 
 async def replay(runtime: Runtime, actor: Actor, message_id: str) -> dict[str, str]:
+    if message_id.startswith(VERIFICATION_JOB):
+        job_id = message_id.removeprefix(VERIFICATION_JOB)
+        try:
+            await _ask_verification(runtime, "POST", f"/internal/v1/dead-jobs/{quote(job_id, safe='')}/replay")
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 404:
+                raise verification_unreachable() from exc
+            raise ServiceError(404, "dead_letter_not_found", "no dead letter with this id",
+                               detail_nl="geen onbestelbaar bericht met dit nummer") from exc
+        except httpx.HTTPError as exc:
+            raise verification_unreachable() from exc
+        async with runtime.db.transaction() as session:
+            audit(session, actor, "replay_verification_job", "report", job_id.split(":")[0])
+        return {"status": "queued"}
     if not await replay_dead_letter(runtime.db, messaging, message_id):
         raise ServiceError(404, "dead_letter_not_found", "no dead letter with this id",
                            detail_nl="geen onbestelbaar bericht met dit nummer")

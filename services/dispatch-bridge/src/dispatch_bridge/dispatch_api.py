@@ -96,14 +96,15 @@ async def delivery(runtime: RuntimeDep, _actor: AnyDispatcher) -> dict[str, Any]
     return await desk.delivery_overview(runtime)
 
 
-@router.get("/dispatch/dead-letters", summary="Messages the bridge gave up on, with the reason",
+@router.get("/dispatch/dead-letters", summary="Messages the bridge gave up on, and verification jobs given up on "
+            "(ids starting `verification-job:`; their reports wait for a verdict), each with the reason",
             responses=AUTH_ERRORS)
 async def dead_letters(runtime: RuntimeDep, _actor: AnyDispatcher, limit: Limit = 100) -> list[dict[str, Any]]:
     return await desk.dead_letters(runtime, limit)
 
 
-@router.post("/dispatch/dead-letters/{message_id}/replay", summary="Send a dead letter again (supervisors)",
-             responses=error_responses(401, 403, 404))
+@router.post("/dispatch/dead-letters/{message_id}/replay", summary="Send a dead letter again, or try a dead "
+             "verification job again (supervisors; audited)", responses=error_responses(401, 403, 404, 503))
 async def replay(message_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, str]:
     return await desk.replay(runtime, actor, message_id)
 

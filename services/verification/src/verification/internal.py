@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message, require_service
 from burgermelding_shared.contracts import ReportSubmitted
@@ -26,3 +28,17 @@ async def get_verification(
     report_id: str, runtime: RuntimeDep, _caller: str = require_service("dispatch-bridge", "report-intake"),
 ) -> dict:
     return await jobs.result_of(runtime, report_id)
+
+
+@router.get("/dead-jobs", summary="Verification jobs given up on, with the reason (for the dispatchers' API)",
+            responses=error_responses(401, 403))
+async def dead_jobs(runtime: RuntimeDep, _caller: str = require_service("dispatch-bridge"),
+                    limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict]:
+    return await jobs.dead_jobs(runtime, limit)
+
+
+@router.post("/dead-jobs/{job_id}/replay", summary="Try a dead verification job again (for a supervisor)",
+             responses=error_responses(401, 403, 404))
+async def replay_dead_job(job_id: str, runtime: RuntimeDep,
+                          _caller: str = require_service("dispatch-bridge")) -> dict[str, str]:
+    return await jobs.replay_dead_job(runtime, job_id)

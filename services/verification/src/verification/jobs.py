@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.blobstore import BlobStoreUnavailable
 from burgermelding_shared.contracts import PhotoVerification, ReportSubmitted, VerificationCompleted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.events import distance_m
@@ -75,6 +76,30 @@ async def result_of(runtime: Runtime, report_id: str) -> dict:
     return {"status": job.status, **json.loads(job.result)}
 
 
+async def dead_jobs(runtime: Runtime, limit: int = 100) -> list[dict]:
+    """Jobs given up on, urgent first, newest first: what a supervisor needs to decide on a replay."""
+    async with runtime.db.sessions() as session:
+        rows = (await session.execute(select(VerificationJob).where(VerificationJob.status == "dead")
+                                      .order_by(VerificationJob.priority.desc(), VerificationJob.received_at.desc())
+                                      .limit(limit))).scalars().all()
+    return [{"job_id": job.job_id, "report_id": job.report_id, "revision": job.revision,
+             "urgent": job.priority >= URGENT, "attempts": job.attempts, "reason": job.last_error,
+             "received_at": job.received_at} for job in rows]
+
+
+async def replay_dead_job(runtime: Runtime, job_id: str) -> dict[str, str]:
+    """Give a dead job a fresh set of tries, at once."""
+    async with runtime.db.transaction() as session:
+        replayed = await session.execute(update(VerificationJob).where(
+            VerificationJob.job_id == job_id[:48], VerificationJob.status == "dead").values(
+            status="pending", attempts=0, lease_until=None))
+    if not replayed.rowcount:  # type: ignore[attr-defined]
+        raise ServiceError(404, "dead_job_not_found", "no dead verification job with this id",
+                           detail_nl="geen opgegeven verificatietaak met deze id")
+    runtime.extras["worker"].wake()
+    return {"status": "queued"}
+
+
 async def send_result(session: AsyncSession, result: VerificationCompleted, priority: int) -> None:
     await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/verifications",
                   kind="verification.completed", payload=result.model_dump(mode="json"), priority=priority)
@@ -122,24 +147,59 @@ class VerificationWorker(BackgroundLoop):
         if job is None:
             return 0
         with continue_trace(job.traceparent, "verify report"):
-            await self.process(job)
+            try:
+                await self.process(job)
+            except BlobStoreUnavailable:
+                # The store's outage, not the job's fault: try again soon, without counting it.
+                await self._failed(job, "the photo store is unavailable", counted=False)
+            except Exception as exc:
+                log.exception("verification job failed", extra={"job_id": job.job_id})
+                await self._failed(job, f"{type(exc).__name__}: {exc}"[:2000], counted=True)
         return 1
 
-    async def _claim(self) -> VerificationJob | None:
-        now = utcnow()
+    async def _failed(self, job: VerificationJob, reason: str, counted: bool) -> None:
+        """Record a failed try; after `job_max_attempts` the job is dead: kept with its reason, listed for
+        supervisors, replayable, never tried again on its own (a poison job would otherwise be tried forever)."""
+        dead = counted and job.attempts >= self.settings.job_max_attempts
+        retry_in = min(self.settings.job_lease_seconds, 2.0 ** job.attempts)
         async with self.runtime.db.transaction() as session:
-            query = (select(VerificationJob)
-                     .where(VerificationJob.status == "pending",
-                            or_(VerificationJob.lease_until.is_(None), VerificationJob.lease_until < now))
-                     .order_by(VerificationJob.priority.desc(), VerificationJob.received_at).limit(1))
-            if not self.runtime.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            job = (await session.execute(query)).scalars().first()
-            if job is None:
-                return None
-            await session.execute(update(VerificationJob).where(VerificationJob.job_id == job.job_id)
-                                  .values(lease_until=now + timedelta(seconds=self.settings.job_lease_seconds)))
-        return job
+            await session.execute(update(VerificationJob).where(VerificationJob.job_id == job.job_id).values(
+                status="dead" if dead else "pending", last_error=reason,
+                attempts=job.attempts if counted else job.attempts - 1,
+                lease_until=None if dead else utcnow() + timedelta(seconds=retry_in)))
+        (log.error if dead else log.warning)(
+            "verification job dead" if dead else "verification job failed; it is tried again",
+            extra={"job_id": job.job_id, "attempt": job.attempts, "reason": reason})
+
+    async def _claim(self) -> VerificationJob | None:
+        """The most urgent job due, leased to this worker and its try counted. A job whose tries are used up
+        without a failure being recorded (its worker died holding it, each time) is given up on here."""
+        while True:
+            now = utcnow()
+            async with self.runtime.db.transaction() as session:
+                query = (select(VerificationJob)
+                         .where(VerificationJob.status == "pending",
+                                or_(VerificationJob.lease_until.is_(None), VerificationJob.lease_until < now))
+                         .order_by(VerificationJob.priority.desc(), VerificationJob.received_at).limit(1))
+                if not self.runtime.db.is_sqlite:
+                    query = query.with_for_update(skip_locked=True)
+                job = (await session.execute(query)).scalars().first()
+                if job is None:
+                    return None
+                tries = job.attempts
+                exhausted = tries >= self.settings.job_max_attempts
+                values = ({"status": "dead", "lease_until": None,
+                           "last_error": f"{job.last_error or 'no failure recorded'}; its worker stopped while "
+                           f"holding it ({tries} tries)"} if exhausted else
+                          {"lease_until": now + timedelta(seconds=self.settings.job_lease_seconds),
+                           "attempts": tries + 1})
+                await session.execute(update(VerificationJob).where(VerificationJob.job_id == job.job_id)
+                                      .values(**values))
+            if exhausted:
+                log.error("verification job dead", extra={"job_id": job.job_id, "attempt": tries})
+                continue
+            job.attempts = tries + 1  # (whether or not the update above already refreshed the object)
+            return job
 
     async def process(self, job: VerificationJob) -> None:
         report = ReportSubmitted.model_validate_json(job.request)
@@ -258,6 +318,14 @@ async def backlog_scraper(runtime: Runtime, metrics: Metrics) -> None:
         waiting, oldest = (await session.execute(select(func.count(), func.min(VerificationJob.received_at))
                                                  .where(VerificationJob.status == "pending"))).one()
     metrics.gauge("bm_verification_backlog_jobs", "Verification jobs waiting or running").set(waiting)
+    async with runtime.db.sessions() as session:
+        by_priority = (await session.execute(select(VerificationJob.priority, func.count())
+                                             .where(VerificationJob.status == "dead")
+                                             .group_by(VerificationJob.priority))).all()
+    gauge = metrics.gauge("bm_verification_dead_jobs", "Verification jobs given up on (their reports wait for a "
+                          "verdict until a supervisor replays them)", ["urgent"])
+    for urgent in (True, False):
+        gauge.labels(str(urgent).lower()).set(sum(n for priority, n in by_priority if (priority >= URGENT) == urgent))
     metrics.gauge("bm_verification_oldest_job_age_seconds", "How long the oldest waiting job has waited"
                   ).set(age_seconds(oldest, utcnow()))
 

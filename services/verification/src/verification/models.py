@@ -33,7 +33,7 @@ class VerificationJob(VerificationTable, table=True):
     report_id: str = Field(sa_column=Column(String(36), nullable=False, index=True))
     revision: int = 0
     request: str = Field(sa_column=Column(Text, nullable=False))  # the ReportSubmitted message, JSON
-    status: str = Field(max_length=16)  # pending | done
+    status: str = Field(max_length=16)  # pending | done | dead (given up on after job_max_attempts)
     priority: int = 0
     traceparent: str | None = Field(default=None, max_length=64)  # the trace the job continues
     received_at: datetime = Field(sa_type=UTCDateTime)
@@ -42,6 +42,8 @@ class VerificationJob(VerificationTable, table=True):
     verdict: str | None = Field(default=None, max_length=16)
     score: float | None = None
     result: str | None = Field(default=None, sa_column=Column(Text))  # the VerificationCompleted message, JSON
+    attempts: int = 0  # claims so far: a job that kills its worker counts too
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class PhotoFingerprint(VerificationTable, table=True):
