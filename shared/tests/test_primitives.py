@@ -147,6 +147,16 @@ async def test_exported_spans_say_how_a_request_was_handled_never_who_sent_it() 
     assert attributes["http.route"] == "/v1/media/{key}" and attributes["http.response.status_code"] == 200
     assert span.name == "GET /v1/media/{key}"
 
+    # An exception recorded on a span (a database error with the report's text in its parameters) leaves only
+    # its type: not its message, its stack, or the status description made from it.
+    tracer = provider.get_tracer("test")
+    with pytest.raises(ValueError), tracer.start_as_current_span("outbox deliver report.submitted"):
+        raise ValueError("INSERT ... parameters ('fietsendief bij Jan de Vries, Dorpsstraat 1')")
+    failed = exported.get_finished_spans()[-1]
+    assert "Jan de Vries" in repr(raw.get_finished_spans()[-1].events[0].attributes)  # recorded raw...
+    assert [dict(event.attributes or {}) for event in failed.events] == [{"exception.type": "ValueError"}]
+    assert failed.status.description is None and "Jan de Vries" not in repr(failed.status)  # ...never exported
+
 
 def test_placeholder_secrets_are_refused_in_production() -> None:
     ServiceSettings(environment="development")  # placeholders are fine locally

@@ -89,13 +89,14 @@ async def test_a_locked_account_answers_like_a_wrong_password_until_a_supervisor
     locked = await try_login(bridge, "dirk", PASSWORD)
     assert locked.status_code == 401 and locked.json() == wrong[0].json()  # nothing tells locked from wrong
     assert (await _user(bridge, "dirk")).locked_at is not None  # type: ignore[union-attr]
-    assert (await bridge.client.get("/v1/dispatch/incidents", headers=earlier)).status_code == 401
+    # His session from before goes on: guessing his name must not end his shift (disabling does, see below).
+    assert (await bridge.client.get("/v1/dispatch/incidents", headers=earlier)).status_code == 200
     unknown = await try_login(bridge, "nobody", "guess")
     assert (unknown.status_code, unknown.json()) == (401, wrong[0].json())  # nor an unknown name
 
     sara = bearer(await try_login(bridge, "sara", PASSWORD))
     refused = await bridge.client.post("/v1/dispatch/users/dirk/unlock", headers=earlier)
-    assert refused.status_code == 401
+    assert refused.status_code == 403  # a dispatcher cannot lift his own lockout
     lifted = await bridge.client.post("/v1/dispatch/users/dirk/unlock", headers=sara)
     assert lifted.json() == {"username": "dirk", "role": "dispatcher", "disabled": False, "locked": False}
     bearer(await try_login(bridge, "dirk", PASSWORD))
@@ -171,3 +172,26 @@ async def test_replicas_sharing_redis_count_wrong_passwords_together(start_servi
     refused = await try_login(one, "dirk", PASSWORD)  # two failures on two replicas: the wait applies to both
     assert (refused.status_code, refused.json()["error"]) == (429, "login_throttled")
     assert (await try_login(other, "dirk", PASSWORD)).status_code == 429
+
+
+async def test_a_burst_of_concurrent_tries_cannot_slip_past_the_count(start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service, login_free_failures=2, login_lockout_after=4, **PROXY)
+    burst = await asyncio.gather(*(try_login(bridge, "dirk", f"guess {n}", client=f"10.0.0.{n}") for n in range(40)))
+    statuses = [response.status_code for response in burst]
+    # One try at a time for the name: the others are refused at once (429), never hashed, never let through.
+    assert set(statuses) == {401, 429} and statuses.count(401) <= 2, statuses
+    # Every try that was checked was counted: as many failures in the audit as answers of 401.
+    sara = bearer(await try_login(bridge, "sara", PASSWORD, client="10.9.9.9"))
+    failed = [action for action, target in await audited(bridge, sara) if target == "dirk"]
+    assert failed.count("login_failed") == statuses.count(401)
+
+
+async def test_a_very_long_run_of_wrong_passwords_still_waits_and_never_fails(
+        start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service, login_free_failures=0, login_lockout_after=10_000,
+                                login_max_delay_seconds=0.001, **PROXY)
+    key = auth.LoginAttempt("dirk", "").keys[0]
+    for _ in range(1100):  # as if 1,100 wrong passwords had been counted (2 ** 1100 overflows a float)
+        await bridge.runtime.shared.count(key, 3600)
+    await asyncio.sleep(0.01)
+    assert (await try_login(bridge, "dirk", "guess")).status_code == 401  # counted and answered, not a 500

@@ -247,6 +247,14 @@ async def test_retries_of_an_answered_report_are_free_and_answered_even_at_the_l
     assert (await stored_counts(intake))["reports"] == 2
 
 
+async def test_retries_of_an_answered_report_are_not_free_without_bound(start_service: Callable[..., Any]) -> None:
+    intake = await start_service("report_intake", IntakeSettings, token_uses_per_client=3)
+    body = report_json(description="keer op keer")
+    first = await post_report(intake, body, key="replay-flood-01")
+    replays = [(await post_report(intake, body, key="replay-flood-01")).status_code for _ in range(4)]
+    assert first.status_code == 202 and replays == [202, 202, 202, 429]  # counted like status polls
+
+
 async def test_guessing_tokens_for_a_report_is_slowed_down(start_service: Callable[..., Any]) -> None:
     intake = await start_service("report_intake", IntakeSettings, wrong_tokens_per_report=3)
     created = (await post_report(intake, report_json())).json()

@@ -160,3 +160,31 @@ async def test_a_job_whose_worker_keeps_dying_is_given_up_on_at_its_next_claim(
         await asyncio.sleep(0.05)
     assert job is not None and (job.status, job.attempts) == ("dead", 3)
     assert "its worker stopped while holding it (3 tries)" in (job.last_error or "")
+
+
+async def test_a_failure_after_the_verdict_is_stored_does_not_reopen_the_job(
+        verification: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = verification.runtime.extras["near_index"]
+    sync, calls = index.sync, []
+
+    async def sync_that_fails_after_the_commit(db: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:  # process() syncs before its transaction and again after the commit
+            raise RuntimeError("index sync failed")
+        await sync(db)
+
+    monkeypatch.setattr(index, "sync", sync_that_fails_after_the_commit)
+    report = submission(verification, [make_jpeg(pattern=9)])
+    await submit(verification, report)
+    outcome = await result(verification, report.report_id)  # done, and stays done:
+    import asyncio
+
+    from verification.models import VerificationJob
+
+    await asyncio.sleep(0.3)
+    async with verification.runtime.db.sessions() as session:
+        job = await session.get(VerificationJob, f"{report.report_id}:0")
+    assert job is not None and (job.status, job.attempts) == ("done", 1) and outcome["verdict"]
+    async with verification.runtime.db.sessions() as session:
+        sent = (await session.execute(select(messaging.outbox.c.kind))).scalars().all()
+    assert sent == ["verification.completed"]  # one verdict, not a second after a retry

@@ -262,6 +262,35 @@ class SharedState:
 
         return await self._shared_or_local("counters", shared, local)
 
+    async def take(self, key: str, seconds: float) -> bool:
+        """Take a turn named `key` for at most `seconds`: True for one holder at a time (`give_back` ends it)."""
+        full = f"{self.prefix}turn:{key}"
+
+        async def shared() -> bool:
+            assert self._redis is not None
+            return bool(await self._redis.set(full, "1", nx=True, px=max(1, int(seconds * 1000))))
+
+        async def local() -> bool:
+            now = time.monotonic()
+            if self._local_counters.get(full, (0, 0.0))[1] > now:
+                return False
+            self._local_counters[full] = (1, now + seconds)
+            return True
+
+        return await self._shared_or_local("counters", shared, local)
+
+    async def give_back(self, key: str) -> None:
+        full = f"{self.prefix}turn:{key}"
+
+        async def shared() -> None:
+            assert self._redis is not None
+            await self._redis.delete(full)
+
+        async def local() -> None:
+            self._local_counters.pop(full, None)
+
+        await self._shared_or_local("counters", shared, local)
+
     async def forget(self, *keys: str) -> None:
         """Drop counters and holds (a successful login clears its failures)."""
         names = [f"{self.prefix}{kind}:{key}" for key in keys for kind in ("counter", "hold")]

@@ -23,9 +23,9 @@ from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context, trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Link, SpanKind, Status
 from starlette.types import Scope
 
 __all__ = ["SpanKind", "app_telemetry", "configure_tracing", "continue_trace", "current_trace_id",
@@ -63,10 +63,16 @@ class AnonymousSpanExporter(SpanExporter):
 
 
 def anonymous(span: ReadableSpan) -> ReadableSpan:
+    """The span without what could name a person: attributes cut to the allow-list, and of a recorded
+    exception only its type (its message and stack can hold SQL parameters, report text or a signed URL), the
+    status without its description (the exception's text again), links without attributes."""
     kept = {key: value for key, value in (span.attributes or {}).items() if key in EXPORTED_ATTRIBUTES}
+    events = [Event(event.name, {key: value for key, value in (event.attributes or {}).items()
+                                 if key == "exception.type"}, event.timestamp) for event in span.events]
+    links = [Link(link.context) for link in span.links]
     return ReadableSpan(name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-                        attributes=kept, events=span.events, links=span.links, kind=span.kind, status=span.status,
-                        start_time=span.start_time, end_time=span.end_time,
+                        attributes=kept, events=events, links=links, kind=span.kind,
+                        status=Status(span.status.status_code), start_time=span.start_time, end_time=span.end_time,
                         instrumentation_scope=span.instrumentation_scope)
 
 

@@ -2,15 +2,16 @@
 
 Passwords are argon2id hashes (pwdlib); scrypt hashes from before are still accepted and replaced by argon2id at
 the next login. A token names the user, role and expiry and is signed with the bridge's secret; every request
-also checks that the user still exists, is not disabled and not locked, so disabling a user ends their tokens
-at once.
+also checks that the user still exists and is not disabled, so disabling a user ends their tokens at once (a
+lockout does not: it guards the password, and must not let a stranger end a dispatcher's shift).
 
-A login is guarded against guessing: after `login_free_failures` wrong passwords in a row, for the user name
-and for the client (each counted in the shared state, so across replicas), every next try waits 1 s, then 2,
-4, ... up to `login_max_delay_seconds` (429 with Retry-After); after `login_lockout_after` the account is
-locked until a supervisor lifts it. Hashing runs off the event loop (it takes tens of milliseconds and this
-service also takes the meldkamer's callbacks), an unknown user name costs the same hash as a known one, and a
-locked, disabled or unknown account answers exactly as a wrong password does, so nothing tells names apart.
+A login is guarded against guessing: one try at a time per name and per client; after `login_free_failures`
+wrong passwords in a row, for the user name and for the client (each counted in the shared state, so across
+replicas), every next try waits 1 s, then 2, 4, ... up to `login_max_delay_seconds` (429 with Retry-After);
+after `login_lockout_after` the account is locked until a supervisor lifts it. Hashing runs off the event loop
+(it takes tens of milliseconds and this service also takes the meldkamer's callbacks), an unknown user name
+costs the same hash as a known one, and a locked, disabled or unknown account answers exactly as a wrong
+password does, so nothing tells names apart.
 Logins, failures, throttled tries, lockouts and their lifting are audited.
 """
 
@@ -156,8 +157,25 @@ class _Anonymous:
 
 
 async def log_in(runtime: Runtime, username: str, password: str, client_address: str | None) -> str:
-    settings, shared = runtime.settings, runtime.shared
+    shared = runtime.shared
     attempt = LoginAttempt(username[:64], await AnonymousClientKeys(shared).key(client_address))
+    # One try at a time per name and per client: a burst of concurrent tries would otherwise all pass the
+    # wait below before the first of them is counted (the hash takes tens of milliseconds).
+    taken = [key for key in attempt.keys if await shared.take(key, TRY_SECONDS)]
+    try:
+        if len(taken) < len(attempt.keys):
+            raise login_throttled(1)
+        return await _try(runtime, attempt, password)
+    finally:
+        for key in taken:
+            await shared.give_back(key)
+
+
+TRY_SECONDS = 10  # the longest one try may hold its turn (a replica that dies mid-try frees it after this)
+
+
+async def _try(runtime: Runtime, attempt: LoginAttempt, password: str) -> str:
+    settings, shared = runtime.settings, runtime.shared
     wait, holding = max([(await shared.held_for(key), key) for key in attempt.keys])
     if wait > 0:
         # Audited once per wait, not per try: hammering a held login must not flood the audit log.
@@ -175,11 +193,12 @@ async def log_in(runtime: Runtime, username: str, password: str, client_address:
                       "locked" if user is not None and user.locked_at is not None else "unknown user")
         raise wrong_credentials()
     async with runtime.db.transaction() as session:
-        if new_hash is not None:  # an older hash: argon2id from now on
-            stored = await session.get(Dispatcher, user.username)
-            if stored is not None:
-                stored.password_hash = new_hash
-                session.add(stored)
+        stored = await session.get(Dispatcher, user.username)
+        if stored is None or stored.disabled or stored.locked_at is not None:  # changed while hashing
+            raise wrong_credentials()
+        if new_hash is not None and stored.password_hash == user.password_hash:  # an older hash: argon2id now
+            stored.password_hash = new_hash
+            session.add(stored)
         audit(session, user, "login", "dispatcher", user.username)
     await shared.forget(*attempt.keys)
     return issue_token(settings.dispatcher_token_secret, user.username, user.role, settings.dispatcher_token_minutes)
@@ -193,7 +212,8 @@ async def _failed(runtime: Runtime, attempt: LoginAttempt, user: Dispatcher | No
     for key, count in zip(attempt.keys, failures, strict=True):
         beyond = count - settings.login_free_failures
         if beyond >= 0:
-            await shared.hold(key, min(settings.login_max_delay_seconds, 2.0 ** beyond))
+            # (The exponent is capped: a long enough run would overflow a float.)
+            await shared.hold(key, min(settings.login_max_delay_seconds, 2.0 ** min(beyond, 30)))
     async with runtime.db.transaction() as session:
         audit(session, _Anonymous(attempt.username), "login_failed", "dispatcher", attempt.username,
               f"{reason}; {failures[0]} in a row for this name, {failures[1]} from this client")
@@ -244,7 +264,9 @@ async def current_actor(runtime: RuntimeDep, token: Annotated[str | None, Depend
     username = base64.urlsafe_b64decode(parts[1]).decode()
     async with runtime.db.sessions() as session:
         user = await session.get(Dispatcher, username)
-    if user is None or user.disabled or user.locked_at is not None:
+    # A lockout guards the password, not the dispatcher at their desk: their open session goes on (else
+    # anyone who knows a name could end a shift by guessing). Disabling an account ends it at once.
+    if user is None or user.disabled:
         raise _unauthorised("this user no longer has access", "deze gebruiker heeft geen toegang meer")
     return Actor(user.username, user.role)
 

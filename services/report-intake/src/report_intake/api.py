@@ -123,7 +123,11 @@ def multipart_body(with_report: bool) -> dict:
 async def create_report(request: Request, runtime: RuntimeDep, sender: SenderDep,
                         idempotency_key: IdempotencyKeyHeader = None) -> JSONResponse:
     key = idempotency.check_key(idempotency_key)
-    if not await idempotency.answered(runtime.db, idempotency_keys, reports.CREATE_REPORT, key):
+    if await idempotency.answered(runtime.db, idempotency_keys, reports.CREATE_REPORT, key):
+        # A retry of an answered report costs none of the report quota, but is counted like a status poll:
+        # it still sends its whole upload, which must not be free without bound.
+        await limits_of(runtime).using_token(sender)
+    else:
         await limits_of(runtime).may_create(sender)  # a flood is refused before its uploads are read
     form = await read_photos(request, runtime, require_report=True)
     try:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -25,6 +27,7 @@ from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.events import distance_m
 from burgermelding_shared.messaging import enqueue, first_delivery
 from burgermelding_shared.metrics import Metrics, age_seconds
+from burgermelding_shared.slots import lower_priority
 from burgermelding_shared.timeutil import utcnow
 from burgermelding_shared.tracing import continue_trace, current_traceparent
 from verification import grouping
@@ -39,6 +42,14 @@ from verification.verdict import decide, reassess
 
 log = logging.getLogger(__name__)
 URGENT = 10
+
+
+def photo_pool(workers: int) -> ProcessPoolExecutor:
+    """The processes that check photos. Spawned, not forked: forking a process that runs an event loop and
+    threads copies their locks mid-use. At a lower scheduling priority (nice +5): no urgent report waits for its
+    verification (the bridge forwards it at once), so when the cores are full, the urgent path gets them first."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=lower_priority, initargs=(5,))
 
 
 def job_id(report: ReportSubmitted) -> str:
@@ -152,6 +163,14 @@ class VerificationWorker(BackgroundLoop):
             except BlobStoreUnavailable:
                 # The store's outage, not the job's fault: try again soon, without counting it.
                 await self._failed(job, "the photo store is unavailable", counted=False)
+            except BrokenProcessPool:
+                # A photo worker died (a decoder crash, out of memory) and took the pool with it. It ran this
+                # job's photos only, so the try counts (a photo that kills its worker every time ends as a dead
+                # job); the pool is made anew, or every job behind it would fail the same way.
+                log.error("a photo worker died; the pool is started again", extra={"job_id": job.job_id})
+                old, self.pool = self.pool, photo_pool(self.pool._max_workers)
+                old.shutdown(wait=False, cancel_futures=True)
+                await self._failed(job, "a photo worker died while checking this report's photos", counted=True)
             except Exception as exc:
                 log.exception("verification job failed", extra={"job_id": job.job_id})
                 await self._failed(job, f"{type(exc).__name__}: {exc}"[:2000], counted=True)
@@ -163,7 +182,11 @@ class VerificationWorker(BackgroundLoop):
         dead = counted and job.attempts >= self.settings.job_max_attempts
         retry_in = min(self.settings.job_lease_seconds, 2.0 ** job.attempts)
         async with self.runtime.db.transaction() as session:
-            await session.execute(update(VerificationJob).where(VerificationJob.job_id == job.job_id).values(
+            # Only the try this worker holds: if the job was finished meanwhile (the failure came after its
+            # commit) or taken over by another worker, this failure changes nothing.
+            await session.execute(update(VerificationJob).where(
+                VerificationJob.job_id == job.job_id, VerificationJob.status == "pending",
+                VerificationJob.attempts == job.attempts).values(
                 status="dead" if dead else "pending", last_error=reason,
                 attempts=job.attempts if counted else job.attempts - 1,
                 lease_until=None if dead else utcnow() + timedelta(seconds=retry_in)))

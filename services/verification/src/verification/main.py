@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
@@ -13,13 +12,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from burgermelding_shared.app import Runtime, create_service_app, service_destinations
-from burgermelding_shared.slots import lower_priority
 from verification import internal
 from verification.analysis import warm_up
 from verification.checks import configure_weights
 from verification.config import VerificationSettings, get_settings
 from verification.grouping import FragmentMerger
-from verification.jobs import VerificationWorker, backlog_scraper
+from verification.jobs import VerificationWorker, backlog_scraper, photo_pool
 from verification.models import messaging
 from verification.nearindex import NearDuplicateIndex
 
@@ -37,13 +35,8 @@ async def warm(pool: ProcessPoolExecutor, workers: int) -> set[int]:
 @asynccontextmanager
 async def worker_hook(runtime: Runtime) -> AsyncIterator[None]:
     settings: VerificationSettings = runtime.settings
-    # spawn, not fork: forking a process that runs an event loop and threads copies their locks mid-use.
-    # The workers run at a lower scheduling priority (nice +5): no urgent report waits for its verification
-    # (the bridge forwards it at once), so when the cores are full, the urgent path gets them first.
     workers = settings.workers or os.cpu_count() or 1
-    pool = ProcessPoolExecutor(max_workers=workers,
-                               mp_context=multiprocessing.get_context("spawn"),
-                               initializer=lower_priority, initargs=(5,))
+    pool = photo_pool(workers)
     await warm(pool, workers)
     configure_weights(settings.check_weights)
     index = NearDuplicateIndex(settings.near_duplicate_thresholds())
@@ -59,7 +52,7 @@ async def worker_hook(runtime: Runtime) -> AsyncIterator[None]:
     finally:
         await worker.stop()
         await merger.stop()
-        pool.shutdown(wait=False, cancel_futures=True)
+        worker.pool.shutdown(wait=False, cancel_futures=True)  # (the worker may have made it anew)
 
 
 def create_app(settings: VerificationSettings | None = None) -> FastAPI:
