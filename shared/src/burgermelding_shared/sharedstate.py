@@ -28,6 +28,7 @@ T = TypeVar("T")
 
 RETRY_AFTER_SECONDS = 5.0  # while Redis is out, each request does not wait for its timeout again
 REDIS_TIMEOUT_SECONDS = 0.5  # a limit check is on the path of every report: a slow Redis must not hold it up
+SALT_CACHE_SECONDS = 60.0
 SALT_DAYS_KEPT = 2  # yesterday's salt may still be asked for just after midnight; then it is gone for good
 
 CircuitStateName = Literal["closed", "half_open", "open"]
@@ -116,6 +117,7 @@ class SharedState:
         self._local_limits = MovingWindowRateLimiter(MemoryStorage())
         self._local_circuits = LocalCircuits()
         self._local_salts: dict[int, bytes] = {}
+        self._shared_salt: tuple[int, float, bytes] | None = None  # (day, kept until, salt) as read from Redis
         self._local_counters: dict[str, tuple[int, float]] = {}  # key: (value, expires at, monotonic)
         self._redis: aioredis.Redis | None = None
         self._shared_limits: MovingWindowRateLimiter | None = None
@@ -196,12 +198,18 @@ class SharedState:
         """A random salt per day, the same on every replica; it lives only in memory (Redis's or this
         process's) and is gone two days later, so no stored pseudonym can ever be traced back to an address."""
         async def shared() -> bytes:
+            # Asked several times per report: kept for a minute (the day's salt does not change, but a Redis
+            # that lost its data makes a new one, which every replica must pick up soon).
+            cached = self._shared_salt
+            if cached is not None and cached[0] == day and cached[1] > time.monotonic():
+                return cached[2]
             assert self._redis is not None
             key = f"{self.prefix}address-salt:{day}"
             await self._redis.set(key, secrets.token_bytes(32), nx=True, ex=SALT_DAYS_KEPT * 86400)
             salt = await self._redis.get(key)
             if not salt:
                 raise RuntimeError("the salt expired between writing and reading it")
+            self._shared_salt = (day, time.monotonic() + SALT_CACHE_SECONDS, bytes(salt))
             return bytes(salt)
 
         async def local() -> bytes:
