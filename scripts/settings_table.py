@@ -15,6 +15,10 @@ def shown(field: object) -> str:
         return default.model_dump_json()
     if isinstance(default, str) and default.startswith(PLACEHOLDER_PREFIX):
         return "placeholder, development only"
+    if isinstance(default, dict) and any(str(key).startswith(PLACEHOLDER_PREFIX) for key in default):
+        return "a published key, development only"
+    if field in (ServiceSettings.model_fields["service_key"], ServiceSettings.model_fields["trusted_service_keys"]):
+        return "published development keys"
     return str(default)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from burgermelding_shared.service_auth import ServiceKey, load_service_key, new_key
 from tests.databases import create_database, drop_database
 
 SERVICES = {  # name: (package, settings prefix)
@@ -109,20 +111,52 @@ def wiring(urls: dict[str, str]) -> dict[str, str]:
     }
 
 
+# Who calls whom with a service credential (a service trusts exactly its callers' public keys); the meldkamer
+# calls the bridge with signed webhooks instead, and holds no key of its own.
+CALLERS = {"intake": ["bridge"], "verification": ["intake", "bridge"], "bridge": ["intake", "verification"],
+           "meldkamer": ["bridge"]}
+SERVICE_NAMES = {"intake": "report-intake", "verification": "verification", "bridge": "dispatch-bridge",
+                 "meldkamer": "meldkamer"}
+
+
+def service_key_settings(signing: dict[str, ServiceKey], also_trusted: dict[str, list[ServiceKey]] | None = None,
+                         ) -> dict[str, str]:
+    """Each calling service's own private key, and each service's trust in its callers' public keys (plus the
+    keys in `also_trusted`, by caller: a rotation's second key)."""
+    env = {f"{SERVICES[name][1]}SERVICE_KEY": json.dumps(key.private_jwk()) for name, key in signing.items()}
+    for name, callers in CALLERS.items():
+        trusted = {SERVICE_NAMES[caller]: [key.public_jwk() for key in [signing[caller],
+                                                                        *(also_trusted or {}).get(caller, [])]]
+                   for caller in callers}
+        env[f"{SERVICES[name][1]}TRUSTED_SERVICE_KEYS"] = json.dumps(trusted)
+    return env
+
+
+def new_service_keys(kid: str = "k1") -> dict[str, ServiceKey]:
+    return {name: new_key(SERVICE_NAMES[name], f"{SERVICE_NAMES[name]}-{kid}") for name in CALLERS
+            if name != "meldkamer"}
+
+
 def production_secrets() -> dict[str, str]:
-    """Production mode with real secrets: fresh random values, each shared by exactly the services that must
-    agree on it (production mode refuses the placeholders that development runs on)."""
-    internal, webhook = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    """Production mode with real secrets: fresh random values and keys, each secret shared by exactly the
+    services that must agree on it (production mode refuses the placeholders that development runs on)."""
+    webhook_keys = json.dumps({"k1": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()})
     env = {f"{prefix}ENVIRONMENT": "production" for _package, prefix in SERVICES.values()}
-    env.update({f"{prefix}INTERNAL_SECRET": internal for _package, prefix in SERVICES.values()})
+    env.update(service_key_settings(new_service_keys()))
     env.update({
         "BM_INTAKE_TOKEN_SECRET": secrets.token_urlsafe(32),
-        "BM_BRIDGE_MELDKAMER_WEBHOOK_SECRET": webhook, "BM_MELDKAMER_WEBHOOK_SECRET": webhook,
+        "BM_BRIDGE_MELDKAMER_WEBHOOK_KEYS": webhook_keys, "BM_MELDKAMER_WEBHOOK_KEYS": webhook_keys,
         "BM_BRIDGE_MEDIA_URL_SECRET": secrets.token_urlsafe(32),
         "BM_BRIDGE_DISPATCHER_TOKEN_SECRET": secrets.token_urlsafe(32),
         "BM_MELDKAMER_ADMIN_TOKEN": secrets.token_urlsafe(32),
     })
     return env
+
+
+def credential_in(env: dict[str, str], caller: str, audience: str) -> str:
+    """A credential of `caller` (a key of SERVICES) for `audience`, made with the key in a deployment's settings."""
+    key = load_service_key(SERVICE_NAMES[caller], json.loads(env[f"{SERVICES[caller][1]}SERVICE_KEY"]))
+    return key.issue(SERVICE_NAMES[audience])
 
 
 def start_suite(folder: Path, extra_env: dict[str, str] | None = None,

@@ -12,7 +12,7 @@ from typing import Any
 
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
 from burgermelding_shared.errors import ServiceError
-from burgermelding_shared.service_auth import issue_token
+from burgermelding_shared.service_auth import development_key
 from report_intake.photos import check_photo
 from verification.models import VerificationJob
 
@@ -46,7 +46,7 @@ def submission(service: Any, photos: list[bytes], **overrides: Any) -> ReportSub
 
 
 async def submit(service: Any, report: ReportSubmitted, message_id: str | None = None) -> Any:
-    token = issue_token(service.settings.internal_secret, "report-intake", "verification")
+    token = development_key("report-intake").issue("verification")
     return await service.client.post("/internal/v1/jobs", content=report.model_dump_json(),
                                      headers={"Authorization": f"Bearer {token}", "content-type": "application/json",
                                               "Idempotency-Key": message_id or str(uuid.uuid4())})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -14,8 +16,6 @@ from burgermelding_shared.blobstore import BlobCorrupted, BlobNotFound, LocalBlo
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.settings import ServiceSettings
 from burgermelding_shared.tracing import configure_tracing, continue_trace, current_trace_id, current_traceparent
-
-SECRET = "x" * 40
 
 
 def test_blob_store_is_content_addressed_and_checks_what_it_reads(tmp_path: Path) -> None:
@@ -60,39 +60,122 @@ def test_adopt_file_moves_an_upload_into_place(tmp_path: Path) -> None:
         store.adopt_file(again, "../" + "a" * 61)
 
 
-def test_service_token_round_trip_and_refusals() -> None:
-    token = service_auth.issue_token(SECRET, "report-intake", "verification")
-    assert service_auth.verify_token(SECRET, token, "verification", frozenset({"report-intake"})) == "report-intake"
+def _credential(key: service_auth.ServiceKey, **claims: object) -> str:
+    """A credential with the given claims changed, signed by `key` (to make the ones our services never make)."""
+    import jwt
+
+    now = int(time.time())
+    payload = {"iss": key.issuer, "aud": "verification", "iat": now, "exp": now + 60, **claims}
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, key.private_key, algorithm="EdDSA",
+                      headers={"kid": key.kid})
+
+
+def test_service_credentials_round_trip_and_refusals() -> None:
+    intake, bridge = service_auth.new_key("report-intake", "intake-1"), service_auth.new_key("dispatch-bridge", "b-1")
+    trusted = service_auth.TrustedKeys.load({"report-intake": [intake.public_jwk()],
+                                             "dispatch-bridge": [bridge.public_jwk()]})
+    only_intake = frozenset({"report-intake"})
+    assert trusted.verify(intake.issue("verification"), "verification", only_intake) == "report-intake"
+    impostor = service_auth.new_key("report-intake", "intake-1")  # the right name and key id, another key
+    stolen_id = service_auth.ServiceKey("report-intake", "b-1", bridge.private_key)  # the bridge's key, intake's name
+    untrusted = service_auth.development_key("report-intake")
     cases = [
-        (service_auth.issue_token("y" * 40, "report-intake", "verification"), 401),  # forged with another key
-        (service_auth.issue_token(SECRET, "report-intake", "dispatch-bridge"), 403),  # for another service
-        (service_auth.issue_token(SECRET, "meldkamer", "verification"), 403),  # issuer not allowed here
-        (service_auth.issue_token(SECRET, "report-intake", "verification", ttl=-120), 401),  # expired
-        ("garbage", 401),
-        (token[:-2] + "AA", 401),
+        (impostor.issue("verification"), "invalid_service_credential"),
+        (stolen_id.issue("verification"), "invalid_service_credential"),  # a key is bound to its own service
+        (untrusted.issue("verification"), "unknown_service_key"),
+        (intake.issue("dispatch-bridge"), "wrong_audience"),
+        (bridge.issue("verification"), "issuer_not_allowed"),  # trusted, but may not call this endpoint
+        (intake.issue("verification", ttl=-120), "expired_service_credential"),
+        (_credential(intake, exp=int(time.time()) + 86_400), "invalid_service_credential"),  # too long-lived
+        (_credential(intake, exp=None), "invalid_service_credential"),
+        (_credential(intake, aud=None), "invalid_service_credential"),
+        ("garbage", "invalid_service_credential"),
+        ("a.b.c", "invalid_service_credential"),
+        (intake.issue("verification")[:-2] + "AA", "invalid_service_credential"),
     ]
-    for bad, status in cases:
+    for bad, reason in cases:
         with pytest.raises(ServiceError) as err:
-            service_auth.verify_token(SECRET, bad, "verification", frozenset({"report-intake"}))
-        assert err.value.status_code == status
+            trusted.verify(bad, "verification", only_intake)
+        assert err.value.error == reason, bad
+    # An unsigned token ("alg": "none") with a trusted key id is refused, whatever it claims.
+    def b64(part: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+
+    unsigned = f"{b64({'alg': 'none', 'kid': 'intake-1'})}.{b64({'iss': 'report-intake', 'aud': 'verification'})}."
+    with pytest.raises(ServiceError, match="not valid"):
+        trusted.verify(unsigned, "verification", only_intake)
+
+
+def test_service_key_rotation_by_key_id() -> None:
+    old, new = service_auth.new_key("report-intake", "2026-11"), service_auth.new_key("report-intake", "2026-12")
+    before = service_auth.TrustedKeys.load({"report-intake": [old.public_jwk()]})
+    during = service_auth.TrustedKeys.load({"report-intake": [old.public_jwk(), new.public_jwk()]})
+    after = service_auth.TrustedKeys.load({"report-intake": [new.public_jwk()]})
+    assert before.verify(old.issue("verification"), "verification", None) == "report-intake"
+    for key in (old, new):  # while both are trusted, replicas still on the old key and those on the new one work
+        assert during.verify(key.issue("verification"), "verification", None) == "report-intake"
+    assert after.verify(new.issue("verification"), "verification", None) == "report-intake"
+    with pytest.raises(ServiceError, match="does not trust"):
+        after.verify(old.issue("verification"), "verification", None)
+    # A key written to and read from the settings is the same key.
+    reloaded = service_auth.load_service_key("report-intake", new.private_jwk())
+    assert after.verify(reloaded.issue("verification"), "verification", None) == "report-intake"
+
+
+def test_trusted_keys_refuse_private_keys_missing_ids_and_other_curves() -> None:
+    key = service_auth.new_key("report-intake", "k1")
+    with pytest.raises(ValueError, match="private key"):
+        service_auth.TrustedKeys.load({"report-intake": [key.private_jwk()]})
+    with pytest.raises(ValueError, match="key id"):
+        service_auth.TrustedKeys.load({"report-intake": [{k: v for k, v in key.public_jwk().items() if k != "kid"}]})
+    with pytest.raises(ValueError, match="Ed25519"):
+        service_auth.TrustedKeys.load({"report-intake": [{**key.public_jwk(), "crv": "X25519"}]})
+    with pytest.raises(ValueError, match="twice"):
+        service_auth.TrustedKeys.load({"report-intake": [key.public_jwk()], "verification": [key.public_jwk()]})
+    with pytest.raises(ValueError, match="private key"):
+        service_auth.load_service_key("report-intake", key.public_jwk())
+
+
+WEBHOOK_OLD = {"2026-11": "whsec_" + base64.b64encode(b"o" * 32).decode()}
+WEBHOOK_NEW = {"2026-12": "whsec_" + base64.b64encode(b"n" * 32).decode()}
 
 
 def test_webhook_signatures() -> None:
     body = b'{"status":"Closed"}'
-    headers = webhooks.signed_headers(SECRET, "evt-1", body)
-    assert webhooks.verify(SECRET, headers, body) == "evt-1"
+    headers = webhooks.signed_headers(WEBHOOK_OLD, "evt-1", body)
+    assert webhooks.verify(WEBHOOK_OLD, headers, body) == webhooks.VerifiedWebhook("evt-1", "2026-11")
     with pytest.raises(ServiceError, match="signature"):
-        webhooks.verify(SECRET, headers, body + b" ")  # body changed
+        webhooks.verify(WEBHOOK_OLD, headers, body + b" ")  # body changed
     with pytest.raises(ServiceError, match="signature"):
-        webhooks.verify("z" * 40, headers, body)  # signed with another secret
-    stale = webhooks.signed_headers(SECRET, "evt-2", body, timestamp=int(time.time()) - 3600)
+        webhooks.verify(WEBHOOK_NEW, headers, body)  # signed with another secret
+    with pytest.raises(ServiceError, match="signature"):
+        webhooks.verify(WEBHOOK_OLD, {**headers, "webhook-id": "evt-2"}, body)  # the id is signed too
+    stale = webhooks.signed_headers(WEBHOOK_OLD, "evt-2", body, timestamp=int(time.time()) - 3600)
     with pytest.raises(ServiceError) as err:
-        webhooks.verify(SECRET, stale, body)
+        webhooks.verify(WEBHOOK_OLD, stale, body)
     assert err.value.error == "stale_callback"
-    rotated = {**headers, "webhook-signature": "v1,AAAA " + headers["webhook-signature"]}
-    assert webhooks.verify(SECRET, rotated, body) == "evt-1"
+    for malformed in ("v1,AAAA", "v1", "v1,!!!", "v2,abc", ","):
+        with pytest.raises(ServiceError, match="signature"):
+            webhooks.verify(WEBHOOK_OLD, {**headers, "webhook-signature": malformed}, body)
+    with pytest.raises(ServiceError, match="signature"):
+        webhooks.verify(WEBHOOK_OLD, headers, b"\xff\xfe")  # not UTF-8: refused, not a 500
     with pytest.raises(ServiceError):
-        webhooks.verify(SECRET, {}, body)
+        webhooks.verify(WEBHOOK_OLD, {}, body)
+
+
+def test_webhook_key_rotation_by_key_id() -> None:
+    """Receiver adds the new key, sender signs with both, then with the new one only; the receiver sees by key id
+    when the old one is no longer used and drops it."""
+    body = b'{"status":"Closed"}'
+    receiver_during = {**WEBHOOK_OLD, **WEBHOOK_NEW}
+    assert webhooks.verify(receiver_during, webhooks.signed_headers(WEBHOOK_OLD, "e1", body), body).key_id == "2026-11"
+    both = webhooks.signed_headers(receiver_during, "e2", body)
+    assert len(both["webhook-signature"].split()) == 2
+    assert webhooks.verify(WEBHOOK_OLD, both, body).key_id == "2026-11"  # a receiver not yet rotated still accepts
+    assert webhooks.verify(WEBHOOK_NEW, both, body).key_id == "2026-12"
+    assert webhooks.verify(receiver_during, webhooks.signed_headers(WEBHOOK_NEW, "e3", body), body).key_id == "2026-12"
+    with pytest.raises(ServiceError, match="signature"):
+        webhooks.verify(WEBHOOK_NEW, webhooks.signed_headers(WEBHOOK_OLD, "e4", body), body)
 
 
 def test_work_continues_the_trace_that_caused_it_or_starts_one() -> None:
@@ -162,9 +245,20 @@ def test_placeholder_secrets_are_refused_in_production() -> None:
     ServiceSettings(environment="development")  # placeholders are fine locally
     with pytest.raises(ValueError, match="placeholder"):
         ServiceSettings(environment="production")
-    with pytest.raises(ValueError, match="placeholder"):
-        ServiceSettings(environment="production", internal_secret="too-short")
-    ServiceSettings(environment="production", internal_secret="s" * 40)
+    key, bridge = service_auth.new_key("service", "s-1"), service_auth.new_key("dispatch-bridge", "b-1")
+    real = {"service_key": json.dumps(key.private_jwk()),
+            "trusted_service_keys": {"dispatch-bridge": [bridge.public_jwk()]}}
+    ServiceSettings(environment="production", **real)
+    with pytest.raises(ValueError, match=r"placeholder.*service_key"):
+        ServiceSettings(environment="production", trusted_service_keys=real["trusted_service_keys"])
+    with pytest.raises(ValueError, match=r"placeholder.*trusted_service_keys"):
+        ServiceSettings(environment="production", service_key=real["service_key"])
+    dev = service_auth.development_key("dispatch-bridge").public_jwk()
+    with pytest.raises(ValueError, match="trusted_service_keys"):  # one published key among real ones
+        ServiceSettings(environment="production", service_key=real["service_key"],
+                        trusted_service_keys={"dispatch-bridge": [bridge.public_jwk(), dev]})
+    with pytest.raises(ValueError, match="not JSON"):
+        ServiceSettings(service_key="not json")
 
 
 async def test_priority_slots_hand_a_free_slot_to_urgent_work_first() -> None:

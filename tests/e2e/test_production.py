@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 import pytest
 
-from burgermelding_shared.service_auth import issue_token
 from tests.databases import (
     REDIS_URL,
     TEST_DATABASE,
@@ -37,7 +36,16 @@ from tests.helpers import phone_photo, report_json
 from tests.loadbalancer import LoadBalancer, start_nginx
 from tests.s3 import S3Server, start_s3_server
 from tests.standalone import standalone_python
-from tests.suite import FAST_SCRIPT, SERVICES, die_with_parent, free_port, production_secrets, wait_ready, wiring
+from tests.suite import (
+    FAST_SCRIPT,
+    SERVICES,
+    credential_in,
+    die_with_parent,
+    free_port,
+    production_secrets,
+    wait_ready,
+    wiring,
+)
 
 pytestmark = pytest.mark.skipif(TEST_DATABASE != "postgresql",
                                 reason="the production configuration runs on PostgreSQL (the suite's second pass)")
@@ -249,7 +257,7 @@ def test_a_photo_sent_twice_through_different_replicas_is_a_duplicate(deployment
             deployment.start_replica(name, index)
     first_replica = Phone(deployment.replica_url("intake", 1), "203.0.113.101")
     second_replica = Phone(deployment.replica_url("intake", 0), "203.0.113.102")
-    token = issue_token(deployment.env["BM_VERIFICATION_INTERNAL_SECRET"], "dispatch-bridge", "verification")
+    token = credential_in(deployment.env, "bridge", "verification")
 
     def verified(report_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + 90

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from burgermelding_shared.service_auth import issue_token
+from burgermelding_shared.service_auth import development_key
 from meldkamer_sim.config import MeldkamerSettings
 from meldkamer_sim.models import messaging
 
@@ -47,7 +47,7 @@ async def meldkamer(start_service: Callable[..., Any]) -> Any:
 
 
 async def request(meldkamer: Any, request_id: str, eido: dict | None = None) -> Any:
-    token = issue_token(meldkamer.settings.internal_secret, "dispatch-bridge", "meldkamer")
+    token = development_key("dispatch-bridge").issue("meldkamer")
     return await meldkamer.client.post("/v1/requests-for-service", json={"requestId": request_id, "eido": eido or eido_for(request_id)},
                                        headers={"Authorization": f"Bearer {token}"})
 
@@ -149,7 +149,7 @@ def merged_into(request_id: str, other: str) -> dict[str, Any]:
 
 
 async def update(meldkamer: Any, request_id: str, **fields: Any) -> Any:
-    token = issue_token(meldkamer.settings.internal_secret, "dispatch-bridge", "meldkamer")
+    token = development_key("dispatch-bridge").issue("meldkamer")
     fields.setdefault("eido", eido_for(request_id, incidentComponent=None, callbackComponent=None))
     body = {"updateId": f"u-{request_id}-{fields.get('kind')}-{len(json.dumps(fields))}", "requestId": request_id,
             "kind": "report_added", **fields}
@@ -158,7 +158,7 @@ async def update(meldkamer: Any, request_id: str, **fields: Any) -> Any:
 
 
 async def test_the_newest_event_summary_is_kept_and_a_merge_is_recorded(meldkamer: Any) -> None:
-    token = issue_token(meldkamer.settings.internal_secret, "dispatch-bridge", "meldkamer")
+    token = development_key("dispatch-bridge").issue("meldkamer")
     for request_id in ("req-north", "req-south"):
         await meldkamer.client.post("/v1/requests-for-service", json={
             "requestId": request_id, "eido": eido_for(request_id), "eventSummary": summary(1, 1)},
@@ -178,3 +178,24 @@ async def test_the_newest_event_summary_is_kept_and_a_merge_is_recorded(meldkame
     assert states[f"{north}-1"] == "pending"
     unknown = await update(meldkamer, "req-north", kind="merged", eido=merged_into("req-north", "req-not-yet"))
     assert unknown.status_code == 409  # the incident merged into has not arrived yet: asked again later
+
+
+def test_in_production_the_meldkamer_holds_only_the_bridges_public_key_and_its_webhook_keys() -> None:
+    """It makes no service credential, so it needs no private key; a private key in its trust is refused."""
+    import base64
+
+    from burgermelding_shared.service_auth import new_key
+
+    bridge = new_key("dispatch-bridge", "bridge-1")
+    real = {"environment": "production", "admin_token": "a" * 40,
+            "webhook_keys": {"hook-1": "whsec_" + base64.b64encode(b"w" * 32).decode()}}
+    MeldkamerSettings(**real, trusted_service_keys={"dispatch-bridge": [bridge.public_jwk()]})
+    with pytest.raises(ValueError, match="private key"):
+        MeldkamerSettings(**real, trusted_service_keys={"dispatch-bridge": [bridge.private_jwk()]})
+    published = {name: value for name, value in real.items() if name != "webhook_keys"}
+    with pytest.raises(ValueError, match="placeholder"):  # the development webhook key
+        MeldkamerSettings(**published, trusted_service_keys={"dispatch-bridge": [bridge.public_jwk()]})
+    with pytest.raises(ValueError, match="at least one"):
+        MeldkamerSettings(webhook_keys={})
+    with pytest.raises(ValueError, match="whsec"):
+        MeldkamerSettings(webhook_keys={"hook-1": "not base64 !"})

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from burgermelding_shared import webhooks
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
 from burgermelding_shared.eido import problems
-from burgermelding_shared.service_auth import issue_token
+from burgermelding_shared.service_auth import development_key
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeReport, Incident, messaging
 
@@ -41,7 +41,7 @@ def report(bridge: Any, **overrides: Any) -> ReportSubmitted:
 
 
 async def post(bridge: Any, path: str, body: Any, caller: str) -> Any:
-    token = issue_token(bridge.settings.internal_secret, caller, "dispatch-bridge")
+    token = development_key(caller).issue("dispatch-bridge")
     return await bridge.client.post(path, content=json.dumps(body, default=str), headers={
         "Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()), "content-type": "application/json"})
 
@@ -113,18 +113,18 @@ async def forwarded_incident(bridge: Any) -> Incident:
 
 
 def callback(incident: Incident, status: str, sequence: int, transaction: str | None = None,
-             secret: str | None = None, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+             keys: dict[str, str] | None = None, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"transactionId": transaction or f"t-{sequence}", "requestId": incident.id,
                        "incidentId": "MK-2026-000001", "status": status, "sequence": sequence,
                        "lastUpdateTimeStamp": datetime.now(UTC).isoformat()}).encode()
-    return body, webhooks.signed_headers(secret or BridgeSettings().meldkamer_webhook_secret,
+    return body, webhooks.signed_headers(keys or BridgeSettings().meldkamer_webhook_keys,
                                          transaction or f"t-{sequence}", body, timestamp)
 
 
 async def test_callbacks_forged_stale_duplicate_and_out_of_order(bridge: Any) -> None:
     incident = await forwarded_incident(bridge)
     path = "/v1/meldkamer/callbacks"
-    body, headers = callback(incident, "ResourcesAssigned", 1, secret="not-the-secret" * 3)
+    body, headers = callback(incident, "ResourcesAssigned", 1, keys={"k": "whsec_" + "bm90LXRoZS1zZWNyZXQtYXQtYWxsLWxvbmctZW5vdWdo"})
     assert (await bridge.client.post(path, content=body, headers=headers)).status_code == 401
     body, headers = callback(incident, "ResourcesAssigned", 1, timestamp=int(time.time()) - 3600)
     stale = await bridge.client.post(path, content=body, headers=headers)
@@ -239,7 +239,7 @@ async def test_a_later_report_about_the_same_event_joins_its_incident(bridge: An
 async def test_oversized_bodies_are_refused_before_anything_reads_them(bridge: Any) -> None:
     big = b"{" + b" " * (2 * 1024 * 1024) + b"}"
     # Even a caller with a valid credential may not send more than the cap.
-    credential = {"Authorization": f"Bearer {issue_token(bridge.settings.internal_secret, 'report-intake', 'dispatch-bridge')}",
+    credential = {"Authorization": f"Bearer {development_key('report-intake').issue('dispatch-bridge')}",
                   "Idempotency-Key": str(uuid.uuid4()), "content-type": "application/json"}
     for path in ("/internal/v1/reports", "/v1/meldkamer/callbacks"):
         declared = await bridge.client.post(path, content=big, headers=credential)

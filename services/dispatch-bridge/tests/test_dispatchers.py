@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
 from burgermelding_shared.messaging import DEAD
-from burgermelding_shared.service_auth import issue_token
+from burgermelding_shared.service_auth import development_key
 from dispatch_bridge import auth
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import messaging
@@ -51,7 +51,7 @@ async def add_report(bridge: Any, **overrides: Any) -> ReportSubmitted:
                                 "photos": [PhotoRef(photo_id="ph1", sha256=digest, sanitised_sha256=display,
                                                     content_type="image/jpeg", size_bytes=len(original), width=640,
                                                     height=480)], **overrides})
-    token = issue_token(bridge.settings.internal_secret, "report-intake", "dispatch-bridge")
+    token = development_key("report-intake").issue("dispatch-bridge")
     response = await bridge.client.post("/internal/v1/reports", content=report.model_dump_json(), headers={
         "Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()), "content-type": "application/json"})
     assert response.status_code == 200
@@ -101,7 +101,7 @@ async def test_asking_the_citizen_and_deciding_a_review(bridge: Any) -> None:
     assert [json.loads(r["payload"])["text"] for r in rows] == ["Richting station?"]
     assert (await bridge.client.post(f"/v1/dispatch/reports/{report.report_id}/forward", headers=dirk)).json()[
         "error"] == "not_held_for_review"
-    token = issue_token(bridge.settings.internal_secret, "verification", "dispatch-bridge")
+    token = development_key("verification").issue("dispatch-bridge")
     await bridge.client.post("/internal/v1/verifications", headers={
         "Authorization": f"Bearer {token}", "Idempotency-Key": "v-1"}, json={
         "report_id": report.report_id, "verdict": "review", "score": 0.4, "verified_at": datetime.now(UTC).isoformat()})
@@ -181,12 +181,12 @@ async def test_a_request_that_went_out_without_an_answer_is_sent_not_queued(brid
 
 
 async def test_lists_filter_show_group_links_and_are_audited(bridge: Any) -> None:
-    from burgermelding_shared.service_auth import issue_token
+    from burgermelding_shared.service_auth import development_key
 
     first = await add_report(bridge, category="theft")
     second = await add_report(bridge, category="theft")
     await add_report(bridge, category="fire", in_progress=True)
-    token = issue_token(bridge.settings.internal_secret, "verification", "dispatch-bridge")
+    token = development_key("verification").issue("dispatch-bridge")
     for report, others in ((first, []), (second, [first.report_id])):
         result = {"report_id": report.report_id, "verdict": "review", "score": 0.4, "group_id": "group-1",
                   "group_reports": others, "near_duplicate_of_reports": others,

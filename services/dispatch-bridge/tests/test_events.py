@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from burgermelding_shared.contracts import CheckResult, PhotoRef, PhotoVerification, ReportSubmitted
 from burgermelding_shared.eido import problems
-from burgermelding_shared.service_auth import issue_token
+from burgermelding_shared.service_auth import development_key
 from dispatch_bridge.auth import create_user
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeReport, Incident, messaging
@@ -47,7 +47,7 @@ def witness(bridge: Any, n: int, *, north_m: float = 0.0, urgent: bool = True, c
 
 
 async def post(bridge: Any, path: str, body: Any, caller: str) -> Any:
-    token = issue_token(bridge.settings.internal_secret, caller, "dispatch-bridge")
+    token = development_key(caller).issue("dispatch-bridge")
     response = await bridge.client.post(path, content=body if isinstance(body, str) else json.dumps(
         body, default=str), headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()),
                                      "content-type": "application/json"})

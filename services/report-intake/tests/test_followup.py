@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from burgermelding_shared.service_auth import issue_token
+from burgermelding_shared.service_auth import development_key
 from report_intake.config import IntakeSettings
 from report_intake.models import messaging
 from tests.helpers import make_jpeg, report_json
@@ -35,7 +35,7 @@ async def outbox(intake: Any) -> list[dict[str, Any]]:
 
 
 async def from_bridge(intake: Any, path: str, body: dict[str, Any]) -> Any:
-    token = issue_token(intake.settings.internal_secret, "dispatch-bridge", "report-intake")
+    token = development_key("dispatch-bridge").issue("report-intake")
     return await intake.client.post(path, json=body, headers={"Authorization": f"Bearer {token}",
                                                               "Idempotency-Key": str(uuid.uuid4())})
 
@@ -161,7 +161,7 @@ async def test_several_events_in_one_message_reach_the_timeline_in_order_once(in
         {"event": "forwarded", "occurred_at": now, "text_en": "Sent on", "text_nl": "Doorgestuurd"},
         {"event": "accepted", "occurred_at": now, "text_en": "Accepted", "text_nl": "Aangenomen",
          "incident_number": "MK-2026-000042"}]}
-    token = issue_token(intake.settings.internal_secret, "dispatch-bridge", "report-intake")
+    token = development_key("dispatch-bridge").issue("report-intake")
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "news-1"}
     for _ in range(2):  # delivered twice, applied once
         response = await intake.client.post("/internal/v1/report-events", json=news, headers=headers)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from burgermelding_shared.service_auth import issue_token
+from burgermelding_shared.service_auth import development_key
 from report_intake.config import IntakeSettings
 from report_intake.models import Photo, Report, idempotency_keys, messaging
 from tests.helpers import make_jpeg, report_json
@@ -227,11 +227,11 @@ async def test_report_events_need_a_service_credential_and_count_once(intake: An
              "text_en": "sent", "text_nl": "verstuurd"}
     anonymous = await intake.client.post("/internal/v1/report-events", json=event, headers={"Idempotency-Key": "m-1"})
     assert anonymous.status_code == 401
-    wrong_caller = issue_token(intake.settings.internal_secret, "verification", "report-intake")
+    wrong_caller = development_key("verification").issue("report-intake")
     refused = await intake.client.post("/internal/v1/report-events", json=event,
                                        headers={"Idempotency-Key": "m-1", "Authorization": f"Bearer {wrong_caller}"})
     assert refused.status_code == 403
-    token = issue_token(intake.settings.internal_secret, "dispatch-bridge", "report-intake")
+    token = development_key("dispatch-bridge").issue("report-intake")
     headers = {"Idempotency-Key": "m-1", "Authorization": f"Bearer {token}"}
     assert (await intake.client.post("/internal/v1/report-events", json=event, headers=headers)).json() == \
         {"status": "applied"}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from burgermelding_shared.service_auth import issue_token
+from burgermelding_shared.service_auth import development_key
 from tests.helpers import make_jpeg
 from tests.verification_support import result, submission, submit
 from verification.config import VerificationSettings
@@ -65,7 +65,7 @@ async def test_the_result_is_readable_internally_with_a_credential(verification:
     await result(verification, report.report_id)
     path = f"/internal/v1/verifications/{report.report_id}"
     assert (await verification.client.get(path)).status_code == 401
-    token = issue_token(verification.settings.internal_secret, "dispatch-bridge", "verification")
+    token = development_key("dispatch-bridge").issue("verification")
     body = (await verification.client.get(path, headers={"Authorization": f"Bearer {token}"})).json()
     assert body["verdict"] == "forward" and body["score"] == 0.7  # a text-only tip
 
@@ -118,12 +118,12 @@ async def test_a_job_that_keeps_failing_ends_as_a_dead_job_that_can_be_replayed(
     await asyncio.sleep(0.3)
     assert (await job()).attempts == 3  # given up on: never tried again on its own
 
-    token = issue_token(verification.settings.internal_secret, "dispatch-bridge", "verification")
+    token = development_key("dispatch-bridge").issue("verification")
     bridge = {"Authorization": f"Bearer {token}"}
     listed = (await verification.client.get("/internal/v1/dead-jobs", headers=bridge)).json()
     assert [(j["report_id"], j["urgent"], j["attempts"]) for j in listed] == [(report.report_id, True, 3)]
     assert "image library crashed" in listed[0]["reason"]
-    intake_token = issue_token(verification.settings.internal_secret, "report-intake", "verification")
+    intake_token = development_key("report-intake").issue("verification")
     intake = {"Authorization": f"Bearer {intake_token}"}
     assert (await verification.client.get("/internal/v1/dead-jobs", headers=intake)).status_code == 403
     metrics = (await verification.client.get("/metrics")).text

@@ -39,7 +39,6 @@ from burgermelding_shared.service_auth import (
     ServiceDestination,
     bearer_of,
     check_issuer,
-    verify_token,
 )
 from burgermelding_shared.settings import ServiceSettings
 from burgermelding_shared.sharedstate import SharedState
@@ -90,8 +89,7 @@ def background_loop(factory: Callable[[Runtime], BackgroundLoop], extras_key: st
 def service_destinations(settings: ServiceSettings, urls: dict[str, str]) -> dict[str, Destination]:
     """Outbox destinations for our own services, each authenticated with a service token."""
     return {
-        name: ServiceDestination(base_url=url, secret=settings.internal_secret,
-                                 issuer=settings.service_name, audience=name)
+        name: ServiceDestination(base_url=url, key=settings.signing_key, audience=name)
         for name, url in urls.items()
     }
 
@@ -158,7 +156,7 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
                   openapi_tags=openapi_tags, telemetry=app_telemetry())
-    app.add_middleware(InternalCredentialMiddleware, secret=settings.internal_secret, audience=settings.service_name,
+    app.add_middleware(InternalCredentialMiddleware, trusted=settings.trusted_keys, audience=settings.service_name,
                        prefixes=service_only_prefixes)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=large_body_paths or [])
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
@@ -227,7 +225,7 @@ def _service_caller(request: Request, runtime: Runtime, allowed: frozenset[str])
     if verified is not None:  # InternalCredentialMiddleware checked the token already
         return check_issuer(verified, allowed)
     token = bearer_of(request.headers.get("authorization", ""))
-    return verify_token(runtime.settings.internal_secret, token, runtime.settings.service_name, allowed)
+    return runtime.settings.trusted_keys.verify(token, runtime.settings.service_name, allowed)
 
 
 def require_service(*issuers: str) -> Any:

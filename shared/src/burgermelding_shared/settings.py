@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from burgermelding_shared.blobstore import BlobStoreConfig
+from burgermelding_shared.service_auth import (
+    DEVELOPMENT_KEY_PREFIX,
+    ServiceKey,
+    TrustedKeys,
+    development_key,
+    load_service_key,
+)
 
 # Placeholder secrets make a local run work without any setup; they are refused outside development so a
 # deployment can never run on a value that is published in this repository.
 PLACEHOLDER_PREFIX = "dev-only-"
-DEFAULT_INTERNAL_SECRET = "dev-only-internal-secret-change-me"  # noqa: S105  (refused in production)
 DEFAULT_VAR_DIR = Path("var")
 
 
@@ -44,9 +51,14 @@ class ServiceSettings(BaseSettings):
                            "Every replica of a service must name the same one.")
     redis_key_prefix: str = Field("bm", description="Prefix of this deployment's keys in Redis (so that several "
                                   "deployments, or test runs, can share one Redis).")
-    internal_secret: str = Field(
-        DEFAULT_INTERNAL_SECRET, description="Shared secret that signs service-to-service credentials."
-    )
+    service_key: str = Field(
+        "", description="This service's own Ed25519 private key, a JWK with a key id (JSON), which signs its "
+        "credentials to the other services; `python -m burgermelding_shared.service_auth <service> <kid>` makes "
+        "one. Empty: a published development key (refused in production).")
+    trusted_service_keys: dict[str, list[dict[str, str]]] = Field(
+        {}, description="The public keys (JWKs with a key id) of the services that may call this one, by service "
+        "name, as JSON: `{\"dispatch-bridge\": [{...}]}`. A rotation lists a service's old and new key until it "
+        "signs with the new one. Empty: the published development keys (refused in production).")
     trusted_proxies: list[str] = Field(
         [], description="Addresses of reverse proxies whose X-Forwarded-For is believed (JSON list). Behind a "
         "proxy, without this every client would share the proxy's address for rate limits and flood checks.")
@@ -74,10 +86,34 @@ class ServiceSettings(BaseSettings):
     )
 
     service_name: str = "service"
+    # Whether this service calls the others with credentials of its own (the meldkamer does not: it holds only
+    # the public key of the bridge that calls it, and signs its callbacks as webhooks).
+    issues_service_credentials: ClassVar[bool] = True
+    _service_key: ServiceKey = PrivateAttr()
+    _trusted_keys: TrustedKeys = PrivateAttr()
 
     def secret_fields(self) -> dict[str, str]:
         """Secrets that must not keep a placeholder value outside development; subclasses add theirs."""
-        return {"internal_secret": self.internal_secret}
+        return {}
+
+    @property
+    def signing_key(self) -> ServiceKey:
+        """This service's key for the credentials it calls the other services with."""
+        return self._service_key
+
+    @property
+    def trusted_keys(self) -> TrustedKeys:
+        """The public keys of the services that may call this one."""
+        return self._trusted_keys
+
+    @model_validator(mode="after")
+    def _load_keys(self) -> ServiceSettings:
+        # Loaded here, so that a malformed key stops the service at start-up rather than at its first call.
+        self._service_key = (load_service_key(self.service_name, _json_object(self.service_key, "service_key"))
+                             if self.service_key else development_key(self.service_name))
+        self._trusted_keys = (TrustedKeys.load(self.trusted_service_keys) if self.trusted_service_keys
+                              else TrustedKeys.development())
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
@@ -87,6 +123,10 @@ class ServiceSettings(BaseSettings):
                 for name, value in self.secret_fields().items()
                 if value.startswith(PLACEHOLDER_PREFIX) or len(value) < 32
             ]
+            if self.issues_service_credentials and self._service_key.kid.startswith(DEVELOPMENT_KEY_PREFIX):
+                weak.append("service_key")
+            if any(kid.startswith(DEVELOPMENT_KEY_PREFIX) for kid in self._trusted_keys.by_kid):
+                weak.append("trusted_service_keys")
             if weak:
                 raise ValueError(
                     f"placeholder or short secrets are refused outside development: {', '.join(weak)}"
@@ -104,3 +144,13 @@ class ServiceSettings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{DEFAULT_VAR_DIR / (self.service_name + '.db')}"
+
+
+def _json_object(value: str, name: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not JSON") from exc
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{name} must be a JSON object")
+    return parsed

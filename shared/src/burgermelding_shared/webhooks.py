@@ -1,41 +1,79 @@
-"""Signed webhooks in the Standard Webhooks convention: HMAC-SHA256 over `id.timestamp.body`.
+"""Signed webhooks by the Standard Webhooks specification (the `standardwebhooks` package): HMAC-SHA256 over
+`id.timestamp.body`, secrets written `whsec_<base64>`.
 
-Used for the meldkamer's callbacks to the bridge. The receiver refuses a wrong signature and a timestamp
-outside the tolerance (a replay of a captured request); a second delivery with the same id inside the
-tolerance is a duplicate, which the receiver's inbox ignores.
+Used for the meldkamer's callbacks to the bridge. Each secret has a key id, so that it can be rotated without
+downtime: the sender signs with every key it holds (the header carries one `v1,<signature>` per key, as the
+specification allows), the receiver accepts a signature by any key it holds and counts which key id matched.
+A rotation: the receiver adds the new key, the sender signs with old and new, then with the new one only; once
+the receiver sees no more signatures by the old key id, it drops it.
+
+The receiver refuses a wrong signature and a timestamp outside the tolerance (a replay of a captured request);
+a second delivery with the same id inside the tolerance is a duplicate, which the receiver's inbox ignores.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from standardwebhooks import Webhook
 
 from burgermelding_shared.errors import ServiceError
 
-TOLERANCE_SECONDS = 300
+TOLERANCE_SECONDS = 300  # the package's own window; checked first here to answer with its own reason
+DEVELOPMENT_KEY_ID = "dev-only-webhooks"
+
+WebhookKeys = Mapping[str, str]  # key id -> `whsec_...` secret
 
 
-def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
-    signed = f"{webhook_id}.{timestamp}.".encode() + body
-    mac = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
+def development_keys() -> dict[str, str]:
+    """The published key development runs on (its id marks it, and production refuses it)."""
+    secret = hashlib.sha256(b"burgermelding-development-webhook-key").digest()
+    return {DEVELOPMENT_KEY_ID: "whsec_" + base64.b64encode(secret).decode()}
 
 
-def signed_headers(secret: str, webhook_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+def check_keys(keys: WebhookKeys) -> None:
+    """ValueError unless every key has an id and is a non-empty `whsec_` secret (checked at start-up)."""
+    if not keys:
+        raise ValueError("at least one webhook key is needed")
+    for kid, secret in keys.items():
+        try:
+            Webhook(secret)
+        except Exception as exc:  # the package raises several kinds for a malformed secret
+            raise ValueError(f"webhook key {kid!r} is not a whsec_<base64> secret") from exc
+
+
+def secret_fields(setting: str, keys: WebhookKeys) -> dict[str, str]:
+    """The keys as entries of the settings' check for placeholder and short secrets: a development key shows as
+    its id, which marks it; any other as its base64 part (at least 32 characters, i.e. 24 random bytes)."""
+    return {f"{setting}[{kid}]": kid if kid.startswith("dev-only-") else secret.removeprefix("whsec_")
+            for kid, secret in keys.items()}
+
+
+def signed_headers(keys: WebhookKeys, webhook_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The three headers of a webhook, signed with every key in `keys`."""
     ts = int(time.time()) if timestamp is None else timestamp
-    return {"webhook-id": webhook_id, "webhook-timestamp": str(ts),
-            "webhook-signature": sign(secret, webhook_id, ts, body)}
+    moment, data = datetime.fromtimestamp(ts, UTC), body.decode()
+    signatures = " ".join(Webhook(secret).sign(webhook_id, moment, data) for secret in keys.values())
+    return {"webhook-id": webhook_id, "webhook-timestamp": str(ts), "webhook-signature": signatures}
 
 
-def verify(secret: str, headers: dict[str, str], body: bytes, tolerance: int = TOLERANCE_SECONDS) -> str:
-    """The webhook id of a correctly signed, fresh request; raises 401 otherwise."""
+@dataclass(frozen=True)
+class VerifiedWebhook:
+    webhook_id: str
+    key_id: str  # which of the receiver's keys the signature was made with
+
+
+def verify(keys: WebhookKeys, headers: Mapping[str, str], body: bytes,
+           tolerance: int = TOLERANCE_SECONDS) -> VerifiedWebhook:
+    """The id of a correctly signed, fresh request and the id of the key that signed it; raises 401 otherwise."""
     webhook_id = headers.get("webhook-id", "")
     timestamp = headers.get("webhook-timestamp", "")
-    signatures = headers.get("webhook-signature", "")
-    if not webhook_id or len(webhook_id) > 128 or not timestamp.isdigit() or not signatures:
+    if not webhook_id or len(webhook_id) > 128 or not timestamp.isdigit() or not headers.get("webhook-signature"):
         raise ServiceError(401, "unsigned_callback", "webhook-id, webhook-timestamp and webhook-signature "
                                                      "headers are required",
                            detail_nl="de headers webhook-id, webhook-timestamp en webhook-signature zijn "
@@ -43,12 +81,15 @@ def verify(secret: str, headers: dict[str, str], body: bytes, tolerance: int = T
     if abs(time.time() - int(timestamp)) > tolerance:
         raise ServiceError(401, "stale_callback", "callback timestamp is outside the accepted window",
                            detail_nl="het tijdstip van de terugmelding valt buiten het toegestane venster")
-    expected = sign(secret, webhook_id, int(timestamp), body)
-    # The header may carry several space-separated signatures (key rotation); one valid one suffices.
-    if not any(hmac.compare_digest(candidate, expected) for candidate in signatures.split()):
-        raise ServiceError(401, "bad_signature", "callback signature does not match",
-                           detail_nl="de handtekening van de terugmelding klopt niet")
-    return webhook_id
+    wanted = {name: headers[name] for name in ("webhook-id", "webhook-timestamp", "webhook-signature")}
+    for kid, secret in keys.items():
+        try:
+            Webhook(secret).verify(body, wanted, json_parse=False)
+        except Exception:  # noqa: S112  a mismatch, or a malformed signature or body: try the next key
+            continue
+        return VerifiedWebhook(webhook_id, kid)
+    raise ServiceError(401, "bad_signature", "callback signature does not match",
+                       detail_nl="de handtekening van de terugmelding klopt niet")
 
 
 @dataclass
@@ -56,7 +97,7 @@ class WebhookDestination:
     """An outbox destination authenticated by signing the body (the meldkamer's callbacks)."""
 
     base_url: str
-    secret: str
+    keys: WebhookKeys
 
     def headers_for(self, body: bytes, message_id: str) -> dict[str, str]:
-        return signed_headers(self.secret, message_id, body)
+        return signed_headers(self.keys, message_id, body)

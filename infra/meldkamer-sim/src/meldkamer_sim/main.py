@@ -30,7 +30,7 @@ def create_app(settings: MeldkamerSettings | None = None) -> FastAPI:
         description="Behaves like a control-room system: takes requests for service idempotently, assigns "
         "incident numbers, plays a dispatcher script and calls the bridge back with signed status changes.",
         messaging=messaging,
-        destinations={"bridge": WebhookDestination(base_url=settings.bridge_url, secret=settings.webhook_secret)},
+        destinations={"bridge": WebhookDestination(base_url=settings.bridge_url, keys=settings.webhook_keys)},
         result_handlers={CALLBACK_KIND: on_callback_delivered},
         hooks=[fault_state, background_loop(PhotoChecker, extras_key="photo_checker")],
         # Only the bridge may send requests for service and updates; the incident list stays open for tests.

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from burgermelding_shared import webhooks
 from burgermelding_shared.settings import PLACEHOLDER_PREFIX, ServiceSettings
 
 
@@ -21,8 +22,10 @@ class BridgeSettings(ServiceSettings):
     verification_url: str = Field("http://127.0.0.1:8002", description="Base URL of verification (its dead jobs "
                                   "are listed and replayed through the dispatchers' API).")
     meldkamer_url: str = Field("http://127.0.0.1:8004", description="Base URL of the meldkamer API.")
-    meldkamer_webhook_secret: str = Field(PLACEHOLDER_PREFIX + "meldkamer-webhook-secret-change-me",
-                                          description="Verifies the meldkamer's signed callbacks.")
+    meldkamer_webhook_keys: dict[str, str] = Field(
+        default_factory=webhooks.development_keys, description="The keys that verify the meldkamer's signed "
+        "callbacks, by key id, as JSON: `{\"<kid>\": \"whsec_<base64>\"}`. A rotation lists the old and the new "
+        "key until `bm_meldkamer_callbacks_total` shows no more callbacks signed by the old one.")
     media_url_secret: str = Field(PLACEHOLDER_PREFIX + "media-url-secret-change-me",
                                   description="Signs the expiring photo URLs given to the meldkamer.")
     media_url_ttl_seconds: int = Field(3600, description="How long a photo URL for the meldkamer stays valid.")
@@ -40,8 +43,15 @@ class BridgeSettings(ServiceSettings):
                                              "within this time: the citizen is told to call 112.")
     agency: str = Field("burgermelding.politie.nl", description="Our agency reference in EIDO messages.")
 
+    @field_validator("meldkamer_webhook_keys")
+    @classmethod
+    def _webhook_keys_are_secrets(cls, keys: dict[str, str]) -> dict[str, str]:
+        webhooks.check_keys(keys)
+        return keys
+
     def secret_fields(self) -> dict[str, str]:
-        return {**super().secret_fields(), "meldkamer_webhook_secret": self.meldkamer_webhook_secret,
+        return {**super().secret_fields(), **webhooks.secret_fields("meldkamer_webhook_keys",
+                                                                     self.meldkamer_webhook_keys),
                 "media_url_secret": self.media_url_secret, "dispatcher_token_secret": self.dispatcher_token_secret}
 
 

@@ -18,7 +18,6 @@ from burgermelding_shared.blobstore import BlobNotFound
 from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import DEAD, outbox_counts, replay_dead_letter
-from burgermelding_shared.service_auth import issue_token
 from dispatch_bridge import forwarding, incidents
 from dispatch_bridge.audit import audit
 from dispatch_bridge.auth import Actor
@@ -259,7 +258,7 @@ async def dead_letters(runtime: Runtime, limit: int) -> list[dict[str, Any]]:
 
 async def _ask_verification(runtime: Runtime, method: str, path: str) -> httpx.Response:
     settings = runtime.settings
-    token = issue_token(settings.internal_secret, settings.service_name, "verification")
+    token = settings.signing_key.issue("verification")
     response = await runtime.http.request(method, settings.verification_url.rstrip("/") + path, timeout=5,
                                           headers={"authorization": f"Bearer {token}"})
     response.raise_for_status()

@@ -69,13 +69,16 @@ async def receive_group_merge(
                 responses=error_responses(401, 404, 422))
 async def meldkamer_callback(request: Request, runtime: RuntimeDep) -> dict[str, str]:
     body = await request.body()
-    webhook_id = webhooks.verify(runtime.settings.meldkamer_webhook_secret, dict(request.headers), body)
+    signed = webhooks.verify(runtime.settings.meldkamer_webhook_keys, request.headers, body)
+    # By key id, so that a rotation can see when the old key is no longer used and may be dropped.
+    runtime.metrics.counter("bm_meldkamer_callbacks", "Correctly signed callbacks from the meldkamer, by the id "
+                            "of the key that signed them", ["key_id"]).labels(signed.key_id).inc()
     try:
         event = IncidentEvent.model_validate_json(body)
     except ValueError as exc:
         raise ServiceError(422, "invalid_callback", "the callback body is not a valid incident event",
                            detail_nl="de inhoud van de terugmelding is geen geldige incidentgebeurtenis") from exc
-    return {"status": await forwarding.receive_incident_event(runtime, event, webhook_id)}
+    return {"status": await forwarding.receive_incident_event(runtime, event, signed.webhook_id)}
 
 
 @meldkamer.get("/media/{digest}", summary="A photo for the meldkamer, by expiring signed link",
