@@ -92,6 +92,18 @@ async def access_of(runtime: RuntimeDep, sender: SenderDep, authorization: Autho
 AccessDep = Annotated[Access, Depends(access_of)]
 
 
+async def change_access_of(report_id: str, runtime: RuntimeDep, access: AccessDep) -> Access:
+    """For a request that brings something to a report (photos, a message): the token (and the installation's
+    credential) are checked before the body is read or judged, so that without them every such request gets the
+    same 404 (or 401) and no upload is read for it. The change checks them again in its own transaction."""
+    async with runtime.db.sessions() as session:
+        await reports.authorised_report(runtime, session, report_id, access, changing=True)
+    return access
+
+
+ChangeAccessDep = Annotated[Access, Depends(change_access_of)]
+
+
 async def read_photos(request: Request, runtime: Runtime, require_report: bool) -> UploadedForm:
     settings: IntakeSettings = runtime.settings
     limits = UploadLimits(max_file_bytes=settings.max_photo_bytes, max_files=settings.max_photos_per_report,
@@ -153,7 +165,7 @@ async def get_report(report_id: str, request: Request, runtime: RuntimeDep, acce
              summary="Add photos to an open report",
              responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, examples=CREDENTIAL_ERRORS),
              openapi_extra=multipart_body(with_report=False))
-async def add_photos(report_id: str, request: Request, runtime: RuntimeDep, access: AccessDep,
+async def add_photos(report_id: str, request: Request, runtime: RuntimeDep, access: ChangeAccessDep,
                      idempotency_key: IdempotencyKeyHeader = None) -> PhotosAdded:
     key = idempotency.check_key(idempotency_key)
     form = await read_photos(request, runtime, require_report=False)
@@ -173,7 +185,7 @@ async def list_messages(report_id: str, runtime: RuntimeDep, access: AccessDep) 
 @router.post("/reports/{report_id}/messages", status_code=201, response_model=MessageView,
              summary="Answer a question or send a message to the dispatcher",
              responses=error_responses(400, 401, 403, 404, 409, 422, 429, examples=CREDENTIAL_ERRORS))
-async def send_message(report_id: str, message: MessageIn, runtime: RuntimeDep, access: AccessDep,
+async def send_message(report_id: str, message: MessageIn, runtime: RuntimeDep, access: ChangeAccessDep,
                        idempotency_key: IdempotencyKeyHeader = None) -> MessageView:
     key = idempotency.check_key(idempotency_key)
     return await followup.send_message(runtime, report_id, access, message, key)
