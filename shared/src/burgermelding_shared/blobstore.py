@@ -97,6 +97,20 @@ def _fsync_folder(folder: Path) -> None:
         os.close(dir_fd)
 
 
+@contextmanager
+def disk_faults(root: Path) -> Iterator[None]:
+    """A photo folder that cannot be written (full, over quota, read-only, failing) is a store that is
+    unavailable, as an S3 outage is: the request is answered 503 with Retry-After and stores nothing, and
+    background work tries again later. Never a 500, and never a photo judged unreadable for the disk's fault."""
+    try:
+        yield
+    except BlobStoreUnavailable:
+        raise
+    except OSError as exc:
+        reason = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        raise BlobStoreUnavailable(f"the photo folder {root} cannot be written ({reason})") from exc
+
+
 def check_digest(digest: str) -> str:
     """A key is a lower-case SHA-256 hex digest and nothing else: no path can be smuggled in."""
     if not _DIGEST.match(digest):
@@ -116,15 +130,17 @@ class LocalBlobStore:
     @contextmanager
     def _atomic_target(self, digest: str) -> Iterator[BinaryIO]:
         target = self.path_for(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        with disk_faults(self.root):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with disk_faults(self.root), os.fdopen(fd, "wb") as fh:
                 yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp_name, target)
-            _fsync_folder(target.parent)
+            with disk_faults(self.root):
+                os.replace(tmp_name, target)
+                _fsync_folder(target.parent)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
@@ -150,17 +166,18 @@ class LocalBlobStore:
         if self.exists(digest):
             return digest
         target = self.path_for(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with Path(path).open("rb") as fh:
-            os.fsync(fh.fileno())
-        try:
-            os.replace(path, target)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            self._copy_in(path, digest)
-            return digest
-        _fsync_folder(target.parent)
+        with disk_faults(self.root):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with Path(path).open("rb") as fh:
+                os.fsync(fh.fileno())
+            try:
+                os.replace(path, target)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self._copy_in(path, digest)
+                return digest
+            _fsync_folder(target.parent)
         return digest
 
     def put_bytes(self, data: bytes) -> str:

@@ -164,9 +164,11 @@ def busy() -> ServiceError:
 
 
 def storage_unavailable() -> ServiceError:
-    return ServiceError(503, "storage_unavailable", f"the photo store cannot be reached; nothing was stored, try "
-                        f"again in {BUSY_RETRY_AFTER_SECONDS} s", detail_nl="de foto-opslag is niet bereikbaar; er is "
-                        f"niets opgeslagen, probeer het over {BUSY_RETRY_AFTER_SECONDS} s opnieuw",
+    # Unreachable, refusing us, or a full disk: the same for the citizen, whose request was in order.
+    return ServiceError(503, "storage_unavailable", f"the photo store cannot take photos just now; nothing was "
+                        f"stored, try again in {BUSY_RETRY_AFTER_SECONDS} s", detail_nl="de foto-opslag kan nu geen "
+                        f"foto's opslaan; er is niets opgeslagen, probeer het over {BUSY_RETRY_AFTER_SECONDS} s "
+                        "opnieuw",
                         headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
 
 

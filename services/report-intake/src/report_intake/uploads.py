@@ -15,7 +15,7 @@ from pathlib import Path
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.errors import ServiceError, storage_unavailable
 
 
 @dataclass
@@ -157,6 +157,9 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
     except ServiceError:
         _abort(state, form)
         raise
+    except OSError as exc:  # the upload folder is full or failing: our fault, and worth a retry (503)
+        _abort(state, form)
+        raise storage_unavailable() from exc
     except Exception as exc:
         _abort(state, form)
         raise ServiceError(400, "malformed_multipart", "the multipart body could not be read",
