@@ -15,8 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -30,7 +28,7 @@ from dispatch_bridge import auth as dispatcher_auth
 from dispatch_bridge import media
 from dispatch_bridge.config import BridgeSettings
 from tests.helpers import phone_photo, report_json
-from tests.suite import SERVICE_NAMES, Suite, follow, start_suite, submit
+from tests.suite import SERVICE_NAMES, Suite, create_dispatcher, follow, start_suite, submit
 
 CALLERS = ("anonymous", "wrong_citizen_token", "other_reports_token", "right_token", "dispatcher", "supervisor",
            "intake", "verification", "bridge", "meldkamer", "sim_admin", "expired_service", "expired_dispatcher",
@@ -112,14 +110,6 @@ class World:
     photo_id: str
     digest: str
     dispatcher_tokens: dict[str, str]
-
-
-def create_dispatcher(suite: Suite, username: str, role: str) -> str:
-    password = "a long enough test password"
-    subprocess.run([sys.executable, "-m", "dispatch_bridge", "create-user", username, "--role", role],
-                   input=password + "\n", text=True, env=suite.env, check=True, capture_output=True)
-    answer = httpx.post(f"{suite.urls['bridge']}/v1/auth/token", data={"username": username, "password": password})
-    return str(answer.json()["access_token"])
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.helpers import exif_time, gps_tags, make_jpeg, report_json
-from tests.suite import Suite, follow, start_suite, submit
+from tests.suite import Suite, create_dispatcher, follow, start_suite, submit
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +148,7 @@ def test_logs_hold_no_client_address_user_agent_or_token(suite: Suite) -> None:
 
 
 def test_a_dispatchers_question_through_the_bridge_api_round_trips(suite: Suite) -> None:
-    from tests.e2e.test_resilience import create_dispatcher
-
-    dispatcher = create_dispatcher(suite, "anna", "dispatcher")
+    dispatcher = {"Authorization": f"Bearer {create_dispatcher(suite, 'anna', 'dispatcher')}"}
     created = submit(suite, report_json(in_progress=True, description="Verdachte bij school",
                                         location=elsewhere(5)), [],
                      "e2e-dispatcher-question-1").json()

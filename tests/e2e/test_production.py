@@ -39,6 +39,7 @@ from tests.standalone import standalone_python
 from tests.suite import (
     FAST_SCRIPT,
     SERVICES,
+    Phone,
     credential_in,
     die_with_parent,
     free_port,
@@ -138,40 +139,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         deployment.stop()
         if deployment.redis_prefix:
             drop_redis_keys(deployment.redis_prefix)
-
-
-class Phone:
-    """A citizen's app: sends a report and, on no answer, a 502 or a 503, or a 409 saying that the first try is
-    still being processed (its replica died holding it: the claim is taken over once stale), sends it again
-    with the same key."""
-
-    def __init__(self, base_url: str, address: str) -> None:
-        # Its own address, as nginx passes it on (203.0.113.0/24 is for documentation: no real phone has it).
-        self.base_url, self.address = base_url, address
-        self.retries = 0
-
-    @staticmethod
-    def try_again(response: httpx.Response) -> bool:
-        return response.status_code in (502, 503, 504) or (
-            response.status_code == 409 and response.json().get("error") == "request_in_progress")
-
-    def send(self, body: dict[str, Any], photos: list[bytes], key: str, limit_seconds: float = 170
-             ) -> httpx.Response:
-        files = [("report", (None, json.dumps(body), "application/json"))]
-        files += [("photos", (f"photo{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
-        deadline, pause = time.monotonic() + limit_seconds, 0.2
-        while True:
-            try:
-                response = httpx.post(f"{self.base_url}/v1/reports", files=files, timeout=30,
-                                      headers={"Idempotency-Key": key, "X-Forwarded-For": self.address})
-                if not self.try_again(response) or time.monotonic() > deadline:
-                    return response
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-            self.retries += 1
-            time.sleep(pause)
-            pause = min(2.0, pause * 2)
 
 
 def place(n: int) -> dict[str, float]:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.helpers import report_json
-from tests.suite import Suite, start_suite
+from tests.suite import Suite, create_dispatcher, start_suite
 
 FAULTS = {"error_rate": 0.3, "error_statuses": [500, 503, 429], "retry_after_seconds": 1, "fail_after_commit": 0.5,
           "timeout_rate": 0.02, "timeout_seconds": 4, "duplicate_callback_rate": 0.2,
@@ -60,16 +60,8 @@ def submit(suite: Suite, n: int) -> dict[str, Any]:
     raise AssertionError(f"report {n} was never accepted by intake")
 
 
-def create_dispatcher(suite: Suite, username: str, role: str) -> dict[str, str]:
-    import subprocess
-    import sys
-
-    password = "a long enough test password"
-    subprocess.run([sys.executable, "-m", "dispatch_bridge", "create-user", username, "--role", role],
-                   input=password + "\n", text=True, env=suite.env, check=True, capture_output=True)
-    token = httpx.post(f"{suite.urls['bridge']}/v1/auth/token",
-                       data={"username": username, "password": password}).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
+def dispatcher_headers(suite: Suite, username: str, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_dispatcher(suite, username, role)}"}
 
 
 def wait_for_delivery_states(suite: Suite, headers: dict[str, str], done: Callable[[dict[str, int]], bool],
@@ -125,7 +117,7 @@ def test_faults_and_an_outage_lose_nothing_duplicate_nothing_and_urgent_goes_fir
     # The meldkamer is down while every report comes in and is queued at the bridge, and 10 s more: so a full
     # backlog has built up however fast or slow this machine submits, and the test sees how it drains.
     outage(600)
-    headers = create_dispatcher(suite, "dora", "dispatcher")
+    headers = dispatcher_headers(suite, "dora", "dispatcher")
     with ThreadPoolExecutor(8) as pool:
         created = list(pool.map(lambda n: submit(suite, n), range(REPORTS)))
     # Until the bridge has an incident for every report (ordinary ones only after their verification).
@@ -155,6 +147,6 @@ def test_a_bridge_killed_mid_run_loses_nothing_and_duplicates_nothing(faulty_sui
         created += pool.map(lambda n: submit(suite, n), range(REPORTS // 2, REPORTS * 3 // 4))
         suite.start_service("bridge")
         created += pool.map(lambda n: submit(suite, n), range(REPORTS * 3 // 4, REPORTS))
-    headers = create_dispatcher(suite, "dirk", "dispatcher")
+    headers = dispatcher_headers(suite, "dirk", "dispatcher")
     wait_until_all_accepted(suite, headers, REPORTS)
     assert_each_report_accepted_exactly_once(suite, created, headers)

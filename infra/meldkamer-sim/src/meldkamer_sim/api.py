@@ -81,5 +81,6 @@ async def incident_update(
 
 
 @router.get("/incidents", summary="The incidents this meldkamer has received, newest first")
-async def incidents(runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
-    return await dispatcher.list_incidents(runtime, limit)
+async def incidents(runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> list[dict[str, Any]]:
+    return await dispatcher.list_incidents(runtime, limit, offset)

@@ -211,14 +211,15 @@ async def on_callback_delivered(session: AsyncSession, row: RowMapping, outcome:
     event = json.loads(row["payload"])
     incident = (await session.execute(select(SimIncident).where(SimIncident.incident_id == event["incidentId"]))
                 ).scalars().first()
-    if incident is not None:
-        incident.status, incident.updated_at = event["status"], utcnow()
+    if incident is not None and event["sequence"] > incident.status_sequence:
+        incident.status, incident.status_sequence, incident.updated_at = event["status"], event["sequence"], utcnow()
         session.add(incident)
 
 
-async def list_incidents(runtime: Runtime, limit: int) -> list[dict[str, Any]]:
+async def list_incidents(runtime: Runtime, limit: int, offset: int = 0) -> list[dict[str, Any]]:
     async with runtime.db.sessions() as session:
-        rows = (await session.execute(select(SimIncident).order_by(SimIncident.number.desc()).limit(limit))  # type: ignore[union-attr]
+        rows = (await session.execute(select(SimIncident).order_by(SimIncident.number.desc())  # type: ignore[union-attr]
+                                      .offset(offset).limit(limit))
                 ).scalars().all()
         updates: dict[str, list[SimIncidentUpdate]] = {}
         for update in (await session.execute(

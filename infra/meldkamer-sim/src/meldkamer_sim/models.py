@@ -31,6 +31,9 @@ class SimIncident(MeldkamerTable, table=True):
     incident_type: str = Field(max_length=40)
     priority_number: int
     status: str = Field(max_length=32)
+    # The sequence of the script's status change the bridge last confirmed: a callback confirmed late (sent
+    # again after a crash, or overtaken) must not set an older status over a newer one.
+    status_sequence: int = Field(default=-1, sa_column=Column(Integer, nullable=False, server_default="-1"))
     eido: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
