@@ -83,3 +83,34 @@ async def test_a_request_that_meets_a_closed_connection_is_answered_busy_not_500
             assert again.status_code == 200 and again.json()["backend"] != closed
     finally:
         await db.dispose()
+
+
+async def test_a_database_that_will_not_take_a_connection_now_is_answered_busy_not_500(postgres_url: str) -> None:
+    """A PostgreSQL that refuses new connections for a while (shutting down or starting up, 57P03; at its
+    connection limit, 53300) says nothing about the request: 503 busy, as for a closed connection. The limit is
+    the one to provoke here: a role allowed no connections at all."""
+    from sqlalchemy.engine import make_url
+
+    admin = Database(postgres_url)
+    role = "bm_no_connections"
+    async with admin.transaction() as session:
+        await session.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        await session.execute(text(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"))
+    refusing = Database(make_url(postgres_url).set(username=role, password=None).render_as_string(False))
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/backend")
+    async def backend() -> dict[str, int]:
+        return {"backend": await _backend_of(refusing)}
+
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
+            refused = await client.get("/backend")
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "busy" and refused.headers["Retry-After"]
+    finally:
+        await refusing.dispose()
+        async with admin.transaction() as session:
+            await session.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        await admin.dispose()

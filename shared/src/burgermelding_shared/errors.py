@@ -243,12 +243,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return _unexpected_error(request, exc)
 
 
+# SQLSTATE classes of a PostgreSQL that cannot serve now, whatever was asked: 08 (connection exceptions), 53
+# (insufficient resources, e.g. too many connections), 57P01-57P03 (shut down by an operator or a crash, or not
+# accepting connections while it starts or stops).
+TRANSIENT_SQLSTATES = ("08", "53", "57P0")
+
+
 def is_transient(error: BaseException) -> bool:
     """A database failure that says nothing about the request: a locked SQLite file, an exhausted connection
-    pool, a database that does not answer, or a connection it closed (a restart or failover; the pool then
-    renews its connections)."""
-    return isinstance(error, OperationalError | SQLAlchemyTimeoutError) or (
-        isinstance(error, DBAPIError) and error.connection_invalidated)
+    pool, a database that does not answer, is restarting, or closed a connection (a restart or failover; the
+    pool then renews its connections)."""
+    if isinstance(error, OperationalError | SQLAlchemyTimeoutError):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
+    return error.connection_invalidated or sqlstate.startswith(TRANSIENT_SQLSTATES)
 
 
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
