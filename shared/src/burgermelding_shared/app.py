@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.blobstore import BlobStore, BlobStoreUnavailable
-from burgermelding_shared.bodylimit import BodySizeLimitMiddleware
+from burgermelding_shared.bodylimit import BodyPaceMiddleware, BodySizeLimitMiddleware
 from burgermelding_shared.db import Database
 from burgermelding_shared.errors import (
     PROBLEM_MEDIA_TYPE,
@@ -159,6 +159,9 @@ def create_service_app(
     app.add_middleware(InternalCredentialMiddleware, trusted=settings.trusted_keys, audience=settings.service_name,
                        prefixes=service_only_prefixes)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=large_body_paths or [])
+    app.add_middleware(BodyPaceMiddleware, idle_seconds=settings.body_idle_seconds,
+                       min_bytes_per_second=settings.body_min_bytes_per_second,
+                       grace_seconds=settings.body_grace_seconds)
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
     app.state.metrics = metrics
     install_error_handlers(app)

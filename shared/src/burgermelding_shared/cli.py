@@ -26,5 +26,7 @@ def run_cli(
     elif args.command == "serve":
         import uvicorn
 
+        from burgermelding_shared.connections import header_timeout_protocol
+
         uvicorn.run(app_path, factory=True, host=settings.host, port=settings.port, reload=args.reload,
-                    access_log=False, log_config=None)
+                    access_log=False, log_config=None, http=header_timeout_protocol(settings.header_timeout_seconds))

@@ -186,6 +186,7 @@ def render_error(request: Request, exc: ServiceError) -> JSONResponse:
 
 # Starlette's own HTTP errors: a code, and a Dutch text (their English detail comes with the exception).
 HTTP_ERRORS = {404: ("not_found", "Niet gevonden"), 405: ("method_not_allowed", "Deze methode is hier niet toegestaan"),
+               408: ("request_timeout", "Het verzoek kwam te langzaam binnen; stuur het opnieuw"),
                413: ("payload_too_large", "Het verzoek is te groot")}
 
 

@@ -68,6 +68,14 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(
         1024 * 1024, description="Largest request body (photo uploads have limits of their own)."
     )
+    body_idle_seconds: float = Field(15.0, description="A request body that sends nothing for this long is "
+                                     "answered 408 and its connection closed.")
+    body_min_bytes_per_second: float = Field(
+        2048.0, description="...and one that arrives slower than this on average after body_grace_seconds (a "
+        "phone on poor 2G sends 30 KB/s; a slow-sending attacker a byte now and then).")
+    body_grace_seconds: float = Field(10.0, description="How long a body may start slowly before its pace counts.")
+    header_timeout_seconds: float = Field(10.0, description="A connection whose request line and headers have not "
+                                          "all arrived this long after they began is answered 408 and closed.")
     sqlite_busy_timeout_ms: int = Field(
         10_000, description="SQLite only: how long a write waits for its turn (this process's earlier writes, "
         "another process's write lock) before the request is answered 503 with Retry-After (busy), never 500."

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from burgermelding_shared.errors import ServiceError, storage_unavailable
@@ -154,7 +155,7 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
                 raise _too_large("the request", total_limit)
             parser.write(chunk)
         parser.finalize()
-    except ServiceError:
+    except (ServiceError, HTTPException):  # ours, and the body guards' (too large, too slow)
         _abort(state, form)
         raise
     except OSError as exc:  # the upload folder is full or failing: our fault, and worth a retry (503)
