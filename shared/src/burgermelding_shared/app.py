@@ -212,9 +212,15 @@ def _document_errors_as_sent(app: FastAPI) -> None:
             components["ProblemDetails"] = ProblemDetails.model_json_schema()
             for operations in schema.get("paths", {}).values():
                 for operation in operations.values():
-                    response = operation.get("responses", {}).get("422")
+                    responses = operation.setdefault("responses", {})
+                    response = responses.get("422")
                     if response and PROBLEM_MEDIA_TYPE not in response.get("content", {}):
                         response.update(error_response(422))
+                    if "requestBody" in operation:
+                        # Whatever an operation takes, its body can be unreadable (400 malformed_body: not UTF-8,
+                        # not JSON), too slow (408) or too large (413): answered before the route runs.
+                        for code in (400, 408, 413):
+                            responses.setdefault(str(code), error_response(code))
             components.pop("HTTPValidationError", None)
             components.pop("ValidationError", None)
             app.openapi_schema = schema

@@ -95,6 +95,9 @@ ERROR_EXAMPLES: dict[int, tuple[str, list[ServiceError]]] = {
     409: ("In conflict with the current state", [
         ServiceError(409, "request_in_progress", "a request with this Idempotency-Key is still being processed",
                      detail_nl="een verzoek met deze Idempotency-Key wordt nog verwerkt")]),
+    408: ("The request arrived too slowly; send it again", [
+        ServiceError(408, "request_timeout", "the request body arrived too slowly (nothing for 15 s); send it again",
+                     detail_nl="Het verzoek kwam te langzaam binnen; stuur het opnieuw")]),
     413: ("Too large", [
         ServiceError(413, "upload_too_large", "a photo is larger than the limit of 20 MB",
                      detail_nl="een foto is groter dan de grens van 20 MB")]),
@@ -185,7 +188,8 @@ def render_error(request: Request, exc: ServiceError) -> JSONResponse:
 
 
 # Starlette's own HTTP errors: a code, and a Dutch text (their English detail comes with the exception).
-HTTP_ERRORS = {404: ("not_found", "Niet gevonden"), 405: ("method_not_allowed", "Deze methode is hier niet toegestaan"),
+HTTP_ERRORS = {400: ("malformed_body", "De inhoud van het verzoek kon niet worden gelezen"),
+               404: ("not_found", "Niet gevonden"), 405: ("method_not_allowed", "Deze methode is hier niet toegestaan"),
                408: ("request_timeout", "Het verzoek kwam te langzaam binnen; stuur het opnieuw"),
                413: ("payload_too_large", "Het verzoek is te groot")}
 

@@ -10,6 +10,7 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
@@ -25,8 +26,9 @@ class Faults(BaseModel):
                                      "incident was stored.")
     timeout_rate: float = Field(0, ge=0, le=1, description="Share of requests that hang (the client times out).")
     timeout_seconds: float = Field(15, ge=0, le=600)
-    outage_windows: list[tuple[float, float]] = Field(
-        [], description="(seconds after start, duration): whole outages, answered with 503.")
+    # Pairs as two-number lists, not tuples: OpenAPI 3.1 has no schema for a tuple that generators can use.
+    outage_windows: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+        [], description="[seconds after start, duration]: whole outages, answered with 503.")
     duplicate_callback_rate: float = Field(0, ge=0, le=1, description="Share of callbacks sent twice.")
     out_of_order_jitter_seconds: float = Field(0, ge=0, le=600, description="Random extra delay per callback, "
                                                "so later ones may arrive first.")

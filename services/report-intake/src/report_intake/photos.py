@@ -27,7 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from burgermelding_shared.blobstore import BlobStore, sha256_file
 from burgermelding_shared.errors import ServiceError
@@ -48,6 +48,10 @@ _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b
 PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/heic": "HEIF"}
 # Types whose display copy is made after the 202 (see the module's docstring).
 DISPLAY_LATER = {"image/heic"}
+# EXIF orientation -> the transpose that makes a photo stored that way upright (as ImageOps.exif_transpose).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
 
 
 def sniff_type(head: bytes) -> str | None:
@@ -103,6 +107,47 @@ def boxes_fill_file(path: Path) -> bool:
     return offset == size
 
 
+# Boxes whose children hold a HEIF file's image properties ('meta' is a full box: version and flags first).
+_HEIF_PROPERTY_CONTAINERS = {b"meta": 4, b"iprp": 0, b"ipco": 0}
+MAX_HEIF_BOXES = 1024  # a phone's HEIC has a few dozen, a 48-tile grid image about a hundred
+
+
+def heif_extents(path: Path) -> list[tuple[int, int]]:
+    """The sizes a HEIF file's images declare in their 'ispe' properties (image spatial extents): what libheif
+    allocates to decode them. The size Pillow reports is the one after a crop ('clap'), which can be far smaller:
+    checked alone, a file that shows 16x16 pixels may decode to millions. Raises PhotoUnreadable for a box tree
+    too large to walk."""
+    extents: list[tuple[int, int]] = []
+    pending = [(0, path.stat().st_size, 0)]  # (start, end, depth) of box sequences to walk
+    visited = 0
+    with path.open("rb") as fh:
+        while pending:
+            offset, end, depth = pending.pop()
+            while offset + 8 <= end:
+                visited += 1
+                if visited > MAX_HEIF_BOXES:
+                    raise PhotoUnreadable("too many HEIF boxes")
+                fh.seek(offset)
+                header = fh.read(16)
+                length, kind, header_size = int.from_bytes(header[:4], "big"), header[4:8], 8
+                if length == 1 and len(header) == 16:
+                    length, header_size = int.from_bytes(header[8:16], "big"), 16
+                elif length == 0:
+                    length = end - offset
+                if length < header_size or offset + length > end:
+                    break  # malformed: libheif cannot read past it either
+                if kind == b"ispe":  # a full box: version and flags, then width and height
+                    fh.seek(offset + header_size + 4)
+                    size = fh.read(8)
+                    if len(size) == 8:
+                        extents.append((int.from_bytes(size[:4], "big"), int.from_bytes(size[4:], "big")))
+                elif kind in _HEIF_PROPERTY_CONTAINERS and depth < 4:
+                    pending.append((offset + header_size + _HEIF_PROPERTY_CONTAINERS[kind], offset + length,
+                                    depth + 1))
+                offset += length
+    return extents
+
+
 @dataclass
 class CheckedPhoto:
     path: Path
@@ -153,10 +198,13 @@ def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: in
                 raise _refuse("photo_type_mismatch", f"{label_en}: content does not decode as {content_type}",
                               f"{label_nl}: de inhoud is geen geldige {content_type}", 415)
             width, height = im.size
-            if width * height > max_pixels:
+            # A HEIC is decoded at the sizes its 'ispe' properties declare, whatever its crop shows.
+            extents = heif_extents(path) if content_type == "image/heic" else []
+            most_w, most_h = max([(width, height), *extents], key=lambda extent: extent[0] * extent[1])
+            if most_w * most_h > max_pixels:
                 raise _refuse("photo_too_many_pixels",
-                              f"{label_en} has {width}x{height} pixels, more than the limit of {max_pixels:,}",
-                              f"{label_nl} heeft {width}x{height} pixels, meer dan de limiet van {max_pixels:,}",
+                              f"{label_en} has {most_w}x{most_h} pixels, more than the limit of {max_pixels:,}",
+                              f"{label_nl} heeft {most_w}x{most_h} pixels, meer dan de limiet van {max_pixels:,}",
                               413)
             display_jpeg = None if content_type in DISPLAY_LATER else display_copy(im, display_max_side, path.parent)
     except ServiceError:
@@ -177,13 +225,18 @@ def display_copy(im: Image.Image, display_max_side: int, tmp_dir: Path) -> bytes
     try:
         if im.format == "JPEG" and scale > 1:
             # Pillow picks the smallest DCT scale whose result is at least the requested size.
-            im.draft("RGB", (width // scale, height // scale))
+            # At least 1: a photo one pixel wide and thousands long asks for 0, and Pillow divides by it.
+            im.draft("RGB", (max(1, width // scale), max(1, height // scale)))
         im.load()  # the one decode: truncated and corrupt files fail here
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    # pillow-heif raises libheif's other errors (a security limit, an unsupported feature) as RuntimeError.
+    except (OSError, ValueError, SyntaxError, EOFError, RuntimeError) as exc:
         raise PhotoUnreadable(str(exc)) from exc
-    # The decoded image is ours to change (the original bytes are kept apart): rotate it in place.
-    ImageOps.exif_transpose(im, in_place=True)
-    display = im.reduce(scale) if im.format != "JPEG" and scale > 1 else im
+    # Upright by its EXIF orientation. Not ImageOps.exif_transpose: besides turning the pixels it writes the EXIF
+    # block again without the orientation, which raises on hostile tags (a date stored as a fraction, a thumbnail
+    # offset as a fraction), and the display copy carries no EXIF anyway.
+    method = _UPRIGHT.get(im.getexif().get(ExifTags.Base.Orientation, 1))
+    upright = im.transpose(method) if method is not None else im
+    display = upright.reduce(scale) if im.format != "JPEG" and scale > 1 else upright
     display = display if display.mode == "RGB" else display.convert("RGB")
     # Bilinear: Pillow's is antialiased when shrinking, 2.5 times faster than Lanczos, and differs from it by
     # less than a tenth of a grey level on average. Only photos longer than 1.5 x the cap get here.

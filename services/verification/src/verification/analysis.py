@@ -92,7 +92,8 @@ def reduced_decode(im: Image.Image) -> Image.Image:
     """Load the pixels, for a JPEG at the smallest DCT scale that keeps the longest side >= MIN_HASH_SIDE."""
     if im.format == "JPEG":
         scale = reduction(im.size)
-        im.draft("RGB", (im.size[0] // scale, im.size[1] // scale))
+        # At least 1: a photo one pixel wide and thousands long asks for 0, and Pillow divides by it.
+        im.draft("RGB", (max(1, im.size[0] // scale), max(1, im.size[1] // scale)))
     im.load()
     return im
 
@@ -106,7 +107,9 @@ def upright_pixels(store: BlobStore, job: PhotoJob, original: Image.Image) -> Im
                 return reduced_decode(display).copy()
         except (BlobNotFound, BlobCorrupted):
             pass  # made by an older intake, or lost: the original still has everything
-    return ImageOps.exif_transpose(reduced_decode(original))
+    # Not ImageOps.exif_transpose: it also writes the EXIF block again, which raises on hostile tags.
+    image = upright(reduced_decode(original), original.getexif().get(ORIENTATION_TAG, 1))
+    return image.copy() if image is original else image  # it outlives the `with` that closes the original
 
 
 def analyse_photo(job: PhotoJob) -> dict[str, Any]:
@@ -138,6 +141,8 @@ def analyse_photo(job: PhotoJob) -> dict[str, Any]:
         # that travel around (resized, recompressed) then hash alike, and PDQ works on a quarter of the
         # pixels (it reduces to 64x64 itself).
         hashable = ImageOps.contain(image, (HASH_SIDE, HASH_SIDE), Image.Resampling.BILINEAR)
+        if 0 in hashable.size:  # contain rounds a side under half a pixel to 0 (a photo 1 px wide, 4000 long)
+            hashable = image.resize((max(1, hashable.width), max(1, hashable.height)), Image.Resampling.BILINEAR)
         value = phash(hashable)
         pdq, pdq_dihedral, pdq_quality = pdq_hashes(hashable)
         sharp = sharpness(hashable)

@@ -60,6 +60,8 @@ def _exif_datetime(value: Any, offset: Any = None) -> datetime | None:
         moment = datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
     except ValueError:
         return None
+    if not 1 < moment.year < 9999:  # where datetime ends: no camera's clock, and the checks' 14 h slack overflows
+        return None
     off = _text(offset)
     if off and len(off) == 6 and off[0] in "+-" and off[3] == ":":
         try:

@@ -1,0 +1,140 @@
+"""schemathesis against every service's own OpenAPI document, the authenticated operations included.
+
+Real processes: each service's document is read from the running service, and cases generated from it (valid
+ones and invalid ones) are sent with the credential each operation takes (the citizen's token of a real report,
+a supervisor's token, the service credential of a caller it accepts, the simulator's admin token) and the real
+report, photo or user in the path. Every answer must be no 5xx, a status the operation documents, and a body and
+content type that match its own schema. The budget per operation is bounded (`BM_SCHEMATHESIS_EXAMPLES`, 6 in
+each mode); cases are derandomised, so a failure comes back on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from burgermelding_shared.service_auth import development_key
+from tests.helpers import phone_photo, report_json
+from tests.suite import SERVICE_NAMES, Suite, create_dispatcher, follow, start_suite, submit
+
+EXAMPLES = int(os.environ.get("BM_SCHEMATHESIS_EXAMPLES", "6"))
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
+          response_schema_conformance]
+ADMIN_TOKEN = "dev-only-meldkamer-admin-token-change-me"  # the simulator's development default
+# Which service may call which internal operation (the caller whose credential the case carries).
+INTERNAL_CALLERS = {("verification", "/internal/v1/jobs"): "report-intake",
+                    ("bridge", "/internal/v1/reports"): "report-intake",
+                    ("bridge", "/internal/v1/withdrawals"): "report-intake",
+                    ("bridge", "/internal/v1/citizen-messages"): "report-intake",
+                    ("bridge", "/internal/v1/verifications"): "verification",
+                    ("bridge", "/internal/v1/group-merges"): "verification"}
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    running = start_suite(tmp_path_factory.mktemp("schemathesis"), {
+        "BM_INTAKE_WRONG_TOKENS_PER_REPORT": "100000", "BM_INTAKE_TOKEN_USES_PER_CLIENT": "100000",
+        "BM_MELDKAMER_SCRIPT": '[["Active", 0.2]]'})
+    try:
+        place = {"lat": 52.2, "lon": 5.2}
+        photo = phone_photo(5151, **place, size=(800, 600))
+        created = submit(running, report_json(in_progress=True, location=place), [photo], "schemathesis-01").json()
+        follow(running, created, "accepted")
+        supervisor = create_dispatcher(running, "fuzz-supervisor", "supervisor")
+        report = httpx.get(f"{running.urls['bridge']}/v1/dispatch/reports/{created['id']}",
+                           headers={"Authorization": f"Bearer {supervisor}"}).json()
+        yield {"suite": running, "report": created, "supervisor": supervisor,
+               "photo_id": report["photos"][0]["photo_id"], "digest": hashlib.sha256(photo).hexdigest()}
+    finally:
+        running.stop()
+
+
+def credential(world: dict[str, Any], service: str, path: str) -> dict[str, str]:
+    """The credential an operation takes, for a caller it accepts."""
+    if path.startswith("/internal/") or (service == "meldkamer" and path.startswith("/v1/requests-for-service")):
+        caller = INTERNAL_CALLERS.get((service, path.split("{")[0].rstrip("/")), "dispatch-bridge")
+        return {"Authorization": f"Bearer {development_key(caller).issue(SERVICE_NAMES[service])}"}
+    if path.startswith("/v1/dispatch/"):
+        return {"Authorization": f"Bearer {world['supervisor']}"}
+    if path.startswith("/admin/"):
+        return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    return {"Authorization": f"Bearer {world['report']['access_token']}"}
+
+
+def real_things(world: dict[str, Any], service: str) -> dict[str, str]:
+    """Path parameters that name what exists, so that cases reach past the 404 of a random id."""
+    report_id = world["report"]["id"]
+    return {"report_id": report_id, "request_id": report_id, "photo_id": world["photo_id"],
+            "digest": world["digest"], "username": "fuzz-supervisor" if service != "bridge" else "fuzz-nobody"}
+
+
+def reset_simulator(suite: Suite) -> None:
+    """A case may set faults or an outage on the simulated meldkamer: undone before the next one."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    httpx.put(f"{suite.urls['meldkamer']}/admin/faults", json={}, headers=admin, timeout=10)
+    httpx.post(f"{suite.urls['meldkamer']}/admin/outage", json={"seconds": 0}, headers=admin, timeout=10)
+
+
+def exercise(world: dict[str, Any], service: str, operation: Any, mode: GenerationMode, failures: list[str],
+             cases: Counter[str]) -> None:
+    """Cases of one operation in one mode; a failed check is recorded (hypothesis then shrinks it to one)."""
+    running: Suite = world["suite"]
+    base_url, path = running.urls[service], operation.path
+    wanted = {name: value for name, value in real_things(world, service).items() if "{" + name + "}" in path}
+    strategy = operation.as_strategy(generation_mode=mode, path_parameters=wanted or None)
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(case=strategy)
+    def run(case: Any) -> None:
+        if path == "/v1/dispatch/users/{username}/{change}":
+            case.path_parameters["username"] = "fuzz-nobody"  # never the account the cases log in with
+        headers = {**credential(world, service, path), **(case.headers or {})}
+        response = case.call(base_url=base_url, headers=headers, timeout=30)
+        cases[f"{operation.label} {mode.value}"] += 1
+        if service == "meldkamer" and path.startswith("/admin/"):
+            reset_simulator(running)
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except Exception as failure:
+            failures.append(f"{operation.label} [{mode.value}] -> {response.status_code}: {str(failure)[:600]}")
+            raise
+
+    recorded = len(failures)
+    try:
+        run()
+    except Unsatisfiable:
+        if mode != GenerationMode.NEGATIVE:
+            raise  # an operation with nothing in it to make invalid (no parameters, no body) has no invalid cases
+    except Exception:
+        if len(failures) == recorded:  # not a failed check (those are recorded) but a broken run
+            raise
+
+
+@pytest.mark.parametrize("service", list(SERVICE_NAMES))
+def test_every_operation_answers_within_its_own_document(suite: dict[str, Any], service: str) -> None:
+    schema = schemathesis.openapi.from_url(f"{suite['suite'].urls[service]}/openapi.json")
+    failures: list[str] = []
+    cases: Counter[str] = Counter()
+    for result in schema.get_all_operations():
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            exercise(suite, service, result.ok(), mode, failures, cases)
+    print(f"\nschemathesis, {service}: {sum(cases.values())} cases over {len(cases)} operation-modes")
+    assert cases and not failures, "\n\n".join(dict.fromkeys(failures))
