@@ -107,7 +107,9 @@ def disk_faults(root: Path) -> Iterator[None]:
     except BlobStoreUnavailable:
         raise
     except OSError as exc:
-        reason = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        if exc.errno is None:  # not the system's: a library's own error (Pillow's encoder, say) stays what it is
+            raise
+        reason = errno.errorcode.get(exc.errno, type(exc).__name__)
         raise BlobStoreUnavailable(f"the photo folder {root} cannot be written ({reason})") from exc
 
 

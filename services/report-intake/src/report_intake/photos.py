@@ -29,7 +29,7 @@ from pathlib import Path
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from burgermelding_shared.blobstore import BlobStore, sha256_file
+from burgermelding_shared.blobstore import BlobStore, disk_faults, sha256_file
 from burgermelding_shared.errors import ServiceError
 
 try:  # iPhones shoot HEIC; pillow-heif teaches Pillow to read it.
@@ -244,7 +244,9 @@ def display_copy(im: Image.Image, display_max_side: int, tmp_dir: Path) -> bytes
     # Into a real (anonymous) file, not a BytesIO: Pillow's encoder releases the GIL only when it writes to a
     # file descriptor, and holding it here stalls the event loop for every other request (measured: two threads
     # encoding to BytesIO take twice as long as one; to files, no longer).
-    with tempfile.TemporaryFile(dir=tmp_dir) as out:
+    # A full disk is the store's fault, not the photo's: BlobStoreUnavailable (503, or the job tries again later),
+    # never "unreadable".
+    with disk_faults(tmp_dir), tempfile.TemporaryFile(dir=tmp_dir) as out:
         # No exif= argument: the display copy carries no metadata at all. Without optimize: 8 instead of 16 ms
         # for 2000 px, for a file about 12% larger (300 instead of 265 KB).
         display.save(out, "JPEG", quality=85)
