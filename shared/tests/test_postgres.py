@@ -114,3 +114,24 @@ async def test_a_database_that_will_not_take_a_connection_now_is_answered_busy_n
         async with admin.transaction() as session:
             await session.execute(text(f"DROP ROLE IF EXISTS {role}"))
         await admin.dispose()
+
+
+async def test_a_database_that_refuses_the_connection_is_answered_busy_not_500() -> None:
+    """While PostgreSQL restarts, its port refuses connections: asyncpg raises ConnectionRefusedError itself,
+    unwrapped by SQLAlchemy. Nothing was stored, so the client may send it again: 503 busy. (No server needed:
+    a port where nothing listens refuses the same way.)"""
+    refusing = Database("postgresql+asyncpg://nobody@127.0.0.1:1/nothing")
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/backend")
+    async def backend() -> dict[str, int]:
+        return {"backend": await _backend_of(refusing)}
+
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
+            refused = await client.get("/backend")
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "busy"
+    finally:
+        await refusing.dispose()

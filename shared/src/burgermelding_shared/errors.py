@@ -230,6 +230,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(SQLAlchemyTimeoutError)
+    @app.exception_handler(ConnectionError)
     async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         if not is_transient(exc):
             return _unexpected_error(request, exc)
@@ -256,9 +257,11 @@ TRANSIENT_SQLSTATES = ("08", "53", "57P0")
 
 def is_transient(error: BaseException) -> bool:
     """A database failure that says nothing about the request: a locked SQLite file, an exhausted connection
-    pool, a database that does not answer, is restarting, or closed a connection (a restart or failover; the
-    pool then renews its connections)."""
+    pool, a database that does not answer, refuses connections, is restarting, or closed a connection (a restart
+    or failover; the pool then renews its connections)."""
     if isinstance(error, OperationalError | SQLAlchemyTimeoutError):
+        return True
+    if isinstance(error, ConnectionError):  # refused or reset while the pool connects: asyncpg's own, unwrapped
         return True
     if not isinstance(error, DBAPIError):
         return False
