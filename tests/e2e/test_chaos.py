@@ -222,6 +222,21 @@ def test_chaos_loses_nothing_duplicates_nothing_and_a_refusal_stores_nothing(tmp
             suite.stop()
 
 
+def stuck(suite: Suite, dispatcher: dict[str, str], reports: list[dict[str, Any]], views: dict[int, Any],
+          incidents: list[dict[str, Any]]) -> str:
+    """Where the reports that did not close are held: for the one reading the failure."""
+    bridge = suite.urls["bridge"]
+    lines = [f"delivery: {httpx.get(f'{bridge}/v1/dispatch/delivery', headers=dispatcher).text}"]
+    for report in reports:
+        view = views.get(report["n"], {})
+        at_bridge = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/reports/{report['id']}", headers=dispatcher)
+        there = [(i["status"], i["incidentId"]) for i in incidents if i["description"] == f"chaos report {report['n']}"]
+        lines.append(f"report {report['n']} {report['id']}: citizen {view.get('status')} "
+                     f"{[e['event'] for e in view.get('timeline', [])]}; meldkamer {there}; bridge "
+                     f"{at_bridge.status_code} {at_bridge.text[:600]}")
+    return "\n".join(lines)
+
+
 def meldkamer_incidents(suite: Suite) -> list[dict[str, Any]]:
     incidents: list[dict[str, Any]] = []
     while page := httpx.get(f"{suite.urls['meldkamer']}/v1/incidents", timeout=30,
@@ -261,7 +276,7 @@ def check_outcome(suite: Suite, tally: Tally, views: dict[int, Any], chaos_laste
     assert accepted and sum(tally.faults.values()) > 0
     assert not lost, f"accepted but never at the meldkamer: {lost}"
     assert not twice and not forwarded_twice, f"forwarded twice: {twice} {forwarded_twice}"
-    assert not not_closed, {n: views.get(n, {}).get("timeline") for n in not_closed[:5]}
+    assert not not_closed, stuck(suite, dispatcher, [accepted[n] for n in not_closed[:5]], views, incidents)
     assert not disagree, [(n, [(i["status"], i["incidentId"]) for i in incidents
                                if i["description"] == f"chaos report {n}"]) for n in disagree]
     assert not stored_after_refusal, f"a refusal that stored the report: {stored_after_refusal} {tally.refused}"

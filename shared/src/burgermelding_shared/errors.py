@@ -10,11 +10,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from burgermelding_shared.blobstore import BlobStoreUnavailable
 
@@ -227,6 +228,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return render_http_error(request, exc)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The caller left while its request was being read (a service killed mid-delivery, a phone out of
+        # reach): nobody hears the answer and nothing was stored. Not an error of ours, and it retries.
+        log.info("the client left before its request was read")
+        return Response(status_code=400)
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(SQLAlchemyTimeoutError)

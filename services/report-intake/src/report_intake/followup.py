@@ -192,7 +192,10 @@ async def apply_events(runtime: Runtime, news: ReportEvents, message_id: str, so
     async with runtime.db.transaction() as session:
         if not await first_delivery(session, messaging, message_id=message_id, source=source, kind="report.events"):
             return False
-        report = (await session.execute(select(Report).where(Report.id == news.report_id))).scalars().first()
+        # Locked: two messages of one report can arrive at once (a status and the next one), and each must see
+        # the other's status, or the later commit would put back an earlier status over "closed".
+        report = (await session.execute(select(Report).where(Report.id == news.report_id).with_for_update())
+                  ).scalars().first()
         if report is None:
             raise ServiceError(404, "report_not_found", f"no report {news.report_id}",
                                detail_nl=f"geen melding {news.report_id}")
