@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -209,11 +209,11 @@ async def on_callback_delivered(session: AsyncSession, row: RowMapping, outcome:
     if not outcome.delivered:
         return
     event = json.loads(row["payload"])
-    incident = (await session.execute(select(SimIncident).where(SimIncident.incident_id == event["incidentId"]))
-                ).scalars().first()
-    if incident is not None and event["sequence"] > incident.status_sequence:
-        incident.status, incident.status_sequence, incident.updated_at = event["status"], event["sequence"], utcnow()
-        session.add(incident)
+    # One conditional UPDATE, not read-then-write: two callbacks confirmed at the same moment must not let the
+    # older one's status be written last.
+    await session.execute(update(SimIncident).where(
+        SimIncident.incident_id == event["incidentId"], SimIncident.status_sequence < event["sequence"],  # type: ignore[arg-type]
+    ).values(status=event["status"], status_sequence=event["sequence"], updated_at=utcnow()))
 
 
 async def list_incidents(runtime: Runtime, limit: int, offset: int = 0) -> list[dict[str, Any]]:
