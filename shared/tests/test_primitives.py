@@ -163,6 +163,32 @@ def test_webhook_signatures() -> None:
         webhooks.verify(WEBHOOK_OLD, {}, body)
 
 
+def test_webhook_headers_that_are_not_plain_digits_and_weak_keys_are_refused() -> None:
+    body = b"{}"
+    headers = webhooks.signed_headers(WEBHOOK_OLD, "evt-9", body)
+    for timestamp in ("\u00b2", "9" * 5000, "-1", " 1"):  # a superscript two is a digit to str.isdigit
+        with pytest.raises(ServiceError, match="required"):
+            webhooks.verify(WEBHOOK_OLD, {**headers, "webhook-timestamp": timestamp}, body)
+    for malformed in ("whsec_" + "!" * 40 + "AAAA", base64.b64encode(b"k" * 32).decode()):  # not base64, no prefix
+        with pytest.raises(ValueError):
+            webhooks.check_keys({"k": malformed})
+    assert webhooks.secret_fields("keys", {"k": "whsec_" + base64.b64encode(b"s" * 8).decode()}) == {"keys[k]": "short"}
+    published = webhooks.development_keys()[webhooks.DEVELOPMENT_KEY_ID]
+    assert webhooks.secret_fields("keys", {"renamed": published})["keys[renamed]"].startswith("dev-only-")
+
+
+def test_a_development_key_under_another_id_is_still_refused_in_production() -> None:
+    renamed = {**service_auth.development_key("service").private_jwk(), "kid": "prod-2026"}
+    bridge = service_auth.new_key("dispatch-bridge", "b-1")
+    trusted = {"dispatch-bridge": [bridge.public_jwk()]}
+    with pytest.raises(ValueError, match="service_key"):
+        ServiceSettings(environment="production", service_key=json.dumps(renamed), trusted_service_keys=trusted)
+    dev_public = {**service_auth.development_key("dispatch-bridge").public_jwk(), "kid": "prod-2026"}
+    own = json.dumps(service_auth.new_key("service", "s-1").private_jwk())
+    with pytest.raises(ValueError, match="trusted_service_keys"):
+        ServiceSettings(environment="production", service_key=own, trusted_service_keys={"dispatch-bridge": [dev_public]})
+
+
 def test_webhook_key_rotation_by_key_id() -> None:
     """Receiver adds the new key, sender signs with both, then with the new one only; the receiver sees by key id
     when the old one is no longer used and drops it."""

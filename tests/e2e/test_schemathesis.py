@@ -106,7 +106,11 @@ def exercise(world: dict[str, Any], service: str, operation: Any, mode: Generati
     def run(case: Any) -> None:
         if path == "/v1/dispatch/users/{username}/{change}":
             case.path_parameters["username"] = "fuzz-nobody"  # never the account the cases log in with
-        headers = {**credential(world, service, path), **(case.headers or {})}
+        # The credential replaces any Authorization the case made up (header names are case-insensitive: a
+        # generated "authorization" beside ours would leave which one is sent to chance).
+        generated = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+        case.headers = generated
+        headers = {**generated, **credential(world, service, path)}
         response = case.call(base_url=base_url, headers=headers, timeout=30)
         cases[f"{operation.label} {mode.value}"] += 1
         if service == "meldkamer" and path.startswith("/admin/"):

@@ -97,6 +97,10 @@ def _fsync_folder(folder: Path) -> None:
         os.close(dir_fd)
 
 
+# What a disk says when it cannot take more: full, over quota, read-only, failing, or out of file handles.
+DISK_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EMFILE, errno.ENFILE})
+
+
 @contextmanager
 def disk_faults(root: Path) -> Iterator[None]:
     """A photo folder that cannot be written (full, over quota, read-only, failing) is a store that is
@@ -107,7 +111,7 @@ def disk_faults(root: Path) -> Iterator[None]:
     except BlobStoreUnavailable:
         raise
     except OSError as exc:
-        if exc.errno is None:  # not the system's: a library's own error (Pillow's encoder, say) stays what it is
+        if exc.errno not in DISK_FAULTS:  # a bug (a missing path), or a library's own error: stays what it is
             raise
         reason = errno.errorcode.get(exc.errno, type(exc).__name__)
         raise BlobStoreUnavailable(f"the photo folder {root} cannot be written ({reason})") from exc

@@ -82,12 +82,15 @@ class BodyPaceMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, received, done = time.monotonic(), 0, False
+        started: float | None = None
+        received, done = 0, False
 
         async def paced_receive() -> Message:
-            nonlocal received, done
+            nonlocal started, received, done
             if done:  # after the body, receive() waits for the client to leave: no pace to keep
                 return await receive()
+            if started is None:  # from when the app first asks: a route may wait (for the database) before reading
+                started = time.monotonic()
             try:
                 async with asyncio.timeout(self.idle_seconds):
                     message = await receive()

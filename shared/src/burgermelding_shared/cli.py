@@ -28,5 +28,8 @@ def run_cli(
 
         from burgermelding_shared.connections import header_timeout_protocol
 
+        # --reload runs the app in a subprocess that gets uvicorn's settings pickled, which a class made at run
+        # time cannot be: a developer's reloading server goes without the header deadline.
+        http = "auto" if args.reload else header_timeout_protocol(settings.header_timeout_seconds)
         uvicorn.run(app_path, factory=True, host=settings.host, port=settings.port, reload=args.reload,
-                    access_log=False, log_config=None, http=header_timeout_protocol(settings.header_timeout_seconds))
+                    access_log=False, log_config=None, http=http)

@@ -56,8 +56,11 @@ def header_timeout_protocol(header_timeout: float) -> type[asyncio.Protocol]:
 
         def _headers_too_slow(self) -> None:
             self._header_deadline = None
-            answering = self.cycle is not None and not self.cycle.response_complete  # a pipelined request's
-            if not answering and not self.transport.is_closing():
+            if self.cycle is not None and not self.cycle.response_complete:
+                # An earlier (pipelined) request is still being answered: judge these headers once it is done,
+                # and never write a 408 into the middle of its response.
+                self._start_header_deadline()
+            elif not self.transport.is_closing():
                 self.transport.write(_TOO_SLOW)
                 self.transport.close()
 

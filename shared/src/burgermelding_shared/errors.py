@@ -257,10 +257,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return _unexpected_error(request, exc)
 
 
-# SQLSTATE classes of a PostgreSQL that cannot serve now, whatever was asked: 08 (connection exceptions), 53
-# (insufficient resources, e.g. too many connections), 57P01-57P03 (shut down by an operator or a crash, or not
-# accepting connections while it starts or stops).
-TRANSIENT_SQLSTATES = ("08", "53", "57P0")
+# SQLSTATEs of a PostgreSQL that cannot serve now, whatever was asked: connection exceptions (08, not a protocol
+# violation), insufficient resources (53, e.g. too many connections), shut down by an operator or a crash, or not
+# accepting connections while it starts or stops (57P01-57P03).
+TRANSIENT_SQLSTATES = ("08000", "08001", "08003", "08004", "08006", "53", "57P01", "57P02", "57P03")
 
 
 def is_transient(error: BaseException) -> bool:

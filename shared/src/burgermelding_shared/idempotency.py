@@ -193,7 +193,7 @@ async def release_soon(db: Database, table: Table, scope: str, key: str, attempt
         try:
             await release(db, table, scope, key)
             return
-        except DBAPIError as error:
+        except (DBAPIError, ConnectionError) as error:  # ConnectionError: asyncpg's own, when refused
             if not is_transient(error):
                 raise
             if attempt == attempts - 1:

@@ -5,7 +5,9 @@ minutes away), and carries the id of the key that signed it (`kid` in the header
 *public* keys of the services it accepts calls from, each bound to that service's name: it can check a
 credential but never make one, so the meldkamer (which needs the bridge's public key) or a verification node
 holds nothing that would let it speak as another service. A credential captured on its way to one service is
-useless at another one and stops working within a minute.
+useless at another one and stops working within 90 seconds (a minute, and half a minute for clocks that differ).
+Credentials are not bound to a request's body: one captured inside the network can be replayed to the same
+service within that time, which the receivers' inboxes make harmless for messages (a replay is a duplicate).
 
 Rotation without downtime, by key id: receivers first trust the new public key beside the old one, then the
 service signs with the new key, then the old one is removed. Internal endpoints declare which issuers they
@@ -26,6 +28,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import OKPAlgorithm
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -77,6 +80,21 @@ def development_key(issuer: str) -> ServiceKey:
     """The published key a service signs with in development (refused in production)."""
     seed = hashlib.sha256(f"burgermelding-development-service-key:{issuer}".encode()).digest()
     return ServiceKey(issuer, f"{DEVELOPMENT_KEY_PREFIX}{issuer}", Ed25519PrivateKey.from_private_bytes(seed))
+
+
+def _public_bytes(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+# The published development keys by their public bytes: refused in production under any key id.
+PUBLISHED_KEYS = frozenset(_public_bytes(development_key(service).private_key.public_key())
+                           for service in (*SUITE_SERVICES, "meldkamer", "service"))
+
+
+def is_published(key: Ed25519PrivateKey | Ed25519PublicKey) -> bool:
+    """True for a development key (whatever id it was given): anyone can sign with it."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return _public_bytes(public) in PUBLISHED_KEYS
 
 
 def load_service_key(issuer: str, jwk: Mapping[str, Any]) -> ServiceKey:

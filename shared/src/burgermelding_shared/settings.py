@@ -15,6 +15,7 @@ from burgermelding_shared.service_auth import (
     ServiceKey,
     TrustedKeys,
     development_key,
+    is_published,
     load_service_key,
 )
 
@@ -131,9 +132,11 @@ class ServiceSettings(BaseSettings):
                 for name, value in self.secret_fields().items()
                 if value.startswith(PLACEHOLDER_PREFIX) or len(value) < 32
             ]
-            if self.issues_service_credentials and self._service_key.kid.startswith(DEVELOPMENT_KEY_PREFIX):
+            # By key material, not only by id: a development key given another id is still published.
+            if self.issues_service_credentials and is_published(self._service_key.private_key):
                 weak.append("service_key")
-            if any(kid.startswith(DEVELOPMENT_KEY_PREFIX) for kid in self._trusted_keys.by_kid):
+            if any(kid.startswith(DEVELOPMENT_KEY_PREFIX) or is_published(key)
+                   for kid, (_issuer, key) in self._trusted_keys.by_kid.items()):
                 weak.append("trusted_service_keys")
             if weak:
                 raise ValueError(

@@ -34,6 +34,10 @@ from meldkamer_sim.models import SimIncident, SimIncidentUpdate, messaging
 CALLBACK_KIND = "incident.event"
 DEFAULT_CALLBACK_PATH = "/v1/meldkamer/callbacks"
 
+# A status set here, not by the script (cancelled by the bridge, closed by a merge), is final: a script callback
+# confirmed after it must not write over it.
+FINAL_SEQUENCE = 2**31 - 1
+
 
 def _component(eido: dict[str, Any], name: str) -> dict[str, Any]:
     items = eido.get(name) or [{}]
@@ -165,7 +169,7 @@ async def apply_update(runtime: Runtime, request_id: str, update: IncidentUpdate
                                       received_at=utcnow()))
         if update.kind == "withdrawn" and (update.eventSummary is None or update.eventSummary.reportCount == 0):
             # Its only report was withdrawn (with witnesses left, it goes on): the dispatcher stops.
-            incident.status = "Cancelled"
+            incident.status, incident.status_sequence = "Cancelled", FINAL_SEQUENCE
             await cancel_pending(session, messaging, script_message_ids(incident))
         keep_summary(incident, update.eventSummary)
         for merge in update.eido.get("mergeComponent") or []:
@@ -192,6 +196,7 @@ async def record_merge(session: AsyncSession, incident: SimIncident, merge: dict
                            detail_nl="het incident waarin is samengevoegd is nog niet bekend",
                            headers={"Retry-After": "1"})
     incident.merged_into, incident.status = survivor.incident_id, "Closed"
+    incident.status_sequence = FINAL_SEQUENCE
     await cancel_pending(session, messaging, script_message_ids(incident))
 
 

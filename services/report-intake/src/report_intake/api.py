@@ -94,8 +94,9 @@ AccessDep = Annotated[Access, Depends(access_of)]
 
 async def change_access_of(report_id: str, runtime: RuntimeDep, access: AccessDep) -> Access:
     """For a request that brings something to a report (photos, a message): the token (and the installation's
-    credential) are checked before the body is read or judged, so that without them every such request gets the
-    same 404 (or 401) and no upload is read for it. The change checks them again in its own transaction."""
+    credential) are checked before the body is judged (a JSON body is still parsed first by FastAPI) or an upload
+    read, so that without them every such request gets the same 404 (or 401) and no upload is stored for it. The
+    change checks them again in its own transaction."""
     async with runtime.db.sessions() as session:
         await reports.authorised_report(runtime, session, report_id, access, changing=True)
     return access

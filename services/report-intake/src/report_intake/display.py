@@ -136,7 +136,8 @@ class DisplayCopies(BackgroundLoop):
                 photo.display_state = DisplayState.READY if made[photo.id] else DisplayState.UNREADABLE
             if None in made.values():
                 followup.add_timeline(session, job.report_id, "photo_unreadable", *texts.PHOTO_UNREADABLE)
-            report = (await session.execute(select(Report).where(Report.id == job.report_id))).scalar_one()
+            report = (await session.execute(select(Report).where(Report.id == job.report_id).with_for_update())
+                      ).scalar_one()  # locked: an upload at the same time also raises the revision
             submitter = (job.submitter_tag, job.submitter_kind) if job.submitter_tag and job.submitter_kind else None
             if current.bridge_revision == report.revision:
                 report.revision += 1  # the bridge has this revision without the copies: it gets the next

@@ -88,7 +88,9 @@ async def add_photos(runtime: Runtime, report_id: str, access: reports.Access, p
     added = await reports.store_photo_blobs(runtime, photos)
 
     async def work(session: AsyncSession) -> idempotency.StoredResponse:
-        current = await session.get(Report, report.number)
+        # Locked in the transaction that writes: two uploads (or an upload and a display copy) at once must not
+        # both take revision N + 1, or the bridge would drop one as a duplicate and its photos never travel.
+        current = await session.get(Report, report.number, with_for_update=True)
         assert current is not None
         refuse_if_closed(current)
         current.revision += 1
@@ -116,7 +118,7 @@ async def add_photos(runtime: Runtime, report_id: str, access: reports.Access, p
 async def withdraw(runtime: Runtime, report_id: str, access: reports.Access) -> str:
     """Withdraw a report; the withdrawal travels to the bridge (and from there to the meldkamer)."""
     async with runtime.db.transaction() as session:
-        report = await reports.authorised_report(runtime, session, report_id, access, changing=True)
+        report = await reports.authorised_report(runtime, session, report_id, access, changing=True, lock=True)
         if report.status == "withdrawn":
             return "withdrawn"
         refuse_if_closed(report)

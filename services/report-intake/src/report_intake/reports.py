@@ -408,10 +408,10 @@ def installation_mismatch() -> ServiceError:
 
 
 async def authorised_report(runtime: Runtime, session: AsyncSession, report_id: str, access: Access,
-                            changing: bool = False) -> Report:
-    """The report this token opens, or the one 404. Repeated wrong tokens for a report are slowed down. One that is
-    to be changed is locked for the rest of the transaction (PostgreSQL), so that a change made at the same time
-    (a status event from the bridge, say) is not overwritten by one made from what was read before it."""
+                            changing: bool = False, lock: bool = False) -> Report:
+    """The report this token opens, or the one 404. Repeated wrong tokens for a report are slowed down. With
+    `lock`, the report is locked for the rest of the caller's transaction (PostgreSQL), so that a change made at
+    the same time (a status event from the bridge, say) is not overwritten by one made from what was read before."""
     limits: IntakeLimits | None = runtime.extras.get("limits")
     if limits is not None:
         await limits.refuse_if_guessing(report_id)
@@ -419,7 +419,7 @@ async def authorised_report(runtime: Runtime, session: AsyncSession, report_id: 
     token = access.token
     if token and len(report_id) <= 36 and len(token) <= 128:
         query = select(Report).where(Report.id == report_id)
-        report = (await session.execute(query.with_for_update() if changing else query)).scalars().first()
+        report = (await session.execute(query.with_for_update() if lock else query)).scalars().first()
     if report is None or not hmac.compare_digest(report.token_hash, hash_token(report.token_salt, token or "")):
         if limits is not None:
             await limits.count_wrong_token(report_id)
