@@ -85,6 +85,19 @@ async def test_a_request_that_meets_a_closed_connection_is_answered_busy_not_500
         await db.dispose()
 
 
+async def _answer_from(db: Database) -> httpx.Response:
+    """What a route that uses `db` answers, through the services' own error handlers."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/backend")
+    async def backend() -> dict[str, int]:
+        return {"backend": await _backend_of(db)}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
+        return await client.get("/backend")
+
+
 async def test_a_database_that_will_not_take_a_connection_now_is_answered_busy_not_500(postgres_url: str) -> None:
     """A PostgreSQL that refuses new connections for a while (shutting down or starting up, 57P03; at its
     connection limit, 53300) says nothing about the request: 503 busy, as for a closed connection. The limit is
@@ -97,16 +110,8 @@ async def test_a_database_that_will_not_take_a_connection_now_is_answered_busy_n
         await session.execute(text(f"DROP ROLE IF EXISTS {role}"))
         await session.execute(text(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"))
     refusing = Database(make_url(postgres_url).set(username=role, password=None).render_as_string(False))
-    app = FastAPI()
-    install_error_handlers(app)
-
-    @app.get("/backend")
-    async def backend() -> dict[str, int]:
-        return {"backend": await _backend_of(refusing)}
-
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
-            refused = await client.get("/backend")
+        refused = await _answer_from(refusing)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"] == "busy" and refused.headers["Retry-After"]
     finally:
@@ -121,16 +126,8 @@ async def test_a_database_that_refuses_the_connection_is_answered_busy_not_500()
     unwrapped by SQLAlchemy. Nothing was stored, so the client may send it again: 503 busy. (No server needed:
     a port where nothing listens refuses the same way.)"""
     refusing = Database("postgresql+asyncpg://nobody@127.0.0.1:1/nothing")
-    app = FastAPI()
-    install_error_handlers(app)
-
-    @app.get("/backend")
-    async def backend() -> dict[str, int]:
-        return {"backend": await _backend_of(refusing)}
-
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
-            refused = await client.get("/backend")
+        refused = await _answer_from(refusing)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"] == "busy"
     finally:
