@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from burgermelding_shared.auditchain import AuditTables, CheckpointWriter
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.blobstore import BlobStore, BlobStoreUnavailable
 from burgermelding_shared.bodylimit import BodyPaceMiddleware, BodySizeLimitMiddleware
@@ -57,6 +58,7 @@ class Runtime:
     relay: Relay
     metrics: Metrics
     shared: SharedState
+    audit: AuditTables | None = None  # the service's tamper-evident audit chain, if it keeps one
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,11 +110,13 @@ def create_service_app(
     large_body_paths: list[str] | None = None,
     service_only_prefixes: tuple[str, ...] = ("/internal/",),
     metrics_scrapers: list[Scraper] | None = None,
+    audit: AuditTables | None = None,
 ) -> FastAPI:
     """A FastAPI app with the suite's plumbing. `hooks` run inside the lifespan (workers, pools).
     `large_body_paths` (regular expressions) are exempt from the body cap: routes that stream uploads to disk
     under limits of their own. Paths under `service_only_prefixes` answer nothing without a service credential.
-    `metrics_scrapers` add the service's own gauges, read at each scrape of `/metrics`."""
+    `metrics_scrapers` add the service's own gauges, read at each scrape of `/metrics`. `audit`: the service's
+    audit chain, whose head is signed every `audit_checkpoint_seconds`."""
     metrics = Metrics()
     metrics.scrapers.extend(metrics_scrapers or [])
 
@@ -141,7 +145,7 @@ def create_service_app(
             shared,
         )
         runtime = Runtime(settings=settings, db=db, blobs=settings.blob_config().open(), http=http,
-                          messaging=messaging, relay=relay, metrics=metrics, shared=shared)
+                          messaging=messaging, relay=relay, metrics=metrics, shared=shared, audit=audit)
         app.state.runtime = runtime
         async with AsyncExitStack() as stack:
             stack.push_async_callback(db.dispose)
@@ -150,6 +154,10 @@ def create_service_app(
             stack.callback(shutdown_tracing)
             relay.start()
             stack.push_async_callback(relay.stop)
+            if audit is not None:
+                checkpoints = CheckpointWriter(db, audit, settings.signing_key, settings.audit_checkpoint_seconds)
+                checkpoints.start()
+                stack.push_async_callback(checkpoints.stop)
             for hook in hooks or []:
                 await stack.enter_async_context(hook(runtime))
             yield

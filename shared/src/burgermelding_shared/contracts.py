@@ -83,6 +83,41 @@ class ReportSubmitted(Strict):
     def urgent(self) -> bool:
         return is_urgent(self.in_progress, self.danger_to_life)
 
+    def anonymised(self) -> ReportSubmitted:
+        """What may be kept once the personal data must go (retention): no words, no contact, no photos, no
+        pseudonym, the place only to about a kilometre; what is left counts, but tells nothing of anyone."""
+        return self.model_copy(update={
+            "description": "", "contact": None, "photos": [], "submitter_tag": None, "submitter_kind": None,
+            "location": Location(lat=coarse(self.location.lat), lon=coarse(self.location.lon))})
+
+
+def coarse(degrees: float) -> float:
+    """A coordinate to two decimals: about a kilometre, enough for figures per area, too little for a door."""
+    return round(degrees, 2)
+
+
+RetentionAction = Literal["remove_contact", "anonymise", "purge"]
+
+
+class RetentionApplied(Strict):
+    """intake -> verification and bridge: a retention rule (or the citizen) removed personal data of a report;
+    do the same to your copy. intake owns a report's life, so it alone decides, and it never decides so for a
+    report under legal hold (except the citizen's own contact details, which may go at any time)."""
+
+    report_id: str
+    action: RetentionAction
+    rule: str = Field(max_length=64)
+    applied_at: datetime
+
+
+class LegalHold(Strict):
+    """bridge -> intake: reports tied to an incident marked as evidence are kept until the hold is lifted."""
+
+    hold_id: str = Field(max_length=36)
+    incident_id: str = Field(max_length=36)
+    report_ids: list[str] = Field(max_length=10_000)
+    active: bool
+
 
 class ReportWithdrawn(Strict):
     """intake -> bridge: the citizen withdrew the report."""

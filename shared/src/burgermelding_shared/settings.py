@@ -94,6 +94,13 @@ class ServiceSettings(BaseSettings):
         40, description="Attempts before a message is dead-lettered (kept, visible and replayable)."
     )
 
+    audit_checkpoint_seconds: float = Field(
+        300.0, description="How often the head of the audit chain is signed (a checkpoint, also written to the "
+        "log); a rewritten chain no longer matches the checkpoints signed before it.")
+    audit_checkpoint_keys: list[dict[str, str]] = Field(
+        [], description="Public halves (JWKs with a key id) of this service's earlier keys, so that checkpoints "
+        "signed before a key rotation still verify (JSON list). The current key is always trusted.")
+
     service_name: str = "service"
     # Whether this service calls the others with credentials of its own (the meldkamer does not: it holds only
     # the public key of the bridge that calls it, and signs its callbacks as webhooks).

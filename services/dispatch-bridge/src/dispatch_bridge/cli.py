@@ -9,6 +9,7 @@ from pathlib import Path
 from burgermelding_shared.cli import run_cli
 from burgermelding_shared.db import Database
 from dispatch_bridge.config import BridgeSettings
+from dispatch_bridge.models import audit
 
 
 def create_user(argv: list[str]) -> None:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     run_cli(prog="burgermelding-dispatch-bridge", settings_factory=BridgeSettings,
             migrations_dir=Path(__file__).parent / "migrations", app_path="dispatch_bridge.main:create_app",
-            argv=argv)
+            argv=argv, audit=audit)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from burgermelding_shared import auditchain
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.blobstore import BlobNotFound
 from burgermelding_shared.contracts import ReportSubmitted
@@ -21,7 +22,8 @@ from burgermelding_shared.messaging import DEAD, outbox_counts, replay_dead_lett
 from dispatch_bridge import forwarding, incidents
 from dispatch_bridge.audit import audit
 from dispatch_bridge.auth import Actor
-from dispatch_bridge.models import AuditEntry, BridgeMessage, BridgeReport, Incident, messaging
+from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, messaging
+from dispatch_bridge.models import audit as audit_tables
 
 
 def report_summary(stored: BridgeReport) -> dict[str, Any]:
@@ -133,7 +135,7 @@ async def _report(session: AsyncSession, report_id: str, lock: bool = False) -> 
 async def view_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[str, Any]:
     async with runtime.db.transaction() as session:
         stored = await _report(session, report_id)
-        audit(session, actor, "view_report", "report", stored.report_id)
+        audit(session, actor, "view_report", "report", stored.report_id, report_id=stored.report_id)
         messages = (await session.execute(select(BridgeMessage).where(BridgeMessage.report_id == stored.report_id)
                                           .order_by(BridgeMessage.sent_at))).scalars().all()
     submission = ReportSubmitted.model_validate_json(stored.submission)
@@ -163,7 +165,8 @@ async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, o
             raise ServiceError(404, "photo_not_found", "no such photo on this report",
                                detail_nl="deze melding heeft geen foto met dit nummer")
         audit(session, actor, "view_photo_original" if original else "view_photo", "photo", ref.photo_id,
-              f"report {stored.report_id}")
+              {"sha256": ref.sha256 if original else ref.sanitised_sha256, "copy": "original" if original
+               else "sanitised"}, report_id=stored.report_id)
     try:
         if original:
             return await asyncio.to_thread(runtime.blobs.read_verified, ref.sha256), ref.content_type
@@ -190,7 +193,9 @@ async def ask(runtime: Runtime, actor: Actor, report_id: str, text: str) -> dict
             raise ServiceError(409, "report_closed", f"the report is {stored.state}",
                                detail_nl=f"de melding is {stored.state}")
         question = await forwarding.ask_citizen(session, stored.report_id, text, actor.username)
-        audit(session, actor, "ask_citizen", "report", stored.report_id, text[:200])
+        # The question's id, not its words: the chain keeps nothing that retention would have to remove.
+        audit(session, actor, "ask_citizen", "report", stored.report_id, {"message_id": question.id},
+              report_id=stored.report_id)
     return {"id": question.id, "text": question.text, "sent_at": question.sent_at}
 
 
@@ -210,7 +215,8 @@ async def decide_review(runtime: Runtime, actor: Actor, report_id: str, forward:
             stored.state = "rejected"
             session.add(stored)
             await forwarding.tell_citizen(session, stored.report_id, "rejected")
-        audit(session, actor, "review_forward" if forward else "review_reject", "report", stored.report_id)
+        audit(session, actor, "review_forward" if forward else "review_reject", "report", stored.report_id,
+              report_id=stored.report_id)
     return report_summary(stored)
 
 
@@ -278,7 +284,8 @@ async def replay(runtime: Runtime, actor: Actor, message_id: str) -> dict[str, s
         except httpx.HTTPError as exc:
             raise verification_unreachable() from exc
         async with runtime.db.transaction() as session:
-            audit(session, actor, "replay_verification_job", "report", job_id.split(":")[0])
+            audit(session, actor, "replay_verification_job", "report", job_id.split(":")[0],
+                  report_id=job_id.split(":")[0][:36])
         return {"status": "queued"}
     if not await replay_dead_letter(runtime.db, messaging, message_id):
         raise ServiceError(404, "dead_letter_not_found", "no dead letter with this id",
@@ -297,10 +304,11 @@ async def replay(runtime: Runtime, actor: Actor, message_id: str) -> dict[str, s
 
 
 async def audit_log(runtime: Runtime, target_id: str | None, limit: int) -> list[dict[str, Any]]:
+    """The newest entries of the bridge's audit chain (with their hashes), optionally about one target."""
+    entries = audit_tables.entries
     async with runtime.db.sessions() as session:
-        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        query = select(entries).order_by(entries.c.seq.desc()).limit(limit)
         if target_id:
-            query = query.where(AuditEntry.target_id == target_id)
-        return [{"at": e.at, "username": e.username, "role": e.role, "action": e.action,
-                 "target_type": e.target_type, "target_id": e.target_id, "detail": e.detail}
-                for e in (await session.execute(query)).scalars().all()]
+            query = query.where((entries.c.target_id == target_id) | (entries.c.report_id == target_id))
+        rows = (await session.execute(query)).mappings().all()
+    return [{**auditchain.as_json(dict(row)), "username": row["actor"]} for row in rows]

@@ -9,7 +9,7 @@ from dispatch_bridge import dispatch_api, internal
 from dispatch_bridge.config import BridgeSettings, get_settings
 from dispatch_bridge.deadlines import Call112Watch, deadline_scraper
 from dispatch_bridge.forwarding import REQUEST_KIND, on_meldkamer_answer, on_meldkamer_attempt
-from dispatch_bridge.models import messaging
+from dispatch_bridge.models import audit, messaging
 
 
 def create_app(settings: BridgeSettings | None = None) -> FastAPI:
@@ -22,6 +22,7 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
         description="Forwards validated reports to the meldkamer (EIDO over STA-024-shaped requests), never lost "
         "and never twice, and carries the meldkamer's status changes back to the citizen.",
         messaging=messaging,
+        audit=audit,
         destinations=destinations,
         result_handlers={REQUEST_KIND: on_meldkamer_answer},
         attempt_handlers={REQUEST_KIND: on_meldkamer_attempt},

@@ -7,8 +7,10 @@ from datetime import datetime
 from sqlalchemy import Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
+from burgermelding_shared.auditchain import audit_tables
 from burgermelding_shared.db import new_registry
 from burgermelding_shared.messaging import messaging_tables
+from burgermelding_shared.retention import deletion_log_table
 from burgermelding_shared.timeutil import UTCDateTime
 
 bridge_registry = new_registry()
@@ -20,6 +22,8 @@ class BridgeTable(SQLModel, registry=bridge_registry):
 
 metadata = bridge_registry.metadata
 messaging = messaging_tables(metadata)
+audit = audit_tables(metadata, "dispatch-bridge")  # who looked at or did what: every view and every action
+deletions = deletion_log_table(metadata)
 
 
 class BridgeReport(BridgeTable, table=True):
@@ -110,17 +114,15 @@ class Dispatcher(BridgeTable, table=True):
     locked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class AuditEntry(BridgeTable, table=True):
-    """Who looked at or did what, when: every view of a report or photo and every action."""
+class LegalHold(BridgeTable, table=True):
+    """An incident marked as evidence by a supervisor: its reports are kept, everywhere, until it is lifted."""
 
-    __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id"),)
+    __tablename__ = "legal_holds"
 
-    id: int | None = Field(default=None, primary_key=True)
-    at: datetime = Field(sa_type=UTCDateTime)
-    username: str = Field(max_length=64)
-    role: str = Field(max_length=16)
-    action: str = Field(max_length=48)
-    target_type: str = Field(max_length=16)
-    target_id: str = Field(max_length=80)
-    detail: str | None = None
+    id: str = Field(primary_key=True, max_length=36)
+    incident_id: str = Field(sa_column=Column(String(36), nullable=False, index=True))
+    reason: str = Field(max_length=300)
+    set_by: str = Field(max_length=64)
+    set_at: datetime = Field(sa_type=UTCDateTime)
+    lifted_by: str | None = Field(default=None, max_length=64)
+    lifted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

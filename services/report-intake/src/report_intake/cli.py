@@ -8,6 +8,7 @@ from pathlib import Path
 from burgermelding_shared.cli import run_cli
 from burgermelding_shared.db import Database
 from report_intake.config import IntakeSettings
+from report_intake.models import audit
 
 
 def revoke_installation(argv: list[str]) -> None:
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     run_cli(prog="burgermelding-report-intake", settings_factory=IntakeSettings,
             migrations_dir=Path(__file__).parent / "migrations", app_path="report_intake.main:create_app",
-            argv=argv)
+            argv=argv, audit=audit)
 
 
 if __name__ == "__main__":

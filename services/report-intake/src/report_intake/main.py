@@ -17,7 +17,7 @@ from report_intake.display import DisplayCopies
 from report_intake.followup import TimelineNotifier
 from report_intake.installations import SpentChallengePurger
 from report_intake.limits import IntakeLimits
-from report_intake.models import idempotency_keys, messaging
+from report_intake.models import audit, idempotency_keys, messaging
 
 
 @asynccontextmanager
@@ -41,6 +41,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         description="The citizen-facing API behind the Burgermelding app: reports with photos, status and "
         "timeline. Anonymous by default: no IP address, device id or user agent is stored or logged.",
         messaging=messaging,
+        audit=audit,
         destinations=service_destinations(settings, {"verification": settings.verification_url,
                                                      "dispatch-bridge": settings.bridge_url}),
         # Photo uploads stream to disk under their own per-photo and per-request limits (uploads.py).

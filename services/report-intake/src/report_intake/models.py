@@ -8,9 +8,11 @@ from enum import StrEnum
 from sqlalchemy import Column, ForeignKey, Index, Integer, String
 from sqlmodel import Field, SQLModel
 
+from burgermelding_shared.auditchain import audit_tables
 from burgermelding_shared.db import new_registry
 from burgermelding_shared.idempotency import idempotency_table
 from burgermelding_shared.messaging import messaging_tables
+from burgermelding_shared.retention import deletion_log_table
 from burgermelding_shared.timeutil import UTCDateTime
 
 intake_registry = new_registry()
@@ -23,6 +25,8 @@ class IntakeTable(SQLModel, registry=intake_registry):
 metadata = intake_registry.metadata
 messaging = messaging_tables(metadata)
 idempotency_keys = idempotency_table(metadata)
+audit = audit_tables(metadata, "report-intake")
+deletions = deletion_log_table(metadata)
 
 
 class Report(IntakeTable, table=True):
@@ -51,6 +55,10 @@ class Report(IntakeTable, table=True):
     # HMAC of (report, installation) under the token secret when an installation made the report: follow-ups
     # can check the credential that comes with them, and the database alone links no two reports.
     installation_binding: str | None = Field(default=None, max_length=64)
+    # When the case ended (closed, rejected, declined, withdrawn): retention counts some rules from here.
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When retention (or a withdrawal) removed its personal data: what is left tells nothing of anyone.
+    anonymised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Photo(IntakeTable, table=True):
@@ -152,3 +160,15 @@ class SpentChallenge(IntakeTable, table=True):
 
     digest: str = Field(primary_key=True, max_length=64)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ReportHold(IntakeTable, table=True):
+    """A legal hold on a report: its incident is evidence, so no retention rule touches it until the hold
+    (set and lifted by a supervisor through the dispatchers' API) is lifted."""
+
+    __tablename__ = "report_holds"
+
+    hold_id: str = Field(primary_key=True, max_length=36)
+    report_id: str = Field(sa_column=Column(String(36), primary_key=True, index=True))
+    incident_id: str = Field(max_length=36)
+    held_since: datetime = Field(sa_type=UTCDateTime)

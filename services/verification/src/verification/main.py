@@ -18,7 +18,7 @@ from verification.checks import configure_weights
 from verification.config import VerificationSettings, get_settings
 from verification.grouping import FragmentMerger
 from verification.jobs import VerificationWorker, backlog_scraper, photo_pool
-from verification.models import messaging
+from verification.models import audit, messaging
 from verification.nearindex import NearDuplicateIndex
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ def create_app(settings: VerificationSettings | None = None) -> FastAPI:
         title="Burgermelding verification",
         description="Checks photo metadata, finds duplicates and gives each report a verdict with reasons.",
         messaging=messaging,
+        audit=audit,
         destinations=service_destinations(settings, {"dispatch-bridge": settings.bridge_url}),
         hooks=[worker_hook],
         metrics_scrapers=[backlog_scraper],

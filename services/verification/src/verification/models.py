@@ -7,8 +7,10 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, Index, LargeBinary, String, Text
 from sqlmodel import Field, SQLModel
 
+from burgermelding_shared.auditchain import audit_tables
 from burgermelding_shared.db import new_registry
 from burgermelding_shared.messaging import messaging_tables
+from burgermelding_shared.retention import deletion_log_table
 from burgermelding_shared.timeutil import UTCDateTime
 
 verification_registry = new_registry()
@@ -20,6 +22,8 @@ class VerificationTable(SQLModel, registry=verification_registry):
 
 metadata = verification_registry.metadata
 messaging = messaging_tables(metadata)
+audit = audit_tables(metadata, "verification")
+deletions = deletion_log_table(metadata)
 
 
 class VerificationJob(VerificationTable, table=True):
