@@ -81,9 +81,9 @@ async def test_dispatcher_question_and_citizen_answer(intake: Any) -> None:
 async def test_withdrawal_travels_on_and_closes_the_report(intake: Any) -> None:
     created = (await post_report(intake, report_json())).json()
     assert (await intake.client.post(f"{created['status_url']}/withdraw", headers=auth(created))).json() == \
-        {"status": "withdrawn"}
+        {"status": "withdrawn", "personal_data": "removed"}
     assert (await intake.client.post(f"{created['status_url']}/withdraw", headers=auth(created))).json() == \
-        {"status": "withdrawn"}  # idempotent
+        {"status": "withdrawn", "personal_data": "removed"}  # idempotent
     assert len([r for r in await outbox(intake) if r["kind"] == "report.withdrawn"]) == 1
     late = await intake.client.post(f"{created['status_url']}/photos", headers={**auth(created),
                                     "Idempotency-Key": "too-late-1"},

@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared import auditchain
 from burgermelding_shared.auditchain import AuditTables
+from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.contracts import RetentionAction
-from burgermelding_shared.db import before_commit
+from burgermelding_shared.db import Database, before_commit
 from burgermelding_shared.messaging import DELIVERED, MessagingTables
 from burgermelding_shared.timeutil import UTCDateTime, utcnow
 
@@ -111,3 +112,19 @@ async def purge_settled_messages(session: AsyncSession, messaging: MessagingTabl
     await session.execute(delete(inbox).where(inbox.c.received_at < cutoff))
     return int(sent.rowcount or 0)
 
+
+
+class SettledMessagesPurger(BackgroundLoop):
+    """For a service without a retention job of its own: its settled messages go after `days`."""
+
+    name = "settled-messages-purger"
+    poll_seconds = 3600.0
+
+    def __init__(self, db: Database, messaging: MessagingTables, days: float) -> None:
+        super().__init__()
+        self._db, self._messaging, self._days = db, messaging, days
+
+    async def run_once(self) -> int:
+        async with self._db.transaction() as session:
+            await purge_settled_messages(session, self._messaging, self._days)
+        return 0

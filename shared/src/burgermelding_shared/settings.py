@@ -101,6 +101,10 @@ class ServiceSettings(BaseSettings):
         [], description="Public halves (JWKs with a key id) of this service's earlier keys, so that checkpoints "
         "signed before a key rotation still verify (JSON list). The current key is always trusted.")
 
+    settled_messages_days: float = Field(
+        7.0, description="Delivered messages between the services (copies of reports) and the inbox's record of "
+        "them are deleted this many days after delivery (retention).")
+
     service_name: str = "service"
     # Whether this service calls the others with credentials of its own (the meldkamer does not: it holds only
     # the public key of the bridge that calls it, and signs its callbacks as webhooks).

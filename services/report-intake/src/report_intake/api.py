@@ -20,6 +20,7 @@ from report_intake.models import idempotency_keys
 from report_intake.reports import Access
 from report_intake.schemas import (
     CategoryView,
+    ContactRemoved,
     InstallationChallenge,
     InstallationCreated,
     InstallationRegistration,
@@ -29,6 +30,7 @@ from report_intake.schemas import (
     ReportCreated,
     ReportSubmission,
     ReportView,
+    StoredData,
     Withdrawn,
 )
 from report_intake.uploads import UploadedForm, UploadLimits, read_multipart
@@ -195,7 +197,24 @@ async def send_message(report_id: str, message: MessageIn, runtime: RuntimeDep, 
 @router.post("/reports/{report_id}/withdraw", summary="Withdraw the report (the meldkamer is told)",
              response_model=Withdrawn, responses=error_responses(401, 403, 404, 409, 429, examples=CREDENTIAL_ERRORS))
 async def withdraw(report_id: str, runtime: RuntimeDep, access: AccessDep) -> Withdrawn:
-    return Withdrawn(status=await followup.withdraw(runtime, report_id, access))
+    return await followup.withdraw(runtime, report_id, access)
+
+
+@router.get("/reports/{report_id}/data", response_model=StoredData,
+            summary="Everything stored about your report, and when it will be removed",
+            description="What we keep (the report, its photos' hashes, your contact details if you gave them, the "
+            "messages), where copies are, what we never keep, and the retention rules that will remove it. "
+            "Looking is recorded in the audit log.", responses=TOKEN_ERRORS)
+async def stored_data(report_id: str, runtime: RuntimeDep, access: AccessDep) -> StoredData:
+    return await followup.stored_data(runtime, report_id, access)
+
+
+@router.delete("/reports/{report_id}/contact", response_model=ContactRemoved,
+               summary="Remove your contact details from the report, at any time",
+               description="They are deleted here and at the dispatch bridge at once; the report itself stays.",
+               responses=TOKEN_ERRORS)
+async def remove_contact(report_id: str, runtime: RuntimeDep, access: AccessDep) -> ContactRemoved:
+    return await followup.remove_contact(runtime, report_id, access)
 
 
 @router.get("/reports/{report_id}/events", summary="Follow the timeline live (Server-Sent Events)",

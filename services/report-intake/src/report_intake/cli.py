@@ -49,10 +49,39 @@ def revoke_installation(argv: list[str]) -> None:
     print(outcome)
 
 
+def retention(argv: list[str]) -> None:
+    """`retention [--dry-run]`: apply the retention rules now (the service also runs them on a schedule)."""
+    import json
+    from types import SimpleNamespace
+
+    from report_intake import records
+
+    parser = argparse.ArgumentParser(prog="burgermelding-report-intake retention")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    args = parser.parse_args(argv)
+    settings = IntakeSettings()
+
+    async def run() -> dict:
+        db = Database(settings.effective_database_url)
+        try:
+            # The rules need the database, the photo store and the settings: what a running service holds.
+            runtime = SimpleNamespace(db=db, blobs=settings.blob_config().open(), settings=settings)
+            done = await records.run_retention(runtime, settings.retention_rules, dry_run=args.dry_run)  # type: ignore[arg-type]
+            return {**done.summary(), "dry_run": args.dry_run,
+                    "reports": [{"reference": r.reference, "rule": r.rule, "action": r.action} for r in done.applied]}
+        finally:
+            await db.dispose()
+
+    print(json.dumps(asyncio.run(run()), indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["revoke-installation"]:
         revoke_installation(argv[1:])
+        return
+    if argv[:1] == ["retention"]:
+        retention(argv[1:])
         return
     run_cli(prog="burgermelding-report-intake", settings_factory=IntakeSettings,
             migrations_dir=Path(__file__).parent / "migrations", app_path="report_intake.main:create_app",

@@ -5,6 +5,7 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from burgermelding_shared.retention import DEFAULT_RULES, RetentionRule
 from burgermelding_shared.settings import PLACEHOLDER_PREFIX, ServiceSettings
 
 
@@ -48,6 +49,10 @@ class IntakeSettings(ServiceSettings):
     installations_per_address: int = Field(
         1000, description="Installations one address may register per hour (carrier-grade NAT sized).")
     wrong_tokens_per_report: int = Field(10, description="Wrong tokens for one report per 10 minutes before 429.")
+    retention_rules: list[RetentionRule] = Field(
+        DEFAULT_RULES, description="What is removed from reports, and when, by outcome and category (JSON list; "
+        "see README, Retention). Reports under legal hold are left alone.")
+    retention_interval_seconds: float = Field(3600.0, description="How often the retention job runs.")
     sse_max_seconds: float = Field(300.0, description="A live-update stream ends after this; the app reconnects.")
 
     def secret_fields(self) -> dict[str, str]:

@@ -22,7 +22,7 @@ from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
-from report_intake import followup, reports, texts
+from report_intake import followup, records, reports, texts
 from report_intake.models import DisplayJob, DisplayState, Photo, Report
 from report_intake.photos import PhotoUnreadable, display_copy_of_blob
 
@@ -134,6 +134,10 @@ class DisplayCopies(BackgroundLoop):
             for photo in (await session.execute(select(Photo).where(Photo.id.in_(made)))).scalars():
                 photo.sanitised_sha256 = made[photo.id]
                 photo.display_state = DisplayState.READY if made[photo.id] else DisplayState.UNREADABLE
+                # A transformation of the evidence: which copy was made from which original.
+                records.record(session, "photo.display_copy", job.report_id, target_type="photo",
+                               target_id=photo.id, detail={"sha256": photo.sha256,
+                                                           "sanitised_sha256": photo.sanitised_sha256})
             if None in made.values():
                 followup.add_timeline(session, job.report_id, "photo_unreadable", *texts.PHOTO_UNREADABLE)
             report = (await session.execute(select(Report).where(Report.id == job.report_id).with_for_update())

@@ -20,11 +20,21 @@ from burgermelding_shared.contracts import CitizenMessage, DispatcherMessage, Re
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
-from report_intake import reports, texts
+from report_intake import records, reports, texts
 from report_intake.config import IntakeSettings
-from report_intake.models import Message, Photo, Report, TimelineEntry, idempotency_keys, messaging
+from report_intake.models import Contact, Message, Photo, Report, TimelineEntry, idempotency_keys, messaging
 from report_intake.photos import CheckedPhoto
-from report_intake.schemas import MessageIn, MessageView, PhotosAdded
+from report_intake.schemas import (
+    ContactRemoved,
+    MessageIn,
+    MessageView,
+    PhotosAdded,
+    PlannedRemoval,
+    StoredContact,
+    StoredData,
+    StoredPhoto,
+    Withdrawn,
+)
 
 
 class TimelineNotifier:
@@ -115,22 +125,31 @@ async def add_photos(runtime: Runtime, report_id: str, access: reports.Access, p
     return PhotosAdded.model_validate(response.body)
 
 
-async def withdraw(runtime: Runtime, report_id: str, access: reports.Access) -> str:
-    """Withdraw a report; the withdrawal travels to the bridge (and from there to the meldkamer)."""
+async def withdraw(runtime: Runtime, report_id: str, access: reports.Access) -> Withdrawn:
+    """Withdraw a report; the withdrawal travels to the bridge (and from there to the meldkamer). Its personal
+    data goes at once, here and in every copy, unless the report is held as evidence."""
     async with runtime.db.transaction() as session:
         report = await reports.authorised_report(runtime, session, report_id, access, changing=True, lock=True)
+        held = await records.is_held(session, report.id)
         if report.status == "withdrawn":
-            return "withdrawn"
+            return Withdrawn(status="withdrawn", personal_data="kept_under_legal_hold" if held and
+                             report.anonymised_at is None else "removed")
         refuse_if_closed(report)
         report.status, report.status_rank = "withdrawn", texts.STATUS_RANK["withdrawn"]
         session.add(report)
+        records.mark_finished(session, report)
+        records.record(session, "report.withdrawn", report.id, actor="citizen", role="citizen")
         add_timeline(session, report_id, "withdrawn", *texts.WITHDRAWN)
         message = ReportWithdrawn(report_id=report_id, withdrawn_at=utcnow())
+        urgent = is_urgent(report.in_progress, report.danger_to_life)
+        # In the order of the report's retention messages: the bridge hears of the withdrawal first.
         await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/withdrawals",
                       kind="report.withdrawn", payload=message.model_dump(mode="json"),
-                      priority=reports.URGENT_PRIORITY if is_urgent(report.in_progress, report.danger_to_life) else 0)
+                      priority=reports.URGENT_PRIORITY if urgent else 0, ordering_key=f"report:{report.id}")
+        if not held:
+            await records.remove(runtime, session, report, "anonymise", records.WITHDRAWN_RULE)
     notify(runtime, report_id)
-    return "withdrawn"
+    return Withdrawn(status="withdrawn", personal_data="kept_under_legal_hold" if held else "removed")
 
 
 async def list_messages(runtime: Runtime, report_id: str, access: reports.Access) -> list[MessageView]:
@@ -207,6 +226,9 @@ async def apply_events(runtime: Runtime, news: ReportEvents, message_id: str, so
             rank = texts.STATUS_RANK.get(event.event)
             if event.event not in texts.NON_STATUS_EVENTS and rank is not None and rank > report.status_rank:
                 report.status, report.status_rank = event.event, rank
+                records.record(session, "report.status", report.id, actor="dispatch-bridge", detail={
+                    "status": event.event, "incident_number": event.incident_number})
+                records.mark_finished(session, report)
             if event.incident_number:
                 report.incident_number = event.incident_number
         session.add(report)
@@ -247,3 +269,57 @@ async def timeline_stream(runtime: Runtime, report_id: str, access: reports.Acce
                 yield ": keep-alive\n\n"
 
     return stream()
+
+
+COPIES = [
+    "verification: the report without contact details, its photos' fingerprints and the verdict",
+    "dispatch-bridge: the report (contact details only if you agreed to share them) and the messages",
+    "the control room (meldkamer): what was forwarded to it, kept under its own rules",
+]
+NOT_STORED = ["your IP address", "your device's identifiers", "your app installation's id beside the report",
+              "your location beyond the place you gave"]
+
+
+async def stored_data(runtime: Runtime, report_id: str, access: reports.Access) -> StoredData:
+    """What is stored about this report, for the citizen who holds its token; the look is audited."""
+    settings: IntakeSettings = runtime.settings
+    async with runtime.db.transaction() as session:
+        report = await reports.authorised_report(runtime, session, report_id, access)
+        photos = (await session.execute(select(Photo).where(Photo.report_id == report_id)
+                                        .order_by(Photo.received_at, Photo.id))).scalars().all()
+        contact = await session.get(Contact, report_id)
+        messages = (await session.execute(select(Message).where(Message.report_id == report_id)
+                                          .order_by(Message.sent_at, Message.id))).scalars().all()
+        entries = len((await session.execute(select(TimelineEntry.id).where(
+            TimelineEntry.report_id == report_id))).all())
+        held = await records.is_held(session, report_id)
+        records.record(session, "citizen.viewed_stored_data", report_id, actor="citizen", role="citizen")
+    return StoredData(
+        report={"id": report.id, "reference": report.reference, "category": report.category,
+                "description": report.description, "location": {"lat": report.lat, "lon": report.lon,
+                                                                "accuracy_m": report.accuracy_m,
+                                                                "description": report.place_description},
+                "observed_at": report.observed_at, "received_at": report.received_at, "status": report.status,
+                "in_progress": report.in_progress, "danger_to_life": report.danger_to_life,
+                "finished_at": report.finished_at, "incident_number": report.incident_number},
+        photos=[StoredPhoto(id=p.id, sha256=p.sha256, size_bytes=p.size_bytes, content_type=p.content_type,
+                            received_at=p.received_at, display=p.display_state, sanitised_sha256=p.sanitised_sha256)
+                for p in photos],
+        contact=StoredContact(name=contact.name, phone=contact.phone, email=contact.email,
+                              share_with_police=contact.share_with_police) if contact else None,
+        messages=[MessageView(id=m.id, direction=m.direction, text=m.text, in_reply_to=m.in_reply_to,  # type: ignore[arg-type]
+                              sent_at=m.sent_at) for m in messages],
+        timeline_entries=entries, made_with_installation=report.installation_binding is not None,
+        legal_hold=held, anonymised_at=report.anonymised_at,
+        retention=[PlannedRemoval(**step) for step in records.planned(report, settings.retention_rules, held)],
+        copies=COPIES, not_stored=NOT_STORED)
+
+
+async def remove_contact(runtime: Runtime, report_id: str, access: reports.Access) -> ContactRemoved:
+    """The citizen's contact details go, at any time (under a legal hold too): here and at the bridge."""
+    async with runtime.db.transaction() as session:
+        report = await reports.authorised_report(runtime, session, report_id, access, changing=True, lock=True)
+        if await session.get(Contact, report.id) is None:
+            return ContactRemoved(removed=False)
+        await records.remove(runtime, session, report, "remove_contact", records.CITIZEN_REQUEST)
+    return ContactRemoved(removed=True)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message
-from burgermelding_shared.contracts import DispatcherMessage, ReportEvent, ReportEvents
+from fastapi import APIRouter, Query
+
+from burgermelding_shared import auditchain
+from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message, require_service
+from burgermelding_shared.contracts import DispatcherMessage, LegalHold, ReportEvent, ReportEvents
 from burgermelding_shared.errors import error_responses
-from report_intake import followup
+from report_intake import followup, records
+from report_intake.models import audit
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
@@ -26,3 +30,18 @@ async def receive_report_events(news: ReportEvents | ReportEvent, runtime: Runti
 async def receive_dispatcher_message(message: DispatcherMessage, runtime: RuntimeDep,
                                      sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:
     return {"status": await followup.receive_dispatcher_message(runtime, message, sender.message_id, sender.source)}
+
+
+@router.post("/legal-holds", summary="Set or lift a legal hold on reports, from the dispatch bridge (a supervisor)",
+             responses=error_responses(400, 401, 403, 422))
+async def legal_hold(hold: LegalHold, runtime: RuntimeDep,
+                     _sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, list[str]]:
+    return await records.apply_hold(runtime, hold)
+
+
+@router.get("/audit", summary="intake's audit entries about one report and its photos (for its custody record)",
+            responses=error_responses(401, 403))
+async def audit_entries(runtime: RuntimeDep, report_id: Annotated[str, Query(max_length=36)],
+                        _caller: str = require_service("dispatch-bridge")) -> list[dict[str, Any]]:
+    async with runtime.db.sessions() as session:
+        return await auditchain.entries_about(session, audit, report_id=report_id)

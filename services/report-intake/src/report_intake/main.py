@@ -18,6 +18,7 @@ from report_intake.followup import TimelineNotifier
 from report_intake.installations import SpentChallengePurger
 from report_intake.limits import IntakeLimits
 from report_intake.models import audit, idempotency_keys, messaging
+from report_intake.records import RetentionJob
 
 
 @asynccontextmanager
@@ -48,7 +49,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         large_body_paths=[r"/v1/reports", r"/v1/reports/[^/]+/photos"],
         hooks=[citizen_state, background_loop(DisplayCopies, extras_key="display_copies"),
                background_loop(lambda runtime: IdempotencyPurger(runtime.db, idempotency_keys)),
-               background_loop(lambda runtime: SpentChallengePurger(runtime.db))],
+               background_loop(lambda runtime: SpentChallengePurger(runtime.db)),
+               background_loop(RetentionJob)],
         openapi_tags=[{"name": "installations", "description": "Register the app once: an anonymous credential "
                        "that tells installations apart (never people), so that limits need not count the network "
                        "address that thousands of phones share. " + api.REGISTRATION_FLOW},

@@ -27,7 +27,7 @@ from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import URGENT_PRIORITY, enqueue
 from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
-from report_intake import installations, texts
+from report_intake import installations, records, texts
 from report_intake.config import IntakeSettings
 from report_intake.limits import IntakeLimits, Sender
 from report_intake.models import (
@@ -209,13 +209,16 @@ async def remove_blobs(runtime: Runtime, digests: list[str]) -> None:
 
 
 def add_photo_rows(session: AsyncSession, report_id: str, photos: list[CheckedPhoto]) -> None:
+    """The photos' rows, and the first entry of each one's custody (hash, size, time) in the audit chain."""
     now = utcnow()
     for checked in photos:
-        session.add(Photo(id=str(uuid.uuid4()), report_id=report_id, sha256=checked.sha256,
-                          sanitised_sha256=checked.display_sha256,
-                          display_state=DisplayState.READY if checked.display_jpeg is not None
-                          else DisplayState.PENDING, content_type=checked.content_type,
-                          size_bytes=checked.size_bytes, width=checked.width, height=checked.height, received_at=now))
+        photo = Photo(id=str(uuid.uuid4()), report_id=report_id, sha256=checked.sha256,
+                      sanitised_sha256=checked.display_sha256,
+                      display_state=DisplayState.READY if checked.display_jpeg is not None
+                      else DisplayState.PENDING, content_type=checked.content_type,
+                      size_bytes=checked.size_bytes, width=checked.width, height=checked.height, received_at=now)
+        session.add(photo)
+        records.record_photo_received(session, report_id, photo)
 
 
 async def release_report(session: AsyncSession, report: Report, submitter: tuple[str, str] | None = None) -> bool:
@@ -357,6 +360,9 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
     if sub.contact is not None and (sub.contact.name or sub.contact.phone or sub.contact.email):
         session.add(Contact(report_id=report_id, name=sub.contact.name, phone=sub.contact.phone,
                             email=sub.contact.email, share_with_police=sub.contact.share_with_police, created_at=now))
+    records.record(session, "report.received", report_id, detail={
+        "reference": report.reference, "category": report.category, "photos": len(new.photos),
+        "urgent": is_urgent(sub.in_progress, sub.danger_to_life), "contact_given": sub.contact is not None})
     add_photo_rows(session, report_id, new.photos)
     session.add(TimelineEntry(report_id=report_id, event="received", occurred_at=now,
                               text_en=texts.RECEIVED["en"], text_nl=texts.RECEIVED["nl"]))

@@ -150,9 +150,67 @@ class MessageView(BaseModel):
 
 
 class Withdrawn(BaseModel):
-    model_config = examples({"status": "withdrawn"})
+    model_config = examples({"status": "withdrawn", "personal_data": "removed"})
 
     status: str = Field(description="The report's status after the withdrawal: `withdrawn`.")
+    personal_data: Literal["removed", "kept_under_legal_hold"] = Field(
+        description="`removed`: your description, photos, messages and contact details are deleted here and in "
+        "every copy we hold (the control room's own record is kept under its own rules); "
+        "`kept_under_legal_hold`: the police keep this report as evidence until the hold is lifted.")
+
+
+class StoredPhoto(BaseModel):
+    id: str
+    sha256: str = Field(description="SHA-256 of the original as it arrived (kept unaltered as evidence)")
+    size_bytes: int
+    content_type: str
+    received_at: datetime
+    display: str
+    sanitised_sha256: str | None = Field(description="the copy without metadata that is ever shown")
+
+
+class StoredContact(BaseModel):
+    name: str | None
+    phone: str | None
+    email: str | None
+    share_with_police: bool
+
+
+class PlannedRemoval(BaseModel):
+    rule: str
+    action: Literal["remove_contact", "anonymise", "purge"]
+    due_at: datetime | None = Field(description="when it falls due; null while it counts from an end not yet come")
+    counted_from: Literal["received", "finished"]
+    after_days: float
+    applies_when: str = Field(description="the outcome it is for (`any`, `finished`, `rejected`, ...)")
+    suspended_by_legal_hold: bool
+
+
+class StoredData(BaseModel):
+    """Everything stored about one report, for the citizen who made it (AVG art. 15)."""
+
+    model_config = examples({"report": {"id": REPORT_ID, "reference": "BM-2026-000123", "category": "burglary"},
+                             "legal_hold": False})
+
+    report: dict = Field(description="the report as stored: category, description, place, times, status")
+    photos: list[StoredPhoto]
+    contact: StoredContact | None = Field(description="your contact details, if you gave them")
+    messages: list[MessageView]
+    timeline_entries: int
+    made_with_installation: bool = Field(description="whether the report is bound to your app installation "
+                                         "(only a keyed hash of the pair is stored, never the installation's id)")
+    legal_hold: bool = Field(description="the police keep it as evidence: retention waits until the hold is lifted")
+    anonymised_at: datetime | None
+    retention: list[PlannedRemoval] = Field(description="what will be removed, and when")
+    copies: list[str] = Field(description="where else copies of it are kept")
+    not_stored: list[str] = Field(description="what we never keep")
+
+
+class ContactRemoved(BaseModel):
+    model_config = examples({"removed": True})
+
+    removed: bool = Field(description="true when there were contact details; they are gone here and at the "
+                          "bridge (the control room's record of consented details is its own)")
 
 
 CHALLENGE = "c1.20.1796216400.m3yQxg2uV7pR0aZkL1sT9wEb.Xb3kP0qv8Rm1sT2uV3wY4zA5"
