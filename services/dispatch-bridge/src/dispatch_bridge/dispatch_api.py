@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
+from sqlalchemy import select
+from starlette.background import BackgroundTask
 
 from burgermelding_shared.app import RuntimeDep
 from burgermelding_shared.errors import error_responses
 from burgermelding_shared.ratelimit import client_address
-from dispatch_bridge import auth, desk
+from dispatch_bridge import auth, desk, records
 from dispatch_bridge.auth import AnyDispatcher, Supervisor
+from dispatch_bridge.models import deletions
 
 router = APIRouter(prefix="/v1", tags=["dispatchers"])
 AUTH_ERRORS = error_responses(401, 403)
@@ -114,6 +119,74 @@ async def replay(message_id: str, runtime: RuntimeDep, actor: Supervisor) -> dic
 async def audit_log(runtime: RuntimeDep, _actor: Supervisor, target_id: str | None = None,
                     limit: Limit = 100) -> list[dict[str, Any]]:
     return await desk.audit_log(runtime, target_id, limit)
+
+
+class HoldRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=300, examples=["Zaak 2026-0412: aangifte mishandeling, OM vraagt "
+                                                                 "beelden"])
+
+
+class HoldState(BaseModel):
+    hold_id: str
+    incident_id: str
+    reason: str
+    active: bool
+    reports_held: list[str] = Field(description="the reports now kept until the hold is lifted")
+    reports_already_gone: list[str] = Field(description="reports retention had removed before the hold")
+
+
+@router.get("/dispatch/reports/{report_id}/custody", summary="The chain of custody of a report and its photos: "
+            "every entry about it in the audit chains of intake, verification and the bridge (supervisors; "
+            "audited)", responses=error_responses(401, 403, 404))
+async def report_custody(report_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
+    return await records.custody(runtime, actor, report_id)
+
+
+@router.get("/dispatch/reports/{report_id}/photos/{photo_id}/custody", summary="The chain of custody of one "
+            "photo: received, examined, forwarded, fetched, viewed, exported, deleted (supervisors; audited)",
+            responses=error_responses(401, 403, 404))
+async def photo_custody(report_id: str, photo_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
+    return await records.custody(runtime, actor, report_id, photo_id)
+
+
+@router.post("/dispatch/incidents/{incident_id}/legal-hold", response_model=HoldState,
+             summary="Mark an incident as evidence: its reports are kept everywhere until the hold is lifted "
+             "(supervisors; audited)", responses=error_responses(401, 403, 404, 422, 503))
+async def set_legal_hold(incident_id: str, hold: HoldRequest, runtime: RuntimeDep,
+                         actor: Supervisor) -> dict[str, Any]:
+    return await records.set_hold(runtime, actor, incident_id, hold.reason)
+
+
+@router.post("/dispatch/incidents/{incident_id}/legal-hold/lift", response_model=HoldState,
+             summary="Lift an incident's legal hold: retention applies to its reports again (supervisors; audited)",
+             responses=error_responses(401, 403, 404, 503))
+async def lift_legal_hold(incident_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
+    return await records.lift_hold(runtime, actor, incident_id)
+
+
+@router.post("/dispatch/incidents/{incident_id}/evidence-export", response_class=FileResponse,
+             summary="An evidence package for the prosecutor (OM): originals, hashes, sanitised copies, "
+             "verification with reasons, custody and audit entries, under a signed manifest (supervisors; "
+             "audited). Check it offline with `python -m burgermelding_shared.evidence verify <file>`.",
+             responses={200: {"content": {"application/zip": {}}}, **error_responses(401, 403, 404, 409, 503)})
+async def evidence_export(incident_id: str, runtime: RuntimeDep, actor: Supervisor) -> FileResponse:
+    path, signed = await records.export_evidence(runtime, actor, incident_id)
+    return FileResponse(path, media_type="application/zip", filename=path.name,
+                        headers={"Cache-Control": "no-store", "Evidence-Manifest-SHA256": signed["manifest_sha256"],
+                                 "Evidence-Export-Id": signed["export_id"]},
+                        background=BackgroundTask(shutil.rmtree, path.parent, True))
+
+
+@router.get("/dispatch/deletions", summary="The deletion log: what retention (or a citizen) removed, when and "
+            "under which rule, nothing personal (supervisors)", responses=AUTH_ERRORS)
+async def deletion_log(runtime: RuntimeDep, _actor: Supervisor, report_id: str | None = None,
+                       limit: Limit = 100) -> list[dict[str, Any]]:
+    async with runtime.db.sessions() as session:
+        query = select(deletions).order_by(deletions.c.id.desc()).limit(limit)
+        if report_id:
+            query = query.where(deletions.c.report_id == report_id)
+        rows = (await session.execute(query)).mappings().all()
+    return [{**row, "removed": json.loads(row["removed"])} for row in rows]
 
 
 class AccountState(BaseModel):

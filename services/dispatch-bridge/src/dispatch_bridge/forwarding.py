@@ -42,7 +42,8 @@ from burgermelding_shared.db import before_commit
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import URGENT_PRIORITY, Outcome, cancel_unsent, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import eido, incidents, media
+from dispatch_bridge import eido, incidents, media, records
+from dispatch_bridge.audit import BRIDGE, audit
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, messaging
 from dispatch_bridge.texts import EVENT_TEXTS, STATUS_EVENTS
@@ -72,6 +73,8 @@ async def tell_citizen(session: AsyncSession, report_id: str, event: str, incide
     """Put an event on the citizen's timeline. What one transaction tells one citizen (verified and forwarded,
     say) goes as one message when it commits: intake takes it in one request and one transaction."""
     text_en, text_nl = EVENT_TEXTS[event]
+    audit(session, BRIDGE, f"report.{event}", "report", report_id, {"incident_number": incident_number},
+          report_id=report_id)
     news = session.info.setdefault(CITIZEN_NEWS, {})
     before_commit(session, CITIZEN_NEWS, _send_citizen_news)
     events, most_urgent = news.get(report_id, ([], 0))
@@ -149,6 +152,9 @@ async def receive_report(runtime: Runtime, report: ReportSubmitted, message_id: 
         )
         incidents.place(stored, report)
         session.add(stored)
+        audit(session, BRIDGE, "report.received", "report", report.report_id,
+              {"revision": report.revision, "from": source, "photos": [p.sha256 for p in report.photos]},
+              report_id=report.report_id)
         if report.urgent:
             await dispatch(session, runtime.settings, stored, report)
     return "accepted"
@@ -197,6 +203,9 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
         if (result.revision, result.assessment) <= (stored.verified_revision, stored.verified_assessment):
             return "stale"
         first_verdict = stored.verified_revision < 0
+        audit(session, BRIDGE, "report.verdict", "report", stored.report_id,
+              {"revision": result.revision, "verdict": result.verdict, "score": result.score},
+              report_id=stored.report_id)
         stored.verdict, stored.score, stored.verified_revision = result.verdict, result.score, result.revision
         stored.verified_assessment = result.assessment
         stored.verification, stored.group_id = result.model_dump_json(), result.group_id
@@ -256,6 +265,8 @@ async def forward(session: AsyncSession, settings: BridgeSettings, stored: Bridg
     session.add(incident)
     stored.incident_id, stored.state = incident.id, "forwarded"
     session.add(stored)
+    audit(session, BRIDGE, "report.sent_to_meldkamer", "report", stored.report_id,
+          {"incident_id": incident.id, "as": "request_for_service"}, report_id=stored.report_id)
     document = eido.build_eido(incident_id=incident.id, priority=priority, report=report,
                       photo_urls=photo_urls(settings, report), agency=settings.agency,
                       callback_uri=f"{settings.public_url}/v1/meldkamer/callbacks", now=now)
@@ -274,6 +285,9 @@ async def join_incident(session: AsyncSession, settings: BridgeSettings, stored:
     new photos, a new description), not a new incident. An urgent witness makes the incident urgent."""
     stored.incident_id, stored.state = incident.id, "forwarded"
     session.add(stored)
+    audit(session, BRIDGE, "report.sent_to_meldkamer", "report", stored.report_id,
+          {"incident_id": incident.id, "as": "incident_update"}, report_id=stored.report_id)
+    await records.extend_hold(session, incident.id, stored.report_id)
     incident.priority = min(incident.priority, proposed_priority(report))
     incident.updated_at = utcnow()
     session.add(incident)
@@ -497,6 +511,8 @@ async def receive_incident_event(runtime: Runtime, event: IncidentEvent, webhook
         if event.sequence <= incident.callback_sequence:
             return "out_of_order"
         previous = STATUS_EVENTS.get(incident.operational_status or "")
+        audit(session, BRIDGE, "incident.status", "incident", incident.id,
+              {"status": event.status, "sequence": event.sequence, "meldkamer_incident_id": event.incidentId})
         incident.callback_sequence, incident.operational_status = event.sequence, event.status
         incident.meldkamer_incident_id = incident.meldkamer_incident_id or event.incidentId
         if incident.delivery_state != "accepted":

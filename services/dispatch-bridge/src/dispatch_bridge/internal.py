@@ -17,10 +17,15 @@ from burgermelding_shared.contracts import (
     IncidentEvent,
     ReportSubmitted,
     ReportWithdrawn,
+    RetentionApplied,
     VerificationCompleted,
 )
 from burgermelding_shared.errors import ServiceError, error_responses
-from dispatch_bridge import forwarding, media
+from dispatch_bridge import forwarding, media, records
+from dispatch_bridge.audit import audit
+from dispatch_bridge.auth import Actor
+
+MELDKAMER = Actor("meldkamer", "meldkamer")  # the control room, by its signed photo link
 
 internal = APIRouter(prefix="/internal/v1", tags=["internal"])
 meldkamer = APIRouter(prefix="/v1", tags=["meldkamer"])
@@ -65,6 +70,14 @@ async def receive_group_merge(
     return {"status": await forwarding.receive_group_merge(runtime, merge, sender.message_id, sender.source)}
 
 
+@internal.post("/retention", summary="A report's personal data was removed at intake: do the same to this copy",
+               responses=error_responses(400, 401, 403, 422))
+async def receive_retention(
+    order: RetentionApplied, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
+) -> dict[str, str]:
+    return {"status": await records.apply_retention(runtime, order, sender.message_id, sender.source)}
+
+
 @meldkamer.post("/meldkamer/callbacks", summary="Status changes from the meldkamer (signed webhooks)",
                 responses=error_responses(401, 404, 422))
 async def meldkamer_callback(request: Request, runtime: RuntimeDep) -> dict[str, str]:
@@ -91,5 +104,8 @@ async def get_media(
         data = await asyncio.to_thread(runtime.blobs.read_verified, digest)  # the store may be across the network
     except (BlobNotFound, ValueError) as exc:
         raise ServiceError(404, "media_not_found", "no such photo", detail_nl="deze foto bestaat niet") from exc
+    async with runtime.db.transaction() as session:  # in the photo's custody: the meldkamer fetched it
+        audit(session, MELDKAMER, "photo.fetched", "photo_sha256", digest, {"sha256": digest,
+                                                                          "size_bytes": len(data)})
     return Response(data, media_type="application/octet-stream",
                     headers={"Digest": f"sha-256={digest}", "Cache-Control": "no-store"})

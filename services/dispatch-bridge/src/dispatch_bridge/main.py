@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from burgermelding_shared.app import background_loop, create_service_app, service_destinations
+from burgermelding_shared.retention import SettledMessagesPurger
 from dispatch_bridge import dispatch_api, internal
 from dispatch_bridge.config import BridgeSettings, get_settings
 from dispatch_bridge.deadlines import Call112Watch, deadline_scraper
@@ -26,7 +27,8 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
         destinations=destinations,
         result_handlers={REQUEST_KIND: on_meldkamer_answer},
         attempt_handlers={REQUEST_KIND: on_meldkamer_attempt},
-        hooks=[background_loop(Call112Watch)],
+        hooks=[background_loop(Call112Watch), background_loop(lambda runtime: SettledMessagesPurger(
+            runtime.db, messaging, runtime.settings.settled_messages_days))],
         metrics_scrapers=[deadline_scraper],
         openapi_tags=[{"name": "dispatchers", "description": "For dispatchers and supervisors (OAuth2 bearer)"},
                       {"name": "meldkamer", "description": "Callbacks and photo links for the meldkamer"},

@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from burgermelding_shared import auditchain
 from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message, require_service
-from burgermelding_shared.contracts import ReportSubmitted
+from burgermelding_shared.contracts import ReportSubmitted, RetentionApplied
 from burgermelding_shared.errors import error_responses
-from verification import jobs
+from verification import jobs, records
+from verification.models import audit
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
@@ -42,3 +44,18 @@ async def dead_jobs(runtime: RuntimeDep, _caller: str = require_service("dispatc
 async def replay_dead_job(job_id: str, runtime: RuntimeDep,
                           _caller: str = require_service("dispatch-bridge")) -> dict[str, str]:
     return await jobs.replay_dead_job(runtime, job_id)
+
+
+@router.post("/retention", summary="A report's personal data was removed at intake: do the same to this copy",
+             responses=error_responses(400, 401, 403, 422))
+async def retention(order: RetentionApplied, runtime: RuntimeDep,
+                    sender: InternalMessage = internal_message("report-intake")) -> dict[str, str]:
+    return {"status": await records.apply_retention(runtime, order, sender.message_id, sender.source)}
+
+
+@router.get("/audit", summary="verification's audit entries about one report (for its custody record)",
+            responses=error_responses(401, 403))
+async def audit_entries(runtime: RuntimeDep, report_id: Annotated[str, Query(max_length=36)],
+                        _caller: str = require_service("dispatch-bridge")) -> list[dict]:
+    async with runtime.db.sessions() as session:
+        return await auditchain.entries_about(session, audit, report_id=report_id)

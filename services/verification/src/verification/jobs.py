@@ -30,7 +30,7 @@ from burgermelding_shared.metrics import Metrics, age_seconds
 from burgermelding_shared.slots import lower_priority
 from burgermelding_shared.timeutil import utcnow
 from burgermelding_shared.tracing import continue_trace, current_traceparent
-from verification import grouping
+from verification import grouping, records
 from verification.analysis import PhotoJob, analyse_photo
 from verification.checks import CORROBORATION_CAP, Claim, check
 from verification.config import VerificationSettings
@@ -70,6 +70,9 @@ async def submit(runtime: Runtime, report: ReportSubmitted, message_id: str, sou
             priority=URGENT if report.urgent else 0, received_at=utcnow(),
             traceparent=current_traceparent(),
         ))
+        records.record(session, "job.received", report.report_id, detail={
+            "revision": report.revision, "from": source,
+            "photos": [{"photo_id": p.photo_id, "sha256": p.sha256} for p in report.photos]})
     runtime.extras["worker"].wake()
     return "accepted"
 
@@ -285,6 +288,14 @@ class VerificationWorker(BackgroundLoop):
                 status="done", completed_at=now, verdict=verdict, score=score, lease_until=None,
                 result=result.model_dump_json()))
             await send_result(session, result, job.priority)
+            for photo in report.photos:  # every access to an original is in the chain
+                records.record(session, "photo.examined", report.report_id, target_type="photo",
+                               target_id=photo.photo_id, detail={
+                                   "sha256": photo.sha256, "read": "original (metadata, content credentials)",
+                                   "sanitised_sha256": photo.sanitised_sha256, "revision": report.revision})
+            records.record(session, "report.verified", report.report_id, detail={
+                "revision": report.revision, "verdict": verdict, "score": score,
+                "reasons": sorted({r.code for r in reasons})})
             if own_tag and len(set(witnesses.values())) <= CORROBORATION_CAP + 1:
                 # A new independent witness: the event's earlier reports count one more (past the cap, more
                 # witnesses change nothing, so a flood of hundreds costs no extra work).

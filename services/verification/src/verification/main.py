@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from burgermelding_shared.app import Runtime, create_service_app, service_destinations
+from burgermelding_shared.app import Runtime, background_loop, create_service_app, service_destinations
+from burgermelding_shared.retention import SettledMessagesPurger
 from verification import internal
 from verification.analysis import warm_up
 from verification.checks import configure_weights
@@ -64,7 +65,8 @@ def create_app(settings: VerificationSettings | None = None) -> FastAPI:
         messaging=messaging,
         audit=audit,
         destinations=service_destinations(settings, {"dispatch-bridge": settings.bridge_url}),
-        hooks=[worker_hook],
+        hooks=[worker_hook, background_loop(lambda runtime: SettledMessagesPurger(
+            runtime.db, messaging, runtime.settings.settled_messages_days))],
         metrics_scrapers=[backlog_scraper],
     )
     app.include_router(internal.router)

@@ -1,0 +1,272 @@
+"""Evidence and records at the bridge: a report's and a photo's chain of custody (gathered from the audit
+chains of intake, verification and the bridge), legal holds on incidents, the evidence export for the
+prosecutor (OM), and what the bridge does when intake's retention removes a report's personal data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from burgermelding_shared import auditchain, evidence
+from burgermelding_shared.app import Runtime
+from burgermelding_shared.blobstore import BlobNotFound, BlobStoreUnavailable
+from burgermelding_shared.contracts import LegalHold as HoldMessage
+from burgermelding_shared.contracts import ReportSubmitted, RetentionApplied, coarse
+from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.messaging import enqueue, first_delivery
+from burgermelding_shared.retention import log_deletion
+from burgermelding_shared.timeutil import utcnow
+from dispatch_bridge import incidents
+from dispatch_bridge.audit import Who, audit
+from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, LegalHold, deletions, messaging
+from dispatch_bridge.models import audit as audit_tables
+
+# ---- talking to the other services that hold records ----
+
+
+async def call_service(runtime: Runtime, service: str, method: str, path: str, body: dict | None = None
+                       ) -> httpx.Response:
+    """A call to intake or verification with this bridge's credential (raises on a failure or an error)."""
+    settings = runtime.settings
+    base = {"report-intake": settings.intake_url, "verification": settings.verification_url}[service]
+    headers = {"authorization": f"Bearer {settings.signing_key.issue(service)}"}
+    if body is not None:
+        headers["idempotency-key"] = str(uuid.uuid4())
+    response = await runtime.http.request(method, base.rstrip("/") + path, json=body, headers=headers,
+                                          timeout=5)
+    response.raise_for_status()
+    return response
+
+
+def unreachable(service: str) -> ServiceError:
+    return ServiceError(503, "service_unreachable", f"{service} did not answer; try again shortly",
+                        detail_nl=f"{service} antwoordt niet; probeer het zo opnieuw", headers={"Retry-After": "5"})
+
+
+# ---- custody ----
+
+async def custody(runtime: Runtime, actor: Who, report_id: str, photo_id: str | None = None,
+                  audited: bool = True) -> dict[str, Any]:
+    """One record of where a report (or one of its photos) has been since it arrived: every entry about it in
+    the audit chains of intake, verification and the bridge, in time order, each with its chain position and
+    hash. A service that does not answer is named, not left out silently."""
+    async with runtime.db.transaction() as session:
+        stored = await session.get(BridgeReport, report_id[:36])
+        if stored is None:
+            raise ServiceError(404, "report_not_found", "no such report", detail_nl="deze melding bestaat niet")
+        photos = ReportSubmitted.model_validate_json(stored.submission).photos
+        if photo_id is not None and photo_id not in {p.photo_id for p in photos}:
+            raise ServiceError(404, "photo_not_found", "no such photo on this report",
+                               detail_nl="deze melding heeft geen foto met dit nummer")
+        digests = [d for p in photos if photo_id in (None, p.photo_id) for d in (p.sha256, p.sanitised_sha256) if d]
+        targets = [*digests, *([stored.incident_id] if stored.incident_id and photo_id is None else [])]
+        own = await auditchain.entries_about(session, audit_tables, report_id=stored.report_id, target_ids=targets)
+        if audited:
+            audit(session, actor, "view_custody", "photo" if photo_id else "report", photo_id or stored.report_id,
+                  report_id=stored.report_id)
+    entries, unavailable = list(own), []
+    for service in ("report-intake", "verification"):
+        try:
+            answer = await call_service(runtime, service, "GET", f"/internal/v1/audit?report_id={stored.report_id}")
+            entries += answer.json()
+        except (httpx.HTTPError, ValueError):
+            unavailable.append(service)
+    if photo_id is not None:
+        entries = [e for e in entries if e["target_type"] != "photo" or e["target_id"] == photo_id]
+        entries = [e for e in entries if e["target_type"] in ("photo", "photo_sha256")
+                   or e["action"].startswith(("report.received", "retention.", "legal_hold."))]
+    entries.sort(key=lambda e: (e["at"], e["service"], e["seq"]))
+    return {"report_id": stored.report_id, "reference": stored.reference, "photo_id": photo_id,
+            "photos": [{"photo_id": p.photo_id, "sha256": p.sha256, "sanitised_sha256": p.sanitised_sha256}
+                       for p in photos if photo_id in (None, p.photo_id)],
+            "entries": entries, "unavailable": unavailable}
+
+
+# ---- legal holds ----
+
+async def _incident(session: AsyncSession, incident_id: str) -> Incident:
+    incident = await session.get(Incident, incident_id[:36])
+    if incident is None:
+        raise ServiceError(404, "incident_not_found", "no such incident", detail_nl="dit incident bestaat niet")
+    return incident
+
+
+async def incident_reports(session: AsyncSession, incident: Incident) -> list[BridgeReport]:
+    """The incident's reports, those of incidents merged into it too (they are one event)."""
+    merged = list((await session.execute(select(Incident.id).where(Incident.merged_into == incident.id))).scalars())
+    found: list[BridgeReport] = []
+    for one in (incident.id, *merged):
+        found += await incidents.reports_of(session, one)
+    return found
+
+
+async def active_hold(session: AsyncSession, incident_id: str) -> LegalHold | None:
+    return (await session.execute(select(LegalHold).where(LegalHold.incident_id == incident_id,
+                                                         LegalHold.lifted_at.is_(None)))).scalars().first()
+
+
+async def set_hold(runtime: Runtime, actor: Who, incident_id: str, reason: str) -> dict[str, Any]:
+    """Mark an incident as evidence: its reports are kept, at intake (which owns their retention) and so
+    everywhere, until a supervisor lifts it. intake confirms before the hold is recorded here, so a hold that
+    is shown is a hold in force."""
+    async with runtime.db.sessions() as session:
+        incident = await _incident(session, incident_id)
+        existing = await active_hold(session, incident.id)
+        reports = [r.report_id for r in await incident_reports(session, incident)]
+    hold_id = existing.id if existing else str(uuid.uuid4())
+    try:
+        answer = (await call_service(runtime, "report-intake", "POST", "/internal/v1/legal-holds",
+                                     HoldMessage(hold_id=hold_id, incident_id=incident.id, report_ids=reports,
+                                                 active=True).model_dump(mode="json"))).json()
+    except httpx.HTTPError as exc:
+        raise unreachable("report-intake") from exc
+    async with runtime.db.transaction() as session:
+        if existing is None:
+            session.add(LegalHold(id=hold_id, incident_id=incident.id, reason=reason, set_by=actor.username,
+                                  set_at=utcnow()))
+        audit(session, actor, "legal_hold.set", "incident", incident.id,
+              {"hold_id": hold_id, "reports": answer["held"], "already_gone": answer["unknown"]})
+    return {"hold_id": hold_id, "incident_id": incident.id, "reason": existing.reason if existing else reason,
+            "reports_held": answer["held"], "reports_already_gone": answer["unknown"], "active": True}
+
+
+async def lift_hold(runtime: Runtime, actor: Who, incident_id: str) -> dict[str, Any]:
+    async with runtime.db.sessions() as session:
+        incident = await _incident(session, incident_id)
+        hold = await active_hold(session, incident.id)
+    if hold is None:
+        raise ServiceError(404, "legal_hold_not_found", "this incident is not under legal hold",
+                           detail_nl="dit incident staat niet onder bewaarplicht")
+    try:
+        await call_service(runtime, "report-intake", "POST", "/internal/v1/legal-holds",
+                           HoldMessage(hold_id=hold.id, incident_id=incident.id, report_ids=[],
+                                       active=False).model_dump(mode="json"))
+    except httpx.HTTPError as exc:
+        raise unreachable("report-intake") from exc
+    async with runtime.db.transaction() as session:
+        current = await session.get(LegalHold, hold.id, with_for_update=True)
+        assert current is not None
+        current.lifted_by, current.lifted_at = actor.username, utcnow()
+        session.add(current)
+        audit(session, actor, "legal_hold.lifted", "incident", incident.id, {"hold_id": hold.id})
+    return {"hold_id": hold.id, "incident_id": incident.id, "reason": hold.reason, "active": False,
+            "reports_held": [], "reports_already_gone": []}
+
+
+async def extend_hold(session: AsyncSession, incident_id: str, report_id: str) -> None:
+    """A report that joins an incident under legal hold is held too (through the outbox: it is not lost)."""
+    hold = await active_hold(session, incident_id)
+    if hold is None:
+        return
+    message = HoldMessage(hold_id=hold.id, incident_id=incident_id, report_ids=[report_id], active=True)
+    await enqueue(session, messaging, destination="report-intake", path="/internal/v1/legal-holds",
+                  kind="legal_hold", payload=message.model_dump(mode="json"))
+
+
+# ---- retention: intake removed a report's personal data ----
+
+async def apply_retention(runtime: Runtime, order: RetentionApplied, message_id: str, source: str) -> str:
+    async with runtime.db.transaction() as session:
+        if not await first_delivery(session, messaging, message_id=message_id, source=source,
+                                    kind="report.retention"):
+            return "duplicate"
+        stored = await session.get(BridgeReport, order.report_id, with_for_update=True)
+        removed: dict[str, Any] = {}
+        if stored is not None:
+            submission = ReportSubmitted.model_validate_json(stored.submission)
+            removed["contact"] = submission.contact is not None
+            if order.action == "remove_contact":
+                submission = submission.model_copy(update={"contact": None})
+            else:
+                removed["messages"] = (await session.execute(delete(BridgeMessage).where(
+                    BridgeMessage.report_id == stored.report_id))).rowcount or 0
+                removed["description"], removed["photos"] = True, len(submission.photos)
+                submission = submission.anonymised()
+                stored.lat = coarse(stored.lat) if stored.lat is not None else None
+                stored.lon = coarse(stored.lon) if stored.lon is not None else None
+                stored.submitter_tag = None
+            if order.action == "purge":
+                await session.delete(stored)
+                removed["report"] = True
+            else:
+                stored.submission = submission.model_dump_json()
+                session.add(stored)
+        log_deletion(session, deletions, audit_tables, report_id=order.report_id,
+                     reference=stored.reference if stored else None, rule=order.rule, action=order.action,
+                     removed=removed)
+    return "applied"
+
+
+# ---- the evidence export for the prosecutor ----
+
+async def export_evidence(runtime: Runtime, actor: Who, incident_id: str) -> tuple[Path, dict[str, Any]]:
+    """A package for the OM about one incident: the originals (checked against the hash recorded on arrival),
+    the sanitised copies, each report as forwarded, its verification with reasons, its custody record and the
+    audit entries of every service about it, under a manifest signed with the bridge's key. Returns the file
+    (the caller removes it once sent) and what was packed."""
+    async with runtime.db.sessions() as session:
+        incident = await _incident(session, incident_id)
+        reports = await incident_reports(session, incident)
+        hold = await active_hold(session, incident.id)
+    export_id = str(uuid.uuid4())
+    folder = Path(tempfile.mkdtemp(prefix="evidence-"))
+    path = folder / f"evidence-{incident.id}.zip"
+    about = {"export_id": export_id, "incident_id": incident.id, "meldkamer_incident_id":
+             incident.meldkamer_incident_id, "category": incident.category, "created_by": actor.username,
+             "created_at": utcnow().isoformat(), "legal_hold": hold.id if hold else None,
+             "reports": [r.reference for r in reports], "issuer": runtime.settings.service_name}
+    writer = evidence.PackageWriter(path, about=about)
+    packed: list[tuple[str, str, str]] = []  # (report_id, photo_id, sha256) of every original packed
+    try:
+        for stored in reports:
+            submission = ReportSubmitted.model_validate_json(stored.submission)
+            base = f"reports/{stored.reference}"
+            await asyncio.to_thread(writer.add_json, f"{base}/report.json", submission.model_dump(mode="json") | {
+                "state": stored.state, "incident_id": stored.incident_id}, kind="report")
+            if stored.verification:
+                await asyncio.to_thread(writer.add_json, f"{base}/verification.json", json.loads(stored.verification),
+                                        kind="verification")
+            for photo in submission.photos:
+                suffix = photo.content_type.split("/")[-1].replace("jpeg", "jpg")
+                data = await asyncio.to_thread(runtime.blobs.read_verified, photo.sha256)
+                await asyncio.to_thread(writer.add_bytes, f"{base}/originals/{photo.photo_id}.{suffix}", data,
+                                        kind="original", sha256_claimed=photo.sha256)
+                packed.append((stored.report_id, photo.photo_id, photo.sha256))
+                if photo.sanitised_sha256:
+                    copy = await asyncio.to_thread(runtime.blobs.read_verified, photo.sanitised_sha256)
+                    await asyncio.to_thread(writer.add_bytes, f"{base}/sanitised/{photo.photo_id}.jpg", copy,
+                                            kind="sanitised", sha256_claimed=photo.sanitised_sha256)
+            record = await custody(runtime, actor, stored.report_id, audited=False)
+            await asyncio.to_thread(writer.add_json, f"{base}/custody.json", record, kind="custody")
+            by_service: dict[str, list[dict[str, Any]]] = {}
+            for entry in record["entries"]:
+                by_service.setdefault(entry["service"], []).append(entry)
+            for service, entries in sorted(by_service.items()):
+                await asyncio.to_thread(writer.add_bytes, f"{base}/audit/{service}.jsonl",
+                                        evidence.audit_lines(entries), kind="audit")
+        signed = await asyncio.to_thread(writer.finish, runtime.settings.signing_key)
+    except (BlobNotFound, ValueError, BlobStoreUnavailable) as exc:
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+        if isinstance(exc, BlobStoreUnavailable):
+            raise
+        raise ServiceError(409, "evidence_incomplete", "a stored photo is missing or no longer matches its "
+                           "recorded hash: no package is made", detail_nl="een opgeslagen foto ontbreekt of klopt "
+                           "niet meer met de vastgelegde hash: er wordt geen pakket gemaakt") from exc
+    async with runtime.db.transaction() as session:
+        audit(session, actor, "evidence_export", "incident", incident.id,
+              {"export_id": export_id, "manifest_sha256": signed["manifest_sha256"],
+               "package_sha256": signed["package_sha256"], "files": signed["files"], "key_id": signed["key_id"]})
+        for report_id, photo_id, sha256 in packed:
+            audit(session, actor, "photo.exported", "photo", photo_id,
+                  {"sha256": sha256, "export_id": export_id}, report_id=report_id)
+    return path, {**signed, "export_id": export_id}
+
