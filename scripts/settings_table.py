@@ -11,6 +11,8 @@ from verification.config import VerificationSettings
 
 def shown(field: object) -> str:
     default = field.get_default(call_default_factory=True)  # type: ignore[attr-defined]
+    if isinstance(default, list) and default and hasattr(default[0], "model_dump_json"):
+        return "the rules in *Evidence and records*"
     if hasattr(default, "model_dump_json"):
         return default.model_dump_json()
     if isinstance(default, str) and default.startswith(PLACEHOLDER_PREFIX):

@@ -55,22 +55,29 @@ MATRIX: list[tuple[str, str, str, str]] = [
     ("intake", "GET", "/v1/reports/{report}/messages", CITIZEN.format(r=200)),
     ("intake", "POST", "/v1/reports/{report}/messages", CITIZEN.format(r=422)),
     ("intake", "GET", "/v1/reports/{report}/events", CITIZEN.format(r=200)),
+    ("intake", "GET", "/v1/reports/{report}/data", CITIZEN.format(r=200)),
+    ("intake", "DELETE", "/v1/reports/{report}/contact", CITIZEN.format(r=200)),
     ("intake", "GET", "/open311/v2/services.json", OPEN.format(200)),
     ("intake", "POST", "/open311/v2/requests.json", OPEN.format(415)),  # a form, as Open311 has it
     ("intake", "GET", "/open311/v2/requests/{report}.json", CITIZEN.format(r=200)),
     ("intake", "POST", "/internal/v1/report-events", INTERNAL.format(i=403, v=403, b=400)),
     ("intake", "POST", "/internal/v1/messages", INTERNAL.format(i=403, v=403, b=400)),
+    ("intake", "POST", "/internal/v1/legal-holds", INTERNAL.format(i=403, v=403, b=400)),
+    ("intake", "GET", "/internal/v1/audit?report_id={report}", INTERNAL.format(i=403, v=403, b=200)),
     # verification: internal only
     ("verification", "POST", "/internal/v1/jobs", INTERNAL.format(i=400, v=403, b=403)),
     ("verification", "GET", "/internal/v1/verifications/{report}", INTERNAL.format(i=200, v=403, b=200)),
     ("verification", "GET", "/internal/v1/dead-jobs", INTERNAL.format(i=403, v=403, b=200)),
     ("verification", "POST", "/internal/v1/dead-jobs/no-such-job/replay", INTERNAL.format(i=403, v=403, b=404)),
+    ("verification", "POST", "/internal/v1/retention", INTERNAL.format(i=400, v=403, b=403)),
+    ("verification", "GET", "/internal/v1/audit?report_id={report}", INTERNAL.format(i=403, v=403, b=200)),
     # dispatch-bridge: messages from intake and verification, the meldkamer's side, and the dispatchers' desk
     ("bridge", "POST", "/internal/v1/reports", INTERNAL.format(i=400, v=403, b=403)),
     ("bridge", "POST", "/internal/v1/verifications", INTERNAL.format(i=403, v=400, b=403)),
     ("bridge", "POST", "/internal/v1/withdrawals", INTERNAL.format(i=400, v=403, b=403)),
     ("bridge", "POST", "/internal/v1/citizen-messages", INTERNAL.format(i=400, v=403, b=403)),
     ("bridge", "POST", "/internal/v1/group-merges", INTERNAL.format(i=403, v=400, b=403)),
+    ("bridge", "POST", "/internal/v1/retention", INTERNAL.format(i=400, v=403, b=403)),
     ("bridge", "POST", "/v1/meldkamer/callbacks",  # the meldkamer's webhook signature, nothing else
      "401  401   401   401   401  401  401  401  401  422  401  401  401  401  401"),
     ("bridge", "GET", "/v1/media/{digest}?{signed}", OPEN.format(200)),  # whoever holds the signed link
@@ -87,6 +94,12 @@ MATRIX: list[tuple[str, str, str, str]] = [
     ("bridge", "GET", "/v1/dispatch/dead-letters", DESK.format(d=200, s=200)),  # replayed by supervisors
     ("bridge", "POST", "/v1/dispatch/dead-letters/no-such-message/replay", DESK.format(d=403, s=404)),
     ("bridge", "GET", "/v1/dispatch/audit", DESK.format(d=403, s=200)),
+    ("bridge", "GET", "/v1/dispatch/reports/{report}/custody", DESK.format(d=403, s=200)),
+    ("bridge", "GET", "/v1/dispatch/reports/{report}/photos/{photo}/custody", DESK.format(d=403, s=200)),
+    ("bridge", "POST", "/v1/dispatch/incidents/{incident}/legal-hold", DESK.format(d=403, s=422)),  # no reason
+    ("bridge", "POST", "/v1/dispatch/incidents/{incident}/legal-hold/lift", DESK.format(d=403, s=404)),  # none
+    ("bridge", "POST", "/v1/dispatch/incidents/{incident}/evidence-export", DESK.format(d=403, s=200)),
+    ("bridge", "GET", "/v1/dispatch/deletions", DESK.format(d=403, s=200)),
     ("bridge", "POST", "/v1/dispatch/users/{user}/unlock", DESK.format(d=403, s=200)),
     # the simulated meldkamer: the bridge's credential, and its operator's admin token for faults
     ("meldkamer", "POST", "/v1/requests-for-service", INTERNAL.format(i=403, v=403, b=422)),
@@ -110,6 +123,7 @@ class World:
     photo_id: str
     digest: str
     dispatcher_tokens: dict[str, str]
+    incident_id: str
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +142,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         create_dispatcher(suite, "matrix-target", "dispatcher")
         seen = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}",
                          headers={"Authorization": f"Bearer {tokens['supervisor']}"}).json()
-        yield World(suite, created, other, seen["photos"][0]["photo_id"], hashlib.sha256(photo).hexdigest(), tokens)
+        yield World(suite, created, other, seen["photos"][0]["photo_id"], hashlib.sha256(photo).hexdigest(), tokens,
+                    seen["incident_id"])
     finally:
         suite.stop()
 
@@ -162,7 +177,7 @@ def credentials(world: World, caller: str, service: str) -> dict[str, str]:
 def status_of(world: World, service: str, method: str, path: str, caller: str) -> int:
     bridge_url = world.suite.urls["bridge"]
     path = path.format(
-        report=world.report["id"], photo=world.photo_id, user="matrix-target", digest=world.digest,
+        report=world.report["id"], photo=world.photo_id, incident=world.incident_id, user="matrix-target", digest=world.digest,
         signed=media.signed_url(bridge_url, BridgeSettings().media_url_secret, world.digest, 60).split("?")[1],
         forged=f"expires={2**31}&signature={'0' * 64}")
     headers = credentials(world, caller, service)
@@ -186,7 +201,8 @@ def test_the_matrix_covers_every_operation_of_every_service(world: World) -> Non
 def _as_documented(service: str, path: str) -> str:
     """A matrix path as its OpenAPI template (the rows name concrete things where the document has parameters)."""
     path = (path.split("?")[0].replace("/no-such-job/", "/{job_id}/").replace("/no-such-message/", "/{message_id}/")
-            .replace("{user}/unlock", "{username}/{change}").replace("{photo}", "{photo_id}"))
+            .replace("{user}/unlock", "{username}/{change}").replace("{photo}", "{photo_id}")
+            .replace("{incident}", "{incident_id}"))
     if service == "intake" and path.startswith("/open311/v2/requests/"):
         return "/open311/v2/requests/{request_id}.json"
     if service == "meldkamer":

@@ -45,7 +45,9 @@ INTERNAL_CALLERS = {("verification", "/internal/v1/jobs"): "report-intake",
                     ("bridge", "/internal/v1/withdrawals"): "report-intake",
                     ("bridge", "/internal/v1/citizen-messages"): "report-intake",
                     ("bridge", "/internal/v1/verifications"): "verification",
-                    ("bridge", "/internal/v1/group-merges"): "verification"}
+                    ("bridge", "/internal/v1/group-merges"): "verification",
+                    ("verification", "/internal/v1/retention"): "report-intake",
+                    ("bridge", "/internal/v1/retention"): "report-intake"}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,8 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         report = httpx.get(f"{running.urls['bridge']}/v1/dispatch/reports/{created['id']}",
                            headers={"Authorization": f"Bearer {supervisor}"}).json()
         yield {"suite": running, "report": created, "supervisor": supervisor,
-               "photo_id": report["photos"][0]["photo_id"], "digest": hashlib.sha256(photo).hexdigest()}
+               "photo_id": report["photos"][0]["photo_id"], "digest": hashlib.sha256(photo).hexdigest(),
+               "incident_id": report["incident_id"]}
     finally:
         running.stop()
 
@@ -85,7 +88,7 @@ def real_things(world: dict[str, Any], service: str) -> dict[str, str]:
     """Path parameters that name what exists, so that cases reach past the 404 of a random id."""
     report_id = world["report"]["id"]
     return {"report_id": report_id, "request_id": report_id, "photo_id": world["photo_id"],
-            "digest": world["digest"], "username": "fuzz-supervisor" if service != "bridge" else "fuzz-nobody"}
+            "digest": world["digest"], "incident_id": world["incident_id"], "username": "fuzz-supervisor" if service != "bridge" else "fuzz-nobody"}
 
 
 def reset_simulator(suite: Suite) -> None:
