@@ -161,6 +161,15 @@ def test_custody_hold_retention_export_and_the_chains(suite: Suite, tmp_path: Pa
                            env={"BM_INTAKE_RETENTION_RULES": PURGE_FINISHED}).stdout)
     assert [r["reference"] for r in again["reports"]] == [held["reference"]]
     assert not any(blob.rglob(sha256))
+    # Its custody outlives it: from arrival to deletion, under which rule.
+    assert eventually(lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}",
+                                        headers=supervisor).status_code == 404)
+    after = httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody",
+                      headers=supervisor).json()
+    assert after["report_deleted"] is True
+    actions = [(e["service"], e["action"]) for e in after["entries"]]
+    assert ("report-intake", "photo.received") in actions and ("report-intake", "photo.deleted") in actions
+    assert ("dispatch-bridge", "photo.exported") in actions
 
     # Every chain is still whole after the deletions (a deletion is an entry, never a gap).
     for package_name in ("report_intake", "verification", "dispatch_bridge"):

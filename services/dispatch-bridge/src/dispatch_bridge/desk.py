@@ -19,7 +19,7 @@ from burgermelding_shared.blobstore import BlobNotFound
 from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import DEAD, outbox_counts, replay_dead_letter
-from dispatch_bridge import forwarding, incidents
+from dispatch_bridge import forwarding, incidents, records
 from dispatch_bridge.audit import audit
 from dispatch_bridge.auth import Actor
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, messaging
@@ -263,12 +263,7 @@ async def dead_letters(runtime: Runtime, limit: int) -> list[dict[str, Any]]:
 
 
 async def _ask_verification(runtime: Runtime, method: str, path: str) -> httpx.Response:
-    settings = runtime.settings
-    token = settings.signing_key.issue("verification")
-    response = await runtime.http.request(method, settings.verification_url.rstrip("/") + path, timeout=5,
-                                          headers={"authorization": f"Bearer {token}"})
-    response.raise_for_status()
-    return response
+    return await records.call_service(runtime, "verification", method, path)
 
 
 async def replay(runtime: Runtime, actor: Actor, message_id: str) -> dict[str, str]:

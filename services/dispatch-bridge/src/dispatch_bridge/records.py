@@ -59,24 +59,27 @@ async def custody(runtime: Runtime, actor: Who, report_id: str, photo_id: str | 
     """One record of where a report (or one of its photos) has been since it arrived: every entry about it in
     the audit chains of intake, verification and the bridge, in time order, each with its chain position and
     hash. A service that does not answer is named, not left out silently."""
+    report_id = report_id[:36]
     async with runtime.db.transaction() as session:
-        stored = await session.get(BridgeReport, report_id[:36])
-        if stored is None:
-            raise ServiceError(404, "report_not_found", "no such report", detail_nl="deze melding bestaat niet")
-        photos = ReportSubmitted.model_validate_json(stored.submission).photos
-        if photo_id is not None and photo_id not in {p.photo_id for p in photos}:
+        stored = await session.get(BridgeReport, report_id)
+        # A report that retention purged keeps its custody: the chains still say where it was, and that it went.
+        photos = ReportSubmitted.model_validate_json(stored.submission).photos if stored else []
+        if stored is not None and photo_id is not None and photo_id not in {p.photo_id for p in photos}:
             raise ServiceError(404, "photo_not_found", "no such photo on this report",
                                detail_nl="deze melding heeft geen foto met dit nummer")
         digests = [d for p in photos if photo_id in (None, p.photo_id) for d in (p.sha256, p.sanitised_sha256) if d]
-        targets = [*digests, *([stored.incident_id] if stored.incident_id and photo_id is None else [])]
-        own = await auditchain.entries_about(session, audit_tables, report_id=stored.report_id, target_ids=targets)
+        incident = [stored.incident_id] if stored and stored.incident_id and photo_id is None else []
+        own = await auditchain.entries_about(session, audit_tables, report_id=report_id,
+                                             target_ids=[*digests, *incident])
+        if stored is None and not own:
+            raise ServiceError(404, "report_not_found", "no such report", detail_nl="deze melding bestaat niet")
         if audited:
-            audit(session, actor, "view_custody", "photo" if photo_id else "report", photo_id or stored.report_id,
-                  report_id=stored.report_id)
+            audit(session, actor, "view_custody", "photo" if photo_id else "report", photo_id or report_id,
+                  report_id=report_id)
     entries, unavailable = list(own), []
     for service in ("report-intake", "verification"):
         try:
-            answer = await call_service(runtime, service, "GET", f"/internal/v1/audit?report_id={stored.report_id}")
+            answer = await call_service(runtime, service, "GET", f"/internal/v1/audit?report_id={report_id}")
             entries += answer.json()
         except (httpx.HTTPError, ValueError):
             unavailable.append(service)
@@ -85,7 +88,8 @@ async def custody(runtime: Runtime, actor: Who, report_id: str, photo_id: str | 
         entries = [e for e in entries if e["target_type"] in ("photo", "photo_sha256")
                    or e["action"].startswith(("report.received", "retention.", "legal_hold."))]
     entries.sort(key=lambda e: (e["at"], e["service"], e["seq"]))
-    return {"report_id": stored.report_id, "reference": stored.reference, "photo_id": photo_id,
+    return {"report_id": report_id, "reference": stored.reference if stored else None, "photo_id": photo_id,
+            "report_deleted": stored is None,
             "photos": [{"photo_id": p.photo_id, "sha256": p.sha256, "sanitised_sha256": p.sanitised_sha256}
                        for p in photos if photo_id in (None, p.photo_id)],
             "entries": entries, "unavailable": unavailable}
