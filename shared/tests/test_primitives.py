@@ -70,6 +70,14 @@ def _credential(key: service_auth.ServiceKey, **claims: object) -> str:
                       headers={"kid": key.kid})
 
 
+def _damaged_signature(token: str) -> str:
+    """The token with one character of its signature changed: always a change (replacing the last two with "AA"
+    was none for a signature that ended so, about once in 256 runs), and in a character that carries bits."""
+    head, signature = token.rsplit(".", 1)
+    changed = "B" if signature[10] == "A" else "A"
+    return f"{head}.{signature[:10]}{changed}{signature[11:]}"
+
+
 def test_service_credentials_round_trip_and_refusals() -> None:
     intake, bridge = service_auth.new_key("report-intake", "intake-1"), service_auth.new_key("dispatch-bridge", "b-1")
     trusted = service_auth.TrustedKeys.load({"report-intake": [intake.public_jwk()],
@@ -91,7 +99,7 @@ def test_service_credentials_round_trip_and_refusals() -> None:
         (_credential(intake, aud=None), "invalid_service_credential"),
         ("garbage", "invalid_service_credential"),
         ("a.b.c", "invalid_service_credential"),
-        (intake.issue("verification")[:-2] + "AA", "invalid_service_credential"),
+        (_damaged_signature(intake.issue("verification")), "invalid_service_credential"),
     ]
     for bad, reason in cases:
         with pytest.raises(ServiceError) as err:
