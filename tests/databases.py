@@ -67,3 +67,39 @@ def drop_redis_keys(prefix: str) -> None:
         keys = list(client.scan_iter(match=f"{prefix}:*"))
         if keys:
             client.delete(*keys)
+
+
+def run_sql(url: str, statement: str, params: dict | None = None) -> list[tuple]:
+    """One statement against a service's database (SQLite file or PostgreSQL), from a test: its rows."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> list[tuple]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                result = await conn.execute(text(statement), params or {})
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+def everything_stored(url: str) -> str:
+    """Every row of every table of a service's database as text: to show that something is *not* stored."""
+    from sqlalchemy import inspect
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def tables() -> list[str]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        names = pool.submit(asyncio.run, tables()).result()
+    return "\n".join(f"{name}: {row}" for name in names for row in run_sql(url, f'SELECT * FROM "{name}"'))

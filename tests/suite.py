@@ -104,6 +104,7 @@ def wiring(urls: dict[str, str]) -> dict[str, str]:
     """The settings by which the services find each other, given each one's base URL (keys of SERVICES)."""
     return {
         "BM_INTAKE_VERIFICATION_URL": urls["verification"], "BM_INTAKE_BRIDGE_URL": urls["bridge"],
+        "BM_INTAKE_PUBLIC_URL": urls["intake"],
         "BM_VERIFICATION_BRIDGE_URL": urls["bridge"], "BM_BRIDGE_INTAKE_URL": urls["intake"],
         "BM_BRIDGE_MELDKAMER_URL": urls["meldkamer"], "BM_BRIDGE_PUBLIC_URL": urls["bridge"],
         "BM_BRIDGE_VERIFICATION_URL": urls["verification"],

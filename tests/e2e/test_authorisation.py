@@ -64,6 +64,14 @@ MATRIX: list[tuple[str, str, str, str]] = [
     ("intake", "POST", "/internal/v1/messages", INTERNAL.format(i=403, v=403, b=400)),
     ("intake", "POST", "/internal/v1/legal-holds", INTERNAL.format(i=403, v=403, b=400)),
     ("intake", "GET", "/internal/v1/audit?report_id={report}", INTERNAL.format(i=403, v=403, b=200)),
+    # Burgernet: the feed, alerts and photos are for everyone; answers and receipts need the app's credential
+    ("intake", "GET", "/v1/burgernet/actions", OPEN.format(200)),
+    ("intake", "GET", "/v1/burgernet/actions/{action}/cap", OPEN.format(404)),
+    ("intake", "GET", "/v1/burgernet/actions/{action}/photo", OPEN.format(404)),
+    ("intake", "POST", "/v1/burgernet/receipts", OPEN.format(422)),
+    ("intake", "POST", "/v1/burgernet/actions/{action}/sightings", OPEN.format(400)),  # no Idempotency-Key
+    ("intake", "POST", "/internal/v1/burgernet/actions", INTERNAL.format(i=403, v=403, b=400)),
+    ("intake", "GET", "/internal/v1/burgernet/actions/{action}/reach", INTERNAL.format(i=403, v=403, b=404)),
     # verification: internal only
     ("verification", "POST", "/internal/v1/jobs", INTERNAL.format(i=400, v=403, b=403)),
     ("verification", "GET", "/internal/v1/verifications/{report}", INTERNAL.format(i=200, v=403, b=200)),
@@ -101,6 +109,14 @@ MATRIX: list[tuple[str, str, str, str]] = [
     ("bridge", "POST", "/v1/dispatch/incidents/{incident}/evidence-export", DESK.format(d=403, s=200)),
     ("bridge", "GET", "/v1/dispatch/deletions", DESK.format(d=403, s=200)),
     ("bridge", "POST", "/v1/dispatch/users/{user}/unlock", DESK.format(d=403, s=200)),
+    ("bridge", "POST", "/v1/dispatch/burgernet/photos", DESK.format(d=415, s=415)),  # the body is no image
+    ("bridge", "POST", "/v1/dispatch/burgernet/actions", DESK.format(d=422, s=422)),
+    ("bridge", "GET", "/v1/dispatch/burgernet/actions", DESK.format(d=200, s=200)),
+    ("bridge", "GET", "/v1/dispatch/burgernet/actions/{action}", DESK.format(d=404, s=404)),
+    ("bridge", "POST", "/v1/dispatch/burgernet/actions/{action}/close", DESK.format(d=422, s=422)),
+    ("bridge", "POST", "/v1/dispatch/burgernet/actions/{action}/cancel", DESK.format(d=403, s=422)),
+    ("bridge", "POST", "/v1/meldkamer/burgernet-actions",  # the meldkamer's webhook signature, nothing else
+     "401  401   401   401   401  401  401  401  401  422  401  401  401  401  401"),
     # the simulated meldkamer: the bridge's credential, and its operator's admin token for faults
     ("meldkamer", "POST", "/v1/requests-for-service", INTERNAL.format(i=403, v=403, b=422)),
     ("meldkamer", "POST", "/v1/requests-for-service/{report}/updates", INTERNAL.format(i=403, v=403, b=422)),
@@ -177,7 +193,7 @@ def credentials(world: World, caller: str, service: str) -> dict[str, str]:
 def status_of(world: World, service: str, method: str, path: str, caller: str) -> int:
     bridge_url = world.suite.urls["bridge"]
     path = path.format(
-        report=world.report["id"], photo=world.photo_id, incident=world.incident_id, user="matrix-target", digest=world.digest,
+        report=world.report["id"], photo=world.photo_id, action="no-such-action", incident=world.incident_id, user="matrix-target", digest=world.digest,
         signed=media.signed_url(bridge_url, BridgeSettings().media_url_secret, world.digest, 60).split("?")[1],
         forged=f"expires={2**31}&signature={'0' * 64}")
     headers = credentials(world, caller, service)
@@ -202,7 +218,7 @@ def _as_documented(service: str, path: str) -> str:
     """A matrix path as its OpenAPI template (the rows name concrete things where the document has parameters)."""
     path = (path.split("?")[0].replace("/no-such-job/", "/{job_id}/").replace("/no-such-message/", "/{message_id}/")
             .replace("{user}/unlock", "{username}/{change}").replace("{photo}", "{photo_id}")
-            .replace("{incident}", "{incident_id}"))
+            .replace("{incident}", "{incident_id}").replace("{action}", "{action_id}"))
     if service == "intake" and path.startswith("/open311/v2/requests/"):
         return "/open311/v2/requests/{request_id}.json"
     if service == "meldkamer":

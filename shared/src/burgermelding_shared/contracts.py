@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from burgermelding_shared.burgernet import AppealLink
+
 
 def is_urgent(in_progress: bool, danger_to_life: bool) -> bool:
     """The one rule for urgency: happening now, or someone's life in danger. Such a report is forwarded at once
@@ -78,10 +80,13 @@ class ReportSubmitted(Strict):
     submitter_kind: Literal["installation", "address"] | None = Field(
         None, description="whether the tag stands for one app installation (an independent witness) or for a "
         "network address that many phones may share")
+    appeal: AppealLink | None = Field(None, description="set when the report answers a Burgernet action or a "
+                                      "witness call: a sighting, or a witness's account and photos")
 
     @property
     def urgent(self) -> bool:
-        return is_urgent(self.in_progress, self.danger_to_life)
+        """Urgent by the one rule, or as a sighting of a live Burgernet search (the suspect may be near now)."""
+        return is_urgent(self.in_progress, self.danger_to_life) or (self.appeal is not None and self.appeal.urgent)
 
     def anonymised(self) -> ReportSubmitted:
         """What may be kept once the personal data must go (retention): no words, no contact, no photos, no
@@ -176,6 +181,7 @@ class PhotoVerification(Strict):
 
 
 Verdict = Literal["forward", "review", "reject"]
+AppealMatch = Literal["matching", "not_matching", "unknown"]
 
 
 class VerificationCompleted(Strict):
@@ -195,6 +201,9 @@ class VerificationCompleted(Strict):
                                        "event (corroboration)")
     assessment: int = Field(0, ge=0, description="0 for the first verdict on this revision; +1 each time more "
                             "witnesses of the event changed it (the latest assessment counts)")
+    appeal_match: AppealMatch | None = Field(None, description="for an answer to a Burgernet action or witness "
+                                             "call: whether its time and place (the photos' own metadata first) "
+                                             "fall in the asked window and area; the reasons say why")
     verified_at: datetime
 
 
@@ -210,7 +219,7 @@ class GroupsMerged(Strict):
 
 ReportEventType = Literal[
     "received", "verified", "rejected", "under_review", "forwarded", "accepted", "declined", "unit_assigned",
-    "closed", "call_112", "withdrawn", "photos_added", "message", "joined",
+    "closed", "call_112", "withdrawn", "photos_added", "message", "joined", "appeal_closed",
 ]
 
 
@@ -316,7 +325,10 @@ class IncidentUpdate(BaseModel):
 
     updateId: str
     requestId: str
-    kind: Literal["media", "verification", "citizen_note", "withdrawn", "report_added", "merged"]
+    kind: Literal["media", "verification", "citizen_note", "withdrawn", "report_added", "merged", "sighting",
+                  "burgernet"]
+    urgent: bool = Field(False, description="news the dispatcher must see at once: a sighting of a live "
+                         "Burgernet search")
     eido: dict = Field(description="An EIDO with the incident's root `$id` and what is new: a notesComponent, "
                        "mediaComponents, mergeComponents (REPLACING: this incident takes the other in; REPLACED: "
                        "this incident was taken into the other)")

@@ -31,7 +31,8 @@ class MeldkamerSettings(ServiceSettings):
         [("Active", 2.0), ("ResourcesAssigned", 10.0), ("ask:Can you describe the person you saw?", 15.0),
          ("Closed", 60.0)],
         description="The dispatcher's script as JSON: (action, seconds after acceptance); an action is an EIDO "
-        "status or `ask:<question for the citizen>`.",
+        "status, `ask:<question for the citizen>`, or `burgernet:<person|vehicle|missing_child>:<radius m>:"
+        "<minutes>:<description>` (a Burgernet action around the incident's place).",
     )
     faults: Faults = Field(default_factory=Faults, description="Faults from the start, as JSON (see Faults).")
     admin_token: str = Field(PLACEHOLDER_PREFIX + "meldkamer-admin-token-change-me",

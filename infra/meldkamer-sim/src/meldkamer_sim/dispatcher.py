@@ -129,6 +129,9 @@ async def schedule_script(session: AsyncSession, settings: MeldkamerSettings, in
     faults, callbacks may be sent twice (with another webhook id) or late enough to overtake each other."""
     status = "Active"
     for sequence, (action, delay) in enumerate(settings.script):
+        if action.startswith(BURGERNET_STEP):
+            await _schedule_burgernet(session, incident, sequence, action, delay)
+            continue
         question = action[len("ask:"):] if action.startswith("ask:") else None
         status = status if question else action
         event = IncidentEvent(transactionId=f"{incident.incident_id}-{sequence}", requestId=incident.request_id,
@@ -143,6 +146,23 @@ async def schedule_script(session: AsyncSession, settings: MeldkamerSettings, in
                           payload=event.model_dump(mode="json"),
                           not_before=incident.received_at + timedelta(seconds=delay + jitter),
                           message_id=event.transactionId + ("-dup" if copy else ""))
+
+
+BURGERNET_STEP = "burgernet:"
+BURGERNET_PATH = "/v1/meldkamer/burgernet-actions"
+
+
+async def _schedule_burgernet(session: AsyncSession, incident: SimIncident, sequence: int, step: str,
+                              delay: float) -> None:
+    """A script step `burgernet:<looking for>:<radius m>:<minutes>:<description>`: the dispatcher starts a
+    Burgernet action around the incident's place, as a signed request to the bridge."""
+    looking_for, radius, minutes, description = step[len(BURGERNET_STEP):].split(":", 3)
+    transaction_id = f"{incident.incident_id}-bn-{sequence}"
+    payload = {"transactionId": transaction_id, "requestId": incident.request_id, "lookingFor": looking_for,
+               "description": description, "radiusMeters": float(radius), "minutes": int(minutes)}
+    await enqueue(session, messaging, destination="bridge", path=BURGERNET_PATH, kind="burgernet.request",
+                  payload=payload, not_before=incident.received_at + timedelta(seconds=delay),
+                  message_id=transaction_id)
 
 
 async def apply_update(runtime: Runtime, request_id: str, update: IncidentUpdate) -> dict[str, str]:
@@ -166,7 +186,7 @@ async def apply_update(runtime: Runtime, request_id: str, update: IncidentUpdate
         session.add(SimIncidentUpdate(update_id=update.updateId, incident_id=incident.incident_id, kind=update.kind,
                                       notes=notes_text(update.eido),
                                       media=json.dumps(update.eido.get("mediaComponent") or []),
-                                      received_at=utcnow()))
+                                      urgent=update.urgent, received_at=utcnow()))
         if update.kind == "withdrawn" and (update.eventSummary is None or update.eventSummary.reportCount == 0):
             # Its only report was withdrawn (with witnesses left, it goes on): the dispatcher stops.
             incident.status, incident.status_sequence = "Cancelled", FINAL_SEQUENCE
@@ -237,7 +257,7 @@ async def list_incidents(runtime: Runtime, limit: int, offset: int = 0) -> list[
              "description": notes_text({"notesComponent": json.loads(r.eido).get("notesComponent", [])[:1]}),
              "eventSummary": json.loads(r.event_summary) if r.event_summary else None,
              "updates": [{"kind": u.kind, "notes": u.notes, "media": len(json.loads(u.media or "[]")),
-                          "receivedAt": u.received_at}
+                          "urgent": u.urgent, "receivedAt": u.received_at}
                          for u in updates.get(r.incident_id, [])]}
             for r in rows]
 

@@ -57,4 +57,5 @@ class SimIncidentUpdate(MeldkamerTable, table=True):
     kind: str = Field(max_length=32)
     notes: str | None = None
     media: str | None = Field(default=None, sa_column=Column(Text))  # JSON list of mediaComponents
+    urgent: bool = False  # to be seen at once (a sighting of a live Burgernet search)
     received_at: datetime = Field(sa_type=UTCDateTime)

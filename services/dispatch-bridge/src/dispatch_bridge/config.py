@@ -42,6 +42,13 @@ class BridgeSettings(ServiceSettings):
     call_112_deadline_seconds: float = Field(30.0, description="An urgent report not accepted by the meldkamer "
                                              "within this time: the citizen is told to call 112.")
     agency: str = Field("burgermelding.politie.nl", description="Our agency reference in EIDO messages.")
+    burgernet_default_minutes: int = Field(60, ge=5, description="How long a Burgernet action stays open when "
+                                           "its dispatcher names no duration; at the end it closes itself with "
+                                           "the standard closing message if nobody closed it.")
+    burgernet_max_minutes: int = Field(240, ge=5, description="The longest a live Burgernet action may run.")
+    witness_call_max_days: int = Field(30, ge=1, description="The longest a witness call may stay open.")
+    burgernet_deadline_poll_seconds: float = Field(5.0, gt=0, description="How often the deadline watch looks "
+                                                   "for actions past their closing time.")
 
     @field_validator("meldkamer_webhook_keys")
     @classmethod

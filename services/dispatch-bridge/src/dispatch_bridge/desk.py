@@ -32,13 +32,16 @@ def report_summary(stored: BridgeReport) -> dict[str, Any]:
         "report_id": stored.report_id, "reference": stored.reference, "category": stored.category,
         "in_progress": stored.in_progress, "danger_to_life": stored.danger_to_life, "state": stored.state,
         "received_at": stored.received_at, "incident_id": stored.incident_id,
+        "burgernet_action_id": stored.appeal_id,
         "verification": None if verification is None else {
             "verdict": verification["verdict"], "score": verification["score"],
             "reasons": sorted({r["code"] for r in verification["reasons"]}),
             "duplicate_of_reports": verification.get("duplicate_of_reports", []),
             "near_duplicate_of_reports": verification.get("near_duplicate_of_reports", []),
             "group_id": verification.get("group_id"),
-            "group_reports": verification.get("group_reports", [])},
+            "group_reports": verification.get("group_reports", []),
+            # An answer to a Burgernet action: do its time and place (the photos' own first) fit the asked ones?
+            "appeal_match": verification.get("appeal_match")},
     }
 
 

@@ -42,7 +42,7 @@ from burgermelding_shared.db import before_commit
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import URGENT_PRIORITY, Outcome, cancel_unsent, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import eido, incidents, media, records
+from dispatch_bridge import burgernet, eido, incidents, media, records
 from dispatch_bridge.audit import BRIDGE, audit
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, messaging
@@ -69,10 +69,11 @@ CITIZEN_NEWS = "citizen-news"  # session.info: what this transaction tells each 
 
 
 async def tell_citizen(session: AsyncSession, report_id: str, event: str, incident_number: str | None = None,
-                       priority: int = 0) -> None:
-    """Put an event on the citizen's timeline. What one transaction tells one citizen (verified and forwarded,
-    say) goes as one message when it commits: intake takes it in one request and one transaction."""
-    text_en, text_nl = EVENT_TEXTS[event]
+                       priority: int = 0, texts: tuple[str, str] | None = None) -> None:
+    """Put an event on the citizen's timeline (in the event's standard words, or `texts`: English, Dutch). What
+    one transaction tells one citizen (verified and forwarded, say) goes as one message when it commits: intake
+    takes it in one request and one transaction."""
+    text_en, text_nl = texts or EVENT_TEXTS[event]
     audit(session, BRIDGE, f"report.{event}", "report", report_id, {"incident_number": incident_number},
           report_id=report_id)
     news = session.info.setdefault(CITIZEN_NEWS, {})
@@ -100,19 +101,21 @@ def meldkamer_order(incident_id: str) -> str:
 
 async def update_incident(session: AsyncSession, settings: BridgeSettings, incident: Incident, kind: str,
                           notes: str | None = None, media_items: list[dict[str, Any]] | None = None, *,
-                          with_summary: bool = True, merge_items: list[dict[str, Any]] | None = None) -> None:
+                          with_summary: bool = True, merge_items: list[dict[str, Any]] | None = None,
+                          urgent: bool = False) -> None:
     """Queue news for an incident the meldkamer has (or is about to have): one update id across retries, and an
     EIDO with what is new. It carries the event as it now stands, so the meldkamer always sees the whole event,
-    not the pile."""
+    not the pile. `urgent` news (a sighting of a live Burgernet search) leaves first and says so."""
     update_id = str(uuid.uuid4())
     summary = await incidents.summarise(session, incident) if with_summary else None
     document = eido.update_eido(incident_id=incident.id, update_id=update_id, agency=settings.agency, now=utcnow(),
                                 notes=notes, media=media_items or [], merges=merge_items or [])
     update = IncidentUpdate(updateId=update_id, requestId=incident.id, kind=kind,  # type: ignore[arg-type]
-                            eido=document, eventSummary=summary)
+                            eido=document, eventSummary=summary, urgent=urgent)
     await enqueue(session, messaging, destination="meldkamer", path=f"/v1/requests-for-service/{incident.id}/updates",
                   kind=UPDATE_KIND, payload=update.model_dump(mode="json"), message_id=update_id,
-                  priority=OUTBOX_PRIORITY[incident.priority], ordering_key=meldkamer_order(incident.id))
+                  priority=URGENT_PRIORITY if urgent else OUTBOX_PRIORITY[incident.priority],
+                  ordering_key=meldkamer_order(incident.id))
 
 
 def photo_urls(settings: BridgeSettings, report: ReportSubmitted) -> dict[str, str]:
@@ -149,6 +152,7 @@ async def receive_report(runtime: Runtime, report: ReportSubmitted, message_id: 
             report_id=report.report_id, reference=report.reference, category=report.category,
             in_progress=report.in_progress, danger_to_life=report.danger_to_life, revision=report.revision,
             submission=report.model_dump_json(), received_at=utcnow(), state="waiting_verification",
+            appeal_id=report.appeal.action_id if report.appeal else None,
         )
         incidents.place(stored, report)
         session.add(stored)
@@ -221,7 +225,9 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
             if first_verdict:
                 await tell_citizen(session, stored.report_id, "verified", priority=urgent)
             await merge_with_group(session, runtime.settings, incident, result.group_reports)
-        elif result.verdict == "forward":
+        elif result.verdict == "forward" or (stored.appeal_id and result.verdict == "review"):
+            # An answer to a Burgernet action or witness call goes to its incident unless it is spam: there
+            # the investigators weigh it, with verification's reasons beside it.
             await tell_citizen(session, stored.report_id, "verified", priority=urgent)
             report = ReportSubmitted.model_validate_json(stored.submission)
             incident = await dispatch(session, runtime.settings, stored, report)
@@ -238,16 +244,23 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
 
 def verification_note(reference: str, result: VerificationCompleted) -> str:
     reasons = ", ".join(sorted({r.code for r in result.reasons})) or "no concerns"
-    return f"Verification of {reference} (revision {result.revision}): {result.verdict}, score {result.score:.2f}; " \
+    note = f"Verification of {reference} (revision {result.revision}): {result.verdict}, score {result.score:.2f}; " \
            f"{reasons}"
+    return note + (f"; Burgernet {burgernet.match_text(result)}" if result.appeal_match else "")
 
 
 async def dispatch(session: AsyncSession, settings: BridgeSettings, stored: BridgeReport,
                    report: ReportSubmitted) -> Incident:
     """Send a report to the meldkamer: into the open incident of its event if there is one, else as a new
     incident. The same rule for urgent and ordinary reports; for the first report of an event it costs one
-    indexed query, so the first urgent report leaves as fast as before."""
+    indexed query, so the first urgent report leaves as fast as before. An answer to a Burgernet action goes to
+    that action's incident instead."""
     await incidents.decide_one_at_a_time(session)
+    if report.appeal is not None:
+        result = VerificationCompleted.model_validate_json(stored.verification) if stored.verification else None
+        attached = await burgernet.attach_answer(session, settings, stored, report, result)
+        if attached is not None:
+            return attached
     incident = await incidents.open_incident_for(session, report)
     if incident is None:
         return await forward(session, settings, stored, report)

@@ -161,8 +161,10 @@ def refresh_extent(incident: Incident, reports: list[BridgeReport]) -> None:
 
 def counts(stored: BridgeReport) -> bool:
     """Whether a report speaks for the event: not withdrawn, and not rejected by verification (an urgent
-    report joins before it is verified; spam found later must not count as a witness)."""
-    return stored.state != "withdrawn" and stored.verdict != "reject"
+    report joins before it is verified; spam found later must not count as a witness). An answer to a Burgernet
+    action is news for the incident (its own update), not a witness of the event's place: a sighting of the
+    suspect two kilometres on must not stretch the event over the town."""
+    return stored.state != "withdrawn" and stored.verdict != "reject" and stored.appeal_id is None
 
 
 async def summarise(session: AsyncSession, incident: Incident) -> EventSummary:

@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from burgermelding_shared.app import background_loop, create_service_app, service_destinations
 from burgermelding_shared.retention import SettledMessagesPurger
-from dispatch_bridge import dispatch_api, internal
+from dispatch_bridge import burgernet_api, dispatch_api, internal
+from dispatch_bridge.burgernet import BurgernetDeadlines
 from dispatch_bridge.config import BridgeSettings, get_settings
 from dispatch_bridge.deadlines import Call112Watch, deadline_scraper
 from dispatch_bridge.forwarding import REQUEST_KIND, on_meldkamer_answer, on_meldkamer_attempt
@@ -27,14 +28,18 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
         destinations=destinations,
         result_handlers={REQUEST_KIND: on_meldkamer_answer},
         attempt_handlers={REQUEST_KIND: on_meldkamer_attempt},
-        hooks=[background_loop(Call112Watch), background_loop(lambda runtime: SettledMessagesPurger(
+        hooks=[background_loop(Call112Watch), background_loop(BurgernetDeadlines),
+               background_loop(lambda runtime: SettledMessagesPurger(
             runtime.db, messaging, runtime.settings.settled_messages_days))],
         metrics_scrapers=[deadline_scraper],
         openapi_tags=[{"name": "dispatchers", "description": "For dispatchers and supervisors (OAuth2 bearer)"},
+                      {"name": "burgernet", "description": "Burgernet actions and witness calls (OAuth2 bearer)"},
                       {"name": "meldkamer", "description": "Callbacks and photo links for the meldkamer"},
                       {"name": "internal", "description": "For our own services only"}],
     )
     app.include_router(internal.internal)
     app.include_router(internal.meldkamer)
     app.include_router(dispatch_api.router)
+    app.include_router(burgernet_api.router)
+    app.include_router(burgernet_api.meldkamer)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, String, Text
+from sqlalchemy import Column, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from burgermelding_shared.auditchain import audit_tables
@@ -53,6 +53,8 @@ class BridgeReport(BridgeTable, table=True):
     observed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     submitter_tag: str | None = Field(default=None, max_length=64)
     submitter_kind: str | None = Field(default=None, max_length=16)
+    # Set when the report answers a Burgernet action or witness call: it updates that action's incident.
+    appeal_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
 
 
 class Incident(BridgeTable, table=True):
@@ -126,3 +128,27 @@ class LegalHold(BridgeTable, table=True):
     set_at: datetime = Field(sa_type=UTCDateTime)
     lifted_by: str | None = Field(default=None, max_length=64)
     lifted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class BurgernetAction(BridgeTable, table=True):
+    """A Burgernet action or witness call: the police ask the citizens in an area (burgernet.py). `document` is
+    the `PublishedAction` as intake serves it to the apps; the columns are what the bridge queries."""
+
+    __tablename__ = "burgernet_actions"
+    __table_args__ = (Index("ix_burgernet_actions_status_closes", "status", "closes_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    number: int = Field(sa_column=Column(Integer, unique=True, nullable=False))  # makes the reference BN-...
+    reference: str = Field(max_length=32)
+    kind: str = Field(max_length=16)  # an ActionKind
+    incident_id: str = Field(sa_column=Column(String(36), nullable=False, index=True))
+    status: str = Field(max_length=16)  # an ActionStatus
+    outcome: str | None = Field(default=None, max_length=16)
+    version: int = 1
+    document: str = Field(sa_column=Column(Text, nullable=False))  # PublishedAction, JSON
+    started_by: str = Field(max_length=64)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    closes_at: datetime = Field(sa_type=UTCDateTime)
+    closed_by: str | None = Field(default=None, max_length=64)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_sighting_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -137,7 +138,15 @@ def multipart_body(with_report: bool) -> dict:
 )
 async def create_report(request: Request, runtime: RuntimeDep, sender: SenderDep,
                         idempotency_key: IdempotencyKeyHeader = None) -> JSONResponse:
-    key = idempotency.check_key(idempotency_key)
+    return await receive_new_report(request, runtime, sender, idempotency.check_key(idempotency_key),
+                                    reports.parse_submission)
+
+
+async def receive_new_report(request: Request, runtime: Runtime, sender: Sender, key: str,
+                             parse: Callable[[UploadedForm], ReportSubmission],
+                             appeal_id: str | None = None) -> JSONResponse:
+    """A new report (or a Burgernet answer, with `appeal_id`): limits before the upload is read, then the
+    form parsed, checked and stored; the upload's files are gone afterwards, whatever happened."""
     if await idempotency.answered(runtime.db, idempotency_keys, reports.CREATE_REPORT, key):
         # A retry of an answered report costs none of the report quota, but is counted like a status poll:
         # it still sends its whole upload, which must not be free without bound.
@@ -146,12 +155,14 @@ async def create_report(request: Request, runtime: RuntimeDep, sender: SenderDep
         await limits_of(runtime).may_create(sender)  # a flood is refused before its uploads are read
     form = await read_photos(request, runtime, require_report=True)
     try:
-        submission = reports.parse_submission(form)
+        submission = parse(form)
         reports.validate_submission(submission, runtime.settings)
         photos = await reports.check_photos(runtime, form, urgent=is_urgent(submission.in_progress,
-                                                                            submission.danger_to_life))
+                                                                            submission.danger_to_life)
+                                            or appeal_id is not None)
         status_code, body = await reports.create_report(
-            runtime, reports.NewReport(submission, photos, key, language(request), sender=sender))
+            runtime, reports.NewReport(submission, photos, key, language(request), sender=sender,
+                                       appeal_id=appeal_id))
     finally:
         form.cleanup()
     return JSONResponse(body, status_code=status_code)

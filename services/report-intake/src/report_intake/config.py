@@ -32,6 +32,15 @@ class IntakeSettings(ServiceSettings):
         (50.70, 3.20, 53.60, 7.30), description="Accepted locations: south, west, north, east (default NL)."
     )
     max_report_age_days: int = Field(30, description="Oldest accepted observation time.")
+    public_url: str = Field("http://127.0.0.1:8001", description="How the apps reach this service (the links in "
+                            "the Burgernet feed and CAP alerts).")
+    burgernet_sender: str = Field("burgernet@politie.nl", description="The CAP `sender` of Burgernet alerts.")
+    burgernet_feed_max_age_seconds: int = Field(15, ge=1, description="How long a phone, a proxy or a CDN may "
+                                                "keep the Burgernet feed before asking again (Cache-Control).")
+    burgernet_feed_refresh_seconds: float = Field(1.0, gt=0, description="How often a replica rebuilds the feed "
+                                                  "from the database (changes it receives itself show at once).")
+    burgernet_closed_visible_hours: int = Field(24, ge=1, description="How long an ended action stays in the "
+                                                "feed with its closing message.")
     clock_skew_seconds: int = Field(300, description="How far in the future an observation time may lie.")
     reports_per_client: int = Field(10, description="Reports one client may create in a burst (an installation, "
                                     "or an address for clients without a credential)...")

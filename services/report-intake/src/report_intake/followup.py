@@ -20,7 +20,7 @@ from burgermelding_shared.contracts import CitizenMessage, DispatcherMessage, Re
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
-from report_intake import records, reports, texts
+from report_intake import burgernet, records, reports, texts
 from report_intake.config import IntakeSettings
 from report_intake.models import Contact, Message, Photo, Report, TimelineEntry, idempotency_keys, messaging
 from report_intake.photos import CheckedPhoto
@@ -89,6 +89,9 @@ async def add_photos(runtime: Runtime, report_id: str, access: reports.Access, p
         report = await reports.authorised_report(runtime, session, report_id, access, changing=True)
         existing = len((await session.execute(select(Photo.id).where(Photo.report_id == report_id))).all())
     refuse_if_closed(report)
+    if report.appeal_id is not None:  # photos for a Burgernet action only while it is open
+        async with runtime.db.sessions() as session:
+            await burgernet.answer_link(session, report.appeal_id)
     if existing + len(photos) > settings.max_photos_per_report:
         raise ServiceError(413, "too_many_photos", f"at most {settings.max_photos_per_report} photos per report",
                            detail_nl=f"Maximaal {settings.max_photos_per_report} foto's per melding")
@@ -103,6 +106,8 @@ async def add_photos(runtime: Runtime, report_id: str, access: reports.Access, p
         current = await session.get(Report, report.number, with_for_update=True)
         assert current is not None
         refuse_if_closed(current)
+        if current.appeal_id is not None:
+            await burgernet.answer_link(session, current.appeal_id, lock=True)
         current.revision += 1
         before = {p.id for p in (await session.execute(select(Photo).where(Photo.report_id == report_id))).scalars()}
         reports.add_photo_rows(session, report_id, photos)

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query
 
 from burgermelding_shared import auditchain
 from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message, require_service
+from burgermelding_shared.burgernet import PublishedAction
 from burgermelding_shared.contracts import DispatcherMessage, LegalHold, ReportEvent, ReportEvents
 from burgermelding_shared.errors import error_responses
-from report_intake import followup, records
+from report_intake import burgernet, followup, records
 from report_intake.models import audit
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
@@ -45,3 +46,17 @@ async def audit_entries(runtime: RuntimeDep, report_id: Annotated[str, Query(max
                         _caller: str = require_service("dispatch-bridge")) -> list[dict[str, Any]]:
     async with runtime.db.sessions() as session:
         return await auditchain.entries_about(session, audit, report_id=report_id)
+
+
+@router.post("/burgernet/actions", summary="A Burgernet action, new or changed (closed, cancelled), from the bridge",
+             responses=error_responses(400, 401, 403, 422))
+async def receive_burgernet_action(action: PublishedAction, runtime: RuntimeDep,
+                                   sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:
+    return {"status": await burgernet.receive_action(runtime, action, sender.message_id, sender.source)}
+
+
+@router.get("/burgernet/actions/{action_id}/reach", summary="How many installations received an action",
+            responses=error_responses(401, 403, 404))
+async def burgernet_reach(action_id: str, runtime: RuntimeDep,
+                          _caller: str = require_service("dispatch-bridge")) -> dict[str, Any]:
+    return await burgernet.reach(runtime, action_id)

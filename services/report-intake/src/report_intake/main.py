@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from burgermelding_shared.app import Runtime, background_loop, create_service_app, service_destinations
 from burgermelding_shared.idempotency import IdempotencyPurger
 from burgermelding_shared.slots import PriorityExecutor
-from report_intake import api, internal, open311
+from report_intake import api, burgernet_api, internal, open311
 from report_intake.config import IntakeSettings, get_settings
 from report_intake.display import DisplayCopies
 from report_intake.followup import TimelineNotifier
@@ -46,7 +46,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         destinations=service_destinations(settings, {"verification": settings.verification_url,
                                                      "dispatch-bridge": settings.bridge_url}),
         # Photo uploads stream to disk under their own per-photo and per-request limits (uploads.py).
-        large_body_paths=[r"/v1/reports", r"/v1/reports/[^/]+/photos"],
+        large_body_paths=[r"/v1/reports", r"/v1/reports/[^/]+/photos", r"/v1/burgernet/actions/[^/]+/sightings"],
         hooks=[citizen_state, background_loop(DisplayCopies, extras_key="display_copies"),
                background_loop(lambda runtime: IdempotencyPurger(runtime.db, idempotency_keys)),
                background_loop(lambda runtime: SpentChallengePurger(runtime.db)),
@@ -55,11 +55,15 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                        "that tells installations apart (never people), so that limits need not count the network "
                        "address that thousands of phones share. " + api.REGISTRATION_FLOW},
                       {"name": "citizen", "description": "For the app"},
+                      {"name": "burgernet", "description": "Burgernet: the police ask the citizens in an area. "
+                       "The feed of actions (the app decides whether it is inside an area; its location is never "
+                       "sent), CAP 1.2 alerts, and answers"},
                       {"name": "open311", "description": "Open311 GeoReport v2 facade for existing clients"},
                       {"name": "internal", "description": "For our own services only"}],
     )
     app.include_router(api.installation_router)
     app.include_router(api.router)
+    app.include_router(burgernet_api.router)
     app.include_router(open311.router)
     app.include_router(internal.router)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from burgermelding_shared.auditchain import audit_tables
@@ -59,6 +59,8 @@ class Report(IntakeTable, table=True):
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # When retention (or a withdrawal) removed its personal data: what is left tells nothing of anyone.
     anonymised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Set when it answers a Burgernet action or witness call (a PublishedAppeal): a sighting.
+    appeal_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
 
 
 class Photo(IntakeTable, table=True):
@@ -172,3 +174,31 @@ class ReportHold(IntakeTable, table=True):
     report_id: str = Field(sa_column=Column(String(36), primary_key=True, index=True))
     incident_id: str = Field(max_length=36)
     held_since: datetime = Field(sa_type=UTCDateTime)
+
+
+class PublishedAppeal(IntakeTable, table=True):
+    """A Burgernet action or witness call as the bridge published it (`document`, a PublishedAction): served to
+    every app, wherever it is, in the feed and as CAP. Nothing here is about a phone."""
+
+    __tablename__ = "burgernet_actions"
+
+    action_id: str = Field(primary_key=True, max_length=36)
+    version: int
+    status: str = Field(max_length=16)
+    kind: str = Field(max_length=16)
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    closes_at: datetime = Field(sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # Installations that confirmed receiving it, counted once the action ends (their receipts are then deleted).
+    fetched_count: int | None = None
+
+
+class AppealReceipt(IntakeTable, table=True):
+    """An installation received this action. The app confirms every action in the feed, inside its area or not,
+    so a receipt says nothing of where a phone is. `tag` is an HMAC of (action, installation) under the server
+    secret: one installation counts once, and receipts of two actions cannot be linked to each other."""
+
+    __tablename__ = "burgernet_receipts"
+
+    action_id: str = Field(sa_column=Column(String(36), primary_key=True))
+    tag: str = Field(sa_column=Column(String(64), primary_key=True))

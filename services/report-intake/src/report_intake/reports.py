@@ -27,7 +27,7 @@ from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import URGENT_PRIORITY, enqueue
 from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
-from report_intake import installations, records, texts
+from report_intake import burgernet, installations, records, texts
 from report_intake.config import IntakeSettings
 from report_intake.limits import IntakeLimits, Sender
 from report_intake.models import (
@@ -268,8 +268,9 @@ async def queue_report(session: AsyncSession, report: Report, submitter: tuple[s
                          display=p.display_state, content_type=p.content_type, size_bytes=p.size_bytes,
                          width=p.width, height=p.height)
                 for p in photos],
+        appeal=await burgernet.link_of_report(session, report.appeal_id) if report.appeal_id else None,
     )
-    priority = URGENT_PRIORITY if is_urgent(report.in_progress, report.danger_to_life) else 0
+    priority = URGENT_PRIORITY if message.urgent else 0
     kind = "report.submitted" if report.revision == 0 else "report.revised"
     tag, tag_kind = submitter or (None, None)
     # Both get the sender's daily pseudonym: verification for its flood checks, the bridge to count witnesses.
@@ -295,6 +296,7 @@ class NewReport:
     # observation time on arrival, so there the form is the basis instead.
     fingerprint_basis: dict | None = None
     sender: Sender | None = None  # for the daily pseudonym verification counts by; never stored here
+    appeal_id: str | None = None  # the Burgernet action or witness call this report answers
 
 
 CREATE_REPORT = "create-report"  # the scope of a new report's Idempotency-Key
@@ -353,7 +355,10 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
         danger_to_life=sub.danger_to_life, status="received", status_rank=0, revision=0,
         installation_binding=installations.binding(settings.token_secret, report_id, new.sender.installation_id)
         if new.sender is not None and new.sender.installation_id else None,
+        appeal_id=new.appeal_id,
     )
+    if new.appeal_id is not None:  # again here, locked: the action may have closed while the photos were checked
+        await burgernet.answer_link(session, new.appeal_id, lock=True)
     session.add(report)
     await session.flush()  # assigns the number the reference is made of
     report.reference = f"BM-{now.year}-{report.number:06d}"
@@ -362,7 +367,8 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
                             email=sub.contact.email, share_with_police=sub.contact.share_with_police, created_at=now))
     records.record(session, "report.received", report_id, detail={
         "reference": report.reference, "category": report.category, "photos": len(new.photos),
-        "urgent": is_urgent(sub.in_progress, sub.danger_to_life), "contact_given": sub.contact is not None})
+        "urgent": is_urgent(sub.in_progress, sub.danger_to_life), "contact_given": sub.contact is not None,
+        "burgernet_action": new.appeal_id})
     add_photo_rows(session, report_id, new.photos)
     session.add(TimelineEntry(report_id=report_id, event="received", occurred_at=now,
                               text_en=texts.RECEIVED["en"], text_nl=texts.RECEIVED["nl"]))

@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from burgermelding_shared.contracts import CheckResult
+from burgermelding_shared.burgernet import EDGE_SLACK_M, AppealLink
+from burgermelding_shared.contracts import AppealMatch, CheckResult, PhotoVerification
 from burgermelding_shared.events import distance_m
 from verification.exif import PhotoMetadata
 from verification.provenance import ContentCredentials
@@ -182,3 +184,114 @@ def corroboration_check(independent_others: int) -> CheckResult | None:
         code="corroborated", outcome="pass", weight=-round(counted * WEIGHTS["corroborated"], 3),
         detail_en=f"{independent_others} other app installation(s) reported the same event close by.",
         detail_nl=f"{independent_others} andere app-installatie(s) meldden hetzelfde voorval vlakbij.")
+
+
+# ---- answers to a Burgernet action or witness call: do their time and place fit what was asked? ----
+
+APPEAL_TIME_SLACK = timedelta(minutes=15)  # camera clocks drift; a witness's "about 22:00" is not exact
+DUTCH_TIME = ZoneInfo("Europe/Amsterdam")  # a capture time without offset, from a phone in the Netherlands
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(DUTCH_TIME).strftime("%Y-%m-%d %H:%M")
+
+
+def _off_by(moment: datetime, start: datetime, end: datetime) -> tuple[str, str]:
+    """How far outside the window, in words: (English, Dutch)."""
+    gap = start - moment if moment < start else moment - end
+    hours = gap.total_seconds() / 3600
+    if hours >= 24:
+        en, nl = f"{hours / 24:.0f} day(s)", f"{hours / 24:.0f} dag(en)"
+    elif hours >= 1:
+        en, nl = f"{hours:.1f} hours", f"{hours:.1f} uur"
+    else:
+        en = nl = f"{gap.total_seconds() / 60:.0f} min"
+    return (f"{en} before", f"{nl} ervoor") if moment < start else (f"{en} after", f"{nl} erna")
+
+
+def _in_window(moment: datetime, appeal: AppealLink) -> bool:
+    return appeal.window_start - APPEAL_TIME_SLACK <= moment <= appeal.window_end + APPEAL_TIME_SLACK
+
+
+def _photo_time(photo: PhotoVerification) -> tuple[datetime | None, bool]:
+    """The photo's capture time in UTC, and whether it had to be read as Dutch time (no offset in the file)."""
+    if photo.captured_at is not None:
+        return photo.captured_at.astimezone(UTC), False
+    if photo.captured_local is not None:
+        return photo.captured_local.replace(tzinfo=DUTCH_TIME).astimezone(UTC), True
+    return None, False
+
+
+def appeal_checks(appeal: AppealLink, claim: Claim, photos: list[PhotoVerification]) -> tuple[list[CheckResult],
+                                                                                             AppealMatch]:
+    """An answer against the action's area and time: the photos' own capture time and place first (a witness
+    may misremember, the camera does not), the stated time and place when no photo says. Relevance, not
+    authenticity: none of these weighs in the score. Returns the reasons and whether the answer matches."""
+    results: list[CheckResult] = []
+    window = f"{_when(appeal.window_start)} - {_when(appeal.window_end)}"
+    photo_verdicts: list[bool | None] = []
+    slack = EDGE_SLACK_M
+    for number, photo in enumerate(photos, start=1):
+        taken, assumed_dutch = _photo_time(photo)
+        time_ok: bool | None = None
+        if taken is None:
+            results.append(check("appeal_photo_time_unknown", "not_applicable",
+                                 f"Photo {number} carries no capture time.",
+                                 f"Foto {number} bevat geen opnametijd."))
+        else:
+            note_en = " (no time zone in the file: read as Dutch time)" if assumed_dutch else ""
+            note_nl = " (geen tijdzone in het bestand: gelezen als Nederlandse tijd)" if assumed_dutch else ""
+            time_ok = _in_window(taken, appeal)
+            if time_ok:
+                results.append(check("appeal_photo_time_matches", "pass",
+                                     f"Photo {number} was taken at {_when(taken)}{note_en}, inside the asked window "
+                                     f"({window}).", f"Foto {number} is gemaakt om {_when(taken)}{note_nl}, binnen "
+                                     f"de gevraagde periode ({window})."))
+            else:
+                off_en, off_nl = _off_by(taken, appeal.window_start, appeal.window_end)
+                results.append(check("appeal_photo_time_outside", "warn",
+                                     f"Photo {number} was taken at {_when(taken)}{note_en}, {off_en} the asked "
+                                     f"window ({window}).", f"Foto {number} is gemaakt om {_when(taken)}{note_nl}, "
+                                     f"buiten de gevraagde periode ({window}): {off_nl}."))
+        gps = photo.gps or {}
+        place_ok: bool | None = None
+        if "lat" in gps and "lon" in gps:
+            place_ok = appeal.area.contains(gps["lat"], gps["lon"], slack + gps.get("accuracy_m", 0.0))
+            if place_ok:
+                results.append(check("appeal_photo_place_matches", "pass",
+                                     f"Photo {number} was taken inside the asked area.",
+                                     f"Foto {number} is in het gevraagde gebied gemaakt."))
+            else:
+                results.append(check("appeal_photo_place_outside", "warn",
+                                     f"Photo {number} was taken outside the asked area.",
+                                     f"Foto {number} is buiten het gevraagde gebied gemaakt."))
+        else:
+            results.append(check("appeal_photo_place_unknown", "not_applicable",
+                                 f"Photo {number} carries no position.", f"Foto {number} bevat geen positie."))
+        if time_ok is False or place_ok is False:
+            photo_verdicts.append(False)
+        elif time_ok:
+            photo_verdicts.append(True)
+        else:
+            photo_verdicts.append(None)
+    stated_time_ok = _in_window(claim.observed_at, appeal)
+    stated_place_ok = appeal.area.contains(claim.lat, claim.lon, slack + (claim.accuracy_m or 0.0))
+    results.append(check("appeal_time_matches" if stated_time_ok else "appeal_time_outside",
+                         "pass" if stated_time_ok else "warn",
+                         f"The stated time ({_when(claim.observed_at)}) is {'inside' if stated_time_ok else 'outside'}"
+                         f" the asked window ({window}).",
+                         f"Het opgegeven tijdstip ({_when(claim.observed_at)}) ligt "
+                         f"{'binnen' if stated_time_ok else 'buiten'} de gevraagde periode ({window})."))
+    results.append(check("appeal_place_matches" if stated_place_ok else "appeal_place_outside",
+                         "pass" if stated_place_ok else "warn",
+                         f"The stated place is {'inside' if stated_place_ok else 'outside'} the asked area.",
+                         f"De opgegeven plaats ligt {'binnen' if stated_place_ok else 'buiten'} het gevraagde "
+                         "gebied."))
+    match: AppealMatch
+    if any(v is True for v in photo_verdicts):
+        match = "matching"
+    elif any(v is False for v in photo_verdicts):
+        match = "not_matching"
+    else:
+        match = "matching" if stated_time_ok and stated_place_ok else "not_matching"
+    return results, match

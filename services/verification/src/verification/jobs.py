@@ -32,7 +32,7 @@ from burgermelding_shared.timeutil import utcnow
 from burgermelding_shared.tracing import continue_trace, current_traceparent
 from verification import grouping, records
 from verification.analysis import PhotoJob, analyse_photo
-from verification.checks import CORROBORATION_CAP, Claim, check
+from verification.checks import CORROBORATION_CAP, Claim, appeal_checks, check
 from verification.config import VerificationSettings
 from verification.models import PhotoFingerprint, ReportText, VerificationJob, messaging
 from verification.nearindex import Match, NearDuplicateIndex
@@ -255,10 +255,13 @@ class VerificationWorker(BackgroundLoop):
             duplicate_of = sorted(set(earlier))
             near_of = await self._near_duplicate_checks(session, report, photos, matches)
             report_checks = await text_checks(session, report, self.settings.flood_warn, self.settings.flood_spam)
-            group_id, group_reports = await grouping.assign(session, report.report_id, report.category,
-                                                            report.location.lat, report.location.lon,
-                                                            report.observed_at)
-            witnesses = await grouping.installations_in_group(session, group_id)
+            if report.appeal is None:
+                group_id, group_reports = await grouping.assign(session, report.report_id, report.category,
+                                                                report.location.lat, report.location.lon,
+                                                                report.observed_at)
+                witnesses = await grouping.installations_in_group(session, group_id)
+            else:  # an answer to a Burgernet action belongs to the action's incident, not to an event here
+                group_id, group_reports, witnesses = None, [], {}
             own_tag = report.submitter_tag if report.submitter_kind == "installation" else None
             if report.submitter_tag is None:  # a revision without its sender: the report's own installation
                 own_tag = witnesses.get(report.report_id)
@@ -266,12 +269,17 @@ class VerificationWorker(BackgroundLoop):
                 witnesses[report.report_id] = own_tag
             others = grouping.independent_others(witnesses, own_tag)
             verdict, score, reasons = decide(photos, duplicate_of, report_checks, others)
+            appeal_match = None
+            if report.appeal is not None:  # weightless: they say whether it is relevant, not whether it is real
+                appeal_reasons, appeal_match = appeal_checks(report.appeal, claim, photos)
+                reasons = [r for r in reasons if not r.code.startswith("appeal_")] + appeal_reasons
             result = VerificationCompleted(report_id=report.report_id, revision=report.revision, verdict=verdict,
                                            score=score, reasons=reasons, photos=photos,
                                            duplicate_of_reports=duplicate_of,
                                            near_duplicate_of_reports=sorted(set(near_of) - set(duplicate_of)),
                                            group_id=group_id, group_reports=group_reports,
-                                           independent_witnesses=others, verified_at=now)
+                                           independent_witnesses=others, appeal_match=appeal_match,
+                                           verified_at=now)
             known = set((await session.execute(select(PhotoFingerprint.photo_id)
                                                 .where(PhotoFingerprint.report_id == report.report_id))).scalars())
             for photo in (p for p in photos if p.photo_id not in known):  # earlier revisions' photos are known
