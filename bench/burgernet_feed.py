@@ -74,18 +74,21 @@ def main() -> None:
         feed_url = f"{intake}/v1/burgernet/actions"
         while len(httpx.get(feed_url).json()["actions"]) < args.actions:
             time.sleep(0.2)
-        first = httpx.get(feed_url)
+        first = httpx.get(feed_url, headers={"Accept-Encoding": "gzip"})
         etag = first.headers["etag"]
-        conditional = wrk(feed_url, args.seconds, args.connections, {"If-None-Match": etag})
-        full = wrk(feed_url, args.seconds, args.connections, {})
+        gzip = {"Accept-Encoding": "gzip"}  # as the apps' HTTP clients send it
+        conditional = wrk(feed_url, args.seconds, args.connections, {**gzip, "If-None-Match": etag})
+        full = wrk(feed_url, args.seconds, args.connections, gzip)
         result = {"actions_in_feed": args.actions, "feed_bytes": len(first.content),
+                  "feed_bytes_gzipped": int(first.headers["content-length"]),
                   "cache_control": first.headers["cache-control"], "connections": args.connections,
                   "conditional_304": conditional, "full_200": full,
                   "apps_per_minute_one_process_carries": int(conditional["requests_per_second"] * 60)}
         print(json.dumps(result))
-        print(f"\nBurgernet feed, {args.actions} actions ({len(first.content)} bytes), {args.connections} connections, "
+        print(f"\nBurgernet feed, {args.actions} actions ({len(first.content)} bytes, "
+              f"{result['feed_bytes_gzipped']} gzipped), {args.connections} connections, "
               f"one intake process on this machine (wrk on the same two cores):")
-        for name, figures in (("If-None-Match (304)", conditional), ("full fetch (200)", full)):
+        for name, figures in (("If-None-Match (304)", conditional), ("full fetch (200, gzip)", full)):
             print(f"  {name:22} {figures['requests_per_second']:>9,.0f} req/s   p50 {figures['p50_ms']} ms   "
                   f"p90 {figures['p90_ms']} ms   p99 {figures['p99_ms']} ms   errors {figures['non_2xx_3xx']}")
         print(f"  a million apps a minute = 16,667 req/s: one process carries "

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from burgermelding_shared.app import Runtime, background_loop, create_service_app, service_destinations
 from burgermelding_shared.idempotency import IdempotencyPurger
 from burgermelding_shared.slots import PriorityExecutor
-from report_intake import api, burgernet_api, internal, open311
+from report_intake import api, burgernet, burgernet_api, internal, open311
 from report_intake.config import IntakeSettings, get_settings
 from report_intake.display import DisplayCopies
 from report_intake.followup import TimelineNotifier
@@ -61,6 +61,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                       {"name": "open311", "description": "Open311 GeoReport v2 facade for existing clients"},
                       {"name": "internal", "description": "For our own services only"}],
     )
+    # Outermost of our middleware: the feed a million apps poll is answered before the rest of the stack.
+    app.add_middleware(burgernet.FeedFastPath)
     app.include_router(api.installation_router)
     app.include_router(api.router)
     app.include_router(burgernet_api.router)
