@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,17 @@ class Phone:
             self.retries += 1
             time.sleep(pause)
             pause = min(2.0, pause * 2)
+
+
+def eventually(check: Callable[[], Any], limit: float = 30, pause: float = 0.1) -> Any:
+    """Ask `check` again until it answers something true or `limit` seconds pass (the limit only bounds a
+    broken run); its last answer."""
+    deadline = time.monotonic() + limit
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(pause)
 
 
 def create_dispatcher(suite: Suite, username: str, role: str) -> str:

@@ -22,7 +22,7 @@ from PIL import Image
 from burgermelding_shared.burgernet import Area
 from tests.databases import everything_stored, run_sql
 from tests.helpers import phone_photo, report_json
-from tests.suite import Suite, create_dispatcher, start_suite, submit
+from tests.suite import Suite, create_dispatcher, eventually, start_suite, submit
 
 # Around Utrecht's centre (lat, lon); the phone outside is in Amsterdam.
 UTRECHT = [(52.0950, 5.1050), (52.0950, 5.1350), (52.0830, 5.1350), (52.0830, 5.1050)]
@@ -40,15 +40,6 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
         "BM_BRIDGE_BURGERNET_DEADLINE_POLL_SECONDS": "0.3", "BM_INTAKE_BURGERNET_FEED_REFRESH_SECONDS": "0.5"})
     yield running
     running.stop()
-
-
-def eventually(check: Any, limit: float = 30) -> Any:
-    deadline = time.monotonic() + limit
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 class App:

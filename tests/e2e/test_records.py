@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ import pytest
 from burgermelding_shared import evidence
 from burgermelding_shared.service_auth import development_key
 from tests.helpers import exif_time, gps_tags, make_jpeg, report_json
-from tests.suite import Suite, create_dispatcher, follow, start_suite, submit
+from tests.suite import Suite, create_dispatcher, eventually, follow, start_suite, submit
 
 # Every finished case purged at once, so that a test need not wait 30 days; the production defaults are in
 # burgermelding_shared.retention.DEFAULT_RULES.
@@ -54,15 +53,6 @@ def closed_report(suite: Suite, n: int, key: str, **extra: Any) -> tuple[dict[st
 def cli(suite: Suite, package: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", package, *args], env={**suite.env, **(env or {})}, text=True,
                           capture_output=True, timeout=120)
-
-
-def eventually(check: Any, limit: float = 30) -> Any:
-    deadline = time.monotonic() + limit
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 def test_custody_hold_retention_export_and_the_chains(suite: Suite, tmp_path: Path) -> None:
