@@ -84,6 +84,8 @@ class Incident(BridgeTable, table=True):
     last_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
     summary_version: int = 0  # of the EventSummary last sent to the meldkamer
     merged_into: str | None = Field(default=None, max_length=36)  # it turned out to be part of that incident
+    # A dispatcher split it off that incident (a different event): the automatic merges keep the two apart.
+    split_from: str | None = Field(default=None, max_length=36)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
@@ -152,3 +154,19 @@ class BurgernetAction(BridgeTable, table=True):
     closed_by: str | None = Field(default=None, max_length=64)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_sighting_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ConsoleSession(BridgeTable, table=True):
+    """A dispatcher logged in to the console. The browser holds only a random token in a cookie; this row holds
+    its hash, so a leaked database does not hand out sessions. Ended on logout, after inactivity, or when the
+    account is disabled."""
+
+    __tablename__ = "console_sessions"
+
+    token_sha256: str = Field(primary_key=True, max_length=64)
+    username: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    csrf_token: str = Field(max_length=64)  # sent back with every change: a form field or X-CSRF-Token header
+    language: str = Field(default="nl", max_length=2)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
