@@ -49,6 +49,15 @@ class BridgeSettings(ServiceSettings):
     witness_call_max_days: int = Field(30, ge=1, description="The longest a witness call may stay open.")
     burgernet_deadline_poll_seconds: float = Field(5.0, gt=0, description="How often the deadline watch looks "
                                                    "for actions past their closing time.")
+    console_idle_minutes: float = Field(15, gt=0, description="The console's session ends after this long without "
+                                        "the dispatcher pressing a key or clicking (the live feed alone does not "
+                                        "keep it on).")
+    console_tile_url: str = Field(
+        "https://service.pdok.nl/brt/achtergrondkaart/wmts/v2_0/standaard/EPSG:3857/{z}/{x}/{y}.png",
+        description="The console map's tile server (XYZ template; PDOK's BRT-Achtergrondkaart by default). Empty: "
+        "no background map, the markers still show. Its host is allowed in the console's Content-Security-Policy.")
+    console_tile_attribution: str = Field("Kaartgegevens © Kadaster (PDOK, BRT-Achtergrondkaart)",
+                                          description="The credit shown on the console map for its tiles.")
 
     @field_validator("meldkamer_webhook_keys")
     @classmethod

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from burgermelding_shared.app import background_loop, create_service_app, service_destinations
 from burgermelding_shared.retention import SettledMessagesPurger
-from dispatch_bridge import burgernet_api, dispatch_api, internal
+from dispatch_bridge import burgernet_api, console, dispatch_api, internal
 from dispatch_bridge.burgernet import BurgernetDeadlines
 from dispatch_bridge.config import BridgeSettings, get_settings
 from dispatch_bridge.deadlines import Call112Watch, deadline_scraper
@@ -28,7 +28,7 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
         destinations=destinations,
         result_handlers={REQUEST_KIND: on_meldkamer_answer},
         attempt_handlers={REQUEST_KIND: on_meldkamer_attempt},
-        hooks=[background_loop(Call112Watch), background_loop(BurgernetDeadlines),
+        hooks=[background_loop(Call112Watch), background_loop(BurgernetDeadlines), console.feed_hook,
                background_loop(lambda runtime: SettledMessagesPurger(
             runtime.db, messaging, runtime.settings.settled_messages_days))],
         metrics_scrapers=[deadline_scraper],
@@ -42,4 +42,5 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
     app.include_router(dispatch_api.router)
     app.include_router(burgernet_api.router)
     app.include_router(burgernet_api.meldkamer)
+    console.install(app, settings.console_tile_url)
     return app

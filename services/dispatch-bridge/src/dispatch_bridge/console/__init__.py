@@ -1,0 +1,91 @@
+"""The dispatchers' console: a web screen for dispatchers and supervisors, served by the bridge at `/console`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import xstatic.pkg.leaflet
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from burgermelding_shared.errors import ServiceError, render_error
+from dispatch_bridge.console import routes
+from dispatch_bridge.console.live import feed_hook
+from dispatch_bridge.console.sessions import LoginRequired
+from dispatch_bridge.console.texts import Texts
+
+__all__ = ["feed_hook", "install"]
+PREFIX = "/console"
+
+
+def content_security_policy(tile_url: str) -> str:
+    """No inline script or style anywhere; images from ourselves and the map's tile server only."""
+    tiles = ""
+    if tile_url:
+        parts = urlsplit(tile_url.replace("{", "").replace("}", ""))
+        tiles = f" {parts.scheme}://{parts.netloc}"
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:" + tiles +
+            "; connect-src 'self'; media-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors "
+            "'none'; base-uri 'none'")
+
+
+class ConsoleHeaders:
+    """Every console answer: the strict policy, never cached (pages show who saw what), never framed. The
+    referrer stays within our origin (no-referrer would make browsers send `Origin: null` on our own forms)."""
+
+    def __init__(self, app: ASGIApp, policy: str) -> None:
+        self.app = app
+        self.headers = [(b"content-security-policy", policy.encode()), (b"x-content-type-options", b"nosniff"),
+                        (b"x-frame-options", b"DENY"), (b"referrer-policy", b"same-origin"),
+                        (b"cross-origin-opener-policy", b"same-origin"),
+                        (b"permissions-policy", b"camera=(), microphone=(), geolocation=()")]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith(PREFIX + "/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
+                           or static]
+                headers += self.headers
+                if not static:
+                    headers.append((b"cache-control", b"no-store"))
+                    headers.append((b"pragma", b"no-cache"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def install(app: FastAPI, tile_url: str) -> None:
+    app.include_router(routes.router)
+    app.mount(PREFIX + "/static/leaflet", StaticFiles(directory=xstatic.pkg.leaflet.BASE_DIR), name="leaflet")
+    app.mount(PREFIX + "/static", StaticFiles(directory=Path(__file__).parent / "static"), name="console")
+    app.add_middleware(ConsoleHeaders, policy=content_security_policy(tile_url))
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        if request.headers.get("x-console") == "fetch" or request.url.path.endswith("/events"):
+            return JSONResponse({"login": exc.reason}, status_code=401)
+        return RedirectResponse(f"{PREFIX}/login?reason={exc.reason}", status_code=303)
+
+    api_errors = app.exception_handlers[ServiceError]
+
+    async def _service_error(request: Request, exc: Exception) -> Response:
+        """In the console an error is a page in the dispatcher's language; elsewhere the problem JSON."""
+        assert isinstance(exc, ServiceError)
+        if not request.url.path.startswith(PREFIX + "/") or request.headers.get("x-console") == "fetch":
+            return await api_errors(request, exc) if api_errors else render_error(request, exc)
+        language = routes.language_of(request)
+        return routes.templates.TemplateResponse(request, "error.html", {
+            "t": Texts(language), "lang": language, "user": None, "path": request.url.path,
+            "message": exc.detail_nl if language == "nl" else exc.detail, "status": exc.status_code},
+            status_code=exc.status_code, headers=exc.headers)
+
+    app.exception_handlers[ServiceError] = _service_error

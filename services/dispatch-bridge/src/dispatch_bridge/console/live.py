@@ -1,0 +1,125 @@
+"""The console's live feed: what changed, which urgent incidents are open, and which missed the 112 deadline.
+
+One watcher per bridge process reads a small summary of the desk every `POLL_SECONDS` while at least one
+console is connected, and wakes every connected console when it changed. It reads the shared database, so a
+report that reached another replica of the bridge shows here as fast. Each console then fetches the part of
+its page that shows the change (the incident list, or the incident it has open), as the dispatcher it is, so
+that what it is shown is audited as every other view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from burgermelding_shared.app import Runtime
+from burgermelding_shared.categories import CATEGORIES
+from dispatch_bridge.incidents import CLOSED_STATUSES
+from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident
+
+POLL_SECONDS = 0.5
+NOT_ACCEPTED = ("queued", "sent", "dead_lettered", "rejected")  # an urgent incident in these is still not taken up
+
+
+@dataclass
+class Snapshot:
+    version: str
+    urgent: list[dict[str, Any]]
+    overdue: list[dict[str, Any]]
+
+    def event(self) -> str:
+        return json.dumps({"version": self.version, "urgent": self.urgent, "overdue": self.overdue})
+
+
+def labels(code: str) -> dict[str, str]:
+    category = CATEGORIES.get(code)
+    return {"nl": category.name_nl, "en": category.name_en} if category else {"nl": code, "en": code}
+
+
+async def read_snapshot(runtime: Runtime) -> Snapshot:
+    async with runtime.db.sessions() as session:
+        open_incidents = (await session.execute(select(
+            Incident.id, Incident.priority, Incident.category, Incident.delivery_state, Incident.created_at,
+            Incident.call_112_sent_at, Incident.summary_version, Incident.operational_status, Incident.updated_at,
+        ).where(Incident.merged_into.is_(None)).order_by(Incident.created_at.desc()).limit(500))).all()
+        reports = (await session.execute(select(BridgeReport.state, BridgeReport.verdict, func.count())
+                                         .group_by(BridgeReport.state, BridgeReport.verdict))).all()
+        messages = (await session.execute(select(func.count(), func.max(BridgeMessage.sent_at))
+                                          .select_from(BridgeMessage))).one()
+        merged = (await session.execute(select(func.count()).select_from(Incident)
+                                        .where(Incident.merged_into.is_not(None)))).scalar_one()
+    digest = hashlib.sha256(repr((open_incidents, sorted(reports, key=repr), tuple(messages), merged))
+                            .encode()).hexdigest()[:16]
+    live = [i for i in open_incidents if i.operational_status not in CLOSED_STATUSES]
+    urgent = [{"id": i.id, "category": labels(i.category)} for i in live if i.priority == 1]
+    overdue = [{"id": i.id, "category": labels(i.category), "created_at": i.created_at.isoformat()} for i in live
+               if i.priority == 1 and i.call_112_sent_at is not None and i.delivery_state in NOT_ACCEPTED]
+    return Snapshot(digest, urgent, overdue)
+
+
+@dataclass
+class LiveFeed:
+    """Wakes every waiting console when the desk changed; polls only while someone listens."""
+
+    runtime: Runtime
+    latest: Snapshot | None = None
+    listeners: int = 0
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _task: asyncio.Task[None] | None = None
+
+    async def wait(self, seen: str | None, limit: float) -> Snapshot | None:
+        """The next snapshot other than `seen` (the first one at once), or None after `limit` seconds."""
+        self.listeners += 1
+        try:
+            if self._task is None or self._task.done():
+                self._task = asyncio.create_task(self._watch())
+            async with self._changed:
+                try:
+                    await asyncio.wait_for(self._changed.wait_for(
+                        lambda: self.latest is not None and self.latest.version != seen), limit)
+                except TimeoutError:
+                    return None
+                return self.latest
+        finally:
+            self.listeners -= 1
+
+    async def _watch(self) -> None:
+        idle_rounds = 0
+        while idle_rounds < 20:  # ten seconds with nobody listening: stop reading the database
+            try:
+                snapshot = await read_snapshot(self.runtime)
+            except Exception:  # a database hiccup: keep the last snapshot, try again at the next round
+                snapshot = self.latest
+            if snapshot is not None and (self.latest is None or snapshot.version != self.latest.version):
+                async with self._changed:
+                    self.latest = snapshot
+                    self._changed.notify_all()
+            idle_rounds = 0 if self.listeners else idle_rounds + 1
+            await asyncio.sleep(POLL_SECONDS)
+
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def feed_of(runtime: Runtime) -> LiveFeed:
+    return runtime.extras.setdefault("console_feed", LiveFeed(runtime))  # type: ignore[no-any-return]
+
+
+@contextlib.asynccontextmanager
+async def feed_hook(runtime: Runtime) -> AsyncIterator[None]:
+    """The bridge's lifespan: the watcher stops with the process."""
+    yield
+    feed = runtime.extras.get("console_feed")
+    if feed is not None:
+        await feed.stop()

@@ -1,0 +1,359 @@
+"""The dispatchers' console (`/console`): server-rendered pages over the same desk functions as the API.
+
+Every page is a plain HTML form or link, so it works by keyboard and without script; `console.js` adds the live
+parts (the feed, the signal for a new urgent incident, the 112 alarm). Changes are POST forms carrying the
+session's CSRF token and end in a redirect back to the page (post/redirect/get), with what happened in the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from burgermelding_shared.app import RuntimeDep
+from burgermelding_shared.burgernet import Area, Circle
+from burgermelding_shared.categories import CATEGORIES
+from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.ratelimit import client_address
+from burgermelding_shared.timeutil import utcnow
+from dispatch_bridge import auth, burgernet, desk, records
+from dispatch_bridge.burgernet import ActionRequest
+from dispatch_bridge.console import live, sessions, views
+from dispatch_bridge.console.sessions import ConsoleUser, FeedUser, SupervisorUser, User
+from dispatch_bridge.console.texts import LOOKING_FOR, STATES, Texts
+from dispatch_bridge.models import Dispatcher
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+FEED_KEEPALIVE_SECONDS = 15.0
+FEED_SESSION_CHECK_SECONDS = 5.0
+DUTCH_TIME = ZoneInfo("Europe/Amsterdam")
+DELIVERY_STATES = ("queued", "sent", "accepted", "rejected", "dead_lettered", "cancelled")
+
+
+def language_of(request: Request, user: ConsoleUser | None = None) -> str:
+    wanted = request.query_params.get("lang")
+    if wanted in sessions.LANGUAGES:
+        return wanted
+    if user is not None:
+        return user.language
+    return request.cookies.get(sessions.LANGUAGE_COOKIE) if request.cookies.get(
+        sessions.LANGUAGE_COOKIE) in sessions.LANGUAGES else "nl"  # type: ignore[return-value]
+
+
+async def page(request: Request, template: str, user: ConsoleUser | None, status_code: int = 200,
+               **context: Any) -> HTMLResponse:
+    language = language_of(request, user)
+    if user is not None and language != user.language:
+        await sessions.set_language(request.app.state.runtime, user, language)
+    response = templates.TemplateResponse(request, template, {
+        "t": Texts(language), "lang": language, "user": user, "now": utcnow(), "path": request.url.path,
+        "notice": request.query_params.get("done"), "problem": request.query_params.get("problem"), **context},
+        status_code=status_code)
+    sessions.set_cookie(response, sessions.LANGUAGE_COOKIE, language, max_age=365 * 86400)
+    return response
+
+
+def back_to(url: str, **outcome: str) -> RedirectResponse:
+    return RedirectResponse(f"{url}?{urlencode(outcome)}" if outcome else url, status_code=303)
+
+
+def problem_text(error: ServiceError, language: str) -> str:
+    return error.detail_nl if language == "nl" else error.detail
+
+
+async def checked(request: Request, user: ConsoleUser) -> dict[str, Any]:
+    """The form of a change, after its CSRF token and origin are checked."""
+    form = dict(await request.form())
+    sessions.check_csrf(request, user.csrf_token, str(form.get("csrf_token") or "") or
+                        request.headers.get("x-csrf-token"))
+    return form
+
+
+async def act(request: Request, user: ConsoleUser, url: str, change: Any) -> RedirectResponse:
+    """Run a change and go back to the page with its outcome (or its problem, in the dispatcher's language)."""
+    try:
+        await change
+    except ServiceError as exc:
+        return back_to(url, problem=problem_text(exc, user.language))
+    return back_to(url, done="1")
+
+
+# ---- login and session ------------------------------------------------------------------------------------
+
+
+@router.get("", response_class=RedirectResponse)
+async def home() -> RedirectResponse:
+    return RedirectResponse("/console/incidents", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, reason: str | None = None) -> HTMLResponse:
+    token = sessions.new_login_token()
+    response = await page(request, "login.html", None, login_token=token, reason=reason)
+    sessions.set_cookie(response, sessions.LOGIN_COOKIE, token, max_age=1800)
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, runtime: RuntimeDep, username: Annotated[str, Form(max_length=200)] = "",
+                password: Annotated[str, Form(max_length=1000)] = "",
+                csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    sessions.check_csrf(request, request.cookies.get(sessions.LOGIN_COOKIE) or "", csrf_token)
+    language = language_of(request)
+    try:
+        await auth.log_in(runtime, username, password, client_address(request))
+    except ServiceError as exc:
+        token = sessions.new_login_token()
+        response = await page(request, "login.html", None, status_code=exc.status_code, login_token=token,
+                              login_problem=problem_text(exc, language), username=username[:64])
+        sessions.set_cookie(response, sessions.LOGIN_COOKIE, token, max_age=1800)
+        return response
+    async with runtime.db.sessions() as session:
+        user = await session.get(Dispatcher, username[:64])
+    assert user is not None  # log_in found it a moment ago
+    token, _csrf = await sessions.start(runtime, auth.Actor(user.username, user.role), language)
+    response = RedirectResponse("/console/incidents", status_code=303)
+    sessions.set_cookie(response, sessions.SESSION_COOKIE, token)
+    response.delete_cookie(sessions.LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, runtime: RuntimeDep, user: User) -> RedirectResponse:
+    await checked(request, user)
+    await sessions.end(runtime, user)
+    response = RedirectResponse("/console/login?reason=ended", status_code=303)
+    response.delete_cookie(sessions.SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/activity", status_code=204)
+async def activity(request: Request, user: User) -> Response:
+    """The dispatcher pressed a key or clicked: their session stays on (the dependency touched it)."""
+    await checked(request, user)
+    return Response(status_code=204)
+
+
+# ---- the incident list and the live feed ------------------------------------------------------------------
+
+
+def incident_filter(delivery_state: str | None, priority: int | None, category: str | None,
+                    include_merged: bool) -> desk.IncidentFilter:
+    return desk.IncidentFilter(delivery_state or None, priority, category or None, include_merged)
+
+
+Priority = Annotated[int | None, Query(ge=1, le=3)]
+
+
+@router.get("/incidents", response_class=HTMLResponse)
+async def incident_list(request: Request, runtime: RuntimeDep, user: User, delivery_state: str | None = None,
+                        priority: Priority = None, category: str | None = None,
+                        include_merged: bool = False) -> HTMLResponse:
+    filters = incident_filter(delivery_state, priority, category, include_merged)
+    shown = await desk.list_incidents(runtime, user.actor, filters, 200)
+    return await page(request, "incidents.html", user, incidents=shown, filters=filters,
+                      categories=CATEGORIES, delivery_states=DELIVERY_STATES)
+
+
+@router.get("/incidents/rows", response_class=HTMLResponse)
+async def incident_rows(request: Request, runtime: RuntimeDep, user: FeedUser, delivery_state: str | None = None,
+                        priority: Priority = None, category: str | None = None,
+                        include_merged: bool = False) -> HTMLResponse:
+    """The list's rows alone, fetched by the page when the feed says something changed."""
+    filters = incident_filter(delivery_state, priority, category, include_merged)
+    shown = await desk.list_incidents(runtime, user.actor, filters, 200)
+    return await page(request, "_incident_rows.html", user, incidents=shown)
+
+
+@router.get("/events")
+async def events(request: Request, runtime: RuntimeDep, user: FeedUser) -> StreamingResponse:
+    """Server-sent events: `desk` when something changed (with the open urgent incidents and those past the
+    112 deadline), `session` when the session ended. A comment every 15 s keeps proxies from closing it."""
+    feed = live.feed_of(runtime)
+    cookie = request.cookies.get(sessions.SESSION_COOKIE)
+
+    async def stream() -> Any:
+        seen: str | None = None
+        checked_at = asyncio.get_running_loop().time()
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected():
+            snapshot = await feed.wait(seen, FEED_SESSION_CHECK_SECONDS)
+            if snapshot is not None:
+                seen = snapshot.version
+                yield f"event: desk\ndata: {snapshot.event()}\n\n"
+            if asyncio.get_running_loop().time() - checked_at >= FEED_SESSION_CHECK_SECONDS:
+                checked_at = asyncio.get_running_loop().time()
+                try:
+                    await sessions.find(runtime, cookie, activity=False)
+                except sessions.LoginRequired as ended:
+                    yield f"event: session\ndata: {ended.reason}\n\n"
+                    return
+                yield ": still here\n\n"
+
+    del user  # checked by the dependency when the feed opens; rechecked every few seconds above
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+# ---- one incident -----------------------------------------------------------------------------------------
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+async def incident_page(request: Request, runtime: RuntimeDep, user: User, incident_id: str) -> HTMLResponse:
+    shown = await views.incident_page(runtime, user.actor, incident_id)
+    return await page(request, "incident.html", user, **shown, looking_for=LOOKING_FOR)
+
+
+@router.get("/incidents/{incident_id}/reports", response_class=HTMLResponse)
+async def incident_reports(request: Request, runtime: RuntimeDep, user: FeedUser, incident_id: str) -> HTMLResponse:
+    """The incident's reports and messages alone, fetched by the page when the feed says something changed."""
+    shown = await views.incident_page(runtime, user.actor, incident_id)
+    return await page(request, "_incident_reports.html", user, **shown)
+
+
+@router.get("/reports/{report_id}/photos/{photo_id}")
+async def photo(runtime: RuntimeDep, user: User, report_id: str, photo_id: str, original: bool = False) -> Response:
+    data, content_type = await desk.photo(runtime, user.actor, report_id, photo_id, original)
+    headers = {"Cache-Control": "no-store", "Content-Disposition": "inline"}
+    return Response(data, media_type=content_type, headers=headers)
+
+
+def incident_url(incident_id: str) -> str:
+    return f"/console/incidents/{quote(incident_id[:36], safe='')}"
+
+
+@router.post("/reports/{report_id}/question")
+async def ask(request: Request, runtime: RuntimeDep, user: User, report_id: str) -> RedirectResponse:
+    form = await checked(request, user)
+    text = str(form.get("text") or "").strip()
+    url = incident_url(str(form.get("incident_id") or ""))
+    if not 1 <= len(text) <= 2000:
+        return back_to(url, problem=Texts(user.language)("question") + ": 1–2000")
+    return await act(request, user, url, desk.ask(runtime, user.actor, report_id, text))
+
+
+@router.post("/reports/{report_id}/{decision}")
+async def decide(request: Request, runtime: RuntimeDep, user: User, report_id: str, decision: str
+                 ) -> RedirectResponse:
+    form = await checked(request, user)
+    url = incident_url(str(form.get("incident_id") or ""))
+    if decision == "split":
+        try:
+            split = await desk.split_report(runtime, user.actor, report_id)
+        except ServiceError as exc:
+            return back_to(url, problem=problem_text(exc, user.language))
+        return back_to(incident_url(split["incident_id"]), done="1")
+    if decision not in ("forward", "reject"):
+        raise ServiceError(404, "not_found", "no such action", detail_nl="deze handeling bestaat niet")
+    return await act(request, user, url, desk.decide_review(runtime, user.actor, report_id,
+                                                             forward=decision == "forward"))
+
+
+@router.post("/incidents/{incident_id}/merge")
+async def merge(request: Request, runtime: RuntimeDep, user: User, incident_id: str) -> RedirectResponse:
+    form = await checked(request, user)
+    other = str(form.get("other_id") or "").strip()[:36]
+    try:
+        survivor = await desk.merge_incidents(runtime, user.actor, incident_id, [other])
+    except ServiceError as exc:
+        return back_to(incident_url(incident_id), problem=problem_text(exc, user.language))
+    return back_to(incident_url(survivor["incident_id"]), done="1")
+
+
+@router.post("/incidents/{incident_id}/burgernet")
+async def start_burgernet(request: Request, runtime: RuntimeDep, user: User, incident_id: str) -> RedirectResponse:
+    form = await checked(request, user)
+    url = incident_url(incident_id)
+    try:
+        action = ActionRequest(
+            incident_id=incident_id, looking_for=str(form.get("looking_for") or ""),  # type: ignore[arg-type]
+            headline_nl=str(form.get("headline_nl") or ""), description_nl=str(form.get("description_nl") or ""),
+            area=Area(circle=Circle(lat=float(str(form.get("lat"))), lon=float(str(form.get("lon"))),
+                                    radius_m=float(str(form.get("radius_m") or 0)))),
+            duration_minutes=int(str(form.get("duration_minutes") or 0)) or None)
+    except (ValidationError, ValueError) as exc:
+        return back_to(url, problem=_form_problem(exc, user.language))
+    return await act(request, user, url, burgernet.start_action(runtime, user.actor, action))
+
+
+def _form_problem(exc: Exception, language: str) -> str:
+    if isinstance(exc, ValidationError):
+        where = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+        return ("Controleer deze velden: " if language == "nl" else "Check these fields: ") + where
+    return "Controleer de getallen in het formulier" if language == "nl" else "Check the numbers in the form"
+
+
+# ---- the map -----------------------------------------------------------------------------------------------
+
+
+@router.get("/map", response_class=HTMLResponse)
+async def map_page(request: Request, runtime: RuntimeDep, user: User) -> HTMLResponse:
+    shown = await desk.list_incidents(runtime, user.actor, desk.IncidentFilter(), 200)
+    settings = runtime.settings
+    return await page(request, "map.html", user, incidents=shown, tile_url=settings.console_tile_url,
+                      tile_attribution=settings.console_tile_attribution)
+
+
+@router.get("/map/data")
+async def map_data(runtime: RuntimeDep, user: FeedUser) -> JSONResponse:
+    """The incidents and their reports' places, for the map (the view is audited as the list is)."""
+    shown = await desk.list_incidents(runtime, user.actor, desk.IncidentFilter(), 200)
+    places = await views.report_places(runtime, [r["report_id"] for i in shown for r in i["reports"]])
+    return JSONResponse([{
+        "incident_id": i["incident_id"], "priority": i["priority"], "category": i["category"],
+        "delivery_state": i["delivery_state"], "witnesses": (i["event"] or {}).get("witnessCount", 0),
+        "centre": (i["event"] or {}).get("centre"), "radius_m": (i["event"] or {}).get("radiusMeters", 0),
+        "reports": [{"reference": r["reference"], **places[r["report_id"]]} for r in i["reports"]
+                    if r["report_id"] in places]} for i in shown], headers={"Cache-Control": "no-store"})
+
+
+# ---- supervisors ---------------------------------------------------------------------------------------------
+
+
+@router.get("/supervision", response_class=HTMLResponse)
+async def supervision(request: Request, runtime: RuntimeDep, user: SupervisorUser) -> HTMLResponse:
+    overview = await desk.delivery_overview(runtime)
+    letters = await desk.dead_letters(runtime, 100)
+    return await page(request, "supervision.html", user, overview=overview, letters=letters, states=STATES)
+
+
+@router.post("/dead-letters/{message_id}/replay")
+async def replay(request: Request, runtime: RuntimeDep, user: SupervisorUser, message_id: str) -> RedirectResponse:
+    await checked(request, user)
+    return await act(request, user, "/console/supervision", desk.replay(runtime, user.actor, message_id))
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def audit_page(request: Request, runtime: RuntimeDep, user: SupervisorUser,
+                     target_id: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
+    entries = await desk.audit_log(runtime, target_id or None, 200)
+    return await page(request, "audit.html", user, entries=entries, target_id=target_id or "")
+
+
+@router.get("/reports/{report_id}/photos/{photo_id}/custody", response_class=HTMLResponse)
+async def custody(request: Request, runtime: RuntimeDep, user: SupervisorUser, report_id: str,
+                  photo_id: str) -> HTMLResponse:
+    record = await records.custody(runtime, user.actor, report_id, photo_id)
+    return await page(request, "custody.html", user, record=record, report_id=report_id, photo_id=photo_id)
+
+
+def when(value: datetime | str | None, language: str) -> str:
+    """A time as the meldkamer reads it: Dutch local time."""
+    if value is None:
+        return "–"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    moment = moment.astimezone(DUTCH_TIME)
+    return moment.strftime("%d-%m-%Y %H:%M:%S" if language == "nl" else "%Y-%m-%d %H:%M:%S")
+
+
+templates.env.filters["when"] = when

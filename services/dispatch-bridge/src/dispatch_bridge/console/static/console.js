@@ -1,0 +1,163 @@
+// The console's live parts. Everything else is plain links and forms that work without this file.
+// - the live feed (server-sent events): when the desk changes, the part of the page that shows it is fetched
+//   again (the incident list, or the open incident's reports and messages);
+// - a new urgent incident: a visible banner and a sound, on every page;
+// - the 112 alarm: on every page while an urgent incident is past the deadline and not accepted;
+// - inactivity: keys pressed and clicks keep the session on (told to the bridge at most once a minute).
+"use strict";
+(function () {
+  const body = document.body;
+  const feedUrl = body.dataset.feed;
+  if (!feedUrl) return;  // the login page
+  const csrf = body.dataset.csrf;
+  const SEEN_KEY = "bm-urgent-seen";
+
+  // ---- sound: a short two-tone signal (Web Audio; browsers allow it after the first key or click) ----------
+  let audio = null;
+  function unlockAudio() {
+    if (!audio && (window.AudioContext || window.webkitAudioContext)) {
+      audio = new (window.AudioContext || window.webkitAudioContext)();
+    }
+    if (audio && audio.state === "suspended") audio.resume();
+  }
+  function beep() {
+    if (!audio || audio.state !== "running") return false;
+    [0, 0.25, 0.5].forEach(function (at, n) {
+      const osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = n % 2 ? 660 : 880;
+      gain.gain.value = 0.2;
+      osc.connect(gain).connect(audio.destination);
+      osc.start(audio.currentTime + at);
+      osc.stop(audio.currentTime + at + 0.18);
+    });
+    return true;
+  }
+
+  // ---- inactivity: the dispatcher's own keys and clicks keep the session on --------------------------------
+  let lastPing = Date.now();
+  function active() {
+    unlockAudio();
+    if (Date.now() - lastPing < 60000) return;
+    lastPing = Date.now();
+    fetch("/console/activity", {method: "POST", headers: {"X-CSRF-Token": csrf, "X-Console": "fetch"},
+                                credentials: "same-origin"}).then(loginIfGone);
+  }
+  document.addEventListener("keydown", active);
+  document.addEventListener("pointerdown", active);
+
+  function loginIfGone(response) {
+    if (response.status === 401) window.location.assign("/console/login?reason=expired");
+    return response;
+  }
+
+  // ---- refreshing a part of the page, keeping what the dispatcher is typing and where the focus is --------
+  function swap(target, html) {
+    const focused = document.activeElement && target.contains(document.activeElement) ? document.activeElement : null;
+    const focusId = focused && focused.id, focusHref = focused && focused.getAttribute("href");
+    const typed = {};
+    target.querySelectorAll("textarea[id], input[id]").forEach(function (field) {
+      if (field.value) typed[field.id] = [field.value, field.selectionStart, field.selectionEnd];
+    });
+    target.innerHTML = html;
+    Object.keys(typed).forEach(function (id) {
+      const field = document.getElementById(id);
+      if (field) { field.value = typed[id][0]; }
+    });
+    let again = focusId ? document.getElementById(focusId) : null;
+    if (!again && focusHref) again = target.querySelector('[href="' + CSS.escape(focusHref) + '"]');
+    if (again) {
+      again.focus();
+      if (focusId && typed[focusId] && again.setSelectionRange) again.setSelectionRange(typed[focusId][1], typed[focusId][2]);
+    }
+  }
+
+  const parts = [];
+  const rows = document.getElementById("incident-rows");
+  if (rows) {
+    parts.push({target: rows, url: function () {
+      const filters = document.getElementById("filters");
+      const query = new URLSearchParams(window.location.search);
+      query.delete("done"); query.delete("problem"); query.delete("lang");
+      if (!query.toString() && filters) new FormData(filters).forEach(function (v, k) { if (v) query.set(k, v); });
+      return rows.dataset.rowsUrl + (query.toString() ? "?" + query : "");
+    }});
+  }
+  const reports = document.getElementById("incident-reports");
+  if (reports) parts.push({target: reports, url: function () { return reports.dataset.reportsUrl; }});
+
+  let refreshing = false, pending = false;
+  function refresh() {
+    if (refreshing) { pending = true; return; }
+    refreshing = true;
+    Promise.all(parts.map(function (part) {
+      return fetch(part.url(), {headers: {"X-Console": "fetch"}, credentials: "same-origin"})
+        .then(loginIfGone)
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) { if (html !== null) swap(part.target, html); });
+    })).catch(function () {}).then(function () {
+      refreshing = false;
+      if (pending) { pending = false; setTimeout(refresh, 300); }
+    });
+  }
+
+  // ---- new urgent incidents and the 112 alarm --------------------------------------------------------------
+  function seen() {
+    try { return JSON.parse(sessionStorage.getItem(SEEN_KEY) || "null"); } catch (e) { return null; }
+  }
+  function signalNew(urgent) {
+    const known = seen();
+    const ids = urgent.map(function (i) { return i.id; });
+    sessionStorage.setItem(SEEN_KEY, JSON.stringify(known ? known.concat(ids.filter(function (id) {
+      return known.indexOf(id) < 0; })) : ids));
+    if (known === null) return;  // the first look of this session: what is there is on screen already
+    const fresh = urgent.filter(function (i) { return known.indexOf(i.id) < 0; });
+    if (!fresh.length) return;
+    const banner = document.getElementById("new-urgent");
+    banner.textContent = "";
+    const title = document.createElement("strong");
+    title.textContent = body.dataset.textNewUrgent + ": ";
+    banner.appendChild(title);
+    fresh.forEach(function (i) {
+      const link = document.createElement("a");
+      link.href = "/console/incidents/" + encodeURIComponent(i.id);
+      link.textContent = (i.category[body.dataset.lang] || i.category.nl) + " · " + i.id.slice(0, 8);
+      banner.appendChild(link);
+      banner.appendChild(document.createTextNode(" "));
+    });
+    banner.hidden = false;
+    banner.dataset.sound = beep() ? "played" : "blocked";
+    banner.dataset.signals = String(Number(banner.dataset.signals || 0) + 1);
+  }
+  function alarm(overdue) {
+    const box = document.getElementById("alarm-112"), list = document.getElementById("alarm-112-list");
+    list.textContent = "";
+    overdue.forEach(function (i) {
+      const link = document.createElement("a");
+      link.href = "/console/incidents/" + encodeURIComponent(i.id);
+      link.textContent = (i.category[body.dataset.lang] || i.category.nl) + " · " + i.id.slice(0, 8);
+      list.appendChild(link);
+      list.appendChild(document.createTextNode(" "));
+    });
+    const was = !box.hidden;
+    box.hidden = overdue.length === 0;
+    if (!box.hidden && !was) beep();
+  }
+
+  // ---- the feed ------------------------------------------------------------------------------------------
+  let version = null;
+  const state = document.getElementById("feed-state");
+  const feed = new EventSource(feedUrl);
+  feed.addEventListener("open", function () { state.textContent = ""; body.dataset.live = "on"; });
+  feed.addEventListener("error", function () { state.textContent = body.dataset.textLiveLost; body.dataset.live = "off"; });
+  feed.addEventListener("desk", function (event) {
+    const desk = JSON.parse(event.data);
+    signalNew(desk.urgent);
+    alarm(desk.overdue);
+    if (version !== null && desk.version !== version) refresh();
+    version = desk.version;
+  });
+  feed.addEventListener("session", function (event) {
+    feed.close();
+    window.location.assign("/console/login?reason=" + encodeURIComponent(event.data));
+  });
+})();

@@ -1,0 +1,165 @@
+"""What the console says, Dutch first and English. One table: a template asks `t("key")`, never a literal."""
+
+from __future__ import annotations
+
+from burgermelding_shared.categories import CATEGORIES
+
+TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
+    "app": ("Burgermelding: meldkamerconsole", "Burgermelding: control-room console"),
+    "skip": ("Naar de inhoud", "Skip to content"),
+    "nav": ("Hoofdmenu", "Main menu"),
+    "incidents": ("Incidenten", "Incidents"),
+    "map": ("Kaart", "Map"),
+    "supervision": ("Supervisie", "Supervision"),
+    "audit": ("Auditlog", "Audit log"),
+    "logout": ("Uitloggen", "Log out"),
+    "language": ("English", "Nederlands"),  # the link to the other language names it in that language
+    "login": ("Inloggen", "Log in"),
+    "username": ("Gebruikersnaam", "User name"),
+    "password": ("Wachtwoord", "Password"),
+    "logged_in_as": ("Ingelogd als", "Logged in as"),
+    "role_dispatcher": ("centralist", "dispatcher"),
+    "role_supervisor": ("supervisor", "supervisor"),
+    "session_expired": ("Uw sessie is beëindigd omdat u een tijd niets deed. Log opnieuw in.",
+                        "Your session ended after a period of inactivity. Please log in again."),
+    "session_ended": ("U bent uitgelogd.", "You have been logged out."),
+    "live": ("Live: nieuwe meldingen verschijnen vanzelf", "Live: new reports appear by themselves"),
+    "live_lost": ("Verbinding met de live-stroom verbroken: opnieuw verbinden…",
+                  "Connection to the live feed lost: reconnecting…"),
+    "new_urgent": ("Nieuw spoedincident", "New urgent incident"),
+    "alarm_112": ("ALARM: spoedmelding niet aangenomen door de meldkamer binnen de 112-termijn",
+                  "ALARM: urgent report not accepted by the meldkamer within the 112 deadline"),
+    "alarm_112_detail": ("De melder is gevraagd 112 te bellen. Neem dit incident direct op:",
+                         "The citizen was told to call 112. Take up this incident at once:"),
+    "filters": ("Filters", "Filters"),
+    "apply": ("Toepassen", "Apply"),
+    "any": ("alle", "any"),
+    "priority": ("Prioriteit", "Priority"),
+    "category": ("Categorie", "Category"),
+    "delivery_state": ("Levering aan meldkamer", "Delivery to the meldkamer"),
+    "include_merged": ("Ook samengevoegde incidenten", "Include merged incidents"),
+    "witnesses": ("Getuigen", "Witnesses"),
+    "reports": ("Meldingen", "Reports"),
+    "age": ("Leeftijd", "Age"),
+    "verdict": ("Verificatie", "Verification"),
+    "incident": ("Incident", "Incident"),
+    "no_incidents": ("Geen incidenten onder dit filter.", "No incidents under this filter."),
+    "open": ("Openen", "Open"),
+    "urgent": ("SPOED", "URGENT"),
+    "event": ("Het voorval", "The event"),
+    "first_last_seen": ("Gezien tussen", "Seen between"),
+    "radius": ("Spreiding", "Spread"),
+    "descriptions": ("Beschrijvingen", "Descriptions"),
+    "report": ("Melding", "Report"),
+    "received": ("Ontvangen", "Received"),
+    "state": ("Status", "State"),
+    "photos": ("Foto's", "Photos"),
+    "photo_of": ("Foto bij melding", "Photo of report"),
+    "original": ("Origineel (bewijs) tonen", "Show original (evidence)"),
+    "original_note": ("Wordt vastgelegd in het auditlog.", "Recorded in the audit log."),
+    "custody": ("Bewaarketen", "Chain of custody"),
+    "reasons": ("Waarom dit oordeel", "Why this verdict"),
+    "duplicates": ("Dubbele meldingen", "Duplicate reports"),
+    "near_duplicates": ("Bijna gelijke foto's in", "Near-duplicate photos in"),
+    "group": ("Zelfde voorval (groep)", "Same event (group)"),
+    "messages": ("Berichten met de melder", "Messages with the citizen"),
+    "no_messages": ("Nog geen berichten.", "No messages yet."),
+    "to_citizen": ("Aan melder", "To citizen"),
+    "from_citizen": ("Van melder", "From citizen"),
+    "ask": ("Vraag stellen aan de melder", "Ask the citizen a question"),
+    "question": ("Vraag", "Question"),
+    "send": ("Versturen", "Send"),
+    "forward": ("Doorsturen naar meldkamer", "Forward to the meldkamer"),
+    "reject": ("Afwijzen", "Reject"),
+    "held": ("Deze melding wacht op beoordeling door een centralist.", "This report is held for review."),
+    "merge": ("Samenvoegen met ander incident", "Merge with another incident"),
+    "merge_with": ("Incidentnummer om hiermee samen te voegen", "Incident number to merge with this one"),
+    "split": ("Afsplitsen als eigen incident", "Split off as an incident of its own"),
+    "burgernet": ("Burgernet-actie starten", "Start a Burgernet action"),
+    "looking_for": ("Gezocht", "Looking for"),
+    "headline": ("Kop (Nederlands)", "Headline (Dutch)"),
+    "description": ("Omschrijving (Nederlands)", "Description (Dutch)"),
+    "radius_m": ("Straal rond het incident (meter)", "Radius around the incident (metres)"),
+    "duration": ("Duur (minuten)", "Duration (minutes)"),
+    "start": ("Starten", "Start"),
+    "done": ("Gedaan.", "Done."),
+    "delivery": ("Levering en storingen", "Delivery and faults"),
+    "outbox": ("Uitgaande berichten", "Outgoing messages"),
+    "circuits": ("Verbindingen (stroomonderbrekers)", "Connections (circuit breakers)"),
+    "dead_letters": ("Onbestelbare berichten", "Dead letters"),
+    "replay": ("Opnieuw versturen", "Send again"),
+    "no_dead_letters": ("Geen onbestelbare berichten.", "No dead letters."),
+    "destination": ("Bestemming", "Destination"),
+    "attempts": ("Pogingen", "Attempts"),
+    "reason": ("Reden", "Reason"),
+    "when": ("Wanneer", "When"),
+    "who": ("Wie", "Who"),
+    "what": ("Wat", "What"),
+    "target": ("Waarover", "About"),
+    "filter_target": ("Alleen over (nummer)", "Only about (id)"),
+    "custody_of": ("Bewaarketen van foto", "Chain of custody of photo"),
+    "service": ("Dienst", "Service"),
+    "unavailable": ("Niet bereikbaar (ontbreekt in dit overzicht)", "Unreachable (missing from this record)"),
+    "error": ("Er ging iets mis", "Something went wrong"),
+    "back": ("Terug", "Back"),
+    "map_no_tiles": ("Geen achtergrondkaart ingesteld: alleen de meldingen worden getoond.",
+                     "No background map is set: only the reports are shown."),
+    "map_legend": ("Rood: spoed; blauw: overig. Kies een incident in de lijst onder de kaart.",
+                   "Red: urgent; blue: other. Choose an incident in the list below the map."),
+    "yes": ("ja", "yes"),
+    "no": ("nee", "no"),
+    "in_progress": ("Nu bezig", "In progress"),
+    "danger": ("Levensgevaar", "Danger to life"),
+    "burgernet_action": ("Antwoord op Burgernet-actie", "Answer to Burgernet action"),
+}
+
+STATES: dict[str, tuple[str, str]] = {  # delivery states and report states, for people
+    "queued": ("in de wachtrij", "queued"), "sent": ("verstuurd, nog niet aangenomen", "sent, not yet accepted"),
+    "accepted": ("aangenomen", "accepted"), "rejected": ("geweigerd", "refused"),
+    "dead_lettered": ("opgegeven (onbestelbaar)", "given up (dead letter)"),
+    "cancelled": ("geannuleerd", "cancelled"), "waiting_verification": ("wacht op verificatie", "being verified"),
+    "forwarded": ("doorgestuurd", "forwarded"), "held_for_review": ("wacht op beoordeling", "held for review"),
+    "withdrawn": ("ingetrokken", "withdrawn"),
+}
+VERDICTS: dict[str, tuple[str, str]] = {
+    "forward": ("betrouwbaar", "trustworthy"), "review": ("twijfel: beoordelen", "doubtful: review"),
+    "reject": ("afgewezen", "rejected"),
+}
+LOOKING_FOR: dict[str, tuple[str, str]] = {
+    "person": ("persoon", "person"), "vehicle": ("voertuig", "vehicle"),
+    "missing_child": ("vermist kind", "missing child"), "witnesses": ("getuigen", "witnesses"),
+}
+
+
+class Texts:
+    """The console's words in one language, for the templates."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language if language in ("nl", "en") else "nl"
+        self.index = 0 if self.language == "nl" else 1
+
+    def __call__(self, key: str) -> str:
+        return TEXTS[key][self.index]
+
+    def state(self, code: str | None) -> str:
+        return STATES[code][self.index] if code in STATES else (code or "–")
+
+    def verdict(self, code: str | None) -> str:
+        return VERDICTS[code][self.index] if code in VERDICTS else ("nog niet geverifieerd" if self.index == 0
+                                                                    else "not yet verified")
+
+    def category(self, code: str) -> str:
+        category = CATEGORIES.get(code)
+        return code if category is None else (category.name_nl if self.index == 0 else category.name_en)
+
+    def looking_for(self, code: str) -> str:
+        return LOOKING_FOR[code][self.index]
+
+    def age(self, seconds: float) -> str:
+        seconds = max(0, int(seconds))
+        if seconds < 60:
+            return f"{seconds} s"
+        if seconds < 3600:
+            return f"{seconds // 60} min"
+        return f"{seconds // 3600} u {seconds % 3600 // 60} min" if self.index == 0 else \
+            f"{seconds // 3600} h {seconds % 3600 // 60} min"

@@ -1,0 +1,69 @@
+"""What the console's incident page shows: the incident, its event, every report in full with its verification
+and messages, and its Burgernet actions, read in one transaction and audited as one view."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from burgermelding_shared.app import Runtime
+from burgermelding_shared.contracts import ReportSubmitted
+from burgermelding_shared.errors import ServiceError
+from dispatch_bridge import desk, incidents
+from dispatch_bridge.audit import audit
+from dispatch_bridge.auth import Actor
+from dispatch_bridge.models import BridgeMessage, BridgeReport, BurgernetAction, Incident
+
+REASON_ORDER = {"fail": 0, "warn": 1, "pass": 2, "not_applicable": 3}
+
+
+def incident_not_found() -> ServiceError:
+    return ServiceError(404, "incident_not_found", "no such incident", detail_nl="dit incident bestaat niet")
+
+
+async def incident_page(runtime: Runtime, actor: Actor, incident_id: str) -> dict[str, Any]:
+    async with runtime.db.transaction() as session:
+        incident = await session.get(Incident, incident_id[:36])
+        if incident is None:
+            raise incident_not_found()
+        reports = await incidents.reports_of(session, incident.id)
+        merged_from = list((await session.execute(select(Incident.id).where(
+            Incident.merged_into == incident.id))).scalars())
+        ids = [r.report_id for r in reports]
+        messages = (await session.execute(select(BridgeMessage).where(BridgeMessage.report_id.in_(ids))
+                                          .order_by(BridgeMessage.sent_at))).scalars().all()
+        actions = (await session.execute(select(BurgernetAction).where(BurgernetAction.incident_id == incident.id)
+                                         .order_by(BurgernetAction.number))).scalars().all()
+        # One entry for the page, naming every report it showed (as a list view does).
+        desk.audit_listing(session, actor, "incident_reports", {"incident_id": incident.id}, ids)
+        audit(session, actor, "view_incident", "incident", incident.id)
+    by_report: dict[str, list[BridgeMessage]] = {}
+    for message in messages:
+        by_report.setdefault(message.report_id, []).append(message)
+    references = {r.report_id: r.reference for r in reports}
+    shown = []
+    for stored in reports:
+        submission = ReportSubmitted.model_validate_json(stored.submission)
+        detail = json.loads(stored.verification) if stored.verification else None
+        shown.append({
+            **desk.report_summary(stored), "description": submission.description,
+            "location": submission.location, "observed_at": submission.observed_at,
+            "photos": submission.photos, "messages": by_report.get(stored.report_id, []),
+            "reasons": sorted(detail["reasons"], key=lambda r: REASON_ORDER.get(r["outcome"], 9)) if detail else [],
+        })
+    return {"incident": desk.incident_summary(incident, reports, sorted(merged_from)), "reports": shown,
+            "references": references, "actions": [{"id": a.id, "reference": a.reference, "status": a.status,
+                                                   "kind": a.kind} for a in actions],
+            "lat": incident.lat, "lon": incident.lon}
+
+
+async def report_places(runtime: Runtime, report_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Where each report was seen, for the map."""
+    async with runtime.db.sessions() as session:
+        rows = (await session.execute(select(BridgeReport.report_id, BridgeReport.lat, BridgeReport.lon,
+                                             BridgeReport.in_progress, BridgeReport.danger_to_life)
+                                      .where(BridgeReport.report_id.in_(report_ids)))).all()
+    return {r.report_id: {"lat": r.lat, "lon": r.lon, "urgent": r.in_progress or r.danger_to_life}
+            for r in rows if r.lat is not None and r.lon is not None}
