@@ -98,6 +98,8 @@ MATRIX: list[tuple[str, str, str, str]] = [
     ("bridge", "POST", "/v1/dispatch/reports/{report}/questions", DESK.format(d=422, s=422)),
     ("bridge", "POST", "/v1/dispatch/reports/{report}/forward", DESK.format(d=409, s=409)),
     ("bridge", "POST", "/v1/dispatch/reports/{report}/reject", DESK.format(d=409, s=409)),
+    ("bridge", "POST", "/v1/dispatch/reports/{report}/split", DESK.format(d=409, s=409)),  # its incident's only one
+    ("bridge", "POST", "/v1/dispatch/incidents/{incident}/merge", DESK.format(d=422, s=422)),  # no incident_ids
     ("bridge", "GET", "/v1/dispatch/delivery", DESK.format(d=200, s=200)),
     ("bridge", "GET", "/v1/dispatch/dead-letters", DESK.format(d=200, s=200)),  # replayed by supervisors
     ("bridge", "POST", "/v1/dispatch/dead-letters/no-such-message/replay", DESK.format(d=403, s=404)),

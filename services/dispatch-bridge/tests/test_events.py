@@ -273,3 +273,184 @@ async def test_a_witness_rejected_as_spam_no_longer_counts_for_the_event(bridge:
                    if m["payload"].get("eventSummary")), key=lambda s: s["version"])
     assert summary["witnessCount"] == 3 and summary["reportCount"] == 3
     assert "koop nu goedkope zonnebrillen" not in summary["descriptions"]
+
+
+# ---- a dispatcher merges incidents and splits a report off ----
+
+async def dispatcher(bridge: Any, role: str = "dispatcher") -> dict[str, str]:
+    await create_user(bridge.runtime.db, f"desk-{role}", "a long enough password", role)
+    token = (await bridge.client.post("/v1/auth/token", data={"username": f"desk-{role}",
+                                                              "password": "a long enough password"})).json()
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+async def incident_rows(bridge: Any) -> dict[str, Incident]:
+    async with bridge.runtime.db.sessions() as session:
+        return {i.id: i for i in (await session.execute(select(Incident))).scalars()}
+
+
+async def incident_id_of(bridge: Any, report: ReportSubmitted) -> str:
+    async with bridge.runtime.db.sessions() as session:
+        return (await session.get(BridgeReport, report.report_id)).incident_id
+
+
+async def audited(bridge: Any, action: str) -> list[dict[str, Any]]:
+    log = (await bridge.client.get("/v1/dispatch/audit", headers=await dispatcher(bridge, "supervisor"))).json()
+    return [e for e in log if e["action"] == action]
+
+
+def notes_of(update: dict[str, Any]) -> str:
+    return " ".join(n["notesActionComments"] for n in update["eido"]["notesComponent"])
+
+
+async def test_a_dispatcher_merges_two_incidents_and_the_meldkamer_is_told_both_ways(bridge: Any) -> None:
+    north, south = witness(bridge, 1), witness(bridge, 2, north_m=-600.0)  # too far apart for the rule alone
+    await send(bridge, north)
+    await send(bridge, south)
+    kept, other = await incident_id_of(bridge, north), await incident_id_of(bridge, south)
+    assert kept != other
+    await tried_to_send_both_requests(bridge)  # so the meldkamer may have both
+    desk = await dispatcher(bridge)
+    answer = await bridge.client.post(f"/v1/dispatch/incidents/{other}/merge", json={"incident_ids": [kept]},
+                                      headers=desk)
+    assert answer.status_code == 200, answer.text
+    merged = answer.json()
+    # The oldest goes on, whichever the dispatcher started from; the summary is the one the list shows.
+    assert merged["incident_id"] == kept and merged["merged_from"] == [other]
+    assert sorted(r["report_id"] for r in merged["reports"]) == sorted([north.report_id, south.report_id])
+    assert merged["event"]["witnessCount"] == 2 and merged["split_from"] is None
+    listed = (await bridge.client.get("/v1/dispatch/incidents", headers=desk)).json()
+    assert [i["incident_id"] for i in listed] == [kept] and listed[0].keys() == merged.keys()
+    assert (listed[0]["merged_from"], listed[0]["reports"]) == (merged["merged_from"], merged["reports"])
+    assert {k: sorted(v) for k, v in (await incidents_of(bridge)).items()} == {
+        kept: sorted([north.report_id, south.report_id])}
+    assert (await incident_rows(bridge))[other].merged_into == kept
+
+    merges = [m["payload"] for m in await meldkamer_messages(bridge) if m["payload"].get("kind") == "merged"]
+    told = {(m["requestId"], c["incidentMergeDirectionCode"], c["incidentTrackingIdentifier"].split(":")[4])
+            for m in merges for c in m["eido"]["mergeComponent"]}
+    assert told == {(other, "REPLACED", kept), (kept, "REPLACING", other)}
+    assert all(problems(m["eido"]) == [] for m in merges)
+    [entry] = await audited(bridge, "merge_incidents")
+    assert entry["username"] == "desk-dispatcher" and entry["target_id"] == kept
+    assert entry["detail"]["merged"] == [other]
+
+
+async def test_a_dispatchers_merge_cancels_a_request_that_never_went_out(bridge: Any) -> None:
+    await bridge.runtime.relay.stop()  # nothing goes out: both requests are still unsent at the merge
+    north, south = witness(bridge, 1), witness(bridge, 2, north_m=-600.0)
+    await send(bridge, north)
+    await send(bridge, south)
+    kept, other = await incident_id_of(bridge, north), await incident_id_of(bridge, south)
+    answer = await bridge.client.post(f"/v1/dispatch/incidents/{kept}/merge", json={"incident_ids": [other]},
+                                      headers=await dispatcher(bridge))
+    assert answer.status_code == 200, answer.text
+    requests = {m["payload"]["requestId"]: m["status"] for m in await meldkamer_messages(bridge)
+                if m["kind"] == "meldkamer.request_for_service"}
+    assert requests == {kept: "pending", other: "cancelled"}
+    assert (await incident_rows(bridge))[other].delivery_state == "cancelled"
+    merges = [m["payload"] for m in await meldkamer_messages(bridge) if m["payload"].get("kind") == "merged"]
+    assert [m["requestId"] for m in merges] == [kept] and "mergeComponent" not in merges[0]["eido"]
+
+
+async def test_a_split_report_becomes_its_own_incident_and_verification_does_not_merge_it_back(bridge: Any) -> None:
+    reports = [witness(bridge, n, north_m=n * 10.0) for n in range(3)]
+    for report in reports:
+        await send(bridge, report)
+    old = await incident_id_of(bridge, reports[0])
+    assert (await incidents_of(bridge)).keys() == {old}
+    desk = await dispatcher(bridge)
+    split_off = reports[2]
+    answer = await bridge.client.post(f"/v1/dispatch/reports/{split_off.report_id}/split", headers=desk)
+    assert answer.status_code == 200, answer.text
+    new = answer.json()
+    assert new["incident_id"] != old and new["split_from"] == old
+    assert [r["report_id"] for r in new["reports"]] == [split_off.report_id] and new["event"]["witnessCount"] == 1
+    rows = await incident_rows(bridge)
+    assert rows[new["incident_id"]].split_from == old and rows[old].split_from is None
+    assert sorted(map(sorted, (await incidents_of(bridge)).values())) == sorted(
+        [sorted([reports[0].report_id, reports[1].report_id]), [split_off.report_id]])
+
+    messages = await meldkamer_messages(bridge)
+    requests = [m["payload"] for m in messages if m["kind"] == "meldkamer.request_for_service"]
+    assert [r["requestId"] for r in requests] == [old, new["incident_id"]]  # a request of its own
+    own = requests[1]
+    assert problems(own["eido"]) == [] and own["eventSummary"]["witnessCount"] == 1
+    assert own["eido"]["$id"] != requests[0]["eido"]["$id"]
+    removed = [m["payload"] for m in messages if m["payload"].get("kind") == "report_removed"]
+    assert len(removed) == 1 and removed[0]["requestId"] == old and problems(removed[0]["eido"]) == []
+    assert split_off.reference in notes_of(removed[0]) and new["incident_id"] in notes_of(removed[0])
+    assert removed[0]["eventSummary"]["witnessCount"] == 2 and removed[0]["eventSummary"]["reportCount"] == 2
+    assert split_off.reference not in {p["reportReference"] for p in removed[0]["eventSummary"]["photos"]}
+    [entry] = await audited(bridge, "split_report")
+    assert entry["target_id"] == split_off.report_id
+    assert entry["detail"] == {"from_incident": old, "to_incident": new["incident_id"]}
+
+    # Verification still finds them one group: neither its merge pass nor a verdict merges them back.
+    await merge_groups(bridge, reports[0], split_off)
+    await post(bridge, "/internal/v1/verifications", {
+        "report_id": split_off.report_id, "verdict": "forward", "score": 0.9, "group_id": "g-kept",
+        "group_reports": [reports[0].report_id, reports[1].report_id],
+        "verified_at": datetime.now(UTC).isoformat()}, "verification")
+    assert len(await incidents_of(bridge)) == 2
+    assert all(i.merged_into is None for i in (await incident_rows(bridge)).values())
+    assert not [m for m in await meldkamer_messages(bridge) if m["payload"].get("kind") == "merged"]
+
+    # A dispatcher who changes their mind may merge them again.
+    again = await bridge.client.post(f"/v1/dispatch/incidents/{old}/merge",
+                                     json={"incident_ids": [new["incident_id"]]}, headers=desk)
+    assert again.status_code == 200, again.text
+    assert again.json()["incident_id"] == old and len(again.json()["reports"]) == 3
+    assert len(await incidents_of(bridge)) == 1
+
+
+async def test_a_split_off_incident_is_kept_apart_from_the_one_it_left_in_any_order(bridge: Any) -> None:
+    """The split goes both ways: the older incident may be the one split off (the survivor's order differs)."""
+    first, second = witness(bridge, 1), witness(bridge, 2, north_m=20.0)
+    await send(bridge, first)
+    await send(bridge, second)
+    desk = await dispatcher(bridge)
+    old = await incident_id_of(bridge, first)
+    new = (await bridge.client.post(f"/v1/dispatch/reports/{first.report_id}/split", headers=desk)).json()
+    async with bridge.runtime.db.transaction() as session:  # the split-off one accepted: it would survive a merge
+        (await session.get(Incident, new["incident_id"])).delivery_state = "accepted"
+    await merge_groups(bridge, second, first)
+    assert {await incident_id_of(bridge, first), await incident_id_of(bridge, second)} == {new["incident_id"], old}
+
+
+async def test_merge_and_split_refuse_what_cannot_be_done(bridge: Any) -> None:
+    desk = await dispatcher(bridge)
+    alone = witness(bridge, 1)
+    await send(bridge, alone)
+    waiting = witness(bridge, 2, urgent=False, north_m=2000.0)  # waits for its verdict: in no incident
+    await send(bridge, waiting)
+    far = witness(bridge, 3, north_m=-3000.0)
+    await send(bridge, far)
+    incident, far_incident = await incident_id_of(bridge, alone), await incident_id_of(bridge, far)
+
+    async def refused(path: str, body: Any = None, **headers: str) -> tuple[int, str, str]:
+        answer = await bridge.client.post(path, json=body, headers={**desk, **headers})
+        return answer.status_code, answer.json().get("error", ""), answer.json().get("detail", "")
+
+    merge = f"/v1/dispatch/incidents/{incident}/merge"
+    status, error, detail = await refused(merge, {"incident_ids": ["no-such-incident"]})
+    assert (status, error) == (404, "incident_not_found") and "no-such-incident" in detail
+    status, error, detail = await refused("/v1/dispatch/incidents/no-such-incident/merge",
+                                          {"incident_ids": [incident]}, **{"Accept-Language": "nl"})
+    assert (status, error) == (404, "incident_not_found") and "bestaat niet" in detail
+    assert (await refused(merge, {"incident_ids": [incident]}))[:2] == (409, "incident_not_open")  # only itself
+    async with bridge.runtime.db.transaction() as session:
+        (await session.get(Incident, far_incident)).operational_status = "Closed"
+    status, error, detail = await refused(merge, {"incident_ids": [far_incident]})
+    assert (status, error) == (409, "incident_not_open") and f"{far_incident} is closed" in detail
+    assert (await refused(merge, {"incident_ids": []}))[0] == 422
+    assert (await refused(merge, {"incident_ids": [str(uuid.uuid4()) for _ in range(21)]}))[0] == 422
+    assert (await refused(merge, {"incident_ids": ["x" * 37]}))[0] == 422
+    assert (await incident_rows(bridge))[far_incident].merged_into is None
+
+    split = "/v1/dispatch/reports/{}/split"
+    assert (await refused(split.format("no-such-report")))[:2] == (404, "report_not_found")
+    assert (await refused(split.format(waiting.report_id)))[:2] == (409, "report_not_forwarded")
+    assert (await refused(split.format(alone.report_id)))[:2] == (409, "last_report_of_incident")
+    assert len(await incidents_of(bridge)) == 2 and not await audited(bridge, "split_report")
+    assert not await audited(bridge, "merge_incidents")

@@ -319,14 +319,15 @@ class RequestResponse(BaseModel):
 
 class IncidentUpdate(BaseModel):
     """bridge -> meldkamer: news on an incident it already has (more photos, a verification result, the
-    citizen's answer, a withdrawal). `updateId` is stable across retries; the meldkamer applies each once."""
+    citizen's answer, a withdrawal, a report a dispatcher split off as another event). `updateId` is stable
+    across retries; the meldkamer applies each once."""
 
     model_config = ConfigDict(extra="forbid")
 
     updateId: str
     requestId: str
     kind: Literal["media", "verification", "citizen_note", "withdrawn", "report_added", "merged", "sighting",
-                  "burgernet"]
+                  "burgernet", "report_removed"]
     urgent: bool = Field(False, description="news the dispatcher must see at once: a sighting of a live "
                          "Burgernet search")
     eido: dict = Field(description="An EIDO with the incident's root `$id` and what is new: a notesComponent, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from burgermelding_shared.blobstore import BlobNotFound
 from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import DEAD, outbox_counts, replay_dead_letter
+from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge import forwarding, incidents, records
 from dispatch_bridge.audit import audit
 from dispatch_bridge.auth import Actor
@@ -55,7 +57,8 @@ def incident_summary(incident: Incident, reports: list[BridgeReport], merged_fro
         "category": incident.category, "priority": incident.priority, "delivery_state": incident.delivery_state,
         "delivery_cause": incident.delivery_cause, "operational_status": incident.operational_status,
         "created_at": incident.created_at, "updated_at": incident.updated_at,
-        "merged_into": incident.merged_into, "merged_from": merged_from, "event": event,
+        "merged_into": incident.merged_into, "merged_from": merged_from, "split_from": incident.split_from,
+        "event": event,
         "reports": [{"report_id": r.report_id, "reference": r.reference, "state": r.state} for r in reports],
     }
 
@@ -96,12 +99,18 @@ async def list_incidents(runtime: Runtime, actor: Actor, filters: IncidentFilter
         if not filters.include_merged:
             query = query.where(Incident.merged_into.is_(None))
         shown = (await session.execute(query)).scalars().all()
-        ids = [i.id for i in shown]
-        reports = (await session.execute(select(BridgeReport).where(BridgeReport.incident_id.in_(ids))
-                                         .order_by(BridgeReport.received_at))).scalars().all()
-        merged = (await session.execute(select(Incident.id, Incident.merged_into)
-                                        .where(Incident.merged_into.in_(ids)))).all()
-        audit_listing(session, actor, "incidents", filters, ids)
+        summaries = await incident_summaries(session, shown)
+        audit_listing(session, actor, "incidents", filters, [i.id for i in shown])
+    return summaries
+
+
+async def incident_summaries(session: AsyncSession, shown: Sequence[Incident]) -> list[dict[str, Any]]:
+    """`incident_summary` of each of these incidents, in their order, with their reports and merged ones."""
+    ids = [i.id for i in shown]
+    reports = (await session.execute(select(BridgeReport).where(BridgeReport.incident_id.in_(ids))
+                                     .order_by(BridgeReport.received_at))).scalars().all()
+    merged = (await session.execute(select(Incident.id, Incident.merged_into)
+                                    .where(Incident.merged_into.in_(ids)))).all()
     by_incident: dict[str, list[BridgeReport]] = {}
     for report in reports:
         by_incident.setdefault(report.incident_id or "", []).append(report)
@@ -221,6 +230,83 @@ async def decide_review(runtime: Runtime, actor: Actor, report_id: str, forward:
         audit(session, actor, "review_forward" if forward else "review_reject", "report", stored.report_id,
               report_id=stored.report_id)
     return report_summary(stored)
+
+
+def _not_open_because(incident: Incident) -> tuple[str, str]:
+    """Why an incident cannot take part in a merge (English, Dutch)."""
+    if incident.merged_into is not None:
+        return f"merged into {incident.merged_into}", f"samengevoegd met {incident.merged_into}"
+    if incident.operational_status in incidents.CLOSED_STATUSES:
+        return f"{incident.operational_status.lower()} by the meldkamer", \
+            f"{'afgesloten' if incident.operational_status == 'Closed' else 'geannuleerd'} door de meldkamer"
+    return f"not delivered ({incident.delivery_state})", f"niet afgeleverd ({incident.delivery_state})"
+
+
+async def merge_incidents(runtime: Runtime, actor: Actor, incident_id: str, other_ids: list[str]) -> dict[str, Any]:
+    """A dispatcher says these incidents are one event: the open ones become one, as when verification finds
+    it (`forwarding.merge_incidents`: the accepted one, else the oldest, goes on; the meldkamer and the
+    citizens are told), also when a dispatcher split one off another before. Returns the survivor."""
+    ids = list(dict.fromkeys(i[:36] for i in (incident_id, *other_ids)))
+    async with runtime.db.transaction() as session:
+        await incidents.decide_one_at_a_time(session)  # before any row lock, as every merge
+        given = {}
+        for one in sorted(ids):  # the same order of row locks as forwarding.merge_incidents
+            found = await session.get(Incident, one, with_for_update=True)
+            if found is not None:
+                given[one] = found
+        unknown = [i for i in ids if i not in given]
+        if unknown:
+            raise ServiceError(404, "incident_not_found", f"no such incident: {', '.join(unknown)}",
+                               detail_nl=f"dit incident bestaat niet: {', '.join(unknown)}")
+        open_ids = [i for i in ids if incidents.is_open(given[i])]
+        if len(open_ids) < 2:
+            closed = [(i, *_not_open_because(given[i])) for i in ids if i not in open_ids]
+            raise ServiceError(
+                409, "incident_not_open", "a merge needs at least two open incidents; "
+                + "; ".join(f"{i} is {en}" for i, en, _nl in closed),
+                detail_nl="samenvoegen kan alleen met minstens twee open incidenten; "
+                + "; ".join(f"{i} is {nl}" for i, _en, nl in closed))
+        survivor = await forwarding.merge_incidents(session, runtime.settings, open_ids, respect_splits=False)
+        assert survivor is not None
+        merged = [i for i in open_ids if i != survivor.id]
+        audit(session, actor, "merge_incidents", "incident", survivor.id,
+              {"merged": merged, "not_open": [i for i in ids if i not in open_ids]})
+        summary = (await incident_summaries(session, [survivor]))[0]
+    return summary
+
+
+async def split_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[str, Any]:
+    """A dispatcher says this report is another event than the rest of its incident: it leaves that incident
+    and goes to the meldkamer as a new incident of its own (a request for service with its own EIDO), which
+    the automatic merges keep apart from the old one; the old incident is told, with the event as it now
+    stands. Returns the new incident."""
+    async with runtime.db.transaction() as session:
+        await incidents.decide_one_at_a_time(session)  # it forwards: first, before any row lock
+        stored = await _report(session, report_id, lock=True)
+        if stored.state != "forwarded" or stored.incident_id is None:
+            raise ServiceError(409, "report_not_forwarded", f"the report is {stored.state}, not part of an incident "
+                               "at the meldkamer: there is nothing to split it off",
+                               detail_nl=f"de melding is {stored.state} en hoort niet bij een incident bij de "
+                               "meldkamer: er valt niets af te splitsen")
+        old = await forwarding.incident_of(session, stored)
+        if not any(r.report_id != stored.report_id and r.state != "withdrawn"
+                   for r in await incidents.reports_of(session, old.id)):
+            raise ServiceError(409, "last_report_of_incident", "this is the only report of its incident (the others, "
+                               "if any, were withdrawn): there is nothing to split it off",
+                               detail_nl="dit is de enige melding van het incident (eventuele andere zijn "
+                               "ingetrokken): er valt niets af te splitsen")
+        new = await forwarding.forward(session, runtime.settings, stored,
+                                       ReportSubmitted.model_validate_json(stored.submission))
+        new.split_from = old.id
+        old.updated_at = utcnow()
+        session.add_all([new, old])
+        await forwarding.update_incident(session, runtime.settings, old, "report_removed",
+                                         f"Report {stored.reference} is another event, a dispatcher found: it was "
+                                         f"split off this incident and is now incident {new.id}.")
+        audit(session, actor, "split_report", "report", stored.report_id,
+              {"from_incident": old.id, "to_incident": new.id}, report_id=stored.report_id)
+        summary = (await incident_summaries(session, [new]))[0]
+    return summary
 
 
 async def delivery_overview(runtime: Runtime) -> dict[str, Any]:

@@ -95,6 +95,28 @@ async def reject(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> d
     return await desk.decide_review(runtime, actor, report_id, forward=False)
 
 
+class MergeRequest(BaseModel):
+    incident_ids: list[Annotated[str, Field(max_length=36)]] = Field(
+        min_length=1, max_length=20, description="the incidents that are the same event as this one")
+
+
+@router.post("/dispatch/incidents/{incident_id}/merge", summary="Merge incidents that are one event: the open "
+             "ones become one (the one the meldkamer accepted, else the oldest, goes on), also one a dispatcher "
+             "split off before; the meldkamer and the citizens are told (audited). Returns the incident that goes "
+             "on", responses=error_responses(401, 403, 404, 409, 422))
+async def merge_incidents(incident_id: str, merge: MergeRequest, runtime: RuntimeDep,
+                          actor: AnyDispatcher) -> dict[str, Any]:
+    return await desk.merge_incidents(runtime, actor, incident_id, merge.incident_ids)
+
+
+@router.post("/dispatch/reports/{report_id}/split", summary="Split a report off its incident, as another event: "
+             "it goes to the meldkamer as a new incident of its own, the old incident is told, and verification's "
+             "merges keep the two apart (audited). Returns the new incident",
+             responses=error_responses(401, 403, 404, 409, 422))
+async def split_report(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
+    return await desk.split_report(runtime, actor, report_id)
+
+
 @router.get("/dispatch/delivery", summary="Delivery states, outbox, and the circuit state per destination",
             responses=AUTH_ERRORS)
 async def delivery(runtime: RuntimeDep, _actor: AnyDispatcher) -> dict[str, Any]:

@@ -332,10 +332,15 @@ async def merge_with_group(session: AsyncSession, settings: BridgeSettings, inci
     await merge_incidents(session, settings, [incident.id, *others])
 
 
-async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incident_ids: list[str]) -> Incident | None:
+async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incident_ids: list[str], *,
+                          respect_splits: bool = True) -> Incident | None:
     """Merge the open ones of these incidents into the oldest: its reports, photos and witnesses become one
     incident, the meldkamer is told which incident was merged into which (EIDO mergeComponent on both), and
-    the citizens of the merged reports hear that theirs is handled with the others."""
+    the citizens of the merged reports hear that theirs is handled with the others.
+
+    A dispatcher who split an incident off another said they are different events: `respect_splits` (the
+    automatic merges) keeps such a pair apart, whichever way the split went; a dispatcher's own merge passes
+    False and may join them again."""
     found = []
     for incident_id in sorted(set(incident_ids)):  # a fixed order of row locks: no deadlock between merges
         incident = await session.get(Incident, incident_id, with_for_update=True)
@@ -346,7 +351,14 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
     if len(found) < 2:
         return found[0] if found else None
     # The one the meldkamer has accepted goes on (it is being worked on), else the oldest.
-    survivor, *absorbed = sorted(found, key=lambda i: (i.delivery_state != "accepted", i.created_at, i.id))
+    survivor, *candidates = sorted(found, key=lambda i: (i.delivery_state != "accepted", i.created_at, i.id))
+    absorbed: list[Incident] = []
+    for other in candidates:
+        if respect_splits and any(split_apart(other, kept) for kept in (survivor, *absorbed)):
+            log.info("incidents kept apart: split by a dispatcher", extra={"incident_id": other.id,
+                                                                          "survivor": survivor.id})
+            continue
+        absorbed.append(other)
     for other in absorbed:
         moved = await incidents.reports_of(session, other.id)
         for stored in moved:
@@ -377,8 +389,14 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
             if stored.state != "withdrawn":
                 await tell_citizen(session, stored.report_id, "joined", survivor.meldkamer_incident_id,
                                    priority=OUTBOX_PRIORITY[survivor.priority])
-    log.info("incidents merged", extra={"incident_id": survivor.id, "merged": [o.id for o in absorbed]})
+    if absorbed:
+        log.info("incidents merged", extra={"incident_id": survivor.id, "merged": [o.id for o in absorbed]})
     return survivor
+
+
+def split_apart(one: Incident, other: Incident) -> bool:
+    """Whether a dispatcher split one of these incidents off the other."""
+    return one.split_from == other.id or other.split_from == one.id
 
 
 def request_message_id(incident_id: str) -> str:
