@@ -102,23 +102,25 @@ async def find(runtime: Runtime, token: str | None, *, activity: bool) -> Consol
     idle = timedelta(minutes=runtime.settings.console_idle_minutes)
     digest = _digest(token)
     now = utcnow()
-    async with runtime.db.transaction() as session:
+    ended: str | None = None
+    async with runtime.db.transaction() as session:  # (raising inside would roll back the ending)
         stored = await session.get(ConsoleSession, digest)
         if stored is None or stored.ended_at is not None:
             raise LoginRequired("ended")
         user = await session.get(Dispatcher, stored.username)
         if user is None or user.disabled:
-            stored.ended_at = now
-            session.add(stored)
-            raise LoginRequired("ended")
-        if now - stored.last_seen_at > idle:
-            stored.ended_at = now
-            session.add(stored)
+            ended = "ended"
+        elif now - stored.last_seen_at > idle:
+            ended = "expired"
             audit(session, Actor(user.username, user.role), "console_timeout", "dispatcher", user.username)
-            raise LoginRequired("expired")
-        if activity and now - stored.last_seen_at > TOUCH_EVERY:
+        elif activity and now - stored.last_seen_at > TOUCH_EVERY:
             stored.last_seen_at = now
             session.add(stored)
+        if ended is not None:
+            stored.ended_at = now
+            session.add(stored)
+    if ended is not None or user is None:
+        raise LoginRequired(ended or "ended")
     return ConsoleUser(Actor(user.username, user.role), stored.csrf_token, stored.language, digest)
 
 
