@@ -59,7 +59,8 @@ def incident_summary(incident: Incident, reports: list[BridgeReport], merged_fro
         "created_at": incident.created_at, "updated_at": incident.updated_at,
         "merged_into": incident.merged_into, "merged_from": merged_from, "split_from": incident.split_from,
         "event": event,
-        "reports": [{"report_id": r.report_id, "reference": r.reference, "state": r.state} for r in reports],
+        "reports": [{"report_id": r.report_id, "reference": r.reference, "state": r.state,
+                     "verdict": r.verdict} for r in reports],
     }
 
 

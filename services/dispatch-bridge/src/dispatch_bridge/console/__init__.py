@@ -19,6 +19,7 @@ from dispatch_bridge.console.texts import Texts
 
 __all__ = ["feed_hook", "install"]
 PREFIX = "/console"
+IMAGE_POLICY = b"default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 def content_security_policy(tile_url: str) -> str:
@@ -53,7 +54,11 @@ class ConsoleHeaders:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
                            or static]
-                headers += self.headers
+                image = any(k.lower() == b"content-type" and v.startswith(b"image/") for k, v in headers)
+                # A photo opened on its own is shown by the browser's image viewer, which styles it inline:
+                # allowed there (no script can run in such a document), nowhere else.
+                headers += [(k, IMAGE_POLICY if image and k == b"content-security-policy" else v)
+                            for k, v in self.headers]
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                     headers.append((b"pragma", b"no-cache"))

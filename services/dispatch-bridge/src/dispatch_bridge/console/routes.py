@@ -228,6 +228,17 @@ async def photo(runtime: RuntimeDep, user: User, report_id: str, photo_id: str, 
     return Response(data, media_type=content_type, headers=headers)
 
 
+@router.get("/reports/{report_id}/photos/{photo_id}/view", response_class=HTMLResponse)
+async def photo_page(request: Request, user: User, report_id: str, photo_id: str,
+                     original: bool = False) -> HTMLResponse:
+    """A photo at full size inside the console (its alarms stay in view); the original only for supervisors."""
+    if original and not user.is_supervisor:
+        raise ServiceError(403, "forbidden", "only a supervisor may see the original photo",
+                           detail_nl="alleen een supervisor mag de originele foto zien")
+    return await page(request, "photo.html", user, report_id=report_id, photo_id=photo_id, original=original,
+                      incident_id=request.query_params.get("incident_id", ""))
+
+
 def incident_url(incident_id: str) -> str:
     return f"/console/incidents/{quote(incident_id[:36], safe='')}"
 

@@ -56,6 +56,7 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "photos": ("Foto's", "Photos"),
     "photo_of": ("Foto bij melding", "Photo of report"),
     "original": ("Origineel (bewijs) tonen", "Show original (evidence)"),
+    "original_title": ("Originele foto (bewijs)", "Original photo (evidence)"),
     "original_note": ("Wordt vastgelegd in het auditlog.", "Recorded in the audit log."),
     "custody": ("Bewaarketen", "Chain of custody"),
     "reasons": ("Waarom dit oordeel", "Why this verdict"),
@@ -125,6 +126,11 @@ VERDICTS: dict[str, tuple[str, str]] = {
     "forward": ("betrouwbaar", "trustworthy"), "review": ("twijfel: beoordelen", "doubtful: review"),
     "reject": ("afgewezen", "rejected"),
 }
+CIRCUITS: dict[str, tuple[str, str]] = {  # a circuit breaker's state, for people (with its technical name)
+    "closed": ("in orde (closed)", "working (closed)"),
+    "open": ("onderbroken: berichten wachten (open)", "broken: messages wait (open)"),
+    "half_open": ("op proef: één bericht probeert het (half-open)", "on trial: one message tries (half-open)"),
+}
 LOOKING_FOR: dict[str, tuple[str, str]] = {
     "person": ("persoon", "person"), "vehicle": ("voertuig", "vehicle"),
     "missing_child": ("vermist kind", "missing child"), "witnesses": ("getuigen", "witnesses"),
@@ -151,6 +157,9 @@ class Texts:
     def category(self, code: str) -> str:
         category = CATEGORIES.get(code)
         return code if category is None else (category.name_nl if self.index == 0 else category.name_en)
+
+    def circuit(self, code: str) -> str:
+        return CIRCUITS[code][self.index] if code in CIRCUITS else code
 
     def looking_for(self, code: str) -> str:
         return LOOKING_FOR[code][self.index]

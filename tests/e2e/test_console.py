@@ -1,0 +1,299 @@
+"""The dispatchers' console in a real browser: Debian's Chromium driven by Playwright against the four services
+running as real processes. A dispatcher logs in, sees an urgent report arrive live, opens it, views the photo,
+asks the citizen a question and sees the answer appear; a supervisor sees the original and the supervision
+pages, a dispatcher cannot; the 112 alarm shows on every screen; everything works by keyboard alone; axe-core
+finds no serious accessibility violations. The screenshots in the README are taken here (docs/console/)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.helpers import phone_photo, report_json
+from tests.suite import Suite, create_dispatcher, eventually, start_suite, submit
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+PASSWORD = "a long enough test password"  # create_dispatcher's
+ADMIN = {"Authorization": "Bearer dev-only-meldkamer-admin-token-change-me"}
+# The flags this machine's Chromium needs: no sandbox as root, no calls home (the network is closed).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--autoplay-policy=no-user-gesture-required"]
+SERIOUS = ("serious", "critical")
+WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
+           "resultTypes": ["violations"]}
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    # A short 112 deadline, so that the alarm can be seen in a test's time.
+    running = start_suite(tmp_path_factory.mktemp("console"), {"BM_BRIDGE_CALL_112_DEADLINE_SECONDS": "4"})
+    create_dispatcher(running, "anna", "dispatcher")
+    running.env["SUPERVISOR_TOKEN"] = create_dispatcher(running, "sara", "supervisor")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), "Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def shared() -> dict[str, Any]:
+    """What the tests of this module hand on to each other (the report, its incident, its photo)."""
+    return {}
+
+
+def new_page(browser: Browser) -> tuple[BrowserContext, Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="nl-NL")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text
+            else None)
+    page.errors = errors  # type: ignore[attr-defined]
+    return context, page
+
+
+def log_in(page: Page, suite: Suite, username: str) -> None:
+    page.goto(f"{suite.urls['bridge']}/console")
+    assert "/console/login" in page.url
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url("**/console/incidents")
+
+
+def supervisor_api(suite: Suite, path: str) -> Any:
+    answer = httpx.get(f"{suite.urls['bridge']}{path}",
+                       headers={"Authorization": f"Bearer {suite.env['SUPERVISOR_TOKEN']}"}, timeout=10)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def screenshot(page: Page, name: str, full_page: bool = False) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+def test_a_dispatcher_sees_an_urgent_report_arrive_live_and_talks_with_the_citizen(
+        suite: Suite, browser: Browser, shared: dict[str, Any]) -> None:
+    context, page = new_page(browser)
+    log_in(page, suite, "anna")
+    cookie = next(c for c in context.cookies() if c["name"] == "__Host-bm_console")
+    assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    page.wait_for_selector("body[data-live=on]")
+    page.keyboard.press("Shift")  # the dispatcher's first key: from now on the console may make a sound
+    page.evaluate("window.sameDocument = true")  # gone if the page reloads
+
+    body = report_json(category="violence", in_progress=True, description="Vechtpartij op het Vredenburg, "
+                       "een man met een mes", location={"lat": 52.0925, "lon": 5.1150})
+    sent = time.monotonic()
+    created = submit(suite, body, [phone_photo(11, 52.0925, 5.1150)], "console-urgent-0001")
+    assert created.status_code == 202, created.text
+    row = page.wait_for_selector("#incident-rows tr.prio-1", timeout=15_000)
+    seen_after = time.monotonic() - sent
+    print(f"urgent report on the dispatcher's screen {seen_after:.2f} s after the citizen's POST")
+    assert page.evaluate("window.sameDocument === true"), "the list must update without a reload"
+    banner = page.wait_for_selector("#new-urgent:not([hidden])", timeout=5_000)
+    assert "Nieuw spoedincident" in banner.inner_text() and "Geweld of vechtpartij" in banner.inner_text()
+    assert banner.get_attribute("data-sound") == "played"
+    assert "SPOED" in row.inner_text() and "Geweld of vechtpartij" in row.inner_text()
+    page.wait_for_selector("#incident-rows tr.prio-1 .verdict", timeout=15_000)  # verification's verdict
+    screenshot(page, "incidents")
+
+    page.click("#incident-rows tr.prio-1 a")
+    page.wait_for_url("**/console/incidents/*")
+    incident_id = page.url.rsplit("/", 1)[1]
+    report = supervisor_api(suite, f"/v1/dispatch/reports/{created.json()['id']}")
+    photo_id = report["photos"][0]["photo_id"]
+    image = page.wait_for_selector(f"img[src$='/photos/{photo_id}']")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image)
+    assert page.locator("a.original").count() == 0  # a dispatcher is not offered the original
+    page.click("a.photo-link")  # the photo at full size, inside the console
+    page.wait_for_url(f"**/photos/{photo_id}/view*")
+    page.wait_for_function("() => document.querySelector('img.full').naturalWidth >= 1600")
+    page.click("main a:has-text('Terug')")
+    page.wait_for_url(f"**/console/incidents/{incident_id}*")
+    viewed = supervisor_api(suite, f"/v1/dispatch/audit?target_id={photo_id}")
+    assert any(e["action"] == "view_photo" and e["username"] == "anna" and e["detail"]["copy"] == "sanitised"
+               for e in viewed)
+
+    question_field = f"#q-{created.json()['id']}"
+    page.fill(question_field, "Welke kant liep de man met het mes op?")
+    page.click(f"{question_field} >> xpath=ancestor::form//button")
+    page.wait_for_selector(".notice")
+    assert "Welke kant liep de man met het mes op?" in page.inner_text("#incident-reports")
+
+    citizen = {"Authorization": f"Bearer {created.json()['access_token']}"}
+    messages_url = f"{suite.urls['intake']}{created.json()['status_url']}/messages"
+    question = eventually(lambda: next((m for m in httpx.get(messages_url, headers=citizen).json()
+                                        if m["text"] == "Welke kant liep de man met het mes op?"), None))
+    assert question is not None
+    page.evaluate("window.sameDocument = true")
+    answered = httpx.post(messages_url, json={"text": "Richting het station, rode jas", "in_reply_to":
+                          question["id"]}, headers={**citizen, "Idempotency-Key": "console-answer-0001"})
+    assert answered.status_code == 201, answered.text
+    page.wait_for_selector("#incident-reports .from_citizen:has-text('Richting het station, rode jas')",
+                           timeout=15_000)
+    assert page.evaluate("window.sameDocument === true"), "the answer must appear without a reload"
+    screenshot(page, "incident", full_page=True)
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    shared.update(incident_id=incident_id, report_id=created.json()["id"], photo_id=photo_id)
+
+    # What a dispatcher may not reach: the original, and the supervisors' pages.
+    base = f"{suite.urls['bridge']}/console"
+    for path in (f"/reports/{shared['report_id']}/photos/{photo_id}?original=true",
+                 f"/reports/{shared['report_id']}/photos/{photo_id}/view?original=true", "/supervision", "/audit",
+                 f"/reports/{shared['report_id']}/photos/{photo_id}/custody"):
+        assert page.request.get(base + path).status == 403, path
+        if "/view" not in path and "/custody" not in path and "original" in path:
+            continue  # an image, not a page
+        page.goto(base + path)
+        assert "(403)" in page.inner_text("h1")
+    assert page.locator("nav a[href='/console/supervision']").count() == 0
+    context.close()
+
+
+def test_a_supervisor_sees_the_original_the_custody_and_the_supervision_pages(
+        suite: Suite, browser: Browser, shared: dict[str, Any]) -> None:
+    context, page = new_page(browser)
+    log_in(page, suite, "sara")
+    page.goto(f"{suite.urls['bridge']}/console/incidents/{shared['incident_id']}")
+    with page.expect_response(lambda r: "original=true" in r.url and "/view" not in r.url) as original:
+        page.click("a.original")  # one click from the incident
+    assert original.value.status == 200 and original.value.headers["content-type"] == "image/jpeg"
+    assert original.value.headers["cache-control"] == "no-store"
+    viewed = supervisor_api(suite, f"/v1/dispatch/audit?target_id={shared['photo_id']}")
+    assert any(e["action"] == "view_photo_original" and e["username"] == "sara" for e in viewed)
+
+    page.goto(f"{suite.urls['bridge']}/console/reports/{shared['report_id']}/photos/{shared['photo_id']}/custody")
+    custody = page.inner_text("main")
+    assert "report.received" in custody and "view_photo_original" in custody
+    screenshot(page, "custody")
+    page.goto(f"{suite.urls['bridge']}/console/supervision")
+    text = page.inner_text("main")
+    assert "meldkamer" in text and "closed" in text  # the circuit to the meldkamer, closed (healthy)
+    screenshot(page, "supervision")
+    page.goto(f"{suite.urls['bridge']}/console/audit")
+    assert "view_photo_original" in page.inner_text("main")
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    context.close()
+
+
+def test_the_112_alarm_shows_on_every_screen_until_the_meldkamer_accepts(suite: Suite, browser: Browser) -> None:
+    context, page = new_page(browser)
+    log_in(page, suite, "anna")
+    page.goto(f"{suite.urls['bridge']}/console/map")
+    page.wait_for_selector("body[data-live=on]")
+    refusing = {"error_rate": 1.0, "error_statuses": [503], "fail_after_commit": 0.0, "retry_after_seconds": 1}
+    httpx.put(f"{suite.urls['meldkamer']}/admin/faults", json=refusing, headers=ADMIN, timeout=5).raise_for_status()
+    try:
+        body = report_json(category="fire", in_progress=True, description="Brand in een schuur, er zit iemand "
+                           "binnen", location={"lat": 52.1500, "lon": 5.3900})
+        created = submit(suite, body, [phone_photo(12, 52.1500, 5.3900)], "console-urgent-0002")
+        assert created.status_code == 202, created.text
+        alarm = page.wait_for_selector("#alarm-112:not([hidden])", timeout=30_000)  # the deadline is 4 s
+        assert "112" in alarm.inner_text() and "Brand" in alarm.inner_text()
+        page.wait_for_function("document.getElementById('map').dataset.markers >= 2")  # no tiles here: markers
+        screenshot(page, "map-with-112-alarm")
+    finally:
+        httpx.put(f"{suite.urls['meldkamer']}/admin/faults", json={}, headers=ADMIN, timeout=5).raise_for_status()
+    page.wait_for_selector("#alarm-112", state="hidden", timeout=60_000)  # accepted once the meldkamer is back
+    context.close()
+
+
+def focused(page: Page) -> dict[str, Any]:
+    return page.evaluate("""() => { const e = document.activeElement, s = getComputedStyle(e);
+        return {tag: e.tagName, id: e.id, href: e.getAttribute('href'), text: (e.innerText || '').trim(),
+                outline: s.outlineStyle, shadow: s.boxShadow}; }""")
+
+
+def tab_to(page: Page, wanted: Any, limit: int = 60) -> dict[str, Any]:
+    """Press Tab until the focused element is the wanted one; every stop on the way must show its focus."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        now = focused(page)
+        if now["tag"] != "BODY":
+            assert now["outline"] != "none" or now["shadow"] != "none", f"focus not visible on {now}"
+        if wanted(now):
+            return now
+    raise AssertionError("not reached by keyboard")
+
+
+def test_everything_works_by_keyboard_alone(suite: Suite, browser: Browser, shared: dict[str, Any]) -> None:
+    context, page = new_page(browser)
+    page.goto(f"{suite.urls['bridge']}/console/login")
+    tab_to(page, lambda f: f["text"] == "Naar de inhoud")  # the skip link comes first
+    tab_to(page, lambda f: f["id"] == "username")
+    page.keyboard.type("anna")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/incidents")
+
+    tab_to(page, lambda f: f["href"] == f"/console/incidents/{shared['incident_id']}")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/console/incidents/{shared['incident_id']}")
+    tab_to(page, lambda f: f["id"] == f"q-{shared['report_id']}")
+    page.keyboard.type("Had hij een fiets bij zich?")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".notice")
+    assert "Had hij een fiets bij zich?" in page.inner_text("#incident-reports")
+
+    tab_to(page, lambda f: f["href"] == "/console/map")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/map")
+    tab_to(page, lambda f: f["id"] == "map")  # the map itself takes the keyboard (arrows pan, + and - zoom)
+    page.keyboard.press("Equal")
+
+    tab_to(page, lambda f: f["text"] == "Uitloggen", limit=100)  # past the end of the page, round to the top
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/login?reason=ended")
+    # The session is over: the old cookie opens nothing.
+    page.goto(f"{suite.urls['bridge']}/console/incidents")
+    assert "/console/login" in page.url
+    context.close()
+
+
+@pytest.mark.parametrize("role", ["anna", "sara"])
+def test_axe_finds_no_serious_accessibility_violations(suite: Suite, browser: Browser, shared: dict[str, Any],
+                                                        role: str) -> None:
+    context, page = new_page(browser)
+    axe = Axe()
+    # The checker itself finds what it should: an unlabelled field and low contrast on a page of our making.
+    page.set_content('<main><input id="x"><p style="color:#bbb;background:#fff">grijs</p></main>')
+    assert {"label", "color-contrast"} <= {v["id"] for v in axe.run(page, options=WCAG_AA).response["violations"]}
+    page.goto(f"{suite.urls['bridge']}/console/login")
+    found = {"login": axe.run(page, options=WCAG_AA)}
+    log_in(page, suite, role)
+    pages = {"incidents": "/console/incidents", "incident": f"/console/incidents/{shared['incident_id']}",
+             "map": "/console/map", "english": f"/console/incidents/{shared['incident_id']}?lang=en"}
+    if role == "sara":
+        pages |= {"supervision": "/console/supervision", "audit": "/console/audit",
+                  "custody": f"/console/reports/{shared['report_id']}/photos/{shared['photo_id']}/custody"}
+    for name, path in pages.items():
+        page.goto(suite.urls["bridge"] + path)
+        page.wait_for_selector("body[data-live=on]")
+        found[name] = axe.run(page, options=WCAG_AA)
+    serious = {name: [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+                      for v in result.response["violations"] if v["impact"] in SERIOUS]
+               for name, result in found.items()}
+    assert not any(serious.values()), serious
+    minor = {name: [v["id"] for v in result.response["violations"]] for name, result in found.items()}
+    print("axe-core", found["login"].response["testEngine"]["version"], "other findings:", minor)
+    context.close()
