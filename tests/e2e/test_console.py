@@ -124,7 +124,7 @@ def test_a_dispatcher_sees_an_urgent_report_arrive_live_and_talks_with_the_citiz
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image)
     assert page.locator("a.original").count() == 0  # a dispatcher is not offered the original
     page.click("a.photo-link")  # the photo at full size, inside the console
-    page.wait_for_url(f"**/photos/{photo_id}/view*")
+    page.wait_for_url(lambda url: f"/photos/{photo_id}/view" in url)
     page.wait_for_function("() => document.querySelector('img.full').naturalWidth >= 1600")
     page.click("main a:has-text('Terug')")
     page.wait_for_url(f"**/console/incidents/{incident_id}*")

@@ -8,6 +8,7 @@ session's CSRF token and end in a redirect back to the page (post/redirect/get),
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -162,6 +163,7 @@ async def incident_list(request: Request, runtime: RuntimeDep, user: User, deliv
     filters = incident_filter(delivery_state, priority, category, include_merged)
     shown = await desk.list_incidents(runtime, user.actor, filters, 200)
     return await page(request, "incidents.html", user, incidents=shown, filters=filters,
+                      held=await held_reports(runtime, user),
                       categories=CATEGORIES, delivery_states=DELIVERY_STATES)
 
 
@@ -221,6 +223,21 @@ async def incident_reports(request: Request, runtime: RuntimeDep, user: FeedUser
     return await page(request, "_incident_reports.html", user, **shown)
 
 
+@router.get("/reports/held", response_class=HTMLResponse)
+async def held_rows(request: Request, runtime: RuntimeDep, user: FeedUser) -> HTMLResponse:
+    """The reports held for review (they have no incident yet), fetched by the list page when the desk changes."""
+    return await page(request, "_held_rows.html", user, held=await held_reports(runtime, user))
+
+
+async def held_reports(runtime: Any, user: ConsoleUser) -> list[dict[str, Any]]:
+    return await desk.list_reports(runtime, user.actor, desk.ReportFilter(state="held_for_review"), 100)
+
+
+@router.get("/reports/{report_id}", response_class=HTMLResponse)
+async def report_page(request: Request, runtime: RuntimeDep, user: User, report_id: str) -> HTMLResponse:
+    return await page(request, "report.html", user, **await views.report_page(runtime, user.actor, report_id))
+
+
 @router.get("/reports/{report_id}/photos/{photo_id}")
 async def photo(runtime: RuntimeDep, user: User, report_id: str, photo_id: str, original: bool = False) -> Response:
     data, content_type = await desk.photo(runtime, user.actor, report_id, photo_id, original)
@@ -235,19 +252,29 @@ async def photo_page(request: Request, user: User, report_id: str, photo_id: str
     if original and not user.is_supervisor:
         raise ServiceError(403, "forbidden", "only a supervisor may see the original photo",
                            detail_nl="alleen een supervisor mag de originele foto zien")
+    back = request.query_params.get("back", "")
     return await page(request, "photo.html", user, report_id=report_id, photo_id=photo_id, original=original,
-                      incident_id=request.query_params.get("incident_id", ""))
+                      back=back if BACK.fullmatch(back) else "")
 
 
 def incident_url(incident_id: str) -> str:
     return f"/console/incidents/{quote(incident_id[:36], safe='')}"
 
 
+BACK = re.compile(r"/console/(incidents|reports)/[0-9A-Za-z-]{1,36}")
+
+
+def back_of(form: dict[str, Any]) -> str:
+    """Where a change on a report returns to: the page it was made on, only ever one of ours."""
+    back = str(form.get("back") or "")
+    return back if BACK.fullmatch(back) else "/console/incidents"
+
+
 @router.post("/reports/{report_id}/question")
 async def ask(request: Request, runtime: RuntimeDep, user: User, report_id: str) -> RedirectResponse:
     form = await checked(request, user)
     text = str(form.get("text") or "").strip()
-    url = incident_url(str(form.get("incident_id") or ""))
+    url = back_of(form)
     if not 1 <= len(text) <= 2000:
         return back_to(url, problem=Texts(user.language)("question") + ": 1–2000")
     return await act(request, user, url, desk.ask(runtime, user.actor, report_id, text))
@@ -257,7 +284,7 @@ async def ask(request: Request, runtime: RuntimeDep, user: User, report_id: str)
 async def decide(request: Request, runtime: RuntimeDep, user: User, report_id: str, decision: str
                  ) -> RedirectResponse:
     form = await checked(request, user)
-    url = incident_url(str(form.get("incident_id") or ""))
+    url = back_of(form)
     if decision == "split":
         try:
             split = await desk.split_report(runtime, user.actor, report_id)

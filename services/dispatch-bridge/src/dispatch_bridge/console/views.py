@@ -4,9 +4,11 @@ and messages, and its Burgernet actions, read in one transaction and audited as 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.contracts import ReportSubmitted
@@ -16,6 +18,7 @@ from dispatch_bridge.audit import audit
 from dispatch_bridge.auth import Actor
 from dispatch_bridge.models import BridgeMessage, BridgeReport, BurgernetAction, Incident
 
+MERGE_CANDIDATES_WITHIN = timedelta(days=1)
 REASON_ORDER = {"fail": 0, "warn": 1, "pass": 2, "not_applicable": 3}
 
 
@@ -32,17 +35,45 @@ async def incident_page(runtime: Runtime, actor: Actor, incident_id: str) -> dic
         merged_from = list((await session.execute(select(Incident.id).where(
             Incident.merged_into == incident.id))).scalars())
         ids = [r.report_id for r in reports]
-        messages = (await session.execute(select(BridgeMessage).where(BridgeMessage.report_id.in_(ids))
-                                          .order_by(BridgeMessage.sent_at))).scalars().all()
+        shown = await reports_in_full(session, reports)
+        # What it may be merged with: the other open incidents of the last day, newest first.
+        others = [i for i in (await session.execute(select(Incident).where(
+            Incident.merged_into.is_(None), Incident.id != incident.id,
+            Incident.created_at >= incident.created_at - MERGE_CANDIDATES_WITHIN,
+            Incident.created_at <= incident.created_at + MERGE_CANDIDATES_WITHIN)
+            .order_by(Incident.created_at.desc()).limit(50))).scalars() if incidents.is_open(i)]
         actions = (await session.execute(select(BurgernetAction).where(BurgernetAction.incident_id == incident.id)
                                          .order_by(BurgernetAction.number))).scalars().all()
         # One entry for the page, naming every report it showed (as a list view does).
         desk.audit_listing(session, actor, "incident_reports", {"incident_id": incident.id}, ids)
         audit(session, actor, "view_incident", "incident", incident.id)
+    references = {r.report_id: r.reference for r in reports}
+    return {"incident": desk.incident_summary(incident, reports, sorted(merged_from)), "reports": shown,
+            "references": references, "actions": [{"id": a.id, "reference": a.reference, "status": a.status,
+                                                   "kind": a.kind} for a in actions],
+            "lat": incident.lat, "lon": incident.lon,
+            "others": [{"id": o.id, "category": o.category, "priority": o.priority, "created_at": o.created_at}
+                       for o in others]}
+
+
+async def report_page(runtime: Runtime, actor: Actor, report_id: str) -> dict[str, Any]:
+    """One report on a page of its own: one held for review has no incident yet."""
+    async with runtime.db.transaction() as session:
+        stored = await session.get(BridgeReport, report_id[:36])
+        if stored is None:
+            raise ServiceError(404, "report_not_found", "no such report", detail_nl="deze melding bestaat niet")
+        shown = await reports_in_full(session, [stored])
+        audit(session, actor, "view_report", "report", stored.report_id, report_id=stored.report_id)
+    return {"reports": shown, "references": {stored.report_id: stored.reference}, "incident": None}
+
+
+async def reports_in_full(session: AsyncSession, reports: list[BridgeReport]) -> list[dict[str, Any]]:
+    """Each report as the console shows it: its summary, words, photos, reasons (doubts first), messages."""
+    messages = (await session.execute(select(BridgeMessage).where(BridgeMessage.report_id.in_(
+        [r.report_id for r in reports])).order_by(BridgeMessage.sent_at))).scalars().all()
     by_report: dict[str, list[BridgeMessage]] = {}
     for message in messages:
         by_report.setdefault(message.report_id, []).append(message)
-    references = {r.report_id: r.reference for r in reports}
     shown = []
     for stored in reports:
         submission = ReportSubmitted.model_validate_json(stored.submission)
@@ -53,10 +84,7 @@ async def incident_page(runtime: Runtime, actor: Actor, incident_id: str) -> dic
             "photos": submission.photos, "messages": by_report.get(stored.report_id, []),
             "reasons": sorted(detail["reasons"], key=lambda r: REASON_ORDER.get(r["outcome"], 9)) if detail else [],
         })
-    return {"incident": desk.incident_summary(incident, reports, sorted(merged_from)), "reports": shown,
-            "references": references, "actions": [{"id": a.id, "reference": a.reference, "status": a.status,
-                                                   "kind": a.kind} for a in actions],
-            "lat": incident.lat, "lon": incident.lon}
+    return shown
 
 
 async def report_places(runtime: Runtime, report_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -71,20 +71,16 @@
     }
   }
 
-  const parts = [];
-  const rows = document.getElementById("incident-rows");
-  if (rows) {
-    parts.push({target: rows, url: function () {
-      const filters = document.getElementById("filters");
-      const query = new URLSearchParams(window.location.search);
-      query.delete("done"); query.delete("problem"); query.delete("lang");
-      if (!query.toString() && filters) new FormData(filters).forEach(function (v, k) { if (v) query.set(k, v); });
-      return rows.dataset.rowsUrl + (query.toString() ? "?" + query : "");
-    }});
-  }
-  const reports = document.getElementById("incident-reports");
-  if (reports) parts.push({target: reports, url: function () { return reports.dataset.reportsUrl; }});
-
+  // Every part of the page marked data-live-url is fetched again when the desk changes; the incident list
+  // with the filters the dispatcher chose.
+  const parts = Array.prototype.map.call(document.querySelectorAll("[data-live-url]"), function (target) {
+    return {target: target, url: function () {
+      const query = new URLSearchParams();
+      const filters = target.dataset.liveFilters && document.getElementById(target.dataset.liveFilters);
+      if (filters) new FormData(filters).forEach(function (v, k) { if (v) query.set(k, v); });
+      return target.dataset.liveUrl + (query.toString() ? "?" + query : "");
+    }};
+  });
   let refreshing = false, pending = false;
   function refresh() {
     if (refreshing) { pending = true; return; }
