@@ -104,6 +104,11 @@ async def test_changes_need_the_sessions_csrf_token_and_our_origin(start_service
         answer = await client.post("/console/reports/nope/question", data={"text": "Hallo?", "csrf_token": csrf,
                                                                            "incident_id": "x"})
         assert answer.status_code == 303 and "problem=" in answer.headers["location"]
+        # The problem is shown on the page it returns to, sealed with the session's secret; words put in a link
+        # by someone else are not.
+        assert "deze melding bestaat niet" in (await client.get(answer.headers["location"])).text
+        forged = await client.get("/console/incidents", params={"problem": "Bel nu 0900-1234", "seal": "0" * 32})
+        assert forged.status_code == 200 and "0900-1234" not in forged.text
 
 
 async def test_logout_inactivity_and_a_disabled_account_end_the_session(start_service: Callable[..., Any]) -> None:

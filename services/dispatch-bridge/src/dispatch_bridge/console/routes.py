@@ -8,6 +8,8 @@ session's CSRF token and end in a redirect back to the page (post/redirect/get),
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import re
 from datetime import datetime
 from pathlib import Path
@@ -58,14 +60,28 @@ async def page(request: Request, template: str, user: ConsoleUser | None, status
         await sessions.set_language(request.app.state.runtime, user, language)
     response = templates.TemplateResponse(request, template, {
         "t": Texts(language), "lang": language, "user": user, "now": utcnow(), "path": request.url.path,
-        "notice": request.query_params.get("done"), "problem": request.query_params.get("problem"), **context},
+        "notice": request.query_params.get("done"), "problem": problem_shown(request, user), **context},
         status_code=status_code)
     sessions.set_cookie(response, sessions.LANGUAGE_COOKIE, language, max_age=365 * 86400)
     return response
 
 
-def back_to(url: str, **outcome: str) -> RedirectResponse:
-    return RedirectResponse(f"{url}?{urlencode(outcome)}" if outcome else url, status_code=303)
+def back_to(url: str, user: ConsoleUser, problem: str | None = None) -> RedirectResponse:
+    """Back to the page, saying the change was done, or what stood in its way. The words travel in the URL,
+    sealed with the session's own secret so that a link made by someone else cannot put words on our page."""
+    outcome = {"done": "1"} if problem is None else {"problem": problem, "seal": seal(user, problem)}
+    return RedirectResponse(f"{url}?{urlencode(outcome)}", status_code=303)
+
+
+def seal(user: ConsoleUser, problem: str) -> str:
+    return hmac.new(user.csrf_token.encode(), problem.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def problem_shown(request: Request, user: ConsoleUser | None) -> str | None:
+    problem, sealed = request.query_params.get("problem"), request.query_params.get("seal", "")
+    if problem is None or user is None or not hmac.compare_digest(sealed.encode(), seal(user, problem).encode()):
+        return None
+    return problem
 
 
 def problem_text(error: ServiceError, language: str) -> str:
@@ -85,8 +101,8 @@ async def act(request: Request, user: ConsoleUser, url: str, change: Any) -> Red
     try:
         await change
     except ServiceError as exc:
-        return back_to(url, problem=problem_text(exc, user.language))
-    return back_to(url, done="1")
+        return back_to(url, user, problem=problem_text(exc, user.language))
+    return back_to(url, user)
 
 
 # ---- login and session ------------------------------------------------------------------------------------
@@ -276,7 +292,7 @@ async def ask(request: Request, runtime: RuntimeDep, user: User, report_id: str)
     text = str(form.get("text") or "").strip()
     url = back_of(form)
     if not 1 <= len(text) <= 2000:
-        return back_to(url, problem=Texts(user.language)("question") + ": 1–2000")
+        return back_to(url, user, problem=Texts(user.language)("question") + ": 1–2000")
     return await act(request, user, url, desk.ask(runtime, user.actor, report_id, text))
 
 
@@ -289,8 +305,8 @@ async def decide(request: Request, runtime: RuntimeDep, user: User, report_id: s
         try:
             split = await desk.split_report(runtime, user.actor, report_id)
         except ServiceError as exc:
-            return back_to(url, problem=problem_text(exc, user.language))
-        return back_to(incident_url(split["incident_id"]), done="1")
+            return back_to(url, user, problem=problem_text(exc, user.language))
+        return back_to(incident_url(split["incident_id"]), user)
     if decision not in ("forward", "reject"):
         raise ServiceError(404, "not_found", "no such action", detail_nl="deze handeling bestaat niet")
     return await act(request, user, url, desk.decide_review(runtime, user.actor, report_id,
@@ -304,8 +320,8 @@ async def merge(request: Request, runtime: RuntimeDep, user: User, incident_id: 
     try:
         survivor = await desk.merge_incidents(runtime, user.actor, incident_id, [other])
     except ServiceError as exc:
-        return back_to(incident_url(incident_id), problem=problem_text(exc, user.language))
-    return back_to(incident_url(survivor["incident_id"]), done="1")
+        return back_to(incident_url(incident_id), user, problem=problem_text(exc, user.language))
+    return back_to(incident_url(survivor["incident_id"]), user)
 
 
 @router.post("/incidents/{incident_id}/burgernet")
@@ -320,7 +336,7 @@ async def start_burgernet(request: Request, runtime: RuntimeDep, user: User, inc
                                     radius_m=float(str(form.get("radius_m") or 0)))),
             duration_minutes=int(str(form.get("duration_minutes") or 0)) or None)
     except (ValidationError, ValueError) as exc:
-        return back_to(url, problem=_form_problem(exc, user.language))
+        return back_to(url, user, problem=_form_problem(exc, user.language))
     return await act(request, user, url, burgernet.start_action(runtime, user.actor, action))
 
 
@@ -347,7 +363,9 @@ async def map_data(runtime: RuntimeDep, user: FeedUser) -> JSONResponse:
     """The incidents and their reports' places, for the map (the view is audited as the list is)."""
     shown = await desk.list_incidents(runtime, user.actor, desk.IncidentFilter(), 200)
     places = await views.report_places(runtime, [r["report_id"] for i in shown for r in i["reports"]])
+    t = Texts(user.language)
     return JSONResponse([{
+        "label": (t("urgent") + " · " if i["priority"] == 1 else "") + t.category(i["category"]),
         "incident_id": i["incident_id"], "priority": i["priority"], "category": i["category"],
         "delivery_state": i["delivery_state"], "witnesses": (i["event"] or {}).get("witnessCount", 0),
         "centre": (i["event"] or {}).get("centre"), "radius_m": (i["event"] or {}).get("radiusMeters", 0),

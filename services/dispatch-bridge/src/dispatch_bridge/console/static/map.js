@@ -10,13 +10,17 @@
     L.tileLayer(element.dataset.tiles, {maxZoom: 19, attribution: element.dataset.attribution}).addTo(map);
   }
   const layer = L.layerGroup().addTo(map);
+  function text(words) {  // Leaflet would read a string as HTML: give it an element holding plain text
+    const span = document.createElement("span");
+    span.textContent = words;
+    return span;
+  }
   function draw(incidents) {
     layer.clearLayers();
     const bounds = [];
     incidents.forEach(function (incident) {
       const colour = incident.priority === 1 ? "#b00020" : "#0b4f9c";
-      const label = (incident.priority === 1 ? "SPOED · " : "") + incident.category + " · " +
-        incident.incident_id.slice(0, 8) + " (" + incident.witnesses + ")";
+      const label = incident.label + " · " + incident.incident_id.slice(0, 8) + " (" + incident.witnesses + ")";
       if (incident.centre) {
         const centre = [incident.centre.lat, incident.centre.lon];
         L.circle(centre, {radius: Math.max(incident.radius_m, 30), color: colour, weight: 2, fillOpacity: 0.1})
@@ -27,12 +31,12 @@
         link.href = "/console/incidents/" + encodeURIComponent(incident.incident_id);
         link.textContent = label;
         marker.bindPopup(link);
-        marker.bindTooltip(label);
+        marker.bindTooltip(text(label));
         bounds.push(centre);
       }
       incident.reports.forEach(function (report) {
         L.circleMarker([report.lat, report.lon], {radius: 4, color: colour, weight: 1, fillOpacity: 0.7})
-          .bindTooltip(report.reference).addTo(layer);
+          .bindTooltip(text(report.reference)).addTo(layer);
         bounds.push([report.lat, report.lon]);
       });
     });
