@@ -1,0 +1,510 @@
+"""The console's changes, in-process: each form a dispatcher or supervisor submits (review decisions, merge,
+split, Burgernet, questions, dead-letter replay), what it left in the database, the outbox and the audit chain,
+and where it sent the browser back to; the list's filters, the map's data and the language of the pages. The
+bridge's destinations are down and its relay is stopped, so what it would send stays in its outbox to be read."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from sqlalchemy import func, select, update
+
+from burgermelding_shared.contracts import ReportSubmitted, VerificationCompleted
+from burgermelding_shared.messaging import DEAD, PENDING
+from burgermelding_shared.timeutil import utcnow
+from dispatch_bridge import auth, forwarding
+from dispatch_bridge.config import BridgeSettings
+from dispatch_bridge.models import (
+    BridgeMessage,
+    BridgeReport,
+    BurgernetAction,
+    ConsoleSession,
+    Incident,
+    audit,
+    messaging,
+)
+
+# (The helpers below are those of test_console.py: with importlib mode one test module cannot import another.)
+DOWN = "http://127.0.0.1:9"
+PASSWORD = "correct horse battery staple"
+ORIGIN = "https://testserver"
+UTRECHT = (52.0907, 5.1214)
+AMSTERDAM = (52.3731, 4.8926)  # some 35 km away: another event
+
+
+async def start_bridge(start_service: Callable[..., Any], **settings: Any) -> Any:
+    service = await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
+                                  verification_url=DOWN, relay_poll_seconds=3600, **settings)
+    await service.runtime.relay.stop()  # nothing leaves: the outbox keeps what the bridge would send
+    for name, role in (("dirk", "dispatcher"), ("sara", "supervisor")):
+        await auth.create_user(service.runtime.db, name, PASSWORD, role)
+    return service
+
+
+def browser(bridge: Any) -> httpx.AsyncClient:
+    """A client that keeps cookies as a browser does: over HTTPS (the cookie is Secure), from our own origin."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=bridge.app), base_url=ORIGIN,
+                             headers={"Origin": ORIGIN})
+
+
+def token_in(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+async def log_in(client: httpx.AsyncClient, username: str = "dirk") -> str:
+    """Logs in through the form; the session's CSRF token."""
+    form = await client.get("/console/login")
+    answer = await client.post("/console/login", data={"username": username, "password": PASSWORD,
+                                                       "csrf_token": token_in(form.text)})
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/incidents", answer.text
+    return token_in((await client.get("/console/incidents")).text)
+
+
+# ---- what arrives at the bridge, and what it keeps ---------------------------------------------------------
+
+
+def a_report(n: int, *, where: tuple[float, float] = UTRECHT, urgent: bool = False,
+             category: str = "theft") -> ReportSubmitted:
+    now = utcnow()
+    return ReportSubmitted(report_id=str(uuid.uuid4()), reference=f"BM-2026-{n:06d}", category=category,
+                           description=f"Melding {n}", location={"lat": where[0], "lon": where[1]},
+                           observed_at=now, received_at=now, in_progress=urgent,
+                           submitter_tag=f"installation-{n}", submitter_kind="installation")
+
+
+async def arrives(bridge: Any, report: ReportSubmitted) -> ReportSubmitted:
+    """From intake, as its message would bring it (an urgent one goes to the meldkamer at once)."""
+    assert await forwarding.receive_report(bridge.runtime, report, str(uuid.uuid4()), "report-intake") == "accepted"
+    return report
+
+
+async def verified(bridge: Any, report: ReportSubmitted, verdict: str, score: float = 0.4) -> None:
+    result = VerificationCompleted(report_id=report.report_id, verdict=verdict, score=score,  # type: ignore[arg-type]
+                                   verified_at=utcnow())
+    assert await forwarding.receive_verification(bridge.runtime, result, str(uuid.uuid4()), "verification") \
+        == "applied"
+
+
+async def stored(bridge: Any, report: ReportSubmitted) -> BridgeReport:
+    async with bridge.runtime.db.sessions() as session:
+        found = await session.get(BridgeReport, report.report_id)
+    assert found is not None
+    return found
+
+
+async def incident(bridge: Any, incident_id: str) -> Incident:
+    async with bridge.runtime.db.sessions() as session:
+        found = await session.get(Incident, incident_id)
+    assert found is not None
+    return found
+
+
+async def count(bridge: Any, table: Any) -> int:
+    async with bridge.runtime.db.sessions() as session:
+        return (await session.execute(select(func.count()).select_from(table))).scalar_one()
+
+
+async def audited(bridge: Any, action: str) -> list[dict[str, Any]]:
+    """The chain's entries of this action, oldest first."""
+    entries = audit.entries
+    async with bridge.runtime.db.sessions() as session:
+        rows = (await session.execute(select(entries).where(entries.c.action == action)
+                                      .order_by(entries.c.seq))).mappings().all()
+    return [dict(row) for row in rows]
+
+
+async def told_citizen(bridge: Any, report: ReportSubmitted) -> list[str]:
+    """The events on the citizen's timeline the bridge queued for intake, in order."""
+    outbox = messaging.outbox
+    async with bridge.runtime.db.sessions() as session:
+        payloads = (await session.execute(select(outbox.c.payload).where(
+            outbox.c.destination == "report-intake", outbox.c.kind == "report.events")
+            .order_by(outbox.c.id))).scalars().all()
+    return [event["event"] for news in map(json.loads, payloads) if news["report_id"] == report.report_id
+            for event in news["events"]]
+
+
+def outcome(answer: httpx.Response) -> tuple[str, dict[str, str]]:
+    """Where a change sent the browser back to, and what it said there (done=1 or problem=...)."""
+    assert answer.status_code == 303, (answer.status_code, answer.text[:500])
+    location = urlsplit(answer.headers["location"])
+    return location.path, {k: v[0] for k, v in parse_qs(location.query).items()}
+
+
+def incident_path(incident_id: str) -> str:
+    return f"/console/incidents/{incident_id}"
+
+
+def rows_shown(page: str) -> set[str]:
+    return set(re.findall(r'data-incident-id="([^"]+)"', page))
+
+
+# ---- review decisions ----------------------------------------------------------------------------------------
+
+
+async def test_a_report_held_for_review_is_forwarded_or_rejected_from_its_own_page(
+        start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    held = await arrives(bridge, a_report(1))
+    await verified(bridge, held, "review")
+    doubted = await arrives(bridge, a_report(2, where=AMSTERDAM))
+    await verified(bridge, doubted, "review")
+    assert (await stored(bridge, held)).state == "held_for_review"
+    # A held report has no incident yet: no incident page can show it.
+    assert (await stored(bridge, held)).incident_id is None and await count(bridge, Incident) == 0
+    async with browser(bridge) as client:
+        csrf = await log_in(client)
+        listing = await client.get("/console/incidents")
+        assert f'href="/console/reports/{held.report_id}"' in listing.text and held.reference in listing.text
+        page = await client.get(f"/console/reports/{held.report_id}")
+        assert page.status_code == 200
+        for decision in ("forward", "reject"):
+            assert f'action="/console/reports/{held.report_id}/{decision}"' in page.text
+        back = f"/console/reports/{held.report_id}"
+
+        answer = await client.post(f"/console/reports/{held.report_id}/forward",
+                                   data={"csrf_token": csrf, "back": back})
+        assert outcome(answer) == (back, {"done": "1"})
+        forwarded = await stored(bridge, held)
+        assert forwarded.state == "forwarded" and forwarded.incident_id is not None
+        assert (await incident(bridge, forwarded.incident_id)).delivery_state == "queued"
+        assert [(e["actor"], e["target_id"]) for e in await audited(bridge, "review_forward")] == [
+            ("dirk", held.report_id)]
+        assert await told_citizen(bridge, held) == ["under_review", "forwarded"]
+        after = await client.get(f"/console/reports/{held.report_id}")
+        assert f"/console/reports/{held.report_id}/forward" not in after.text  # decided: no buttons any more
+        assert f'href="/console/incidents/{forwarded.incident_id}"' in after.text
+
+        answer = await client.post(f"/console/reports/{doubted.report_id}/reject",
+                                   data={"csrf_token": csrf, "back": f"/console/reports/{doubted.report_id}"})
+        assert outcome(answer) == (f"/console/reports/{doubted.report_id}", {"done": "1"})
+        rejected = await stored(bridge, doubted)
+        assert rejected.state == "rejected" and rejected.incident_id is None
+        assert [(e["actor"], e["target_id"]) for e in await audited(bridge, "review_reject")] == [
+            ("dirk", doubted.report_id)]
+        assert await told_citizen(bridge, doubted) == ["under_review", "rejected"]
+        assert await count(bridge, Incident) == 1  # the rejected one made none
+
+        # Decided once: a second decision is refused, in Dutch, and changes nothing.
+        answer = await client.post(f"/console/reports/{doubted.report_id}/forward",
+                                   data={"csrf_token": csrf, "back": f"/console/reports/{doubted.report_id}"})
+        path, said = outcome(answer)
+        assert path == f"/console/reports/{doubted.report_id}" and "wacht niet op beoordeling" in said["problem"]
+        assert (await stored(bridge, doubted)).state == "rejected"
+        assert len(await audited(bridge, "review_forward")) == 1
+        # A "back" that is not one of our pages is not followed.
+        answer = await client.post(f"/console/reports/{doubted.report_id}/reject",
+                                   data={"csrf_token": csrf, "back": "https://evil.example/x"})
+        assert outcome(answer)[0] == "/console/incidents"
+
+
+# ---- merge and split ----------------------------------------------------------------------------------------
+
+
+async def test_two_incidents_are_merged_and_an_unknown_one_is_a_problem_in_the_dispatchers_language(
+        start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    north = await arrives(bridge, a_report(1, where=AMSTERDAM, urgent=True, category="violence"))
+    south = await arrives(bridge, a_report(2, where=UTRECHT, urgent=True, category="violence"))
+    first, second = (await stored(bridge, north)).incident_id, (await stored(bridge, south)).incident_id
+    assert first and second and first != second
+    async with browser(bridge) as client:
+        csrf = await log_in(client)
+        page = await client.get(incident_path(first))
+        assert f'<option value="{second}">' in page.text  # offered by name, not asked for by id
+
+        answer = await client.post(f"{incident_path(first)}/merge", data={"csrf_token": csrf, "other_id": second})
+        path, said = outcome(answer)
+        assert said == {"done": "1"}
+        survivor_id = path.removeprefix("/console/incidents/")
+        assert survivor_id in (first, second)
+        absorbed_id = second if survivor_id == first else first
+        assert (await incident(bridge, survivor_id)).merged_into is None
+        assert (await incident(bridge, absorbed_id)).merged_into == survivor_id
+        assert {(await stored(bridge, r)).incident_id for r in (north, south)} == {survivor_id}
+        merges = await audited(bridge, "merge_incidents")
+        assert [(e["actor"], e["target_id"]) for e in merges] == [("dirk", survivor_id)]
+        assert json.loads(merges[0]["detail"])["merged"] == [absorbed_id]
+        survivor_page = await client.get(path)
+        assert north.reference in survivor_page.text and south.reference in survivor_page.text
+
+        answer = await client.post(f"{incident_path(survivor_id)}/merge", data={"csrf_token": csrf,
+                                                                               "other_id": "nope"})
+        path, said = outcome(answer)
+        assert path == incident_path(survivor_id) and said["problem"] == "dit incident bestaat niet: nope"
+        assert "dit incident bestaat niet: nope" in (await client.get(answer.headers["location"])).text
+        # The merged one is no longer open: refused, with the reason.
+        answer = await client.post(f"{incident_path(survivor_id)}/merge", data={"csrf_token": csrf,
+                                                                               "other_id": absorbed_id})
+        assert "minstens twee open incidenten" in outcome(answer)[1]["problem"]
+
+        assert (await client.get("/console/incidents?lang=en")).status_code == 200  # the session goes English
+        answer = await client.post(f"{incident_path(survivor_id)}/merge", data={"csrf_token": csrf,
+                                                                               "other_id": "nope"})
+        assert outcome(answer) == (incident_path(survivor_id), {
+            "problem": "no such incident: nope", "seal": outcome(answer)[1]["seal"]})
+    assert len(await audited(bridge, "merge_incidents")) == 1
+    assert (await incident(bridge, survivor_id)).merged_into is None
+
+
+async def test_a_report_is_split_off_its_incident_into_a_new_one(start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    first = await arrives(bridge, a_report(1, urgent=True, category="violence"))
+    second = await arrives(bridge, a_report(2, urgent=True, category="violence"))
+    old = (await stored(bridge, first)).incident_id
+    assert old and (await stored(bridge, second)).incident_id == old  # one event: one incident
+    async with browser(bridge) as client:
+        csrf = await log_in(client)
+        page = await client.get(incident_path(old))
+        assert f'action="/console/reports/{second.report_id}/split"' in page.text
+
+        answer = await client.post(f"/console/reports/{second.report_id}/split",
+                                   data={"csrf_token": csrf, "back": incident_path(old)})
+        path, said = outcome(answer)
+        assert said == {"done": "1"}
+        new = path.removeprefix("/console/incidents/")
+        assert new != old and (await stored(bridge, second)).incident_id == new
+        assert (await stored(bridge, first)).incident_id == old
+        assert (await incident(bridge, new)).split_from == old
+        splits = await audited(bridge, "split_report")
+        assert [(e["actor"], e["target_id"]) for e in splits] == [("dirk", second.report_id)]
+        assert json.loads(splits[0]["detail"]) == {"from_incident": old, "to_incident": new}
+        assert f'href="/console/incidents/{old}"' in (await client.get(path)).text  # split from, linked
+
+        # The old incident has one report left: nothing to split off.
+        answer = await client.post(f"/console/reports/{first.report_id}/split",
+                                   data={"csrf_token": csrf, "back": incident_path(old)})
+        path, said = outcome(answer)
+        assert path == incident_path(old) and "enige melding" in said["problem"]
+        assert (await stored(bridge, first)).incident_id == old
+        assert await count(bridge, Incident) == 2
+
+
+# ---- Burgernet ------------------------------------------------------------------------------------------------
+
+
+async def test_a_burgernet_action_is_started_and_a_wrong_form_starts_none(start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    report = await arrives(bridge, a_report(1, urgent=True, category="violence"))
+    incident_id = (await stored(bridge, report)).incident_id
+    assert incident_id
+    form = {"looking_for": "person", "headline_nl": "Gezocht: man met rode jas",
+            "description_nl": "Man van ongeveer 30, rode jas, op de fiets", "lat": str(UTRECHT[0]),
+            "lon": str(UTRECHT[1]), "radius_m": "1000", "duration_minutes": "60"}
+    async with browser(bridge) as client:
+        csrf = await log_in(client)
+        page = await client.get(incident_path(incident_id))
+        assert f'action="/console/incidents/{incident_id}/burgernet"' in page.text
+
+        answer = await client.post(f"{incident_path(incident_id)}/burgernet", data={"csrf_token": csrf, **form})
+        assert outcome(answer) == (incident_path(incident_id), {"done": "1"})
+        async with bridge.runtime.db.sessions() as session:
+            actions = (await session.execute(select(BurgernetAction))).scalars().all()
+        assert len(actions) == 1
+        action = actions[0]
+        assert (action.incident_id, action.started_by, action.status, action.kind) == (
+            incident_id, "dirk", "open", "action")
+        assert action.closes_at - action.started_at == timedelta(minutes=60)
+        document = json.loads(action.document)
+        assert document["area"]["circle"] == {"lat": UTRECHT[0], "lon": UTRECHT[1], "radius_m": 1000.0}
+        assert document["headline_nl"] == form["headline_nl"]
+        assert [e["actor"] for e in await audited(bridge, "burgernet.started")] == ["dirk"]
+        assert action.reference in (await client.get(incident_path(incident_id))).text
+
+        answer = await client.post(f"{incident_path(incident_id)}/burgernet",
+                                   data={"csrf_token": csrf, **form, "radius_m": "10"})  # below the 50 m minimum
+        path, said = outcome(answer)
+        assert path == incident_path(incident_id) and said["problem"] == "Controleer deze velden: radius_m"
+        answer = await client.post(f"{incident_path(incident_id)}/burgernet",
+                                   data={"csrf_token": csrf, **form, "lat": "abc"})
+        assert outcome(answer)[1]["problem"] == "Controleer de getallen in het formulier"
+        answer = await client.post(f"{incident_path(incident_id)}/burgernet",
+                                   data={"csrf_token": csrf, **form, "headline_nl": ""})
+        assert outcome(answer)[1]["problem"] == "Controleer deze velden: headline_nl"
+        answer = await client.post(f"{incident_path(incident_id)}/burgernet",
+                                   data={"csrf_token": csrf, **form, "duration_minutes": "100000"})
+        assert outcome(answer)[1]["problem"] == "hoogstens 240 minuten"  # the bridge's own limit, in Dutch
+        answer = await client.post("/console/incidents/nope/burgernet", data={"csrf_token": csrf, **form})
+        assert outcome(answer) == ("/console/incidents/nope", {
+            "problem": "dit incident bestaat niet", "seal": outcome(answer)[1]["seal"]})
+    assert await count(bridge, BurgernetAction) == 1
+    assert len(await audited(bridge, "burgernet.started")) == 1
+
+
+# ---- questions to the citizen -------------------------------------------------------------------------------
+
+
+async def test_a_question_to_the_citizen_is_kept_and_sent_and_a_wrong_one_is_not(
+        start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    report = await arrives(bridge, a_report(1, urgent=True, category="violence"))
+    incident_id = (await stored(bridge, report)).incident_id
+    assert incident_id
+    back = incident_path(incident_id)
+    path = f"/console/reports/{report.report_id}/question"
+
+    async def questions() -> list[BridgeMessage]:
+        async with bridge.runtime.db.sessions() as session:
+            return list((await session.execute(select(BridgeMessage).order_by(BridgeMessage.sent_at))).scalars())
+
+    async with browser(bridge) as client:
+        csrf = await log_in(client)
+        answer = await client.post(path, data={"csrf_token": csrf, "back": back, "text": "  Welke kant op?  "})
+        assert outcome(answer) == (back, {"done": "1"})
+        kept = await questions()
+        assert [(m.direction, m.author, m.text, m.report_id) for m in kept] == [
+            ("to_citizen", "dirk", "Welke kant op?", report.report_id)]
+        outbox = messaging.outbox
+        async with bridge.runtime.db.sessions() as session:
+            sent = (await session.execute(select(outbox.c.destination, outbox.c.payload).where(
+                outbox.c.kind == "dispatcher.message"))).all()
+        assert [(d, json.loads(p)["message_id"], json.loads(p)["text"]) for d, p in sent] == [
+            ("report-intake", kept[0].id, "Welke kant op?")]
+        asked = await audited(bridge, "ask_citizen")
+        assert [(e["actor"], e["target_id"]) for e in asked] == [("dirk", report.report_id)]
+        assert "Welke kant op?" not in (asked[0]["detail"] or "")  # the chain keeps the id, not the words
+        assert "Welke kant op?" in (await client.get(back)).text
+
+        for text in ("", "   ", "x" * 2001):
+            answer = await client.post(path, data={"csrf_token": csrf, "back": back, "text": text})
+            assert outcome(answer) == (back, {"problem": "Vraag: 1–2000", "seal": outcome(answer)[1]["seal"]})
+        answer = await client.post(path, data={"csrf_token": csrf, "back": back, "text": "y" * 2000})
+        assert outcome(answer) == (back, {"done": "1"})  # the longest allowed
+    assert [m.text for m in await questions()] == ["Welke kant op?", "y" * 2000]
+    assert len(await audited(bridge, "ask_citizen")) == 2
+
+
+# ---- dead letters --------------------------------------------------------------------------------------------
+
+
+async def test_a_supervisor_replays_a_dead_letter_and_a_dispatcher_cannot(start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    report = await arrives(bridge, a_report(1, urgent=True, category="violence"))
+    incident_id = (await stored(bridge, report)).incident_id
+    outbox = messaging.outbox
+    async with bridge.runtime.db.transaction() as session:  # as if the meldkamer refused it for good
+        await session.execute(update(outbox).where(outbox.c.destination == "meldkamer")
+                              .values(status=DEAD, attempts=7, last_error="HTTP 400: bad request"))
+        await session.execute(update(Incident).where(Incident.id == incident_id)  # type: ignore[arg-type]
+                              .values(delivery_state="dead_lettered"))
+    async with bridge.runtime.db.sessions() as session:
+        message_id = (await session.execute(select(outbox.c.message_id).where(
+            outbox.c.destination == "meldkamer"))).scalar_one()
+
+    async def letter() -> tuple[str, int]:
+        async with bridge.runtime.db.sessions() as session:
+            row = (await session.execute(select(outbox.c.status, outbox.c.attempts).where(
+                outbox.c.message_id == message_id))).one()
+        return row.status, row.attempts
+
+    async with browser(bridge) as client:
+        csrf = await log_in(client, "dirk")
+        answer = await client.post(f"/console/dead-letters/{message_id}/replay", data={"csrf_token": csrf})
+        assert answer.status_code == 403
+        assert await letter() == (DEAD, 7)
+    async with browser(bridge) as client:
+        csrf = await log_in(client, "sara")
+        supervision = await client.get("/console/supervision")
+        assert f'action="/console/dead-letters/{message_id}/replay"' in supervision.text
+        answer = await client.post(f"/console/dead-letters/{message_id}/replay", data={"csrf_token": csrf})
+        assert outcome(answer) == ("/console/supervision", {"done": "1"})
+        assert await letter() == (PENDING, 0)
+        assert (await incident(bridge, incident_id)).delivery_state == "queued"  # type: ignore[arg-type]
+        assert [(e["actor"], e["target_id"]) for e in await audited(bridge, "replay_dead_letter")] == [
+            ("sara", message_id)]
+        # No longer dead: a second replay finds nothing, and says so.
+        answer = await client.post(f"/console/dead-letters/{message_id}/replay", data={"csrf_token": csrf})
+        path, said = outcome(answer)
+        assert path == "/console/supervision" and said["problem"] == "geen onbestelbaar bericht met dit nummer"
+    assert len(await audited(bridge, "replay_dead_letter")) == 1
+
+
+# ---- the list's filters, the map, the language ----------------------------------------------------------------
+
+
+async def test_the_incident_list_filters_and_its_rows_are_audited(start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    now = utcnow()
+    made = {}
+    async with bridge.runtime.db.transaction() as session:
+        for name, category, priority, state in (("urgent_fire", "fire", 1, "accepted"),
+                                                ("urgent_theft", "theft", 1, "queued"),
+                                                ("fire", "fire", 3, "queued"), ("theft", "theft", 2, "accepted")):
+            made[name] = str(uuid.uuid4())
+            session.add(Incident(id=made[name], category=category, priority=priority, delivery_state=state,
+                                 created_at=now, updated_at=now))
+    async with browser(bridge) as client:
+        await log_in(client)
+        assert rows_shown((await client.get("/console/incidents")).text) == set(made.values())
+        assert rows_shown((await client.get("/console/incidents?priority=1")).text) == {
+            made["urgent_fire"], made["urgent_theft"]}
+        assert rows_shown((await client.get("/console/incidents?category=fire")).text) == {
+            made["urgent_fire"], made["fire"]}
+        assert rows_shown((await client.get("/console/incidents?category=fire&priority=3")).text) == {made["fire"]}
+        assert (await client.get("/console/incidents?priority=9")).status_code == 422
+        rows = await client.get("/console/incidents/rows?delivery_state=accepted",
+                                headers={"X-Console": "fetch"})
+        assert rows.status_code == 200 and "<html" not in rows.text  # the rows alone
+        assert rows_shown(rows.text) == {made["urgent_fire"], made["theft"]}
+    listing = (await audited(bridge, "list_incidents"))[-1]
+    assert listing["actor"] == "dirk" and "delivery_state='accepted'" in listing["detail"]
+    assert made["urgent_fire"] in listing["detail"] and made["theft"] in listing["detail"]
+    assert made["urgent_theft"] not in listing["detail"] and made["fire"] not in listing["detail"]
+
+
+async def test_the_map_data_names_the_incidents_and_their_reports_places(start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    urgent = await arrives(bridge, a_report(1, where=AMSTERDAM, urgent=True, category="violence"))
+    ordinary = await arrives(bridge, a_report(2, where=UTRECHT, category="theft"))
+    await verified(bridge, ordinary, "forward", 0.9)
+    held = await arrives(bridge, a_report(3, where=(51.44, 5.47)))
+    await verified(bridge, held, "review")
+    async with browser(bridge) as client:
+        await log_in(client)
+        before = len(await audited(bridge, "list_incidents"))
+        answer = await client.get("/console/map/data", headers={"X-Console": "fetch"})
+        assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+        shown = {i["incident_id"]: i for i in answer.json()}
+        assert len(await audited(bridge, "list_incidents")) == before + 1  # audited as the list is
+    first, second = (await stored(bridge, urgent)).incident_id, (await stored(bridge, ordinary)).incident_id
+    assert set(shown) == {first, second}  # the held report has no incident, so it is not on the map
+    assert (shown[first]["priority"], shown[first]["category"]) == (1, "violence")
+    assert shown[first]["reports"] == [{"reference": urgent.reference, "lat": AMSTERDAM[0], "lon": AMSTERDAM[1],
+                                        "urgent": True}]
+    assert shown[second]["reports"] == [{"reference": ordinary.reference, "lat": UTRECHT[0], "lon": UTRECHT[1],
+                                         "urgent": False}]
+    assert shown[first]["witnesses"] == 1 and shown[first]["label"].startswith("SPOED")
+    async with browser(bridge) as stranger:
+        answer = await stranger.get("/console/map/data", headers={"X-Console": "fetch"})
+        assert answer.status_code == 401 and answer.json() == {"login": "none"}
+
+
+async def test_the_language_chosen_on_a_page_stays_for_the_session(start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+
+    def language(page: str) -> tuple[str, str]:
+        found = re.search(r'<html lang="([a-z]+)">', page)
+        heading = re.search(r"<h1>([^<]*)</h1>", page)
+        assert found and heading
+        return found.group(1), heading.group(1)
+
+    async with browser(bridge) as client:
+        await log_in(client)
+        assert language((await client.get("/console/incidents")).text) == ("nl", "Incidenten")
+        assert language((await client.get("/console/incidents?lang=en")).text) == ("en", "Incidents")
+        assert language((await client.get("/console/incidents")).text) == ("en", "Incidents")  # no parameter
+        assert '<html lang="en">' in (await client.get("/console/map")).text
+        async with bridge.runtime.db.sessions() as session:
+            assert (await session.execute(select(ConsoleSession.language))).scalar_one() == "en"
+        assert language((await client.get("/console/map?lang=nl")).text)[0] == "nl"
+        assert language((await client.get("/console/incidents")).text) == ("nl", "Incidenten")
+        assert language((await client.get("/console/incidents?lang=fr")).text) == ("nl", "Incidenten")
