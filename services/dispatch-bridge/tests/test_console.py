@@ -72,6 +72,8 @@ async def test_the_session_cookie_and_the_headers_of_every_page(start_service: C
         assert "frame-ancestors 'none'" in policy and "service.pdok.nl" in policy  # the tile server's host
         assert page.headers["cache-control"] == "no-store"
         assert "<script>" not in page.text and " style=" not in page.text and "onclick" not in page.text
+        assert re.search(r"<title>([^<]*)</title>", page.text).group(1) == "Incidenten · Burgermelding"
+        assert page.text.count('id="held-rows"') == 1
         leaflet = await client.get("/console/static/leaflet/leaflet.js")
         assert leaflet.status_code == 200 and "Leaflet" in leaflet.text[:500]  # from the xstatic package
         # The database keeps only the token's hash.

@@ -330,6 +330,13 @@ async def test_a_burgernet_action_is_started_and_a_wrong_form_starts_none(start_
         answer = await client.post(f"{incident_path(incident_id)}/burgernet",
                                    data={"csrf_token": csrf, **form, "headline_nl": ""})
         assert outcome(answer)[1]["problem"] == "Controleer deze velden: headline_nl"
+        for blank in ({"headline_nl": "   "}, {"description_nl": " \t\n "}):  # spaces are no words
+            answer = await client.post(f"{incident_path(incident_id)}/burgernet", data={"csrf_token": csrf,
+                                                                                      **form, **blank})
+            assert outcome(answer)[1]["problem"] == f"Controleer deze velden: {next(iter(blank))}"
+        answer = await client.post(f"{incident_path(incident_id)}/burgernet",
+                                   data={"csrf_token": csrf, **form, "duration_minutes": "0"})  # not the default
+        assert outcome(answer)[1]["problem"] == "Controleer deze velden: duration_minutes"
         answer = await client.post(f"{incident_path(incident_id)}/burgernet",
                                    data={"csrf_token": csrf, **form, "duration_minutes": "100000"})
         assert outcome(answer)[1]["problem"] == "hoogstens 240 minuten"  # the bridge's own limit, in Dutch

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -68,6 +68,9 @@ HEADLINES = {  # looking_for: (Dutch, English), when the meldkamer's script name
 class ActionRequest(BaseModel):
     """A dispatcher's new action (`kind: action`, a search now) or witness call (`kind: witness_call`, about a
     window in the past). Texts in Dutch; the English ones default to the Dutch."""
+
+    # Words of only spaces are no words: a headline of blanks must not reach the citizens' phones.
+    model_config = ConfigDict(str_strip_whitespace=True)
 
     kind: ActionKind = "action"
     incident_id: str = Field(max_length=36, description="the incident it belongs to; answers update it")

@@ -26,6 +26,7 @@ from dispatch_bridge.audit import audit
 from dispatch_bridge.auth import Actor
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, messaging
 from dispatch_bridge.models import audit as audit_tables
+from dispatch_bridge.texts import state_nl
 
 
 def report_summary(stored: BridgeReport) -> dict[str, Any]:
@@ -204,7 +205,7 @@ async def ask(runtime: Runtime, actor: Actor, report_id: str, text: str) -> dict
         stored = await _report(session, report_id, lock=True)
         if stored.state in ("withdrawn", "rejected"):
             raise ServiceError(409, "report_closed", f"the report is {stored.state}",
-                               detail_nl=f"de melding is {stored.state}")
+                               detail_nl=f"de melding is {state_nl(stored.state)}")
         question = await forwarding.ask_citizen(session, stored.report_id, text, actor.username)
         # The question's id, not its words: the chain keeps nothing that retention would have to remove.
         audit(session, actor, "ask_citizen", "report", stored.report_id, {"message_id": question.id},
@@ -220,7 +221,7 @@ async def decide_review(runtime: Runtime, actor: Actor, report_id: str, forward:
         stored = await _report(session, report_id, lock=True)
         if stored.state != "held_for_review":
             raise ServiceError(409, "not_held_for_review", f"the report is {stored.state}, not held for review",
-                               detail_nl=f"de melding is {stored.state} en wacht niet op beoordeling")
+                               detail_nl=f"de melding is {state_nl(stored.state)} en wacht niet op beoordeling")
         if forward:
             await forwarding.dispatch(session, runtime.settings, stored,
                                       ReportSubmitted.model_validate_json(stored.submission))
@@ -240,7 +241,7 @@ def _not_open_because(incident: Incident) -> tuple[str, str]:
     if incident.operational_status in incidents.CLOSED_STATUSES:
         return f"{incident.operational_status.lower()} by the meldkamer", \
             f"{'afgesloten' if incident.operational_status == 'Closed' else 'geannuleerd'} door de meldkamer"
-    return f"not delivered ({incident.delivery_state})", f"niet afgeleverd ({incident.delivery_state})"
+    return f"not delivered ({incident.delivery_state})", f"niet afgeleverd ({state_nl(incident.delivery_state)})"
 
 
 async def merge_incidents(runtime: Runtime, actor: Actor, incident_id: str, other_ids: list[str]) -> dict[str, Any]:
@@ -287,8 +288,8 @@ async def split_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[s
         if stored.state != "forwarded" or stored.incident_id is None:
             raise ServiceError(409, "report_not_forwarded", f"the report is {stored.state}, not part of an incident "
                                "at the meldkamer: there is nothing to split it off",
-                               detail_nl=f"de melding is {stored.state} en hoort niet bij een incident bij de "
-                               "meldkamer: er valt niets af te splitsen")
+                               detail_nl=f"de melding is {state_nl(stored.state)} en hoort niet bij een incident "
+                               "bij de meldkamer: er valt niets af te splitsen")
         old = await forwarding.incident_of(session, stored)
         if not any(r.report_id != stored.report_id and r.state != "withdrawn"
                    for r in await incidents.reports_of(session, old.id)):

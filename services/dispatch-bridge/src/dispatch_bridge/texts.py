@@ -24,3 +24,18 @@ STATUS_EVENTS = {
     "ResourcesAssigned": "unit_assigned", "ResourcesEnroute": "unit_assigned", "ResourcesOnscene": "unit_assigned",
     "Closed": "closed", "Cancelled": "closed",
 }
+
+# Report and delivery states as people read them: (Dutch, English). The console's words, and the Dutch problem
+# texts of the dispatchers' API.
+STATE_NAMES: dict[str, tuple[str, str]] = {
+    "queued": ("in de wachtrij", "queued"), "sent": ("verstuurd, nog niet aangenomen", "sent, not yet accepted"),
+    "accepted": ("aangenomen", "accepted"), "rejected": ("geweigerd", "refused"),
+    "dead_lettered": ("opgegeven (onbestelbaar)", "given up (dead letter)"),
+    "cancelled": ("geannuleerd", "cancelled"), "waiting_verification": ("wacht op verificatie", "being verified"),
+    "forwarded": ("doorgestuurd", "forwarded"), "held_for_review": ("wacht op beoordeling", "held for review"),
+    "withdrawn": ("ingetrokken", "withdrawn"),
+}
+
+
+def state_nl(code: str | None) -> str:
+    return STATE_NAMES[code][0] if code in STATE_NAMES else str(code)

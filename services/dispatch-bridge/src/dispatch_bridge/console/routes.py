@@ -317,6 +317,8 @@ async def decide(request: Request, runtime: RuntimeDep, user: User, report_id: s
 async def merge(request: Request, runtime: RuntimeDep, user: User, incident_id: str) -> RedirectResponse:
     form = await checked(request, user)
     other = str(form.get("other_id") or "").strip()[:36]
+    if not other or other == incident_id:
+        return back_to(incident_url(incident_id), user, problem=Texts(user.language)("merge_with") + "?")
     try:
         survivor = await desk.merge_incidents(runtime, user.actor, incident_id, [other])
     except ServiceError as exc:
@@ -334,7 +336,8 @@ async def start_burgernet(request: Request, runtime: RuntimeDep, user: User, inc
             headline_nl=str(form.get("headline_nl") or ""), description_nl=str(form.get("description_nl") or ""),
             area=Area(circle=Circle(lat=float(str(form.get("lat"))), lon=float(str(form.get("lon"))),
                                     radius_m=float(str(form.get("radius_m") or 0)))),
-            duration_minutes=int(str(form.get("duration_minutes") or 0)) or None)
+            duration_minutes=int(str(form["duration_minutes"])) if str(form.get("duration_minutes") or "").strip()
+            else None)  # left empty: the bridge's default; 0 or less: refused, not silently the default
     except (ValidationError, ValueError) as exc:
         return back_to(url, user, problem=_form_problem(exc, user.language))
     return await act(request, user, url, burgernet.start_action(runtime, user.actor, action))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from burgermelding_shared.categories import CATEGORIES
+from dispatch_bridge.texts import STATE_NAMES
 
 TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "app": ("Burgermelding: meldkamerconsole", "Burgermelding: control-room console"),
@@ -121,14 +122,7 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "burgernet_action": ("Antwoord op Burgernet-actie", "Answer to Burgernet action"),
 }
 
-STATES: dict[str, tuple[str, str]] = {  # delivery states and report states, for people
-    "queued": ("in de wachtrij", "queued"), "sent": ("verstuurd, nog niet aangenomen", "sent, not yet accepted"),
-    "accepted": ("aangenomen", "accepted"), "rejected": ("geweigerd", "refused"),
-    "dead_lettered": ("opgegeven (onbestelbaar)", "given up (dead letter)"),
-    "cancelled": ("geannuleerd", "cancelled"), "waiting_verification": ("wacht op verificatie", "being verified"),
-    "forwarded": ("doorgestuurd", "forwarded"), "held_for_review": ("wacht op beoordeling", "held for review"),
-    "withdrawn": ("ingetrokken", "withdrawn"),
-}
+STATES = STATE_NAMES  # delivery states and report states, for people
 VERDICTS: dict[str, tuple[str, str]] = {
     "forward": ("betrouwbaar", "trustworthy"), "review": ("twijfel: beoordelen", "doubtful: review"),
     "reject": ("afgewezen", "rejected"),
