@@ -256,3 +256,16 @@ async def test_oversized_bodies_are_refused_before_anything_reads_them(bridge: A
     # Without a credential nothing else about the request is judged, not even a malformed body.
     assert (await bridge.client.post("/internal/v1/reports", content=b"{not json",
                                      headers={"content-type": "application/json"})).status_code == 401
+
+
+def test_pidf_lo_keeps_its_default_namespace_after_a_cap_alert_was_written() -> None:
+    """ElementTree has one prefix registry per process: writing a CAP alert (Burgernet) once took PIDF's default
+    namespace away, and every later EIDO location came out as `<ns0:presence>`."""
+    import xml.etree.ElementTree as ET
+
+    from burgermelding_shared.contracts import Location
+    from dispatch_bridge import eido
+
+    ET.register_namespace("", "urn:oasis:names:tc:emergency:cap:1.2")  # what writing an alert used to leave
+    written = eido.pidf_lo(Location(lat=52.09, lon=5.12), "pres:report@burgermelding", datetime.now(UTC))
+    assert written.startswith('<presence xmlns="urn:ietf:params:xml:ns:pidf"')

@@ -11,7 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, update
 
 from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge import auth
@@ -179,3 +180,63 @@ async def test_the_live_feed_names_urgent_incidents_past_the_112_deadline(start_
         session.add(late)
     changed = await live.read_snapshot(bridge.runtime)
     assert changed.overdue == [] and changed.version != snapshot.version
+
+
+async def test_a_disabled_account_stays_out_a_new_login_ends_the_old_and_a_session_has_a_longest_life(
+        start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    async with browser(bridge) as client:
+        await log_in(client)
+        # Disabled and enabled again before the session asks for anything: the session is over all the same.
+        for change in ("disable", "enable"):
+            await auth.change_account(bridge.runtime, auth.Actor("sara", "supervisor"), "dirk", change)
+        assert (await client.get("/console/incidents")).headers["location"] == "/console/login?reason=ended"
+    async with browser(bridge) as client:
+        await log_in(client)
+        first = client.cookies[SESSION_COOKIE]
+        await log_in(client)  # again, in the same browser: the first session ends
+        async with browser(bridge) as other:
+            other.cookies.set(SESSION_COOKIE, first)
+            assert (await other.get("/console/incidents")).headers["location"] == "/console/login?reason=ended"
+        assert (await client.get("/console/incidents")).status_code == 200
+        # However active, a session ends after console_session_hours (12) from its login.
+        async with bridge.runtime.db.transaction() as session:
+            await session.execute(update(ConsoleSession).where(ConsoleSession.ended_at.is_(None))
+                                  .values(created_at=utcnow() - timedelta(hours=12, seconds=1)))
+        assert (await client.get("/console/incidents")).headers["location"] == "/console/login?reason=expired"
+
+
+async def test_a_photo_fetched_again_by_the_browser_does_not_keep_the_session_on(
+        start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    async with browser(bridge) as client:
+        await log_in(client)
+        before = utcnow() - timedelta(minutes=5)
+        async with bridge.runtime.db.transaction() as session:
+            await session.execute(update(ConsoleSession).values(last_seen_at=before))
+        await client.get("/console/reports/r/photos/p")  # (no such photo: the session is checked first)
+        async with bridge.runtime.db.sessions() as session:
+            assert (await session.execute(select(ConsoleSession.last_seen_at))).scalar_one() == before
+        await client.get("/console/incidents")  # a page the dispatcher opens does
+        async with bridge.runtime.db.sessions() as session:
+            assert (await session.execute(select(ConsoleSession.last_seen_at))).scalar_one() > before
+
+
+def test_a_session_opens_a_few_live_feeds_at_most() -> None:
+    feed = live.LiveFeed(runtime=None)  # type: ignore[arg-type]
+    assert all(feed.admit("one") for _ in range(live.FEEDS_PER_SESSION))
+    assert not feed.admit("one") and feed.admit("two")
+    feed.release("one")
+    assert feed.admit("one")
+
+
+def test_the_tile_server_setting_is_an_address_and_only_its_host_enters_the_policy() -> None:
+    from dispatch_bridge.console import content_security_policy
+
+    assert "img-src 'self' data: https://*.tile.openstreetmap.org;" in content_security_policy(
+        "https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png")
+    assert "img-src 'self' data:;" in content_security_policy("")
+    for wrong in ("tiles.example/{z}/{x}/{y}.png", "javascript:alert(1)", "https://a b/{z}",
+                  "https://x.example/{z};script-src *"):
+        with pytest.raises(ValueError):
+            BridgeSettings(console_tile_url=wrong)

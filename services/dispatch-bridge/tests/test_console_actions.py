@@ -5,6 +5,7 @@ bridge's destinations are down and its relay is stopped, so what it would send s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -386,8 +387,14 @@ async def test_a_question_to_the_citizen_is_kept_and_sent_and_a_wrong_one_is_not
             assert outcome(answer) == (back, {"problem": "Vraag: 1–2000", "seal": outcome(answer)[1]["seal"]})
         answer = await client.post(path, data={"csrf_token": csrf, "back": back, "text": "y" * 2000})
         assert outcome(answer) == (back, {"done": "1"})  # the longest allowed
-    assert [m.text for m in await questions()] == ["Welke kant op?", "y" * 2000]
-    assert len(await audited(bridge, "ask_citizen")) == 2
+        # A double click sends the same form (its nonce) twice, at once: the citizen is asked once.
+        form = re.search(r'name="nonce" value="([^"]+)"', (await client.get(back)).text)
+        assert form is not None
+        twice = await asyncio.gather(*[client.post(path, data={"csrf_token": csrf, "back": back, "nonce":
+                                                               form.group(1), "text": "Hoe laat?"}) for _ in "12"])
+        assert [outcome(a) for a in twice] == [(back, {"done": "1"})] * 2
+    assert [m.text for m in await questions()] == ["Welke kant op?", "y" * 2000, "Hoe laat?"]
+    assert len(await audited(bridge, "ask_citizen")) == 3
 
 
 # ---- dead letters --------------------------------------------------------------------------------------------

@@ -214,8 +214,6 @@ def cap_identifier(action: PublishedAction) -> str:
 def cap_alert(action: PublishedAction, sender: str, public_url: str, references: list[str] | None = None) -> bytes:
     """The action as an OASIS CAP 1.2 alert: msgType Alert for a new action, Update for a change or its closing
     message (responseType AllClear), Cancel when a supervisor took it back; Dutch and English info blocks."""
-    ET.register_namespace("", CAP_NS)
-
     def sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
         element = ET.SubElement(parent, f"{{{CAP_NS}}}{tag}")
         if text is not None:
@@ -273,7 +271,9 @@ def cap_alert(action: PublishedAction, sender: str, public_url: str, references:
         area = sub(info, "area")
         sub(area, "areaDesc", action.area.description or ("Zoekgebied" if index == 0 else "Search area"))
         sub(area, shape, value)
-    return ET.tostring(alert, encoding="utf-8", xml_declaration=True)
+    # The default namespace is given here, never registered: ElementTree's registry is one for the process, and
+    # the bridge also writes PIDF-LO, whose own default namespace a registration here would take away.
+    return ET.tostring(alert, encoding="utf-8", xml_declaration=True, default_namespace=CAP_NS)
 
 
 def photo_digest_sha1(data: bytes) -> str:

@@ -30,6 +30,7 @@ from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import update
 
 from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.db import Database
@@ -37,7 +38,7 @@ from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.ratelimit import AnonymousClientKeys
 from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge.audit import audit
-from dispatch_bridge.models import Dispatcher
+from dispatch_bridge.models import ConsoleSession, Dispatcher
 
 ROLES = ("dispatcher", "supervisor")
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
@@ -229,7 +230,7 @@ async def _failed(runtime: Runtime, attempt: LoginAttempt, user: Dispatcher | No
 
 async def change_account(runtime: Runtime, supervisor: Actor, username: str, change: str) -> dict[str, object]:
     """A supervisor disables or enables an account, or lifts its lockout (which also clears the name's
-    wrong-password count); audited. Disabling ends the user's tokens at once."""
+    wrong-password count); audited. Disabling ends the user's tokens and console sessions at once."""
     async with runtime.db.transaction() as session:
         user = await session.get(Dispatcher, username[:64])
         if user is None:
@@ -237,6 +238,9 @@ async def change_account(runtime: Runtime, supervisor: Actor, username: str, cha
                                detail_nl="deze centralist bestaat niet")
         if change == "disable":
             user.disabled = True
+            await session.execute(update(ConsoleSession).where(ConsoleSession.username == user.username,
+                                                               ConsoleSession.ended_at.is_(None))
+                                  .values(ended_at=utcnow()))
         elif change == "enable":
             user.disabled = False
         elif change == "unlock":

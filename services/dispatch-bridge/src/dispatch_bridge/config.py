@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from pydantic import Field, field_validator
@@ -52,12 +53,22 @@ class BridgeSettings(ServiceSettings):
     console_idle_minutes: float = Field(15, gt=0, description="The console's session ends after this long without "
                                         "the dispatcher pressing a key or clicking (the live feed alone does not "
                                         "keep it on).")
+    console_session_hours: float = Field(12, gt=0, description="The longest a console session lasts, however "
+                                         "active (a shift and a half): then the dispatcher logs in again.")
     console_tile_url: str = Field(
         "https://service.pdok.nl/brt/achtergrondkaart/wmts/v2_0/standaard/EPSG:3857/{z}/{x}/{y}.png",
         description="The console map's tile server (XYZ template; PDOK's BRT-Achtergrondkaart by default). Empty: "
         "no background map, the markers still show. Its host is allowed in the console's Content-Security-Policy.")
     console_tile_attribution: str = Field("Kaartgegevens © Kadaster (PDOK, BRT-Achtergrondkaart)",
                                           description="The credit shown on the console map for its tiles.")
+
+    @field_validator("console_tile_url")
+    @classmethod
+    def _tiles_from_a_real_address(cls, url: str) -> str:
+        if url and not re.fullmatch(r"https?://[A-Za-z0-9.{}-]+(:\d+)?/\S*", url):
+            raise ValueError("console_tile_url must be an http(s) XYZ template such as "
+                             "https://tiles.example.nl/{z}/{x}/{y}.png, or empty")
+        return url
 
     @field_validator("meldkamer_webhook_keys")
     @classmethod

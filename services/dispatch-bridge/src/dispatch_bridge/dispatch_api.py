@@ -220,7 +220,7 @@ class AccountState(BaseModel):
 
 @router.post("/dispatch/users/{username}/{change}", response_model=AccountState,
              summary="Disable or enable a dispatcher's account, or lift its lockout after too many wrong passwords "
-             "(supervisors; audited). Disabling ends the user's tokens at once.",
+             "(supervisors; audited). Disabling ends the user's tokens and console sessions at once.",
              responses=error_responses(401, 403, 404, 422))
 async def change_account(username: str, change: Literal["disable", "enable", "unlock"], runtime: RuntimeDep,
                          actor: Supervisor) -> dict[str, object]:

@@ -29,7 +29,8 @@ PIDF = {"": "urn:ietf:params:xml:ns:pidf", "gp": "urn:ietf:params:xml:ns:pidf:ge
         "dm": "urn:ietf:params:xml:ns:pidf:data-model", "gml": "http://www.opengis.net/gml",
         "gs": "http://www.opengis.net/pidflo/1.0"}
 for _prefix, _uri in PIDF.items():
-    ET.register_namespace(_prefix, _uri)
+    if _prefix:  # (the default namespace is set when writing: see pidf_lo)
+        ET.register_namespace(_prefix, _uri)
 
 
 def tracking_id(agency: str, incident_id: str) -> str:
@@ -112,6 +113,9 @@ def pidf_lo(location: Location, entity: str, observed_at: datetime) -> str:
     ET.SubElement(geopriv, q("gp", "usage-rules"))
     ET.SubElement(geopriv, q("gp", "method")).text = "GPS"
     ET.SubElement(device, q("dm", "timestamp")).text = observed_at.isoformat()
+    # ElementTree keeps one registry of prefixes for the process, and CAP alerts have a default namespace of
+    # their own: PIDF's is set right before writing (no await in between), not once at import.
+    ET.register_namespace("", PIDF[""])
     return ET.tostring(presence, encoding="unicode", xml_declaration=False)
 
 

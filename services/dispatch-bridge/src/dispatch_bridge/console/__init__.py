@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import xstatic.pkg.leaflet
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from burgermelding_shared.errors import ServiceError, render_error
+from burgermelding_shared.errors import ServiceError
 from dispatch_bridge.console import routes
 from dispatch_bridge.console.live import feed_hook
 from dispatch_bridge.console.sessions import LoginRequired
@@ -25,9 +27,9 @@ IMAGE_POLICY = b"default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; 
 def content_security_policy(tile_url: str) -> str:
     """No inline script or style anywhere; images from ourselves and the map's tile server only."""
     tiles = ""
-    if tile_url:
-        parts = urlsplit(tile_url.replace("{", "").replace("}", ""))
-        tiles = f" {parts.scheme}://{parts.netloc}"
+    origin = re.match(r"(https?)://([^/]+)", tile_url)
+    if origin:  # a subdomain placeholder ({s}.tiles.example) allows every subdomain of that host
+        tiles = f" {origin.group(1)}://{re.sub(r'[{][a-z]+[}]', '*', origin.group(2))}"
     return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:" + tiles +
             "; connect-src 'self'; media-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors "
             "'none'; base-uri 'none'")
@@ -80,17 +82,29 @@ def install(app: FastAPI, tile_url: str) -> None:
             return JSONResponse({"login": exc.reason}, status_code=401)
         return RedirectResponse(f"{PREFIX}/login?reason={exc.reason}", status_code=303)
 
-    api_errors = app.exception_handlers[ServiceError]
+    api_handlers = {kind: app.exception_handlers[kind]
+                    for kind in (ServiceError, RequestValidationError, StarletteHTTPException)}
 
-    async def _service_error(request: Request, exc: Exception) -> Response:
+    async def console_error(request: Request, exc: Exception) -> Response:
         """In the console an error is a page in the dispatcher's language; elsewhere the problem JSON."""
-        assert isinstance(exc, ServiceError)
+        kind = next(k for k in api_handlers if isinstance(exc, k))
         if not request.url.path.startswith(PREFIX + "/") or request.headers.get("x-console") == "fetch":
-            return await api_errors(request, exc) if api_errors else render_error(request, exc)
+            return await api_handlers[kind](request, exc)
+        if isinstance(exc, ServiceError):
+            status, english, dutch, headers = exc.status_code, exc.detail, exc.detail_nl, exc.headers
+        elif isinstance(exc, RequestValidationError):
+            status, english, dutch, headers = 422, "the address has a value that is not allowed", \
+                "het adres bevat een waarde die niet is toegestaan", None
+        else:
+            assert isinstance(exc, StarletteHTTPException)
+            status, headers = exc.status_code, None
+            english, dutch = ("no such page", "deze pagina bestaat niet") if status == 404 else \
+                (str(exc.detail), str(exc.detail))
         language = routes.language_of(request)
         return routes.templates.TemplateResponse(request, "error.html", {
             "t": Texts(language), "lang": language, "user": None, "path": request.url.path,
-            "message": exc.detail_nl if language == "nl" else exc.detail, "status": exc.status_code},
-            status_code=exc.status_code, headers=exc.headers)
+            "message": dutch if language == "nl" else english, "status": status},
+            status_code=status, headers=headers)
 
-    app.exception_handlers[ServiceError] = _service_error
+    for kind in api_handlers:
+        app.exception_handlers[kind] = console_error

@@ -25,6 +25,7 @@ from dispatch_bridge.incidents import CLOSED_STATUSES
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident
 
 POLL_SECONDS = 0.5
+FEEDS_PER_SESSION = 4  # tabs of one dispatcher; more is a runaway page (or someone holding connections open)
 NOT_ACCEPTED = ("queued", "sent", "dead_lettered", "rejected")  # an urgent incident in these is still not taken up
 
 
@@ -72,7 +73,21 @@ class LiveFeed:
     latest: Snapshot | None = None
     listeners: int = 0
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _open: dict[str, int] = field(default_factory=dict)  # live feeds by session (this process)
     _task: asyncio.Task[None] | None = None
+
+    def admit(self, session_digest: str) -> bool:
+        if self._open.get(session_digest, 0) >= FEEDS_PER_SESSION:
+            return False
+        self._open[session_digest] = self._open.get(session_digest, 0) + 1
+        return True
+
+    def release(self, session_digest: str) -> None:
+        left = self._open.get(session_digest, 1) - 1
+        if left > 0:
+            self._open[session_digest] = left
+        else:
+            self._open.pop(session_digest, None)
 
     async def wait(self, seen: str | None, limit: float) -> Snapshot | None:
         """The next snapshot other than `seen` (the first one at once), or None after `limit` seconds."""

@@ -138,6 +138,7 @@ async def login(request: Request, runtime: RuntimeDep, username: Annotated[str, 
     async with runtime.db.sessions() as session:
         user = await session.get(Dispatcher, username[:64])
     assert user is not None  # log_in found it a moment ago
+    await sessions.end_cookie(runtime, request.cookies.get(sessions.SESSION_COOKIE))  # this browser's old one
     token, _csrf = await sessions.start(runtime, auth.Actor(user.username, user.role), language)
     response = RedirectResponse("/console/incidents", status_code=303)
     sessions.set_cookie(response, sessions.SESSION_COOKIE, token)
@@ -199,26 +200,33 @@ async def events(request: Request, runtime: RuntimeDep, user: FeedUser) -> Strea
     112 deadline), `session` when the session ended. A comment every 15 s keeps proxies from closing it."""
     feed = live.feed_of(runtime)
     cookie = request.cookies.get(sessions.SESSION_COOKIE)
+    if not feed.admit(user.session_digest):
+        raise ServiceError(429, "too_many_feeds", f"this session has {live.FEEDS_PER_SESSION} live feeds open "
+                           "already: close a tab", detail_nl=f"deze sessie heeft al {live.FEEDS_PER_SESSION} "
+                           "live-verbindingen open: sluit een tabblad", headers={"Retry-After": "5"})
+    digest = user.session_digest
 
     async def stream() -> Any:
         seen: str | None = None
         checked_at = asyncio.get_running_loop().time()
         yield "retry: 2000\n\n"
-        while not await request.is_disconnected():
-            snapshot = await feed.wait(seen, FEED_SESSION_CHECK_SECONDS)
-            if snapshot is not None:
-                seen = snapshot.version
-                yield f"event: desk\ndata: {snapshot.event()}\n\n"
-            if asyncio.get_running_loop().time() - checked_at >= FEED_SESSION_CHECK_SECONDS:
-                checked_at = asyncio.get_running_loop().time()
-                try:
-                    await sessions.find(runtime, cookie, activity=False)
-                except sessions.LoginRequired as ended:
-                    yield f"event: session\ndata: {ended.reason}\n\n"
-                    return
-                yield ": still here\n\n"
+        try:
+            while not await request.is_disconnected():
+                snapshot = await feed.wait(seen, FEED_SESSION_CHECK_SECONDS)
+                if snapshot is not None:
+                    seen = snapshot.version
+                    yield f"event: desk\ndata: {snapshot.event()}\n\n"
+                if asyncio.get_running_loop().time() - checked_at >= FEED_SESSION_CHECK_SECONDS:
+                    checked_at = asyncio.get_running_loop().time()
+                    try:
+                        await sessions.find(runtime, cookie, activity=False)
+                    except sessions.LoginRequired as ended:
+                        yield f"event: session\ndata: {ended.reason}\n\n"
+                        return
+                    yield ": still here\n\n"
+        finally:
+            feed.release(digest)
 
-    del user  # checked by the dependency when the feed opens; rechecked every few seconds above
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
@@ -255,7 +263,9 @@ async def report_page(request: Request, runtime: RuntimeDep, user: User, report_
 
 
 @router.get("/reports/{report_id}/photos/{photo_id}")
-async def photo(runtime: RuntimeDep, user: User, report_id: str, photo_id: str, original: bool = False) -> Response:
+async def photo(runtime: RuntimeDep, user: FeedUser, report_id: str, photo_id: str, original: bool = False
+                ) -> Response:
+    # (FeedUser: the browser fetching an image again is not the dispatcher doing something.)
     data, content_type = await desk.photo(runtime, user.actor, report_id, photo_id, original)
     headers = {"Cache-Control": "no-store", "Content-Disposition": "inline"}
     return Response(data, media_type=content_type, headers=headers)
@@ -293,6 +303,8 @@ async def ask(request: Request, runtime: RuntimeDep, user: User, report_id: str)
     url = back_of(form)
     if not 1 <= len(text) <= 2000:
         return back_to(url, user, problem=Texts(user.language)("question") + ": 1–2000")
+    if not await sessions.first_submission(runtime, user, form):
+        return back_to(url, user)  # sent twice (a double click): asked once
     return await act(request, user, url, desk.ask(runtime, user.actor, report_id, text))
 
 
@@ -340,6 +352,8 @@ async def start_burgernet(request: Request, runtime: RuntimeDep, user: User, inc
             else None)  # left empty: the bridge's default; 0 or less: refused, not silently the default
     except (ValidationError, ValueError) as exc:
         return back_to(url, user, problem=_form_problem(exc, user.language))
+    if not await sessions.first_submission(runtime, user, form):
+        return back_to(url, user)  # sent twice (a double click): started once
     return await act(request, user, url, burgernet.start_action(runtime, user.actor, action))
 
 
@@ -365,7 +379,7 @@ async def map_page(request: Request, runtime: RuntimeDep, user: User) -> HTMLRes
 async def map_data(runtime: RuntimeDep, user: FeedUser) -> JSONResponse:
     """The incidents and their reports' places, for the map (the view is audited as the list is)."""
     shown = await desk.list_incidents(runtime, user.actor, desk.IncidentFilter(), 200)
-    places = await views.report_places(runtime, [r["report_id"] for i in shown for r in i["reports"]])
+    places = await views.report_places(runtime, user.actor, [r["report_id"] for i in shown for r in i["reports"]])
     t = Texts(user.language)
     return JSONResponse([{
         "label": (t("urgent") + " · " if i["priority"] == 1 else "") + t.category(i["category"]),
@@ -416,3 +430,4 @@ def when(value: datetime | str | None, language: str) -> str:
 
 
 templates.env.filters["when"] = when
+templates.env.globals["nonce"] = sessions.new_nonce  # one per form as rendered (sessions.first_submission)

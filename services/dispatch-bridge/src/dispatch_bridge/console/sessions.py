@@ -94,6 +94,17 @@ async def end(runtime: Runtime, user: ConsoleUser, why: str = "logout") -> None:
             audit(session, user.actor, f"console_{why}", "dispatcher", user.actor.username)
 
 
+async def end_cookie(runtime: Runtime, token: str | None) -> None:
+    """End the session of a cookie a browser still carries when it logs in again (one session per browser)."""
+    if not token:
+        return
+    async with runtime.db.transaction() as session:
+        stored = await session.get(ConsoleSession, _digest(token), with_for_update=True)
+        if stored is not None and stored.ended_at is None:
+            stored.ended_at = utcnow()
+            session.add(stored)
+
+
 async def find(runtime: Runtime, token: str | None, *, activity: bool) -> ConsoleUser:
     """The session of this cookie, if it is still on. `activity`: the dispatcher did something (a page, an
     action), so the inactivity clock starts again; the live feed asks with activity=False."""
@@ -110,6 +121,9 @@ async def find(runtime: Runtime, token: str | None, *, activity: bool) -> Consol
         user = await session.get(Dispatcher, stored.username)
         if user is None or user.disabled:
             ended = "ended"
+        elif now - stored.created_at > timedelta(hours=runtime.settings.console_session_hours):
+            ended = "expired"
+            audit(session, Actor(user.username, user.role), "console_session_aged", "dispatcher", user.username)
         elif now - stored.last_seen_at > idle:
             ended = "expired"
             audit(session, Actor(user.username, user.role), "console_timeout", "dispatcher", user.username)
@@ -122,6 +136,23 @@ async def find(runtime: Runtime, token: str | None, *, activity: bool) -> Consol
     if ended is not None or user is None:
         raise LoginRequired(ended or "ended")
     return ConsoleUser(Actor(user.username, user.role), stored.csrf_token, stored.language, digest)
+
+
+FORM_SECONDS = 12 * 3600  # how long a used form nonce is remembered (longer than any session)
+
+
+async def first_submission(runtime: Runtime, user: ConsoleUser, form: dict[str, object]) -> bool:
+    """Whether this form is sent for the first time: a double click, or the browser sending it again, must not
+    start a second Burgernet action or send the citizen the question twice. Each form carries a nonce of its
+    own; the first submission takes it (in the shared state, so across replicas)."""
+    nonce = str(form.get("nonce") or "")[:64]
+    if not nonce:
+        return True  # an old page without one: the checks of the change itself still apply
+    return await runtime.shared.take(f"console-form:{user.session_digest}:{nonce}", FORM_SECONDS)
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(16)
 
 
 async def set_language(runtime: Runtime, user: ConsoleUser, language: str) -> None:

@@ -88,6 +88,8 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "looking_for": ("Gezocht", "Looking for"),
     "headline": ("Kop (Nederlands)", "Headline (Dutch)"),
     "description": ("Omschrijving (Nederlands)", "Description (Dutch)"),
+    "centre_lat": ("Middelpunt: breedtegraad (standaard het incident)", "Centre: latitude (the incident's by default)"),
+    "centre_lon": ("Middelpunt: lengtegraad", "Centre: longitude"),
     "radius_m": ("Straal rond het incident (meter)", "Radius around the incident (metres)"),
     "duration": ("Duur (minuten)", "Duration (minutes)"),
     "start": ("Starten", "Start"),

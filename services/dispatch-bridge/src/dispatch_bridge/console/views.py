@@ -87,11 +87,12 @@ async def reports_in_full(session: AsyncSession, reports: list[BridgeReport]) ->
     return shown
 
 
-async def report_places(runtime: Runtime, report_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Where each report was seen, for the map."""
-    async with runtime.db.sessions() as session:
+async def report_places(runtime: Runtime, actor: Actor, report_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Where each report was seen, for the map (a citizen's place: audited with the reports it shows)."""
+    async with runtime.db.transaction() as session:
         rows = (await session.execute(select(BridgeReport.report_id, BridgeReport.lat, BridgeReport.lon,
                                              BridgeReport.in_progress, BridgeReport.danger_to_life)
                                       .where(BridgeReport.report_id.in_(report_ids)))).all()
+        desk.audit_listing(session, actor, "map_reports", {"places": True}, [r.report_id for r in rows])
     return {r.report_id: {"lat": r.lat, "lon": r.lon, "urgent": r.in_progress or r.danger_to_life}
             for r in rows if r.lat is not None and r.lon is not None}

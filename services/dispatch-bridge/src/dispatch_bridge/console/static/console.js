@@ -58,7 +58,13 @@
     target.querySelectorAll("textarea[id], input[id]").forEach(function (field) {
       if (field.value) typed[field.id] = [field.value, field.selectionStart, field.selectionEnd];
     });
+    const photos = {};
+    target.querySelectorAll("img[src]").forEach(function (img) { photos[img.getAttribute("src")] = img; });
     target.innerHTML = html;
+    target.querySelectorAll("img[src]").forEach(function (img) {
+      const kept = photos[img.getAttribute("src")];
+      if (kept) img.replaceWith(kept);
+    });
     Object.keys(typed).forEach(function (id) {
       const field = document.getElementById(id);
       if (field) { field.value = typed[id][0]; }
@@ -140,20 +146,46 @@
   }
 
   // ---- the feed ------------------------------------------------------------------------------------------
-  let version = null;
+  // A browser gives up on an EventSource that got an error answer (a 502 during a deploy, a 401 once the
+  // session ended): then the screen would look live and show nothing new. So: a lost feed is said loudly, a
+  // closed one is opened again with a growing pause, and an ended session goes to the login.
+  let version = null, feed = null, pause = 1000;
   const state = document.getElementById("feed-state");
-  const feed = new EventSource(feedUrl);
-  feed.addEventListener("open", function () { state.textContent = ""; body.dataset.live = "on"; });
-  feed.addEventListener("error", function () { state.textContent = body.dataset.textLiveLost; body.dataset.live = "off"; });
-  feed.addEventListener("desk", function (event) {
-    const desk = JSON.parse(event.data);
-    signalNew(desk.urgent);
-    alarm(desk.overdue);
-    if (version !== null && desk.version !== version) refresh();
-    version = desk.version;
-  });
-  feed.addEventListener("session", function (event) {
-    feed.close();
-    window.location.assign("/console/login?reason=" + encodeURIComponent(event.data));
+  function lost() {
+    state.textContent = body.dataset.textLiveLost;
+    state.classList.add("lost");
+    body.dataset.live = "off";
+  }
+  function connect() {
+    feed = new EventSource(feedUrl);
+    feed.addEventListener("open", function () {
+      state.textContent = ""; state.classList.remove("lost"); body.dataset.live = "on"; pause = 1000;
+    });
+    feed.addEventListener("error", function () {
+      lost();
+      if (feed.readyState !== EventSource.CLOSED) return;  // the browser retries by itself
+      fetch("/console/incidents/rows", {headers: {"X-Console": "fetch"}, credentials: "same-origin"})
+        .then(loginIfGone).catch(function () {});
+      setTimeout(connect, pause);
+      pause = Math.min(30000, pause * 2);
+    });
+    feed.addEventListener("desk", function (event) {
+      const desk = JSON.parse(event.data);
+      signalNew(desk.urgent);
+      alarm(desk.overdue);
+      if (version !== null && desk.version !== version) refresh();
+      version = desk.version;
+    });
+    feed.addEventListener("session", function (event) {
+      feed.close();
+      window.location.assign("/console/login?reason=" + encodeURIComponent(event.data));
+    });
+  }
+  connect();
+
+  // ---- a form is sent once: a double click must not ask the citizen twice or start two actions -----------
+  document.addEventListener("submit", function (event) {
+    const buttons = event.target.querySelectorAll("button[type=submit]");
+    setTimeout(function () { buttons.forEach(function (b) { b.disabled = true; }); }, 0);
   });
 })();
