@@ -107,11 +107,14 @@ def run(_args: argparse.Namespace) -> int:
         for package, _prefix, _port, _title in SERVICES:
             children.append(subprocess.Popen([str(VENV_PYTHON), "-m", package, "serve"], cwd=ROOT, env=env,
                                              start_new_session=True))
-        for _package, prefix, port, title in SERVICES:
+        for package, prefix, port, title in SERVICES:
             actual = int(env.get(f"{prefix}PORT", port))
             host = env.get(f"{prefix}HOST", "127.0.0.1")
             ok = wait_ready(f"http://{host}:{actual}/readyz")
             say(f"{title:20s} {'ready' if ok else 'NOT READY'}  OpenAPI: http://{host}:{actual}/docs")
+            if package == "dispatch_bridge":
+                say(f"{'':20s} the dispatchers' console: http://{host}:{actual}/console (accounts: python -m "
+                    "dispatch_bridge create-user, see the README)")
         say("all services started; Ctrl-C stops them all")
         while not stopping:
             for child in children:
