@@ -348,6 +348,45 @@ async def test_a_burgernet_action_is_started_and_a_wrong_form_starts_none(start_
     assert len(await audited(bridge, "burgernet.started")) == 1
 
 
+async def test_a_burgernet_action_is_closed_by_a_dispatcher_and_cancelled_only_by_a_supervisor(
+        start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    report = await arrives(bridge, a_report(1, urgent=True, category="violence"))
+    incident_id = (await stored(bridge, report)).incident_id
+    assert incident_id
+    back = incident_path(incident_id)
+    form = {"looking_for": "person", "headline_nl": "Gezocht: man met rode jas", "description_nl": "Rode jas",
+            "lat": str(UTRECHT[0]), "lon": str(UTRECHT[1]), "radius_m": "1000", "duration_minutes": "60"}
+
+    async def actions() -> list[BurgernetAction]:
+        async with bridge.runtime.db.sessions() as session:
+            return list((await session.execute(select(BurgernetAction).order_by(BurgernetAction.number)))
+                        .scalars())
+
+    async with browser(bridge) as client:
+        csrf = await log_in(client)
+        for _ in "12":
+            await client.post(f"{back}/burgernet", data={"csrf_token": csrf, **form})
+        first, second = await actions()
+        assert f'action="/console/burgernet/{first.id}/close"' in (await client.get(back)).text
+        answer = await client.post(f"/console/burgernet/{first.id}/close", data={
+            "csrf_token": csrf, "back": back, "outcome": "found"})
+        assert outcome(answer) == (back, {"done": "1"})
+        answer = await client.post(f"/console/burgernet/{second.id}/cancel", data={
+            "csrf_token": csrf, "back": back, "reason": "dubbel"})
+        assert answer.status_code == 403  # a dispatcher does not cancel
+    async with browser(bridge) as client:
+        csrf = await log_in(client, "sara")
+        answer = await client.post(f"/console/burgernet/{second.id}/cancel", data={
+            "csrf_token": csrf, "back": back, "reason": "   "})
+        assert "problem" in outcome(answer)[1]  # a reason of spaces is no reason
+        answer = await client.post(f"/console/burgernet/{second.id}/cancel", data={
+            "csrf_token": csrf, "back": back, "reason": "dubbel gestart"})
+        assert outcome(answer) == (back, {"done": "1"})
+    assert [(a.status, a.outcome, a.closed_by) for a in await actions()] == [
+        ("closed", "found", "dirk"), ("cancelled", "cancelled", "sara")]
+
+
 # ---- questions to the citizen -------------------------------------------------------------------------------
 
 

@@ -102,6 +102,8 @@ class ActionRequest(BaseModel):
 
 
 class Closing(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)  # words of spaces are no words
+
     outcome: burgernet.Outcome = Field(description="found, arrested or called_off (expired and cancelled are the "
                                        "deadline's and a supervisor's)")
     message_nl: str | None = Field(None, min_length=1, max_length=2000, description="the closing message; the "
@@ -110,6 +112,8 @@ class Closing(BaseModel):
 
 
 class Cancellation(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)  # words of spaces are no words
+
     reason: str = Field(min_length=1, max_length=300, description="why (for the audit log, not published)")
     message_nl: str | None = Field(None, min_length=1, max_length=2000)
     message_en: str | None = Field(None, min_length=1, max_length=2000)

@@ -29,7 +29,7 @@ from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.ratelimit import client_address
 from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge import auth, burgernet, desk, records
-from dispatch_bridge.burgernet import ActionRequest
+from dispatch_bridge.burgernet import ActionRequest, Cancellation, Closing
 from dispatch_bridge.console import live, sessions, views
 from dispatch_bridge.console.sessions import ConsoleUser, FeedUser, SupervisorUser, User
 from dispatch_bridge.console.texts import LOOKING_FOR, STATES, Texts
@@ -355,6 +355,27 @@ async def start_burgernet(request: Request, runtime: RuntimeDep, user: User, inc
     if not await sessions.first_submission(runtime, user, form):
         return back_to(url, user)  # sent twice (a double click): started once
     return await act(request, user, url, burgernet.start_action(runtime, user.actor, action))
+
+
+@router.post("/burgernet/{action_id}/{ending}")
+async def end_burgernet(request: Request, runtime: RuntimeDep, user: User, action_id: str, ending: str
+                        ) -> RedirectResponse:
+    """Close an action with its outcome (any dispatcher), or cancel it (supervisors), as in the API."""
+    form = await checked(request, user)
+    url = back_of(form)
+    try:
+        if ending == "close":
+            change = burgernet.close_action(runtime, user.actor, action_id, Closing(outcome=str(form.get(
+                "outcome") or "")))  # type: ignore[arg-type]
+        elif ending == "cancel" and user.is_supervisor:
+            change = burgernet.cancel_action(runtime, user.actor, action_id,
+                                             Cancellation(reason=str(form.get("reason") or "")))
+        else:
+            raise ServiceError(403, "forbidden", "only a supervisor may cancel an action",
+                               detail_nl="alleen een supervisor mag een actie intrekken")
+    except ValidationError as exc:
+        return back_to(url, user, problem=_form_problem(exc, user.language))
+    return await act(request, user, url, change)
 
 
 def _form_problem(exc: Exception, language: str) -> str:
