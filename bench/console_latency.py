@@ -54,8 +54,8 @@ def main() -> None:
                     sent = time.monotonic()
                     answer = submit(suite, body, [photo], f"bench-console-{n:04d}")
                     assert answer.status_code == 202, answer.text
-                    page.wait_for_function(f"document.querySelectorAll('#incident-rows tr.prio-1').length > {rows}",
-                                           timeout=30_000)
+                    page.wait_for_function("n => document.querySelectorAll('#incident-rows tr.prio-1').length > n",
+                                           arg=rows, timeout=30_000)
                     seconds.append(time.monotonic() - sent)
                 browser.close()
         finally:

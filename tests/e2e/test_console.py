@@ -208,7 +208,7 @@ def test_the_112_alarm_shows_on_every_screen_until_the_meldkamer_accepts(suite: 
         assert created.status_code == 202, created.text
         alarm = page.wait_for_selector("#alarm-112:not([hidden])", timeout=30_000)  # the deadline is 4 s
         assert "112" in alarm.inner_text() and "Brand" in alarm.inner_text()
-        page.wait_for_function("document.getElementById('map').dataset.markers >= 2")  # no tiles here: markers
+        page.wait_for_function("() => Number(document.getElementById('map').dataset.markers) >= 2")  # no tiles here: markers
         screenshot(page, "map-with-112-alarm")
     finally:
         httpx.put(f"{suite.urls['meldkamer']}/admin/faults", json={}, headers=ADMIN, timeout=5).raise_for_status()
