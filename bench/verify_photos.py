@@ -91,7 +91,7 @@ def per_photo(count: int) -> dict[str, float]:
 
 def display_copy(folder: Path, data: bytes) -> bytes:
     """The display copy intake makes (by intake's own code)."""
-    from report_intake.photos import check_photo
+    from burgermelding_shared.images import check_photo
 
     upload = folder / "upload.jpg"
     upload.write_bytes(data)

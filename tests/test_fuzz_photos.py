@@ -48,7 +48,14 @@ from PIL import Image
 from burgermelding_shared.blobstore import BlobStoreConfig, LocalBlobStore
 from burgermelding_shared.contracts import PhotoVerification
 from burgermelding_shared.errors import ServiceError
-from report_intake.photos import PhotoUnreadable, boxes_fill_file, check_photo, display_copy_of_blob, sniff_type
+from burgermelding_shared.images import (
+    PhotoUnreadable,
+    boxes_fill_file,
+    check_photo,
+    display_copy_of_blob,
+    sanitised_copy,
+    sniff_type,
+)
 from tests.helpers import exif_time, heic_photo, make_jpeg, sign_with_content_credentials
 from verification.analysis import PhotoJob, analyse_photo
 from verification.checks import Claim, metadata_checks
@@ -686,6 +693,25 @@ def later_display_copy(data: bytes) -> None:
         assert display.format == "JPEG" and min(display.size) > 0
 
 
+def published_copy_holds(data: bytes) -> None:
+    """The bridge's copy for Burgernet (`sanitised_copy`, the same sanitiser decoding every type, HEIC too, at
+    once): a clean JPEG without metadata, or a 4xx ServiceError in two languages; nothing left behind."""
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            jpeg = timed(lambda: sanitised_copy(data, max_pixels=MAX_PIXELS, max_side=1600, scratch=Path(scratch)))
+        except ServiceError as exc:
+            assert 400 <= exc.status_code < 500, (exc.status_code, exc.error)
+            assert exc.error and exc.detail and exc.detail_nl and exc.detail != exc.detail_nl
+            jpeg = None
+        assert list(Path(scratch).iterdir()) == []
+    if currently_in_test_context():
+        event(f"sanitised_copy: {'accepted' if jpeg is not None else 'refused'}")
+    if jpeg is not None:
+        with Image.open(io.BytesIO(jpeg)) as copy:
+            copy.load()
+            assert copy.format == "JPEG" and 0 < max(copy.size) <= 1600 and not copy.getexif()
+
+
 def metadata_holds(data: bytes) -> PhotoMetadata | None:
     """read_metadata on whatever Pillow opens, held to verification's standard: never raises, and the
     checks can compute with what it returns."""
@@ -748,6 +774,20 @@ def test_fuzz_check_photo_on_heic_boxes(sample: Sample) -> None:
         assert all(b.size < 20 or width_height(sample.data, b) <= MAX_PIXELS
                    for b in heif_boxes(sample.data) if b.kind == b"ispe")
         later_display_copy(sample.data)
+
+
+@fuzz_settings(examples=150)
+@given(sample=still_photos())
+def test_fuzz_the_published_copy_on_jpeg_png_webp(sample: Sample) -> None:
+    FUZZ_CASES["sanitised_copy (the bridge's Burgernet photo)"] += 1
+    published_copy_holds(sample.data)
+
+
+@fuzz_settings(examples=150)
+@given(sample=odd_heics())
+def test_fuzz_the_published_copy_on_heic_boxes(sample: Sample) -> None:
+    FUZZ_CASES["sanitised_copy (the bridge's Burgernet photo)"] += 1
+    published_copy_holds(sample.data)
 
 
 @fuzz_settings(examples=300)

@@ -12,8 +12,8 @@ from typing import Any
 
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
 from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.images import check_photo
 from burgermelding_shared.service_auth import development_key
-from report_intake.photos import check_photo
 from verification.models import VerificationJob
 
 

@@ -305,6 +305,10 @@ async def test_a_burgernet_action_is_started_and_a_wrong_form_starts_none(start_
         csrf = await log_in(client)
         page = await client.get(incident_path(incident_id))
         assert f'action="/console/incidents/{incident_id}/burgernet"' in page.text
+        # Proposed: the incident's centre rounded to about 100 m, said so; never the lone witness's exact place.
+        assert 'id="bn-lat" name="lat"' in page.text and 'value="52.091"' in page.text
+        assert 'value="5.121"' in page.text and 'value="52.0907"' not in page.text
+        assert "100 m" in page.text or "100 meter" in page.text
 
         answer = await client.post(f"{incident_path(incident_id)}/burgernet", data={"csrf_token": csrf, **form})
         assert outcome(answer) == (incident_path(incident_id), {"done": "1"})

@@ -104,3 +104,59 @@ async def test_versions_apply_in_order_and_receipts_count_once(intake: Any) -> N
     unknown = await intake.client.post("/v1/burgernet/actions/nope/sightings", files=files, headers={
         "Idempotency-Key": "late-answer-03", "Installation-Credential": first})
     assert unknown.status_code == 404
+
+
+async def test_the_public_photo_route_serves_only_published_photos(intake: Any) -> None:
+    """Issue #29: an action naming a citizen's original (a bridge misled, or broken into) still cannot publish it:
+    the public route reads only the published store, which only the bridge's sanitiser writes."""
+    from burgermelding_shared.blobstore import published_store
+    from burgermelding_shared.burgernet import ActionPhoto, photo_digest_sha1
+    from report_intake.models import Photo
+    from tests.helpers import phone_photo, report_json
+    from tests.intake_support import post_report
+
+    original = phone_photo(7, 52.0907, 5.1214)  # GPS and a camera in its EXIF: evidence, never public
+    created = await post_report(intake, report_json(), photos=[("p.jpg", original, "image/jpeg")])
+    assert created.status_code == 202, created.text
+    async with intake.runtime.db.sessions() as session:
+        stored = (await session.execute(select(Photo))).scalars().one()
+    evidence = ActionPhoto(sha256=stored.sha256, size_bytes=len(original), sha1=photo_digest_sha1(original))
+    assert intake.runtime.blobs.exists(stored.sha256)
+    for named in (evidence, ActionPhoto(sha256=stored.sanitised_sha256, size_bytes=1, sha1="0" * 40)):
+        assert (await publish(intake, action(photo=named, version=named.size_bytes))).status_code == 200
+        served = await intake.client.get(f"/v1/burgernet/actions/{action().action_id}/photo")
+        assert served.status_code == 404 and served.json()["error"] == "photo_not_found"
+        assert original not in served.content
+    # What the bridge publishes (its sanitised copy, in the published store) is served.
+    from burgermelding_shared import images
+
+    clean = images.sanitised_copy(original, max_pixels=50_000_000, max_side=1600, scratch=intake.settings.blob_dir)
+    digest = published_store(intake.settings.blob_config()).put_bytes(clean)
+    photo = ActionPhoto(sha256=digest, size_bytes=len(clean), sha1=photo_digest_sha1(clean))
+    assert (await publish(intake, action(photo=photo, version=len(original) + 1))).status_code == 200
+    served = await intake.client.get(f"/v1/burgernet/actions/{action().action_id}/photo")
+    assert served.status_code == 200 and served.content == clean
+    assert b"Exif" not in served.content[:4096] and b"Pixel 8" not in served.content
+
+
+async def test_an_ended_action_keeps_only_its_closing_message(intake: Any) -> None:
+    """Issue #29: once an action closes, the feed and its CAP keep the closing message, not whom it sought."""
+    sought = action(looking_for="missing_child", headline_nl="Vermist: meisje van 7, rode jas",
+                    headline_en="Missing: girl of 7, red coat", description_nl="Blond haar, rode jas, roze tas",
+                    description_en="Blond hair, red coat, pink bag")
+    await publish(intake, sought)
+    feed = (await intake.client.get("/v1/burgernet/actions", headers={"Accept-Encoding": "identity"})).text
+    assert "rode jas" in feed  # open: the public must know whom to look for
+    now = datetime.now(UTC)
+    closed = sought.model_copy(update={"version": 2, "status": "closed", "outcome": "found", "closed_at": now,
+                                       "closing_nl": "Het meisje is gevonden.", "closing_en": "She was found."})
+    assert (await publish(intake, closed)).json()["status"] == "applied"
+    feed_doc = (await intake.client.get("/v1/burgernet/actions", headers={"Accept-Encoding": "identity"})).json()
+    [shown] = feed_doc["actions"]
+    assert shown["status"] == "closed" and shown["closing_nl"] == "Het meisje is gevonden."
+    text = json.dumps(shown)
+    for gone in ("rode jas", "red coat", "Blond", "roze tas", "meisje van 7"):
+        assert gone not in text
+    assert shown["headline_nl"] == "Burgernet: vermist kind" and "photo" not in shown["links"]
+    cap = (await intake.client.get(f"/v1/burgernet/actions/{sought.action_id}/cap")).text
+    assert "Het meisje is gevonden." in cap and "rode jas" not in cap and "red coat" not in cap

@@ -10,6 +10,7 @@ checked against the key, the SHA-256 of the bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import hashlib
@@ -74,10 +75,23 @@ class BlobStoreConfig:
         return LocalBlobStore(Path(self.local_dir))
 
 
+    def published(self) -> BlobStoreConfig:
+        """The store of what was published for the public (a Burgernet photo, sanitised): apart from the
+        evidence, so that a public route reading only here cannot serve a citizen's original whatever digest it
+        is given. A folder of its own beside the two-level digest folders, or a key prefix of its own."""
+        return dataclasses.replace(self, local_dir=str(Path(self.local_dir) / "published"),
+                                   s3_prefix=f"{self.s3_prefix}published/")
+
+
 @functools.cache
 def store_for(config: BlobStoreConfig) -> BlobStore:
     """One store per configuration and process (a worker process opens its own once, not once a photo)."""
     return config.open()
+
+
+def published_store(config: BlobStoreConfig) -> BlobStore:
+    """The store of what was published for the public, beside `config`'s: see `BlobStoreConfig.published`."""
+    return store_for(config.published())
 
 
 def sha256_file(path: Path) -> str:

@@ -27,6 +27,10 @@ ActionStatus = Literal["open", "closed", "cancelled"]
 Outcome = Literal["found", "arrested", "called_off", "expired", "cancelled"]
 
 MAX_POLYGON_POINTS = 100
+# A centre proposed for an area from an incident's place is rounded to this many decimals of a degree (about
+# 110 m north-south and 70 m east-west here): with one witness the exact place is where that citizen stood,
+# often their home, and the area is public.
+PROPOSED_CENTRE_DECIMALS = 3
 # A stated place within this of the area's edge still counts as inside: a phone's position is rarely exact.
 EDGE_SLACK_M = 100.0
 
@@ -83,6 +87,12 @@ class Area(_Strict):
         assert self.polygon is not None
         ring = [*self.polygon, self.polygon[0]]
         return "polygon", " ".join(f"{lat:.6f},{lon:.6f}" for lat, lon in ring)
+
+
+def proposed_centre(lat: float, lon: float) -> tuple[float, float]:
+    """The centre to propose for a public area around a place: rounded to about 100 m (see
+    PROPOSED_CENTRE_DECIMALS). A dispatcher may still draw an exact area on purpose."""
+    return round(lat, PROPOSED_CENTRE_DECIMALS), round(lon, PROPOSED_CENTRE_DECIMALS)
 
 
 def _in_polygon(points: list[tuple[float, float]], lat: float, lon: float) -> bool:
@@ -155,6 +165,16 @@ class PublishedAction(_Strict):
 
     def is_open_at(self, moment: datetime) -> bool:
         return self.status == "open" and moment < self.closes_at
+
+    def public(self) -> PublishedAction:
+        """What the public may see: an open action whole; an ended one only with what it was (a generic
+        headline), its area and its closing message. A found child's description and photo must not stay
+        public for the day the feed keeps showing the closing message; the bridge keeps the police's record."""
+        if self.status == "open":
+            return self
+        headline_nl, headline_en = EVENT_NAMES[self.looking_for]
+        return self.model_copy(update={"headline_nl": headline_nl, "headline_en": headline_en,
+                                       "description_nl": "", "description_en": "", "photo": None})
 
 
 class AppealLink(_Strict):
@@ -247,10 +267,9 @@ def cap_alert(action: PublishedAction, sender: str, public_url: str, references:
         sub(info, "senderName", "Politie, Burgernet" if index == 0 else "Police, Burgernet")
         headline = action.headline_nl if index == 0 else action.headline_en
         description = action.description_nl if index == 0 else action.description_en
-        if closed:
-            closing = (action.closing_nl if index == 0 else action.closing_en) or ""
-            headline = ("Afgesloten: " if index == 0 else "Closed: ") + headline
-            description = f"{closing}\n\n{description}"
+        if closed:  # the closing message alone: an ended action no longer describes whom it sought
+            headline = ("Afgesloten: " if index == 0 else "Closed: ") + EVENT_NAMES[action.looking_for][index]
+            description = (action.closing_nl if index == 0 else action.closing_en) or ""
         sub(info, "headline", headline[:160])
         sub(info, "description", description)
         if not closed:

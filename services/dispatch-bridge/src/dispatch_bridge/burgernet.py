@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from burgermelding_shared import burgernet
+from burgermelding_shared import burgernet, images
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.blobstore import published_store
 from burgermelding_shared.burgernet import ActionKind, ActionPhoto, Area, Circle, LookingFor, PublishedAction
 from burgermelding_shared.contracts import ReportSubmitted, VerificationCompleted
 from burgermelding_shared.db import serialise
@@ -37,13 +36,14 @@ from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge import forwarding, incidents, records
 from dispatch_bridge.audit import BRIDGE, Who, audit
 from dispatch_bridge.config import BridgeSettings
-from dispatch_bridge.models import BridgeReport, BurgernetAction, Incident, messaging
+from dispatch_bridge.models import BridgeReport, BurgernetAction, BurgernetPhoto, Incident, messaging
 
 log = logging.getLogger(__name__)
 
 PUBLISH_PATH = "/internal/v1/burgernet/actions"
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 PHOTO_MAX_SIDE = 1600
+PHOTO_MAX_PIXELS = 50_000_000
 
 # The closing message when the dispatcher writes none, by outcome: (Dutch, English).
 STANDARD_CLOSING = {
@@ -147,46 +147,39 @@ def already_ended(action: BurgernetAction) -> ServiceError:
 
 # ---- photos of what is sought ----
 
-def sanitise_photo(data: bytes) -> bytes:
-    """A copy fit to publish: decoded, turned upright, at most PHOTO_MAX_SIDE, re-encoded as JPEG without any
-    metadata (a photo from a family's phone carries their place and device). Blocking: off the event loop."""
+async def store_photo(runtime: Runtime, actor: Who, data: bytes) -> ActionPhoto:
+    """Take a dispatcher's photo of whom or what is sought: sanitised by the suite's one image sanitiser, put in
+    the published store (the only one intake's public photo route reads), and recorded with who uploaded it.
+    Only a photo recorded here can be named by an action."""
     if len(data) > MAX_PHOTO_BYTES:
         raise ServiceError(413, "photo_too_large", f"a photo may be at most {MAX_PHOTO_BYTES // (1024 * 1024)} MB",
                            detail_nl=f"een foto mag hoogstens {MAX_PHOTO_BYTES // (1024 * 1024)} MB zijn")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format not in ("JPEG", "PNG", "WEBP"):
-                raise UnidentifiedImageError(image.format)
-            if image.width * image.height > 50_000_000:
-                raise ServiceError(413, "photo_too_large", "the photo has too many pixels",
-                                   detail_nl="de foto heeft te veel pixels")
-            upright = ImageOps.exif_transpose(image).convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ServiceError(415, "unsupported_photo", "send a JPEG, PNG or WebP photo",
-                           detail_nl="stuur een JPEG-, PNG- of WebP-foto") from exc
-    upright.thumbnail((PHOTO_MAX_SIDE, PHOTO_MAX_SIDE))
-    out = io.BytesIO()
-    upright.save(out, "JPEG", quality=85)
-    return out.getvalue()
-
-
-async def store_photo(runtime: Runtime, actor: Who, data: bytes) -> ActionPhoto:
-    clean = await asyncio.to_thread(sanitise_photo, data)
+    settings: BridgeSettings = runtime.settings
+    clean = await asyncio.to_thread(images.sanitised_copy, data, max_pixels=PHOTO_MAX_PIXELS,
+                                    max_side=PHOTO_MAX_SIDE, scratch=settings.blob_dir / "tmp")
     digest = hashlib.sha256(clean).hexdigest()
-    await asyncio.to_thread(runtime.blobs.put_bytes, clean)
+    await asyncio.to_thread(published_store(settings.blob_config()).put_bytes, clean)
+    photo = ActionPhoto(sha256=digest, size_bytes=len(clean), sha1=burgernet.photo_digest_sha1(clean))
     async with runtime.db.transaction() as session:
+        if await session.get(BurgernetPhoto, digest) is None:  # the same photo again: one record, the first
+            session.add(BurgernetPhoto(sha256=digest, size_bytes=photo.size_bytes, sha1=photo.sha1,
+                                       original_sha256=hashlib.sha256(data).hexdigest(),
+                                       uploaded_by=actor.username, uploaded_at=utcnow()))
         audit(session, actor, "burgernet.photo_uploaded", "photo_sha256", digest,
               {"sha256": digest, "size_bytes": len(clean), "original_sha256": hashlib.sha256(data).hexdigest()})
-    return ActionPhoto(sha256=digest, size_bytes=len(clean), sha1=burgernet.photo_digest_sha1(clean))
+    return photo
 
 
-async def _photo(runtime: Runtime, sha256: str) -> ActionPhoto:
-    try:
-        data = await asyncio.to_thread(runtime.blobs.read_verified, sha256)
-    except Exception as exc:  # unknown digest, or one the store cannot give: the request names a photo we lack
-        raise invalid("unknown_photo", "no uploaded photo with this digest (POST /v1/dispatch/burgernet/photos)",
-                      "geen geüploade foto met deze digest (POST /v1/dispatch/burgernet/photos)") from exc
-    return ActionPhoto(sha256=sha256, size_bytes=len(data), sha1=burgernet.photo_digest_sha1(data))
+async def _photo(session: AsyncSession, sha256: str) -> ActionPhoto:
+    """The published photo an action names. Anything not uploaded for Burgernet is refused with the same answer
+    whether or not the digest is known elsewhere (a citizen's original): nothing is learnt from it."""
+    recorded = await session.get(BurgernetPhoto, sha256)
+    if recorded is None:
+        raise invalid("unknown_photo", "no photo with this digest was uploaded for Burgernet (upload it with POST "
+                      "/v1/dispatch/burgernet/photos and name the digest it answers)",
+                      "er is geen foto met deze digest voor Burgernet geüpload (upload hem met POST "
+                      "/v1/dispatch/burgernet/photos en noem de digest uit het antwoord)")
+    return ActionPhoto(sha256=recorded.sha256, size_bytes=recorded.size_bytes, sha1=recorded.sha1)
 
 
 # ---- starting, closing, cancelling ----
@@ -225,10 +218,10 @@ def _check_times(settings: BridgeSettings, request: ActionRequest, now: datetime
 
 async def start_action(runtime: Runtime, actor: Who, request: ActionRequest) -> dict[str, Any]:
     settings: BridgeSettings = runtime.settings
-    photo = await _photo(runtime, request.photo_sha256) if request.photo_sha256 else None
     now = utcnow()
     closes_at = _check_times(settings, request, now)
     async with runtime.db.transaction() as session:
+        photo = await _photo(session, request.photo_sha256) if request.photo_sha256 else None
         incident = await _open_incident(session, request.incident_id)
         if request.kind == "action" and not incidents.is_open(incident):
             raise ServiceError(409, "incident_closed", "the incident is closed; a live action needs an open one "
@@ -263,9 +256,10 @@ async def start_action(runtime: Runtime, actor: Who, request: ActionRequest) -> 
 
 
 async def _publish(session: AsyncSession, published: PublishedAction) -> None:
-    """To intake, which serves it to the apps; in version order per action, ahead of ordinary traffic."""
+    """To intake, which serves it to the apps; in version order per action, ahead of ordinary traffic. Only
+    what the public may see travels (an ended action without whom it sought); the bridge keeps the whole."""
     await enqueue(session, messaging, destination="report-intake", path=PUBLISH_PATH, kind="burgernet.action",
-                  payload=published.model_dump(mode="json"), priority=URGENT_PRIORITY,
+                  payload=published.public().model_dump(mode="json"), priority=URGENT_PRIORITY,
                   ordering_key=f"burgernet:{published.action_id}")
 
 
@@ -365,9 +359,10 @@ async def from_meldkamer(runtime: Runtime, appeal: MeldkamerAppeal, webhook_id: 
             raise ServiceError(409, "incident_without_place", "the incident has no place to draw an area around",
                                detail_nl="het incident heeft geen plaats om een gebied omheen te trekken")
     headline_nl, headline_en = HEADLINES[appeal.lookingFor]
+    lat, lon = burgernet.proposed_centre(incident.lat, incident.lon)  # not a lone witness's exact place
     request = ActionRequest(incident_id=incident.id, looking_for=appeal.lookingFor, headline_nl=headline_nl,
                             headline_en=headline_en, description_nl=appeal.description,
-                            area=Area(circle=Circle(lat=incident.lat, lon=incident.lon, radius_m=appeal.radiusMeters)),
+                            area=Area(circle=Circle(lat=lat, lon=lon, radius_m=appeal.radiusMeters)),
                             duration_minutes=appeal.minutes)
     return {"status": "started", **await start_action(runtime, MeldkamerActor(), request)}
 

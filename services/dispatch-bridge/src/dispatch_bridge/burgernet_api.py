@@ -17,19 +17,20 @@ from dispatch_bridge.burgernet import ActionRequest, Cancellation, Closing, Meld
 router = APIRouter(prefix="/v1/dispatch/burgernet", tags=["burgernet"])
 meldkamer = APIRouter(prefix="/v1/meldkamer", tags=["meldkamer"])
 PHOTO_BODY = {"requestBody": {"required": True, "content": {t: {"schema": {"type": "string", "format": "binary"}}
-                                                            for t in ("image/jpeg", "image/png", "image/webp")}}}
+                                                            for t in ("image/jpeg", "image/png", "image/webp",
+                                                                      "image/heic")}}}
 
 
 @router.post("/photos", status_code=201, response_model=ActionPhoto,
              summary="Upload the photo of whom or what is sought (the body is the image); it is published "
              "only as a copy without metadata, whose digest a new action names as `photo_sha256` (audited)",
-             responses=error_responses(401, 403, 413, 415), openapi_extra=PHOTO_BODY)
+             responses=error_responses(401, 403, 413, 415, 422), openapi_extra=PHOTO_BODY)
 async def upload_photo(request: Request, runtime: RuntimeDep, actor: AnyDispatcher) -> ActionPhoto:
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
         if len(data) > burgernet.MAX_PHOTO_BYTES:
-            break  # sanitise_photo refuses it with 413; no need to read the rest
+            break  # store_photo refuses it with 413; no need to read the rest
     return await burgernet.store_photo(runtime, actor, bytes(data))
 
 

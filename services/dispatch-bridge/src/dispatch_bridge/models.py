@@ -130,6 +130,11 @@ class LegalHold(BridgeTable, table=True):
     set_at: datetime = Field(sa_type=UTCDateTime)
     lifted_by: str | None = Field(default=None, max_length=64)
     lifted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Grows with every change intake must hear of (set: 1, lifted: 2): a late message about an older version
+    # (an "extend" queued before the lift) cannot set the hold again (holds.py).
+    version: int = 1
+    # A hold that followed a merge or a split from another incident's hold names that hold.
+    follows_hold: str | None = Field(default=None, max_length=36)
 
 
 class BurgernetAction(BridgeTable, table=True):
@@ -154,6 +159,21 @@ class BurgernetAction(BridgeTable, table=True):
     closed_by: str | None = Field(default=None, max_length=64)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_sighting_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class BurgernetPhoto(BridgeTable, table=True):
+    """A photo published for the public with a Burgernet action: the sanitised copy (no metadata) a dispatcher
+    uploaded through POST /v1/dispatch/burgernet/photos, and who did. An action can name only these, so no
+    citizen's original can ever be published by naming its digest."""
+
+    __tablename__ = "burgernet_photos"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size_bytes: int
+    sha1: str = Field(max_length=40)
+    original_sha256: str = Field(max_length=64)  # what was uploaded, for the audit; never published
+    uploaded_by: str = Field(max_length=64)
+    uploaded_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class ConsoleSession(BridgeTable, table=True):

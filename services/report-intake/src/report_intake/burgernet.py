@@ -89,7 +89,9 @@ async def receive_action(runtime: Runtime, action: PublishedAction, message_id: 
         if stored is None:
             stored = PublishedAppeal(action_id=action.action_id, version=0, status="open", kind=action.kind,
                                      document="{}", closes_at=action.closes_at)
-        stored.version, stored.status, stored.document = action.version, action.status, action.model_dump_json()
+        # What the public may see, whatever the sender put in (an ended action no longer says whom it sought).
+        stored.version, stored.status = action.version, action.status
+        stored.document = action.public().model_dump_json()
         stored.closes_at, stored.closed_at = action.closes_at, action.closed_at
         if action.status != "open" and stored.fetched_count is None:
             stored.fetched_count = await _count_receipts(session, action.action_id)

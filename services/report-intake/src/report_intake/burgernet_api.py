@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import RuntimeDep
-from burgermelding_shared.blobstore import BlobNotFound
+from burgermelding_shared.blobstore import BlobNotFound, published_store
 from burgermelding_shared.burgernet import PublishedAction
 from burgermelding_shared.errors import ServiceError, error_responses
 from report_intake import burgernet, reports
@@ -74,8 +74,9 @@ async def photo(action_id: str, runtime: RuntimeDep) -> Response:
     if action.photo is None or action.status != "open":  # an ended action's photo is no longer shown
         raise ServiceError(404, "photo_not_found", "this action has no photo to show",
                            detail_nl="bij deze actie hoort geen foto om te tonen")
-    try:
-        data = await asyncio.to_thread(runtime.blobs.read_verified, action.photo.sha256)
+    try:  # from the published store alone: a digest of anything else is not there to be served
+        data = await asyncio.to_thread(published_store(runtime.settings.blob_config()).read_verified,
+                                       action.photo.sha256)
     except (BlobNotFound, ValueError) as exc:
         raise ServiceError(404, "photo_not_found", "the photo is not available",
                            detail_nl="de foto is niet beschikbaar") from exc

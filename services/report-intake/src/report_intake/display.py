@@ -20,11 +20,11 @@ from sqlalchemy import select, update
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.images import PhotoUnreadable, display_copy_of_blob
 from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
 from report_intake import followup, records, reports, texts
 from report_intake.models import DisplayJob, DisplayState, Photo, Report
-from report_intake.photos import PhotoUnreadable, display_copy_of_blob
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.contracts import CitizenMessage, DispatcherMessage, ReportEvents, ReportWithdrawn, is_urgent
 from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.images import CheckedPhoto
 from burgermelding_shared.messaging import enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
 from report_intake import burgernet, records, reports, texts
 from report_intake.config import IntakeSettings
 from report_intake.models import Contact, Message, Photo, Report, TimelineEntry, idempotency_keys, messaging
-from report_intake.photos import CheckedPhoto
 from report_intake.schemas import (
     ContactRemoved,
     MessageIn,

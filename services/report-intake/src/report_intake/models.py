@@ -176,6 +176,20 @@ class ReportHold(IntakeTable, table=True):
     held_since: datetime = Field(sa_type=UTCDateTime)
 
 
+class HoldState(IntakeTable, table=True):
+    """The newest version of each legal hold intake has heard of, lifted ones too: a message about an older
+    version (an extension queued before the lift and delivered after it) changes nothing, so a lifted hold
+    stays lifted."""
+
+    __tablename__ = "legal_hold_states"
+
+    hold_id: str = Field(primary_key=True, max_length=36)
+    incident_id: str = Field(max_length=36)
+    version: int
+    active: bool
+    changed_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class PublishedAppeal(IntakeTable, table=True):
     """A Burgernet action or witness call as the bridge published it (`document`, a PublishedAction): served to
     every app, wherever it is, in the feed and as CAP. Nothing here is about a phone."""

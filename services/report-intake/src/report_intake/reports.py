@@ -24,6 +24,7 @@ from burgermelding_shared.blobstore import BlobStore, BlobStoreUnavailable
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.contracts import ContactDetails, Location, PhotoRef, ReportSubmitted, is_urgent
 from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.images import CheckedPhoto, check_photo
 from burgermelding_shared.messaging import URGENT_PRIORITY, enqueue
 from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
@@ -40,7 +41,6 @@ from report_intake.models import (
     idempotency_keys,
     messaging,
 )
-from report_intake.photos import CheckedPhoto, check_photo
 from report_intake.schemas import (
     PhotoSummary,
     ReportCreated,

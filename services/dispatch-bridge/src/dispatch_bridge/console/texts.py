@@ -96,7 +96,13 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "looking_for": ("Gezocht", "Looking for"),
     "headline": ("Kop (Nederlands)", "Headline (Dutch)"),
     "description": ("Omschrijving (Nederlands)", "Description (Dutch)"),
-    "centre_lat": ("Middelpunt: breedtegraad (standaard het incident)", "Centre: latitude (the incident's by default)"),
+    "centre_lat": ("Middelpunt: breedtegraad", "Centre: latitude"),
+    "centre_rounded": ("Voorgesteld: het midden van het incident, afgerond op ongeveer 100 meter (met één getuige "
+                       "is de exacte plek vaak iemands huis, en het gebied is openbaar). Vul zelf een exact middelpunt "
+                       "in als dat nodig is.",
+                       "Proposed: the incident's centre, rounded to about 100 metres (with one witness the exact "
+                       "place is often someone's home, and the area is public). Enter an exact centre yourself if "
+                       "it is needed."),
     "centre_lon": ("Middelpunt: lengtegraad", "Centre: longitude"),
     "radius_m": ("Straal rond het incident (meter)", "Radius around the incident (metres)"),
     "duration": ("Duur (minuten)", "Duration (minutes)"),

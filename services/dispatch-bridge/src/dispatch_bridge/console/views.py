@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.app import Runtime
+from burgermelding_shared.burgernet import proposed_centre
 from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from dispatch_bridge import desk, incidents
@@ -24,6 +25,13 @@ REASON_ORDER = {"fail": 0, "warn": 1, "pass": 2, "not_applicable": 3}
 
 def incident_not_found() -> ServiceError:
     return ServiceError(404, "incident_not_found", "no such incident", detail_nl="dit incident bestaat niet")
+
+
+def burgernet_centre(incident: Incident) -> dict[str, float | None]:
+    if incident.lat is None or incident.lon is None:
+        return {"lat": None, "lon": None}
+    lat, lon = proposed_centre(incident.lat, incident.lon)
+    return {"lat": lat, "lon": lon}
 
 
 async def incident_page(runtime: Runtime, actor: Actor, incident_id: str) -> dict[str, Any]:
@@ -51,7 +59,8 @@ async def incident_page(runtime: Runtime, actor: Actor, incident_id: str) -> dic
     return {"incident": desk.incident_summary(incident, reports, sorted(merged_from)), "reports": shown,
             "references": references, "actions": [{"id": a.id, "reference": a.reference, "status": a.status,
                                                    "kind": a.kind} for a in actions],
-            "lat": incident.lat, "lon": incident.lon,
+            # The Burgernet form's proposed centre: never the exact place (see burgernet.proposed_centre).
+            **burgernet_centre(incident),
             "others": [{"id": o.id, "category": o.category, "priority": o.priority, "created_at": o.created_at}
                        for o in others]}
 

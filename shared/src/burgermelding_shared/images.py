@@ -1,4 +1,6 @@
-"""Photo intake: decide the type from the bytes, decode once, refuse bombs, make a sanitised display copy.
+"""Images from outside, for the whole suite: decide the type from the bytes, decode once, refuse bombs, make a
+sanitised copy. The one image sanitiser: intake's display copies of citizens' photos and the bridge's published
+copy of a Burgernet photo are both made here, so what the photo fuzzer holds it to holds for both.
 
 The original is stored byte for byte (its SHA-256 is its key) as evidence; only the sanitised copy, with EXIF
 and GPS removed, orientation applied and the longest side capped, is ever shown.
@@ -10,12 +12,13 @@ WebP) are decoded in full and then reduced by whole factors (a box filter, 14 ms
 bilinear resize). Verification makes its perceptual hashes from this display copy, so the original's pixels are
 decoded once in the whole suite.
 
-A HEIC is the exception to "decoded before the 202": its HEVC decode is the dearest step of all (0.6 to 0.8 s of
-CPU for 12 MP here, with no reduced decode), and it decided the 202's p99 under load. Before the 202 a HEIC gets
-what can be checked without its pixels: the type from its bytes, a container whose boxes fill the file exactly
-(a truncated upload fails here), a primary image libheif can open, and the pixel limit. Its display copy is made
-afterwards by `display.DisplayCopies`, a retried job that holds the report's messages back until it is done; a
-HEIC whose pixels then turn out damaged is kept as evidence, marked unreadable and shown so to the citizen.
+A HEIC is the exception to "decoded before the 202" at intake: its HEVC decode is the dearest step of all (0.6
+to 0.8 s of CPU for 12 MP here, with no reduced decode), and it decided the 202's p99 under load. Before the 202
+a HEIC gets what can be checked without its pixels: the type from its bytes, a container whose boxes fill the
+file exactly (a truncated upload fails here), a primary image libheif can open, and the pixel limit. Its display
+copy is made afterwards by intake's `display.DisplayCopies`, a retried job that holds the report's messages back
+until it is done; a HEIC whose pixels then turn out damaged is kept as evidence, marked unreadable and shown so
+to the citizen. `sanitised_copy` (the bridge's) decodes every type at once.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ Image.MAX_IMAGE_PIXELS = 100_000_000
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/heic": "HEIF"}
 # Types whose display copy is made after the 202 (see the module's docstring).
-DISPLAY_LATER = {"image/heic"}
+DISPLAY_LATER = frozenset({"image/heic"})
 # EXIF orientation -> the transpose that makes a photo stored that way upright (as ImageOps.exif_transpose).
 _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
             5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
@@ -174,11 +177,14 @@ def display_scale(size: tuple[int, int], display_max_side: int) -> int:
     return scale
 
 
-def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: int) -> CheckedPhoto:
-    """Validate one uploaded file and make its display copy (a HEIC's comes later, see the module's docstring).
-    Its SHA-256 is taken here, off the event loop, once: the photo store takes the file with it
-    (`adopt_file`) instead of hashing and copying it again. Blocking: run it in a worker thread."""
-    label_en, label_nl = f"photo {index + 1}", f"foto {index + 1}"
+def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: int | None = None,
+                display_later: frozenset[str] = DISPLAY_LATER) -> CheckedPhoto:
+    """Validate one uploaded file and make its display copy (for the types in `display_later` it comes later,
+    see the module's docstring). Its SHA-256 is taken here, off the event loop, once: the photo store takes the
+    file with it (`adopt_file`) instead of hashing and copying it again. `index` names the photo in a request
+    of several. Blocking: run it in a worker thread."""
+    label_en, label_nl = (f"photo {index + 1}", f"foto {index + 1}") if index is not None else ("the photo",
+                                                                                               "de foto")
     size = path.stat().st_size
     if size == 0:
         raise _refuse("photo_empty", f"{label_en} is empty", f"{label_nl} is leeg")
@@ -190,7 +196,7 @@ def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: in
                       f"{label_nl} is geen JPEG-, PNG-, WebP- of HEIC-afbeelding", 415)
     unreadable = _refuse("photo_unreadable", f"{label_en} is damaged or truncated and cannot be decoded",
                          f"{label_nl} is beschadigd of onvolledig en kan niet worden gelezen")
-    if content_type in DISPLAY_LATER and not boxes_fill_file(path):
+    if content_type == "image/heic" and not boxes_fill_file(path):
         raise unreadable
     try:
         with Image.open(path) as im:
@@ -206,7 +212,7 @@ def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: in
                               f"{label_en} has {most_w}x{most_h} pixels, more than the limit of {max_pixels:,}",
                               f"{label_nl} heeft {most_w}x{most_h} pixels, meer dan de limiet van {max_pixels:,}",
                               413)
-            display_jpeg = None if content_type in DISPLAY_LATER else display_copy(im, display_max_side, path.parent)
+            display_jpeg = None if content_type in display_later else display_copy(im, display_max_side, path.parent)
     except ServiceError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -265,3 +271,17 @@ def display_copy_of_blob(store: BlobStore, digest: str, display_max_side: int, s
             return display_copy(im, display_max_side, scratch)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise PhotoUnreadable(str(exc)) from exc
+
+
+def sanitised_copy(data: bytes, *, max_pixels: int, max_side: int, scratch: Path) -> bytes:
+    """A copy of an image from outside fit to publish: checked as an upload is, decoded, upright, at most
+    `max_side` long, a JPEG without any metadata (a photo from a family's phone carries their place and device).
+    Every type, HEIC too, is decoded here and now. Refusals are ServiceErrors (4xx, Dutch and English).
+    Blocking: run it in a worker thread."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        path = Path(folder) / "upload"
+        path.write_bytes(data)
+        checked = check_photo(path, max_pixels=max_pixels, display_max_side=max_side, display_later=frozenset())
+    assert checked.display_jpeg is not None  # nothing is left for later here
+    return checked.display_jpeg
