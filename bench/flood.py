@@ -36,7 +36,7 @@ from bench.throughput import percentile, register
 from burgermelding_shared.events import distance_m
 from report_intake.installations import solves
 from tests.helpers import phone_photo
-from tests.suite import start_suite
+from tests.suite import meldkamer_incidents, start_suite
 
 CGNAT = "203.0.113.50"
 OPEN_SCRIPT = [["Active", 0.5], ["ResourcesAssigned", 3.0], ["Closed", 3600.0]]
@@ -177,8 +177,7 @@ def main() -> None:
             accepted = {s.reference: s for s in sent if s.reference}
             deadline = time.monotonic() + 180
             while True:
-                incidents = httpx.get(f"{suite.urls['meldkamer']}/v1/incidents", params={"limit": 1000},
-                                      timeout=60).json()
+                incidents = meldkamer_incidents(suite.urls['meldkamer'], suite.env, limit=1000)
                 attached = sum(i["eventSummary"]["reportCount"] for i in incidents
                                if i["eventSummary"] and not i["mergedInto"] and i["priorityNumber"] == 10)
                 if attached >= len(accepted) or time.monotonic() > deadline:

@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.databases import create_database, drop_database  # noqa: E402
 from tests.helpers import heic_photo, phone_photo  # noqa: E402
-from tests.suite import SERVICES, wiring  # noqa: E402
+from tests.suite import SERVICES, meldkamer_admin, wiring  # noqa: E402
 
 PORTS = {"intake": 18001, "verification": 18002, "bridge": 18003, "meldkamer": 18004}
 PACKAGES = {name: package for name, (package, _prefix) in SERVICES.items()}
@@ -362,7 +362,8 @@ def spread(values: list[float]) -> dict[str, float | None]:
 def arrivals(meldkamer: str) -> dict[str, float]:
     """When each report reached the meldkamer: keyed by bench number (opened an incident) or by reference
     (joined one as an update)."""
-    incidents = httpx.get(f"{meldkamer}/v1/incidents", params={"limit": 1000}, timeout=60).json()
+    incidents = httpx.get(f"{meldkamer}/v1/incidents", params={"limit": 1000}, timeout=60,
+                          headers=meldkamer_admin({})).json()
     seen: dict[str, float] = {}
     for incident in incidents:
         token = TOKEN.search(incident.get("description") or "")

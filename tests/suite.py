@@ -200,6 +200,21 @@ def start_suite(folder: Path, extra_env: dict[str, str] | None = None,
     return suite
 
 
+DEVELOPMENT_ADMIN_TOKEN = "dev-only-meldkamer-admin-token-change-me"  # the simulator's development default
+
+
+def meldkamer_admin(env: dict[str, str]) -> dict[str, str]:
+    """The header of the simulated meldkamer's admin token in a suite's (or deployment's) settings."""
+    return {"Authorization": f"Bearer {env.get('BM_MELDKAMER_ADMIN_TOKEN', DEVELOPMENT_ADMIN_TOKEN)}"}
+
+
+def meldkamer_incidents(base_url: str, env: dict[str, str], **params: Any) -> list[dict[str, Any]]:
+    """What the simulated meldkamer has received (its incident list holds citizens' words: admin token only)."""
+    answer = httpx.get(f"{base_url}/v1/incidents", params=params, headers=meldkamer_admin(env), timeout=30)
+    answer.raise_for_status()
+    return list(answer.json())
+
+
 def submit(suite: Suite, body: dict[str, Any], photos: list[bytes], key: str,
            headers: dict[str, str] | None = None) -> httpx.Response:
     files = [("report", (None, json.dumps(body), "application/json"))]

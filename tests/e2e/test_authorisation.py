@@ -122,7 +122,8 @@ MATRIX: list[tuple[str, str, str, str]] = [
     # the simulated meldkamer: the bridge's credential, and its operator's admin token for faults
     ("meldkamer", "POST", "/v1/requests-for-service", INTERNAL.format(i=403, v=403, b=422)),
     ("meldkamer", "POST", "/v1/requests-for-service/{report}/updates", INTERNAL.format(i=403, v=403, b=422)),
-    ("meldkamer", "GET", "/v1/incidents", OPEN.format(200)),  # the simulator's own view, for tests and demos
+    # the simulator's own view, for tests and demos: it holds citizens' descriptions, so the admin token only
+    ("meldkamer", "GET", "/v1/incidents", ADMIN.format(a=200)),
     ("meldkamer", "GET", "/admin/faults", ADMIN.format(a=200)),
     ("meldkamer", "PUT", "/admin/faults", ADMIN.format(a=200)),
     ("meldkamer", "POST", "/admin/outage", ADMIN.format(a=422)),

@@ -22,7 +22,7 @@ from PIL import Image
 from burgermelding_shared.burgernet import Area
 from tests.databases import everything_stored, run_sql
 from tests.helpers import phone_photo, report_json
-from tests.suite import Suite, create_dispatcher, eventually, start_suite, submit
+from tests.suite import Suite, create_dispatcher, eventually, meldkamer_incidents, start_suite, submit
 
 # Around Utrecht's centre (lat, lon); the phone outside is in Amsterdam.
 UTRECHT = [(52.0950, 5.1050), (52.0950, 5.1350), (52.0830, 5.1350), (52.0830, 5.1050)]
@@ -97,7 +97,7 @@ def incident_of_report(suite: Suite, token: str, report_id: str) -> str:
 
 
 def meldkamer_updates(suite: Suite, request_id: str) -> list[dict[str, Any]]:
-    for incident in httpx.get(f"{suite.urls['meldkamer']}/v1/incidents").json():
+    for incident in meldkamer_incidents(suite.urls['meldkamer'], suite.env):
         if incident["requestId"] == request_id:
             return list(incident["updates"])
     return []

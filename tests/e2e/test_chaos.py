@@ -33,6 +33,7 @@ from tests.databases import TEST_DATABASE
 from tests.filesystems import fill, small_filesystem
 from tests.helpers import phone_photo, report_json
 from tests.suite import SERVICES, Phone, Suite, create_dispatcher, start_suite
+from tests.suite import meldkamer_incidents as meldkamer_list
 
 CHAOS_SECONDS = float(os.environ.get("BM_CHAOS_SECONDS", "30"))
 SEED = int(os.environ.get("BM_CHAOS_SEED", str(random.SystemRandom().randrange(1_000_000))))
@@ -243,8 +244,7 @@ def stuck(suite: Suite, dispatcher: dict[str, str], reports: list[dict[str, Any]
 
 def meldkamer_incidents(suite: Suite) -> list[dict[str, Any]]:
     incidents: list[dict[str, Any]] = []
-    while page := httpx.get(f"{suite.urls['meldkamer']}/v1/incidents", timeout=30,
-                            params={"limit": 1000, "offset": len(incidents)}).json():
+    while page := meldkamer_list(suite.urls['meldkamer'], suite.env, limit=1000, offset=len(incidents)):
         incidents += page
     return incidents
 

@@ -19,6 +19,7 @@ import pytest
 from burgermelding_shared.events import distance_m
 from tests.helpers import phone_photo
 from tests.suite import Suite, start_suite
+from tests.suite import meldkamer_incidents as meldkamer_list
 
 DAM = (52.3731, 4.8926)
 ONE_KM_NORTH = (DAM[0] + 1000 / 111_320, DAM[1])
@@ -74,7 +75,7 @@ def near_dam(n: int) -> tuple[float, float]:
 
 
 def meldkamer_incidents(suite: Suite) -> list[dict[str, Any]]:
-    return httpx.get(f"{suite.urls['meldkamer']}/v1/incidents", params={"limit": 1000}, timeout=30).json()
+    return meldkamer_list(suite.urls['meldkamer'], suite.env, limit=1000)
 
 
 def incidents_near(incidents: list[dict[str, Any]], place: tuple[float, float]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.helpers import exif_time, gps_tags, make_jpeg, report_json
-from tests.suite import Suite, create_dispatcher, follow, start_suite, submit
+from tests.suite import Suite, create_dispatcher, follow, meldkamer_incidents, start_suite, submit
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_report_travels_to_the_meldkamer_and_the_citizen_follows_it(suite: Suite
     assert view["status"] == "closed", events
     assert events == ["received", "verified", "forwarded", "accepted", "unit_assigned", "message", "closed"]
 
-    incidents = httpx.get(f"{suite.urls['meldkamer']}/v1/incidents").json()
+    incidents = meldkamer_incidents(suite.urls['meldkamer'], suite.env)
     ours = [i for i in incidents if i["description"] == body["description"]]
     assert len(ours) == 1
     assert ours[0]["incidentType"] == "BURGLARY" and ours[0]["status"] == "Closed"
@@ -72,7 +72,7 @@ def test_in_progress_report_goes_out_at_once_and_says_call_112(suite: Suite) -> 
     events = [item["event"] for item in view["timeline"]]
     assert events[:2] == ["received", "call_112"]
     assert {"forwarded", "accepted", "verified", "unit_assigned", "closed"} <= set(events)
-    incident = next(i for i in httpx.get(f"{suite.urls['meldkamer']}/v1/incidents").json()
+    incident = next(i for i in meldkamer_incidents(suite.urls['meldkamer'], suite.env)
                     if i["description"] == "Vechtpartij nu")
     assert incident["priorityNumber"] == 10  # prio 1
 
@@ -104,7 +104,7 @@ def test_the_dispatchers_question_reaches_the_citizen_and_the_answer_the_meldkam
     assert answer.status_code == 201, answer.text
     notes: list[dict[str, Any]] = []
     while not notes and time.monotonic() < deadline:
-        incident = next(i for i in httpx.get(f"{suite.urls['meldkamer']}/v1/incidents").json()
+        incident = next(i for i in meldkamer_incidents(suite.urls['meldkamer'], suite.env)
                         if i["description"] == "Auto rijdt weg met buit")
         notes = [u for u in incident["updates"] if u["kind"] == "citizen_note"]
         time.sleep(0.1)
@@ -175,7 +175,7 @@ def test_a_dispatchers_question_through_the_bridge_api_round_trips(suite: Suite)
     assert answer is not None and answer["in_reply_to"] == question["id"]
     noted = False
     while not noted and time.monotonic() < deadline:  # the note travels on to the meldkamer asynchronously
-        incident = next(i for i in httpx.get(f"{suite.urls['meldkamer']}/v1/incidents").json()
+        incident = next(i for i in meldkamer_incidents(suite.urls['meldkamer'], suite.env)
                         if i["description"] == "Verdachte bij school")
         noted = any("Om tien over negen" in (u["notes"] or "") for u in incident["updates"])
         time.sleep(0.1)

@@ -47,6 +47,7 @@ from tests.suite import (
     wait_ready,
     wiring,
 )
+from tests.suite import meldkamer_incidents as meldkamer_list
 
 pytestmark = pytest.mark.skipif(TEST_DATABASE != "postgresql",
                                 reason="the production configuration runs on PostgreSQL (the suite's second pass)")
@@ -153,7 +154,7 @@ def status_of(deployment: Deployment, created: dict[str, Any]) -> str:
 
 
 def meldkamer_incidents(deployment: Deployment) -> list[dict[str, Any]]:
-    return list(httpx.get(f"{deployment.fronts['meldkamer']}/v1/incidents", params={"limit": 500}, timeout=30).json())
+    return meldkamer_list(deployment.fronts['meldkamer'], deployment.env, limit=500)
 
 
 def test_the_happy_path_through_the_load_balancer(deployment: Deployment) -> None:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.helpers import report_json
-from tests.suite import Suite, create_dispatcher, start_suite
+from tests.suite import Suite, create_dispatcher, meldkamer_incidents, start_suite
 
 FAULTS = {"error_rate": 0.3, "error_statuses": [500, 503, 429], "retry_after_seconds": 1, "fail_after_commit": 0.5,
           "timeout_rate": 0.02, "timeout_seconds": 4, "duplicate_callback_rate": 0.2,
@@ -85,7 +85,7 @@ def wait_until_all_accepted(suite: Suite, headers: dict[str, str], count: int) -
 
 def assert_each_report_accepted_exactly_once(suite: Suite, created: list[dict[str, Any]],
                                              headers: dict[str, str]) -> list[dict[str, Any]]:
-    incidents = httpx.get(f"{suite.urls['meldkamer']}/v1/incidents?limit=1000").json()
+    incidents = meldkamer_incidents(suite.urls['meldkamer'], suite.env, limit=1000)
     assert len(incidents) == len(created), "the meldkamer holds a different number of incidents than reports"
     assert len({i["requestId"] for i in incidents}) == len(created)
     bridge_reports = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/reports?limit=500", headers=headers).json()

@@ -17,7 +17,7 @@ from tests.e2e.test_happy_path import camera_photo
 from tests.helpers import report_json
 from tests.s3 import S3Server, start_s3_server
 from tests.standalone import standalone_python
-from tests.suite import SERVICES, Suite, follow, production_secrets, start_suite, submit
+from tests.suite import SERVICES, Suite, follow, meldkamer_incidents, production_secrets, start_suite, submit
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_each_service_runs_alone_in_production_mode(suite: Suite, s3: S3Server) 
     assert [item["event"] for item in view["timeline"]][:3] == ["received", "verified", "forwarded"], view
     # The photo went through the bucket only: verification read it there, the meldkamer fetched it through the
     # bridge (which read it there) and found its SHA-256 right, and no service's own folder holds a photo.
-    incident = next(i for i in httpx.get(f"{suite.urls['meldkamer']}/v1/incidents", timeout=10).json()
+    incident = next(i for i in meldkamer_incidents(suite.urls['meldkamer'], suite.env)
                     if i["description"] == body["description"])
     assert incident["photos"] == "verified", incident
     listed = s3.client().list_objects_v2(Bucket=suite.env["TEST_S3_BUCKET"])  # type: ignore[attr-defined]

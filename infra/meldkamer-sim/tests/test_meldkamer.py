@@ -40,6 +40,9 @@ def eido_for(request_id: str, **components: Any) -> dict[str, Any]:
     return document
 
 
+ADMIN = {"Authorization": "Bearer dev-only-meldkamer-admin-token-change-me"}  # the development default
+
+
 @pytest.fixture
 async def meldkamer(start_service: Callable[..., Any]) -> Any:
     return await start_service("meldkamer_sim", MeldkamerSettings, bridge_url="http://127.0.0.1:9",
@@ -57,8 +60,18 @@ async def test_the_same_request_id_always_yields_the_same_incident(meldkamer: An
     assert {a.status_code for a in answers} == {200}
     assert len({a.json()["incidentId"] for a in answers}) == 1
     assert (await request(meldkamer, "req-2")).json()["incidentId"] != answers[0].json()["incidentId"]
-    incidents = (await meldkamer.client.get("/v1/incidents")).json()
+    incidents = (await meldkamer.client.get("/v1/incidents", headers=ADMIN)).json()
     assert sorted(i["requestId"] for i in incidents) == ["req-1", "req-2"]
+
+
+async def test_the_incident_list_holds_citizens_words_and_needs_the_admin_token(meldkamer: Any) -> None:
+    await request(meldkamer, "req-9")
+    for headers in ({}, {"Authorization": "Bearer wrong"},
+                    {"Authorization": f"Bearer {development_key('dispatch-bridge').issue('meldkamer')}"}):
+        refused = await meldkamer.client.get("/v1/incidents", headers=headers)
+        assert refused.status_code == 401 and refused.json()["error"] == "admin_token_required"
+        assert "req-9" not in refused.text
+    assert [i["requestId"] for i in (await meldkamer.client.get("/v1/incidents", headers=ADMIN)).json()] == ["req-9"]
 
 
 async def test_the_script_is_scheduled_as_signed_callbacks_to_the_configured_host(meldkamer: Any) -> None:
@@ -105,7 +118,7 @@ async def test_a_document_that_breaks_the_eido_standard_is_refused(meldkamer: An
     response = await request(meldkamer, "req-4", eido_for("req-4", **change))
     assert (response.status_code, response.json()["error"]) == (400, "invalid_eido"), response.text
     assert problem in response.json()["detail"]
-    assert (await meldkamer.client.get("/v1/incidents")).json() == []  # nothing stored
+    assert (await meldkamer.client.get("/v1/incidents", headers=ADMIN)).json() == []  # nothing stored
     assert (await request(meldkamer, "req-4")).status_code == 200  # the well-formed one is taken
 
 
@@ -116,7 +129,7 @@ async def test_faults_outage_and_errors_after_commit(meldkamer: Any) -> None:
     assert (await meldkamer.client.put("/admin/faults", json=faults, headers=admin)).status_code == 200
     failed = await request(meldkamer, "req-fault")
     assert failed.status_code == 503 and failed.headers["retry-after"] == "7"
-    incidents = (await meldkamer.client.get("/v1/incidents")).json()
+    incidents = (await meldkamer.client.get("/v1/incidents", headers=ADMIN)).json()
     assert [i["requestId"] for i in incidents] == ["req-fault"]  # stored although the answer was an error
     await meldkamer.client.put("/admin/faults", json={}, headers=admin)
     assert (await request(meldkamer, "req-fault")).json()["incidentId"] == incidents[0]["incidentId"]
@@ -129,7 +142,7 @@ async def test_requests_without_the_bridges_credential_are_refused_unread(meldka
     for path in ("/v1/requests-for-service", "/v1/requests-for-service/req-1/updates"):
         response = await meldkamer.client.post(path, content=b"{broken", headers={"content-type": "application/json"})
         assert (response.status_code, response.json()["error"]) == (401, "missing_service_credential"), path
-    assert (await meldkamer.client.get("/v1/incidents")).status_code == 200
+    assert (await meldkamer.client.get("/v1/incidents", headers=ADMIN)).status_code == 200
 
 
 def summary(version: int, witnesses: int) -> dict[str, Any]:
@@ -167,7 +180,7 @@ async def test_the_newest_event_summary_is_kept_and_a_merge_is_recorded(meldkame
     assert (await update(meldkamer, "req-north", kind="verification", eventSummary=summary(2, 2))).status_code == 200
     merged = await update(meldkamer, "req-south", kind="merged", eido=merged_into("req-south", "req-north"))
     assert merged.status_code == 200, merged.text
-    incidents = {i["requestId"]: i for i in (await meldkamer.client.get("/v1/incidents")).json()}
+    incidents = {i["requestId"]: i for i in (await meldkamer.client.get("/v1/incidents", headers=ADMIN)).json()}
     assert incidents["req-north"]["eventSummary"]["witnessCount"] == 3  # version 2 came late: ignored
     assert incidents["req-south"]["mergedInto"] == incidents["req-north"]["incidentId"]
     async with meldkamer.runtime.db.sessions() as session:

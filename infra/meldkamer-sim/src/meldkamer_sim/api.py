@@ -80,7 +80,8 @@ async def incident_update(
     return result
 
 
-@router.get("/incidents", summary="The incidents this meldkamer has received, newest first")
-async def incidents(runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+@router.get("/incidents", summary="The incidents this meldkamer has received, newest first (the admin token: they "
+            "hold citizens' descriptions)", responses=error_responses(401))
+async def incidents(runtime: RuntimeDep, _admin: AdminDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> list[dict[str, Any]]:
     return await dispatcher.list_incidents(runtime, limit, offset)
