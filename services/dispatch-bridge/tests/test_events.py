@@ -5,6 +5,7 @@ in-process on a real database with its destinations down, so what it would send 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from burgermelding_shared.contracts import CheckResult, PhotoRef, PhotoVerification, ReportSubmitted
 from burgermelding_shared.eido import problems
 from burgermelding_shared.service_auth import development_key
-from dispatch_bridge.auth import create_user
+from dispatch_bridge.auth import AccountExists, create_user
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeReport, Incident, messaging
 
@@ -278,7 +279,8 @@ async def test_a_witness_rejected_as_spam_no_longer_counts_for_the_event(bridge:
 # ---- a dispatcher merges incidents and splits a report off ----
 
 async def dispatcher(bridge: Any, role: str = "dispatcher") -> dict[str, str]:
-    await create_user(bridge.runtime.db, f"desk-{role}", "a long enough password", role)
+    with contextlib.suppress(AccountExists):  # the desk's account, made the first time it is asked for
+        await create_user(bridge.runtime.db, f"desk-{role}", "a long enough password", role)
     token = (await bridge.client.post("/v1/auth/token", data={"username": f"desk-{role}",
                                                               "password": "a long enough password"})).json()
     return {"Authorization": f"Bearer {token['access_token']}"}

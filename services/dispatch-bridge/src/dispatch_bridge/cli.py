@@ -13,28 +13,33 @@ from dispatch_bridge.models import audit
 
 
 def create_user(argv: list[str]) -> None:
-    """`create-user NAME --role dispatcher|supervisor`; the password is read from stdin or asked for."""
+    """`create-user NAME --role dispatcher|supervisor [--reset]`; the password is read from stdin or asked for.
+    An existing name is refused unless `--reset` is given: then it gets this password and role, is enabled, and
+    every token and console session issued to it before ends."""
     from dispatch_bridge import auth
 
     parser = argparse.ArgumentParser(prog="burgermelding-dispatch-bridge create-user")
     parser.add_argument("username")
     parser.add_argument("--role", choices=auth.ROLES, required=True)
+    parser.add_argument("--reset", action="store_true", help="give an existing account this password and role "
+                        "(ending its tokens and console sessions)")
     args = parser.parse_args(argv)
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     settings = BridgeSettings()
 
-    async def run() -> None:
+    async def run() -> bool:
         db = Database(settings.effective_database_url)
         try:
-            await auth.create_user(db, args.username, password, args.role)
+            return await auth.create_user(db, args.username, password, args.role, reset=args.reset)
         finally:
             await db.dispose()
 
     try:
-        asyncio.run(run())
-    except ValueError as exc:
+        existed = asyncio.run(run())
+    except ValueError as exc:  # AccountExists too
         sys.exit(f"error: {exc}")
-    print(f"user {args.username} ({args.role}) saved")
+    print(f"user {args.username} ({args.role}) " + ("reset: its earlier tokens and console sessions have ended"
+                                                    if existed else "created"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,13 +33,26 @@ class BridgeSettings(ServiceSettings):
     dispatcher_token_secret: str = Field(PLACEHOLDER_PREFIX + "dispatcher-token-secret-change-me",
                                          description="Signs dispatchers' bearer tokens.")
     dispatcher_token_minutes: int = Field(480, description="How long a dispatcher's token is valid (a shift).")
-    login_free_failures: int = Field(3, description="Wrong passwords in a row (per user, and per client) before "
-                                     "each next try must wait: 1 s, then 2, 4, ... up to login_max_delay_seconds.")
+    login_free_failures: int = Field(3, description="Wrong passwords in a row (per user name and source, and per "
+                                     "source) before each next try must wait: 1 s, then 2, 4, ... up to "
+                                     "login_max_delay_seconds. A source is an address, an IPv6 one by its /64.")
     login_max_delay_seconds: float = Field(900, description="The longest wait between login tries.")
-    login_lockout_after: int = Field(10, description="Wrong passwords in a row that lock a dispatcher's account "
-                                     "until a supervisor lifts the lockout.")
     login_failures_forgotten_seconds: float = Field(3600, description="A run of wrong passwords is forgotten "
                                                     "this long after its last one.")
+    login_account_ceiling: int = Field(20, ge=1, description="Tries for one user name from sources it has not "
+                                       "logged in from recently, before such tries are refused for "
+                                       "login_account_window_seconds (and a guessing campaign is alerted). Never "
+                                       "refuses a source with a recent good login: it is only delayed.")
+    login_account_window_seconds: float = Field(900, gt=0, description="How long the ceiling holds once reached; "
+                                                 "its count is forgotten this long after the last try.")
+    login_ceiling_delay_seconds: float = Field(2.0, ge=0, description="How long a try from a source with a recent "
+                                               "good login waits while its user name's ceiling holds.")
+    login_known_source_days: float = Field(14, gt=0, description="How long a good login marks its source as the "
+                                           "user's own (exempt from the ceiling and from its source's count).")
+    login_hash_threads: int = Field(2, ge=1, description="Threads of their own for checking passwords (argon2id), "
+                                    "so that a flood of guesses cannot take the threads photo reads and exports use.")
+    login_hash_queue: int = Field(16, ge=0, description="Password checks that may wait for those threads; past "
+                                  "this, tries from sources without a recent good login are answered 503.")
     call_112_deadline_seconds: float = Field(30.0, description="An urgent report not accepted by the meldkamer "
                                              "within this time: the citizen is told to call 112.")
     agency: str = Field("burgermelding.politie.nl", description="Our agency reference in EIDO messages.")

@@ -114,8 +114,9 @@ class Dispatcher(BridgeTable, table=True):
     role: str = Field(max_length=16)  # dispatcher | supervisor
     disabled: bool = False
     created_at: datetime = Field(sa_type=UTCDateTime)
-    # Set when too many wrong passwords in a row locked the account; a supervisor lifts it.
-    locked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Goes up when the account is disabled, enabled, or given a new password or role: tokens and console sessions
+    # carry the epoch they were issued at and end when it moves on (auth.still_current).
+    epoch: int = 0
 
 
 class LegalHold(BridgeTable, table=True):
@@ -179,7 +180,7 @@ class BurgernetPhoto(BridgeTable, table=True):
 class ConsoleSession(BridgeTable, table=True):
     """A dispatcher logged in to the console. The browser holds only a random token in a cookie; this row holds
     its hash, so a leaked database does not hand out sessions. Ended on logout, after inactivity, or when the
-    account is disabled."""
+    account is disabled, enabled, or given a new password or role."""
 
     __tablename__ = "console_sessions"
 
@@ -190,3 +191,19 @@ class ConsoleSession(BridgeTable, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     last_seen_at: datetime = Field(sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    account_epoch: int = 0  # the account's epoch at login: the session ends when it moves on
+
+
+class KnownLoginSource(BridgeTable, table=True):
+    """A source a user name logged in from with the right password, and when it last did: the login throttle's
+    ceiling delays tries from here but never refuses them (auth.py). Kept in the database, so that a restart, a
+    deploy or Redis being away does not make every desk a stranger (and the ceiling a lock anyone can turn).
+    The name and the source (an address, an IPv6 one by its /64) are kept only as keyed hashes
+    (`auth.Pseudonyms`), never as typed or seen; a row older than `login_known_source_days` counts for nothing
+    and is removed at the next good login."""
+
+    __tablename__ = "known_login_sources"
+
+    name_hmac: str = Field(primary_key=True, max_length=32)
+    source_hmac: str = Field(primary_key=True, max_length=32)
+    last_login_at: datetime = Field(sa_type=UTCDateTime, index=True)

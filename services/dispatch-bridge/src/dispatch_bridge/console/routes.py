@@ -33,7 +33,6 @@ from dispatch_bridge.burgernet import ActionRequest, Cancellation, Closing
 from dispatch_bridge.console import live, sessions, views
 from dispatch_bridge.console.sessions import ConsoleUser, FeedUser, SupervisorUser, User
 from dispatch_bridge.console.texts import LOOKING_FOR, STATES, Texts
-from dispatch_bridge.models import Dispatcher
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -128,22 +127,24 @@ async def login(request: Request, runtime: RuntimeDep, username: Annotated[str, 
     sessions.check_csrf(request, request.cookies.get(sessions.LOGIN_COOKIE) or "", csrf_token)
     language = language_of(request)
     try:
-        await auth.log_in(runtime, username, password, client_address(request))
+        good = await auth.authenticate(runtime, username, password, client_address(request))
+        await sessions.end_cookie(runtime, request.cookies.get(sessions.SESSION_COOKIE))  # this browser's old one
+        # At the epoch the password was checked at: an account changed since gets no session (401).
+        token, _csrf = await sessions.start(runtime, good, language)
     except ServiceError as exc:
-        token = sessions.new_login_token()
-        response = await page(request, "login.html", None, status_code=exc.status_code, login_token=token,
+        # 401; 429 and 503 with Retry-After, as the API says them (the words, with the wait, in the page's
+        # language; the header for whatever reads it).
+        login_token = sessions.new_login_token()
+        response = await page(request, "login.html", None, status_code=exc.status_code, login_token=login_token,
                               login_problem=problem_text(exc, language), username=username[:64])
-        sessions.set_cookie(response, sessions.LOGIN_COOKIE, token, max_age=1800)
+        if exc.headers and "Retry-After" in exc.headers:
+            response.headers["Retry-After"] = exc.headers["Retry-After"]
+        sessions.set_cookie(response, sessions.LOGIN_COOKIE, login_token, max_age=1800)
         return response
-    async with runtime.db.sessions() as session:
-        user = await session.get(Dispatcher, username[:64])
-    assert user is not None  # log_in found it a moment ago
-    await sessions.end_cookie(runtime, request.cookies.get(sessions.SESSION_COOKIE))  # this browser's old one
-    token, _csrf = await sessions.start(runtime, auth.Actor(user.username, user.role), language)
-    response = RedirectResponse("/console/incidents", status_code=303)
-    sessions.set_cookie(response, sessions.SESSION_COOKIE, token)
-    response.delete_cookie(sessions.LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
-    return response
+    to_the_list = RedirectResponse("/console/incidents", status_code=303)
+    sessions.set_cookie(to_the_list, sessions.SESSION_COOKIE, token)
+    to_the_list.delete_cookie(sessions.LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return to_the_list
 
 
 @router.post("/logout")

@@ -1,5 +1,6 @@
 """The console's sessions: a login with the dispatchers' accounts, held in a cookie, ended on logout, after
-inactivity, or at once when the account is disabled.
+inactivity, or at once when the account is disabled, enabled, or given a new password or role (each session
+carries the account's epoch at login, checked on every request as a bearer token's is: `auth.still_current`).
 
 The cookie (`__Host-` prefixed: Secure, Path=/, no Domain; HttpOnly; SameSite=Strict) holds a random token; the
 database holds only its SHA-256, so a copy of the database does not hand out sessions, and every replica of the
@@ -29,7 +30,7 @@ from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge.audit import audit
-from dispatch_bridge.auth import Actor
+from dispatch_bridge.auth import Actor, Login, still_current, wrong_credentials
 from dispatch_bridge.models import ConsoleSession, Dispatcher
 
 SESSION_COOKIE = "__Host-bm_console"
@@ -73,14 +74,22 @@ class LoginRequired(Exception):
         self.reason = reason  # expired | ended | none
 
 
-async def start(runtime: Runtime, actor: Actor, language: str) -> tuple[str, str]:
-    """A new session for a dispatcher who just logged in; returns (cookie token, CSRF token)."""
+async def start(runtime: Runtime, login: Login, language: str) -> tuple[str, str]:
+    """A new session for a dispatcher who just logged in (`auth.authenticate`); returns (cookie token, CSRF
+    token). It carries the epoch the password was checked at, so that any later change to the account ends it;
+    if the account has changed since that check (disabled, or a new password or role: a reset landing between
+    the two), there is no session, and the login answers as a wrong password would (401): the password that was
+    checked may no longer be the account's."""
+    actor = login.actor
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = utcnow()
     async with runtime.db.transaction() as session:
+        user = await session.get(Dispatcher, actor.username)
+        if not still_current(user, login.epoch):
+            raise wrong_credentials()
         session.add(ConsoleSession(token_sha256=_digest(token), username=actor.username, csrf_token=csrf,
                                    language=language if language in LANGUAGES else "nl", created_at=now,
-                                   last_seen_at=now))
+                                   last_seen_at=now, account_epoch=login.epoch))
         audit(session, actor, "console_login", "dispatcher", actor.username)
     return token, csrf
 
@@ -119,7 +128,7 @@ async def find(runtime: Runtime, token: str | None, *, activity: bool) -> Consol
         if stored is None or stored.ended_at is not None:
             raise LoginRequired("ended")
         user = await session.get(Dispatcher, stored.username)
-        if user is None or user.disabled:
+        if not still_current(user, stored.account_epoch):
             ended = "ended"
         elif now - stored.created_at > timedelta(hours=runtime.settings.console_session_hours):
             ended = "expired"
