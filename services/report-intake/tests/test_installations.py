@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from burgermelding_shared.sharedstate import SharedState
+from burgermelding_shared.witnesses import independent_witnesses
 from report_intake import installations
 from report_intake.config import IntakeSettings
 from report_intake.installations import solve
@@ -102,10 +104,10 @@ async def test_an_installations_pseudonym_is_the_same_on_every_replica_and_after
     one, other = (IntakeLimits.from_settings(settings, SharedState()) for _ in range(2))
     phone = Sender("203.0.113.7", "5f0c2a9e7b1d4c3a8e6f0b2d9c7a1e3f")
     assert await one.submitter(phone) == await other.submitter(phone)
-    assert (await one.submitter(phone))[0] != (await one.submitter(Sender("203.0.113.7", "0" * 32)))[0]
+    assert (await one.submitter(phone)).tag != (await one.submitter(Sender("203.0.113.7", "0" * 32))).tag
     # Without shared state an address's pseudonym is keyed by a salt that lives in one process only: never
     # comparable elsewhere (with Redis, replicas share the salt of the day: test_ratelimit.py).
-    assert (await one.submitter(Sender("203.0.113.7")))[0] != (await other.submitter(Sender("203.0.113.7")))[0]
+    assert (await one.submitter(Sender("203.0.113.7"))).tag != (await other.submitter(Sender("203.0.113.7"))).tag
 
 
 async def outbox_rows(intake: Any) -> list[Any]:
@@ -249,3 +251,114 @@ async def test_an_operator_revokes_the_installation_behind_an_abusive_report(int
     assert refused.status_code == 401 and refused.json()["error"] == "installation_revoked"
     still = await post_report(intake, report_json(), key="bystander-1", headers=from_phone(bystander))
     assert still.status_code == 202
+
+
+async def sent_messages(intake: Any, destination: str = "verification") -> list[dict[str, Any]]:
+    return [json.loads(r["payload"]) for r in await outbox_rows(intake) if r["destination"] == destination]
+
+
+async def test_installations_new_from_one_address_are_one_independent_source(intake: Any) -> None:
+    from tests.helpers import heic_photo, phone_photo
+
+    fresh = [await register_installation(intake, CGNAT) for _ in range(10)]
+    elsewhere = await register_installation(intake, "198.51.100.20")
+    for n, credential in enumerate(fresh):
+        # One of them with an iPhone photo, whose display copy (and so its messages) comes after the 202.
+        photos = [("p.heic", heic_photo(phone_photo(n, 52.0907, 5.1214), 52.0907, 5.1214), "image/heic")] \
+            if n == 0 else None
+        response = await post_report(intake, report_json(), photos, key=f"fresh-{n:04d}",
+                                     headers=from_phone(credential))
+        assert response.status_code == 202, response.text  # still accepted, every one
+    assert (await post_report(intake, report_json(), key="elsewhere-1",
+                              headers=from_phone(elsewhere, "198.51.100.20"))).status_code == 202
+    for _ in range(200):  # bounded wait for the display copy, after which its report's messages go out
+        if len(await sent_messages(intake)) == 11:
+            break
+        await asyncio.sleep(0.05)
+    sent = await sent_messages(intake)
+    by_source = Counter(m["independent_source"] for m in sent)
+    assert sorted(by_source.values()) == [1, 10] and None not in by_source
+    source = next(s for s, n in by_source.items() if n == 10)  # one source: the address they registered from...
+    assert len({m["submitter_tag"] for m in sent if m["independent_source"] == source}) == 10  # ...ten senders
+    assert CGNAT not in source
+    assert Counter(m["independent_source"] for m in await sent_messages(intake, "dispatch-bridge")) == by_source
+    # Stored only for the installation's first hour: a keyed pseudonym, never the address.
+    async with intake.runtime.db.sessions() as session:
+        stored = (await session.execute(select(Installation))).scalars().all()
+    assert {i.registered_from for i in stored} == set(by_source)
+    assert all(i.new_until is not None and CGNAT not in json.dumps([str(v) for v in vars(i).values()])
+               for i in stored)
+
+
+async def test_installations_older_than_an_hour_are_each_their_own_witness(intake: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    phones = [await register_installation(intake, CGNAT) for _ in range(5)]
+    an_hour_later = installations.utcnow() + installations.NEW_INSTALLATION + timedelta(seconds=1)
+    monkeypatch.setattr(installations, "utcnow", lambda: an_hour_later)
+    for n, credential in enumerate(phones):
+        assert (await post_report(intake, report_json(), key=f"older-{n:04d}",
+                                  headers=from_phone(credential))).status_code == 202
+    sent = await sent_messages(intake)
+    assert len(sent) == 5 and {m["independent_source"] for m in sent} == {None}
+    # And the address they registered from is forgotten once the hour is over.
+    await installations.RegistrationPurger(intake.runtime.db).run_once()
+    async with intake.runtime.db.sessions() as session:
+        stored = (await session.execute(select(Installation))).scalars().all()
+    assert [(i.registered_from, i.new_until) for i in stored] == [(None, None)] * 5
+
+
+async def test_installations_new_from_one_ipv6_network_are_one_source(intake: Any) -> None:
+    # Each address of a /64 is the same subscriber: fresh credentials from many of them are still one witness.
+    for n in range(1, 4):
+        credential = await register_installation(intake, f"2001:db8:1:2::{n:x}")
+        assert (await post_report(intake, report_json(), key=f"ipv6-{n:04d}",
+                                  headers=from_phone(credential, f"2001:db8:1:2::{n:x}"))).status_code == 202
+    assert len({m["independent_source"] for m in await sent_messages(intake)} - {None}) == 1
+
+
+async def test_a_report_keeps_the_source_it_was_made_with_when_photos_come_after_the_hour(
+        intake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 29 (review): adding photos recomputed the source from the sender as it is now. Ten installations
+    new from one address report within the hour (one witness); after the hour each adds a photo, and the
+    revisions went without the source: ten witnesses at the bridge, which counts from the latest revision. A
+    report keeps the source it was made with, in every later message: photos added, display copies made."""
+    from tests.helpers import heic_photo, phone_photo
+
+    fresh = [await register_installation(intake, CGNAT) for _ in range(10)]
+    made = []
+    for n, credential in enumerate(fresh):
+        response = await post_report(intake, report_json(in_progress=n == 1), key=f"within-{n:04d}",
+                                     headers=from_phone(credential))
+        assert response.status_code == 202, response.text
+        made.append(response.json())
+    first = await sent_messages(intake)
+    assert len(first) == 10 and len({m["independent_source"] for m in first}) == 1
+    source = first[0]["independent_source"]
+    assert source is not None
+    an_hour_later = installations.utcnow() + installations.NEW_INSTALLATION + timedelta(minutes=1)
+    monkeypatch.setattr(installations, "utcnow", lambda: an_hour_later)
+    await installations.RegistrationPurger(intake.runtime.db).run_once()  # the installations forget the address
+    for n, (credential, created) in enumerate(zip(fresh, made, strict=True)):
+        # Two with an iPhone photo (one urgent), whose messages the display job sends after the 202.
+        photo = ("p.heic", heic_photo(phone_photo(n, 52.0907, 5.1214), 52.0907, 5.1214), "image/heic") \
+            if n < 2 else ("later.jpg", make_jpeg(pattern=n), "image/jpeg")
+        added = await intake.client.post(f"{created['status_url']}/photos", files=[("photos", photo)], headers={
+            "Authorization": f"Bearer {created['access_token']}", "Idempotency-Key": f"after-{n:04d}",
+            **from_phone(credential)})
+        assert added.status_code == 202, added.text
+    for _ in range(200):  # bounded wait for the display copies, after which their revisions go out
+        if len(await sent_messages(intake)) == 20:
+            break
+        await asyncio.sleep(0.05)
+    sent, to_bridge = await sent_messages(intake), await sent_messages(intake, "dispatch-bridge")
+    assert len(sent) == 20 and len(to_bridge) == 21  # the urgent one went to the bridge before its copy too
+    assert {m["independent_source"] for m in sent + to_bridge} == {source}
+    latest = {m["report_id"]: m for m in sorted(to_bridge, key=lambda m: m["revision"])}  # what the bridge counts
+    assert independent_witnesses((m["submitter_tag"], m["independent_source"]) for m in latest.values()) == 1
+    async with intake.runtime.db.sessions() as session:
+        assert set((await session.execute(select(Report.independent_source))).scalars()) == {source}
+    # A report made now, after the hour, has none: each installation is its own witness again.
+    late = await post_report(intake, report_json(), key="after-the-hour", headers=from_phone(fresh[0]))
+    assert late.status_code == 202
+    assert [m["independent_source"] for m in await sent_messages(intake) if m["report_id"] == late.json()["id"]
+            ] == [None]

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from burgermelding_shared import idempotency
 from burgermelding_shared.service_auth import development_key
 from report_intake.config import IntakeSettings
 from report_intake.models import Photo, Report, idempotency_keys, messaging
@@ -186,19 +187,20 @@ async def test_idempotency_key_missing_reused_and_in_progress(intake: Any) -> No
 
 async def test_a_retry_while_the_first_try_is_still_working_gets_409_then_the_replay(
         intake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The first try is held between taking its claim and storing the report (where a slow shared-state call
-    # would keep it) until the retry has been answered. Not inside its transaction: on SQLite that would hold
-    # the write lock, and the retry would be told 503 busy instead, as retryable but not what this tests.
+    # The first try is held between taking its claim and storing the report until the retry has been answered.
+    # Not inside its transaction: on SQLite that would hold the write lock, and the retry would be told 503 busy
+    # instead, as retryable but not what this tests.
     holding, release = asyncio.Event(), asyncio.Event()
-    limits = intake.runtime.extras["limits"]
-    creating = limits.creating
+    claim = idempotency.claim
 
-    async def slow_creating(*args: Any) -> None:
-        holding.set()
-        await release.wait()
-        await creating(*args)
+    async def slow_claim(*args: Any) -> Any:
+        taken = await claim(*args)  # the retry is refused here: the first holds the claim
+        if taken is None and not holding.is_set():
+            holding.set()
+            await release.wait()
+        return taken
 
-    monkeypatch.setattr(limits, "creating", slow_creating)
+    monkeypatch.setattr(idempotency, "claim", slow_claim)
     body = report_json(description="nog bezig")
     first = asyncio.create_task(post_report(intake, body, key="in-progress-key-1"))
     await asyncio.wait_for(holding.wait(), 10)

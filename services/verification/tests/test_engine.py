@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from tests.helpers import exif_time, gps_tags, jpeg_bytes, make_scene
 from tests.verification_support import result, submission, submit
 from verification import grouping
 from verification.config import VerificationSettings
-from verification.models import IncidentGroup, ReportGroup, messaging
+from verification.models import IncidentGroup, ReportGroup, VerificationJob, messaging
 from verification.nearindex import NearDuplicateIndex
 
 HERE = {"lat": 52.0907, "lon": 5.1214}
@@ -180,6 +181,74 @@ async def test_independent_witnesses_raise_each_others_score(verification: Any) 
                            location={"lat": HERE["lat"] + 0.01, "lon": HERE["lon"]}, submitter_tag="cgnat-address",
                            submitter_kind="address") for n in range(3)]
     assert all(r["independent_witnesses"] == 0 for r in shared)
+
+
+async def test_installations_new_from_one_address_corroborate_nothing(verification: Any) -> None:
+    """Issue 29: four credentials registered a minute ago from one address made a junk tip "corroborated" by
+    four witnesses, and forwarded. Installations new from one address are one witness (their independent
+    source), so they no longer corroborate each other; they are still verified as reports."""
+    now = datetime.now(UTC)
+    new_from_one_address = {"submitter_kind": "installation", "independent_source": "address-registered-from"}
+    junk = await verify(verification, [], description="!!!", category="violence", location=HERE, observed_at=now,
+                        submitter_tag="fresh-0", **new_from_one_address)
+    assert junk["verdict"] == "review"
+    others = [await verify(verification, [], description=f"gevecht bij de fontein {n}", category="violence",
+                           location={"lat": HERE["lat"] + 0.0003 * n, "lon": HERE["lon"]}, observed_at=now,
+                           submitter_tag=f"fresh-{n}", **new_from_one_address) for n in range(1, 10)]
+    assert [o["independent_witnesses"] for o in others] == [0] * 9
+    again = await result(verification, junk["report_id"])
+    assert again["verdict"] == "review" and again["independent_witnesses"] == 0  # not forwarded
+    assert "corroborated" not in codes(again)
+    # One installation older than an hour is a witness of its own: it and they corroborate each other, once.
+    old = await verify(verification, [], description="ruzie bij de fontein", category="violence", location=HERE,
+                       observed_at=now, submitter_tag="installed-last-year", submitter_kind="installation")
+    assert old["independent_witnesses"] == 1
+    assert (await result(verification, junk["report_id"]))["independent_witnesses"] == 1
+
+
+async def result_of_revision(service: Any, report_id: str, revision: int) -> dict[str, Any]:
+    for _ in range(600):  # bounded wait for the worker process; not a timing assertion
+        async with service.runtime.db.sessions() as session:
+            job = await session.get(VerificationJob, f"{report_id}:{revision}")
+        if job is not None and job.status == "done":
+            return json.loads(job.result)  # type: ignore[no-any-return]
+        await asyncio.sleep(0.05)
+    raise AssertionError("job not done")
+
+
+async def test_a_revision_after_the_first_hour_is_still_the_witness_its_report_first_was(verification: Any) -> None:
+    """Issue 29 (review): photos added after the installations' first hour came without their independent
+    source (and on the next day under another pseudonym). A report is the witness its first message said: the
+    revisions of four reports new from one address still corroborate as one witness, not four."""
+    now = datetime.now(UTC)
+    fresh = [submission(verification, [], description=f"gevecht bij de fontein {n}", category="violence",
+                        location={"lat": HERE["lat"] + 0.0003 * n, "lon": HERE["lon"]}, observed_at=now,
+                        submitter_tag=f"fresh-{n}", submitter_kind="installation",
+                        independent_source="address-registered-from") for n in range(4)]
+    for report in fresh:
+        assert (await submit(verification, report)).status_code == 202
+        assert (await result(verification, report.report_id))["independent_witnesses"] == 0
+    old = await verify(verification, [], description="ruzie bij de fontein", category="violence", location=HERE,
+                       observed_at=now, submitter_tag="installed-last-year", submitter_kind="installation")
+    assert old["independent_witnesses"] == 1
+    for n, report in enumerate(fresh):
+        revision = report.model_copy(update={"revision": 1, "independent_source": None,
+                                             "submitter_tag": f"next-day-{n}"})
+        assert (await submit(verification, revision)).status_code == 202
+        assert (await result_of_revision(verification, report.report_id, 1))["independent_witnesses"] == 1
+    assert (await result(verification, old["report_id"]))["independent_witnesses"] == 1
+
+
+async def test_a_hundred_witnesses_behind_one_address_with_apps_installed_days_ago_are_a_hundred(
+        verification: Any) -> None:
+    now = datetime.now(UTC)
+    outcomes = [await verify(verification, [], description=f"vechtpartij op het plein, getuige {n}",
+                             category="violence", location={"lat": HERE["lat"] + 0.00002 * n, "lon": HERE["lon"]},
+                             observed_at=now, submitter_tag=f"phone-{n}", submitter_kind="installation")
+                for n in range(100)]
+    assert outcomes[-1]["independent_witnesses"] == 99  # no independent source: each its own witness
+    reason = next(r for r in outcomes[-1]["reasons"] if r["code"] == "corroborated")
+    assert reason["detail_en"].startswith("99 other independent witness(es)") and reason["detail_nl"]
 
 
 async def test_the_index_is_rebuilt_from_the_database_and_sees_another_replicas_inserts(verification: Any) -> None:

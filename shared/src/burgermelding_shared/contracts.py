@@ -80,6 +80,11 @@ class ReportSubmitted(Strict):
     submitter_kind: Literal["installation", "address"] | None = Field(
         None, description="whether the tag stands for one app installation (an independent witness) or for a "
         "network address that many phones may share")
+    independent_source: str | None = Field(
+        None, max_length=64, description="set when the sender is not an independent witness of its own: for an "
+        "installation registered less than an hour before the report, a pseudonym of the network address it "
+        "registered from (changes every day). Reports that share an installation or an independent source are "
+        "one witness (burgermelding_shared.witnesses)")
     appeal: AppealLink | None = Field(None, description="set when the report answers a Burgernet action or a "
                                       "witness call: a sighting, or a witness's account and photos")
 
@@ -93,6 +98,7 @@ class ReportSubmitted(Strict):
         pseudonym, the place only to about a kilometre; what is left counts, but tells nothing of anyone."""
         return self.model_copy(update={
             "description": "", "contact": None, "photos": [], "submitter_tag": None, "submitter_kind": None,
+            "independent_source": None,
             "location": Location(lat=coarse(self.location.lat), lon=coarse(self.location.lon))})
 
 
@@ -122,6 +128,8 @@ class LegalHold(Strict):
     incident_id: str = Field(max_length=36)
     report_ids: list[str] = Field(max_length=10_000)
     active: bool
+    version: int = Field(1, ge=1, description="the hold's version when this was sent (set: 1, lifted: 2): a message "
+                         "about an older version than the receiver has seen changes nothing")
 
 
 class ReportWithdrawn(Strict):
@@ -197,8 +205,9 @@ class VerificationCompleted(Strict):
     near_duplicate_of_reports: list[str] = []
     group_id: str | None = None
     group_reports: list[str] = Field([], description="other reports about the same event")
-    independent_witnesses: int = Field(0, ge=0, description="other app installations that reported the same "
-                                       "event (corroboration)")
+    independent_witnesses: int = Field(0, ge=0, description="other independent witnesses (app installations; "
+                                       "new ones from one address count as one) that reported the same event "
+                                       "(corroboration)")
     assessment: int = Field(0, ge=0, description="0 for the first verdict on this revision; +1 each time more "
                             "witnesses of the event changed it (the latest assessment counts)")
     appeal_match: AppealMatch | None = Field(None, description="for an answer to a Burgernet action or witness "
@@ -287,7 +296,10 @@ class EventSummary(BaseModel):
 
     version: int = Field(ge=1)
     witnessCount: int = Field(ge=0, description="independent witnesses: distinct app installations (reports "
-                              "from one network address without a credential count as one)")
+                              "from one network address without a credential count as one), where installations "
+                              "registered from one address within the hour before their reports count as one")
+    senderCount: int = Field(0, ge=0, description="distinct senders, each installation counted: more than "
+                             "witnessCount when new installations from one address were counted as one witness")
     reportCount: int = Field(ge=0)
     firstObserved: datetime
     lastObserved: datetime

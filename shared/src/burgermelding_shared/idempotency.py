@@ -165,18 +165,14 @@ async def run_once(
     key: str,
     fingerprint: str,
     work: Callable[[AsyncSession], Awaitable[StoredResponse]],
-    first_time: Callable[[], Awaitable[None]] | None = None,
 ) -> StoredResponse:
     """Do `work` once per key: replay its stored response on a retry, or do it in one transaction that also
-    records the response. `first_time` runs before the work of a request that is not a replay (to charge a
-    rate limit: a retry costs the client nothing). On failure the claim is released, so the client may retry
-    with the same key."""
+    records the response. On failure the claim is released, so the client may retry with the same key. (A rate
+    limit is reserved before, in one step, and given back for a replay: see intake's limits.)"""
     replay = await claim(db, table, scope, key, fingerprint)
     if replay is not None:
         return replay
     try:
-        if first_time is not None:
-            await first_time()
         async with db.transaction() as session:
             response = await work(session)
             await complete(session, table, scope, key, response)

@@ -1,4 +1,4 @@
-"""State that the replicas of one service share: rate-limit counts, the daily address salt, circuit states.
+"""State that the replicas of one service share: rate-limit windows, the daily address salt, circuit states.
 
 The embedded default keeps it in this process's memory: right for one replica, and with several each enforces
 its own share. With `redis_url` set it lives in Redis, so that a limit is one limit whichever replica a client
@@ -14,14 +14,12 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
-from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,6 +30,70 @@ SALT_CACHE_SECONDS = 60.0
 SALT_DAYS_KEPT = 2  # yesterday's salt may still be asked for just after midnight; then it is gone for good
 
 CircuitStateName = Literal["closed", "half_open", "open"]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One request counted in a moving window (`SharedState.reserve`) until it is given back (`release`)."""
+
+    key: str
+    member: str  # this request's own entry, so that giving it back removes no other request's
+    in_redis: bool  # where it was counted: a slot taken while Redis was out is given back in this process
+
+
+class LocalWindows:
+    """Moving windows in this process's memory: per key, when each counted request leaves, oldest first.
+
+    Nothing here awaits, so on the event loop a check and its count are one step: requests that arrive together
+    cannot all see the same free room."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, deque[tuple[float, str]]] = {}
+        self._swept_at = 0.0
+
+    def reserve(self, key: str, capacity: int, per_seconds: float, member: str) -> float:
+        now = time.monotonic()
+        entries = self._entries.setdefault(key, deque())
+        while entries and entries[0][0] <= now:
+            entries.popleft()
+        if len(entries) >= capacity:
+            return entries[0][0] - now
+        entries.append((now + per_seconds, member))  # one key, one window length: the deque stays in order
+        # A flood of keys cannot grow memory without bound: at most once a second, windows gone quiet are dropped.
+        if len(self._entries) > 10_000 and now - self._swept_at > 1:
+            self._entries = {k: e for k, e in self._entries.items() if e and e[-1][0] > now}
+            self._swept_at = now
+        return 0.0
+
+    def release(self, key: str, member: str) -> None:
+        entries = self._entries.get(key)
+        if entries is None:
+            return
+        for entry in entries:
+            if entry[1] == member:
+                entries.remove(entry)
+                break
+        if not entries:
+            del self._entries[key]
+
+
+# A moving window in Redis: a sorted set of the counted requests, scored by when each was counted (Redis's own
+# clock, so that replicas whose clocks differ count alike). Checking for room and counting the request are one
+# script: requests that reach several replicas at once cannot all see the same free room. Returns 0 when the
+# request was counted, else the milliseconds until the oldest entry leaves the window.
+_RESERVE = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], ms, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - ms)
+"""
 
 
 @dataclass(frozen=True)
@@ -114,21 +176,17 @@ class SharedState:
                  on_fallback: Callable[[str], None] | None = None) -> None:
         self.prefix = namespace + ":"
         self._on_fallback = on_fallback
-        self._local_limits = MovingWindowRateLimiter(MemoryStorage())
+        self._local_windows = LocalWindows()
         self._local_circuits = LocalCircuits()
         self._local_salts: dict[int, bytes] = {}
         self._shared_salt: tuple[int, float, bytes] | None = None  # (day, kept until, salt) as read from Redis
         self._local_counters: dict[str, tuple[int, float]] = {}  # key: (value, expires at, monotonic)
         self._redis: aioredis.Redis | None = None
-        self._shared_limits: MovingWindowRateLimiter | None = None
         self._down_until = 0.0
         if redis_url:
             options: dict[str, Any] = {"socket_timeout": REDIS_TIMEOUT_SECONDS,
                                        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
             self._redis = aioredis.Redis.from_url(redis_url, **options)
-            storage: Storage = RedisStorage("async+" + redis_url, implementation="redispy", wrap_exceptions=True,
-                                            key_prefix=self.prefix + "limits", **options)
-            self._shared_limits = MovingWindowRateLimiter(storage)
 
     @property
     def shared(self) -> bool:
@@ -165,32 +223,38 @@ class SharedState:
 
     # Rate limits: a moving window of `capacity` requests per `per_seconds`, per key.
 
-    async def hit(self, item: RateLimitItem, key: str) -> float:
-        """Count one request; 0 if it is allowed, else the seconds until it would be."""
-        async def on(limiter: MovingWindowRateLimiter) -> float:
-            if await limiter.hit(item, key):
-                return 0.0
-            return await self._wait(limiter, item, key)
-        return await self._shared_or_local("rate_limits", lambda: on(self._shared_limiter()),
-                                           lambda: on(self._local_limits))
+    async def reserve(self, key: str, capacity: int, per_seconds: float) -> tuple[Slot | None, float]:
+        """Count one request if the window has room, in one step: (its slot, 0), or (None, the seconds until
+        there is room). The slot is counted until it leaves the window or is given back (`release`)."""
+        member = secrets.token_hex(8)
+        full = f"{self.prefix}window:{key}"
 
-    async def peek(self, item: RateLimitItem, key: str) -> float:
-        """Like `hit` but counts nothing."""
-        async def on(limiter: MovingWindowRateLimiter) -> float:
-            if await limiter.test(item, key):
-                return 0.0
-            return await self._wait(limiter, item, key)
-        return await self._shared_or_local("rate_limits", lambda: on(self._shared_limiter()),
-                                           lambda: on(self._local_limits))
+        async def shared() -> tuple[Slot | None, float]:
+            assert self._redis is not None
+            wait_ms = int(await self._redis.eval(_RESERVE, 1, full, capacity, max(1, int(per_seconds * 1000)),
+                                                 member))
+            return (Slot(key, member, in_redis=True), 0.0) if wait_ms == 0 else (None, wait_ms / 1000)
 
-    def _shared_limiter(self) -> MovingWindowRateLimiter:
-        assert self._shared_limits is not None
-        return self._shared_limits
+        async def local() -> tuple[Slot | None, float]:
+            wait = self._local_windows.reserve(key, capacity, per_seconds, member)
+            return (Slot(key, member, in_redis=False), 0.0) if wait == 0 else (None, wait)
 
-    @staticmethod
-    async def _wait(limiter: MovingWindowRateLimiter, item: RateLimitItem, key: str) -> float:
-        stats = await limiter.get_window_stats(item, key)
-        return max(0.0, stats.reset_time - time.time())
+        return await self._shared_or_local("rate_limits", shared, local)
+
+    async def release(self, slot: Slot) -> None:
+        """Give a counted request back (it failed, or was a retry of one already answered)."""
+        if not slot.in_redis:
+            self._local_windows.release(slot.key, slot.member)
+            return
+
+        async def shared() -> None:
+            assert self._redis is not None
+            await self._redis.zrem(f"{self.prefix}window:{slot.key}", slot.member)
+
+        async def kept() -> None:
+            pass  # Redis is out: the slot stays counted there until it leaves the window (too strict, never lax)
+
+        await self._shared_or_local("rate_limits", shared, kept)
 
     # The salt of the day that address pseudonyms are keyed with (ratelimit.AnonymousClientKeys).
 
@@ -364,8 +428,3 @@ class SharedState:
 
 async def _value(value: T) -> T:
     return value
-
-
-def per_window(capacity: int, per_seconds: float) -> RateLimitItem:
-    """`capacity` requests in any `per_seconds` seconds (whole seconds: the window's resolution)."""
-    return RateLimitItemPerSecond(capacity, max(1, round(per_seconds)))

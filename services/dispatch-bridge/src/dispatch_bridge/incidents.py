@@ -34,6 +34,7 @@ from burgermelding_shared.events import (
     normalise_text,
     spread_of,
 )
+from burgermelding_shared.witnesses import independent_witnesses
 from dispatch_bridge import eido
 from dispatch_bridge.models import BridgeReport, Incident
 
@@ -86,10 +87,23 @@ async def open_incident_for(session: AsyncSession, report: ReportSubmitted) -> I
 
 
 def place(stored: BridgeReport, report: ReportSubmitted) -> None:
-    """What the bridge keeps of a report to place it in its event and count its witness."""
+    """What the bridge keeps of a report to place it in its event and count its witness: where and when from
+    each revision, the sender from the first that named one (as verification keeps it: a revision may come
+    without it, or on another day under that day's pseudonym, and one report stays one witness)."""
     stored.lat, stored.lon, stored.observed_at = report.location.lat, report.location.lon, report.observed_at
-    if report.submitter_tag:  # a revision from an old client may come without it: keep the first
+    if report.submitter_tag and not stored.submitter_tag:
         stored.submitter_tag, stored.submitter_kind = report.submitter_tag, report.submitter_kind
+
+
+def first_witness(report: ReportSubmitted, previous: ReportSubmitted) -> ReportSubmitted:
+    """A revision as the bridge stores it over `previous` (the submission it has): with the independent source
+    the report first came with. The event's witnesses are counted from each report's stored submission
+    (`describe`), so a revision without it (sent by an intake from before reports kept theirs, or after the
+    installation's first hour) must not make ten installations new from one address ten witnesses again. The
+    first source seen is kept; a revision may bring one the report had none of."""
+    if previous.independent_source is None or report.independent_source == previous.independent_source:
+        return report
+    return report.model_copy(update={"independent_source": previous.independent_source})
 
 
 async def reports_of(session: AsyncSession, incident_id: str) -> list[BridgeReport]:
@@ -97,10 +111,15 @@ async def reports_of(session: AsyncSession, incident_id: str) -> list[BridgeRepo
                                        .order_by(BridgeReport.received_at, BridgeReport.report_id))).scalars())
 
 
+def sender_of(report: BridgeReport) -> str:
+    """One per installation; reports keyed only on an address count as one sender; without a pseudonym (an
+    anonymised report), each report is its own."""
+    return f"{report.submitter_kind}:{report.submitter_tag}" if report.submitter_tag else f"report:{report.report_id}"
+
+
 def witnesses(reports: list[BridgeReport]) -> int:
-    """Independent witnesses: one per installation; reports keyed only on an address count as one sender."""
-    return len({(r.submitter_kind, r.submitter_tag) if r.submitter_tag else ("report", r.report_id)
-                for r in reports})
+    """Distinct senders (`sender_of`), each installation counted, however new."""
+    return len({sender_of(r) for r in reports})
 
 
 def ranked_photos(reports: list[BridgeReport], submissions: list[ReportSubmitted]) -> list[EventPhoto]:
@@ -187,7 +206,10 @@ def describe(incident: Incident, reports: list[BridgeReport], version: int) -> E
     descriptions, omitted = distinct_descriptions(reports, submissions)
     fallback: datetime = incident.created_at
     return EventSummary(
-        version=max(1, version), witnessCount=witnesses(reports), reportCount=len(reports),
+        version=max(1, version), reportCount=len(reports), senderCount=witnesses(reports),
+        # Installations new from one address are one witness: the dispatcher sees both numbers, and so why.
+        witnessCount=independent_witnesses((sender_of(r), s.independent_source)
+                                           for r, s in zip(reports, submissions, strict=True)),
         firstObserved=min(observed, default=fallback), lastObserved=max(observed, default=fallback),
         centre=EventCentre(lat=spread.lat if spread else incident.lat or 0.0,
                            lon=spread.lon if spread else incident.lon or 0.0),

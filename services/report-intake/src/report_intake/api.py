@@ -13,7 +13,7 @@ from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.contracts import is_urgent
 from burgermelding_shared.errors import ServiceError, error_responses, prefers_dutch
-from burgermelding_shared.ratelimit import client_address, rate_limited
+from burgermelding_shared.ratelimit import Reservation, client_address, rate_limited
 from report_intake import followup, installations, reports
 from report_intake.config import IntakeSettings
 from report_intake.limits import IntakeLimits, Sender
@@ -80,7 +80,8 @@ async def sender_of(request: Request, runtime: RuntimeDep,
     address = client_address(request)
     if installation_credential is None:
         return Sender(address)
-    return Sender(address, await installations.authenticate(runtime.db, installation_credential))
+    installation = await installations.authenticate(runtime.db, installation_credential)
+    return Sender(address, installation.installation_id, installation.independent_source)
 
 
 SenderDep = Annotated[Sender, Depends(sender_of)]
@@ -145,26 +146,30 @@ async def create_report(request: Request, runtime: RuntimeDep, sender: SenderDep
 async def receive_new_report(request: Request, runtime: Runtime, sender: Sender, key: str,
                              parse: Callable[[UploadedForm], ReportSubmission],
                              appeal_id: str | None = None) -> JSONResponse:
-    """A new report (or a Burgernet answer, with `appeal_id`): limits before the upload is read, then the
-    form parsed, checked and stored; the upload's files are gone afterwards, whatever happened."""
+    """A new report (or a Burgernet answer, with `appeal_id`): counted against its limits before the upload is
+    read, then the form parsed, checked and stored; the upload's files are gone afterwards, whatever happened."""
     if await idempotency.answered(runtime.db, idempotency_keys, reports.CREATE_REPORT, key):
         # A retry of an answered report costs none of the report quota, but is counted like a status poll:
         # it still sends its whole upload, which must not be free without bound.
         await limits_of(runtime).using_token(sender)
+        reservation = Reservation()
     else:
-        await limits_of(runtime).may_create(sender)  # a flood is refused before its uploads are read
-    form = await read_photos(request, runtime, require_report=True)
-    try:
-        submission = parse(form)
-        reports.validate_submission(submission, runtime.settings)
-        photos = await reports.check_photos(runtime, form, urgent=is_urgent(submission.in_progress,
-                                                                            submission.danger_to_life)
-                                            or appeal_id is not None)
-        status_code, body = await reports.create_report(
-            runtime, reports.NewReport(submission, photos, key, language(request), sender=sender,
-                                       appeal_id=appeal_id))
-    finally:
-        form.cleanup()
+        # Counted now, in one step with the check, so that a flood is refused before its uploads are read and a
+        # burst sent in parallel gets exactly the limit through.
+        reservation = await limits_of(runtime).new_report(sender)
+    async with reservation:  # given back if the request fails: a refused photo, a storage error
+        form = await read_photos(request, runtime, require_report=True)
+        try:
+            submission = parse(form)
+            reports.validate_submission(submission, runtime.settings)
+            photos = await reports.check_photos(runtime, form, urgent=is_urgent(submission.in_progress,
+                                                                                submission.danger_to_life)
+                                                or appeal_id is not None)
+            status_code, body = await reports.create_report(
+                runtime, reports.NewReport(submission, photos, key, language(request), sender=sender,
+                                           appeal_id=appeal_id, reservation=reservation))
+        finally:
+            form.cleanup()
     return JSONResponse(body, status_code=status_code)
 
 
@@ -292,8 +297,8 @@ async def register_installation(registration: InstallationRegistration, request:
                                 runtime: RuntimeDep) -> InstallationCreated:
     address, limits = client_address(request), limits_of(runtime)
     registered = await installations.register(runtime.db, runtime.settings.token_secret, registration.challenge,
-                                              registration.solution, lambda: limits.may_register(address),
-                                              lambda: limits.registered(address))
+                                              registration.solution, lambda: limits.new_installation(address),
+                                              await limits.address_pseudonym(address))
     return InstallationCreated(installation_id=registered.installation_id, credential=registered.credential)
 
 

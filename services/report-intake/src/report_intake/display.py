@@ -24,6 +24,7 @@ from burgermelding_shared.images import PhotoUnreadable, display_copy_of_blob
 from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
 from report_intake import followup, records, reports, texts
+from report_intake.limits import Submitter
 from report_intake.models import DisplayJob, DisplayState, Photo, Report
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,9 @@ class DisplayCopies(BackgroundLoop):
                 followup.add_timeline(session, job.report_id, "photo_unreadable", *texts.PHOTO_UNREADABLE)
             report = (await session.execute(select(Report).where(Report.id == job.report_id).with_for_update())
                       ).scalar_one()  # locked: an upload at the same time also raises the revision
-            submitter = (job.submitter_tag, job.submitter_kind) if job.submitter_tag and job.submitter_kind else None
+            # The report keeps its own independent source (queue_report sends Report.independent_source).
+            submitter = (Submitter(job.submitter_tag, job.submitter_kind)  # type: ignore[arg-type]
+                         if job.submitter_tag and job.submitter_kind else None)
             if current.bridge_revision == report.revision:
                 report.revision += 1  # the bridge has this revision without the copies: it gets the next
             await session.delete(current)

@@ -113,6 +113,8 @@ async def add_photos(runtime: Runtime, report_id: str, access: reports.Access, p
         reports.add_photo_rows(session, report_id, photos)
         add_timeline(session, report_id, "photos_added", *texts.PHOTOS_ADDED)
         limits = runtime.extras.get("limits")
+        # The sender's pseudonym of today (verification's flood checks); the witness the report counts as is
+        # the independent source it was made with, which it keeps (queue_report), however old the app is now.
         await reports.release_report(session, current, await limits.submitter(access.sender) if limits else None)
         new_rows = [p for p in (await session.execute(select(Photo).where(Photo.report_id == report_id)))
                     .scalars() if p.id not in before]

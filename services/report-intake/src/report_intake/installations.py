@@ -14,7 +14,11 @@ only a redeemed challenge is remembered, until it expires, so a proof cannot be 
 What is stored identifies nobody: a random installation id, the SHA-256 of the credential's secret (256
 random bits need no salt), the day it was made and whether it was revoked. Reports are bound to their
 installation only through an HMAC under a server secret, so the database alone cannot tell which reports
-came from one installation.
+came from one installation. For its first hour only, an installation also keeps the pseudonym of the address it
+registered from (an HMAC under the day's salt, which lives only in memory) and when that hour ends, so that
+installations made together from one address count as one witness (`independent_source`); both are erased
+once the hour is over. A report made in that hour keeps the pseudonym (`Report.independent_source`) for every
+later message about it.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.db import Database
 from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.ratelimit import Reservation
 from burgermelding_shared.timeutil import utcnow
 from report_intake.models import Installation, SpentChallenge
 
@@ -42,6 +47,9 @@ CHALLENGE_VERSION = "c1"
 CHALLENGE_TTL = timedelta(minutes=10)
 CREDENTIAL_PATTERN = re.compile(rf"^{CREDENTIAL_PREFIX}\.([0-9a-f]{{32}})\.([A-Za-z0-9_-]{{43}})$")
 SOLUTION_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# How long after its registration an installation counts, with the others registered from its address in their
+# own first hour, as one witness (`independent_source`).
+NEW_INSTALLATION = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -128,33 +136,56 @@ def replayed() -> ServiceError:
 
 
 async def register(db: Database, secret: str, challenge: str, solution: str,
-                   may_register: Callable[[], Awaitable[None]], registered: Callable[[], Awaitable[None]]
-                   ) -> Registered:
-    """Redeem a solved challenge, once, for a new credential.
+                   reserve: Callable[[], Awaitable[Reservation]], registered_from: str) -> Registered:
+    """Redeem a solved challenge, once, for a new credential; `registered_from` is the pseudonym of the
+    client's address (kept for the installation's first hour: `independent_source`).
 
-    The per-address limit (`may_register`, then `registered` once the installation is stored) counts only
-    new installations: junk proofs and replays cost an address nothing, so one abuser behind a shared address
-    cannot use up the registrations of the thousands of phones beside it (and a refused client keeps its
-    unspent challenge to retry)."""
+    The per-address limit (`reserve`) counts only new installations: it is taken once the proof holds and given
+    back if no installation is stored, so junk proofs and replays cost an address nothing and one abuser behind
+    a shared address cannot use up the registrations of the thousands of phones beside it (a refused client
+    keeps its unspent challenge to retry). It is taken before the installation is stored, in one step with its
+    check: registrations sent in parallel cannot all pass."""
     check_proof(secret, challenge, solution)
     digest = hashlib.sha256(challenge.encode()).hexdigest()
     async with db.sessions() as session:
         if await session.get(SpentChallenge, digest) is not None:
             raise replayed()
-    await may_register()
     installation_id = secrets.token_hex(16)
     credential_secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     now = utcnow()
-    try:
-        async with db.transaction() as session:
-            # The spent challenge and the installation commit together: a replay finds the first and fails.
-            session.add(SpentChallenge(digest=digest, expires_at=now + CHALLENGE_TTL))
-            session.add(Installation(id=installation_id, secret_hash=secret_hash(credential_secret),
-                                     created_on=now.date().isoformat()))
-    except IntegrityError as exc:  # a replay racing the first redemption
-        raise replayed() from exc
-    await registered()
+    async with await reserve():  # given back if the installation is not stored
+        try:
+            async with db.transaction() as session:
+                # The spent challenge and the installation commit together: a replay finds the first and fails.
+                session.add(SpentChallenge(digest=digest, expires_at=now + CHALLENGE_TTL))
+                session.add(Installation(id=installation_id, secret_hash=secret_hash(credential_secret),
+                                         created_on=now.date().isoformat(), registered_from=registered_from,
+                                         new_until=now + NEW_INSTALLATION))
+        except IntegrityError as exc:  # a replay racing the first redemption
+            raise replayed() from exc
     return Registered(installation_id, f"{CREDENTIAL_PREFIX}.{installation_id}.{credential_secret}")
+
+
+def independent_source(installation: Installation, at: datetime) -> str | None:
+    """The witness a report this installation makes at `at` counts as, when that is not the installation
+    itself (None); the one rule, decided here only, once per report: the report keeps it
+    (`Report.independent_source`), and every later message about it (photos added, display copies made, after
+    the hour too) carries the same one.
+
+    One address can register many installations within minutes, so fresh credentials alone would let one
+    person be many witnesses; behind carrier-grade NAT many honest witnesses share an address, so the address
+    alone cannot decide either. Installations registered from one address count as one source (that address's
+    pseudonym) for the reports they make in their first NEW_INSTALLATION; after that each is its own. The window
+    is fixed per installation when it registers: nothing a client does later moves it.
+
+    What this rule does not stop, by design: someone who registers many installations and waits out the hour
+    before reporting has as many witnesses (the rule raises the cost of a fake crowd, from minutes to an hour
+    of patience, and the registration limit per address still bounds how many; it tells nothing about who
+    holds a phone). And the pseudonym changes at midnight with the day's salt: installations registered just
+    before and just after midnight count as two sources."""
+    if installation.registered_from and installation.new_until and at < installation.new_until:
+        return installation.registered_from
+    return None
 
 
 def invalid_credential() -> ServiceError:
@@ -164,8 +195,16 @@ def invalid_credential() -> ServiceError:
                         "registreer de app opnieuw")
 
 
-async def authenticate(db: Database, credential: str) -> str:
-    """The installation id a presented credential opens; 401 for anything else."""
+@dataclass(frozen=True)
+class Authenticated:
+    """The installation a presented credential opens, as a request needs it."""
+
+    installation_id: str
+    independent_source: str | None  # as `independent_source` decides it now
+
+
+async def authenticate(db: Database, credential: str) -> Authenticated:
+    """The installation a presented credential opens; 401 for anything else."""
     match = CREDENTIAL_PATTERN.match(credential.strip())
     if match is None:
         raise invalid_credential()
@@ -176,7 +215,7 @@ async def authenticate(db: Database, credential: str) -> str:
         raise invalid_credential()
     if installation.revoked_at is not None:
         raise revoked()
-    return installation_id
+    return Authenticated(installation_id, independent_source(installation, utcnow()))
 
 
 def revoked() -> ServiceError:
@@ -209,10 +248,11 @@ async def installation_of_report(db: Database, secret: str, report_id: str, repo
     return next((i for i in ids if hmac.compare_digest(binding(secret, report_id, i), report_binding)), None)
 
 
-class SpentChallengePurger(BackgroundLoop):
-    """Forgets redeemed challenges once they have expired (an expired challenge is refused anyway)."""
+class RegistrationPurger(BackgroundLoop):
+    """Forgets what registering needs only for a while: redeemed challenges once they have expired (an expired
+    challenge is refused anyway), and the address an installation registered from once its first hour is over."""
 
-    name = "spent-challenge-purger"
+    name = "registration-purger"
     poll_seconds = 600.0
 
     def __init__(self, db: Database) -> None:
@@ -222,4 +262,6 @@ class SpentChallengePurger(BackgroundLoop):
     async def run_once(self) -> int:
         async with self.db.transaction() as session:
             await session.execute(delete(SpentChallenge).where(SpentChallenge.expires_at < utcnow()))
+            await session.execute(update(Installation).where(Installation.new_until < utcnow())
+                                  .values(registered_from=None, new_until=None))
         return 0

@@ -3,6 +3,10 @@
 A client that presents an installation credential is limited per installation, and its address only by a
 coarse guard sized for the thousands of phones a mobile network puts behind one address. A client without a
 credential (Open311, an old app) is limited per address, as before.
+
+Every limit counts a request before its work, in the same step that checks for room (a `Reservation`): a burst
+sent in parallel gets exactly the limit through. What a request took is given back when it fails or turns out to
+be a retry of a request already answered, so honest retries cost nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from burgermelding_shared.ratelimit import AnonymousClientKeys, RateLimiter, rate_limited
+from burgermelding_shared.ratelimit import AnonymousClientKeys, RateLimiter, Reservation
 from burgermelding_shared.sharedstate import SharedState
 from report_intake.config import IntakeSettings
 
@@ -22,10 +26,24 @@ SubmitterKind = Literal["installation", "address"]
 
 @dataclass(frozen=True)
 class Sender:
-    """Who sends a request, as far as limits and flood checks need to know; neither part is ever stored."""
+    """Who sends a request, as far as limits, flood checks and witness counts need to know; never stored (but
+    a report keeps the independent source it was made with)."""
 
     address: str | None
     installation_id: str | None = None
+    # Set while the installation is new: the one witness it counts as with the others new from its address
+    # (installations.independent_source). A report made now keeps it (`Report.independent_source`).
+    independent_source: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """What a message about a report carries of the sender of the request behind it: the daily pseudonym
+    verification's flood checks count by. (The independent source is not the sender's but the report's: it
+    keeps the one it was made with, `Report.independent_source`.)"""
+
+    tag: str
+    kind: SubmitterKind
 
 
 @dataclass
@@ -42,19 +60,26 @@ class IntakeLimits:
     @classmethod
     def from_settings(cls, settings: IntakeSettings, state: SharedState) -> IntakeLimits:
         """The limits, counted in the service's shared state (one limit across replicas when that is Redis)."""
-        def limiter(name: str, capacity: int, per_seconds: float) -> RateLimiter:
-            return RateLimiter(capacity, per_seconds, state, name)
+        def limiter(name: str, capacity: int, per_seconds: float, *refusal: tuple[str, str]) -> RateLimiter:
+            return RateLimiter(capacity, per_seconds, state, name, *refusal)
 
         return cls(creation=limiter("create", settings.reports_per_client, settings.reports_per_seconds),
                    token_use=limiter("token", settings.token_uses_per_client, 60),
-                   wrong_tokens=limiter("wrong-token", settings.wrong_tokens_per_report, 600),
+                   wrong_tokens=limiter("wrong-token", settings.wrong_tokens_per_report, 600, (
+                       "too many wrong access tokens for this report",
+                       "Te vaak een verkeerde toegangscode voor deze melding")),
                    creation_guard=limiter("create-guard", settings.reports_per_address_guard,
                                           settings.reports_per_seconds),
                    token_use_guard=limiter("token-guard", settings.token_uses_per_address_guard, 60),
-                   registration=limiter("register", settings.installations_per_address, 3600),
+                   registration=limiter("register", settings.installations_per_address, 3600, (
+                       "too many registrations from this network", "Te veel registraties vanaf dit netwerk")),
                    tag_secret=settings.token_secret, keys=AnonymousClientKeys(state))
 
-    async def submitter(self, sender: Sender) -> tuple[str, SubmitterKind]:
+    async def address_pseudonym(self, address: str | None) -> str:
+        """The address's pseudonym of the day: an HMAC under a salt that lives only in memory (ratelimit.py)."""
+        return await self.keys.key(address)
+
+    async def submitter(self, sender: Sender) -> Submitter:
         """The daily pseudonym reports are counted by (verification's flood rule, the bridge's witnesses).
 
         An installation's is an HMAC of its id and the day under the service's secret: the same on every
@@ -64,49 +89,39 @@ class IntakeLimits:
         if sender.installation_id:
             day = int(time.time() // 86400)
             message = f"installation-tag:{day}:{sender.installation_id}".encode()
-            return hmac.new(self.tag_secret.encode(), message, hashlib.sha256).hexdigest()[:32], "installation"
-        return await self.keys.key(sender.address), "address"
+            tag = hmac.new(self.tag_secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+            return Submitter(tag, "installation")
+        return Submitter(await self.address_pseudonym(sender.address), "address")
 
-    async def _per_sender(self, per_client: RateLimiter, guard: RateLimiter, sender: Sender,
-                          count: bool = True) -> None:
-        tag, kind = await self.submitter(sender)
+    async def _per_sender(self, per_client: RateLimiter, guard: RateLimiter, sender: Sender) -> Reservation:
+        submitter = await self.submitter(sender)
+        reservation = Reservation()
         # The client's own limit first: an installation that floods is refused without draining the guard
         # that the honest witnesses behind the same address share.
-        limiters = [(per_client, f"{kind}:{tag}")]
-        if kind == "installation":
-            limiters.append((guard, await self.keys.key(sender.address)))
-        for limiter, key in limiters:
-            wait = await (limiter.check(key) if count else limiter.peek(key))
-            if wait > 0:
-                raise rate_limited(wait)
+        await reservation.take(per_client, f"{submitter.kind}:{submitter.tag}")
+        if submitter.kind == "installation":
+            await reservation.take(guard, await self.address_pseudonym(sender.address))
+        return reservation
 
-    async def may_create(self, sender: Sender) -> None:
-        """429 if this sender has no new reports left; counts nothing. Asked before a report's uploads are
-        read, so that a flood is refused cheaply; `creating` counts once the report turns out to be new."""
-        await self._per_sender(self.creation, self.creation_guard, sender, count=False)
-
-    async def creating(self, sender: Sender) -> None:
-        """Count a new report (never a replay of one already answered: a phone's honest retries are free)."""
-        await self._per_sender(self.creation, self.creation_guard, sender)
+    async def new_report(self, sender: Sender) -> Reservation:
+        """Count a new report against its sender now, before its uploads are read (429 if none is left). Give
+        it back if the request fails or replays a report already made (reports.create_report does that)."""
+        return await self._per_sender(self.creation, self.creation_guard, sender)
 
     async def using_token(self, sender: Sender) -> None:
+        """Count a request with an access token (every one counts, answered or not)."""
         await self._per_sender(self.token_use, self.token_use_guard, sender)
 
-    async def may_register(self, address: str | None) -> None:
-        """429 if this address has used up its registrations (counts nothing: see `registered`)."""
-        wait = await self.registration.peek(await self.keys.key(address))
-        if wait > 0:
-            raise rate_limited(wait, "too many registrations from this network",
-                               "Te veel registraties vanaf dit netwerk")
+    async def new_installation(self, address: str | None) -> Reservation:
+        """Count a registration against its address now (429 if none is left); given back unless it is stored."""
+        reservation = Reservation()
+        await reservation.take(self.registration, await self.address_pseudonym(address))
+        return reservation
 
-    async def registered(self, address: str | None) -> None:
-        await self.registration.check(await self.keys.key(address))
-
-    async def refuse_if_guessing(self, report_id: str) -> None:
-        wait = await self.wrong_tokens.peek(report_id)
-        if wait > 0:
-            raise rate_limited(wait, "too many wrong access tokens for this report",
-                               "Te vaak een verkeerde toegangscode voor deze melding")
-
-    async def count_wrong_token(self, report_id: str) -> None:
-        await self.wrong_tokens.check(report_id)
+    async def token_attempt(self, report_id: str) -> Reservation:
+        """Count an attempt at a report's access token now (429 once too many were wrong): attempts sent in
+        parallel cannot all pass. Give it back when the token turns out to be right: only wrong ones stay
+        counted, a right one only while it is checked."""
+        reservation = Reservation()
+        await reservation.take(self.wrong_tokens, report_id)
+        return reservation

@@ -15,7 +15,7 @@ from report_intake import api, burgernet, burgernet_api, internal, open311
 from report_intake.config import IntakeSettings, get_settings
 from report_intake.display import DisplayCopies
 from report_intake.followup import TimelineNotifier
-from report_intake.installations import SpentChallengePurger
+from report_intake.installations import RegistrationPurger
 from report_intake.limits import IntakeLimits
 from report_intake.models import audit, idempotency_keys, messaging
 from report_intake.records import RetentionJob
@@ -49,7 +49,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         large_body_paths=[r"/v1/reports", r"/v1/reports/[^/]+/photos", r"/v1/burgernet/actions/[^/]+/sightings"],
         hooks=[citizen_state, background_loop(DisplayCopies, extras_key="display_copies"),
                background_loop(lambda runtime: IdempotencyPurger(runtime.db, idempotency_keys)),
-               background_loop(lambda runtime: SpentChallengePurger(runtime.db)),
+               background_loop(lambda runtime: RegistrationPurger(runtime.db)),
                background_loop(RetentionJob)],
         openapi_tags=[{"name": "installations", "description": "Register the app once: an anonymous credential "
                        "that tells installations apart (never people), so that limits need not count the network "

@@ -61,6 +61,10 @@ class Report(IntakeTable, table=True):
     anonymised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Set when it answers a Burgernet action or witness call (a PublishedAppeal): a sighting.
     appeal_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
+    # The independent source it was made with (installations.independent_source: the pseudonym of the address a
+    # new installation registered from), kept for good: every later message about the report carries this one,
+    # not what its sender would count as now, so the event's witnesses never change with a report's revisions.
+    independent_source: str | None = Field(default=None, max_length=64)
 
 
 class Photo(IntakeTable, table=True):
@@ -153,6 +157,10 @@ class Installation(IntakeTable, table=True):
     secret_hash: str = Field(max_length=64)
     created_on: str = Field(max_length=10)  # the day only (YYYY-MM-DD): no time to match against network logs
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # For its first hour only (installations.independent_source), then erased: the pseudonym of the address it
+    # registered from (an HMAC under the day's salt, which lives only in memory), and when that hour ends.
+    registered_from: str | None = Field(default=None, max_length=32)
+    new_until: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
 
 
 class SpentChallenge(IntakeTable, table=True):

@@ -131,19 +131,11 @@ def _flag(form: dict[str, str], name: str) -> bool:
     return form.get(f"attribute[{name}]", "").lower() in ("true", "1", "yes")
 
 
-@router.post("/requests.json", summary="Open311: create a service request", status_code=201,
-             response_model=list[Open311Created], openapi_extra=FORM_BODY,
-             responses=error_responses(400, 409, 413, 415, 422, 429))
-async def create_request(request: Request, runtime: RuntimeDep,
-                         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
-                         ) -> JSONResponse:
-    limits = limits_of(runtime)
-    sender = Sender(client_address(request))  # Open311 clients have no installation credential
-    await limits.may_create(sender)  # counted by create_report once the request turns out to be new
-    form = await _read_form(request)
+def _submission(form: dict[str, str]) -> ReportSubmission:
+    """The service request as a report (400 for one that is not)."""
     contact = {k: form[v] for k, v in (("name", "first_name"), ("phone", "phone"), ("email", "email")) if form.get(v)}
     try:
-        submission = ReportSubmission(
+        return ReportSubmission(
             category=form.get("service_code", ""), description=form.get("description", ""),
             location={"lat": _number(form, "lat"), "lon": _number(form, "long"),
                       "description": form.get("address_string")},
@@ -154,15 +146,30 @@ async def create_request(request: Request, runtime: RuntimeDep,
     except ValueError as exc:
         raise ServiceError(400, "invalid_request", f"the service request is not valid: {exc}",
                            detail_nl=f"Het verzoek is niet geldig: {exc}") from exc
-    reports.validate_submission(submission, runtime.settings)
-    if idempotency_key:
-        key = idempotency.check_key(idempotency_key)
-    else:
-        anonymous, _kind = await limits.submitter(sender)
-        key = "open311-" + hashlib.sha256((anonymous + repr(sorted(form.items()))).encode()).hexdigest()[:40]
-    new = reports.NewReport(submission, [], key, language(request), fingerprint_basis={"open311": form},
-                            sender=sender)
-    _status, body = await reports.create_report(runtime, new)
+
+
+@router.post("/requests.json", summary="Open311: create a service request", status_code=201,
+             response_model=list[Open311Created], openapi_extra=FORM_BODY,
+             responses=error_responses(400, 409, 413, 415, 422, 429))
+async def create_request(request: Request, runtime: RuntimeDep,
+                         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
+                         ) -> JSONResponse:
+    limits = limits_of(runtime)
+    sender = Sender(client_address(request))  # Open311 clients have no installation credential
+    # Counted now, in one step with the check: requests sent together cannot all pass. Given back if the request
+    # fails, or by create_report if it repeats one already answered.
+    async with await limits.new_report(sender) as reservation:
+        form = await _read_form(request)
+        submission = _submission(form)
+        reports.validate_submission(submission, runtime.settings)
+        if idempotency_key:
+            key = idempotency.check_key(idempotency_key)
+        else:
+            anonymous = (await limits.submitter(sender)).tag
+            key = "open311-" + hashlib.sha256((anonymous + repr(sorted(form.items()))).encode()).hexdigest()[:40]
+        new = reports.NewReport(submission, [], key, language(request), fingerprint_basis={"open311": form},
+                                sender=sender, reservation=reservation)
+        _status, body = await reports.create_report(runtime, new)
     notice = body["safety_advice"]["message"] if body.get("safety_advice") else body["reference"]
     return JSONResponse([{"service_request_id": body["id"], "service_notice": notice, "account_id": None,
                           "access_token": body["access_token"]}], status_code=201)

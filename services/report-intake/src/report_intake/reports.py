@@ -26,11 +26,12 @@ from burgermelding_shared.contracts import ContactDetails, Location, PhotoRef, R
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.images import CheckedPhoto, check_photo
 from burgermelding_shared.messaging import URGENT_PRIORITY, enqueue
+from burgermelding_shared.ratelimit import Reservation
 from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
 from report_intake import burgernet, installations, records, texts
 from report_intake.config import IntakeSettings
-from report_intake.limits import IntakeLimits, Sender
+from report_intake.limits import IntakeLimits, Sender, Submitter
 from report_intake.models import (
     Contact,
     DisplayJob,
@@ -221,7 +222,7 @@ def add_photo_rows(session: AsyncSession, report_id: str, photos: list[CheckedPh
         records.record_photo_received(session, report_id, photo)
 
 
-async def release_report(session: AsyncSession, report: Report, submitter: tuple[str, str] | None = None) -> bool:
+async def release_report(session: AsyncSession, report: Report, submitter: Submitter | None = None) -> bool:
     """Send the report on as it now stands (`queue_report`), or, while a display copy of one of its photos is
     still to be made, leave that to the display job, which sends it when the copies are done: verification
     hashes a photo's display copy, and the bridge shows it. An urgent report does not wait for the bridge: it
@@ -237,8 +238,9 @@ async def release_report(session: AsyncSession, report: Report, submitter: tuple
     urgent = is_urgent(report.in_progress, report.danger_to_life)
     job = await session.get(DisplayJob, report.id)
     if job is None:
-        tag, kind = submitter or (None, None)
-        job = DisplayJob(report_id=report.id, urgent=urgent, submitter_tag=tag, submitter_kind=kind, due_at=utcnow())
+        job = DisplayJob(report_id=report.id, urgent=urgent, due_at=utcnow(),
+                         submitter_tag=submitter.tag if submitter else None,
+                         submitter_kind=submitter.kind if submitter else None)
         session.add(job)
     else:  # photos added while earlier ones wait: the one job covers them all, due now
         job.due_at = utcnow()
@@ -248,11 +250,12 @@ async def release_report(session: AsyncSession, report: Report, submitter: tuple
     return True
 
 
-async def queue_report(session: AsyncSession, report: Report, submitter: tuple[str, str] | None = None,
+async def queue_report(session: AsyncSession, report: Report, submitter: Submitter | None = None,
                        to: tuple[str, ...] = ("verification", "dispatch-bridge")) -> None:
     """Send the report as it now stands to verification and to the bridge (one outbox row each, so one
     reaching its destination never marks the other as sent). Verification never sees contact details; the
-    bridge sees them only with the citizen's consent."""
+    bridge sees them only with the citizen's consent. Every message carries the independent source the report
+    was made with (`Report.independent_source`), whoever sends the request behind it and whenever."""
     await session.flush()
     photos = (await session.execute(select(Photo).where(Photo.report_id == report.id)
                                     .order_by(Photo.received_at, Photo.id))).scalars().all()
@@ -272,9 +275,12 @@ async def queue_report(session: AsyncSession, report: Report, submitter: tuple[s
     )
     priority = URGENT_PRIORITY if message.urgent else 0
     kind = "report.submitted" if report.revision == 0 else "report.revised"
-    tag, tag_kind = submitter or (None, None)
-    # Both get the sender's daily pseudonym: verification for its flood checks, the bridge to count witnesses.
-    message.submitter_tag, message.submitter_kind = tag, tag_kind  # type: ignore[assignment]
+    # Both get the sender's daily pseudonym (verification for its flood checks) and the report's independent
+    # source (both count the event's witnesses by it). The source is the one the report was made with, never
+    # recomputed: photos added after the installation's first hour would otherwise make one witness of ten.
+    if submitter is not None:
+        message.submitter_tag, message.submitter_kind = submitter.tag, submitter.kind
+    message.independent_source = report.independent_source
     if "verification" in to:
         await enqueue(session, messaging, destination="verification", path="/internal/v1/jobs", kind=kind,
                       payload=message.model_dump(mode="json"), priority=priority)
@@ -295,8 +301,13 @@ class NewReport:
     # What makes a retry "the same request"; by default the submission itself. Open311 requests set their
     # observation time on arrival, so there the form is the basis instead.
     fingerprint_basis: dict | None = None
-    sender: Sender | None = None  # for the daily pseudonym verification counts by; never stored here
+    # For the daily pseudonym verification counts by (never stored here), and the independent source, which
+    # the report keeps (`Report.independent_source`).
+    sender: Sender | None = None
     appeal_id: str | None = None  # the Burgernet action or witness call this report answers
+    # What the request took of the report limits (IntakeLimits.new_report): given back if it replays a report
+    # already made, kept once it made this one.
+    reservation: Reservation | None = None
 
 
 CREATE_REPORT = "create-report"  # the scope of a new report's Idempotency-Key
@@ -322,12 +333,16 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
         return await _store(session, new, settings, submitter)
 
     try:
-        response = await idempotency.run_once(
-            runtime.db, idempotency_keys, CREATE_REPORT, new.idempotency_key, fp, work,
-            first_time=(lambda: limits.creating(new.sender)) if limits is not None and new.sender else None)
+        response = await idempotency.run_once(runtime.db, idempotency_keys, CREATE_REPORT, new.idempotency_key,
+                                              fp, work)
     except BaseException:
         await remove_blobs(runtime, added)
         raise
+    if new.reservation is not None:
+        if stored:
+            new.reservation.keep()
+        else:  # the first answer replayed: an honest retry costs nothing
+            await new.reservation.give_back()
     if stored:
         urgent = is_urgent(new.submission.in_progress, new.submission.danger_to_life)
         runtime.metrics.counter("bm_reports_accepted", "Reports accepted (202), by urgency; those refused are "
@@ -341,7 +356,7 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
 
 
 async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings,
-                 submitter: tuple[str, str] | None) -> idempotency.StoredResponse:
+                 submitter: Submitter | None) -> idempotency.StoredResponse:
     sub = new.submission
     now = utcnow()
     report_id = str(uuid.uuid4())
@@ -356,6 +371,8 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
         installation_binding=installations.binding(settings.token_secret, report_id, new.sender.installation_id)
         if new.sender is not None and new.sender.installation_id else None,
         appeal_id=new.appeal_id,
+        # Decided once, now; every later message about the report carries this one (queue_report).
+        independent_source=new.sender.independent_source if new.sender is not None else None,
     )
     if new.appeal_id is not None:  # again here, locked: the action may have closed while the photos were checked
         await burgernet.answer_link(session, new.appeal_id, lock=True)
@@ -425,17 +442,18 @@ async def authorised_report(runtime: Runtime, session: AsyncSession, report_id: 
     `lock`, the report is locked for the rest of the caller's transaction (PostgreSQL), so that a change made at
     the same time (a status event from the bridge, say) is not overwritten by one made from what was read before."""
     limits: IntakeLimits | None = runtime.extras.get("limits")
-    if limits is not None:
-        await limits.refuse_if_guessing(report_id)
+    # Counted before the token is checked, so that guesses sent in parallel cannot all pass; given back if it is
+    # right (only wrong ones count) or the lookup fails.
+    attempt = await limits.token_attempt(report_id) if limits is not None else Reservation()
     report = None
     token = access.token
-    if token and len(report_id) <= 36 and len(token) <= 128:
-        query = select(Report).where(Report.id == report_id)
-        report = (await session.execute(query.with_for_update() if lock else query)).scalars().first()
+    async with attempt:
+        if token and len(report_id) <= 36 and len(token) <= 128:
+            query = select(Report).where(Report.id == report_id)
+            report = (await session.execute(query.with_for_update() if lock else query)).scalars().first()
     if report is None or not hmac.compare_digest(report.token_hash, hash_token(report.token_salt, token or "")):
-        if limits is not None:
-            await limits.count_wrong_token(report_id)
         raise not_found()
+    await attempt.give_back()
     check_installation(report, access.sender, runtime.settings.token_secret, changing)
     return report
 

@@ -175,15 +175,19 @@ def _gps_checks(meta: PhotoMetadata, claim: Claim, gps_min_distance_m: float) ->
 
 def corroboration_check(independent_others: int) -> CheckResult | None:
     """Independent witnesses of one event raise each other's score. Counted per installation, so one phone
-    sending many reports corroborates nothing, and capped, so a handful of fresh credentials cannot turn a
-    doubtful report into a certain one (the other checks still weigh in full)."""
+    sending many reports corroborates nothing; installations registered together from one address count as one
+    (burgermelding_shared.witnesses), so fresh credentials made for the purpose corroborate nothing either; and
+    capped, so that a few witnesses cannot turn a doubtful report into a certain one (the other checks still
+    weigh in full)."""
     if independent_others <= 0:
         return None
     counted = min(independent_others, CORROBORATION_CAP)
     return CheckResult(
         code="corroborated", outcome="pass", weight=-round(counted * WEIGHTS["corroborated"], 3),
-        detail_en=f"{independent_others} other app installation(s) reported the same event close by.",
-        detail_nl=f"{independent_others} andere app-installatie(s) meldden hetzelfde voorval vlakbij.")
+        detail_en=f"{independent_others} other independent witness(es) reported the same event close by (app "
+        "installations; new ones from one network address count as one).",
+        detail_nl=f"{independent_others} andere onafhankelijke getuige(n) meldden hetzelfde voorval vlakbij "
+        "(app-installaties; nieuwe vanaf één netwerkadres tellen als één).")
 
 
 # ---- answers to a Burgernet action or witness call: do their time and place fit what was asked? ----

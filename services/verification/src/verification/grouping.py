@@ -10,6 +10,7 @@ told to the bridge (outbox), so two incidents that turn out to be one event are 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import h3
@@ -17,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.background import BackgroundLoop
-from burgermelding_shared.contracts import GroupsMerged
+from burgermelding_shared.contracts import GroupsMerged, ReportSubmitted
 from burgermelding_shared.db import Database
 from burgermelding_shared.events import (
     ANY_FAMILY,
@@ -30,6 +31,7 @@ from burgermelding_shared.events import (
 )
 from burgermelding_shared.messaging import enqueue
 from burgermelding_shared.timeutil import utcnow
+from burgermelding_shared.witnesses import independent_witnesses
 from verification.models import IncidentGroup, ReportGroup, ReportText, messaging
 
 RESOLUTION = 9
@@ -71,20 +73,46 @@ async def assign(session: AsyncSession, report_id: str, category: str, lat: floa
     return existing.group_id, sorted(others)
 
 
-async def installations_in_group(session: AsyncSession, group_id: str) -> dict[str, str]:
-    """report id -> the daily pseudonym of the installation that sent it, for the group's reports that came
-    with an installation credential (reports keyed only on an address cannot be told apart)."""
+@dataclass(frozen=True)
+class Witness:
+    """The installation a report came from (its daily pseudonym), and the independent source it counts as when
+    that is not the installation itself (burgermelding_shared.witnesses)."""
+
+    tag: str
+    independent_source: str | None = None
+
+
+def witness_of(report: ReportSubmitted) -> Witness | None:
+    """Only reports with an installation credential can corroborate: those keyed on an address cannot be told
+    apart."""
+    if report.submitter_kind != "installation" or not report.submitter_tag:
+        return None
+    return Witness(report.submitter_tag, report.independent_source)
+
+
+async def installations_in_group(session: AsyncSession, group_id: str) -> dict[str, Witness]:
+    """report id -> the witness it came from, for the group's reports that came with an installation
+    credential (reports keyed only on an address cannot be told apart)."""
     rows = (await session.execute(
-        select(ReportText.report_id, ReportText.submitter_tag)
+        select(ReportText.report_id, ReportText.submitter_tag, ReportText.independent_source)
         .join(ReportGroup, ReportGroup.report_id == ReportText.report_id)
         .where(ReportGroup.group_id == group_id, ReportText.submitter_kind == "installation",
                ReportText.submitter_tag.is_not(None)))).all()
-    return {report_id: tag for report_id, tag in rows}
+    return {report_id: Witness(tag, source) for report_id, tag, source in rows}
 
 
-def independent_others(installations: dict[str, str], own_tag: str | None) -> int:
-    """How many other installations than the report's own sent reports of its event: independent witnesses."""
-    return len(set(installations.values()) - {own_tag})
+def independent_count(witnesses: dict[str, Witness]) -> int:
+    """How many independent witnesses the event's reports stand for."""
+    return independent_witnesses((w.tag, w.independent_source) for w in witnesses.values())
+
+
+def independent_others(witnesses: dict[str, Witness], own: Witness | None) -> int:
+    """How many independent witnesses other than the report's own sent reports of its event: its own
+    installation, and those new from its address with it, corroborate nothing."""
+    reports = [(w.tag, w.independent_source) for w in witnesses.values()]
+    if own is not None:
+        reports.append((own.tag, own.independent_source))
+    return independent_witnesses(reports, excluding=own.tag if own is not None else None)
 
 
 async def merge_fragments(db: Database) -> int:

@@ -81,6 +81,8 @@ class ReportText(VerificationTable, table=True):
     report_id: str = Field(primary_key=True, max_length=36)
     submitter_tag: str | None = Field(default=None, max_length=64)
     submitter_kind: str | None = Field(default=None, max_length=16)  # installation | address
+    # Set when the installation does not count as a witness of its own (burgermelding_shared.witnesses).
+    independent_source: str | None = Field(default=None, max_length=64)
     text_hash: str = Field(max_length=64)
     content_hash: str = Field(max_length=64)  # text and photo digests together: "the same report again"
     received_at: datetime = Field(sa_type=UTCDateTime)

@@ -71,6 +71,6 @@ async def text_checks(session: AsyncSession, report: ReportSubmitted, flood_warn
 
 def remember(session: AsyncSession, report: ReportSubmitted) -> None:
     session.add(ReportText(report_id=report.report_id, submitter_tag=report.submitter_tag,
-                           submitter_kind=report.submitter_kind,
+                           submitter_kind=report.submitter_kind, independent_source=report.independent_source,
                            text_hash=text_hash(report.description), content_hash=content_hash(report),
                            received_at=report.received_at))
