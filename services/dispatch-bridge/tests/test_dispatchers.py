@@ -147,7 +147,8 @@ async def test_dead_letters_are_listed_and_replayed(bridge: Any, start_service: 
         statuses = (await session.execute(select(messaging.outbox.c.status).where(
             messaging.outbox.c.message_id == letters[0]["message_id"]))).scalars().all()
     assert statuses == ["delivered"]
-    incidents = (await meldkamer.client.get("/v1/incidents")).json()
+    incidents = (await meldkamer.client.get("/v1/incidents", headers={
+        "Authorization": "Bearer dev-only-meldkamer-admin-token-change-me"})).json()  # the simulator's default
     assert len(incidents) == 1 and report.reference in json.dumps(incidents)
 
 

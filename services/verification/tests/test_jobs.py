@@ -39,6 +39,28 @@ async def test_submitting_the_same_report_twice_changes_nothing(verification: An
     await result(verification, report.report_id)
 
 
+async def test_a_late_revision_cannot_bring_back_what_retention_removed(verification: Any) -> None:
+    """Issue #29: a revision sent before a withdrawal and delivered after it makes no new job with the words."""
+    import uuid
+
+    from burgermelding_shared.contracts import RetentionApplied
+    from burgermelding_shared.timeutil import utcnow
+    from verification import records
+    from verification.models import VerificationJob
+
+    report = submission(verification, [make_jpeg(pattern=3)])
+    assert (await submit(verification, report)).json() == {"status": "accepted"}
+    await result(verification, report.report_id)
+    order = RetentionApplied(report_id=report.report_id, action="anonymise", rule="withdrawn-by-citizen",
+                             applied_at=utcnow())
+    assert await records.apply_retention(verification.runtime, order, str(uuid.uuid4()), "report-intake") == "applied"
+    late = report.model_copy(update={"revision": 1, "description": "woorden die weg moesten"})
+    assert (await submit(verification, late, "msg-late")).json() == {"status": "removed"}
+    async with verification.runtime.db.sessions() as session:
+        jobs = (await session.execute(select(VerificationJob))).scalars().all()
+    assert [j.revision for j in jobs] == [0] and all("woorden" not in j.request for j in jobs)
+
+
 async def test_an_exact_duplicate_photo_sends_the_report_to_review(verification: Any) -> None:
     photo = make_jpeg(pattern=5)
     first = submission(verification, [photo])

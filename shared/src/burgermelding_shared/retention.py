@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, delete, insert
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared import auditchain
@@ -101,6 +101,15 @@ def log_deletion(session: AsyncSession, deletions: Table, audit: AuditTables, *,
             await session.execute(insert(deletions), rows)
 
     before_commit(session, "deletion-log", flush)
+
+
+async def personal_data_removed(session: AsyncSession, deletions: Table, report_id: str) -> bool:
+    """Whether this service's deletion log says the report's personal data went (anonymised or purged). A copy
+    of the report that arrives after that (a revision sent before the withdrawal and delivered after it: report
+    messages travel without an ordering key, so the first urgent one is not held back) must not bring it back."""
+    found = await session.execute(select(deletions.c.id).where(
+        deletions.c.report_id == report_id, deletions.c.action.in_(["anonymise", "purge"])).limit(1))
+    return found.first() is not None
 
 
 async def purge_settled_messages(session: AsyncSession, messaging: MessagingTables, older_than_days: float) -> int:

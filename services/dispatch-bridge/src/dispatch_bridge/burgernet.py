@@ -33,7 +33,7 @@ from burgermelding_shared.db import serialise
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import URGENT_PRIORITY, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import forwarding, incidents, records
+from dispatch_bridge import forwarding, holds, incidents, peers
 from dispatch_bridge.audit import BRIDGE, Who, audit
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeReport, BurgernetAction, BurgernetPhoto, Incident, messaging
@@ -410,7 +410,7 @@ async def attach_answer(session: AsyncSession, settings: BridgeSettings, stored:
     audit(session, BRIDGE, "report.sent_to_meldkamer", "report", stored.report_id,
           {"incident_id": incident.id, "as": "burgernet_answer", "action": action.reference,
            "urgent": report.appeal.urgent}, report_id=stored.report_id)
-    await records.extend_hold(session, incident.id, stored.report_id)
+    await holds.extend_hold(session, incident.id, stored.report_id)
     await forwarding.update_incident(session, settings, incident, "sighting",
                                      answer_note(action, stored, report, result),
                                      forwarding.media_for(settings, report, report.photos, incident.id),
@@ -433,7 +433,7 @@ async def figures(runtime: Runtime, session: AsyncSession, action: BurgernetActi
     answers = (await session.execute(select(BridgeReport).where(BridgeReport.appeal_id == action.id))).scalars().all()
     fetched: int | None = None
     try:
-        reach = await records.call_service(runtime, "report-intake", "GET",
+        reach = await peers.call_service(runtime, "report-intake", "GET",
                                            f"/internal/v1/burgernet/actions/{action.id}/reach")
         fetched = int(reach.json()["installations"])
     except (httpx.HTTPError, ValueError, KeyError):

@@ -21,7 +21,7 @@ from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import DEAD, outbox_counts, replay_dead_letter
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import forwarding, incidents, records
+from dispatch_bridge import forwarding, holds, incidents, peers
 from dispatch_bridge.audit import audit
 from dispatch_bridge.auth import Actor
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, messaging
@@ -302,6 +302,7 @@ async def split_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[s
         new.split_from = old.id
         old.updated_at = utcnow()
         session.add_all([new, old])
+        await holds.follow_split(session, old, new, stored)  # held evidence stays held in its new incident
         await forwarding.update_incident(session, runtime.settings, old, "report_removed",
                                          f"Report {stored.reference} is another event, a dispatcher found: it was "
                                          f"split off this incident and is now incident {new.id}.")
@@ -354,7 +355,7 @@ async def dead_letters(runtime: Runtime, limit: int) -> list[dict[str, Any]]:
 
 
 async def _ask_verification(runtime: Runtime, method: str, path: str) -> httpx.Response:
-    return await records.call_service(runtime, "verification", method, path)
+    return await peers.call_service(runtime, "verification", method, path)
 
 
 async def replay(runtime: Runtime, actor: Actor, message_id: str) -> dict[str, str]:

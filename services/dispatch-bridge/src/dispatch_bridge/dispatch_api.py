@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 from burgermelding_shared.app import RuntimeDep
 from burgermelding_shared.errors import error_responses
 from burgermelding_shared.ratelimit import client_address
-from dispatch_bridge import auth, desk, records
+from dispatch_bridge import auth, desk, holds, records
 from dispatch_bridge.auth import AnyDispatcher, Supervisor
 from dispatch_bridge.models import deletions
 
@@ -34,10 +34,13 @@ class Question(BaseModel):
     text: str = Field(min_length=1, max_length=2000, examples=["Welke kant liep de verdachte op?"])
 
 
-@router.post("/auth/token", response_model=Token, summary="Log in (OAuth2 password flow); wrong passwords in a "
-             "row make the next try wait, and lock the account after more (a supervisor lifts it)",
-             responses=error_responses(401, 429, examples={401: [auth.wrong_credentials()],
-                                                          429: [auth.login_throttled(4)]}))
+@router.post("/auth/token", response_model=Token, summary="Log in (OAuth2 password flow). Never locks an account: "
+             "wrong passwords in a row make the next try from that source wait longer (429 with Retry-After), "
+             "and tries for a name from sources it has not logged in from lately have a ceiling, which delays "
+             "but never refuses its owner at a desk with a recent good login (audited)",
+             responses=error_responses(401, 429, 503, examples={401: [auth.wrong_credentials()],
+                                                               429: [auth.login_throttled(4)],
+                                                               503: [auth.logins_busy()]}))
 async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
                 runtime: RuntimeDep) -> Token:
     return Token(access_token=await auth.log_in(runtime, form.username, form.password, client_address(request)))
@@ -155,6 +158,9 @@ class HoldState(BaseModel):
     active: bool
     reports_held: list[str] = Field(description="the reports now kept until the hold is lifted")
     reports_already_gone: list[str] = Field(description="reports retention had removed before the hold")
+    reports_without_personal_data: list[str] = Field(
+        [], description="reports kept from now on whose words and photos retention (or the citizen's withdrawal) "
+        "had already removed before the hold reached them")
 
 
 @router.get("/dispatch/reports/{report_id}/custody", summary="The chain of custody of a report and its photos: "
@@ -176,27 +182,40 @@ async def photo_custody(report_id: str, photo_id: str, runtime: RuntimeDep, acto
              "(supervisors; audited)", responses=error_responses(401, 403, 404, 422, 503))
 async def set_legal_hold(incident_id: str, hold: HoldRequest, runtime: RuntimeDep,
                          actor: Supervisor) -> dict[str, Any]:
-    return await records.set_hold(runtime, actor, incident_id, hold.reason)
+    return await holds.set_hold(runtime, actor, incident_id, hold.reason)
 
 
 @router.post("/dispatch/incidents/{incident_id}/legal-hold/lift", response_model=HoldState,
              summary="Lift an incident's legal hold: retention applies to its reports again (supervisors; audited)",
              responses=error_responses(401, 403, 404, 503))
 async def lift_legal_hold(incident_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
-    return await records.lift_hold(runtime, actor, incident_id)
+    return await holds.lift_hold(runtime, actor, incident_id)
 
 
 @router.post("/dispatch/incidents/{incident_id}/evidence-export", response_class=FileResponse,
              summary="An evidence package for the prosecutor (OM): originals, hashes, sanitised copies, "
              "verification with reasons, custody and audit entries, under a signed manifest (supervisors; "
-             "audited). Check it offline with `python -m burgermelding_shared.evidence verify <file>`.",
+             "audited). Check it offline with `python -m burgermelding_shared.evidence verify <file>`. What "
+             "retention removed before the export (photos, whole reports) is listed in the signed manifest "
+             "(`removed_by_retention`) and in the headers `Evidence-Complete` and `Evidence-Removed-By-Retention`.",
              responses={200: {"content": {"application/zip": {}}}, **error_responses(401, 403, 404, 409, 503)})
 async def evidence_export(incident_id: str, runtime: RuntimeDep, actor: Supervisor) -> FileResponse:
     path, signed = await records.export_evidence(runtime, actor, incident_id)
     return FileResponse(path, media_type="application/zip", filename=path.name,
                         headers={"Cache-Control": "no-store", "Evidence-Manifest-SHA256": signed["manifest_sha256"],
-                                 "Evidence-Export-Id": signed["export_id"]},
+                                 "Evidence-Export-Id": signed["export_id"],
+                                 # Said to the supervisor as in the package: what retention removed before.
+                                 "Evidence-Complete": "false" if signed["removed_by_retention"] else "true",
+                                 "Evidence-Removed-By-Retention": removed_summary(signed["removed_by_retention"])},
                         background=BackgroundTask(shutil.rmtree, path.parent, True))
+
+
+def removed_summary(removed: list[dict[str, Any]], most: int = 20) -> str:
+    """The references retention removed something of, for a header: the first `most`, then how many more (a
+    header must stay short enough for every proxy; the manifest lists them all)."""
+    references = sorted({r["reference"] or r["report_id"] for r in removed})
+    more = f", and {len(references) - most} more (see the manifest)" if len(references) > most else ""
+    return ", ".join(references[:most]) + more
 
 
 @router.get("/dispatch/deletions", summary="The deletion log: what retention (or a citizen) removed, when and "
@@ -219,8 +238,10 @@ class AccountState(BaseModel):
 
 
 @router.post("/dispatch/users/{username}/{change}", response_model=AccountState,
-             summary="Disable or enable a dispatcher's account, or lift its lockout after too many wrong passwords "
-             "(supervisors; audited). Disabling ends the user's tokens and console sessions at once.",
+             summary="Disable or enable a dispatcher's account, which ends every token and console session issued "
+             "to it before, or lift its name's login ceiling (`unlock`: tries from sources it has not logged in "
+             "from lately are let through again, e.g. once a guessing campaign is blocked upstream; `locked` says "
+             "whether the ceiling holds). Supervisors; audited.",
              responses=error_responses(401, 403, 404, 422))
 async def change_account(username: str, change: Literal["disable", "enable", "unlock"], runtime: RuntimeDep,
                          actor: Supervisor) -> dict[str, object]:

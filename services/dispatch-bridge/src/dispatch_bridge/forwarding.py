@@ -41,11 +41,12 @@ from burgermelding_shared.contracts import (
 from burgermelding_shared.db import before_commit
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import URGENT_PRIORITY, Outcome, cancel_unsent, enqueue, first_delivery
+from burgermelding_shared.retention import personal_data_removed
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import burgernet, eido, incidents, media, records
+from dispatch_bridge import burgernet, eido, holds, incidents, media
 from dispatch_bridge.audit import BRIDGE, audit
 from dispatch_bridge.config import BridgeSettings
-from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, messaging
+from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, deletions, messaging
 from dispatch_bridge.texts import EVENT_TEXTS, STATUS_EVENTS
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,11 @@ async def receive_report(runtime: Runtime, report: ReportSubmitted, message_id: 
                                     kind="report.submitted"):
             return "duplicate"
         stored = await session.get(BridgeReport, report.report_id, with_for_update=True)
+        if await personal_data_removed(session, deletions, report.report_id):
+            # Late news of a report whose data retention or a withdrawal removed here: it brings nothing back.
+            audit(session, BRIDGE, "report.late_copy_refused", "report", report.report_id,
+                  {"revision": report.revision, "from": source}, report_id=report.report_id)
+            return "removed"
         if stored is not None:
             return await _revise(session, runtime.settings, stored, report)
         stored = BridgeReport(
@@ -168,7 +174,9 @@ async def _revise(session: AsyncSession, settings: BridgeSettings, stored: Bridg
                   report: ReportSubmitted) -> str:
     if report.revision <= stored.revision:
         return "duplicate"  # an older or equal revision: we have newer news already
-    before = {p.photo_id for p in ReportSubmitted.model_validate_json(stored.submission).photos}
+    previous = ReportSubmitted.model_validate_json(stored.submission)
+    before = {p.photo_id for p in previous.photos}
+    report = incidents.first_witness(report, previous)  # a witness stays the witness it first came as (#29)
     stored.submission, stored.revision = report.model_dump_json(), report.revision
     incidents.place(stored, report)
     session.add(stored)
@@ -300,7 +308,7 @@ async def join_incident(session: AsyncSession, settings: BridgeSettings, stored:
     session.add(stored)
     audit(session, BRIDGE, "report.sent_to_meldkamer", "report", stored.report_id,
           {"incident_id": incident.id, "as": "incident_update"}, report_id=stored.report_id)
-    await records.extend_hold(session, incident.id, stored.report_id)
+    await holds.extend_hold(session, incident.id, stored.report_id)
     incident.priority = min(incident.priority, proposed_priority(report))
     incident.updated_at = utcnow()
     session.add(incident)
@@ -353,6 +361,7 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
     # The one the meldkamer has accepted goes on (it is being worked on), else the oldest.
     survivor, *candidates = sorted(found, key=lambda i: (i.delivery_state != "accepted", i.created_at, i.id))
     absorbed: list[Incident] = []
+    all_moved: list[BridgeReport] = []
     for other in candidates:
         if respect_splits and any(split_apart(other, kept) for kept in (survivor, *absorbed)):
             log.info("incidents kept apart: split by a dispatcher", extra={"incident_id": other.id,
@@ -361,6 +370,7 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
         absorbed.append(other)
     for other in absorbed:
         moved = await incidents.reports_of(session, other.id)
+        all_moved += moved
         for stored in moved:
             stored.incident_id = survivor.id
             session.add(stored)
@@ -390,6 +400,7 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
                 await tell_citizen(session, stored.report_id, "joined", survivor.meldkamer_incident_id,
                                    priority=OUTBOX_PRIORITY[survivor.priority])
     if absorbed:
+        await holds.follow_merge(session, survivor, absorbed, all_moved)  # a hold holds, whoever survives
         log.info("incidents merged", extra={"incident_id": survivor.id, "merged": [o.id for o in absorbed]})
     return survivor
 

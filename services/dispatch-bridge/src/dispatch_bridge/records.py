@@ -1,6 +1,6 @@
 """Evidence and records at the bridge: a report's and a photo's chain of custody (gathered from the audit
-chains of intake, verification and the bridge), legal holds on incidents, the evidence export for the
-prosecutor (OM), and what the bridge does when intake's retention removes a report's personal data."""
+chains of intake, verification and the bridge), the evidence export for the prosecutor (OM), and what the bridge
+does when intake's retention removes a report's personal data. Legal holds are `holds`."""
 
 from __future__ import annotations
 
@@ -13,44 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared import auditchain, evidence
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.blobstore import BlobNotFound, BlobStoreUnavailable
-from burgermelding_shared.contracts import LegalHold as HoldMessage
 from burgermelding_shared.contracts import ReportSubmitted, RetentionApplied, coarse
 from burgermelding_shared.errors import ServiceError
-from burgermelding_shared.messaging import enqueue, first_delivery
+from burgermelding_shared.messaging import first_delivery
 from burgermelding_shared.retention import log_deletion
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import incidents
+from dispatch_bridge import holds
 from dispatch_bridge.audit import Who, audit
-from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, LegalHold, deletions, messaging
+from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, deletions, messaging
 from dispatch_bridge.models import audit as audit_tables
-
-# ---- talking to the other services that hold records ----
-
-
-async def call_service(runtime: Runtime, service: str, method: str, path: str, body: dict | None = None
-                       ) -> httpx.Response:
-    """A call to intake or verification with this bridge's credential (raises on a failure or an error)."""
-    settings = runtime.settings
-    base = {"report-intake": settings.intake_url, "verification": settings.verification_url}[service]
-    headers = {"authorization": f"Bearer {settings.signing_key.issue(service)}"}
-    if body is not None:
-        headers["idempotency-key"] = str(uuid.uuid4())
-    response = await runtime.http.request(method, base.rstrip("/") + path, json=body, headers=headers,
-                                          timeout=5)
-    response.raise_for_status()
-    return response
-
-
-def unreachable(service: str) -> ServiceError:
-    return ServiceError(503, "service_unreachable", f"{service} did not answer; try again shortly",
-                        detail_nl=f"{service} antwoordt niet; probeer het zo opnieuw", headers={"Retry-After": "5"})
-
+from dispatch_bridge.peers import call_service
 
 # ---- custody ----
 
@@ -95,87 +73,6 @@ async def custody(runtime: Runtime, actor: Who, report_id: str, photo_id: str | 
             "entries": entries, "unavailable": unavailable}
 
 
-# ---- legal holds ----
-
-async def _incident(session: AsyncSession, incident_id: str) -> Incident:
-    incident = await session.get(Incident, incident_id[:36])
-    if incident is None:
-        raise ServiceError(404, "incident_not_found", "no such incident", detail_nl="dit incident bestaat niet")
-    return incident
-
-
-async def incident_reports(session: AsyncSession, incident: Incident) -> list[BridgeReport]:
-    """The incident's reports, those of incidents merged into it too (they are one event)."""
-    merged = list((await session.execute(select(Incident.id).where(Incident.merged_into == incident.id))).scalars())
-    found: list[BridgeReport] = []
-    for one in (incident.id, *merged):
-        found += await incidents.reports_of(session, one)
-    return found
-
-
-async def active_hold(session: AsyncSession, incident_id: str) -> LegalHold | None:
-    return (await session.execute(select(LegalHold).where(LegalHold.incident_id == incident_id,
-                                                         LegalHold.lifted_at.is_(None)))).scalars().first()
-
-
-async def set_hold(runtime: Runtime, actor: Who, incident_id: str, reason: str) -> dict[str, Any]:
-    """Mark an incident as evidence: its reports are kept, at intake (which owns their retention) and so
-    everywhere, until a supervisor lifts it. intake confirms before the hold is recorded here, so a hold that
-    is shown is a hold in force."""
-    async with runtime.db.sessions() as session:
-        incident = await _incident(session, incident_id)
-        existing = await active_hold(session, incident.id)
-        reports = [r.report_id for r in await incident_reports(session, incident)]
-    hold_id = existing.id if existing else str(uuid.uuid4())
-    try:
-        answer = (await call_service(runtime, "report-intake", "POST", "/internal/v1/legal-holds",
-                                     HoldMessage(hold_id=hold_id, incident_id=incident.id, report_ids=reports,
-                                                 active=True).model_dump(mode="json"))).json()
-    except httpx.HTTPError as exc:
-        raise unreachable("report-intake") from exc
-    async with runtime.db.transaction() as session:
-        if existing is None:
-            session.add(LegalHold(id=hold_id, incident_id=incident.id, reason=reason, set_by=actor.username,
-                                  set_at=utcnow()))
-        audit(session, actor, "legal_hold.set", "incident", incident.id,
-              {"hold_id": hold_id, "reports": answer["held"], "already_gone": answer["unknown"]})
-    return {"hold_id": hold_id, "incident_id": incident.id, "reason": existing.reason if existing else reason,
-            "reports_held": answer["held"], "reports_already_gone": answer["unknown"], "active": True}
-
-
-async def lift_hold(runtime: Runtime, actor: Who, incident_id: str) -> dict[str, Any]:
-    async with runtime.db.sessions() as session:
-        incident = await _incident(session, incident_id)
-        hold = await active_hold(session, incident.id)
-    if hold is None:
-        raise ServiceError(404, "legal_hold_not_found", "this incident is not under legal hold",
-                           detail_nl="dit incident staat niet onder bewaarplicht")
-    try:
-        await call_service(runtime, "report-intake", "POST", "/internal/v1/legal-holds",
-                           HoldMessage(hold_id=hold.id, incident_id=incident.id, report_ids=[],
-                                       active=False).model_dump(mode="json"))
-    except httpx.HTTPError as exc:
-        raise unreachable("report-intake") from exc
-    async with runtime.db.transaction() as session:
-        current = await session.get(LegalHold, hold.id, with_for_update=True)
-        assert current is not None
-        current.lifted_by, current.lifted_at = actor.username, utcnow()
-        session.add(current)
-        audit(session, actor, "legal_hold.lifted", "incident", incident.id, {"hold_id": hold.id})
-    return {"hold_id": hold.id, "incident_id": incident.id, "reason": hold.reason, "active": False,
-            "reports_held": [], "reports_already_gone": []}
-
-
-async def extend_hold(session: AsyncSession, incident_id: str, report_id: str) -> None:
-    """A report that joins an incident under legal hold is held too (through the outbox: it is not lost)."""
-    hold = await active_hold(session, incident_id)
-    if hold is None:
-        return
-    message = HoldMessage(hold_id=hold.id, incident_id=incident_id, report_ids=[report_id], active=True)
-    await enqueue(session, messaging, destination="report-intake", path="/internal/v1/legal-holds",
-                  kind="legal_hold", payload=message.model_dump(mode="json"))
-
-
 # ---- retention: intake removed a report's personal data ----
 
 async def apply_retention(runtime: Runtime, order: RetentionApplied, message_id: str, source: str) -> str:
@@ -186,6 +83,8 @@ async def apply_retention(runtime: Runtime, order: RetentionApplied, message_id:
         stored = await session.get(BridgeReport, order.report_id, with_for_update=True)
         removed: dict[str, Any] = {}
         if stored is not None:
+            # Which incident it was in: an evidence export of that incident says what went (nothing personal).
+            removed["incident_id"] = stored.incident_id
             submission = ReportSubmitted.model_validate_json(stored.submission)
             removed["contact"] = submission.contact is not None
             if order.action == "remove_contact":
@@ -218,16 +117,22 @@ async def export_evidence(runtime: Runtime, actor: Who, incident_id: str) -> tup
     audit entries of every service about it, under a manifest signed with the bridge's key. Returns the file
     (the caller removes it once sent) and what was packed."""
     async with runtime.db.sessions() as session:
-        incident = await _incident(session, incident_id)
-        reports = await incident_reports(session, incident)
-        hold = await active_hold(session, incident.id)
+        incident = await holds.event_of(session, incident_id)  # a merged-away incident's reports are the survivor's
+        reports = await holds.held_reports(session, incident)
+        hold = await holds.active_hold(session, incident.id)
+        merged = [incident.id, *(await session.execute(select(Incident.id).where(
+            Incident.merged_into == incident.id))).scalars()]
+        removed = await removed_by_retention(session, merged, [r.report_id for r in reports])
     export_id = str(uuid.uuid4())
     folder = Path(tempfile.mkdtemp(prefix="evidence-"))
     path = folder / f"evidence-{incident.id}.zip"
-    about = {"export_id": export_id, "incident_id": incident.id, "meldkamer_incident_id":
+    # What retention removed before this export is said in the signed manifest, never left out silently.
+    about = {"export_id": export_id, "incident_id": incident.id, "requested_incident_id": incident_id[:36],
+             "meldkamer_incident_id":
              incident.meldkamer_incident_id, "category": incident.category, "created_by": actor.username,
              "created_at": utcnow().isoformat(), "legal_hold": hold.id if hold else None,
-             "reports": [r.reference for r in reports], "issuer": runtime.settings.service_name}
+             "reports": [r.reference for r in reports], "issuer": runtime.settings.service_name,
+             "complete": not removed, "removed_by_retention": removed}
     writer = evidence.PackageWriter(path, about=about)
     packed: list[tuple[str, str, str]] = []  # (report_id, photo_id, sha256) of every original packed
     try:
@@ -268,9 +173,27 @@ async def export_evidence(runtime: Runtime, actor: Who, incident_id: str) -> tup
     async with runtime.db.transaction() as session:
         audit(session, actor, "evidence_export", "incident", incident.id,
               {"export_id": export_id, "manifest_sha256": signed["manifest_sha256"],
-               "package_sha256": signed["package_sha256"], "files": signed["files"], "key_id": signed["key_id"]})
+               "package_sha256": signed["package_sha256"], "files": signed["files"], "key_id": signed["key_id"],
+               "removed_by_retention": [r["reference"] for r in removed]})
         for report_id, photo_id, sha256 in packed:
             audit(session, actor, "photo.exported", "photo", photo_id,
                   {"sha256": sha256, "export_id": export_id}, report_id=report_id)
-    return path, {**signed, "export_id": export_id}
+    return path, {**signed, "export_id": export_id, "removed_by_retention": removed}
+
+
+async def removed_by_retention(session: AsyncSession, incident_ids: list[str], report_ids: list[str]
+                               ) -> list[dict[str, Any]]:
+    """What retention (or a citizen) removed from these incidents' reports: photos of reports still here, and
+    whole reports purged (their log entries name the incident they were in). Nothing personal."""
+    named = [deletions.c.removed.contains(f'"incident_id": "{i}"') for i in incident_ids]
+    rows = (await session.execute(select(deletions).where(or_(deletions.c.report_id.in_(report_ids), *named))
+                                  .order_by(deletions.c.id))).mappings().all()
+    found = []
+    for row in rows:
+        what = json.loads(row["removed"])
+        if what.get("photos") or what.get("report"):
+            found.append({"report_id": row["report_id"], "reference": row["reference"], "rule": row["rule"],
+                          "action": row["action"], "at": row["at"].isoformat(), "photos": what.get("photos", 0),
+                          "report_removed": bool(what.get("report"))})
+    return found
 

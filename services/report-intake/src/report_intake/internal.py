@@ -36,7 +36,7 @@ async def receive_dispatcher_message(message: DispatcherMessage, runtime: Runtim
 @router.post("/legal-holds", summary="Set or lift a legal hold on reports, from the dispatch bridge (a supervisor)",
              responses=error_responses(400, 401, 403, 422))
 async def legal_hold(hold: LegalHold, runtime: RuntimeDep,
-                     _sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, list[str]]:
+                     _sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, Any]:
     return await records.apply_hold(runtime, hold)
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared import auditchain
@@ -29,6 +30,7 @@ from report_intake import texts
 from report_intake.models import (
     Contact,
     DisplayJob,
+    HoldState,
     Message,
     Photo,
     Report,
@@ -74,9 +76,29 @@ async def is_held(session: AsyncSession, report_id: str) -> bool:
 # ---- legal holds (set and lifted by a supervisor through the bridge) ----
 
 async def apply_hold(runtime: Runtime, hold: LegalHold) -> dict[str, Any]:
-    """Set or lift a hold; returns which of its reports exist here (one purged before the hold is gone)."""
+    """Set, extend or lift a hold; returns which of its reports are held, which no longer exist here (purged
+    before the hold) and which are kept but had lost their personal data already (a withdrawal or retention
+    that came first). The reports are locked, as a withdrawal locks its report, so the answer is the truth: a
+    withdrawal under way either finishes first (and is named) or sees the hold. A message about an older
+    version of the hold than intake has seen (an extension delivered after the lift) changes nothing."""
     async with runtime.db.transaction() as session:
-        known = set((await session.execute(select(Report.id).where(Report.id.in_(hold.report_ids)))).scalars())
+        # The hold's row first (made if new, without a clash when its first two messages meet), then locked.
+        dialect = sqlite if runtime.db.is_sqlite else postgresql
+        await session.execute(dialect.insert(HoldState).values(
+            hold_id=hold.hold_id, incident_id=hold.incident_id, version=0, active=False, changed_at=utcnow())
+            .on_conflict_do_nothing())
+        state = (await session.execute(select(HoldState).where(HoldState.hold_id == hold.hold_id)
+                                       .with_for_update())).scalars().one()
+        if hold.version < state.version or (hold.active and not state.active and state.version > 0):
+            log.info("a late legal hold message ignored", extra={"hold_id": hold.hold_id, "version": hold.version,
+                                                                 "known_version": state.version})
+            return {"held": [], "unknown": [], "personal_data_gone": [], "stale": True}
+        state.version, state.active, state.changed_at = hold.version, hold.active, utcnow()
+        session.add(state)
+        # In a fixed order, as two holds at once must not deadlock.
+        found = list((await session.execute(select(Report).where(Report.id.in_(hold.report_ids))
+                                            .order_by(Report.id).with_for_update())).scalars())
+        known = {r.id for r in found}
         if hold.active:
             present = set((await session.execute(select(ReportHold.report_id).where(
                 ReportHold.hold_id == hold.hold_id))).scalars())
@@ -84,15 +106,19 @@ async def apply_hold(runtime: Runtime, hold: LegalHold) -> dict[str, Any]:
                 session.add(ReportHold(hold_id=hold.hold_id, report_id=report_id, incident_id=hold.incident_id,
                                        held_since=utcnow()))
                 record(session, "legal_hold.set", report_id, detail={"hold_id": hold.hold_id,
-                                                                     "incident_id": hold.incident_id})
+                                                                     "incident_id": hold.incident_id,
+                                                                     "version": hold.version})
         else:
             lifted = list((await session.execute(select(ReportHold.report_id).where(
                 ReportHold.hold_id == hold.hold_id))).scalars())
             await session.execute(delete(ReportHold).where(ReportHold.hold_id == hold.hold_id))
             for report_id in lifted:
                 record(session, "legal_hold.lifted", report_id, detail={"hold_id": hold.hold_id,
-                                                                        "incident_id": hold.incident_id})
-    return {"held": sorted(known) if hold.active else [], "unknown": sorted(set(hold.report_ids) - known)}
+                                                                        "incident_id": hold.incident_id,
+                                                                        "version": hold.version})
+    gone = sorted(r.id for r in found if r.anonymised_at is not None)
+    return {"held": sorted(known) if hold.active else [], "unknown": sorted(set(hold.report_ids) - known),
+            "personal_data_gone": gone if hold.active else []}
 
 
 # ---- removing personal data ----
@@ -126,6 +152,7 @@ async def remove(runtime: Runtime, session: AsyncSession, report: Report, action
     if SEVERITY[action] >= SEVERITY["anonymise"] and report.anonymised_at is None:
         report.description, report.place_description, report.accuracy_m = "", None, None
         report.lat, report.lon = coarse(report.lat), coarse(report.lon)
+        report.independent_source = None  # an address pseudonym: it goes with the rest
         report.anonymised_at = utcnow()
         done.removed["description"] = True
         done.removed["messages"] = (await session.execute(delete(Message).where(

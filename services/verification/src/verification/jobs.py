@@ -27,6 +27,7 @@ from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.events import distance_m
 from burgermelding_shared.messaging import enqueue, first_delivery
 from burgermelding_shared.metrics import Metrics, age_seconds
+from burgermelding_shared.retention import personal_data_removed
 from burgermelding_shared.slots import lower_priority
 from burgermelding_shared.timeutil import utcnow
 from burgermelding_shared.tracing import continue_trace, current_traceparent
@@ -34,7 +35,7 @@ from verification import grouping, records
 from verification.analysis import PhotoJob, analyse_photo
 from verification.checks import CORROBORATION_CAP, Claim, appeal_checks, check
 from verification.config import VerificationSettings
-from verification.models import PhotoFingerprint, ReportText, VerificationJob, messaging
+from verification.models import PhotoFingerprint, ReportText, VerificationJob, deletions, messaging
 from verification.nearindex import Match, NearDuplicateIndex
 from verification.phash import to_signed
 from verification.textchecks import remember, text_checks
@@ -64,6 +65,10 @@ async def submit(runtime: Runtime, report: ReportSubmitted, message_id: str, sou
             return "duplicate"
         if await session.get(VerificationJob, job_id(report)) is not None:
             return "duplicate"
+        if await personal_data_removed(session, deletions, report.report_id):
+            # A revision that arrives after retention removed the report's data here brings nothing back.
+            records.record(session, "job.late_copy_refused", report.report_id, detail={"revision": report.revision})
+            return "removed"
         session.add(VerificationJob(
             job_id=job_id(report), report_id=report.report_id, revision=report.revision,
             request=report.model_dump_json(), status="pending",
@@ -119,7 +124,8 @@ async def send_result(session: AsyncSession, result: VerificationCompleted, prio
                   kind="verification.completed", payload=result.model_dump(mode="json"), priority=priority)
 
 
-async def reassess_group(session: AsyncSession, report_ids: list[str], witnesses: dict[str, str]) -> int:
+async def reassess_group(session: AsyncSession, report_ids: list[str],
+                         witnesses: dict[str, grouping.Witness]) -> int:
     """Assess the latest verified revision of each report again with the event's independent witnesses as they
     now stand; the changed results go to the bridge. Returns how many changed."""
     if not report_ids:
@@ -128,15 +134,13 @@ async def reassess_group(session: AsyncSession, report_ids: list[str], witnesses
         VerificationJob.report_id.in_(report_ids), VerificationJob.status == "done")
         .order_by(VerificationJob.revision))).scalars().all()
     latest = {job.report_id: job for job in jobs}  # ordered by revision: the last one wins
-    own_tags = dict((await session.execute(select(ReportText.report_id, ReportText.submitter_tag).where(
-        ReportText.report_id.in_(report_ids)))).all())
     changed = 0
     for report_id, job in latest.items():
         if job.result is None:
             continue
         before = VerificationCompleted.model_validate_json(job.result)
-        own = witnesses.get(report_id, own_tags.get(report_id))
-        after = reassess(before, grouping.independent_others(witnesses, own))
+        # A report without an installation credential has no witness of its own here: every one corroborates it.
+        after = reassess(before, grouping.independent_others(witnesses, witnesses.get(report_id)))
         if after is None:
             continue
         after = after.model_copy(update={"verified_at": utcnow()})
@@ -262,12 +266,12 @@ class VerificationWorker(BackgroundLoop):
                 witnesses = await grouping.installations_in_group(session, group_id)
             else:  # an answer to a Burgernet action belongs to the action's incident, not to an event here
                 group_id, group_reports, witnesses = None, [], {}
-            own_tag = report.submitter_tag if report.submitter_kind == "installation" else None
-            if report.submitter_tag is None:  # a revision without its sender: the report's own installation
-                own_tag = witnesses.get(report.report_id)
-            if own_tag:
-                witnesses[report.report_id] = own_tag
-            others = grouping.independent_others(witnesses, own_tag)
+            # A report's witness is what its first message said: a revision may come without its sender, or
+            # after its installation's first hour (without the independent source it was counted by).
+            own = witnesses.get(report.report_id) or grouping.witness_of(report)
+            if own:
+                witnesses[report.report_id] = own
+            others = grouping.independent_others(witnesses, own)
             verdict, score, reasons = decide(photos, duplicate_of, report_checks, others)
             appeal_match = None
             if report.appeal is not None:  # weightless: they say whether it is relevant, not whether it is real
@@ -304,7 +308,7 @@ class VerificationWorker(BackgroundLoop):
             records.record(session, "report.verified", report.report_id, detail={
                 "revision": report.revision, "verdict": verdict, "score": score,
                 "reasons": sorted({r.code for r in reasons})})
-            if own_tag and len(set(witnesses.values())) <= CORROBORATION_CAP + 1:
+            if own and grouping.independent_count(witnesses) <= CORROBORATION_CAP + 1:
                 # A new independent witness: the event's earlier reports count one more (past the cap, more
                 # witnesses change nothing, so a flood of hundreds costs no extra work).
                 await reassess_group(session, group_reports, witnesses)
