@@ -84,7 +84,7 @@ def test_a_broken_alert_is_not_valid() -> None:
 
 def test_an_answer_is_asked_about_the_window_of_a_witness_call_and_the_time_of_an_action() -> None:
     live = link_of(action())
-    assert (live.window_start, live.window_end, live.urgent) == (NOW, NOW + timedelta(minutes=60), True)
+    assert (live.window_start, live.window_end, live.is_live_search) == (NOW, NOW + timedelta(minutes=60), True)
     start = NOW - timedelta(days=1)
     call = link_of(action(kind="witness_call", window_start=start, window_end=start + timedelta(hours=1)))
-    assert (call.window_start, call.window_end, call.urgent) == (start, start + timedelta(hours=1), False)
+    assert (call.window_start, call.window_end, call.is_live_search) == (start, start + timedelta(hours=1), False)

@@ -11,15 +11,18 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import MetaData, select
 
 from burgermelding_shared import idempotency
+from burgermelding_shared.catalogue import Message, Service
 from burgermelding_shared.db import Database
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import (
     DEAD,
     DELIVERED,
     Outcome,
+    Precedence,
     Relay,
     RelayConfig,
     enqueue,
@@ -41,6 +44,7 @@ class Receiver:
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    gate: asyncio.Event | None = None  # while set and not open, every request waits here (a peer that hangs)
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -48,6 +52,8 @@ class Receiver:
         @app.post("/inbox")
         async def inbox(request: Request) -> JSONResponse:
             self.keys.append(request.headers["idempotency-key"])
+            if self.gate is not None:
+                await self.gate.wait()
             status, headers = self.script.pop(0) if self.script else (200, {})
             if status < 300:
                 self.received.append((request.headers["idempotency-key"], await request.json()))
@@ -80,10 +86,17 @@ async def make_relay(db: Database, receiver: Receiver, handlers: dict | None = N
     return Relay(db, tables, http, {"receiver": Dest()}, RelayConfig(**settings), handlers, shared=shared)
 
 
+class Probe(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# A message for the relay's own tests: to a test receiver, any payload.
+PROBE = Message("test", Service.DISPATCH_BRIDGE, "receiver", "/inbox", Probe)  # type: ignore[arg-type]
+
+
 async def send(db: Database, payload: dict[str, Any], **kwargs: Any) -> str:
     async with db.transaction() as session:
-        return await enqueue(session, tables, destination="receiver", path="/inbox", kind="test", payload=payload,
-                             **kwargs)
+        return await enqueue(session, tables, PROBE, Probe(**payload), **kwargs)
 
 
 async def status_of(db: Database, message_id: str) -> str:
@@ -120,7 +133,7 @@ async def test_commit_wakes_the_relay_and_the_message_arrives_once(db: Database)
 async def test_a_rolled_back_change_sends_nothing(db: Database) -> None:
     with pytest.raises(RuntimeError):
         async with db.transaction() as session:
-            await enqueue(session, tables, destination="receiver", path="/inbox", kind="test", payload={})
+            await enqueue(session, tables, PROBE, Probe())
             raise RuntimeError("the business change failed")
     async with db.sessions() as session:
         assert (await session.execute(select(tables.outbox))).all() == []
@@ -165,8 +178,8 @@ async def test_urgent_messages_leave_first(db: Database) -> None:
     receiver = Receiver()
     relay = await make_relay(db, receiver, concurrency=1)
     for n in range(5):
-        await send(db, {"n": n}, priority=0)
-    await send(db, {"n": "urgent"}, priority=10)
+        await send(db, {"n": n}, precedence=Precedence.ORDINARY)
+    await send(db, {"n": "urgent"}, precedence=Precedence.URGENT)
     await relay.run_once()
     await asyncio.gather(*relay._in_flight)
     assert receiver.received[0][1] == {"n": "urgent"}
@@ -237,10 +250,10 @@ async def test_redis_down_leaves_each_replica_its_own_circuit(db: Database) -> N
 
 async def test_inbox_takes_a_message_once(db: Database) -> None:
     async with db.transaction() as session:
-        assert await first_delivery(session, tables, message_id="m1", source="intake", kind="k")
+        assert await first_delivery(session, tables, message=PROBE, message_id="m1", source="intake")
     async with db.transaction() as session:
-        assert not await first_delivery(session, tables, message_id="m1", source="intake", kind="k")
-        assert await first_delivery(session, tables, message_id="m1", source="bridge", kind="k")
+        assert not await first_delivery(session, tables, message=PROBE, message_id="m1", source="intake")
+        assert await first_delivery(session, tables, message=PROBE, message_id="m1", source="bridge")
 
 
 async def test_idempotency_claim_replay_conflict_and_reuse(db: Database) -> None:
@@ -314,7 +327,7 @@ async def test_a_recovered_destination_gets_its_backlog_urgent_first_not_in_back
                              max_attempts=100)
     await send(db, {"n": "normal-a"})
     await send(db, {"n": "normal-b"})
-    await send(db, {"n": "urgent"}, priority=10)
+    await send(db, {"n": "urgent"}, precedence=Precedence.URGENT)
     scheduled = await send(db, {"n": "scheduled"}, not_before=utcnow() + timedelta(hours=1))
     await relay.run_once()
     await asyncio.gather(*relay._in_flight)
@@ -382,32 +395,44 @@ async def test_a_running_relay_is_handed_what_can_go_at_once_and_claims_only_wha
 
     from burgermelding_shared.timeutil import utcnow
 
-    receiver = Receiver()
-    relay = await make_relay(db, receiver)
-    claims: list[int] = []
+    receiver = Receiver(gate=asyncio.Event())  # holds every delivery until the gate opens
+    relay = await make_relay(db, receiver)  # polls once an hour: besides a hand-off, only a commit wakes a claim
+    replica = await make_relay(db, Receiver())  # another process's relay: it claims only when asked to here
 
-    async def no_claim() -> list[Any]:  # the claim path finds nothing: only the hand-off can deliver
-        claims.append(1)
-        return []
+    async def write(n: Any, **kwargs: Any) -> tuple[str, Any]:
+        """The message and its lease as its own transaction wrote it, before any claim could see it."""
+        async with db.transaction() as session:
+            message_id = await enqueue(session, tables, PROBE, Probe(n=n), **kwargs)
+            lease = (await session.execute(select(tables.outbox.c.lease_until)
+                                           .where(tables.outbox.c.message_id == message_id))).scalar_one()
+        return message_id, lease
 
-    relay._claim = no_claim  # type: ignore[method-assign]
     relay.start()
     try:
-        handed = [await send(db, {"n": n}, priority=10 if n == 0 else 0) for n in range(3)]
+        handed = [await write(n, precedence=Precedence.urgent_if(n == 0)) for n in range(3)]
+        assert all(lease is not None for _id, lease in handed)  # leased to the running relay as they were written
+
+        async def all_at_the_peer() -> bool:
+            return sorted(receiver.keys) == sorted(i for i, _lease in handed)
+
+        await until(all_at_the_peer)  # sent at once, each once; held there while the test looks
+        assert await replica.run_once() == 0  # nothing to claim: each is the running relay's
+        assert {await status_of(db, i) for i, _lease in handed} == {"pending"}
+
+        later, later_lease = await write("later", not_before=utcnow() + timedelta(hours=1))
+        keyed, keyed_lease = await write("keyed", ordering_key="incident:9")
+        assert later_lease is None and keyed_lease is None  # left for the claim
+        receiver.gate.set()
 
         async def delivered() -> bool:
-            return {await status_of(db, i) for i in handed} == {DELIVERED}
+            return {await status_of(db, i) for i in [*(i for i, _lease in handed), keyed]} == {DELIVERED}
 
-        await until(delivered)
-        keyed = await send(db, {"n": "keyed"}, ordering_key="incident:9")
-        later = await send(db, {"n": "later"}, not_before=utcnow() + timedelta(hours=1))
-        assert await lease_of(db, keyed) is None and await lease_of(db, later) is None
-        await asyncio.sleep(0.1)
-        assert {await status_of(db, keyed), await status_of(db, later)} == {"pending"}
+        await until(delivered)  # the keyed one by a claim its commit woke, after the later one was written...
+        assert await status_of(db, later) == "pending" and await lease_of(db, later) is None  # ...which it left
     finally:
         await relay.stop()
-    assert sorted(payload["n"] for _key, payload in receiver.received) == [0, 1, 2]
-    assert claims  # the keyed message woke the claim path
+    assert sorted(str(payload["n"]) for _key, payload in receiver.received) == ["0", "1", "2", "keyed"]
+    assert receiver.keys.count(keyed) == 1 and later not in receiver.keys
 
 
 async def test_a_handed_off_message_whose_process_died_goes_out_when_its_lease_runs_out(db: Database) -> None:
@@ -454,8 +479,7 @@ async def test_before_commit_gathers_a_transaction_into_one_message_and_fails_wi
     from burgermelding_shared.db import before_commit
 
     async def finish(session: Any) -> None:
-        await enqueue(session, tables, destination="receiver", path="/inbox", kind="test",
-                      payload={"n": session.info.pop("gathered")})
+        await enqueue(session, tables, PROBE, Probe(n=session.info.pop("gathered")))
 
     async with db.transaction() as session:
         for n in range(3):
@@ -466,7 +490,7 @@ async def test_before_commit_gathers_a_transaction_into_one_message_and_fails_wi
     assert payloads == ['{"n":[0,1,2]}']
 
     async def broken(session: Any) -> None:
-        await enqueue(session, tables, destination="receiver", path="/inbox", kind="test", payload={})
+        await enqueue(session, tables, PROBE, Probe())
         raise RuntimeError("cannot finish")
 
     with pytest.raises(RuntimeError):

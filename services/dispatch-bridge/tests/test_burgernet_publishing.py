@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from burgermelding_shared.blobstore import published_store
-from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
+from burgermelding_shared.contracts import MeldkamerAppeal, PhotoRef, ReportSubmitted
 from burgermelding_shared.service_auth import development_key
 from dispatch_bridge import auth
 from dispatch_bridge.config import BridgeSettings
@@ -155,7 +155,7 @@ async def test_the_meldkamers_action_is_centred_near_not_on_the_witness(bridge: 
     headers = await login(bridge)
     await a_witness_with_a_photo(bridge)
     incident_id = await incident_of(bridge, headers)
-    appeal = burgernet.MeldkamerAppeal(transactionId="t-1", requestId=incident_id, lookingFor="person",
+    appeal = MeldkamerAppeal(transactionId="t-1", requestId=incident_id, lookingFor="person",
                                        description="man met rode jas", radiusMeters=500, minutes=30)
     started = await burgernet.from_meldkamer(bridge.runtime, appeal, str(uuid.uuid4()))
     circle = started["area"]["circle"]

@@ -50,7 +50,9 @@ async def test_photos_can_be_added_while_open_as_a_new_revision(intake: Any) -> 
     replay = await intake.client.post(f"{created['status_url']}/photos", files=files,
                                       headers={**auth(created), "Idempotency-Key": "more-photos-1"})
     assert replay.json() == response.json()
-    revised = [r for r in await outbox(intake) if r["kind"] == "report.revised"]
+    # Every revision is the report as it now stands: one kind, the revision in the payload.
+    revised = [r for r in await outbox(intake)
+               if r["kind"] == "report.submitted" and r["payload"]["revision"] == 1]
     assert {r["destination"] for r in revised} == {"verification", "dispatch-bridge"}
     assert all(r["payload"]["revision"] == 1 and len(r["payload"]["photos"]) == 1 for r in revised)
     other = (await post_report(intake, report_json(), key="someone-else")).json()

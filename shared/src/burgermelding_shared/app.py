@@ -7,7 +7,7 @@ on shutdown; routes reach them through `Runtime`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -63,7 +63,7 @@ class Runtime:
 
 
 def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return request.app.state.runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -88,7 +88,7 @@ def background_loop(factory: Callable[[Runtime], BackgroundLoop], extras_key: st
     return hook
 
 
-def service_destinations(settings: ServiceSettings, urls: dict[str, str]) -> dict[str, Destination]:
+def service_destinations(settings: ServiceSettings, urls: Mapping[str, str]) -> dict[str, Destination]:
     """Outbox destinations for our own services, each authenticated with a service token."""
     return {
         name: ServiceDestination(base_url=url, key=settings.signing_key, audience=name)

@@ -242,7 +242,7 @@ class S3BlobStore:
     MULTIPART_CHUNK = 8 * 1024 * 1024  # uploads larger than this go in parts, streamed from the file
 
     def __init__(self, config: BlobStoreConfig) -> None:
-        options = {"endpoint": config.s3_endpoint_url} if config.s3_endpoint_url else {}
+        options: obstore.store.S3Config = {"endpoint": config.s3_endpoint_url} if config.s3_endpoint_url else {}
         self.prefix = config.s3_prefix
         self.store = obstore.store.S3Store(
             config.s3_bucket, region=config.s3_region, access_key_id=config.s3_access_key_id or None,
@@ -251,7 +251,7 @@ class S3BlobStore:
                             "connect_timeout": "5s"},
             retry_config={"max_retries": 2, "retry_timeout": timedelta(seconds=20),
                           "backoff": {"init_backoff": timedelta(milliseconds=100)}},
-            **options)
+            config=options)
 
     def key(self, digest: str) -> str:
         return self.prefix + check_digest(digest)

@@ -20,6 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from burgermelding_shared.events import distance_m
 
 ActionKind = Literal["action", "witness_call"]  # a live search now, or a call for witnesses of a past event
+
+
+def is_live_search(kind: ActionKind) -> bool:
+    """A live search (`action`): the person or vehicle sought may be near now, so an answer is urgent
+    (`contracts.is_urgent`); a witness call asks about a past event."""
+    return kind == "action"
 LookingFor = Literal["person", "vehicle", "missing_child", "witnesses"]
 ActionStatus = Literal["open", "closed", "cancelled"]
 # found / arrested / called_off: a dispatcher closed it; expired: its deadline did (with the standard text);
@@ -189,10 +195,10 @@ class AppealLink(_Strict):
     window_end: datetime
 
     @property
-    def urgent(self) -> bool:
-        """A sighting of a live search reaches the meldkamer at once, as urgent news; a witness's account of a
-        past event is ordinary news for the investigation."""
-        return self.kind == "action"
+    def is_live_search(self) -> bool:
+        """It answers a live search: a sighting is urgent (`contracts.is_urgent`) and reaches the meldkamer at
+        once; a witness's account of a past event is ordinary news for the investigation."""
+        return is_live_search(self.kind)
 
 
 def link_of(action: PublishedAction) -> AppealLink:

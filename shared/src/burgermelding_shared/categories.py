@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from burgermelding_shared.urgency import MeldkamerPriority
+
+URGENT, HIGH, NORMAL = MeldkamerPriority.URGENT, MeldkamerPriority.HIGH, MeldkamerPriority.NORMAL
+
 
 @dataclass(frozen=True)
 class Category:
@@ -23,7 +27,7 @@ class Category:
     hint_en: str
     lmc: str
     apco: str
-    priority: int
+    priority: MeldkamerPriority
     family: str
 
 
@@ -31,34 +35,38 @@ CATEGORIES: dict[str, Category] = {
     c.code: c
     for c in [
         Category("burglary", "Inbraak", "Burglary", "Iemand breekt in of is ingebroken",
-                 "Someone is breaking in or has broken in", "Bezitsaantasting / Inbraak", "BURGLARY", 2, "crime"),
+                 "Someone is breaking in or has broken in", "Bezitsaantasting / Inbraak", "BURGLARY", HIGH, "crime"),
         Category("theft", "Diefstal", "Theft", "Iets is of wordt gestolen", "Something is or was stolen",
-                 "Bezitsaantasting / Diefstal", "THEFT", 3, "crime"),
+                 "Bezitsaantasting / Diefstal", "THEFT", NORMAL, "crime"),
         Category("robbery", "Overval of beroving", "Robbery or mugging", "Iemand wordt met geweld beroofd",
-                 "Someone is robbed with force or threat", "Bezitsaantasting / Overval", "ROBBERY", 2, "crime"),
+                 "Someone is robbed with force or threat", "Bezitsaantasting / Overval", "ROBBERY", HIGH, "crime"),
         Category("violence", "Geweld of vechtpartij", "Violence or fight", "Mensen worden aangevallen of vechten",
                  "People are being attacked or fighting", "Veiligheid en openbare orde / Vechtpartij",
-                 "ASSAULT", 2, "crime"),
+                 "ASSAULT", HIGH, "crime"),
         Category("suspicious_situation", "Verdachte situatie", "Suspicious situation",
                  "Iets of iemand gedraagt zich verdacht", "A person or thing behaves suspiciously",
-                 "Veiligheid en openbare orde / Verdachte situatie", "PERSUSP", 2, "crime"),
+                 "Veiligheid en openbare orde / Verdachte situatie", "PERSUSP", HIGH, "crime"),
         Category("vandalism", "Vernieling", "Vandalism", "Iets wordt vernield of beklad",
-                 "Something is being damaged or defaced", "Bezitsaantasting / Vernieling", "VANDALISM", 3, "crime"),
+                 "Something is being damaged or defaced", "Bezitsaantasting / Vernieling",
+                 "VANDALISM", NORMAL, "crime"),
         Category("traffic_accident", "Verkeersongeval", "Traffic accident", "Een aanrijding of ongeluk",
-                 "A collision or crash", "Ongeval / Wegvervoer", "COLLISION", 2, "traffic"),
+                 "A collision or crash", "Ongeval / Wegvervoer", "COLLISION", HIGH, "traffic"),
         Category("dangerous_driving", "Gevaarlijk rijgedrag", "Dangerous driving",
                  "Iemand rijdt gevaarlijk of onder invloed", "Someone drives dangerously or under influence",
-                 "Verkeer / Rijgedrag", "TRAFFIC", 3, "traffic"),
+                 "Verkeer / Rijgedrag", "TRAFFIC", NORMAL, "traffic"),
         Category("fire", "Brand", "Fire", "Er is brand of rook", "There is fire or smoke", "Brand / Buiten",
-                 "FIRE", 2, "fire"),
+                 "FIRE", HIGH, "fire"),
         Category("drugs", "Drugsoverlast", "Drugs", "Handel in of overlast van drugs", "Drug dealing or nuisance",
-                 "Veiligheid en openbare orde / Drugs", "DRUGS", 3, "crime"),
+                 "Veiligheid en openbare orde / Drugs", "DRUGS", NORMAL, "crime"),
         Category("public_nuisance", "Overlast", "Public nuisance", "Lawaai, hinder of intimidatie",
-                 "Noise, disturbance or intimidation", "Veiligheid en openbare orde / Overlast", "DISTURB", 3, "crime"),
+                 "Noise, disturbance or intimidation", "Veiligheid en openbare orde / Overlast",
+                 "DISTURB", NORMAL, "crime"),
         Category("missing_person", "Vermiste persoon", "Missing person", "U ziet iemand die vermist wordt",
-                 "You see someone who is missing", "Veiligheid en openbare orde / Vermissing", "MISSING", 2, "crime"),
+                 "You see someone who is missing", "Veiligheid en openbare orde / Vermissing",
+                 "MISSING", HIGH, "crime"),
         Category("other", "Anders", "Other", "Iets anders dat de politie moet weten",
-                 "Something else the police should know", "Veiligheid en openbare orde / Overig", "NONEMERG", 3, "any"),
+                 "Something else the police should know", "Veiligheid en openbare orde / Overig",
+                 "NONEMERG", NORMAL, "any"),
     ]
 }
 

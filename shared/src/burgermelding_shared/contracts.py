@@ -7,13 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from burgermelding_shared.burgernet import AppealLink
-
-
-def is_urgent(in_progress: bool, danger_to_life: bool) -> bool:
-    """The one rule for urgency: happening now, or someone's life in danger. Such a report is forwarded at once
-    (never held for verification), its citizen is told to call 112, and the meldkamer gets it as prio 1."""
-    return in_progress or danger_to_life
+from burgermelding_shared.burgernet import AppealLink, LookingFor
+from burgermelding_shared.urgency import is_urgent
 
 
 class Strict(BaseModel):
@@ -90,8 +85,9 @@ class ReportSubmitted(Strict):
 
     @property
     def urgent(self) -> bool:
-        """Urgent by the one rule, or as a sighting of a live Burgernet search (the suspect may be near now)."""
-        return is_urgent(self.in_progress, self.danger_to_life) or (self.appeal is not None and self.appeal.urgent)
+        """Urgent by the one rule (`is_urgent`)."""
+        return is_urgent(in_progress=self.in_progress, danger_to_life=self.danger_to_life,
+                         answers_live_search=self.appeal is not None and self.appeal.is_live_search)
 
     def anonymised(self) -> ReportSubmitted:
         """What may be kept once the personal data must go (retention): no words, no contact, no photos, no
@@ -365,3 +361,15 @@ class IncidentEvent(BaseModel):
     lastUpdateTimeStamp: datetime
     notesText: str | None = Field(None, max_length=2000)
     questionId: str | None = Field(None, max_length=64, description="set when notesText is a question for the citizen")
+
+
+class MeldkamerAppeal(BaseModel):
+    """meldkamer -> bridge, signed as a webhook: the control room starts a Burgernet action on an incident it
+    has from us, around the incident's place."""
+
+    transactionId: str = Field(max_length=64)
+    requestId: str = Field(max_length=36, description="the incident (our STA-024 requestId)")
+    lookingFor: LookingFor
+    description: str = Field(min_length=1, max_length=2000)
+    radiusMeters: float = Field(ge=50, le=50_000)
+    minutes: int = Field(ge=5, le=24 * 60)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
@@ -52,6 +52,14 @@ PING_AFTER_IDLE_SECONDS = 1.0
 def new_registry() -> registry:
     """A registry with its own metadata, so each service's tables stay apart even in one test process."""
     return registry(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+
+
+def rowcount(result: object) -> int:
+    """How many rows an UPDATE or DELETE matched. SQLAlchemy types `AsyncSession.execute` as a plain `Result`
+    whatever the statement; for these it is a `CursorResult`, which has the count."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"{type(result).__name__} is not the result of an UPDATE or DELETE")
+    return int(result.rowcount or 0)
 
 
 def is_sqlite(url: str) -> bool:

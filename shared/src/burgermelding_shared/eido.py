@@ -90,7 +90,8 @@ def problems(document: Any) -> list[str]:
     if not isinstance(document, dict):
         return ["$: an EIDO is a JSON object"]
     found: list[str] = []
-    extensions = document.get("eidoExtensionId") if isinstance(document.get("eidoExtensionId"), list) else []
+    declared = document.get("eidoExtensionId")
+    extensions: list[Any] = declared if isinstance(declared, list) else []
     _members(document, "$", {**PROLOGUE, **ROOT}, (*PROLOGUE_REQUIRED, *ROOT_REQUIRED), found)
     ids: list[str] = [document["$id"]] if isinstance(document.get("$id"), str) else []
     components: list[tuple[str, dict[str, Any]]] = [("$", document)]

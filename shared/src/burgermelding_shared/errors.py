@@ -199,7 +199,7 @@ def render_http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     """Starlette's own HTTP errors (unknown route, wrong method, body too large) in the one error body."""
     code, detail_nl = HTTP_ERRORS.get(exc.status_code, ("http_error", "Het verzoek is mislukt"))
     return render_error(request, ServiceError(exc.status_code, code, str(exc.detail), detail_nl=detail_nl,
-                                              headers=exc.headers))
+                                              headers=dict(exc.headers) if exc.headers else None))
 
 
 def install_error_handlers(app: FastAPI) -> None:

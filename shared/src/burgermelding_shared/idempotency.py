@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.background import BackgroundLoop
-from burgermelding_shared.db import Database
+from burgermelding_shared.db import Database, rowcount
 from burgermelding_shared.errors import ServiceError, is_transient
 from burgermelding_shared.timeutil import UTCDateTime, utcnow
 
@@ -108,7 +108,7 @@ async def claim(db: Database, table: Table, scope: str, key: str, fingerprint: s
         taken = await session.execute(update(table).where(
             table.c.key == full_key, table.c.state == "processing", table.c.created_at == row["created_at"]
         ).values(created_at=now))
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(taken) != 1:
             raise in_progress()
         return None
 
@@ -140,7 +140,7 @@ async def purge_expired(db: Database, table: Table) -> int:
     """Forget records older than RETENTION: a client retries within minutes, not days."""
     async with db.transaction() as session:
         result = await session.execute(delete(table).where(table.c.created_at < utcnow() - RETENTION))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 class IdempotencyPurger(BackgroundLoop):

@@ -23,10 +23,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import IntEnum
 from functools import cached_property
 from typing import Any, Protocol
 
 import httpx
+from pydantic import BaseModel
 from sqlalchemy import (
     Column,
     Index,
@@ -48,17 +50,36 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.catalogue import Message
 from burgermelding_shared.db import HANDOFF_LEASE, OUTBOX_HANDED_OFF, OUTBOX_WRITTEN, Database
 from burgermelding_shared.sharedstate import CircuitView, SharedState
 from burgermelding_shared.timeutil import UTCDateTime, utcnow
 from burgermelding_shared.tracing import SpanKind, continue_trace, current_traceparent
+from burgermelding_shared.urgency import MeldkamerPriority
 
 log = logging.getLogger(__name__)
 
 PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled"
-# The outbox priority of urgent messages (in progress, danger to life): they leave first, and one that dies
-# must wake someone.
-URGENT_PRIORITY = 10
+
+
+class Precedence(IntEnum):
+    """The order the outbox sends in: higher first, so urgent work leaves before a backlog of ordinary work, and
+    an urgent message that dies must wake someone. Higher is more urgent here, the opposite of the meldkamer's
+    `contracts.MeldkamerPriority` (prio 1 is the most urgent): two types, so the one cannot pass for the other.
+    (The outbox column keeps its old name, `priority`, in every service's schema.)"""
+
+    ORDINARY = 0
+    RAISED = 5
+    URGENT = 10
+
+    @classmethod
+    def of(cls, priority: MeldkamerPriority) -> Precedence:
+        """What the meldkamer hears about an incident leaves in the order of the incident's priority."""
+        return {MeldkamerPriority.URGENT: cls.URGENT, MeldkamerPriority.HIGH: cls.RAISED}.get(priority, cls.ORDINARY)
+
+    @classmethod
+    def urgent_if(cls, urgent: bool) -> Precedence:
+        return cls.URGENT if urgent else cls.ORDINARY
 
 
 @dataclass(frozen=True)
@@ -177,22 +198,27 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
 async def enqueue(
     session: AsyncSession,
     tables: MessagingTables,
+    message: Message,
+    payload: BaseModel,
     *,
-    destination: str,
-    path: str,
-    kind: str,
-    payload: dict[str, Any],
-    priority: int = 0,
+    path_names: dict[str, str] | None = None,
+    path: str | None = None,
+    precedence: Precedence = Precedence.ORDINARY,
     message_id: str | None = None,
     not_before: datetime | None = None,
     ordering_key: str | None = None,
 ) -> str:
-    """Write a message to the outbox inside the caller's transaction; returns its id (the idempotency key).
+    """Write a message of the catalogue to the outbox inside the caller's transaction; returns its id (the
+    idempotency key). The payload must be the message's model; `path_names` fill the path's template, and
+    `path` replaces it where the receiver named its own (a webhook's callback address).
 
     `not_before` schedules a delivery for later (the simulated meldkamer's dispatcher script uses it).
     `ordering_key`: this message goes out only once every earlier one with the same key is settled
     (delivered, dead-lettered or cancelled).
     """
+    if not isinstance(payload, message.model):
+        raise TypeError(f"{message.kind} to {message.destination} carries a {message.model.__name__}, "
+                        f"not a {type(payload).__name__}")
     now = utcnow()
     message_id = message_id or str(uuid.uuid4())
     # Handed off: a running relay in this process sends the row straight after the commit, so it is written
@@ -203,11 +229,11 @@ async def enqueue(
     hand_off = lease is not None and ordering_key is None and not_before is None
     row = {
         "message_id": message_id,
-        "destination": destination,
-        "path": path,
-        "kind": kind,
-        "payload": json.dumps(payload, default=str, separators=(",", ":")),
-        "priority": priority,
+        "destination": str(message.destination),
+        "path": path or message.path_for(**(path_names or {})),
+        "kind": message.kind,
+        "payload": json.dumps(payload.model_dump(mode="json"), separators=(",", ":")),
+        "priority": int(precedence),
         "ordering_key": ordering_key,
         "traceparent": current_traceparent(),  # the delivery continues the trace that wrote the message
         "status": PENDING,
@@ -236,16 +262,16 @@ def _in_turn(outbox: Table) -> Any:
 
 
 async def first_delivery(
-    session: AsyncSession, tables: MessagingTables, *, message_id: str, source: str, kind: str
+    session: AsyncSession, tables: MessagingTables, *, message: Message, message_id: str, source: str
 ) -> bool:
-    """Record a received message; False when it was received before (then apply nothing).
+    """Record a received message of the catalogue; False when it was received before (then apply nothing).
 
     Call it in the same transaction as the message's effect: the record and the effect commit together.
     """
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     result = await session.execute(
         tables.record_receipt(dialect),
-        {"message_id": f"{source}:{message_id}", "source": source, "kind": kind, "received_at": utcnow()},
+        {"message_id": f"{source}:{message_id}", "source": source, "kind": message.kind, "received_at": utcnow()},
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -406,7 +432,7 @@ class Relay(BackgroundLoop):
                 log.warning("a handed-off message waits for its lease", extra={"message_id": row["message_id"]})
             self.wake()
             return
-        if row["priority"] > 0:  # urgent: never behind ordinary sends waiting for a slot
+        if row["priority"] > Precedence.ORDINARY:  # urgent: never behind ordinary sends waiting for a slot
             await self._deliver(row)
             return
         async with self._semaphore:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import case, func, select
 
-from burgermelding_shared.messaging import DEAD, PENDING, URGENT_PRIORITY
+from burgermelding_shared.messaging import DEAD, PENDING, Precedence
 from burgermelding_shared.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -45,12 +45,12 @@ class Metrics:
     def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
         if name not in self._made:
             self._made[name] = Gauge(name, documentation, labels, registry=self.registry)
-        return self._made[name]  # type: ignore[no-any-return]
+        return self._made[name]
 
     def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
         if name not in self._made:
             self._made[name] = Counter(name, documentation, labels, registry=self.registry)
-        return self._made[name]  # type: ignore[no-any-return]
+        return self._made[name]
 
     async def scrape(self, runtime: Runtime) -> bytes:
         for scraper in self.scrapers:
@@ -99,7 +99,7 @@ async def outbox_scraper(runtime: Runtime, metrics: Metrics) -> None:
         depth.labels(destination).set(count)
         oldest.labels(destination).set(max(age_seconds(first_tried, now), age_seconds(first_due, now)))
     for destination, priority, count in dead:
-        letters.labels(destination, "true" if priority >= URGENT_PRIORITY else "false").inc(count)
+        letters.labels(destination, "true" if priority >= Precedence.URGENT else "false").inc(count)
 
 
 async def circuit_scraper(runtime: Runtime, metrics: Metrics) -> None:

@@ -22,7 +22,7 @@ from burgermelding_shared import auditchain
 from burgermelding_shared.auditchain import AuditTables
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.contracts import RetentionAction
-from burgermelding_shared.db import Database, before_commit
+from burgermelding_shared.db import Database, before_commit, rowcount
 from burgermelding_shared.messaging import DELIVERED, MessagingTables
 from burgermelding_shared.timeutil import UTCDateTime, utcnow
 
@@ -119,7 +119,7 @@ async def purge_settled_messages(session: AsyncSession, messaging: MessagingTabl
     outbox, inbox = messaging.outbox, messaging.inbox
     sent = await session.execute(delete(outbox).where(outbox.c.status == DELIVERED, outbox.c.delivered_at < cutoff))
     await session.execute(delete(inbox).where(inbox.c.received_at < cutoff))
-    return int(sent.rowcount or 0)
+    return rowcount(sent)
 
 
 

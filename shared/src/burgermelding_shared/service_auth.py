@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,7 +123,7 @@ class TrustedKeys:
     by_kid: Mapping[str, tuple[str, Ed25519PublicKey]]
 
     @classmethod
-    def load(cls, keys_by_issuer: Mapping[str, list[Mapping[str, Any]]]) -> TrustedKeys:
+    def load(cls, keys_by_issuer: Mapping[str, Sequence[Mapping[str, Any]]]) -> TrustedKeys:
         """From `{issuer: [public JWK, ...]}`; ValueError on a private key (a receiver must not hold one), a
         key without an id, or one id given twice."""
         by_kid: dict[str, tuple[str, Ed25519PublicKey]] = {}

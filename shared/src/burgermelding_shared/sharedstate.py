@@ -273,8 +273,9 @@ class SharedState:
             salt = await self._redis.get(key)
             if not salt:
                 raise RuntimeError("the salt expired between writing and reading it")
-            self._shared_salt = (day, time.monotonic() + SALT_CACHE_SECONDS, bytes(salt))
-            return bytes(salt)
+            assert isinstance(salt, bytes)  # the client decodes no responses
+            self._shared_salt = (day, time.monotonic() + SALT_CACHE_SECONDS, salt)
+            return salt
 
         async def local() -> bytes:
             if day not in self._local_salts:
@@ -293,7 +294,9 @@ class SharedState:
         async def shared() -> int:
             assert self._redis is not None
             async with self._redis.pipeline(transaction=True) as pipe:
-                value, _ = await pipe.incr(full).pexpire(full, max(1, int(ttl * 1000))).execute()
+                pipe.incr(full)  # a pipeline's commands are queued (not awaited) and run by execute()
+                pipe.pexpire(full, max(1, int(ttl * 1000)))
+                value, _ = await pipe.execute()
             return int(value)
 
         async def local() -> int:

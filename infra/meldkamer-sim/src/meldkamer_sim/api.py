@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, Field
 
 from burgermelding_shared.app import Runtime, RuntimeDep, require_service
+from burgermelding_shared.catalogue import INCIDENT_UPDATE, REQUEST_FOR_SERVICE
 from burgermelding_shared.contracts import IncidentUpdate, RequestForService, RequestResponse
 from burgermelding_shared.errors import ServiceError, error_responses
 from meldkamer_sim import dispatcher
@@ -20,7 +21,7 @@ admin = APIRouter(prefix="/admin", tags=["admin"])
 
 
 def faults_of(runtime: Runtime) -> FaultState:
-    return runtime.extras["faults"]  # type: ignore[no-any-return]
+    return runtime.extras["faults"]
 
 
 def require_admin(runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> None:
@@ -55,7 +56,7 @@ async def start_outage(outage: Outage, runtime: RuntimeDep, _admin: AdminDep) ->
     return {"outage_seconds": outage.seconds}
 
 
-@router.post("/requests-for-service", response_model=RequestResponse,
+@router.post(REQUEST_FOR_SERVICE.under(router.prefix), response_model=RequestResponse,
              summary="A request for service (STA-024 shaped); idempotent per requestId",
              responses=error_responses(400, 401, 403, 422))
 async def request_for_service(
@@ -68,7 +69,7 @@ async def request_for_service(
     return answer
 
 
-@router.post("/requests-for-service/{request_id}/updates", summary="News on an incident; idempotent per updateId",
+@router.post(INCIDENT_UPDATE.under(router.prefix), summary="News on an incident; idempotent per updateId",
              responses=error_responses(400, 401, 403, 409, 422))
 async def incident_update(
     request_id: str, update: IncidentUpdate, runtime: RuntimeDep, _caller: str = require_service("dispatch-bridge"),

@@ -1,14 +1,40 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import ClassVar
+from typing import ClassVar, TypeGuard, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from burgermelding_shared import webhooks
+from burgermelding_shared.contracts import IncidentStatus, MeldkamerAppeal
 from burgermelding_shared.settings import PLACEHOLDER_PREFIX, ServiceSettings
 from meldkamer_sim.faults import Faults
+
+STATUSES: tuple[str, ...] = get_args(IncidentStatus)
+ASK_STEP, BURGERNET_STEP = "ask:", "burgernet:"
+
+
+def is_status(action: str) -> TypeGuard[IncidentStatus]:
+    """A script step that sets the incident's status (the others ask the citizen or start a Burgernet action)."""
+    return action in STATUSES
+
+
+def _check_step(action: str) -> None:
+    if is_status(action) or (action.startswith(ASK_STEP) and action[len(ASK_STEP):].strip()):
+        return
+    if action.startswith(BURGERNET_STEP):
+        parts = action[len(BURGERNET_STEP):].split(":", 3)
+        try:
+            looking_for, radius, minutes, description = parts
+            MeldkamerAppeal.model_validate({"transactionId": "script", "requestId": "script", "lookingFor": looking_for,
+                                            "description": description, "radiusMeters": radius, "minutes": minutes})
+        except (ValueError, ValidationError) as error:
+            raise ValueError(f"{action!r}: not a Burgernet action (burgernet:<looking for>:<radius m>:<minutes>:"
+                             f"<description>): {error}") from None
+        return
+    raise ValueError(f"{action!r} is not a script step: an EIDO status ({', '.join(STATUSES)}), "
+                     "ask:<question> or burgernet:...")
 
 
 class MeldkamerSettings(ServiceSettings):
@@ -35,9 +61,20 @@ class MeldkamerSettings(ServiceSettings):
         "<minutes>:<description>` (a Burgernet action around the incident's place).",
     )
     faults: Faults = Field(default_factory=Faults, description="Faults from the start, as JSON (see Faults).")
+    fault_seed: int | None = Field(None, ge=0, lt=2**32, description="Seed of the random faults (which requests "
+                                   "fail or hang, which callbacks come twice or late); logged at start. Unset: a new "
+                                   "one each start. The same seed replays a run's draws.")
     admin_token: str = Field(PLACEHOLDER_PREFIX + "meldkamer-admin-token-change-me",
                              description="Bearer token for the /admin endpoints (faults at run time).")
     fetch_photos: bool = Field(True, description="Fetch every photo by its URL and check its SHA-256.")
+
+    @field_validator("script")
+    @classmethod
+    def _script_steps_are_known(cls, script: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        # Checked at start: a misspelt status would otherwise fail each incident's script when it is accepted.
+        for action, _ in script:
+            _check_step(action)
+        return script
 
     @field_validator("webhook_keys")
     @classmethod

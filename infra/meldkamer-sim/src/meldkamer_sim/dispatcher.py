@@ -5,33 +5,36 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared import eido as eido_rules
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.catalogue import BURGERNET_REQUEST, INCIDENT_EVENT
 from burgermelding_shared.contracts import (
     EventSummary,
     IncidentEvent,
+    IncidentStatus,
     IncidentUpdate,
+    MeldkamerAppeal,
     RequestForService,
     RequestResponse,
 )
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import Outcome, cancel_pending, enqueue
 from burgermelding_shared.timeutil import utcnow
-from meldkamer_sim.config import MeldkamerSettings
+from meldkamer_sim.config import ASK_STEP, BURGERNET_STEP, MeldkamerSettings, is_status
 from meldkamer_sim.faults import FaultState
 from meldkamer_sim.models import SimIncident, SimIncidentUpdate, messaging
 
-CALLBACK_KIND = "incident.event"
 DEFAULT_CALLBACK_PATH = "/v1/meldkamer/callbacks"
 
 # A status set here, not by the script (cancelled by the bridge, closed by a merge), is final: a script callback
@@ -127,29 +130,25 @@ async def schedule_script(session: AsyncSession, settings: MeldkamerSettings, in
                           path: str, faults: FaultState | None = None) -> None:
     """The dispatcher's script as callbacks due at their moments (the outbox holds them until then). With
     faults, callbacks may be sent twice (with another webhook id) or late enough to overtake each other."""
-    status = "Active"
+    status: IncidentStatus = "Active"
     for sequence, (action, delay) in enumerate(settings.script):
         if action.startswith(BURGERNET_STEP):
             await _schedule_burgernet(session, incident, sequence, action, delay)
             continue
-        question = action[len("ask:"):] if action.startswith("ask:") else None
-        status = status if question else action
+        question = action[len(ASK_STEP):] if action.startswith(ASK_STEP) else None
+        if is_status(action):  # a question keeps the status (the settings allow no other steps)
+            status = action
         event = IncidentEvent(transactionId=f"{incident.incident_id}-{sequence}", requestId=incident.request_id,
-                              incidentId=incident.incident_id, status=status, sequence=sequence,  # type: ignore[arg-type]
+                              incidentId=incident.incident_id, status=status, sequence=sequence,
                               lastUpdateTimeStamp=incident.received_at + timedelta(seconds=delay),
                               notesText=question,
                               questionId=f"q-{incident.incident_id}-{sequence}" if question else None)
         copies = 2 if faults and faults.duplicate_callback() else 1
         for copy in range(copies):
             jitter = faults.callback_delay() if faults else 0.0
-            await enqueue(session, messaging, destination="bridge", path=path, kind=CALLBACK_KIND,
-                          payload=event.model_dump(mode="json"),
+            await enqueue(session, messaging, INCIDENT_EVENT, event, path=path,
                           not_before=incident.received_at + timedelta(seconds=delay + jitter),
                           message_id=event.transactionId + ("-dup" if copy else ""))
-
-
-BURGERNET_STEP = "burgernet:"
-BURGERNET_PATH = "/v1/meldkamer/burgernet-actions"
 
 
 async def _schedule_burgernet(session: AsyncSession, incident: SimIncident, sequence: int, step: str,
@@ -158,11 +157,11 @@ async def _schedule_burgernet(session: AsyncSession, incident: SimIncident, sequ
     Burgernet action around the incident's place, as a signed request to the bridge."""
     looking_for, radius, minutes, description = step[len(BURGERNET_STEP):].split(":", 3)
     transaction_id = f"{incident.incident_id}-bn-{sequence}"
-    payload = {"transactionId": transaction_id, "requestId": incident.request_id, "lookingFor": looking_for,
-               "description": description, "radiusMeters": float(radius), "minutes": int(minutes)}
-    await enqueue(session, messaging, destination="bridge", path=BURGERNET_PATH, kind="burgernet.request",
-                  payload=payload, not_before=incident.received_at + timedelta(seconds=delay),
-                  message_id=transaction_id)
+    appeal = MeldkamerAppeal(transactionId=transaction_id, requestId=incident.request_id,
+                             lookingFor=looking_for, description=description,  # type: ignore[arg-type]
+                             radiusMeters=float(radius), minutes=int(minutes))
+    await enqueue(session, messaging, BURGERNET_REQUEST, appeal, message_id=transaction_id,
+                  not_before=incident.received_at + timedelta(seconds=delay))
 
 
 async def apply_update(runtime: Runtime, request_id: str, update: IncidentUpdate) -> dict[str, str]:
@@ -229,7 +228,7 @@ async def _by_request(session: AsyncSession, request_id: str) -> SimIncident | N
     return (await session.execute(select(SimIncident).where(SimIncident.request_id == request_id))).scalars().first()
 
 
-async def on_callback_delivered(session: AsyncSession, row: RowMapping, outcome: Outcome) -> None:
+async def on_callback_delivered(session: AsyncSession, row: Mapping[str, Any], outcome: Outcome) -> None:
     """The bridge has the status change: the incident now has that status here too."""
     if not outcome.delivered:
         return
@@ -237,19 +236,19 @@ async def on_callback_delivered(session: AsyncSession, row: RowMapping, outcome:
     # One conditional UPDATE, not read-then-write: two callbacks confirmed at the same moment must not let the
     # older one's status be written last.
     await session.execute(update(SimIncident).where(
-        SimIncident.incident_id == event["incidentId"], SimIncident.status_sequence < event["sequence"],  # type: ignore[arg-type]
+        col(SimIncident.incident_id) == event["incidentId"], col(SimIncident.status_sequence) < event["sequence"],
     ).values(status=event["status"], status_sequence=event["sequence"], updated_at=utcnow()))
 
 
 async def list_incidents(runtime: Runtime, limit: int, offset: int = 0) -> list[dict[str, Any]]:
     async with runtime.db.sessions() as session:
-        rows = (await session.execute(select(SimIncident).order_by(SimIncident.number.desc())  # type: ignore[union-attr]
+        rows = (await session.execute(select(SimIncident).order_by(col(SimIncident.number).desc())
                                       .offset(offset).limit(limit))
                 ).scalars().all()
         updates: dict[str, list[SimIncidentUpdate]] = {}
         for update in (await session.execute(
-                select(SimIncidentUpdate).where(SimIncidentUpdate.incident_id.in_([r.incident_id for r in rows]))
-                .order_by(SimIncidentUpdate.received_at))).scalars():
+                select(SimIncidentUpdate).where(col(SimIncidentUpdate.incident_id).in_([r.incident_id for r in rows]))
+                .order_by(col(SimIncidentUpdate.received_at)))).scalars():
             updates.setdefault(update.incident_id, []).append(update)
     return [{"incidentId": r.incident_id, "requestId": r.request_id, "incidentType": r.incident_type,
              "priorityNumber": r.priority_number, "status": r.status, "receivedAt": r.received_at,

@@ -34,12 +34,24 @@ class Faults(BaseModel):
                                                "so later ones may arrive first.")
 
 
+def new_seed() -> int:
+    return random.SystemRandom().randrange(2**32)
+
+
 @dataclass
 class FaultState:
+    """The faults in force and the one generator every random fault is drawn from (which request fails, hangs or
+    fails after its commit, which callback is sent twice or late). The same `seed` makes the same draws: with
+    the same faults and the same requests in the same order, a run's faults come back (`fault_seed`)."""
+
     faults: Faults
+    seed: int = field(default_factory=new_seed)
     started: float = field(default_factory=time.monotonic)
     outage_until: float = 0.0
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
 
     def in_outage(self) -> float:
         """Seconds of outage left now (0 if none)."""

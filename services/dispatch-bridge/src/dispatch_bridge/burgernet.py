@@ -28,10 +28,11 @@ from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.blobstore import published_store
 from burgermelding_shared.burgernet import ActionKind, ActionPhoto, Area, Circle, LookingFor, PublishedAction
-from burgermelding_shared.contracts import ReportSubmitted, VerificationCompleted
+from burgermelding_shared.catalogue import BURGERNET_ACTION, BURGERNET_REQUEST
+from burgermelding_shared.contracts import MeldkamerAppeal, ReportSubmitted, VerificationCompleted
 from burgermelding_shared.db import serialise
 from burgermelding_shared.errors import ServiceError
-from burgermelding_shared.messaging import URGENT_PRIORITY, enqueue, first_delivery
+from burgermelding_shared.messaging import Precedence, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge import forwarding, holds, incidents, peers
 from dispatch_bridge.audit import BRIDGE, Who, audit
@@ -40,7 +41,6 @@ from dispatch_bridge.models import BridgeReport, BurgernetAction, BurgernetPhoto
 
 log = logging.getLogger(__name__)
 
-PUBLISH_PATH = "/internal/v1/burgernet/actions"
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 PHOTO_MAX_SIDE = 1600
 PHOTO_MAX_PIXELS = 50_000_000
@@ -117,18 +117,6 @@ class Cancellation(BaseModel):
     reason: str = Field(min_length=1, max_length=300, description="why (for the audit log, not published)")
     message_nl: str | None = Field(None, min_length=1, max_length=2000)
     message_en: str | None = Field(None, min_length=1, max_length=2000)
-
-
-class MeldkamerAppeal(BaseModel):
-    """meldkamer -> bridge, signed as a webhook: the control room starts a Burgernet action on an incident it
-    has from us, around the incident's place."""
-
-    transactionId: str = Field(max_length=64)
-    requestId: str = Field(max_length=36, description="the incident (our STA-024 requestId)")
-    lookingFor: LookingFor
-    description: str = Field(min_length=1, max_length=2000)
-    radiusMeters: float = Field(ge=50, le=50_000)
-    minutes: int = Field(ge=5, le=24 * 60)
 
 
 def invalid(code: str, en: str, nl: str) -> ServiceError:
@@ -258,8 +246,7 @@ async def start_action(runtime: Runtime, actor: Who, request: ActionRequest) -> 
 async def _publish(session: AsyncSession, published: PublishedAction) -> None:
     """To intake, which serves it to the apps; in version order per action, ahead of ordinary traffic. Only
     what the public may see travels (an ended action without whom it sought); the bridge keeps the whole."""
-    await enqueue(session, messaging, destination="report-intake", path=PUBLISH_PATH, kind="burgernet.action",
-                  payload=published.public().model_dump(mode="json"), priority=URGENT_PRIORITY,
+    await enqueue(session, messaging, BURGERNET_ACTION, published.public(), precedence=Precedence.URGENT,
                   ordering_key=f"burgernet:{published.action_id}")
 
 
@@ -351,8 +338,8 @@ class BurgernetDeadlines(BackgroundLoop):
 async def from_meldkamer(runtime: Runtime, appeal: MeldkamerAppeal, webhook_id: str) -> dict[str, Any]:
     """The meldkamer's script starts an action around the incident's place (once per webhook id)."""
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message_id=webhook_id, source="meldkamer",
-                                    kind="burgernet.requested"):
+        if not await first_delivery(session, messaging, message=BURGERNET_REQUEST, message_id=webhook_id,
+                                    source="meldkamer"):
             return {"status": "duplicate"}
         incident = await _open_incident(session, appeal.requestId)
         if incident.lat is None or incident.lon is None:
@@ -409,13 +396,13 @@ async def attach_answer(session: AsyncSession, settings: BridgeSettings, stored:
         session.add(action)
     audit(session, BRIDGE, "report.sent_to_meldkamer", "report", stored.report_id,
           {"incident_id": incident.id, "as": "burgernet_answer", "action": action.reference,
-           "urgent": report.appeal.urgent}, report_id=stored.report_id)
+           "urgent": report.urgent}, report_id=stored.report_id)
     await holds.extend_hold(session, incident.id, stored.report_id)
     await forwarding.update_incident(session, settings, incident, "sighting",
                                      answer_note(action, stored, report, result),
                                      forwarding.media_for(settings, report, report.photos, incident.id),
-                                     urgent=report.appeal.urgent)
-    await forwarding.tell_joined(session, stored, incident)
+                                     urgent=report.urgent)
+    await forwarding.tell_joined(session, stored, report, incident)
     return incident
 
 

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Query, Request
 from burgermelding_shared import webhooks
 from burgermelding_shared.app import RuntimeDep
 from burgermelding_shared.burgernet import ActionPhoto, ActionStatus
+from burgermelding_shared.catalogue import BURGERNET_REQUEST
+from burgermelding_shared.contracts import MeldkamerAppeal
 from burgermelding_shared.errors import ServiceError, error_responses
 from dispatch_bridge import burgernet
 from dispatch_bridge.auth import AnyDispatcher, Supervisor
-from dispatch_bridge.burgernet import ActionRequest, Cancellation, Closing, MeldkamerAppeal
+from dispatch_bridge.burgernet import ActionRequest, Cancellation, Closing
 
 router = APIRouter(prefix="/v1/dispatch/burgernet", tags=["burgernet"])
 meldkamer = APIRouter(prefix="/v1/meldkamer", tags=["meldkamer"])
@@ -68,7 +70,8 @@ async def cancel(action_id: str, cancellation: Cancellation, runtime: RuntimeDep
     return await burgernet.cancel_action(runtime, actor, action_id, cancellation)
 
 
-@meldkamer.post("/burgernet-actions", status_code=201, summary="The meldkamer starts a Burgernet action on one of "
+@meldkamer.post(BURGERNET_REQUEST.under(meldkamer.prefix),
+                status_code=201, summary="The meldkamer starts a Burgernet action on one of "
                 "our incidents, around its place (signed webhook)", responses=error_responses(401, 404, 409, 422))
 async def from_meldkamer(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     body = await request.body()

@@ -11,8 +11,10 @@ from sqlalchemy import func, select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.messaging import Precedence
 from burgermelding_shared.metrics import Metrics
 from burgermelding_shared.timeutil import utcnow
+from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge import forwarding
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeReport, Incident
@@ -32,7 +34,8 @@ class Call112Watch(BackgroundLoop):
         overdue_before = utcnow() - self.deadline
         async with self.runtime.db.transaction() as session:
             overdue = (await session.execute(select(Incident).where(
-                Incident.priority == 1, Incident.delivery_state.in_(["queued", "sent", "dead_lettered", "rejected"]),
+                Incident.priority == MeldkamerPriority.URGENT,
+                Incident.delivery_state.in_(["queued", "sent", "dead_lettered", "rejected"]),
                 Incident.merged_into.is_(None),
                 Incident.call_112_sent_at.is_(None), Incident.created_at < overdue_before).limit(50)
                 .with_for_update(skip_locked=True))).scalars().all()
@@ -43,7 +46,7 @@ class Call112Watch(BackgroundLoop):
                     BridgeReport.incident_id == incident.id))).scalars().all()
                 for report in reports:
                     await forwarding.tell_citizen(session, report.report_id, "call_112",
-                                                  priority=forwarding.OUTBOX_PRIORITY[1])
+                                                  precedence=Precedence.URGENT)
         return len(overdue)
 
 

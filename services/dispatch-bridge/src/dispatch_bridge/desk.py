@@ -17,10 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from burgermelding_shared import auditchain
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.blobstore import BlobNotFound
+from burgermelding_shared.catalogue import REQUEST_FOR_SERVICE
 from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import DEAD, outbox_counts, replay_dead_letter
 from burgermelding_shared.timeutil import utcnow
+from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge import forwarding, holds, incidents, peers
 from dispatch_bridge.audit import audit
 from dispatch_bridge.auth import Actor
@@ -55,7 +57,8 @@ def incident_summary(incident: Incident, reports: list[BridgeReport], merged_fro
         if reports else None
     return {
         "incident_id": incident.id, "meldkamer_incident_id": incident.meldkamer_incident_id,
-        "category": incident.category, "priority": incident.priority, "delivery_state": incident.delivery_state,
+        "category": incident.category, "priority": incident.priority, "urgent": incident.urgent,
+        "delivery_state": incident.delivery_state,
         "delivery_cause": incident.delivery_cause, "operational_status": incident.operational_status,
         "created_at": incident.created_at, "updated_at": incident.updated_at,
         "merged_into": incident.merged_into, "merged_from": merged_from, "split_from": incident.split_from,
@@ -68,7 +71,7 @@ def incident_summary(incident: Incident, reports: list[BridgeReport], merged_fro
 @dataclass(frozen=True)
 class IncidentFilter:
     delivery_state: str | None = None
-    priority: int | None = None
+    priority: MeldkamerPriority | None = None
     category: str | None = None
     include_merged: bool = False  # incidents merged into another are shown there, with all their reports
 
@@ -382,7 +385,7 @@ async def replay(runtime: Runtime, actor: Actor, message_id: str) -> dict[str, s
         outbox = messaging.outbox
         row = (await session.execute(select(outbox.c.kind, outbox.c.payload)
                                      .where(outbox.c.message_id == message_id))).first()
-        if row is not None and row.kind == forwarding.REQUEST_KIND:
+        if row is not None and row.kind == REQUEST_FOR_SERVICE.kind:
             incident = await session.get(Incident, json.loads(row.payload)["requestId"], with_for_update=True)
             if incident is not None:
                 incident.delivery_state, incident.delivery_cause = "queued", None

@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 from burgermelding_shared.app import RuntimeDep
 from burgermelding_shared.errors import error_responses
 from burgermelding_shared.ratelimit import client_address
+from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge import auth, desk, holds, records
 from dispatch_bridge.auth import AnyDispatcher, Supervisor
 from dispatch_bridge.models import deletions
@@ -50,7 +51,7 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: 
             "(witnesses, time span, spread, photos best first), most urgent first (the view is audited)",
             responses=AUTH_ERRORS)
 async def incidents(runtime: RuntimeDep, actor: AnyDispatcher, delivery_state: str | None = None,
-                    priority: Annotated[int | None, Query(ge=1, le=3)] = None, category: str | None = None,
+                    priority: Annotated[MeldkamerPriority | None, Query()] = None, category: str | None = None,
                     include_merged: bool = False, limit: Limit = 100) -> list[dict[str, Any]]:
     return await desk.list_incidents(runtime, actor, desk.IncidentFilter(delivery_state, priority, category,
                                                                          include_merged), limit)

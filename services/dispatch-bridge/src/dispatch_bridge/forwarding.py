@@ -19,8 +19,19 @@ from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from burgermelding_shared import contracts
 from burgermelding_shared.app import Runtime
+from burgermelding_shared.catalogue import (
+    CITIZEN_MESSAGE,
+    DISPATCHER_MESSAGE,
+    GROUPS_MERGED,
+    INCIDENT_EVENT,
+    INCIDENT_UPDATE,
+    REPORT_EVENTS,
+    REPORT_FOR_BRIDGE,
+    REPORT_WITHDRAWN,
+    REQUEST_FOR_SERVICE,
+    VERIFICATION_COMPLETED,
+)
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.contracts import (
     MAX_EVENTS_A_MESSAGE,
@@ -40,9 +51,10 @@ from burgermelding_shared.contracts import (
 )
 from burgermelding_shared.db import before_commit
 from burgermelding_shared.errors import ServiceError
-from burgermelding_shared.messaging import URGENT_PRIORITY, Outcome, cancel_unsent, enqueue, first_delivery
+from burgermelding_shared.messaging import Outcome, Precedence, cancel_unsent, enqueue, first_delivery
 from burgermelding_shared.retention import personal_data_removed
 from burgermelding_shared.timeutil import utcnow
+from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge import burgernet, eido, holds, incidents, media
 from dispatch_bridge.audit import BRIDGE, audit
 from dispatch_bridge.config import BridgeSettings
@@ -53,24 +65,18 @@ log = logging.getLogger(__name__)
 # Every read-then-change of a report or incident locks its row (SELECT ... FOR UPDATE on PostgreSQL): the
 # relay's answer handler, the meldkamer's callbacks and intake's messages can touch the same incident at once.
 
-REQUEST_KIND = "meldkamer.request_for_service"
-UPDATE_KIND = "meldkamer.update"
-OUTBOX_PRIORITY = {1: URGENT_PRIORITY, 2: 5, 3: 0}  # urgent work leaves first, also past a backlog
 
 
-def proposed_priority(report: ReportSubmitted) -> int:
-    return 1 if report.urgent else CATEGORIES[report.category].priority
-
-
-def is_urgent(stored: BridgeReport) -> bool:
-    return contracts.is_urgent(stored.in_progress, stored.danger_to_life)
+def proposed_priority(report: ReportSubmitted) -> MeldkamerPriority:
+    """Prio 1 for an urgent report (`contracts.is_urgent`), else what its category proposes."""
+    return MeldkamerPriority.URGENT if report.urgent else CATEGORIES[report.category].priority
 
 
 CITIZEN_NEWS = "citizen-news"  # session.info: what this transaction tells each citizen, sent just before commit
 
 
 async def tell_citizen(session: AsyncSession, report_id: str, event: str, incident_number: str | None = None,
-                       priority: int = 0, texts: tuple[str, str] | None = None) -> None:
+                       precedence: Precedence = Precedence.ORDINARY, texts: tuple[str, str] | None = None) -> None:
     """Put an event on the citizen's timeline (in the event's standard words, or `texts`: English, Dutch). What
     one transaction tells one citizen (verified and forwarded, say) goes as one message when it commits: intake
     takes it in one request and one transaction."""
@@ -79,18 +85,17 @@ async def tell_citizen(session: AsyncSession, report_id: str, event: str, incide
           report_id=report_id)
     news = session.info.setdefault(CITIZEN_NEWS, {})
     before_commit(session, CITIZEN_NEWS, _send_citizen_news)
-    events, most_urgent = news.get(report_id, ([], 0))
+    events, most_urgent = news.get(report_id, ([], Precedence.ORDINARY))
     events.append(TimelineEvent(event=event, occurred_at=utcnow(), text_en=text_en, text_nl=text_nl,  # type: ignore[arg-type]
                                 incident_number=incident_number))
-    news[report_id] = (events, max(most_urgent, priority))
+    news[report_id] = (events, max(most_urgent, precedence))
 
 
 async def _send_citizen_news(session: AsyncSession) -> None:
-    for report_id, (events, priority) in session.info.pop(CITIZEN_NEWS, {}).items():
+    for report_id, (events, precedence) in session.info.pop(CITIZEN_NEWS, {}).items():
         for first in range(0, len(events), MAX_EVENTS_A_MESSAGE):
             payload = ReportEvents(report_id=report_id, events=events[first:first + MAX_EVENTS_A_MESSAGE])
-            await enqueue(session, messaging, destination="report-intake", path="/internal/v1/report-events",
-                          kind="report.events", payload=payload.model_dump(mode="json"), priority=priority)
+            await enqueue(session, messaging, REPORT_EVENTS, payload, precedence=precedence)
 
 
 def meldkamer_order(incident_id: str) -> str:
@@ -113,10 +118,9 @@ async def update_incident(session: AsyncSession, settings: BridgeSettings, incid
                                 notes=notes, media=media_items or [], merges=merge_items or [])
     update = IncidentUpdate(updateId=update_id, requestId=incident.id, kind=kind,  # type: ignore[arg-type]
                             eido=document, eventSummary=summary, urgent=urgent)
-    await enqueue(session, messaging, destination="meldkamer", path=f"/v1/requests-for-service/{incident.id}/updates",
-                  kind=UPDATE_KIND, payload=update.model_dump(mode="json"), message_id=update_id,
-                  priority=URGENT_PRIORITY if urgent else OUTBOX_PRIORITY[incident.priority],
-                  ordering_key=meldkamer_order(incident.id))
+    await enqueue(session, messaging, INCIDENT_UPDATE, update, path_names={"request_id": incident.id},
+                  message_id=update_id, ordering_key=meldkamer_order(incident.id),
+                  precedence=Precedence.URGENT if urgent else Precedence.of(incident.priority))
 
 
 def photo_urls(settings: BridgeSettings, report: ReportSubmitted) -> dict[str, str]:
@@ -143,8 +147,8 @@ async def receive_report(runtime: Runtime, report: ReportSubmitted, message_id: 
     async with runtime.db.transaction() as session:
         if report.urgent:
             await incidents.decide_one_at_a_time(session)  # before any row lock: see decide_one_at_a_time
-        if not await first_delivery(session, messaging, message_id=message_id, source=source,
-                                    kind="report.submitted"):
+        if not await first_delivery(session, messaging, message=REPORT_FOR_BRIDGE, message_id=message_id,
+                                    source=source):
             return "duplicate"
         stored = await session.get(BridgeReport, report.report_id, with_for_update=True)
         if await personal_data_removed(session, deletions, report.report_id):
@@ -209,8 +213,8 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
             raise ServiceError(409, "report_not_yet_known", "this revision has not reached the bridge yet",
                                detail_nl="deze versie van de melding is nog niet bij de brug aangekomen",
                                headers={"Retry-After": "1"})
-        if not await first_delivery(session, messaging, message_id=message_id, source=source,
-                                    kind="verification.completed"):
+        if not await first_delivery(session, messaging, message=VERIFICATION_COMPLETED, message_id=message_id,
+                                    source=source):
             return "duplicate"
         if (result.revision, result.assessment) <= (stored.verified_revision, stored.verified_assessment):
             return "stale"
@@ -222,7 +226,8 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
         stored.verified_assessment = result.assessment
         stored.verification, stored.group_id = result.model_dump_json(), result.group_id
         session.add(stored)
-        urgent = OUTBOX_PRIORITY[1] if is_urgent(stored) else 0
+        report = ReportSubmitted.model_validate_json(stored.submission)
+        precedence = Precedence.urgent_if(report.urgent)
         if stored.state in ("withdrawn", "rejected"):
             return "applied"
         if stored.state == "forwarded":
@@ -231,13 +236,12 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
             await update_incident(session, runtime.settings, incident, "verification",
                                   verification_note(stored.reference, result))
             if first_verdict:
-                await tell_citizen(session, stored.report_id, "verified", priority=urgent)
+                await tell_citizen(session, stored.report_id, "verified", precedence=precedence)
             await merge_with_group(session, runtime.settings, incident, result.group_reports)
         elif result.verdict == "forward" or (stored.appeal_id and result.verdict == "review"):
             # An answer to a Burgernet action or witness call goes to its incident unless it is spam: there
             # the investigators weigh it, with verification's reasons beside it.
-            await tell_citizen(session, stored.report_id, "verified", priority=urgent)
-            report = ReportSubmitted.model_validate_json(stored.submission)
+            await tell_citizen(session, stored.report_id, "verified", precedence=precedence)
             incident = await dispatch(session, runtime.settings, stored, report)
             await merge_with_group(session, runtime.settings, incident, result.group_reports)
         elif result.verdict == "review":
@@ -293,10 +297,9 @@ async def forward(session: AsyncSession, settings: BridgeSettings, stored: Bridg
                       callback_uri=f"{settings.public_url}/v1/meldkamer/callbacks", now=now)
     request = RequestForService(requestId=incident.id, eido=document,
                                 eventSummary=await incidents.summarise(session, incident))
-    await enqueue(session, messaging, destination="meldkamer", path="/v1/requests-for-service", kind=REQUEST_KIND,
-                  payload=request.model_dump(mode="json"), priority=OUTBOX_PRIORITY[priority],
+    await enqueue(session, messaging, REQUEST_FOR_SERVICE, request, precedence=Precedence.of(priority),
                   message_id=request_message_id(incident.id), ordering_key=meldkamer_order(incident.id))
-    await tell_citizen(session, stored.report_id, "forwarded", priority=OUTBOX_PRIORITY[priority])
+    await tell_citizen(session, stored.report_id, "forwarded", precedence=Precedence.of(priority))
     return incident
 
 
@@ -315,17 +318,19 @@ async def join_incident(session: AsyncSession, settings: BridgeSettings, stored:
     await update_incident(session, settings, incident, "report_added",
                           f"Another witness of this event ({report.reference}): {report.description}",
                           media_for(settings, report, report.photos, incident.id))
-    await tell_joined(session, stored, incident)
+    await tell_joined(session, stored, report, incident)
 
 
-async def tell_joined(session: AsyncSession, stored: BridgeReport, incident: Incident) -> None:
+async def tell_joined(session: AsyncSession, stored: BridgeReport, report: ReportSubmitted,
+                      incident: Incident) -> None:
     """The citizen of a report that joined an incident hears where the incident stands."""
-    priority = OUTBOX_PRIORITY[incident.priority]
-    await tell_citizen(session, stored.report_id, "forwarded", priority=priority)
+    precedence = Precedence.of(incident.priority)
+    await tell_citizen(session, stored.report_id, "forwarded", precedence=precedence)
     if incident.delivery_state == "accepted":
-        await tell_citizen(session, stored.report_id, "accepted", incident.meldkamer_incident_id, priority=priority)
-    elif incident.call_112_sent_at is not None and is_urgent(stored):
-        await tell_citizen(session, stored.report_id, "call_112", priority=priority)
+        await tell_citizen(session, stored.report_id, "accepted", incident.meldkamer_incident_id,
+                           precedence=precedence)
+    elif incident.call_112_sent_at is not None and report.urgent:
+        await tell_citizen(session, stored.report_id, "call_112", precedence=precedence)
 
 
 async def merge_with_group(session: AsyncSession, settings: BridgeSettings, incident: Incident,
@@ -398,7 +403,7 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
         for stored in moved:
             if stored.state != "withdrawn":
                 await tell_citizen(session, stored.report_id, "joined", survivor.meldkamer_incident_id,
-                                   priority=OUTBOX_PRIORITY[survivor.priority])
+                                   precedence=Precedence.of(survivor.priority))
     if absorbed:
         await holds.follow_merge(session, survivor, absorbed, all_moved)  # a hold holds, whoever survives
         log.info("incidents merged", extra={"incident_id": survivor.id, "merged": [o.id for o in absorbed]})
@@ -422,7 +427,8 @@ async def receive_group_merge(runtime: Runtime, merge: GroupsMerged, message_id:
     """Verification's merge pass found two groups to be one event: so are their incidents."""
     async with runtime.db.transaction() as session:
         await incidents.decide_one_at_a_time(session)
-        if not await first_delivery(session, messaging, message_id=message_id, source=source, kind="groups.merged"):
+        if not await first_delivery(session, messaging, message=GROUPS_MERGED, message_id=message_id,
+                                    source=source):
             return "duplicate"
         reports = (await session.execute(select(BridgeReport).where(
             BridgeReport.report_id.in_([*merge.report_ids, *merge.merged_report_ids])).with_for_update()
@@ -438,7 +444,8 @@ async def receive_group_merge(runtime: Runtime, merge: GroupsMerged, message_id:
 async def receive_withdrawal(runtime: Runtime, withdrawal: ReportWithdrawn, message_id: str, source: str) -> str:
     async with runtime.db.transaction() as session:
         stored = await known_report(session, withdrawal.report_id)
-        if not await first_delivery(session, messaging, message_id=message_id, source=source, kind="report.withdrawn"):
+        if not await first_delivery(session, messaging, message=REPORT_WITHDRAWN, message_id=message_id,
+                                    source=source):
             return "duplicate"
         was_forwarded = stored.state == "forwarded"
         stored.state = "withdrawn"
@@ -459,7 +466,8 @@ async def receive_withdrawal(runtime: Runtime, withdrawal: ReportWithdrawn, mess
 async def receive_citizen_message(runtime: Runtime, message: CitizenMessage, message_id: str, source: str) -> str:
     async with runtime.db.transaction() as session:
         stored = await known_report(session, message.report_id)
-        if not await first_delivery(session, messaging, message_id=message_id, source=source, kind="citizen.message"):
+        if not await first_delivery(session, messaging, message=CITIZEN_MESSAGE, message_id=message_id,
+                                    source=source):
             return "duplicate"
         session.add(BridgeMessage(id=message.message_id, report_id=message.report_id, direction="from_citizen",
                                   text=message.text, in_reply_to=message.in_reply_to, sent_at=message.sent_at))
@@ -478,8 +486,7 @@ async def ask_citizen(session: AsyncSession, report_id: str, text: str, author: 
                              text=text, author=author, sent_at=utcnow())
     session.add(question)
     payload = DispatcherMessage(report_id=report_id, message_id=question.id, text=text, sent_at=question.sent_at)
-    await enqueue(session, messaging, destination="report-intake", path="/internal/v1/messages",
-                  kind="dispatcher.message", payload=payload.model_dump(mode="json"), priority=OUTBOX_PRIORITY[1])
+    await enqueue(session, messaging, DISPATCHER_MESSAGE, payload, precedence=Precedence.URGENT)
     return question
 
 
@@ -524,15 +531,15 @@ async def on_meldkamer_answer(session: AsyncSession, row: RowMapping, outcome: O
     if event:
         for stored in await incidents.reports_of(session, incident.id):
             await tell_citizen(session, stored.report_id, event, incident.meldkamer_incident_id,
-                               priority=OUTBOX_PRIORITY[incident.priority])
+                               precedence=Precedence.of(incident.priority))
 
 
 async def receive_incident_event(runtime: Runtime, event: IncidentEvent, webhook_id: str) -> str:
     """A signed status change or question from the meldkamer. Duplicates are ignored; a stale status never
     moves an incident back."""
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message_id=webhook_id, source="meldkamer",
-                                    kind="incident.event"):
+        if not await first_delivery(session, messaging, message=INCIDENT_EVENT, message_id=webhook_id,
+                                    source="meldkamer"):
             return "duplicate"
         incident = await session.get(Incident, event.requestId, with_for_update=True)
         if incident is None:
@@ -563,12 +570,12 @@ async def receive_incident_event(runtime: Runtime, event: IncidentEvent, webhook
             incident.delivery_state, incident.delivery_cause = "accepted", None
             for stored in reports:
                 await tell_citizen(session, stored.report_id, "accepted", incident.meldkamer_incident_id,
-                                   priority=OUTBOX_PRIORITY[incident.priority])
+                                   precedence=Precedence.of(incident.priority))
         incident.updated_at = utcnow()
         session.add(incident)
         citizen_event = STATUS_EVENTS.get(event.status)
         if citizen_event and citizen_event != previous:
             for stored in reports:
                 await tell_citizen(session, stored.report_id, citizen_event, incident.meldkamer_incident_id,
-                                   priority=OUTBOX_PRIORITY[incident.priority])
+                                   precedence=Precedence.of(incident.priority))
     return "applied"

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.app import Runtime
+from burgermelding_shared.catalogue import LEGAL_HOLD
 from burgermelding_shared.contracts import LegalHold as HoldMessage
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import enqueue
@@ -32,7 +33,6 @@ from dispatch_bridge.audit import BRIDGE, Who, audit
 from dispatch_bridge.models import BridgeReport, Incident, LegalHold, messaging
 from dispatch_bridge.peers import call_service, unreachable
 
-HOLDS_PATH = "/internal/v1/legal-holds"
 SET, LIFTED = 1, 2  # a hold's versions
 
 
@@ -63,7 +63,8 @@ async def event_of(session: AsyncSession, incident_id: str, lock: bool = False) 
 
 async def _tell_intake(runtime: Runtime, message: HoldMessage) -> dict[str, Any]:
     try:
-        answer = await call_service(runtime, "report-intake", "POST", HOLDS_PATH, message.model_dump(mode="json"))
+        answer = await call_service(runtime, LEGAL_HOLD.destination, "POST", LEGAL_HOLD.path,
+                                    message.model_dump(mode="json"))
         return dict(answer.json())
     except httpx.HTTPError as exc:
         raise unreachable("report-intake") from exc
@@ -118,8 +119,7 @@ async def _lift(session: AsyncSession, hold: LegalHold, actor: Who, why: str | N
     session.add(hold)
     message = HoldMessage(hold_id=hold.id, incident_id=hold.incident_id, report_ids=[], active=False,
                           version=LIFTED)
-    await enqueue(session, messaging, destination="report-intake", path=HOLDS_PATH, kind="legal_hold",
-                  payload=message.model_dump(mode="json"))
+    await enqueue(session, messaging, LEGAL_HOLD, message)
     audit(session, actor, "legal_hold.lifted", "incident", hold.incident_id, {"hold_id": hold.id, "because": why})
 
 
@@ -165,8 +165,7 @@ async def _extend(session: AsyncSession, hold: LegalHold, report_ids: list[str])
     """Hold these reports too, under `hold` at its version (through the outbox: it is not lost)."""
     message = HoldMessage(hold_id=hold.id, incident_id=hold.incident_id, report_ids=sorted(report_ids), active=True,
                           version=hold.version)
-    await enqueue(session, messaging, destination="report-intake", path=HOLDS_PATH, kind="legal_hold",
-                  payload=message.model_dump(mode="json"))
+    await enqueue(session, messaging, LEGAL_HOLD, message)
 
 
 async def extend_hold(session: AsyncSession, incident_id: str, report_id: str) -> None:

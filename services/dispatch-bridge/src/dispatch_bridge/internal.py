@@ -11,6 +11,15 @@ from fastapi.responses import Response
 from burgermelding_shared import webhooks
 from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message
 from burgermelding_shared.blobstore import BlobNotFound
+from burgermelding_shared.catalogue import (
+    CITIZEN_MESSAGE,
+    GROUPS_MERGED,
+    INCIDENT_EVENT,
+    REPORT_FOR_BRIDGE,
+    REPORT_WITHDRAWN,
+    RETENTION_FOR_BRIDGE,
+    VERIFICATION_COMPLETED,
+)
 from burgermelding_shared.contracts import (
     CitizenMessage,
     GroupsMerged,
@@ -31,14 +40,15 @@ internal = APIRouter(prefix="/internal/v1", tags=["internal"])
 meldkamer = APIRouter(prefix="/v1", tags=["meldkamer"])
 
 
-@internal.post("/reports", summary="A new report, from intake", responses=error_responses(400, 401, 403, 422))
+@internal.post(REPORT_FOR_BRIDGE.under(internal.prefix),
+               summary="A new report, from intake", responses=error_responses(400, 401, 403, 422))
 async def receive_report(
     report: ReportSubmitted, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
     return {"status": await forwarding.receive_report(runtime, report, sender.message_id, sender.source)}
 
 
-@internal.post("/verifications", summary="A verification result, from verification",
+@internal.post(VERIFICATION_COMPLETED.under(internal.prefix), summary="A verification result, from verification",
                responses=error_responses(400, 401, 403, 409, 422))
 async def receive_verification(
     result: VerificationCompleted, runtime: RuntimeDep, sender: InternalMessage = internal_message("verification"),
@@ -46,7 +56,7 @@ async def receive_verification(
     return {"status": await forwarding.receive_verification(runtime, result, sender.message_id, sender.source)}
 
 
-@internal.post("/withdrawals", summary="A citizen withdrew a report, from intake",
+@internal.post(REPORT_WITHDRAWN.under(internal.prefix), summary="A citizen withdrew a report, from intake",
                responses=error_responses(400, 401, 403, 409, 422))
 async def receive_withdrawal(
     withdrawal: ReportWithdrawn, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
@@ -54,7 +64,7 @@ async def receive_withdrawal(
     return {"status": await forwarding.receive_withdrawal(runtime, withdrawal, sender.message_id, sender.source)}
 
 
-@internal.post("/citizen-messages", summary="A citizen's message or answer, from intake",
+@internal.post(CITIZEN_MESSAGE.under(internal.prefix), summary="A citizen's message or answer, from intake",
                responses=error_responses(400, 401, 403, 409, 422))
 async def receive_citizen_message(
     message: CitizenMessage, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
@@ -62,7 +72,8 @@ async def receive_citizen_message(
     return {"status": await forwarding.receive_citizen_message(runtime, message, sender.message_id, sender.source)}
 
 
-@internal.post("/group-merges", summary="Two groups of reports are one event, from verification's merge pass",
+@internal.post(GROUPS_MERGED.under(internal.prefix),
+               summary="Two groups of reports are one event, from verification's merge pass",
                responses=error_responses(400, 401, 403, 422))
 async def receive_group_merge(
     merge: GroupsMerged, runtime: RuntimeDep, sender: InternalMessage = internal_message("verification"),
@@ -70,7 +81,8 @@ async def receive_group_merge(
     return {"status": await forwarding.receive_group_merge(runtime, merge, sender.message_id, sender.source)}
 
 
-@internal.post("/retention", summary="A report's personal data was removed at intake: do the same to this copy",
+@internal.post(RETENTION_FOR_BRIDGE.under(internal.prefix),
+               summary="A report's personal data was removed at intake: do the same to this copy",
                responses=error_responses(400, 401, 403, 422))
 async def receive_retention(
     order: RetentionApplied, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
@@ -78,7 +90,7 @@ async def receive_retention(
     return {"status": await records.apply_retention(runtime, order, sender.message_id, sender.source)}
 
 
-@meldkamer.post("/meldkamer/callbacks", summary="Status changes from the meldkamer (signed webhooks)",
+@meldkamer.post(INCIDENT_EVENT.under(meldkamer.prefix), summary="Status changes from the meldkamer (signed webhooks)",
                 responses=error_responses(401, 404, 422))
 async def meldkamer_callback(request: Request, runtime: RuntimeDep) -> dict[str, str]:
     body = await request.body()

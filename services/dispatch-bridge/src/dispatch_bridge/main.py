@@ -5,19 +5,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from burgermelding_shared.app import background_loop, create_service_app, service_destinations
+from burgermelding_shared.catalogue import REQUEST_FOR_SERVICE, Service
 from burgermelding_shared.retention import SettledMessagesPurger
 from dispatch_bridge import burgernet_api, console, dispatch_api, internal
 from dispatch_bridge.burgernet import BurgernetDeadlines
 from dispatch_bridge.config import BridgeSettings, get_settings
 from dispatch_bridge.deadlines import Call112Watch, deadline_scraper
-from dispatch_bridge.forwarding import REQUEST_KIND, on_meldkamer_answer, on_meldkamer_attempt
+from dispatch_bridge.forwarding import on_meldkamer_answer, on_meldkamer_attempt
 from dispatch_bridge.models import audit, messaging
 
 
 def create_app(settings: BridgeSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    destinations = service_destinations(settings, {"report-intake": settings.intake_url,
-                                                   "meldkamer": settings.meldkamer_url})
+    destinations = service_destinations(settings, {Service.REPORT_INTAKE: settings.intake_url,
+                                                   Service.MELDKAMER: settings.meldkamer_url})
     app = create_service_app(
         settings=settings,
         title="Burgermelding dispatch bridge",
@@ -26,8 +27,8 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
         messaging=messaging,
         audit=audit,
         destinations=destinations,
-        result_handlers={REQUEST_KIND: on_meldkamer_answer},
-        attempt_handlers={REQUEST_KIND: on_meldkamer_attempt},
+        result_handlers={REQUEST_FOR_SERVICE.kind: on_meldkamer_answer},
+        attempt_handlers={REQUEST_FOR_SERVICE.kind: on_meldkamer_attempt},
         hooks=[background_loop(Call112Watch), background_loop(BurgernetDeadlines), console.feed_hook,
                background_loop(lambda runtime: SettledMessagesPurger(
             runtime.db, messaging, runtime.settings.settled_messages_days))],

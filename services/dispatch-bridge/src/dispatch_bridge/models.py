@@ -12,6 +12,7 @@ from burgermelding_shared.db import new_registry
 from burgermelding_shared.messaging import messaging_tables
 from burgermelding_shared.retention import deletion_log_table
 from burgermelding_shared.timeutil import UTCDateTime
+from burgermelding_shared.urgency import MeldkamerPriority
 
 bridge_registry = new_registry()
 
@@ -66,7 +67,7 @@ class Incident(BridgeTable, table=True):
 
     id: str = Field(primary_key=True, max_length=36)
     category: str = Field(max_length=40)
-    priority: int  # proposed meldkamer priority: 1 urgent, 2, 3
+    priority: MeldkamerPriority = Field(sa_column=Column(Integer, nullable=False))
     # queued -> sent -> accepted | rejected ; dead_lettered when delivery gave up; cancelled when it was merged
     # into another incident before its request was ever sent
     delivery_state: str = Field(max_length=16)
@@ -88,6 +89,12 @@ class Incident(BridgeTable, table=True):
     split_from: str | None = Field(default=None, max_length=36)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+    @property
+    def urgent(self) -> bool:
+        """Prio 1: an urgent report made or joined it (`is_urgent`)."""
+        return self.priority == MeldkamerPriority.URGENT
+
 
 
 class BridgeMessage(BridgeTable, table=True):

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from burgermelding_shared import auditchain, evidence
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.blobstore import BlobNotFound, BlobStoreUnavailable
+from burgermelding_shared.catalogue import RETENTION_FOR_BRIDGE
 from burgermelding_shared.contracts import ReportSubmitted, RetentionApplied, coarse
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import first_delivery
@@ -77,8 +78,8 @@ async def custody(runtime: Runtime, actor: Who, report_id: str, photo_id: str | 
 
 async def apply_retention(runtime: Runtime, order: RetentionApplied, message_id: str, source: str) -> str:
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message_id=message_id, source=source,
-                                    kind="report.retention"):
+        if not await first_delivery(session, messaging, message=RETENTION_FOR_BRIDGE, message_id=message_id,
+                                    source=source):
             return "duplicate"
         stored = await session.get(BridgeReport, order.report_id, with_for_update=True)
         removed: dict[str, Any] = {}

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime, RuntimeDep
+from burgermelding_shared.burgernet import PublishedAction, is_live_search
 from burgermelding_shared.categories import CATEGORIES
-from burgermelding_shared.contracts import is_urgent
 from burgermelding_shared.errors import ServiceError, error_responses, prefers_dutch
 from burgermelding_shared.ratelimit import Reservation, client_address, rate_limited
 from report_intake import followup, installations, reports
@@ -145,9 +145,10 @@ async def create_report(request: Request, runtime: RuntimeDep, sender: SenderDep
 
 async def receive_new_report(request: Request, runtime: Runtime, sender: Sender, key: str,
                              parse: Callable[[UploadedForm], ReportSubmission],
-                             appeal_id: str | None = None) -> JSONResponse:
-    """A new report (or a Burgernet answer, with `appeal_id`): counted against its limits before the upload is
-    read, then the form parsed, checked and stored; the upload's files are gone afterwards, whatever happened."""
+                             appeal: PublishedAction | None = None) -> JSONResponse:
+    """A new report (or an answer to a Burgernet action or witness call, `appeal`): counted against its limits
+    before the upload is read, then the form parsed, checked and stored; the upload's files are gone afterwards,
+    whatever happened."""
     if await idempotency.answered(runtime.db, idempotency_keys, reports.CREATE_REPORT, key):
         # A retry of an answered report costs none of the report quota, but is counted like a status poll:
         # it still sends its whole upload, which must not be free without bound.
@@ -160,14 +161,13 @@ async def receive_new_report(request: Request, runtime: Runtime, sender: Sender,
     async with reservation:  # given back if the request fails: a refused photo, a storage error
         form = await read_photos(request, runtime, require_report=True)
         try:
-            submission = parse(form)
-            reports.validate_submission(submission, runtime.settings)
-            photos = await reports.check_photos(runtime, form, urgent=is_urgent(submission.in_progress,
-                                                                                submission.danger_to_life)
-                                                or appeal_id is not None)
-            status_code, body = await reports.create_report(
-                runtime, reports.NewReport(submission, photos, key, language(request), sender=sender,
-                                           appeal_id=appeal_id, reservation=reservation))
+            new = reports.NewReport(parse(form), [], key, language(request), sender=sender,
+                                    appeal_id=appeal.action_id if appeal is not None else None,
+                                    answers_live_search=appeal is not None and is_live_search(appeal.kind),
+                                    reservation=reservation)
+            reports.validate_submission(new.submission, runtime.settings)
+            new.photos = await reports.check_photos(runtime, form, urgent=new.urgent)
+            status_code, body = await reports.create_report(runtime, new)
         finally:
             form.cleanup()
     return JSONResponse(body, status_code=status_code)

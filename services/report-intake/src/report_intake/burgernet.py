@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.burgernet import AppealLink, PublishedAction, cap_alert, cap_identifier, cap_time, link_of
+from burgermelding_shared.catalogue import BURGERNET_ACTION
 from burgermelding_shared.contracts import ContactDetails, Location
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import first_delivery
@@ -80,8 +81,8 @@ async def receive_action(runtime: Runtime, action: PublishedAction, message_id: 
     """A new version of an action; an older one than what is here changes nothing. When it ends, the receipts
     are counted once and deleted: only the figure stays."""
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message_id=message_id, source=source,
-                                    kind="burgernet.action"):
+        if not await first_delivery(session, messaging, message=BURGERNET_ACTION, message_id=message_id,
+                                    source=source):
             return "duplicate"
         stored = await session.get(PublishedAppeal, action.action_id, with_for_update=True)
         if stored is not None and stored.version >= action.version:

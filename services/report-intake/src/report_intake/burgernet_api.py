@@ -129,4 +129,4 @@ async def answer(action_id: str, request: Request, runtime: RuntimeDep, sender: 
         raise credential_needed()
     action = await burgernet.open_action(runtime, action_id)  # 404 / 409 before the upload is read
     return await receive_new_report(request, runtime, sender, key, sighting_parser(action),
-                                    appeal_id=action.action_id)
+                                    appeal=action)

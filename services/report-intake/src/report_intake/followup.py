@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime
-from burgermelding_shared.contracts import CitizenMessage, DispatcherMessage, ReportEvents, ReportWithdrawn, is_urgent
+from burgermelding_shared.catalogue import CITIZEN_MESSAGE, DISPATCHER_MESSAGE, REPORT_EVENTS, REPORT_WITHDRAWN
+from burgermelding_shared.contracts import CitizenMessage, DispatcherMessage, ReportEvents, ReportWithdrawn
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.images import CheckedPhoto
-from burgermelding_shared.messaging import enqueue, first_delivery
+from burgermelding_shared.messaging import Precedence, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
 from report_intake import burgernet, records, reports, texts
 from report_intake.config import IntakeSettings
@@ -148,11 +149,9 @@ async def withdraw(runtime: Runtime, report_id: str, access: reports.Access) -> 
         records.record(session, "report.withdrawn", report.id, actor="citizen", role="citizen")
         add_timeline(session, report_id, "withdrawn", *texts.WITHDRAWN)
         message = ReportWithdrawn(report_id=report_id, withdrawn_at=utcnow())
-        urgent = is_urgent(report.in_progress, report.danger_to_life)
         # In the order of the report's retention messages: the bridge hears of the withdrawal first.
-        await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/withdrawals",
-                      kind="report.withdrawn", payload=message.model_dump(mode="json"),
-                      priority=reports.URGENT_PRIORITY if urgent else 0, ordering_key=f"report:{report.id}")
+        await enqueue(session, messaging, REPORT_WITHDRAWN, message, precedence=Precedence.urgent_if(report.urgent),
+                      ordering_key=f"report:{report.id}")
         if not held:
             await records.remove(runtime, session, report, "anonymise", records.WITHDRAWN_RULE)
     notify(runtime, report_id)
@@ -186,9 +185,7 @@ async def send_message(runtime: Runtime, report_id: str, access: reports.Access,
         session.add(stored)
         outgoing = CitizenMessage(report_id=report_id, message_id=stored.id, text=stored.text,
                                   in_reply_to=stored.in_reply_to, sent_at=stored.sent_at)
-        await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/citizen-messages",
-                      kind="citizen.message", payload=outgoing.model_dump(mode="json"),
-                      priority=reports.URGENT_PRIORITY if is_urgent(report.in_progress, report.danger_to_life) else 0)
+        await enqueue(session, messaging, CITIZEN_MESSAGE, outgoing, precedence=Precedence.urgent_if(report.urgent))
         view = MessageView(id=stored.id, direction="from_citizen", text=stored.text, in_reply_to=stored.in_reply_to,
                            sent_at=stored.sent_at)
         return idempotency.StoredResponse(201, view.model_dump(mode="json"))
@@ -201,8 +198,8 @@ async def send_message(runtime: Runtime, report_id: str, access: reports.Access,
 async def receive_dispatcher_message(runtime: Runtime, incoming: DispatcherMessage, message_id: str,
                                      source: str) -> str:
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message_id=message_id, source=source,
-                                    kind="dispatcher.message"):
+        if not await first_delivery(session, messaging, message=DISPATCHER_MESSAGE, message_id=message_id,
+                                    source=source):
             return "duplicate"
         report = (await session.execute(select(Report).where(Report.id == incoming.report_id))).scalars().first()
         if report is None:
@@ -218,7 +215,8 @@ async def receive_dispatcher_message(runtime: Runtime, incoming: DispatcherMessa
 async def apply_events(runtime: Runtime, news: ReportEvents, message_id: str, source: str) -> bool:
     """Add events from the bridge to the report's timeline, in order; False for a duplicate delivery."""
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message_id=message_id, source=source, kind="report.events"):
+        if not await first_delivery(session, messaging, message=REPORT_EVENTS, message_id=message_id,
+                                    source=source):
             return False
         # Locked: two messages of one report can arrive at once (a status and the next one), and each must see
         # the other's status, or the later commit would put back an earlier status over "closed".

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from burgermelding_shared import auditchain
 from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message, require_service
 from burgermelding_shared.burgernet import PublishedAction
+from burgermelding_shared.catalogue import BURGERNET_ACTION, DISPATCHER_MESSAGE, LEGAL_HOLD, REPORT_EVENTS
 from burgermelding_shared.contracts import DispatcherMessage, LegalHold, ReportEvent, ReportEvents
 from burgermelding_shared.errors import error_responses
 from report_intake import burgernet, followup, records
@@ -17,7 +18,7 @@ from report_intake.models import audit
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
 
-@router.post("/report-events", summary="Events on a report, from the dispatch bridge",
+@router.post(REPORT_EVENTS.under(router.prefix), summary="Events on a report, from the dispatch bridge",
              responses=error_responses(400, 401, 403, 404, 422))
 async def receive_report_events(news: ReportEvents | ReportEvent, runtime: RuntimeDep,
                                 sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:
@@ -26,14 +27,16 @@ async def receive_report_events(news: ReportEvents | ReportEvent, runtime: Runti
     return {"status": "applied" if fresh else "duplicate"}
 
 
-@router.post("/messages", summary="A dispatcher's question for the citizen, from the dispatch bridge",
+@router.post(DISPATCHER_MESSAGE.under(router.prefix),
+             summary="A dispatcher's question for the citizen, from the dispatch bridge",
              responses=error_responses(400, 401, 403, 404, 422))
 async def receive_dispatcher_message(message: DispatcherMessage, runtime: RuntimeDep,
                                      sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:
     return {"status": await followup.receive_dispatcher_message(runtime, message, sender.message_id, sender.source)}
 
 
-@router.post("/legal-holds", summary="Set or lift a legal hold on reports, from the dispatch bridge (a supervisor)",
+@router.post(LEGAL_HOLD.under(router.prefix),
+             summary="Set or lift a legal hold on reports, from the dispatch bridge (a supervisor)",
              responses=error_responses(400, 401, 403, 422))
 async def legal_hold(hold: LegalHold, runtime: RuntimeDep,
                      _sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, Any]:
@@ -48,7 +51,8 @@ async def audit_entries(runtime: RuntimeDep, report_id: Annotated[str, Query(max
         return await auditchain.entries_about(session, audit, report_id=report_id)
 
 
-@router.post("/burgernet/actions", summary="A Burgernet action, new or changed (closed, cancelled), from the bridge",
+@router.post(BURGERNET_ACTION.under(router.prefix),
+             summary="A Burgernet action, new or changed (closed, cancelled), from the bridge",
              responses=error_responses(400, 401, 403, 422))
 async def receive_burgernet_action(action: PublishedAction, runtime: RuntimeDep,
                                    sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from burgermelding_shared.app import Runtime, background_loop, create_service_app, service_destinations
+from burgermelding_shared.catalogue import Service
 from burgermelding_shared.idempotency import IdempotencyPurger
 from burgermelding_shared.slots import PriorityExecutor
 from report_intake import api, burgernet, burgernet_api, internal, open311
@@ -43,8 +44,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         "timeline. Anonymous by default: no IP address, device id or user agent is stored or logged.",
         messaging=messaging,
         audit=audit,
-        destinations=service_destinations(settings, {"verification": settings.verification_url,
-                                                     "dispatch-bridge": settings.bridge_url}),
+        destinations=service_destinations(settings, {Service.VERIFICATION: settings.verification_url,
+                                                     Service.DISPATCH_BRIDGE: settings.bridge_url}),
         # Photo uploads stream to disk under their own per-photo and per-request limits (uploads.py).
         large_body_paths=[r"/v1/reports", r"/v1/reports/[^/]+/photos", r"/v1/burgernet/actions/[^/]+/sightings"],
         hooks=[citizen_state, background_loop(DisplayCopies, extras_key="display_copies"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Text, false
 from sqlmodel import Field, SQLModel
 
 from burgermelding_shared.auditchain import audit_tables
@@ -14,6 +14,7 @@ from burgermelding_shared.idempotency import idempotency_table
 from burgermelding_shared.messaging import messaging_tables
 from burgermelding_shared.retention import deletion_log_table
 from burgermelding_shared.timeutil import UTCDateTime
+from burgermelding_shared.urgency import is_urgent
 
 intake_registry = new_registry()
 
@@ -61,10 +62,18 @@ class Report(IntakeTable, table=True):
     anonymised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Set when it answers a Burgernet action or witness call (a PublishedAppeal): a sighting.
     appeal_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
+    # It answers a live Burgernet search (an action, not a witness call): urgent by the one rule (`urgent`).
+    answers_live_search: bool = Field(default=False, sa_column=Column(Boolean, nullable=False,
+                                                                      server_default=false()))
     # The independent source it was made with (installations.independent_source: the pseudonym of the address a
     # new installation registered from), kept for good: every later message about the report carries this one,
     # not what its sender would count as now, so the event's witnesses never change with a report's revisions.
     independent_source: str | None = Field(default=None, max_length=64)
+
+    @property
+    def urgent(self) -> bool:
+        return is_urgent(in_progress=self.in_progress, danger_to_life=self.danger_to_life,
+                         answers_live_search=self.answers_live_search)
 
 
 class Photo(IntakeTable, table=True):

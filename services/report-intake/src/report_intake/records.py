@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from burgermelding_shared import auditchain
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
-from burgermelding_shared.contracts import LegalHold, RetentionAction, RetentionApplied, coarse, is_urgent
-from burgermelding_shared.messaging import URGENT_PRIORITY, enqueue
+from burgermelding_shared.catalogue import Service, retention_for
+from burgermelding_shared.contracts import LegalHold, RetentionAction, RetentionApplied, coarse
+from burgermelding_shared.messaging import Precedence, enqueue
 from burgermelding_shared.retention import SEVERITY, RetentionRule, due_at, log_deletion, rule_applies
 from burgermelding_shared.timeutil import utcnow
 from report_intake import texts
@@ -173,7 +174,7 @@ async def remove(runtime: Runtime, session: AsyncSession, report: Report, action
     log_deletion(session, deletions, audit, report_id=report.id, reference=report.reference, rule=rule,
                  action=action, removed=done.removed)
     if tell_others:
-        await tell_copies(session, done, urgent=is_urgent(report.in_progress, report.danger_to_life))
+        await tell_copies(session, done, urgent=report.urgent)
     return done
 
 
@@ -202,11 +203,10 @@ async def tell_copies(session: AsyncSession, done: Removal, urgent: bool = False
     message = RetentionApplied(report_id=done.report_id, action=done.action, rule=done.rule, applied_at=utcnow())
     # After the report's other messages (its withdrawal, say): the bridge must still have the report to act on.
     order = f"report:{done.report_id}"
-    for destination in ("verification", "dispatch-bridge") if done.action != "remove_contact" else (
-            "dispatch-bridge",):
-        await enqueue(session, messaging, destination=destination, path="/internal/v1/retention",
-                      kind="report.retention", payload=message.model_dump(mode="json"),
-                      priority=URGENT_PRIORITY if urgent else 0, ordering_key=order)
+    for destination in (Service.VERIFICATION, Service.DISPATCH_BRIDGE) if done.action != "remove_contact" else (
+            Service.DISPATCH_BRIDGE,):
+        await enqueue(session, messaging, retention_for(destination), message,
+                      precedence=Precedence.urgent_if(urgent), ordering_key=order)
 
 
 # ---- the rules ----

@@ -21,14 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.blobstore import BlobStore, BlobStoreUnavailable
+from burgermelding_shared.catalogue import REPORT_FOR_BRIDGE, REPORT_FOR_VERIFICATION, Service
 from burgermelding_shared.categories import CATEGORIES
-from burgermelding_shared.contracts import ContactDetails, Location, PhotoRef, ReportSubmitted, is_urgent
+from burgermelding_shared.contracts import ContactDetails, Location, PhotoRef, ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.images import CheckedPhoto, check_photo
-from burgermelding_shared.messaging import URGENT_PRIORITY, enqueue
+from burgermelding_shared.messaging import Precedence, enqueue
 from burgermelding_shared.ratelimit import Reservation
 from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
+from burgermelding_shared.urgency import is_urgent
 from report_intake import burgernet, installations, records, texts
 from report_intake.config import IntakeSettings
 from report_intake.limits import IntakeLimits, Sender, Submitter
@@ -144,8 +146,8 @@ def hash_token(salt: str, token: str) -> str:
     return hashlib.sha256(f"{salt}:{token}".encode()).hexdigest()
 
 
-def safety_advice(submission: ReportSubmission, language: str) -> SafetyAdvice | None:
-    if is_urgent(submission.in_progress, submission.danger_to_life):
+def safety_advice(urgent: bool, language: str) -> SafetyAdvice | None:
+    if urgent:
         return SafetyAdvice(call_112=True, message=texts.CALL_112[language])
     return None
 
@@ -235,7 +237,7 @@ async def release_report(session: AsyncSession, report: Report, submitter: Submi
     if pending is None:
         await queue_report(session, report, submitter)
         return False
-    urgent = is_urgent(report.in_progress, report.danger_to_life)
+    urgent = report.urgent
     job = await session.get(DisplayJob, report.id)
     if job is None:
         job = DisplayJob(report_id=report.id, urgent=urgent, due_at=utcnow(),
@@ -245,13 +247,13 @@ async def release_report(session: AsyncSession, report: Report, submitter: Submi
     else:  # photos added while earlier ones wait: the one job covers them all, due now
         job.due_at = utcnow()
     if urgent:
-        await queue_report(session, report, submitter, to=("dispatch-bridge",))
+        await queue_report(session, report, submitter, to=(Service.DISPATCH_BRIDGE,))
         job.bridge_revision = report.revision
     return True
 
 
 async def queue_report(session: AsyncSession, report: Report, submitter: Submitter | None = None,
-                       to: tuple[str, ...] = ("verification", "dispatch-bridge")) -> None:
+                       to: tuple[Service, ...] = (Service.VERIFICATION, Service.DISPATCH_BRIDGE)) -> None:
     """Send the report as it now stands to verification and to the bridge (one outbox row each, so one
     reaching its destination never marks the other as sent). Verification never sees contact details; the
     bridge sees them only with the citizen's consent. Every message carries the independent source the report
@@ -273,23 +275,20 @@ async def queue_report(session: AsyncSession, report: Report, submitter: Submitt
                 for p in photos],
         appeal=await burgernet.link_of_report(session, report.appeal_id) if report.appeal_id else None,
     )
-    priority = URGENT_PRIORITY if message.urgent else 0
-    kind = "report.submitted" if report.revision == 0 else "report.revised"
+    precedence = Precedence.urgent_if(message.urgent)
     # Both get the sender's daily pseudonym (verification for its flood checks) and the report's independent
     # source (both count the event's witnesses by it). The source is the one the report was made with, never
     # recomputed: photos added after the installation's first hour would otherwise make one witness of ten.
     if submitter is not None:
         message.submitter_tag, message.submitter_kind = submitter.tag, submitter.kind
     message.independent_source = report.independent_source
-    if "verification" in to:
-        await enqueue(session, messaging, destination="verification", path="/internal/v1/jobs", kind=kind,
-                      payload=message.model_dump(mode="json"), priority=priority)
-    if "dispatch-bridge" in to:
+    if Service.VERIFICATION in to:
+        await enqueue(session, messaging, REPORT_FOR_VERIFICATION, message, precedence=precedence)
+    if Service.DISPATCH_BRIDGE in to:
         if contact is not None and contact.share_with_police:
             message.contact = ContactDetails(name=contact.name, phone=contact.phone, email=contact.email,
                                              share_with_police=True)
-        await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/reports", kind=kind,
-                      payload=message.model_dump(mode="json"), priority=priority)
+        await enqueue(session, messaging, REPORT_FOR_BRIDGE, message, precedence=precedence)
 
 
 @dataclass
@@ -305,9 +304,15 @@ class NewReport:
     # the report keeps (`Report.independent_source`).
     sender: Sender | None = None
     appeal_id: str | None = None  # the Burgernet action or witness call this report answers
+    answers_live_search: bool = False  # that appeal is a live search (an action): the report is urgent
     # What the request took of the report limits (IntakeLimits.new_report): given back if it replays a report
     # already made, kept once it made this one.
     reservation: Reservation | None = None
+
+    @property
+    def urgent(self) -> bool:
+        return is_urgent(in_progress=self.submission.in_progress, danger_to_life=self.submission.danger_to_life,
+                         answers_live_search=self.answers_live_search)
 
 
 CREATE_REPORT = "create-report"  # the scope of a new report's Idempotency-Key
@@ -344,7 +349,7 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
         else:  # the first answer replayed: an honest retry costs nothing
             await new.reservation.give_back()
     if stored:
-        urgent = is_urgent(new.submission.in_progress, new.submission.danger_to_life)
+        urgent = new.urgent
         runtime.metrics.counter("bm_reports_accepted", "Reports accepted (202), by urgency; those refused are "
                                 "bm_http_problems_total on POST /v1/reports, by reason", ["urgent"]
                                 ).labels(str(urgent).lower()).inc()
@@ -370,7 +375,7 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
         danger_to_life=sub.danger_to_life, status="received", status_rank=0, revision=0,
         installation_binding=installations.binding(settings.token_secret, report_id, new.sender.installation_id)
         if new.sender is not None and new.sender.installation_id else None,
-        appeal_id=new.appeal_id,
+        appeal_id=new.appeal_id, answers_live_search=new.answers_live_search,
         # Decided once, now; every later message about the report carries this one (queue_report).
         independent_source=new.sender.independent_source if new.sender is not None else None,
     )
@@ -384,18 +389,18 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
                             email=sub.contact.email, share_with_police=sub.contact.share_with_police, created_at=now))
     records.record(session, "report.received", report_id, detail={
         "reference": report.reference, "category": report.category, "photos": len(new.photos),
-        "urgent": is_urgent(sub.in_progress, sub.danger_to_life), "contact_given": sub.contact is not None,
+        "urgent": new.urgent, "contact_given": sub.contact is not None,
         "burgernet_action": new.appeal_id})
     add_photo_rows(session, report_id, new.photos)
     session.add(TimelineEntry(report_id=report_id, event="received", occurred_at=now,
                               text_en=texts.RECEIVED["en"], text_nl=texts.RECEIVED["nl"]))
-    if is_urgent(sub.in_progress, sub.danger_to_life):
+    if new.urgent:
         session.add(TimelineEntry(report_id=report_id, event="call_112", occurred_at=now,
                                   text_en=texts.CALL_112["en"], text_nl=texts.CALL_112["nl"]))
     await release_report(session, report, submitter)
     body = ReportCreated(
         id=report_id, reference=report.reference, access_token="", status="received",
-        status_url=f"/v1/reports/{report_id}", safety_advice=safety_advice(sub, new.language),
+        status_url=f"/v1/reports/{report_id}", safety_advice=safety_advice(new.urgent, new.language),
     ).model_dump(mode="json")
     del body["access_token"]
     body["sealed_access_token"] = seal_token(settings.token_secret, report_id, new.idempotency_key, token)

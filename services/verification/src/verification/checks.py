@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from burgermelding_shared.burgernet import EDGE_SLACK_M, AppealLink
@@ -57,9 +58,12 @@ class Claim:
     accuracy_m: float | None
 
 
-def check(code: str, outcome: str, en: str, nl: str) -> CheckResult:
+Outcome = Literal["pass", "warn", "fail", "not_applicable"]  # CheckResult.outcome
+
+
+def check(code: str, outcome: Outcome, en: str, nl: str) -> CheckResult:
     weight = WEIGHTS.get(code, 0.0) if outcome in ("warn", "fail") else 0.0
-    return CheckResult(code=code, outcome=outcome, detail_en=en, detail_nl=nl, weight=weight)  # type: ignore[arg-type]
+    return CheckResult(code=code, outcome=outcome, detail_en=en, detail_nl=nl, weight=weight)
 
 
 def metadata_checks(meta: PhotoMetadata, claim: Claim, *, width: int, height: int, old_photo_hours: float,

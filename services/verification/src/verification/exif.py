@@ -118,10 +118,10 @@ def read_metadata(image: Image.Image) -> PhotoMetadata:
         meta.gps_error_m = _number(gps.get(GPS_H_ERROR))
         stamp, date = gps.get(GPS_TIMESTAMP), _text(gps.get(GPS_DATESTAMP))
         try:
-            h, m, s = (_number(v) for v in stamp)
+            h, m, s = (_number(v) for v in stamp or ())  # no stamp: ValueError, as for a stamp of two numbers
             day = datetime.strptime(date or "", "%Y:%m:%d")
-            if None not in (h, m, s):
-                meta.gps_time = (day + timedelta(hours=h, minutes=m, seconds=s)).replace(tzinfo=UTC)  # type: ignore[arg-type]
+            if h is not None and m is not None and s is not None:
+                meta.gps_time = (day + timedelta(hours=h, minutes=m, seconds=s)).replace(tzinfo=UTC)
         except (TypeError, ValueError, OverflowError):
             pass
     return meta

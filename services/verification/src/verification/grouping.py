@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import h3
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.catalogue import GROUPS_MERGED
 from burgermelding_shared.contracts import GroupsMerged, ReportSubmitted
 from burgermelding_shared.db import Database
 from burgermelding_shared.events import (
@@ -49,7 +51,7 @@ async def assign(session: AsyncSession, report_id: str, category: str, lat: floa
         cell = h3.latlng_to_cell(lat, lon, RESOLUTION)
         sighting = Sighting(family_of(category), lat, lon, observed_at)
         candidates = (await session.execute(select(IncidentGroup).where(
-            IncidentGroup.cell.in_(list(h3.grid_disk(cell, 1))), IncidentGroup.merged_into.is_(None),
+            col(IncidentGroup.cell).in_(list(h3.grid_disk(cell, 1))), col(IncidentGroup.merged_into).is_(None),
             IncidentGroup.last_seen >= observed_at - WINDOW, IncidentGroup.first_seen <= observed_at + WINDOW,
         ).with_for_update())).scalars().all()
         group = nearest_event(((extent(g), g) for g in candidates), sighting)
@@ -95,9 +97,9 @@ async def installations_in_group(session: AsyncSession, group_id: str) -> dict[s
     credential (reports keyed only on an address cannot be told apart)."""
     rows = (await session.execute(
         select(ReportText.report_id, ReportText.submitter_tag, ReportText.independent_source)
-        .join(ReportGroup, ReportGroup.report_id == ReportText.report_id)
+        .join(ReportGroup, col(ReportGroup.report_id) == ReportText.report_id)
         .where(ReportGroup.group_id == group_id, ReportText.submitter_kind == "installation",
-               ReportText.submitter_tag.is_not(None)))).all()
+               col(ReportText.submitter_tag).is_not(None)))).all()
     return {report_id: Witness(tag, source) for report_id, tag, source in rows}
 
 
@@ -121,8 +123,8 @@ async def merge_fragments(db: Database) -> int:
     merged = 0
     async with db.transaction() as session:
         recent = (await session.execute(select(IncidentGroup).where(
-            IncidentGroup.merged_into.is_(None), IncidentGroup.last_seen >= utcnow() - timedelta(days=2))
-            .order_by(IncidentGroup.first_seen).with_for_update())).scalars().all()
+            col(IncidentGroup.merged_into).is_(None), IncidentGroup.last_seen >= utcnow() - timedelta(days=2))
+            .order_by(col(IncidentGroup.first_seen)).with_for_update())).scalars().all()
         alive = list(recent)
         for i, older in enumerate(alive):
             if older.merged_into:
@@ -145,14 +147,13 @@ async def _merge(session: AsyncSession, older: IncidentGroup, newer: IncidentGro
     older.first_seen = min(older.first_seen, newer.first_seen)
     older.last_seen = max(older.last_seen, newer.last_seen)
     newer.merged_into = older.id
-    await session.execute(update(ReportGroup).where(ReportGroup.group_id == newer.id).values(group_id=older.id))
+    await session.execute(update(ReportGroup).where(col(ReportGroup.group_id) == newer.id).values(group_id=older.id))
     session.add_all([older, newer])
     stayed = list((await session.execute(select(ReportGroup.report_id).where(
-        ReportGroup.group_id == older.id, ReportGroup.report_id.not_in(moved)))).scalars())
+        ReportGroup.group_id == older.id, col(ReportGroup.report_id).not_in(moved)))).scalars())
     message = GroupsMerged(group_id=older.id, merged_group_id=newer.id, report_ids=sorted(stayed),
                            merged_report_ids=sorted(moved), merged_at=utcnow())
-    await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/group-merges",
-                  kind="groups.merged", payload=message.model_dump(mode="json"))
+    await enqueue(session, messaging, GROUPS_MERGED, message)
 
 
 class FragmentMerger(BackgroundLoop):

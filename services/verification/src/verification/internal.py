@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from burgermelding_shared import auditchain
 from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message, require_service
+from burgermelding_shared.catalogue import REPORT_FOR_VERIFICATION, RETENTION_FOR_VERIFICATION
 from burgermelding_shared.contracts import ReportSubmitted, RetentionApplied
 from burgermelding_shared.errors import error_responses
 from verification import jobs, records
@@ -16,7 +17,8 @@ from verification.models import audit
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
 
-@router.post("/jobs", status_code=202, summary="Verify a report (idempotent per report)",
+@router.post(REPORT_FOR_VERIFICATION.under(router.prefix),
+             status_code=202, summary="Verify a report (idempotent per report)",
              responses=error_responses(400, 401, 403, 422))
 async def submit_job(
     report: ReportSubmitted, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
@@ -46,7 +48,8 @@ async def replay_dead_job(job_id: str, runtime: RuntimeDep,
     return await jobs.replay_dead_job(runtime, job_id)
 
 
-@router.post("/retention", summary="A report's personal data was removed at intake: do the same to this copy",
+@router.post(RETENTION_FOR_VERIFICATION.under(router.prefix),
+             summary="A report's personal data was removed at intake: do the same to this copy",
              responses=error_responses(400, 401, 403, 422))
 async def retention(order: RetentionApplied, runtime: RuntimeDep,
                     sender: InternalMessage = internal_message("report-intake")) -> dict[str, str]:

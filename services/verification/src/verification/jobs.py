@@ -16,16 +16,19 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.blobstore import BlobStoreUnavailable
+from burgermelding_shared.catalogue import REPORT_FOR_VERIFICATION, VERIFICATION_COMPLETED
 from burgermelding_shared.contracts import PhotoVerification, ReportSubmitted, VerificationCompleted
+from burgermelding_shared.db import rowcount
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.events import distance_m
-from burgermelding_shared.messaging import enqueue, first_delivery
+from burgermelding_shared.messaging import Precedence, enqueue, first_delivery
 from burgermelding_shared.metrics import Metrics, age_seconds
 from burgermelding_shared.retention import personal_data_removed
 from burgermelding_shared.slots import lower_priority
@@ -42,7 +45,6 @@ from verification.textchecks import remember, text_checks
 from verification.verdict import decide, reassess
 
 log = logging.getLogger(__name__)
-URGENT = 10
 
 
 def photo_pool(workers: int) -> ProcessPoolExecutor:
@@ -60,8 +62,8 @@ def job_id(report: ReportSubmitted) -> str:
 async def submit(runtime: Runtime, report: ReportSubmitted, message_id: str, source: str) -> str:
     """Store a job for the report revision; a second submission of the same revision changes nothing."""
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message_id=message_id, source=source,
-                                    kind="report.submitted"):
+        if not await first_delivery(session, messaging, message=REPORT_FOR_VERIFICATION, message_id=message_id,
+                                    source=source):
             return "duplicate"
         if await session.get(VerificationJob, job_id(report)) is not None:
             return "duplicate"
@@ -72,7 +74,7 @@ async def submit(runtime: Runtime, report: ReportSubmitted, message_id: str, sou
         session.add(VerificationJob(
             job_id=job_id(report), report_id=report.report_id, revision=report.revision,
             request=report.model_dump_json(), status="pending",
-            priority=URGENT if report.urgent else 0, received_at=utcnow(),
+            priority=Precedence.urgent_if(report.urgent), received_at=utcnow(),
             traceparent=current_traceparent(),
         ))
         records.record(session, "job.received", report.report_id, detail={
@@ -86,7 +88,7 @@ async def result_of(runtime: Runtime, report_id: str) -> dict:
     """The verification of the report's latest revision."""
     async with runtime.db.sessions() as session:
         job = (await session.execute(select(VerificationJob).where(VerificationJob.report_id == report_id[:36])
-                                     .order_by(VerificationJob.revision.desc()).limit(1))).scalars().first()
+                                     .order_by(col(VerificationJob.revision).desc()).limit(1))).scalars().first()
     if job is None:
         raise ServiceError(404, "verification_not_found", f"no verification job for report {report_id[:36]}",
                            detail_nl=f"geen verificatie voor melding {report_id[:36]}")
@@ -98,11 +100,12 @@ async def result_of(runtime: Runtime, report_id: str) -> dict:
 async def dead_jobs(runtime: Runtime, limit: int = 100) -> list[dict]:
     """Jobs given up on, urgent first, newest first: what a supervisor needs to decide on a replay."""
     async with runtime.db.sessions() as session:
-        rows = (await session.execute(select(VerificationJob).where(VerificationJob.status == "dead")
-                                      .order_by(VerificationJob.priority.desc(), VerificationJob.received_at.desc())
-                                      .limit(limit))).scalars().all()
+        rows = (await session.execute(
+            select(VerificationJob).where(VerificationJob.status == "dead")
+            .order_by(col(VerificationJob.priority).desc(), col(VerificationJob.received_at).desc())
+            .limit(limit))).scalars().all()
     return [{"job_id": job.job_id, "report_id": job.report_id, "revision": job.revision,
-             "urgent": job.priority >= URGENT, "attempts": job.attempts, "reason": job.last_error,
+             "urgent": job.priority >= Precedence.URGENT, "attempts": job.attempts, "reason": job.last_error,
              "received_at": job.received_at} for job in rows]
 
 
@@ -110,18 +113,17 @@ async def replay_dead_job(runtime: Runtime, job_id: str) -> dict[str, str]:
     """Give a dead job a fresh set of tries, at once."""
     async with runtime.db.transaction() as session:
         replayed = await session.execute(update(VerificationJob).where(
-            VerificationJob.job_id == job_id[:48], VerificationJob.status == "dead").values(
+            col(VerificationJob.job_id) == job_id[:48], col(VerificationJob.status) == "dead").values(
             status="pending", attempts=0, lease_until=None))
-    if not replayed.rowcount:  # type: ignore[attr-defined]
+    if not rowcount(replayed):
         raise ServiceError(404, "dead_job_not_found", "no dead verification job with this id",
                            detail_nl="geen opgegeven verificatietaak met deze id")
     runtime.extras["worker"].wake()
     return {"status": "queued"}
 
 
-async def send_result(session: AsyncSession, result: VerificationCompleted, priority: int) -> None:
-    await enqueue(session, messaging, destination="dispatch-bridge", path="/internal/v1/verifications",
-                  kind="verification.completed", payload=result.model_dump(mode="json"), priority=priority)
+async def send_result(session: AsyncSession, result: VerificationCompleted, precedence: Precedence) -> None:
+    await enqueue(session, messaging, VERIFICATION_COMPLETED, result, precedence=precedence)
 
 
 async def reassess_group(session: AsyncSession, report_ids: list[str],
@@ -131,8 +133,8 @@ async def reassess_group(session: AsyncSession, report_ids: list[str],
     if not report_ids:
         return 0
     jobs = (await session.execute(select(VerificationJob).where(
-        VerificationJob.report_id.in_(report_ids), VerificationJob.status == "done")
-        .order_by(VerificationJob.revision))).scalars().all()
+        col(VerificationJob.report_id).in_(report_ids), VerificationJob.status == "done")
+        .order_by(col(VerificationJob.revision)))).scalars().all()
     latest = {job.report_id: job for job in jobs}  # ordered by revision: the last one wins
     changed = 0
     for report_id, job in latest.items():
@@ -144,9 +146,9 @@ async def reassess_group(session: AsyncSession, report_ids: list[str],
         if after is None:
             continue
         after = after.model_copy(update={"verified_at": utcnow()})
-        await session.execute(update(VerificationJob).where(VerificationJob.job_id == job.job_id).values(
+        await session.execute(update(VerificationJob).where(col(VerificationJob.job_id) == job.job_id).values(
             verdict=after.verdict, score=after.score, result=after.model_dump_json()))
-        await send_result(session, after, job.priority)
+        await send_result(session, after, Precedence(job.priority))
         changed += 1
     return changed
 
@@ -154,10 +156,11 @@ async def reassess_group(session: AsyncSession, report_ids: list[str],
 class VerificationWorker(BackgroundLoop):
     name = "verification-worker"
 
-    def __init__(self, runtime: Runtime, pool: ProcessPoolExecutor) -> None:
+    def __init__(self, runtime: Runtime, pool: ProcessPoolExecutor, workers: int) -> None:
         super().__init__()
         self.runtime = runtime
         self.pool = pool
+        self.workers = workers  # the pool's size, for making it anew
         self.settings: VerificationSettings = runtime.settings
 
     async def run_once(self) -> int:
@@ -175,7 +178,7 @@ class VerificationWorker(BackgroundLoop):
                 # job's photos only, so the try counts (a photo that kills its worker every time ends as a dead
                 # job); the pool is made anew, or every job behind it would fail the same way.
                 log.error("a photo worker died; the pool is started again", extra={"job_id": job.job_id})
-                old, self.pool = self.pool, photo_pool(self.pool._max_workers)
+                old, self.pool = self.pool, photo_pool(self.workers)
                 old.shutdown(wait=False, cancel_futures=True)
                 await self._failed(job, "a photo worker died while checking this report's photos", counted=True)
             except Exception as exc:
@@ -192,8 +195,8 @@ class VerificationWorker(BackgroundLoop):
             # Only the try this worker holds: if the job was finished meanwhile (the failure came after its
             # commit) or taken over by another worker, this failure changes nothing.
             await session.execute(update(VerificationJob).where(
-                VerificationJob.job_id == job.job_id, VerificationJob.status == "pending",
-                VerificationJob.attempts == job.attempts).values(
+                col(VerificationJob.job_id) == job.job_id, col(VerificationJob.status) == "pending",
+                col(VerificationJob.attempts) == job.attempts).values(
                 status="dead" if dead else "pending", last_error=reason,
                 attempts=job.attempts if counted else job.attempts - 1,
                 lease_until=None if dead else utcnow() + timedelta(seconds=retry_in)))
@@ -209,8 +212,8 @@ class VerificationWorker(BackgroundLoop):
             async with self.runtime.db.transaction() as session:
                 query = (select(VerificationJob)
                          .where(VerificationJob.status == "pending",
-                                or_(VerificationJob.lease_until.is_(None), VerificationJob.lease_until < now))
-                         .order_by(VerificationJob.priority.desc(), VerificationJob.received_at).limit(1))
+                                or_(col(VerificationJob.lease_until).is_(None), col(VerificationJob.lease_until) < now))
+                         .order_by(col(VerificationJob.priority).desc(), col(VerificationJob.received_at)).limit(1))
                 if not self.runtime.db.is_sqlite:
                     query = query.with_for_update(skip_locked=True)
                 job = (await session.execute(query)).scalars().first()
@@ -223,7 +226,7 @@ class VerificationWorker(BackgroundLoop):
                            f"holding it ({tries} tries)"} if exhausted else
                           {"lease_until": now + timedelta(seconds=self.settings.job_lease_seconds),
                            "attempts": tries + 1})
-                await session.execute(update(VerificationJob).where(VerificationJob.job_id == job.job_id)
+                await session.execute(update(VerificationJob).where(col(VerificationJob.job_id) == job.job_id)
                                       .values(**values))
             if exhausted:
                 log.error("verification job dead", extra={"job_id": job.job_id, "attempt": tries})
@@ -253,7 +256,7 @@ class VerificationWorker(BackgroundLoop):
         async with self.runtime.db.transaction() as session:
             digests = [p.sha256 for p in photos]
             earlier = (await session.execute(
-                select(PhotoFingerprint.report_id).where(PhotoFingerprint.sha256.in_(digests),
+                select(PhotoFingerprint.report_id).where(col(PhotoFingerprint.sha256).in_(digests),
                                                          PhotoFingerprint.report_id != report.report_id)
             )).scalars().all() if digests else []
             duplicate_of = sorted(set(earlier))
@@ -296,15 +299,15 @@ class VerificationWorker(BackgroundLoop):
                     claimed_lon=report.location.lon, received_at=now))
             if await session.get(ReportText, report.report_id) is None:
                 remember(session, report)
-            await session.execute(update(VerificationJob).where(VerificationJob.job_id == job.job_id).values(
+            await session.execute(update(VerificationJob).where(col(VerificationJob.job_id) == job.job_id).values(
                 status="done", completed_at=now, verdict=verdict, score=score, lease_until=None,
                 result=result.model_dump_json()))
-            await send_result(session, result, job.priority)
-            for photo in report.photos:  # every access to an original is in the chain
+            await send_result(session, result, Precedence(job.priority))
+            for original in report.photos:  # every access to an original is in the chain
                 records.record(session, "photo.examined", report.report_id, target_type="photo",
-                               target_id=photo.photo_id, detail={
-                                   "sha256": photo.sha256, "read": "original (metadata, content credentials)",
-                                   "sanitised_sha256": photo.sanitised_sha256, "revision": report.revision})
+                               target_id=original.photo_id, detail={
+                                   "sha256": original.sha256, "read": "original (metadata, content credentials)",
+                                   "sanitised_sha256": original.sanitised_sha256, "revision": report.revision})
             records.record(session, "report.verified", report.report_id, detail={
                 "revision": report.revision, "verdict": verdict, "score": score,
                 "reasons": sorted({r.code for r in reasons})})
@@ -321,7 +324,7 @@ class VerificationWorker(BackgroundLoop):
         and recent it is probably the same event seen by someone else. Returns the earlier report ids."""
         ids = [m.fingerprint_id for found in matches.values() for m in found]
         rows = {f.id: f for f in (await session.execute(
-            select(PhotoFingerprint).where(PhotoFingerprint.id.in_(ids)))).scalars()} if ids else {}
+            select(PhotoFingerprint).where(col(PhotoFingerprint.id).in_(ids)))).scalars()} if ids else {}
         linked: list[str] = []
         for photo in photos:
             others = [(m, rows[m.fingerprint_id]) for m in matches[photo.photo_id]
@@ -367,11 +370,12 @@ async def backlog_scraper(runtime: Runtime, metrics: Metrics) -> None:
     async with runtime.db.sessions() as session:
         by_priority = (await session.execute(select(VerificationJob.priority, func.count())
                                              .where(VerificationJob.status == "dead")
-                                             .group_by(VerificationJob.priority))).all()
+                                             .group_by(col(VerificationJob.priority)))).all()
     gauge = metrics.gauge("bm_verification_dead_jobs", "Verification jobs given up on (their reports wait for a "
                           "verdict until a supervisor replays them)", ["urgent"])
     for urgent in (True, False):
-        gauge.labels(str(urgent).lower()).set(sum(n for priority, n in by_priority if (priority >= URGENT) == urgent))
+        gauge.labels(str(urgent).lower()).set(sum(n for precedence, n in by_priority
+                                                  if (precedence >= Precedence.URGENT) == urgent))
     metrics.gauge("bm_verification_oldest_job_age_seconds", "How long the oldest waiting job has waited"
                   ).set(age_seconds(oldest, utcnow()))
 

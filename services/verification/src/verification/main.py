@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from burgermelding_shared.app import Runtime, background_loop, create_service_app, service_destinations
+from burgermelding_shared.catalogue import Service
 from burgermelding_shared.retention import SettledMessagesPurger
 from verification import internal
 from verification.analysis import warm_up
@@ -45,7 +46,7 @@ async def worker_hook(runtime: Runtime) -> AsyncIterator[None]:
     runtime.extras["near_index"] = index
     merger = FragmentMerger(runtime.db, settings.group_merge_seconds)
     merger.start()
-    worker = VerificationWorker(runtime, pool)
+    worker = VerificationWorker(runtime, pool, workers)
     runtime.extras["worker"] = worker
     worker.start()
     try:
@@ -64,7 +65,7 @@ def create_app(settings: VerificationSettings | None = None) -> FastAPI:
         description="Checks photo metadata, finds duplicates and gives each report a verdict with reasons.",
         messaging=messaging,
         audit=audit,
-        destinations=service_destinations(settings, {"dispatch-bridge": settings.bridge_url}),
+        destinations=service_destinations(settings, {Service.DISPATCH_BRIDGE: settings.bridge_url}),
         hooks=[worker_hook, background_loop(lambda runtime: SettledMessagesPurger(
             runtime.db, messaging, runtime.settings.settled_messages_days))],
         metrics_scrapers=[backlog_scraper],

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import faiss
 import numpy as np
-from sqlalchemy import select
+from sqlmodel import col, select
 
 from burgermelding_shared.db import Database
 from verification.models import PhotoFingerprint
@@ -177,7 +177,7 @@ class NearDuplicateIndex:
         async with db.sessions() as session:
             rows = (await session.execute(
                 select(PhotoFingerprint.id, PhotoFingerprint.phash, PhotoFingerprint.pdq, PhotoFingerprint.pdq_quality)
-                .where(PhotoFingerprint.id > self.max_id - RESCAN).order_by(PhotoFingerprint.id))).all()
+                .where(col(PhotoFingerprint.id) > self.max_id - RESCAN).order_by(col(PhotoFingerprint.id)))).all()
         for fid, phash, pdq, quality in rows:
             self.add(fid, phash, pdq, quality)
         self.phash.flush()

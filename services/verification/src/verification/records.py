@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared import auditchain
 from burgermelding_shared.app import Runtime
+from burgermelding_shared.catalogue import RETENTION_FOR_VERIFICATION
 from burgermelding_shared.contracts import ReportSubmitted, RetentionApplied, coarse
+from burgermelding_shared.db import rowcount
 from burgermelding_shared.messaging import first_delivery
 from burgermelding_shared.retention import log_deletion
 from verification.models import (
@@ -37,18 +40,18 @@ def record(session: AsyncSession, action: str, report_id: str, *, target_type: s
 
 async def apply_retention(runtime: Runtime, order: RetentionApplied, message_id: str, source: str) -> str:
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message_id=message_id, source=source,
-                                    kind="report.retention"):
+        if not await first_delivery(session, messaging, message=RETENTION_FOR_VERIFICATION, message_id=message_id,
+                                    source=source):
             return "duplicate"
         jobs = list((await session.execute(select(VerificationJob).where(
             VerificationJob.report_id == order.report_id))).scalars())
-        fingerprints = (await session.execute(delete(PhotoFingerprint).where(
-            PhotoFingerprint.report_id == order.report_id))).rowcount or 0
-        await session.execute(delete(ReportText).where(ReportText.report_id == order.report_id))
+        fingerprints = rowcount(await session.execute(delete(PhotoFingerprint).where(
+            col(PhotoFingerprint.report_id) == order.report_id)))
+        await session.execute(delete(ReportText).where(col(ReportText.report_id) == order.report_id))
         removed: dict[str, Any] = {"photo_fingerprints": fingerprints}
         if order.action == "purge":
-            await session.execute(delete(ReportGroup).where(ReportGroup.report_id == order.report_id))
-            await session.execute(delete(VerificationJob).where(VerificationJob.report_id == order.report_id))
+            await session.execute(delete(ReportGroup).where(col(ReportGroup.report_id) == order.report_id))
+            await session.execute(delete(VerificationJob).where(col(VerificationJob.report_id) == order.report_id))
             removed["jobs"] = len(jobs)
         else:
             for group in (await session.execute(select(ReportGroup).where(

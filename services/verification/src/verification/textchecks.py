@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from burgermelding_shared.contracts import CheckResult, ReportSubmitted
 from burgermelding_shared.events import normalise_text

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.categories import CATEGORIES
+from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge.incidents import CLOSED_STATUSES
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident
 
@@ -59,9 +60,10 @@ async def read_snapshot(runtime: Runtime) -> Snapshot:
     digest = hashlib.sha256(repr((open_incidents, sorted(reports, key=repr), tuple(messages), merged))
                             .encode()).hexdigest()[:16]
     live = [i for i in open_incidents if i.operational_status not in CLOSED_STATUSES]
-    urgent = [{"id": i.id, "category": labels(i.category)} for i in live if i.priority == 1]
-    overdue = [{"id": i.id, "category": labels(i.category), "created_at": i.created_at.isoformat()} for i in live
-               if i.priority == 1 and i.call_112_sent_at is not None and i.delivery_state in NOT_ACCEPTED]
+    urgent_ones = [i for i in live if i.priority == MeldkamerPriority.URGENT]
+    urgent = [{"id": i.id, "category": labels(i.category)} for i in urgent_ones]
+    overdue = [{"id": i.id, "category": labels(i.category), "created_at": i.created_at.isoformat()}
+               for i in urgent_ones if i.call_112_sent_at is not None and i.delivery_state in NOT_ACCEPTED]
     return Snapshot(digest, urgent, overdue)
 
 

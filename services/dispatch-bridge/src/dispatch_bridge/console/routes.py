@@ -28,6 +28,7 @@ from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.ratelimit import client_address
 from burgermelding_shared.timeutil import utcnow
+from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge import auth, burgernet, desk, records
 from dispatch_bridge.burgernet import ActionRequest, Cancellation, Closing
 from dispatch_bridge.console import live, sessions, views
@@ -171,7 +172,7 @@ def incident_filter(delivery_state: str | None, priority: int | None, category: 
     return desk.IncidentFilter(delivery_state or None, priority, category or None, include_merged)
 
 
-Priority = Annotated[int | None, Query(ge=1, le=3)]
+Priority = Annotated[MeldkamerPriority | None, Query()]
 
 
 @router.get("/incidents", response_class=HTMLResponse)
@@ -404,7 +405,7 @@ async def map_data(runtime: RuntimeDep, user: FeedUser) -> JSONResponse:
     places = await views.report_places(runtime, user.actor, [r["report_id"] for i in shown for r in i["reports"]])
     t = Texts(user.language)
     return JSONResponse([{
-        "label": (t("urgent") + " · " if i["priority"] == 1 else "") + t.category(i["category"]),
+        "label": (t("urgent") + " · " if i["urgent"] else "") + t.category(i["category"]),
         "incident_id": i["incident_id"], "priority": i["priority"], "category": i["category"],
         "delivery_state": i["delivery_state"], "witnesses": (i["event"] or {}).get("witnessCount", 0),
         "centre": (i["event"] or {}).get("centre"), "radius_m": (i["event"] or {}).get("radiusMeters", 0),

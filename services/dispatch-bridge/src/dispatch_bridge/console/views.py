@@ -61,7 +61,7 @@ async def incident_page(runtime: Runtime, actor: Actor, incident_id: str) -> dic
                                                    "kind": a.kind} for a in actions],
             # The Burgernet form's proposed centre: never the exact place (see burgernet.proposed_centre).
             **burgernet_centre(incident),
-            "others": [{"id": o.id, "category": o.category, "priority": o.priority, "created_at": o.created_at}
+            "others": [{"id": o.id, "category": o.category, "urgent": o.urgent, "created_at": o.created_at}
                        for o in others]}
 
 

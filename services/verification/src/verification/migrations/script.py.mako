@@ -7,7 +7,7 @@ Create Date: ${create_date}
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the module, so type checkers see sqlmodel.sql.sqltypes.AutoString
 from alembic import op
 
 import burgermelding_shared.timeutil

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import burgermelding_shared.timeutil

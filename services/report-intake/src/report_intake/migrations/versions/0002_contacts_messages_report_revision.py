@@ -7,7 +7,7 @@ Create Date: 2026-11-22 21:57:47.697249
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import burgermelding_shared.timeutil

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import burgermelding_shared.timeutil

@@ -7,7 +7,7 @@ Create Date: 2026-11-22 22:33:32.006498
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import burgermelding_shared.timeutil
