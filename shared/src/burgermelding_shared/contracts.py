@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -344,8 +345,16 @@ class IncidentUpdate(BaseModel):
     eventSummary: EventSummary | None = None
 
 
-IncidentStatus = Literal["Active", "ResourcesAssigned", "ResourcesEnroute", "ResourcesOnscene", "Closed",
-                         "Cancelled", "ReOpened"]
+class IncidentStatus(StrEnum):
+    """An incident's operational status as the meldkamer reports it (STA-024's values)."""
+
+    ACTIVE = "Active"
+    RESOURCES_ASSIGNED = "ResourcesAssigned"
+    RESOURCES_ENROUTE = "ResourcesEnroute"
+    RESOURCES_ONSCENE = "ResourcesOnscene"
+    CLOSED = "Closed"
+    CANCELLED = "Cancelled"
+    REOPENED = "ReOpened"
 
 
 class IncidentEvent(BaseModel):

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import ClassVar, TypeGuard, get_args
+from typing import ClassVar, TypeGuard
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -11,7 +11,7 @@ from burgermelding_shared.contracts import IncidentStatus, MeldkamerAppeal
 from burgermelding_shared.settings import PLACEHOLDER_PREFIX, ServiceSettings
 from meldkamer_sim.faults import Faults
 
-STATUSES: tuple[str, ...] = get_args(IncidentStatus)
+STATUSES: tuple[str, ...] = tuple(IncidentStatus)
 ASK_STEP, BURGERNET_STEP = "ask:", "burgernet:"
 
 

@@ -130,14 +130,14 @@ async def schedule_script(session: AsyncSession, settings: MeldkamerSettings, in
                           path: str, faults: FaultState | None = None) -> None:
     """The dispatcher's script as callbacks due at their moments (the outbox holds them until then). With
     faults, callbacks may be sent twice (with another webhook id) or late enough to overtake each other."""
-    status: IncidentStatus = "Active"
+    status = IncidentStatus.ACTIVE
     for sequence, (action, delay) in enumerate(settings.script):
         if action.startswith(BURGERNET_STEP):
             await _schedule_burgernet(session, incident, sequence, action, delay)
             continue
         question = action[len(ASK_STEP):] if action.startswith(ASK_STEP) else None
         if is_status(action):  # a question keeps the status (the settings allow no other steps)
-            status = action
+            status = IncidentStatus(action)
         event = IncidentEvent(transactionId=f"{incident.incident_id}-{sequence}", requestId=incident.request_id,
                               incidentId=incident.incident_id, status=status, sequence=sequence,
                               lastUpdateTimeStamp=incident.received_at + timedelta(seconds=delay),

@@ -38,6 +38,7 @@ from dispatch_bridge import forwarding, holds, incidents, peers
 from dispatch_bridge.audit import BRIDGE, Who, audit
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeReport, BurgernetAction, BurgernetPhoto, Incident, messaging
+from dispatch_bridge.states import REPORT_STATES, ReportState
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +275,7 @@ async def end_action(session: AsyncSession, settings: BridgeSettings, action: Bu
                                      with_summary=False)
     answers = (await session.execute(select(BridgeReport).where(BridgeReport.appeal_id == action.id))).scalars()
     for stored in answers:
-        if stored.state != "withdrawn":
+        if stored.state != ReportState.WITHDRAWN:
             await forwarding.tell_citizen(session, stored.report_id, "appeal_closed", texts=(
                 f"The Burgernet action you answered has ended: {closing_en}",
                 f"De Burgernet-actie waarop u reageerde is beëindigd: {closing_nl}"))
@@ -389,7 +390,7 @@ async def attach_answer(session: AsyncSession, settings: BridgeSettings, stored:
         log.error("an answer to an unknown Burgernet action", extra={"report_id": stored.report_id})
         return None
     incident = await _open_incident(session, action.incident_id)
-    stored.incident_id, stored.state = incident.id, "forwarded"
+    stored.incident_id, stored.state = incident.id, REPORT_STATES.move(stored.state, ReportState.FORWARDED)
     session.add(stored)
     if action.first_sighting_at is None:
         action.first_sighting_at = stored.received_at

@@ -18,6 +18,7 @@ from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge import forwarding
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeReport, Incident
+from dispatch_bridge.states import NOT_ACCEPTED, DeliveryState
 
 
 class Call112Watch(BackgroundLoop):
@@ -35,7 +36,7 @@ class Call112Watch(BackgroundLoop):
         async with self.runtime.db.transaction() as session:
             overdue = (await session.execute(select(Incident).where(
                 Incident.priority == MeldkamerPriority.URGENT,
-                Incident.delivery_state.in_(["queued", "sent", "dead_lettered", "rejected"]),
+                Incident.delivery_state.in_(NOT_ACCEPTED),
                 Incident.merged_into.is_(None),
                 Incident.call_112_sent_at.is_(None), Incident.created_at < overdue_before).limit(50)
                 .with_for_update(skip_locked=True))).scalars().all()
@@ -58,7 +59,7 @@ async def deadline_scraper(runtime: Runtime, metrics: Metrics) -> None:
         # Still on its way: one the meldkamer refused or that was given up on is the dead-letter alert's.
         waiting = (await session.execute(select(func.count()).select_from(Incident).where(
             Incident.call_112_sent_at.is_not(None), Incident.merged_into.is_(None),
-            Incident.delivery_state.in_(["queued", "sent"])))).scalar_one()
+            Incident.delivery_state.in_([DeliveryState.QUEUED, DeliveryState.SENT])))).scalar_one()
     metrics.gauge("bm_call_112_deadlines_missed", "Urgent incidents the meldkamer did not accept within the 112 "
                   "deadline, all time (the citizens were told to call 112); it only grows").set(missed)
     metrics.gauge("bm_call_112_overdue_incidents", "Urgent incidents past the 112 deadline and still not "

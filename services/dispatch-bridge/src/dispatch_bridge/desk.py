@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from enum import Enum
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +29,7 @@ from dispatch_bridge.audit import audit
 from dispatch_bridge.auth import Actor
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, messaging
 from dispatch_bridge.models import audit as audit_tables
+from dispatch_bridge.states import CLOSED_STATUSES, DELIVERY_STATES, REPORT_STATES, DeliveryState, ReportState
 from dispatch_bridge.texts import state_nl
 
 
@@ -70,7 +72,7 @@ def incident_summary(incident: Incident, reports: list[BridgeReport], merged_fro
 
 @dataclass(frozen=True)
 class IncidentFilter:
-    delivery_state: str | None = None
+    delivery_state: DeliveryState | None = None
     priority: MeldkamerPriority | None = None
     category: str | None = None
     include_merged: bool = False  # incidents merged into another are shown there, with all their reports
@@ -78,17 +80,27 @@ class IncidentFilter:
 
 @dataclass(frozen=True)
 class ReportFilter:
-    state: str | None = None
+    state: ReportState | None = None
     verdict: str | None = None
     category: str | None = None
     in_progress: bool | None = None
     group_id: str | None = None
 
 
-def audit_listing(session: AsyncSession, actor: Actor, what: str, filters: object, ids: list[str]) -> None:
-    """A list shows reports too: who saw which, under what filter."""
+def audit_listing(session: AsyncSession, actor: Actor, what: str,
+                  filters: IncidentFilter | ReportFilter | dict[str, str], ids: list[str]) -> None:
+    """A list shows reports too: who saw which, under what filter (its values as they were asked for)."""
     shown = ", ".join(ids[:50]) + (f" and {len(ids) - 50} more" if len(ids) > 50 else "")
-    audit(session, actor, f"list_{what}", what, "*", f"filter {filters}; shown: {shown or 'none'}"[:2000])
+    if isinstance(filters, dict):
+        asked = str(filters)
+    else:
+        values = ", ".join(f"{f.name}={_plain(getattr(filters, f.name))!r}" for f in fields(filters))
+        asked = f"{type(filters).__name__}({values})"
+    audit(session, actor, f"list_{what}", what, "*", f"filter {asked}; shown: {shown or 'none'}"[:2000])
+
+
+def _plain(value: object) -> object:
+    return value.value if isinstance(value, Enum) else value
 
 
 async def list_incidents(runtime: Runtime, actor: Actor, filters: IncidentFilter, limit: int
@@ -206,7 +218,7 @@ async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, o
 async def ask(runtime: Runtime, actor: Actor, report_id: str, text: str) -> dict[str, Any]:
     async with runtime.db.transaction() as session:
         stored = await _report(session, report_id, lock=True)
-        if stored.state in ("withdrawn", "rejected"):
+        if stored.state in (ReportState.WITHDRAWN, ReportState.REJECTED):
             raise ServiceError(409, "report_closed", f"the report is {stored.state}",
                                detail_nl=f"de melding is {state_nl(stored.state)}")
         question = await forwarding.ask_citizen(session, stored.report_id, text, actor.username)
@@ -222,14 +234,14 @@ async def decide_review(runtime: Runtime, actor: Actor, report_id: str, forward:
         if forward:
             await incidents.decide_one_at_a_time(session)  # it may join an incident: first, before row locks
         stored = await _report(session, report_id, lock=True)
-        if stored.state != "held_for_review":
+        if stored.state != ReportState.HELD_FOR_REVIEW:
             raise ServiceError(409, "not_held_for_review", f"the report is {stored.state}, not held for review",
                                detail_nl=f"de melding is {state_nl(stored.state)} en wacht niet op beoordeling")
         if forward:
             await forwarding.dispatch(session, runtime.settings, stored,
                                       ReportSubmitted.model_validate_json(stored.submission))
         else:
-            stored.state = "rejected"
+            stored.state = REPORT_STATES.move(stored.state, ReportState.REJECTED)
             session.add(stored)
             await forwarding.tell_citizen(session, stored.report_id, "rejected")
         audit(session, actor, "review_forward" if forward else "review_reject", "report", stored.report_id,
@@ -241,7 +253,7 @@ def _not_open_because(incident: Incident) -> tuple[str, str]:
     """Why an incident cannot take part in a merge (English, Dutch)."""
     if incident.merged_into is not None:
         return f"merged into {incident.merged_into}", f"samengevoegd met {incident.merged_into}"
-    if incident.operational_status in incidents.CLOSED_STATUSES:
+    if incident.operational_status in CLOSED_STATUSES:
         return f"{incident.operational_status.lower()} by the meldkamer", \
             f"{'afgesloten' if incident.operational_status == 'Closed' else 'geannuleerd'} door de meldkamer"
     return f"not delivered ({incident.delivery_state})", f"niet afgeleverd ({state_nl(incident.delivery_state)})"
@@ -288,13 +300,13 @@ async def split_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[s
     async with runtime.db.transaction() as session:
         await incidents.decide_one_at_a_time(session)  # it forwards: first, before any row lock
         stored = await _report(session, report_id, lock=True)
-        if stored.state != "forwarded" or stored.incident_id is None:
+        if stored.state != ReportState.FORWARDED or stored.incident_id is None:
             raise ServiceError(409, "report_not_forwarded", f"the report is {stored.state}, not part of an incident "
                                "at the meldkamer: there is nothing to split it off",
                                detail_nl=f"de melding is {state_nl(stored.state)} en hoort niet bij een incident "
                                "bij de meldkamer: er valt niets af te splitsen")
         old = await forwarding.incident_of(session, stored)
-        if not any(r.report_id != stored.report_id and r.state != "withdrawn"
+        if not any(r.report_id != stored.report_id and r.state != ReportState.WITHDRAWN
                    for r in await incidents.reports_of(session, old.id)):
             raise ServiceError(409, "last_report_of_incident", "this is the only report of its incident (the others, "
                                "if any, were withdrawn): there is nothing to split it off",
@@ -388,7 +400,8 @@ async def replay(runtime: Runtime, actor: Actor, message_id: str) -> dict[str, s
         if row is not None and row.kind == REQUEST_FOR_SERVICE.kind:
             incident = await session.get(Incident, json.loads(row.payload)["requestId"], with_for_update=True)
             if incident is not None:
-                incident.delivery_state, incident.delivery_cause = "queued", None
+                incident.delivery_state = DELIVERY_STATES.move(incident.delivery_state, DeliveryState.QUEUED)
+                incident.delivery_cause = None
                 session.add(incident)
     return {"status": "queued"}
 

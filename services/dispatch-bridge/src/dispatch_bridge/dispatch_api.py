@@ -20,6 +20,7 @@ from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge import auth, desk, holds, records
 from dispatch_bridge.auth import AnyDispatcher, Supervisor
 from dispatch_bridge.models import deletions
+from dispatch_bridge.states import DeliveryState, ReportState
 
 router = APIRouter(prefix="/v1", tags=["dispatchers"])
 AUTH_ERRORS = error_responses(401, 403)
@@ -50,7 +51,7 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: 
 @router.get("/dispatch/incidents", summary="Incidents with their reports and the event they describe together "
             "(witnesses, time span, spread, photos best first), most urgent first (the view is audited)",
             responses=AUTH_ERRORS)
-async def incidents(runtime: RuntimeDep, actor: AnyDispatcher, delivery_state: str | None = None,
+async def incidents(runtime: RuntimeDep, actor: AnyDispatcher, delivery_state: DeliveryState | None = None,
                     priority: Annotated[MeldkamerPriority | None, Query()] = None, category: str | None = None,
                     include_merged: bool = False, limit: Limit = 100) -> list[dict[str, Any]]:
     return await desk.list_incidents(runtime, actor, desk.IncidentFilter(delivery_state, priority, category,
@@ -59,7 +60,8 @@ async def incidents(runtime: RuntimeDep, actor: AnyDispatcher, delivery_state: s
 
 @router.get("/dispatch/reports", summary="Reports with their verification summary, group and incident links "
             "(the view is audited)", responses=AUTH_ERRORS)
-async def reports(runtime: RuntimeDep, actor: AnyDispatcher, state: str | None = None, verdict: str | None = None,
+async def reports(runtime: RuntimeDep, actor: AnyDispatcher, state: ReportState | None = None,
+                  verdict: str | None = None,
                   category: str | None = None, in_progress: bool | None = None, group_id: str | None = None,
                   limit: Limit = 100) -> list[dict[str, Any]]:
     return await desk.list_reports(runtime, actor, desk.ReportFilter(state, verdict, category, in_progress, group_id),

@@ -39,6 +39,7 @@ from burgermelding_shared.contracts import (
     DispatcherMessage,
     GroupsMerged,
     IncidentEvent,
+    IncidentStatus,
     IncidentUpdate,
     PhotoRef,
     ReportEvents,
@@ -59,6 +60,14 @@ from dispatch_bridge import burgernet, eido, holds, incidents, media
 from dispatch_bridge.audit import BRIDGE, audit
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident, deletions, messaging
+from dispatch_bridge.states import (
+    CLOSED_STATUSES,
+    DELIVERY_STATES,
+    INCIDENT_STATUSES,
+    REPORT_STATES,
+    DeliveryState,
+    ReportState,
+)
 from dispatch_bridge.texts import EVENT_TEXTS, STATUS_EVENTS
 
 log = logging.getLogger(__name__)
@@ -161,7 +170,7 @@ async def receive_report(runtime: Runtime, report: ReportSubmitted, message_id: 
         stored = BridgeReport(
             report_id=report.report_id, reference=report.reference, category=report.category,
             in_progress=report.in_progress, danger_to_life=report.danger_to_life, revision=report.revision,
-            submission=report.model_dump_json(), received_at=utcnow(), state="waiting_verification",
+            submission=report.model_dump_json(), received_at=utcnow(), state=ReportState.WAITING_VERIFICATION,
             appeal_id=report.appeal.action_id if report.appeal else None,
         )
         incidents.place(stored, report)
@@ -185,7 +194,7 @@ async def _revise(session: AsyncSession, settings: BridgeSettings, stored: Bridg
     incidents.place(stored, report)
     session.add(stored)
     new_photos = [p for p in report.photos if p.photo_id not in before]
-    if stored.incident_id and stored.state != "withdrawn" and new_photos:
+    if stored.incident_id and stored.state != ReportState.WITHDRAWN and new_photos:
         incident = await incident_of(session, stored)
         await update_incident(session, settings, incident, "media",
                               f"{len(new_photos)} more photo(s) from {report.reference}",
@@ -228,9 +237,9 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
         session.add(stored)
         report = ReportSubmitted.model_validate_json(stored.submission)
         precedence = Precedence.urgent_if(report.urgent)
-        if stored.state in ("withdrawn", "rejected"):
+        if stored.state in (ReportState.WITHDRAWN, ReportState.REJECTED):
             return "applied"
-        if stored.state == "forwarded":
+        if stored.state == ReportState.FORWARDED:
             # Already with the meldkamer (in progress, or a later revision): the result follows as an update.
             incident = await incident_of(session, stored)
             await update_incident(session, runtime.settings, incident, "verification",
@@ -245,11 +254,11 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
             incident = await dispatch(session, runtime.settings, stored, report)
             await merge_with_group(session, runtime.settings, incident, result.group_reports)
         elif result.verdict == "review":
-            stored.state = "held_for_review"
+            stored.state = REPORT_STATES.move(stored.state, ReportState.HELD_FOR_REVIEW)
             if first_verdict:
                 await tell_citizen(session, stored.report_id, "under_review")
         else:
-            stored.state = "rejected"
+            stored.state = REPORT_STATES.move(stored.state, ReportState.REJECTED)
             await tell_citizen(session, stored.report_id, "rejected")
     return "applied"
 
@@ -285,10 +294,11 @@ async def forward(session: AsyncSession, settings: BridgeSettings, stored: Bridg
     """Create the incident and queue its request for service (one requestId, whatever the retries)."""
     now = utcnow()
     priority = proposed_priority(report)
-    incident = Incident(id=str(uuid.uuid4()), category=report.category, priority=priority, delivery_state="queued",
+    incident = Incident(id=str(uuid.uuid4()), category=report.category, priority=priority,
+                        delivery_state=DeliveryState.QUEUED,
                         created_at=now, updated_at=now)
     session.add(incident)
-    stored.incident_id, stored.state = incident.id, "forwarded"
+    stored.incident_id, stored.state = incident.id, REPORT_STATES.move(stored.state, ReportState.FORWARDED)
     session.add(stored)
     audit(session, BRIDGE, "report.sent_to_meldkamer", "report", stored.report_id,
           {"incident_id": incident.id, "as": "request_for_service"}, report_id=stored.report_id)
@@ -307,7 +317,7 @@ async def join_incident(session: AsyncSession, settings: BridgeSettings, stored:
                         report: ReportSubmitted, incident: Incident) -> None:
     """Another report about an event the meldkamer already has: an update to that incident (a new witness,
     new photos, a new description), not a new incident. An urgent witness makes the incident urgent."""
-    stored.incident_id, stored.state = incident.id, "forwarded"
+    stored.incident_id, stored.state = incident.id, REPORT_STATES.move(stored.state, ReportState.FORWARDED)
     session.add(stored)
     audit(session, BRIDGE, "report.sent_to_meldkamer", "report", stored.report_id,
           {"incident_id": incident.id, "as": "incident_update"}, report_id=stored.report_id)
@@ -326,7 +336,7 @@ async def tell_joined(session: AsyncSession, stored: BridgeReport, report: Repor
     """The citizen of a report that joined an incident hears where the incident stands."""
     precedence = Precedence.of(incident.priority)
     await tell_citizen(session, stored.report_id, "forwarded", precedence=precedence)
-    if incident.delivery_state == "accepted":
+    if incident.delivery_state == DeliveryState.ACCEPTED:
         await tell_citizen(session, stored.report_id, "accepted", incident.meldkamer_incident_id,
                            precedence=precedence)
     elif incident.call_112_sent_at is not None and report.urgent:
@@ -364,7 +374,8 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
     if len(found) < 2:
         return found[0] if found else None
     # The one the meldkamer has accepted goes on (it is being worked on), else the oldest.
-    survivor, *candidates = sorted(found, key=lambda i: (i.delivery_state != "accepted", i.created_at, i.id))
+    survivor, *candidates = sorted(found, key=lambda i: (i.delivery_state != DeliveryState.ACCEPTED, i.created_at,
+                                                         i.id))
     absorbed: list[Incident] = []
     all_moved: list[BridgeReport] = []
     for other in candidates:
@@ -384,7 +395,8 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
         session.add_all([other, survivor])
         if await cancel_unsent(session, messaging, request_message_id(other.id)):
             # Never sent: the meldkamer never hears of it, and gets its reports with the survivor.
-            other.delivery_state, other.delivery_cause = "cancelled", f"merged into {survivor.id} before sending"
+            other.delivery_state = DELIVERY_STATES.move(other.delivery_state, DeliveryState.CANCELLED)
+            other.delivery_cause = f"merged into {survivor.id} before sending"
         else:
             await update_incident(session, settings, other, "merged",
                                   f"Merged into incident {survivor.id}: the same event.",
@@ -395,7 +407,7 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
             if stored.state != "withdrawn":
                 report = ReportSubmitted.model_validate_json(stored.submission)
                 media_items += media_for(settings, report, report.photos, survivor.id)
-        replacing = ([] if other.delivery_state == "cancelled"
+        replacing = ([] if other.delivery_state == DeliveryState.CANCELLED
                      else [merge_component(settings, survivor, other, "REPLACING")])
         await update_incident(session, settings, survivor, "merged",
                               f"Incident {other.id} ({len(moved)} report(s)) is the same event and was merged "
@@ -447,18 +459,19 @@ async def receive_withdrawal(runtime: Runtime, withdrawal: ReportWithdrawn, mess
         if not await first_delivery(session, messaging, message=REPORT_WITHDRAWN, message_id=message_id,
                                     source=source):
             return "duplicate"
-        was_forwarded = stored.state == "forwarded"
-        stored.state = "withdrawn"
+        was_forwarded = stored.state == ReportState.FORWARDED
+        stored.state = REPORT_STATES.move(stored.state, ReportState.WITHDRAWN)
         session.add(stored)
         if was_forwarded and stored.incident_id:
             incident = await incident_of(session, stored)
             await update_incident(session, runtime.settings, incident, "withdrawn",
                                   f"The citizen withdrew report {stored.reference}.")
-            if not any(r.state != "withdrawn" for r in await incidents.reports_of(session, incident.id)):
+            if not any(r.state != ReportState.WITHDRAWN for r in await incidents.reports_of(session, incident.id)):
                 # Its last witness withdrew: the meldkamer cancels it, so a new report of the place and time
                 # starts a new incident rather than joining a cancelled one.
-                if incident.operational_status not in incidents.CLOSED_STATUSES:
-                    incident.operational_status = "Cancelled"
+                if incident.operational_status not in CLOSED_STATUSES:
+                    incident.operational_status = INCIDENT_STATUSES.move(
+                        incident.operational_status or IncidentStatus.ACTIVE, IncidentStatus.CANCELLED)
                 session.add(incident)
     return "applied"
 
@@ -471,7 +484,7 @@ async def receive_citizen_message(runtime: Runtime, message: CitizenMessage, mes
             return "duplicate"
         session.add(BridgeMessage(id=message.message_id, report_id=message.report_id, direction="from_citizen",
                                   text=message.text, in_reply_to=message.in_reply_to, sent_at=message.sent_at))
-        if stored.incident_id and stored.state != "withdrawn":
+        if stored.incident_id and stored.state != ReportState.WITHDRAWN:
             incident = await incident_of(session, stored)
             prefix = "Answer" if message.in_reply_to else "Message"
             await update_incident(session, runtime.settings, incident, "citizen_note",
@@ -493,8 +506,9 @@ async def ask_citizen(session: AsyncSession, report_id: str, text: str, author: 
 async def on_meldkamer_attempt(session: AsyncSession, row: RowMapping, outcome: Outcome) -> None:
     """A request went out without a decision (error, timeout): queued -> sent, with the cause so far."""
     incident = await session.get(Incident, json.loads(row["payload"])["requestId"], with_for_update=True)
-    if incident is not None and incident.delivery_state == "queued":
-        incident.delivery_state, incident.delivery_cause = "sent", outcome.reason[:1000]
+    if incident is not None and incident.delivery_state == DeliveryState.QUEUED:
+        incident.delivery_state = DELIVERY_STATES.move(incident.delivery_state, DeliveryState.SENT)
+        incident.delivery_cause = outcome.reason[:1000]
         incident.updated_at = utcnow()
         session.add(incident)
 
@@ -516,16 +530,22 @@ async def on_meldkamer_answer(session: AsyncSession, row: RowMapping, outcome: O
         if answer.responseCode == 200:
             # A callback may have proven acceptance first (the meldkamer stored it but its answer was lost):
             # then the citizen has been told already.
-            event = None if incident.delivery_state == "accepted" else "accepted"
-            incident.delivery_state, incident.meldkamer_incident_id = "accepted", answer.incidentId
+            event = None if incident.delivery_state == DeliveryState.ACCEPTED else "accepted"
+            incident.delivery_state = DELIVERY_STATES.move(incident.delivery_state, DeliveryState.ACCEPTED)
+            incident.meldkamer_incident_id = answer.incidentId
+        elif incident.delivery_state == DeliveryState.ACCEPTED:
+            # A status callback proved it accepted before this answer came: the answer changes nothing.
+            log.warning("a late answer after acceptance", extra={"request_id": request_id,
+                                                                 "response_code": answer.responseCode})
         elif answer.responseCode in (180, 182):
-            incident.delivery_state = "sent"
+            incident.delivery_state = DELIVERY_STATES.move(incident.delivery_state, DeliveryState.SENT)
         else:
-            incident.delivery_state = "rejected"
+            incident.delivery_state = DELIVERY_STATES.move(incident.delivery_state, DeliveryState.REJECTED)
             incident.delivery_cause = f"{answer.responseCode} {answer.responseText}"
             event = "declined"
-    elif incident.delivery_state != "accepted":
-        incident.delivery_state, incident.delivery_cause = "dead_lettered", outcome.reason[:1000]
+    elif incident.delivery_state != DeliveryState.ACCEPTED:
+        incident.delivery_state = DELIVERY_STATES.move(incident.delivery_state, DeliveryState.DEAD_LETTERED)
+        incident.delivery_cause = outcome.reason[:1000]
         event = "declined"
     session.add(incident)
     if event:
@@ -562,12 +582,18 @@ async def receive_incident_event(runtime: Runtime, event: IncidentEvent, webhook
         previous = STATUS_EVENTS.get(incident.operational_status or "")
         audit(session, BRIDGE, "incident.status", "incident", incident.id,
               {"status": event.status, "sequence": event.sequence, "meldkamer_incident_id": event.incidentId})
+        if not INCIDENT_STATUSES.allows(incident.operational_status or IncidentStatus.ACTIVE, event.status):
+            # The meldkamer decides its own incident's status: recorded all the same, but a workflow of theirs
+            # that changed shows here.
+            log.warning("an incident status outside the workflow", extra={
+                "incident_id": incident.id, "from": incident.operational_status, "to": str(event.status)})
         incident.callback_sequence, incident.operational_status = event.sequence, event.status
         incident.meldkamer_incident_id = incident.meldkamer_incident_id or event.incidentId
-        if incident.delivery_state != "accepted":
+        if incident.delivery_state != DeliveryState.ACCEPTED:
             # A status from the meldkamer proves it has the incident, even if its answer to our request was
             # lost; the request's eventual answer will then not tell the citizen a second time.
-            incident.delivery_state, incident.delivery_cause = "accepted", None
+            incident.delivery_state = DELIVERY_STATES.move(incident.delivery_state, DeliveryState.ACCEPTED)
+            incident.delivery_cause = None
             for stored in reports:
                 await tell_citizen(session, stored.report_id, "accepted", incident.meldkamer_incident_id,
                                    precedence=Precedence.of(incident.priority))

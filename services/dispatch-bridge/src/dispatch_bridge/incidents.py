@@ -37,10 +37,10 @@ from burgermelding_shared.events import (
 from burgermelding_shared.witnesses import independent_witnesses
 from dispatch_bridge import eido
 from dispatch_bridge.models import BridgeReport, Incident
+from dispatch_bridge.states import CLOSED_STATUSES, DeliveryState, ReportState
 
 # The meldkamer no longer has (or never had) these incidents: a new report of the event starts a new one.
-CLOSED_STATUSES = ("Closed", "Cancelled")
-DEAD_DELIVERIES = ("rejected", "dead_lettered")
+DEAD_DELIVERIES = (DeliveryState.REJECTED, DeliveryState.DEAD_LETTERED)
 DESCRIPTIONS_MAX_CHARS = 20_000
 DOUBTFUL_PHOTO_CHECKS = {"near_duplicate", "recycled_image", "possible_duplicate"}
 EVENT_DECISIONS = "bridge:event-decisions"
@@ -183,7 +183,7 @@ def counts(stored: BridgeReport) -> bool:
     report joins before it is verified; spam found later must not count as a witness). An answer to a Burgernet
     action is news for the incident (its own update), not a witness of the event's place: a sighting of the
     suspect two kilometres on must not stretch the event over the town."""
-    return stored.state != "withdrawn" and stored.verdict != "reject" and stored.appeal_id is None
+    return stored.state != ReportState.WITHDRAWN and stored.verdict != "reject" and stored.appeal_id is None
 
 
 async def summarise(session: AsyncSession, incident: Incident) -> EventSummary:

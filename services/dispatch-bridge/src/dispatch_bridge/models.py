@@ -8,11 +8,13 @@ from sqlalchemy import Column, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from burgermelding_shared.auditchain import audit_tables
+from burgermelding_shared.contracts import IncidentStatus
 from burgermelding_shared.db import new_registry
 from burgermelding_shared.messaging import messaging_tables
 from burgermelding_shared.retention import deletion_log_table
 from burgermelding_shared.timeutil import UTCDateTime
 from burgermelding_shared.urgency import MeldkamerPriority
+from dispatch_bridge.states import DeliveryState, ReportState
 
 bridge_registry = new_registry()
 
@@ -38,8 +40,7 @@ class BridgeReport(BridgeTable, table=True):
     submission: str = Field(sa_column=Column(Text, nullable=False))  # ReportSubmitted, JSON
     received_at: datetime = Field(sa_type=UTCDateTime)
     revision: int = 0
-    # waiting_verification | forwarded | held_for_review | rejected | withdrawn
-    state: str = Field(max_length=32)
+    state: ReportState = Field(sa_column=Column(String(32), nullable=False))  # states.REPORT_STATES
     verified_revision: int = -1
     verdict: str | None = Field(default=None, max_length=16)
     score: float | None = None
@@ -68,12 +69,10 @@ class Incident(BridgeTable, table=True):
     id: str = Field(primary_key=True, max_length=36)
     category: str = Field(max_length=40)
     priority: MeldkamerPriority = Field(sa_column=Column(Integer, nullable=False))
-    # queued -> sent -> accepted | rejected ; dead_lettered when delivery gave up; cancelled when it was merged
-    # into another incident before its request was ever sent
-    delivery_state: str = Field(max_length=16)
+    delivery_state: DeliveryState = Field(sa_column=Column(String(16), nullable=False))  # states.DELIVERY_STATES
     delivery_cause: str | None = None
     meldkamer_incident_id: str | None = Field(default=None, max_length=64)
-    operational_status: str | None = Field(default=None, max_length=32)
+    operational_status: IncidentStatus | None = Field(default=None, sa_column=Column(String(32)))  # the meldkamer's
     callback_sequence: int = -1
     # When the citizen of an urgent report was told to call 112 because the meldkamer had not accepted in time.
     call_112_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -36,6 +36,7 @@ from report_intake.schemas import (
     StoredPhoto,
     Withdrawn,
 )
+from report_intake.status import FINAL_STATUSES, RANK, STATUSES, ReportStatus, is_status
 
 
 class TimelineNotifier:
@@ -68,7 +69,7 @@ def notify(runtime: Runtime, report_id: str) -> None:
 
 
 def is_open(report: Report) -> bool:
-    return report.status_rank < texts.FINAL_RANK
+    return report.status not in FINAL_STATUSES
 
 
 def refuse_if_closed(report: Report) -> None:
@@ -139,11 +140,12 @@ async def withdraw(runtime: Runtime, report_id: str, access: reports.Access) -> 
     async with runtime.db.transaction() as session:
         report = await reports.authorised_report(runtime, session, report_id, access, changing=True, lock=True)
         held = await records.is_held(session, report.id)
-        if report.status == "withdrawn":
+        if report.status == ReportStatus.WITHDRAWN:
             return Withdrawn(status="withdrawn", personal_data="kept_under_legal_hold" if held and
                              report.anonymised_at is None else "removed")
         refuse_if_closed(report)
-        report.status, report.status_rank = "withdrawn", texts.STATUS_RANK["withdrawn"]
+        report.status = STATUSES.move(report.status, ReportStatus.WITHDRAWN)
+        report.status_rank = RANK[report.status]
         session.add(report)
         records.mark_finished(session, report)
         records.record(session, "report.withdrawn", report.id, actor="citizen", role="citizen")
@@ -228,9 +230,9 @@ async def apply_events(runtime: Runtime, news: ReportEvents, message_id: str, so
         for event in news.events:
             session.add(TimelineEntry(report_id=report.id, event=event.event, occurred_at=event.occurred_at,
                                       text_en=event.text_en, text_nl=event.text_nl))
-            rank = texts.STATUS_RANK.get(event.event)
-            if event.event not in texts.NON_STATUS_EVENTS and rank is not None and rank > report.status_rank:
-                report.status, report.status_rank = event.event, rank
+            if is_status(event.event) and STATUSES.allows(report.status, ReportStatus(event.event)):
+                report.status = STATUSES.move(report.status, ReportStatus(event.event))
+                report.status_rank = RANK[report.status]
                 records.record(session, "report.status", report.id, actor="dispatch-bridge", detail={
                     "status": event.event, "incident_number": event.incident_number})
                 records.mark_finished(session, report)

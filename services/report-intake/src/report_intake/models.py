@@ -15,6 +15,7 @@ from burgermelding_shared.messaging import messaging_tables
 from burgermelding_shared.retention import deletion_log_table
 from burgermelding_shared.timeutil import UTCDateTime
 from burgermelding_shared.urgency import is_urgent
+from report_intake.status import ReportStatus
 
 intake_registry = new_registry()
 
@@ -49,8 +50,8 @@ class Report(IntakeTable, table=True):
     received_at: datetime = Field(sa_type=UTCDateTime)
     in_progress: bool
     danger_to_life: bool = False
-    status: str = Field(max_length=32)
-    status_rank: int = 0
+    status: ReportStatus = Field(sa_column=Column(String(32), nullable=False))  # status.STATUSES
+    status_rank: int = 0  # status.RANK of the status
     revision: int = 0  # +1 for every batch of photos added later
     incident_number: str | None = Field(default=None, max_length=64)
     # HMAC of (report, installation) under the token secret when an installation made the report: follow-ups

@@ -30,10 +30,10 @@ from report_intake import reports
 from report_intake.api import bearer_token, language, limits_of
 from report_intake.limits import Sender
 from report_intake.schemas import ReportSubmission
+from report_intake.status import FINAL_STATUSES
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 MAX_FORM_BYTES = 16 * 1024
-CLOSED_STATUSES = {"closed", "rejected", "declined", "withdrawn"}
 REQUEST_ID = "3f8e2b0c-7a51-4c3e-9d0a-1b2c3d4e5f60"
 
 
@@ -185,7 +185,7 @@ async def get_request(request_id: str, request: Request, runtime: RuntimeDep,
                                      language(request))
     nl = language(request) == "nl"
     category = CATEGORIES[view.category]
-    return [{"service_request_id": view.id, "status": "closed" if view.status in CLOSED_STATUSES else "open",
+    return [{"service_request_id": view.id, "status": "closed" if view.status in FINAL_STATUSES else "open",
              "status_notes": view.timeline[-1].text if view.timeline else None,
              "service_code": view.category, "service_name": category.name_nl if nl else category.name_en,
              "requested_datetime": view.received_at.isoformat(),

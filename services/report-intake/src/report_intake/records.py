@@ -41,12 +41,12 @@ from report_intake.models import (
     deletions,
     messaging,
 )
+from report_intake.status import FINAL_STATUSES
 
 log = logging.getLogger(__name__)
 SERVICE = "report-intake"
 CITIZEN_REQUEST = "citizen-request"  # the rule name of what the citizen asked for
 WITHDRAWN_RULE = "withdrawn-by-citizen"
-FINAL_STATUSES = ("closed", "rejected", "declined", "withdrawn")
 
 
 def record(session: AsyncSession, action: str, report_id: str, *, target_type: str = "report",

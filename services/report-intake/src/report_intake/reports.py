@@ -52,6 +52,7 @@ from report_intake.schemas import (
     SafetyAdvice,
     TimelineItem,
 )
+from report_intake.status import RANK, ReportStatus
 from report_intake.uploads import UploadedForm
 
 log = logging.getLogger(__name__)
@@ -372,7 +373,8 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
         category=sub.category, description=sub.description, lat=sub.location.lat, lon=sub.location.lon,
         accuracy_m=sub.location.accuracy_m, place_description=sub.location.description,
         observed_at=sub.observed_at, received_at=now, in_progress=sub.in_progress,
-        danger_to_life=sub.danger_to_life, status="received", status_rank=0, revision=0,
+        danger_to_life=sub.danger_to_life, status=ReportStatus.RECEIVED, status_rank=RANK[ReportStatus.RECEIVED],
+        revision=0,
         installation_binding=installations.binding(settings.token_secret, report_id, new.sender.installation_id)
         if new.sender is not None and new.sender.installation_id else None,
         appeal_id=new.appeal_id, answers_live_search=new.answers_live_search,
@@ -399,7 +401,7 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
                                   text_en=texts.CALL_112["en"], text_nl=texts.CALL_112["nl"]))
     await release_report(session, report, submitter)
     body = ReportCreated(
-        id=report_id, reference=report.reference, access_token="", status="received",
+        id=report_id, reference=report.reference, access_token="", status=ReportStatus.RECEIVED,
         status_url=f"/v1/reports/{report_id}", safety_advice=safety_advice(new.urgent, new.language),
     ).model_dump(mode="json")
     del body["access_token"]

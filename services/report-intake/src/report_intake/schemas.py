@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from burgermelding_shared.contracts import ContactDetails, Location
+from report_intake.status import ReportStatus
 
 
 class ReportSubmission(BaseModel):
@@ -62,7 +63,7 @@ class ReportCreated(BaseModel):
     id: str
     reference: str
     access_token: str = Field(description="Shown once. Keep it: it is the only way to follow this report.")
-    status: str
+    status: ReportStatus
     status_url: str
     safety_advice: SafetyAdvice | None = None
 
@@ -99,7 +100,7 @@ class ReportView(BaseModel):
 
     id: str
     reference: str
-    status: str
+    status: ReportStatus
     category: str
     in_progress: bool
     received_at: datetime

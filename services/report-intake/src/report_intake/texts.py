@@ -19,11 +19,3 @@ PHOTOS_ADDED = ("Photos were added to your report.", "Er zijn foto's aan uw meld
 WITHDRAWN = ("You withdrew this report.", "U heeft deze melding ingetrokken.")
 QUESTION = ("The control room asks: ", "De meldkamer vraagt: ")
 
-# How far along a report is; a status never moves back to a lower rank (events can arrive out of order).
-STATUS_RANK = {
-    "received": 0, "verified": 1, "under_review": 1, "forwarded": 2, "accepted": 3, "unit_assigned": 4,
-    "rejected": 9, "declined": 9, "closed": 10, "withdrawn": 10,
-}
-FINAL_RANK = 9  # from here on a report is no longer open: no photos or messages can be added
-# Events that add to the timeline without being a status of their own.
-NON_STATUS_EVENTS = {"call_112", "photos_added", "message", "joined"}

@@ -22,12 +22,11 @@ from sqlalchemy import func, select
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.urgency import MeldkamerPriority
-from dispatch_bridge.incidents import CLOSED_STATUSES
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident
+from dispatch_bridge.states import CLOSED_STATUSES, NOT_ACCEPTED
 
 POLL_SECONDS = 0.5
 FEEDS_PER_SESSION = 4  # tabs of one dispatcher; more is a runaway page (or someone holding connections open)
-NOT_ACCEPTED = ("queued", "sent", "dead_lettered", "rejected")  # an urgent incident in these is still not taken up
 
 
 @dataclass

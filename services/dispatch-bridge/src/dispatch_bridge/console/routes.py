@@ -34,13 +34,14 @@ from dispatch_bridge.burgernet import ActionRequest, Cancellation, Closing
 from dispatch_bridge.console import live, sessions, views
 from dispatch_bridge.console.sessions import ConsoleUser, FeedUser, SupervisorUser, User
 from dispatch_bridge.console.texts import LOOKING_FOR, STATES, Texts
+from dispatch_bridge.states import DeliveryState, ReportState
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 FEED_KEEPALIVE_SECONDS = 15.0
 FEED_SESSION_CHECK_SECONDS = 5.0
 DUTCH_TIME = ZoneInfo("Europe/Amsterdam")
-DELIVERY_STATES = ("queued", "sent", "accepted", "rejected", "dead_lettered", "cancelled")
+DELIVERY_STATES = tuple(DeliveryState)
 
 
 def language_of(request: Request, user: ConsoleUser | None = None) -> str:
@@ -167,16 +168,19 @@ async def activity(request: Request, user: User) -> Response:
 # ---- the incident list and the live feed ------------------------------------------------------------------
 
 
-def incident_filter(delivery_state: str | None, priority: int | None, category: str | None,
+def incident_filter(delivery_state: str | None, priority: MeldkamerPriority | None, category: str | None,
                     include_merged: bool) -> desk.IncidentFilter:
-    return desk.IncidentFilter(delivery_state or None, priority, category or None, include_merged)
+    return desk.IncidentFilter(DeliveryState(delivery_state) if delivery_state else None, priority, category or None,
+                               include_merged)
 
 
 Priority = Annotated[MeldkamerPriority | None, Query()]
+# The form's "all" is an empty value; anything else must be a delivery state (else 422).
+DeliveryStateFilter = Annotated[str | None, Query(pattern="^(" + "|".join(DeliveryState) + ")?$")]
 
 
 @router.get("/incidents", response_class=HTMLResponse)
-async def incident_list(request: Request, runtime: RuntimeDep, user: User, delivery_state: str | None = None,
+async def incident_list(request: Request, runtime: RuntimeDep, user: User, delivery_state: DeliveryStateFilter = None,
                         priority: Priority = None, category: str | None = None,
                         include_merged: bool = False) -> HTMLResponse:
     filters = incident_filter(delivery_state, priority, category, include_merged)
@@ -187,7 +191,8 @@ async def incident_list(request: Request, runtime: RuntimeDep, user: User, deliv
 
 
 @router.get("/incidents/rows", response_class=HTMLResponse)
-async def incident_rows(request: Request, runtime: RuntimeDep, user: FeedUser, delivery_state: str | None = None,
+async def incident_rows(request: Request, runtime: RuntimeDep, user: FeedUser,
+                        delivery_state: DeliveryStateFilter = None,
                         priority: Priority = None, category: str | None = None,
                         include_merged: bool = False) -> HTMLResponse:
     """The list's rows alone, fetched by the page when the feed says something changed."""
@@ -256,7 +261,7 @@ async def held_rows(request: Request, runtime: RuntimeDep, user: FeedUser) -> HT
 
 
 async def held_reports(runtime: Any, user: ConsoleUser) -> list[dict[str, Any]]:
-    return await desk.list_reports(runtime, user.actor, desk.ReportFilter(state="held_for_review"), 100)
+    return await desk.list_reports(runtime, user.actor, desk.ReportFilter(state=ReportState.HELD_FOR_REVIEW), 100)
 
 
 @router.get("/reports/{report_id}", response_class=HTMLResponse)
