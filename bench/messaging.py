@@ -31,8 +31,11 @@ import httpx
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from burgermelding_shared.catalogue import REPORT_EVENTS, Service
+from burgermelding_shared.contracts import ReportEvents, TimelineEvent
 from burgermelding_shared.db import Database, new_registry
 from burgermelding_shared.messaging import Relay, RelayConfig, enqueue, first_delivery, messaging_tables
+from burgermelding_shared.timeutil import utcnow
 
 POSTGRES_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
@@ -68,14 +71,14 @@ async def run(messages: int, backend: str) -> dict[str, float]:
         return httpx.Response(200, json={"ok": True})
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
-    relay = Relay(db, tables, http, {"receiver": _Here()}, RelayConfig(concurrency=8, batch_size=32))
-    payload = {"report_id": "r", "event": "forwarded", "text_en": "Sent on", "text_nl": "Doorgestuurd"}
+    relay = Relay(db, tables, http, {Service.REPORT_INTAKE: _Here()}, RelayConfig(concurrency=8, batch_size=32))
+    payload = ReportEvents(report_id="r", events=[TimelineEvent(event="forwarded", occurred_at=utcnow(),
+                                                                text_en="Sent on", text_nl="Doorgestuurd")])
 
     start = time.process_time()
     for n in range(messages):
         async with db.transaction() as session:
-            await enqueue(session, tables, destination="receiver", path="/internal/v1/report-events",
-                          kind="report.event", payload=payload, ordering_key=f"incident:{n % 50}")
+            await enqueue(session, tables, REPORT_EVENTS, payload, ordering_key=f"incident:{n % 50}")
     enqueue_cpu = time.process_time() - start
 
     start = time.process_time()
@@ -88,7 +91,7 @@ async def run(messages: int, backend: str) -> dict[str, float]:
     start = time.process_time()
     for n in range(messages):
         async with db.transaction() as session:
-            await first_delivery(session, tables, message_id=str(n), source="bench", kind="report.event")
+            await first_delivery(session, tables, message=REPORT_EVENTS, message_id=str(n), source="bench")
     inbox_cpu = time.process_time() - start
 
     # One at a time, as messages mostly travel at the suite's rates: each is committed and delivered before the
@@ -105,8 +108,7 @@ async def run(messages: int, backend: str) -> dict[str, float]:
         start = time.process_time()
         for n in range(messages):
             async with db.transaction() as session:
-                await enqueue(session, tables, destination="receiver", path="/internal/v1/report-events",
-                              kind="report.event", payload=payload)
+                await enqueue(session, tables, REPORT_EVENTS, payload)
             while relay.stats.delivered - delivered_before <= n:  # noqa: ASYNC110 (yield to the relay's tasks)
                 await asyncio.sleep(0)
         one_at_a_time[mode] = time.process_time() - start
