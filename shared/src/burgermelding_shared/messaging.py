@@ -46,12 +46,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.catalogue import Message
-from burgermelding_shared.db import HANDOFF_LEASE, OUTBOX_HANDED_OFF, OUTBOX_WRITTEN, Database
+from burgermelding_shared.db import HANDOFF_LEASE, OUTBOX_HANDED_OFF, OUTBOX_WRITTEN, Database, rowcount
 from burgermelding_shared.sharedstate import CircuitView, SharedState
 from burgermelding_shared.timeutil import UTCDateTime, utcnow
 from burgermelding_shared.tracing import SpanKind, continue_trace, current_traceparent
@@ -226,7 +225,9 @@ async def enqueue(
     # A row that must wait (its turn behind an ordering key, or a time) goes the relay's ordinary way. If this
     # process dies before sending, the lease runs out and any relay takes the row as usual.
     lease = session.info.get(HANDOFF_LEASE)
-    hand_off = lease is not None and ordering_key is None and not_before is None
+    lease_until = (now + timedelta(seconds=lease)
+                   if lease is not None and ordering_key is None and not_before is None else None)
+    hand_off = lease_until is not None
     row = {
         "message_id": message_id,
         "destination": str(message.destination),
@@ -239,11 +240,12 @@ async def enqueue(
         "status": PENDING,
         "attempts": 0,
         "next_attempt_at": not_before or now,
-        "lease_until": now + timedelta(seconds=lease) if hand_off else None,
+        "lease_until": lease_until,
         "created_at": now,
     }
     result = await session.execute(tables.add_message, row)
     if hand_off:
+        # execute() is typed to return a plain Result; an INSERT's is a CursorResult, which has the key.
         row["id"] = result.inserted_primary_key[0]  # type: ignore[attr-defined]
         session.info.setdefault(OUTBOX_HANDED_OFF, []).append(row)
     else:
@@ -273,7 +275,7 @@ async def first_delivery(
         tables.record_receipt(dialect),
         {"message_id": f"{source}:{message_id}", "source": source, "kind": message.kind, "received_at": utcnow()},
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(result))
 
 
 class Destination(Protocol):
@@ -438,7 +440,7 @@ class Relay(BackgroundLoop):
         async with self._semaphore:
             await self._deliver(row)
 
-    async def _claim(self) -> list[RowMapping]:
+    async def _claim(self) -> list[dict[str, Any]]:
         blocked, probes = [], []
         for name, circuit in (await self.circuit_views()).items():
             if circuit.state == "open" or (circuit.state == "half_open" and circuit.probe_taken):
@@ -446,7 +448,7 @@ class Relay(BackgroundLoop):
             elif circuit.state == "half_open":
                 probes.append(name)
         now = utcnow()
-        claimed: list[RowMapping] = []
+        claimed: list[dict[str, Any]] = []
         lock_rows = not self.db.is_sqlite
         async with self.db.transaction() as session:
             normal = self.tables.claimable(self.config.batch_size, lock_rows)
@@ -461,7 +463,8 @@ class Relay(BackgroundLoop):
                 until = now + timedelta(seconds=self.config.lease_seconds)
                 result = await session.execute(self.tables.lease, {"ids": ids, "until": until})
                 # RETURNING keeps no order: urgent first, then oldest, as claimed.
-                claimed = sorted(result.mappings(), key=lambda row: (-row["priority"], row["id"]))
+                # Plain dicts, as the handed-off rows are.
+                claimed = sorted((row._asdict() for row in result), key=lambda row: (-row["priority"], row["id"]))
         return claimed
 
     async def _deliver(self, row: Mapping[str, Any]) -> None:
@@ -543,7 +546,7 @@ class Relay(BackgroundLoop):
                        outbox.c.next_attempt_at > now)
                 .values(next_attempt_at=now)
             )
-        released = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        released = rowcount(result)
         if released:
             log.info("destination recovered: backlog released", extra={"destination": destination,
                                                                        "messages": released})
@@ -594,7 +597,7 @@ class Relay(BackgroundLoop):
                  "error": None if outcome.delivered else outcome.reason, "status_code": outcome.status_code},
             )
             handler = self.handlers.get(row["kind"])
-            if handler is not None and result.rowcount:  # type: ignore[attr-defined]
+            if handler is not None and rowcount(result):
                 await handler(session, row, outcome)
 
     async def circuit_views(self) -> dict[str, CircuitView]:
@@ -619,7 +622,7 @@ async def cancel_pending(session: AsyncSession, tables: MessagingTables, message
         .where(tables.outbox.c.message_id.in_(message_ids), tables.outbox.c.status == PENDING)
         .values(status=CANCELLED)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 async def cancel_unsent(session: AsyncSession, tables: MessagingTables, message_id: str) -> bool:
@@ -632,7 +635,7 @@ async def cancel_unsent(session: AsyncSession, tables: MessagingTables, message_
                or_(tables.outbox.c.lease_until.is_(None), tables.outbox.c.lease_until < utcnow()))
         .values(status=CANCELLED)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(result))
 
 
 async def replay_dead_letter(db: Database, tables: MessagingTables, message_id: str) -> bool:
@@ -644,7 +647,7 @@ async def replay_dead_letter(db: Database, tables: MessagingTables, message_id: 
             .values(status=PENDING, attempts=0, next_attempt_at=utcnow(), lease_until=None)
         )
         session.info[OUTBOX_WRITTEN] = True
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(rowcount(result))
 
 
 async def outbox_counts(db: Database, tables: MessagingTables) -> dict[str, int]:

@@ -14,8 +14,12 @@ from dispatch_bridge.models import audit as audit_tables
 
 
 class Who(Protocol):
-    username: str
-    role: str
+    # Read-only members, so a frozen dataclass (auth.Actor) and a class with plain attributes (_Service) both fit.
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
 
 
 class _Service:

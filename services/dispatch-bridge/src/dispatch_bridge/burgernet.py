@@ -20,8 +20,9 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared import burgernet, images
 from burgermelding_shared.app import Runtime
@@ -326,7 +327,7 @@ class BurgernetDeadlines(BackgroundLoop):
     async def run_once(self) -> int:
         async with self.runtime.db.transaction() as session:
             query = select(BurgernetAction).where(BurgernetAction.status == "open",
-                                                  BurgernetAction.closes_at <= utcnow()).limit(20)
+                                                  col(BurgernetAction.closes_at) <= utcnow()).limit(20)
             if not self.runtime.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             due = (await session.execute(query)).scalars().all()
@@ -440,14 +441,14 @@ async def get_action(runtime: Runtime, actor: Who, action_id: str) -> dict[str, 
         audit(session, actor, "burgernet.viewed", "burgernet", action.id)
         answers = (await session.execute(select(BridgeReport.report_id, BridgeReport.reference)
                                          .where(BridgeReport.appeal_id == action.id)
-                                         .order_by(BridgeReport.received_at))).all()
+                                         .order_by(col(BridgeReport.received_at)))).all()
         return {**view(action), "figures": await figures(runtime, session, action),
                 "answers": [{"report_id": r, "reference": ref} for r, ref in answers]}
 
 
 async def list_actions(runtime: Runtime, status: str | None, limit: int) -> list[dict[str, Any]]:
     async with runtime.db.sessions() as session:
-        query = select(BurgernetAction).order_by(BurgernetAction.number.desc()).limit(limit)
+        query = select(BurgernetAction).order_by(col(BurgernetAction.number).desc()).limit(limit)
         if status:
             query = query.where(BurgernetAction.status == status)
         actions = (await session.execute(query)).scalars().all()

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
@@ -36,9 +37,9 @@ class Call112Watch(BackgroundLoop):
         async with self.runtime.db.transaction() as session:
             overdue = (await session.execute(select(Incident).where(
                 Incident.priority == MeldkamerPriority.URGENT,
-                Incident.delivery_state.in_(NOT_ACCEPTED),
-                Incident.merged_into.is_(None),
-                Incident.call_112_sent_at.is_(None), Incident.created_at < overdue_before).limit(50)
+                col(Incident.delivery_state).in_(NOT_ACCEPTED),
+                col(Incident.merged_into).is_(None),
+                col(Incident.call_112_sent_at).is_(None), Incident.created_at < overdue_before).limit(50)
                 .with_for_update(skip_locked=True))).scalars().all()
             for incident in overdue:
                 incident.call_112_sent_at = utcnow()
@@ -55,11 +56,11 @@ async def deadline_scraper(runtime: Runtime, metrics: Metrics) -> None:
     """For the on-call team: 112 deadlines missed so far, and urgent incidents still not accepted past it."""
     async with runtime.db.sessions() as session:
         missed = (await session.execute(select(func.count()).select_from(Incident).where(
-            Incident.call_112_sent_at.is_not(None)))).scalar_one()
+            col(Incident.call_112_sent_at).is_not(None)))).scalar_one()
         # Still on its way: one the meldkamer refused or that was given up on is the dead-letter alert's.
         waiting = (await session.execute(select(func.count()).select_from(Incident).where(
-            Incident.call_112_sent_at.is_not(None), Incident.merged_into.is_(None),
-            Incident.delivery_state.in_([DeliveryState.QUEUED, DeliveryState.SENT])))).scalar_one()
+            col(Incident.call_112_sent_at).is_not(None), col(Incident.merged_into).is_(None),
+            col(Incident.delivery_state).in_([DeliveryState.QUEUED, DeliveryState.SENT])))).scalar_one()
     metrics.gauge("bm_call_112_deadlines_missed", "Urgent incidents the meldkamer did not accept within the 112 "
                   "deadline, all time (the citizens were told to call 112); it only grows").set(missed)
     metrics.gauge("bm_call_112_overdue_incidents", "Urgent incidents past the 112 deadline and still not "

@@ -12,8 +12,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared import auditchain
 from burgermelding_shared.app import Runtime
@@ -88,7 +89,7 @@ class ReportFilter:
 
 
 def audit_listing(session: AsyncSession, actor: Actor, what: str,
-                  filters: IncidentFilter | ReportFilter | dict[str, str], ids: list[str]) -> None:
+                  filters: IncidentFilter | ReportFilter | dict[str, object], ids: list[str]) -> None:
     """A list shows reports too: who saw which, under what filter (its values as they were asked for)."""
     shown = ", ".join(ids[:50]) + (f" and {len(ids) - 50} more" if len(ids) > 50 else "")
     if isinstance(filters, dict):
@@ -106,7 +107,7 @@ def _plain(value: object) -> object:
 async def list_incidents(runtime: Runtime, actor: Actor, filters: IncidentFilter, limit: int
                          ) -> list[dict[str, Any]]:
     async with runtime.db.transaction() as session:
-        query = select(Incident).order_by(Incident.priority, Incident.created_at.desc()).limit(limit)
+        query = select(Incident).order_by(col(Incident.priority), col(Incident.created_at).desc()).limit(limit)
         if filters.delivery_state:
             query = query.where(Incident.delivery_state == filters.delivery_state)
         if filters.priority:
@@ -114,7 +115,7 @@ async def list_incidents(runtime: Runtime, actor: Actor, filters: IncidentFilter
         if filters.category:
             query = query.where(Incident.category == filters.category)
         if not filters.include_merged:
-            query = query.where(Incident.merged_into.is_(None))
+            query = query.where(col(Incident.merged_into).is_(None))
         shown = (await session.execute(query)).scalars().all()
         summaries = await incident_summaries(session, shown)
         audit_listing(session, actor, "incidents", filters, [i.id for i in shown])
@@ -124,22 +125,23 @@ async def list_incidents(runtime: Runtime, actor: Actor, filters: IncidentFilter
 async def incident_summaries(session: AsyncSession, shown: Sequence[Incident]) -> list[dict[str, Any]]:
     """`incident_summary` of each of these incidents, in their order, with their reports and merged ones."""
     ids = [i.id for i in shown]
-    reports = (await session.execute(select(BridgeReport).where(BridgeReport.incident_id.in_(ids))
-                                     .order_by(BridgeReport.received_at))).scalars().all()
-    merged = (await session.execute(select(Incident.id, Incident.merged_into)
-                                    .where(Incident.merged_into.in_(ids)))).all()
+    reports = (await session.execute(select(BridgeReport).where(col(BridgeReport.incident_id).in_(ids))
+                                     .order_by(col(BridgeReport.received_at)))).scalars().all()
+    merged = (await session.execute(select(Incident.id, col(Incident.merged_into))
+                                    .where(col(Incident.merged_into).in_(ids)))).all()
     by_incident: dict[str, list[BridgeReport]] = {}
     for report in reports:
         by_incident.setdefault(report.incident_id or "", []).append(report)
     merged_from: dict[str, list[str]] = {}
     for absorbed, survivor in merged:
-        merged_from.setdefault(survivor, []).append(absorbed)
+        if survivor is not None:  # it is: the query asked for the merged ones
+            merged_from.setdefault(survivor, []).append(absorbed)
     return [incident_summary(i, by_incident.get(i.id, []), sorted(merged_from.get(i.id, []))) for i in shown]
 
 
 async def list_reports(runtime: Runtime, actor: Actor, filters: ReportFilter, limit: int) -> list[dict[str, Any]]:
     async with runtime.db.transaction() as session:
-        query = select(BridgeReport).order_by(BridgeReport.received_at.desc())
+        query = select(BridgeReport).order_by(col(BridgeReport.received_at).desc())
         for column, value in ((BridgeReport.state, filters.state), (BridgeReport.verdict, filters.verdict),
                               (BridgeReport.category, filters.category),
                               (BridgeReport.in_progress, filters.in_progress),
@@ -148,7 +150,7 @@ async def list_reports(runtime: Runtime, actor: Actor, filters: ReportFilter, li
                 query = query.where(column == value)
         stored = list((await session.execute(query.limit(limit))).scalars())
         incidents = {i.id: i for i in (await session.execute(select(Incident).where(
-            Incident.id.in_([r.incident_id for r in stored if r.incident_id])))).scalars()}
+            col(Incident.id).in_([r.incident_id for r in stored if r.incident_id])))).scalars()}
         audit_listing(session, actor, "reports", filters, [r.report_id for r in stored])
     return [{**report_summary(r), "delivery_state": incidents[r.incident_id].delivery_state
              if r.incident_id in incidents else None} for r in stored]
@@ -166,7 +168,7 @@ async def view_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[st
         stored = await _report(session, report_id)
         audit(session, actor, "view_report", "report", stored.report_id, report_id=stored.report_id)
         messages = (await session.execute(select(BridgeMessage).where(BridgeMessage.report_id == stored.report_id)
-                                          .order_by(BridgeMessage.sent_at))).scalars().all()
+                                          .order_by(col(BridgeMessage.sent_at)))).scalars().all()
     submission = ReportSubmitted.model_validate_json(stored.submission)
     return {
         **report_summary(stored),
@@ -329,8 +331,8 @@ async def split_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[s
 
 async def delivery_overview(runtime: Runtime) -> dict[str, Any]:
     async with runtime.db.sessions() as session:
-        states = dict((await session.execute(select(Incident.delivery_state, func.count())
-                                              .group_by(Incident.delivery_state))).all())
+        states = {str(state): count for state, count in (await session.execute(
+            select(Incident.delivery_state, func.count()).group_by(col(Incident.delivery_state)))).all()}
     return {"incidents_by_delivery_state": states, "outbox": await outbox_counts(runtime.db, messaging),
             "circuits": await runtime.relay.circuit_states(),
             "relay": {"delivered": runtime.relay.stats.delivered, "retried": runtime.relay.stats.retried,
@@ -350,7 +352,7 @@ async def dead_letters(runtime: Runtime, limit: int) -> list[dict[str, Any]]:
     """The bridge's own dead letters, then verification's dead jobs (their reports wait for a verdict)."""
     outbox = messaging.outbox
     async with runtime.db.sessions() as session:
-        rows = (await session.execute(select(outbox).where(outbox.c.status == DEAD)
+        rows = (await session.execute(outbox.select().where(outbox.c.status == DEAD)
                                       .order_by(outbox.c.id.desc()).limit(limit))).mappings().all()
     own = [{"message_id": r["message_id"], "destination": r["destination"], "kind": r["kind"],
             "attempts": r["attempts"], "reason": r["last_error"], "last_status_code": r["last_status_code"],
@@ -410,7 +412,7 @@ async def audit_log(runtime: Runtime, target_id: str | None, limit: int) -> list
     """The newest entries of the bridge's audit chain (with their hashes), optionally about one target."""
     entries = audit_tables.entries
     async with runtime.db.sessions() as session:
-        query = select(entries).order_by(entries.c.seq.desc()).limit(limit)
+        query = entries.select().order_by(entries.c.seq.desc()).limit(limit)
         if target_id:
             query = query.where((entries.c.target_id == target_id) | (entries.c.report_id == target_id))
         rows = (await session.execute(query)).mappings().all()

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from sqlalchemy import select
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.catalogue import (
@@ -43,6 +43,7 @@ from burgermelding_shared.contracts import (
     IncidentUpdate,
     PhotoRef,
     ReportEvents,
+    ReportEventType,
     ReportSubmitted,
     ReportWithdrawn,
     RequestForService,
@@ -84,7 +85,8 @@ def proposed_priority(report: ReportSubmitted) -> MeldkamerPriority:
 CITIZEN_NEWS = "citizen-news"  # session.info: what this transaction tells each citizen, sent just before commit
 
 
-async def tell_citizen(session: AsyncSession, report_id: str, event: str, incident_number: str | None = None,
+async def tell_citizen(session: AsyncSession, report_id: str, event: ReportEventType,
+                       incident_number: str | None = None,
                        precedence: Precedence = Precedence.ORDINARY, texts: tuple[str, str] | None = None) -> None:
     """Put an event on the citizen's timeline (in the event's standard words, or `texts`: English, Dutch). What
     one transaction tells one citizen (verified and forwarded, say) goes as one message when it commits: intake
@@ -95,7 +97,7 @@ async def tell_citizen(session: AsyncSession, report_id: str, event: str, incide
     news = session.info.setdefault(CITIZEN_NEWS, {})
     before_commit(session, CITIZEN_NEWS, _send_citizen_news)
     events, most_urgent = news.get(report_id, ([], Precedence.ORDINARY))
-    events.append(TimelineEvent(event=event, occurred_at=utcnow(), text_en=text_en, text_nl=text_nl,  # type: ignore[arg-type]
+    events.append(TimelineEvent(event=event, occurred_at=utcnow(), text_en=text_en, text_nl=text_nl,
                                 incident_number=incident_number))
     news[report_id] = (events, max(most_urgent, precedence))
 
@@ -114,7 +116,12 @@ def meldkamer_order(incident_id: str) -> str:
     return f"incident:{incident_id}"
 
 
-async def update_incident(session: AsyncSession, settings: BridgeSettings, incident: Incident, kind: str,
+# What an IncidentUpdate is about (its `kind`).
+UpdateKind = Literal["media", "verification", "citizen_note", "withdrawn", "report_added", "merged", "sighting",
+                     "burgernet", "report_removed"]
+
+
+async def update_incident(session: AsyncSession, settings: BridgeSettings, incident: Incident, kind: UpdateKind,
                           notes: str | None = None, media_items: list[dict[str, Any]] | None = None, *,
                           with_summary: bool = True, merge_items: list[dict[str, Any]] | None = None,
                           urgent: bool = False) -> None:
@@ -125,7 +132,7 @@ async def update_incident(session: AsyncSession, settings: BridgeSettings, incid
     summary = await incidents.summarise(session, incident) if with_summary else None
     document = eido.update_eido(incident_id=incident.id, update_id=update_id, agency=settings.agency, now=utcnow(),
                                 notes=notes, media=media_items or [], merges=merge_items or [])
-    update = IncidentUpdate(updateId=update_id, requestId=incident.id, kind=kind,  # type: ignore[arg-type]
+    update = IncidentUpdate(updateId=update_id, requestId=incident.id, kind=kind,
                             eido=document, eventSummary=summary, urgent=urgent)
     await enqueue(session, messaging, INCIDENT_UPDATE, update, path_names={"request_id": incident.id},
                   message_id=update_id, ordering_key=meldkamer_order(incident.id),
@@ -349,9 +356,9 @@ async def merge_with_group(session: AsyncSession, settings: BridgeSettings, inci
     two are one event and become one."""
     if not group_reports:
         return
-    others = (await session.execute(select(BridgeReport.incident_id).where(
-        BridgeReport.report_id.in_(group_reports), BridgeReport.incident_id.is_not(None),
-        BridgeReport.incident_id != incident.id).distinct())).scalars().all()
+    others = [other for other in (await session.execute(select(col(BridgeReport.incident_id)).where(
+        col(BridgeReport.report_id).in_(group_reports), col(BridgeReport.incident_id).is_not(None),
+        BridgeReport.incident_id != incident.id).distinct())).scalars() if other is not None]
     await merge_incidents(session, settings, [incident.id, *others])
 
 
@@ -443,7 +450,7 @@ async def receive_group_merge(runtime: Runtime, merge: GroupsMerged, message_id:
                                     source=source):
             return "duplicate"
         reports = (await session.execute(select(BridgeReport).where(
-            BridgeReport.report_id.in_([*merge.report_ids, *merge.merged_report_ids])).with_for_update()
+            col(BridgeReport.report_id).in_([*merge.report_ids, *merge.merged_report_ids])).with_for_update()
         )).scalars().all()
         for stored in reports:
             stored.group_id = merge.group_id
@@ -503,7 +510,7 @@ async def ask_citizen(session: AsyncSession, report_id: str, text: str, author: 
     return question
 
 
-async def on_meldkamer_attempt(session: AsyncSession, row: RowMapping, outcome: Outcome) -> None:
+async def on_meldkamer_attempt(session: AsyncSession, row: Mapping[str, Any], outcome: Outcome) -> None:
     """A request went out without a decision (error, timeout): queued -> sent, with the cause so far."""
     incident = await session.get(Incident, json.loads(row["payload"])["requestId"], with_for_update=True)
     if incident is not None and incident.delivery_state == DeliveryState.QUEUED:
@@ -513,7 +520,7 @@ async def on_meldkamer_attempt(session: AsyncSession, row: RowMapping, outcome: 
         session.add(incident)
 
 
-async def on_meldkamer_answer(session: AsyncSession, row: RowMapping, outcome: Outcome) -> None:
+async def on_meldkamer_answer(session: AsyncSession, row: Mapping[str, Any], outcome: Outcome) -> None:
     """Relay result handler for requests for service: record the meldkamer's decision and tell the citizen."""
     request_id = json.loads(row["payload"])["requestId"]
     incident = await session.get(Incident, request_id, with_for_update=True)
@@ -521,7 +528,7 @@ async def on_meldkamer_answer(session: AsyncSession, row: RowMapping, outcome: O
         log.error("answer for unknown incident", extra={"request_id": request_id})
         return
     incident.updated_at = utcnow()
-    event: str | None = None
+    event: ReportEventType | None = None
     if outcome.delivered:
         try:
             answer = RequestResponse.model_validate(outcome.body)

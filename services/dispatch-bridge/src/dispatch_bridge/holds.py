@@ -19,8 +19,8 @@ import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.catalogue import LEGAL_HOLD
@@ -38,7 +38,7 @@ SET, LIFTED = 1, 2  # a hold's versions
 
 async def active_hold(session: AsyncSession, incident_id: str) -> LegalHold | None:
     return (await session.execute(select(LegalHold).where(LegalHold.incident_id == incident_id,
-                                                         LegalHold.lifted_at.is_(None)))).scalars().first()
+                                                         col(LegalHold.lifted_at).is_(None)))).scalars().first()
 
 
 async def held_reports(session: AsyncSession, incident: Incident) -> list[BridgeReport]:
@@ -149,12 +149,13 @@ async def _holds_of_event(session: AsyncSession, incident: Incident) -> list[Leg
     """The active holds on an incident and on those merged into it, its own first; and those following them."""
     merged = list((await session.execute(select(Incident.id).where(Incident.merged_into == incident.id))).scalars())
     found = list((await session.execute(select(LegalHold).where(
-        LegalHold.incident_id.in_([incident.id, *merged]), LegalHold.lifted_at.is_(None))
-        .order_by(LegalHold.incident_id != incident.id, LegalHold.set_at))).scalars())
+        col(LegalHold.incident_id).in_([incident.id, *merged]), col(LegalHold.lifted_at).is_(None))
+        .order_by(col(LegalHold.incident_id) != incident.id, col(LegalHold.set_at)))).scalars())
     seen = {h.id for h in found}
     while True:  # holds that followed one of these into a split-off incident are part of the same evidence
         following = [h for h in (await session.execute(select(LegalHold).where(
-            LegalHold.follows_hold.in_(seen), LegalHold.lifted_at.is_(None)))).scalars() if h.id not in seen]
+            col(LegalHold.follows_hold).in_(seen), col(LegalHold.lifted_at).is_(None)))).scalars()
+            if h.id not in seen]
         if not following:
             return found
         found += following

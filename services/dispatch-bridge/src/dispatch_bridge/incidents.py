@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared.contracts import (
     EventCentre,
@@ -73,8 +73,8 @@ async def open_incident_for(session: AsyncSession, report: ReportSubmitted) -> I
     """The open incident of the report's event, if the meldkamer has one (locked); None: a new event."""
     sighting = sighting_of(report)
     candidates = (await session.execute(select(Incident).where(
-        Incident.merged_into.is_(None), Incident.last_seen >= sighting.observed_at - WINDOW,
-        Incident.first_seen <= sighting.observed_at + WINDOW))).scalars().all()
+        col(Incident.merged_into).is_(None), col(Incident.last_seen) >= sighting.observed_at - WINDOW,
+        col(Incident.first_seen) <= sighting.observed_at + WINDOW))).scalars().all()
     pairs = [(extent, i) for i in candidates if is_open(i) and (extent := extent_of(i)) is not None]
     found = nearest_event(pairs, sighting)
     if found is None:
@@ -107,8 +107,9 @@ def first_witness(report: ReportSubmitted, previous: ReportSubmitted) -> ReportS
 
 
 async def reports_of(session: AsyncSession, incident_id: str) -> list[BridgeReport]:
-    return list((await session.execute(select(BridgeReport).where(BridgeReport.incident_id == incident_id)
-                                       .order_by(BridgeReport.received_at, BridgeReport.report_id))).scalars())
+    query = (select(BridgeReport).where(BridgeReport.incident_id == incident_id)
+             .order_by(col(BridgeReport.received_at), col(BridgeReport.report_id)))
+    return list((await session.execute(query)).scalars())
 
 
 def sender_of(report: BridgeReport) -> str:
@@ -168,14 +169,15 @@ def distinct_descriptions(reports: list[BridgeReport], submissions: list[ReportS
 
 
 def refresh_extent(incident: Incident, reports: list[BridgeReport]) -> None:
-    placed = [r for r in reports if r.lat is not None and r.lon is not None and r.observed_at is not None]
+    placed = [(r, (r.lat, r.lon), r.observed_at) for r in reports
+              if r.lat is not None and r.lon is not None and r.observed_at is not None]
     if not placed:
         return
-    spread = spread_of([(r.lat, r.lon) for r in placed])  # type: ignore[misc]
+    spread = spread_of([point for _, point, _ in placed])
     incident.lat, incident.lon = spread.lat, spread.lon
-    incident.first_seen = min(r.observed_at for r in placed)  # type: ignore[type-var]
-    incident.last_seen = max(r.observed_at for r in placed)  # type: ignore[type-var]
-    incident.family = narrowest_family(r.category for r in placed)
+    incident.first_seen = min(seen for _, _, seen in placed)
+    incident.last_seen = max(seen for _, _, seen in placed)
+    incident.family = narrowest_family(r.category for r, _, _ in placed)
 
 
 def counts(stored: BridgeReport) -> bool:
@@ -199,8 +201,8 @@ async def summarise(session: AsyncSession, incident: Incident) -> EventSummary:
 def describe(incident: Incident, reports: list[BridgeReport], version: int) -> EventSummary:
     """What these reports of the incident say together (those that do not count left out)."""
     reports = [r for r in reports if counts(r)]
-    placed = [r for r in reports if r.lat is not None and r.lon is not None]
-    spread = spread_of([(r.lat, r.lon) for r in placed]) if placed else None  # type: ignore[misc]
+    placed = [(r.lat, r.lon) for r in reports if r.lat is not None and r.lon is not None]
+    spread = spread_of(placed) if placed else None
     observed = [r.observed_at for r in reports if r.observed_at is not None]
     submissions = [ReportSubmitted.model_validate_json(r.submission) for r in reports]  # parsed once
     descriptions, omitted = distinct_descriptions(reports, submissions)

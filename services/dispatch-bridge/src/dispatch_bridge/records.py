@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared import auditchain, evidence
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.blobstore import BlobNotFound, BlobStoreUnavailable
 from burgermelding_shared.catalogue import RETENTION_FOR_BRIDGE
 from burgermelding_shared.contracts import ReportSubmitted, RetentionApplied, coarse
+from burgermelding_shared.db import rowcount
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import first_delivery
 from burgermelding_shared.retention import log_deletion
@@ -91,8 +93,8 @@ async def apply_retention(runtime: Runtime, order: RetentionApplied, message_id:
             if order.action == "remove_contact":
                 submission = submission.model_copy(update={"contact": None})
             else:
-                removed["messages"] = (await session.execute(delete(BridgeMessage).where(
-                    BridgeMessage.report_id == stored.report_id))).rowcount or 0
+                removed["messages"] = rowcount(await session.execute(delete(BridgeMessage).where(
+                    col(BridgeMessage.report_id) == stored.report_id)))
                 removed["description"], removed["photos"] = True, len(submission.photos)
                 submission = submission.anonymised()
                 stored.lat = coarse(stored.lat) if stored.lat is not None else None
@@ -187,7 +189,7 @@ async def removed_by_retention(session: AsyncSession, incident_ids: list[str], r
     """What retention (or a citizen) removed from these incidents' reports: photos of reports still here, and
     whole reports purged (their log entries name the incident they were in). Nothing personal."""
     named = [deletions.c.removed.contains(f'"incident_id": "{i}"') for i in incident_ids]
-    rows = (await session.execute(select(deletions).where(or_(deletions.c.report_id.in_(report_ids), *named))
+    rows = (await session.execute(deletions.select().where(or_(deletions.c.report_id.in_(report_ids), *named))
                                   .order_by(deletions.c.id))).mappings().all()
     found = []
     for row in rows:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from burgermelding_shared.contracts import ReportEventType
+
 EVENT_TEXTS: dict[str, tuple[str, str]] = {  # event: (English, Dutch)
     "verified": ("Your report has been checked.", "Uw melding is gecontroleerd."),
     "under_review": ("A colleague will look at your report.", "Een medewerker bekijkt uw melding."),
@@ -20,7 +22,7 @@ EVENT_TEXTS: dict[str, tuple[str, str]] = {  # event: (English, Dutch)
 }
 
 # Meldkamer status -> citizen event. Several statuses mean the same to a citizen.
-STATUS_EVENTS = {
+STATUS_EVENTS: dict[str, ReportEventType] = {
     "ResourcesAssigned": "unit_assigned", "ResourcesEnroute": "unit_assigned", "ResourcesOnscene": "unit_assigned",
     "Closed": "closed", "Cancelled": "closed",
 }

@@ -70,7 +70,8 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def limits_of(runtime: Runtime) -> IntakeLimits:
-    return runtime.extras["limits"]  # type: ignore[no-any-return]
+    limits: IntakeLimits = runtime.extras["limits"]
+    return limits
 
 
 async def sender_of(request: Request, runtime: RuntimeDep,

@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from burgermelding_shared.app import Runtime
@@ -96,7 +97,7 @@ async def receive_action(runtime: Runtime, action: PublishedAction, message_id: 
         stored.closes_at, stored.closed_at = action.closes_at, action.closed_at
         if action.status != "open" and stored.fetched_count is None:
             stored.fetched_count = await _count_receipts(session, action.action_id)
-            await session.execute(delete(AppealReceipt).where(AppealReceipt.action_id == action.action_id))
+            await session.execute(delete(AppealReceipt).where(col(AppealReceipt.action_id) == action.action_id))
         session.add(stored)
     feed_of(runtime).invalidate()
     return "applied"
@@ -149,8 +150,8 @@ class ActionFeed:
         since = utcnow() - timedelta(hours=self.settings.burgernet_closed_visible_hours)
         async with runtime.db.sessions() as session:
             rows = (await session.execute(select(PublishedAppeal.document).where(
-                or_(PublishedAppeal.status == "open", PublishedAppeal.closed_at >= since))
-                .order_by(PublishedAppeal.action_id))).scalars().all()
+                or_(col(PublishedAppeal.status) == "open", col(PublishedAppeal.closed_at) >= since))
+                .order_by(col(PublishedAppeal.action_id)))).scalars().all()
         base = self.settings.public_url.rstrip("/")
         actions = []
         for raw in rows:
@@ -289,7 +290,8 @@ async def record_receipts(runtime: Runtime, installation_id: str, action_ids: li
     secret = runtime.settings.token_secret
     async with runtime.db.transaction() as session:
         open_ids = set((await session.execute(select(PublishedAppeal.action_id).where(
-            PublishedAppeal.action_id.in_([a[:36] for a in action_ids]), PublishedAppeal.status == "open"))).scalars())
+            col(PublishedAppeal.action_id).in_([a[:36] for a in action_ids]),
+            PublishedAppeal.status == "open"))).scalars())
         rows = [{"action_id": a, "tag": receipt_tag(secret, a, installation_id)} for a in sorted(open_ids)]
         if rows:
             dialect = postgresql if not runtime.db.is_sqlite else sqlite

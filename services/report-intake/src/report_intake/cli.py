@@ -52,9 +52,16 @@ def revoke_installation(argv: list[str]) -> None:
 def retention(argv: list[str]) -> None:
     """`retention [--dry-run]`: apply the retention rules now (the service also runs them on a schedule)."""
     import json
-    from types import SimpleNamespace
+    from dataclasses import dataclass
 
+    from burgermelding_shared.blobstore import BlobStore
     from report_intake import records
+
+    @dataclass(frozen=True)
+    class Stores:  # a records.Stores
+        db: Database
+        blobs: BlobStore
+        settings: IntakeSettings
 
     parser = argparse.ArgumentParser(prog="burgermelding-report-intake retention")
     parser.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
@@ -65,8 +72,8 @@ def retention(argv: list[str]) -> None:
         db = Database(settings.effective_database_url)
         try:
             # The rules need the database, the photo store and the settings: what a running service holds.
-            runtime = SimpleNamespace(db=db, blobs=settings.blob_config().open(), settings=settings)
-            done = await records.run_retention(runtime, settings.retention_rules, dry_run=args.dry_run)  # type: ignore[arg-type]
+            runtime = Stores(db=db, blobs=settings.blob_config().open(), settings=settings)
+            done = await records.run_retention(runtime, settings.retention_rules, dry_run=args.dry_run)
             return {**done.summary(), "dry_run": args.dry_run,
                     "reports": [{"reference": r.reference, "rule": r.rule, "action": r.action} for r in done.applied]}
         finally:

@@ -13,13 +13,16 @@ intake process, never loses one or does it twice at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.db import rowcount
 from burgermelding_shared.images import PhotoUnreadable, display_copy_of_blob
 from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
@@ -37,6 +40,15 @@ def pause_after(attempts: int) -> float:
     return min(MAX_PAUSE_SECONDS, 2.0 ** attempts)
 
 
+def kept_submitter(job: DisplayJob) -> Submitter | None:
+    """The sender of the request behind the report, as the job kept it (`DisplayJob.submitter_tag`)."""
+    tag, kind = job.submitter_tag, job.submitter_kind
+    match kind:
+        case "installation" | "address" if tag:
+            return Submitter(tag, kind)
+    return None
+
+
 class DisplayCopies(BackgroundLoop):
     name = "display-copies"
     poll_seconds = 5.0
@@ -48,7 +60,8 @@ class DisplayCopies(BackgroundLoop):
 
     @property
     def work(self) -> PriorityExecutor:
-        return self.runtime.extras["photo_work"]  # type: ignore[no-any-return]
+        work: PriorityExecutor = self.runtime.extras["photo_work"]
+        return work
 
     async def run_once(self) -> int:
         """Start the due jobs there is room for, each on its own: an urgent report's job, arriving while
@@ -59,19 +72,19 @@ class DisplayCopies(BackgroundLoop):
         async with self.runtime.db.sessions() as session:
             due = (await session.execute(
                 select(DisplayJob).where(DisplayJob.due_at <= utcnow(),
-                                         DisplayJob.report_id.not_in(list(self.running)))
-                .order_by(DisplayJob.urgent.desc(), DisplayJob.due_at).limit(room)
+                                         col(DisplayJob.report_id).not_in(list(self.running)))
+                .order_by(col(DisplayJob.urgent).desc(), col(DisplayJob.due_at)).limit(room)
             )).scalars().all()
         started = 0
         for job in due:
             if await self._lease(job):
                 task = asyncio.create_task(self._attempt(job), name=f"display-copies-{job.report_id}")
                 self.running[job.report_id] = task
-                task.add_done_callback(lambda _t, report_id=job.report_id: self._finished(report_id))
+                task.add_done_callback(functools.partial(self._finished, job.report_id))
                 started += 1
         return started
 
-    def _finished(self, report_id: str) -> None:
+    def _finished(self, report_id: str, _task: asyncio.Task[None]) -> None:
         self.running.pop(report_id, None)
         self.wake()  # room for the next one
 
@@ -86,7 +99,7 @@ class DisplayCopies(BackgroundLoop):
 
     async def idle_seconds(self) -> float:
         async with self.runtime.db.sessions() as session:
-            next_due = (await session.execute(select(DisplayJob.due_at).order_by(DisplayJob.due_at)
+            next_due = (await session.execute(select(col(DisplayJob.due_at)).order_by(col(DisplayJob.due_at))
                                               .limit(1))).scalar()
         if next_due is None:
             return self.poll_seconds
@@ -96,10 +109,11 @@ class DisplayCopies(BackgroundLoop):
         """Take the job if nobody took it since we read it: its due time moves past the lease."""
         async with self.runtime.db.transaction() as session:
             taken = await session.execute(
-                update(DisplayJob).where(DisplayJob.report_id == job.report_id, DisplayJob.due_at == job.due_at)
-                .values(due_at=utcnow() + timedelta(seconds=LEASE_SECONDS), attempts=DisplayJob.attempts + 1))
+                update(DisplayJob).where(col(DisplayJob.report_id) == job.report_id,
+                                         col(DisplayJob.due_at) == job.due_at)
+                .values(due_at=utcnow() + timedelta(seconds=LEASE_SECONDS), attempts=col(DisplayJob.attempts) + 1))
         job.attempts += 1
-        return taken.rowcount == 1  # type: ignore[attr-defined]
+        return rowcount(taken) == 1
 
     async def _attempt(self, job: DisplayJob) -> None:
         try:
@@ -109,7 +123,7 @@ class DisplayCopies(BackgroundLoop):
             log.warning("display copies for report %s failed (attempt %d), again in %.0f s: %r",
                         job.report_id, job.attempts, pause, exc)
             async with self.runtime.db.transaction() as session:
-                await session.execute(update(DisplayJob).where(DisplayJob.report_id == job.report_id).values(
+                await session.execute(update(DisplayJob).where(col(DisplayJob.report_id) == job.report_id).values(
                     due_at=utcnow() + timedelta(seconds=pause), last_error=repr(exc)[:300]))
 
     async def _make(self, job: DisplayJob) -> None:
@@ -132,7 +146,7 @@ class DisplayCopies(BackgroundLoop):
             current = await session.get(DisplayJob, job.report_id, with_for_update=True)
             if current is None:
                 return  # done by another process while ours ran past its lease
-            for photo in (await session.execute(select(Photo).where(Photo.id.in_(made)))).scalars():
+            for photo in (await session.execute(select(Photo).where(col(Photo.id).in_(made)))).scalars():
                 photo.sanitised_sha256 = made[photo.id]
                 photo.display_state = DisplayState.READY if made[photo.id] else DisplayState.UNREADABLE
                 # A transformation of the evidence: which copy was made from which original.
@@ -144,8 +158,7 @@ class DisplayCopies(BackgroundLoop):
             report = (await session.execute(select(Report).where(Report.id == job.report_id).with_for_update())
                       ).scalar_one()  # locked: an upload at the same time also raises the revision
             # The report keeps its own independent source (queue_report sends Report.independent_source).
-            submitter = (Submitter(job.submitter_tag, job.submitter_kind)  # type: ignore[arg-type]
-                         if job.submitter_tag and job.submitter_kind else None)
+            submitter = kept_submitter(job)
             if current.bridge_revision == report.revision:
                 report.revision += 1  # the bridge has this revision without the copies: it gets the next
             await session.delete(current)

@@ -9,10 +9,10 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime
@@ -51,7 +51,7 @@ class TimelineNotifier:
             event.set()
 
     @contextlib.contextmanager
-    def listen(self, report_id: str):  # type: ignore[no-untyped-def]
+    def listen(self, report_id: str) -> Iterator[asyncio.Event]:
         event = asyncio.Event()
         self._events[report_id].add(event)
         try:
@@ -164,9 +164,17 @@ async def list_messages(runtime: Runtime, report_id: str, access: reports.Access
     async with runtime.db.sessions() as session:
         await reports.authorised_report(runtime, session, report_id, access)
         rows = (await session.execute(select(Message).where(Message.report_id == report_id)
-                                      .order_by(Message.sent_at, Message.id))).scalars().all()
-    return [MessageView(id=m.id, direction=m.direction, text=m.text, in_reply_to=m.in_reply_to,  # type: ignore[arg-type]
-                        sent_at=m.sent_at) for m in rows]
+                                      .order_by(col(Message.sent_at), col(Message.id)))).scalars().all()
+    return [message_view(m) for m in rows]
+
+
+def message_view(message: Message) -> MessageView:
+    direction = message.direction
+    match direction:
+        case "to_citizen" | "from_citizen":
+            return MessageView(id=message.id, direction=direction, text=message.text,
+                               in_reply_to=message.in_reply_to, sent_at=message.sent_at)
+    raise ValueError(f"message {message.id} goes in no direction the API knows: {direction!r}")
 
 
 async def send_message(runtime: Runtime, report_id: str, access: reports.Access, message: MessageIn,
@@ -261,8 +269,9 @@ async def timeline_stream(runtime: Runtime, report_id: str, access: reports.Acce
                 wake.clear()
                 async with runtime.db.sessions() as session:
                     entries = (await session.execute(
-                        select(TimelineEntry).where(TimelineEntry.report_id == report_id, TimelineEntry.id > after)
-                        .order_by(TimelineEntry.id))).scalars().all()
+                        select(TimelineEntry).where(TimelineEntry.report_id == report_id,
+                                                    col(TimelineEntry.id) > after)
+                        .order_by(col(TimelineEntry.id)))).scalars().all()
                     status = (await session.execute(select(Report.status).where(Report.id == report_id))).scalar()
                 for entry in entries:
                     after = entry.id or after
@@ -293,11 +302,11 @@ async def stored_data(runtime: Runtime, report_id: str, access: reports.Access) 
     async with runtime.db.transaction() as session:
         report = await reports.authorised_report(runtime, session, report_id, access)
         photos = (await session.execute(select(Photo).where(Photo.report_id == report_id)
-                                        .order_by(Photo.received_at, Photo.id))).scalars().all()
+                                        .order_by(col(Photo.received_at), col(Photo.id)))).scalars().all()
         contact = await session.get(Contact, report_id)
         messages = (await session.execute(select(Message).where(Message.report_id == report_id)
-                                          .order_by(Message.sent_at, Message.id))).scalars().all()
-        entries = len((await session.execute(select(TimelineEntry.id).where(
+                                          .order_by(col(Message.sent_at), col(Message.id)))).scalars().all()
+        entries = len((await session.execute(select(col(TimelineEntry.id)).where(
             TimelineEntry.report_id == report_id))).all())
         held = await records.is_held(session, report_id)
         records.record(session, "citizen.viewed_stored_data", report_id, actor="citizen", role="citizen")
@@ -314,8 +323,7 @@ async def stored_data(runtime: Runtime, report_id: str, access: reports.Access) 
                 for p in photos],
         contact=StoredContact(name=contact.name, phone=contact.phone, email=contact.email,
                               share_with_police=contact.share_with_police) if contact else None,
-        messages=[MessageView(id=m.id, direction=m.direction, text=m.text, in_reply_to=m.in_reply_to,  # type: ignore[arg-type]
-                              sent_at=m.sent_at) for m in messages],
+        messages=[message_view(m) for m in messages],
         timeline_entries=entries, made_with_installation=report.installation_binding is not None,
         legal_hold=held, anonymised_at=report.anonymised_at,
         retention=[PlannedRemoval(**step) for step in records.planned(report, settings.retention_rules, held)],

@@ -32,8 +32,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
 
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.db import Database
@@ -261,7 +262,7 @@ class RegistrationPurger(BackgroundLoop):
 
     async def run_once(self) -> int:
         async with self.db.transaction() as session:
-            await session.execute(delete(SpentChallenge).where(SpentChallenge.expires_at < utcnow()))
-            await session.execute(update(Installation).where(Installation.new_until < utcnow())
+            await session.execute(delete(SpentChallenge).where(col(SpentChallenge.expires_at) < utcnow()))
+            await session.execute(update(Installation).where(col(Installation.new_until) < utcnow())
                                   .values(registered_from=None, new_until=None))
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Text, false
 from sqlmodel import Field, SQLModel
@@ -97,6 +98,15 @@ class DisplayState(StrEnum):
     READY = "ready"
     PENDING = "pending"  # made after the 202 by display.DisplayCopies
     UNREADABLE = "unreadable"  # the original is kept as evidence; its pixels do not decode
+
+
+def display_of(photo: Photo) -> Literal["ready", "pending", "unreadable"]:
+    """A photo's display state as the contracts spell it (`display_state` holds a DisplayState's value)."""
+    state = photo.display_state
+    match state:
+        case "ready" | "pending" | "unreadable":
+            return state
+    raise ValueError(f"photo {photo.id} has no display state the contracts know: {state!r}")
 
 
 class DisplayJob(IntakeTable, table=True):

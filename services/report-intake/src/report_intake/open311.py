@@ -135,14 +135,14 @@ def _submission(form: dict[str, str]) -> ReportSubmission:
     """The service request as a report (400 for one that is not)."""
     contact = {k: form[v] for k, v in (("name", "first_name"), ("phone", "phone"), ("email", "email")) if form.get(v)}
     try:
-        return ReportSubmission(
-            category=form.get("service_code", ""), description=form.get("description", ""),
-            location={"lat": _number(form, "lat"), "lon": _number(form, "long"),
-                      "description": form.get("address_string")},
-            observed_at=datetime.now(UTC), in_progress=_flag(form, "in_progress"),
-            danger_to_life=_flag(form, "danger_to_life"),
-            contact={**contact, "share_with_police": False} if contact else None,
-        )
+        return ReportSubmission.model_validate({
+            "category": form.get("service_code", ""), "description": form.get("description", ""),
+            "location": {"lat": _number(form, "lat"), "lon": _number(form, "long"),
+                         "description": form.get("address_string")},
+            "observed_at": datetime.now(UTC), "in_progress": _flag(form, "in_progress"),
+            "danger_to_life": _flag(form, "danger_to_life"),
+            "contact": {**contact, "share_with_police": False} if contact else None,
+        })
     except ValueError as exc:
         raise ServiceError(400, "invalid_request", f"the service request is not valid: {exc}",
                            detail_nl=f"Het verzoek is niet geldig: {exc}") from exc

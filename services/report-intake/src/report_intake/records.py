@@ -13,17 +13,20 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy import delete, exists, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared import auditchain
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.blobstore import BlobStore
 from burgermelding_shared.catalogue import Service, retention_for
 from burgermelding_shared.contracts import LegalHold, RetentionAction, RetentionApplied, coarse
+from burgermelding_shared.db import Database, rowcount
 from burgermelding_shared.messaging import Precedence, enqueue
 from burgermelding_shared.retention import SEVERITY, RetentionRule, due_at, log_deletion, rule_applies
 from burgermelding_shared.timeutil import utcnow
@@ -71,7 +74,7 @@ def mark_finished(session: AsyncSession, report: Report) -> None:
 
 
 async def is_held(session: AsyncSession, report_id: str) -> bool:
-    return (await session.execute(select(exists().where(ReportHold.report_id == report_id)))).scalar() is True
+    return (await session.execute(select(exists().where(col(ReportHold.report_id) == report_id)))).scalar() is True
 
 
 # ---- legal holds (set and lifted by a supervisor through the bridge) ----
@@ -97,8 +100,8 @@ async def apply_hold(runtime: Runtime, hold: LegalHold) -> dict[str, Any]:
         state.version, state.active, state.changed_at = hold.version, hold.active, utcnow()
         session.add(state)
         # In a fixed order, as two holds at once must not deadlock.
-        found = list((await session.execute(select(Report).where(Report.id.in_(hold.report_ids))
-                                            .order_by(Report.id).with_for_update())).scalars())
+        found = list((await session.execute(select(Report).where(col(Report.id).in_(hold.report_ids))
+                                            .order_by(col(Report.id)).with_for_update())).scalars())
         known = {r.id for r in found}
         if hold.active:
             present = set((await session.execute(select(ReportHold.report_id).where(
@@ -112,7 +115,7 @@ async def apply_hold(runtime: Runtime, hold: LegalHold) -> dict[str, Any]:
         else:
             lifted = list((await session.execute(select(ReportHold.report_id).where(
                 ReportHold.hold_id == hold.hold_id))).scalars())
-            await session.execute(delete(ReportHold).where(ReportHold.hold_id == hold.hold_id))
+            await session.execute(delete(ReportHold).where(col(ReportHold.hold_id) == hold.hold_id))
             for report_id in lifted:
                 record(session, "legal_hold.lifted", report_id, detail={"hold_id": hold.hold_id,
                                                                         "incident_id": hold.incident_id,
@@ -123,6 +126,18 @@ async def apply_hold(runtime: Runtime, hold: LegalHold) -> dict[str, Any]:
 
 
 # ---- removing personal data ----
+
+class Stores(Protocol):
+    """What removing data needs of a running service (its `Runtime`); the `retention` command has just these."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def blobs(self) -> BlobStore: ...
+
+    @property
+    def settings(self) -> Any: ...
 
 @dataclass
 class Removal:
@@ -135,7 +150,7 @@ class Removal:
     removed: dict[str, Any] = field(default_factory=dict)
 
 
-async def remove(runtime: Runtime, session: AsyncSession, report: Report, action: RetentionAction, rule: str,
+async def remove(runtime: Stores, session: AsyncSession, report: Report, action: RetentionAction, rule: str,
                  *, tell_others: bool = True) -> Removal:
     """Remove what `action` says from one report, in the caller's transaction: rows, photos in the store (those
     no other report still points at), the deletion log and audit entry, and the message to verification and the
@@ -156,17 +171,17 @@ async def remove(runtime: Runtime, session: AsyncSession, report: Report, action
         report.independent_source = None  # an address pseudonym: it goes with the rest
         report.anonymised_at = utcnow()
         done.removed["description"] = True
-        done.removed["messages"] = (await session.execute(delete(Message).where(
-            Message.report_id == report.id))).rowcount or 0
+        done.removed["messages"] = rowcount(await session.execute(delete(Message).where(
+            col(Message.report_id) == report.id)))
         # The dispatcher's questions are on the timeline too: their words go, the fact that one came stays.
-        await session.execute(update(TimelineEntry).where(TimelineEntry.report_id == report.id,
-                                                          TimelineEntry.event == "message")
+        await session.execute(update(TimelineEntry).where(col(TimelineEntry.report_id) == report.id,
+                                                          col(TimelineEntry.event) == "message")
                               .values(text_en=texts.QUESTION[0].rstrip(": "), text_nl=texts.QUESTION[1].rstrip(": ")))
-        await session.execute(delete(DisplayJob).where(DisplayJob.report_id == report.id))
+        await session.execute(delete(DisplayJob).where(col(DisplayJob.report_id) == report.id))
         done.removed["photos"] = await _remove_photos(runtime, session, report.id)
     if action == "purge":
-        await session.execute(delete(TimelineEntry).where(TimelineEntry.report_id == report.id))
-        await session.execute(delete(ReportHold).where(ReportHold.report_id == report.id))
+        await session.execute(delete(TimelineEntry).where(col(TimelineEntry.report_id) == report.id))
+        await session.execute(delete(ReportHold).where(col(ReportHold.report_id) == report.id))
         await session.delete(report)
         done.removed["report"] = True
     else:
@@ -178,17 +193,17 @@ async def remove(runtime: Runtime, session: AsyncSession, report: Report, action
     return done
 
 
-async def _remove_photos(runtime: Runtime, session: AsyncSession, report_id: str) -> list[dict[str, str]]:
+async def _remove_photos(runtime: Stores, session: AsyncSession, report_id: str) -> list[dict[str, str]]:
     photos = list((await session.execute(select(Photo).where(Photo.report_id == report_id))).scalars())
     if not photos:
         return []
-    await session.execute(delete(Photo).where(Photo.report_id == report_id))
+    await session.execute(delete(Photo).where(col(Photo.report_id) == report_id))
     await session.flush()
     digests = {p.sha256 for p in photos} | {p.sanitised_sha256 for p in photos if p.sanitised_sha256}
     # Content-addressed: the same picture in another report keeps its blob.
-    still_used = set((await session.execute(select(Photo.sha256).where(Photo.sha256.in_(digests)))).scalars())
-    still_used |= set((await session.execute(select(Photo.sanitised_sha256).where(
-        Photo.sanitised_sha256.in_(digests)))).scalars())
+    still_used = set((await session.execute(select(Photo.sha256).where(col(Photo.sha256).in_(digests)))).scalars())
+    still_used |= {digest for digest in (await session.execute(select(col(Photo.sanitised_sha256)).where(
+        col(Photo.sanitised_sha256).in_(digests)))).scalars() if digest is not None}
     for digest in sorted(digests - still_used):
         await asyncio.to_thread(runtime.blobs.delete, digest)
     for photo in photos:
@@ -256,7 +271,7 @@ def planned(report: Report, rules: list[RetentionRule], held: bool) -> list[dict
     return sorted(steps, key=lambda s: (s["due_at"] is None, s["due_at"] or utcnow()))
 
 
-async def run_retention(runtime: Runtime, rules: list[RetentionRule], *, dry_run: bool = False,
+async def run_retention(runtime: Stores, rules: list[RetentionRule], *, dry_run: bool = False,
                         batch: int = 200, now: datetime | None = None) -> RetentionRun:
     """Apply every rule that is due, report by report (each in its own transaction, so one failure stops
     nothing else), skipping reports under legal hold; then purge settled messages."""
@@ -292,7 +307,7 @@ async def run_retention(runtime: Runtime, rules: list[RetentionRule], *, dry_run
     return run
 
 
-async def _candidates(runtime: Runtime, rules: list[RetentionRule], now: datetime, batch: int) -> list[str]:
+async def _candidates(runtime: Stores, rules: list[RetentionRule], now: datetime, batch: int) -> list[str]:
     """Reports some rule may be due for, found by one indexed query per rule rather than a walk of them all."""
     found: list[str] = []
     async with runtime.db.sessions() as session:
@@ -300,22 +315,23 @@ async def _candidates(runtime: Runtime, rules: list[RetentionRule], now: datetim
             query = select(Report.id)
             after = now - timedelta(days=rule.after_days)
             query = query.where(Report.received_at <= after) if rule.counted_from == "received" else \
-                query.where(Report.finished_at.is_not(None), Report.finished_at <= after)
+                query.where(col(Report.finished_at).is_not(None), col(Report.finished_at) <= after)
             if rule.category != "*":
                 query = query.where(Report.category == rule.category)
             if rule.outcome == "finished":
-                query = query.where(Report.status.in_(FINAL_STATUSES))
+                query = query.where(col(Report.status).in_(FINAL_STATUSES))
             elif rule.outcome == "open":
-                query = query.where(Report.status.not_in(FINAL_STATUSES))
+                query = query.where(col(Report.status).not_in(FINAL_STATUSES))
             elif rule.outcome != "any":
                 query = query.where(Report.status == rule.outcome)
             if rule.action == "remove_contact":
-                query = query.where(Report.anonymised_at.is_(None), or_(
-                    Report.installation_binding.is_not(None), exists().where(Contact.report_id == Report.id)))
+                query = query.where(col(Report.anonymised_at).is_(None), or_(
+                    col(Report.installation_binding).is_not(None),
+                    exists().where(col(Contact.report_id) == col(Report.id))))
             elif rule.action == "anonymise":
-                query = query.where(Report.anonymised_at.is_(None))
-            query = query.where(~exists().where(ReportHold.report_id == Report.id))
-            found += (await session.execute(query.order_by(Report.number).limit(batch))).scalars().all()
+                query = query.where(col(Report.anonymised_at).is_(None))
+            query = query.where(~exists().where(col(ReportHold.report_id) == col(Report.id)))
+            found += (await session.execute(query.order_by(col(Report.number)).limit(batch))).scalars().all()
     return list(dict.fromkeys(found))
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime
@@ -41,6 +41,7 @@ from report_intake.models import (
     Photo,
     Report,
     TimelineEntry,
+    display_of,
     idempotency_keys,
     messaging,
 )
@@ -202,9 +203,9 @@ async def remove_blobs(runtime: Runtime, digests: list[str]) -> None:
     if not digests:
         return
     async with runtime.db.sessions() as session:
-        kept = set((await session.execute(select(Photo.sha256).where(Photo.sha256.in_(digests)))).scalars())
-        kept |= set((await session.execute(select(Photo.sanitised_sha256).where(
-            Photo.sanitised_sha256.in_(digests)))).scalars())
+        kept = set((await session.execute(select(Photo.sha256).where(col(Photo.sha256).in_(digests)))).scalars())
+        kept |= {digest for digest in (await session.execute(select(col(Photo.sanitised_sha256)).where(
+            col(Photo.sanitised_sha256).in_(digests)))).scalars() if digest is not None}
     for digest in (d for d in digests if d not in kept):
         try:
             await asyncio.to_thread(runtime.blobs.delete, digest)
@@ -261,7 +262,7 @@ async def queue_report(session: AsyncSession, report: Report, submitter: Submitt
     was made with (`Report.independent_source`), whoever sends the request behind it and whenever."""
     await session.flush()
     photos = (await session.execute(select(Photo).where(Photo.report_id == report.id)
-                                    .order_by(Photo.received_at, Photo.id))).scalars().all()
+                                    .order_by(col(Photo.received_at), col(Photo.id)))).scalars().all()
     contact = await session.get(Contact, report.id)
     message = ReportSubmitted(
         report_id=report.id, revision=report.revision, reference=report.reference, category=report.category,
@@ -271,7 +272,7 @@ async def queue_report(session: AsyncSession, report: Report, submitter: Submitt
         observed_at=report.observed_at, received_at=report.received_at, in_progress=report.in_progress,
         danger_to_life=report.danger_to_life,
         photos=[PhotoRef(photo_id=p.id, sha256=p.sha256, sanitised_sha256=p.sanitised_sha256,
-                         display=p.display_state, content_type=p.content_type, size_bytes=p.size_bytes,
+                         display=display_of(p), content_type=p.content_type, size_bytes=p.size_bytes,
                          width=p.width, height=p.height)
                 for p in photos],
         appeal=await burgernet.link_of_report(session, report.appeal_id) if report.appeal_id else None,
@@ -467,17 +468,17 @@ async def authorised_report(runtime: Runtime, session: AsyncSession, report_id: 
 
 def photo_summary(photo: Photo) -> PhotoSummary:
     return PhotoSummary(id=photo.id, content_type=photo.content_type, width=photo.width, height=photo.height,
-                        display=photo.display_state)
+                        display=display_of(photo))
 
 
 async def view_report(runtime: Runtime, report_id: str, access: Access, language: str) -> ReportView:
     async with runtime.db.sessions() as session:
         report = await authorised_report(runtime, session, report_id, access)
         photos = (await session.execute(select(Photo).where(Photo.report_id == report_id)
-                                        .order_by(Photo.received_at, Photo.id))).scalars().all()
+                                        .order_by(col(Photo.received_at), col(Photo.id)))).scalars().all()
         entries = (await session.execute(
             select(TimelineEntry).where(TimelineEntry.report_id == report_id)
-            .order_by(TimelineEntry.occurred_at, TimelineEntry.id)
+            .order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id))
         )).scalars().all()
     return ReportView(
         id=report.id, reference=report.reference, status=report.status, category=report.category,

@@ -89,7 +89,8 @@ def install(app: FastAPI, tile_url: str) -> None:
         """In the console an error is a page in the dispatcher's language; elsewhere the problem JSON."""
         kind = next(k for k in api_handlers if isinstance(exc, k))
         if not request.url.path.startswith(PREFIX + "/") or request.headers.get("x-console") == "fetch":
-            return await api_handlers[kind](request, exc)
+            answer = api_handlers[kind](request, exc)  # Starlette allows plain and async handlers
+            return answer if isinstance(answer, Response) else await answer
         if isinstance(exc, ServiceError):
             status, english, dutch, headers = exc.status_code, exc.detail, exc.detail_nl, exc.headers
         elif isinstance(exc, RequestValidationError):

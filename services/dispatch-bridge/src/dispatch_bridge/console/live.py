@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+# SQLAlchemy's select: SQLModel's takes at most four columns.
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.categories import CATEGORIES
@@ -47,15 +49,16 @@ def labels(code: str) -> dict[str, str]:
 async def read_snapshot(runtime: Runtime) -> Snapshot:
     async with runtime.db.sessions() as session:
         open_incidents = (await session.execute(select(
-            Incident.id, Incident.priority, Incident.category, Incident.delivery_state, Incident.created_at,
-            Incident.call_112_sent_at, Incident.summary_version, Incident.operational_status, Incident.updated_at,
-        ).where(Incident.merged_into.is_(None)).order_by(Incident.created_at.desc()).limit(500))).all()
-        reports = (await session.execute(select(BridgeReport.state, BridgeReport.verdict, func.count())
-                                         .group_by(BridgeReport.state, BridgeReport.verdict))).all()
+            col(Incident.id), col(Incident.priority), col(Incident.category), col(Incident.delivery_state),
+            col(Incident.created_at), col(Incident.call_112_sent_at), col(Incident.summary_version),
+            col(Incident.operational_status), col(Incident.updated_at),
+        ).where(col(Incident.merged_into).is_(None)).order_by(col(Incident.created_at).desc()).limit(500))).all()
+        reports = (await session.execute(select(col(BridgeReport.state), col(BridgeReport.verdict), func.count())
+                                         .group_by(col(BridgeReport.state), col(BridgeReport.verdict)))).all()
         messages = (await session.execute(select(func.count(), func.max(BridgeMessage.sent_at))
                                           .select_from(BridgeMessage))).one()
         merged = (await session.execute(select(func.count()).select_from(Incident)
-                                        .where(Incident.merged_into.is_not(None)))).scalar_one()
+                                        .where(col(Incident.merged_into).is_not(None)))).scalar_one()
     digest = hashlib.sha256(repr((open_incidents, sorted(reports, key=repr), tuple(messages), merged))
                             .encode()).hexdigest()[:16]
     live = [i for i in open_incidents if i.operational_status not in CLOSED_STATUSES]
@@ -109,6 +112,7 @@ class LiveFeed:
     async def _watch(self) -> None:
         idle_rounds = 0
         while idle_rounds < 20:  # ten seconds with nobody listening: stop reading the database
+            snapshot: Snapshot | None
             try:
                 snapshot = await read_snapshot(self.runtime)
             except Exception:  # a database hiccup: keep the last snapshot, try again at the next round
@@ -129,7 +133,8 @@ class LiveFeed:
 
 
 def feed_of(runtime: Runtime) -> LiveFeed:
-    return runtime.extras.setdefault("console_feed", LiveFeed(runtime))  # type: ignore[no-any-return]
+    feed: LiveFeed = runtime.extras.setdefault("console_feed", LiveFeed(runtime))
+    return feed
 
 
 @contextlib.asynccontextmanager

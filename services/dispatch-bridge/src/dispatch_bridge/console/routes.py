@@ -50,8 +50,8 @@ def language_of(request: Request, user: ConsoleUser | None = None) -> str:
         return wanted
     if user is not None:
         return user.language
-    return request.cookies.get(sessions.LANGUAGE_COOKIE) if request.cookies.get(
-        sessions.LANGUAGE_COOKIE) in sessions.LANGUAGES else "nl"  # type: ignore[return-value]
+    cookie = request.cookies.get(sessions.LANGUAGE_COOKIE)
+    return cookie if cookie in sessions.LANGUAGES else "nl"
 
 
 async def page(request: Request, template: str, user: ConsoleUser | None, status_code: int = 200,
@@ -350,13 +350,14 @@ async def start_burgernet(request: Request, runtime: RuntimeDep, user: User, inc
     form = await checked(request, user)
     url = incident_url(incident_id)
     try:
-        action = ActionRequest(
-            incident_id=incident_id, looking_for=str(form.get("looking_for") or ""),  # type: ignore[arg-type]
-            headline_nl=str(form.get("headline_nl") or ""), description_nl=str(form.get("description_nl") or ""),
-            area=Area(circle=Circle(lat=float(str(form.get("lat"))), lon=float(str(form.get("lon"))),
-                                    radius_m=float(str(form.get("radius_m") or 0)))),
-            duration_minutes=int(str(form["duration_minutes"])) if str(form.get("duration_minutes") or "").strip()
-            else None)  # left empty: the bridge's default; 0 or less: refused, not silently the default
+        action = ActionRequest.model_validate({  # the form's words, checked by the model as the API's JSON is
+            "incident_id": incident_id, "looking_for": str(form.get("looking_for") or ""),
+            "headline_nl": str(form.get("headline_nl") or ""),
+            "description_nl": str(form.get("description_nl") or ""),
+            "area": Area(circle=Circle(lat=float(str(form.get("lat"))), lon=float(str(form.get("lon"))),
+                                       radius_m=float(str(form.get("radius_m") or 0)))),
+            "duration_minutes": int(str(form["duration_minutes"])) if str(form.get("duration_minutes") or "").strip()
+            else None})  # left empty: the bridge's default; 0 or less: refused, not silently the default
     except (ValidationError, ValueError) as exc:
         return back_to(url, user, problem=_form_problem(exc, user.language))
     if not await sessions.first_submission(runtime, user, form):
@@ -372,8 +373,8 @@ async def end_burgernet(request: Request, runtime: RuntimeDep, user: User, actio
     url = back_of(form)
     try:
         if ending == "close":
-            change = burgernet.close_action(runtime, user.actor, action_id, Closing(outcome=str(form.get(
-                "outcome") or "")))  # type: ignore[arg-type]
+            change = burgernet.close_action(runtime, user.actor, action_id, Closing.model_validate(
+                {"outcome": str(form.get("outcome") or "")}))
         elif ending == "cancel" and user.is_supervisor:
             change = burgernet.cancel_action(runtime, user.actor, action_id,
                                              Cancellation(reason=str(form.get("reason") or "")))

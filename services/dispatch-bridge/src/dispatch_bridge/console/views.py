@@ -7,8 +7,9 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select as select_columns  # SQLModel's select takes at most four
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.burgernet import proposed_centre
@@ -46,12 +47,12 @@ async def incident_page(runtime: Runtime, actor: Actor, incident_id: str) -> dic
         shown = await reports_in_full(session, reports)
         # What it may be merged with: the other open incidents of the last day, newest first.
         others = [i for i in (await session.execute(select(Incident).where(
-            Incident.merged_into.is_(None), Incident.id != incident.id,
+            col(Incident.merged_into).is_(None), Incident.id != incident.id,
             Incident.created_at >= incident.created_at - MERGE_CANDIDATES_WITHIN,
             Incident.created_at <= incident.created_at + MERGE_CANDIDATES_WITHIN)
-            .order_by(Incident.created_at.desc()).limit(50))).scalars() if incidents.is_open(i)]
+            .order_by(col(Incident.created_at).desc()).limit(50))).scalars() if incidents.is_open(i)]
         actions = (await session.execute(select(BurgernetAction).where(BurgernetAction.incident_id == incident.id)
-                                         .order_by(BurgernetAction.number))).scalars().all()
+                                         .order_by(col(BurgernetAction.number)))).scalars().all()
         # One entry for the page, naming every report it showed (as a list view does).
         desk.audit_listing(session, actor, "incident_reports", {"incident_id": incident.id}, ids)
         audit(session, actor, "view_incident", "incident", incident.id)
@@ -78,8 +79,8 @@ async def report_page(runtime: Runtime, actor: Actor, report_id: str) -> dict[st
 
 async def reports_in_full(session: AsyncSession, reports: list[BridgeReport]) -> list[dict[str, Any]]:
     """Each report as the console shows it: its summary, words, photos, reasons (doubts first), messages."""
-    messages = (await session.execute(select(BridgeMessage).where(BridgeMessage.report_id.in_(
-        [r.report_id for r in reports])).order_by(BridgeMessage.sent_at))).scalars().all()
+    messages = (await session.execute(select(BridgeMessage).where(col(BridgeMessage.report_id).in_(
+        [r.report_id for r in reports])).order_by(col(BridgeMessage.sent_at)))).scalars().all()
     by_report: dict[str, list[BridgeMessage]] = {}
     for message in messages:
         by_report.setdefault(message.report_id, []).append(message)
@@ -99,9 +100,10 @@ async def reports_in_full(session: AsyncSession, reports: list[BridgeReport]) ->
 async def report_places(runtime: Runtime, actor: Actor, report_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Where each report was seen, for the map (a citizen's place: audited with the reports it shows)."""
     async with runtime.db.transaction() as session:
-        rows = (await session.execute(select(BridgeReport.report_id, BridgeReport.lat, BridgeReport.lon,
-                                             BridgeReport.in_progress, BridgeReport.danger_to_life)
-                                      .where(BridgeReport.report_id.in_(report_ids)))).all()
+        rows = (await session.execute(
+            select_columns(col(BridgeReport.report_id), col(BridgeReport.lat), col(BridgeReport.lon),
+                           col(BridgeReport.in_progress), col(BridgeReport.danger_to_life))
+            .where(col(BridgeReport.report_id).in_(report_ids)))).all()
         desk.audit_listing(session, actor, "map_reports", {"places": True}, [r.report_id for r in rows])
     return {r.report_id: {"lat": r.lat, "lon": r.lon, "urgent": r.in_progress or r.danger_to_life}
             for r in rows if r.lat is not None and r.lon is not None}
