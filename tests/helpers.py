@@ -1,8 +1,11 @@
-"""Helpers the tests share: real image files with real EXIF, and report bodies."""
+"""Helpers the tests share: real image files with real EXIF, report bodies as the app sends them, and an app
+installation registered as the app does it."""
 
 from __future__ import annotations
 
 import io
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +58,44 @@ def report_json(**overrides: Any) -> dict[str, Any]:
             "in_progress": False}
     body.update(overrides)
     return body
+
+
+def report_parts(body: Any, photos: Sequence[bytes | tuple[str, bytes, str]] = ()) -> list[tuple[str, Any]]:
+    """The multipart parts of a report as the app sends it (httpx's `files=`): the report as JSON (a dict, or text
+    sent as it is; None for none), then its photos, each bytes (a JPEG) or (file name, bytes, content type)."""
+    parts: list[tuple[str, Any]] = []
+    if body is not None:
+        parts.append(("report", (None, body if isinstance(body, (str, bytes)) else json.dumps(body),
+                                 "application/json")))
+    parts += [("photos", photo if isinstance(photo, tuple) else (f"photo{n}.jpg", photo, "image/jpeg"))
+              for n, photo in enumerate(photos)]
+    return parts
+
+
+def redeeming(challenge: dict[str, Any]) -> dict[str, str]:
+    """The body that redeems an installation challenge: the challenge and its proof of work, solved as the app
+    solves it."""
+    from report_intake.installations import solve
+
+    return {"challenge": challenge["challenge"], "solution": solve(challenge["challenge"], challenge["difficulty_bits"])}
+
+
+def register_installation_at(intake_url: str, address: str | None = None,
+                             client: Any = None) -> dict[str, Any]:
+    """Register an app installation with a running intake over HTTP (challenge, proof of work, redeem), from
+    `address` as the proxy says (X-Forwarded-For): the answer, with its credential and installation id."""
+    import httpx
+
+    headers = {"X-Forwarded-For": address} if address else {}
+    http = client or httpx.Client(timeout=60)
+    try:
+        challenge = http.post(f"{intake_url}/v1/installations/challenges", headers=headers).json()
+        answer = http.post(f"{intake_url}/v1/installations", headers=headers, json=redeeming(challenge))
+    finally:
+        if client is None:
+            http.close()
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
 
 
 def make_scene(seed: int, size: tuple[int, int] = (1200, 900)) -> Any:

@@ -16,12 +16,14 @@ The standard each parser is held to:
   It leaves nothing next to the upload (nothing half-stored). After the 202 a HEIC's display copy is made by
   `display_copy_of_blob`, which either makes one or raises `PhotoUnreadable` (anything else is retried forever).
 - verification's `read_metadata` never raises, and what it returns is something the checks can compute with;
-  `analyse_photo` never raises and never calls a photo intake accepted undecodable; `read_content_credentials`
-  never raises.
+  a file Pillow cannot open (whose metadata verification never reads) is refused by intake as above and called
+  undecodable by verification; `analyse_photo` never raises and never calls a photo intake accepted undecodable;
+  `read_content_credentials` never raises.
 - nothing takes long: a generous per-example bound catches a hang or a blow-up, not a slow machine.
 
-Reproducible: `derandomize=True` (the examples follow from each test's name) and no example database. The number
-of cases run is counted per target and printed by the last test, for the closing note of the issue.
+Reproducible: `derandomize=True` (the examples follow from each test's name) and no example database. Each fuzz
+test fails unless all the cases it asked for really ran (`fuzz`); `--hypothesis-show-statistics` prints how many
+each ran and what became of them (the `event`s below), for the closing note of an issue.
 """
 
 from __future__ import annotations
@@ -32,11 +34,10 @@ import struct
 import tempfile
 import time
 import zlib
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, wraps
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,6 @@ from verification.provenance import read_content_credentials
 # Pillow warns about every corrupt EXIF entry it skips, and the fuzzer makes hundreds of them on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")
 
-FUZZ_CASES: Counter[str] = Counter()
 MAX_SECONDS = 10.0  # per example; a small photo takes milliseconds, so only a hang or a blow-up comes near this
 MAX_PIXELS = 50_000_000  # intake's and verification's default
 CLAIM_LAT, CLAIM_LON = 52.0907, 5.1214
@@ -82,6 +82,35 @@ def fuzz_settings(examples: int) -> settings:
     return settings(max_examples=examples * SCALE, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.large_base_example])
+
+
+def fuzz(examples: int) -> Callable[[Any], Any]:
+    """A fuzz test's settings (put above its `@given`), and a check after it: it fails unless every one of the
+    `examples` cases (times BM_FUZZ_SCALE) reached the test's body. A strategy that throws most of what it draws
+    away, or a search space smaller than asked for, would otherwise pass on a handful of cases, or none."""
+    wanted = examples * SCALE
+
+    def decorate(test: Any) -> Any:
+        ran = [0]
+        inner = test.hypothesis.inner_test
+
+        @wraps(inner)
+        def counted(*args: Any, **kwargs: Any) -> None:
+            ran[0] += 1
+            inner(*args, **kwargs)
+
+        test.hypothesis.inner_test = counted
+        configured = fuzz_settings(examples)(test)
+
+        @wraps(configured)
+        def checked(*args: Any, **kwargs: Any) -> None:
+            ran[0] = 0
+            configured(*args, **kwargs)
+            assert ran[0] >= wanted, f"only {ran[0]} of the {wanted} fuzz cases asked for ran"
+
+        return checked
+
+    return decorate
 
 
 class Sample:
@@ -718,7 +747,8 @@ def metadata_holds(data: bytes) -> PhotoMetadata | None:
     try:
         image = Image.open(io.BytesIO(data))
     except Exception:
-        return None  # not an image at all: verification calls it undecodable before it reads metadata
+        not_an_image_holds(data)
+        return None
     with image:
         meta = timed(lambda: read_metadata(image))
     assert isinstance(meta, PhotoMetadata)
@@ -735,6 +765,19 @@ def metadata_holds(data: bytes) -> PhotoMetadata | None:
                                   gps_min_distance_m=500.0)
         assert all(r.detail_en and r.detail_nl for r in results)
     return meta
+
+
+def not_an_image_holds(data: bytes) -> None:
+    """A file Pillow cannot open: verification never reads its metadata, so it is held to something else. Intake
+    refuses it (a 4xx with a machine-readable reason, nothing stored: `check_upload`), and verification, given
+    it all the same, calls it undecodable."""
+    refused = check_upload(data).refused
+    assert refused is not None, "intake accepted a file that Pillow cannot open"
+    with tempfile.TemporaryDirectory() as store:
+        codes = {c["code"] for c in analysis_holds(Path(store), data, accepted=False)["checks"]}
+    assert "photo_undecodable" in codes, codes
+    if currently_in_test_context():
+        event(f"not an image: refused ({refused.error}) and undecodable")
 
 
 @pytest.fixture(scope="module")
@@ -757,17 +800,15 @@ def analysis_holds(store_dir: Path, data: bytes, accepted: bool) -> dict[str, An
 
 # --- the properties -------------------------------------------------------------------------------------------
 
-@fuzz_settings(examples=300)
+@fuzz(examples=300)
 @given(sample=still_photos(), display_max_side=st.sampled_from([2048, 40, 16]))
 def test_fuzz_check_photo_on_jpeg_png_webp(sample: Sample, display_max_side: int) -> None:
-    FUZZ_CASES["check_photo (JPEG/PNG/WebP)"] += 1
     check_upload(sample.data, display_max_side)
 
 
-@fuzz_settings(examples=400)
+@fuzz(examples=400)
 @given(sample=odd_heics())
 def test_fuzz_check_photo_on_heic_boxes(sample: Sample) -> None:
-    FUZZ_CASES["check_photo + later display copy (HEIC)"] += 1
     outcome = check_upload(sample.data)
     if outcome.photo is not None and outcome.photo.content_type == "image/heic":
         # Within the pixel limit is what will be decoded, not only what the crop shows.
@@ -776,46 +817,40 @@ def test_fuzz_check_photo_on_heic_boxes(sample: Sample) -> None:
         later_display_copy(sample.data)
 
 
-@fuzz_settings(examples=150)
+@fuzz(examples=150)
 @given(sample=still_photos())
 def test_fuzz_the_published_copy_on_jpeg_png_webp(sample: Sample) -> None:
-    FUZZ_CASES["sanitised_copy (the bridge's Burgernet photo)"] += 1
     published_copy_holds(sample.data)
 
 
-@fuzz_settings(examples=150)
+@fuzz(examples=150)
 @given(sample=odd_heics())
 def test_fuzz_the_published_copy_on_heic_boxes(sample: Sample) -> None:
-    FUZZ_CASES["sanitised_copy (the bridge's Burgernet photo)"] += 1
     published_copy_holds(sample.data)
 
 
-@fuzz_settings(examples=300)
+@fuzz(examples=300)
 @given(sample=still_photos())
 def test_fuzz_read_metadata_never_raises(sample: Sample) -> None:
-    FUZZ_CASES["read_metadata + metadata checks"] += 1
     metadata_holds(sample.data)
 
 
-@fuzz_settings(examples=400)
+@fuzz(examples=400)
 @given(exif=hostile_exif(one_field_in=2))
 def test_fuzz_read_metadata_on_hostile_values(exif: tuple[str, ExifModel]) -> None:
     """Denser: half of the fields verification reads are hostile, in a JPEG that is otherwise whole."""
-    FUZZ_CASES["read_metadata + metadata checks"] += 1
     metadata_holds(with_app1(plain_jpeg(96, 72), exif[1].app1()))
 
 
-@fuzz_settings(examples=60)
+@fuzz(examples=60)
 @given(sample=odd_heics())
 def test_fuzz_read_metadata_on_heic(sample: Sample) -> None:
-    FUZZ_CASES["read_metadata + metadata checks"] += 1
     metadata_holds(sample.data)
 
 
-@fuzz_settings(examples=120)
+@fuzz(examples=120)
 @given(sample=still_photos())
 def test_fuzz_analyse_photo_never_raises(store_dir: Path, sample: Sample) -> None:
-    FUZZ_CASES["analyse_photo"] += 1
     accepted = check_upload(sample.data).photo is not None
     analysis_holds(store_dir, sample.data, accepted)
 
@@ -825,10 +860,9 @@ def signed_seed() -> bytes:
     return sign_with_content_credentials(with_app1(plain_jpeg(96, 72), camera_model().app1()))
 
 
-@fuzz_settings(examples=150)
+@fuzz(examples=150)
 @given(data=st.data())
 def test_fuzz_content_credentials_never_raise(data: st.DataObject) -> None:
-    FUZZ_CASES["read_content_credentials"] += 1
     seed = signed_seed()
     manifest = next(at for at, marker in jpeg_segments(seed) if marker == 0xEB)  # APP11: the C2PA manifest store
     damage, mutated = data.draw(byte_damage(seed, focus=(manifest, manifest + 2000)))
@@ -839,7 +873,7 @@ def test_fuzz_content_credentials_never_raise(data: st.DataObject) -> None:
         assert found.state == "valid"
 
 
-@fuzz_settings(examples=300)
+@fuzz(examples=300)
 @given(sizes=st.lists(st.tuples(st.one_of(st.sampled_from([0, 1, 2, 7, 8, 9, 16, 2**31, 2**32 - 1]),
                                           st.integers(0, 64)),
                                 st.one_of(st.none(), st.sampled_from([0, 1, 15, 16, 17, 2**63, 2**64 - 1]))),
@@ -847,7 +881,6 @@ def test_fuzz_content_credentials_never_raise(data: st.DataObject) -> None:
        tail=st.binary(max_size=64))
 def test_fuzz_heif_box_walk(sizes: list[tuple[int, int | None]], tail: bytes) -> None:
     """boxes_fill_file on box headers of every odd size: it answers (it never raises or reads on forever)."""
-    FUZZ_CASES["boxes_fill_file"] += 1
     data = b"".join(struct.pack(">I", size) + b"free" + (struct.pack(">Q", large) if large is not None else b"")
                     for size, large in sizes) + tail
     with tempfile.TemporaryDirectory() as scratch:
@@ -969,9 +1002,3 @@ def test_the_unmutated_seeds_are_accepted_and_read() -> None:
     assert meta.gps_lat is not None and abs(meta.gps_lat - CLAIM_LAT) < 1e-6 and meta.gps_time is not None
     assert heif_boxes(heic_seed()) and any(b.kind == b"ispe" for b in heif_boxes(heic_seed()))
 
-
-def test_zz_fuzz_cases_run(capsys: pytest.CaptureFixture[str]) -> None:
-    """Last in the file: how many fuzz cases ran in this session (for the issue's closing note)."""
-    with capsys.disabled():
-        total = sum(FUZZ_CASES.values())
-        print(f"\nfuzz cases run: {total} ({', '.join(f'{k}: {v}' for k, v in sorted(FUZZ_CASES.items()))})")

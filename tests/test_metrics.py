@@ -6,14 +6,18 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
 
+from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge.config import BridgeSettings
 from meldkamer_sim.config import MeldkamerSettings
 from report_intake.config import IntakeSettings
+from report_intake.models import messaging
 from tests.helpers import report_json
 from tests.intake_support import post_report
 from verification.config import VerificationSettings
@@ -52,8 +56,15 @@ async def test_intake_counts_reports_accepted_and_refused_by_reason(start_servic
                  status="202") == 3  # the replay was answered too
     # The accepted reports wait in the outbox for verification and the bridge, which are not running here.
     assert value(samples, "bm_outbox_pending_messages", destination="verification") == 2
-    assert value(samples, "bm_outbox_oldest_pending_age_seconds", destination="verification") >= 0
+    assert value(samples, "bm_outbox_oldest_pending_age_seconds", destination="verification") < 60  # just written
     assert value(samples, "bm_outbox_dead_letters", destination="verification", urgent="true") == 0
+    # The oldest made ten minutes old: the age says ten minutes (not merely some age of at least zero).
+    ten_minutes_ago = utcnow() - timedelta(minutes=10)
+    async with intake.runtime.db.transaction() as session:
+        await session.execute(update(messaging.outbox).where(messaging.outbox.c.destination == "verification")
+                              .values(created_at=ten_minutes_ago, next_attempt_at=ten_minutes_ago))
+    aged = value(await scrape(intake), "bm_outbox_oldest_pending_age_seconds", destination="verification")
+    assert aged is not None and 600 <= aged < 660, aged
 
 
 async def test_every_service_exposes_what_the_alerts_use(start_service: Callable[..., Any]) -> None:
@@ -80,9 +91,6 @@ def test_the_alert_rules_are_valid_for_prometheus() -> None:
 
 async def test_dead_letters_are_counted_with_urgent_ones_apart(start_service: Callable[..., Any]) -> None:
     from sqlalchemy import insert
-
-    from burgermelding_shared.timeutil import utcnow
-    from report_intake.models import messaging
 
     intake = await start_service("report_intake", IntakeSettings)
     async with intake.runtime.db.transaction() as session:

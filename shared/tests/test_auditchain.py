@@ -5,7 +5,7 @@ chain after an entry, a cut-off end, a forged checkpoint) and points at the firs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import MetaData, delete, func, select, update
@@ -21,12 +21,8 @@ KEYS = {KEY.kid: KEY.private_key.public_key()}
 
 
 @pytest.fixture
-async def db(database_url: Callable[[str], str]) -> AsyncIterator[Database]:
-    database = Database(database_url("auditchain"))
-    async with database.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)  # a test schema; services use their Alembic migrations
-    yield database
-    await database.dispose()
+async def db(database_with: Callable[[str, MetaData], Awaitable[Database]]) -> Database:
+    return await database_with("auditchain", metadata)
 
 
 async def write(db: Database, count: int, start: int = 0) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,12 +71,8 @@ class Dest:
 
 
 @pytest.fixture
-async def db(database_url: Callable[[str], str]) -> AsyncIterator[Database]:
-    database = Database(database_url("messaging"))
-    async with database.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)  # a test schema; services use their Alembic migrations
-    yield database
-    await database.dispose()
+async def db(database_with: Callable[[str, MetaData], Awaitable[Database]]) -> Database:
+    return await database_with("messaging", metadata)
 
 
 async def make_relay(db: Database, receiver: Receiver, handlers: dict | None = None,

@@ -21,7 +21,7 @@ from PIL import Image
 
 from burgermelding_shared.burgernet import Area
 from tests.databases import everything_stored, run_sql
-from tests.helpers import phone_photo, report_json
+from tests.helpers import phone_photo, register_installation_at, report_json
 from tests.suite import Suite, create_dispatcher, eventually, meldkamer_incidents, start_suite, submit
 
 # Around Utrecht's centre (lat, lon); the phone outside is in Amsterdam.
@@ -47,15 +47,9 @@ class App:
     it gets, and decides itself whether the phone is inside an action's area. Its place never leaves it."""
 
     def __init__(self, intake: str, place: tuple[float, float]) -> None:
-        from report_intake.installations import solve
-
         self.intake, self.place, self.etag, self.feed = intake, place, None, {"actions": []}
-        challenge = httpx.post(f"{intake}/v1/installations/challenges").json()
-        answer = httpx.post(f"{intake}/v1/installations", json={
-            "challenge": challenge["challenge"], "solution": solve(challenge["challenge"],
-                                                                   challenge["difficulty_bits"])})
-        self.credential = answer.json()["credential"]
-        self.installation_id = answer.json()["installation_id"]
+        installation = register_installation_at(intake)
+        self.credential, self.installation_id = installation["credential"], installation["installation_id"]
 
     def poll(self) -> int:
         headers = {"If-None-Match": self.etag} if self.etag else {}

@@ -4,7 +4,9 @@ status agrees with the meldkamer, and a reply other than 202 meant that nothing 
 
 Real processes, real HTTP, the photos on a real size-limited filesystem (a tmpfs). The CI run lasts
 at least `BM_CHAOS_SECONDS` (30) and one round of every fault; the longer version (README, *Chaos*) sets it higher. The faults follow a seeded
-random sequence (`BM_CHAOS_SEED`, printed) so that a failing run can be replayed. Waits are bounded only so that
+random sequence (`BM_CHAOS_SEED`, printed at the start and in the summary) so that a failing run can be replayed;
+the simulated meldkamer draws its own faults (which request fails, and whether after its commit) from the same
+seed (`BM_MELDKAMER_FAULT_SEED`). Waits are bounded only so that
 a broken run ends; nothing here asserts a duration.
 """
 
@@ -31,7 +33,7 @@ import pytest
 
 from tests.databases import TEST_DATABASE
 from tests.filesystems import fill, small_filesystem
-from tests.helpers import phone_photo, report_json
+from tests.helpers import phone_photo, report_json, report_parts
 from tests.suite import SERVICES, Phone, Suite, create_dispatcher, start_suite
 from tests.suite import meldkamer_incidents as meldkamer_list
 
@@ -44,6 +46,7 @@ CHAOS_ENV = {
     "BM_BRIDGE_RELAY_REQUEST_TIMEOUT_SECONDS": "2",  # a meldkamer gone dark holds a try this long
     "BM_BRIDGE_CALL_112_DEADLINE_SECONDS": "3600",
     "BM_VERIFICATION_JOB_LEASE_SECONDS": "10",  # a killed verification's jobs come back after this
+    "BM_MELDKAMER_FAULT_SEED": str(SEED),  # the meldkamer's random faults replay with the chaos's order of faults
     **{f"{prefix}RELAY_LEASE_SECONDS": "5" for _package, prefix in SERVICES.values()},
 }
 
@@ -73,7 +76,7 @@ def send_report(suite: Suite, n: int, tally: Tally) -> None:
     photo = phone_photo(n, **place(n), size=(800, 600))
     phone = Phone(suite.urls["intake"], f"198.51.{n // 250}.{n % 250 + 1}")
     key, impatient, unanswered = f"chaos-{SEED}-{n:05d}", n % 5 == 0, False
-    files = [("report", (None, json.dumps(body), "application/json")), ("photos", ("p.jpg", photo, "image/jpeg"))]
+    files = report_parts(body, [photo])
     deadline, pause = time.monotonic() + 240, 0.2
     while time.monotonic() < deadline:
         try:
@@ -145,7 +148,9 @@ class Chaos:
 
     def meldkamer_fails(self) -> None:
         faults = {"error_rate": 0.7, "error_statuses": [500, 502, 503], "fail_after_commit": 0.5}
-        self._faults(faults)
+        # In force, or the test stops here: a fault counted as done must have happened.
+        answer = httpx.put(f"{self.suite.urls['meldkamer']}/admin/faults", json=faults, headers=ADMIN, timeout=5)
+        assert answer.status_code == 200 and answer.json()["error_rate"] == 0.7, answer.text
         time.sleep(self.random.uniform(2, 5))
         self._faults({})
 
@@ -189,14 +194,18 @@ def wait_until_closed(suite: Suite, accepted: list[dict[str, Any]], limit_second
     return views
 
 
+@pytest.mark.serial  # restarts PostgreSQL, which every other test's database lives in
 @pytest.mark.skipif(TEST_DATABASE != "postgresql" and not os.environ.get("BM_CHAOS_SECONDS"),
                     reason="CI runs the chaos in the PostgreSQL pass (it also restarts PostgreSQL); set "
                     "BM_CHAOS_SECONDS to run it on SQLite")
 def test_chaos_loses_nothing_duplicates_nothing_and_a_refusal_stores_nothing(tmp_path: Path) -> None:
+    print(f"\nchaos seed {SEED} (replay: BM_CHAOS_SEED={SEED}; the meldkamer's faults: "
+          f"BM_MELDKAMER_FAULT_SEED={SEED})")
     with small_filesystem(tmp_path / "photos", size_mb=256) as disk:
         env = {**CHAOS_ENV, **{f"{prefix}BLOB_DIR": str(disk / "blobs") for _package, prefix in SERVICES.values()}}
         suite = start_suite(tmp_path / "suite", env)
         try:
+            assert f"BM_MELDKAMER_FAULT_SEED={SEED} " in suite.log("meldkamer")  # its faults follow the seed
             tally = Tally()
             chaos = Chaos(suite, disk, tally)
             numbers, stop = itertools.count(), Event()
@@ -216,6 +225,7 @@ def test_chaos_loses_nothing_duplicates_nothing_and_a_refusal_stores_nothing(tmp
                 for done in citizens:
                     done.result()
             chaos_lasted = time.monotonic() - started
+            assert set(tally.faults) == {name for name, _action in chaos.actions}, tally.faults  # each, once at least
             chaos._faults({})
             for name in SERVICES:  # whatever the last fault left down is up again
                 if name not in suite.processes:
@@ -270,7 +280,8 @@ def check_outcome(suite: Suite, tally: Tally, views: dict[int, Any], chaos_laste
                              or [e["event"] for e in view["timeline"]].count("accepted") > 1)
     stored_after_refusal = sorted(n for n, _status, _error in tally.refused if at_meldkamer[f"chaos report {n}"])
     dead = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/dead-letters", headers=dispatcher, timeout=30).json()
-    print(f"\nchaos (seed {SEED}, {chaos_lasted:.0f} s of faults, all closed after {drained:.0f} s): "
+    print(f"\nchaos (seed {SEED}, the meldkamer's fault seed {suite.env['BM_MELDKAMER_FAULT_SEED']}, "
+          f"{chaos_lasted:.0f} s of faults, all closed after {drained:.0f} s): "
           f"{sum(tally.replies.values())} requests, {len(accepted)} reports accepted, "
           f"{len(tally.refused)} refused and not retried, replies {dict(sorted(tally.replies.items()))}; "
           f"faults {dict(sorted(tally.faults.items()))} (seconds each: "

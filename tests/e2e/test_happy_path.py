@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import exif_time, gps_tags, make_jpeg, report_json
+from tests.helpers import exif_time, gps_tags, make_jpeg, report_json, report_parts
 from tests.suite import Suite, create_dispatcher, follow, meldkamer_incidents, start_suite, submit
 
 
@@ -128,7 +128,7 @@ def test_live_updates_over_real_http(suite: Suite) -> None:
 def test_logs_hold_no_client_address_user_agent_or_token(suite: Suite) -> None:
     probe = {"X-Forwarded-For": "203.0.113.77", "User-Agent": "PrivacyProbe/1.0 (device qz-wkx)",
              "X-Real-IP": "198.51.100.23"}
-    files = [("report", (None, json.dumps(report_json(location=elsewhere(4))), "application/json"))]
+    files = report_parts(report_json(location=elsewhere(4)))
     response = httpx.post(f"{suite.urls['intake']}/v1/reports", files=files,
                           headers={**probe, "Idempotency-Key": "e2e-log-check-0001"})
     created = response.json()

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import report_json
+from tests.helpers import report_json, report_parts
 from tests.suite import Suite, create_dispatcher, meldkamer_incidents, start_suite
 
 FAULTS = {"error_rate": 0.3, "error_statuses": [500, 503, 429], "retry_after_seconds": 1, "fail_after_commit": 0.5,
@@ -46,7 +46,7 @@ def submit(suite: Suite, n: int) -> dict[str, Any]:
     place = {"lat": 51.6 + (n % 20) * 0.02, "lon": 4.6 + (n // 20) * 0.03}
     body = report_json(in_progress=urgent, description=f"{'URGENT' if urgent else 'normal'} report {n}",
                        location=place)
-    files = [("report", (None, json.dumps(body), "application/json"))]
+    files = report_parts(body)
     for _attempt in range(20):  # the app retries with the same key if the bridge or anything else hiccups
         try:
             response = httpx.post(f"{suite.urls['intake']}/v1/reports", files=files, timeout=30, headers={

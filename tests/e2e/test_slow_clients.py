@@ -53,6 +53,18 @@ def connections_to(port: int) -> int:
     return count
 
 
+def closed_by_server(conn: socket.socket) -> bool:
+    """Whether the server has closed its end: the rest of its answer read, then the end of the stream."""
+    try:
+        while conn.recv(65536):
+            pass
+    except BlockingIOError:
+        return False  # open, nothing more to read now
+    except ConnectionResetError:
+        pass  # closed by a reset: closed all the same
+    return True
+
+
 def test_slow_headers_and_slow_bodies_are_cut_off_and_others_are_served(suite: Suite) -> None:
     intake = suite.urls["intake"]
     port = int(intake.rsplit(":", 1)[1])
@@ -94,11 +106,15 @@ def test_slow_headers_and_slow_bodies_are_cut_off_and_others_are_served(suite: S
     body_answers = [answers[n] for n in range(SLOW_HEADERS, SLOW_HEADERS + SLOW_BODIES)]
     assert all(a.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in a for a in header_answers), header_answers[0]
     assert all(a.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in a for a in body_answers), body_answers[0]
-    time.sleep(1)
-    # Every cut-off connection is closed by the server (ours are still open: a
-    # connection the server kept would still be established): what remains are the other services' pooled
-    # keep-alive connections (a few), not the 250 slow ones. (File descriptors would also count the database
-    # pool, which grows on PostgreSQL.)
+    # Every cut-off connection is closed by the server: each of ours reads to its end (the server's FIN)...
+    still_open, deadline = slow_headers + slow_bodies, time.monotonic() + 30
+    while still_open and time.monotonic() < deadline:
+        still_open = [conn for conn in still_open if not closed_by_server(conn)]
+        time.sleep(0.1)
+    assert not still_open, f"the server kept {len(still_open)} cut-off connections open"
+    # ...and what remains established at the server's port (ours are still open on our side) are the other
+    # services' pooled keep-alive connections (a few), not the 250 slow ones. (File descriptors would also
+    # count the database pool, which grows on PostgreSQL.)
     assert connections_to(port) <= 10, connections_to(port)
     for conn in slow_headers + slow_bodies:
         conn.close()

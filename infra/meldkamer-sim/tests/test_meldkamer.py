@@ -81,7 +81,7 @@ async def test_the_script_is_scheduled_as_signed_callbacks_to_the_configured_hos
     assert [json.loads(r["payload"])["status"] for r in rows] == ["Active", "Closed"]
     assert [json.loads(r["payload"])["sequence"] for r in rows] == [0, 1]
     assert rows[1]["next_attempt_at"] > rows[0]["next_attempt_at"]
-    assert all(r["destination"] == "bridge" and r["path"] == "/v1/meldkamer/callbacks" for r in rows)
+    assert all(r["destination"] == "dispatch-bridge" and r["path"] == "/v1/meldkamer/callbacks" for r in rows)
 
 
 BROKEN_EIDOS = {  # what breaks NENA-STA-021, and the problem the meldkamer names
@@ -212,3 +212,43 @@ def test_in_production_the_meldkamer_holds_only_the_bridges_public_key_and_its_w
         MeldkamerSettings(webhook_keys={})
     with pytest.raises(ValueError, match="whsec"):
         MeldkamerSettings(webhook_keys={"hook-1": "not base64 !"})
+
+
+async def test_the_fault_seed_is_said_at_start_and_replays_the_same_faults(start_service: Callable[..., Any]) -> None:
+    """A chaos run can be replayed: the faults are drawn from `fault_seed`, and the seed (given or drawn) is
+    logged at start. The same seed fails the same requests in the same way; another seed, others."""
+    import logging
+
+    from meldkamer_sim.faults import Faults
+
+    said: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = said.append  # type: ignore[method-assign]
+    logger = logging.getLogger("meldkamer_sim.main")
+    logger.addHandler(handler)
+    faults = Faults(error_rate=0.5, error_statuses=[500, 503, 429], fail_after_commit=0.5)
+
+    async def run(name: str, seed: int | None) -> list[int]:
+        """The answers to 24 requests of a meldkamer started with the seed, and how many incidents it stored.
+        (On SQLite the meldkamers of one test share their database: each run's requests have ids of their own,
+        and no script, so that no earlier meldkamer's relay writes callbacks while a later one is asked.)"""
+        meldkamer = await start_service("meldkamer_sim", MeldkamerSettings, bridge_url="http://127.0.0.1:9",
+                                        relay_poll_seconds=3600, faults=faults, fault_seed=seed, script=[])
+        incidents_before = len((await meldkamer.client.get("/v1/incidents", headers=ADMIN)).json())
+        answers = [(await request(meldkamer, f"req-{name}-{n}")).status_code for n in range(24)]
+        stored = len((await meldkamer.client.get("/v1/incidents", headers=ADMIN)).json()) - incidents_before
+        return [*answers, stored]
+
+    try:
+        first, again = await run("first", 1234), await run("again", 1234)
+        other, unseeded = await run("other", 4321), await run("unseeded", None)
+        drawn = said[-1].fault_seed  # type: ignore[attr-defined]
+        replayed = await run("replayed", drawn)
+    finally:
+        logger.removeHandler(handler)
+    assert set(first[:-1]) == {200, 500, 503, 429}  # faults of every kind happened...
+    assert first == again and unseeded == replayed  # ...and the same seed made the same ones, stored or not
+    assert other != first
+    seeds = [record.fault_seed for record in said]  # type: ignore[attr-defined]
+    assert seeds == [1234, 1234, 4321, drawn, drawn] and isinstance(drawn, int)
+    assert "BM_MELDKAMER_FAULT_SEED=1234" in said[0].getMessage()

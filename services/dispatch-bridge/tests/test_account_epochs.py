@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,49 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
+from bridge_support import PASSWORD, api_login, browser, log_in, start_bridge, token_in
 
 from dispatch_bridge import auth
-from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.console import sessions
 
-DOWN = "http://127.0.0.1:9"
-PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a brand new passphrase"
-ORIGIN = "https://testserver"
-
-
-async def start_bridge(start_service: Callable[..., Any]) -> Any:
-    service = await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
-                                  verification_url=DOWN, relay_poll_seconds=3600)
-    for name, role in (("dirk", "dispatcher"), ("sara", "supervisor")):
-        await auth.create_user(service.runtime.db, name, PASSWORD, role)
-    return service
-
-
-async def api_login(bridge: Any, username: str, password: str = PASSWORD) -> dict[str, str]:
-    response = await bridge.client.post("/v1/auth/token", data={"username": username, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 async def api_status(bridge: Any, headers: dict[str, str], path: str = "/v1/dispatch/incidents") -> int:
     return int((await bridge.client.get(path, headers=headers)).status_code)
-
-
-def browser(bridge: Any) -> httpx.AsyncClient:
-    """A client that keeps cookies as a browser does: over HTTPS (the cookie is Secure), from our own origin."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=bridge.app), base_url=ORIGIN,
-                             headers={"Origin": ORIGIN})
-
-
-async def console_login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> None:
-    form = await client.get("/console/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert token is not None
-    answer = await client.post("/console/login", data={"username": username, "password": password,
-                                                       "csrf_token": token.group(1)})
-    assert answer.status_code == 303 and answer.headers["location"] == "/console/incidents", answer.text
-    assert (await client.get("/console/incidents")).status_code == 200
 
 
 async def console_ended(client: httpx.AsyncClient) -> bool:
@@ -69,7 +35,7 @@ async def test_disabling_and_enabling_again_end_old_tokens_and_console_sessions(
     bridge = await start_bridge(start_service)
     sara, old = await api_login(bridge, "sara"), await api_login(bridge, "dirk")
     async with browser(bridge) as console:
-        await console_login(console, "dirk")
+        await log_in(console, "dirk")
         assert (await bridge.client.post("/v1/dispatch/users/dirk/disable", headers=sara)).json()["disabled"] is True
         assert await api_status(bridge, old) == 401
         wrong = await bridge.client.post("/v1/auth/token", data={"username": "dirk", "password": "not it"})
@@ -81,7 +47,7 @@ async def test_disabling_and_enabling_again_end_old_tokens_and_console_sessions(
         assert await console_ended(console)
     new = await api_login(bridge, "dirk")
     async with browser(bridge) as console:
-        await console_login(console, "dirk")
+        await log_in(console, "dirk")
         # Enabling an account that is enabled is no change: it ends nothing.
         assert (await bridge.client.post("/v1/dispatch/users/dirk/enable", headers=sara)).status_code == 200
         assert await api_status(bridge, new) == 200 and not await console_ended(console)
@@ -98,7 +64,7 @@ async def test_a_new_password_or_a_new_role_ends_old_tokens_and_console_sessions
     bridge = await start_bridge(start_service)
     old = await api_login(bridge, "dirk")
     async with browser(bridge) as console:
-        await console_login(console, "dirk")
+        await log_in(console, "dirk")
         assert await auth.create_user(bridge.runtime.db, "dirk", NEW_PASSWORD, "dispatcher", reset=True)
         assert await api_status(bridge, old) == 401
         assert await console_ended(console)
@@ -106,7 +72,7 @@ async def test_a_new_password_or_a_new_role_ends_old_tokens_and_console_sessions
     assert gone.status_code == 401  # the old password is gone too
     as_dispatcher = await api_login(bridge, "dirk", NEW_PASSWORD)
     async with browser(bridge) as console:
-        await console_login(console, "dirk", NEW_PASSWORD)
+        await log_in(console, "dirk", NEW_PASSWORD)
         await auth.create_user(bridge.runtime.db, "dirk", NEW_PASSWORD, "supervisor", reset=True)  # a role only
         assert await api_status(bridge, as_dispatcher) == 401
         assert await console_ended(console)
@@ -131,17 +97,15 @@ async def test_a_reset_between_the_password_check_and_the_console_session_gives_
     monkeypatch.setattr(sessions, "start", reset_first)
     async with browser(bridge) as console:
         form = await console.get("/console/login")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-        assert token is not None
         answer = await console.post("/console/login", data={"username": "dirk", "password": PASSWORD,
-                                                            "csrf_token": token.group(1)})
+                                                            "csrf_token": token_in(form.text)})
         # No session at the account's new epoch for whoever knew the old password: answered as a wrong one.
         assert answer.status_code == 401 and "onjuiste gebruikersnaam of onjuist wachtwoord" in answer.text
         assert "__Host-bm_console=" not in answer.headers.get("set-cookie", "")
         assert (await console.get("/console/incidents")).headers["location"].startswith("/console/login")
     monkeypatch.setattr(sessions, "start", start)
     async with browser(bridge) as console:
-        await console_login(console, "dirk", NEW_PASSWORD)  # the new password gets in as usual
+        await log_in(console, "dirk", NEW_PASSWORD)  # the new password gets in as usual
 
 
 async def create_user_command(bridge: Any, *arguments: str, password: str) -> subprocess.CompletedProcess[str]:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from burgermelding_shared import webhooks
@@ -19,14 +17,6 @@ from burgermelding_shared.eido import problems
 from burgermelding_shared.service_auth import development_key
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeReport, Incident, messaging
-
-DOWN = "http://127.0.0.1:9"
-
-
-@pytest.fixture
-async def bridge(start_service: Callable[..., Any]) -> Any:
-    return await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
-                               relay_poll_seconds=3600)
 
 
 def report(bridge: Any, **overrides: Any) -> ReportSubmitted:

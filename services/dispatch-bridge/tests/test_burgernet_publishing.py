@@ -12,34 +12,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from bridge_support import api_login, queued, start_bridge
 from sqlalchemy import select
 
 from burgermelding_shared.blobstore import published_store
 from burgermelding_shared.contracts import MeldkamerAppeal, PhotoRef, ReportSubmitted
 from burgermelding_shared.service_auth import development_key
-from dispatch_bridge import auth
-from dispatch_bridge.config import BridgeSettings
-from dispatch_bridge.models import BurgernetAction, BurgernetPhoto, messaging
+from dispatch_bridge.models import BurgernetAction, BurgernetPhoto
 from tests.helpers import heic_photo, phone_photo
 
-DOWN = "http://127.0.0.1:9"
-PASSWORD = "correct horse battery staple"
 WITNESS_HOME = (52.090734, 5.121468)  # where the one witness stood: a front door
 
 
 @pytest.fixture
 async def bridge(start_service: Callable[..., Any]) -> Any:
-    service = await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
-                                  verification_url=DOWN, relay_poll_seconds=3600)
-    await service.runtime.relay.stop()  # nothing leaves: the outbox keeps what the bridge would send
-    await auth.create_user(service.runtime.db, "dirk", PASSWORD, "dispatcher")
-    return service
-
-
-async def login(bridge: Any) -> dict[str, str]:
-    response = await bridge.client.post("/v1/auth/token", data={"username": "dirk", "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    """Its relay stopped: nothing leaves, the outbox keeps what the bridge would send."""
+    return await start_bridge(start_service, relay=False, accounts=[("dirk", "dispatcher")])
 
 
 async def a_witness_with_a_photo(bridge: Any) -> tuple[ReportSubmitted, bytes]:
@@ -73,15 +61,11 @@ def action_body(incident_id: str, **changes: Any) -> dict[str, Any]:
 
 
 async def published_to_intake(bridge: Any) -> list[dict[str, Any]]:
-    outbox = messaging.outbox
-    async with bridge.runtime.db.sessions() as session:
-        payloads = (await session.execute(select(outbox.c.payload).where(outbox.c.kind == "burgernet.action")
-                                          .order_by(outbox.c.id))).scalars().all()
-    return [json.loads(p) for p in payloads]
+    return await queued(bridge, "burgernet.action")
 
 
 async def test_an_action_can_name_only_a_photo_uploaded_for_burgernet(bridge: Any) -> None:
-    headers = await login(bridge)
+    headers = await api_login(bridge)
     report, original = await a_witness_with_a_photo(bridge)
     incident_id = await incident_of(bridge, headers)
     # Dispatchers see the original's digest on every report; naming it must not publish the original.
@@ -118,7 +102,7 @@ async def test_an_action_can_name_only_a_photo_uploaded_for_burgernet(bridge: An
 
 async def test_the_one_sanitiser_takes_an_iphones_heic(bridge: Any) -> None:
     """The bridge's copy is made by the same sanitiser as intake's display copies: a HEIC is taken too."""
-    headers = await login(bridge)
+    headers = await api_login(bridge)
     heic = heic_photo(phone_photo(4, *WITNESS_HOME, size=(640, 480)), *WITNESS_HOME)
     uploaded = await bridge.client.post("/v1/dispatch/burgernet/photos", headers=headers, content=heic)
     assert uploaded.status_code == 201, uploaded.text
@@ -131,7 +115,7 @@ async def test_the_one_sanitiser_takes_an_iphones_heic(bridge: Any) -> None:
 
 
 async def test_an_ended_action_reaches_intake_without_whom_it_sought(bridge: Any) -> None:
-    headers = await login(bridge)
+    headers = await api_login(bridge)
     await a_witness_with_a_photo(bridge)
     incident_id = await incident_of(bridge, headers)
     started = (await bridge.client.post("/v1/dispatch/burgernet/actions", headers=headers,
@@ -152,7 +136,7 @@ async def test_an_ended_action_reaches_intake_without_whom_it_sought(bridge: Any
 async def test_the_meldkamers_action_is_centred_near_not_on_the_witness(bridge: Any) -> None:
     from dispatch_bridge import burgernet
 
-    headers = await login(bridge)
+    headers = await api_login(bridge)
     await a_witness_with_a_photo(bridge)
     incident_id = await incident_of(bridge, headers)
     appeal = MeldkamerAppeal(transactionId="t-1", requestId=incident_id, lookingFor="person",

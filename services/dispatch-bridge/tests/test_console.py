@@ -10,8 +10,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
+from bridge_support import PASSWORD, browser, log_in, start_bridge, token_in
 from sqlalchemy import func, select, update
 
 from burgermelding_shared.timeutil import utcnow
@@ -20,39 +20,6 @@ from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.console import live
 from dispatch_bridge.console.sessions import SESSION_COOKIE
 from dispatch_bridge.models import BridgeMessage, ConsoleSession, Incident, audit
-
-DOWN = "http://127.0.0.1:9"
-PASSWORD = "correct horse battery staple"
-ORIGIN = "https://testserver"
-
-
-async def start_bridge(start_service: Callable[..., Any], **settings: Any) -> Any:
-    service = await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
-                                  verification_url=DOWN, relay_poll_seconds=3600, **settings)
-    for name, role in (("dirk", "dispatcher"), ("sara", "supervisor")):
-        await auth.create_user(service.runtime.db, name, PASSWORD, role)
-    return service
-
-
-def browser(bridge: Any) -> httpx.AsyncClient:
-    """A client that keeps cookies as a browser does: over HTTPS (the cookie is Secure), from our own origin."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=bridge.app), base_url=ORIGIN,
-                             headers={"Origin": ORIGIN})
-
-
-def token_in(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, "the page has no CSRF token"
-    return found.group(1)
-
-
-async def log_in(client: httpx.AsyncClient, username: str = "dirk") -> str:
-    """Logs in through the form; the session's CSRF token."""
-    form = await client.get("/console/login")
-    answer = await client.post("/console/login", data={"username": username, "password": PASSWORD,
-                                                       "csrf_token": token_in(form.text)})
-    assert answer.status_code == 303 and answer.headers["location"] == "/console/incidents", answer.text
-    return token_in((await client.get("/console/incidents")).text)
 
 
 async def test_the_session_cookie_and_the_headers_of_every_page(start_service: Callable[..., Any]) -> None:

@@ -14,14 +14,15 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import bridge_support
 import httpx
+from bridge_support import browser, log_in
 from sqlalchemy import func, select, update
 
 from burgermelding_shared.contracts import ReportSubmitted, VerificationCompleted
 from burgermelding_shared.messaging import DEAD, PENDING
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import auth, forwarding
-from dispatch_bridge.config import BridgeSettings
+from dispatch_bridge import forwarding
 from dispatch_bridge.models import (
     BridgeMessage,
     BridgeReport,
@@ -32,42 +33,13 @@ from dispatch_bridge.models import (
     messaging,
 )
 
-# (The helpers below are those of test_console.py: with importlib mode one test module cannot import another.)
-DOWN = "http://127.0.0.1:9"
-PASSWORD = "correct horse battery staple"
-ORIGIN = "https://testserver"
 UTRECHT = (52.0907, 5.1214)
 AMSTERDAM = (52.3731, 4.8926)  # some 35 km away: another event
 
 
 async def start_bridge(start_service: Callable[..., Any], **settings: Any) -> Any:
-    service = await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
-                                  verification_url=DOWN, relay_poll_seconds=3600, **settings)
-    await service.runtime.relay.stop()  # nothing leaves: the outbox keeps what the bridge would send
-    for name, role in (("dirk", "dispatcher"), ("sara", "supervisor")):
-        await auth.create_user(service.runtime.db, name, PASSWORD, role)
-    return service
-
-
-def browser(bridge: Any) -> httpx.AsyncClient:
-    """A client that keeps cookies as a browser does: over HTTPS (the cookie is Secure), from our own origin."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=bridge.app), base_url=ORIGIN,
-                             headers={"Origin": ORIGIN})
-
-
-def token_in(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, "the page has no CSRF token"
-    return found.group(1)
-
-
-async def log_in(client: httpx.AsyncClient, username: str = "dirk") -> str:
-    """Logs in through the form; the session's CSRF token."""
-    form = await client.get("/console/login")
-    answer = await client.post("/console/login", data={"username": username, "password": PASSWORD,
-                                                       "csrf_token": token_in(form.text)})
-    assert answer.status_code == 303 and answer.headers["location"] == "/console/incidents", answer.text
-    return token_in((await client.get("/console/incidents")).text)
+    """Its relay stopped: nothing leaves, the outbox keeps what the bridge would send."""
+    return await bridge_support.start_bridge(start_service, relay=False, **settings)
 
 
 # ---- what arrives at the bridge, and what it keeps ---------------------------------------------------------

@@ -10,32 +10,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from bridge_support import DOWN, api_login, start_bridge
 from sqlalchemy import select, update
 
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
 from burgermelding_shared.messaging import DEAD
 from burgermelding_shared.service_auth import development_key
-from dispatch_bridge import auth
-from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import messaging
-
-DOWN = "http://127.0.0.1:9"
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
 async def bridge(start_service: Callable[..., Any]) -> Any:
-    service = await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
-                                  verification_url=DOWN, relay_poll_seconds=3600, call_112_deadline_seconds=0.5)
-    await auth.create_user(service.runtime.db, "dirk", PASSWORD, "dispatcher")
-    await auth.create_user(service.runtime.db, "sara", PASSWORD, "supervisor")
-    return service
-
-
-async def login(bridge: Any, username: str, password: str = PASSWORD) -> dict[str, str]:
-    response = await bridge.client.post("/v1/auth/token", data={"username": username, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return await start_bridge(start_service, call_112_deadline_seconds=0.5)
 
 
 async def add_report(bridge: Any, **overrides: Any) -> ReportSubmitted:
@@ -64,17 +50,17 @@ async def test_login_and_roles(bridge: Any) -> None:
     assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_credentials")
     forged = {"Authorization": "Bearer bmd1.c2FyYQ==.supervisor.9999999999.forged"}
     assert (await bridge.client.get("/v1/dispatch/audit", headers=forged)).status_code == 401
-    dispatcher = await login(bridge, "dirk")
+    dispatcher = await api_login(bridge, "dirk")
     assert (await bridge.client.get("/v1/dispatch/incidents", headers=dispatcher)).status_code == 200
     denied = await bridge.client.get("/v1/dispatch/audit", headers=dispatcher)
     assert (denied.status_code, denied.json()["error"]) == (403, "forbidden")
     assert (await bridge.client.post("/v1/dispatch/dead-letters/x/replay", headers=dispatcher)).status_code == 403
-    assert (await bridge.client.get("/v1/dispatch/audit", headers=await login(bridge, "sara"))).status_code == 200
+    assert (await bridge.client.get("/v1/dispatch/audit", headers=await api_login(bridge, "sara"))).status_code == 200
 
 
 async def test_views_are_audited_and_originals_are_for_supervisors(bridge: Any) -> None:
     report = await add_report(bridge)
-    dirk, sara = await login(bridge, "dirk"), await login(bridge, "sara")
+    dirk, sara = await api_login(bridge, "dirk"), await api_login(bridge, "sara")
     detail = (await bridge.client.get(f"/v1/dispatch/reports/{report.report_id}", headers=dirk)).json()
     assert detail["description"] == "fietsendief" and detail["state"] == "waiting_verification"
     base = f"/v1/dispatch/reports/{report.report_id}/photos/ph1"
@@ -92,7 +78,7 @@ async def test_views_are_audited_and_originals_are_for_supervisors(bridge: Any) 
 
 async def test_asking_the_citizen_and_deciding_a_review(bridge: Any) -> None:
     report = await add_report(bridge)
-    dirk = await login(bridge, "dirk")
+    dirk = await api_login(bridge, "dirk")
     asked = await bridge.client.post(f"/v1/dispatch/reports/{report.report_id}/questions",
                                      json={"text": "Richting station?"}, headers=dirk)
     assert asked.status_code == 201
@@ -121,7 +107,7 @@ async def test_dead_letters_are_listed_and_replayed(bridge: Any, start_service: 
     async with bridge.runtime.db.transaction() as session:  # as if the meldkamer refused it for good
         await session.execute(update(messaging.outbox).where(messaging.outbox.c.destination == "meldkamer")
                               .values(status=DEAD, last_error="HTTP 400: bad request", last_status_code=400))
-    dirk, sara = await login(bridge, "dirk"), await login(bridge, "sara")
+    dirk, sara = await api_login(bridge, "dirk"), await api_login(bridge, "sara")
     listed = (await bridge.client.get("/v1/dispatch/dead-letters", headers=dirk)).json()
     letters = [letter for letter in listed if letter["destination"] != "verification"]
     assert len(letters) == 1 and letters[0]["reason"] == "HTTP 400: bad request"
@@ -173,7 +159,7 @@ async def test_an_urgent_report_not_accepted_in_time_tells_the_citizen_to_call_1
 
 async def test_a_request_that_went_out_without_an_answer_is_sent_not_queued(bridge: Any) -> None:
     await add_report(bridge, in_progress=True)  # the meldkamer is down: the first attempt fails
-    dirk = await login(bridge, "dirk")
+    dirk = await api_login(bridge, "dirk")
     for _ in range(200):  # bounded wait for the first attempt
         incidents = (await bridge.client.get("/v1/dispatch/incidents", headers=dirk)).json()
         if incidents and incidents[0]["delivery_state"] == "sent":
@@ -197,7 +183,7 @@ async def test_lists_filter_show_group_links_and_are_audited(bridge: Any) -> Non
             "Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()),
             "content-type": "application/json"})
         assert response.status_code == 200, response.text
-    dirk, sara = await login(bridge, "dirk"), await login(bridge, "sara")
+    dirk, sara = await api_login(bridge, "dirk"), await api_login(bridge, "sara")
 
     grouped = (await bridge.client.get("/v1/dispatch/reports?group_id=group-1", headers=dirk)).json()
     assert {r["report_id"] for r in grouped} == {first.report_id, second.report_id}
@@ -231,7 +217,7 @@ async def test_verifications_dead_jobs_are_listed_and_replayed_by_supervisors(
         session.add(VerificationJob(job_id=f"{report.report_id}:0", report_id=report.report_id, revision=0,
                                     request=report.model_dump_json(), status="dead", priority=10,
                                     received_at=datetime.now(UTC), attempts=5, last_error="RuntimeError: poison"))
-    dirk, sara = await login(bridge, "dirk"), await login(bridge, "sara")
+    dirk, sara = await api_login(bridge, "dirk"), await api_login(bridge, "sara")
     listed = (await bridge.client.get("/v1/dispatch/dead-letters", headers=dirk)).json()
     assert [(letter["message_id"], letter["urgent"], letter["reason"]) for letter in listed] == [
         (f"verification-job:{report.report_id}:0", True, "RuntimeError: poison")]

@@ -6,27 +6,17 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
 from burgermelding_shared.service_auth import development_key
 from dispatch_bridge import incidents
-from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeReport, Incident, messaging
 
-DOWN = "http://127.0.0.1:9"
 DAM = (52.3731, 4.8926)
-
-
-@pytest.fixture
-async def bridge(start_service: Callable[..., Any]) -> Any:
-    return await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
-                               relay_poll_seconds=3600)
 
 
 def witness_report(n: int, tag: str, source: str | None = None) -> ReportSubmitted:

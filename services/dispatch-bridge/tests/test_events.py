@@ -8,29 +8,19 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from burgermelding_shared.contracts import CheckResult, PhotoRef, PhotoVerification, ReportSubmitted
 from burgermelding_shared.eido import problems
 from burgermelding_shared.service_auth import development_key
 from dispatch_bridge.auth import AccountExists, create_user
-from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import BridgeReport, Incident, messaging
 
-DOWN = "http://127.0.0.1:9"
 DAM = (52.3731, 4.8926)
 METRE_LAT = 1 / 111_320
-
-
-@pytest.fixture
-async def bridge(start_service: Callable[..., Any]) -> Any:
-    return await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
-                               relay_poll_seconds=3600)
 
 
 def witness(bridge: Any, n: int, *, north_m: float = 0.0, urgent: bool = True, category: str = "violence",

@@ -16,15 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
+from bridge_support import api_login, queued, start_bridge
 from sqlalchemy import select
 
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted, RetentionApplied
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import auth, desk, forwarding, holds, records
-from dispatch_bridge.config import BridgeSettings
-from dispatch_bridge.models import BridgeReport, Incident, LegalHold, messaging
+from dispatch_bridge import desk, forwarding, holds, records
+from dispatch_bridge.models import BridgeReport, Incident, LegalHold
 
-DOWN = "http://127.0.0.1:9"
 UTRECHT = (52.0907, 5.1214)
 AMSTERDAM = (52.3731, 4.8926)  # some 35 km away: another event
 
@@ -40,11 +39,8 @@ SARA = Person("sara", "supervisor")
 
 @pytest.fixture
 async def bridge(start_service: Callable[..., Any]) -> Any:
-    service = await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
-                                  verification_url=DOWN, relay_poll_seconds=3600)
-    await service.runtime.relay.stop()  # nothing leaves: the outbox keeps what the bridge would send
-    await auth.create_user(service.runtime.db, "sara", "correct horse battery staple", "supervisor")
-    return service
+    """Its relay stopped: nothing leaves, the outbox keeps what the bridge would send."""
+    return await start_bridge(start_service, relay=False, accounts=[("sara", "supervisor")])
 
 
 @pytest.fixture
@@ -98,11 +94,7 @@ async def incident_of(bridge: Any, report: ReportSubmitted) -> str:
 
 async def extensions(bridge: Any) -> list[dict[str, Any]]:
     """The legal hold messages queued for intake through the outbox, in order."""
-    outbox = messaging.outbox
-    async with bridge.runtime.db.sessions() as session:
-        payloads = (await session.execute(select(outbox.c.payload).where(outbox.c.kind == "legal_hold")
-                                          .order_by(outbox.c.id))).scalars().all()
-    return [json.loads(p) for p in payloads]
+    return await queued(bridge, "legal_hold")
 
 
 def held_under(messages: list[dict[str, Any]], hold_id: str) -> set[str]:
@@ -197,10 +189,8 @@ async def test_an_export_says_what_retention_removed_before_it(bridge: Any) -> N
     assert about["complete"] is False
     assert {r["reference"] for r in about["removed_by_retention"]} == {anonymised.reference, purged.reference}
     # The supervisor is told at once, through the API.
-    token = (await bridge.client.post("/v1/auth/token", data={"username": "sara",
-                                                               "password": "correct horse battery staple"})).json()
     answer = await bridge.client.post(f"/v1/dispatch/incidents/{incident_id}/evidence-export",
-                                      headers={"Authorization": f"Bearer {token['access_token']}"})
+                                      headers=await api_login(bridge, "sara"))
     assert answer.status_code == 200, answer.text
     assert answer.headers["evidence-complete"] == "false"
     assert set(answer.headers["evidence-removed-by-retention"].split(", ")) == {anonymised.reference,

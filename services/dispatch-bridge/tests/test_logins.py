@@ -20,37 +20,27 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import bridge_support
 import httpx
 import pytest
+from bridge_support import PASSWORD, account
 from sqlalchemy import select
 
 from burgermelding_shared.ratelimit import network_of
 from burgermelding_shared.sharedstate import SharedState
 from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge import auth
-from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.main import create_app
 from dispatch_bridge.models import Dispatcher, KnownLoginSource, audit
 from tests.databases import run_sql
 
-DOWN = "http://127.0.0.1:9"
-PASSWORD = "correct horse battery staple"
 PROXY = {"trusted_proxies": ["127.0.0.1", "testclient"]}
 DESK = "10.1.1.1"  # dirk's workstation
 
 
 async def start_bridge(start_service: Callable[..., Any], **settings: Any) -> Any:
-    service = await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
-                                  relay_poll_seconds=3600, **{**PROXY, **settings})
-    for name, role in (("dirk", "dispatcher"), ("sara", "supervisor")):
-        if await _user(service, name) is None:  # (two replicas on SQLite share their file)
-            await auth.create_user(service.runtime.db, name, PASSWORD, role)
-    return service
-
-
-async def _user(bridge: Any, name: str) -> Dispatcher | None:
-    async with bridge.runtime.db.sessions() as session:
-        return await session.get(Dispatcher, name)
+    """Behind a proxy it trusts (the test client), so that X-Forwarded-For names each try's source."""
+    return await bridge_support.start_bridge(start_service, **{**PROXY, **settings})
 
 
 async def try_login(bridge: Any, username: str, password: str, client: str = "10.1.2.3") -> Any:
@@ -415,9 +405,9 @@ async def test_an_older_scrypt_hash_becomes_argon2id_at_the_next_login(start_ser
         user.password_hash = legacy
         session.add(user)
     assert (await try_login(bridge, "dirk", "not it")).status_code == 401
-    assert (await _user(bridge, "dirk")).password_hash == legacy  # type: ignore[union-attr]
+    assert (await account(bridge, "dirk")).password_hash == legacy  # type: ignore[union-attr]
     first = bearer(await try_login(bridge, "dirk", "an older password"))
-    stored = await _user(bridge, "dirk")
+    stored = await account(bridge, "dirk")
     assert stored is not None and stored.password_hash.startswith("$argon2id$")
     assert auth.passwords.verify("an older password", stored.password_hash) and stored.epoch == 0
     bearer(await try_login(bridge, "dirk", "an older password"))

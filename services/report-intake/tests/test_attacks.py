@@ -21,11 +21,6 @@ from tests.intake_support import post_report, stored_counts
 NOTHING = {"reports": 0, "photos": 0, "timeline": 0, "outbox": 0, "keys": 0, "blobs": 0, "uploads": 0}
 
 
-@pytest.fixture
-async def intake(start_service: Callable[..., Any]) -> Any:
-    return await start_service("report_intake", IntakeSettings)
-
-
 def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
     """A tiny PNG that claims 10 billion pixels: the header is honest about its size, the data is a few rows."""
     def chunk(kind: bytes, data: bytes) -> bytes:

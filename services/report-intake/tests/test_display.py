@@ -17,18 +17,12 @@ from PIL import Image
 from pillow_heif import register_heif_opener
 from sqlalchemy import select
 
-from report_intake.config import IntakeSettings
 from report_intake.models import DisplayJob, Photo, messaging
 from tests.helpers import heic_photo, make_jpeg, phone_photo, report_json
 from tests.intake_support import post_report, stored_counts
 
 LAT, LON = 52.0907, 5.1214
 register_heif_opener()
-
-
-@pytest.fixture
-async def intake(start_service: Callable[..., Any]) -> Any:
-    return await start_service("report_intake", IntakeSettings)
 
 
 def iphone_heic(seed: int = 1) -> bytes:

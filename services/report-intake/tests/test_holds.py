@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,15 +14,9 @@ from sqlalchemy import select, text
 
 from burgermelding_shared.contracts import LegalHold
 from report_intake import records
-from report_intake.config import IntakeSettings
 from report_intake.models import HoldState, Photo, Report, ReportHold
 from tests.helpers import phone_photo, report_json
 from tests.intake_support import post_report
-
-
-@pytest.fixture
-async def intake(start_service: Callable[..., Any]) -> Any:
-    return await start_service("report_intake", IntakeSettings)
 
 
 async def a_report_with_a_photo(intake: Any, n: int) -> dict[str, Any]:

@@ -17,9 +17,8 @@ from burgermelding_shared import idempotency
 from burgermelding_shared.burgernet import Area, PublishedAction
 from burgermelding_shared.service_auth import development_key
 from report_intake.config import IntakeSettings
-from report_intake.installations import solve
 from report_intake.models import Installation
-from tests.helpers import make_jpeg, report_json
+from tests.helpers import make_jpeg, redeeming, report_json
 from tests.intake_support import post_report, register_installation, stored_counts
 
 BITS = 8
@@ -193,8 +192,7 @@ async def test_parallel_answers_to_a_burgernet_action_get_exactly_the_limit(inta
 
 async def redeem(intake: Any, _n: int) -> Any:
     challenge = (await intake.client.post("/v1/installations/challenges", headers=from_phone())).json()
-    return await intake.client.post("/v1/installations", headers=from_phone(), json={
-        "challenge": challenge["challenge"], "solution": solve(challenge["challenge"], BITS)})
+    return await intake.client.post("/v1/installations", headers=from_phone(), json=redeeming(challenge))
 
 
 async def test_parallel_registrations_from_one_address_get_exactly_the_limit(intake: Any) -> None:

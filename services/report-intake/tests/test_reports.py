@@ -20,11 +20,6 @@ from tests.helpers import make_jpeg, report_json
 from tests.intake_support import post_report, stored_counts
 
 
-@pytest.fixture
-async def intake(start_service: Callable[..., Any]) -> Any:
-    return await start_service("report_intake", IntakeSettings)
-
-
 async def test_create_read_and_replay(intake: Any) -> None:
     photo = make_jpeg(exif={0x0110: "Pixel 8"})
     body = report_json()
