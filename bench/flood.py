@@ -34,7 +34,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.throughput import percentile, register
 from burgermelding_shared.events import distance_m
-from report_intake.installations import solves
+from report_intake.installations.registration import solves
 from tests.helpers import phone_photo
 from tests.suite import meldkamer_incidents, start_suite
 

@@ -319,7 +319,7 @@ class Answer:
 
 
 def register(client: httpx.Client, intake: str, address: str) -> str:
-    from report_intake.installations import solve
+    from report_intake.installations.registration import solve
 
     headers = {"X-Forwarded-For": address}
     challenge = client.post(f"{intake}/v1/installations/challenges", headers=headers).json()

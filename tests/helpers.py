@@ -75,7 +75,7 @@ def report_parts(body: Any, photos: Sequence[bytes | tuple[str, bytes, str]] = (
 def redeeming(challenge: dict[str, Any]) -> dict[str, str]:
     """The body that redeems an installation challenge: the challenge and its proof of work, solved as the app
     solves it."""
-    from report_intake.installations import solve
+    from report_intake.installations.registration import solve
 
     return {"challenge": challenge["challenge"], "solution": solve(challenge["challenge"], challenge["difficulty_bits"])}
 

@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from burgermelding_shared import webhooks
 from burgermelding_shared.service_auth import ServiceKey, development_key
-from dispatch_bridge import auth as dispatcher_auth
-from dispatch_bridge import media
+from dispatch_bridge.accounts import tokens as accounts_tokens
 from dispatch_bridge.config import BridgeSettings
+from dispatch_bridge.meldkamer import media
 from tests.helpers import phone_photo, report_json
 from tests.suite import SERVICE_NAMES, Suite, create_dispatcher, follow, start_suite, submit
 
@@ -182,12 +182,12 @@ def credentials(world: World, caller: str, service: str) -> dict[str, str]:
         "bridge": lambda: development_key("dispatch-bridge").issue(audience),
         "sim_admin": lambda: ADMIN_TOKEN,
         "expired_service": lambda: development_key("dispatch-bridge").issue(audience, ttl=-120),
-        "expired_dispatcher": lambda: dispatcher_auth.issue_token(bridge_secret, "matrix-supervisor", "supervisor",
+        "expired_dispatcher": lambda: accounts_tokens.issue_token(bridge_secret, "matrix-supervisor", "supervisor",
                                                                   -10),
         # The bridge's name and key id, another key: what someone who knows the format but not the key makes.
         "forged_service": lambda: ServiceKey("dispatch-bridge", development_key("dispatch-bridge").kid,
                                              Ed25519PrivateKey.generate()).issue(audience),
-        "forged_dispatcher": lambda: dispatcher_auth.issue_token("not the bridge's secret" * 2, "matrix-supervisor",
+        "forged_dispatcher": lambda: accounts_tokens.issue_token("not the bridge's secret" * 2, "matrix-supervisor",
                                                                  "supervisor", 60),
     }
     return {"Authorization": f"Bearer {bearer[caller]()}"} if caller in bearer else {}

@@ -65,7 +65,7 @@ def near_dam(n: int) -> tuple[float, float]:
 
 def installed_days_ago(suite: Suite) -> None:
     """The witnesses' apps were installed long before the fight. Registered just now from one address, they would
-    count as one witness (report_intake.installations.independent_source): their first hour is over instead."""
+    count as one witness (report_intake.installations.senders.independent_source): their first hour is over instead."""
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 

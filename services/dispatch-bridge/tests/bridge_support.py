@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from dispatch_bridge import auth
+from dispatch_bridge.accounts import users
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import Dispatcher, messaging
 
@@ -35,7 +35,7 @@ async def start_bridge(start_service: Callable[..., Any], *, relay: bool = True,
         await service.runtime.relay.stop()
     for name, role in accounts:
         if await account(service, name) is None:
-            await auth.create_user(service.runtime.db, name, PASSWORD, role)
+            await users.create_user(service.runtime.db, name, PASSWORD, role)
     return service
 
 

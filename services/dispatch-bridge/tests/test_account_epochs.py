@@ -16,7 +16,7 @@ import httpx
 import pytest
 from bridge_support import PASSWORD, api_login, browser, log_in, start_bridge, token_in
 
-from dispatch_bridge import auth
+from dispatch_bridge.accounts import users
 from dispatch_bridge.console import sessions
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -65,7 +65,7 @@ async def test_a_new_password_or_a_new_role_ends_old_tokens_and_console_sessions
     old = await api_login(bridge, "dirk")
     async with browser(bridge) as console:
         await log_in(console, "dirk")
-        assert await auth.create_user(bridge.runtime.db, "dirk", NEW_PASSWORD, "dispatcher", reset=True)
+        assert await users.create_user(bridge.runtime.db, "dirk", NEW_PASSWORD, "dispatcher", reset=True)
         assert await api_status(bridge, old) == 401
         assert await console_ended(console)
     gone = await bridge.client.post("/v1/auth/token", data={"username": "dirk", "password": PASSWORD})
@@ -73,7 +73,7 @@ async def test_a_new_password_or_a_new_role_ends_old_tokens_and_console_sessions
     as_dispatcher = await api_login(bridge, "dirk", NEW_PASSWORD)
     async with browser(bridge) as console:
         await log_in(console, "dirk", NEW_PASSWORD)
-        await auth.create_user(bridge.runtime.db, "dirk", NEW_PASSWORD, "supervisor", reset=True)  # a role only
+        await users.create_user(bridge.runtime.db, "dirk", NEW_PASSWORD, "supervisor", reset=True)  # a role only
         assert await api_status(bridge, as_dispatcher) == 401
         assert await console_ended(console)
     as_supervisor = await api_login(bridge, "dirk", NEW_PASSWORD)
@@ -91,7 +91,7 @@ async def test_a_reset_between_the_password_check_and_the_console_session_gives_
 
     async def reset_first(runtime: Any, *arguments: Any) -> tuple[str, str]:
         # The old password was right a moment ago; now a supervisor resets the account (its password taken).
-        await auth.create_user(runtime.db, "dirk", NEW_PASSWORD, "dispatcher", reset=True)
+        await users.create_user(runtime.db, "dirk", NEW_PASSWORD, "dispatcher", reset=True)
         return await start(runtime, *arguments)
 
     monkeypatch.setattr(sessions, "start", reset_first)

@@ -16,6 +16,8 @@ from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
 from burgermelding_shared.eido import problems
 from burgermelding_shared.service_auth import development_key
 from dispatch_bridge.config import BridgeSettings
+from dispatch_bridge.meldkamer import eido as meldkamer_eido
+from dispatch_bridge.meldkamer import media
 from dispatch_bridge.models import BridgeReport, Incident, messaging
 
 
@@ -134,7 +136,6 @@ async def test_callbacks_forged_stale_duplicate_and_out_of_order(bridge: Any) ->
 
 
 async def test_photo_links_are_signed_and_expire(bridge: Any) -> None:
-    from dispatch_bridge import media
 
     digest = bridge.runtime.blobs.put_bytes(b"original evidence")
     url = media.signed_url("", bridge.settings.media_url_secret, digest, 60)
@@ -254,8 +255,7 @@ def test_pidf_lo_keeps_its_default_namespace_after_a_cap_alert_was_written() -> 
     import xml.etree.ElementTree as ET
 
     from burgermelding_shared.contracts import Location
-    from dispatch_bridge import eido
 
     ET.register_namespace("", "urn:oasis:names:tc:emergency:cap:1.2")  # what writing an alert used to leave
-    written = eido.pidf_lo(Location(lat=52.09, lon=5.12), "pres:report@burgermelding", datetime.now(UTC))
+    written = meldkamer_eido.pidf_lo(Location(lat=52.09, lon=5.12), "pres:report@burgermelding", datetime.now(UTC))
     assert written.startswith('<presence xmlns="urn:ietf:params:xml:ns:pidf"')

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from burgermelding_shared.blobstore import published_store
 from burgermelding_shared.contracts import MeldkamerAppeal, PhotoRef, ReportSubmitted
 from burgermelding_shared.service_auth import development_key
+from dispatch_bridge.burgernet import control_room
 from dispatch_bridge.models import BurgernetAction, BurgernetPhoto
 from tests.helpers import heic_photo, phone_photo
 
@@ -134,14 +135,13 @@ async def test_an_ended_action_reaches_intake_without_whom_it_sought(bridge: Any
 
 
 async def test_the_meldkamers_action_is_centred_near_not_on_the_witness(bridge: Any) -> None:
-    from dispatch_bridge import burgernet
 
     headers = await api_login(bridge)
     await a_witness_with_a_photo(bridge)
     incident_id = await incident_of(bridge, headers)
     appeal = MeldkamerAppeal(transactionId="t-1", requestId=incident_id, lookingFor="person",
                                        description="man met rode jas", radiusMeters=500, minutes=30)
-    started = await burgernet.from_meldkamer(bridge.runtime, appeal, str(uuid.uuid4()))
+    started = await control_room.from_meldkamer(bridge.runtime, appeal, str(uuid.uuid4()))
     circle = started["area"]["circle"]
     assert (circle["lat"], circle["lon"]) == (52.091, 5.121)
     assert (circle["lat"], circle["lon"]) != WITNESS_HOME

@@ -15,7 +15,7 @@ from bridge_support import PASSWORD, browser, log_in, start_bridge, token_in
 from sqlalchemy import func, select, update
 
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import auth
+from dispatch_bridge.accounts import tokens, users
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.console import live
 from dispatch_bridge.console.sessions import SESSION_COOKIE
@@ -98,7 +98,7 @@ async def test_logout_inactivity_and_a_disabled_account_end_the_session(start_se
         assert (await client.get("/console/incidents")).headers["location"] == "/console/login?reason=ended"
     async with browser(bridge) as client:
         await log_in(client)
-        await auth.change_account(bridge.runtime, auth.Actor("sara", "supervisor"), "dirk", "disable")
+        await users.change_account(bridge.runtime, tokens.Actor("sara", "supervisor"), "dirk", "disable")
         assert (await client.get("/console/incidents")).headers["location"] == "/console/login?reason=ended"
     async with bridge.runtime.db.sessions() as session:
         actions = list((await session.execute(select(audit.entries.c.action).where(
@@ -156,7 +156,7 @@ async def test_a_disabled_account_stays_out_a_new_login_ends_the_old_and_a_sessi
         await log_in(client)
         # Disabled and enabled again before the session asks for anything: the session is over all the same.
         for change in ("disable", "enable"):
-            await auth.change_account(bridge.runtime, auth.Actor("sara", "supervisor"), "dirk", change)
+            await users.change_account(bridge.runtime, tokens.Actor("sara", "supervisor"), "dirk", change)
         assert (await client.get("/console/incidents")).headers["location"] == "/console/login?reason=ended"
     async with browser(bridge) as client:
         await log_in(client)

@@ -22,7 +22,6 @@ from sqlalchemy import func, select, update
 from burgermelding_shared.contracts import ReportSubmitted, VerificationCompleted
 from burgermelding_shared.messaging import DEAD, PENDING
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import forwarding
 from dispatch_bridge.models import (
     BridgeMessage,
     BridgeReport,
@@ -32,6 +31,7 @@ from dispatch_bridge.models import (
     audit,
     messaging,
 )
+from dispatch_bridge.reports import receiving, verdicts
 
 UTRECHT = (52.0907, 5.1214)
 AMSTERDAM = (52.3731, 4.8926)  # some 35 km away: another event
@@ -56,14 +56,14 @@ def a_report(n: int, *, where: tuple[float, float] = UTRECHT, urgent: bool = Fal
 
 async def arrives(bridge: Any, report: ReportSubmitted) -> ReportSubmitted:
     """From intake, as its message would bring it (an urgent one goes to the meldkamer at once)."""
-    assert await forwarding.receive_report(bridge.runtime, report, str(uuid.uuid4()), "report-intake") == "accepted"
+    assert await receiving.receive_report(bridge.runtime, report, str(uuid.uuid4()), "report-intake") == "accepted"
     return report
 
 
 async def verified(bridge: Any, report: ReportSubmitted, verdict: str, score: float = 0.4) -> None:
     result = VerificationCompleted(report_id=report.report_id, verdict=verdict, score=score,  # type: ignore[arg-type]
                                    verified_at=utcnow())
-    assert await forwarding.receive_verification(bridge.runtime, result, str(uuid.uuid4()), "verification") \
+    assert await verdicts.receive_verification(bridge.runtime, result, str(uuid.uuid4()), "verification") \
         == "applied"
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
 from burgermelding_shared.service_auth import development_key
-from dispatch_bridge import incidents
+from dispatch_bridge.incidents import events
 from dispatch_bridge.models import BridgeReport, Incident, messaging
 
 DAM = (52.3731, 4.8926)
@@ -90,25 +90,25 @@ def test_a_revision_without_its_source_or_on_another_day_keeps_the_witness_the_r
         row = BridgeReport(report_id=first.report_id, reference=first.reference, category=first.category,
                            in_progress=True, danger_to_life=False, submission=first.model_dump_json(),
                            received_at=now, state="forwarded", incident_id=incident.id)
-        incidents.place(row, first)
+        events.place(row, first)
         stored.append(row)
-    assert incidents.describe(incident, stored, 1).witnessCount == 1
+    assert events.describe(incident, stored, 1).witnessCount == 1
     for n, row in enumerate(stored):  # what forwarding._revise does with a revision
         previous = ReportSubmitted.model_validate_json(row.submission)
-        revision = incidents.first_witness(
+        revision = events.first_witness(
             with_a_photo_added(previous, n, independent_source=None, submitter_tag=f"next-day-{n}"), previous)
         row.submission, row.revision = revision.model_dump_json(), revision.revision
-        incidents.place(row, revision)
-    summary = incidents.describe(incident, stored, 2)
+        events.place(row, revision)
+    summary = events.describe(incident, stored, 2)
     assert (summary.reportCount, summary.senderCount, summary.witnessCount) == (10, 10, 1)
     assert {ReportSubmitted.model_validate_json(r.submission).independent_source for r in stored} == {
         "address-registered-from"}
     # A revision never replaces a source the report came with, and may bring one it had none of.
     previous = witness_report(20, "late", None)
-    assert incidents.first_witness(with_a_photo_added(previous, 20, independent_source="s"), previous
+    assert events.first_witness(with_a_photo_added(previous, 20, independent_source="s"), previous
                                    ).independent_source == "s"
     previous = witness_report(21, "early", "first")
-    assert incidents.first_witness(with_a_photo_added(previous, 21, independent_source="other"), previous
+    assert events.first_witness(with_a_photo_added(previous, 21, independent_source="other"), previous
                                    ).independent_source == "first"
 
 

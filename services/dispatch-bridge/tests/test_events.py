@@ -16,7 +16,7 @@ from sqlalchemy import select
 from burgermelding_shared.contracts import CheckResult, PhotoRef, PhotoVerification, ReportSubmitted
 from burgermelding_shared.eido import problems
 from burgermelding_shared.service_auth import development_key
-from dispatch_bridge.auth import AccountExists, create_user
+from dispatch_bridge.accounts.users import AccountExists, create_user
 from dispatch_bridge.models import BridgeReport, Incident, messaging
 
 DAM = (52.3731, 4.8926)

@@ -21,8 +21,10 @@ from sqlalchemy import select
 
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted, RetentionApplied
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import desk, forwarding, holds, records
+from dispatch_bridge.desk import decisions
 from dispatch_bridge.models import BridgeReport, Incident, LegalHold
+from dispatch_bridge.records import evidence, holds, retention
+from dispatch_bridge.reports import receiving
 
 UTRECHT = (52.0907, 5.1214)
 AMSTERDAM = (52.3731, 4.8926)  # some 35 km away: another event
@@ -81,7 +83,7 @@ async def arrives(bridge: Any, n: int, where: tuple[float, float] = UTRECHT) -> 
                              submitter_kind="installation",
                              photos=[PhotoRef(photo_id=f"ph{n}", sha256=photo, sanitised_sha256=None,
                                               content_type="image/jpeg", size_bytes=7, width=1, height=1)])
-    assert await forwarding.receive_report(bridge.runtime, report, str(uuid.uuid4()), "report-intake") == "accepted"
+    assert await receiving.receive_report(bridge.runtime, report, str(uuid.uuid4()), "report-intake") == "accepted"
     return report
 
 
@@ -134,7 +136,7 @@ async def test_a_held_incident_that_absorbs_another_holds_its_reports(bridge: An
     other = await arrives(bridge, 2, AMSTERDAM)
     held_incident, other_incident = await incident_of(bridge, held), await incident_of(bridge, other)
     await holds.set_hold(bridge.runtime, SARA, held_incident, "zaak 2026-18")
-    survivor = await desk.merge_incidents(bridge.runtime, SARA, held_incident, [other_incident])
+    survivor = await decisions.merge_incidents(bridge.runtime, SARA, held_incident, [other_incident])
     assert survivor["incident_id"] == held_incident
     hold = await hold_of(bridge, held_incident)
     assert other.report_id in held_under(await extensions(bridge), hold.id)
@@ -145,7 +147,7 @@ async def test_a_held_incident_merged_into_another_makes_the_survivor_held(bridg
     held = await arrives(bridge, 2, AMSTERDAM)
     survivor_id, held_incident = await incident_of(bridge, survivor_first), await incident_of(bridge, held)
     first_hold = (await holds.set_hold(bridge.runtime, SARA, held_incident, "zaak 2026-19"))["hold_id"]
-    merged = await desk.merge_incidents(bridge.runtime, SARA, held_incident, [survivor_id])
+    merged = await decisions.merge_incidents(bridge.runtime, SARA, held_incident, [survivor_id])
     assert merged["incident_id"] == survivor_id
     follows = await hold_of(bridge, survivor_id)
     assert follows.follows_hold == first_hold and "zaak 2026-19" in follows.reason
@@ -165,7 +167,7 @@ async def test_a_report_split_off_a_held_incident_stays_held_with_its_new_incide
     incident_id = await incident_of(bridge, first)
     assert await incident_of(bridge, second) == incident_id
     first_hold = (await holds.set_hold(bridge.runtime, SARA, incident_id, "zaak 2026-20"))["hold_id"]
-    new = await desk.split_report(bridge.runtime, SARA, second.report_id)
+    new = await decisions.split_report(bridge.runtime, SARA, second.report_id)
     follows = await hold_of(bridge, new["incident_id"])
     assert follows.follows_hold == first_hold
     assert second.report_id in held_under(await extensions(bridge), follows.id)
@@ -177,8 +179,8 @@ async def test_an_export_says_what_retention_removed_before_it(bridge: Any) -> N
     incident_id = await incident_of(bridge, kept)
     for report, action in ((anonymised, "anonymise"), (purged, "purge")):
         order = RetentionApplied(report_id=report.report_id, action=action, rule="test-rule", applied_at=utcnow())
-        assert await records.apply_retention(bridge.runtime, order, str(uuid.uuid4()), "report-intake") == "applied"
-    path, signed = await records.export_evidence(bridge.runtime, SARA, incident_id)
+        assert await retention.apply_retention(bridge.runtime, order, str(uuid.uuid4()), "report-intake") == "applied"
+    path, signed = await evidence.export_evidence(bridge.runtime, SARA, incident_id)
     removed = {r["reference"]: r for r in signed["removed_by_retention"]}
     assert set(removed) == {anonymised.reference, purged.reference}
     assert removed[anonymised.reference]["photos"] == 1 and not removed[anonymised.reference]["report_removed"]
@@ -204,10 +206,10 @@ async def test_a_late_copy_cannot_bring_back_what_retention_removed(bridge: Any)
     for report, action in ((anonymised, "anonymise"), (purged, "purge")):
         order = RetentionApplied(report_id=report.report_id, action=action, rule="withdrawn-by-citizen",
                                  applied_at=utcnow())
-        assert await records.apply_retention(bridge.runtime, order, str(uuid.uuid4()), "report-intake") == "applied"
+        assert await retention.apply_retention(bridge.runtime, order, str(uuid.uuid4()), "report-intake") == "applied"
     for report in (anonymised, purged):
         late = report.model_copy(update={"revision": 1, "description": "Melding met woorden die weg moesten"})
-        assert await forwarding.receive_report(bridge.runtime, late, str(uuid.uuid4()), "report-intake") == "removed"
+        assert await receiving.receive_report(bridge.runtime, late, str(uuid.uuid4()), "report-intake") == "removed"
     async with bridge.runtime.db.sessions() as session:
         kept = await session.get(BridgeReport, anonymised.report_id)
         assert await session.get(BridgeReport, purged.report_id) is None
@@ -251,7 +253,7 @@ async def test_a_hold_intake_had_lifted_is_set_again_under_a_new_id(bridge: Any,
 async def test_a_hold_on_a_merged_away_incident_holds_the_event(bridge: Any, intake_told: list) -> None:
     older, newer = await arrives(bridge, 1, UTRECHT), await arrives(bridge, 2, AMSTERDAM)
     survivor, merged = await incident_of(bridge, older), await incident_of(bridge, newer)
-    await desk.merge_incidents(bridge.runtime, SARA, survivor, [merged])
+    await decisions.merge_incidents(bridge.runtime, SARA, survivor, [merged])
     answer = await holds.set_hold(bridge.runtime, SARA, merged, "zaak")
     assert answer["incident_id"] == survivor
     assert sorted(answer["reports_held"]) == sorted([older.report_id, newer.report_id])
@@ -265,7 +267,7 @@ async def test_lifting_an_event_lifts_the_holds_that_followed_it(bridge: Any, in
     older, newer = await arrives(bridge, 1, UTRECHT), await arrives(bridge, 2, AMSTERDAM)
     survivor, held = await incident_of(bridge, older), await incident_of(bridge, newer)
     first = (await holds.set_hold(bridge.runtime, SARA, held, "zaak"))["hold_id"]
-    await desk.merge_incidents(bridge.runtime, SARA, held, [survivor])  # the survivor's hold follows the first
+    await decisions.merge_incidents(bridge.runtime, SARA, held, [survivor])  # the survivor's hold follows the first
     await holds.lift_hold(bridge.runtime, SARA, survivor)
     async with bridge.runtime.db.sessions() as session:
         left = (await session.execute(select(LegalHold).where(LegalHold.lifted_at.is_(None)))).scalars().all()

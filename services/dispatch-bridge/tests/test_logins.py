@@ -29,7 +29,7 @@ from sqlalchemy import select
 from burgermelding_shared.ratelimit import network_of
 from burgermelding_shared.sharedstate import SharedState
 from burgermelding_shared.timeutil import utcnow
-from dispatch_bridge import auth
+from dispatch_bridge.accounts import logins, passwords
 from dispatch_bridge.main import create_app
 from dispatch_bridge.models import Dispatcher, KnownLoginSource, audit
 from tests.databases import run_sql
@@ -91,7 +91,7 @@ def warnings_of_auth() -> Iterator[list[logging.LogRecord]]:
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("dispatch_bridge.auth")
+    logger = logging.getLogger("dispatch_bridge.accounts.logins")
     logger.addHandler(handler)
     yield records
     logger.removeHandler(handler)
@@ -156,8 +156,8 @@ async def test_ipv6_sources_are_counted_by_their_64(start_service: Callable[...,
     assert (await try_login(bridge, "anna", "guess", client="2001:db8:9:9::1")).status_code == 401
     assert (await try_login(bridge, "bert", "guess", client="2001:db8:9:9::2")).status_code == 429
     # Counted as every limit of the suite counts clients: the one network_of, no copy of it here to drift.
-    assert not hasattr(auth, "source_network") and auth.network_of is network_of
-    pseudonyms = auth.Pseudonyms("a secret")
+    assert not hasattr(logins, "source_network") and logins.network_of is network_of
+    pseudonyms = logins.Pseudonyms("a secret")
     assert pseudonyms.source("2001:db8:1:2:abcd::9") == pseudonyms.source("2001:db8:1:2::1") != \
         pseudonyms.source("2001:db8:1:3::1")
     assert pseudonyms.source("::ffff:10.1.1.1") == pseudonyms.source("10.1.1.1")
@@ -231,20 +231,20 @@ async def test_known_desks_are_kept_as_keyed_hashes_and_forgotten_after_their_da
     bearer(await try_login(bridge, "dirk", PASSWORD, client="2001:db8:1:2::99"))  # the same /64: the same desk
     rows = run_sql(bridge.settings.database_url, "SELECT name_hmac, source_hmac, last_login_at FROM "
                    "known_login_sources")
-    dirk = auth.LoginAttempt.of(bridge.settings, "dirk", DESK)
+    dirk = logins.LoginAttempt.of(bridge.settings, "dirk", DESK)
     assert {(row[0], row[1]) for row in rows} == {
-        (dirk.name, dirk.source), (dirk.name, auth.LoginAttempt.of(bridge.settings, "dirk", "2001:db8:1:2::5").source)}
+        (dirk.name, dirk.source), (dirk.name, logins.LoginAttempt.of(bridge.settings, "dirk", "2001:db8:1:2::5").source)}
     # Nothing in it says who or where: no name, no address, no network; keyed hashes only.
     assert all(re.fullmatch(r"[0-9a-f]{32}", value) for row in rows for value in row[:2])
     assert not any(text in str(rows) for text in ("dirk", DESK, "10.1.1", "2001:db8", "2001:0db8"))
-    assert await auth.is_known_source(bridge.runtime, dirk)
+    assert await logins.is_known_source(bridge.runtime, dirk)
     # A desk not logged in from for longer than login_known_source_days is a stranger again...
     async with bridge.runtime.db.transaction() as session:
         stored = await session.get(KnownLoginSource, (dirk.name, dirk.source))
         assert stored is not None
         stored.last_login_at = utcnow() - timedelta(days=14, minutes=1)
         session.add(stored)
-    assert not await auth.is_known_source(bridge.runtime, dirk)
+    assert not await logins.is_known_source(bridge.runtime, dirk)
     # ...and is removed at the next good login, whoever's.
     bearer(await try_login(bridge, "sara", PASSWORD, client="10.9.9.9"))
     async with bridge.runtime.db.sessions() as session:
@@ -252,7 +252,7 @@ async def test_known_desks_are_kept_as_keyed_hashes_and_forgotten_after_their_da
         kept = (await session.execute(select(KnownLoginSource))).scalars().all()
     assert len(kept) == 2  # dirk's IPv6 desk and sara's, both recent
     bearer(await try_login(bridge, "dirk", PASSWORD, client=DESK))  # back at his desk: known again
-    assert await auth.is_known_source(bridge.runtime, dirk)
+    assert await logins.is_known_source(bridge.runtime, dirk)
 
 
 async def test_a_flood_from_one_source_never_keeps_the_owner_out(start_service: Callable[..., Any]) -> None:
@@ -281,7 +281,7 @@ async def test_a_burst_of_concurrent_tries_from_many_sources_cannot_slip_past_th
 async def test_a_very_long_run_of_wrong_passwords_still_waits_and_never_fails(
         start_service: Callable[..., Any]) -> None:
     bridge = await start_bridge(start_service, login_free_failures=0, login_max_delay_seconds=0.001)
-    attempt = auth.LoginAttempt.of(bridge.settings, "dirk", "10.1.2.3")
+    attempt = logins.LoginAttempt.of(bridge.settings, "dirk", "10.1.2.3")
     for _ in range(1100):  # as if 1,100 wrong passwords had been counted (2 ** 1100 overflows a float)
         await bridge.runtime.shared.count(attempt.pair, 3600)
     await asyncio.sleep(0.01)
@@ -350,7 +350,7 @@ async def test_an_unknown_name_costs_the_same_hash_on_the_password_threads(start
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     bridge = await start_bridge(start_service)
     calls: list[tuple[str, str]] = []
-    check = auth.check_password
+    check = passwords.check_password
 
     def spying_check(password: str, stored: str | None) -> tuple[bool, str | None]:
         calls.append(("known" if stored else "unknown", threading.current_thread().name.split("_")[0]))
@@ -358,16 +358,16 @@ async def test_an_unknown_name_costs_the_same_hash_on_the_password_threads(start
 
     verified: list[str] = []
     for method in ("verify", "verify_and_update"):
-        original = getattr(auth.passwords, method)
-        monkeypatch.setattr(auth.passwords, method,
+        original = getattr(passwords.passwords, method)
+        monkeypatch.setattr(passwords.passwords, method,
                             lambda *args, _m=method, _o=original: verified.append(_m) or _o(*args))
-    monkeypatch.setattr(auth, "check_password", spying_check)
+    monkeypatch.setattr(passwords, "check_password", spying_check)
     await try_login(bridge, "dirk", "guess")
     await try_login(bridge, "nobody", "guess")
     # Both hashed, on the password threads (not the event loop's, nor the default pool photo reads use).
     assert calls == [("known", "password-check"), ("unknown", "password-check")]
     assert verified == ["verify_and_update", "verify"]  # one argon2id verification each
-    assert auth.passwords.verify("x", auth.hash_password("x")) and auth.hash_password("x").startswith("$argon2id$")
+    assert passwords.passwords.verify("x", passwords.hash_password("x")) and passwords.hash_password("x").startswith("$argon2id$")
 
 
 async def test_a_flood_cannot_queue_the_owner_out_of_the_password_threads(start_service: Callable[..., Any],
@@ -375,14 +375,14 @@ async def test_a_flood_cannot_queue_the_owner_out_of_the_password_threads(start_
     bridge = await start_bridge(start_service, login_hash_threads=1, login_hash_queue=1)
     bearer(await try_login(bridge, "dirk", PASSWORD, client=DESK))
     release = threading.Event()
-    check = auth.check_password
+    check = passwords.check_password
 
     def slow_check(password: str, stored: str | None) -> tuple[bool, str | None]:
         if password.startswith("slow"):
             release.wait(10)
         return check(password, stored)
 
-    monkeypatch.setattr(auth, "check_password", slow_check)
+    monkeypatch.setattr(passwords, "check_password", slow_check)
     busy = [asyncio.create_task(try_login(bridge, f"name{n}", "slow guess", client=f"10.8.0.{n}")) for n in range(2)]
     await asyncio.sleep(0.2)  # one check runs, one waits: the pool is full
     refused = await try_login(bridge, "name3", "guess", client="10.8.0.3")
@@ -409,7 +409,7 @@ async def test_an_older_scrypt_hash_becomes_argon2id_at_the_next_login(start_ser
     first = bearer(await try_login(bridge, "dirk", "an older password"))
     stored = await account(bridge, "dirk")
     assert stored is not None and stored.password_hash.startswith("$argon2id$")
-    assert auth.passwords.verify("an older password", stored.password_hash) and stored.epoch == 0
+    assert passwords.passwords.verify("an older password", stored.password_hash) and stored.epoch == 0
     bearer(await try_login(bridge, "dirk", "an older password"))
     # The same password in a new hash is no change to the account: the token from before goes on.
     assert (await bridge.client.get("/v1/dispatch/incidents", headers=first)).status_code == 200

@@ -12,7 +12,7 @@ import pytest
 from burgermelding_shared.messaging import Outcome
 from burgermelding_shared.workflow import IllegalTransition
 from dispatch_bridge.config import BridgeSettings
-from dispatch_bridge.forwarding import on_meldkamer_answer
+from dispatch_bridge.meldkamer.requests import on_meldkamer_answer
 from dispatch_bridge.models import Incident
 from dispatch_bridge.states import DELIVERY_STATES, REPORT_STATES, DeliveryState, ReportState
 

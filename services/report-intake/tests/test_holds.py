@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select, text
 
 from burgermelding_shared.contracts import LegalHold
-from report_intake import records
 from report_intake.models import HoldState, Photo, Report, ReportHold
+from report_intake.records import holds
 from tests.helpers import phone_photo, report_json
 from tests.intake_support import post_report
 
@@ -56,7 +56,7 @@ async def test_a_withdrawal_under_way_and_a_hold_cannot_cross(intake: Any, monke
     created = await a_report_with_a_photo(intake, 1)
     report_id = created["id"]
     paused, go = asyncio.Event(), asyncio.Event()
-    original_is_held = records.is_held
+    original_is_held = holds.is_held
 
     async def is_held_then_pause(session: Any, checked: str) -> bool:
         held = await original_is_held(session, checked)
@@ -64,11 +64,11 @@ async def test_a_withdrawal_under_way_and_a_hold_cannot_cross(intake: Any, monke
         await go.wait()
         return held
 
-    monkeypatch.setattr(records, "is_held", is_held_then_pause)
+    monkeypatch.setattr(holds, "is_held", is_held_then_pause)
     withdrawal = asyncio.create_task(intake.client.post(
         f"/v1/reports/{report_id}/withdraw", headers={"Authorization": f"Bearer {created['access_token']}"}))
     await asyncio.wait_for(paused.wait(), 10)
-    hold = asyncio.create_task(records.apply_hold(intake.runtime, LegalHold(
+    hold = asyncio.create_task(holds.apply_hold(intake.runtime, LegalHold(
         hold_id=str(uuid.uuid4()), incident_id=str(uuid.uuid4()), report_ids=[report_id], active=True)))
     await waits_for_a_lock(intake)
     go.set()
@@ -82,7 +82,7 @@ async def test_a_withdrawal_under_way_and_a_hold_cannot_cross(intake: Any, monke
 
 async def test_a_hold_in_force_first_keeps_a_withdrawn_report(intake: Any) -> None:
     created = await a_report_with_a_photo(intake, 2)
-    answer = await records.apply_hold(intake.runtime, LegalHold(hold_id=str(uuid.uuid4()), incident_id="i-1",
+    answer = await holds.apply_hold(intake.runtime, LegalHold(hold_id=str(uuid.uuid4()), incident_id="i-1",
                                                                 report_ids=[created["id"]], active=True))
     assert answer["held"] == [created["id"]] and answer["personal_data_gone"] == []
     withdrawn = await intake.client.post(f"/v1/reports/{created['id']}/withdraw",
@@ -101,15 +101,15 @@ async def test_a_late_extension_cannot_set_a_lifted_hold_again(intake: Any) -> N
         return LegalHold(hold_id=hold_id, incident_id=incident_id, report_ids=report_ids, active=active,
                          version=version)
 
-    await records.apply_hold(intake.runtime, message([first["id"]], True, 1))
+    await holds.apply_hold(intake.runtime, message([first["id"]], True, 1))
     assert await holds_on(intake, first["id"]) == [hold_id]
-    await records.apply_hold(intake.runtime, message([], False, 2))  # lifted
+    await holds.apply_hold(intake.runtime, message([], False, 2))  # lifted
     # An extension queued before the lift (version 1) arrives after it: nothing is held again, ever.
-    late = await records.apply_hold(intake.runtime, message([later["id"]], True, 1))
+    late = await holds.apply_hold(intake.runtime, message([later["id"]], True, 1))
     assert late["stale"] is True and late["held"] == []
     assert await holds_on(intake, later["id"]) == [] and await holds_on(intake, first["id"]) == []
     # The same message again, as a redelivery would bring it: still nothing.
-    await records.apply_hold(intake.runtime, message([later["id"], first["id"]], True, 1))
+    await holds.apply_hold(intake.runtime, message([later["id"], first["id"]], True, 1))
     assert await holds_on(intake, later["id"]) == []
     async with intake.runtime.db.sessions() as session:
         state = await session.get(HoldState, hold_id)
@@ -123,7 +123,7 @@ async def test_the_first_two_messages_of_a_hold_do_not_clash(intake: Any) -> Non
     """The set from the bridge and an extension through the outbox may arrive together for a new hold."""
     first, second = await a_report_with_a_photo(intake, 5), await a_report_with_a_photo(intake, 6)
     hold_id, incident_id = str(uuid.uuid4()), str(uuid.uuid4())
-    answers = await asyncio.gather(*(records.apply_hold(intake.runtime, LegalHold(
+    answers = await asyncio.gather(*(holds.apply_hold(intake.runtime, LegalHold(
         hold_id=hold_id, incident_id=incident_id, report_ids=[r["id"]], active=True)) for r in (first, second)))
     assert sorted(a["held"][0] for a in answers) == sorted([first["id"], second["id"]])
     assert await holds_on(intake, first["id"]) == [hold_id] and await holds_on(intake, second["id"]) == [hold_id]

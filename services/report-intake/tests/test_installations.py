@@ -18,10 +18,11 @@ from sqlalchemy import func, select
 
 from burgermelding_shared.sharedstate import SharedState
 from burgermelding_shared.witnesses import independent_witnesses
-from report_intake import installations
 from report_intake.config import IntakeSettings
-from report_intake.installations import solve
-from report_intake.limits import IntakeLimits, Sender
+from report_intake.installations import credentials, registration
+from report_intake.installations.registration import solve
+from report_intake.installations.senders import Sender
+from report_intake.limits import IntakeLimits
 from report_intake.models import Installation, Report, SpentChallenge, messaging
 from tests.helpers import make_jpeg, report_json
 from tests.intake_support import post_report, register_installation, stored_counts
@@ -58,7 +59,7 @@ async def redeem(intake: Any, value: str, solution: str) -> Any:
 
 def wrong_solution(value: str, bits: int) -> str:
     counter = 0
-    while installations.solves(value, str(counter), bits):
+    while registration.solves(value, str(counter), bits):
         counter += 1
     return str(counter)
 
@@ -140,8 +141,9 @@ async def test_a_forged_or_expired_challenge_is_refused(intake: Any, monkeypatch
     assert forged.status_code == 422 and forged.json()["error"] == "challenge_invalid"
     made_up = await redeem(intake, "c1.0.9999999999.abc.def", "0")
     assert made_up.json()["error"] == "challenge_invalid"
-    later = installations.utcnow() + installations.CHALLENGE_TTL + timedelta(seconds=5)
-    monkeypatch.setattr(installations, "utcnow", lambda: later)
+    later = credentials.utcnow() + registration.CHALLENGE_TTL + timedelta(seconds=5)
+    for module in (registration, credentials):  # both read the clock
+        monkeypatch.setattr(module, "utcnow", lambda: later)
     expired = await redeem(intake, issued, solve(issued, BITS))
     assert expired.status_code == 422 and expired.json()["error"] == "challenge_expired"
     assert await count(intake, Installation) == 0
@@ -293,15 +295,16 @@ async def test_installations_new_from_one_address_are_one_independent_source(int
 async def test_installations_older_than_an_hour_are_each_their_own_witness(intake: Any,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     phones = [await register_installation(intake, CGNAT) for _ in range(5)]
-    an_hour_later = installations.utcnow() + installations.NEW_INSTALLATION + timedelta(seconds=1)
-    monkeypatch.setattr(installations, "utcnow", lambda: an_hour_later)
+    an_hour_later = credentials.utcnow() + registration.NEW_INSTALLATION + timedelta(seconds=1)
+    for module in (registration, credentials):  # both read the clock
+        monkeypatch.setattr(module, "utcnow", lambda: an_hour_later)
     for n, credential in enumerate(phones):
         assert (await post_report(intake, report_json(), key=f"older-{n:04d}",
                                   headers=from_phone(credential))).status_code == 202
     sent = await sent_messages(intake)
     assert len(sent) == 5 and {m["independent_source"] for m in sent} == {None}
     # And the address they registered from is forgotten once the hour is over.
-    await installations.RegistrationPurger(intake.runtime.db).run_once()
+    await registration.RegistrationPurger(intake.runtime.db).run_once()
     async with intake.runtime.db.sessions() as session:
         stored = (await session.execute(select(Installation))).scalars().all()
     assert [(i.registered_from, i.new_until) for i in stored] == [(None, None)] * 5
@@ -335,9 +338,10 @@ async def test_a_report_keeps_the_source_it_was_made_with_when_photos_come_after
     assert len(first) == 10 and len({m["independent_source"] for m in first}) == 1
     source = first[0]["independent_source"]
     assert source is not None
-    an_hour_later = installations.utcnow() + installations.NEW_INSTALLATION + timedelta(minutes=1)
-    monkeypatch.setattr(installations, "utcnow", lambda: an_hour_later)
-    await installations.RegistrationPurger(intake.runtime.db).run_once()  # the installations forget the address
+    an_hour_later = credentials.utcnow() + registration.NEW_INSTALLATION + timedelta(minutes=1)
+    for module in (registration, credentials):  # both read the clock
+        monkeypatch.setattr(module, "utcnow", lambda: an_hour_later)
+    await registration.RegistrationPurger(intake.runtime.db).run_once()  # the installations forget the address
     for n, (credential, created) in enumerate(zip(fresh, made, strict=True)):
         # Two with an iPhone photo (one urgent), whose messages the display job sends after the 202.
         photo = ("p.heic", heic_photo(phone_photo(n, 52.0907, 5.1214), 52.0907, 5.1214), "image/heic") \

@@ -17,9 +17,10 @@ from sqlalchemy import delete, select, update
 
 from burgermelding_shared.service_auth import development_key
 from burgermelding_shared.timeutil import utcnow
-from report_intake import records
 from report_intake.config import IntakeSettings
 from report_intake.models import Contact, Message, Photo, Report, audit, deletions
+from report_intake.records import holds
+from report_intake.records import retention as retention_rules
 from tests.helpers import make_jpeg, report_json
 from tests.intake_support import post_report
 
@@ -68,12 +69,12 @@ async def test_the_default_rules_remove_exactly_what_they_say(intake: Any) -> No
     year_old = await new_report(intake, 5, "closed", days_old=366, finished_days_ago=360)
     ancient = await new_report(intake, 6, "closed", days_old=5 * 365 + 1, finished_days_ago=5 * 365)
     held = await new_report(intake, 7, "rejected", days_old=400, finished_days_ago=400)
-    await records.apply_hold(intake.runtime, records.LegalHold(hold_id=str(uuid.uuid4()), incident_id="i-1",
+    await holds.apply_hold(intake.runtime, holds.LegalHold(hold_id=str(uuid.uuid4()), incident_id="i-1",
                                                                report_ids=[held], active=True))
     blobs = intake.runtime.blobs
     async with intake.runtime.db.sessions() as session:
         old_spam_photo = (await session.execute(select(Photo.sha256).where(Photo.report_id == old_spam))).scalar()
-    run = await records.run_retention(intake.runtime, rules)
+    run = await retention_rules.run_retention(intake.runtime, rules)
     done = {(r.report_id, r.rule, r.action) for r in run.applied}
     assert done == {(old_spam, "rejected-purged", "purge"), (closed, "contact-after-closing", "remove_contact"),
                     (young_spam, "contact-after-closing", "remove_contact"),
@@ -89,7 +90,7 @@ async def test_the_default_rules_remove_exactly_what_they_say(intake: Any) -> No
     assert await state(intake, held) == {"exists": True, "description": "melding 7", "anonymised": False,
                                          "contact": True, "photos": 1, "messages": 1}
     # A second run finds nothing left to do; the deletion log holds one row per removal, nothing personal.
-    assert (await records.run_retention(intake.runtime, rules)).applied == []
+    assert (await retention_rules.run_retention(intake.runtime, rules)).applied == []
     async with intake.runtime.db.sessions() as session:
         logged = (await session.execute(select(deletions))).mappings().all()
     assert len(logged) == 5 and "Getuige" not in str(logged) and "melding" not in str(logged)
@@ -107,7 +108,7 @@ async def test_a_same_picture_in_another_report_keeps_its_blob(intake: Any) -> N
     async with intake.runtime.db.transaction() as session:
         report = (await session.execute(select(Report).where(Report.id == first["id"]))).scalars().one()
         digest = (await session.execute(select(Photo.sha256).where(Photo.report_id == report.id))).scalar()
-        await records.remove(intake.runtime, session, report, "purge", "test")
+        await retention_rules.remove(intake.runtime, session, report, "purge", "test")
     assert intake.runtime.blobs.exists(digest)
 
 

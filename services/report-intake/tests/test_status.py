@@ -1,8 +1,8 @@
-"""The report status table (report_intake.status): a status only ever moves forward, and ends where it ends."""
+"""The report status table (report_intake.reports.status): a status only ever moves forward, and ends where it ends."""
 
 from __future__ import annotations
 
-from report_intake.status import FINAL_RANK, FINAL_STATUSES, RANK, STATUSES, ReportStatus
+from report_intake.reports.status import FINAL_RANK, FINAL_STATUSES, RANK, STATUSES, ReportStatus
 
 
 def test_every_move_in_the_table_goes_to_a_higher_rank() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from burgermelding_shared.cli import run_cli
 from burgermelding_shared.db import Database
+from dispatch_bridge.accounts import users
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import audit
 
@@ -16,11 +17,10 @@ def create_user(argv: list[str]) -> None:
     """`create-user NAME --role dispatcher|supervisor [--reset]`; the password is read from stdin or asked for.
     An existing name is refused unless `--reset` is given: then it gets this password and role, is enabled, and
     every token and console session issued to it before ends."""
-    from dispatch_bridge import auth
 
     parser = argparse.ArgumentParser(prog="burgermelding-dispatch-bridge create-user")
     parser.add_argument("username")
-    parser.add_argument("--role", choices=auth.ROLES, required=True)
+    parser.add_argument("--role", choices=users.ROLES, required=True)
     parser.add_argument("--reset", action="store_true", help="give an existing account this password and role "
                         "(ending its tokens and console sessions)")
     args = parser.parse_args(argv)
@@ -30,7 +30,7 @@ def create_user(argv: list[str]) -> None:
     async def run() -> bool:
         db = Database(settings.effective_database_url)
         try:
-            return await auth.create_user(db, args.username, password, args.role, reset=args.reset)
+            return await users.create_user(db, args.username, password, args.role, reset=args.reset)
         finally:
             await db.dispose()
 

@@ -30,9 +30,13 @@ from burgermelding_shared.contracts import (
     VerificationCompleted,
 )
 from burgermelding_shared.errors import ServiceError, error_responses
-from dispatch_bridge import forwarding, media, records
+from dispatch_bridge.accounts.tokens import Actor
 from dispatch_bridge.audit import audit
-from dispatch_bridge.auth import Actor
+from dispatch_bridge.citizens import conversation
+from dispatch_bridge.incidents import merging
+from dispatch_bridge.meldkamer import callbacks, media
+from dispatch_bridge.records import retention
+from dispatch_bridge.reports import receiving, verdicts
 
 MELDKAMER = Actor("meldkamer", "meldkamer")  # the control room, by its signed photo link
 
@@ -45,7 +49,7 @@ meldkamer = APIRouter(prefix="/v1", tags=["meldkamer"])
 async def receive_report(
     report: ReportSubmitted, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
-    return {"status": await forwarding.receive_report(runtime, report, sender.message_id, sender.source)}
+    return {"status": await receiving.receive_report(runtime, report, sender.message_id, sender.source)}
 
 
 @internal.post(VERIFICATION_COMPLETED.under(internal.prefix), summary="A verification result, from verification",
@@ -53,7 +57,7 @@ async def receive_report(
 async def receive_verification(
     result: VerificationCompleted, runtime: RuntimeDep, sender: InternalMessage = internal_message("verification"),
 ) -> dict[str, str]:
-    return {"status": await forwarding.receive_verification(runtime, result, sender.message_id, sender.source)}
+    return {"status": await verdicts.receive_verification(runtime, result, sender.message_id, sender.source)}
 
 
 @internal.post(REPORT_WITHDRAWN.under(internal.prefix), summary="A citizen withdrew a report, from intake",
@@ -61,7 +65,7 @@ async def receive_verification(
 async def receive_withdrawal(
     withdrawal: ReportWithdrawn, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
-    return {"status": await forwarding.receive_withdrawal(runtime, withdrawal, sender.message_id, sender.source)}
+    return {"status": await receiving.receive_withdrawal(runtime, withdrawal, sender.message_id, sender.source)}
 
 
 @internal.post(CITIZEN_MESSAGE.under(internal.prefix), summary="A citizen's message or answer, from intake",
@@ -69,7 +73,7 @@ async def receive_withdrawal(
 async def receive_citizen_message(
     message: CitizenMessage, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
-    return {"status": await forwarding.receive_citizen_message(runtime, message, sender.message_id, sender.source)}
+    return {"status": await conversation.receive_citizen_message(runtime, message, sender.message_id, sender.source)}
 
 
 @internal.post(GROUPS_MERGED.under(internal.prefix),
@@ -78,7 +82,7 @@ async def receive_citizen_message(
 async def receive_group_merge(
     merge: GroupsMerged, runtime: RuntimeDep, sender: InternalMessage = internal_message("verification"),
 ) -> dict[str, str]:
-    return {"status": await forwarding.receive_group_merge(runtime, merge, sender.message_id, sender.source)}
+    return {"status": await merging.receive_group_merge(runtime, merge, sender.message_id, sender.source)}
 
 
 @internal.post(RETENTION_FOR_BRIDGE.under(internal.prefix),
@@ -87,7 +91,7 @@ async def receive_group_merge(
 async def receive_retention(
     order: RetentionApplied, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
-    return {"status": await records.apply_retention(runtime, order, sender.message_id, sender.source)}
+    return {"status": await retention.apply_retention(runtime, order, sender.message_id, sender.source)}
 
 
 @meldkamer.post(INCIDENT_EVENT.under(meldkamer.prefix), summary="Status changes from the meldkamer (signed webhooks)",
@@ -103,7 +107,7 @@ async def meldkamer_callback(request: Request, runtime: RuntimeDep) -> dict[str,
     except ValueError as exc:
         raise ServiceError(422, "invalid_callback", "the callback body is not a valid incident event",
                            detail_nl="de inhoud van de terugmelding is geen geldige incidentgebeurtenis") from exc
-    return {"status": await forwarding.receive_incident_event(runtime, event, signed.webhook_id)}
+    return {"status": await callbacks.receive_incident_event(runtime, event, signed.webhook_id)}
 
 
 @meldkamer.get("/media/{digest}", summary="A photo for the meldkamer, by expiring signed link",

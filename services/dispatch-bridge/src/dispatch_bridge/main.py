@@ -7,11 +7,13 @@ from fastapi import FastAPI
 from burgermelding_shared.app import background_loop, create_service_app, service_destinations
 from burgermelding_shared.catalogue import REQUEST_FOR_SERVICE, Service
 from burgermelding_shared.retention import SettledMessagesPurger
-from dispatch_bridge import burgernet_api, console, dispatch_api, internal
-from dispatch_bridge.burgernet import BurgernetDeadlines
+from dispatch_bridge import console, internal
+from dispatch_bridge.burgernet import api as burgernet_api
+from dispatch_bridge.burgernet.expiry import BurgernetDeadlines
 from dispatch_bridge.config import BridgeSettings, get_settings
-from dispatch_bridge.deadlines import Call112Watch, deadline_scraper
-from dispatch_bridge.forwarding import on_meldkamer_answer, on_meldkamer_attempt
+from dispatch_bridge.desk import api as desk_api
+from dispatch_bridge.meldkamer.call_112_watch import Call112Watch, deadline_scraper
+from dispatch_bridge.meldkamer.requests import on_meldkamer_answer, on_meldkamer_attempt
 from dispatch_bridge.models import audit, messaging
 
 
@@ -40,7 +42,7 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
     )
     app.include_router(internal.internal)
     app.include_router(internal.meldkamer)
-    app.include_router(dispatch_api.router)
+    app.include_router(desk_api.router)
     app.include_router(burgernet_api.router)
     app.include_router(burgernet_api.meldkamer)
     console.install(app, settings.console_tile_url)

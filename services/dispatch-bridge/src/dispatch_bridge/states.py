@@ -1,5 +1,5 @@
-"""The bridge's state fields and the table of each: which state may follow which (`Workflow.move` checks it
-wherever a state changes). The console and the API name them with `texts.STATE_NAMES`."""
+"""The bridge's state fields and the table of each: which state may follow which (`Workflow.move` checks it wherever
+a state changes), and how people read each state (Dutch, English)."""
 
 from __future__ import annotations
 
@@ -51,10 +51,17 @@ DELIVERY_STATES = Workflow[DeliveryState]("an incident's delivery state", {
     DeliveryState.ACCEPTED: set(),
     DeliveryState.CANCELLED: set(),
 })
+
+
 NOT_ACCEPTED = (DeliveryState.QUEUED, DeliveryState.SENT, DeliveryState.DEAD_LETTERED, DeliveryState.REJECTED)
 
+
 _RESOURCES = {IncidentStatus.RESOURCES_ASSIGNED, IncidentStatus.RESOURCES_ENROUTE, IncidentStatus.RESOURCES_ONSCENE}
+
+
 _ENDS = {IncidentStatus.CLOSED, IncidentStatus.CANCELLED}
+
+
 # The incident's operational status is the meldkamer's to decide: a move outside this table is recorded all the
 # same (the control room is right about its own incident), but logged, so a changed dispatcher workflow shows.
 INCIDENT_STATUSES = Workflow[IncidentStatus]("an incident's operational status", {
@@ -64,4 +71,22 @@ INCIDENT_STATUSES = Workflow[IncidentStatus]("an incident's operational status",
     IncidentStatus.CANCELLED: {IncidentStatus.REOPENED},
     IncidentStatus.REOPENED: {IncidentStatus.ACTIVE} | _RESOURCES | _ENDS,
 })
+
+
 CLOSED_STATUSES = tuple(_ENDS)
+
+
+# Report and delivery states as people read them: (Dutch, English). The console's words, and the Dutch problem
+# texts of the dispatchers' API.
+STATE_NAMES: dict[str, tuple[str, str]] = {
+    "queued": ("in de wachtrij", "queued"), "sent": ("verstuurd, nog niet aangenomen", "sent, not yet accepted"),
+    "accepted": ("aangenomen", "accepted"), "rejected": ("geweigerd", "refused"),
+    "dead_lettered": ("opgegeven (onbestelbaar)", "given up (dead letter)"),
+    "cancelled": ("geannuleerd", "cancelled"), "waiting_verification": ("wacht op verificatie", "being verified"),
+    "forwarded": ("doorgestuurd", "forwarded"), "held_for_review": ("wacht op beoordeling", "held for review"),
+    "withdrawn": ("ingetrokken", "withdrawn"),
+}
+
+
+def state_nl(code: str | None) -> str:
+    return STATE_NAMES[code][0] if code in STATE_NAMES else str(code)

@@ -8,7 +8,9 @@ from pathlib import Path
 from burgermelding_shared.cli import run_cli
 from burgermelding_shared.db import Database
 from report_intake.config import IntakeSettings
+from report_intake.installations import credentials
 from report_intake.models import audit
+from report_intake.records import retention as retention_rules
 
 
 def revoke_installation(argv: list[str]) -> None:
@@ -16,7 +18,6 @@ def revoke_installation(argv: list[str]) -> None:
     learning which installation that is or which other reports it made."""
     from sqlalchemy import select
 
-    from report_intake import installations
     from report_intake.models import Report
 
     parser = argparse.ArgumentParser(prog="burgermelding-report-intake revoke-installation")
@@ -34,11 +35,11 @@ def revoke_installation(argv: list[str]) -> None:
                 return "error: no such report"
             if report.installation_binding is None:
                 return "error: this report was not made with an installation credential"
-            found = await installations.installation_of_report(db, settings.token_secret, report.id,
+            found = await credentials.installation_of_report(db, settings.token_secret, report.id,
                                                                report.installation_binding)
             if found is None:
                 return "error: the installation of this report no longer exists"
-            await installations.revoke(db, found)
+            await credentials.revoke(db, found)
             return f"revoked the installation that made {report.reference}"
         finally:
             await db.dispose()
@@ -55,7 +56,6 @@ def retention(argv: list[str]) -> None:
     from dataclasses import dataclass
 
     from burgermelding_shared.blobstore import BlobStore
-    from report_intake import records
 
     @dataclass(frozen=True)
     class Stores:  # a records.Stores
@@ -73,7 +73,7 @@ def retention(argv: list[str]) -> None:
         try:
             # The rules need the database, the photo store and the settings: what a running service holds.
             runtime = Stores(db=db, blobs=settings.blob_config().open(), settings=settings)
-            done = await records.run_retention(runtime, settings.retention_rules, dry_run=args.dry_run)
+            done = await retention_rules.run_retention(runtime, settings.retention_rules, dry_run=args.dry_run)
             return {**done.summary(), "dry_run": args.dry_run,
                     "reports": [{"reference": r.reference, "rule": r.rule, "action": r.action} for r in done.applied]}
         finally:

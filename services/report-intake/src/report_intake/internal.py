@@ -12,8 +12,12 @@ from burgermelding_shared.burgernet import PublishedAction
 from burgermelding_shared.catalogue import BURGERNET_ACTION, DISPATCHER_MESSAGE, LEGAL_HOLD, REPORT_EVENTS
 from burgermelding_shared.contracts import DispatcherMessage, LegalHold, ReportEvent, ReportEvents
 from burgermelding_shared.errors import error_responses
-from report_intake import burgernet, followup, records
+from report_intake.burgernet import actions
+from report_intake.burgernet import receipts as action_receipts
+from report_intake.conversation import messages
 from report_intake.models import audit
+from report_intake.records import holds
+from report_intake.reports import timeline
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
@@ -23,7 +27,7 @@ router = APIRouter(prefix="/internal/v1", tags=["internal"])
 async def receive_report_events(news: ReportEvents | ReportEvent, runtime: RuntimeDep,
                                 sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:
     events = news.as_events() if isinstance(news, ReportEvent) else news
-    fresh = await followup.apply_events(runtime, events, sender.message_id, sender.source)
+    fresh = await timeline.apply_events(runtime, events, sender.message_id, sender.source)
     return {"status": "applied" if fresh else "duplicate"}
 
 
@@ -32,7 +36,7 @@ async def receive_report_events(news: ReportEvents | ReportEvent, runtime: Runti
              responses=error_responses(400, 401, 403, 404, 422))
 async def receive_dispatcher_message(message: DispatcherMessage, runtime: RuntimeDep,
                                      sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:
-    return {"status": await followup.receive_dispatcher_message(runtime, message, sender.message_id, sender.source)}
+    return {"status": await messages.receive_dispatcher_message(runtime, message, sender.message_id, sender.source)}
 
 
 @router.post(LEGAL_HOLD.under(router.prefix),
@@ -40,7 +44,7 @@ async def receive_dispatcher_message(message: DispatcherMessage, runtime: Runtim
              responses=error_responses(400, 401, 403, 422))
 async def legal_hold(hold: LegalHold, runtime: RuntimeDep,
                      _sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, Any]:
-    return await records.apply_hold(runtime, hold)
+    return await holds.apply_hold(runtime, hold)
 
 
 @router.get("/audit", summary="intake's audit entries about one report and its photos (for its custody record)",
@@ -56,11 +60,11 @@ async def audit_entries(runtime: RuntimeDep, report_id: Annotated[str, Query(max
              responses=error_responses(400, 401, 403, 422))
 async def receive_burgernet_action(action: PublishedAction, runtime: RuntimeDep,
                                    sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:
-    return {"status": await burgernet.receive_action(runtime, action, sender.message_id, sender.source)}
+    return {"status": await actions.receive_action(runtime, action, sender.message_id, sender.source)}
 
 
 @router.get("/burgernet/actions/{action_id}/reach", summary="How many installations received an action",
             responses=error_responses(401, 403, 404))
 async def burgernet_reach(action_id: str, runtime: RuntimeDep,
                           _caller: str = require_service("dispatch-bridge")) -> dict[str, Any]:
-    return await burgernet.reach(runtime, action_id)
+    return await action_receipts.reach(runtime, action_id)

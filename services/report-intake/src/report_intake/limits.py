@@ -1,13 +1,5 @@
-"""Abuse limits for citizen routes, keyed without addresses (see burgermelding_shared.ratelimit).
-
-A client that presents an installation credential is limited per installation, and its address only by a
-coarse guard sized for the thousands of phones a mobile network puts behind one address. A client without a
-credential (Open311, an old app) is limited per address, as before.
-
-Every limit counts a request before its work, in the same step that checks for room (a `Reservation`): a burst
-sent in parallel gets exactly the limit through. What a request took is given back when it fails or turns out to
-be a retry of a request already answered, so honest retries cost nothing.
-"""
+"""The limits per installation and per address (reports, Burgernet sightings, Open311, registrations, wrong tokens),
+reserved in one step before any work and given back when a request fails or replays."""
 
 from __future__ import annotations
 
@@ -15,35 +7,11 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 from burgermelding_shared.ratelimit import AnonymousClientKeys, RateLimiter, Reservation
 from burgermelding_shared.sharedstate import SharedState
 from report_intake.config import IntakeSettings
-
-SubmitterKind = Literal["installation", "address"]
-
-
-@dataclass(frozen=True)
-class Sender:
-    """Who sends a request, as far as limits, flood checks and witness counts need to know; never stored (but
-    a report keeps the independent source it was made with)."""
-
-    address: str | None
-    installation_id: str | None = None
-    # Set while the installation is new: the one witness it counts as with the others new from its address
-    # (installations.independent_source). A report made now keeps it (`Report.independent_source`).
-    independent_source: str | None = None
-
-
-@dataclass(frozen=True)
-class Submitter:
-    """What a message about a report carries of the sender of the request behind it: the daily pseudonym
-    verification's flood checks count by. (The independent source is not the sender's but the report's: it
-    keeps the one it was made with, `Report.independent_source`.)"""
-
-    tag: str
-    kind: SubmitterKind
+from report_intake.installations.senders import Sender, Submitter
 
 
 @dataclass

@@ -12,14 +12,18 @@ from burgermelding_shared.app import Runtime, background_loop, create_service_ap
 from burgermelding_shared.catalogue import Service
 from burgermelding_shared.idempotency import IdempotencyPurger
 from burgermelding_shared.slots import PriorityExecutor
-from report_intake import api, burgernet, burgernet_api, internal, open311
+from report_intake import internal, open311
+from report_intake.burgernet import api as burgernet_api
+from report_intake.burgernet import feed as action_feed
 from report_intake.config import IntakeSettings, get_settings
-from report_intake.display import DisplayCopies
-from report_intake.followup import TimelineNotifier
-from report_intake.installations import RegistrationPurger
+from report_intake.installations import api as installations_api
+from report_intake.installations.registration import RegistrationPurger
 from report_intake.limits import IntakeLimits
 from report_intake.models import audit, idempotency_keys, messaging
-from report_intake.records import RetentionJob
+from report_intake.records.retention import RetentionJob
+from report_intake.reports import api as reports_api
+from report_intake.reports.display_copies import DisplayCopies
+from report_intake.reports.timeline import TimelineNotifier
 
 
 @asynccontextmanager
@@ -54,7 +58,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                background_loop(RetentionJob)],
         openapi_tags=[{"name": "installations", "description": "Register the app once: an anonymous credential "
                        "that tells installations apart (never people), so that limits need not count the network "
-                       "address that thousands of phones share. " + api.REGISTRATION_FLOW},
+                       "address that thousands of phones share. " + installations_api.REGISTRATION_FLOW},
                       {"name": "citizen", "description": "For the app"},
                       {"name": "burgernet", "description": "Burgernet: the police ask the citizens in an area. "
                        "The feed of actions (the app decides whether it is inside an area; its location is never "
@@ -63,9 +67,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                       {"name": "internal", "description": "For our own services only"}],
     )
     # Outermost of our middleware: the feed a million apps poll is answered before the rest of the stack.
-    app.add_middleware(burgernet.FeedFastPath)
-    app.include_router(api.installation_router)
-    app.include_router(api.router)
+    app.add_middleware(action_feed.FeedFastPath)
+    app.include_router(installations_api.installation_router)
+    app.include_router(reports_api.router)
     app.include_router(burgernet_api.router)
     app.include_router(open311.router)
     app.include_router(internal.router)

@@ -16,7 +16,7 @@ from burgermelding_shared.messaging import messaging_tables
 from burgermelding_shared.retention import deletion_log_table
 from burgermelding_shared.timeutil import UTCDateTime
 from burgermelding_shared.urgency import is_urgent
-from report_intake.status import ReportStatus
+from report_intake.reports.status import ReportStatus
 
 intake_registry = new_registry()
 

@@ -26,11 +26,12 @@ from burgermelding_shared.app import RuntimeDep
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.errors import ServiceError, error_responses
 from burgermelding_shared.ratelimit import client_address
-from report_intake import reports
-from report_intake.api import bearer_token, language, limits_of
-from report_intake.limits import Sender
+from report_intake.installations.senders import Sender
+from report_intake.reports import access, creation, views
+from report_intake.reports import submission as reports_submission
+from report_intake.reports.status import FINAL_STATUSES
+from report_intake.request_parts import bearer_token, language, limits_of
 from report_intake.schemas import ReportSubmission
-from report_intake.status import FINAL_STATUSES
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 MAX_FORM_BYTES = 16 * 1024
@@ -161,15 +162,15 @@ async def create_request(request: Request, runtime: RuntimeDep,
     async with await limits.new_report(sender) as reservation:
         form = await _read_form(request)
         submission = _submission(form)
-        reports.validate_submission(submission, runtime.settings)
+        reports_submission.validate_submission(submission, runtime.settings)
         if idempotency_key:
             key = idempotency.check_key(idempotency_key)
         else:
             anonymous = (await limits.submitter(sender)).tag
             key = "open311-" + hashlib.sha256((anonymous + repr(sorted(form.items()))).encode()).hexdigest()[:40]
-        new = reports.NewReport(submission, [], key, language(request), fingerprint_basis={"open311": form},
+        new = creation.NewReport(submission, [], key, language(request), fingerprint_basis={"open311": form},
                                 sender=sender, reservation=reservation)
-        _status, body = await reports.create_report(runtime, new)
+        _status, body = await creation.create_report(runtime, new)
     notice = body["safety_advice"]["message"] if body.get("safety_advice") else body["reference"]
     return JSONResponse([{"service_request_id": body["id"], "service_notice": notice, "account_id": None,
                           "access_token": body["access_token"]}], status_code=201)
@@ -181,7 +182,7 @@ async def get_request(request_id: str, request: Request, runtime: RuntimeDep,
                       authorization: Annotated[str | None, Header()] = None) -> list[dict[str, Any]]:
     sender = Sender(client_address(request))
     await limits_of(runtime).using_token(sender)
-    view = await reports.view_report(runtime, request_id, reports.Access(bearer_token(authorization), sender),
+    view = await views.view_report(runtime, request_id, access.Access(bearer_token(authorization), sender),
                                      language(request))
     nl = language(request) == "nl"
     category = CATEGORIES[view.category]

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from burgermelding_shared.contracts import ContactDetails, Location
-from report_intake.status import ReportStatus
+from report_intake.reports.status import ReportStatus
 
 
 class ReportSubmission(BaseModel):

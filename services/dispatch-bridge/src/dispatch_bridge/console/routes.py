@@ -29,11 +29,14 @@ from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.ratelimit import client_address
 from burgermelding_shared.timeutil import utcnow
 from burgermelding_shared.urgency import MeldkamerPriority
-from dispatch_bridge import auth, burgernet, desk, records
-from dispatch_bridge.burgernet import ActionRequest, Cancellation, Closing
+from dispatch_bridge.accounts import logins
+from dispatch_bridge.burgernet import actions
+from dispatch_bridge.burgernet.actions import ActionRequest, Cancellation, Closing
 from dispatch_bridge.console import live, sessions, views
 from dispatch_bridge.console.sessions import ConsoleUser, FeedUser, SupervisorUser, User
 from dispatch_bridge.console.texts import LOOKING_FOR, STATES, Texts
+from dispatch_bridge.desk import decisions, deliveries, listings
+from dispatch_bridge.records import evidence
 from dispatch_bridge.states import DeliveryState, ReportState
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -129,7 +132,7 @@ async def login(request: Request, runtime: RuntimeDep, username: Annotated[str, 
     sessions.check_csrf(request, request.cookies.get(sessions.LOGIN_COOKIE) or "", csrf_token)
     language = language_of(request)
     try:
-        good = await auth.authenticate(runtime, username, password, client_address(request))
+        good = await logins.authenticate(runtime, username, password, client_address(request))
         await sessions.end_cookie(runtime, request.cookies.get(sessions.SESSION_COOKIE))  # this browser's old one
         # At the epoch the password was checked at: an account changed since gets no session (401).
         token, _csrf = await sessions.start(runtime, good, language)
@@ -169,8 +172,9 @@ async def activity(request: Request, user: User) -> Response:
 
 
 def incident_filter(delivery_state: str | None, priority: MeldkamerPriority | None, category: str | None,
-                    include_merged: bool) -> desk.IncidentFilter:
-    return desk.IncidentFilter(DeliveryState(delivery_state) if delivery_state else None, priority, category or None,
+                    include_merged: bool) -> listings.IncidentFilter:
+    return listings.IncidentFilter(DeliveryState(delivery_state) if delivery_state else None, priority,
+                                   category or None,
                                include_merged)
 
 
@@ -184,7 +188,7 @@ async def incident_list(request: Request, runtime: RuntimeDep, user: User, deliv
                         priority: Priority = None, category: str | None = None,
                         include_merged: bool = False) -> HTMLResponse:
     filters = incident_filter(delivery_state, priority, category, include_merged)
-    shown = await desk.list_incidents(runtime, user.actor, filters, 200)
+    shown = await listings.list_incidents(runtime, user.actor, filters, 200)
     return await page(request, "incidents.html", user, incidents=shown, filters=filters,
                       held=await held_reports(runtime, user),
                       categories=CATEGORIES, delivery_states=DELIVERY_STATES)
@@ -197,7 +201,7 @@ async def incident_rows(request: Request, runtime: RuntimeDep, user: FeedUser,
                         include_merged: bool = False) -> HTMLResponse:
     """The list's rows alone, fetched by the page when the feed says something changed."""
     filters = incident_filter(delivery_state, priority, category, include_merged)
-    shown = await desk.list_incidents(runtime, user.actor, filters, 200)
+    shown = await listings.list_incidents(runtime, user.actor, filters, 200)
     return await page(request, "_incident_rows.html", user, incidents=shown)
 
 
@@ -261,7 +265,8 @@ async def held_rows(request: Request, runtime: RuntimeDep, user: FeedUser) -> HT
 
 
 async def held_reports(runtime: Any, user: ConsoleUser) -> list[dict[str, Any]]:
-    return await desk.list_reports(runtime, user.actor, desk.ReportFilter(state=ReportState.HELD_FOR_REVIEW), 100)
+    held = listings.ReportFilter(state=ReportState.HELD_FOR_REVIEW)
+    return await listings.list_reports(runtime, user.actor, held, 100)
 
 
 @router.get("/reports/{report_id}", response_class=HTMLResponse)
@@ -273,7 +278,7 @@ async def report_page(request: Request, runtime: RuntimeDep, user: User, report_
 async def photo(runtime: RuntimeDep, user: FeedUser, report_id: str, photo_id: str, original: bool = False
                 ) -> Response:
     # (FeedUser: the browser fetching an image again is not the dispatcher doing something.)
-    data, content_type = await desk.photo(runtime, user.actor, report_id, photo_id, original)
+    data, content_type = await listings.photo(runtime, user.actor, report_id, photo_id, original)
     headers = {"Cache-Control": "no-store", "Content-Disposition": "inline"}
     return Response(data, media_type=content_type, headers=headers)
 
@@ -312,7 +317,7 @@ async def ask(request: Request, runtime: RuntimeDep, user: User, report_id: str)
         return back_to(url, user, problem=Texts(user.language)("question") + ": 1–2000")
     if not await sessions.first_submission(runtime, user, form):
         return back_to(url, user)  # sent twice (a double click): asked once
-    return await act(request, user, url, desk.ask(runtime, user.actor, report_id, text))
+    return await act(request, user, url, decisions.ask(runtime, user.actor, report_id, text))
 
 
 @router.post("/reports/{report_id}/{decision}")
@@ -322,13 +327,13 @@ async def decide(request: Request, runtime: RuntimeDep, user: User, report_id: s
     url = back_of(form)
     if decision == "split":
         try:
-            split = await desk.split_report(runtime, user.actor, report_id)
+            split = await decisions.split_report(runtime, user.actor, report_id)
         except ServiceError as exc:
             return back_to(url, user, problem=problem_text(exc, user.language))
         return back_to(incident_url(split["incident_id"]), user)
     if decision not in ("forward", "reject"):
         raise ServiceError(404, "not_found", "no such action", detail_nl="deze handeling bestaat niet")
-    return await act(request, user, url, desk.decide_review(runtime, user.actor, report_id,
+    return await act(request, user, url, decisions.decide_review(runtime, user.actor, report_id,
                                                              forward=decision == "forward"))
 
 
@@ -339,7 +344,7 @@ async def merge(request: Request, runtime: RuntimeDep, user: User, incident_id: 
     if not other or other == incident_id:
         return back_to(incident_url(incident_id), user, problem=Texts(user.language)("merge_with") + "?")
     try:
-        survivor = await desk.merge_incidents(runtime, user.actor, incident_id, [other])
+        survivor = await decisions.merge_incidents(runtime, user.actor, incident_id, [other])
     except ServiceError as exc:
         return back_to(incident_url(incident_id), user, problem=problem_text(exc, user.language))
     return back_to(incident_url(survivor["incident_id"]), user)
@@ -362,7 +367,7 @@ async def start_burgernet(request: Request, runtime: RuntimeDep, user: User, inc
         return back_to(url, user, problem=_form_problem(exc, user.language))
     if not await sessions.first_submission(runtime, user, form):
         return back_to(url, user)  # sent twice (a double click): started once
-    return await act(request, user, url, burgernet.start_action(runtime, user.actor, action))
+    return await act(request, user, url, actions.start_action(runtime, user.actor, action))
 
 
 @router.post("/burgernet/{action_id}/{ending}")
@@ -373,10 +378,10 @@ async def end_burgernet(request: Request, runtime: RuntimeDep, user: User, actio
     url = back_of(form)
     try:
         if ending == "close":
-            change = burgernet.close_action(runtime, user.actor, action_id, Closing.model_validate(
+            change = actions.close_action(runtime, user.actor, action_id, Closing.model_validate(
                 {"outcome": str(form.get("outcome") or "")}))
         elif ending == "cancel" and user.is_supervisor:
-            change = burgernet.cancel_action(runtime, user.actor, action_id,
+            change = actions.cancel_action(runtime, user.actor, action_id,
                                              Cancellation(reason=str(form.get("reason") or "")))
         else:
             raise ServiceError(403, "forbidden", "only a supervisor may cancel an action",
@@ -398,7 +403,7 @@ def _form_problem(exc: Exception, language: str) -> str:
 
 @router.get("/map", response_class=HTMLResponse)
 async def map_page(request: Request, runtime: RuntimeDep, user: User) -> HTMLResponse:
-    shown = await desk.list_incidents(runtime, user.actor, desk.IncidentFilter(), 200)
+    shown = await listings.list_incidents(runtime, user.actor, listings.IncidentFilter(), 200)
     settings = runtime.settings
     return await page(request, "map.html", user, incidents=shown, tile_url=settings.console_tile_url,
                       tile_attribution=settings.console_tile_attribution)
@@ -407,7 +412,7 @@ async def map_page(request: Request, runtime: RuntimeDep, user: User) -> HTMLRes
 @router.get("/map/data")
 async def map_data(runtime: RuntimeDep, user: FeedUser) -> JSONResponse:
     """The incidents and their reports' places, for the map (the view is audited as the list is)."""
-    shown = await desk.list_incidents(runtime, user.actor, desk.IncidentFilter(), 200)
+    shown = await listings.list_incidents(runtime, user.actor, listings.IncidentFilter(), 200)
     places = await views.report_places(runtime, user.actor, [r["report_id"] for i in shown for r in i["reports"]])
     t = Texts(user.language)
     return JSONResponse([{
@@ -424,28 +429,28 @@ async def map_data(runtime: RuntimeDep, user: FeedUser) -> JSONResponse:
 
 @router.get("/supervision", response_class=HTMLResponse)
 async def supervision(request: Request, runtime: RuntimeDep, user: SupervisorUser) -> HTMLResponse:
-    overview = await desk.delivery_overview(runtime)
-    letters = await desk.dead_letters(runtime, 100)
+    overview = await deliveries.delivery_overview(runtime)
+    letters = await deliveries.dead_letters(runtime, 100)
     return await page(request, "supervision.html", user, overview=overview, letters=letters, states=STATES)
 
 
 @router.post("/dead-letters/{message_id}/replay")
 async def replay(request: Request, runtime: RuntimeDep, user: SupervisorUser, message_id: str) -> RedirectResponse:
     await checked(request, user)
-    return await act(request, user, "/console/supervision", desk.replay(runtime, user.actor, message_id))
+    return await act(request, user, "/console/supervision", deliveries.replay(runtime, user.actor, message_id))
 
 
 @router.get("/audit", response_class=HTMLResponse)
 async def audit_page(request: Request, runtime: RuntimeDep, user: SupervisorUser,
                      target_id: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
-    entries = await desk.audit_log(runtime, target_id or None, 200)
+    entries = await listings.audit_log(runtime, target_id or None, 200)
     return await page(request, "audit.html", user, entries=entries, target_id=target_id or "")
 
 
 @router.get("/reports/{report_id}/photos/{photo_id}/custody", response_class=HTMLResponse)
 async def custody(request: Request, runtime: RuntimeDep, user: SupervisorUser, report_id: str,
                   photo_id: str) -> HTMLResponse:
-    record = await records.custody(runtime, user.actor, report_id, photo_id)
+    record = await evidence.custody(runtime, user.actor, report_id, photo_id)
     return await page(request, "custody.html", user, record=record, report_id=report_id, photo_id=photo_id)
 
 

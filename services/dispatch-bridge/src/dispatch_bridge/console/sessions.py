@@ -29,8 +29,9 @@ from fastapi.responses import Response
 from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.timeutil import utcnow
+from dispatch_bridge.accounts.logins import Login, wrong_credentials
+from dispatch_bridge.accounts.tokens import Actor, still_current
 from dispatch_bridge.audit import audit
-from dispatch_bridge.auth import Actor, Login, still_current, wrong_credentials
 from dispatch_bridge.models import ConsoleSession, Dispatcher
 
 SESSION_COOKIE = "__Host-bm_console"

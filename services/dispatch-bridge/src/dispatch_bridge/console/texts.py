@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from burgermelding_shared.categories import CATEGORIES
-from dispatch_bridge.texts import STATE_NAMES
+from dispatch_bridge.states import STATE_NAMES
 
 TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "app": ("Burgermelding: meldkamerconsole", "Burgermelding: control-room console"),

@@ -15,9 +15,10 @@ from burgermelding_shared.app import Runtime
 from burgermelding_shared.burgernet import proposed_centre
 from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
-from dispatch_bridge import desk, incidents
+from dispatch_bridge.accounts.tokens import Actor
 from dispatch_bridge.audit import audit
-from dispatch_bridge.auth import Actor
+from dispatch_bridge.desk import listings
+from dispatch_bridge.incidents import events
 from dispatch_bridge.models import BridgeMessage, BridgeReport, BurgernetAction, Incident
 
 MERGE_CANDIDATES_WITHIN = timedelta(days=1)
@@ -40,7 +41,7 @@ async def incident_page(runtime: Runtime, actor: Actor, incident_id: str) -> dic
         incident = await session.get(Incident, incident_id[:36])
         if incident is None:
             raise incident_not_found()
-        reports = await incidents.reports_of(session, incident.id)
+        reports = await events.reports_of(session, incident.id)
         merged_from = list((await session.execute(select(Incident.id).where(
             Incident.merged_into == incident.id))).scalars())
         ids = [r.report_id for r in reports]
@@ -50,14 +51,14 @@ async def incident_page(runtime: Runtime, actor: Actor, incident_id: str) -> dic
             col(Incident.merged_into).is_(None), Incident.id != incident.id,
             Incident.created_at >= incident.created_at - MERGE_CANDIDATES_WITHIN,
             Incident.created_at <= incident.created_at + MERGE_CANDIDATES_WITHIN)
-            .order_by(col(Incident.created_at).desc()).limit(50))).scalars() if incidents.is_open(i)]
+            .order_by(col(Incident.created_at).desc()).limit(50))).scalars() if events.is_open(i)]
         actions = (await session.execute(select(BurgernetAction).where(BurgernetAction.incident_id == incident.id)
                                          .order_by(col(BurgernetAction.number)))).scalars().all()
         # One entry for the page, naming every report it showed (as a list view does).
-        desk.audit_listing(session, actor, "incident_reports", {"incident_id": incident.id}, ids)
+        listings.audit_listing(session, actor, "incident_reports", {"incident_id": incident.id}, ids)
         audit(session, actor, "view_incident", "incident", incident.id)
     references = {r.report_id: r.reference for r in reports}
-    return {"incident": desk.incident_summary(incident, reports, sorted(merged_from)), "reports": shown,
+    return {"incident": listings.incident_summary(incident, reports, sorted(merged_from)), "reports": shown,
             "references": references, "actions": [{"id": a.id, "reference": a.reference, "status": a.status,
                                                    "kind": a.kind} for a in actions],
             # The Burgernet form's proposed centre: never the exact place (see burgernet.proposed_centre).
@@ -89,7 +90,7 @@ async def reports_in_full(session: AsyncSession, reports: list[BridgeReport]) ->
         submission = ReportSubmitted.model_validate_json(stored.submission)
         detail = json.loads(stored.verification) if stored.verification else None
         shown.append({
-            **desk.report_summary(stored), "description": submission.description,
+            **listings.report_summary(stored), "description": submission.description,
             "location": submission.location, "observed_at": submission.observed_at,
             "photos": submission.photos, "messages": by_report.get(stored.report_id, []),
             "reasons": sorted(detail["reasons"], key=lambda r: REASON_ORDER.get(r["outcome"], 9)) if detail else [],
@@ -104,6 +105,6 @@ async def report_places(runtime: Runtime, actor: Actor, report_ids: list[str]) -
             select_columns(col(BridgeReport.report_id), col(BridgeReport.lat), col(BridgeReport.lon),
                            col(BridgeReport.in_progress), col(BridgeReport.danger_to_life))
             .where(col(BridgeReport.report_id).in_(report_ids)))).all()
-        desk.audit_listing(session, actor, "map_reports", {"places": True}, [r.report_id for r in rows])
+        listings.audit_listing(session, actor, "map_reports", {"places": True}, [r.report_id for r in rows])
     return {r.report_id: {"lat": r.lat, "lon": r.lon, "urgent": r.in_progress or r.danger_to_life}
             for r in rows if r.lat is not None and r.lon is not None}

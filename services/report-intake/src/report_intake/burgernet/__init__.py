@@ -1,0 +1,1 @@
+"""Burgernet actions and witness calls as the public sees them: the feed, CAP, receipts, and answers."""

@@ -1,0 +1,1 @@
+"""The conversation between the control room and a citizen about their report."""

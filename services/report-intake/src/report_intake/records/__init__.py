@@ -1,0 +1,1 @@
+"""Records: the audit chain, legal holds, retention, and a citizen's rights over the data kept about them."""
