@@ -11,7 +11,7 @@ from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_messa
 from burgermelding_shared.catalogue import REPORT_FOR_VERIFICATION, RETENTION_FOR_VERIFICATION
 from burgermelding_shared.contracts import ReportSubmitted, RetentionApplied
 from burgermelding_shared.errors import error_responses
-from verification import jobs, records
+from verification import queue, records
 from verification.models import audit
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/internal/v1", tags=["internal"])
 async def submit_job(
     report: ReportSubmitted, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
-    return {"status": await jobs.submit(runtime, report, sender.message_id, sender.source)}
+    return {"status": await queue.submit(runtime, report, sender.message_id, sender.source)}
 
 
 @router.get("/verifications/{report_id}", summary="The verification of a report: verdict, score, every check",
@@ -31,21 +31,21 @@ async def submit_job(
 async def get_verification(
     report_id: str, runtime: RuntimeDep, _caller: str = require_service("dispatch-bridge", "report-intake"),
 ) -> dict:
-    return await jobs.result_of(runtime, report_id)
+    return await queue.result_of(runtime, report_id)
 
 
 @router.get("/dead-jobs", summary="Verification jobs given up on, with the reason (for the dispatchers' API)",
             responses=error_responses(401, 403))
 async def dead_jobs(runtime: RuntimeDep, _caller: str = require_service("dispatch-bridge"),
                     limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict]:
-    return await jobs.dead_jobs(runtime, limit)
+    return await queue.dead_jobs(runtime, limit)
 
 
 @router.post("/dead-jobs/{job_id}/replay", summary="Try a dead verification job again (for a supervisor)",
              responses=error_responses(401, 403, 404))
 async def replay_dead_job(job_id: str, runtime: RuntimeDep,
                           _caller: str = require_service("dispatch-bridge")) -> dict[str, str]:
-    return await jobs.replay_dead_job(runtime, job_id)
+    return await queue.replay_dead_job(runtime, job_id)
 
 
 @router.post(RETENTION_FOR_VERIFICATION.under(router.prefix),

@@ -19,9 +19,10 @@ from verification.analysis import warm_up
 from verification.checks import configure_weights
 from verification.config import VerificationSettings, get_settings
 from verification.grouping import FragmentMerger
-from verification.jobs import VerificationWorker, backlog_scraper, photo_pool
 from verification.models import audit, messaging
 from verification.nearindex import NearDuplicateIndex
+from verification.pipeline import VerificationWorker, photo_pool
+from verification.queue import backlog_scraper
 
 log = logging.getLogger(__name__)
 

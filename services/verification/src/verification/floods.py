@@ -1,8 +1,7 @@
-"""Report-level checks on the text and on who (pseudonymously, per day) sends how much."""
+"""The flood rule: one sender (by its daily pseudonym) repeating itself or sending too much in a window."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 from sqlalchemy import func
@@ -10,34 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from burgermelding_shared.contracts import CheckResult, ReportSubmitted
-from burgermelding_shared.events import normalise_text
 from verification.checks import check
 from verification.models import ReportText
+from verification.text import content_hash, is_meaningless, text_hash
 
 REPEAT_WINDOW = timedelta(hours=24)
+
+
 FLOOD_WINDOW = timedelta(minutes=10)
-
-
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(normalise_text(text).encode()).hexdigest()
-
-
-def content_hash(report: ReportSubmitted) -> str:
-    parts = [report.category, normalise_text(report.description), *sorted(p.sha256 for p in report.photos)]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def is_meaningless(text: str) -> bool:
-    words = normalise_text(text).split()
-    letters = sum(ch.isalpha() for ch in text)
-    if letters < 3 or not words:
-        return True
-    compact = "".join(words)
-    if max(compact.count(ch) for ch in set(compact)) / len(compact) > 0.8:  # "aaaaaa", "!!!!!1"
-        return True
-    return len(words) >= 3 and len(set(words)) == 1  # "test test test"
 
 
 async def text_checks(session: AsyncSession, report: ReportSubmitted, flood_warn: int = 5,

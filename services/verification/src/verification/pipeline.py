@@ -1,47 +1,37 @@
-"""Verification jobs: accepted idempotently per report, worked off by a lease-claiming worker.
-
-A job is stored before it is acknowledged, so nothing accepted is lost; the worker takes the most urgent job
-first, runs the image work in a process pool (never on the event loop), and writes the result and the outbox
-message to the bridge in one transaction. With two replicas the lease keeps them from doing a job twice; if
-one dies mid-job, the lease runs out and the other takes it.
-"""
+"""The verification pipeline: a worker takes a job, checks its photos in a process pool, judges the report and its
+group."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.blobstore import BlobStoreUnavailable
-from burgermelding_shared.catalogue import REPORT_FOR_VERIFICATION, VERIFICATION_COMPLETED
 from burgermelding_shared.contracts import PhotoVerification, ReportSubmitted, VerificationCompleted
-from burgermelding_shared.db import rowcount
-from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.events import distance_m
-from burgermelding_shared.messaging import Precedence, enqueue, first_delivery
-from burgermelding_shared.metrics import Metrics, age_seconds
-from burgermelding_shared.retention import personal_data_removed
+from burgermelding_shared.messaging import Precedence
 from burgermelding_shared.slots import lower_priority
 from burgermelding_shared.timeutil import utcnow
-from burgermelding_shared.tracing import continue_trace, current_traceparent
+from burgermelding_shared.tracing import continue_trace
 from verification import grouping, records
 from verification.analysis import PhotoJob, analyse_photo
 from verification.checks import CORROBORATION_CAP, Claim, appeal_checks, check
 from verification.config import VerificationSettings
-from verification.models import PhotoFingerprint, ReportText, VerificationJob, deletions, messaging
+from verification.floods import remember, text_checks
+from verification.models import PhotoFingerprint, ReportText, VerificationJob
 from verification.nearindex import Match, NearDuplicateIndex
 from verification.phash import to_signed
-from verification.textchecks import remember, text_checks
+from verification.queue import send_result
 from verification.verdict import decide, reassess
 
 log = logging.getLogger(__name__)
@@ -53,77 +43,6 @@ def photo_pool(workers: int) -> ProcessPoolExecutor:
     verification (the bridge forwards it at once), so when the cores are full, the urgent path gets them first."""
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=lower_priority, initargs=(5,))
-
-
-def job_id(report: ReportSubmitted) -> str:
-    return f"{report.report_id}:{report.revision}"
-
-
-async def submit(runtime: Runtime, report: ReportSubmitted, message_id: str, source: str) -> str:
-    """Store a job for the report revision; a second submission of the same revision changes nothing."""
-    async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message=REPORT_FOR_VERIFICATION, message_id=message_id,
-                                    source=source):
-            return "duplicate"
-        if await session.get(VerificationJob, job_id(report)) is not None:
-            return "duplicate"
-        if await personal_data_removed(session, deletions, report.report_id):
-            # A revision that arrives after retention removed the report's data here brings nothing back.
-            records.record(session, "job.late_copy_refused", report.report_id, detail={"revision": report.revision})
-            return "removed"
-        session.add(VerificationJob(
-            job_id=job_id(report), report_id=report.report_id, revision=report.revision,
-            request=report.model_dump_json(), status="pending",
-            priority=Precedence.urgent_if(report.urgent), received_at=utcnow(),
-            traceparent=current_traceparent(),
-        ))
-        records.record(session, "job.received", report.report_id, detail={
-            "revision": report.revision, "from": source,
-            "photos": [{"photo_id": p.photo_id, "sha256": p.sha256} for p in report.photos]})
-    runtime.extras["worker"].wake()
-    return "accepted"
-
-
-async def result_of(runtime: Runtime, report_id: str) -> dict:
-    """The verification of the report's latest revision."""
-    async with runtime.db.sessions() as session:
-        job = (await session.execute(select(VerificationJob).where(VerificationJob.report_id == report_id[:36])
-                                     .order_by(col(VerificationJob.revision).desc()).limit(1))).scalars().first()
-    if job is None:
-        raise ServiceError(404, "verification_not_found", f"no verification job for report {report_id[:36]}",
-                           detail_nl=f"geen verificatie voor melding {report_id[:36]}")
-    if job.result is None:
-        return {"report_id": report_id, "status": job.status}
-    return {"status": job.status, **json.loads(job.result)}
-
-
-async def dead_jobs(runtime: Runtime, limit: int = 100) -> list[dict]:
-    """Jobs given up on, urgent first, newest first: what a supervisor needs to decide on a replay."""
-    async with runtime.db.sessions() as session:
-        rows = (await session.execute(
-            select(VerificationJob).where(VerificationJob.status == "dead")
-            .order_by(col(VerificationJob.priority).desc(), col(VerificationJob.received_at).desc())
-            .limit(limit))).scalars().all()
-    return [{"job_id": job.job_id, "report_id": job.report_id, "revision": job.revision,
-             "urgent": job.priority >= Precedence.URGENT, "attempts": job.attempts, "reason": job.last_error,
-             "received_at": job.received_at} for job in rows]
-
-
-async def replay_dead_job(runtime: Runtime, job_id: str) -> dict[str, str]:
-    """Give a dead job a fresh set of tries, at once."""
-    async with runtime.db.transaction() as session:
-        replayed = await session.execute(update(VerificationJob).where(
-            col(VerificationJob.job_id) == job_id[:48], col(VerificationJob.status) == "dead").values(
-            status="pending", attempts=0, lease_until=None))
-    if not rowcount(replayed):
-        raise ServiceError(404, "dead_job_not_found", "no dead verification job with this id",
-                           detail_nl="geen opgegeven verificatietaak met deze id")
-    runtime.extras["worker"].wake()
-    return {"status": "queued"}
-
-
-async def send_result(session: AsyncSession, result: VerificationCompleted, precedence: Precedence) -> None:
-    await enqueue(session, messaging, VERIFICATION_COMPLETED, result, precedence=precedence)
 
 
 async def reassess_group(session: AsyncSession, report_ids: list[str],
@@ -359,23 +278,3 @@ class VerificationWorker(BackgroundLoop):
                     "near_duplicate", "not_applicable", f"The same picture is in nearby recent report(s) {names}.",
                     "Dezelfde afbeelding zit in een recente melding in de buurt."))
         return linked
-
-
-async def backlog_scraper(runtime: Runtime, metrics: Metrics) -> None:
-    """How far verification is behind: jobs waiting, and how long the oldest has waited."""
-    async with runtime.db.sessions() as session:
-        waiting, oldest = (await session.execute(select(func.count(), func.min(VerificationJob.received_at))
-                                                 .where(VerificationJob.status == "pending"))).one()
-    metrics.gauge("bm_verification_backlog_jobs", "Verification jobs waiting or running").set(waiting)
-    async with runtime.db.sessions() as session:
-        by_priority = (await session.execute(select(VerificationJob.priority, func.count())
-                                             .where(VerificationJob.status == "dead")
-                                             .group_by(col(VerificationJob.priority)))).all()
-    gauge = metrics.gauge("bm_verification_dead_jobs", "Verification jobs given up on (their reports wait for a "
-                          "verdict until a supervisor replays them)", ["urgent"])
-    for urgent in (True, False):
-        gauge.labels(str(urgent).lower()).set(sum(n for precedence, n in by_priority
-                                                  if (precedence >= Precedence.URGENT) == urgent))
-    metrics.gauge("bm_verification_oldest_job_age_seconds", "How long the oldest waiting job has waited"
-                  ).set(age_seconds(oldest, utcnow()))
-
