@@ -53,23 +53,33 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
-    suite = start_suite(Path(tempfile.mkdtemp(prefix="bm-bench-feed-")), {
-        "BM_MELDKAMER_SCRIPT": json.dumps([["Active", 0.3], ["Closed", 3600.0]])})
+    suite = start_suite(
+        Path(tempfile.mkdtemp(prefix="bm-bench-feed-")),
+        {"BM_MELDKAMER_SCRIPT": json.dumps([["Active", 0.3], ["Closed", 3600.0]])},
+    )
     try:
         intake, bridge = suite.urls["intake"], suite.urls["bridge"]
         auth = {"Authorization": f"Bearer {create_dispatcher(suite, 'bench', 'dispatcher')}"}
         created = submit(suite, report_json(in_progress=True), [], "bench-feed-0001").json()
         incident_id = None
         while incident_id is None:
-            incident_id = httpx.get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=auth).json().get(
-                "incident_id")
+            incident_id = (
+                httpx.get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=auth).json().get("incident_id")
+            )
             time.sleep(0.2)
         for n in range(args.actions):
             lat, lon = 52.0 + 0.01 * n, 5.1
-            started = httpx.post(f"{bridge}/v1/dispatch/burgernet/actions", headers=auth, json={
-                "incident_id": incident_id, "looking_for": "person", "headline_nl": f"Gezocht: persoon {n}",
-                "description_nl": "Man, ongeveer 30 jaar, donkere jas, witte sneakers, fiets zonder licht. " * 3,
-                "area": {"polygon": [(lat, lon), (lat + 0.02, lon), (lat + 0.02, lon + 0.03), (lat, lon + 0.03)]}})
+            started = httpx.post(
+                f"{bridge}/v1/dispatch/burgernet/actions",
+                headers=auth,
+                json={
+                    "incident_id": incident_id,
+                    "looking_for": "person",
+                    "headline_nl": f"Gezocht: persoon {n}",
+                    "description_nl": "Man, ongeveer 30 jaar, donkere jas, witte sneakers, fiets zonder licht. " * 3,
+                    "area": {"polygon": [(lat, lon), (lat + 0.02, lon), (lat + 0.02, lon + 0.03), (lat, lon + 0.03)]},
+                },
+            )
             started.raise_for_status()
         feed_url = f"{intake}/v1/burgernet/actions"
         while len(httpx.get(feed_url).json()["actions"]) < args.actions:
@@ -79,21 +89,32 @@ def main() -> None:
         gzip = {"Accept-Encoding": "gzip"}  # as the apps' HTTP clients send it
         conditional = wrk(feed_url, args.seconds, args.connections, {**gzip, "If-None-Match": etag})
         full = wrk(feed_url, args.seconds, args.connections, gzip)
-        result = {"actions_in_feed": args.actions, "feed_bytes": len(first.content),
-                  "feed_bytes_gzipped": int(first.headers["content-length"]),
-                  "cache_control": first.headers["cache-control"], "connections": args.connections,
-                  "conditional_304": conditional, "full_200": full,
-                  "apps_per_minute_one_process_carries": int(conditional["requests_per_second"] * 60)}
+        result = {
+            "actions_in_feed": args.actions,
+            "feed_bytes": len(first.content),
+            "feed_bytes_gzipped": int(first.headers["content-length"]),
+            "cache_control": first.headers["cache-control"],
+            "connections": args.connections,
+            "conditional_304": conditional,
+            "full_200": full,
+            "apps_per_minute_one_process_carries": int(conditional["requests_per_second"] * 60),
+        }
         print(json.dumps(result))
-        print(f"\nBurgernet feed, {args.actions} actions ({len(first.content)} bytes, "
-              f"{result['feed_bytes_gzipped']} gzipped), {args.connections} connections, "
-              f"one intake process on this machine (wrk on the same two cores):")
+        print(
+            f"\nBurgernet feed, {args.actions} actions ({len(first.content)} bytes, "
+            f"{result['feed_bytes_gzipped']} gzipped), {args.connections} connections, "
+            f"one intake process on this machine (wrk on the same two cores):"
+        )
         for name, figures in (("If-None-Match (304)", conditional), ("full fetch (200, gzip)", full)):
-            print(f"  {name:22} {figures['requests_per_second']:>9,.0f} req/s   p50 {figures['p50_ms']} ms   "
-                  f"p90 {figures['p90_ms']} ms   p99 {figures['p99_ms']} ms   errors {figures['non_2xx_3xx']}")
-        print(f"  a million apps a minute = 16,667 req/s: one process carries "
-              f"{result['apps_per_minute_one_process_carries']:,} apps a minute; a CDN or proxy honouring "
-              f"Cache-Control carries the rest")
+            print(
+                f"  {name:22} {figures['requests_per_second']:>9,.0f} req/s   p50 {figures['p50_ms']} ms   "
+                f"p90 {figures['p90_ms']} ms   p99 {figures['p99_ms']} ms   errors {figures['non_2xx_3xx']}"
+            )
+        print(
+            f"  a million apps a minute = 16,667 req/s: one process carries "
+            f"{result['apps_per_minute_one_process_carries']:,} apps a minute; a CDN or proxy honouring "
+            f"Cache-Control carries the rest"
+        )
     finally:
         suite.stop()
 

@@ -24,8 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.helpers import phone_photo, report_json
 from tests.suite import create_dispatcher, start_suite, submit
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 def main() -> None:
@@ -47,25 +54,38 @@ def main() -> None:
                 seconds = []
                 for n in range(args.reports):
                     lat, lon = 52.0 + 0.02 * n, 5.1
-                    body = report_json(category="violence", in_progress=True, location={"lat": lat, "lon": lon},
-                                       description=f"Vechtpartij nummer {n}")
+                    body = report_json(
+                        category="violence",
+                        in_progress=True,
+                        location={"lat": lat, "lon": lon},
+                        description=f"Vechtpartij nummer {n}",
+                    )
                     photo = phone_photo(100 + n, lat, lon)
                     rows = page.locator("#incident-rows tr.prio-1").count()
                     sent = time.monotonic()
                     answer = submit(suite, body, [photo], f"bench-console-{n:04d}")
                     assert answer.status_code == 202, answer.text
-                    page.wait_for_function("n => document.querySelectorAll('#incident-rows tr.prio-1').length > n",
-                                           arg=rows, timeout=30_000)
+                    page.wait_for_function(
+                        "n => document.querySelectorAll('#incident-rows tr.prio-1').length > n",
+                        arg=rows,
+                        timeout=30_000,
+                    )
                     seconds.append(time.monotonic() - sent)
                 browser.close()
         finally:
             suite.stop()
     ordered = sorted(seconds)
-    figures = {"reports": len(seconds), "median_s": round(statistics.median(seconds), 3),
-               "p90_s": round(ordered[int(0.9 * (len(ordered) - 1))], 3), "max_s": round(max(seconds), 3)}
+    figures = {
+        "reports": len(seconds),
+        "median_s": round(statistics.median(seconds), 3),
+        "p90_s": round(ordered[int(0.9 * (len(ordered) - 1))], 3),
+        "max_s": round(max(seconds), 3),
+    }
     print(json.dumps(figures))
-    print(f"POST -> row on the dispatcher's screen: median {figures['median_s']} s, p90 {figures['p90_s']} s, "
-          f"max {figures['max_s']} s over {len(seconds)} urgent reports")
+    print(
+        f"POST -> row on the dispatcher's screen: median {figures['median_s']} s, p90 {figures['p90_s']} s, "
+        f"max {figures['max_s']} s over {len(seconds)} urgent reports"
+    )
 
 
 if __name__ == "__main__":

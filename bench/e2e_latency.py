@@ -29,18 +29,24 @@ def one_report(client: httpx.Client, intake: str, in_progress: bool, n: int) -> 
     """(seconds until the 202, seconds until 'accepted' shows on the status page)."""
     # Each report its own event (2 km apart): this measures one report's way, not joining an open incident.
     lat, lon = 51.6 + (n % 20) * 0.02, 4.6 + (n // 20) * 0.03
-    photo = make_jpeg(4000, 3000, pattern=n, exif={0x010F: "Google", 0x0110: "Pixel 8"},
-                      exif_ifd={0x9003: exif_time(datetime.now(UTC)), 0x9011: "+00:00"}, gps=gps_tags(lat, lon))
-    body = report_json(in_progress=in_progress, description=f"benchmark report {n}",
-                       location={"lat": lat, "lon": lon})
+    photo = make_jpeg(
+        4000,
+        3000,
+        pattern=n,
+        exif={0x010F: "Google", 0x0110: "Pixel 8"},
+        exif_ifd={0x9003: exif_time(datetime.now(UTC)), 0x9011: "+00:00"},
+        gps=gps_tags(lat, lon),
+    )
+    body = report_json(in_progress=in_progress, description=f"benchmark report {n}", location={"lat": lat, "lon": lon})
     started = time.perf_counter()
     # Each report from another citizen (the suite trusts 127.0.0.1 as a proxy): one citizen sending twenty
     # reports a minute is flooding, which verification rightly rejects.
     citizen = f"198.51.100.{n % 250 + 1}"
-    response = client.post(f"{intake}/v1/reports", headers={"Idempotency-Key": f"bench-{n:06d}-{time.time_ns()}",
-                                                            "X-Forwarded-For": citizen},
-                           files=[("report", (None, json.dumps(body), "application/json")),
-                                  ("photos", ("p.jpg", photo, "image/jpeg"))])
+    response = client.post(
+        f"{intake}/v1/reports",
+        headers={"Idempotency-Key": f"bench-{n:06d}-{time.time_ns()}", "X-Forwarded-For": citizen},
+        files=[("report", (None, json.dumps(body), "application/json")), ("photos", ("p.jpg", photo, "image/jpeg"))],
+    )
     answered = time.perf_counter() - started
     created = response.json()
     headers = {"Authorization": f"Bearer {created['access_token']}"}
@@ -72,14 +78,19 @@ def main() -> None:
     for kind, values in results.items():
         accepted = sorted(v[1] * 1000 for v in values)
         answered = sorted(v[0] * 1000 for v in values)
-        summary[kind] = {"n": len(values), "post_p50_ms": round(statistics.median(answered), 1),
-                         "accepted_p50_ms": round(statistics.median(accepted), 1),
-                         "accepted_max_ms": round(accepted[-1], 1)}
+        summary[kind] = {
+            "n": len(values),
+            "post_p50_ms": round(statistics.median(answered), 1),
+            "accepted_p50_ms": round(statistics.median(accepted), 1),
+            "accepted_max_ms": round(accepted[-1], 1),
+        }
     print(json.dumps({"benchmark": "e2e_latency", **summary}))
     print(f"{'kind':12s} {'n':>3s} {'202 p50 ms':>11s} {'accepted p50 ms':>16s} {'accepted max ms':>16s}")
     for kind, row in summary.items():
-        print(f"{kind:12s} {row['n']:3d} {row['post_p50_ms']:11.1f} {row['accepted_p50_ms']:16.1f} "
-              f"{row['accepted_max_ms']:16.1f}")
+        print(
+            f"{kind:12s} {row['n']:3d} {row['post_p50_ms']:11.1f} {row['accepted_p50_ms']:16.1f} "
+            f"{row['accepted_max_ms']:16.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -70,12 +70,22 @@ def place_of(event: int, n: int) -> tuple[float, float]:
 
 
 def plan(witnesses: int, seconds: float, events: int, side_witnesses: int) -> list[Planned]:
-    planned = [Planned(0, n, n * seconds / witnesses, place_of(0, n), n == 0 or n % 4 == 0, n)
-               for n in range(witnesses)]
+    planned = [
+        Planned(0, n, n * seconds / witnesses, place_of(0, n), n == 0 or n % 4 == 0, n) for n in range(witnesses)
+    ]
     for event in range(1, events + 1):
         start = seconds * event / (events + 1)
-        planned += [Planned(event, n, start + n * 20.0 / side_witnesses, place_of(event, n), n == 0 or n % 4 == 0,
-                            event * 10_000 + n) for n in range(side_witnesses)]
+        planned += [
+            Planned(
+                event,
+                n,
+                start + n * 20.0 / side_witnesses,
+                place_of(event, n),
+                n == 0 or n % 4 == 0,
+                event * 10_000 + n,
+            )
+            for n in range(side_witnesses)
+        ]
     return sorted(planned, key=lambda p: p.at)
 
 
@@ -84,16 +94,31 @@ def make_photo(args: tuple[int, tuple[float, float], tuple[int, int]]) -> bytes:
     return phone_photo(seed, *place, size=size, noise=9.0)
 
 
-def post(client: httpx.Client, intake: str, place: tuple[float, float], urgent: bool, description: str,
-         photo: bytes | None, key: str, credential: str | None) -> httpx.Response:
-    body = {"category": "violence", "description": description, "in_progress": urgent,
-            "location": {"lat": place[0], "lon": place[1], "accuracy_m": 10},
-            "observed_at": datetime.now(UTC).isoformat()}
+def post(
+    client: httpx.Client,
+    intake: str,
+    place: tuple[float, float],
+    urgent: bool,
+    description: str,
+    photo: bytes | None,
+    key: str,
+    credential: str | None,
+) -> httpx.Response:
+    body = {
+        "category": "violence",
+        "description": description,
+        "in_progress": urgent,
+        "location": {"lat": place[0], "lon": place[1], "accuracy_m": 10},
+        "observed_at": datetime.now(UTC).isoformat(),
+    }
     files: list[Any] = [("report", (None, json.dumps(body), "application/json"))]
     if photo is not None:
         files.append(("photos", ("photo.jpg", photo, "image/jpeg")))
-    headers = {"Idempotency-Key": key, "X-Forwarded-For": CGNAT,
-               **({"Installation-Credential": credential} if credential else {})}
+    headers = {
+        "Idempotency-Key": key,
+        "X-Forwarded-For": CGNAT,
+        **({"Installation-Credential": credential} if credential else {}),
+    }
     return client.post(f"{intake}/v1/reports", files=files, headers=headers)
 
 
@@ -112,8 +137,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5, help="smaller events starting during the flood")
     parser.add_argument("--side-witnesses", type=int, default=12, help="witnesses of each smaller event")
     parser.add_argument("--photo", default="4000x3000", help="photo size (12 MP like a phone by default)")
-    parser.add_argument("--pow-bits", type=int, default=16, help="registration proof of work for this run (the "
-                        "default deployment asks 20; the bench solves in Python, slower than an app)")
+    parser.add_argument(
+        "--pow-bits",
+        type=int,
+        default=16,
+        help="registration proof of work for this run (the "
+        "default deployment asks 20; the bench solves in Python, slower than an app)",
+    )
     args = parser.parse_args()
     size = tuple(int(v) for v in args.photo.split("x"))
     planned = plan(args.witnesses, args.seconds, args.events, args.side_witnesses)
@@ -129,9 +159,15 @@ def main() -> None:
     photo_mb = sum(len(p) for p in photos) / len(photos) / 1e6
 
     with tempfile.TemporaryDirectory() as folder:
-        suite = start_suite(Path(folder), {
-            "BM_INTAKE_REPORTS_PER_CLIENT": "10", "BM_INTAKE_TOKEN_USES_PER_CLIENT": "120",
-            "BM_INTAKE_INSTALLATION_POW_BITS": str(args.pow_bits), "BM_MELDKAMER_SCRIPT": json.dumps(OPEN_SCRIPT)})
+        suite = start_suite(
+            Path(folder),
+            {
+                "BM_INTAKE_REPORTS_PER_CLIENT": "10",
+                "BM_INTAKE_TOKEN_USES_PER_CLIENT": "120",
+                "BM_INTAKE_INSTALLATION_POW_BITS": str(args.pow_bits),
+                "BM_MELDKAMER_SCRIPT": json.dumps(OPEN_SCRIPT),
+            },
+        )
         try:
             intake = suite.urls["intake"]
             with httpx.Client(timeout=60) as client:
@@ -148,9 +184,16 @@ def main() -> None:
                 time.sleep(max(0.0, origin + item.at - time.monotonic()))
                 posted_at = time.time()
                 with httpx.Client(timeout=120) as client:
-                    response = post(client, intake, item.place, item.urgent,
-                                    f"Vechtpartij, getuige {item.n} van voorval {item.event}", photos[index],
-                                    f"flood-{item.event}-{item.n:05d}", credentials[index])
+                    response = post(
+                        client,
+                        intake,
+                        item.place,
+                        item.urgent,
+                        f"Vechtpartij, getuige {item.n} van voorval {item.event}",
+                        photos[index],
+                        f"flood-{item.event}-{item.n:05d}",
+                        credentials[index],
+                    )
                 answered_ms = (time.time() - posted_at) * 1000
                 reference = response.json().get("reference") if response.status_code == 202 else None
                 with lock:
@@ -161,11 +204,17 @@ def main() -> None:
                 codes = []
                 with httpx.Client(timeout=60) as client:
                     for n in range(30):
-                        codes.append(post(client, intake, (52.30, 4.95), False, f"spam {n}", None,
-                                          f"flooder-{n:04d}", flooder).status_code)
+                        codes.append(
+                            post(
+                                client, intake, (52.30, 4.95), False, f"spam {n}", None, f"flooder-{n:04d}", flooder
+                            ).status_code
+                        )
                     for n in range(15):
-                        codes.append(post(client, intake, (52.30, 4.97), False, f"oude app {n}", None,
-                                          f"old-app-{n:04d}", None).status_code)
+                        codes.append(
+                            post(
+                                client, intake, (52.30, 4.97), False, f"oude app {n}", None, f"old-app-{n:04d}", None
+                            ).status_code
+                        )
                 return codes
 
             with ThreadPoolExecutor(max_workers=32) as threads:
@@ -177,9 +226,12 @@ def main() -> None:
             accepted = {s.reference: s for s in sent if s.reference}
             deadline = time.monotonic() + 180
             while True:
-                incidents = meldkamer_incidents(suite.urls['meldkamer'], suite.env, limit=1000)
-                attached = sum(i["eventSummary"]["reportCount"] for i in incidents
-                               if i["eventSummary"] and not i["mergedInto"] and i["priorityNumber"] == 10)
+                incidents = meldkamer_incidents(suite.urls["meldkamer"], suite.env, limit=1000)
+                attached = sum(
+                    i["eventSummary"]["reportCount"]
+                    for i in incidents
+                    if i["eventSummary"] and not i["mergedInto"] and i["priorityNumber"] == 10
+                )
                 if attached >= len(accepted) or time.monotonic() > deadline:
                     break
                 time.sleep(1)
@@ -193,10 +245,17 @@ def main() -> None:
         ours = [s for s in sent if s.planned.event == event]
         first = min(ours, key=lambda s: s.planned.at)
         centre = place_of(event, 0)
-        near = [i for i in incidents if i["eventSummary"] and distance_m(
-            i["eventSummary"]["centre"]["lat"], i["eventSummary"]["centre"]["lon"], *centre) < 400]
-        per_event[event] = {"witnesses": len(ours), "incidents": len(near),
-                            "attached": sum(i["eventSummary"]["reportCount"] for i in near if not i["mergedInto"])}
+        near = [
+            i
+            for i in incidents
+            if i["eventSummary"]
+            and distance_m(i["eventSummary"]["centre"]["lat"], i["eventSummary"]["centre"]["lon"], *centre) < 400
+        ]
+        per_event[event] = {
+            "witnesses": len(ours),
+            "incidents": len(near),
+            "attached": sum(i["eventSummary"]["reportCount"] for i in near if not i["mergedInto"]),
+        }
         if near:
             opened = min(near, key=lambda i: timestamp(i["receivedAt"]))
             first_urgent_ms.append((timestamp(opened["receivedAt"]) - first.posted_at) * 1000)
@@ -209,45 +268,69 @@ def main() -> None:
                     (attach_urgent_ms if witness.planned.urgent else attach_ordinary_ms).append(attach_ms[-1])
     refused_witnesses = sum(1 for s in sent if s.status != 202)
     summary = {
-        "benchmark": "flood", "reports": len(planned), "flood_seconds": round(flood_wall, 1),
-        "photo_mb": round(photo_mb, 2), "accepted": len(accepted), "refused_witnesses": refused_witnesses,
+        "benchmark": "flood",
+        "reports": len(planned),
+        "flood_seconds": round(flood_wall, 1),
+        "photo_mb": round(photo_mb, 2),
+        "accepted": len(accepted),
+        "refused_witnesses": refused_witnesses,
         "flooder_refused": sum(1 for c in abuse_codes[:30] if c == 429),
         "old_app_refused": sum(1 for c in abuse_codes[30:] if c == 429),
         "incidents_per_event": [per_event[e]["incidents"] for e in sorted(per_event)],
         "attached_per_event": [per_event[e]["attached"] for e in sorted(per_event)],
-        "first_urgent_p50_ms": percentile(first_urgent_ms, 50), "first_urgent_p99_ms": percentile(first_urgent_ms, 99),
-        "attach_p50_ms": percentile(attach_ms, 50), "attach_p99_ms": percentile(attach_ms, 99),
-        "attach_max_ms": percentile(attach_ms, 100), "attached_by_update": len(attach_ms),
+        "first_urgent_p50_ms": percentile(first_urgent_ms, 50),
+        "first_urgent_p99_ms": percentile(first_urgent_ms, 99),
+        "attach_p50_ms": percentile(attach_ms, 50),
+        "attach_p99_ms": percentile(attach_ms, 99),
+        "attach_max_ms": percentile(attach_ms, 100),
+        "attached_by_update": len(attach_ms),
         "attach_urgent_p50_ms": percentile(attach_urgent_ms, 50),
         "attach_urgent_max_ms": percentile(attach_urgent_ms, 100),
         "attach_ordinary_p50_ms": percentile(attach_ordinary_ms, 50),
         "attach_ordinary_max_ms": percentile(attach_ordinary_ms, 100),
         "answer_202_p50_ms": percentile([s.answered_ms for s in sent], 50),
         "answer_202_p99_ms": percentile([s.answered_ms for s in sent], 99),
-        "first_urgent_202_ms": [round(min((s for s in sent if s.planned.event == e), key=lambda s: s.planned.at)
-                                      .answered_ms, 1) for e in sorted(per_event)],
-        "registration_ms": round(registration_ms, 1), "pow_bits": args.pow_bits,
+        "first_urgent_202_ms": [
+            round(min((s for s in sent if s.planned.event == e), key=lambda s: s.planned.at).answered_ms, 1)
+            for e in sorted(per_event)
+        ],
+        "registration_ms": round(registration_ms, 1),
+        "pow_bits": args.pow_bits,
         "pow_20_bits_python_s": round(pow_20_seconds, 2),
     }
     print(json.dumps(summary))
-    print(f"{len(planned)} witnesses in {len(per_event)} events over {flood_wall:.0f} s, photos {photo_mb:.1f} MB, "
-          f"all behind {CGNAT}")
+    print(
+        f"{len(planned)} witnesses in {len(per_event)} events over {flood_wall:.0f} s, photos {photo_mb:.1f} MB, "
+        f"all behind {CGNAT}"
+    )
     print(f"{'event':>5s} {'witnesses':>9s} {'incidents':>9s} {'attached':>8s}")
     for event, row in per_event.items():
         print(f"{event:5d} {row['witnesses']:9d} {row['incidents']:9d} {row['attached']:8d}")
-    print(f"accepted {len(accepted)}, witnesses refused {refused_witnesses}; flooding installation refused "
-          f"{summary['flooder_refused']} of 30; old app (no credential) refused {summary['old_app_refused']} of 15")
-    print(f"POST -> 202: p50 {summary['answer_202_p50_ms']} ms, p99 {summary['answer_202_p99_ms']} ms; "
-          f"first urgent of each event: {summary['first_urgent_202_ms']} ms")
-    print(f"first urgent POST -> incident at the meldkamer: p50 {summary['first_urgent_p50_ms']} ms, "
-          f"p99 {summary['first_urgent_p99_ms']} ms (n={len(first_urgent_ms)})")
-    print(f"later witness POST -> attached at the meldkamer: p50 {summary['attach_p50_ms']} ms, "
-          f"p99 {summary['attach_p99_ms']} ms, max {summary['attach_max_ms']} ms (n={len(attach_ms)})")
-    print(f"  of which urgent: p50 {summary['attach_urgent_p50_ms']} ms, max {summary['attach_urgent_max_ms']} ms "
-          f"(n={len(attach_urgent_ms)}); ordinary, after verification: p50 {summary['attach_ordinary_p50_ms']} ms, "
-          f"max {summary['attach_ordinary_max_ms']} ms (n={len(attach_ordinary_ms)})")
-    print(f"registration (challenge, {args.pow_bits}-bit proof in Python, redeem): {registration_ms:.0f} ms; "
-          f"a 20-bit proof in Python takes {pow_20_seconds:.2f} s on average here")
+    print(
+        f"accepted {len(accepted)}, witnesses refused {refused_witnesses}; flooding installation refused "
+        f"{summary['flooder_refused']} of 30; old app (no credential) refused {summary['old_app_refused']} of 15"
+    )
+    print(
+        f"POST -> 202: p50 {summary['answer_202_p50_ms']} ms, p99 {summary['answer_202_p99_ms']} ms; "
+        f"first urgent of each event: {summary['first_urgent_202_ms']} ms"
+    )
+    print(
+        f"first urgent POST -> incident at the meldkamer: p50 {summary['first_urgent_p50_ms']} ms, "
+        f"p99 {summary['first_urgent_p99_ms']} ms (n={len(first_urgent_ms)})"
+    )
+    print(
+        f"later witness POST -> attached at the meldkamer: p50 {summary['attach_p50_ms']} ms, "
+        f"p99 {summary['attach_p99_ms']} ms, max {summary['attach_max_ms']} ms (n={len(attach_ms)})"
+    )
+    print(
+        f"  of which urgent: p50 {summary['attach_urgent_p50_ms']} ms, max {summary['attach_urgent_max_ms']} ms "
+        f"(n={len(attach_urgent_ms)}); ordinary, after verification: p50 {summary['attach_ordinary_p50_ms']} ms, "
+        f"max {summary['attach_ordinary_max_ms']} ms (n={len(attach_ordinary_ms)})"
+    )
+    print(
+        f"registration (challenge, {args.pow_bits}-bit proof in Python, redeem): {registration_ms:.0f} ms; "
+        f"a 20-bit proof in Python takes {pow_20_seconds:.2f} s on average here"
+    )
 
 
 if __name__ == "__main__":

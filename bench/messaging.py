@@ -59,8 +59,11 @@ async def _postgres_url(name: str) -> str:
 
 async def run(messages: int, backend: str) -> dict[str, float]:
     folder = tempfile.mkdtemp(prefix="bm-bench-messaging-")
-    url = (f"sqlite+aiosqlite:///{folder}/bench.db" if backend == "sqlite"
-           else await _postgres_url(f"bm_bench_messaging_{uuid.uuid4().hex[:8]}"))
+    url = (
+        f"sqlite+aiosqlite:///{folder}/bench.db"
+        if backend == "sqlite"
+        else await _postgres_url(f"bm_bench_messaging_{uuid.uuid4().hex[:8]}")
+    )
     registry = new_registry()
     tables = messaging_tables(registry.metadata)
     db = Database(url)
@@ -72,8 +75,10 @@ async def run(messages: int, backend: str) -> dict[str, float]:
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     relay = Relay(db, tables, http, {Service.REPORT_INTAKE: _Here()}, RelayConfig(concurrency=8, batch_size=32))
-    payload = ReportEvents(report_id="r", events=[TimelineEvent(event="forwarded", occurred_at=utcnow(),
-                                                                text_en="Sent on", text_nl="Doorgestuurd")])
+    payload = ReportEvents(
+        report_id="r",
+        events=[TimelineEvent(event="forwarded", occurred_at=utcnow(), text_en="Sent on", text_nl="Doorgestuurd")],
+    )
 
     start = time.process_time()
     for n in range(messages):
@@ -117,11 +122,14 @@ async def run(messages: int, backend: str) -> dict[str, float]:
     await http.aclose()
     await db.dispose()
     per = 1e6 / messages
-    return {"enqueue_us": round(enqueue_cpu * per), "relay_us": round(relay_cpu * per),
-            "inbox_us": round(inbox_cpu * per),
-            "total_us": round((enqueue_cpu + relay_cpu + inbox_cpu) * per),
-            "one_claimed_us": round(one_at_a_time["claim"] * per),
-            "one_handed_off_us": round(one_at_a_time["handoff"] * per)}
+    return {
+        "enqueue_us": round(enqueue_cpu * per),
+        "relay_us": round(relay_cpu * per),
+        "inbox_us": round(inbox_cpu * per),
+        "total_us": round((enqueue_cpu + relay_cpu + inbox_cpu) * per),
+        "one_claimed_us": round(one_at_a_time["claim"] * per),
+        "one_handed_off_us": round(one_at_a_time["handoff"] * per),
+    }
 
 
 def main() -> None:
@@ -141,8 +149,11 @@ def main() -> None:
     print("one at a time (each delivered before the next is written), enqueue + delivery:")
     print(f"  claimed by the relay's loop      {figures['one_claimed_us']:6d} us")
     print(f"  handed to the relay on commit    {figures['one_handed_off_us']:6d} us")
-    print(json.dumps({"benchmark": "messaging", "database": args.db, "messages": args.messages,
-                      "repeat": args.repeat, **figures}))
+    print(
+        json.dumps(
+            {"benchmark": "messaging", "database": args.db, "messages": args.messages, "repeat": args.repeat, **figures}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -57,17 +57,23 @@ def history(count: int) -> Iterator[dict[str, Any]]:
     now = datetime.now(UTC)
     for n in range(count):
         received = now - timedelta(hours=3) - timedelta(seconds=rng.uniform(0, 365 * 86400))
-        yield {"n": n, "report_id": f"00000000-0000-4000-8000-{n:012d}",
-               "photo_id": f"10000000-0000-4000-8000-{n:012d}",
-               "sha256": rng.randbytes(32).hex(), "sanitised": rng.randbytes(32).hex(),
-               "phash": rng.getrandbits(64) - 2**63, "pdq": rng.randbytes(32), "received": received,
-               "lat": rng.uniform(50.8, 53.5), "lon": rng.uniform(3.4, 7.2),
-               "category": rng.choice(["theft", "violence", "vandalism", "burglary", "public_nuisance"]),
-               "tag": rng.randbytes(16).hex()}
+        yield {
+            "n": n,
+            "report_id": f"00000000-0000-4000-8000-{n:012d}",
+            "photo_id": f"10000000-0000-4000-8000-{n:012d}",
+            "sha256": rng.randbytes(32).hex(),
+            "sanitised": rng.randbytes(32).hex(),
+            "phash": rng.getrandbits(64) - 2**63,
+            "pdq": rng.randbytes(32),
+            "received": received,
+            "lat": rng.uniform(50.8, 53.5),
+            "lon": rng.uniform(3.4, 7.2),
+            "category": rng.choice(["theft", "violence", "vandalism", "burglary", "public_nuisance"]),
+            "tag": rng.randbytes(16).hex(),
+        }
 
 
-async def insert(url: str, tables: list[tuple[Table, Callable[[dict[str, Any]], dict[str, Any]]]],
-                 count: int) -> None:
+async def insert(url: str, tables: list[tuple[Table, Callable[[dict[str, Any]], dict[str, Any]]]], count: int) -> None:
     engine = create_async_engine(url)
     try:
         batch: list[dict[str, Any]] = []
@@ -97,39 +103,98 @@ async def seed(env: dict[str, str], count: int) -> None:
     from verification.models import PhotoFingerprint, ReportText, VerificationJob
 
     intake = [
-        (Report.__table__, lambda h: {"id": h["report_id"], "reference": f"BM-2025-{h['n'] + 1:07d}",
-                                      "category": h["category"], "description": "eerdere melding", "lat": h["lat"],
-                                      "lon": h["lon"], "observed_at": h["received"], "received_at": h["received"],
-                                      "status": "closed", "in_progress": False, "danger_to_life": False,
-                                      "revision": 0}),
-        (Photo.__table__, lambda h: {"id": h["photo_id"], "report_id": h["report_id"], "sha256": h["sha256"],
-                                     "sanitised_sha256": h["sanitised"], "content_type": "image/jpeg",
-                                     "size_bytes": 3_000_000, "width": 4000, "height": 3000,
-                                     "received_at": h["received"]}),
+        (
+            Report.__table__,
+            lambda h: {
+                "id": h["report_id"],
+                "reference": f"BM-2025-{h['n'] + 1:07d}",
+                "category": h["category"],
+                "description": "eerdere melding",
+                "lat": h["lat"],
+                "lon": h["lon"],
+                "observed_at": h["received"],
+                "received_at": h["received"],
+                "status": "closed",
+                "in_progress": False,
+                "danger_to_life": False,
+                "revision": 0,
+            },
+        ),
+        (
+            Photo.__table__,
+            lambda h: {
+                "id": h["photo_id"],
+                "report_id": h["report_id"],
+                "sha256": h["sha256"],
+                "sanitised_sha256": h["sanitised"],
+                "content_type": "image/jpeg",
+                "size_bytes": 3_000_000,
+                "width": 4000,
+                "height": 3000,
+                "received_at": h["received"],
+            },
+        ),
     ]
     verification = [
-        (VerificationJob.__table__, lambda h: {"job_id": f"{h['report_id']}:0", "report_id": h["report_id"],
-                                               "revision": 0, "status": "done", "priority": 0,
-                                               "received_at": h["received"], "completed_at": h["received"],
-                                               "verdict": "forward"}),
-        (ReportText.__table__, lambda h: {"report_id": h["report_id"], "submitter_tag": h["tag"],
-                                          "submitter_kind": "installation", "text_hash": h["sha256"],
-                                          "content_hash": h["sanitised"], "received_at": h["received"]}),
-        (PhotoFingerprint.__table__, lambda h: {"report_id": h["report_id"], "photo_id": h["photo_id"],
-                                                "sha256": h["sha256"], "phash": h["phash"], "pdq": h["pdq"],
-                                                "pdq_quality": 100, "received_at": h["received"],
-                                                "claimed_lat": h["lat"], "claimed_lon": h["lon"],
-                                                "captured_at": h["received"]}),
+        (
+            VerificationJob.__table__,
+            lambda h: {
+                "job_id": f"{h['report_id']}:0",
+                "report_id": h["report_id"],
+                "revision": 0,
+                "status": "done",
+                "priority": 0,
+                "received_at": h["received"],
+                "completed_at": h["received"],
+                "verdict": "forward",
+            },
+        ),
+        (
+            ReportText.__table__,
+            lambda h: {
+                "report_id": h["report_id"],
+                "submitter_tag": h["tag"],
+                "submitter_kind": "installation",
+                "text_hash": h["sha256"],
+                "content_hash": h["sanitised"],
+                "received_at": h["received"],
+            },
+        ),
+        (
+            PhotoFingerprint.__table__,
+            lambda h: {
+                "report_id": h["report_id"],
+                "photo_id": h["photo_id"],
+                "sha256": h["sha256"],
+                "phash": h["phash"],
+                "pdq": h["pdq"],
+                "pdq_quality": 100,
+                "received_at": h["received"],
+                "claimed_lat": h["lat"],
+                "claimed_lon": h["lon"],
+                "captured_at": h["received"],
+            },
+        ),
     ]
     bridge = [
-        (BridgeReport.__table__, lambda h: {"report_id": h["report_id"], "reference": f"BM-2025-{h['n'] + 1:07d}",
-                                            "category": h["category"], "received_at": h["received"],
-                                            "state": "forwarded", "verdict": "forward",
-                                            "observed_at": h["received"]}),
+        (
+            BridgeReport.__table__,
+            lambda h: {
+                "report_id": h["report_id"],
+                "reference": f"BM-2025-{h['n'] + 1:07d}",
+                "category": h["category"],
+                "received_at": h["received"],
+                "state": "forwarded",
+                "verdict": "forward",
+                "observed_at": h["received"],
+            },
+        ),
     ]
-    await asyncio.gather(insert(env["BM_INTAKE_DATABASE_URL"], intake, count),
-                         insert(env["BM_VERIFICATION_DATABASE_URL"], verification, count),
-                         insert(env["BM_BRIDGE_DATABASE_URL"], bridge, count))
+    await asyncio.gather(
+        insert(env["BM_INTAKE_DATABASE_URL"], intake, count),
+        insert(env["BM_VERIFICATION_DATABASE_URL"], verification, count),
+        insert(env["BM_BRIDGE_DATABASE_URL"], bridge, count),
+    )
 
 
 def seed_history(env: dict[str, str], count: int) -> None:

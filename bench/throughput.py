@@ -62,8 +62,20 @@ PORTS = {"intake": 18001, "verification": 18002, "bridge": 18003, "meldkamer": 1
 PACKAGES = {name: package for name, (package, _prefix) in SERVICES.items()}
 # The simulated dispatcher accepts quickly and closes after the run, so closing traffic does not mix in.
 SCRIPT = [["Active", 0.5], ["ResourcesAssigned", 5.0], ["Closed", 3600.0]]
-CATEGORIES = ["violence", "theft", "suspicious_situation", "traffic_accident", "vandalism", "burglary",
-              "dangerous_driving", "public_nuisance", "robbery", "drugs", "fire", "missing_person"]
+CATEGORIES = [
+    "violence",
+    "theft",
+    "suspicious_situation",
+    "traffic_accident",
+    "vandalism",
+    "burglary",
+    "dangerous_driving",
+    "public_nuisance",
+    "robbery",
+    "drugs",
+    "fire",
+    "missing_person",
+]
 HOT_SPOTS = [(52.3731, 4.8926), (52.3584, 4.8811), (52.0907, 5.1214), (51.9225, 4.4792), (52.0705, 4.3007)]
 PHOTO_CACHE_DAYS = 7  # older photos would be 'old' against a claim of now; they are made again
 REFERENCE = re.compile(r"\((BM-\d{4}-\d{6,})\)")
@@ -73,6 +85,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 # ---- photos -------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Photo:
@@ -110,10 +123,13 @@ def photo_pool(cache: Path, count: int, heic_share: float) -> list[Photo]:
     index_file = cache / "index.json"
     index: list[dict[str, Any]] = json.loads(index_file.read_text()) if index_file.exists() else []
     fresh_after = datetime.now(UTC) - timedelta(days=PHOTO_CACHE_DAYS)
-    index = [p for p in index if datetime.fromisoformat(p["captured_at"]) > fresh_after
-             and (cache / p["path"]).exists()]
-    kinds = ["heic" if heic_share and math.floor((n + 1) * heic_share) > math.floor(n * heic_share) else "jpeg"
-             for n in range(count)]
+    index = [
+        p for p in index if datetime.fromisoformat(p["captured_at"]) > fresh_after and (cache / p["path"]).exists()
+    ]
+    kinds = [
+        "heic" if heic_share and math.floor((n + 1) * heic_share) > math.floor(n * heic_share) else "jpeg"
+        for n in range(count)
+    ]
     have = {"jpeg": [p for p in index if p["kind"] == "jpeg"], "heic": [p for p in index if p["kind"] == "heic"]}
     need = {kind: kinds.count(kind) - len(have[kind]) for kind in have}
     when = datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -122,10 +138,15 @@ def photo_pool(cache: Path, count: int, heic_share: float) -> list[Photo]:
     if todo:
         print(f"making {len(todo)} phone photos into {cache} (once; later runs reuse them)", flush=True)
         with ProcessPoolExecutor() as pool:
-            for (_cache, seed, kind, _when), photo in zip(todo, pool.map(make_photo, todo, chunksize=2),
-                                                          strict=True):
-                entry = {"path": photo.path.name, "kind": kind, "seed": seed, "lat": photo.lat, "lon": photo.lon,
-                         "captured_at": photo.captured_at}
+            for (_cache, seed, kind, _when), photo in zip(todo, pool.map(make_photo, todo, chunksize=2), strict=True):
+                entry = {
+                    "path": photo.path.name,
+                    "kind": kind,
+                    "seed": seed,
+                    "lat": photo.lat,
+                    "lon": photo.lon,
+                    "captured_at": photo.captured_at,
+                }
                 index.append(entry)
                 have[kind].append(entry)
         index_file.write_text(json.dumps(index))
@@ -135,6 +156,7 @@ def photo_pool(cache: Path, count: int, heic_share: float) -> list[Photo]:
 
 
 # ---- the essential work -------------------------------------------------------------------------------------
+
 
 def essential_work(photos: list[Photo], folder: Path) -> dict[str, float]:
     """CPU ms per photo for the work no design can avoid, done bare: the floor the suite is measured against."""
@@ -156,8 +178,7 @@ def essential_work(photos: list[Photo], folder: Path) -> dict[str, float]:
                 scale = reduction(im.size)
                 im.draft("RGB", (im.size[0] // scale, im.size[1] // scale))
             im.load()
-            hashable = ImageOps.contain(ImageOps.exif_transpose(im), (HASH_SIDE, HASH_SIDE),
-                                        Image.Resampling.BILINEAR)
+            hashable = ImageOps.contain(ImageOps.exif_transpose(im), (HASH_SIDE, HASH_SIDE), Image.Resampling.BILINEAR)
             phash(hashable)
             pdq_hashes(hashable)
         target = folder / f"essential-{n}"
@@ -171,6 +192,7 @@ def essential_work(photos: list[Photo], folder: Path) -> dict[str, float]:
 
 
 # ---- the suite, as the README's run command starts it --------------------------------------------------------
+
 
 def proc_children() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
@@ -240,16 +262,23 @@ def suite_env(folder: Path, database: str) -> tuple[dict[str, str], list[str | N
     for name, (_package, prefix) in SERVICES.items():
         url, db = create_database(name, folder)
         databases.append(db)
-        env.update({f"{prefix}PORT": str(PORTS[name]), f"{prefix}DATABASE_URL": url,
-                    f"{prefix}BLOB_DIR": str(folder / "blobs")})
+        env.update(
+            {
+                f"{prefix}PORT": str(PORTS[name]),
+                f"{prefix}DATABASE_URL": url,
+                f"{prefix}BLOB_DIR": str(folder / "blobs"),
+            }
+        )
     env.update(wiring({name: f"http://127.0.0.1:{port}" for name, port in PORTS.items()}))
-    env.update({
-        "BM_MELDKAMER_SCRIPT": json.dumps(SCRIPT),
-        # Every phone has its own address, presented by the (simulated) reverse proxy in front of intake.
-        "BM_INTAKE_TRUSTED_PROXIES": '["127.0.0.1"]',
-        # Registration is done before the measured load; a low proof of work keeps that part short.
-        "BM_INTAKE_INSTALLATION_POW_BITS": "8",
-    })
+    env.update(
+        {
+            "BM_MELDKAMER_SCRIPT": json.dumps(SCRIPT),
+            # Every phone has its own address, presented by the (simulated) reverse proxy in front of intake.
+            "BM_INTAKE_TRUSTED_PROXIES": '["127.0.0.1"]',
+            # Registration is done before the measured load; a low proof of work keeps that part short.
+            "BM_INTAKE_INSTALLATION_POW_BITS": "8",
+        }
+    )
     return env, databases
 
 
@@ -262,8 +291,14 @@ def start(folder: Path, database: str, stored: int) -> Running:
             subprocess.run([sys.executable, "-m", package, "migrate"], env=env, check=True, capture_output=True)
         seed_history(env, stored)
     log = (folder / "suite.log").open("wb")
-    process = subprocess.Popen([sys.executable, str(ROOT / "dev.py"), "run"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "dev.py"), "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     running = Running(process, folder, databases)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -296,6 +331,7 @@ def start(folder: Path, database: str, stored: int) -> Running:
 
 # ---- the load -----------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Planned:
     n: int
@@ -323,8 +359,14 @@ def register(client: httpx.Client, intake: str, address: str) -> str:
 
     headers = {"X-Forwarded-For": address}
     challenge = client.post(f"{intake}/v1/installations/challenges", headers=headers).json()
-    answer = client.post(f"{intake}/v1/installations", headers=headers, json={
-        "challenge": challenge["challenge"], "solution": solve(challenge["challenge"], challenge["difficulty_bits"])})
+    answer = client.post(
+        f"{intake}/v1/installations",
+        headers=headers,
+        json={
+            "challenge": challenge["challenge"],
+            "solution": solve(challenge["challenge"], challenge["difficulty_bits"]),
+        },
+    )
     answer.raise_for_status()
     return str(answer.json()["credential"])
 
@@ -332,16 +374,25 @@ def register(client: httpx.Client, intake: str, address: str) -> str:
 def multipart(planned: Planned, run_id: str) -> tuple[bytes, str]:
     """The request body as the app sends it, built before the clock starts (the generator shares the CPU)."""
     photo = planned.photo
-    body = {"category": planned.category, "in_progress": planned.urgent,
-            "description": f"Melding {planned.n} uit de meetrun {run_id} [tp {planned.n}]",
-            "location": {"lat": photo.lat, "lon": photo.lon, "accuracy_m": 15}, "observed_at": photo.captured_at}
+    body = {
+        "category": planned.category,
+        "in_progress": planned.urgent,
+        "description": f"Melding {planned.n} uit de meetrun {run_id} [tp {planned.n}]",
+        "location": {"lat": photo.lat, "lon": photo.lon, "accuracy_m": 15},
+        "observed_at": photo.captured_at,
+    }
     boundary = f"bm-bench-{planned.n:06d}-{run_id}"
     media = "image/jpeg" if photo.kind == "jpeg" else "image/heic"
     parts = [
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"report\"\r\nContent-Type: application/json\r\n\r\n"
-        .encode() + json.dumps(body).encode() + b"\r\n",
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"{photo.path.name}\"\r\n"
-        f"Content-Type: {media}\r\n\r\n".encode() + photo.path.read_bytes() + b"\r\n",
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="report"\r\nContent-Type: application/json\r\n\r\n'
+        ).encode()
+        + json.dumps(body).encode()
+        + b"\r\n",
+        f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{photo.path.name}"\r\n'
+        f"Content-Type: {media}\r\n\r\n".encode()
+        + photo.path.read_bytes()
+        + b"\r\n",
         f"--{boundary}--\r\n".encode(),
     ]
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
@@ -355,15 +406,21 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def spread(values: list[float]) -> dict[str, float | None]:
-    return {"n": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95),
-            "p99": percentile(values, 99), "max": percentile(values, 100)}
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "max": percentile(values, 100),
+    }
 
 
 def arrivals(meldkamer: str) -> dict[str, float]:
     """When each report reached the meldkamer: keyed by bench number (opened an incident) or by reference
     (joined one as an update)."""
-    incidents = httpx.get(f"{meldkamer}/v1/incidents", params={"limit": 1000}, timeout=60,
-                          headers=meldkamer_admin({})).json()
+    incidents = httpx.get(
+        f"{meldkamer}/v1/incidents", params={"limit": 1000}, timeout=60, headers=meldkamer_admin({})
+    ).json()
     seen: dict[str, float] = {}
     for incident in incidents:
         token = TOKEN.search(incident.get("description") or "")
@@ -380,8 +437,17 @@ def run_once(args: argparse.Namespace, rate: float, photos: list[Photo], databas
     count = int(rate * args.seconds)
     rng = random.Random(int(rate * 1000) + args.seconds)
     run_id = f"{int(time.time())}"
-    planned = [Planned(n, n / rate, photos[n], rng.choice(CATEGORIES), rng.random() < args.in_progress_share,
-                       f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}") for n in range(count)]
+    planned = [
+        Planned(
+            n,
+            n / rate,
+            photos[n],
+            rng.choice(CATEGORIES),
+            rng.random() < args.in_progress_share,
+            f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}",
+        )
+        for n in range(count)
+    ]
     bodies = [multipart(p, run_id) for p in planned]
     folder = Path(tempfile.mkdtemp(prefix="bm-throughput-"))
     running = start(folder, database, args.stored)
@@ -403,8 +469,12 @@ def run_once(args: argparse.Namespace, rate: float, photos: list[Photo], databas
             item = planned[index]
             time.sleep(max(0.0, origin + item.at - time.monotonic()))
             body, content_type = bodies[index]
-            headers = {"Content-Type": content_type, "Idempotency-Key": f"tp-{run_id}-{item.n}",
-                       "X-Forwarded-For": item.address, "Installation-Credential": credentials[index]}
+            headers = {
+                "Content-Type": content_type,
+                "Idempotency-Key": f"tp-{run_id}-{item.n}",
+                "X-Forwarded-For": item.address,
+                "Installation-Credential": credentials[index],
+            }
             posted_at = time.time()
             try:
                 # A connection of its own, as every phone has.
@@ -443,8 +513,9 @@ def run_once(args: argparse.Namespace, rate: float, photos: list[Photo], databas
             count_now = len(set(seen) & keys)
             if count_now != last_count:
                 last_change, last_count = time.time(), count_now
-            urgent_there = all(f"n{a.planned.n}" in seen or a.reference in seen
-                               for a in accepted if a.reference in urgent_refs)
+            urgent_there = all(
+                f"n{a.planned.n}" in seen or a.reference in seen for a in accepted if a.reference in urgent_refs
+            )
             if urgent_there and time.time() - last_change > 10:
                 break
             time.sleep(2)
@@ -453,9 +524,10 @@ def run_once(args: argparse.Namespace, rate: float, photos: list[Photo], databas
         statuses = {}
         with httpx.Client(timeout=30) as client:
             for answer in accepted:
-                status = client.get(f"{intake}/v1/reports/{answer.report_id}",
-                                    headers={"Authorization": f"Bearer {answer.token}",
-                                             "X-Forwarded-For": answer.planned.address})
+                status = client.get(
+                    f"{intake}/v1/reports/{answer.report_id}",
+                    headers={"Authorization": f"Bearer {answer.token}", "X-Forwarded-For": answer.planned.address},
+                )
                 statuses[answer.report_id] = status.json().get("status") if status.status_code == 200 else "?"
     finally:
         running.stop()
@@ -468,9 +540,13 @@ def run_once(args: argparse.Namespace, rate: float, photos: list[Photo], databas
     window_end = max([t for t in seen.values()], default=time.time()) + 1.0
     first = min(samples, key=lambda s: abs(s[0] - started_wall))[1]
     last = min(samples, key=lambda s: abs(s[0] - window_end))[1]
-    per_service = {name: {"cpu_s": round(last[name][0] - first[name][0], 1),
-                          "peak_rss_mb": round(max(s[1][name][1] for s in samples) / 2**20)}
-                   for name in PACKAGES}
+    per_service = {
+        name: {
+            "cpu_s": round(last[name][0] - first[name][0], 1),
+            "peak_rss_mb": round(max(s[1][name][1] for s in samples) / 2**20),
+        }
+        for name in PACKAGES
+    }
     cpu_total = sum(v["cpu_s"] for v in per_service.values())
 
     def at_meldkamer(answer: Answer) -> float | None:
@@ -488,10 +564,16 @@ def run_once(args: argparse.Namespace, rate: float, photos: list[Photo], databas
         if answer.status != 202:
             errors[str(answer.status)] = errors.get(str(answer.status), 0) + 1
     return {
-        "rate": rate, "seconds": args.seconds, "database": database, "stored": args.stored,
-        "reports": count, "accepted": len(accepted), "errors": errors,
+        "rate": rate,
+        "seconds": args.seconds,
+        "database": database,
+        "stored": args.stored,
+        "reports": count,
+        "accepted": len(accepted),
+        "errors": errors,
         "accepted_per_s": round(len(accepted) / sent_seconds, 2),
-        "heic": sum(1 for p in planned if p.photo.kind == "heic"), "in_progress": sum(p.urgent for p in planned),
+        "heic": sum(1 for p in planned if p.photo.kind == "heic"),
+        "in_progress": sum(p.urgent for p in planned),
         "photo_mb": round(sum(len(b) for b, _ in bodies) / len(bodies) / 1e6, 2),
         "answer_202_ms": spread([(a.answered_at - a.posted_at) * 1000 for a in answers]),
         "to_meldkamer_ms": spread(urgent_ms + ordinary_ms),
@@ -499,7 +581,8 @@ def run_once(args: argparse.Namespace, rate: float, photos: list[Photo], databas
         "ordinary_to_meldkamer_ms": spread(ordinary_ms),
         "urgent_missing": sum(1 for a, ms in to_meldkamer if a.planned.urgent and ms is None),
         "citizen_status": outcome_counts,
-        "services": per_service, "cpu_s_total": round(cpu_total, 1),
+        "services": per_service,
+        "cpu_s_total": round(cpu_total, 1),
         "cpu_ms_per_report": round(cpu_total / max(1, len(accepted)) * 1000, 1),
         "load_generator_cpu_s": round(load_cpu, 1),
     }
@@ -507,31 +590,40 @@ def run_once(args: argparse.Namespace, rate: float, photos: list[Photo], databas
 
 def print_run(result: dict[str, Any], essential_ms: float) -> None:
     def row(label: str, s: dict[str, Any]) -> str:
-        return (f"  {label:32s} n={s['n']:4d}  p50 {s['p50']} ms  p95 {s['p95']} ms  p99 {s['p99']} ms  "
-                f"max {s['max']} ms")
+        return (
+            f"  {label:32s} n={s['n']:4d}  p50 {s['p50']} ms  p95 {s['p95']} ms  p99 {s['p99']} ms  max {s['max']} ms"
+        )
 
-    print(f"\n{result['rate']:g} reports/s for {result['seconds']:g} s on {result['database']}"
-          f"{' with ' + format(result['stored'], ',') + ' stored' if result['stored'] else ''}: "
-          f"{result['reports']} sent ({result['heic']} HEIC, {result['in_progress']} in progress, "
-          f"{result['photo_mb']} MB each), {result['accepted']} accepted ({result['accepted_per_s']}/s), "
-          f"errors {result['errors'] or 'none'}")
+    print(
+        f"\n{result['rate']:g} reports/s for {result['seconds']:g} s on {result['database']}"
+        f"{' with ' + format(result['stored'], ',') + ' stored' if result['stored'] else ''}: "
+        f"{result['reports']} sent ({result['heic']} HEIC, {result['in_progress']} in progress, "
+        f"{result['photo_mb']} MB each), {result['accepted']} accepted ({result['accepted_per_s']}/s), "
+        f"errors {result['errors'] or 'none'}"
+    )
     print(row("POST -> 202", result["answer_202_ms"]))
     print(row("202 -> meldkamer, in progress", result["in_progress_to_meldkamer_ms"]))
     print(row("202 -> meldkamer, after verdict", result["ordinary_to_meldkamer_ms"]))
-    print(f"  in progress not at the meldkamer: {result['urgent_missing']}; citizens' status: "
-          f"{result['citizen_status']}")
+    print(
+        f"  in progress not at the meldkamer: {result['urgent_missing']}; citizens' status: {result['citizen_status']}"
+    )
     print(f"  {'service':14s} {'CPU s':>7s} {'peak MB':>8s}")
     for name, figures in result["services"].items():
         print(f"  {name:14s} {figures['cpu_s']:7.1f} {figures['peak_rss_mb']:8d}")
-    print(f"  CPU per report {result['cpu_ms_per_report']} ms over all services = "
-          f"{result['cpu_ms_per_report'] / essential_ms:.2f} x the essential work ({essential_ms} ms); "
-          f"load generator {result['load_generator_cpu_s']} s")
+    print(
+        f"  CPU per report {result['cpu_ms_per_report']} ms over all services = "
+        f"{result['cpu_ms_per_report'] / essential_ms:.2f} x the essential work ({essential_ms} ms); "
+        f"load generator {result['load_generator_cpu_s']} s"
+    )
 
 
 def sustainable(result: dict[str, Any]) -> bool:
-    return (not result["errors"] and result["urgent_missing"] == 0
-            and (result["answer_202_ms"]["p99"] or 0) < 1000
-            and (result["in_progress_to_meldkamer_ms"]["p99"] or 0) < 1000)
+    return (
+        not result["errors"]
+        and result["urgent_missing"] == 0
+        and (result["answer_202_ms"]["p99"] or 0) < 1000
+        and (result["in_progress_to_meldkamer_ms"]["p99"] or 0) < 1000
+    )
 
 
 def main() -> None:
@@ -545,8 +637,11 @@ def main() -> None:
     parser.add_argument("--stored", type=int, default=0, help="earlier reports and photo hashes already stored")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder (SQLite files, logs)")
     parser.add_argument("--drain-seconds", type=float, default=240.0)
-    parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                        / "burgermelding-bench" / "photos")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "burgermelding-bench" / "photos",
+    )
     args = parser.parse_args()
     rates = [float(r) for r in args.sweep.split(",")] if args.sweep else [args.rate]
     photos = photo_pool(args.cache, int(max(rates) * args.seconds), args.heic_share)
@@ -555,9 +650,11 @@ def main() -> None:
         essential = essential_work(sample, Path(scratch))
     mix = (1 - args.heic_share) * essential["jpeg"] + args.heic_share * essential.get("heic", 0.0)
     capacity = 2 * 1000 / mix  # reports a second two cores could carry doing only the essential work
-    print(f"essential work per photo (CPU, bare, one process): JPEG {essential['jpeg']} ms, HEIC "
-          f"{essential.get('heic')} ms; the mix ({args.heic_share:.0%} HEIC) {mix:.1f} ms, so two cores allow "
-          f"{capacity:.1f} reports/s")
+    print(
+        f"essential work per photo (CPU, bare, one process): JPEG {essential['jpeg']} ms, HEIC "
+        f"{essential.get('heic')} ms; the mix ({args.heic_share:.0%} HEIC) {mix:.1f} ms, so two cores allow "
+        f"{capacity:.1f} reports/s"
+    )
     results = []
     for rate in rates:
         result = run_once(args, rate, photos, args.db)
@@ -566,13 +663,21 @@ def main() -> None:
         print_run(result, round(mix, 1))
     good = [r["rate"] for r in results if sustainable(r)]
     best = max(good, default=None)
-    summary = {"benchmark": "throughput", "essential_ms": essential, "essential_mix_ms": round(mix, 1),
-               "two_core_capacity_per_s": round(capacity, 1), "heic_share": args.heic_share,
-               "highest_sustainable_rate": best,
-               "sustainable_x_capacity": round(best / capacity, 2) if best else None, "runs": results}
+    summary = {
+        "benchmark": "throughput",
+        "essential_ms": essential,
+        "essential_mix_ms": round(mix, 1),
+        "two_core_capacity_per_s": round(capacity, 1),
+        "heic_share": args.heic_share,
+        "highest_sustainable_rate": best,
+        "sustainable_x_capacity": round(best / capacity, 2) if best else None,
+        "runs": results,
+    }
     if args.sweep:
-        print(f"\nhighest rate with 202 p99 and in-progress p99 under 1 s, no errors: {best} reports/s = "
-              f"{summary['sustainable_x_capacity']} x what two cores allow for the essential work")
+        print(
+            f"\nhighest rate with 202 p99 and in-progress p99 under 1 s, no errors: {best} reports/s = "
+            f"{summary['sustainable_x_capacity']} x what two cores allow for the essential work"
+        )
     print(json.dumps(summary))
 
 

@@ -21,11 +21,24 @@ from fastapi import FastAPI
 
 from burgermelding_shared.tracing import app_telemetry, configure_tracing
 
-SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-         "path": "/v1/categories", "raw_path": b"/v1/categories", "query_string": b"", "root_path": "",
-         "headers": [(b"host", b"intake"), (b"user-agent", b"Burgermelding/2.4"),
-                     (b"traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")],
-         "client": ("203.0.113.7", 50000), "server": ("127.0.0.1", 8001)}
+SCOPE = {
+    "type": "http",
+    "asgi": {"version": "3.0"},
+    "http_version": "1.1",
+    "method": "GET",
+    "scheme": "http",
+    "path": "/v1/categories",
+    "raw_path": b"/v1/categories",
+    "query_string": b"",
+    "root_path": "",
+    "headers": [
+        (b"host", b"intake"),
+        (b"user-agent", b"Burgermelding/2.4"),
+        (b"traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    ],
+    "client": ("203.0.113.7", 50000),
+    "server": ("127.0.0.1", 8001),
+}
 
 
 def make_app(traced: bool) -> FastAPI:
@@ -66,8 +79,10 @@ def main() -> None:
         traced.append(asyncio.run(cpu_per_request(traced_app, args.requests)))
     figures = {"plain_us": round(min(plain), 1), "traced_us": round(min(traced), 1)}
     figures["span_cost_us"] = round(figures["traced_us"] - figures["plain_us"], 1)
-    print(f"CPU per request: {figures['plain_us']} us without a span, {figures['traced_us']} us with, "
-          f"{figures['span_cost_us']} us for the span")
+    print(
+        f"CPU per request: {figures['plain_us']} us without a span, {figures['traced_us']} us with, "
+        f"{figures['span_cost_us']} us for the span"
+    )
     print(json.dumps(figures))
 
 

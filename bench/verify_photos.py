@@ -65,10 +65,13 @@ def per_photo(count: int) -> dict[str, float]:
         now = datetime.now(UTC)
         claim = Claim(observed_at=now, received_at=now, lat=52.09, lon=5.12, accuracy_m=10)
         # As the suite runs it (pixels from intake's display copy), and without one (the original decoded).
-        jobs = [PhotoJob(BlobStoreConfig(folder), f"p{i}", d, claim, 50_000_000, 24, 500, display)
-                for i, (d, display) in enumerate(zip(digests, displays, strict=True))]
-        fallback_jobs = [PhotoJob(BlobStoreConfig(folder), f"p{i}", d, claim, 50_000_000, 24, 500)
-                         for i, d in enumerate(digests)]
+        jobs = [
+            PhotoJob(BlobStoreConfig(folder), f"p{i}", d, claim, 50_000_000, 24, 500, display)
+            for i, (d, display) in enumerate(zip(digests, displays, strict=True))
+        ]
+        fallback_jobs = [
+            PhotoJob(BlobStoreConfig(folder), f"p{i}", d, claim, 50_000_000, 24, 500) for i, d in enumerate(digests)
+        ]
         analyse_photo(jobs[0])  # warm-up: imports, first allocations
         bare_reduced_decode(photos[0])
         bare, full, fallback = [], [], []
@@ -84,9 +87,13 @@ def per_photo(count: int) -> dict[str, float]:
                 analyse_photo(fallback_job)
                 fallback.append(time.perf_counter() - t)
     b, f, o = (statistics.median(v) * 1000 for v in (bare, full, fallback))
-    return {"photo_mb": round(statistics.mean(len(p) for p in photos) / 1e6, 2), "bare_reduced_decode_ms": round(b, 1),
-            "verification_ms": round(f, 1), "ratio": round(f / b, 2),
-            "verification_without_display_copy_ms": round(o, 1)}
+    return {
+        "photo_mb": round(statistics.mean(len(p) for p in photos) / 1e6, 2),
+        "bare_reduced_decode_ms": round(b, 1),
+        "verification_ms": round(f, 1),
+        "ratio": round(f / b, 2),
+        "verification_without_display_copy_ms": round(o, 1),
+    }
 
 
 def display_copy(folder: Path, data: bytes) -> bytes:
@@ -121,10 +128,13 @@ def search(millions: float, queries: int = 200) -> dict[str, float]:
         index.phash.within(code, Thresholds().phash_candidate)
         timings.append(time.perf_counter() - t)
     timings.sort()
-    return {"stored": n, "p50_ms": round(timings[len(timings) // 2] * 1000, 3),
-            "p99_ms": round(timings[int(len(timings) * 0.99)] * 1000, 3),
-            "memory_mb_per_million": round(memory / millions / 1e6, 1),
-            "index_bytes_per_million": round(index.memory_bytes() / millions)}
+    return {
+        "stored": n,
+        "p50_ms": round(timings[len(timings) // 2] * 1000, 3),
+        "p99_ms": round(timings[int(len(timings) * 0.99)] * 1000, 3),
+        "memory_mb_per_million": round(memory / millions / 1e6, 1),
+        "index_bytes_per_million": round(index.memory_bytes() / millions),
+    }
 
 
 def pdq_search(queries: int = 50) -> dict[str, float]:
@@ -149,18 +159,21 @@ def main() -> None:
     photo = per_photo(args.photos)
     searches = {f"{m:g}M": search(m) for m in args.millions}
     pdq = pdq_search()
-    print(json.dumps({"benchmark": "verification", "per_photo": photo, "phash_search": searches,
-                      "pdq_search_1M": pdq}))
+    print(json.dumps({"benchmark": "verification", "per_photo": photo, "phash_search": searches, "pdq_search_1M": pdq}))
     print(f"\nper photo (12 MP JPEG, {photo['photo_mb']} MB, median of {3 * args.photos})")
     print(f"  bare reduced decode   {photo['bare_reduced_decode_ms']:8.1f} ms")
-    print(f"  verification          {photo['verification_ms']:8.1f} ms   ratio {photo['ratio']:.2f} (target <= 1.5), "
-          "pixels from intake's display copy")
+    print(
+        f"  verification          {photo['verification_ms']:8.1f} ms   ratio {photo['ratio']:.2f} (target <= 1.5), "
+        "pixels from intake's display copy"
+    )
     print(f"  without a display copy {photo['verification_without_display_copy_ms']:7.1f} ms   (the original decoded)")
     print("\nnear-duplicate search, one pHash query, radius 12")
     print(f"  {'stored':>12s} {'p50 ms':>8s} {'p99 ms':>8s} {'MB/million (RSS)':>17s} {'index B/million':>16s}")
     for row in searches.values():
-        print(f"  {row['stored']:12,d} {row['p50_ms']:8.3f} {row['p99_ms']:8.3f} {row['memory_mb_per_million']:17.1f}"
-              f" {row['index_bytes_per_million']:16,.0f}")
+        print(
+            f"  {row['stored']:12,d} {row['p50_ms']:8.3f} {row['p99_ms']:8.3f} {row['memory_mb_per_million']:17.1f}"
+            f" {row['index_bytes_per_million']:16,.0f}"
+        )
     print(f"\nPDQ, 8 variants against 1,000,000 stored, radius 50: p50 {pdq['p50_ms']} ms")
 
 

@@ -31,8 +31,12 @@ def main() -> None:
     for name, field in ServiceSettings.model_fields.items():
         if name not in ("service_name", "port"):
             print(f"| `{name.upper()}` | `{shown(field)}` | {field.description or ''} |")
-    for cls, prefix in [(IntakeSettings, "BM_INTAKE_"), (VerificationSettings, "BM_VERIFICATION_"),
-                        (BridgeSettings, "BM_BRIDGE_"), (MeldkamerSettings, "BM_MELDKAMER_")]:
+    for cls, prefix in [
+        (IntakeSettings, "BM_INTAKE_"),
+        (VerificationSettings, "BM_VERIFICATION_"),
+        (BridgeSettings, "BM_BRIDGE_"),
+        (MeldkamerSettings, "BM_MELDKAMER_"),
+    ]:
         print(f"\n`{prefix}*` only:\n\n| setting | default | meaning |\n|---|---|---|")
         for name, field in cls.model_fields.items():
             if name not in common:

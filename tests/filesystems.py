@@ -44,8 +44,9 @@ def small_filesystem(path: Path, size_mb: int) -> Iterator[Path]:
             pytest.fail(f"{message} (BM_TEST_REQUIRE_MOUNT is set)")
         pytest.skip(message)
     path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", str(path)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:  # this machine can mount: that it did not is a failure, not a reason to skip
         pytest.fail(f"mounting a {size_mb} MB tmpfs at {path} failed: {mounted.stderr.strip()}")
     try:

@@ -10,9 +10,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 
-def make_jpeg(width: int = 640, height: int = 480, color: tuple[int, int, int] = (40, 120, 200),
-              exif: dict[int, Any] | None = None, exif_ifd: dict[int, Any] | None = None,
-              gps: dict[int, Any] | None = None, quality: int = 90, pattern: int = 0) -> bytes:
+def make_jpeg(
+    width: int = 640,
+    height: int = 480,
+    color: tuple[int, int, int] = (40, 120, 200),
+    exif: dict[int, Any] | None = None,
+    exif_ifd: dict[int, Any] | None = None,
+    gps: dict[int, Any] | None = None,
+    quality: int = 90,
+    pattern: int = 0,
+) -> bytes:
     """A real JPEG written by Pillow, with real EXIF. `pattern` draws distinct content so hashes differ."""
     from PIL import Image, ImageDraw
 
@@ -53,9 +60,13 @@ def gps_tags(lat: float, lon: float) -> dict[int, Any]:
 
 
 def report_json(**overrides: Any) -> dict[str, Any]:
-    body = {"category": "burglary", "description": "Twee mannen bij de achterdeur",
-            "location": {"lat": 52.0907, "lon": 5.1214}, "observed_at": datetime.now(UTC).isoformat(),
-            "in_progress": False}
+    body = {
+        "category": "burglary",
+        "description": "Twee mannen bij de achterdeur",
+        "location": {"lat": 52.0907, "lon": 5.1214},
+        "observed_at": datetime.now(UTC).isoformat(),
+        "in_progress": False,
+    }
     body.update(overrides)
     return body
 
@@ -65,10 +76,13 @@ def report_parts(body: Any, photos: Sequence[bytes | tuple[str, bytes, str]] = (
     sent as it is; None for none), then its photos, each bytes (a JPEG) or (file name, bytes, content type)."""
     parts: list[tuple[str, Any]] = []
     if body is not None:
-        parts.append(("report", (None, body if isinstance(body, (str, bytes)) else json.dumps(body),
-                                 "application/json")))
-    parts += [("photos", photo if isinstance(photo, tuple) else (f"photo{n}.jpg", photo, "image/jpeg"))
-              for n, photo in enumerate(photos)]
+        parts.append(
+            ("report", (None, body if isinstance(body, (str, bytes)) else json.dumps(body), "application/json"))
+        )
+    parts += [
+        ("photos", photo if isinstance(photo, tuple) else (f"photo{n}.jpg", photo, "image/jpeg"))
+        for n, photo in enumerate(photos)
+    ]
     return parts
 
 
@@ -77,11 +91,13 @@ def redeeming(challenge: dict[str, Any]) -> dict[str, str]:
     solves it."""
     from report_intake.installations.registration import solve
 
-    return {"challenge": challenge["challenge"], "solution": solve(challenge["challenge"], challenge["difficulty_bits"])}
+    return {
+        "challenge": challenge["challenge"],
+        "solution": solve(challenge["challenge"], challenge["difficulty_bits"]),
+    }
 
 
-def register_installation_at(intake_url: str, address: str | None = None,
-                             client: Any = None) -> dict[str, Any]:
+def register_installation_at(intake_url: str, address: str | None = None, client: Any = None) -> dict[str, Any]:
     """Register an app installation with a running intake over HTTP (challenge, proof of work, redeem), from
     `address` as the proxy says (X-Forwarded-For): the answer, with its credential and installation id."""
     import httpx
@@ -134,39 +150,74 @@ def sign_with_content_credentials(jpeg: bytes) -> bytes:
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     def name(common_name: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Burgermelding test")])
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Burgermelding test"),
+            ]
+        )
 
     def usage(signer: bool) -> x509.KeyUsage:
-        return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                             data_encipherment=False, key_agreement=False, key_cert_sign=not signer,
-                             crl_sign=not signer, encipher_only=False, decipher_only=False)
+        return x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=not signer,
+            crl_sign=not signer,
+            encipher_only=False,
+            decipher_only=False,
+        )
 
     now = dt.datetime.now(dt.UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
 
     def certificate(subject: str, public_key: Any, signer: bool) -> x509.CertificateBuilder:
-        return (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name("Test CA"))
-                .public_key(public_key).serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
-                .add_extension(x509.BasicConstraints(ca=not signer, path_length=None), critical=True)
-                .add_extension(usage(signer), critical=True)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False))
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name("Test CA"))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=not signer, path_length=None), critical=True)
+            .add_extension(usage(signer), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        )
 
     ca = certificate("Test CA", ca_key.public_key(), signer=False).sign(ca_key, hashes.SHA256())
-    leaf = (certificate("Test camera", key.public_key(), signer=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    leaf = (
+        certificate("Test camera", key.public_key(), signer=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, ca))
-    private_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg=b"es256", sign_cert=chain, private_key=private_key,
-                                                       ta_url=None))
-    manifest = {"claim_generator_info": [{"name": "burgermelding-tests", "version": "1"}], "format": "image/jpeg",
-                "assertions": [{"label": "c2pa.actions", "data": {"actions": [{
-                    "action": "c2pa.created",
-                    "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"}]}}]}
+    private_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    signer = c2pa.Signer.from_info(
+        c2pa.C2paSignerInfo(alg=b"es256", sign_cert=chain, private_key=private_key, ta_url=None)
+    )
+    manifest = {
+        "claim_generator_info": [{"name": "burgermelding-tests", "version": "1"}],
+        "format": "image/jpeg",
+        "assertions": [
+            {
+                "label": "c2pa.actions",
+                "data": {
+                    "actions": [
+                        {
+                            "action": "c2pa.created",
+                            "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture",
+                        }
+                    ]
+                },
+            }
+        ],
+    }
     out = io.BytesIO()
     with c2pa.Builder(json.dumps(manifest)) as builder:
         builder.sign(signer, "image/jpeg", io.BytesIO(jpeg), out)
@@ -184,8 +235,15 @@ def camera_exif(lat: float, lon: float, when: datetime, make: str = "Google", mo
     return tags.tobytes()
 
 
-def phone_photo(seed: int, lat: float, lon: float, when: datetime | None = None,
-                size: tuple[int, int] = (1600, 1200), noise: float = 6.0, quality: int = 90) -> bytes:
+def phone_photo(
+    seed: int,
+    lat: float,
+    lon: float,
+    when: datetime | None = None,
+    size: tuple[int, int] = (1600, 1200),
+    noise: float = 6.0,
+    quality: int = 90,
+) -> bytes:
     """A photo as a phone sends it: a scene of its own (so no two are duplicates), sensor-like noise (so it
     compresses and decodes like a real photo, not like a flat synthetic one) and real camera EXIF with GPS."""
     import numpy as np
@@ -198,7 +256,7 @@ def phone_photo(seed: int, lat: float, lon: float, when: datetime | None = None,
     tile = rng.normal(0.0, noise, (256, 256, 3)).astype(np.int16)
     reps = (size[1] // 256 + 2, size[0] // 256 + 2, 1)
     dy, dx = (int(v) for v in rng.integers(0, 256, 2))
-    grain = np.tile(tile, reps)[dy:dy + size[1], dx:dx + size[0]]
+    grain = np.tile(tile, reps)[dy : dy + size[1], dx : dx + size[0]]
     image = Image.fromarray(np.clip(scene + grain, 0, 255).astype(np.uint8))
     return jpeg_bytes(image, quality=quality, exif=camera_exif(lat, lon, when or datetime.now(UTC)))
 
@@ -213,6 +271,11 @@ def heic_photo(jpeg: bytes, lat: float, lon: float, when: datetime | None = None
     register_heif_opener()
     out = io.BytesIO()
     with Image.open(io.BytesIO(jpeg)) as im:
-        im.save(out, "HEIF", quality=55, exif=camera_exif(lat, lon, when or datetime.now(UTC), "Apple", model),
-                enc_params={"preset": "ultrafast"})
+        im.save(
+            out,
+            "HEIF",
+            quality=55,
+            exif=camera_exif(lat, lon, when or datetime.now(UTC), "Apple", model),
+            enc_params={"preset": "ultrafast"},
+        )
     return out.getvalue()

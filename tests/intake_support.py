@@ -11,8 +11,13 @@ from report_intake.models import Photo, Report, TimelineEntry, idempotency_keys,
 from tests.helpers import redeeming, report_parts
 
 
-async def post_report(intake: Any, body: Any, photos: list[tuple[str, bytes, str]] | None = None,
-                      key: str | None = "key-0000001", headers: dict[str, str] | None = None) -> Any:
+async def post_report(
+    intake: Any,
+    body: Any,
+    photos: list[tuple[str, bytes, str]] | None = None,
+    key: str | None = "key-0000001",
+    headers: dict[str, str] | None = None,
+) -> Any:
     files = report_parts(body, photos or []) or [("other", (None, "x", "text/plain"))]
     all_headers = {**({"Idempotency-Key": key} if key else {}), **(headers or {})}
     return await intake.client.post("/v1/reports", files=files, headers=all_headers)

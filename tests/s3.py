@@ -24,24 +24,35 @@ class S3Server:
     def client(self) -> object:
         return self.boto("s3")
 
-    def boto(self, service: str, s3_access_key_id: str = ACCESS_KEY,
-             s3_secret_access_key: str = SECRET_KEY) -> object:
+    def boto(self, service: str, s3_access_key_id: str = ACCESS_KEY, s3_secret_access_key: str = SECRET_KEY) -> object:
         """A boto3 client of this server (for setting up tests, never used by the services)."""
         import boto3
 
-        return boto3.client(service, endpoint_url=self.url, region_name=REGION, aws_access_key_id=s3_access_key_id,
-                            aws_secret_access_key=s3_secret_access_key)
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=s3_access_key_id,
+            aws_secret_access_key=s3_secret_access_key,
+        )
 
     def new_bucket(self) -> str:
         bucket = f"photos-{uuid.uuid4().hex[:12]}"
-        self.client().create_bucket(Bucket=bucket,  # type: ignore[attr-defined]
-                                    CreateBucketConfiguration={"LocationConstraint": REGION})
+        self.client().create_bucket(
+            Bucket=bucket,  # type: ignore[attr-defined]
+            CreateBucketConfiguration={"LocationConstraint": REGION},
+        )
         return bucket
 
     def settings(self, bucket: str) -> dict[str, str]:
         """The store's settings, as keyword arguments of a service's settings class."""
-        return {"s3_bucket": bucket, "s3_endpoint_url": self.url, "s3_region": REGION,
-                "s3_access_key_id": ACCESS_KEY, "s3_secret_access_key": SECRET_KEY}
+        return {
+            "s3_bucket": bucket,
+            "s3_endpoint_url": self.url,
+            "s3_region": REGION,
+            "s3_access_key_id": ACCESS_KEY,
+            "s3_secret_access_key": SECRET_KEY,
+        }
 
     def env(self, prefix: str, bucket: str) -> dict[str, str]:
         return {f"{prefix}{name.upper()}": value for name, value in self.settings(bucket).items()}
@@ -52,8 +63,12 @@ class S3Server:
 
 def start_s3_server() -> S3Server:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -79,9 +79,13 @@ SCALE = max(1, int(os.environ.get("BM_FUZZ_SCALE", "1")))
 def fuzz_settings(examples: int) -> settings:
     # The data is large and varied on purpose (whole files): Hypothesis's size and speed health checks would
     # only tell us so. No database: a failure is reproduced by the derandomized run itself.
-    return settings(max_examples=examples * SCALE, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.large_base_example])
+    return settings(
+        max_examples=examples * SCALE,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+    )
 
 
 def fuzz(examples: int) -> Callable[[Any], Any]:
@@ -126,8 +130,21 @@ class Sample:
 # --- EXIF from a model in which every field may lie --------------------------------------------------------
 
 BYTE, ASCII, SHORT, LONG, RATIONAL, SBYTE, UNDEFINED, SSHORT, SLONG, SRATIONAL, FLOAT, DOUBLE = range(1, 13)
-UNIT = {BYTE: 1, ASCII: 1, SHORT: 2, LONG: 4, RATIONAL: 8, SBYTE: 1, UNDEFINED: 1, SSHORT: 2, SLONG: 4,
-        SRATIONAL: 8, FLOAT: 4, DOUBLE: 8, 13: 4}
+UNIT = {
+    BYTE: 1,
+    ASCII: 1,
+    SHORT: 2,
+    LONG: 4,
+    RATIONAL: 8,
+    SBYTE: 1,
+    UNDEFINED: 1,
+    SSHORT: 2,
+    SLONG: 4,
+    SRATIONAL: 8,
+    FLOAT: 4,
+    DOUBLE: 8,
+    13: 4,
+}
 MAKE, MODEL, ORIENTATION, SOFTWARE, DATETIME = 0x010F, 0x0110, 0x0112, 0x0131, 0x0132
 THUMB_OFFSET, THUMB_LENGTH = 0x0201, 0x0202
 DATETIME_ORIGINAL, OFFSET_ORIGINAL, PIXEL_X, PIXEL_Y = 0x9003, 0x9011, 0xA002, 0xA003
@@ -192,8 +209,9 @@ class ExifModel:
 
     def tiff(self) -> bytes:
         o = self.order
-        names = ["ifd0"] + [n for n in ("exif", "gps", "ifd1") if getattr(self, n) or
-                            (n == "ifd1" and self.thumbnail is not None)]
+        names = ["ifd0"] + [
+            n for n in ("exif", "gps", "ifd1") if getattr(self, n) or (n == "ifd1" and self.thumbnail is not None)
+        ]
         entries = {n: list(getattr(self, n)) for n in names}
         # The links between the blocks: placeholders until the layout is known (a LONG never moves the layout).
         links = {"exif": 0x8769, "gps": 0x8825}
@@ -218,16 +236,20 @@ class ExifModel:
             where = pointers.get(name, "ok")
             return honest + 1 if where == "odd" else hostile.get(where, honest)
 
-        resolved = {0x8769: target("exif", offsets.get("exif", 0)), 0x8825: target("gps", offsets.get("gps", 0)),
-                    THUMB_OFFSET: target("thumbnail", thumbnail_at),
-                    THUMB_LENGTH: self.thumbnail_length if self.thumbnail_length is not None
-                    else len(self.thumbnail or b"")}
+        resolved = {
+            0x8769: target("exif", offsets.get("exif", 0)),
+            0x8825: target("gps", offsets.get("gps", 0)),
+            THUMB_OFFSET: target("thumbnail", thumbnail_at),
+            THUMB_LENGTH: self.thumbnail_length if self.thumbnail_length is not None else len(self.thumbnail or b""),
+        }
         counts = dict(self.entry_counts)
         out = bytearray((b"II*\x00" if o == "<" else b"MM\x00*") + struct.pack(o + "I", 8))
         for name in names:
             assert len(out) == offsets[name]
-            es = sorted((replace(e, values=(resolved[e.tag],)) if e.values is LINK else e for e in entries[name]),
-                        key=lambda e: e.tag)
+            es = sorted(
+                (replace(e, values=(resolved[e.tag],)) if e.values is LINK else e for e in entries[name]),
+                key=lambda e: e.tag,
+            )
             data_at = offsets[name] + 2 + 12 * len(es) + 4
             head, data = bytearray(struct.pack(o + "H", counts.get(name, len(es)) & 0xFFFF)), bytearray()
             for e in es:
@@ -273,13 +295,28 @@ def camera_model(thumbnail_depth: int = 1) -> ExifModel:
     """What a phone writes: make, model, firmware, orientation, times with an offset, size, GPS with accuracy
     and time, and a thumbnail (which here holds one of its own)."""
     return ExifModel(
-        ifd0=(text(MAKE, "Google"), text(MODEL, "Pixel 8"), short(ORIENTATION, 6), text(SOFTWARE, "HDR+ 1.0"),
-              text(DATETIME, exif_time(WHEN))),
-        exif=(text(DATETIME_ORIGINAL, exif_time(WHEN)), text(OFFSET_ORIGINAL, "+00:00"),
-              Entry(PIXEL_X, LONG, "I", (96,)), Entry(PIXEL_Y, LONG, "I", (72,))),
-        gps=(text(GPS_LAT_REF, "N"), rationals(GPS_LAT, *dms(CLAIM_LAT)), text(GPS_LON_REF, "E"),
-             rationals(GPS_LON, *dms(CLAIM_LON)), rationals(GPS_TIMESTAMP, (9, 1), (26, 1), (53, 1)),
-             text(GPS_DATESTAMP, "2025:03:14"), rationals(GPS_H_ERROR, (5, 1))),
+        ifd0=(
+            text(MAKE, "Google"),
+            text(MODEL, "Pixel 8"),
+            short(ORIENTATION, 6),
+            text(SOFTWARE, "HDR+ 1.0"),
+            text(DATETIME, exif_time(WHEN)),
+        ),
+        exif=(
+            text(DATETIME_ORIGINAL, exif_time(WHEN)),
+            text(OFFSET_ORIGINAL, "+00:00"),
+            Entry(PIXEL_X, LONG, "I", (96,)),
+            Entry(PIXEL_Y, LONG, "I", (72,)),
+        ),
+        gps=(
+            text(GPS_LAT_REF, "N"),
+            rationals(GPS_LAT, *dms(CLAIM_LAT)),
+            text(GPS_LON_REF, "E"),
+            rationals(GPS_LON, *dms(CLAIM_LON)),
+            rationals(GPS_TIMESTAMP, (9, 1), (26, 1), (53, 1)),
+            text(GPS_DATESTAMP, "2025:03:14"),
+            rationals(GPS_H_ERROR, (5, 1)),
+        ),
         ifd1=(short(0x0103, 6),),  # Compression: JPEG
         thumbnail=nested_thumbnail(thumbnail_depth),
     )
@@ -294,34 +331,98 @@ def one_in(n: int, draw: st.DrawFn) -> bool:
 # The values that break parsers: zero, one, the edges of 16, 31 and 32 bits.
 EDGE_INTS = [0, 1, 2, 59, 60, 3600, 2**15, 2**16 - 1, 2**31 - 1, 2**31, 2**32 - 1]
 u32 = st.one_of(st.sampled_from(EDGE_INTS), st.integers(0, 2**32 - 1))
-HOSTILE_DATES = ["0001:01:01 00:00:00", "0001:01:01 13:59:59", "9999:12:31 23:59:59", "9999:12:31 10:00:00",
-                 "2025:02:30 12:00:00", "2025:13:01 00:00:00", "1970:01:01 00:00:00", "2025:03:14 24:00:00",
-                 "    :  :     :  :  ", "2025:03:14", "0001:01:01", "9999:12:31", "",
-                 "2025:03:14 09:26:53.123+01:00"]
+HOSTILE_DATES = [
+    "0001:01:01 00:00:00",
+    "0001:01:01 13:59:59",
+    "9999:12:31 23:59:59",
+    "9999:12:31 10:00:00",
+    "2025:02:30 12:00:00",
+    "2025:13:01 00:00:00",
+    "1970:01:01 00:00:00",
+    "2025:03:14 24:00:00",
+    "    :  :     :  :  ",
+    "2025:03:14",
+    "0001:01:01",
+    "9999:12:31",
+    "",
+    "2025:03:14 09:26:53.123+01:00",
+]
 # Dates and offsets in EXIF's own form, the edges of the calendar first: datetime stops at years 1 and 9999.
-exif_dates = st.builds("{:04d}:{:02d}:{:02d} {:02d}:{:02d}:{:02d}".format,
-                       st.one_of(st.sampled_from([1, 2, 1970, 2025, 9998, 9999]), st.integers(0, 9999)),
-                       st.one_of(st.sampled_from([1, 12]), st.integers(0, 13)),
-                       st.one_of(st.sampled_from([1, 31]), st.integers(0, 32)), st.integers(0, 25),
-                       st.integers(0, 61), st.integers(0, 61))
+exif_dates = st.builds(
+    "{:04d}:{:02d}:{:02d} {:02d}:{:02d}:{:02d}".format,
+    st.one_of(st.sampled_from([1, 2, 1970, 2025, 9998, 9999]), st.integers(0, 9999)),
+    st.one_of(st.sampled_from([1, 12]), st.integers(0, 13)),
+    st.one_of(st.sampled_from([1, 31]), st.integers(0, 32)),
+    st.integers(0, 25),
+    st.integers(0, 61),
+    st.integers(0, 61),
+)
 exif_offsets = st.builds("{}{:02d}:{:02d}".format, st.sampled_from("+- "), st.integers(0, 99), st.integers(0, 99))
 HOSTILE_OFFSETS = ["+14:00", "-14:00", "+99:99", "+1:00", "++1:00", "-00:00", "+14:59", "x", "+٠١:٠٠"]
 # The kind of value each tag that verification reads normally has.
-NATURAL_KIND = {MAKE: "text", MODEL: "text", SOFTWARE: "text", ORIENTATION: "shorts", DATETIME: "date",
-                DATETIME_ORIGINAL: "date", OFFSET_ORIGINAL: "offset", PIXEL_X: "longs", PIXEL_Y: "longs",
-                GPS_LAT_REF: "text", GPS_LON_REF: "text", GPS_LAT: "rationals", GPS_LON: "rationals",
-                GPS_TIMESTAMP: "rationals", GPS_DATESTAMP: "date", GPS_H_ERROR: "rationals"}
-HOSTILE_TAGS = [MAKE, MODEL, ORIENTATION, SOFTWARE, DATETIME, DATETIME_ORIGINAL, OFFSET_ORIGINAL, PIXEL_X, PIXEL_Y,
-                GPS_LAT_REF, GPS_LAT, GPS_LON_REF, GPS_LON, GPS_TIMESTAMP, GPS_DATESTAMP, GPS_H_ERROR, 0x8769,
-                0x8825, THUMB_OFFSET, THUMB_LENGTH, 0x927C, 0xA005, 0x0000, 0xFFFF]
+NATURAL_KIND = {
+    MAKE: "text",
+    MODEL: "text",
+    SOFTWARE: "text",
+    ORIENTATION: "shorts",
+    DATETIME: "date",
+    DATETIME_ORIGINAL: "date",
+    OFFSET_ORIGINAL: "offset",
+    PIXEL_X: "longs",
+    PIXEL_Y: "longs",
+    GPS_LAT_REF: "text",
+    GPS_LON_REF: "text",
+    GPS_LAT: "rationals",
+    GPS_LON: "rationals",
+    GPS_TIMESTAMP: "rationals",
+    GPS_DATESTAMP: "date",
+    GPS_H_ERROR: "rationals",
+}
+HOSTILE_TAGS = [
+    MAKE,
+    MODEL,
+    ORIENTATION,
+    SOFTWARE,
+    DATETIME,
+    DATETIME_ORIGINAL,
+    OFFSET_ORIGINAL,
+    PIXEL_X,
+    PIXEL_Y,
+    GPS_LAT_REF,
+    GPS_LAT,
+    GPS_LON_REF,
+    GPS_LON,
+    GPS_TIMESTAMP,
+    GPS_DATESTAMP,
+    GPS_H_ERROR,
+    0x8769,
+    0x8825,
+    THUMB_OFFSET,
+    THUMB_LENGTH,
+    0x927C,
+    0xA005,
+    0x0000,
+    0xFFFF,
+]
 
 
 @st.composite
 def hostile_value(draw: st.DrawFn, tag: int) -> Entry:
     """An entry for `tag`: half the time of the tag's own kind with absurd values (a date in year 1, a rational
     over zero), else of any type; its count lies now and then."""
-    kinds = ["text", "date", "offset", "rationals", "srationals", "shorts", "longs", "floats", "doubles", "raw",
-             "bad_type"]
+    kinds = [
+        "text",
+        "date",
+        "offset",
+        "rationals",
+        "srationals",
+        "shorts",
+        "longs",
+        "floats",
+        "doubles",
+        "raw",
+        "bad_type",
+    ]
     own = NATURAL_KIND.get(tag)
     kind = own if own is not None and draw(st.booleans()) else draw(st.sampled_from(kinds))
     n = draw(st.integers(0, 4)) if kind != own or kind not in ("rationals", "srationals") else 3
@@ -333,17 +434,30 @@ def hostile_value(draw: st.DrawFn, tag: int) -> Entry:
         entry = text(tag, draw(st.one_of(st.sampled_from(HOSTILE_OFFSETS), exif_offsets)))
     elif kind in ("rationals", "srationals"):
         pairs = draw(st.lists(st.tuples(u32, u32), min_size=n, max_size=n))
-        entry = Entry(tag, RATIONAL if kind == "rationals" else SRATIONAL, f"{2 * n}I",
-                      tuple(v for pair in pairs for v in pair))
+        entry = Entry(
+            tag, RATIONAL if kind == "rationals" else SRATIONAL, f"{2 * n}I", tuple(v for pair in pairs for v in pair)
+        )
     elif kind == "shorts":
-        entry = Entry(tag, draw(st.sampled_from([SHORT, SSHORT])), f"{n}H",
-                      tuple(draw(st.lists(st.integers(0, 2**16 - 1), min_size=n, max_size=n))))
+        entry = Entry(
+            tag,
+            draw(st.sampled_from([SHORT, SSHORT])),
+            f"{n}H",
+            tuple(draw(st.lists(st.integers(0, 2**16 - 1), min_size=n, max_size=n))),
+        )
     elif kind == "longs":
-        entry = Entry(tag, draw(st.sampled_from([LONG, SLONG])), f"{n}I",
-                      tuple(draw(st.lists(u32, min_size=n, max_size=n))))
+        entry = Entry(
+            tag, draw(st.sampled_from([LONG, SLONG])), f"{n}I", tuple(draw(st.lists(u32, min_size=n, max_size=n)))
+        )
     elif kind in ("floats", "doubles"):
-        values = tuple(draw(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32 if kind == "floats"
-                                               else 64), min_size=n, max_size=n)))
+        values = tuple(
+            draw(
+                st.lists(
+                    st.floats(allow_nan=True, allow_infinity=True, width=32 if kind == "floats" else 64),
+                    min_size=n,
+                    max_size=n,
+                )
+            )
+        )
         entry = Entry(tag, FLOAT if kind == "floats" else DOUBLE, f"{n}{'f' if kind == 'floats' else 'd'}", values)
     elif kind == "raw":
         entry = Entry(tag, draw(st.sampled_from([BYTE, UNDEFINED, SBYTE])), "", draw(st.binary(max_size=40)))
@@ -375,8 +489,10 @@ def hostile_exif(draw: st.DrawFn, one_field_in: int = 4) -> tuple[str, ExifModel
         entry = draw(hostile_value(tag))
         kept = tuple(e for e in getattr(model, ifd) if e.tag != tag)
         model = replace(model, **{ifd: (*kept, entry)})
-        notes.append(f"{ifd}[{tag:#06x}]={entry.type}:{entry.values!r:.40}"
-                     + (f" count={entry.count}" if entry.count is not None else ""))
+        notes.append(
+            f"{ifd}[{tag:#06x}]={entry.type}:{entry.values!r:.40}"
+            + (f" count={entry.count}" if entry.count is not None else "")
+        )
     if one_in(4, draw):
         pointer = draw(st.sampled_from(["exif", "gps", "ifd1", "thumbnail"]))
         where = draw(st.sampled_from(["past_end", "loop", "zero", "odd", "huge"]))
@@ -396,6 +512,7 @@ def hostile_exif(draw: st.DrawFn, one_field_in: int = 4) -> tuple[str, ExifModel
 
 # --- whole files: JPEG, PNG, WebP and their structural damage ------------------------------------------------
 
+
 def png_chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
     crc = zlib.crc32(kind + data) & 0xFFFFFFFF if crc is None else crc
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
@@ -408,8 +525,13 @@ def plain_png(width: int = 48, height: int = 36) -> bytes:
     return buffer.getvalue()
 
 
-def png_with(exif: bytes | None = None, width: int | None = None, height: int | None = None,
-             extra: bytes = b"", base: tuple[int, int] = (48, 36)) -> bytes:
+def png_with(
+    exif: bytes | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    extra: bytes = b"",
+    base: tuple[int, int] = (48, 36),
+) -> bytes:
     """The plain PNG with an eXIf chunk, other chunks and/or an IHDR claiming another size (CRC made right,
     so the claim is what gets checked, not the checksum)."""
     data = plain_png(*base)
@@ -427,7 +549,7 @@ def jpeg_segments(data: bytes) -> list[tuple[int, int]]:
     found, at = [], 2
     while at + 4 <= len(data) and data[at] == 0xFF and data[at + 1] not in (0xD9, 0xDA):
         found.append((at, data[at + 1]))
-        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
     return found
 
 
@@ -437,12 +559,18 @@ def jpeg_claiming(data: bytes, width: int, height: int) -> bytes:
     out = bytearray(data)
     for at, marker in jpeg_segments(data):
         if marker in (0xC0, 0xC1, 0xC2):
-            out[at + 5:at + 9] = struct.pack(">HH", height, width)
+            out[at + 5 : at + 9] = struct.pack(">HH", height, width)
     return bytes(out)
 
 
-MAGIC = {"jpeg": b"\xff\xd8\xff\xe0", "png": b"\x89PNG\r\n\x1a\n", "webp": b"RIFF\x00\x10\x00\x00WEBPVP8 ",
-         "heic": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "gif": b"GIF89a", "pdf": b"%PDF-1.7\n"}
+MAGIC = {
+    "jpeg": b"\xff\xd8\xff\xe0",
+    "png": b"\x89PNG\r\n\x1a\n",
+    "webp": b"RIFF\x00\x10\x00\x00WEBPVP8 ",
+    "heic": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic",
+    "gif": b"GIF89a",
+    "pdf": b"%PDF-1.7\n",
+}
 
 
 @st.composite
@@ -454,24 +582,38 @@ def byte_damage(draw: st.DrawFn, data: bytes, focus: tuple[int, int] = (0, 600))
         if not data:
             break
         start = min(focus[0], len(data) - 1)
-        at = draw(st.one_of(st.integers(start, max(start, min(len(data), focus[1]) - 1)),
-                            st.integers(0, len(data) - 1)))
+        at = draw(
+            st.one_of(st.integers(start, max(start, min(len(data), focus[1]) - 1)), st.integers(0, len(data) - 1))
+        )
         kind = draw(st.sampled_from(["truncate", "flip", "overwrite", "insert", "delete", "repeat"]))
         if kind == "truncate":
             data = data[:at]
         elif kind == "flip":
-            data = data[:at] + bytes([data[at] ^ (1 << draw(st.integers(0, 7)))]) + data[at + 1:]
+            data = data[:at] + bytes([data[at] ^ (1 << draw(st.integers(0, 7)))]) + data[at + 1 :]
         elif kind == "overwrite":
-            patch = draw(st.one_of(st.binary(min_size=1, max_size=8), st.sampled_from(
-                [b"\x00\x00", b"\xff\xff", b"\xff\xff\xff\xff", b"\xff\xd9", b"\xff\xd8\xff", b"\x00\x00\x00\x01"])))
-            data = data[:at] + patch + data[at + len(patch):]
+            patch = draw(
+                st.one_of(
+                    st.binary(min_size=1, max_size=8),
+                    st.sampled_from(
+                        [
+                            b"\x00\x00",
+                            b"\xff\xff",
+                            b"\xff\xff\xff\xff",
+                            b"\xff\xd9",
+                            b"\xff\xd8\xff",
+                            b"\x00\x00\x00\x01",
+                        ]
+                    ),
+                )
+            )
+            data = data[:at] + patch + data[at + len(patch) :]
         elif kind == "insert":
             data = data[:at] + draw(st.binary(min_size=1, max_size=64)) + data[at:]
         elif kind == "delete":
-            data = data[:at] + data[at + draw(st.integers(1, 256)):]
+            data = data[:at] + data[at + draw(st.integers(1, 256)) :]
         else:
             span = draw(st.integers(1, 256))
-            data = data[:at + span] + data[at:at + span] + data[at + span:]
+            data = data[: at + span] + data[at : at + span] + data[at + span :]
         notes.append(f"{kind}@{at}")
     return ", ".join(notes), data
 
@@ -496,11 +638,19 @@ def still_photos(draw: st.DrawFn) -> Sample:
         if one_in(5, draw):
             width, height = draw(st.sampled_from([0, 1, 2**31 - 1])), draw(st.sampled_from([0, 1, 2**31 - 1]))
             recipe += f", IHDR {width}x{height}"
-        extra = draw(st.sampled_from([b"", png_chunk(b"tEXt", b"Raw profile type exif\x00\nexif\n  8\nzz\n"),
-                                      png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00"
-                                                b"<x tiff:Orientation=\"6\"/>"),
-                                      png_chunk(b"zTXt", b"k\x00\x00" + zlib.compress(b"x" * 2_000_000))]))
-        data = png_with(block[6:], width, height, extra, base=size)  # the eXIf chunk holds the TIFF data without "Exif\0\0"
+        extra = draw(
+            st.sampled_from(
+                [
+                    b"",
+                    png_chunk(b"tEXt", b"Raw profile type exif\x00\nexif\n  8\nzz\n"),
+                    png_chunk(b"iTXt", b'XML:com.adobe.xmp\x00\x00\x00\x00\x00<x tiff:Orientation="6"/>'),
+                    png_chunk(b"zTXt", b"k\x00\x00" + zlib.compress(b"x" * 2_000_000)),
+                ]
+            )
+        )
+        data = png_with(
+            block[6:], width, height, extra, base=size
+        )  # the eXIf chunk holds the TIFF data without "Exif\0\0"
     else:
         buffer = io.BytesIO()
         Image.open(io.BytesIO(plain_jpeg(*size))).save(buffer, "WEBP", exif=block, quality=60)
@@ -508,13 +658,14 @@ def still_photos(draw: st.DrawFn) -> Sample:
     if one_in(6, draw):  # the magic of one type on the body of another
         magic = draw(st.sampled_from(sorted(MAGIC)))
         prepend = draw(st.booleans())
-        data = MAGIC[magic] + data if prepend else MAGIC[magic] + data[len(MAGIC[magic]):]
+        data = MAGIC[magic] + data if prepend else MAGIC[magic] + data[len(MAGIC[magic]) :]
         recipe += f", {magic} magic {'prepended' if prepend else 'over the start'}"
     damage, data = draw(byte_damage(data))
     return Sample(f"{kind}: {recipe}" + (f", {damage}" if damage else ""), data)
 
 
 # --- HEIF: odd boxes ---------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Box:
@@ -534,9 +685,9 @@ def heif_boxes(data: bytes) -> list[Box]:
     def walk(start: int, end: int, parents: tuple[int, ...]) -> None:
         at = start
         while at + 8 <= end:
-            size, kind, header = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8], 8
+            size, kind, header = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8], 8
             if size == 1:
-                size, header = int.from_bytes(data[at + 8:at + 16], "big"), 16
+                size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
             elif size == 0:
                 size = end - at
             if size < header or at + size > end:
@@ -553,20 +704,20 @@ def heif_boxes(data: bytes) -> list[Box]:
 def splice(data: bytes, boxes: list[Box], owner: int | None, at: int, remove: int, insert: bytes) -> bytes:
     """Replace `remove` bytes at `at` by `insert` inside box `owner` (None: at the top level), and correct the
     sizes of that box and all that enclose it, so the container stays consistent and the damage is inside."""
-    out = bytearray(data[:at] + insert + data[at + remove:])
+    out = bytearray(data[:at] + insert + data[at + remove :])
     delta = len(insert) - remove
     chain = [] if owner is None else [owner, *boxes[owner].parents]
     for index in chain:
         box = boxes[index]
         if box.header == 16:
-            out[box.offset + 8:box.offset + 16] = struct.pack(">Q", box.size + delta)
-        elif int.from_bytes(data[box.offset:box.offset + 4], "big") != 0:
-            out[box.offset:box.offset + 4] = struct.pack(">I", box.size + delta)
+            out[box.offset + 8 : box.offset + 16] = struct.pack(">Q", box.size + delta)
+        elif int.from_bytes(data[box.offset : box.offset + 4], "big") != 0:
+            out[box.offset : box.offset + 4] = struct.pack(">I", box.size + delta)
     return bytes(out)
 
 
 def width_height(data: bytes, ispe: Box) -> int:
-    width, height = struct.unpack(">II", data[ispe.offset + ispe.header + 4:ispe.offset + ispe.header + 12])
+    width, height = struct.unpack(">II", data[ispe.offset + ispe.header + 4 : ispe.offset + ispe.header + 12])
     return int(width * height)
 
 
@@ -586,12 +737,15 @@ def odd_heics(draw: st.DrawFn) -> Sample:
         box = boxes[index]
         ispe = [i for i, b in enumerate(boxes) if b.kind == b"ispe"]
         meta = [i for i, b in enumerate(boxes) if b.kind == b"meta"]
-        kind = draw(st.sampled_from(["size", "largesize", "truncate", "truncate_ispe", "ispe", "nest_meta",
-                                     "insert_box", "brand", "swap"]))
+        kind = draw(
+            st.sampled_from(
+                ["size", "largesize", "truncate", "truncate_ispe", "ispe", "nest_meta", "insert_box", "brand", "swap"]
+            )
+        )
         name = box.kind.decode("latin-1")
         if kind == "size":  # the box's own size lies: 0 (to the end), 1 (64-bit follows), too small or too large
             value = draw(st.sampled_from([0, 1, 7, 8, 9, box.size - 1, box.size + 1, 2**31, 2**32 - 1]))
-            data = data[:box.offset] + struct.pack(">I", value & 0xFFFFFFFF) + data[box.offset + 4:]
+            data = data[: box.offset] + struct.pack(">I", value & 0xFFFFFFFF) + data[box.offset + 4 :]
             notes.append(f"{name} size {value}")
         elif kind == "largesize" and box.header == 8:  # the same box with a 64-bit size, true or not
             honest = draw(st.booleans())
@@ -611,19 +765,43 @@ def odd_heics(draw: st.DrawFn) -> Sample:
             target = boxes[draw(st.sampled_from(ispe))]
             width, height = draw(st.sampled_from([0, 1, 2**31, 2**32 - 1])), draw(st.sampled_from([0, 1, 64]))
             at = target.offset + target.header + 4
-            data = data[:at] + struct.pack(">II", width, height) + data[at + 8:]
+            data = data[:at] + struct.pack(">II", width, height) + data[at + 8 :]
             notes.append(f"ispe {width}x{height}")
         elif kind == "nest_meta" and meta:
             outer = boxes[meta[0]]
-            inner = data[outer.offset:outer.offset + outer.size] if draw(st.booleans()) else (
-                struct.pack(">I", 12 + 33) + b"meta\x00\x00\x00\x00" + struct.pack(">I", 33) + b"hdlr"
-                + b"\x00" * 8 + b"pict" + b"\x00" * 13)
+            inner = (
+                data[outer.offset : outer.offset + outer.size]
+                if draw(st.booleans())
+                else (
+                    struct.pack(">I", 12 + 33)
+                    + b"meta\x00\x00\x00\x00"
+                    + struct.pack(">I", 33)
+                    + b"hdlr"
+                    + b"\x00" * 8
+                    + b"pict"
+                    + b"\x00" * 13
+                )
+            )
             at = outer.offset + outer.header + 4 if draw(st.booleans()) else outer.offset + outer.size
             data = splice(data, boxes, meta[0], at, 0, inner)
             notes.append(f"meta inside meta ({len(inner)} bytes)")
         elif kind == "insert_box":
-            kind4 = draw(st.sampled_from([b"free", b"meta", b"ispe", b"iloc", b"iinf", b"pitm", b"mdat", b"ftyp",
-                                          b"uuid", b"\x00\x00\x00\x00"]))
+            kind4 = draw(
+                st.sampled_from(
+                    [
+                        b"free",
+                        b"meta",
+                        b"ispe",
+                        b"iloc",
+                        b"iinf",
+                        b"pitm",
+                        b"mdat",
+                        b"ftyp",
+                        b"uuid",
+                        b"\x00\x00\x00\x00",
+                    ]
+                )
+            )
             payload = draw(st.binary(max_size=48))
             declared = draw(st.sampled_from([None, 0, 1, 7, 2**32 - 1]))
             blob = struct.pack(">I", 8 + len(payload) if declared is None else declared) + kind4 + payload
@@ -643,14 +821,19 @@ def odd_heics(draw: st.DrawFn) -> Sample:
             if len(top) >= 2:
                 i = draw(st.integers(0, len(top) - 2))
                 a, b = top[i], top[i + 1]
-                data = (data[:a.offset] + data[b.offset:b.offset + b.size] + data[a.offset:a.offset + a.size]
-                        + data[b.offset + b.size:])
+                data = (
+                    data[: a.offset]
+                    + data[b.offset : b.offset + b.size]
+                    + data[a.offset : a.offset + a.size]
+                    + data[b.offset + b.size :]
+                )
                 notes.append(f"swapped {a.kind!r} and {b.kind!r}")
     damage, data = draw(byte_damage(data)) if one_in(3, draw) else ("", data)
     return Sample("heic: " + ", ".join(notes) + (f", {damage}" if damage else ""), data)
 
 
 # --- running the code under test ------------------------------------------------------------------------------
+
 
 @dataclass
 class Outcome:
@@ -673,8 +856,9 @@ def check_upload(data: bytes, display_max_side: int = 2048) -> Outcome:
         upload.write_bytes(data)
         outcome = Outcome()
         try:
-            outcome.photo = timed(lambda: check_photo(upload, max_pixels=MAX_PIXELS,
-                                                      display_max_side=display_max_side, index=0))
+            outcome.photo = timed(
+                lambda: check_photo(upload, max_pixels=MAX_PIXELS, display_max_side=display_max_side, index=0)
+            )
         except ServiceError as exc:
             outcome.refused = exc
         if currently_in_test_context():
@@ -713,8 +897,14 @@ def later_display_copy(data: bytes) -> None:
     """After the 202, a HEIC's display copy: made, or PhotoUnreadable (marked and shown so); nothing else."""
     with tempfile.TemporaryDirectory() as scratch:
         try:
-            jpeg = timed(lambda: display_copy_of_blob(BytesStore(data), "digest", 2048,  # type: ignore[arg-type]
-                                                      Path(scratch)))
+            jpeg = timed(
+                lambda: display_copy_of_blob(
+                    BytesStore(data),
+                    "digest",
+                    2048,  # type: ignore[arg-type]
+                    Path(scratch),
+                )
+            )
         except PhotoUnreadable:
             return
     with Image.open(io.BytesIO(jpeg)) as display:
@@ -761,8 +951,9 @@ def metadata_holds(data: bytes) -> PhotoMetadata | None:
         assert moment is None or isinstance(moment, datetime)
     claim = Claim(observed_at=WHEN, received_at=WHEN, lat=CLAIM_LAT, lon=CLAIM_LON, accuracy_m=20)
     for width, height in ((96, 72), (1, 1)):
-        results = metadata_checks(meta, claim, width=width, height=height, old_photo_hours=24.0,
-                                  gps_min_distance_m=500.0)
+        results = metadata_checks(
+            meta, claim, width=width, height=height, old_photo_hours=24.0, gps_min_distance_m=500.0
+        )
         assert all(r.detail_en and r.detail_nl for r in results)
     return meta
 
@@ -800,6 +991,7 @@ def analysis_holds(store_dir: Path, data: bytes, accepted: bool) -> dict[str, An
 
 # --- the properties -------------------------------------------------------------------------------------------
 
+
 @fuzz(examples=300)
 @given(sample=still_photos(), display_max_side=st.sampled_from([2048, 40, 16]))
 def test_fuzz_check_photo_on_jpeg_png_webp(sample: Sample, display_max_side: int) -> None:
@@ -812,8 +1004,11 @@ def test_fuzz_check_photo_on_heic_boxes(sample: Sample) -> None:
     outcome = check_upload(sample.data)
     if outcome.photo is not None and outcome.photo.content_type == "image/heic":
         # Within the pixel limit is what will be decoded, not only what the crop shows.
-        assert all(b.size < 20 or width_height(sample.data, b) <= MAX_PIXELS
-                   for b in heif_boxes(sample.data) if b.kind == b"ispe")
+        assert all(
+            b.size < 20 or width_height(sample.data, b) <= MAX_PIXELS
+            for b in heif_boxes(sample.data)
+            if b.kind == b"ispe"
+        )
         later_display_copy(sample.data)
 
 
@@ -874,15 +1069,25 @@ def test_fuzz_content_credentials_never_raise(data: st.DataObject) -> None:
 
 
 @fuzz(examples=300)
-@given(sizes=st.lists(st.tuples(st.one_of(st.sampled_from([0, 1, 2, 7, 8, 9, 16, 2**31, 2**32 - 1]),
-                                          st.integers(0, 64)),
-                                st.one_of(st.none(), st.sampled_from([0, 1, 15, 16, 17, 2**63, 2**64 - 1]))),
-                      max_size=80),
-       tail=st.binary(max_size=64))
+@given(
+    sizes=st.lists(
+        st.tuples(
+            st.one_of(st.sampled_from([0, 1, 2, 7, 8, 9, 16, 2**31, 2**32 - 1]), st.integers(0, 64)),
+            st.one_of(st.none(), st.sampled_from([0, 1, 15, 16, 17, 2**63, 2**64 - 1])),
+        ),
+        max_size=80,
+    ),
+    tail=st.binary(max_size=64),
+)
 def test_fuzz_heif_box_walk(sizes: list[tuple[int, int | None]], tail: bytes) -> None:
     """boxes_fill_file on box headers of every odd size: it answers (it never raises or reads on forever)."""
-    data = b"".join(struct.pack(">I", size) + b"free" + (struct.pack(">Q", large) if large is not None else b"")
-                    for size, large in sizes) + tail
+    data = (
+        b"".join(
+            struct.pack(">I", size) + b"free" + (struct.pack(">Q", large) if large is not None else b"")
+            for size, large in sizes
+        )
+        + tail
+    )
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "upload"
         path.write_bytes(data)
@@ -891,14 +1096,18 @@ def test_fuzz_heif_box_walk(sizes: list[tuple[int, int | None]], tail: bytes) ->
 
 # --- what the fuzzer found, kept as plain regression tests ---------------------------------------------------
 
+
 def analyse_bytes(tmp_path: Path, data: bytes) -> dict[str, Any]:
     return analysis_holds(tmp_path, data, accepted=True)
 
 
-@pytest.mark.parametrize("hostile", [
-    rationals(DATETIME, (1, 0)),  # a date stored as a fraction: AttributeError
-    rationals(THUMB_OFFSET, (0, 0), (0, 0)),  # a thumbnail offset as fractions: struct.error
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        rationals(DATETIME, (1, 0)),  # a date stored as a fraction: AttributeError
+        rationals(THUMB_OFFSET, (0, 0), (0, 0)),  # a thumbnail offset as fractions: struct.error
+    ],
+)
 def test_a_turned_photo_with_oddly_typed_tags_is_accepted_and_turned(tmp_path: Path, hostile: Entry) -> None:
     """Found: Pillow's exif_transpose writes the EXIF block again without the orientation, and that raises on
     these tags; intake answered 500 and verification called the photo undecodable. The display copy carries no
@@ -946,10 +1155,10 @@ def heic_cropped_to(width: int, height: int, ispe: tuple[int, int] | None = None
     its 'ispe' claiming another coded size."""
     data = bytearray(heic_seed())
     at = data.find(b"clap")
-    data[at + 4:at + 20] = struct.pack(">4I", width, 1, height, 1)
+    data[at + 4 : at + 20] = struct.pack(">4I", width, 1, height, 1)
     if ispe is not None:
         at = data.find(b"ispe")
-        data[at + 8:at + 16] = struct.pack(">II", *ispe)
+        data[at + 8 : at + 16] = struct.pack(">II", *ispe)
     return bytes(data)
 
 
@@ -972,14 +1181,19 @@ def test_a_heic_over_libheifs_own_limit_is_unreadable_not_an_error() -> None:
     """Found: libheif's security limit (a coded size of 2^31 x 1) came out of pillow-heif as RuntimeError,
     which the display-copy job does not expect: it would have retried the photo for ever."""
     with pytest.raises(PhotoUnreadable):
-        display_copy_of_blob(BytesStore(heic_cropped_to(64, 48, ispe=(2**31, 1))), "digest",  # type: ignore[arg-type]
-                             2048, Path(tempfile.gettempdir()))
+        display_copy_of_blob(
+            BytesStore(heic_cropped_to(64, 48, ispe=(2**31, 1))),
+            "digest",  # type: ignore[arg-type]
+            2048,
+            Path(tempfile.gettempdir()),
+        )
 
 
-@pytest.mark.parametrize(("taken", "offset"), [("0001:01:01 00:00:00", None), ("0001:01:01 00:00:00", "+14:00"),
-                                               ("9999:12:31 23:59:59", "-14:00")])
-def test_a_capture_time_at_the_end_of_the_calendar_is_no_time(tmp_path: Path, taken: str,
-                                                              offset: str | None) -> None:
+@pytest.mark.parametrize(
+    ("taken", "offset"),
+    [("0001:01:01 00:00:00", None), ("0001:01:01 00:00:00", "+14:00"), ("9999:12:31 23:59:59", "-14:00")],
+)
+def test_a_capture_time_at_the_end_of_the_calendar_is_no_time(tmp_path: Path, taken: str, offset: str | None) -> None:
     """Found: a capture time in year 1 (or 9999 with an offset) overflowed in the time checks, outside
     analyse_photo's guard: the verification job failed until it was given up."""
     model = camera_model(0)
@@ -993,12 +1207,15 @@ def test_a_capture_time_at_the_end_of_the_calendar_is_no_time(tmp_path: Path, ta
 
 # --- the seeds themselves are sound, so the fuzzer mutates real photos ------------------------------------------
 
+
 def test_the_unmutated_seeds_are_accepted_and_read() -> None:
-    for data in (with_app1(plain_jpeg(96, 72), camera_model(3).app1()), png_with(camera_model().app1()[6:]),
-                 heic_seed()):
+    for data in (
+        with_app1(plain_jpeg(96, 72), camera_model(3).app1()),
+        png_with(camera_model().app1()[6:]),
+        heic_seed(),
+    ):
         assert check_upload(data).photo is not None
     meta = metadata_holds(with_app1(plain_jpeg(96, 72), camera_model().app1()))
     assert meta is not None and meta.make == "Google" and meta.captured_at is not None
     assert meta.gps_lat is not None and abs(meta.gps_lat - CLAIM_LAT) < 1e-6 and meta.gps_time is not None
     assert heif_boxes(heic_seed()) and any(b.kind == b"ispe" for b in heif_boxes(heic_seed()))
-

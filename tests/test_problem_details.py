@@ -13,8 +13,12 @@ from meldkamer_sim.config import MeldkamerSettings
 from report_intake.config import IntakeSettings
 from verification.config import VerificationSettings
 
-SERVICES = [("report_intake", IntakeSettings), ("verification", VerificationSettings),
-            ("dispatch_bridge", BridgeSettings), ("meldkamer_sim", MeldkamerSettings)]
+SERVICES = [
+    ("report_intake", IntakeSettings),
+    ("verification", VerificationSettings),
+    ("dispatch_bridge", BridgeSettings),
+    ("meldkamer_sim", MeldkamerSettings),
+]
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "error", "detail_nl"}
 
 
@@ -30,24 +34,31 @@ def check_problem(response: Any, status: int, error: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("package", "settings"), SERVICES, ids=[s[0] for s in SERVICES])
-async def test_errors_are_problem_details_in_english_or_dutch(start_service: Callable[..., Any], package: str,
-                                                              settings: type) -> None:
+async def test_errors_are_problem_details_in_english_or_dutch(
+    start_service: Callable[..., Any], package: str, settings: type
+) -> None:
     service = await start_service(package, settings)
     english = check_problem(await service.client.get("/no/such/page"), 404, "not_found")
-    dutch = check_problem(await service.client.get("/no/such/page", headers={"Accept-Language": "nl, en;q=0.5"}),
-                          404, "not_found")
+    dutch = check_problem(
+        await service.client.get("/no/such/page", headers={"Accept-Language": "nl, en;q=0.5"}), 404, "not_found"
+    )
     assert english["detail"] != english["detail_nl"] and dutch["detail"] == dutch["detail_nl"]
     assert english["title"] == dutch["title"] == "Not Found"  # the same for every occurrence of the type
     # An internal endpoint without its credential: the shared service authentication's error.
-    internal = {"report_intake": "/internal/v1/report-events", "verification": "/internal/v1/jobs",
-                "dispatch_bridge": "/internal/v1/reports", "meldkamer_sim": None}[package]
+    internal = {
+        "report_intake": "/internal/v1/report-events",
+        "verification": "/internal/v1/jobs",
+        "dispatch_bridge": "/internal/v1/reports",
+        "meldkamer_sim": None,
+    }[package]
     if internal:
         check_problem(await service.client.post(internal, json={}), 401, "missing_service_credential")
 
 
 @pytest.mark.parametrize(("package", "settings"), SERVICES, ids=[s[0] for s in SERVICES])
 async def test_the_openapi_document_describes_every_error_as_problem_details(
-        start_service: Callable[..., Any], package: str, settings: type) -> None:
+    start_service: Callable[..., Any], package: str, settings: type
+) -> None:
     service = await start_service(package, settings)
     document = (await service.client.get("/openapi.json")).json()
     schema = document["components"]["schemas"]["ProblemDetails"]

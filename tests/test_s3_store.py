@@ -35,8 +35,15 @@ def s3() -> Iterator[S3Server]:
 
 
 def store_in(s3: S3Server, bucket: str, **changes: str) -> S3BlobStore:
-    values = {"local_dir": "/nonexistent", "s3_bucket": bucket, "s3_endpoint_url": s3.url, "s3_region": REGION,
-              "s3_access_key_id": ACCESS_KEY, "s3_secret_access_key": SECRET_KEY, **changes}
+    values = {
+        "local_dir": "/nonexistent",
+        "s3_bucket": bucket,
+        "s3_endpoint_url": s3.url,
+        "s3_region": REGION,
+        "s3_access_key_id": ACCESS_KEY,
+        "s3_secret_access_key": SECRET_KEY,
+        **changes,
+    }
     store = BlobStoreConfig(**values).open()
     assert isinstance(store, S3BlobStore)
     return store
@@ -89,7 +96,8 @@ def test_a_missing_bucket_or_a_store_that_is_down_is_an_error_not_a_hang(s3: S3S
 
 
 async def test_intake_keeps_originals_in_the_bucket_and_refuses_when_it_is_down(
-        s3: S3Server, start_service: Callable[..., Any]) -> None:
+    s3: S3Server, start_service: Callable[..., Any]
+) -> None:
     bucket = s3.new_bucket()
     intake = await start_service("report_intake", IntakeSettings, **s3.settings(bucket))
     assert (await intake.client.get("/readyz")).json() == {"status": "ready", "shared_state": "memory"}
@@ -107,13 +115,18 @@ async def test_intake_keeps_originals_in_the_bucket_and_refuses_when_it_is_down(
     before = await stored_counts(intake)
     not_ready = await intake.client.get("/readyz")
     assert (not_ready.status_code, not_ready.json()["error"]) == (503, "storage_unavailable")
-    refused = await post_report(intake, report_json(description="tweede"), [("p.jpg", camera_photo(52.1, 5.1, 4),
-                                                                              "image/jpeg")], key="s3-report-0002")
+    refused = await post_report(
+        intake,
+        report_json(description="tweede"),
+        [("p.jpg", camera_photo(52.1, 5.1, 4), "image/jpeg")],
+        key="s3-report-0002",
+    )
     assert (refused.status_code, refused.json()["error"]) == (503, "storage_unavailable"), refused.text
     assert refused.headers["retry-after"]
     after = await stored_counts(intake)
-    assert {k: after[k] for k in ("reports", "photos", "outbox", "keys")} == \
-        {k: before[k] for k in ("reports", "photos", "outbox", "keys")}
+    assert {k: after[k] for k in ("reports", "photos", "outbox", "keys")} == {
+        k: before[k] for k in ("reports", "photos", "outbox", "keys")
+    }
     assert after["uploads"] == 0  # the upload file is gone too
 
 
@@ -125,8 +138,15 @@ def s3_with_auth() -> Iterator[tuple[S3Server, str, str]]:
     try:
         iam = server.boto("iam")
         iam.create_user(UserName="photos")  # type: ignore[attr-defined]
-        policy = iam.create_policy(PolicyName="photos", PolicyDocument=json.dumps({  # type: ignore[attr-defined]
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        policy = iam.create_policy(
+            PolicyName="photos",
+            PolicyDocument=json.dumps(
+                {  # type: ignore[attr-defined]
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                }
+            ),
+        )
         iam.attach_user_policy(UserName="photos", PolicyArn=policy["Policy"]["Arn"])  # type: ignore[attr-defined]
         key = iam.create_access_key(UserName="photos")["AccessKey"]  # type: ignore[attr-defined]
         httpx.post(f"{server.url}/moto-api/reset-auth", content=b"0", timeout=10).raise_for_status()
@@ -136,12 +156,14 @@ def s3_with_auth() -> Iterator[tuple[S3Server, str, str]]:
 
 
 async def test_wrong_credentials_are_refused_and_nothing_is_stored(
-        s3_with_auth: tuple[S3Server, str, str], start_service: Callable[..., Any]) -> None:
+    s3_with_auth: tuple[S3Server, str, str], start_service: Callable[..., Any]
+) -> None:
     server, key_id, secret = s3_with_auth
     right = {"s3_access_key_id": key_id, "s3_secret_access_key": secret}
     bucket = f"photos-{os.urandom(6).hex()}"
     server.boto("s3", **right).create_bucket(  # type: ignore[attr-defined]
-        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
     store = store_in(server, bucket, **right)
     store.ping()
     assert store.read_verified(store.put_bytes(b"with the right key")) == b"with the right key"
@@ -153,13 +175,22 @@ async def test_wrong_credentials_are_refused_and_nothing_is_stored(
             refused_store.put_bytes(b"with a wrong key")
 
     # A service configured with a wrong secret is not ready, and refuses a report with nothing stored.
-    intake = await start_service("report_intake", IntakeSettings, s3_bucket=bucket, s3_endpoint_url=server.url,
-                                 s3_region=REGION, s3_access_key_id=key_id, s3_secret_access_key="not-the-secret")
+    intake = await start_service(
+        "report_intake",
+        IntakeSettings,
+        s3_bucket=bucket,
+        s3_endpoint_url=server.url,
+        s3_region=REGION,
+        s3_access_key_id=key_id,
+        s3_secret_access_key="not-the-secret",
+    )
     not_ready = await intake.client.get("/readyz")
     assert (not_ready.status_code, not_ready.json()["error"]) == (503, "storage_unavailable")
-    refused = await post_report(intake, report_json(), [("p.jpg", camera_photo(52.1, 5.1, 6), "image/jpeg")],
-                                key="s3-wrong-key-0001")
+    refused = await post_report(
+        intake, report_json(), [("p.jpg", camera_photo(52.1, 5.1, 6), "image/jpeg")], key="s3-wrong-key-0001"
+    )
     assert (refused.status_code, refused.json()["error"]) == (503, "storage_unavailable"), refused.text
     counts = await stored_counts(intake)
     assert {k: counts[k] for k in ("reports", "photos", "outbox", "keys", "uploads")} == dict.fromkeys(
-        ("reports", "photos", "outbox", "keys", "uploads"), 0)
+        ("reports", "photos", "outbox", "keys", "uploads"), 0
+    )

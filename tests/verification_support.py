@@ -36,20 +36,44 @@ def submission(service: Any, photos: list[bytes], **overrides: Any) -> ReportSub
     for data in photos:
         digest = service.runtime.blobs.put_bytes(data)
         display, content_type, width, height = display_copy(service, data)
-        refs.append(PhotoRef(photo_id=str(uuid.uuid4()), sha256=digest, sanitised_sha256=display,
-                             content_type=content_type, size_bytes=len(data), width=width, height=height))
+        refs.append(
+            PhotoRef(
+                photo_id=str(uuid.uuid4()),
+                sha256=digest,
+                sanitised_sha256=display,
+                content_type=content_type,
+                size_bytes=len(data),
+                width=width,
+                height=height,
+            )
+        )
     now = datetime.now(UTC)
-    values = {"report_id": str(uuid.uuid4()), "reference": "BM-2026-000001", "category": "theft",
-              "description": "fiets gestolen", "location": {"lat": 52.09, "lon": 5.12}, "observed_at": now,
-              "received_at": now, "in_progress": False, "photos": refs, **overrides}
+    values = {
+        "report_id": str(uuid.uuid4()),
+        "reference": "BM-2026-000001",
+        "category": "theft",
+        "description": "fiets gestolen",
+        "location": {"lat": 52.09, "lon": 5.12},
+        "observed_at": now,
+        "received_at": now,
+        "in_progress": False,
+        "photos": refs,
+        **overrides,
+    }
     return ReportSubmitted(**values)
 
 
 async def submit(service: Any, report: ReportSubmitted, message_id: str | None = None) -> Any:
     token = development_key("report-intake").issue("verification")
-    return await service.client.post("/internal/v1/jobs", content=report.model_dump_json(),
-                                     headers={"Authorization": f"Bearer {token}", "content-type": "application/json",
-                                              "Idempotency-Key": message_id or str(uuid.uuid4())})
+    return await service.client.post(
+        "/internal/v1/jobs",
+        content=report.model_dump_json(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "content-type": "application/json",
+            "Idempotency-Key": message_id or str(uuid.uuid4()),
+        },
+    )
 
 
 async def result(service: Any, report_id: str) -> dict[str, Any]:
@@ -60,5 +84,3 @@ async def result(service: Any, report_id: str) -> dict[str, Any]:
             return json.loads(job.result)
         await asyncio.sleep(0.05)
     raise AssertionError("job not done")
-
-

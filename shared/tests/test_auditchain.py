@@ -28,9 +28,17 @@ async def db(database_with: Callable[[str, MetaData], Awaitable[Database]]) -> D
 async def write(db: Database, count: int, start: int = 0) -> None:
     for i in range(start, start + count):
         async with db.transaction() as session:
-            auditchain.record(session, tables, actor="anna", role="dispatcher", action="view_report",
-                              target_type="report", target_id=f"r{i}", report_id=f"r{i}",
-                              detail={"n": i, "text": "één"})
+            auditchain.record(
+                session,
+                tables,
+                actor="anna",
+                role="dispatcher",
+                action="view_report",
+                target_type="report",
+                target_id=f"r{i}",
+                report_id=f"r{i}",
+                detail={"n": i, "text": "één"},
+            )
 
 
 async def verify(db: Database) -> auditchain.ChainReport:
@@ -41,16 +49,16 @@ async def test_an_untouched_chain_verifies_and_entries_follow_commit_order(db: D
     await write(db, 5)
     async with db.transaction() as session:  # several entries in one transaction keep their order
         for action in ("a", "b", "c"):
-            auditchain.record(session, tables, actor="x", role="service", action=action, target_type="t",
-                              target_id="1")
+            auditchain.record(session, tables, actor="x", role="service", action=action, target_type="t", target_id="1")
     assert await auditchain.write_checkpoint(db, tables, KEY) is not None
     assert await auditchain.write_checkpoint(db, tables, KEY) is None  # nothing new to sign
     report = await verify(db)
     assert report.intact, report.summary()
     assert (report.entries, report.checkpoints, report.head) == (8, 1, 8)
     async with db.sessions() as session:
-        actions = (await session.execute(select(tables.entries.c.action).order_by(tables.entries.c.seq))
-                   ).scalars().all()
+        actions = (
+            (await session.execute(select(tables.entries.c.action).order_by(tables.entries.c.seq))).scalars().all()
+        )
     assert actions[-3:] == ["a", "b", "c"]
 
 
@@ -58,8 +66,7 @@ async def test_a_rolled_back_transaction_leaves_no_entry(db: Database) -> None:
     await write(db, 2)
     with pytest.raises(RuntimeError):
         async with db.transaction() as session:
-            auditchain.record(session, tables, actor="x", role="service", action="lost", target_type="t",
-                              target_id="1")
+            auditchain.record(session, tables, actor="x", role="service", action="lost", target_type="t", target_id="1")
             raise RuntimeError("the change failed")
     report = await verify(db)
     assert report.intact and report.entries == 2
@@ -85,8 +92,9 @@ async def test_an_edited_entry_is_found(db: Database) -> None:
 async def test_an_edited_detail_is_found(db: Database) -> None:
     await write(db, 3)
     async with db.engine.begin() as conn:
-        await conn.execute(update(tables.entries).where(tables.entries.c.seq == 2)
-                           .values(detail='{"n":2,"text":"twee"}'))
+        await conn.execute(
+            update(tables.entries).where(tables.entries.c.seq == 2).values(detail='{"n":2,"text":"twee"}')
+        )
     assert [(p.seq, p.kind) for p in (await verify(db)).problems] == [(2, "changed")]
 
 
@@ -131,8 +139,11 @@ async def test_a_chain_rewritten_after_an_edit_is_caught_by_its_checkpoint(db: D
         for row in rows[2:]:
             changed = {**row, "actor": "mallory" if row["seq"] == 3 else row["actor"], "prev_hash": prev}
             changed["entry_hash"] = prev = auditchain.entry_hash(changed)
-            await conn.execute(update(tables.entries).where(tables.entries.c.seq == row["seq"]).values(
-                actor=changed["actor"], prev_hash=changed["prev_hash"], entry_hash=changed["entry_hash"]))
+            await conn.execute(
+                update(tables.entries)
+                .where(tables.entries.c.seq == row["seq"])
+                .values(actor=changed["actor"], prev_hash=changed["prev_hash"], entry_hash=changed["entry_hash"])
+            )
     problems = (await verify(db)).problems
     assert [(p.seq, p.kind) for p in problems] == [(5, "checkpoint_mismatch")]
 

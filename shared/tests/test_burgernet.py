@@ -17,11 +17,20 @@ NOW = datetime(2026, 12, 5, 21, 30, tzinfo=UTC)
 
 def action(**changes: object) -> PublishedAction:
     base = PublishedAction(
-        action_id="0b7a4c7e-8a51-4c42-9e0f-6f1f1b9d2a11", reference="BN-2026-000001", version=1, kind="action",
-        looking_for="missing_child", headline_nl="Vermist: meisje (7), rode jas", headline_en="Missing: girl (7)",
-        description_nl="Lang blond haar & een rode jas <geen tas>", description_en="Long blond hair, red coat",
-        area=Area(polygon=UTRECHT, description="Utrecht, Binnenstad"), started_at=NOW,
-        closes_at=NOW + timedelta(minutes=60), status="open")
+        action_id="0b7a4c7e-8a51-4c42-9e0f-6f1f1b9d2a11",
+        reference="BN-2026-000001",
+        version=1,
+        kind="action",
+        looking_for="missing_child",
+        headline_nl="Vermist: meisje (7), rode jas",
+        headline_en="Missing: girl (7)",
+        description_nl="Lang blond haar & een rode jas <geen tas>",
+        description_en="Long blond hair, red coat",
+        area=Area(polygon=UTRECHT, description="Utrecht, Binnenstad"),
+        started_at=NOW,
+        closes_at=NOW + timedelta(minutes=60),
+        status="open",
+    )
     return base.model_copy(update=changes)
 
 
@@ -39,26 +48,46 @@ def test_a_polygon_holds_what_is_inside_and_a_little_slack_at_its_edge() -> None
 def test_a_circle_and_the_shapes_that_are_refused() -> None:
     circle = Area(circle={"lat": 52.09, "lon": 5.12, "radius_m": 500})
     assert circle.contains(52.0930, 5.1200) and not circle.contains(52.1000, 5.1200)
-    for bad in ({}, {"circle": {"lat": 52, "lon": 5, "radius_m": 500}, "polygon": UTRECHT},
-                {"polygon": [(52.0, 5.0), (52.0, 5.0), (52.1, 5.1)]}, {"polygon": [(91.0, 5.0), (52, 5), (53, 6)]},
-                {"circle": {"lat": 52, "lon": 5, "radius_m": 10}}):
+    for bad in (
+        {},
+        {"circle": {"lat": 52, "lon": 5, "radius_m": 500}, "polygon": UTRECHT},
+        {"polygon": [(52.0, 5.0), (52.0, 5.0), (52.1, 5.1)]},
+        {"polygon": [(91.0, 5.0), (52, 5), (53, 6)]},
+        {"circle": {"lat": 52, "lon": 5, "radius_m": 10}},
+    ):
         with pytest.raises(ValidationError):
             Area.model_validate(bad)
 
 
 @pytest.mark.parametrize("state", ["open", "open_with_photo", "circle", "closed", "cancelled", "witness_call"])
 def test_the_cap_alert_is_valid_cap_1_2_in_every_state(state: str) -> None:
-    closed = {"version": 2, "status": "closed", "outcome": "found", "closing_nl": "Het meisje is gevonden.",
-              "closing_en": "The girl has been found.", "closed_at": NOW + timedelta(minutes=20)}
+    closed = {
+        "version": 2,
+        "status": "closed",
+        "outcome": "found",
+        "closing_nl": "Het meisje is gevonden.",
+        "closing_en": "The girl has been found.",
+        "closed_at": NOW + timedelta(minutes=20),
+    }
     changes: dict[str, object] = {
-        "open": {}, "open_with_photo": {"photo": ActionPhoto(sha256="a" * 64, size_bytes=1234, sha1="b" * 40)},
+        "open": {},
+        "open_with_photo": {"photo": ActionPhoto(sha256="a" * 64, size_bytes=1234, sha1="b" * 40)},
         "circle": {"area": Area(circle={"lat": 52.09, "lon": 5.12, "radius_m": 1500})},
-        "closed": closed, "cancelled": {**closed, "status": "cancelled", "outcome": "cancelled"},
-        "witness_call": {"kind": "witness_call", "looking_for": "witnesses", "window_start": NOW - timedelta(days=1),
-                         "window_end": NOW - timedelta(days=1) + timedelta(hours=1)},
+        "closed": closed,
+        "cancelled": {**closed, "status": "cancelled", "outcome": "cancelled"},
+        "witness_call": {
+            "kind": "witness_call",
+            "looking_for": "witnesses",
+            "window_start": NOW - timedelta(days=1),
+            "window_end": NOW - timedelta(days=1) + timedelta(hours=1),
+        },
     }[state]
-    xml = cap_alert(action(**changes), "burgernet@politie.nl", "https://burgermelding.example",
-                    references=["burgernet@politie.nl,first,2026-12-05T21:30:00+00:00"])
+    xml = cap_alert(
+        action(**changes),
+        "burgernet@politie.nl",
+        "https://burgermelding.example",
+        references=["burgernet@politie.nl,first,2026-12-05T21:30:00+00:00"],
+    )
     result = capvalidator.check_schema(xml)
     assert result.passed, f"{result.message}\n{xml.decode()}"
     if state in ("closed", "cancelled"):  # an ended alert keeps its closing message, not whom it sought

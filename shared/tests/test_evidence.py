@@ -39,9 +39,19 @@ def jpeg(seed: int) -> bytes:
 def entries() -> list[dict]:
     prev, rows = auditchain.GENESIS, []
     for seq in (1, 2):
-        row = {"seq": seq, "at": auditchain.timestamp(), "service": "report-intake", "actor": "report-intake",
-               "role": "service", "action": "photo.received", "target_type": "photo", "target_id": f"p{seq}",
-               "report_id": "r1", "detail": auditchain.canonical({"sha256": "ab" * 32}), "prev_hash": prev}
+        row = {
+            "seq": seq,
+            "at": auditchain.timestamp(),
+            "service": "report-intake",
+            "actor": "report-intake",
+            "role": "service",
+            "action": "photo.received",
+            "target_type": "photo",
+            "target_id": f"p{seq}",
+            "report_id": "r1",
+            "detail": auditchain.canonical({"sha256": "ab" * 32}),
+            "prev_hash": prev,
+        }
         row["entry_hash"] = prev = auditchain.entry_hash(row)
         rows.append(auditchain.as_json(row))
     return rows
@@ -50,8 +60,9 @@ def entries() -> list[dict]:
 def package(tmp_path: Path) -> tuple[Path, bytes]:
     original = jpeg(1)
     writer = evidence.PackageWriter(tmp_path / "p.zip", about={"incident_id": "i1"})
-    writer.add_bytes("reports/BM-1/originals/p1.jpg", original, kind="original",
-                     sha256_claimed=hashlib.sha256(original).hexdigest())
+    writer.add_bytes(
+        "reports/BM-1/originals/p1.jpg", original, kind="original", sha256_claimed=hashlib.sha256(original).hexdigest()
+    )
     writer.add_json("reports/BM-1/report.json", {"description": "één"}, kind="report")
     writer.add_bytes("reports/BM-1/audit/report-intake.jsonl", evidence.audit_lines(entries()), kind="audit")
     signed = writer.finish(KEY)
@@ -87,8 +98,13 @@ def test_a_package_is_ok_only_against_a_trusted_key(tmp_path: Path) -> None:
 
 def test_the_fingerprint_is_the_rfc_7638_thumbprint() -> None:
     # RFC 8037, appendix A.3: the thumbprint of the Ed25519 key of appendix A.2.
-    _, key = evidence.load_trusted_keys({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "rfc8037",
-                                                   "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}).popitem()
+    _, key = evidence.load_trusted_keys(
+        {
+            "keys": [
+                {"kty": "OKP", "crv": "Ed25519", "kid": "rfc8037", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
+            ]
+        }
+    ).popitem()
     assert evidence.fingerprint(key) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
 
 
@@ -123,13 +139,13 @@ def test_manifest_members_and_audit_lines(tmp_path: Path) -> None:
     assert [f.problem for f in evidence.verify_package(gone, TRUSTED).findings] == ["missing_file"]
     extra = rewrite(path, tmp_path / "e.zip", {}, add={"reports/BM-1/note.txt": b"added later"})
     assert [(f.name, f.problem) for f in evidence.verify_package(extra, TRUSTED).findings] == [
-        ("reports/BM-1/note.txt", "extra_file")]
+        ("reports/BM-1/note.txt", "extra_file")
+    ]
     # An audit entry edited, and the manifest re-signed by someone with another key: both are found.
     entry = json.loads(lines[1])
     entry["actor"] = "mallory"
     writer = evidence.PackageWriter(tmp_path / "a.zip", about={"incident_id": "i1"})
-    writer.add_bytes("audit/report-intake.jsonl", lines[0] + b"\n" + json.dumps(entry).encode() + b"\n",
-                     kind="audit")
+    writer.add_bytes("audit/report-intake.jsonl", lines[0] + b"\n" + json.dumps(entry).encode() + b"\n", kind="audit")
     writer.finish(new_key("dispatch-bridge", "someone-else"))
     findings = evidence.verify_package(tmp_path / "a.zip", TRUSTED).findings
     assert {f.problem for f in findings} == {"untrusted_key", "audit_entry_changed"}
@@ -141,8 +157,18 @@ def test_the_writer_refuses_what_must_not_be_packed(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         writer.add_bytes("x.jpg", b"abc", kind="original", sha256_claimed="0" * 64)
     # What the check refuses, the writer never writes: a bridge cannot make a package that fails for its names.
-    for name in ("/abs.jpg", "../up.jpg", "a\\\\b.jpg", "C:x.jpg", "a/./b.jpg", "a//b.jpg", "dir/", "x\u202egpj.exe",
-                 evidence.MANIFEST, "Manifest.JSON"):
+    for name in (
+        "/abs.jpg",
+        "../up.jpg",
+        "a\\\\b.jpg",
+        "C:x.jpg",
+        "a/./b.jpg",
+        "a//b.jpg",
+        "dir/",
+        "x\u202egpj.exe",
+        evidence.MANIFEST,
+        "Manifest.JSON",
+    ):
         with pytest.raises(ValueError):
             writer.add_bytes(name, b"abc", kind="original")
     writer.add_bytes("once.jpg", b"abc", kind="original")
@@ -164,6 +190,7 @@ def test_the_command_says_ok_or_not(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 # ---- forgeries, each made from a genuine package ----
+
 
 def members_of(path: Path) -> list[tuple[str | zipfile.ZipInfo, bytes]]:
     with zipfile.ZipFile(path) as source:
@@ -240,8 +267,9 @@ def test_a_package_re_signed_with_another_key_is_not_ok(tmp_path: Path, capsys: 
     assert [f.problem for f in evidence.verify_package(borrowed).findings] == ["bad_signature"]
 
 
-def test_a_duplicate_placed_before_the_genuine_member_is_refused(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_duplicate_placed_before_the_genuine_member_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, _ = package(tmp_path)
     genuine = members_of(path)
     # Python reads the last of two members with one name, so the genuine photo after the forged one would pass;
@@ -255,25 +283,37 @@ def test_a_duplicate_placed_before_the_genuine_member_is_refused(tmp_path: Path,
     # Two manifests: which one is meant cannot be known, so nothing further is believed.
     manifests = forge(tmp_path / "manifests.zip", [(evidence.MANIFEST, b"{}"), *genuine])
     assert [(f.name, f.problem) for f in evidence.verify_package(manifests, TRUSTED).findings] == [
-        (evidence.MANIFEST, "duplicate_member")]
+        (evidence.MANIFEST, "duplicate_member")
+    ]
 
 
-@pytest.mark.parametrize(("member", "data", "expected"), [
-    ("/etc/cron.d/burgermelding", b"* * * * * root sh /tmp/x", [("/etc/cron.d/burgermelding", "absolute_path")]),
-    ("C:/Users/Public/p1.jpg", b"x", [("C:/Users/Public/p1.jpg", "absolute_path")]),
-    ("reports/BM-1/../../../outside.jpg", b"x", [("reports/BM-1/../../../outside.jpg", "parent_path")]),
-    ("reports\\BM-1\\note.txt", b"x", [("reports\\BM-1\\note.txt", "unsafe_name")]),
-    ("reports/BM-1/note.txt\npackage OK", b"x", [("reports/BM-1/note.txt\npackage OK", "unsafe_name")]),
-    (unix("reports/BM-1/originals/latest.jpg", stat.S_IFLNK | 0o777), b"p1.jpg",
-     [("reports/BM-1/originals/latest.jpg", "symlink_member")]),
-    ("reports/BM-1/", b"", [("reports/BM-1/", "directory_member")]),
-    (unix("reports/BM-1/pipe", stat.S_IFIFO | 0o644), b"", [("reports/BM-1/pipe", "special_member")]),
-    # Differs from the listed photo in case only: one file on Windows and macOS, so both are refused.
-    ("reports/BM-1/originals/P1.jpg", b"x", [(PHOTO, "duplicate_member"),
-                                             ("reports/BM-1/originals/P1.jpg", "duplicate_member")]),
-], ids=["absolute", "drive", "dotdot", "backslash", "newline", "symlink", "directory", "fifo", "case"])
-def test_an_odd_member_is_refused_and_named(tmp_path: Path, member: str | zipfile.ZipInfo, data: bytes,
-                                            expected: list[tuple[str, str]]) -> None:
+@pytest.mark.parametrize(
+    ("member", "data", "expected"),
+    [
+        ("/etc/cron.d/burgermelding", b"* * * * * root sh /tmp/x", [("/etc/cron.d/burgermelding", "absolute_path")]),
+        ("C:/Users/Public/p1.jpg", b"x", [("C:/Users/Public/p1.jpg", "absolute_path")]),
+        ("reports/BM-1/../../../outside.jpg", b"x", [("reports/BM-1/../../../outside.jpg", "parent_path")]),
+        ("reports\\BM-1\\note.txt", b"x", [("reports\\BM-1\\note.txt", "unsafe_name")]),
+        ("reports/BM-1/note.txt\npackage OK", b"x", [("reports/BM-1/note.txt\npackage OK", "unsafe_name")]),
+        (
+            unix("reports/BM-1/originals/latest.jpg", stat.S_IFLNK | 0o777),
+            b"p1.jpg",
+            [("reports/BM-1/originals/latest.jpg", "symlink_member")],
+        ),
+        ("reports/BM-1/", b"", [("reports/BM-1/", "directory_member")]),
+        (unix("reports/BM-1/pipe", stat.S_IFIFO | 0o644), b"", [("reports/BM-1/pipe", "special_member")]),
+        # Differs from the listed photo in case only: one file on Windows and macOS, so both are refused.
+        (
+            "reports/BM-1/originals/P1.jpg",
+            b"x",
+            [(PHOTO, "duplicate_member"), ("reports/BM-1/originals/P1.jpg", "duplicate_member")],
+        ),
+    ],
+    ids=["absolute", "drive", "dotdot", "backslash", "newline", "symlink", "directory", "fifo", "case"],
+)
+def test_an_odd_member_is_refused_and_named(
+    tmp_path: Path, member: str | zipfile.ZipInfo, data: bytes, expected: list[tuple[str, str]]
+) -> None:
     path, _ = package(tmp_path)
     odd = forge(tmp_path / "odd.zip", [*members_of(path), (member, data)])
     check = evidence.verify_package(odd, TRUSTED)
@@ -285,13 +325,17 @@ def test_a_listed_member_turned_into_a_link_or_encrypted_is_refused(tmp_path: Pa
     path, _ = package(tmp_path)
     genuine = members_of(path)
     # The report's exact bytes as a symbolic link's target: the hashes match, but unpacked it is no report.
-    linked = forge(tmp_path / "linked.zip", [(unix(REPORT, stat.S_IFLNK | 0o777), data) if name == REPORT
-                                             else (name, data) for name, data in genuine])
+    linked = forge(
+        tmp_path / "linked.zip",
+        [(unix(REPORT, stat.S_IFLNK | 0o777), data) if name == REPORT else (name, data) for name, data in genuine],
+    )
     assert [(f.name, f.problem) for f in evidence.verify_package(linked, TRUSTED).findings] == [
-        (REPORT, "symlink_member")]
+        (REPORT, "symlink_member")
+    ]
     locked = forge(tmp_path / "locked.zip", genuine, encrypted=PHOTO)
     assert [(f.name, f.problem) for f in evidence.verify_package(locked, TRUSTED).findings] == [
-        (PHOTO, "encrypted_member")]
+        (PHOTO, "encrypted_member")
+    ]
 
 
 def test_extra_renamed_and_missing_members_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -301,8 +345,10 @@ def test_extra_renamed_and_missing_members_are_named(tmp_path: Path, capsys: pyt
     extra = forge(tmp_path / "extra.zip", [*genuine, ("reports/BM-1/originals/p2.jpg", jpeg(2))])
     code, out = run(capsys, "verify", str(extra), "--trusted-keys", keys)
     assert code == evidence.EXIT_FAILED and "reports/BM-1/originals/p2.jpg: [extra_file]" in out
-    renamed = forge(tmp_path / "renamed.zip", [("reports/BM-1/originals/p9.jpg" if name == PHOTO else name, data)
-                                               for name, data in genuine])
+    renamed = forge(
+        tmp_path / "renamed.zip",
+        [("reports/BM-1/originals/p9.jpg" if name == PHOTO else name, data) for name, data in genuine],
+    )
     code, out = run(capsys, "verify", str(renamed), "--trusted-keys", keys)
     assert code == evidence.EXIT_FAILED
     assert "reports/BM-1/originals/p9.jpg: [extra_file]" in out and f"{PHOTO}: [missing_file]" in out
@@ -314,17 +360,22 @@ def test_extra_renamed_and_missing_members_are_named(tmp_path: Path, capsys: pyt
 def test_a_manifest_of_the_wrong_shape_is_a_finding(tmp_path: Path) -> None:
     path, _ = package(tmp_path)
     manifest = json.dumps({"format": evidence.FORMAT, "files": [1]}).encode()
-    signature = {"algorithm": "Ed25519", "key_id": MALLORY.kid, "public_key": MALLORY.public_jwk(),
-                 "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
-                 "signature": base64.urlsafe_b64encode(MALLORY.private_key.sign(manifest)).decode()}
-    odd = rewrite(path, tmp_path / "odd.zip", {evidence.MANIFEST: manifest,
-                                               evidence.SIGNATURE: json.dumps(signature).encode()})
-    assert [(f.name, f.problem) for f in evidence.verify_package(odd).findings] == [
-        (evidence.MANIFEST, "bad_manifest")]
+    signature = {
+        "algorithm": "Ed25519",
+        "key_id": MALLORY.kid,
+        "public_key": MALLORY.public_jwk(),
+        "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+        "signature": base64.urlsafe_b64encode(MALLORY.private_key.sign(manifest)).decode(),
+    }
+    odd = rewrite(
+        path, tmp_path / "odd.zip", {evidence.MANIFEST: manifest, evidence.SIGNATURE: json.dumps(signature).encode()}
+    )
+    assert [(f.name, f.problem) for f in evidence.verify_package(odd).findings] == [(evidence.MANIFEST, "bad_manifest")]
 
 
-def test_a_trusted_keys_file_with_several_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_trusted_keys_file_with_several_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path, _ = package(tmp_path)
     keys = tmp_path / "om-keys.json"
     rotated = new_key("dispatch-bridge", "bridge-2027")
@@ -347,7 +398,9 @@ def test_a_trusted_keys_file_with_several_keys(tmp_path: Path, capsys: pytest.Ca
     assert code == 0 and json.loads(shown.out) == {"keys": [KEY.public_jwk()]} and FINGERPRINT in shown.err
 
     assert run(capsys, "verify", str(path), "--trusted-keys", str(keys)) == (
-        0, f"package OK: 3 files match the manifest, signed by trusted key {KEY.kid} (fingerprint {FINGERPRINT})\n")
+        0,
+        f"package OK: 3 files match the manifest, signed by trusted key {KEY.kid} (fingerprint {FINGERPRINT})\n",
+    )
     by_rotated = resign(path, tmp_path / "rotated.zip", rotated, {})
     assert run(capsys, "verify", str(by_rotated), "--trusted-keys", str(keys))[0] == evidence.EXIT_OK
     by_mallory = resign(path, tmp_path / "mallory.zip", MALLORY, {})
@@ -366,13 +419,22 @@ def test_keys_that_cannot_be_trusted_are_a_usage_error(tmp_path: Path, capsys: p
     bare.write_text(json.dumps([KEY.public_jwk()]))  # not a JWK Set
     twice = tmp_path / "twice.json"
     twice.write_text(json.dumps({"keys": [KEY.public_jwk(), new_key("x", KEY.kid).public_jwk()]}))
-    for argv, reason in ((["--trusted-keys", str(private)], "is a private key"),
-                         (["--trusted-keys", str(bare)], "JWK Set"),
-                         (["--trusted-keys", str(twice)], "used twice"),
-                         (["--trusted-keys", str(tmp_path / "absent.json")], "No such file"),
-                         (["--public-key", "{"], "--public-key"),
-                         (["--public-key", json.dumps(KEY.public_jwk()), "--trusted-keys",
-                           str(trusted_keys_file(tmp_path, new_key("x", KEY.kid)))], "two different keys")):
+    for argv, reason in (
+        (["--trusted-keys", str(private)], "is a private key"),
+        (["--trusted-keys", str(bare)], "JWK Set"),
+        (["--trusted-keys", str(twice)], "used twice"),
+        (["--trusted-keys", str(tmp_path / "absent.json")], "No such file"),
+        (["--public-key", "{"], "--public-key"),
+        (
+            [
+                "--public-key",
+                json.dumps(KEY.public_jwk()),
+                "--trusted-keys",
+                str(trusted_keys_file(tmp_path, new_key("x", KEY.kid))),
+            ],
+            "two different keys",
+        ),
+    ):
         with pytest.raises(SystemExit) as refused:
             evidence.main(["verify", str(path), *argv])
         assert refused.value.code == evidence.EXIT_USAGE
@@ -384,8 +446,12 @@ def test_the_command_run_as_a_program(tmp_path: Path) -> None:
     swapped = resign(path, tmp_path / "swapped.zip", MALLORY, {PHOTO: jpeg(2)})
 
     def verify(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "burgermelding_shared.evidence", "verify", *argv],
-                              capture_output=True, text=True, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "burgermelding_shared.evidence", "verify", *argv],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     alone = verify(str(swapped))
     assert alone.returncode == evidence.EXIT_UNPROVEN and MALLORY.kid in alone.stdout

@@ -75,8 +75,9 @@ async def db(database_with: Callable[[str, MetaData], Awaitable[Database]]) -> D
     return await database_with("messaging", metadata)
 
 
-async def make_relay(db: Database, receiver: Receiver, handlers: dict | None = None,
-                     shared: SharedState | None = None, **config: Any) -> Relay:
+async def make_relay(
+    db: Database, receiver: Receiver, handlers: dict | None = None, shared: SharedState | None = None, **config: Any
+) -> Relay:
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.app()))
     settings = {"poll_seconds": 3600.0, "backoff_base": 0.01, "backoff_cap": 0.05, **config}
     return Relay(db, tables, http, {"receiver": Dest()}, RelayConfig(**settings), handlers, shared=shared)
@@ -97,8 +98,9 @@ async def send(db: Database, payload: dict[str, Any], **kwargs: Any) -> str:
 
 async def status_of(db: Database, message_id: str) -> str:
     async with db.sessions() as session:
-        return (await session.execute(select(tables.outbox.c.status)
-                                      .where(tables.outbox.c.message_id == message_id))).scalar_one()
+        return (
+            await session.execute(select(tables.outbox.c.status).where(tables.outbox.c.message_id == message_id))
+        ).scalar_one()
 
 
 async def until(predicate: Callable[[], Any], limit_seconds: float = 20.0) -> None:
@@ -193,13 +195,16 @@ async def test_open_circuit_keeps_messages_queued(db: Database) -> None:
     assert {await status_of(db, i) for i in [*ids, later]} == {"pending"}  # ...and nothing is dropped
 
 
-async def test_replicas_sharing_redis_share_the_circuit_and_send_one_probe(db: Database,
-                                                                         redis_url: tuple[str, str]) -> None:
+async def test_replicas_sharing_redis_share_the_circuit_and_send_one_probe(
+    db: Database, redis_url: tuple[str, str]
+) -> None:
     url, prefix = redis_url
     receiver = Receiver(script=[(503, {"Retry-After": "60"})] * 3)
     states = [SharedState(url, f"{prefix}:bridge") for _ in range(2)]
-    one, other = [await make_relay(db, receiver, shared=state, breaker_threshold=3, breaker_cooldown=0.5,
-                                   max_attempts=100) for state in states]
+    one, other = [
+        await make_relay(db, receiver, shared=state, breaker_threshold=3, breaker_cooldown=0.5, max_attempts=100)
+        for state in states
+    ]
     try:
         # Three failures seen by one replica open the circuit for both.
         ids = [await send(db, {"n": n}) for n in range(3)]
@@ -230,9 +235,14 @@ async def test_replicas_sharing_redis_share_the_circuit_and_send_one_probe(db: D
 async def test_redis_down_leaves_each_replica_its_own_circuit(db: Database) -> None:
     receiver = Receiver(script=[(503, {})] * 2)
     fell_back: list[str] = []
-    relay = await make_relay(db, receiver, breaker_threshold=2, breaker_cooldown=3600, max_attempts=100,
-                             shared=SharedState("redis://127.0.0.1:1/0", "bm-test-down:bridge",
-                                                on_fallback=fell_back.append))
+    relay = await make_relay(
+        db,
+        receiver,
+        breaker_threshold=2,
+        breaker_cooldown=3600,
+        max_attempts=100,
+        shared=SharedState("redis://127.0.0.1:1/0", "bm-test-down:bridge", on_fallback=fell_back.append),
+    )
     ids = [await send(db, {"n": n}) for n in range(2)]
     await relay.run_once()
     await asyncio.gather(*relay._in_flight)
@@ -258,8 +268,7 @@ async def test_idempotency_claim_replay_conflict_and_reuse(db: Database) -> None
         await idempotency.claim(db, idem, "create", "key-00001", "fp-a")
     assert err.value.status_code == 409
     async with db.transaction() as session:
-        await idempotency.complete(session, idem, "create", "key-00001",
-                                   idempotency.StoredResponse(202, {"id": "r1"}))
+        await idempotency.complete(session, idem, "create", "key-00001", idempotency.StoredResponse(202, {"id": "r1"}))
     replay = await idempotency.claim(db, idem, "create", "key-00001", "fp-a")
     assert replay is not None and replay.body == {"id": "r1"} and replay.status_code == 202
     with pytest.raises(ServiceError) as err:
@@ -271,22 +280,28 @@ async def test_idempotency_claim_replay_conflict_and_reuse(db: Database) -> None
     assert await idempotency.claim(db, idem, "create", "key-00002", "fp-c") is None
 
 
-async def test_a_stale_claim_is_taken_over_by_exactly_one_retry(db: Database,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_stale_claim_is_taken_over_by_exactly_one_retry(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     from contextlib import asynccontextmanager
     from datetime import timedelta
 
     from burgermelding_shared.timeutil import utcnow
 
     if db.is_sqlite:
-        pytest.skip("SQLite takes the write lock when a transaction begins: two retries cannot both read the "
-                    "stale claim before one of them changes it")
+        pytest.skip(
+            "SQLite takes the write lock when a transaction begins: two retries cannot both read the "
+            "stale claim before one of them changes it"
+        )
     # The first try died holding its claim; long after, two retries of it arrive at once. Both read the stale
     # claim before either takes it over (each waits at a barrier after its read): the worst interleaving.
     async with db.transaction() as session:
-        await session.execute(idem.insert().values(key=idempotency.stored_key("create", "stale-key-1"),
-                                                   fingerprint="fp", state="processing",
-                                                   created_at=utcnow() - idempotency.STALE_CLAIM - timedelta(1)))
+        await session.execute(
+            idem.insert().values(
+                key=idempotency.stored_key("create", "stale-key-1"),
+                fingerprint="fp",
+                state="processing",
+                created_at=utcnow() - idempotency.STALE_CLAIM - timedelta(1),
+            )
+        )
     both_read = asyncio.Barrier(2)
     transaction = db.transaction
 
@@ -305,8 +320,9 @@ async def test_a_stale_claim_is_taken_over_by_exactly_one_retry(db: Database,
             yield session
 
     monkeypatch.setattr(db, "transaction", reading_together)
-    outcomes = await asyncio.gather(*(idempotency.claim(db, idem, "create", "stale-key-1", "fp") for _ in range(2)),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(idempotency.claim(db, idem, "create", "stale-key-1", "fp") for _ in range(2)), return_exceptions=True
+    )
     assert outcomes.count(None) == 1, outcomes  # one takes the claim over and does the work...
     (refused,) = [o for o in outcomes if o is not None]
     assert isinstance(refused, ServiceError) and refused.error == "request_in_progress"  # ...the other waits
@@ -319,8 +335,7 @@ async def test_a_recovered_destination_gets_its_backlog_urgent_first_not_in_back
 
     # Down: three messages fail and are told to come back in a minute; the circuit opens.
     receiver = Receiver(script=[(503, {"Retry-After": "60"})] * 3)
-    relay = await make_relay(db, receiver, concurrency=1, breaker_threshold=3, breaker_cooldown=0.2,
-                             max_attempts=100)
+    relay = await make_relay(db, receiver, concurrency=1, breaker_threshold=3, breaker_cooldown=0.2, max_attempts=100)
     await send(db, {"n": "normal-a"})
     await send(db, {"n": "normal-b"})
     await send(db, {"n": "urgent"}, precedence=Precedence.URGENT)
@@ -358,13 +373,21 @@ async def test_one_ordering_key_goes_out_in_order_and_holds_up_nothing_else(db: 
         return JSONResponse({}, status_code=status)
 
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
-    relay = Relay(db, tables, http, {"receiver": Dest()},
-                  RelayConfig(poll_seconds=3600.0, backoff_base=0.05, backoff_cap=0.1))
-    ids = {name: await send(db, {"n": name}, ordering_key=key)
-           for name, key in [("request", "incident:1"), ("update", "incident:1"), ("other", "incident:2"),
-                             ("unkeyed", None)]}
+    relay = Relay(
+        db, tables, http, {"receiver": Dest()}, RelayConfig(poll_seconds=3600.0, backoff_base=0.05, backoff_cap=0.1)
+    )
+    ids = {
+        name: await send(db, {"n": name}, ordering_key=key)
+        for name, key in [
+            ("request", "incident:1"),
+            ("update", "incident:1"),
+            ("other", "incident:2"),
+            ("unkeyed", None),
+        ]
+    }
     relay.start()
     try:
+
         async def all_delivered() -> bool:
             return {await status_of(db, i) for i in ids.values()} == {DELIVERED}
 
@@ -380,8 +403,9 @@ async def test_one_ordering_key_goes_out_in_order_and_holds_up_nothing_else(db: 
 
 async def lease_of(db: Database, message_id: str) -> Any:
     async with db.sessions() as session:
-        return (await session.execute(select(tables.outbox.c.lease_until)
-                                      .where(tables.outbox.c.message_id == message_id))).scalar_one()
+        return (
+            await session.execute(select(tables.outbox.c.lease_until).where(tables.outbox.c.message_id == message_id))
+        ).scalar_one()
 
 
 async def test_a_running_relay_is_handed_what_can_go_at_once_and_claims_only_what_must_wait(db: Database) -> None:
@@ -399,8 +423,11 @@ async def test_a_running_relay_is_handed_what_can_go_at_once_and_claims_only_wha
         """The message and its lease as its own transaction wrote it, before any claim could see it."""
         async with db.transaction() as session:
             message_id = await enqueue(session, tables, PROBE, Probe(n=n), **kwargs)
-            lease = (await session.execute(select(tables.outbox.c.lease_until)
-                                           .where(tables.outbox.c.message_id == message_id))).scalar_one()
+            lease = (
+                await session.execute(
+                    select(tables.outbox.c.lease_until).where(tables.outbox.c.message_id == message_id)
+                )
+            ).scalar_one()
         return message_id, lease
 
     relay.start()
@@ -449,8 +476,9 @@ async def test_a_handed_off_message_whose_process_died_goes_out_when_its_lease_r
 async def test_a_handed_off_message_for_a_destination_that_is_down_waits_for_the_claim(db: Database) -> None:
     # Told to come back in a minute: no retry races the check below (an answer would close the circuit).
     receiver = Receiver(script=[(503, {"Retry-After": "60"})] * 2)
-    relay = await make_relay(db, receiver, breaker_threshold=2, breaker_cooldown=3600, max_attempts=100,
-                             backoff_cap=10.0)
+    relay = await make_relay(
+        db, receiver, breaker_threshold=2, breaker_cooldown=3600, max_attempts=100, backoff_cap=10.0
+    )
     relay.start()
     try:
         failing = [await send(db, {"n": n}) for n in range(2)]

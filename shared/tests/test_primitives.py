@@ -66,8 +66,12 @@ def _credential(key: service_auth.ServiceKey, **claims: object) -> str:
 
     now = int(time.time())
     payload = {"iss": key.issuer, "aud": "verification", "iat": now, "exp": now + 60, **claims}
-    return jwt.encode({k: v for k, v in payload.items() if v is not None}, key.private_key, algorithm="EdDSA",
-                      headers={"kid": key.kid})
+    return jwt.encode(
+        {k: v for k, v in payload.items() if v is not None},
+        key.private_key,
+        algorithm="EdDSA",
+        headers={"kid": key.kid},
+    )
 
 
 def _damaged_signature(token: str) -> str:
@@ -80,8 +84,9 @@ def _damaged_signature(token: str) -> str:
 
 def test_service_credentials_round_trip_and_refusals() -> None:
     intake, bridge = service_auth.new_key("report-intake", "intake-1"), service_auth.new_key("dispatch-bridge", "b-1")
-    trusted = service_auth.TrustedKeys.load({"report-intake": [intake.public_jwk()],
-                                             "dispatch-bridge": [bridge.public_jwk()]})
+    trusted = service_auth.TrustedKeys.load(
+        {"report-intake": [intake.public_jwk()], "dispatch-bridge": [bridge.public_jwk()]}
+    )
     only_intake = frozenset({"report-intake"})
     assert trusted.verify(intake.issue("verification"), "verification", only_intake) == "report-intake"
     impostor = service_auth.new_key("report-intake", "intake-1")  # the right name and key id, another key
@@ -105,6 +110,7 @@ def test_service_credentials_round_trip_and_refusals() -> None:
         with pytest.raises(ServiceError) as err:
             trusted.verify(bad, "verification", only_intake)
         assert err.value.error == reason, bad
+
     # An unsigned token ("alg": "none") with a trusted key id is refused, whatever it claims.
     def b64(part: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
@@ -194,7 +200,9 @@ def test_a_development_key_under_another_id_is_still_refused_in_production() -> 
     dev_public = {**service_auth.development_key("dispatch-bridge").public_jwk(), "kid": "prod-2026"}
     own = json.dumps(service_auth.new_key("service", "s-1").private_jwk())
     with pytest.raises(ValueError, match="trusted_service_keys"):
-        ServiceSettings(environment="production", service_key=own, trusted_service_keys={"dispatch-bridge": [dev_public]})
+        ServiceSettings(
+            environment="production", service_key=own, trusted_service_keys={"dispatch-bridge": [dev_public]}
+        )
 
 
 def test_webhook_key_rotation_by_key_id() -> None:
@@ -246,10 +254,13 @@ async def test_exported_spans_say_how_a_request_was_handled_never_who_sent_it() 
     async def media(key: str) -> dict[str, str]:
         return {"key": key}
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("198.51.100.23", 50000)),
-                                 base_url="http://bridge.internal") as client:
-        response = await client.get("/v1/media/abc?expires=1799999999&signature=secret-signature", headers={
-            "User-Agent": "Burgermelding/2.4 (Pixel 8)", "X-Forwarded-For": "203.0.113.77"})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=("198.51.100.23", 50000)), base_url="http://bridge.internal"
+    ) as client:
+        response = await client.get(
+            "/v1/media/abc?expires=1799999999&signature=secret-signature",
+            headers={"User-Agent": "Burgermelding/2.4 (Pixel 8)", "X-Forwarded-For": "203.0.113.77"},
+        )
         assert (await client.get("/healthz")).status_code == 404  # a probe's path: no span even when unknown
     assert response.status_code == 200
     (recorded,) = raw.get_finished_spans()
@@ -280,8 +291,10 @@ def test_placeholder_secrets_are_refused_in_production() -> None:
     with pytest.raises(ValueError, match="placeholder"):
         ServiceSettings(environment="production")
     key, bridge = service_auth.new_key("service", "s-1"), service_auth.new_key("dispatch-bridge", "b-1")
-    real = {"service_key": json.dumps(key.private_jwk()),
-            "trusted_service_keys": {"dispatch-bridge": [bridge.public_jwk()]}}
+    real = {
+        "service_key": json.dumps(key.private_jwk()),
+        "trusted_service_keys": {"dispatch-bridge": [bridge.public_jwk()]},
+    }
     ServiceSettings(environment="production", **real)
     with pytest.raises(ValueError, match=r"placeholder.*service_key"):
         ServiceSettings(environment="production", trusted_service_keys=real["trusted_service_keys"])
@@ -289,8 +302,11 @@ def test_placeholder_secrets_are_refused_in_production() -> None:
         ServiceSettings(environment="production", service_key=real["service_key"])
     dev = service_auth.development_key("dispatch-bridge").public_jwk()
     with pytest.raises(ValueError, match="trusted_service_keys"):  # one published key among real ones
-        ServiceSettings(environment="production", service_key=real["service_key"],
-                        trusted_service_keys={"dispatch-bridge": [bridge.public_jwk(), dev]})
+        ServiceSettings(
+            environment="production",
+            service_key=real["service_key"],
+            trusted_service_keys={"dispatch-bridge": [bridge.public_jwk(), dev]},
+        )
     with pytest.raises(ValueError, match="not JSON"):
         ServiceSettings(service_key="not json")
 
@@ -312,8 +328,9 @@ async def test_priority_slots_hand_a_free_slot_to_urgent_work_first() -> None:
 
     first = asyncio.create_task(work("first", False))
     await asyncio.sleep(0)
-    waiting = [asyncio.create_task(work(n, u)) for n, u in (("ordinary-1", False), ("ordinary-2", False),
-                                                              ("urgent", True))]
+    waiting = [
+        asyncio.create_task(work(n, u)) for n, u in (("ordinary-1", False), ("ordinary-2", False), ("urgent", True))
+    ]
     cancelled = asyncio.create_task(work("cancelled", True))
     await asyncio.sleep(0)
     cancelled.cancel()

@@ -90,8 +90,9 @@ async def test_client_keys_hide_the_address() -> None:
     assert key != await AnonymousClientKeys(SharedState()).key("203.0.113.7")
 
 
-async def test_replicas_sharing_redis_give_an_address_one_pseudonym(replicas: Callable[[], SharedState],
-                                                                    redis_url: tuple[str, str]) -> None:
+async def test_replicas_sharing_redis_give_an_address_one_pseudonym(
+    replicas: Callable[[], SharedState], redis_url: tuple[str, str]
+) -> None:
     one, other = AnonymousClientKeys(replicas()), AnonymousClientKeys(replicas())
     key = await one.key("203.0.113.7")
     assert key == await other.key("203.0.113.7") and key != await other.key("203.0.113.8")
@@ -103,7 +104,8 @@ async def test_replicas_sharing_redis_give_an_address_one_pseudonym(replicas: Ca
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_a_parallel_burst_gets_exactly_the_capacity_and_what_is_given_back_is_free_again(
-        backend: str, replicas: Callable[[], SharedState]) -> None:
+    backend: str, replicas: Callable[[], SharedState]
+) -> None:
     states = [SharedState()] if backend == "memory" else [replicas(), replicas()]  # two replicas share Redis
     limiters = [RateLimiter(capacity=10, per_seconds=60, state=state, name="create") for state in states]
 
@@ -132,8 +134,13 @@ async def test_a_parallel_burst_gets_exactly_the_capacity_and_what_is_given_back
 async def test_a_refusal_by_a_later_limit_gives_back_the_earlier_ones() -> None:
     state = SharedState()
     own = RateLimiter(capacity=5, per_seconds=60, state=state, name="create")
-    guard = RateLimiter(capacity=1, per_seconds=60, state=state, name="guard",
-                        refusal=("too many from this network", "Te veel vanaf dit netwerk"))
+    guard = RateLimiter(
+        capacity=1,
+        per_seconds=60,
+        state=state,
+        name="guard",
+        refusal=("too many from this network", "Te veel vanaf dit netwerk"),
+    )
     first = Reservation()
     await first.take(own, "phone")
     await first.take(guard, "address")

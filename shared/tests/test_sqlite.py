@@ -105,6 +105,7 @@ async def test_past_the_busy_timeout_a_write_is_locked_and_stores_nothing(tmp_pa
         with pytest.raises(OperationalError, match="locked"):
             async with db.transaction() as session:
                 await session.execute(text("INSERT INTO notes (body) VALUES ('never')"))
+
         # ... and the writers queued behind it in this process are locked out too, not stuck for ever
         async def write() -> None:
             async with db.transaction() as session:

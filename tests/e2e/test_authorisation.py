@@ -30,9 +30,23 @@ from dispatch_bridge.meldkamer import media
 from tests.helpers import phone_photo, report_json
 from tests.suite import SERVICE_NAMES, Suite, create_dispatcher, follow, start_suite, submit
 
-CALLERS = ("anonymous", "wrong_citizen_token", "other_reports_token", "right_token", "dispatcher", "supervisor",
-           "intake", "verification", "bridge", "meldkamer", "sim_admin", "expired_service", "expired_dispatcher",
-           "forged_service", "forged_dispatcher")
+CALLERS = (
+    "anonymous",
+    "wrong_citizen_token",
+    "other_reports_token",
+    "right_token",
+    "dispatcher",
+    "supervisor",
+    "intake",
+    "verification",
+    "bridge",
+    "meldkamer",
+    "sim_admin",
+    "expired_service",
+    "expired_dispatcher",
+    "forged_service",
+    "forged_dispatcher",
+)
 #           anon wrong other right disp sup  intk verf brdg mkmr adm  exps expd frgs frgd
 INTERNAL = "401  401   401   401   401  401  {i}  {v}  {b}  401  401  401  401  401  401"
 DESK = "    401  401   401   401   {d}  {s}  401  401  401  401  401  401  401  401  401"
@@ -42,8 +56,11 @@ ADMIN = "   401  401   401   401   401  401  401  401  401  401  {a}  401  401  
 
 # (service, method, path, expected status per caller). Paths name the report, photo, user or job under test.
 MATRIX: list[tuple[str, str, str, str]] = [
-    *[(service, "GET", path, OPEN.format(200)) for service in ("intake", "verification", "bridge", "meldkamer")
-      for path in ("/healthz", "/readyz", "/metrics")],
+    *[
+        (service, "GET", path, OPEN.format(200))
+        for service in ("intake", "verification", "bridge", "meldkamer")
+        for path in ("/healthz", "/readyz", "/metrics")
+    ],
     # report-intake: the app's public routes, the report's own routes (its token), and the bridge's internal ones
     ("intake", "POST", "/v1/installations/challenges", OPEN.format(201)),
     ("intake", "POST", "/v1/installations", OPEN.format(422)),
@@ -86,8 +103,12 @@ MATRIX: list[tuple[str, str, str, str]] = [
     ("bridge", "POST", "/internal/v1/citizen-messages", INTERNAL.format(i=400, v=403, b=403)),
     ("bridge", "POST", "/internal/v1/group-merges", INTERNAL.format(i=403, v=400, b=403)),
     ("bridge", "POST", "/internal/v1/retention", INTERNAL.format(i=400, v=403, b=403)),
-    ("bridge", "POST", "/v1/meldkamer/callbacks",  # the meldkamer's webhook signature, nothing else
-     "401  401   401   401   401  401  401  401  401  422  401  401  401  401  401"),
+    (
+        "bridge",
+        "POST",
+        "/v1/meldkamer/callbacks",  # the meldkamer's webhook signature, nothing else
+        "401  401   401   401   401  401  401  401  401  422  401  401  401  401  401",
+    ),
     ("bridge", "GET", "/v1/media/{digest}?{signed}", OPEN.format(200)),  # whoever holds the signed link
     ("bridge", "GET", "/v1/media/{digest}?{forged}", OPEN.format(403)),
     ("bridge", "POST", "/v1/auth/token", OPEN.format(422)),
@@ -117,8 +138,12 @@ MATRIX: list[tuple[str, str, str, str]] = [
     ("bridge", "GET", "/v1/dispatch/burgernet/actions/{action}", DESK.format(d=404, s=404)),
     ("bridge", "POST", "/v1/dispatch/burgernet/actions/{action}/close", DESK.format(d=422, s=422)),
     ("bridge", "POST", "/v1/dispatch/burgernet/actions/{action}/cancel", DESK.format(d=403, s=422)),
-    ("bridge", "POST", "/v1/meldkamer/burgernet-actions",  # the meldkamer's webhook signature, nothing else
-     "401  401   401   401   401  401  401  401  401  422  401  401  401  401  401"),
+    (
+        "bridge",
+        "POST",
+        "/v1/meldkamer/burgernet-actions",  # the meldkamer's webhook signature, nothing else
+        "401  401   401   401   401  401  401  401  401  422  401  401  401  401  401",
+    ),
     # the simulated meldkamer: the bridge's credential, and its operator's admin token for faults
     ("meldkamer", "POST", "/v1/requests-for-service", INTERNAL.format(i=403, v=403, b=422)),
     ("meldkamer", "POST", "/v1/requests-for-service/{report}/updates", INTERNAL.format(i=403, v=403, b=422)),
@@ -147,10 +172,13 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    suite = start_suite(tmp_path_factory.mktemp("matrix"), {
-        "BM_INTAKE_WRONG_TOKENS_PER_REPORT": "100000",  # the guard against guessing is tested on its own
-        "BM_MELDKAMER_SCRIPT": json.dumps([["Active", 0.2]]),  # accepted and left open
-    })
+    suite = start_suite(
+        tmp_path_factory.mktemp("matrix"),
+        {
+            "BM_INTAKE_WRONG_TOKENS_PER_REPORT": "100000",  # the guard against guessing is tested on its own
+            "BM_MELDKAMER_SCRIPT": json.dumps([["Active", 0.2]]),  # accepted and left open
+        },
+    )
     try:
         place = {"lat": 52.1, "lon": 5.1}
         photo = phone_photo(4242, **place)
@@ -159,10 +187,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         follow(suite, created, "accepted")
         tokens = {role: create_dispatcher(suite, f"matrix-{role}", role) for role in ("dispatcher", "supervisor")}
         create_dispatcher(suite, "matrix-target", "dispatcher")
-        seen = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}",
-                         headers={"Authorization": f"Bearer {tokens['supervisor']}"}).json()
-        yield World(suite, created, other, seen["photos"][0]["photo_id"], hashlib.sha256(photo).hexdigest(), tokens,
-                    seen["incident_id"])
+        seen = httpx.get(
+            f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}",
+            headers={"Authorization": f"Bearer {tokens['supervisor']}"},
+        ).json()
+        yield World(
+            suite,
+            created,
+            other,
+            seen["photos"][0]["photo_id"],
+            hashlib.sha256(photo).hexdigest(),
+            tokens,
+            seen["incident_id"],
+        )
     finally:
         suite.stop()
 
@@ -182,13 +219,16 @@ def credentials(world: World, caller: str, service: str) -> dict[str, str]:
         "bridge": lambda: development_key("dispatch-bridge").issue(audience),
         "sim_admin": lambda: ADMIN_TOKEN,
         "expired_service": lambda: development_key("dispatch-bridge").issue(audience, ttl=-120),
-        "expired_dispatcher": lambda: accounts_tokens.issue_token(bridge_secret, "matrix-supervisor", "supervisor",
-                                                                  -10),
+        "expired_dispatcher": lambda: accounts_tokens.issue_token(
+            bridge_secret, "matrix-supervisor", "supervisor", -10
+        ),
         # The bridge's name and key id, another key: what someone who knows the format but not the key makes.
-        "forged_service": lambda: ServiceKey("dispatch-bridge", development_key("dispatch-bridge").kid,
-                                             Ed25519PrivateKey.generate()).issue(audience),
-        "forged_dispatcher": lambda: accounts_tokens.issue_token("not the bridge's secret" * 2, "matrix-supervisor",
-                                                                 "supervisor", 60),
+        "forged_service": lambda: ServiceKey(
+            "dispatch-bridge", development_key("dispatch-bridge").kid, Ed25519PrivateKey.generate()
+        ).issue(audience),
+        "forged_dispatcher": lambda: accounts_tokens.issue_token(
+            "not the bridge's secret" * 2, "matrix-supervisor", "supervisor", 60
+        ),
     }
     return {"Authorization": f"Bearer {bearer[caller]()}"} if caller in bearer else {}
 
@@ -196,9 +236,15 @@ def credentials(world: World, caller: str, service: str) -> dict[str, str]:
 def status_of(world: World, service: str, method: str, path: str, caller: str) -> int:
     bridge_url = world.suite.urls["bridge"]
     path = path.format(
-        report=world.report["id"], photo=world.photo_id, action="no-such-action", incident=world.incident_id, user="matrix-target", digest=world.digest,
+        report=world.report["id"],
+        photo=world.photo_id,
+        action="no-such-action",
+        incident=world.incident_id,
+        user="matrix-target",
+        digest=world.digest,
         signed=media.signed_url(bridge_url, BridgeSettings().media_url_secret, world.digest, 60).split("?")[1],
-        forged=f"expires={2**31}&signature={'0' * 64}")
+        forged=f"expires={2**31}&signature={'0' * 64}",
+    )
     headers = credentials(world, caller, service)
     body = b"{}" if method in ("POST", "PUT") else b""
     if body:
@@ -210,18 +256,27 @@ def status_of(world: World, service: str, method: str, path: str, caller: str) -
 
 
 def test_the_matrix_covers_every_operation_of_every_service(world: World) -> None:
-    documented = {(service, method.upper(), path) for service in SERVICE_NAMES
-                  for path, operations in httpx.get(f"{world.suite.urls[service]}/openapi.json").json()["paths"].items()
-                  for method in operations}
+    documented = {
+        (service, method.upper(), path)
+        for service in SERVICE_NAMES
+        for path, operations in httpx.get(f"{world.suite.urls[service]}/openapi.json").json()["paths"].items()
+        for method in operations
+    }
     in_matrix = {(service, method, _as_documented(service, path)) for service, method, path, _ in MATRIX}
     assert documented == in_matrix, (documented - in_matrix, in_matrix - documented)
 
 
 def _as_documented(service: str, path: str) -> str:
     """A matrix path as its OpenAPI template (the rows name concrete things where the document has parameters)."""
-    path = (path.split("?")[0].replace("/no-such-job/", "/{job_id}/").replace("/no-such-message/", "/{message_id}/")
-            .replace("{user}/unlock", "{username}/{change}").replace("{photo}", "{photo_id}")
-            .replace("{incident}", "{incident_id}").replace("{action}", "{action_id}"))
+    path = (
+        path.split("?")[0]
+        .replace("/no-such-job/", "/{job_id}/")
+        .replace("/no-such-message/", "/{message_id}/")
+        .replace("{user}/unlock", "{username}/{change}")
+        .replace("{photo}", "{photo_id}")
+        .replace("{incident}", "{incident_id}")
+        .replace("{action}", "{action_id}")
+    )
     if service == "intake" and path.startswith("/open311/v2/requests/"):
         return "/open311/v2/requests/{request_id}.json"
     if service == "meldkamer":

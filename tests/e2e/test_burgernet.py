@@ -29,15 +29,25 @@ UTRECHT = [(52.0950, 5.1050), (52.0950, 5.1350), (52.0830, 5.1350), (52.0830, 5.
 INSIDE = (52.0903, 5.1187)
 OUTSIDE = (52.37317, 4.89263)
 # The meldkamer keeps incidents open; at 1 s it starts an action of its own on each (the script's Burgernet step).
-SCRIPT = [["Active", 0.3], ["ResourcesAssigned", 0.8], ["burgernet:person:800:30:Man in grijze hoodie", 1.0],
-          ["Closed", 900.0]]
+SCRIPT = [
+    ["Active", 0.3],
+    ["ResourcesAssigned", 0.8],
+    ["burgernet:person:800:30:Man in grijze hoodie", 1.0],
+    ["Closed", 900.0],
+]
 
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
-    running = start_suite(tmp_path_factory.mktemp("burgernet"), {
-        "BM_INTAKE_INSTALLATION_POW_BITS": "12", "BM_MELDKAMER_SCRIPT": json.dumps(SCRIPT),
-        "BM_BRIDGE_BURGERNET_DEADLINE_POLL_SECONDS": "0.3", "BM_INTAKE_BURGERNET_FEED_REFRESH_SECONDS": "0.5"})
+    running = start_suite(
+        tmp_path_factory.mktemp("burgernet"),
+        {
+            "BM_INTAKE_INSTALLATION_POW_BITS": "12",
+            "BM_MELDKAMER_SCRIPT": json.dumps(SCRIPT),
+            "BM_BRIDGE_BURGERNET_DEADLINE_POLL_SECONDS": "0.3",
+            "BM_INTAKE_BURGERNET_FEED_REFRESH_SECONDS": "0.5",
+        },
+    )
     yield running
     running.stop()
 
@@ -60,38 +70,60 @@ class App:
             self.feed, self.etag = response.json(), response.headers["etag"]
             ids = [a["action_id"] for a in self.feed["actions"] if a["status"] == "open"]
             if ids:  # every action, inside the area or not: the receipt says nothing of where the phone is
-                receipt = httpx.post(f"{self.intake}/v1/burgernet/receipts", json={"action_ids": ids},
-                                     headers={"Installation-Credential": self.credential})
+                receipt = httpx.post(
+                    f"{self.intake}/v1/burgernet/receipts",
+                    json={"action_ids": ids},
+                    headers={"Installation-Credential": self.credential},
+                )
                 assert receipt.status_code == 200, receipt.text
         return response.status_code
 
     def actions_here(self) -> list[dict[str, Any]]:
-        return [a for a in self.feed["actions"] if a["status"] == "open"
-                and Area.model_validate(a["area"]).contains(*self.place)]
+        return [
+            a
+            for a in self.feed["actions"]
+            if a["status"] == "open" and Area.model_validate(a["area"]).contains(*self.place)
+        ]
 
-    def answer(self, action: dict[str, Any], description: str, photos: list[bytes], key: str,
-               seen_at: datetime | None = None, place: tuple[float, float] | None = None) -> httpx.Response:
+    def answer(
+        self,
+        action: dict[str, Any],
+        description: str,
+        photos: list[bytes],
+        key: str,
+        seen_at: datetime | None = None,
+        place: tuple[float, float] | None = None,
+    ) -> httpx.Response:
         lat, lon = place or self.place
-        sighting = {"description": description, "location": {"lat": lat, "lon": lon, "accuracy_m": 10},
-                    "seen_at": (seen_at or datetime.now(UTC)).isoformat()}
+        sighting = {
+            "description": description,
+            "location": {"lat": lat, "lon": lon, "accuracy_m": 10},
+            "seen_at": (seen_at or datetime.now(UTC)).isoformat(),
+        }
         files: list[Any] = [("sighting", (None, json.dumps(sighting), "application/json"))]
         files += [("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
-        return httpx.post(action["links"]["answer"], files=files, timeout=30,
-                          headers={"Idempotency-Key": key, "Installation-Credential": self.credential})
+        return httpx.post(
+            action["links"]["answer"],
+            files=files,
+            timeout=30,
+            headers={"Idempotency-Key": key, "Installation-Credential": self.credential},
+        )
 
 
 def incident_of_report(suite: Suite, token: str, report_id: str) -> str:
     def find() -> str | None:
-        view = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/reports/{report_id}",
-                         headers={"Authorization": f"Bearer {token}"})
+        view = httpx.get(
+            f"{suite.urls['bridge']}/v1/dispatch/reports/{report_id}", headers={"Authorization": f"Bearer {token}"}
+        )
         return view.json().get("incident_id") if view.status_code == 200 else None
+
     incident_id = eventually(find)
     assert incident_id, "the report never reached an incident"
     return str(incident_id)
 
 
 def meldkamer_updates(suite: Suite, request_id: str) -> list[dict[str, Any]]:
-    for incident in meldkamer_incidents(suite.urls['meldkamer'], suite.env):
+    for incident in meldkamer_incidents(suite.urls["meldkamer"], suite.env):
         if incident["requestId"] == request_id:
             return list(incident["updates"])
     return []
@@ -107,20 +139,40 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     token = create_dispatcher(suite, "bente", "dispatcher")
     supervisor = create_dispatcher(suite, "sanne", "supervisor")
     auth = {"Authorization": f"Bearer {token}"}
-    first = submit(suite, report_json(category="robbery", in_progress=True, location={"lat": 52.0907, "lon": 5.1214},
-                                      description="Overval op de juwelier, dader rent weg"), [], "bn-first-0001")
+    first = submit(
+        suite,
+        report_json(
+            category="robbery",
+            in_progress=True,
+            location={"lat": 52.0907, "lon": 5.1214},
+            description="Overval op de juwelier, dader rent weg",
+        ),
+        [],
+        "bn-first-0001",
+    )
     assert first.status_code == 202, first.text
     incident_id = incident_of_report(suite, token, first.json()["id"])
 
     # The photo of the man sought, from a phone with its place in EXIF: only a copy without metadata is published.
-    upload = httpx.post(f"{bridge}/v1/dispatch/burgernet/photos", headers={**auth, "Content-Type": "image/jpeg"},
-                        content=phone_photo(7, 52.1, 5.1))
+    upload = httpx.post(
+        f"{bridge}/v1/dispatch/burgernet/photos",
+        headers={**auth, "Content-Type": "image/jpeg"},
+        content=phone_photo(7, 52.1, 5.1),
+    )
     assert upload.status_code == 201, upload.text
-    started = httpx.post(f"{bridge}/v1/dispatch/burgernet/actions", headers=auth, json={
-        "incident_id": incident_id, "looking_for": "person", "headline_nl": "Gezocht: man, grijze hoodie",
-        "description_nl": "Man van ongeveer 25, grijze hoodie, rende richting Vredenburg.",
-        "area": {"polygon": UTRECHT, "description": "Utrecht, Binnenstad"}, "duration_minutes": 30,
-        "photo_sha256": upload.json()["sha256"]})
+    started = httpx.post(
+        f"{bridge}/v1/dispatch/burgernet/actions",
+        headers=auth,
+        json={
+            "incident_id": incident_id,
+            "looking_for": "person",
+            "headline_nl": "Gezocht: man, grijze hoodie",
+            "description_nl": "Man van ongeveer 25, grijze hoodie, rende richting Vredenburg.",
+            "area": {"polygon": UTRECHT, "description": "Utrecht, Binnenstad"},
+            "duration_minutes": 30,
+            "photo_sha256": upload.json()["sha256"],
+        },
+    )
     assert started.status_code == 201, started.text
     action_id = started.json()["action_id"]
 
@@ -140,18 +192,25 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     assert b"<msgType>Alert</msgType>" in cap.content and b"<polygon>" in cap.content
 
     # The meldkamer's script started an action of its own on the same incident, around its place.
-    by_script = eventually(lambda: [a for a in httpx.get(f"{bridge}/v1/dispatch/burgernet/actions", headers=auth)
-                                    .json() if a["started_by"] == "meldkamer" and a["incident_id"] == incident_id])
+    by_script = eventually(
+        lambda: [
+            a
+            for a in httpx.get(f"{bridge}/v1/dispatch/burgernet/actions", headers=auth).json()
+            if a["started_by"] == "meldkamer" and a["incident_id"] == incident_id
+        ]
+    )
     assert by_script and by_script[0]["area"]["circle"]["radius_m"] == 800
 
     sent_at = time.monotonic()
-    answer = inside.answer(action, "Ik zie hem nu bij de ingang van Hoog Catharijne", [phone_photo(8, *INSIDE)],
-                           "bn-sighting-0001")
+    answer = inside.answer(
+        action, "Ik zie hem nu bij de ingang van Hoog Catharijne", [phone_photo(8, *INSIDE)], "bn-sighting-0001"
+    )
     assert answer.status_code == 202, answer.text
     sighting = answer.json()
 
     def urgent_sighting() -> list[dict[str, Any]]:
         return [u for u in meldkamer_updates(suite, incident_id) if u["kind"] == "sighting" and u["urgent"]]
+
     arrived = eventually(urgent_sighting, limit=20)
     seconds = time.monotonic() - sent_at
     assert arrived and "Hoog Catharijne" in arrived[0]["notes"] and arrived[0]["media"] == 1
@@ -164,15 +223,18 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     assert shown["figures"]["answers"] == 1 and shown["figures"]["seconds_to_first_answer"] is not None
     assert [a["report_id"] for a in shown["answers"]] == [sighting["id"]]
 
-    closed = httpx.post(f"{bridge}/v1/dispatch/burgernet/actions/{action_id}/close", headers=auth,
-                        json={"outcome": "arrested"})
+    closed = httpx.post(
+        f"{bridge}/v1/dispatch/burgernet/actions/{action_id}/close", headers=auth, json={"outcome": "arrested"}
+    )
     assert closed.status_code == 200, closed.text
     assert closed.json()["closing_nl"].startswith("Er is iemand aangehouden")
 
     def ended_in_feed() -> dict[str, Any] | None:
         inside.poll()
-        return next((a for a in inside.feed["actions"] if a["action_id"] == action_id and a["status"] == "closed"),
-                    None)
+        return next(
+            (a for a in inside.feed["actions"] if a["action_id"] == action_id and a["status"] == "closed"), None
+        )
+
     ended = eventually(ended_in_feed)
     assert ended and ended["outcome"] == "arrested" and ended["closing_en"]
     cap = httpx.get(action["links"]["cap"]).content
@@ -183,49 +245,89 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     assert late.status_code == 409 and late.json()["error"] == "burgernet_action_closed", late.text
     assert late.json()["detail_nl"]
     files = [("photos", ("late.jpg", phone_photo(9, *INSIDE), "image/jpeg"))]
-    late_photo = httpx.post(f"{intake}/v1/reports/{sighting['id']}/photos", files=files, headers={
-        "Authorization": f"Bearer {sighting['access_token']}", "Idempotency-Key": "bn-late-photo-01",
-        "Installation-Credential": inside.credential})
+    late_photo = httpx.post(
+        f"{intake}/v1/reports/{sighting['id']}/photos",
+        files=files,
+        headers={
+            "Authorization": f"Bearer {sighting['access_token']}",
+            "Idempotency-Key": "bn-late-photo-01",
+            "Installation-Credential": inside.credential,
+        },
+    )
     assert late_photo.status_code == 409 and late_photo.json()["error"] == "burgernet_action_closed"
 
     # The citizen who answered sees what became of it.
     def told() -> list[dict[str, Any]]:
-        view = httpx.get(f"{intake}/v1/reports/{sighting['id']}", headers={
-            "Authorization": f"Bearer {sighting['access_token']}", "Accept-Language": "nl"}).json()
+        view = httpx.get(
+            f"{intake}/v1/reports/{sighting['id']}",
+            headers={"Authorization": f"Bearer {sighting['access_token']}", "Accept-Language": "nl"},
+        ).json()
         return [e for e in view["timeline"] if e["event"] == "appeal_closed"]
+
     closing = eventually(told)
     assert closing and "aangehouden" in closing[0]["text"]
-    assert eventually(lambda: [u for u in meldkamer_updates(suite, incident_id)
-                               if u["kind"] == "burgernet" and "closed (arrested)" in (u["notes"] or "")])
+    assert eventually(
+        lambda: [
+            u
+            for u in meldkamer_updates(suite, incident_id)
+            if u["kind"] == "burgernet" and "closed (arrested)" in (u["notes"] or "")
+        ]
+    )
 
     # Forgotten by its dispatcher: at its closing time the deadline closes it with the standard text.
-    forgotten = httpx.post(f"{bridge}/v1/dispatch/burgernet/actions", headers=auth, json={
-        "incident_id": incident_id, "looking_for": "vehicle", "headline_nl": "Gezocht: witte bestelbus",
-        "description_nl": "Witte bestelbus, kenteken begint met V", "area": {"circle": {
-            "lat": 52.09, "lon": 5.12, "radius_m": 2000}}}).json()
-    run_sql(suite.env["BM_BRIDGE_DATABASE_URL"], "UPDATE burgernet_actions SET closes_at = started_at WHERE id = :id",
-            {"id": forgotten["action_id"]})
+    forgotten = httpx.post(
+        f"{bridge}/v1/dispatch/burgernet/actions",
+        headers=auth,
+        json={
+            "incident_id": incident_id,
+            "looking_for": "vehicle",
+            "headline_nl": "Gezocht: witte bestelbus",
+            "description_nl": "Witte bestelbus, kenteken begint met V",
+            "area": {"circle": {"lat": 52.09, "lon": 5.12, "radius_m": 2000}},
+        },
+    ).json()
+    run_sql(
+        suite.env["BM_BRIDGE_DATABASE_URL"],
+        "UPDATE burgernet_actions SET closes_at = started_at WHERE id = :id",
+        {"id": forgotten["action_id"]},
+    )
 
     def expired() -> dict[str, Any] | None:
         found = httpx.get(f"{bridge}/v1/dispatch/burgernet/actions/{forgotten['action_id']}", headers=auth).json()
         return found if found["status"] == "closed" else None
+
     done = eventually(expired)
     assert done and done["outcome"] == "expired" and done["closing_nl"].startswith("Deze Burgernet-actie is beëindigd")
 
     # A supervisor cancels the meldkamer's own action: a CAP Cancel, with a closing message too.
-    assert httpx.post(f"{bridge}/v1/dispatch/burgernet/actions/{by_script[0]['action_id']}/cancel",
-                      headers=auth, json={"reason": "dubbel"}).status_code == 403
-    cancelled = httpx.post(f"{bridge}/v1/dispatch/burgernet/actions/{by_script[0]['action_id']}/cancel",
-                           headers={"Authorization": f"Bearer {supervisor}"}, json={"reason": "dubbel"})
+    assert (
+        httpx.post(
+            f"{bridge}/v1/dispatch/burgernet/actions/{by_script[0]['action_id']}/cancel",
+            headers=auth,
+            json={"reason": "dubbel"},
+        ).status_code
+        == 403
+    )
+    cancelled = httpx.post(
+        f"{bridge}/v1/dispatch/burgernet/actions/{by_script[0]['action_id']}/cancel",
+        headers={"Authorization": f"Bearer {supervisor}"},
+        json={"reason": "dubbel"},
+    )
     assert cancelled.status_code == 200 and cancelled.json()["closing_nl"]
-    cap_cancel = eventually(lambda: (c := httpx.get(f"{intake}/v1/burgernet/actions/{by_script[0]['action_id']}"
-                                                   "/cap").content) and b"<msgType>Cancel</msgType>" in c and c)
+    cap_cancel = eventually(
+        lambda: (
+            (c := httpx.get(f"{intake}/v1/burgernet/actions/{by_script[0]['action_id']}/cap").content)
+            and b"<msgType>Cancel</msgType>" in c
+            and c
+        )
+    )
     assert cap_cancel
     cap_is_valid(cap_cancel)
 
     # Every step is audited.
-    audit = httpx.get(f"{bridge}/v1/dispatch/audit", headers={"Authorization": f"Bearer {supervisor}"},
-                      params={"limit": 500}).json()
+    audit = httpx.get(
+        f"{bridge}/v1/dispatch/audit", headers={"Authorization": f"Bearer {supervisor}"}, params={"limit": 500}
+    ).json()
     steps = {e["action"] for e in audit if e["target_type"] == "burgernet"}
     assert {"burgernet.started", "burgernet.closed", "burgernet.cancelled", "burgernet.viewed"} <= steps
 
@@ -252,43 +354,78 @@ def test_a_witness_call_about_last_saturday(suite: Suite) -> None:
     saturday = today - timedelta(days=(today.weekday() - 5) % 7 or 7)
     window_start, window_end = saturday.replace(hour=21), saturday.replace(hour=22)  # 22:00-23:00 Dutch time
     street = (52.0906, 5.1160)  # the Oudegracht
-    past = submit(suite, report_json(category="violence", description="Mishandeling aan de Oudegracht",
-                                     location={"lat": street[0], "lon": street[1]},
-                                     observed_at=(window_start + timedelta(minutes=30)).isoformat()),
-                  [photo_at(20, street, window_start + timedelta(minutes=29))], "bn-past-0001")
+    past = submit(
+        suite,
+        report_json(
+            category="violence",
+            description="Mishandeling aan de Oudegracht",
+            location={"lat": street[0], "lon": street[1]},
+            observed_at=(window_start + timedelta(minutes=30)).isoformat(),
+        ),
+        [photo_at(20, street, window_start + timedelta(minutes=29))],
+        "bn-past-0001",
+    )
     assert past.status_code == 202, past.text
     incident_id = incident_of_report(suite, auth["Authorization"][7:], past.json()["id"])
 
-    call = httpx.post(f"{bridge}/v1/dispatch/burgernet/actions", headers=auth, json={
-        "kind": "witness_call", "incident_id": incident_id, "looking_for": "witnesses",
-        "headline_nl": "Getuigen gezocht: mishandeling Oudegracht",
-        "description_nl": "Was u zaterdag tussen 22.00 en 23.00 uur op de Oudegracht?",
-        "area": {"circle": {"lat": street[0], "lon": street[1], "radius_m": 300}},
-        "window_start": window_start.isoformat(), "window_end": window_end.isoformat()})
+    call = httpx.post(
+        f"{bridge}/v1/dispatch/burgernet/actions",
+        headers=auth,
+        json={
+            "kind": "witness_call",
+            "incident_id": incident_id,
+            "looking_for": "witnesses",
+            "headline_nl": "Getuigen gezocht: mishandeling Oudegracht",
+            "description_nl": "Was u zaterdag tussen 22.00 en 23.00 uur op de Oudegracht?",
+            "area": {"circle": {"lat": street[0], "lon": street[1], "radius_m": 300}},
+            "window_start": window_start.isoformat(),
+            "window_end": window_end.isoformat(),
+        },
+    )
     assert call.status_code == 201, call.text
     call_id = call.json()["action_id"]
-    future = httpx.post(f"{bridge}/v1/dispatch/burgernet/actions", headers=auth, json={
-        **{k: v for k, v in call.json().items() if k in ("kind", "incident_id", "looking_for", "headline_nl",
-                                                        "description_nl", "area")},
-        "window_start": window_start.isoformat(), "window_end": (today + timedelta(days=2)).isoformat()})
+    future = httpx.post(
+        f"{bridge}/v1/dispatch/burgernet/actions",
+        headers=auth,
+        json={
+            **{
+                k: v
+                for k, v in call.json().items()
+                if k in ("kind", "incident_id", "looking_for", "headline_nl", "description_nl", "area")
+            },
+            "window_start": window_start.isoformat(),
+            "window_end": (today + timedelta(days=2)).isoformat(),
+        },
+    )
     assert future.status_code == 422 and future.json()["error"] == "window_not_past"
 
     witness = App(intake, street)
     assert eventually(lambda: witness.poll() and any(a["action_id"] == call_id for a in witness.actions_here()))
     action = next(a for a in witness.actions_here() if a["action_id"] == call_id)
-    in_window = witness.answer(action, "Ik zag twee mannen ruzie maken", [
-        photo_at(21, street, window_start + timedelta(minutes=35))], "bn-witness-0001",
-        seen_at=window_start + timedelta(minutes=35))
-    a_day_early = witness.answer(action, "Foto van die avond, denk ik", [
-        photo_at(22, street, window_start - timedelta(days=1))], "bn-witness-0002",
-        seen_at=window_start + timedelta(minutes=40))
+    in_window = witness.answer(
+        action,
+        "Ik zag twee mannen ruzie maken",
+        [photo_at(21, street, window_start + timedelta(minutes=35))],
+        "bn-witness-0001",
+        seen_at=window_start + timedelta(minutes=35),
+    )
+    a_day_early = witness.answer(
+        action,
+        "Foto van die avond, denk ik",
+        [photo_at(22, street, window_start - timedelta(days=1))],
+        "bn-witness-0002",
+        seen_at=window_start + timedelta(minutes=40),
+    )
     assert in_window.status_code == 202 and a_day_early.status_code == 202, (in_window.text, a_day_early.text)
 
     def verified(report_id: str) -> dict[str, Any] | None:
         view = httpx.get(f"{bridge}/v1/dispatch/reports/{report_id}", headers=auth).json()
         return view if view.get("state") == "forwarded" and view.get("verification") else None
-    matching, not_matching = eventually(lambda: verified(in_window.json()["id"])), \
-        eventually(lambda: verified(a_day_early.json()["id"]))
+
+    matching, not_matching = (
+        eventually(lambda: verified(in_window.json()["id"])),
+        eventually(lambda: verified(a_day_early.json()["id"])),
+    )
     assert matching and not_matching
     assert matching["verification"]["appeal_match"] == "matching"
     assert {"appeal_photo_time_matches", "appeal_photo_place_matches"} <= set(matching["verification"]["reasons"])
@@ -301,17 +438,22 @@ def test_a_witness_call_about_last_saturday(suite: Suite) -> None:
     # Both reach the investigation's incident as ordinary updates, with what verification found.
     def accounts() -> list[dict[str, Any]]:
         return [u for u in meldkamer_updates(suite, incident_id) if u["kind"] == "sighting"]
+
     arrived = eventually(lambda: len(accounts()) >= 2 and accounts())
     assert arrived and not any(u["urgent"] for u in arrived)
     assert any("not_matching" in (u["notes"] or "") for u in arrived)
 
-    closed = httpx.post(f"{bridge}/v1/dispatch/burgernet/actions/{call_id}/close", headers=auth,
-                        json={"outcome": "called_off", "message_nl": "Dank voor alle beelden."})
+    closed = httpx.post(
+        f"{bridge}/v1/dispatch/burgernet/actions/{call_id}/close",
+        headers=auth,
+        json={"outcome": "called_off", "message_nl": "Dank voor alle beelden."},
+    )
     assert closed.status_code == 200
 
     def ended() -> bool:
         witness.poll()
         return any(a["action_id"] == call_id and a["status"] == "closed" for a in witness.feed["actions"])
+
     assert eventually(ended)
     late = witness.answer(action, "Nog iets", [photo_at(23, street, window_start)], "bn-witness-late-01")
     assert late.status_code == 409 and late.json()["error"] == "burgernet_action_closed"

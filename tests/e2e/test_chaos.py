@@ -80,8 +80,12 @@ def send_report(suite: Suite, n: int, tally: Tally) -> None:
     deadline, pause = time.monotonic() + 240, 0.2
     while time.monotonic() < deadline:
         try:
-            response = httpx.post(f"{phone.base_url}/v1/reports", files=files, timeout=30,
-                                  headers={"Idempotency-Key": key, "X-Forwarded-For": phone.address})
+            response = httpx.post(
+                f"{phone.base_url}/v1/reports",
+                files=files,
+                timeout=30,
+                headers={"Idempotency-Key": key, "X-Forwarded-For": phone.address},
+            )
         except httpx.TransportError:
             unanswered = True
             with tally.lock:
@@ -111,7 +115,8 @@ class Chaos:
         self.random = random.Random(SEED)
         self.actions: list[tuple[str, Callable[[], None]]] = [
             *[(f"kill {name}", lambda name=name: self.kill(name)) for name in SERVICES],  # type: ignore[misc]
-            ("meldkamer fails", self.meldkamer_fails), ("meldkamer dark", self.meldkamer_dark),
+            ("meldkamer fails", self.meldkamer_fails),
+            ("meldkamer dark", self.meldkamer_dark),
             ("photo disk full", self.disk_full),
         ]
         if TEST_DATABASE == "postgresql":
@@ -172,8 +177,11 @@ class Chaos:
 
     def restart_postgresql(self) -> None:
         version = sorted(os.listdir("/etc/postgresql"))[-1]
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
+            check=True,
+            capture_output=True,
+        )
 
 
 def wait_until_closed(suite: Suite, accepted: list[dict[str, Any]], limit_seconds: float = 300) -> dict[int, Any]:
@@ -183,8 +191,11 @@ def wait_until_closed(suite: Suite, accepted: list[dict[str, Any]], limit_second
     while pending and time.monotonic() < deadline:
         still = []
         for report in pending:
-            view = httpx.get(f"{suite.urls['intake']}{report['status_url']}", timeout=10,
-                             headers={"Authorization": f"Bearer {report['access_token']}"}).json()
+            view = httpx.get(
+                f"{suite.urls['intake']}{report['status_url']}",
+                timeout=10,
+                headers={"Authorization": f"Bearer {report['access_token']}"},
+            ).json()
             views[report["n"]] = view
             if view["status"] != "closed":
                 still.append(report)
@@ -195,12 +206,13 @@ def wait_until_closed(suite: Suite, accepted: list[dict[str, Any]], limit_second
 
 
 @pytest.mark.serial  # restarts PostgreSQL, which every other test's database lives in
-@pytest.mark.skipif(TEST_DATABASE != "postgresql" and not os.environ.get("BM_CHAOS_SECONDS"),
-                    reason="CI runs the chaos in the PostgreSQL pass (it also restarts PostgreSQL); set "
-                    "BM_CHAOS_SECONDS to run it on SQLite")
+@pytest.mark.skipif(
+    TEST_DATABASE != "postgresql" and not os.environ.get("BM_CHAOS_SECONDS"),
+    reason="CI runs the chaos in the PostgreSQL pass (it also restarts PostgreSQL); set "
+    "BM_CHAOS_SECONDS to run it on SQLite",
+)
 def test_chaos_loses_nothing_duplicates_nothing_and_a_refusal_stores_nothing(tmp_path: Path) -> None:
-    print(f"\nchaos seed {SEED} (replay: BM_CHAOS_SEED={SEED}; the meldkamer's faults: "
-          f"BM_MELDKAMER_FAULT_SEED={SEED})")
+    print(f"\nchaos seed {SEED} (replay: BM_CHAOS_SEED={SEED}; the meldkamer's faults: BM_MELDKAMER_FAULT_SEED={SEED})")
     with small_filesystem(tmp_path / "photos", size_mb=256) as disk:
         env = {**CHAOS_ENV, **{f"{prefix}BLOB_DIR": str(disk / "blobs") for _package, prefix in SERVICES.values()}}
         suite = start_suite(tmp_path / "suite", env)
@@ -237,8 +249,13 @@ def test_chaos_loses_nothing_duplicates_nothing_and_a_refusal_stores_nothing(tmp
             suite.stop()
 
 
-def stuck(suite: Suite, dispatcher: dict[str, str], reports: list[dict[str, Any]], views: dict[int, Any],
-          incidents: list[dict[str, Any]]) -> str:
+def stuck(
+    suite: Suite,
+    dispatcher: dict[str, str],
+    reports: list[dict[str, Any]],
+    views: dict[int, Any],
+    incidents: list[dict[str, Any]],
+) -> str:
     """Where the reports that did not close are held: for the one reading the failure."""
     bridge = suite.urls["bridge"]
     lines = [f"delivery: {httpx.get(f'{bridge}/v1/dispatch/delivery', headers=dispatcher).text}"]
@@ -246,15 +263,17 @@ def stuck(suite: Suite, dispatcher: dict[str, str], reports: list[dict[str, Any]
         view = views.get(report["n"], {})
         at_bridge = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/reports/{report['id']}", headers=dispatcher)
         there = [(i["status"], i["incidentId"]) for i in incidents if i["description"] == f"chaos report {report['n']}"]
-        lines.append(f"report {report['n']} {report['id']}: citizen {view.get('status')} "
-                     f"{[e['event'] for e in view.get('timeline', [])]}; meldkamer {there}; bridge "
-                     f"{at_bridge.status_code} {at_bridge.text[:600]}")
+        lines.append(
+            f"report {report['n']} {report['id']}: citizen {view.get('status')} "
+            f"{[e['event'] for e in view.get('timeline', [])]}; meldkamer {there}; bridge "
+            f"{at_bridge.status_code} {at_bridge.text[:600]}"
+        )
     return "\n".join(lines)
 
 
 def meldkamer_incidents(suite: Suite) -> list[dict[str, Any]]:
     incidents: list[dict[str, Any]] = []
-    while page := meldkamer_list(suite.urls['meldkamer'], suite.env, limit=1000, offset=len(incidents)):
+    while page := meldkamer_list(suite.urls["meldkamer"], suite.env, limit=1000, offset=len(incidents)):
         incidents += page
     return incidents
 
@@ -266,8 +285,11 @@ def check_outcome(suite: Suite, tally: Tally, views: dict[int, Any], chaos_laste
     while True:  # the meldkamer marks an incident closed when the bridge has confirmed its last callback
         incidents = meldkamer_incidents(suite)
         closed_there = {i["description"] for i in incidents if i["status"] == "Closed"}
-        disagree = sorted(n for n in accepted if views.get(n, {}).get("status") == "closed"
-                          and f"chaos report {n}" not in closed_there)
+        disagree = sorted(
+            n
+            for n in accepted
+            if views.get(n, {}).get("status") == "closed" and f"chaos report {n}" not in closed_there
+        )
         if not disagree or time.monotonic() > deadline:
             break
         time.sleep(1)
@@ -275,25 +297,32 @@ def check_outcome(suite: Suite, tally: Tally, views: dict[int, Any], chaos_laste
     not_closed = sorted(n for n in accepted if views.get(n, {}).get("status") != "closed")
     lost = sorted(n for n in accepted if at_meldkamer[f"chaos report {n}"] == 0)
     twice = sorted(n for n in accepted if at_meldkamer[f"chaos report {n}"] > 1)
-    forwarded_twice = sorted(n for n, view in views.items()
-                             if [e["event"] for e in view["timeline"]].count("forwarded") > 1
-                             or [e["event"] for e in view["timeline"]].count("accepted") > 1)
+    forwarded_twice = sorted(
+        n
+        for n, view in views.items()
+        if [e["event"] for e in view["timeline"]].count("forwarded") > 1
+        or [e["event"] for e in view["timeline"]].count("accepted") > 1
+    )
     stored_after_refusal = sorted(n for n, _status, _error in tally.refused if at_meldkamer[f"chaos report {n}"])
     dead = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/dead-letters", headers=dispatcher, timeout=30).json()
-    print(f"\nchaos (seed {SEED}, the meldkamer's fault seed {suite.env['BM_MELDKAMER_FAULT_SEED']}, "
-          f"{chaos_lasted:.0f} s of faults, all closed after {drained:.0f} s): "
-          f"{sum(tally.replies.values())} requests, {len(accepted)} reports accepted, "
-          f"{len(tally.refused)} refused and not retried, replies {dict(sorted(tally.replies.items()))}; "
-          f"faults {dict(sorted(tally.faults.items()))} (seconds each: "
-          f"{ {name: round(t / tally.faults[name], 1) for name, t in sorted(tally.fault_seconds.items())} }); lost {len(lost)}, forwarded twice "
-          f"{len(twice) + len(forwarded_twice)}, not closed {len(not_closed)}, status disagreeing {len(disagree)}, "
-          f"stored after a refusal {len(stored_after_refusal)}, dead letters {len(dead)}")
+    print(
+        f"\nchaos (seed {SEED}, the meldkamer's fault seed {suite.env['BM_MELDKAMER_FAULT_SEED']}, "
+        f"{chaos_lasted:.0f} s of faults, all closed after {drained:.0f} s): "
+        f"{sum(tally.replies.values())} requests, {len(accepted)} reports accepted, "
+        f"{len(tally.refused)} refused and not retried, replies {dict(sorted(tally.replies.items()))}; "
+        f"faults {dict(sorted(tally.faults.items()))} (seconds each: "
+        f"{ {name: round(t / tally.faults[name], 1) for name, t in sorted(tally.fault_seconds.items())} }); lost {len(lost)}, forwarded twice "
+        f"{len(twice) + len(forwarded_twice)}, not closed {len(not_closed)}, status disagreeing {len(disagree)}, "
+        f"stored after a refusal {len(stored_after_refusal)}, dead letters {len(dead)}"
+    )
     assert accepted and sum(tally.faults.values()) > 0
     assert not lost, f"accepted but never at the meldkamer: {lost}"
     assert not twice and not forwarded_twice, f"forwarded twice: {twice} {forwarded_twice}"
     assert not not_closed, stuck(suite, dispatcher, [accepted[n] for n in not_closed[:5]], views, incidents)
-    assert not disagree, [(n, [(i["status"], i["incidentId"]) for i in incidents
-                               if i["description"] == f"chaos report {n}"]) for n in disagree]
+    assert not disagree, [
+        (n, [(i["status"], i["incidentId"]) for i in incidents if i["description"] == f"chaos report {n}"])
+        for n in disagree
+    ]
     assert not stored_after_refusal, f"a refusal that stored the report: {stored_after_refusal} {tally.refused}"
     assert len(incidents) == len(accepted), "the meldkamer holds incidents of reports no citizen saw accepted"
     assert not dead, dead

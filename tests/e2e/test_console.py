@@ -24,12 +24,21 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 PASSWORD = "a long enough test password"  # create_dispatcher's
 ADMIN = {"Authorization": "Bearer dev-only-meldkamer-admin-token-change-me"}
 # The flags this machine's Chromium needs: no sandbox as root, no calls home (the network is closed).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--autoplay-policy=no-user-gesture-required"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--autoplay-policy=no-user-gesture-required",
+]
 SERIOUS = ("serious", "critical")
-WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
-           "resultTypes": ["violations"]}
+WCAG_AA = {
+    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
+    "resultTypes": ["violations"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +71,9 @@ def new_page(browser: Browser) -> tuple[BrowserContext, Page]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text
-            else None)
+    page.on(
+        "console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text else None
+    )
     page.errors = errors  # type: ignore[attr-defined]
     return context, page
 
@@ -78,8 +88,11 @@ def log_in(page: Page, suite: Suite, username: str) -> None:
 
 
 def supervisor_api(suite: Suite, path: str) -> Any:
-    answer = httpx.get(f"{suite.urls['bridge']}{path}",
-                       headers={"Authorization": f"Bearer {suite.env['SUPERVISOR_TOKEN']}"}, timeout=10)
+    answer = httpx.get(
+        f"{suite.urls['bridge']}{path}",
+        headers={"Authorization": f"Bearer {suite.env['SUPERVISOR_TOKEN']}"},
+        timeout=10,
+    )
     answer.raise_for_status()
     return answer.json()
 
@@ -90,7 +103,8 @@ def screenshot(page: Page, name: str, full_page: bool = False) -> None:
 
 
 def test_a_dispatcher_sees_an_urgent_report_arrive_live_and_talks_with_the_citizen(
-        suite: Suite, browser: Browser, shared: dict[str, Any]) -> None:
+    suite: Suite, browser: Browser, shared: dict[str, Any]
+) -> None:
     context, page = new_page(browser)
     log_in(page, suite, "anna")
     cookie = next(c for c in context.cookies() if c["name"] == "__Host-bm_console")
@@ -99,8 +113,12 @@ def test_a_dispatcher_sees_an_urgent_report_arrive_live_and_talks_with_the_citiz
     page.keyboard.press("Shift")  # the dispatcher's first key: from now on the console may make a sound
     page.evaluate("window.sameDocument = true")  # gone if the page reloads
 
-    body = report_json(category="violence", in_progress=True, description="Vechtpartij op het Vredenburg, "
-                       "een man met een mes", location={"lat": 52.0925, "lon": 5.1150})
+    body = report_json(
+        category="violence",
+        in_progress=True,
+        description="Vechtpartij op het Vredenburg, een man met een mes",
+        location={"lat": 52.0925, "lon": 5.1150},
+    )
     sent = time.monotonic()
     created = submit(suite, body, [phone_photo(11, 52.0925, 5.1150)], "console-urgent-0001")
     assert created.status_code == 202, created.text
@@ -129,8 +147,9 @@ def test_a_dispatcher_sees_an_urgent_report_arrive_live_and_talks_with_the_citiz
     page.click("main a:has-text('Terug')")
     page.wait_for_url(f"**/console/incidents/{incident_id}*")
     viewed = supervisor_api(suite, f"/v1/dispatch/audit?target_id={photo_id}")
-    assert any(e["action"] == "view_photo" and e["username"] == "anna" and e["detail"]["copy"] == "sanitised"
-               for e in viewed)
+    assert any(
+        e["action"] == "view_photo" and e["username"] == "anna" and e["detail"]["copy"] == "sanitised" for e in viewed
+    )
 
     question_field = f"#q-{created.json()['id']}"
     page.fill(question_field, "Welke kant liep de man met het mes op?")
@@ -140,15 +159,25 @@ def test_a_dispatcher_sees_an_urgent_report_arrive_live_and_talks_with_the_citiz
 
     citizen = {"Authorization": f"Bearer {created.json()['access_token']}"}
     messages_url = f"{suite.urls['intake']}{created.json()['status_url']}/messages"
-    question = eventually(lambda: next((m for m in httpx.get(messages_url, headers=citizen).json()
-                                        if m["text"] == "Welke kant liep de man met het mes op?"), None))
+    question = eventually(
+        lambda: next(
+            (
+                m
+                for m in httpx.get(messages_url, headers=citizen).json()
+                if m["text"] == "Welke kant liep de man met het mes op?"
+            ),
+            None,
+        )
+    )
     assert question is not None
     page.evaluate("window.sameDocument = true")
-    answered = httpx.post(messages_url, json={"text": "Richting het station, rode jas", "in_reply_to":
-                          question["id"]}, headers={**citizen, "Idempotency-Key": "console-answer-0001"})
+    answered = httpx.post(
+        messages_url,
+        json={"text": "Richting het station, rode jas", "in_reply_to": question["id"]},
+        headers={**citizen, "Idempotency-Key": "console-answer-0001"},
+    )
     assert answered.status_code == 201, answered.text
-    page.wait_for_selector("#incident-reports .from_citizen:has-text('Richting het station, rode jas')",
-                           timeout=15_000)
+    page.wait_for_selector("#incident-reports .from_citizen:has-text('Richting het station, rode jas')", timeout=15_000)
     assert page.evaluate("window.sameDocument === true"), "the answer must appear without a reload"
     screenshot(page, "incident", full_page=True)
     assert not page.errors, page.errors  # type: ignore[attr-defined]
@@ -156,9 +185,13 @@ def test_a_dispatcher_sees_an_urgent_report_arrive_live_and_talks_with_the_citiz
 
     # What a dispatcher may not reach: the original, and the supervisors' pages.
     base = f"{suite.urls['bridge']}/console"
-    for path in (f"/reports/{shared['report_id']}/photos/{photo_id}?original=true",
-                 f"/reports/{shared['report_id']}/photos/{photo_id}/view?original=true", "/supervision", "/audit",
-                 f"/reports/{shared['report_id']}/photos/{photo_id}/custody"):
+    for path in (
+        f"/reports/{shared['report_id']}/photos/{photo_id}?original=true",
+        f"/reports/{shared['report_id']}/photos/{photo_id}/view?original=true",
+        "/supervision",
+        "/audit",
+        f"/reports/{shared['report_id']}/photos/{photo_id}/custody",
+    ):
         assert page.request.get(base + path).status == 403, path
         if "/view" not in path and "/custody" not in path and "original" in path:
             continue  # an image, not a page
@@ -169,7 +202,8 @@ def test_a_dispatcher_sees_an_urgent_report_arrive_live_and_talks_with_the_citiz
 
 
 def test_a_supervisor_sees_the_original_the_custody_and_the_supervision_pages(
-        suite: Suite, browser: Browser, shared: dict[str, Any]) -> None:
+    suite: Suite, browser: Browser, shared: dict[str, Any]
+) -> None:
     context, page = new_page(browser)
     log_in(page, suite, "sara")
     page.goto(f"{suite.urls['bridge']}/console/incidents/{shared['incident_id']}")
@@ -202,13 +236,19 @@ def test_the_112_alarm_shows_on_every_screen_until_the_meldkamer_accepts(suite: 
     refusing = {"error_rate": 1.0, "error_statuses": [503], "fail_after_commit": 0.0, "retry_after_seconds": 1}
     httpx.put(f"{suite.urls['meldkamer']}/admin/faults", json=refusing, headers=ADMIN, timeout=5).raise_for_status()
     try:
-        body = report_json(category="fire", in_progress=True, description="Brand in een schuur, er zit iemand "
-                           "binnen", location={"lat": 52.1500, "lon": 5.3900})
+        body = report_json(
+            category="fire",
+            in_progress=True,
+            description="Brand in een schuur, er zit iemand binnen",
+            location={"lat": 52.1500, "lon": 5.3900},
+        )
         created = submit(suite, body, [phone_photo(12, 52.1500, 5.3900)], "console-urgent-0002")
         assert created.status_code == 202, created.text
         alarm = page.wait_for_selector("#alarm-112:not([hidden])", timeout=30_000)  # the deadline is 4 s
         assert "112" in alarm.inner_text() and "Brand" in alarm.inner_text()
-        page.wait_for_function("() => Number(document.getElementById('map').dataset.markers) >= 2")  # no tiles here: markers
+        page.wait_for_function(
+            "() => Number(document.getElementById('map').dataset.markers) >= 2"
+        )  # no tiles here: markers
         screenshot(page, "map-with-112-alarm")
     finally:
         httpx.put(f"{suite.urls['meldkamer']}/admin/faults", json={}, headers=ADMIN, timeout=5).raise_for_status()
@@ -271,8 +311,9 @@ def test_everything_works_by_keyboard_alone(suite: Suite, browser: Browser, shar
 
 
 @pytest.mark.parametrize("role", ["anna", "sara"])
-def test_axe_finds_no_serious_accessibility_violations(suite: Suite, browser: Browser, shared: dict[str, Any],
-                                                        role: str) -> None:
+def test_axe_finds_no_serious_accessibility_violations(
+    suite: Suite, browser: Browser, shared: dict[str, Any], role: str
+) -> None:
     context, page = new_page(browser)
     axe = Axe()
     # The checker itself finds what it should: an unlabelled field and low contrast on a page of our making.
@@ -281,18 +322,30 @@ def test_axe_finds_no_serious_accessibility_violations(suite: Suite, browser: Br
     page.goto(f"{suite.urls['bridge']}/console/login")
     found = {"login": axe.run(page, options=WCAG_AA)}
     log_in(page, suite, role)
-    pages = {"incidents": "/console/incidents", "incident": f"/console/incidents/{shared['incident_id']}",
-             "map": "/console/map", "english": f"/console/incidents/{shared['incident_id']}?lang=en"}
+    pages = {
+        "incidents": "/console/incidents",
+        "incident": f"/console/incidents/{shared['incident_id']}",
+        "map": "/console/map",
+        "english": f"/console/incidents/{shared['incident_id']}?lang=en",
+    }
     if role == "sara":
-        pages |= {"supervision": "/console/supervision", "audit": "/console/audit",
-                  "custody": f"/console/reports/{shared['report_id']}/photos/{shared['photo_id']}/custody"}
+        pages |= {
+            "supervision": "/console/supervision",
+            "audit": "/console/audit",
+            "custody": f"/console/reports/{shared['report_id']}/photos/{shared['photo_id']}/custody",
+        }
     for name, path in pages.items():
         page.goto(suite.urls["bridge"] + path)
         page.wait_for_selector("body[data-live=on]")
         found[name] = axe.run(page, options=WCAG_AA)
-    serious = {name: [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-                      for v in result.response["violations"] if v["impact"] in SERIOUS]
-               for name, result in found.items()}
+    serious = {
+        name: [
+            (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+            for v in result.response["violations"]
+            if v["impact"] in SERIOUS
+        ]
+        for name, result in found.items()
+    }
     assert not any(serious.values()), serious
     minor = {name: [v["id"] for v in result.response["violations"]] for name, result in found.items()}
     print("axe-core", found["login"].response["testEngine"]["version"], "other findings:", minor)

@@ -34,27 +34,41 @@ OPEN_SCRIPT = [["Active", 0.3], ["ResourcesAssigned", 1.0], ["Closed", 900.0]]
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
-    running = start_suite(tmp_path_factory.mktemp("flood"), {
-        "BM_INTAKE_REPORTS_PER_CLIENT": "10", "BM_INTAKE_TOKEN_USES_PER_CLIENT": "120",
-        "BM_INTAKE_INSTALLATION_POW_BITS": "12", "BM_MELDKAMER_SCRIPT": json.dumps(OPEN_SCRIPT),
-        "BM_VERIFICATION_GROUP_MERGE_SECONDS": "5"})
+    running = start_suite(
+        tmp_path_factory.mktemp("flood"),
+        {
+            "BM_INTAKE_REPORTS_PER_CLIENT": "10",
+            "BM_INTAKE_TOKEN_USES_PER_CLIENT": "120",
+            "BM_INTAKE_INSTALLATION_POW_BITS": "12",
+            "BM_MELDKAMER_SCRIPT": json.dumps(OPEN_SCRIPT),
+            "BM_VERIFICATION_GROUP_MERGE_SECONDS": "5",
+        },
+    )
     yield running
     running.stop()
 
 
-def post_report(client: httpx.Client, intake: str, body: dict[str, Any], photo: bytes | None, key: str,
-                credential: str | None) -> httpx.Response:
+def post_report(
+    client: httpx.Client, intake: str, body: dict[str, Any], photo: bytes | None, key: str, credential: str | None
+) -> httpx.Response:
     files = report_parts(body, [photo] if photo is not None else [])
-    headers = {"Idempotency-Key": key, "X-Forwarded-For": CGNAT,
-               **({"Installation-Credential": credential} if credential else {})}
+    headers = {
+        "Idempotency-Key": key,
+        "X-Forwarded-For": CGNAT,
+        **({"Installation-Credential": credential} if credential else {}),
+    }
     return client.post(f"{intake}/v1/reports", files=files, headers=headers, timeout=60)
 
 
 def body_at(place: tuple[float, float], n: int, in_progress: bool, description: str) -> dict[str, Any]:
     categories = ("violence", "robbery", "public_nuisance", "violence")
-    return {"category": categories[n % 4], "description": description, "in_progress": in_progress,
-            "location": {"lat": place[0], "lon": place[1], "accuracy_m": 10},
-            "observed_at": datetime.now(UTC).isoformat()}
+    return {
+        "category": categories[n % 4],
+        "description": description,
+        "in_progress": in_progress,
+        "location": {"lat": place[0], "lon": place[1], "accuracy_m": 10},
+        "observed_at": datetime.now(UTC).isoformat(),
+    }
 
 
 def near_dam(n: int) -> tuple[float, float]:
@@ -79,7 +93,7 @@ def installed_days_ago(suite: Suite) -> None:
 
 
 def meldkamer_incidents(suite: Suite) -> list[dict[str, Any]]:
-    return meldkamer_list(suite.urls['meldkamer'], suite.env, limit=1000)
+    return meldkamer_list(suite.urls["meldkamer"], suite.env, limit=1000)
 
 
 FIGHT = "Vechtpartij op de Dam"  # how every witness of the fight begins their description
@@ -92,8 +106,12 @@ def incidents_of_the_fight(incidents: list[dict[str, Any]]) -> list[dict[str, An
 
 
 def incidents_near(incidents: list[dict[str, Any]], place: tuple[float, float]) -> list[dict[str, Any]]:
-    return [i for i in incidents if i["eventSummary"] and distance_m(
-        i["eventSummary"]["centre"]["lat"], i["eventSummary"]["centre"]["lon"], *place) < 400]
+    return [
+        i
+        for i in incidents
+        if i["eventSummary"]
+        and distance_m(i["eventSummary"]["centre"]["lat"], i["eventSummary"]["centre"]["lon"], *place) < 400
+    ]
 
 
 def test_a_hundred_witnesses_behind_one_address_become_one_incident(suite: Suite) -> None:
@@ -101,7 +119,7 @@ def test_a_hundred_witnesses_behind_one_address_become_one_incident(suite: Suite
     with httpx.Client(timeout=60) as client:
         credentials = [register_installation_at(intake, CGNAT, client)["credential"] for _ in range(WITNESSES + 4)]
     installed_days_ago(suite)
-    witnesses, others, flooder = credentials[:WITNESSES], credentials[WITNESSES:WITNESSES + 3], credentials[-1]
+    witnesses, others, flooder = credentials[:WITNESSES], credentials[WITNESSES : WITNESSES + 3], credentials[-1]
     photos = [phone_photo(n, *near_dam(n)) for n in range(WITNESSES)]
 
     # An open model: each witness posts at their own moment, whatever the answers before theirs took.
@@ -110,20 +128,40 @@ def test_a_hundred_witnesses_behind_one_address_become_one_incident(suite: Suite
     def witness(n: int) -> int:
         time.sleep(max(0.0, started + n * FLOOD_SECONDS / WITNESSES - time.monotonic()))
         with httpx.Client(timeout=60) as client:
-            body = body_at(near_dam(n), n, in_progress=n % 4 == 0,
-                           description=f"{FIGHT}, ik zie persoon {n} slaan / fight, person {n}")
+            body = body_at(
+                near_dam(n),
+                n,
+                in_progress=n % 4 == 0,
+                description=f"{FIGHT}, ik zie persoon {n} slaan / fight, person {n}",
+            )
             return post_report(client, intake, body, photos[n], f"flood-witness-{n:04d}", witnesses[n]).status_code
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         answers = list(pool.map(witness, range(WITNESSES)))
         with httpx.Client(timeout=60) as client:
-            elsewhere = [post_report(client, intake, body_at(ONE_KM_NORTH, n, True, f"brand en ruzie {n}"),
-                                     phone_photo(500 + n, *ONE_KM_NORTH), f"other-event-{n}", others[n]).status_code
-                         for n in range(3)]
-            flooding = [post_report(client, intake, body_at(ELSEWHERE, n, False, f"spam {n}"), None,
-                                    f"flooder-{n:03d}", flooder).status_code for n in range(30)]
-            old_app = [post_report(client, intake, body_at(ELSEWHERE, n, False, f"oude app {n}"), None,
-                                   f"old-app-{n:03d}", None).status_code for n in range(11)]
+            elsewhere = [
+                post_report(
+                    client,
+                    intake,
+                    body_at(ONE_KM_NORTH, n, True, f"brand en ruzie {n}"),
+                    phone_photo(500 + n, *ONE_KM_NORTH),
+                    f"other-event-{n}",
+                    others[n],
+                ).status_code
+                for n in range(3)
+            ]
+            flooding = [
+                post_report(
+                    client, intake, body_at(ELSEWHERE, n, False, f"spam {n}"), None, f"flooder-{n:03d}", flooder
+                ).status_code
+                for n in range(30)
+            ]
+            old_app = [
+                post_report(
+                    client, intake, body_at(ELSEWHERE, n, False, f"oude app {n}"), None, f"old-app-{n:03d}", None
+                ).status_code
+                for n in range(11)
+            ]
     assert answers == [202] * WITNESSES  # no witness refused, though all share one address
     assert elsewhere == [202] * 3
     assert flooding[:10] == [202] * 10 and set(flooding[10:]) == {429}  # one installation: throttled
@@ -140,8 +178,9 @@ def test_a_hundred_witnesses_behind_one_address_become_one_incident(suite: Suite
         time.sleep(1)
     # One event, one live incident: exactly one, holding every witness; any other the meldkamer was sent before
     # the reports were seen to be one event was merged into it, and no witness's report opened one of its own.
-    assert len(live) == 1, [(i["incidentId"], i["mergedInto"], i["eventSummary"] and i["eventSummary"]["reportCount"])
-                            for i in fight]
+    assert len(live) == 1, [
+        (i["incidentId"], i["mergedInto"], i["eventSummary"] and i["eventSummary"]["reportCount"]) for i in fight
+    ]
     assert attached == WITNESSES
     assert all(i["mergedInto"] == live[0]["incidentId"] for i in fight if i is not live[0])
     assert [i for i in incidents_near(incidents, DAM) if not i["mergedInto"]] == live  # no other live one there

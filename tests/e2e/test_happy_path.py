@@ -31,9 +31,14 @@ def elsewhere(n: int) -> dict[str, float]:
 
 def camera_photo(lat: float, lon: float, pattern: int) -> bytes:
     now = datetime.now(UTC)
-    return make_jpeg(1600, 1200, pattern=pattern,
-                     exif={0x010F: "Google", 0x0110: "Pixel 8", 0x0131: "HDR+ 1.0.6"},
-                     exif_ifd={0x9003: exif_time(now), 0x9011: "+00:00"}, gps=gps_tags(lat, lon))
+    return make_jpeg(
+        1600,
+        1200,
+        pattern=pattern,
+        exif={0x010F: "Google", 0x0110: "Pixel 8", 0x0131: "HDR+ 1.0.6"},
+        exif_ifd={0x9003: exif_time(now), 0x9011: "+00:00"},
+        gps=gps_tags(lat, lon),
+    )
 
 
 def test_report_travels_to_the_meldkamer_and_the_citizen_follows_it(suite: Suite) -> None:
@@ -50,21 +55,26 @@ def test_report_travels_to_the_meldkamer_and_the_citizen_follows_it(suite: Suite
     assert view["status"] == "closed", events
     assert events == ["received", "verified", "forwarded", "accepted", "unit_assigned", "message", "closed"]
 
-    incidents = meldkamer_incidents(suite.urls['meldkamer'], suite.env)
+    incidents = meldkamer_incidents(suite.urls["meldkamer"], suite.env)
     ours = [i for i in incidents if i["description"] == body["description"]]
     assert len(ours) == 1
     assert ours[0]["incidentType"] == "BURGLARY" and ours[0]["status"] == "Closed"
     assert ours[0]["photos"] == "verified"  # the meldkamer fetched the photo and its SHA-256 matched
     # One correlation id from the citizen's request to the control room.
     meldkamer_log = [json.loads(line) for line in suite.log("meldkamer").splitlines() if line.startswith("{")]
-    assert any(entry.get("trace_id") == trace_id and entry.get("route") == "/v1/requests-for-service"
-               for entry in meldkamer_log)
+    assert any(
+        entry.get("trace_id") == trace_id and entry.get("route") == "/v1/requests-for-service"
+        for entry in meldkamer_log
+    )
 
 
 def test_in_progress_report_goes_out_at_once_and_says_call_112(suite: Suite) -> None:
-    response = submit(suite, report_json(in_progress=True, category="violence", description="Vechtpartij nu",
-                                         location=elsewhere(1)),
-                      [], "e2e-in-progress-0001")
+    response = submit(
+        suite,
+        report_json(in_progress=True, category="violence", description="Vechtpartij nu", location=elsewhere(1)),
+        [],
+        "e2e-in-progress-0001",
+    )
     assert response.status_code == 202, response.text
     created = response.json()
     assert created["safety_advice"]["call_112"] is True
@@ -72,14 +82,19 @@ def test_in_progress_report_goes_out_at_once_and_says_call_112(suite: Suite) -> 
     events = [item["event"] for item in view["timeline"]]
     assert events[:2] == ["received", "call_112"]
     assert {"forwarded", "accepted", "verified", "unit_assigned", "closed"} <= set(events)
-    incident = next(i for i in meldkamer_incidents(suite.urls['meldkamer'], suite.env)
-                    if i["description"] == "Vechtpartij nu")
+    incident = next(
+        i for i in meldkamer_incidents(suite.urls["meldkamer"], suite.env) if i["description"] == "Vechtpartij nu"
+    )
     assert incident["priorityNumber"] == 10  # prio 1
 
 
 def test_internal_endpoints_refuse_callers_without_a_service_credential(suite: Suite) -> None:
-    checks = [("intake", "/internal/v1/report-events"), ("verification", "/internal/v1/jobs"),
-              ("bridge", "/internal/v1/reports"), ("meldkamer", "/v1/requests-for-service")]
+    checks = [
+        ("intake", "/internal/v1/report-events"),
+        ("verification", "/internal/v1/jobs"),
+        ("bridge", "/internal/v1/reports"),
+        ("meldkamer", "/v1/requests-for-service"),
+    ]
     for service, path in checks:
         response = httpx.post(f"{suite.urls[service]}{path}", json={}, headers={"Idempotency-Key": "x" * 12})
         assert response.status_code == 401, (service, response.text)
@@ -87,9 +102,12 @@ def test_internal_endpoints_refuse_callers_without_a_service_credential(suite: S
 
 
 def test_the_dispatchers_question_reaches_the_citizen_and_the_answer_the_meldkamer(suite: Suite) -> None:
-    response = submit(suite, report_json(in_progress=True, description="Auto rijdt weg met buit",
-                                         location=elsewhere(2)), [],
-                      "e2e-question-0001")
+    response = submit(
+        suite,
+        report_json(in_progress=True, description="Auto rijdt weg met buit", location=elsewhere(2)),
+        [],
+        "e2e-question-0001",
+    )
     created = response.json()
     headers = {"Authorization": f"Bearer {created['access_token']}"}
     deadline = time.monotonic() + 60
@@ -99,24 +117,35 @@ def test_the_dispatchers_question_reaches_the_citizen_and_the_answer_the_meldkam
         questions = [m for m in messages if m["direction"] == "to_citizen"]
         time.sleep(0.1)
     assert questions and questions[0]["text"] == "Welke kleur had de auto?"
-    answer = httpx.post(f"{suite.urls['intake']}{created['status_url']}/messages", headers={
-        **headers, "Idempotency-Key": "e2e-answer-0001"}, json={"text": "Rood", "in_reply_to": questions[0]["id"]})
+    answer = httpx.post(
+        f"{suite.urls['intake']}{created['status_url']}/messages",
+        headers={**headers, "Idempotency-Key": "e2e-answer-0001"},
+        json={"text": "Rood", "in_reply_to": questions[0]["id"]},
+    )
     assert answer.status_code == 201, answer.text
     notes: list[dict[str, Any]] = []
     while not notes and time.monotonic() < deadline:
-        incident = next(i for i in meldkamer_incidents(suite.urls['meldkamer'], suite.env)
-                        if i["description"] == "Auto rijdt weg met buit")
+        incident = next(
+            i
+            for i in meldkamer_incidents(suite.urls["meldkamer"], suite.env)
+            if i["description"] == "Auto rijdt weg met buit"
+        )
         notes = [u for u in incident["updates"] if u["kind"] == "citizen_note"]
         time.sleep(0.1)
     assert notes and "Rood" in notes[0]["notes"]
 
 
 def test_live_updates_over_real_http(suite: Suite) -> None:
-    created = submit(suite, report_json(in_progress=True, description="live", location=elsewhere(3)), [],
-                     "e2e-live-0001").json()
+    created = submit(
+        suite, report_json(in_progress=True, description="live", location=elsewhere(3)), [], "e2e-live-0001"
+    ).json()
     seen: list[str] = []
-    with httpx.stream("GET", f"{suite.urls['intake']}{created['status_url']}/events", timeout=30,
-                      headers={"Authorization": f"Bearer {created['access_token']}"}) as stream:
+    with httpx.stream(
+        "GET",
+        f"{suite.urls['intake']}{created['status_url']}/events",
+        timeout=30,
+        headers={"Authorization": f"Bearer {created['access_token']}"},
+    ) as stream:
         for line in stream.iter_lines():
             if line.startswith("data: "):
                 seen.append(json.loads(line[6:])["event"])
@@ -126,15 +155,21 @@ def test_live_updates_over_real_http(suite: Suite) -> None:
 
 
 def test_logs_hold_no_client_address_user_agent_or_token(suite: Suite) -> None:
-    probe = {"X-Forwarded-For": "203.0.113.77", "User-Agent": "PrivacyProbe/1.0 (device qz-wkx)",
-             "X-Real-IP": "198.51.100.23"}
+    probe = {
+        "X-Forwarded-For": "203.0.113.77",
+        "User-Agent": "PrivacyProbe/1.0 (device qz-wkx)",
+        "X-Real-IP": "198.51.100.23",
+    }
     files = report_parts(report_json(location=elsewhere(4)))
-    response = httpx.post(f"{suite.urls['intake']}/v1/reports", files=files,
-                          headers={**probe, "Idempotency-Key": "e2e-log-check-0001"})
+    response = httpx.post(
+        f"{suite.urls['intake']}/v1/reports", files=files, headers={**probe, "Idempotency-Key": "e2e-log-check-0001"}
+    )
     created = response.json()
     follow(suite, created, "accepted")
-    httpx.get(f"{suite.urls['intake']}{created['status_url']}", headers={
-        **probe, "Authorization": f"Bearer {created['access_token']}"})
+    httpx.get(
+        f"{suite.urls['intake']}{created['status_url']}",
+        headers={**probe, "Authorization": f"Bearer {created['access_token']}"},
+    )
     httpx.get(f"{suite.urls['intake']}{created['status_url']}", headers={**probe, "Authorization": "Bearer wrong"})
     # The markers are not hexadecimal: every log line carries a random hex trace id, in which a short hex
     # marker would turn up by chance.
@@ -149,12 +184,18 @@ def test_logs_hold_no_client_address_user_agent_or_token(suite: Suite) -> None:
 
 def test_a_dispatchers_question_through_the_bridge_api_round_trips(suite: Suite) -> None:
     dispatcher = {"Authorization": f"Bearer {create_dispatcher(suite, 'anna', 'dispatcher')}"}
-    created = submit(suite, report_json(in_progress=True, description="Verdachte bij school",
-                                        location=elsewhere(5)), [],
-                     "e2e-dispatcher-question-1").json()
+    created = submit(
+        suite,
+        report_json(in_progress=True, description="Verdachte bij school", location=elsewhere(5)),
+        [],
+        "e2e-dispatcher-question-1",
+    ).json()
     follow(suite, created, "accepted")
-    asked = httpx.post(f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}/questions",
-                       json={"text": "Hoe laat was dat precies?"}, headers=dispatcher)
+    asked = httpx.post(
+        f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}/questions",
+        json={"text": "Hoe laat was dat precies?"},
+        headers=dispatcher,
+    )
     assert asked.status_code == 201, asked.text
     citizen = {"Authorization": f"Bearer {created['access_token']}"}
     deadline = time.monotonic() + 60
@@ -164,9 +205,11 @@ def test_a_dispatchers_question_through_the_bridge_api_round_trips(suite: Suite)
         question = next((m for m in messages if m["text"] == "Hoe laat was dat precies?"), None)
         time.sleep(0.1)
     assert question is not None
-    httpx.post(f"{suite.urls['intake']}{created['status_url']}/messages", json={
-        "text": "Om tien over negen", "in_reply_to": question["id"]},
-        headers={**citizen, "Idempotency-Key": "e2e-dispatcher-answer-1"}).raise_for_status()
+    httpx.post(
+        f"{suite.urls['intake']}{created['status_url']}/messages",
+        json={"text": "Om tien over negen", "in_reply_to": question["id"]},
+        headers={**citizen, "Idempotency-Key": "e2e-dispatcher-answer-1"},
+    ).raise_for_status()
     answer = None
     while answer is None and time.monotonic() < deadline:
         report = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}", headers=dispatcher).json()
@@ -175,8 +218,11 @@ def test_a_dispatchers_question_through_the_bridge_api_round_trips(suite: Suite)
     assert answer is not None and answer["in_reply_to"] == question["id"]
     noted = False
     while not noted and time.monotonic() < deadline:  # the note travels on to the meldkamer asynchronously
-        incident = next(i for i in meldkamer_incidents(suite.urls['meldkamer'], suite.env)
-                        if i["description"] == "Verdachte bij school")
+        incident = next(
+            i
+            for i in meldkamer_incidents(suite.urls["meldkamer"], suite.env)
+            if i["description"] == "Verdachte bij school"
+        )
         noted = any("Om tien over negen" in (u["notes"] or "") for u in incident["updates"])
         time.sleep(0.1)
     assert noted

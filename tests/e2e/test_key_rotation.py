@@ -42,8 +42,12 @@ NEW_HOOK = {"hook-2026-12": "whsec_" + base64.b64encode(secrets.token_bytes(32))
 def suite(tmp_path: Path) -> Iterator[Suite]:
     if TEST_DATABASE != "sqlite":  # the suite's second pass: production keys on PostgreSQL are test_production's
         pytest.skip("key rotation does not depend on the database; it runs in the SQLite pass")
-    env = {**production_secrets(), **service_key_settings(OLD_KEYS),
-           "BM_BRIDGE_MELDKAMER_WEBHOOK_KEYS": json.dumps(OLD_HOOK), "BM_MELDKAMER_WEBHOOK_KEYS": json.dumps(OLD_HOOK)}
+    env = {
+        **production_secrets(),
+        **service_key_settings(OLD_KEYS),
+        "BM_BRIDGE_MELDKAMER_WEBHOOK_KEYS": json.dumps(OLD_HOOK),
+        "BM_MELDKAMER_WEBHOOK_KEYS": json.dumps(OLD_HOOK),
+    }
     running = start_suite(tmp_path / "suite", env)
     yield running
     running.stop()
@@ -59,8 +63,12 @@ def redeploy(suite: Suite, changes: dict[str, str], services: list[str]) -> None
 
 def a_report_travels_all_the_way(suite: Suite, n: int) -> None:
     place = {"lat": 52.3 + 0.05 * n, "lon": 4.9}  # each report an event of its own
-    response = submit(suite, report_json(location=place, description=f"rotation step {n}"),
-                      [phone_photo(900 + n, **place)], f"rotation-{n}")
+    response = submit(
+        suite,
+        report_json(location=place, description=f"rotation step {n}"),
+        [phone_photo(900 + n, **place)],
+        f"rotation-{n}",
+    )
     assert response.status_code == 202, response.text
     view = follow(suite, response.json(), "closed", limit_seconds=90)
     events = [item["event"] for item in view["timeline"]]
@@ -73,14 +81,25 @@ def test_service_keys_and_webhook_keys_rotate_without_a_refused_call(suite: Suit
     a_report_travels_all_the_way(suite, 0)
 
     # 1. Every service trusts its callers' new keys beside the old ones; the bridge accepts both webhook keys.
-    redeploy(suite, {**service_key_settings(OLD_KEYS, also_trusted={n: [NEW_KEYS[n]] for n in NEW_KEYS}),
-                     "BM_BRIDGE_MELDKAMER_WEBHOOK_KEYS": json.dumps({**OLD_HOOK, **NEW_HOOK})}, list(CALLERS))
+    redeploy(
+        suite,
+        {
+            **service_key_settings(OLD_KEYS, also_trusted={n: [NEW_KEYS[n]] for n in NEW_KEYS}),
+            "BM_BRIDGE_MELDKAMER_WEBHOOK_KEYS": json.dumps({**OLD_HOOK, **NEW_HOOK}),
+        },
+        list(CALLERS),
+    )
     a_report_travels_all_the_way(suite, 1)
 
     # 2. Each service signs with its new key (the old ones still trusted); the meldkamer signs with both.
-    redeploy(suite, {**service_key_settings(NEW_KEYS, also_trusted={n: [OLD_KEYS[n]] for n in OLD_KEYS}),
-                     "BM_MELDKAMER_WEBHOOK_KEYS": json.dumps({**OLD_HOOK, **NEW_HOOK})},
-             ["intake", "verification", "bridge", "meldkamer"])
+    redeploy(
+        suite,
+        {
+            **service_key_settings(NEW_KEYS, also_trusted={n: [OLD_KEYS[n]] for n in OLD_KEYS}),
+            "BM_MELDKAMER_WEBHOOK_KEYS": json.dumps({**OLD_HOOK, **NEW_HOOK}),
+        },
+        ["intake", "verification", "bridge", "meldkamer"],
+    )
     a_report_travels_all_the_way(suite, 2)
 
     # 3. The meldkamer signs with the new webhook key only; then the old keys are dropped everywhere.
@@ -90,8 +109,11 @@ def test_service_keys_and_webhook_keys_rotate_without_a_refused_call(suite: Suit
     old_hook_id, new_hook_id = next(iter(OLD_HOOK)), next(iter(NEW_HOOK))
     assert f'bm_meldkamer_callbacks_total{{key_id="{new_hook_id}"}}' in metrics  # what tells the operator that
     before_drop = _count(metrics, old_hook_id)  # ... the old key has stopped, so it may go
-    redeploy(suite, {**service_key_settings(NEW_KEYS), "BM_BRIDGE_MELDKAMER_WEBHOOK_KEYS": json.dumps(NEW_HOOK)},
-             list(CALLERS))
+    redeploy(
+        suite,
+        {**service_key_settings(NEW_KEYS), "BM_BRIDGE_MELDKAMER_WEBHOOK_KEYS": json.dumps(NEW_HOOK)},
+        list(CALLERS),
+    )
     a_report_travels_all_the_way(suite, 4)
     assert before_drop > 0
     for name in CALLERS:  # no call was refused for its key on the way
@@ -101,19 +123,32 @@ def test_service_keys_and_webhook_keys_rotate_without_a_refused_call(suite: Suit
     for callee, callers in CALLERS.items():
         for caller in callers:
             token = OLD_KEYS[caller].issue(SERVICE_NAMES[callee])
-            answer = httpx.post(f"{suite.urls[callee]}/internal/v1/anything", headers={
-                "Authorization": f"Bearer {token}"}, json={})
+            answer = httpx.post(
+                f"{suite.urls[callee]}/internal/v1/anything", headers={"Authorization": f"Bearer {token}"}, json={}
+            )
             assert (answer.status_code, answer.json()["error"]) == (401, "unknown_service_key"), (caller, callee)
-            fresh = httpx.post(f"{suite.urls[callee]}/internal/v1/anything", json={},
-                               headers={"Authorization": f"Bearer {NEW_KEYS[caller].issue(SERVICE_NAMES[callee])}"})
+            fresh = httpx.post(
+                f"{suite.urls[callee]}/internal/v1/anything",
+                json={},
+                headers={"Authorization": f"Bearer {NEW_KEYS[caller].issue(SERVICE_NAMES[callee])}"},
+            )
             assert fresh.status_code == 404, (caller, callee)  # the new key is let in (to a path that is not there)
     body = b'{"transactionId": "t-old"}'
-    stale_key = httpx.post(f"{suite.urls['bridge']}/v1/meldkamer/callbacks", content=body,
-                           headers=webhooks.signed_headers(OLD_HOOK, "old-hook-1", body))
+    stale_key = httpx.post(
+        f"{suite.urls['bridge']}/v1/meldkamer/callbacks",
+        content=body,
+        headers=webhooks.signed_headers(OLD_HOOK, "old-hook-1", body),
+    )
     assert (stale_key.status_code, stale_key.json()["error"]) == (401, "bad_signature")
 
 
 def _count(metrics: str, key_id: str) -> float:
-    line: Any = next((line for line in metrics.splitlines()
-                      if line.startswith(f'bm_meldkamer_callbacks_total{{key_id="{key_id}"}}')), None)
+    line: Any = next(
+        (
+            line
+            for line in metrics.splitlines()
+            if line.startswith(f'bm_meldkamer_callbacks_total{{key_id="{key_id}"}}')
+        ),
+        None,
+    )
     return float(line.split()[-1]) if line else 0.0

@@ -49,8 +49,9 @@ from tests.suite import (
 )
 from tests.suite import meldkamer_incidents as meldkamer_list
 
-pytestmark = pytest.mark.skipif(TEST_DATABASE != "postgresql",
-                                reason="the production configuration runs on PostgreSQL (the suite's second pass)")
+pytestmark = pytest.mark.skipif(
+    TEST_DATABASE != "postgresql", reason="the production configuration runs on PostgreSQL (the suite's second pass)"
+)
 REPLICAS = 2
 
 
@@ -75,8 +76,14 @@ class Deployment:
         package, prefix = SERVICES[name]
         env = {**self.env, f"{prefix}PORT": str(self.replica_ports[name][index])}
         log = (self.folder / f"{name}-{index}.log").open("ab")
-        process = subprocess.Popen([self.pythons[name], "-m", package, "serve"], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+        process = subprocess.Popen(
+            [self.pythons[name], "-m", package, "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         self.processes[(name, index)] = process
         wait_ready(self.replica_url(name, index), process)
 
@@ -119,19 +126,34 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             env.update({f"{prefix}REDIS_URL": REDIS_URL, f"{prefix}REDIS_KEY_PREFIX": deployment.redis_prefix})
             url, database = create_database(name, folder)
             deployment.databases.append(database)
-            env.update({**deployment.s3.env(prefix, deployment.bucket), f"{prefix}DATABASE_URL": url,
-                        f"{prefix}BLOB_DIR": str(folder / f"{name}-blobs"), f"{prefix}RELAY_POLL_SECONDS": "0.5",
-                        f"{prefix}RELAY_BACKOFF_BASE_SECONDS": "0.1", f"{prefix}RELAY_BACKOFF_CAP_SECONDS": "2",
-                        f"{prefix}RELAY_LEASE_SECONDS": "5"})
+            env.update(
+                {
+                    **deployment.s3.env(prefix, deployment.bucket),
+                    f"{prefix}DATABASE_URL": url,
+                    f"{prefix}BLOB_DIR": str(folder / f"{name}-blobs"),
+                    f"{prefix}RELAY_POLL_SECONDS": "0.5",
+                    f"{prefix}RELAY_BACKOFF_BASE_SECONDS": "0.1",
+                    f"{prefix}RELAY_BACKOFF_CAP_SECONDS": "2",
+                    f"{prefix}RELAY_LEASE_SECONDS": "5",
+                }
+            )
         env.update(wiring(deployment.fronts))  # the services find each other through the load balancer
-        env.update({"BM_MELDKAMER_SCRIPT": json.dumps(FAST_SCRIPT), "BM_VERIFICATION_WORKERS": "1",
-                    "BM_VERIFICATION_JOB_LEASE_SECONDS": "20",
-                    "BM_INTAKE_REPORTS_PER_CLIENT": "100000", "BM_INTAKE_TOKEN_USES_PER_CLIENT": "100000",
-                    "BM_INTAKE_TRUSTED_PROXIES": '["127.0.0.1"]', "BM_BRIDGE_TRUSTED_PROXIES": '["127.0.0.1"]'})
+        env.update(
+            {
+                "BM_MELDKAMER_SCRIPT": json.dumps(FAST_SCRIPT),
+                "BM_VERIFICATION_WORKERS": "1",
+                "BM_VERIFICATION_JOB_LEASE_SECONDS": "20",
+                "BM_INTAKE_REPORTS_PER_CLIENT": "100000",
+                "BM_INTAKE_TOKEN_USES_PER_CLIENT": "100000",
+                "BM_INTAKE_TRUSTED_PROXIES": '["127.0.0.1"]',
+                "BM_BRIDGE_TRUSTED_PROXIES": '["127.0.0.1"]',
+            }
+        )
         for name, (package, _prefix) in SERVICES.items():
             subprocess.run([pythons[name], "-m", package, "migrate"], env=env, check=True, capture_output=True)
-        deployment.balancer = start_nginx(folder / "nginx", fronts,
-                                          {name: ports for name, ports in deployment.replica_ports.items()})
+        deployment.balancer = start_nginx(
+            folder / "nginx", fronts, {name: ports for name, ports in deployment.replica_ports.items()}
+        )
         for name in SERVICES:
             for index in range(REPLICAS):
                 deployment.start_replica(name, index)
@@ -148,13 +170,16 @@ def place(n: int) -> dict[str, float]:
 
 
 def status_of(deployment: Deployment, created: dict[str, Any]) -> str:
-    view = httpx.get(f"{deployment.fronts['intake']}{created['status_url']}", timeout=10,
-                     headers={"Authorization": f"Bearer {created['access_token']}"})
+    view = httpx.get(
+        f"{deployment.fronts['intake']}{created['status_url']}",
+        timeout=10,
+        headers={"Authorization": f"Bearer {created['access_token']}"},
+    )
     return str(view.json()["status"]) if view.status_code == 200 else "unknown"
 
 
 def meldkamer_incidents(deployment: Deployment) -> list[dict[str, Any]]:
-    return meldkamer_list(deployment.fronts['meldkamer'], deployment.env, limit=500)
+    return meldkamer_list(deployment.fronts["meldkamer"], deployment.env, limit=500)
 
 
 def test_the_happy_path_through_the_load_balancer(deployment: Deployment) -> None:
@@ -176,8 +201,10 @@ def test_the_happy_path_through_the_load_balancer(deployment: Deployment) -> Non
 def test_a_burst_survives_one_replica_of_each_service_killed(deployment: Deployment) -> None:
     reports = 24
     photos = {n: phone_photo(7000 + n, **place(n), size=(1200, 900)) for n in range(reports)}
-    bodies = {n: report_json(description=f"Burst {n}: twee mannen bij een busje", location=place(n),
-                             in_progress=n % 2 == 0) for n in range(reports)}
+    bodies = {
+        n: report_json(description=f"Burst {n}: twee mannen bij een busje", location=place(n), in_progress=n % 2 == 0)
+        for n in range(reports)
+    }
     answers: dict[int, httpx.Response] = {}
     phones = {n: Phone(deployment.fronts["intake"], f"203.0.113.{n + 1}") for n in range(reports)}
     sent_before_kill: list[int] = []
@@ -212,8 +239,10 @@ def test_a_burst_survives_one_replica_of_each_service_killed(deployment: Deploym
         at_meldkamer = [i for i in incidents if i["description"] == body["description"]]
         assert len(at_meldkamer) == 1, (n, at_meldkamer)  # exactly once
     assert 0 < sent_before_kill[0] < reports  # the kills came in the middle of the burst
-    print(f"burst: {reports} reports, {sent_before_kill[0]} answered before 4 replicas were killed, "
-          f"{sum(p.retries for p in phones.values())} retries by the phones, 0 lost, 0 twice")
+    print(
+        f"burst: {reports} reports, {sent_before_kill[0]} answered before 4 replicas were killed, "
+        f"{sum(p.retries for p in phones.values())} retries by the phones, 0 lost, 0 twice"
+    )
     for name in SERVICES:  # back again, as an orchestrator would start them
         deployment.start_replica(name, 0)
 
@@ -230,8 +259,11 @@ def test_a_photo_sent_twice_through_different_replicas_is_a_duplicate(deployment
     def verified(report_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + 90
         while True:
-            found = httpx.get(f"{deployment.fronts['verification']}/internal/v1/verifications/{report_id}",
-                              timeout=10, headers={"Authorization": f"Bearer {token}"})
+            found = httpx.get(
+                f"{deployment.fronts['verification']}/internal/v1/verifications/{report_id}",
+                timeout=10,
+                headers={"Authorization": f"Bearer {token}"},
+            )
             if (found.status_code == 200 and found.json()["status"] == "done") or time.monotonic() > deadline:
                 assert found.status_code == 200, found.text
                 return dict(found.json())
@@ -256,8 +288,10 @@ def test_a_limit_holds_across_the_replicas(deployment: Deployment) -> None:
     assert response.status_code == 202, response.text
     status_url = deployment.fronts["intake"] + response.json()["status_url"]
     limit = 10  # wrong_tokens_per_report's default
-    answers = [httpx.get(status_url, headers={"Authorization": f"Bearer guess-{n}"}, timeout=10).status_code
-               for n in range(limit + 1)]
+    answers = [
+        httpx.get(status_url, headers={"Authorization": f"Bearer guess-{n}"}, timeout=10).status_code
+        for n in range(limit + 1)
+    ]
     assert answers == [404] * limit + [429], answers
 
 

@@ -24,8 +24,17 @@ from tests.suite import Suite, create_dispatcher, eventually, follow, start_suit
 
 # Every finished case purged at once, so that a test need not wait 30 days; the production defaults are in
 # burgermelding_shared.retention.DEFAULT_RULES.
-PURGE_FINISHED = json.dumps([{"name": "test-finished-purged", "outcome": "finished", "action": "purge",
-                              "after_days": 0, "counted_from": "finished"}])
+PURGE_FINISHED = json.dumps(
+    [
+        {
+            "name": "test-finished-purged",
+            "outcome": "finished",
+            "action": "purge",
+            "after_days": 0,
+            "counted_from": "finished",
+        }
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +45,14 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
 
 
 def photo(lat: float, lon: float, pattern: int) -> bytes:
-    return make_jpeg(1600, 1200, pattern=pattern, exif={0x010F: "Google", 0x0110: "Pixel 8"},
-                     exif_ifd={0x9003: exif_time(datetime.now(UTC)), 0x9011: "+00:00"}, gps=gps_tags(lat, lon))
+    return make_jpeg(
+        1600,
+        1200,
+        pattern=pattern,
+        exif={0x010F: "Google", 0x0110: "Pixel 8"},
+        exif_ifd={0x9003: exif_time(datetime.now(UTC)), 0x9011: "+00:00"},
+        gps=gps_tags(lat, lon),
+    )
 
 
 def closed_report(suite: Suite, n: int, key: str, **extra: Any) -> tuple[dict[str, Any], bytes]:
@@ -51,35 +66,55 @@ def closed_report(suite: Suite, n: int, key: str, **extra: Any) -> tuple[dict[st
 
 
 def cli(suite: Suite, package: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", package, *args], env={**suite.env, **(env or {})}, text=True,
-                          capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", package, *args],
+        env={**suite.env, **(env or {})},
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def test_custody_hold_retention_export_and_the_chains(suite: Suite, tmp_path: Path) -> None:
     supervisor = {"Authorization": f"Bearer {create_dispatcher(suite, 'sara', 'supervisor')}"}
     dispatcher = {"Authorization": f"Bearer {create_dispatcher(suite, 'dirk', 'dispatcher')}"}
     bridge = suite.urls["bridge"]
-    held, held_photo = closed_report(suite, 1, "records-held-0001", contact={
-        "name": "Jan Jansen", "phone": "+31612345678", "share_with_police": True})
+    held, held_photo = closed_report(
+        suite,
+        1,
+        "records-held-0001",
+        contact={"name": "Jan Jansen", "phone": "+31612345678", "share_with_police": True},
+    )
     free, _ = closed_report(suite, 2, "records-free-0001")
 
     # The dispatcher sees the sanitised copy, the supervisor the original: both views are in the custody.
     shown = httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}", headers=dispatcher).json()
     photo_id, sha256 = shown["photos"][0]["photo_id"], shown["photos"][0]["sha256"]
-    assert httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}", headers=dispatcher
-                     ).status_code == 200
-    original = httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}?original=true",
-                         headers=supervisor)
+    assert (
+        httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}", headers=dispatcher).status_code == 200
+    )
+    original = httpx.get(
+        f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}?original=true", headers=supervisor
+    )
     assert original.content == held_photo
-    assert httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody",
-                     headers=dispatcher).status_code == 403
-    custody = httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody",
-                        headers=supervisor).json()
+    assert (
+        httpx.get(
+            f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody", headers=dispatcher
+        ).status_code
+        == 403
+    )
+    custody = httpx.get(
+        f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody", headers=supervisor
+    ).json()
     steps = [(e["service"], e["action"]) for e in custody["entries"]]
     assert custody["unavailable"] == []
-    for step in [("report-intake", "photo.received"), ("verification", "photo.examined"),
-                 ("dispatch-bridge", "photo.fetched"), ("dispatch-bridge", "view_photo"),
-                 ("dispatch-bridge", "view_photo_original")]:
+    for step in [
+        ("report-intake", "photo.received"),
+        ("verification", "photo.examined"),
+        ("dispatch-bridge", "photo.fetched"),
+        ("dispatch-bridge", "view_photo"),
+        ("dispatch-bridge", "view_photo_original"),
+    ]:
         assert step in steps, steps
     received = next(e for e in custody["entries"] if e["action"] == "photo.received")
     assert received["detail"]["sha256"] == sha256 and received["detail"]["size_bytes"] == len(held_photo)
@@ -88,14 +123,20 @@ def test_custody_hold_retention_export_and_the_chains(suite: Suite, tmp_path: Pa
 
     # A legal hold on the held report's incident, then an export of it.
     incident_id = shown["incident_id"]
-    hold = httpx.post(f"{bridge}/v1/dispatch/incidents/{incident_id}/legal-hold", headers=supervisor,
-                      json={"reason": "Zaak 2026-0412"})
+    hold = httpx.post(
+        f"{bridge}/v1/dispatch/incidents/{incident_id}/legal-hold",
+        headers=supervisor,
+        json={"reason": "Zaak 2026-0412"},
+    )
     assert hold.status_code == 200, hold.text
     assert hold.json()["reports_held"] == [held["id"]]
-    assert httpx.post(f"{bridge}/v1/dispatch/incidents/{incident_id}/legal-hold", headers=dispatcher,
-                      json={"reason": "x"}).status_code == 403
-    export = httpx.post(f"{bridge}/v1/dispatch/incidents/{incident_id}/evidence-export", headers=supervisor,
-                        timeout=60)
+    assert (
+        httpx.post(
+            f"{bridge}/v1/dispatch/incidents/{incident_id}/legal-hold", headers=dispatcher, json={"reason": "x"}
+        ).status_code
+        == 403
+    )
+    export = httpx.post(f"{bridge}/v1/dispatch/incidents/{incident_id}/evidence-export", headers=supervisor, timeout=60)
     assert export.status_code == 200, export.text
     package = tmp_path / "package.zip"
     package.write_bytes(export.content)
@@ -118,8 +159,19 @@ def test_custody_hold_retention_export_and_the_chains(suite: Suite, tmp_path: Pa
             archive.writestr(name, bytes(changed) if name == originals[0] else data)
     result = evidence.verify_package(tampered, trusted)
     assert [(f.name, f.problem) for f in result.findings] == [(originals[0], "hash_mismatch")]
-    offline = subprocess.run([sys.executable, "-m", "burgermelding_shared.evidence", "verify", str(tampered),
-                              "--public-key", json.dumps(bridge_key.public_jwk())], capture_output=True, text=True)
+    offline = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "burgermelding_shared.evidence",
+            "verify",
+            str(tampered),
+            "--public-key",
+            json.dumps(bridge_key.public_jwk()),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert offline.returncode == 1 and originals[0] in offline.stdout
     log = httpx.get(f"{bridge}/v1/dispatch/audit", headers=supervisor).json()
     assert any(e["action"] == "evidence_export" and e["target_id"] == incident_id for e in log)
@@ -131,31 +183,37 @@ def test_custody_hold_retention_export_and_the_chains(suite: Suite, tmp_path: Pa
     assert run.returncode == 0, run.stderr
     outcome = json.loads(run.stdout)
     assert [r["reference"] for r in outcome["reports"]] == [free["reference"]]
-    intake_view = httpx.get(f"{suite.urls['intake']}{free['status_url']}",
-                            headers={"Authorization": f"Bearer {free['access_token']}"})
+    intake_view = httpx.get(
+        f"{suite.urls['intake']}{free['status_url']}", headers={"Authorization": f"Bearer {free['access_token']}"}
+    )
     assert intake_view.status_code == 404
-    assert eventually(lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{free['id']}",
-                                        headers=supervisor).status_code == 404)
+    assert eventually(
+        lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{free['id']}", headers=supervisor).status_code == 404
+    )
     assert not any(blob.rglob(free_photos[0]["sha256"]))  # the original is gone from the photo store
     kept = httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}", headers=supervisor).json()
     assert kept["contact"]["name"] == "Jan Jansen" and kept["photos"]  # the held report is untouched
-    deletions = eventually(lambda: httpx.get(f"{bridge}/v1/dispatch/deletions?report_id={free['id']}",
-                                             headers=supervisor).json())
+    deletions = eventually(
+        lambda: httpx.get(f"{bridge}/v1/dispatch/deletions?report_id={free['id']}", headers=supervisor).json()
+    )
     assert deletions[0]["rule"] == "test-finished-purged" and deletions[0]["action"] == "purge"
     assert "Twee mannen" not in json.dumps(deletions)  # the deletion log keeps nothing personal
 
     # Lifted, the hold no longer protects it.
-    assert httpx.post(f"{bridge}/v1/dispatch/incidents/{incident_id}/legal-hold/lift",
-                      headers=supervisor).json()["active"] is False
-    again = json.loads(cli(suite, "report_intake", "retention",
-                           env={"BM_INTAKE_RETENTION_RULES": PURGE_FINISHED}).stdout)
+    assert (
+        httpx.post(f"{bridge}/v1/dispatch/incidents/{incident_id}/legal-hold/lift", headers=supervisor).json()["active"]
+        is False
+    )
+    again = json.loads(
+        cli(suite, "report_intake", "retention", env={"BM_INTAKE_RETENTION_RULES": PURGE_FINISHED}).stdout
+    )
     assert [r["reference"] for r in again["reports"]] == [held["reference"]]
     assert not any(blob.rglob(sha256))
     # Its custody outlives it: from arrival to deletion, under which rule.
-    assert eventually(lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}",
-                                        headers=supervisor).status_code == 404)
-    after = httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody",
-                      headers=supervisor).json()
+    assert eventually(
+        lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}", headers=supervisor).status_code == 404
+    )
+    after = httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody", headers=supervisor).json()
     assert after["report_deleted"] is True
     actions = [(e["service"], e["action"]) for e in after["entries"]]
     assert ("report-intake", "photo.received") in actions and ("report-intake", "photo.deleted") in actions
@@ -170,9 +228,16 @@ def test_custody_hold_retention_export_and_the_chains(suite: Suite, tmp_path: Pa
 
 def test_a_citizen_sees_what_is_stored_and_removes_it(suite: Suite) -> None:
     lat, lon = 52.25, 5.30
-    response = submit(suite, report_json(location={"lat": lat, "lon": lon}, description="Man met rode jas",
-                                         contact={"email": "jan@example.org", "share_with_police": True}),
-                      [photo(lat, lon, 7)], "records-citizen-0001")
+    response = submit(
+        suite,
+        report_json(
+            location={"lat": lat, "lon": lon},
+            description="Man met rode jas",
+            contact={"email": "jan@example.org", "share_with_police": True},
+        ),
+        [photo(lat, lon, 7)],
+        "records-citizen-0001",
+    )
     created = response.json()
     token = {"Authorization": f"Bearer {created['access_token']}"}
     intake, bridge = suite.urls["intake"], suite.urls["bridge"]
@@ -183,17 +248,22 @@ def test_a_citizen_sees_what_is_stored_and_removes_it(suite: Suite) -> None:
     assert httpx.get(f"{intake}{created['status_url']}/data").status_code == 404  # the token opens it, nothing else
 
     supervisor = {"Authorization": f"Bearer {create_dispatcher(suite, 'ria', 'supervisor')}"}
-    assert eventually(lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=supervisor
-                                        ).json().get("contact"))
+    assert eventually(
+        lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=supervisor).json().get("contact")
+    )
     removed = httpx.delete(f"{intake}{created['status_url']}/contact", headers=token)
     assert removed.json() == {"removed": True}
     assert httpx.get(f"{intake}{created['status_url']}/data", headers=token).json()["contact"] is None
-    assert eventually(lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=supervisor
-                                        ).json()["contact"] is None)
+    assert eventually(
+        lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=supervisor).json()["contact"] is None
+    )
 
     withdrawn = httpx.post(f"{intake}{created['status_url']}/withdraw", headers=token).json()
     assert withdrawn == {"status": "withdrawn", "personal_data": "removed"}
     after = httpx.get(f"{intake}{created['status_url']}/data", headers=token).json()
     assert after["report"]["description"] == "" and after["photos"] == [] and after["anonymised_at"]
-    assert eventually(lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=supervisor
-                                        ).json()["description"] == "")
+    assert eventually(
+        lambda: (
+            httpx.get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=supervisor).json()["description"] == ""
+        )
+    )

@@ -20,9 +20,16 @@ import pytest
 from tests.helpers import report_json, report_parts
 from tests.suite import Suite, create_dispatcher, meldkamer_incidents, start_suite
 
-FAULTS = {"error_rate": 0.3, "error_statuses": [500, 503, 429], "retry_after_seconds": 1, "fail_after_commit": 0.5,
-          "timeout_rate": 0.02, "timeout_seconds": 4, "duplicate_callback_rate": 0.2,
-          "out_of_order_jitter_seconds": 0.5}
+FAULTS = {
+    "error_rate": 0.3,
+    "error_statuses": [500, 503, 429],
+    "retry_after_seconds": 1,
+    "fail_after_commit": 0.5,
+    "timeout_rate": 0.02,
+    "timeout_seconds": 4,
+    "duplicate_callback_rate": 0.2,
+    "out_of_order_jitter_seconds": 0.5,
+}
 FAULTY_ENV = {
     "BM_MELDKAMER_FAULTS": json.dumps(FAULTS),
     "BM_MELDKAMER_SCRIPT": json.dumps([["Active", 0.2], ["ResourcesAssigned", 0.6]]),
@@ -44,14 +51,19 @@ def submit(suite: Suite, n: int) -> dict[str, Any]:
     urgent = n % 10 == 0
     # 200 different events: at least 2 km apart, so grouping keeps them apart (one event, one incident).
     place = {"lat": 51.6 + (n % 20) * 0.02, "lon": 4.6 + (n // 20) * 0.03}
-    body = report_json(in_progress=urgent, description=f"{'URGENT' if urgent else 'normal'} report {n}",
-                       location=place)
+    body = report_json(in_progress=urgent, description=f"{'URGENT' if urgent else 'normal'} report {n}", location=place)
     files = report_parts(body)
     for _attempt in range(20):  # the app retries with the same key if the bridge or anything else hiccups
         try:
-            response = httpx.post(f"{suite.urls['intake']}/v1/reports", files=files, timeout=30, headers={
-                "Idempotency-Key": f"resilience-{n:05d}",
-                "X-Forwarded-For": f"198.51.{n // 250}.{n % 250 + 1}"})  # each report its own citizen
+            response = httpx.post(
+                f"{suite.urls['intake']}/v1/reports",
+                files=files,
+                timeout=30,
+                headers={
+                    "Idempotency-Key": f"resilience-{n:05d}",
+                    "X-Forwarded-For": f"198.51.{n // 250}.{n % 250 + 1}",
+                },
+            )  # each report its own citizen
             if response.status_code == 202:
                 return {**response.json(), "urgent": urgent, "n": n}
         except httpx.HTTPError:
@@ -64,14 +76,16 @@ def dispatcher_headers(suite: Suite, username: str, role: str) -> dict[str, str]
     return {"Authorization": f"Bearer {create_dispatcher(suite, username, role)}"}
 
 
-def wait_for_delivery_states(suite: Suite, headers: dict[str, str], done: Callable[[dict[str, int]], bool],
-                             what: str, limit_seconds: float = 300) -> None:
+def wait_for_delivery_states(
+    suite: Suite, headers: dict[str, str], done: Callable[[dict[str, int]], bool], what: str, limit_seconds: float = 300
+) -> None:
     """Poll the bridge's incidents by delivery state until `done` holds for them."""
     deadline = time.monotonic() + limit_seconds
     states: dict[str, int] = {}
     while time.monotonic() < deadline:
-        states = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/delivery", headers=headers,
-                           timeout=10).json()["incidents_by_delivery_state"]
+        states = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/delivery", headers=headers, timeout=10).json()[
+            "incidents_by_delivery_state"
+        ]
         if done(states):
             return
         time.sleep(0.5)
@@ -79,13 +93,15 @@ def wait_for_delivery_states(suite: Suite, headers: dict[str, str], done: Callab
 
 
 def wait_until_all_accepted(suite: Suite, headers: dict[str, str], count: int) -> None:
-    wait_for_delivery_states(suite, headers, lambda states: states.get("accepted", 0) >= count,
-                             "not all incidents accepted")
+    wait_for_delivery_states(
+        suite, headers, lambda states: states.get("accepted", 0) >= count, "not all incidents accepted"
+    )
 
 
-def assert_each_report_accepted_exactly_once(suite: Suite, created: list[dict[str, Any]],
-                                             headers: dict[str, str]) -> list[dict[str, Any]]:
-    incidents = meldkamer_incidents(suite.urls['meldkamer'], suite.env, limit=1000)
+def assert_each_report_accepted_exactly_once(
+    suite: Suite, created: list[dict[str, Any]], headers: dict[str, str]
+) -> list[dict[str, Any]]:
+    incidents = meldkamer_incidents(suite.urls["meldkamer"], suite.env, limit=1000)
     assert len(incidents) == len(created), "the meldkamer holds a different number of incidents than reports"
     assert len({i["requestId"] for i in incidents}) == len(created)
     bridge_reports = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/reports?limit=500", headers=headers).json()
@@ -95,8 +111,10 @@ def assert_each_report_accepted_exactly_once(suite: Suite, created: list[dict[st
     deadline = time.monotonic() + 120
     for report in created:  # and every citizen sees it accepted, once: nothing lost on the way back either
         while True:
-            view = httpx.get(f"{suite.urls['intake']}{report['status_url']}",
-                             headers={"Authorization": f"Bearer {report['access_token']}"}).json()
+            view = httpx.get(
+                f"{suite.urls['intake']}{report['status_url']}",
+                headers={"Authorization": f"Bearer {report['access_token']}"},
+            ).json()
             events = [e["event"] for e in view["timeline"]]
             if "accepted" in events or time.monotonic() > deadline:
                 break
@@ -121,8 +139,9 @@ def test_faults_and_an_outage_lose_nothing_duplicate_nothing_and_urgent_goes_fir
     with ThreadPoolExecutor(8) as pool:
         created = list(pool.map(lambda n: submit(suite, n), range(REPORTS)))
     # Until the bridge has an incident for every report (ordinary ones only after their verification).
-    wait_for_delivery_states(suite, headers, lambda states: sum(states.values()) >= REPORTS,
-                             "not every report reached the bridge")
+    wait_for_delivery_states(
+        suite, headers, lambda states: sum(states.values()) >= REPORTS, "not every report reached the bridge"
+    )
     outage(10)
     wait_until_all_accepted(suite, headers, REPORTS)
     incidents = assert_each_report_accepted_exactly_once(suite, created, headers)

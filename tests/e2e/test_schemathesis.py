@@ -37,58 +37,102 @@ from tests.helpers import phone_photo, report_json
 from tests.suite import SERVICE_NAMES, Suite, create_dispatcher, follow, start_suite, submit
 
 EXAMPLES = int(os.environ.get("BM_SCHEMATHESIS_EXAMPLES", "6"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 ADMIN_TOKEN = "dev-only-meldkamer-admin-token-change-me"  # the simulator's development default
 # Which service may call which internal operation (the caller whose credential the case carries).
-INTERNAL_CALLERS = {("verification", "/internal/v1/jobs"): "report-intake",
-                    ("bridge", "/internal/v1/reports"): "report-intake",
-                    ("bridge", "/internal/v1/withdrawals"): "report-intake",
-                    ("bridge", "/internal/v1/citizen-messages"): "report-intake",
-                    ("bridge", "/internal/v1/verifications"): "verification",
-                    ("bridge", "/internal/v1/group-merges"): "verification",
-                    ("verification", "/internal/v1/retention"): "report-intake",
-                    ("bridge", "/internal/v1/retention"): "report-intake"}
+INTERNAL_CALLERS = {
+    ("verification", "/internal/v1/jobs"): "report-intake",
+    ("bridge", "/internal/v1/reports"): "report-intake",
+    ("bridge", "/internal/v1/withdrawals"): "report-intake",
+    ("bridge", "/internal/v1/citizen-messages"): "report-intake",
+    ("bridge", "/internal/v1/verifications"): "verification",
+    ("bridge", "/internal/v1/group-merges"): "verification",
+    ("verification", "/internal/v1/retention"): "report-intake",
+    ("bridge", "/internal/v1/retention"): "report-intake",
+}
 # (service, operation, mode) that cannot get a single case, and why. Any other operation that got none fails the
 # test (a strategy that generates nothing checks nothing); one listed here that did get cases fails it too.
 NOTHING = "no parameters and no body: nothing to make invalid"
-ANY_TEXT = ("only path parameters and optional headers, each taking any text (the ids here are real ones, the "
-            "credential is the test's own): nothing in the document to violate")
-RAW_BODY = ("a signed webhook, whose body is read raw and checked against its signature: the document declares "
-            "none to violate (the bridge's own tests send forged and broken ones)")
+ANY_TEXT = (
+    "only path parameters and optional headers, each taking any text (the ids here are real ones, the "
+    "credential is the test's own): nothing in the document to violate"
+)
+RAW_BODY = (
+    "a signed webhook, whose body is read raw and checked against its signature: the document declares "
+    "none to violate (the bridge's own tests send forged and broken ones)"
+)
 ANY_BYTES = "a body of any bytes (a photo; its type by Content-Type): nothing in the document to violate"
-FORM = ("a multipart form: schemathesis rejects every invalid form it draws for it, so it sends none (the broken "
-        "forms intake refuses are services/report-intake/tests/test_attacks.py's)")
+FORM = (
+    "a multipart form: schemathesis rejects every invalid form it draws for it, so it sends none (the broken "
+    "forms intake refuses are services/report-intake/tests/test_attacks.py's)"
+)
 NO_CASES: dict[tuple[str, str, str], str] = {
-    **{(service, f"GET {probe}", "negative"): NOTHING for service in SERVICE_NAMES
-       for probe in ("/healthz", "/readyz", "/metrics")},
-    **{(service, operation, "negative"): reason for service, reason, operations in [
-        ("intake", NOTHING, ["GET /v1/categories", "GET /open311/v2/services.json",
-                             "POST /v1/installations/challenges"]),
-        ("intake", ANY_TEXT, ["DELETE /v1/installations/current", "DELETE /v1/reports/{report_id}/contact",
-                              "GET /internal/v1/burgernet/actions/{action_id}/reach",
-                              "GET /open311/v2/requests/{request_id}.json", "GET /v1/burgernet/actions",
-                              "GET /v1/burgernet/actions/{action_id}/cap", "GET /v1/burgernet/actions/{action_id}/photo",
-                              "GET /v1/reports/{report_id}", "GET /v1/reports/{report_id}/data",
-                              "GET /v1/reports/{report_id}/events", "GET /v1/reports/{report_id}/messages",
-                              "POST /v1/reports/{report_id}/withdraw"]),
-        ("intake", FORM, ["POST /v1/reports", "POST /v1/burgernet/actions/{action_id}/sightings"]),
-        ("verification", ANY_TEXT, ["GET /internal/v1/verifications/{report_id}",
-                                    "POST /internal/v1/dead-jobs/{job_id}/replay"]),
-        ("bridge", NOTHING, ["GET /v1/dispatch/delivery"]),
-        ("bridge", ANY_TEXT, ["GET /v1/dispatch/burgernet/actions/{action_id}", "GET /v1/dispatch/reports/{report_id}",
-                              "GET /v1/dispatch/reports/{report_id}/custody",
-                              "GET /v1/dispatch/reports/{report_id}/photos/{photo_id}/custody",
-                              "POST /v1/dispatch/dead-letters/{message_id}/replay",
-                              "POST /v1/dispatch/incidents/{incident_id}/evidence-export",
-                              "POST /v1/dispatch/incidents/{incident_id}/legal-hold/lift",
-                              "POST /v1/dispatch/reports/{report_id}/forward",
-                              "POST /v1/dispatch/reports/{report_id}/reject",
-                              "POST /v1/dispatch/reports/{report_id}/split"]),
-        ("bridge", ANY_BYTES, ["POST /v1/dispatch/burgernet/photos"]),
-        ("bridge", RAW_BODY, ["POST /v1/meldkamer/callbacks", "POST /v1/meldkamer/burgernet-actions"]),
-        ("meldkamer", ANY_TEXT, ["GET /admin/faults"]),
-    ] for operation in operations},
+    **{
+        (service, f"GET {probe}", "negative"): NOTHING
+        for service in SERVICE_NAMES
+        for probe in ("/healthz", "/readyz", "/metrics")
+    },
+    **{
+        (service, operation, "negative"): reason
+        for service, reason, operations in [
+            (
+                "intake",
+                NOTHING,
+                ["GET /v1/categories", "GET /open311/v2/services.json", "POST /v1/installations/challenges"],
+            ),
+            (
+                "intake",
+                ANY_TEXT,
+                [
+                    "DELETE /v1/installations/current",
+                    "DELETE /v1/reports/{report_id}/contact",
+                    "GET /internal/v1/burgernet/actions/{action_id}/reach",
+                    "GET /open311/v2/requests/{request_id}.json",
+                    "GET /v1/burgernet/actions",
+                    "GET /v1/burgernet/actions/{action_id}/cap",
+                    "GET /v1/burgernet/actions/{action_id}/photo",
+                    "GET /v1/reports/{report_id}",
+                    "GET /v1/reports/{report_id}/data",
+                    "GET /v1/reports/{report_id}/events",
+                    "GET /v1/reports/{report_id}/messages",
+                    "POST /v1/reports/{report_id}/withdraw",
+                ],
+            ),
+            ("intake", FORM, ["POST /v1/reports", "POST /v1/burgernet/actions/{action_id}/sightings"]),
+            (
+                "verification",
+                ANY_TEXT,
+                ["GET /internal/v1/verifications/{report_id}", "POST /internal/v1/dead-jobs/{job_id}/replay"],
+            ),
+            ("bridge", NOTHING, ["GET /v1/dispatch/delivery"]),
+            (
+                "bridge",
+                ANY_TEXT,
+                [
+                    "GET /v1/dispatch/burgernet/actions/{action_id}",
+                    "GET /v1/dispatch/reports/{report_id}",
+                    "GET /v1/dispatch/reports/{report_id}/custody",
+                    "GET /v1/dispatch/reports/{report_id}/photos/{photo_id}/custody",
+                    "POST /v1/dispatch/dead-letters/{message_id}/replay",
+                    "POST /v1/dispatch/incidents/{incident_id}/evidence-export",
+                    "POST /v1/dispatch/incidents/{incident_id}/legal-hold/lift",
+                    "POST /v1/dispatch/reports/{report_id}/forward",
+                    "POST /v1/dispatch/reports/{report_id}/reject",
+                    "POST /v1/dispatch/reports/{report_id}/split",
+                ],
+            ),
+            ("bridge", ANY_BYTES, ["POST /v1/dispatch/burgernet/photos"]),
+            ("bridge", RAW_BODY, ["POST /v1/meldkamer/callbacks", "POST /v1/meldkamer/burgernet-actions"]),
+            ("meldkamer", ANY_TEXT, ["GET /admin/faults"]),
+        ]
+        for operation in operations
+    },
 }
 
 
@@ -96,20 +140,32 @@ NO_CASES: dict[tuple[str, str, str], str] = {
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     if TEST_DATABASE != "sqlite" and not os.environ.get("BM_SCHEMATHESIS_EXAMPLES"):
         pytest.skip("CI runs schemathesis in the SQLite pass; set BM_SCHEMATHESIS_EXAMPLES to run it on PostgreSQL")
-    running = start_suite(tmp_path_factory.mktemp("schemathesis"), {
-        "BM_INTAKE_WRONG_TOKENS_PER_REPORT": "100000", "BM_INTAKE_TOKEN_USES_PER_CLIENT": "100000",
-        "BM_MELDKAMER_SCRIPT": '[["Active", 0.2]]'})
+    running = start_suite(
+        tmp_path_factory.mktemp("schemathesis"),
+        {
+            "BM_INTAKE_WRONG_TOKENS_PER_REPORT": "100000",
+            "BM_INTAKE_TOKEN_USES_PER_CLIENT": "100000",
+            "BM_MELDKAMER_SCRIPT": '[["Active", 0.2]]',
+        },
+    )
     try:
         place = {"lat": 52.2, "lon": 5.2}
         photo = phone_photo(5151, **place, size=(800, 600))
         created = submit(running, report_json(in_progress=True, location=place), [photo], "schemathesis-01").json()
         follow(running, created, "accepted")
         supervisor = create_dispatcher(running, "fuzz-supervisor", "supervisor")
-        report = httpx.get(f"{running.urls['bridge']}/v1/dispatch/reports/{created['id']}",
-                           headers={"Authorization": f"Bearer {supervisor}"}).json()
-        yield {"suite": running, "report": created, "supervisor": supervisor,
-               "photo_id": report["photos"][0]["photo_id"], "digest": hashlib.sha256(photo).hexdigest(),
-               "incident_id": report["incident_id"]}
+        report = httpx.get(
+            f"{running.urls['bridge']}/v1/dispatch/reports/{created['id']}",
+            headers={"Authorization": f"Bearer {supervisor}"},
+        ).json()
+        yield {
+            "suite": running,
+            "report": created,
+            "supervisor": supervisor,
+            "photo_id": report["photos"][0]["photo_id"],
+            "digest": hashlib.sha256(photo).hexdigest(),
+            "incident_id": report["incident_id"],
+        }
     finally:
         running.stop()
 
@@ -129,8 +185,14 @@ def credential(world: dict[str, Any], service: str, path: str) -> dict[str, str]
 def real_things(world: dict[str, Any], service: str) -> dict[str, str]:
     """Path parameters that name what exists, so that cases reach past the 404 of a random id."""
     report_id = world["report"]["id"]
-    return {"report_id": report_id, "request_id": report_id, "photo_id": world["photo_id"],
-            "digest": world["digest"], "incident_id": world["incident_id"], "username": "fuzz-supervisor" if service != "bridge" else "fuzz-nobody"}
+    return {
+        "report_id": report_id,
+        "request_id": report_id,
+        "photo_id": world["photo_id"],
+        "digest": world["digest"],
+        "incident_id": world["incident_id"],
+        "username": "fuzz-supervisor" if service != "bridge" else "fuzz-nobody",
+    }
 
 
 def reset_simulator(suite: Suite) -> None:
@@ -140,16 +202,18 @@ def reset_simulator(suite: Suite) -> None:
     httpx.post(f"{suite.urls['meldkamer']}/admin/outage", json={"seconds": 0}, headers=admin, timeout=10)
 
 
-def exercise(world: dict[str, Any], service: str, operation: Any, mode: GenerationMode, failures: list[str],
-             cases: Counter[str]) -> None:
+def exercise(
+    world: dict[str, Any], service: str, operation: Any, mode: GenerationMode, failures: list[str], cases: Counter[str]
+) -> None:
     """Cases of one operation in one mode; a failed check is recorded (hypothesis then shrinks it to one)."""
     running: Suite = world["suite"]
     base_url, path = running.urls[service], operation.path
     wanted = {name: value for name, value in real_things(world, service).items() if "{" + name + "}" in path}
     strategy = operation.as_strategy(generation_mode=mode, path_parameters=wanted or None)
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     @given(case=strategy)
     def run(case: Any) -> None:
         if path == "/v1/dispatch/users/{username}/{change}":

@@ -19,8 +19,12 @@ from tests.helpers import phone_photo, report_json
 from tests.suite import Suite, start_suite, submit
 
 SLOW_HEADERS, SLOW_BODIES = 200, 50
-SLOW_ENV = {"BM_INTAKE_HEADER_TIMEOUT_SECONDS": "3", "BM_INTAKE_BODY_IDLE_SECONDS": "3",
-            "BM_INTAKE_BODY_GRACE_SECONDS": "3", "BM_INTAKE_BODY_MIN_BYTES_PER_SECOND": "2048"}
+SLOW_ENV = {
+    "BM_INTAKE_HEADER_TIMEOUT_SECONDS": "3",
+    "BM_INTAKE_BODY_IDLE_SECONDS": "3",
+    "BM_INTAKE_BODY_GRACE_SECONDS": "3",
+    "BM_INTAKE_BODY_MIN_BYTES_PER_SECOND": "2048",
+}
 
 
 @pytest.fixture
@@ -38,8 +42,10 @@ def connect(url: str) -> socket.socket:
 
 
 def upload_head(length: int) -> bytes:
-    return (f"POST /v1/reports HTTP/1.1\r\nHost: intake\r\nIdempotency-Key: slow-sender-0001\r\n"
-            f"Content-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: {length}\r\n\r\n").encode()
+    return (
+        f"POST /v1/reports HTTP/1.1\r\nHost: intake\r\nIdempotency-Key: slow-sender-0001\r\n"
+        f"Content-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
 
 
 def connections_to(port: int) -> int:
@@ -72,8 +78,10 @@ def test_slow_headers_and_slow_bodies_are_cut_off_and_others_are_served(suite: S
     slow_bodies = [connect(intake) for _ in range(SLOW_BODIES)]
     for conn in slow_headers:
         conn.send(b"POST /v1/reports HTTP/1.1\r\nHost: intake\r\n")
-    photo_part = (b"--b0undary\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"p.jpg\"\r\n"
-                  b"Content-Type: image/jpeg\r\n\r\n")
+    photo_part = (
+        b'--b0undary\r\nContent-Disposition: form-data; name="photos"; filename="p.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n"
+    )
     for conn in slow_bodies:
         conn.send(upload_head(1_000_000) + photo_part)
 
@@ -96,8 +104,9 @@ def test_slow_headers_and_slow_bodies_are_cut_off_and_others_are_served(suite: S
             answers[n] = data
         if served is None:  # while they all hang on, a citizen sends a report as usual
             place = {"lat": 52.1, "lon": 5.1}
-            served = submit(suite, report_json(location=place), [phone_photo(77, **place, size=(800, 600))],
-                            "ordinary-citizen-0001")
+            served = submit(
+                suite, report_json(location=place), [phone_photo(77, **place, size=(800, 600))], "ordinary-citizen-0001"
+            )
         time.sleep(1)
 
     assert served is not None and served.status_code == 202, served.text if served is not None else None

@@ -51,8 +51,9 @@ def test_a_service_environment_holds_its_own_package_and_no_other_service(python
     for name, python in pythons.items():
         own = SERVICES[name][0]
         others = [package for other, (package, _prefix) in SERVICES.items() if other != name]
-        probe = (f"import importlib.util, {own}.main\n"
-                 f"print(','.join(p for p in {others!r} if importlib.util.find_spec(p)))")
+        probe = (
+            f"import importlib.util, {own}.main\nprint(','.join(p for p in {others!r} if importlib.util.find_spec(p)))"
+        )
         done = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, f"{name} does not import on its own:\n{done.stderr}"
         assert done.stdout.strip() == "", f"{name}'s environment also holds {done.stdout.strip()}"
@@ -73,8 +74,9 @@ def test_each_service_runs_alone_in_production_mode(suite: Suite, s3: S3Server) 
     assert [item["event"] for item in view["timeline"]][:3] == ["received", "verified", "forwarded"], view
     # The photo went through the bucket only: verification read it there, the meldkamer fetched it through the
     # bridge (which read it there) and found its SHA-256 right, and no service's own folder holds a photo.
-    incident = next(i for i in meldkamer_incidents(suite.urls['meldkamer'], suite.env)
-                    if i["description"] == body["description"])
+    incident = next(
+        i for i in meldkamer_incidents(suite.urls["meldkamer"], suite.env) if i["description"] == body["description"]
+    )
     assert incident["photos"] == "verified", incident
     listed = s3.client().list_objects_v2(Bucket=suite.env["TEST_S3_BUCKET"])  # type: ignore[attr-defined]
     assert len(listed.get("Contents", [])) == 2  # the original and its display copy
@@ -86,6 +88,7 @@ def test_each_service_runs_alone_in_production_mode(suite: Suite, s3: S3Server) 
     assert scratch.is_dir() and not [p for p in scratch.rglob("*") if p.is_file()]
 
     # The bridge's dispatcher login is a form: the dependency that once was missing.
-    refused = httpx.post(f"{suite.urls['bridge']}/v1/auth/token", data={"username": "nobody", "password": "x"},
-                         timeout=10)
+    refused = httpx.post(
+        f"{suite.urls['bridge']}/v1/auth/token", data={"username": "nobody", "password": "x"}, timeout=10
+    )
     assert refused.status_code == 401, refused.text

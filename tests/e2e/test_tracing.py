@@ -48,12 +48,15 @@ class Collector:
             self.paths.append(path)
             self.bodies.append(body)
             for resource_spans in request.resource_spans:
-                service = next(a.value.string_value for a in resource_spans.resource.attributes
-                               if a.key == "service.name")
+                service = next(
+                    a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name"
+                )
                 for scope_spans in resource_spans.scope_spans:
                     self.attributes |= {a.key for s in scope_spans.spans for a in s.attributes}
-                    self.spans.extend(Span(service, s.name, s.trace_id.hex(), s.span_id.hex(),
-                                           s.parent_span_id.hex(), s.kind) for s in scope_spans.spans)
+                    self.spans.extend(
+                        Span(service, s.name, s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex(), s.kind)
+                        for s in scope_spans.spans
+                    )
 
     def of_trace(self, trace_id: str) -> list[Span]:
         with self.lock:
@@ -95,10 +98,17 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Suite, Co
 def test_one_report_is_one_trace_across_all_four_services(traced: tuple[Suite, Collector]) -> None:
     suite, collector = traced
     trace_id, phone_span = secrets.token_hex(16), secrets.token_hex(8)
-    response = submit(suite, report_json(description="Traced: fietsendiefstal"),
-                      [make_jpeg(1200, 900, pattern=5)], "e2e-traced-0001",
-                      headers={"traceparent": f"00-{trace_id}-{phone_span}-01", "User-Agent": PHONE_AGENT,
-                               "X-Forwarded-For": PHONE_ADDRESS})
+    response = submit(
+        suite,
+        report_json(description="Traced: fietsendiefstal"),
+        [make_jpeg(1200, 900, pattern=5)],
+        "e2e-traced-0001",
+        headers={
+            "traceparent": f"00-{trace_id}-{phone_span}-01",
+            "User-Agent": PHONE_AGENT,
+            "X-Forwarded-For": PHONE_ADDRESS,
+        },
+    )
     assert response.status_code == 202, response.text
     # The response names the trace and intake's own span in it, not the phone's.
     _version, answered_trace, answered_span, _flags = response.headers["traceparent"].split("-")
@@ -135,8 +145,17 @@ def test_one_report_is_one_trace_across_all_four_services(traced: tuple[Suite, C
     exported = b"".join(collector.bodies)
     assert PHONE_AGENT.encode() not in exported and PHONE_ADDRESS.encode() not in exported
     assert "http.route" in collector.attributes  # how a request was handled is exported
-    assert not collector.attributes & {"client.address", "net.peer.ip", "http.client_ip", "user_agent.original",
-                                       "http.user_agent", "url.full", "http.url", "http.target", "url.query"}
+    assert not collector.attributes & {
+        "client.address",
+        "net.peer.ip",
+        "http.client_ip",
+        "user_agent.original",
+        "http.user_agent",
+        "url.full",
+        "http.url",
+        "http.target",
+        "url.query",
+    }
     assert b"sig=" not in exported and b"signature" not in exported.lower()
 
 

@@ -21,16 +21,28 @@ def eido_for(request_id: str, **components: Any) -> dict[str, Any]:
     """A small EIDO as NENA-STA-021 has it: the incident's tracking id as root `$id`, references as `{"$ref"}`."""
     prologue = {"lastUpdateTimeStamp": "2026-12-01T20:00:00+00:00", "updatedByAgencyReference": {"$ref": AGENCY}}
     document = {
-        "$id": f"urn:emergency:uid:incidentid:{request_id}:{AGENCY}", **prologue, "eidoVersion": "1.0",
+        "$id": f"urn:emergency:uid:incidentid:{request_id}:{AGENCY}",
+        **prologue,
+        "eidoVersion": "1.0",
         "issuingElementIdentification": f"dispatch-bridge.{AGENCY}",
-        "agencyComponent": [{"$id": AGENCY, **prologue, "agencyRoleDescriptionRegistryText": ["CallReceiving"],
-                             "agencyType": ["psap"]}],
-        "incidentComponent": {"$id": f"incident-{request_id}", **prologue,
-                              "incidentTypeCommonRegistryText": "BURGLARY", "incidentCommonPriorityNumber": 6,
-                              "notesReference": [{"$ref": f"notes-{request_id}"}]},
+        "agencyComponent": [
+            {"$id": AGENCY, **prologue, "agencyRoleDescriptionRegistryText": ["CallReceiving"], "agencyType": ["psap"]}
+        ],
+        "incidentComponent": {
+            "$id": f"incident-{request_id}",
+            **prologue,
+            "incidentTypeCommonRegistryText": "BURGLARY",
+            "incidentCommonPriorityNumber": 6,
+            "notesReference": [{"$ref": f"notes-{request_id}"}],
+        },
         "notesComponent": [{"$id": f"notes-{request_id}", **prologue, "notesActionComments": "inbraak &amp; rook"}],
-        "callbackComponent": [{"$id": f"callback-{request_id}", **prologue,
-                               "callBackInformationUri": ["http://evil.example/v1/meldkamer/callbacks"]}],
+        "callbackComponent": [
+            {
+                "$id": f"callback-{request_id}",
+                **prologue,
+                "callBackInformationUri": ["http://evil.example/v1/meldkamer/callbacks"],
+            }
+        ],
     }
     for name, value in components.items():
         if value is None:
@@ -45,14 +57,22 @@ ADMIN = {"Authorization": "Bearer dev-only-meldkamer-admin-token-change-me"}  # 
 
 @pytest.fixture
 async def meldkamer(start_service: Callable[..., Any]) -> Any:
-    return await start_service("meldkamer_sim", MeldkamerSettings, bridge_url="http://127.0.0.1:9",
-                               relay_poll_seconds=3600, script=[("Active", 0.0), ("Closed", 60.0)])
+    return await start_service(
+        "meldkamer_sim",
+        MeldkamerSettings,
+        bridge_url="http://127.0.0.1:9",
+        relay_poll_seconds=3600,
+        script=[("Active", 0.0), ("Closed", 60.0)],
+    )
 
 
 async def request(meldkamer: Any, request_id: str, eido: dict | None = None) -> Any:
     token = development_key("dispatch-bridge").issue("meldkamer")
-    return await meldkamer.client.post("/v1/requests-for-service", json={"requestId": request_id, "eido": eido or eido_for(request_id)},
-                                       headers={"Authorization": f"Bearer {token}"})
+    return await meldkamer.client.post(
+        "/v1/requests-for-service",
+        json={"requestId": request_id, "eido": eido or eido_for(request_id)},
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 async def test_the_same_request_id_always_yields_the_same_incident(meldkamer: Any) -> None:
@@ -66,8 +86,11 @@ async def test_the_same_request_id_always_yields_the_same_incident(meldkamer: An
 
 async def test_the_incident_list_holds_citizens_words_and_needs_the_admin_token(meldkamer: Any) -> None:
     await request(meldkamer, "req-9")
-    for headers in ({}, {"Authorization": "Bearer wrong"},
-                    {"Authorization": f"Bearer {development_key('dispatch-bridge').issue('meldkamer')}"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Bearer {development_key('dispatch-bridge').issue('meldkamer')}"},
+    ):
         refused = await meldkamer.client.get("/v1/incidents", headers=headers)
         assert refused.status_code == 401 and refused.json()["error"] == "admin_token_required"
         assert "req-9" not in refused.text
@@ -86,28 +109,75 @@ async def test_the_script_is_scheduled_as_signed_callbacks_to_the_configured_hos
 
 BROKEN_EIDOS = {  # what breaks NENA-STA-021, and the problem the meldkamer names
     "incident as a list": ({"incidentComponent": [{}]}, "one object"),
-    "no incident type": ({"incidentComponent": {"$id": "i", "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
-                                                "updatedByAgencyReference": {"$ref": AGENCY}}},
-                         "incidentTypeCommonRegistryText is required"),
-    "agency without role and type": ({"agencyComponent": [{"$id": AGENCY, "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
-                                                            "updatedByAgencyReference": {"$ref": AGENCY}}]},
-                                     "agencyRoleDescriptionRegistryText is required"),
+    "no incident type": (
+        {
+            "incidentComponent": {
+                "$id": "i",
+                "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
+                "updatedByAgencyReference": {"$ref": AGENCY},
+            }
+        },
+        "incidentTypeCommonRegistryText is required",
+    ),
+    "agency without role and type": (
+        {
+            "agencyComponent": [
+                {
+                    "$id": AGENCY,
+                    "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
+                    "updatedByAgencyReference": {"$ref": AGENCY},
+                }
+            ]
+        },
+        "agencyRoleDescriptionRegistryText is required",
+    ),
     "bare string reference": ({"updatedByAgencyReference": AGENCY}, 'a reference {"$ref"'),
     "reference to nothing": ({"updatedByAgencyReference": {"$ref": "agency-x"}}, "no component of this document"),
-    "null member": ({"notesComponent": [{"$id": "notes-req-4", "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
-                                         "updatedByAgencyReference": {"$ref": AGENCY}, "notesActionComments": "x",
-                                         "agentReference": None}]}, "null is not a value"),
+    "null member": (
+        {
+            "notesComponent": [
+                {
+                    "$id": "notes-req-4",
+                    "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
+                    "updatedByAgencyReference": {"$ref": AGENCY},
+                    "notesActionComments": "x",
+                    "agentReference": None,
+                }
+            ]
+        },
+        "null is not a value",
+    ),
     "undeclared member": ({"inProgress": True}, "not a member"),
-    "location as JSON": ({"locationComponent": [{"$id": "l", "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
-                                                 "updatedByAgencyReference": {"$ref": AGENCY},
-                                                 "locationTypeDescriptionRegistryText": "CurrentIncident",
-                                                 "locationByValue": {"latitude": 52.1, "longitude": 5.1}}]},
-                         "PIDF-LO"),
+    "location as JSON": (
+        {
+            "locationComponent": [
+                {
+                    "$id": "l",
+                    "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
+                    "updatedByAgencyReference": {"$ref": AGENCY},
+                    "locationTypeDescriptionRegistryText": "CurrentIncident",
+                    "locationByValue": {"latitude": 52.1, "longitude": 5.1},
+                }
+            ]
+        },
+        "PIDF-LO",
+    ),
     "time without offset": ({"lastUpdateTimeStamp": "2026-12-01T20:00:00"}, "UTC offset"),
-    "digest without its extension": ({"mediaComponent": [{"$id": "m", "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
-                                                          "updatedByAgencyReference": {"$ref": AGENCY},
-                                                          "uri": "http://x/p", "contentType": "image/jpeg",
-                                                          "digestSha256": "0" * 64}]}, "not a member"),
+    "digest without its extension": (
+        {
+            "mediaComponent": [
+                {
+                    "$id": "m",
+                    "lastUpdateTimeStamp": "2026-12-01T20:00:00Z",
+                    "updatedByAgencyReference": {"$ref": AGENCY},
+                    "uri": "http://x/p",
+                    "contentType": "image/jpeg",
+                    "digestSha256": "0" * 64,
+                }
+            ]
+        },
+        "not a member",
+    ),
     "wrong version": ({"eidoVersion": "2.0"}, "one of 1.0"),
 }
 
@@ -146,36 +216,57 @@ async def test_requests_without_the_bridges_credential_are_refused_unread(meldka
 
 
 def summary(version: int, witnesses: int) -> dict[str, Any]:
-    return {"version": version, "witnessCount": witnesses, "reportCount": witnesses,
-            "firstObserved": "2026-12-01T20:00:00+00:00", "lastObserved": "2026-12-01T20:01:00+00:00",
-            "centre": {"lat": 52.37, "lon": 4.89}, "radiusMeters": 80.0, "inProgress": True, "dangerToLife": False,
-            "descriptions": ["vechtpartij"], "photos": []}
+    return {
+        "version": version,
+        "witnessCount": witnesses,
+        "reportCount": witnesses,
+        "firstObserved": "2026-12-01T20:00:00+00:00",
+        "lastObserved": "2026-12-01T20:01:00+00:00",
+        "centre": {"lat": 52.37, "lon": 4.89},
+        "radiusMeters": 80.0,
+        "inProgress": True,
+        "dangerToLife": False,
+        "descriptions": ["vechtpartij"],
+        "photos": [],
+    }
 
 
 def merged_into(request_id: str, other: str) -> dict[str, Any]:
     """An update's EIDO saying that this incident was taken into the other (MergeInformationType REPLACED)."""
-    merge = {"$id": f"merge-{request_id}", "lastUpdateTimeStamp": "2026-12-01T20:05:00+00:00",
-             "updatedByAgencyReference": {"$ref": AGENCY}, "incidentMergeDirectionCode": "REPLACED",
-             "incidentTrackingIdentifier": f"urn:emergency:uid:incidentid:{other}:{AGENCY}"}
-    return eido_for(request_id, incidentComponent=None, notesComponent=None, callbackComponent=None,
-                    mergeComponent=[merge])
+    merge = {
+        "$id": f"merge-{request_id}",
+        "lastUpdateTimeStamp": "2026-12-01T20:05:00+00:00",
+        "updatedByAgencyReference": {"$ref": AGENCY},
+        "incidentMergeDirectionCode": "REPLACED",
+        "incidentTrackingIdentifier": f"urn:emergency:uid:incidentid:{other}:{AGENCY}",
+    }
+    return eido_for(
+        request_id, incidentComponent=None, notesComponent=None, callbackComponent=None, mergeComponent=[merge]
+    )
 
 
 async def update(meldkamer: Any, request_id: str, **fields: Any) -> Any:
     token = development_key("dispatch-bridge").issue("meldkamer")
     fields.setdefault("eido", eido_for(request_id, incidentComponent=None, callbackComponent=None))
-    body = {"updateId": f"u-{request_id}-{fields.get('kind')}-{len(json.dumps(fields))}", "requestId": request_id,
-            "kind": "report_added", **fields}
-    return await meldkamer.client.post(f"/v1/requests-for-service/{request_id}/updates", json=body,
-                                       headers={"Authorization": f"Bearer {token}"})
+    body = {
+        "updateId": f"u-{request_id}-{fields.get('kind')}-{len(json.dumps(fields))}",
+        "requestId": request_id,
+        "kind": "report_added",
+        **fields,
+    }
+    return await meldkamer.client.post(
+        f"/v1/requests-for-service/{request_id}/updates", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 async def test_the_newest_event_summary_is_kept_and_a_merge_is_recorded(meldkamer: Any) -> None:
     token = development_key("dispatch-bridge").issue("meldkamer")
     for request_id in ("req-north", "req-south"):
-        await meldkamer.client.post("/v1/requests-for-service", json={
-            "requestId": request_id, "eido": eido_for(request_id), "eventSummary": summary(1, 1)},
-            headers={"Authorization": f"Bearer {token}"})
+        await meldkamer.client.post(
+            "/v1/requests-for-service",
+            json={"requestId": request_id, "eido": eido_for(request_id), "eventSummary": summary(1, 1)},
+            headers={"Authorization": f"Bearer {token}"},
+        )
     assert (await update(meldkamer, "req-north", eventSummary=summary(3, 3))).status_code == 200
     assert (await update(meldkamer, "req-north", kind="verification", eventSummary=summary(2, 2))).status_code == 200
     merged = await update(meldkamer, "req-south", kind="merged", eido=merged_into("req-south", "req-north"))
@@ -200,8 +291,11 @@ def test_in_production_the_meldkamer_holds_only_the_bridges_public_key_and_its_w
     from burgermelding_shared.service_auth import new_key
 
     bridge = new_key("dispatch-bridge", "bridge-1")
-    real = {"environment": "production", "admin_token": "a" * 40,
-            "webhook_keys": {"hook-1": "whsec_" + base64.b64encode(b"w" * 32).decode()}}
+    real = {
+        "environment": "production",
+        "admin_token": "a" * 40,
+        "webhook_keys": {"hook-1": "whsec_" + base64.b64encode(b"w" * 32).decode()},
+    }
     MeldkamerSettings(**real, trusted_service_keys={"dispatch-bridge": [bridge.public_jwk()]})
     with pytest.raises(ValueError, match="private key"):
         MeldkamerSettings(**real, trusted_service_keys={"dispatch-bridge": [bridge.private_jwk()]})
@@ -232,8 +326,15 @@ async def test_the_fault_seed_is_said_at_start_and_replays_the_same_faults(start
         """The answers to 24 requests of a meldkamer started with the seed, and how many incidents it stored.
         (On SQLite the meldkamers of one test share their database: each run's requests have ids of their own,
         and no script, so that no earlier meldkamer's relay writes callbacks while a later one is asked.)"""
-        meldkamer = await start_service("meldkamer_sim", MeldkamerSettings, bridge_url="http://127.0.0.1:9",
-                                        relay_poll_seconds=3600, faults=faults, fault_seed=seed, script=[])
+        meldkamer = await start_service(
+            "meldkamer_sim",
+            MeldkamerSettings,
+            bridge_url="http://127.0.0.1:9",
+            relay_poll_seconds=3600,
+            faults=faults,
+            fault_seed=seed,
+            script=[],
+        )
         incidents_before = len((await meldkamer.client.get("/v1/incidents", headers=ADMIN)).json())
         answers = [(await request(meldkamer, f"req-{name}-{n}")).status_code for n in range(24)]
         stored = len((await meldkamer.client.get("/v1/incidents", headers=ADMIN)).json()) - incidents_before

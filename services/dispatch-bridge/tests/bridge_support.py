@@ -22,15 +22,22 @@ ORIGIN = "https://testserver"
 ACCOUNTS = (("dirk", "dispatcher"), ("sara", "supervisor"))
 
 
-async def start_bridge(start_service: Callable[..., Any], *, relay: bool = True,
-                       accounts: Iterable[tuple[str, str]] = ACCOUNTS, **settings: Any) -> Any:
+async def start_bridge(
+    start_service: Callable[..., Any],
+    *,
+    relay: bool = True,
+    accounts: Iterable[tuple[str, str]] = ACCOUNTS,
+    **settings: Any,
+) -> Any:
     """A bridge whose peers (intake, verification, the meldkamer) are down and whose relay polls once an hour (a
     commit still wakes it); `relay=False` stops the relay, so that what the bridge would send stays in its outbox
     to be read. With the `accounts` (name, role) and PASSWORD, unless a bridge before it on the same database
     (a replica) made them."""
-    service = await start_service("dispatch_bridge", BridgeSettings, **{
-        "intake_url": DOWN, "meldkamer_url": DOWN, "verification_url": DOWN, "relay_poll_seconds": 3600,
-        **settings})
+    service = await start_service(
+        "dispatch_bridge",
+        BridgeSettings,
+        **{"intake_url": DOWN, "meldkamer_url": DOWN, "verification_url": DOWN, "relay_poll_seconds": 3600, **settings},
+    )
     if not relay:
         await service.runtime.relay.stop()
     for name, role in accounts:
@@ -53,8 +60,7 @@ async def api_login(bridge: Any, username: str = "dirk", password: str = PASSWOR
 
 def browser(bridge: Any) -> httpx.AsyncClient:
     """A client that keeps cookies as a browser does: over HTTPS (the cookie is Secure), from our own origin."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=bridge.app), base_url=ORIGIN,
-                             headers={"Origin": ORIGIN})
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=bridge.app), base_url=ORIGIN, headers={"Origin": ORIGIN})
 
 
 def token_in(page: str) -> str:
@@ -66,8 +72,9 @@ def token_in(page: str) -> str:
 async def log_in(client: httpx.AsyncClient, username: str = "dirk", password: str = PASSWORD) -> str:
     """Logs in through the console's form, and opens the incident list: the session's CSRF token."""
     form = await client.get("/console/login")
-    answer = await client.post("/console/login", data={"username": username, "password": password,
-                                                       "csrf_token": token_in(form.text)})
+    answer = await client.post(
+        "/console/login", data={"username": username, "password": password, "csrf_token": token_in(form.text)}
+    )
     assert answer.status_code == 303 and answer.headers["location"] == "/console/incidents", answer.text
     page = await client.get("/console/incidents")
     assert page.status_code == 200, page.text
@@ -78,6 +85,9 @@ async def queued(bridge: Any, kind: str) -> list[dict[str, Any]]:
     """The payloads of the messages of a kind in the bridge's outbox, in the order they were written."""
     outbox = messaging.outbox
     async with bridge.runtime.db.sessions() as session:
-        payloads = (await session.execute(select(outbox.c.payload).where(outbox.c.kind == kind)
-                                          .order_by(outbox.c.id))).scalars().all()
+        payloads = (
+            (await session.execute(select(outbox.c.payload).where(outbox.c.kind == kind).order_by(outbox.c.id)))
+            .scalars()
+            .all()
+        )
     return [json.loads(payload) for payload in payloads]

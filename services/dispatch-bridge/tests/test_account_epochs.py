@@ -31,7 +31,8 @@ async def console_ended(client: httpx.AsyncClient) -> bool:
 
 
 async def test_disabling_and_enabling_again_end_old_tokens_and_console_sessions(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service)
     sara, old = await api_login(bridge, "sara"), await api_login(bridge, "dirk")
     async with browser(bridge) as console:
@@ -60,7 +61,8 @@ async def test_disabling_and_enabling_again_end_old_tokens_and_console_sessions(
 
 
 async def test_a_new_password_or_a_new_role_ends_old_tokens_and_console_sessions(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service)
     old = await api_login(bridge, "dirk")
     async with browser(bridge) as console:
@@ -78,14 +80,20 @@ async def test_a_new_password_or_a_new_role_ends_old_tokens_and_console_sessions
         assert await console_ended(console)
     as_supervisor = await api_login(bridge, "dirk", NEW_PASSWORD)
     log = (await bridge.client.get("/v1/dispatch/audit", headers=as_supervisor)).json()
-    assert [(e["action"], e["detail"]) for e in reversed(log) if e["action"].startswith("account_")
-            and e["target_id"] == "dirk"] == [("account_created", {"role": "dispatcher"}),
-                                              ("account_reset", {"role": "dispatcher"}),
-                                              ("account_reset", {"role": "supervisor"})]
+    assert [
+        (e["action"], e["detail"])
+        for e in reversed(log)
+        if e["action"].startswith("account_") and e["target_id"] == "dirk"
+    ] == [
+        ("account_created", {"role": "dispatcher"}),
+        ("account_reset", {"role": "dispatcher"}),
+        ("account_reset", {"role": "supervisor"}),
+    ]
 
 
 async def test_a_reset_between_the_password_check_and_the_console_session_gives_no_session(
-        start_service: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    start_service: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     bridge = await start_bridge(start_service)
     start = sessions.start
 
@@ -97,8 +105,9 @@ async def test_a_reset_between_the_password_check_and_the_console_session_gives_
     monkeypatch.setattr(sessions, "start", reset_first)
     async with browser(bridge) as console:
         form = await console.get("/console/login")
-        answer = await console.post("/console/login", data={"username": "dirk", "password": PASSWORD,
-                                                            "csrf_token": token_in(form.text)})
+        answer = await console.post(
+            "/console/login", data={"username": "dirk", "password": PASSWORD, "csrf_token": token_in(form.text)}
+        )
         # No session at the account's new epoch for whoever knew the old password: answered as a wrong one.
         assert answer.status_code == 401 and "onjuiste gebruikersnaam of onjuist wachtwoord" in answer.text
         assert "__Host-bm_console=" not in answer.headers.get("set-cookie", "")
@@ -111,9 +120,14 @@ async def test_a_reset_between_the_password_check_and_the_console_session_gives_
 async def create_user_command(bridge: Any, *arguments: str, password: str) -> subprocess.CompletedProcess[str]:
     """The bridge's own `create-user` command, on the bridge's database, as an operator runs it."""
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "dispatch_bridge", "create-user", *arguments], input=password + "\n",
-        text=True, capture_output=True, timeout=120,
-        env={**os.environ, "BM_BRIDGE_DATABASE_URL": bridge.settings.database_url})
+        subprocess.run,
+        [sys.executable, "-m", "dispatch_bridge", "create-user", *arguments],
+        input=password + "\n",
+        text=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "BM_BRIDGE_DATABASE_URL": bridge.settings.database_url},
+    )
 
 
 async def test_create_user_refuses_an_existing_name_unless_told_to_reset_it(start_service: Callable[..., Any]) -> None:
@@ -146,6 +160,9 @@ async def test_a_bearer_token_that_is_not_ascii_is_refused_not_a_crash(start_ser
             answer = await bridge.client.get(path, headers={"Authorization": header})
             assert (answer.status_code, answer.json()["error"]) == (401, "not_authenticated"), (path, header)
         # Our own services' credentials come in the same header.
-        internal = await bridge.client.post("/internal/v1/reports", content=b"{}", headers={
-            "Authorization": header, "Content-Type": "application/json", "Idempotency-Key": "non-ascii"})
+        internal = await bridge.client.post(
+            "/internal/v1/reports",
+            content=b"{}",
+            headers={"Authorization": header, "Content-Type": "application/json", "Idempotency-Key": "non-ascii"},
+        )
         assert internal.status_code == 401, (header, internal.text)

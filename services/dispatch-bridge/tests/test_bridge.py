@@ -24,23 +24,51 @@ from dispatch_bridge.models import BridgeReport, Incident, messaging
 def report(bridge: Any, **overrides: Any) -> ReportSubmitted:
     digest = bridge.runtime.blobs.put_bytes(b"photo bytes")
     now = datetime.now(UTC)
-    values = {"report_id": str(uuid.uuid4()), "reference": "BM-2026-000007", "category": "burglary",
-              "description": "inbraak", "location": {"lat": 52.09, "lon": 5.12}, "observed_at": now,
-              "received_at": now, "in_progress": False,
-              "photos": [PhotoRef(photo_id="p1", sha256=digest, sanitised_sha256=digest, content_type="image/jpeg",
-                                  size_bytes=11, width=1, height=1)], **overrides}
+    values = {
+        "report_id": str(uuid.uuid4()),
+        "reference": "BM-2026-000007",
+        "category": "burglary",
+        "description": "inbraak",
+        "location": {"lat": 52.09, "lon": 5.12},
+        "observed_at": now,
+        "received_at": now,
+        "in_progress": False,
+        "photos": [
+            PhotoRef(
+                photo_id="p1",
+                sha256=digest,
+                sanitised_sha256=digest,
+                content_type="image/jpeg",
+                size_bytes=11,
+                width=1,
+                height=1,
+            )
+        ],
+        **overrides,
+    }
     return ReportSubmitted(**values)
 
 
 async def post(bridge: Any, path: str, body: Any, caller: str) -> Any:
     token = development_key(caller).issue("dispatch-bridge")
-    return await bridge.client.post(path, content=json.dumps(body, default=str), headers={
-        "Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()), "content-type": "application/json"})
+    return await bridge.client.post(
+        path,
+        content=json.dumps(body, default=str),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": str(uuid.uuid4()),
+            "content-type": "application/json",
+        },
+    )
 
 
 def verdict(report_id: str, value: str) -> dict[str, Any]:
-    return {"report_id": report_id, "verdict": value, "score": 0.9 if value == "forward" else 0.2,
-            "verified_at": datetime.now(UTC).isoformat()}
+    return {
+        "report_id": report_id,
+        "verdict": value,
+        "score": 0.9 if value == "forward" else 0.2,
+        "verified_at": datetime.now(UTC).isoformat(),
+    }
 
 
 async def outbox(bridge: Any) -> list[dict[str, Any]]:
@@ -56,8 +84,9 @@ def citizen_news(rows: list[dict[str, Any]]) -> list[list[str]]:
 
 async def test_in_progress_report_is_forwarded_at_once_as_urgent_eido(bridge: Any) -> None:
     urgent = report(bridge, in_progress=True)
-    assert (await post(bridge, "/internal/v1/reports", urgent.model_dump(mode="json"), "report-intake")).json() == \
-        {"status": "accepted"}
+    assert (await post(bridge, "/internal/v1/reports", urgent.model_dump(mode="json"), "report-intake")).json() == {
+        "status": "accepted"
+    }
     rows = await outbox(bridge)
     request = next(r for r in rows if r["destination"] == "meldkamer")
     assert request["priority"] == 10
@@ -104,19 +133,35 @@ async def forwarded_incident(bridge: Any) -> Incident:
         return (await session.execute(select(Incident))).scalars().one()
 
 
-def callback(incident: Incident, status: str, sequence: int, transaction: str | None = None,
-             keys: dict[str, str] | None = None, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps({"transactionId": transaction or f"t-{sequence}", "requestId": incident.id,
-                       "incidentId": "MK-2026-000001", "status": status, "sequence": sequence,
-                       "lastUpdateTimeStamp": datetime.now(UTC).isoformat()}).encode()
-    return body, webhooks.signed_headers(keys or BridgeSettings().meldkamer_webhook_keys,
-                                         transaction or f"t-{sequence}", body, timestamp)
+def callback(
+    incident: Incident,
+    status: str,
+    sequence: int,
+    transaction: str | None = None,
+    keys: dict[str, str] | None = None,
+    timestamp: int | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {
+            "transactionId": transaction or f"t-{sequence}",
+            "requestId": incident.id,
+            "incidentId": "MK-2026-000001",
+            "status": status,
+            "sequence": sequence,
+            "lastUpdateTimeStamp": datetime.now(UTC).isoformat(),
+        }
+    ).encode()
+    return body, webhooks.signed_headers(
+        keys or BridgeSettings().meldkamer_webhook_keys, transaction or f"t-{sequence}", body, timestamp
+    )
 
 
 async def test_callbacks_forged_stale_duplicate_and_out_of_order(bridge: Any) -> None:
     incident = await forwarded_incident(bridge)
     path = "/v1/meldkamer/callbacks"
-    body, headers = callback(incident, "ResourcesAssigned", 1, keys={"k": "whsec_" + "bm90LXRoZS1zZWNyZXQtYXQtYWxsLWxvbmctZW5vdWdo"})
+    body, headers = callback(
+        incident, "ResourcesAssigned", 1, keys={"k": "whsec_" + "bm90LXRoZS1zZWNyZXQtYXQtYWxsLWxvbmctZW5vdWdo"}
+    )
     assert (await bridge.client.post(path, content=body, headers=headers)).status_code == 401
     body, headers = callback(incident, "ResourcesAssigned", 1, timestamp=int(time.time()) - 3600)
     stale = await bridge.client.post(path, content=body, headers=headers)
@@ -146,9 +191,13 @@ async def test_photo_links_are_signed_and_expire(bridge: Any) -> None:
     assert (await bridge.client.get(expired)).json()["error"] == "media_url_expired"
     # Forged links of every odd shape are refused as invalid, never a 500 (schemathesis found a huge expiry).
     signature = url.split("signature=")[1]
-    for query in (f"expires={10**30}&signature={signature}", f"expires=-5&signature={signature}",
-                  f"expires={10**11 + 1}&signature={signature}", "expires=9999999999&signature=%C3%A9%00",
-                  "expires=9999999999&signature="):
+    for query in (
+        f"expires={10**30}&signature={signature}",
+        f"expires=-5&signature={signature}",
+        f"expires={10**11 + 1}&signature={signature}",
+        "expires=9999999999&signature=%C3%A9%00",
+        "expires=9999999999&signature=",
+    ):
         forged = await bridge.client.get(f"/v1/media/{digest}?{query}")
         assert (forged.status_code, forged.json()["error"]) == (403, "media_url_invalid"), query
     for query in ("expires=soon&signature=x", "signature=x", f"expires={'9' * 5000}&signature=x"):
@@ -160,17 +209,36 @@ async def test_news_on_a_forwarded_report_goes_to_the_meldkamer_as_updates(bridg
     urgent = report(bridge, in_progress=True)
     await post(bridge, "/internal/v1/reports", urgent.model_dump(mode="json"), "report-intake")
     digest = bridge.runtime.blobs.put_bytes(b"second photo")
-    revised = urgent.model_copy(update={"revision": 1, "photos": [*urgent.photos, PhotoRef(
-        photo_id="p2", sha256=digest, sanitised_sha256=digest, content_type="image/jpeg", size_bytes=12, width=1,
-        height=1)]})
-    assert (await post(bridge, "/internal/v1/reports", revised.model_dump(mode="json"), "report-intake")).json() == \
-        {"status": "revised"}
+    revised = urgent.model_copy(
+        update={
+            "revision": 1,
+            "photos": [
+                *urgent.photos,
+                PhotoRef(
+                    photo_id="p2",
+                    sha256=digest,
+                    sanitised_sha256=digest,
+                    content_type="image/jpeg",
+                    size_bytes=12,
+                    width=1,
+                    height=1,
+                ),
+            ],
+        }
+    )
+    assert (await post(bridge, "/internal/v1/reports", revised.model_dump(mode="json"), "report-intake")).json() == {
+        "status": "revised"
+    }
     result = verdict(urgent.report_id, "forward") | {"revision": 1}
     assert (await post(bridge, "/internal/v1/verifications", result, "verification")).json() == {"status": "applied"}
     stale = verdict(urgent.report_id, "review") | {"revision": 0}
     assert (await post(bridge, "/internal/v1/verifications", stale, "verification")).json() == {"status": "stale"}
-    message = {"report_id": urgent.report_id, "message_id": "m1", "text": "Hij droeg een rode jas",
-               "sent_at": datetime.now(UTC).isoformat()}
+    message = {
+        "report_id": urgent.report_id,
+        "message_id": "m1",
+        "text": "Hij droeg een rode jas",
+        "sent_at": datetime.now(UTC).isoformat(),
+    }
     assert (await post(bridge, "/internal/v1/citizen-messages", message, "report-intake")).status_code == 200
     withdrawal = {"report_id": urgent.report_id, "withdrawn_at": datetime.now(UTC).isoformat()}
     assert (await post(bridge, "/internal/v1/withdrawals", withdrawal, "report-intake")).status_code == 200
@@ -230,23 +298,29 @@ async def test_a_later_report_about_the_same_event_joins_its_incident(bridge: An
 async def test_oversized_bodies_are_refused_before_anything_reads_them(bridge: Any) -> None:
     big = b"{" + b" " * (2 * 1024 * 1024) + b"}"
     # Even a caller with a valid credential may not send more than the cap.
-    credential = {"Authorization": f"Bearer {development_key('report-intake').issue('dispatch-bridge')}",
-                  "Idempotency-Key": str(uuid.uuid4()), "content-type": "application/json"}
+    credential = {
+        "Authorization": f"Bearer {development_key('report-intake').issue('dispatch-bridge')}",
+        "Idempotency-Key": str(uuid.uuid4()),
+        "content-type": "application/json",
+    }
     for path in ("/internal/v1/reports", "/v1/meldkamer/callbacks"):
         declared = await bridge.client.post(path, content=big, headers=credential)
         assert declared.status_code == 413 and declared.json()["error"] == "payload_too_large", path
 
         async def undeclared() -> Any:  # chunked: no Content-Length to go by, cut off while streaming
             for start in range(0, len(big), 64 * 1024):
-                yield big[start:start + 64 * 1024]
+                yield big[start : start + 64 * 1024]
 
         streamed = await bridge.client.post(path, content=undeclared(), headers=credential)
         assert streamed.status_code == 413 and streamed.json()["error"] == "payload_too_large", path
     # A normal-sized request still gets its ordinary answer (here: no credential).
     assert (await bridge.client.post("/internal/v1/reports", json={})).status_code == 401
     # Without a credential nothing else about the request is judged, not even a malformed body.
-    assert (await bridge.client.post("/internal/v1/reports", content=b"{not json",
-                                     headers={"content-type": "application/json"})).status_code == 401
+    assert (
+        await bridge.client.post(
+            "/internal/v1/reports", content=b"{not json", headers={"content-type": "application/json"}
+        )
+    ).status_code == 401
 
 
 def test_pidf_lo_keeps_its_default_namespace_after_a_cap_alert_was_written() -> None:

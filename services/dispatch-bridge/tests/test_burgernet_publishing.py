@@ -36,16 +36,37 @@ async def a_witness_with_a_photo(bridge: Any) -> tuple[ReportSubmitted, bytes]:
     original = phone_photo(3, *WITNESS_HOME, size=(800, 600))
     digest = bridge.runtime.blobs.put_bytes(original)
     now = datetime.now(UTC)
-    report = ReportSubmitted(report_id=str(uuid.uuid4()), reference="BM-2026-000077", category="violence",
-                             description="vechtpartij voor mijn deur",
-                             location={"lat": WITNESS_HOME[0], "lon": WITNESS_HOME[1]}, observed_at=now,
-                             received_at=now, in_progress=True,
-                             photos=[PhotoRef(photo_id="ph1", sha256=digest, sanitised_sha256=None,
-                                              content_type="image/jpeg", size_bytes=len(original), width=800,
-                                              height=600)])
+    report = ReportSubmitted(
+        report_id=str(uuid.uuid4()),
+        reference="BM-2026-000077",
+        category="violence",
+        description="vechtpartij voor mijn deur",
+        location={"lat": WITNESS_HOME[0], "lon": WITNESS_HOME[1]},
+        observed_at=now,
+        received_at=now,
+        in_progress=True,
+        photos=[
+            PhotoRef(
+                photo_id="ph1",
+                sha256=digest,
+                sanitised_sha256=None,
+                content_type="image/jpeg",
+                size_bytes=len(original),
+                width=800,
+                height=600,
+            )
+        ],
+    )
     token = development_key("report-intake").issue("dispatch-bridge")
-    answer = await bridge.client.post("/internal/v1/reports", content=report.model_dump_json(), headers={
-        "Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()), "content-type": "application/json"})
+    answer = await bridge.client.post(
+        "/internal/v1/reports",
+        content=report.model_dump_json(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": str(uuid.uuid4()),
+            "content-type": "application/json",
+        },
+    )
     assert answer.status_code == 200, answer.text
     return report, original
 
@@ -56,9 +77,14 @@ async def incident_of(bridge: Any, headers: dict[str, str]) -> str:
 
 
 def action_body(incident_id: str, **changes: Any) -> dict[str, Any]:
-    return {"incident_id": incident_id, "looking_for": "missing_child", "headline_nl": "Vermist: meisje van 7",
-            "description_nl": "Blond haar, rode jas, roze tas",
-            "area": {"circle": {"lat": 52.09, "lon": 5.12, "radius_m": 1000}}, **changes}
+    return {
+        "incident_id": incident_id,
+        "looking_for": "missing_child",
+        "headline_nl": "Vermist: meisje van 7",
+        "description_nl": "Blond haar, rode jas, roze tas",
+        "area": {"circle": {"lat": 52.09, "lon": 5.12, "radius_m": 1000}},
+        **changes,
+    }
 
 
 async def published_to_intake(bridge: Any) -> list[dict[str, Any]]:
@@ -74,8 +100,9 @@ async def test_an_action_can_name_only_a_photo_uploaded_for_burgernet(bridge: An
     assert seen["photos"][0]["sha256"] == report.photos[0].sha256
     refusals = []
     for digest in (report.photos[0].sha256, "ab" * 32):  # a citizen's original, and a digest nobody has
-        answer = await bridge.client.post("/v1/dispatch/burgernet/actions", headers=headers,
-                                          json=action_body(incident_id, photo_sha256=digest))
+        answer = await bridge.client.post(
+            "/v1/dispatch/burgernet/actions", headers=headers, json=action_body(incident_id, photo_sha256=digest)
+        )
         assert answer.status_code == 422, answer.text
         refusals.append({k: v for k, v in answer.json().items() if k not in ("instance", "trace_id")})
     assert refusals[0] == refusals[1] and refusals[0]["error"] == "unknown_photo"  # reveals nothing
@@ -94,8 +121,9 @@ async def test_an_action_can_name_only_a_photo_uploaded_for_burgernet(bridge: An
     async with bridge.runtime.db.sessions() as session:
         recorded = await session.get(BurgernetPhoto, photo["sha256"])
     assert recorded is not None and recorded.uploaded_by == "dirk"
-    started = await bridge.client.post("/v1/dispatch/burgernet/actions", headers=headers,
-                                       json=action_body(incident_id, photo_sha256=photo["sha256"]))
+    started = await bridge.client.post(
+        "/v1/dispatch/burgernet/actions", headers=headers, json=action_body(incident_id, photo_sha256=photo["sha256"])
+    )
     assert started.status_code == 201, started.text
     [sent] = await published_to_intake(bridge)
     assert sent["photo"]["sha256"] == photo["sha256"]
@@ -119,18 +147,19 @@ async def test_an_ended_action_reaches_intake_without_whom_it_sought(bridge: Any
     headers = await api_login(bridge)
     await a_witness_with_a_photo(bridge)
     incident_id = await incident_of(bridge, headers)
-    started = (await bridge.client.post("/v1/dispatch/burgernet/actions", headers=headers,
-                                        json=action_body(incident_id))).json()
-    closed = await bridge.client.post(f"/v1/dispatch/burgernet/actions/{started['action_id']}/close",
-                                      headers=headers, json={"outcome": "found"})
+    started = (
+        await bridge.client.post("/v1/dispatch/burgernet/actions", headers=headers, json=action_body(incident_id))
+    ).json()
+    closed = await bridge.client.post(
+        f"/v1/dispatch/burgernet/actions/{started['action_id']}/close", headers=headers, json={"outcome": "found"}
+    )
     assert closed.status_code == 200, closed.text
     opened, ended = await published_to_intake(bridge)
     assert "rode jas" in opened["description_nl"]
     assert ended["status"] == "closed" and ended["closing_nl"] and "rode jas" not in json.dumps(ended)
     assert "meisje van 7" not in json.dumps(ended)
     # The police's own record keeps the whole.
-    kept = (await bridge.client.get(f"/v1/dispatch/burgernet/actions/{started['action_id']}",
-                                    headers=headers)).json()
+    kept = (await bridge.client.get(f"/v1/dispatch/burgernet/actions/{started['action_id']}", headers=headers)).json()
     assert kept["description_nl"] == "Blond haar, rode jas, roze tas" and kept["status"] == "closed"
 
 
@@ -139,8 +168,14 @@ async def test_the_meldkamers_action_is_centred_near_not_on_the_witness(bridge: 
     headers = await api_login(bridge)
     await a_witness_with_a_photo(bridge)
     incident_id = await incident_of(bridge, headers)
-    appeal = MeldkamerAppeal(transactionId="t-1", requestId=incident_id, lookingFor="person",
-                                       description="man met rode jas", radiusMeters=500, minutes=30)
+    appeal = MeldkamerAppeal(
+        transactionId="t-1",
+        requestId=incident_id,
+        lookingFor="person",
+        description="man met rode jas",
+        radiusMeters=500,
+        minutes=30,
+    )
     started = await control_room.from_meldkamer(bridge.runtime, appeal, str(uuid.uuid4()))
     circle = started["area"]["circle"]
     assert (circle["lat"], circle["lon"]) == (52.091, 5.121)

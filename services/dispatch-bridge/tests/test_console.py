@@ -27,8 +27,9 @@ async def test_the_session_cookie_and_the_headers_of_every_page(start_service: C
     async with browser(bridge) as client:
         assert (await client.get("/console/incidents")).headers["location"] == "/console/login?reason=none"
         form = await client.get("/console/login")
-        answer = await client.post("/console/login", data={"username": "dirk", "password": PASSWORD,
-                                                           "csrf_token": token_in(form.text)})
+        answer = await client.post(
+            "/console/login", data={"username": "dirk", "password": PASSWORD, "csrf_token": token_in(form.text)}
+        )
         cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE + "="))
         flags = {part.strip().lower() for part in cookie.split(";")[1:]}
         assert {"secure", "httponly", "samesite=strict", "path=/"} <= flags
@@ -57,22 +58,30 @@ async def test_changes_need_the_sessions_csrf_token_and_our_origin(start_service
         form = await client.get("/console/login")
         refused = await client.post("/console/login", data={"username": "dirk", "password": PASSWORD})
         assert refused.status_code == 403 and SESSION_COOKIE not in refused.headers.get("set-cookie", "")
-        refused = await client.post("/console/login", headers={"Origin": "https://evil.example"}, data={
-            "username": "dirk", "password": PASSWORD, "csrf_token": token_in(form.text)})
+        refused = await client.post(
+            "/console/login",
+            headers={"Origin": "https://evil.example"},
+            data={"username": "dirk", "password": PASSWORD, "csrf_token": token_in(form.text)},
+        )
         assert refused.status_code == 403
         csrf = await log_in(client)
-        for data, headers in (({}, {}), ({"csrf_token": "forged"}, {}),
-                              ({"csrf_token": csrf}, {"Origin": "https://evil.example"}),
-                              ({"csrf_token": csrf}, {"Sec-Fetch-Site": "cross-site"})):
-            answer = await client.post("/console/reports/any/question", data={"text": "Hallo?", **data},
-                                       headers=headers)
+        for data, headers in (
+            ({}, {}),
+            ({"csrf_token": "forged"}, {}),
+            ({"csrf_token": csrf}, {"Origin": "https://evil.example"}),
+            ({"csrf_token": csrf}, {"Sec-Fetch-Site": "cross-site"}),
+        ):
+            answer = await client.post(
+                "/console/reports/any/question", data={"text": "Hallo?", **data}, headers=headers
+            )
             assert answer.status_code == 403, (data, headers)
             assert "formulier is niet meer geldig" in answer.text  # in the console: a page, in Dutch
         async with bridge.runtime.db.sessions() as session:
             assert (await session.execute(select(func.count()).select_from(BridgeMessage))).scalar_one() == 0
         # With the token the change goes through (here: to a report that does not exist).
-        answer = await client.post("/console/reports/nope/question", data={"text": "Hallo?", "csrf_token": csrf,
-                                                                           "incident_id": "x"})
+        answer = await client.post(
+            "/console/reports/nope/question", data={"text": "Hallo?", "csrf_token": csrf, "incident_id": "x"}
+        )
         assert answer.status_code == 303 and "problem=" in answer.headers["location"]
         # The problem is shown on the page it returns to, sealed with the session's secret; words put in a link
         # by someone else are not.
@@ -101,10 +110,16 @@ async def test_logout_inactivity_and_a_disabled_account_end_the_session(start_se
         await users.change_account(bridge.runtime, tokens.Actor("sara", "supervisor"), "dirk", "disable")
         assert (await client.get("/console/incidents")).headers["location"] == "/console/login?reason=ended"
     async with bridge.runtime.db.sessions() as session:
-        actions = list((await session.execute(select(audit.entries.c.action).where(
-            audit.entries.c.action.like("console_%")))).scalars())
-        still_on = (await session.execute(select(func.count()).select_from(ConsoleSession).where(
-            ConsoleSession.ended_at.is_(None)))).scalar_one()
+        actions = list(
+            (
+                await session.execute(select(audit.entries.c.action).where(audit.entries.c.action.like("console_%")))
+            ).scalars()
+        )
+        still_on = (
+            await session.execute(
+                select(func.count()).select_from(ConsoleSession).where(ConsoleSession.ended_at.is_(None))
+            )
+        ).scalar_one()
     assert actions.count("console_login") == 3 and "console_logout" in actions and "console_timeout" in actions
     assert still_on == 0
 
@@ -131,11 +146,22 @@ async def test_the_live_feed_names_urgent_incidents_past_the_112_deadline(start_
     bridge = await start_bridge(start_service)
     now = utcnow()
     async with bridge.runtime.db.transaction() as session:
-        for incident_id, state, missed in (("late", "sent", True), ("taken", "accepted", True),
-                                           ("fresh", "queued", False)):
-            session.add(Incident(id=incident_id, category="fire", priority=1, delivery_state=state,
-                                 call_112_sent_at=now if missed else None, created_at=now - timedelta(minutes=1),
-                                 updated_at=now))
+        for incident_id, state, missed in (
+            ("late", "sent", True),
+            ("taken", "accepted", True),
+            ("fresh", "queued", False),
+        ):
+            session.add(
+                Incident(
+                    id=incident_id,
+                    category="fire",
+                    priority=1,
+                    delivery_state=state,
+                    call_112_sent_at=now if missed else None,
+                    created_at=now - timedelta(minutes=1),
+                    updated_at=now,
+                )
+            )
     snapshot = await live.read_snapshot(bridge.runtime)
     assert [i["id"] for i in snapshot.overdue] == ["late"]
     assert {i["id"] for i in snapshot.urgent} == {"late", "taken", "fresh"}
@@ -150,7 +176,8 @@ async def test_the_live_feed_names_urgent_incidents_past_the_112_deadline(start_
 
 
 async def test_a_disabled_account_stays_out_a_new_login_ends_the_old_and_a_session_has_a_longest_life(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service)
     async with browser(bridge) as client:
         await log_in(client)
@@ -168,13 +195,17 @@ async def test_a_disabled_account_stays_out_a_new_login_ends_the_old_and_a_sessi
         assert (await client.get("/console/incidents")).status_code == 200
         # However active, a session ends after console_session_hours (12) from its login.
         async with bridge.runtime.db.transaction() as session:
-            await session.execute(update(ConsoleSession).where(ConsoleSession.ended_at.is_(None))
-                                  .values(created_at=utcnow() - timedelta(hours=12, seconds=1)))
+            await session.execute(
+                update(ConsoleSession)
+                .where(ConsoleSession.ended_at.is_(None))
+                .values(created_at=utcnow() - timedelta(hours=12, seconds=1))
+            )
         assert (await client.get("/console/incidents")).headers["location"] == "/console/login?reason=expired"
 
 
 async def test_a_photo_fetched_again_by_the_browser_does_not_keep_the_session_on(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service)
     async with browser(bridge) as client:
         await log_in(client)
@@ -201,9 +232,14 @@ def test_the_tile_server_setting_is_an_address_and_only_its_host_enters_the_poli
     from dispatch_bridge.console import content_security_policy
 
     assert "img-src 'self' data: https://*.tile.openstreetmap.org;" in content_security_policy(
-        "https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png")
+        "https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png"
+    )
     assert "img-src 'self' data:;" in content_security_policy("")
-    for wrong in ("tiles.example/{z}/{x}/{y}.png", "javascript:alert(1)", "https://a b/{z}",
-                  "https://x.example/{z};script-src *"):
+    for wrong in (
+        "tiles.example/{z}/{x}/{y}.png",
+        "javascript:alert(1)",
+        "https://a b/{z}",
+        "https://x.example/{z};script-src *",
+    ):
         with pytest.raises(ValueError):
             BridgeSettings(console_tile_url=wrong)

@@ -45,13 +45,22 @@ async def start_bridge(start_service: Callable[..., Any], **settings: Any) -> An
 # ---- what arrives at the bridge, and what it keeps ---------------------------------------------------------
 
 
-def a_report(n: int, *, where: tuple[float, float] = UTRECHT, urgent: bool = False,
-             category: str = "theft") -> ReportSubmitted:
+def a_report(
+    n: int, *, where: tuple[float, float] = UTRECHT, urgent: bool = False, category: str = "theft"
+) -> ReportSubmitted:
     now = utcnow()
-    return ReportSubmitted(report_id=str(uuid.uuid4()), reference=f"BM-2026-{n:06d}", category=category,
-                           description=f"Melding {n}", location={"lat": where[0], "lon": where[1]},
-                           observed_at=now, received_at=now, in_progress=urgent,
-                           submitter_tag=f"installation-{n}", submitter_kind="installation")
+    return ReportSubmitted(
+        report_id=str(uuid.uuid4()),
+        reference=f"BM-2026-{n:06d}",
+        category=category,
+        description=f"Melding {n}",
+        location={"lat": where[0], "lon": where[1]},
+        observed_at=now,
+        received_at=now,
+        in_progress=urgent,
+        submitter_tag=f"installation-{n}",
+        submitter_kind="installation",
+    )
 
 
 async def arrives(bridge: Any, report: ReportSubmitted) -> ReportSubmitted:
@@ -61,10 +70,13 @@ async def arrives(bridge: Any, report: ReportSubmitted) -> ReportSubmitted:
 
 
 async def verified(bridge: Any, report: ReportSubmitted, verdict: str, score: float = 0.4) -> None:
-    result = VerificationCompleted(report_id=report.report_id, verdict=verdict, score=score,  # type: ignore[arg-type]
-                                   verified_at=utcnow())
-    assert await verdicts.receive_verification(bridge.runtime, result, str(uuid.uuid4()), "verification") \
-        == "applied"
+    result = VerificationCompleted(
+        report_id=report.report_id,
+        verdict=verdict,
+        score=score,  # type: ignore[arg-type]
+        verified_at=utcnow(),
+    )
+    assert await verdicts.receive_verification(bridge.runtime, result, str(uuid.uuid4()), "verification") == "applied"
 
 
 async def stored(bridge: Any, report: ReportSubmitted) -> BridgeReport:
@@ -90,8 +102,11 @@ async def audited(bridge: Any, action: str) -> list[dict[str, Any]]:
     """The chain's entries of this action, oldest first."""
     entries = audit.entries
     async with bridge.runtime.db.sessions() as session:
-        rows = (await session.execute(select(entries).where(entries.c.action == action)
-                                      .order_by(entries.c.seq))).mappings().all()
+        rows = (
+            (await session.execute(select(entries).where(entries.c.action == action).order_by(entries.c.seq)))
+            .mappings()
+            .all()
+        )
     return [dict(row) for row in rows]
 
 
@@ -99,11 +114,23 @@ async def told_citizen(bridge: Any, report: ReportSubmitted) -> list[str]:
     """The events on the citizen's timeline the bridge queued for intake, in order."""
     outbox = messaging.outbox
     async with bridge.runtime.db.sessions() as session:
-        payloads = (await session.execute(select(outbox.c.payload).where(
-            outbox.c.destination == "report-intake", outbox.c.kind == "report.events")
-            .order_by(outbox.c.id))).scalars().all()
-    return [event["event"] for news in map(json.loads, payloads) if news["report_id"] == report.report_id
-            for event in news["events"]]
+        payloads = (
+            (
+                await session.execute(
+                    select(outbox.c.payload)
+                    .where(outbox.c.destination == "report-intake", outbox.c.kind == "report.events")
+                    .order_by(outbox.c.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return [
+        event["event"]
+        for news in map(json.loads, payloads)
+        if news["report_id"] == report.report_id
+        for event in news["events"]
+    ]
 
 
 def outcome(answer: httpx.Response) -> tuple[str, dict[str, str]]:
@@ -125,7 +152,8 @@ def rows_shown(page: str) -> set[str]:
 
 
 async def test_a_report_held_for_review_is_forwarded_or_rejected_from_its_own_page(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service)
     held = await arrives(bridge, a_report(1))
     await verified(bridge, held, "review")
@@ -144,39 +172,47 @@ async def test_a_report_held_for_review_is_forwarded_or_rejected_from_its_own_pa
             assert f'action="/console/reports/{held.report_id}/{decision}"' in page.text
         back = f"/console/reports/{held.report_id}"
 
-        answer = await client.post(f"/console/reports/{held.report_id}/forward",
-                                   data={"csrf_token": csrf, "back": back})
+        answer = await client.post(
+            f"/console/reports/{held.report_id}/forward", data={"csrf_token": csrf, "back": back}
+        )
         assert outcome(answer) == (back, {"done": "1"})
         forwarded = await stored(bridge, held)
         assert forwarded.state == "forwarded" and forwarded.incident_id is not None
         assert (await incident(bridge, forwarded.incident_id)).delivery_state == "queued"
         assert [(e["actor"], e["target_id"]) for e in await audited(bridge, "review_forward")] == [
-            ("dirk", held.report_id)]
+            ("dirk", held.report_id)
+        ]
         assert await told_citizen(bridge, held) == ["under_review", "forwarded"]
         after = await client.get(f"/console/reports/{held.report_id}")
         assert f"/console/reports/{held.report_id}/forward" not in after.text  # decided: no buttons any more
         assert f'href="/console/incidents/{forwarded.incident_id}"' in after.text
 
-        answer = await client.post(f"/console/reports/{doubted.report_id}/reject",
-                                   data={"csrf_token": csrf, "back": f"/console/reports/{doubted.report_id}"})
+        answer = await client.post(
+            f"/console/reports/{doubted.report_id}/reject",
+            data={"csrf_token": csrf, "back": f"/console/reports/{doubted.report_id}"},
+        )
         assert outcome(answer) == (f"/console/reports/{doubted.report_id}", {"done": "1"})
         rejected = await stored(bridge, doubted)
         assert rejected.state == "rejected" and rejected.incident_id is None
         assert [(e["actor"], e["target_id"]) for e in await audited(bridge, "review_reject")] == [
-            ("dirk", doubted.report_id)]
+            ("dirk", doubted.report_id)
+        ]
         assert await told_citizen(bridge, doubted) == ["under_review", "rejected"]
         assert await count(bridge, Incident) == 1  # the rejected one made none
 
         # Decided once: a second decision is refused, in Dutch, and changes nothing.
-        answer = await client.post(f"/console/reports/{doubted.report_id}/forward",
-                                   data={"csrf_token": csrf, "back": f"/console/reports/{doubted.report_id}"})
+        answer = await client.post(
+            f"/console/reports/{doubted.report_id}/forward",
+            data={"csrf_token": csrf, "back": f"/console/reports/{doubted.report_id}"},
+        )
         path, said = outcome(answer)
         assert path == f"/console/reports/{doubted.report_id}" and "wacht niet op beoordeling" in said["problem"]
         assert (await stored(bridge, doubted)).state == "rejected"
         assert len(await audited(bridge, "review_forward")) == 1
         # A "back" that is not one of our pages is not followed.
-        answer = await client.post(f"/console/reports/{doubted.report_id}/reject",
-                                   data={"csrf_token": csrf, "back": "https://evil.example/x"})
+        answer = await client.post(
+            f"/console/reports/{doubted.report_id}/reject", data={"csrf_token": csrf, "back": "https://evil.example/x"}
+        )
         assert outcome(answer)[0] == "/console/incidents"
 
 
@@ -184,7 +220,8 @@ async def test_a_report_held_for_review_is_forwarded_or_rejected_from_its_own_pa
 
 
 async def test_two_incidents_are_merged_and_an_unknown_one_is_a_problem_in_the_dispatchers_language(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service)
     north = await arrives(bridge, a_report(1, where=AMSTERDAM, urgent=True, category="violence"))
     south = await arrives(bridge, a_report(2, where=UTRECHT, urgent=True, category="violence"))
@@ -210,21 +247,22 @@ async def test_two_incidents_are_merged_and_an_unknown_one_is_a_problem_in_the_d
         survivor_page = await client.get(path)
         assert north.reference in survivor_page.text and south.reference in survivor_page.text
 
-        answer = await client.post(f"{incident_path(survivor_id)}/merge", data={"csrf_token": csrf,
-                                                                               "other_id": "nope"})
+        answer = await client.post(f"{incident_path(survivor_id)}/merge", data={"csrf_token": csrf, "other_id": "nope"})
         path, said = outcome(answer)
         assert path == incident_path(survivor_id) and said["problem"] == "dit incident bestaat niet: nope"
         assert "dit incident bestaat niet: nope" in (await client.get(answer.headers["location"])).text
         # The merged one is no longer open: refused, with the reason.
-        answer = await client.post(f"{incident_path(survivor_id)}/merge", data={"csrf_token": csrf,
-                                                                               "other_id": absorbed_id})
+        answer = await client.post(
+            f"{incident_path(survivor_id)}/merge", data={"csrf_token": csrf, "other_id": absorbed_id}
+        )
         assert "minstens twee open incidenten" in outcome(answer)[1]["problem"]
 
         assert (await client.get("/console/incidents?lang=en")).status_code == 200  # the session goes English
-        answer = await client.post(f"{incident_path(survivor_id)}/merge", data={"csrf_token": csrf,
-                                                                               "other_id": "nope"})
-        assert outcome(answer) == (incident_path(survivor_id), {
-            "problem": "no such incident: nope", "seal": outcome(answer)[1]["seal"]})
+        answer = await client.post(f"{incident_path(survivor_id)}/merge", data={"csrf_token": csrf, "other_id": "nope"})
+        assert outcome(answer) == (
+            incident_path(survivor_id),
+            {"problem": "no such incident: nope", "seal": outcome(answer)[1]["seal"]},
+        )
     assert len(await audited(bridge, "merge_incidents")) == 1
     assert (await incident(bridge, survivor_id)).merged_into is None
 
@@ -240,8 +278,9 @@ async def test_a_report_is_split_off_its_incident_into_a_new_one(start_service: 
         page = await client.get(incident_path(old))
         assert f'action="/console/reports/{second.report_id}/split"' in page.text
 
-        answer = await client.post(f"/console/reports/{second.report_id}/split",
-                                   data={"csrf_token": csrf, "back": incident_path(old)})
+        answer = await client.post(
+            f"/console/reports/{second.report_id}/split", data={"csrf_token": csrf, "back": incident_path(old)}
+        )
         path, said = outcome(answer)
         assert said == {"done": "1"}
         new = path.removeprefix("/console/incidents/")
@@ -254,8 +293,9 @@ async def test_a_report_is_split_off_its_incident_into_a_new_one(start_service: 
         assert f'href="/console/incidents/{old}"' in (await client.get(path)).text  # split from, linked
 
         # The old incident has one report left: nothing to split off.
-        answer = await client.post(f"/console/reports/{first.report_id}/split",
-                                   data={"csrf_token": csrf, "back": incident_path(old)})
+        answer = await client.post(
+            f"/console/reports/{first.report_id}/split", data={"csrf_token": csrf, "back": incident_path(old)}
+        )
         path, said = outcome(answer)
         assert path == incident_path(old) and "enige melding" in said["problem"]
         assert (await stored(bridge, first)).incident_id == old
@@ -270,9 +310,15 @@ async def test_a_burgernet_action_is_started_and_a_wrong_form_starts_none(start_
     report = await arrives(bridge, a_report(1, urgent=True, category="violence"))
     incident_id = (await stored(bridge, report)).incident_id
     assert incident_id
-    form = {"looking_for": "person", "headline_nl": "Gezocht: man met rode jas",
-            "description_nl": "Man van ongeveer 30, rode jas, op de fiets", "lat": str(UTRECHT[0]),
-            "lon": str(UTRECHT[1]), "radius_m": "1000", "duration_minutes": "60"}
+    form = {
+        "looking_for": "person",
+        "headline_nl": "Gezocht: man met rode jas",
+        "description_nl": "Man van ongeveer 30, rode jas, op de fiets",
+        "lat": str(UTRECHT[0]),
+        "lon": str(UTRECHT[1]),
+        "radius_m": "1000",
+        "duration_minutes": "60",
+    }
     async with browser(bridge) as client:
         csrf = await log_in(client)
         page = await client.get(incident_path(incident_id))
@@ -289,7 +335,11 @@ async def test_a_burgernet_action_is_started_and_a_wrong_form_starts_none(start_
         assert len(actions) == 1
         action = actions[0]
         assert (action.incident_id, action.started_by, action.status, action.kind) == (
-            incident_id, "dirk", "open", "action")
+            incident_id,
+            "dirk",
+            "open",
+            "action",
+        )
         assert action.closes_at - action.started_at == timedelta(minutes=60)
         document = json.loads(action.document)
         assert document["area"]["circle"] == {"lat": UTRECHT[0], "lon": UTRECHT[1], "radius_m": 1000.0}
@@ -297,47 +347,62 @@ async def test_a_burgernet_action_is_started_and_a_wrong_form_starts_none(start_
         assert [e["actor"] for e in await audited(bridge, "burgernet.started")] == ["dirk"]
         assert action.reference in (await client.get(incident_path(incident_id))).text
 
-        answer = await client.post(f"{incident_path(incident_id)}/burgernet",
-                                   data={"csrf_token": csrf, **form, "radius_m": "10"})  # below the 50 m minimum
+        answer = await client.post(
+            f"{incident_path(incident_id)}/burgernet", data={"csrf_token": csrf, **form, "radius_m": "10"}
+        )  # below the 50 m minimum
         path, said = outcome(answer)
         assert path == incident_path(incident_id) and said["problem"] == "Controleer deze velden: radius_m"
-        answer = await client.post(f"{incident_path(incident_id)}/burgernet",
-                                   data={"csrf_token": csrf, **form, "lat": "abc"})
+        answer = await client.post(
+            f"{incident_path(incident_id)}/burgernet", data={"csrf_token": csrf, **form, "lat": "abc"}
+        )
         assert outcome(answer)[1]["problem"] == "Controleer de getallen in het formulier"
-        answer = await client.post(f"{incident_path(incident_id)}/burgernet",
-                                   data={"csrf_token": csrf, **form, "headline_nl": ""})
+        answer = await client.post(
+            f"{incident_path(incident_id)}/burgernet", data={"csrf_token": csrf, **form, "headline_nl": ""}
+        )
         assert outcome(answer)[1]["problem"] == "Controleer deze velden: headline_nl"
         for blank in ({"headline_nl": "   "}, {"description_nl": " \t\n "}):  # spaces are no words
-            answer = await client.post(f"{incident_path(incident_id)}/burgernet", data={"csrf_token": csrf,
-                                                                                      **form, **blank})
+            answer = await client.post(
+                f"{incident_path(incident_id)}/burgernet", data={"csrf_token": csrf, **form, **blank}
+            )
             assert outcome(answer)[1]["problem"] == f"Controleer deze velden: {next(iter(blank))}"
-        answer = await client.post(f"{incident_path(incident_id)}/burgernet",
-                                   data={"csrf_token": csrf, **form, "duration_minutes": "0"})  # not the default
+        answer = await client.post(
+            f"{incident_path(incident_id)}/burgernet", data={"csrf_token": csrf, **form, "duration_minutes": "0"}
+        )  # not the default
         assert outcome(answer)[1]["problem"] == "Controleer deze velden: duration_minutes"
-        answer = await client.post(f"{incident_path(incident_id)}/burgernet",
-                                   data={"csrf_token": csrf, **form, "duration_minutes": "100000"})
+        answer = await client.post(
+            f"{incident_path(incident_id)}/burgernet", data={"csrf_token": csrf, **form, "duration_minutes": "100000"}
+        )
         assert outcome(answer)[1]["problem"] == "hoogstens 240 minuten"  # the bridge's own limit, in Dutch
         answer = await client.post("/console/incidents/nope/burgernet", data={"csrf_token": csrf, **form})
-        assert outcome(answer) == ("/console/incidents/nope", {
-            "problem": "dit incident bestaat niet", "seal": outcome(answer)[1]["seal"]})
+        assert outcome(answer) == (
+            "/console/incidents/nope",
+            {"problem": "dit incident bestaat niet", "seal": outcome(answer)[1]["seal"]},
+        )
     assert await count(bridge, BurgernetAction) == 1
     assert len(await audited(bridge, "burgernet.started")) == 1
 
 
 async def test_a_burgernet_action_is_closed_by_a_dispatcher_and_cancelled_only_by_a_supervisor(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service)
     report = await arrives(bridge, a_report(1, urgent=True, category="violence"))
     incident_id = (await stored(bridge, report)).incident_id
     assert incident_id
     back = incident_path(incident_id)
-    form = {"looking_for": "person", "headline_nl": "Gezocht: man met rode jas", "description_nl": "Rode jas",
-            "lat": str(UTRECHT[0]), "lon": str(UTRECHT[1]), "radius_m": "1000", "duration_minutes": "60"}
+    form = {
+        "looking_for": "person",
+        "headline_nl": "Gezocht: man met rode jas",
+        "description_nl": "Rode jas",
+        "lat": str(UTRECHT[0]),
+        "lon": str(UTRECHT[1]),
+        "radius_m": "1000",
+        "duration_minutes": "60",
+    }
 
     async def actions() -> list[BurgernetAction]:
         async with bridge.runtime.db.sessions() as session:
-            return list((await session.execute(select(BurgernetAction).order_by(BurgernetAction.number)))
-                        .scalars())
+            return list((await session.execute(select(BurgernetAction).order_by(BurgernetAction.number))).scalars())
 
     async with browser(bridge) as client:
         csrf = await log_in(client)
@@ -345,29 +410,37 @@ async def test_a_burgernet_action_is_closed_by_a_dispatcher_and_cancelled_only_b
             await client.post(f"{back}/burgernet", data={"csrf_token": csrf, **form})
         first, second = await actions()
         assert f'action="/console/burgernet/{first.id}/close"' in (await client.get(back)).text
-        answer = await client.post(f"/console/burgernet/{first.id}/close", data={
-            "csrf_token": csrf, "back": back, "outcome": "found"})
+        answer = await client.post(
+            f"/console/burgernet/{first.id}/close", data={"csrf_token": csrf, "back": back, "outcome": "found"}
+        )
         assert outcome(answer) == (back, {"done": "1"})
-        answer = await client.post(f"/console/burgernet/{second.id}/cancel", data={
-            "csrf_token": csrf, "back": back, "reason": "dubbel"})
+        answer = await client.post(
+            f"/console/burgernet/{second.id}/cancel", data={"csrf_token": csrf, "back": back, "reason": "dubbel"}
+        )
         assert answer.status_code == 403  # a dispatcher does not cancel
     async with browser(bridge) as client:
         csrf = await log_in(client, "sara")
-        answer = await client.post(f"/console/burgernet/{second.id}/cancel", data={
-            "csrf_token": csrf, "back": back, "reason": "   "})
+        answer = await client.post(
+            f"/console/burgernet/{second.id}/cancel", data={"csrf_token": csrf, "back": back, "reason": "   "}
+        )
         assert "problem" in outcome(answer)[1]  # a reason of spaces is no reason
-        answer = await client.post(f"/console/burgernet/{second.id}/cancel", data={
-            "csrf_token": csrf, "back": back, "reason": "dubbel gestart"})
+        answer = await client.post(
+            f"/console/burgernet/{second.id}/cancel",
+            data={"csrf_token": csrf, "back": back, "reason": "dubbel gestart"},
+        )
         assert outcome(answer) == (back, {"done": "1"})
     assert [(a.status, a.outcome, a.closed_by) for a in await actions()] == [
-        ("closed", "found", "dirk"), ("cancelled", "cancelled", "sara")]
+        ("closed", "found", "dirk"),
+        ("cancelled", "cancelled", "sara"),
+    ]
 
 
 # ---- questions to the citizen -------------------------------------------------------------------------------
 
 
 async def test_a_question_to_the_citizen_is_kept_and_sent_and_a_wrong_one_is_not(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service)
     report = await arrives(bridge, a_report(1, urgent=True, category="violence"))
     incident_id = (await stored(bridge, report)).incident_id
@@ -385,13 +458,18 @@ async def test_a_question_to_the_citizen_is_kept_and_sent_and_a_wrong_one_is_not
         assert outcome(answer) == (back, {"done": "1"})
         kept = await questions()
         assert [(m.direction, m.author, m.text, m.report_id) for m in kept] == [
-            ("to_citizen", "dirk", "Welke kant op?", report.report_id)]
+            ("to_citizen", "dirk", "Welke kant op?", report.report_id)
+        ]
         outbox = messaging.outbox
         async with bridge.runtime.db.sessions() as session:
-            sent = (await session.execute(select(outbox.c.destination, outbox.c.payload).where(
-                outbox.c.kind == "dispatcher.message"))).all()
+            sent = (
+                await session.execute(
+                    select(outbox.c.destination, outbox.c.payload).where(outbox.c.kind == "dispatcher.message")
+                )
+            ).all()
         assert [(d, json.loads(p)["message_id"], json.loads(p)["text"]) for d, p in sent] == [
-            ("report-intake", kept[0].id, "Welke kant op?")]
+            ("report-intake", kept[0].id, "Welke kant op?")
+        ]
         asked = await audited(bridge, "ask_citizen")
         assert [(e["actor"], e["target_id"]) for e in asked] == [("dirk", report.report_id)]
         assert "Welke kant op?" not in (asked[0]["detail"] or "")  # the chain keeps the id, not the words
@@ -405,8 +483,12 @@ async def test_a_question_to_the_citizen_is_kept_and_sent_and_a_wrong_one_is_not
         # A double click sends the same form (its nonce) twice, at once: the citizen is asked once.
         form = re.search(r'name="nonce" value="([^"]+)"', (await client.get(back)).text)
         assert form is not None
-        twice = await asyncio.gather(*[client.post(path, data={"csrf_token": csrf, "back": back, "nonce":
-                                                               form.group(1), "text": "Hoe laat?"}) for _ in "12"])
+        twice = await asyncio.gather(
+            *[
+                client.post(path, data={"csrf_token": csrf, "back": back, "nonce": form.group(1), "text": "Hoe laat?"})
+                for _ in "12"
+            ]
+        )
         assert [outcome(a) for a in twice] == [(back, {"done": "1"})] * 2
     assert [m.text for m in await questions()] == ["Welke kant op?", "y" * 2000, "Hoe laat?"]
     assert len(await audited(bridge, "ask_citizen")) == 3
@@ -421,18 +503,28 @@ async def test_a_supervisor_replays_a_dead_letter_and_a_dispatcher_cannot(start_
     incident_id = (await stored(bridge, report)).incident_id
     outbox = messaging.outbox
     async with bridge.runtime.db.transaction() as session:  # as if the meldkamer refused it for good
-        await session.execute(update(outbox).where(outbox.c.destination == "meldkamer")
-                              .values(status=DEAD, attempts=7, last_error="HTTP 400: bad request"))
-        await session.execute(update(Incident).where(Incident.id == incident_id)  # type: ignore[arg-type]
-                              .values(delivery_state="dead_lettered"))
+        await session.execute(
+            update(outbox)
+            .where(outbox.c.destination == "meldkamer")
+            .values(status=DEAD, attempts=7, last_error="HTTP 400: bad request")
+        )
+        await session.execute(
+            update(Incident)
+            .where(Incident.id == incident_id)  # type: ignore[arg-type]
+            .values(delivery_state="dead_lettered")
+        )
     async with bridge.runtime.db.sessions() as session:
-        message_id = (await session.execute(select(outbox.c.message_id).where(
-            outbox.c.destination == "meldkamer"))).scalar_one()
+        message_id = (
+            await session.execute(select(outbox.c.message_id).where(outbox.c.destination == "meldkamer"))
+        ).scalar_one()
 
     async def letter() -> tuple[str, int]:
         async with bridge.runtime.db.sessions() as session:
-            row = (await session.execute(select(outbox.c.status, outbox.c.attempts).where(
-                outbox.c.message_id == message_id))).one()
+            row = (
+                await session.execute(
+                    select(outbox.c.status, outbox.c.attempts).where(outbox.c.message_id == message_id)
+                )
+            ).one()
         return row.status, row.attempts
 
     async with browser(bridge) as client:
@@ -449,7 +541,8 @@ async def test_a_supervisor_replays_a_dead_letter_and_a_dispatcher_cannot(start_
         assert await letter() == (PENDING, 0)
         assert (await incident(bridge, incident_id)).delivery_state == "queued"  # type: ignore[arg-type]
         assert [(e["actor"], e["target_id"]) for e in await audited(bridge, "replay_dead_letter")] == [
-            ("sara", message_id)]
+            ("sara", message_id)
+        ]
         # No longer dead: a second replay finds nothing, and says so.
         answer = await client.post(f"/console/dead-letters/{message_id}/replay", data={"csrf_token": csrf})
         path, said = outcome(answer)
@@ -465,23 +558,37 @@ async def test_the_incident_list_filters_and_its_rows_are_audited(start_service:
     now = utcnow()
     made = {}
     async with bridge.runtime.db.transaction() as session:
-        for name, category, priority, state in (("urgent_fire", "fire", 1, "accepted"),
-                                                ("urgent_theft", "theft", 1, "queued"),
-                                                ("fire", "fire", 3, "queued"), ("theft", "theft", 2, "accepted")):
+        for name, category, priority, state in (
+            ("urgent_fire", "fire", 1, "accepted"),
+            ("urgent_theft", "theft", 1, "queued"),
+            ("fire", "fire", 3, "queued"),
+            ("theft", "theft", 2, "accepted"),
+        ):
             made[name] = str(uuid.uuid4())
-            session.add(Incident(id=made[name], category=category, priority=priority, delivery_state=state,
-                                 created_at=now, updated_at=now))
+            session.add(
+                Incident(
+                    id=made[name],
+                    category=category,
+                    priority=priority,
+                    delivery_state=state,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
     async with browser(bridge) as client:
         await log_in(client)
         assert rows_shown((await client.get("/console/incidents")).text) == set(made.values())
         assert rows_shown((await client.get("/console/incidents?priority=1")).text) == {
-            made["urgent_fire"], made["urgent_theft"]}
+            made["urgent_fire"],
+            made["urgent_theft"],
+        }
         assert rows_shown((await client.get("/console/incidents?category=fire")).text) == {
-            made["urgent_fire"], made["fire"]}
+            made["urgent_fire"],
+            made["fire"],
+        }
         assert rows_shown((await client.get("/console/incidents?category=fire&priority=3")).text) == {made["fire"]}
         assert (await client.get("/console/incidents?priority=9")).status_code == 422
-        rows = await client.get("/console/incidents/rows?delivery_state=accepted",
-                                headers={"X-Console": "fetch"})
+        rows = await client.get("/console/incidents/rows?delivery_state=accepted", headers={"X-Console": "fetch"})
         assert rows.status_code == 200 and "<html" not in rows.text  # the rows alone
         assert rows_shown(rows.text) == {made["urgent_fire"], made["theft"]}
     listing = (await audited(bridge, "list_incidents"))[-1]
@@ -507,10 +614,12 @@ async def test_the_map_data_names_the_incidents_and_their_reports_places(start_s
     first, second = (await stored(bridge, urgent)).incident_id, (await stored(bridge, ordinary)).incident_id
     assert set(shown) == {first, second}  # the held report has no incident, so it is not on the map
     assert (shown[first]["priority"], shown[first]["category"]) == (1, "violence")
-    assert shown[first]["reports"] == [{"reference": urgent.reference, "lat": AMSTERDAM[0], "lon": AMSTERDAM[1],
-                                        "urgent": True}]
-    assert shown[second]["reports"] == [{"reference": ordinary.reference, "lat": UTRECHT[0], "lon": UTRECHT[1],
-                                         "urgent": False}]
+    assert shown[first]["reports"] == [
+        {"reference": urgent.reference, "lat": AMSTERDAM[0], "lon": AMSTERDAM[1], "urgent": True}
+    ]
+    assert shown[second]["reports"] == [
+        {"reference": ordinary.reference, "lat": UTRECHT[0], "lon": UTRECHT[1], "urgent": False}
+    ]
     assert shown[first]["witnesses"] == 1 and shown[first]["label"].startswith("SPOED")
     async with browser(bridge) as stranger:
         answer = await stranger.get("/console/map/data", headers={"X-Console": "fetch"})

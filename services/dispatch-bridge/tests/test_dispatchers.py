@@ -31,15 +31,40 @@ async def add_report(bridge: Any, **overrides: Any) -> ReportSubmitted:
     digest = bridge.runtime.blobs.put_bytes(original)
     display = bridge.runtime.blobs.put_bytes(b"sanitised copy")
     now = datetime.now(UTC)
-    report = ReportSubmitted(**{"report_id": str(uuid.uuid4()), "reference": "BM-2026-000042", "category": "theft",
-                                "description": "fietsendief", "location": {"lat": 52.09, "lon": 5.12},
-                                "observed_at": now, "received_at": now, "in_progress": False,
-                                "photos": [PhotoRef(photo_id="ph1", sha256=digest, sanitised_sha256=display,
-                                                    content_type="image/jpeg", size_bytes=len(original), width=640,
-                                                    height=480)], **overrides})
+    report = ReportSubmitted(
+        **{
+            "report_id": str(uuid.uuid4()),
+            "reference": "BM-2026-000042",
+            "category": "theft",
+            "description": "fietsendief",
+            "location": {"lat": 52.09, "lon": 5.12},
+            "observed_at": now,
+            "received_at": now,
+            "in_progress": False,
+            "photos": [
+                PhotoRef(
+                    photo_id="ph1",
+                    sha256=digest,
+                    sanitised_sha256=display,
+                    content_type="image/jpeg",
+                    size_bytes=len(original),
+                    width=640,
+                    height=480,
+                )
+            ],
+            **overrides,
+        }
+    )
     token = development_key("report-intake").issue("dispatch-bridge")
-    response = await bridge.client.post("/internal/v1/reports", content=report.model_dump_json(), headers={
-        "Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()), "content-type": "application/json"})
+    response = await bridge.client.post(
+        "/internal/v1/reports",
+        content=report.model_dump_json(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": str(uuid.uuid4()),
+            "content-type": "application/json",
+        },
+    )
     assert response.status_code == 200
     return report
 
@@ -72,26 +97,42 @@ async def test_views_are_audited_and_originals_are_for_supervisors(bridge: Any) 
     log = (await bridge.client.get("/v1/dispatch/audit", headers=sara)).json()
     # (The bridge's own entries, such as the report's arrival, are in the chain too: these are the people's.)
     assert [(e["username"], e["action"]) for e in reversed(log) if e["role"] != "service"] == [
-        ("dirk", "login"), ("sara", "login"), ("dirk", "view_report"), ("dirk", "view_photo"),
-        ("sara", "view_photo_original")]
+        ("dirk", "login"),
+        ("sara", "login"),
+        ("dirk", "view_report"),
+        ("dirk", "view_photo"),
+        ("sara", "view_photo_original"),
+    ]
 
 
 async def test_asking_the_citizen_and_deciding_a_review(bridge: Any) -> None:
     report = await add_report(bridge)
     dirk = await api_login(bridge, "dirk")
-    asked = await bridge.client.post(f"/v1/dispatch/reports/{report.report_id}/questions",
-                                     json={"text": "Richting station?"}, headers=dirk)
+    asked = await bridge.client.post(
+        f"/v1/dispatch/reports/{report.report_id}/questions", json={"text": "Richting station?"}, headers=dirk
+    )
     assert asked.status_code == 201
     async with bridge.runtime.db.sessions() as session:
-        rows = (await session.execute(select(messaging.outbox).where(
-            messaging.outbox.c.kind == "dispatcher.message"))).mappings().all()
+        rows = (
+            (await session.execute(select(messaging.outbox).where(messaging.outbox.c.kind == "dispatcher.message")))
+            .mappings()
+            .all()
+        )
     assert [json.loads(r["payload"])["text"] for r in rows] == ["Richting station?"]
     assert (await bridge.client.post(f"/v1/dispatch/reports/{report.report_id}/forward", headers=dirk)).json()[
-        "error"] == "not_held_for_review"
+        "error"
+    ] == "not_held_for_review"
     token = development_key("verification").issue("dispatch-bridge")
-    await bridge.client.post("/internal/v1/verifications", headers={
-        "Authorization": f"Bearer {token}", "Idempotency-Key": "v-1"}, json={
-        "report_id": report.report_id, "verdict": "review", "score": 0.4, "verified_at": datetime.now(UTC).isoformat()})
+    await bridge.client.post(
+        "/internal/v1/verifications",
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "v-1"},
+        json={
+            "report_id": report.report_id,
+            "verdict": "review",
+            "score": 0.4,
+            "verified_at": datetime.now(UTC).isoformat(),
+        },
+    )
     forwarded = await bridge.client.post(f"/v1/dispatch/reports/{report.report_id}/forward", headers=dirk)
     assert forwarded.json()["state"] == "forwarded" and forwarded.json()["incident_id"]
     incidents = (await bridge.client.get("/v1/dispatch/incidents", headers=dirk)).json()
@@ -105,21 +146,27 @@ async def test_dead_letters_are_listed_and_replayed(bridge: Any, start_service: 
     relay = bridge.runtime.relay
     await relay.stop()  # nothing in flight while the test plays the meldkamer's refusal
     async with bridge.runtime.db.transaction() as session:  # as if the meldkamer refused it for good
-        await session.execute(update(messaging.outbox).where(messaging.outbox.c.destination == "meldkamer")
-                              .values(status=DEAD, last_error="HTTP 400: bad request", last_status_code=400))
+        await session.execute(
+            update(messaging.outbox)
+            .where(messaging.outbox.c.destination == "meldkamer")
+            .values(status=DEAD, last_error="HTTP 400: bad request", last_status_code=400)
+        )
     dirk, sara = await api_login(bridge, "dirk"), await api_login(bridge, "sara")
     listed = (await bridge.client.get("/v1/dispatch/dead-letters", headers=dirk)).json()
     letters = [letter for letter in listed if letter["destination"] != "verification"]
     assert len(letters) == 1 and letters[0]["reason"] == "HTTP 400: bad request"
     # Verification is down here: its part of the list is missing, and the list says so instead of hiding it.
     assert [letter["kind"] for letter in listed if letter["destination"] == "verification"] == [
-        "verification.unavailable"]
-    assert (await bridge.client.post(f"/v1/dispatch/dead-letters/{letters[0]['message_id']}/replay",
-                                     headers=dirk)).status_code == 403  # supervisors only
+        "verification.unavailable"
+    ]
+    assert (
+        await bridge.client.post(f"/v1/dispatch/dead-letters/{letters[0]['message_id']}/replay", headers=dirk)
+    ).status_code == 403  # supervisors only
     replayed = await bridge.client.post(f"/v1/dispatch/dead-letters/{letters[0]['message_id']}/replay", headers=sara)
     assert replayed.json() == {"status": "queued"}
-    assert [letter["kind"] for letter in (await bridge.client.get("/v1/dispatch/dead-letters", headers=dirk)).json()
-            ] == ["verification.unavailable"]
+    assert [
+        letter["kind"] for letter in (await bridge.client.get("/v1/dispatch/dead-letters", headers=dirk)).json()
+    ] == ["verification.unavailable"]
     overview = (await bridge.client.get("/v1/dispatch/delivery", headers=dirk)).json()
     assert set(overview["circuits"]) == {"report-intake", "meldkamer"}
 
@@ -130,11 +177,21 @@ async def test_dead_letters_are_listed_and_replayed(bridge: Any, start_service: 
     assert await relay.run_once() >= 1
     await asyncio.gather(*relay._in_flight)
     async with bridge.runtime.db.sessions() as session:
-        statuses = (await session.execute(select(messaging.outbox.c.status).where(
-            messaging.outbox.c.message_id == letters[0]["message_id"]))).scalars().all()
+        statuses = (
+            (
+                await session.execute(
+                    select(messaging.outbox.c.status).where(messaging.outbox.c.message_id == letters[0]["message_id"])
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert statuses == ["delivered"]
-    incidents = (await meldkamer.client.get("/v1/incidents", headers={
-        "Authorization": "Bearer dev-only-meldkamer-admin-token-change-me"})).json()  # the simulator's default
+    incidents = (
+        await meldkamer.client.get(
+            "/v1/incidents", headers={"Authorization": "Bearer dev-only-meldkamer-admin-token-change-me"}
+        )
+    ).json()  # the simulator's default
     assert len(incidents) == 1 and report.reference in json.dumps(incidents)
 
 
@@ -143,10 +200,21 @@ async def test_an_urgent_report_not_accepted_in_time_tells_the_citizen_to_call_1
 
     async def warned() -> list[dict[str, Any]]:
         async with bridge.runtime.db.sessions() as session:
-            rows = (await session.execute(select(messaging.outbox.c.payload).where(
-                messaging.outbox.c.kind == "report.events"))).scalars().all()
-        return [{"report_id": news["report_id"], **event} for news in map(json.loads, rows)
-                for event in news["events"] if event["event"] == "call_112"]
+            rows = (
+                (
+                    await session.execute(
+                        select(messaging.outbox.c.payload).where(messaging.outbox.c.kind == "report.events")
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return [
+            {"report_id": news["report_id"], **event}
+            for news in map(json.loads, rows)
+            for event in news["events"]
+            if event["event"] == "call_112"
+        ]
 
     for _ in range(200):  # bounded wait; the deadline is 0.5 s
         if await warned():
@@ -176,12 +244,24 @@ async def test_lists_filter_show_group_links_and_are_audited(bridge: Any) -> Non
     await add_report(bridge, category="fire", in_progress=True)
     token = development_key("verification").issue("dispatch-bridge")
     for report, others in ((first, []), (second, [first.report_id])):
-        result = {"report_id": report.report_id, "verdict": "review", "score": 0.4, "group_id": "group-1",
-                  "group_reports": others, "near_duplicate_of_reports": others,
-                  "verified_at": datetime.now(UTC).isoformat()}
-        response = await bridge.client.post("/internal/v1/verifications", content=json.dumps(result), headers={
-            "Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()),
-            "content-type": "application/json"})
+        result = {
+            "report_id": report.report_id,
+            "verdict": "review",
+            "score": 0.4,
+            "group_id": "group-1",
+            "group_reports": others,
+            "near_duplicate_of_reports": others,
+            "verified_at": datetime.now(UTC).isoformat(),
+        }
+        response = await bridge.client.post(
+            "/internal/v1/verifications",
+            content=json.dumps(result),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Idempotency-Key": str(uuid.uuid4()),
+                "content-type": "application/json",
+            },
+        )
         assert response.status_code == 200, response.text
     dirk, sara = await api_login(bridge, "dirk"), await api_login(bridge, "sara")
 
@@ -203,24 +283,44 @@ async def test_lists_filter_show_group_links_and_are_audited(bridge: Any) -> Non
 
 
 async def test_verifications_dead_jobs_are_listed_and_replayed_by_supervisors(
-        bridge: Any, start_service: Callable[..., Any]) -> None:
+    bridge: Any, start_service: Callable[..., Any]
+) -> None:
     from verification.config import VerificationSettings
     from verification.models import VerificationJob
 
     verification = await start_service("verification", VerificationSettings, workers=1, bridge_url=DOWN)
     bridge.runtime.http = verification.client  # the bridge reaches verification (in this process)
     now = datetime.now(UTC)
-    report = ReportSubmitted(report_id=str(uuid.uuid4()), reference="BM-2026-000043", category="violence",
-                             description="vechtpartij", location={"lat": 52.09, "lon": 5.12}, observed_at=now,
-                             received_at=now, in_progress=True, photos=[])
+    report = ReportSubmitted(
+        report_id=str(uuid.uuid4()),
+        reference="BM-2026-000043",
+        category="violence",
+        description="vechtpartij",
+        location={"lat": 52.09, "lon": 5.12},
+        observed_at=now,
+        received_at=now,
+        in_progress=True,
+        photos=[],
+    )
     async with verification.runtime.db.transaction() as session:  # as if it had failed five times
-        session.add(VerificationJob(job_id=f"{report.report_id}:0", report_id=report.report_id, revision=0,
-                                    request=report.model_dump_json(), status="dead", priority=10,
-                                    received_at=datetime.now(UTC), attempts=5, last_error="RuntimeError: poison"))
+        session.add(
+            VerificationJob(
+                job_id=f"{report.report_id}:0",
+                report_id=report.report_id,
+                revision=0,
+                request=report.model_dump_json(),
+                status="dead",
+                priority=10,
+                received_at=datetime.now(UTC),
+                attempts=5,
+                last_error="RuntimeError: poison",
+            )
+        )
     dirk, sara = await api_login(bridge, "dirk"), await api_login(bridge, "sara")
     listed = (await bridge.client.get("/v1/dispatch/dead-letters", headers=dirk)).json()
     assert [(letter["message_id"], letter["urgent"], letter["reason"]) for letter in listed] == [
-        (f"verification-job:{report.report_id}:0", True, "RuntimeError: poison")]
+        (f"verification-job:{report.report_id}:0", True, "RuntimeError: poison")
+    ]
     path = f"/v1/dispatch/dead-letters/verification-job:{report.report_id}:0/replay"
     assert (await bridge.client.post(path, headers=dirk)).status_code == 403
     assert (await bridge.client.post(path, headers=sara)).json() == {"status": "queued"}
@@ -231,4 +331,5 @@ async def test_verifications_dead_jobs_are_listed_and_replayed_by_supervisors(
     assert (again.status_code, again.json()["error"]) == (404, "dead_letter_not_found")
     log = (await bridge.client.get("/v1/dispatch/audit", headers=sara)).json()
     assert ("sara", "replay_verification_job", report.report_id) in [
-        (e["username"], e["action"], e["target_id"]) for e in log]
+        (e["username"], e["action"], e["target_id"]) for e in log
+    ]

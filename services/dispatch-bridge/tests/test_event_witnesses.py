@@ -22,16 +22,31 @@ DAM = (52.3731, 4.8926)
 def witness_report(n: int, tag: str, source: str | None = None) -> ReportSubmitted:
     now = datetime.now(UTC)
     return ReportSubmitted(
-        report_id=str(uuid.uuid4()), reference=f"BM-2026-{n:06d}", category="violence",
-        description=f"Vechtpartij op de Dam, getuige {n}", location={"lat": DAM[0] + n * 1e-5, "lon": DAM[1]},
-        observed_at=now, received_at=now, in_progress=True, submitter_tag=tag, submitter_kind="installation",
-        independent_source=source)
+        report_id=str(uuid.uuid4()),
+        reference=f"BM-2026-{n:06d}",
+        category="violence",
+        description=f"Vechtpartij op de Dam, getuige {n}",
+        location={"lat": DAM[0] + n * 1e-5, "lon": DAM[1]},
+        observed_at=now,
+        received_at=now,
+        in_progress=True,
+        submitter_tag=tag,
+        submitter_kind="installation",
+        independent_source=source,
+    )
 
 
 async def send(bridge: Any, report: ReportSubmitted) -> None:
     token = development_key("report-intake").issue("dispatch-bridge")
-    response = await bridge.client.post("/internal/v1/reports", content=report.model_dump_json(), headers={
-        "Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()), "content-type": "application/json"})
+    response = await bridge.client.post(
+        "/internal/v1/reports",
+        content=report.model_dump_json(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": str(uuid.uuid4()),
+            "content-type": "application/json",
+        },
+    )
     assert response.status_code == 200, response.text
 
 
@@ -44,15 +59,29 @@ async def send_witness(bridge: Any, n: int, tag: str, source: str | None = None)
 def with_a_photo_added(report: ReportSubmitted, n: int, **changes: Any) -> ReportSubmitted:
     """The report's next revision, as intake sends it when the citizen adds a photo."""
     digest = hashlib.sha256(f"photo {n}".encode()).hexdigest()
-    photo = PhotoRef(photo_id=str(uuid.uuid4()), sha256=digest, sanitised_sha256=digest, content_type="image/jpeg",
-                     size_bytes=1000, width=640, height=480)
+    photo = PhotoRef(
+        photo_id=str(uuid.uuid4()),
+        sha256=digest,
+        sanitised_sha256=digest,
+        content_type="image/jpeg",
+        size_bytes=1000,
+        width=640,
+        height=480,
+    )
     return report.model_copy(update={"revision": report.revision + 1, "photos": [*report.photos, photo], **changes})
 
 
 async def latest_summary(bridge: Any) -> dict[str, Any]:
     async with bridge.runtime.db.sessions() as session:
-        rows = (await session.execute(select(messaging.outbox.c.payload).where(
-            messaging.outbox.c.destination == "meldkamer"))).scalars().all()
+        rows = (
+            (
+                await session.execute(
+                    select(messaging.outbox.c.payload).where(messaging.outbox.c.destination == "meldkamer")
+                )
+            )
+            .scalars()
+            .all()
+        )
     summaries = [json.loads(payload).get("eventSummary") for payload in rows]
     return max((s for s in summaries if s), key=lambda s: s["version"])
 
@@ -82,34 +111,49 @@ def test_a_revision_without_its_source_or_on_another_day_keeps_the_witness_the_r
     that recomputed the source, without it (and the next day under another pseudonym): ten witnesses. The bridge
     keeps the first source and sender it saw for a report, as verification does."""
     now = datetime.now(UTC)
-    incident = Incident(id=str(uuid.uuid4()), category="violence", priority=1, delivery_state="accepted",
-                        created_at=now, updated_at=now)
+    incident = Incident(
+        id=str(uuid.uuid4()), category="violence", priority=1, delivery_state="accepted", created_at=now, updated_at=now
+    )
     stored: list[BridgeReport] = []
     for n in range(10):
         first = witness_report(n, f"fresh-{n}", "address-registered-from")
-        row = BridgeReport(report_id=first.report_id, reference=first.reference, category=first.category,
-                           in_progress=True, danger_to_life=False, submission=first.model_dump_json(),
-                           received_at=now, state="forwarded", incident_id=incident.id)
+        row = BridgeReport(
+            report_id=first.report_id,
+            reference=first.reference,
+            category=first.category,
+            in_progress=True,
+            danger_to_life=False,
+            submission=first.model_dump_json(),
+            received_at=now,
+            state="forwarded",
+            incident_id=incident.id,
+        )
         events.place(row, first)
         stored.append(row)
     assert events.describe(incident, stored, 1).witnessCount == 1
     for n, row in enumerate(stored):  # what forwarding._revise does with a revision
         previous = ReportSubmitted.model_validate_json(row.submission)
         revision = events.first_witness(
-            with_a_photo_added(previous, n, independent_source=None, submitter_tag=f"next-day-{n}"), previous)
+            with_a_photo_added(previous, n, independent_source=None, submitter_tag=f"next-day-{n}"), previous
+        )
         row.submission, row.revision = revision.model_dump_json(), revision.revision
         events.place(row, revision)
     summary = events.describe(incident, stored, 2)
     assert (summary.reportCount, summary.senderCount, summary.witnessCount) == (10, 10, 1)
     assert {ReportSubmitted.model_validate_json(r.submission).independent_source for r in stored} == {
-        "address-registered-from"}
+        "address-registered-from"
+    }
     # A revision never replaces a source the report came with, and may bring one it had none of.
     previous = witness_report(20, "late", None)
-    assert events.first_witness(with_a_photo_added(previous, 20, independent_source="s"), previous
-                                   ).independent_source == "s"
+    assert (
+        events.first_witness(with_a_photo_added(previous, 20, independent_source="s"), previous).independent_source
+        == "s"
+    )
     previous = witness_report(21, "early", "first")
-    assert events.first_witness(with_a_photo_added(previous, 21, independent_source="other"), previous
-                                   ).independent_source == "first"
+    assert (
+        events.first_witness(with_a_photo_added(previous, 21, independent_source="other"), previous).independent_source
+        == "first"
+    )
 
 
 async def test_photos_added_after_the_first_hour_do_not_split_the_witness_at_the_bridge(bridge: Any) -> None:

@@ -23,25 +23,55 @@ DAM = (52.3731, 4.8926)
 METRE_LAT = 1 / 111_320
 
 
-def witness(bridge: Any, n: int, *, north_m: float = 0.0, urgent: bool = True, category: str = "violence",
-            description: str | None = None, minutes_ago: float = 0.0, tag: str | None = None) -> ReportSubmitted:
+def witness(
+    bridge: Any,
+    n: int,
+    *,
+    north_m: float = 0.0,
+    urgent: bool = True,
+    category: str = "violence",
+    description: str | None = None,
+    minutes_ago: float = 0.0,
+    tag: str | None = None,
+) -> ReportSubmitted:
     digest = bridge.runtime.blobs.put_bytes(f"photo of witness {n} {uuid.uuid4()}".encode())
     now = datetime.now(UTC)
     return ReportSubmitted(
-        report_id=str(uuid.uuid4()), reference=f"BM-2026-{n:06d}", category=category,
+        report_id=str(uuid.uuid4()),
+        reference=f"BM-2026-{n:06d}",
+        category=category,
         description=description or f"Vechtpartij op de Dam, getuige {n}",
-        location={"lat": DAM[0] + north_m * METRE_LAT, "lon": DAM[1]}, observed_at=now - timedelta(minutes=minutes_ago),
-        received_at=now, in_progress=urgent,
-        photos=[PhotoRef(photo_id=f"photo-{n}", sha256=digest, sanitised_sha256=digest, content_type="image/jpeg",
-                         size_bytes=20, width=4000, height=3000)],
-        submitter_tag=tag or f"installation-{n}", submitter_kind="installation")
+        location={"lat": DAM[0] + north_m * METRE_LAT, "lon": DAM[1]},
+        observed_at=now - timedelta(minutes=minutes_ago),
+        received_at=now,
+        in_progress=urgent,
+        photos=[
+            PhotoRef(
+                photo_id=f"photo-{n}",
+                sha256=digest,
+                sanitised_sha256=digest,
+                content_type="image/jpeg",
+                size_bytes=20,
+                width=4000,
+                height=3000,
+            )
+        ],
+        submitter_tag=tag or f"installation-{n}",
+        submitter_kind="installation",
+    )
 
 
 async def post(bridge: Any, path: str, body: Any, caller: str) -> Any:
     token = development_key(caller).issue("dispatch-bridge")
-    response = await bridge.client.post(path, content=body if isinstance(body, str) else json.dumps(
-        body, default=str), headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4()),
-                                     "content-type": "application/json"})
+    response = await bridge.client.post(
+        path,
+        content=body if isinstance(body, str) else json.dumps(body, default=str),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": str(uuid.uuid4()),
+            "content-type": "application/json",
+        },
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -52,8 +82,17 @@ async def send(bridge: Any, report: ReportSubmitted) -> None:
 
 async def meldkamer_messages(bridge: Any) -> list[dict[str, Any]]:
     async with bridge.runtime.db.sessions() as session:
-        rows = (await session.execute(select(messaging.outbox).where(messaging.outbox.c.destination == "meldkamer")
-                                      .order_by(messaging.outbox.c.id))).mappings().all()
+        rows = (
+            (
+                await session.execute(
+                    select(messaging.outbox)
+                    .where(messaging.outbox.c.destination == "meldkamer")
+                    .order_by(messaging.outbox.c.id)
+                )
+            )
+            .mappings()
+            .all()
+        )
     return [{**row, "payload": json.loads(row["payload"])} for row in rows]
 
 
@@ -70,8 +109,9 @@ async def incidents_of(bridge: Any) -> dict[str, list[str]]:
 async def test_witnesses_of_one_event_join_its_incident_and_another_event_gets_its_own(bridge: Any) -> None:
     first = witness(bridge, 1)
     await send(bridge, first)
-    later = [witness(bridge, n, north_m=(n % 12) * 10.0, category="robbery" if n % 3 else "violence")
-             for n in range(2, 12)]
+    later = [
+        witness(bridge, n, north_m=(n % 12) * 10.0, category="robbery" if n % 3 else "violence") for n in range(2, 12)
+    ]
     for report in later:
         await send(bridge, report)
     elsewhere = witness(bridge, 99, north_m=1000.0)  # a kilometre away: another event
@@ -112,9 +152,17 @@ async def test_an_ordinary_report_of_the_event_joins_after_its_forward_verdict(b
     ordinary = witness(bridge, 2, urgent=False, north_m=50)
     await send(bridge, ordinary)
     assert len(await incidents_of(bridge)) == 1  # it waits for its verdict
-    await post(bridge, "/internal/v1/verifications", {
-        "report_id": ordinary.report_id, "verdict": "forward", "score": 0.9,
-        "verified_at": datetime.now(UTC).isoformat()}, "verification")
+    await post(
+        bridge,
+        "/internal/v1/verifications",
+        {
+            "report_id": ordinary.report_id,
+            "verdict": "forward",
+            "score": 0.9,
+            "verified_at": datetime.now(UTC).isoformat(),
+        },
+        "verification",
+    )
     incidents = await incidents_of(bridge)
     assert len(incidents) == 1 and len(next(iter(incidents.values()))) == 2
 
@@ -122,8 +170,9 @@ async def test_an_ordinary_report_of_the_event_joins_after_its_forward_verdict(b
 def verified_photo(report: ReportSubmitted, sharpness: float, *findings: str) -> dict[str, Any]:
     # As verification says it: the same picture in a nearby recent report is a finding, not a doubt.
     checks = [CheckResult(code=code, outcome="not_applicable", detail_en="x", detail_nl="x") for code in findings]
-    return PhotoVerification(photo_id=report.photos[0].photo_id, sha256=report.photos[0].sha256,
-                             sharpness=sharpness, checks=checks).model_dump(mode="json")
+    return PhotoVerification(
+        photo_id=report.photos[0].photo_id, sha256=report.photos[0].sha256, sharpness=sharpness, checks=checks
+    ).model_dump(mode="json")
 
 
 async def test_the_photos_are_ordered_best_first(bridge: Any) -> None:
@@ -134,12 +183,22 @@ async def test_the_photos_are_ordered_best_first(bridge: Any) -> None:
     for report, (score, sharpness, findings) in zip(reports, qualities, strict=True):
         if score is None:
             continue  # not verified yet
-        await post(bridge, "/internal/v1/verifications", {
-            "report_id": report.report_id, "verdict": "forward", "score": score,
-            "photos": [verified_photo(report, sharpness, *findings)], "verified_at": datetime.now(UTC).isoformat()},
-                   "verification")
-    summary = max((m["payload"]["eventSummary"] for m in await meldkamer_messages(bridge)
-                   if m["payload"].get("eventSummary")), key=lambda s: s["version"])
+        await post(
+            bridge,
+            "/internal/v1/verifications",
+            {
+                "report_id": report.report_id,
+                "verdict": "forward",
+                "score": score,
+                "photos": [verified_photo(report, sharpness, *findings)],
+                "verified_at": datetime.now(UTC).isoformat(),
+            },
+            "verification",
+        )
+    summary = max(
+        (m["payload"]["eventSummary"] for m in await meldkamer_messages(bridge) if m["payload"].get("eventSummary")),
+        key=lambda s: s["version"],
+    )
     order = [p["reportReference"] for p in summary["photos"]]
     # Verified and sharp first, then verified but blurred, then the duplicate, then the unverified one.
     assert order == [reports[1].reference, reports[0].reference, reports[2].reference, reports[3].reference]
@@ -157,9 +216,18 @@ async def tried_to_send_both_requests(bridge: Any) -> None:
 
 async def merge_groups(bridge: Any, kept: ReportSubmitted, merged: ReportSubmitted) -> None:
     """Verification's merge pass found reports in between that make the two one event."""
-    await post(bridge, "/internal/v1/group-merges", {
-        "group_id": "g-kept", "merged_group_id": "g-merged", "report_ids": [kept.report_id],
-        "merged_report_ids": [merged.report_id], "merged_at": datetime.now(UTC).isoformat()}, "verification")
+    await post(
+        bridge,
+        "/internal/v1/group-merges",
+        {
+            "group_id": "g-kept",
+            "merged_group_id": "g-merged",
+            "report_ids": [kept.report_id],
+            "merged_report_ids": [merged.report_id],
+            "merged_at": datetime.now(UTC).isoformat(),
+        },
+        "verification",
+    )
 
 
 async def test_an_incident_merged_before_its_request_went_out_never_reaches_the_meldkamer(bridge: Any) -> None:
@@ -196,8 +264,11 @@ async def test_two_incidents_of_one_event_are_merged_and_the_meldkamer_is_told(b
     assert absorbed.merged_into == survivor.id
     merges = [m["payload"] for m in await meldkamer_messages(bridge) if m["payload"].get("kind") == "merged"]
     assert all(problems(m["eido"]) == [] for m in merges)
-    told = {(m["requestId"], c["incidentMergeDirectionCode"], c["incidentTrackingIdentifier"])
-            for m in merges for c in m["eido"]["mergeComponent"]}
+    told = {
+        (m["requestId"], c["incidentMergeDirectionCode"], c["incidentTrackingIdentifier"])
+        for m in merges
+        for c in m["eido"]["mergeComponent"]
+    }
 
     def tracking(incident: Incident) -> str:
         return f"urn:emergency:uid:incidentid:{incident.id}:burgermelding.politie.nl"
@@ -208,10 +279,12 @@ async def test_two_incidents_of_one_event_are_merged_and_the_meldkamer_is_told(b
 
     # The dispatchers' API shows one incident with all reports.
     await create_user(bridge.runtime.db, "anna", "a long enough password", "dispatcher")
-    token = (await bridge.client.post("/v1/auth/token", data={"username": "anna",
-                                                              "password": "a long enough password"})).json()
-    listed = (await bridge.client.get("/v1/dispatch/incidents", headers={
-        "Authorization": f"Bearer {token['access_token']}"})).json()
+    token = (
+        await bridge.client.post("/v1/auth/token", data={"username": "anna", "password": "a long enough password"})
+    ).json()
+    listed = (
+        await bridge.client.get("/v1/dispatch/incidents", headers={"Authorization": f"Bearer {token['access_token']}"})
+    ).json()
     assert len(listed) == 1 and listed[0]["incident_id"] == survivor.id
     assert listed[0]["merged_from"] == [absorbed.id] and len(listed[0]["reports"]) == 2
     assert listed[0]["event"]["witnessCount"] == 2
@@ -238,8 +311,12 @@ async def test_a_report_held_for_review_is_forwarded_when_witnesses_corroborate_
 async def test_a_cancelled_or_closed_incident_is_not_joined(bridge: Any) -> None:
     only = witness(bridge, 1)
     await send(bridge, only)
-    await post(bridge, "/internal/v1/withdrawals", {"report_id": only.report_id,
-                                                    "withdrawn_at": datetime.now(UTC).isoformat()}, "report-intake")
+    await post(
+        bridge,
+        "/internal/v1/withdrawals",
+        {"report_id": only.report_id, "withdrawn_at": datetime.now(UTC).isoformat()},
+        "report-intake",
+    )
     again = witness(bridge, 2)
     await send(bridge, again)  # its only witness withdrew: the meldkamer cancels it, so this is a new incident
     incidents = await incidents_of(bridge)
@@ -257,22 +334,31 @@ async def test_a_witness_rejected_as_spam_no_longer_counts_for_the_event(bridge:
         await send(bridge, witness(bridge, n))
     spam = witness(bridge, 9, description="koop nu goedkope zonnebrillen")
     await send(bridge, spam)  # urgent: it joined before verification could say it is spam
-    await post(bridge, "/internal/v1/verifications", {
-        "report_id": spam.report_id, "verdict": "reject", "score": 0.0,
-        "verified_at": datetime.now(UTC).isoformat()}, "verification")
-    summary = max((m["payload"]["eventSummary"] for m in await meldkamer_messages(bridge)
-                   if m["payload"].get("eventSummary")), key=lambda s: s["version"])
+    await post(
+        bridge,
+        "/internal/v1/verifications",
+        {"report_id": spam.report_id, "verdict": "reject", "score": 0.0, "verified_at": datetime.now(UTC).isoformat()},
+        "verification",
+    )
+    summary = max(
+        (m["payload"]["eventSummary"] for m in await meldkamer_messages(bridge) if m["payload"].get("eventSummary")),
+        key=lambda s: s["version"],
+    )
     assert summary["witnessCount"] == 3 and summary["reportCount"] == 3
     assert "koop nu goedkope zonnebrillen" not in summary["descriptions"]
 
 
 # ---- a dispatcher merges incidents and splits a report off ----
 
+
 async def dispatcher(bridge: Any, role: str = "dispatcher") -> dict[str, str]:
     with contextlib.suppress(AccountExists):  # the desk's account, made the first time it is asked for
         await create_user(bridge.runtime.db, f"desk-{role}", "a long enough password", role)
-    token = (await bridge.client.post("/v1/auth/token", data={"username": f"desk-{role}",
-                                                              "password": "a long enough password"})).json()
+    token = (
+        await bridge.client.post(
+            "/v1/auth/token", data={"username": f"desk-{role}", "password": "a long enough password"}
+        )
+    ).json()
     return {"Authorization": f"Bearer {token['access_token']}"}
 
 
@@ -303,8 +389,9 @@ async def test_a_dispatcher_merges_two_incidents_and_the_meldkamer_is_told_both_
     assert kept != other
     await tried_to_send_both_requests(bridge)  # so the meldkamer may have both
     desk = await dispatcher(bridge)
-    answer = await bridge.client.post(f"/v1/dispatch/incidents/{other}/merge", json={"incident_ids": [kept]},
-                                      headers=desk)
+    answer = await bridge.client.post(
+        f"/v1/dispatch/incidents/{other}/merge", json={"incident_ids": [kept]}, headers=desk
+    )
     assert answer.status_code == 200, answer.text
     merged = answer.json()
     # The oldest goes on, whichever the dispatcher started from; the summary is the one the list shows.
@@ -315,12 +402,16 @@ async def test_a_dispatcher_merges_two_incidents_and_the_meldkamer_is_told_both_
     assert [i["incident_id"] for i in listed] == [kept] and listed[0].keys() == merged.keys()
     assert (listed[0]["merged_from"], listed[0]["reports"]) == (merged["merged_from"], merged["reports"])
     assert {k: sorted(v) for k, v in (await incidents_of(bridge)).items()} == {
-        kept: sorted([north.report_id, south.report_id])}
+        kept: sorted([north.report_id, south.report_id])
+    }
     assert (await incident_rows(bridge))[other].merged_into == kept
 
     merges = [m["payload"] for m in await meldkamer_messages(bridge) if m["payload"].get("kind") == "merged"]
-    told = {(m["requestId"], c["incidentMergeDirectionCode"], c["incidentTrackingIdentifier"].split(":")[4])
-            for m in merges for c in m["eido"]["mergeComponent"]}
+    told = {
+        (m["requestId"], c["incidentMergeDirectionCode"], c["incidentTrackingIdentifier"].split(":")[4])
+        for m in merges
+        for c in m["eido"]["mergeComponent"]
+    }
     assert told == {(other, "REPLACED", kept), (kept, "REPLACING", other)}
     assert all(problems(m["eido"]) == [] for m in merges)
     [entry] = await audited(bridge, "merge_incidents")
@@ -334,11 +425,15 @@ async def test_a_dispatchers_merge_cancels_a_request_that_never_went_out(bridge:
     await send(bridge, north)
     await send(bridge, south)
     kept, other = await incident_id_of(bridge, north), await incident_id_of(bridge, south)
-    answer = await bridge.client.post(f"/v1/dispatch/incidents/{kept}/merge", json={"incident_ids": [other]},
-                                      headers=await dispatcher(bridge))
+    answer = await bridge.client.post(
+        f"/v1/dispatch/incidents/{kept}/merge", json={"incident_ids": [other]}, headers=await dispatcher(bridge)
+    )
     assert answer.status_code == 200, answer.text
-    requests = {m["payload"]["requestId"]: m["status"] for m in await meldkamer_messages(bridge)
-                if m["kind"] == "meldkamer.request_for_service"}
+    requests = {
+        m["payload"]["requestId"]: m["status"]
+        for m in await meldkamer_messages(bridge)
+        if m["kind"] == "meldkamer.request_for_service"
+    }
     assert requests == {kept: "pending", other: "cancelled"}
     assert (await incident_rows(bridge))[other].delivery_state == "cancelled"
     merges = [m["payload"] for m in await meldkamer_messages(bridge) if m["payload"].get("kind") == "merged"]
@@ -361,7 +456,8 @@ async def test_a_split_report_becomes_its_own_incident_and_verification_does_not
     rows = await incident_rows(bridge)
     assert rows[new["incident_id"]].split_from == old and rows[old].split_from is None
     assert sorted(map(sorted, (await incidents_of(bridge)).values())) == sorted(
-        [sorted([reports[0].report_id, reports[1].report_id]), [split_off.report_id]])
+        [sorted([reports[0].report_id, reports[1].report_id]), [split_off.report_id]]
+    )
 
     messages = await meldkamer_messages(bridge)
     requests = [m["payload"] for m in messages if m["kind"] == "meldkamer.request_for_service"]
@@ -380,17 +476,27 @@ async def test_a_split_report_becomes_its_own_incident_and_verification_does_not
 
     # Verification still finds them one group: neither its merge pass nor a verdict merges them back.
     await merge_groups(bridge, reports[0], split_off)
-    await post(bridge, "/internal/v1/verifications", {
-        "report_id": split_off.report_id, "verdict": "forward", "score": 0.9, "group_id": "g-kept",
-        "group_reports": [reports[0].report_id, reports[1].report_id],
-        "verified_at": datetime.now(UTC).isoformat()}, "verification")
+    await post(
+        bridge,
+        "/internal/v1/verifications",
+        {
+            "report_id": split_off.report_id,
+            "verdict": "forward",
+            "score": 0.9,
+            "group_id": "g-kept",
+            "group_reports": [reports[0].report_id, reports[1].report_id],
+            "verified_at": datetime.now(UTC).isoformat(),
+        },
+        "verification",
+    )
     assert len(await incidents_of(bridge)) == 2
     assert all(i.merged_into is None for i in (await incident_rows(bridge)).values())
     assert not [m for m in await meldkamer_messages(bridge) if m["payload"].get("kind") == "merged"]
 
     # A dispatcher who changes their mind may merge them again.
-    again = await bridge.client.post(f"/v1/dispatch/incidents/{old}/merge",
-                                     json={"incident_ids": [new["incident_id"]]}, headers=desk)
+    again = await bridge.client.post(
+        f"/v1/dispatch/incidents/{old}/merge", json={"incident_ids": [new["incident_id"]]}, headers=desk
+    )
     assert again.status_code == 200, again.text
     assert again.json()["incident_id"] == old and len(again.json()["reports"]) == 3
     assert len(await incidents_of(bridge)) == 1
@@ -427,8 +533,9 @@ async def test_merge_and_split_refuse_what_cannot_be_done(bridge: Any) -> None:
     merge = f"/v1/dispatch/incidents/{incident}/merge"
     status, error, detail = await refused(merge, {"incident_ids": ["no-such-incident"]})
     assert (status, error) == (404, "incident_not_found") and "no-such-incident" in detail
-    status, error, detail = await refused("/v1/dispatch/incidents/no-such-incident/merge",
-                                          {"incident_ids": [incident]}, **{"Accept-Language": "nl"})
+    status, error, detail = await refused(
+        "/v1/dispatch/incidents/no-such-incident/merge", {"incident_ids": [incident]}, **{"Accept-Language": "nl"}
+    )
     assert (status, error) == (404, "incident_not_found") and "bestaat niet" in detail
     assert (await refused(merge, {"incident_ids": [incident]}))[:2] == (409, "incident_not_open")  # only itself
     async with bridge.runtime.db.transaction() as session:

@@ -52,8 +52,9 @@ def intake_told(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     told_hooks.clear()
     intake_lifted.clear()
 
-    async def call_service(runtime: Any, service: str, method: str, path: str, body: dict | None = None
-                           ) -> httpx.Response:
+    async def call_service(
+        runtime: Any, service: str, method: str, path: str, body: dict | None = None
+    ) -> httpx.Response:
         assert (service, method, path) == ("report-intake", "POST", "/internal/v1/legal-holds") and body
         told.append(body)
         hook = told_hooks.pop(0) if told_hooks else None
@@ -77,12 +78,29 @@ async def arrives(bridge: Any, n: int, where: tuple[float, float] = UTRECHT) -> 
     """An urgent report as intake sends it: into the open incident of its event, or a new one."""
     now = utcnow()
     photo = bridge.runtime.blobs.put_bytes(f"photo {n}".encode())
-    report = ReportSubmitted(report_id=str(uuid.uuid4()), reference=f"BM-2026-{n:06d}", category="violence",
-                             description=f"Melding {n}", location={"lat": where[0], "lon": where[1]},
-                             observed_at=now, received_at=now, in_progress=True, submitter_tag=f"inst-{n}",
-                             submitter_kind="installation",
-                             photos=[PhotoRef(photo_id=f"ph{n}", sha256=photo, sanitised_sha256=None,
-                                              content_type="image/jpeg", size_bytes=7, width=1, height=1)])
+    report = ReportSubmitted(
+        report_id=str(uuid.uuid4()),
+        reference=f"BM-2026-{n:06d}",
+        category="violence",
+        description=f"Melding {n}",
+        location={"lat": where[0], "lon": where[1]},
+        observed_at=now,
+        received_at=now,
+        in_progress=True,
+        submitter_tag=f"inst-{n}",
+        submitter_kind="installation",
+        photos=[
+            PhotoRef(
+                photo_id=f"ph{n}",
+                sha256=photo,
+                sanitised_sha256=None,
+                content_type="image/jpeg",
+                size_bytes=7,
+                width=1,
+                height=1,
+            )
+        ],
+    )
     assert await receiving.receive_report(bridge.runtime, report, str(uuid.uuid4()), "report-intake") == "accepted"
     return report
 
@@ -161,8 +179,9 @@ async def test_a_held_incident_merged_into_another_makes_the_survivor_held(bridg
     assert later.report_id in held_under(await extensions(bridge), follows.id)
 
 
-async def test_a_report_split_off_a_held_incident_stays_held_with_its_new_incident(bridge: Any,
-                                                                                 intake_told: list) -> None:
+async def test_a_report_split_off_a_held_incident_stays_held_with_its_new_incident(
+    bridge: Any, intake_told: list
+) -> None:
     first, second = await arrives(bridge, 1), await arrives(bridge, 2)
     incident_id = await incident_of(bridge, first)
     assert await incident_of(bridge, second) == incident_id
@@ -191,12 +210,12 @@ async def test_an_export_says_what_retention_removed_before_it(bridge: Any) -> N
     assert about["complete"] is False
     assert {r["reference"] for r in about["removed_by_retention"]} == {anonymised.reference, purged.reference}
     # The supervisor is told at once, through the API.
-    answer = await bridge.client.post(f"/v1/dispatch/incidents/{incident_id}/evidence-export",
-                                      headers=await api_login(bridge, "sara"))
+    answer = await bridge.client.post(
+        f"/v1/dispatch/incidents/{incident_id}/evidence-export", headers=await api_login(bridge, "sara")
+    )
     assert answer.status_code == 200, answer.text
     assert answer.headers["evidence-complete"] == "false"
-    assert set(answer.headers["evidence-removed-by-retention"].split(", ")) == {anonymised.reference,
-                                                                                 purged.reference}
+    assert set(answer.headers["evidence-removed-by-retention"].split(", ")) == {anonymised.reference, purged.reference}
 
 
 async def test_a_late_copy_cannot_bring_back_what_retention_removed(bridge: Any) -> None:
@@ -204,8 +223,9 @@ async def test_a_late_copy_cannot_bring_back_what_retention_removed(bridge: Any)
     key) neither restores an anonymised report's words nor makes a purged report again."""
     anonymised, purged = await arrives(bridge, 1), await arrives(bridge, 2, AMSTERDAM)
     for report, action in ((anonymised, "anonymise"), (purged, "purge")):
-        order = RetentionApplied(report_id=report.report_id, action=action, rule="withdrawn-by-citizen",
-                                 applied_at=utcnow())
+        order = RetentionApplied(
+            report_id=report.report_id, action=action, rule="withdrawn-by-citizen", applied_at=utcnow()
+        )
         assert await retention.apply_retention(bridge.runtime, order, str(uuid.uuid4()), "report-intake") == "applied"
     for report in (anonymised, purged):
         late = report.model_copy(update={"revision": 1, "description": "Melding met woorden die weg moesten"})
@@ -221,8 +241,7 @@ async def test_two_supervisors_setting_a_hold_at_once_share_one(bridge: Any, int
 
     report = await arrives(bridge, 1)
     incident_id = await incident_of(bridge, report)
-    first, second = await asyncio.gather(*(holds.set_hold(bridge.runtime, SARA, incident_id, "zaak")
-                                           for _ in range(2)))
+    first, second = await asyncio.gather(*(holds.set_hold(bridge.runtime, SARA, incident_id, "zaak") for _ in range(2)))
     assert first["hold_id"] == second["hold_id"] == (await hold_of(bridge, incident_id)).id
     assert {m["hold_id"] for m in intake_told} == {first["hold_id"]}
 

@@ -45,8 +45,9 @@ async def start_bridge(start_service: Callable[..., Any], **settings: Any) -> An
 
 async def try_login(bridge: Any, username: str, password: str, client: str = "10.1.2.3") -> Any:
     # The bridge trusts the test client as its proxy, so X-Forwarded-For names the dispatcher's workstation.
-    return await bridge.client.post("/v1/auth/token", data={"username": username, "password": password},
-                                    headers={"X-Forwarded-For": client})
+    return await bridge.client.post(
+        "/v1/auth/token", data={"username": username, "password": password}, headers={"X-Forwarded-For": client}
+    )
 
 
 def bearer(response: Any) -> dict[str, str]:
@@ -56,15 +57,18 @@ def bearer(response: Any) -> dict[str, str]:
 
 async def audit_rows(bridge: Any) -> list[dict[str, Any]]:
     async with bridge.runtime.db.sessions() as session:
-        return [dict(row) for row in (await session.execute(select(audit.entries).order_by(audit.entries.c.seq)))
-                .mappings()]
+        return [
+            dict(row) for row in (await session.execute(select(audit.entries).order_by(audit.entries.c.seq))).mappings()
+        ]
 
 
 async def audited(bridge: Any, target: str) -> list[str]:
     """The actions audited about one account, oldest first (its creation left out)."""
-    return [row["action"] for row in await audit_rows(bridge)
-            if row["target_type"] == "dispatcher" and row["target_id"] == target
-            and row["action"] != "account_created"]
+    return [
+        row["action"]
+        for row in await audit_rows(bridge)
+        if row["target_type"] == "dispatcher" and row["target_id"] == target and row["action"] != "account_created"
+    ]
 
 
 @pytest.fixture
@@ -101,12 +105,16 @@ def warnings_of_auth() -> Iterator[list[logging.LogRecord]]:
 
 
 async def test_wrong_passwords_make_each_next_try_from_that_source_wait_longer(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service, login_free_failures=2)
     assert [(await try_login(bridge, "dirk", "guess")).status_code for _ in range(2)] == [401, 401]
     waiting = await try_login(bridge, "dirk", PASSWORD)  # even the right password waits its turn
     assert (waiting.status_code, waiting.json()["error"], waiting.headers["retry-after"]) == (
-        429, "login_throttled", "1")
+        429,
+        "login_throttled",
+        "1",
+    )
     assert waiting.json()["detail_nl"].startswith("te veel inlogpogingen")
     await asyncio.sleep(1.1)
     assert (await try_login(bridge, "dirk", "guess")).status_code == 401  # the third in a row...
@@ -114,12 +122,18 @@ async def test_wrong_passwords_make_each_next_try_from_that_source_wait_longer(
     await asyncio.sleep(2.1)
     bearer(await try_login(bridge, "dirk", PASSWORD))  # the right password after the wait: in, count cleared
     assert (await try_login(bridge, "dirk", "guess")).status_code == 401  # a new run starts free
-    assert await audited(bridge, "dirk") == ["login_failed"] * 2 + ["login_throttled", "login_failed",
-                                                                     "login_throttled", "login", "login_failed"]
+    assert await audited(bridge, "dirk") == ["login_failed"] * 2 + [
+        "login_throttled",
+        "login_failed",
+        "login_throttled",
+        "login",
+        "login_failed",
+    ]
 
 
 async def test_a_guesser_waits_ever_longer_while_the_owner_at_his_desk_gets_in(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service, login_free_failures=1, login_account_ceiling=1000)
     bearer(await try_login(bridge, "dirk", PASSWORD, client=DESK))  # dirk logged in from his desk before
     waits: list[int] = []
@@ -158,8 +172,11 @@ async def test_ipv6_sources_are_counted_by_their_64(start_service: Callable[...,
     # Counted as every limit of the suite counts clients: the one network_of, no copy of it here to drift.
     assert not hasattr(logins, "source_network") and logins.network_of is network_of
     pseudonyms = logins.Pseudonyms("a secret")
-    assert pseudonyms.source("2001:db8:1:2:abcd::9") == pseudonyms.source("2001:db8:1:2::1") != \
-        pseudonyms.source("2001:db8:1:3::1")
+    assert (
+        pseudonyms.source("2001:db8:1:2:abcd::9")
+        == pseudonyms.source("2001:db8:1:2::1")
+        != pseudonyms.source("2001:db8:1:3::1")
+    )
     assert pseudonyms.source("::ffff:10.1.1.1") == pseudonyms.source("10.1.1.1")
 
 
@@ -167,9 +184,11 @@ async def test_ipv6_sources_are_counted_by_their_64(start_service: Callable[...,
 
 
 async def test_a_guessing_campaign_does_not_keep_the_owner_out_and_is_said_loudly(
-        start_service: Callable[..., Any], warnings_of_auth: list[logging.LogRecord]) -> None:
-    bridge = await start_bridge(start_service, login_free_failures=2, login_account_ceiling=5,
-                                login_ceiling_delay_seconds=0.3)
+    start_service: Callable[..., Any], warnings_of_auth: list[logging.LogRecord]
+) -> None:
+    bridge = await start_bridge(
+        start_service, login_free_failures=2, login_account_ceiling=5, login_ceiling_delay_seconds=0.3
+    )
     earlier = bearer(await try_login(bridge, "sara", PASSWORD, client="10.9.9.9"))  # sara, at her desk
     # Thirty wrong passwords for sara from thirty places: the old lockout would have shut her out.
     answers = [await try_login(bridge, "sara", f"guess {n}", client=f"10.66.0.{n}") for n in range(30)]
@@ -203,9 +222,11 @@ async def test_a_guessing_campaign_does_not_keep_the_owner_out_and_is_said_loudl
 
 
 async def test_after_a_restart_a_campaign_still_lets_the_owner_in_from_her_desk(
-        start_service: Callable[..., Any], same_database: Callable[..., Any]) -> None:
-    bridge = await start_bridge(start_service, login_free_failures=2, login_account_ceiling=5,
-                                login_ceiling_delay_seconds=0.3)
+    start_service: Callable[..., Any], same_database: Callable[..., Any]
+) -> None:
+    bridge = await start_bridge(
+        start_service, login_free_failures=2, login_account_ceiling=5, login_ceiling_delay_seconds=0.3
+    )
     bearer(await try_login(bridge, "sara", PASSWORD, client="10.9.9.9"))  # sara, at her desk, yesterday
     # A deploy: the bridge starts again on the same database with nothing in memory (no Redis here, which
     # could be away as well). Her desk is in the database, not in what the restart forgot.
@@ -218,22 +239,27 @@ async def test_after_a_restart_a_campaign_still_lets_the_owner_in_from_her_desk(
     assert (await try_login(restarted, "sara", PASSWORD, client="10.2.2.2")).status_code == 429  # elsewhere: no
     # The same after the shared state is simply lost (Redis emptied or away): nothing of it made her desk known.
     restarted.runtime.shared = SharedState(namespace=restarted.runtime.shared.prefix[:-1])
-    assert [(await try_login(restarted, "sara", f"again {n}", client=f"10.67.0.{n}")).status_code
-            for n in range(6)] == [401] * 5 + [429]
+    assert [
+        (await try_login(restarted, "sara", f"again {n}", client=f"10.67.0.{n}")).status_code for n in range(6)
+    ] == [401] * 5 + [429]
     bearer(await try_login(restarted, "sara", PASSWORD, client="10.9.9.9"))
 
 
 async def test_known_desks_are_kept_as_keyed_hashes_and_forgotten_after_their_days(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service, login_known_source_days=14)
     bearer(await try_login(bridge, "dirk", PASSWORD, client=DESK))
     bearer(await try_login(bridge, "dirk", PASSWORD, client="2001:db8:1:2::1"))
     bearer(await try_login(bridge, "dirk", PASSWORD, client="2001:db8:1:2::99"))  # the same /64: the same desk
-    rows = run_sql(bridge.settings.database_url, "SELECT name_hmac, source_hmac, last_login_at FROM "
-                   "known_login_sources")
+    rows = run_sql(
+        bridge.settings.database_url, "SELECT name_hmac, source_hmac, last_login_at FROM known_login_sources"
+    )
     dirk = logins.LoginAttempt.of(bridge.settings, "dirk", DESK)
     assert {(row[0], row[1]) for row in rows} == {
-        (dirk.name, dirk.source), (dirk.name, logins.LoginAttempt.of(bridge.settings, "dirk", "2001:db8:1:2::5").source)}
+        (dirk.name, dirk.source),
+        (dirk.name, logins.LoginAttempt.of(bridge.settings, "dirk", "2001:db8:1:2::5").source),
+    }
     # Nothing in it says who or where: no name, no address, no network; keyed hashes only.
     assert all(re.fullmatch(r"[0-9a-f]{32}", value) for row in rows for value in row[:2])
     assert not any(text in str(rows) for text in ("dirk", DESK, "10.1.1", "2001:db8", "2001:0db8"))
@@ -256,8 +282,9 @@ async def test_known_desks_are_kept_as_keyed_hashes_and_forgotten_after_their_da
 
 
 async def test_a_flood_from_one_source_never_keeps_the_owner_out(start_service: Callable[..., Any]) -> None:
-    bridge = await start_bridge(start_service, login_free_failures=2, login_max_delay_seconds=0.05,
-                                login_account_ceiling=1000)
+    bridge = await start_bridge(
+        start_service, login_free_failures=2, login_max_delay_seconds=0.05, login_account_ceiling=1000
+    )
     bearer(await try_login(bridge, "dirk", PASSWORD, client=DESK))
     statuses = []
     for n in range(60):  # as fast as the bridge answers, the waits short enough to be let in often
@@ -268,7 +295,8 @@ async def test_a_flood_from_one_source_never_keeps_the_owner_out(start_service: 
 
 
 async def test_a_burst_of_concurrent_tries_from_many_sources_cannot_slip_past_the_ceiling(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service, login_account_ceiling=4)
     burst = await asyncio.gather(*(try_login(bridge, "dirk", f"guess {n}", client=f"10.0.0.{n}") for n in range(40)))
     statuses = [response.status_code for response in burst]
@@ -279,7 +307,8 @@ async def test_a_burst_of_concurrent_tries_from_many_sources_cannot_slip_past_th
 
 
 async def test_a_very_long_run_of_wrong_passwords_still_waits_and_never_fails(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     bridge = await start_bridge(start_service, login_free_failures=0, login_max_delay_seconds=0.001)
     attempt = logins.LoginAttempt.of(bridge.settings, "dirk", "10.1.2.3")
     for _ in range(1100):  # as if 1,100 wrong passwords had been counted (2 ** 1100 overflows a float)
@@ -292,18 +321,25 @@ async def test_the_console_login_says_how_long_to_wait_in_both_languages(start_s
     bridge = await start_bridge(start_service, login_free_failures=1)
 
     async def console_try(lang: str, password: str) -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=bridge.app), base_url="https://testserver",
-                                     headers={"Origin": "https://testserver", "X-Forwarded-For": "10.6.6.6"}) as web:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=bridge.app),
+            base_url="https://testserver",
+            headers={"Origin": "https://testserver", "X-Forwarded-For": "10.6.6.6"},
+        ) as web:
             form = await web.get(f"/console/login?lang={lang}")
             token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
             assert token is not None
-            return await web.post(f"/console/login?lang={lang}", data={
-                "username": "dirk", "password": password, "csrf_token": token.group(1)})
+            return await web.post(
+                f"/console/login?lang={lang}",
+                data={"username": "dirk", "password": password, "csrf_token": token.group(1)},
+            )
 
     assert (await console_try("nl", "guess")).status_code == 401
     dutch, english = await console_try("nl", PASSWORD), await console_try("en", PASSWORD)
-    for page, words in ((dutch, "te veel inlogpogingen; probeer het over 1 s opnieuw"),
-                        (english, "too many login attempts; try again in 1 s")):
+    for page, words in (
+        (dutch, "te veel inlogpogingen; probeer het over 1 s opnieuw"),
+        (english, "too many login attempts; try again in 1 s"),
+    ):
         assert (page.status_code, page.headers.get("retry-after")) == (429, "1"), page.text
         assert words in page.text and "text/html" in page.headers["content-type"]
     assert 'lang="nl"' in dutch.text and 'lang="en"' in english.text
@@ -313,8 +349,11 @@ async def test_the_login_routes_document_throttling_not_a_lockout(start_service:
     bridge = await start_bridge(start_service)
     paths = bridge.app.openapi()["paths"]
     token = paths["/v1/auth/token"]["post"]
-    examples = {code: set(answer["content"]["application/problem+json"]["examples"])
-                for code, answer in token["responses"].items() if code != "200" and "content" in answer}
+    examples = {
+        code: set(answer["content"]["application/problem+json"]["examples"])
+        for code, answer in token["responses"].items()
+        if code != "200" and "content" in answer
+    }
     assert examples["401"] == {"invalid_credentials"} and examples["429"] == {"login_throttled"}
     assert examples["503"] == {"logins_busy"}
     users = paths["/v1/dispatch/users/{username}/{change}"]["post"]
@@ -326,8 +365,9 @@ async def test_the_login_routes_document_throttling_not_a_lockout(start_service:
 # ---- what is kept of a name tried --------------------------------------------------------------------------
 
 
-async def test_a_failed_login_is_audited_without_the_name_typed(start_service: Callable[..., Any],
-                                                                warnings_of_auth: list[logging.LogRecord]) -> None:
+async def test_a_failed_login_is_audited_without_the_name_typed(
+    start_service: Callable[..., Any], warnings_of_auth: list[logging.LogRecord]
+) -> None:
     bridge = await start_bridge(start_service, login_free_failures=1, login_account_ceiling=2)
     typed = "Zomer2026!geheim"  # a password typed into the name field
     for n in range(4):  # failed, throttled, and past the name's ceiling: every kind of entry
@@ -340,14 +380,14 @@ async def test_a_failed_login_is_audited_without_the_name_typed(start_service: C
     assert not any(typed.lower() in str(value).lower() for row in rows for value in row.values())
     assert all(row["actor"] == "anonymous" for row in about_typed)
     assert ("login_failed", "dirk") in [(row["action"], row["target_id"]) for row in rows]
-    assert warnings_of_auth and not any(typed in r.getMessage() or typed in str(r.__dict__)
-                                        for r in warnings_of_auth)
+    assert warnings_of_auth and not any(typed in r.getMessage() or typed in str(r.__dict__) for r in warnings_of_auth)
     # The pseudonym is keyed with the bridge's secret: without it, a list of likely names does not reverse it.
     assert about_typed[0]["target_id"] != "name-hmac:" + hashlib.sha256(typed.casefold().encode()).hexdigest()[:32]
 
 
-async def test_an_unknown_name_costs_the_same_hash_on_the_password_threads(start_service: Callable[..., Any],
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_unknown_name_costs_the_same_hash_on_the_password_threads(
+    start_service: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     bridge = await start_bridge(start_service)
     calls: list[tuple[str, str]] = []
     check = passwords.check_password
@@ -359,19 +399,23 @@ async def test_an_unknown_name_costs_the_same_hash_on_the_password_threads(start
     verified: list[str] = []
     for method in ("verify", "verify_and_update"):
         original = getattr(passwords.passwords, method)
-        monkeypatch.setattr(passwords.passwords, method,
-                            lambda *args, _m=method, _o=original: verified.append(_m) or _o(*args))
+        monkeypatch.setattr(
+            passwords.passwords, method, lambda *args, _m=method, _o=original: verified.append(_m) or _o(*args)
+        )
     monkeypatch.setattr(passwords, "check_password", spying_check)
     await try_login(bridge, "dirk", "guess")
     await try_login(bridge, "nobody", "guess")
     # Both hashed, on the password threads (not the event loop's, nor the default pool photo reads use).
     assert calls == [("known", "password-check"), ("unknown", "password-check")]
     assert verified == ["verify_and_update", "verify"]  # one argon2id verification each
-    assert passwords.passwords.verify("x", passwords.hash_password("x")) and passwords.hash_password("x").startswith("$argon2id$")
+    assert passwords.passwords.verify("x", passwords.hash_password("x")) and passwords.hash_password("x").startswith(
+        "$argon2id$"
+    )
 
 
-async def test_a_flood_cannot_queue_the_owner_out_of_the_password_threads(start_service: Callable[..., Any],
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_flood_cannot_queue_the_owner_out_of_the_password_threads(
+    start_service: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     bridge = await start_bridge(start_service, login_hash_threads=1, login_hash_queue=1)
     bearer(await try_login(bridge, "dirk", PASSWORD, client=DESK))
     release = threading.Event()
@@ -415,11 +459,16 @@ async def test_an_older_scrypt_hash_becomes_argon2id_at_the_next_login(start_ser
     assert (await bridge.client.get("/v1/dispatch/incidents", headers=first)).status_code == 200
 
 
-async def test_replicas_sharing_redis_count_and_know_sources_together(start_service: Callable[..., Any],
-                                                                      same_database: Callable[..., Any],
-                                                                      redis_url: tuple[str, str]) -> None:
-    shared = {"redis_url": redis_url[0], "redis_key_prefix": redis_url[1], "login_free_failures": 2,
-              "login_account_ceiling": 4, "login_ceiling_delay_seconds": 0.1}
+async def test_replicas_sharing_redis_count_and_know_sources_together(
+    start_service: Callable[..., Any], same_database: Callable[..., Any], redis_url: tuple[str, str]
+) -> None:
+    shared = {
+        "redis_url": redis_url[0],
+        "redis_key_prefix": redis_url[1],
+        "login_free_failures": 2,
+        "login_account_ceiling": 4,
+        "login_ceiling_delay_seconds": 0.1,
+    }
     one = await start_bridge(start_service, **shared)
     other = await same_database(one)
     bearer(await try_login(one, "dirk", PASSWORD, client=DESK))

@@ -21,8 +21,14 @@ DOWN = "http://127.0.0.1:9"  # nothing listens: the outbox keeps what the bridge
 
 @pytest.fixture
 async def bridge(start_service: Callable[..., Any]) -> Any:
-    service = await start_service("dispatch_bridge", BridgeSettings, intake_url=DOWN, meldkamer_url=DOWN,
-                                  verification_url=DOWN, relay_poll_seconds=3600)
+    service = await start_service(
+        "dispatch_bridge",
+        BridgeSettings,
+        intake_url=DOWN,
+        meldkamer_url=DOWN,
+        verification_url=DOWN,
+        relay_poll_seconds=3600,
+    )
     await service.runtime.relay.stop()
     return service
 
@@ -31,14 +37,19 @@ async def an_incident(bridge: Any, state: DeliveryState) -> str:
     now = datetime.now(UTC)
     incident_id = str(uuid.uuid4())
     async with bridge.runtime.db.transaction() as session:
-        session.add(Incident(id=incident_id, category="fire", priority=2, delivery_state=state, created_at=now,
-                             updated_at=now))
+        session.add(
+            Incident(id=incident_id, category="fire", priority=2, delivery_state=state, created_at=now, updated_at=now)
+        )
     return incident_id
 
 
 async def answer(bridge: Any, incident_id: str, code: int) -> DeliveryState:
-    outcome = Outcome(delivered=True, status_code=200, reason="", body={
-        "requestId": incident_id, "responseCode": code, "responseText": "in behandeling", "incidentId": "MK-1"})
+    outcome = Outcome(
+        delivered=True,
+        status_code=200,
+        reason="",
+        body={"requestId": incident_id, "responseCode": code, "responseText": "in behandeling", "incidentId": "MK-1"},
+    )
     async with bridge.runtime.db.transaction() as session:
         await on_meldkamer_answer(session, {"payload": f'{{"requestId": "{incident_id}"}}'}, outcome)
     async with bridge.runtime.db.sessions() as session:

@@ -23,24 +23,37 @@ from tests.intake_support import register_installation
 
 @pytest.fixture
 async def intake(start_service: Callable[..., Any]) -> Any:
-    return await start_service("report_intake", IntakeSettings, burgernet_feed_refresh_seconds=60,
-                               installation_pow_bits=8)
+    return await start_service(
+        "report_intake", IntakeSettings, burgernet_feed_refresh_seconds=60, installation_pow_bits=8
+    )
 
 
 def action(version: int = 1, **changes: Any) -> PublishedAction:
     now = datetime.now(UTC)
     return PublishedAction(
-        action_id="6d1f0c6e-1b0e-4a43-8f0e-2a8f3c1d9b01", reference="BN-2026-000001", version=version,
-        kind="action", looking_for="vehicle", headline_nl="Gezocht: witte bestelbus", headline_en="Sought: white van",
-        description_nl="Witte bestelbus", description_en="White van",
-        area=Area(circle={"lat": 52.09, "lon": 5.12, "radius_m": 2000}), started_at=now,
-        closes_at=now + timedelta(minutes=30), status="open").model_copy(update=changes)
+        action_id="6d1f0c6e-1b0e-4a43-8f0e-2a8f3c1d9b01",
+        reference="BN-2026-000001",
+        version=version,
+        kind="action",
+        looking_for="vehicle",
+        headline_nl="Gezocht: witte bestelbus",
+        headline_en="Sought: white van",
+        description_nl="Witte bestelbus",
+        description_en="White van",
+        area=Area(circle={"lat": 52.09, "lon": 5.12, "radius_m": 2000}),
+        started_at=now,
+        closes_at=now + timedelta(minutes=30),
+        status="open",
+    ).model_copy(update=changes)
 
 
 async def publish(intake: Any, published: PublishedAction) -> Any:
     token = development_key("dispatch-bridge").issue("report-intake")
-    return await intake.client.post("/internal/v1/burgernet/actions", json=published.model_dump(mode="json"),
-                                    headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())})
+    return await intake.client.post(
+        "/internal/v1/burgernet/actions",
+        json=published.model_dump(mode="json"),
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())},
+    )
 
 
 async def test_the_feed_is_one_cacheable_document(intake: Any) -> None:
@@ -53,8 +66,10 @@ async def test_the_feed_is_one_cacheable_document(intake: Any) -> None:
     assert plain.json()["actions"][0]["links"]["answer"].endswith("/sightings")
     zipped = await intake.client.get("/v1/burgernet/actions", headers={"Accept-Encoding": "gzip, br"})
     assert zipped.headers["content-encoding"] == "gzip" and zipped.headers["etag"] != plain.headers["etag"]
-    assert json.loads(gzip.decompress(zipped.content) if zipped.content[:2] == b"\x1f\x8b" else zipped.content) \
+    assert (
+        json.loads(gzip.decompress(zipped.content) if zipped.content[:2] == b"\x1f\x8b" else zipped.content)
         == plain.json()
+    )
     assert int(zipped.headers["content-length"]) < len(plain.content)
     for etag in (plain.headers["etag"], zipped.headers["etag"], f'W/{plain.headers["etag"]}, "other"'):
         again = await intake.client.get("/v1/burgernet/actions", headers={"If-None-Match": etag})
@@ -71,38 +86,52 @@ async def test_versions_apply_in_order_and_receipts_count_once(intake: Any) -> N
     await publish(intake, action())
     first, second = await register_installation(intake), await register_installation(intake)
     for credential in (first, first, second):
-        answer = await intake.client.post("/v1/burgernet/receipts", headers={"Installation-Credential": credential},
-                                          json={"action_ids": [action().action_id, "no-such-action"]})
+        answer = await intake.client.post(
+            "/v1/burgernet/receipts",
+            headers={"Installation-Credential": credential},
+            json={"action_ids": [action().action_id, "no-such-action"]},
+        )
         assert answer.status_code == 200 and answer.json() == {"counted": 1}
-    assert (await intake.client.post("/v1/burgernet/receipts", json={"action_ids": [action().action_id]})
-            ).status_code == 401
+    assert (
+        await intake.client.post("/v1/burgernet/receipts", json={"action_ids": [action().action_id]})
+    ).status_code == 401
     token = development_key("dispatch-bridge").issue("report-intake")
-    reach = await intake.client.get(f"/internal/v1/burgernet/actions/{action().action_id}/reach",
-                                    headers={"Authorization": f"Bearer {token}"})
+    reach = await intake.client.get(
+        f"/internal/v1/burgernet/actions/{action().action_id}/reach", headers={"Authorization": f"Bearer {token}"}
+    )
     assert reach.json()["installations"] == 2
-    closed = action(2, status="closed", outcome="found", closing_nl="Gevonden.", closing_en="Found.",
-                    closed_at=datetime.now(UTC))
+    closed = action(
+        2, status="closed", outcome="found", closing_nl="Gevonden.", closing_en="Found.", closed_at=datetime.now(UTC)
+    )
     assert (await publish(intake, closed)).json()["status"] == "applied"
     assert (await publish(intake, action(1))).json()["status"] == "stale"  # a late older version changes nothing
     async with intake.runtime.db.sessions() as session:
         assert (await session.execute(select(AppealReceipt))).all() == []  # only the figure stays
-    reach = await intake.client.get(f"/internal/v1/burgernet/actions/{action().action_id}/reach",
-                                    headers={"Authorization": f"Bearer {token}"})
+    reach = await intake.client.get(
+        f"/internal/v1/burgernet/actions/{action().action_id}/reach", headers={"Authorization": f"Bearer {token}"}
+    )
     assert reach.json()["installations"] == 2
     feed = (await intake.client.get("/v1/burgernet/actions")).json()
     assert feed["actions"][0]["status"] == "closed" and feed["actions"][0]["closing_nl"] == "Gevonden."
 
-    sighting = {"description": "Bus gezien", "location": {"lat": 52.09, "lon": 5.12},
-                "seen_at": datetime.now(UTC).isoformat()}
+    sighting = {
+        "description": "Bus gezien",
+        "location": {"lat": 52.09, "lon": 5.12},
+        "seen_at": datetime.now(UTC).isoformat(),
+    }
     files = {"sighting": (None, json.dumps(sighting), "application/json")}
     url = f"/v1/burgernet/actions/{action().action_id}/sightings"
-    late = await intake.client.post(url, files=files, headers={"Idempotency-Key": "late-answer-01",
-                                                               "Installation-Credential": first})
+    late = await intake.client.post(
+        url, files=files, headers={"Idempotency-Key": "late-answer-01", "Installation-Credential": first}
+    )
     assert late.status_code == 409 and late.json()["error"] == "burgernet_action_closed" and late.json()["detail_nl"]
     anonymous = await intake.client.post(url, files=files, headers={"Idempotency-Key": "late-answer-02"})
     assert anonymous.status_code == 401
-    unknown = await intake.client.post("/v1/burgernet/actions/nope/sightings", files=files, headers={
-        "Idempotency-Key": "late-answer-03", "Installation-Credential": first})
+    unknown = await intake.client.post(
+        "/v1/burgernet/actions/nope/sightings",
+        files=files,
+        headers={"Idempotency-Key": "late-answer-03", "Installation-Credential": first},
+    )
     assert unknown.status_code == 404
 
 
@@ -141,15 +170,27 @@ async def test_the_public_photo_route_serves_only_published_photos(intake: Any) 
 
 async def test_an_ended_action_keeps_only_its_closing_message(intake: Any) -> None:
     """Issue #29: once an action closes, the feed and its CAP keep the closing message, not whom it sought."""
-    sought = action(looking_for="missing_child", headline_nl="Vermist: meisje van 7, rode jas",
-                    headline_en="Missing: girl of 7, red coat", description_nl="Blond haar, rode jas, roze tas",
-                    description_en="Blond hair, red coat, pink bag")
+    sought = action(
+        looking_for="missing_child",
+        headline_nl="Vermist: meisje van 7, rode jas",
+        headline_en="Missing: girl of 7, red coat",
+        description_nl="Blond haar, rode jas, roze tas",
+        description_en="Blond hair, red coat, pink bag",
+    )
     await publish(intake, sought)
     feed = (await intake.client.get("/v1/burgernet/actions", headers={"Accept-Encoding": "identity"})).text
     assert "rode jas" in feed  # open: the public must know whom to look for
     now = datetime.now(UTC)
-    closed = sought.model_copy(update={"version": 2, "status": "closed", "outcome": "found", "closed_at": now,
-                                       "closing_nl": "Het meisje is gevonden.", "closing_en": "She was found."})
+    closed = sought.model_copy(
+        update={
+            "version": 2,
+            "status": "closed",
+            "outcome": "found",
+            "closed_at": now,
+            "closing_nl": "Het meisje is gevonden.",
+            "closing_en": "She was found.",
+        }
+    )
     assert (await publish(intake, closed)).json()["status"] == "applied"
     feed_doc = (await intake.client.get("/v1/burgernet/actions", headers={"Accept-Encoding": "identity"})).json()
     [shown] = feed_doc["actions"]

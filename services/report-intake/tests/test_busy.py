@@ -36,8 +36,9 @@ async def test_a_locked_database_answers_503_with_retry_after_and_stores_nothing
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database for longer than requests wait
     try:
         photo = [("p.jpg", make_jpeg(pattern=3), "image/jpeg")]
-        answers = await asyncio.gather(*(post_report(intake, report_json(), photo, key=f"locked-{n:04d}")
-                                         for n in range(5)))
+        answers = await asyncio.gather(
+            *(post_report(intake, report_json(), photo, key=f"locked-{n:04d}") for n in range(5))
+        )
         for answer in answers:
             assert_busy(answer)
     finally:
@@ -51,8 +52,13 @@ async def test_a_locked_database_answers_503_with_retry_after_and_stores_nothing
 
 
 async def test_a_burst_gets_202_or_503_never_500_and_each_report_is_stored_once(intake: Any) -> None:
-    bodies = {f"burst-{n:04d}": (report_json(description=f"melding {n} tijdens de drukte"),
-                                 [("p.jpg", make_jpeg(pattern=n), "image/jpeg")]) for n in range(40)}
+    bodies = {
+        f"burst-{n:04d}": (
+            report_json(description=f"melding {n} tijdens de drukte"),
+            [("p.jpg", make_jpeg(pattern=n), "image/jpeg")],
+        )
+        for n in range(40)
+    }
 
     async def send(key: str) -> int:
         body, photos = bodies[key]

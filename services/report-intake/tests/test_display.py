@@ -33,8 +33,8 @@ def boxes(data: bytes) -> list[tuple[bytes, int, int]]:
     """(type, offset, size) of each top-level box."""
     found, offset = [], 0
     while offset < len(data):
-        size = int.from_bytes(data[offset:offset + 4], "big")
-        found.append((data[offset + 4:offset + 8], offset, size))
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        found.append((data[offset + 4 : offset + 8], offset, size))
         offset += size
     return found
 
@@ -48,12 +48,13 @@ def damaged_image_data() -> bytes:
     data = out.getvalue()
     kind, offset, _size = boxes(data)[-1]
     assert kind == b"mdat"
-    return data[:offset + 8] + b"\xff" * 8 + data[offset + 16:]
+    return data[: offset + 8] + b"\xff" * 8 + data[offset + 16 :]
 
 
 async def view(intake: Any, created: dict) -> dict:
-    response = await intake.client.get(created["status_url"],
-                                       headers={"Authorization": f"Bearer {created['access_token']}"})
+    response = await intake.client.get(
+        created["status_url"], headers={"Authorization": f"Bearer {created['access_token']}"}
+    )
     return response.json()  # type: ignore[no-any-return]
 
 
@@ -95,8 +96,9 @@ async def test_a_heic_gets_its_display_copy_after_the_202_and_then_travels_on(in
 
 
 async def test_a_truncated_heic_is_refused_before_the_202_and_nothing_is_stored(intake: Any) -> None:
-    response = await post_report(intake, report_json(), [("cut.heic", iphone_heic()[:-5000], "image/heic")],
-                                 headers={"Accept-Language": "nl"})
+    response = await post_report(
+        intake, report_json(), [("cut.heic", iphone_heic()[:-5000], "image/heic")], headers={"Accept-Language": "nl"}
+    )
     assert response.status_code == 422 and response.json()["error"] == "photo_unreadable"
     assert response.json()["detail"] == "foto 1 is beschadigd of onvolledig en kan niet worden gelezen"
     assert set((await stored_counts(intake)).values()) == {0}
@@ -122,8 +124,9 @@ async def test_a_heic_whose_pixels_do_not_decode_is_kept_marked_and_told(intake:
     assert len(sent) == 2 and all(m["photos"][0]["sanitised_sha256"] is None for m in sent)
 
 
-async def test_a_store_that_fails_holds_the_report_back_and_is_tried_again(intake: Any,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_store_that_fails_holds_the_report_back_and_is_tried_again(
+    intake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blobs = intake.runtime.blobs
     real_put = blobs.put_bytes
 
@@ -156,10 +159,11 @@ async def test_a_store_that_fails_holds_the_report_back_and_is_tried_again(intak
 async def test_photos_added_to_a_report_with_a_heic_travel_with_their_display_copies(intake: Any) -> None:
     response = await post_report(intake, report_json(), [("IMG_0003.HEIC", iphone_heic(3), "image/heic")])
     created = response.json()
-    added = await intake.client.post(f"{created['status_url']}/photos",
-                                     files=[("photos", ("later.jpg", make_jpeg(), "image/jpeg"))],
-                                     headers={"Authorization": f"Bearer {created['access_token']}",
-                                              "Idempotency-Key": "add-photos-0001"})
+    added = await intake.client.post(
+        f"{created['status_url']}/photos",
+        files=[("photos", ("later.jpg", make_jpeg(), "image/jpeg"))],
+        headers={"Authorization": f"Bearer {created['access_token']}", "Idempotency-Key": "add-photos-0001"},
+    )
     assert added.status_code == 202, added.text
 
     async def all_ready() -> bool:
@@ -177,12 +181,14 @@ async def _newest_revision_sent(intake: Any, revision: int) -> bool:
 
 
 async def test_an_urgent_heic_report_goes_to_the_bridge_at_once_and_its_display_copy_follows(
-        intake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    intake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blobs = intake.runtime.blobs
     real_put = blobs.put_bytes
     monkeypatch.setattr(blobs, "put_bytes", lambda data: (_ for _ in ()).throw(OSError(28, "No space left")))
-    response = await post_report(intake, report_json(in_progress=True),
-                                 [("IMG_0005.HEIC", iphone_heic(5), "image/heic")])
+    response = await post_report(
+        intake, report_json(in_progress=True), [("IMG_0005.HEIC", iphone_heic(5), "image/heic")]
+    )
     assert response.status_code == 202, response.text
     # While its display copy cannot be made, the in-progress report is already on its way to the meldkamer.
     first = await outbox_payloads(intake)
@@ -193,7 +199,10 @@ async def test_an_urgent_heic_report_goes_to_the_bridge_at_once_and_its_display_
     await until(lambda: _newest_revision_sent(intake, 1), seconds=20)
     sent = await outbox_payloads(intake)  # verification judges the report with its copy, the bridge shows it
     assert sorted((m["destination"], m["revision"]) for m in sent) == [
-        ("dispatch-bridge", 0), ("dispatch-bridge", 1), ("verification", 1)]
+        ("dispatch-bridge", 0),
+        ("dispatch-bridge", 1),
+        ("verification", 1),
+    ]
 
 
 async def test_a_heic_of_thousands_of_tiny_boxes_is_refused_without_walking_them_all(intake: Any) -> None:

@@ -36,45 +36,58 @@ async def outbox(intake: Any) -> list[dict[str, Any]]:
 
 async def from_bridge(intake: Any, path: str, body: dict[str, Any]) -> Any:
     token = development_key("dispatch-bridge").issue("report-intake")
-    return await intake.client.post(path, json=body, headers={"Authorization": f"Bearer {token}",
-                                                              "Idempotency-Key": str(uuid.uuid4())})
+    return await intake.client.post(
+        path, json=body, headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())}
+    )
 
 
 async def test_photos_can_be_added_while_open_as_a_new_revision(intake: Any) -> None:
     created = (await post_report(intake, report_json())).json()
     files = [("photos", ("extra.jpg", make_jpeg(pattern=4), "image/jpeg"))]
-    response = await intake.client.post(f"{created['status_url']}/photos", files=files,
-                                        headers={**auth(created), "Idempotency-Key": "more-photos-1"})
+    response = await intake.client.post(
+        f"{created['status_url']}/photos", files=files, headers={**auth(created), "Idempotency-Key": "more-photos-1"}
+    )
     assert response.status_code == 202, response.text
     assert response.json()["revision"] == 1 and len(response.json()["photos"]) == 1
-    replay = await intake.client.post(f"{created['status_url']}/photos", files=files,
-                                      headers={**auth(created), "Idempotency-Key": "more-photos-1"})
+    replay = await intake.client.post(
+        f"{created['status_url']}/photos", files=files, headers={**auth(created), "Idempotency-Key": "more-photos-1"}
+    )
     assert replay.json() == response.json()
     # Every revision is the report as it now stands: one kind, the revision in the payload.
-    revised = [r for r in await outbox(intake)
-               if r["kind"] == "report.submitted" and r["payload"]["revision"] == 1]
+    revised = [r for r in await outbox(intake) if r["kind"] == "report.submitted" and r["payload"]["revision"] == 1]
     assert {r["destination"] for r in revised} == {"verification", "dispatch-bridge"}
     assert all(r["payload"]["revision"] == 1 and len(r["payload"]["photos"]) == 1 for r in revised)
     other = (await post_report(intake, report_json(), key="someone-else")).json()
-    stolen = await intake.client.post(f"{created['status_url']}/photos", files=files,
-                                      headers={**auth(other), "Idempotency-Key": "more-photos-2"})
+    stolen = await intake.client.post(
+        f"{created['status_url']}/photos", files=files, headers={**auth(other), "Idempotency-Key": "more-photos-2"}
+    )
     assert stolen.status_code == 404
 
 
 async def test_dispatcher_question_and_citizen_answer(intake: Any) -> None:
     created = (await post_report(intake, report_json())).json()
-    question = {"report_id": created["id"], "message_id": "q-1", "text": "Welke kleur had de auto?",
-                "sent_at": "2026-11-22T21:00:00Z"}
+    question = {
+        "report_id": created["id"],
+        "message_id": "q-1",
+        "text": "Welke kleur had de auto?",
+        "sent_at": "2026-11-22T21:00:00Z",
+    }
     assert (await from_bridge(intake, "/internal/v1/messages", question)).json() == {"status": "applied"}
     messages = (await intake.client.get(f"{created['status_url']}/messages", headers=auth(created))).json()
     assert [(m["id"], m["direction"]) for m in messages] == [("q-1", "to_citizen")]
-    answer = await intake.client.post(f"{created['status_url']}/messages", json={"text": "Rood", "in_reply_to": "q-1"},
-                                      headers={**auth(created), "Idempotency-Key": "answer-0001"})
+    answer = await intake.client.post(
+        f"{created['status_url']}/messages",
+        json={"text": "Rood", "in_reply_to": "q-1"},
+        headers={**auth(created), "Idempotency-Key": "answer-0001"},
+    )
     assert answer.status_code == 201 and answer.json()["in_reply_to"] == "q-1"
     sent = [r for r in await outbox(intake) if r["kind"] == "citizen.message"]
     assert [(r["destination"], r["payload"]["text"]) for r in sent] == [("dispatch-bridge", "Rood")]
-    bad = await intake.client.post(f"{created['status_url']}/messages", json={"text": "?", "in_reply_to": "nope"},
-                                   headers={**auth(created), "Idempotency-Key": "answer-0002"})
+    bad = await intake.client.post(
+        f"{created['status_url']}/messages",
+        json={"text": "?", "in_reply_to": "nope"},
+        headers={**auth(created), "Idempotency-Key": "answer-0002"},
+    )
     assert (bad.status_code, bad.json()["error"]) == (422, "unknown_question")
     view = (await intake.client.get(created["status_url"], headers={**auth(created), "Accept-Language": "nl"})).json()
     assert view["timeline"][-1]["text"] == "De meldkamer vraagt: Welke kleur had de auto?"
@@ -82,17 +95,28 @@ async def test_dispatcher_question_and_citizen_answer(intake: Any) -> None:
 
 async def test_withdrawal_travels_on_and_closes_the_report(intake: Any) -> None:
     created = (await post_report(intake, report_json())).json()
-    assert (await intake.client.post(f"{created['status_url']}/withdraw", headers=auth(created))).json() == \
-        {"status": "withdrawn", "personal_data": "removed"}
-    assert (await intake.client.post(f"{created['status_url']}/withdraw", headers=auth(created))).json() == \
-        {"status": "withdrawn", "personal_data": "removed"}  # idempotent
+    assert (await intake.client.post(f"{created['status_url']}/withdraw", headers=auth(created))).json() == {
+        "status": "withdrawn",
+        "personal_data": "removed",
+    }
+    assert (await intake.client.post(f"{created['status_url']}/withdraw", headers=auth(created))).json() == {
+        "status": "withdrawn",
+        "personal_data": "removed",
+    }  # idempotent
     assert len([r for r in await outbox(intake) if r["kind"] == "report.withdrawn"]) == 1
-    late = await intake.client.post(f"{created['status_url']}/photos", headers={**auth(created),
-                                    "Idempotency-Key": "too-late-1"},
-                                    files=[("photos", ("p.jpg", make_jpeg(), "image/jpeg"))])
+    late = await intake.client.post(
+        f"{created['status_url']}/photos",
+        headers={**auth(created), "Idempotency-Key": "too-late-1"},
+        files=[("photos", ("p.jpg", make_jpeg(), "image/jpeg"))],
+    )
     assert (late.status_code, late.json()["error"]) == (409, "report_closed")
-    forwarded = {"report_id": created["id"], "event": "forwarded", "occurred_at": "2026-11-22T10:00:00Z",
-                 "text_en": "x", "text_nl": "x"}
+    forwarded = {
+        "report_id": created["id"],
+        "event": "forwarded",
+        "occurred_at": "2026-11-22T10:00:00Z",
+        "text_en": "x",
+        "text_nl": "x",
+    }
     await from_bridge(intake, "/internal/v1/report-events", forwarded)
     view = (await intake.client.get(created["status_url"], headers=auth(created))).json()
     assert view["status"] == "withdrawn"
@@ -103,20 +127,26 @@ async def test_live_events_stream_existing_and_new_entries(intake: Any) -> None:
 
     async def later() -> None:
         await asyncio.sleep(0.3)
-        event = {"report_id": created["id"], "event": "forwarded", "occurred_at": "2026-11-22T10:00:00Z",
-                 "text_en": "Sent on", "text_nl": "Doorgestuurd"}
+        event = {
+            "report_id": created["id"],
+            "event": "forwarded",
+            "occurred_at": "2026-11-22T10:00:00Z",
+            "text_en": "Sent on",
+            "text_nl": "Doorgestuurd",
+        }
         await from_bridge(intake, "/internal/v1/report-events", event)
 
     task = asyncio.create_task(later())
     response = await intake.client.get(f"{created['status_url']}/events", headers=auth(created))
     await task
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = [json.loads(line[len("data: "):]) for line in response.text.splitlines() if line.startswith("data: ")]
+    events = [json.loads(line[len("data: ") :]) for line in response.text.splitlines() if line.startswith("data: ")]
     assert [e["event"] for e in events] == ["received", "call_112", "forwarded"]
     assert events[-1]["status"] == "forwarded"
     ids = [line for line in response.text.splitlines() if line.startswith("id: ")]
-    resumed = await intake.client.get(f"{created['status_url']}/events",
-                                      headers={**auth(created), "Last-Event-ID": ids[1][4:]})
+    resumed = await intake.client.get(
+        f"{created['status_url']}/events", headers={**auth(created), "Last-Event-ID": ids[1][4:]}
+    )
     assert [json.loads(x[6:])["event"] for x in resumed.text.splitlines() if x.startswith("data: ")] == ["forwarded"]
     assert (await intake.client.get(f"{created['status_url']}/events")).status_code == 404
 
@@ -137,19 +167,28 @@ async def test_contact_details_reach_the_police_only_with_consent(intake: Any) -
 async def test_open311_facade(intake: Any) -> None:
     services = (await intake.client.get("/open311/v2/services.json")).json()
     assert {"service_code": "burglary", "service_name": "Burglary"}.items() <= services[0].items()
-    form = {"service_code": "vandalism", "lat": "52.37", "long": "4.89", "description": "Bushokje vernield",
-            "email": "a@example.nl", "device_id": "DEVICE-123"}
+    form = {
+        "service_code": "vandalism",
+        "lat": "52.37",
+        "long": "4.89",
+        "description": "Bushokje vernield",
+        "email": "a@example.nl",
+        "device_id": "DEVICE-123",
+    }
     first = await intake.client.post("/open311/v2/requests.json", data=form)
     assert first.status_code == 201, first.text
     created = first.json()[0]
     again = (await intake.client.post("/open311/v2/requests.json", data=form)).json()[0]
     assert again["service_request_id"] == created["service_request_id"]  # a retry is not a second report
-    read = await intake.client.get(f"/open311/v2/requests/{created['service_request_id']}.json",
-                                   headers={"Authorization": f"Bearer {created['access_token']}"})
+    read = await intake.client.get(
+        f"/open311/v2/requests/{created['service_request_id']}.json",
+        headers={"Authorization": f"Bearer {created['access_token']}"},
+    )
     assert read.json()[0]["status"] == "open" and read.json()[0]["service_code"] == "vandalism"
     assert (await intake.client.get(f"/open311/v2/requests/{created['service_request_id']}.json")).status_code == 404
-    assert (await intake.client.post("/open311/v2/requests.json", data={**form, "service_code": "ufo"})).status_code \
-        == 422
+    assert (
+        await intake.client.post("/open311/v2/requests.json", data={**form, "service_code": "ufo"})
+    ).status_code == 422
     assert (await intake.client.post("/open311/v2/requests.json", data={"service_code": "theft"})).status_code == 400
     everything = json.dumps(await outbox(intake), default=str)
     assert "DEVICE-123" not in everything and "a@example.nl" not in everything  # no consent in Open311
@@ -158,11 +197,20 @@ async def test_open311_facade(intake: Any) -> None:
 async def test_several_events_in_one_message_reach_the_timeline_in_order_once(intake: Any) -> None:
     created = (await post_report(intake, report_json())).json()
     now = datetime.now(UTC).isoformat()
-    news = {"report_id": created["id"], "events": [
-        {"event": "verified", "occurred_at": now, "text_en": "Checked", "text_nl": "Gecontroleerd"},
-        {"event": "forwarded", "occurred_at": now, "text_en": "Sent on", "text_nl": "Doorgestuurd"},
-        {"event": "accepted", "occurred_at": now, "text_en": "Accepted", "text_nl": "Aangenomen",
-         "incident_number": "MK-2026-000042"}]}
+    news = {
+        "report_id": created["id"],
+        "events": [
+            {"event": "verified", "occurred_at": now, "text_en": "Checked", "text_nl": "Gecontroleerd"},
+            {"event": "forwarded", "occurred_at": now, "text_en": "Sent on", "text_nl": "Doorgestuurd"},
+            {
+                "event": "accepted",
+                "occurred_at": now,
+                "text_en": "Accepted",
+                "text_nl": "Aangenomen",
+                "incident_number": "MK-2026-000042",
+            },
+        ],
+    }
     token = development_key("dispatch-bridge").issue("report-intake")
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "news-1"}
     for _ in range(2):  # delivered twice, applied once
@@ -173,6 +221,7 @@ async def test_several_events_in_one_message_reach_the_timeline_in_order_once(in
     assert [item["event"] for item in view["timeline"]] == ["received", "verified", "forwarded", "accepted"]
     assert view["status"] == "accepted"
     for bad in ({**news, "events": []}, {**news, "event": "forwarded"}):  # nothing, or two shapes at once
-        refused = await intake.client.post("/internal/v1/report-events", json=bad,
-                                           headers={**headers, "Idempotency-Key": "news-bad"})
+        refused = await intake.client.post(
+            "/internal/v1/report-events", json=bad, headers={**headers, "Idempotency-Key": "news-bad"}
+        )
         assert refused.status_code == 422

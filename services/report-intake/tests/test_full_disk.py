@@ -14,7 +14,8 @@ from tests.intake_support import post_report, stored_counts
 
 
 async def test_a_full_photo_disk_refuses_with_503_stores_nothing_and_a_retry_succeeds_later(
-        start_service: Callable[..., Any], tmp_path: Path) -> None:
+    start_service: Callable[..., Any], tmp_path: Path
+) -> None:
     with small_filesystem(tmp_path / "photos", size_mb=8) as disk:
         intake = await start_service("report_intake", IntakeSettings, blob_dir=disk / "blobs")
         photo = make_jpeg(1600, 1200, pattern=3, gps=gps_tags(52.09, 5.12))
@@ -37,7 +38,8 @@ async def test_a_full_photo_disk_refuses_with_503_stores_nothing_and_a_retry_suc
 
 
 async def test_a_disk_that_fills_after_the_upload_is_the_stores_fault_not_the_photos(
-        start_service: Callable[..., Any], tmp_path: Path) -> None:
+    start_service: Callable[..., Any], tmp_path: Path
+) -> None:
     """The upload fits, its display copy does not: 503 storage_unavailable, never 422 photo_unreadable (the
     citizen's photo is fine, and their app would otherwise give up on it)."""
     with small_filesystem(tmp_path / "photos", size_mb=8) as disk:

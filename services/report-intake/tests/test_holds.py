@@ -20,17 +20,21 @@ from tests.intake_support import post_report
 
 
 async def a_report_with_a_photo(intake: Any, n: int) -> dict[str, Any]:
-    created = await post_report(intake, report_json(description=f"melding {n}"),
-                                photos=[("p.jpg", phone_photo(n, 52.09, 5.12, size=(640, 480)), "image/jpeg")],
-                                key=f"key-{uuid.uuid4()}")
+    created = await post_report(
+        intake,
+        report_json(description=f"melding {n}"),
+        photos=[("p.jpg", phone_photo(n, 52.09, 5.12, size=(640, 480)), "image/jpeg")],
+        key=f"key-{uuid.uuid4()}",
+    )
     assert created.status_code == 202, created.text
     return dict(created.json())
 
 
 async def holds_on(intake: Any, report_id: str) -> list[str]:
     async with intake.runtime.db.sessions() as session:
-        return list((await session.execute(select(ReportHold.hold_id).where(ReportHold.report_id == report_id)))
-                    .scalars())
+        return list(
+            (await session.execute(select(ReportHold.hold_id).where(ReportHold.report_id == report_id))).scalars()
+        )
 
 
 async def waits_for_a_lock(intake: Any, limit_seconds: float = 10) -> None:
@@ -43,9 +47,14 @@ async def waits_for_a_lock(intake: Any, limit_seconds: float = 10) -> None:
             waiting = bool(db._write_turn._waiters)
         else:
             async with db.sessions() as session:
-                waiting = (await session.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'"))).scalar_one() > 0
+                waiting = (
+                    await session.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND wait_event_type = 'Lock'"
+                        )
+                    )
+                ).scalar_one() > 0
         if waiting:
             return
         await asyncio.sleep(0.02)
@@ -65,11 +74,18 @@ async def test_a_withdrawal_under_way_and_a_hold_cannot_cross(intake: Any, monke
         return held
 
     monkeypatch.setattr(holds, "is_held", is_held_then_pause)
-    withdrawal = asyncio.create_task(intake.client.post(
-        f"/v1/reports/{report_id}/withdraw", headers={"Authorization": f"Bearer {created['access_token']}"}))
+    withdrawal = asyncio.create_task(
+        intake.client.post(
+            f"/v1/reports/{report_id}/withdraw", headers={"Authorization": f"Bearer {created['access_token']}"}
+        )
+    )
     await asyncio.wait_for(paused.wait(), 10)
-    hold = asyncio.create_task(holds.apply_hold(intake.runtime, LegalHold(
-        hold_id=str(uuid.uuid4()), incident_id=str(uuid.uuid4()), report_ids=[report_id], active=True)))
+    hold = asyncio.create_task(
+        holds.apply_hold(
+            intake.runtime,
+            LegalHold(hold_id=str(uuid.uuid4()), incident_id=str(uuid.uuid4()), report_ids=[report_id], active=True),
+        )
+    )
     await waits_for_a_lock(intake)
     go.set()
     withdrawn, answer = await withdrawal, await hold
@@ -82,15 +98,16 @@ async def test_a_withdrawal_under_way_and_a_hold_cannot_cross(intake: Any, monke
 
 async def test_a_hold_in_force_first_keeps_a_withdrawn_report(intake: Any) -> None:
     created = await a_report_with_a_photo(intake, 2)
-    answer = await holds.apply_hold(intake.runtime, LegalHold(hold_id=str(uuid.uuid4()), incident_id="i-1",
-                                                                report_ids=[created["id"]], active=True))
+    answer = await holds.apply_hold(
+        intake.runtime, LegalHold(hold_id=str(uuid.uuid4()), incident_id="i-1", report_ids=[created["id"]], active=True)
+    )
     assert answer["held"] == [created["id"]] and answer["personal_data_gone"] == []
-    withdrawn = await intake.client.post(f"/v1/reports/{created['id']}/withdraw",
-                                         headers={"Authorization": f"Bearer {created['access_token']}"})
+    withdrawn = await intake.client.post(
+        f"/v1/reports/{created['id']}/withdraw", headers={"Authorization": f"Bearer {created['access_token']}"}
+    )
     assert withdrawn.json()["personal_data"] == "kept_under_legal_hold"
     async with intake.runtime.db.sessions() as session:
-        assert len((await session.execute(select(Photo).where(Photo.report_id == created["id"])))
-                   .scalars().all()) == 1
+        assert len((await session.execute(select(Photo).where(Photo.report_id == created["id"]))).scalars().all()) == 1
 
 
 async def test_a_late_extension_cannot_set_a_lifted_hold_again(intake: Any) -> None:
@@ -98,8 +115,9 @@ async def test_a_late_extension_cannot_set_a_lifted_hold_again(intake: Any) -> N
     hold_id, incident_id = str(uuid.uuid4()), str(uuid.uuid4())
 
     def message(report_ids: list[str], active: bool, version: int) -> LegalHold:
-        return LegalHold(hold_id=hold_id, incident_id=incident_id, report_ids=report_ids, active=active,
-                         version=version)
+        return LegalHold(
+            hold_id=hold_id, incident_id=incident_id, report_ids=report_ids, active=active, version=version
+        )
 
     await holds.apply_hold(intake.runtime, message([first["id"]], True, 1))
     assert await holds_on(intake, first["id"]) == [hold_id]
@@ -115,15 +133,22 @@ async def test_a_late_extension_cannot_set_a_lifted_hold_again(intake: Any) -> N
         state = await session.get(HoldState, hold_id)
         assert state is not None and (state.version, state.active) == (2, False)
         # Retention may act on them again.
-        assert (await session.execute(select(Report.anonymised_at).where(Report.id == first["id"]))
-                ).scalar_one() is None
+        assert (
+            await session.execute(select(Report.anonymised_at).where(Report.id == first["id"]))
+        ).scalar_one() is None
 
 
 async def test_the_first_two_messages_of_a_hold_do_not_clash(intake: Any) -> None:
     """The set from the bridge and an extension through the outbox may arrive together for a new hold."""
     first, second = await a_report_with_a_photo(intake, 5), await a_report_with_a_photo(intake, 6)
     hold_id, incident_id = str(uuid.uuid4()), str(uuid.uuid4())
-    answers = await asyncio.gather(*(holds.apply_hold(intake.runtime, LegalHold(
-        hold_id=hold_id, incident_id=incident_id, report_ids=[r["id"]], active=True)) for r in (first, second)))
+    answers = await asyncio.gather(
+        *(
+            holds.apply_hold(
+                intake.runtime, LegalHold(hold_id=hold_id, incident_id=incident_id, report_ids=[r["id"]], active=True)
+            )
+            for r in (first, second)
+        )
+    )
     assert sorted(a["held"][0] for a in answers) == sorted([first["id"], second["id"]])
     assert await holds_on(intake, first["id"]) == [hold_id] and await holds_on(intake, second["id"]) == [hold_id]

@@ -33,8 +33,13 @@ CGNAT = "203.0.113.7"  # one public address for a whole mobile network's phones
 
 @pytest.fixture
 async def intake(start_service: Callable[..., Any]) -> Any:
-    return await start_service("report_intake", IntakeSettings, installation_pow_bits=BITS,
-                               trusted_proxies=["127.0.0.1"], installations_per_address=200)
+    return await start_service(
+        "report_intake",
+        IntakeSettings,
+        installation_pow_bits=BITS,
+        trusted_proxies=["127.0.0.1"],
+        installations_per_address=200,
+    )
 
 
 def from_phone(credential: str | None = None, address: str = CGNAT) -> dict[str, str]:
@@ -53,8 +58,9 @@ async def challenge(intake: Any) -> dict[str, Any]:
 
 
 async def redeem(intake: Any, value: str, solution: str) -> Any:
-    return await intake.client.post("/v1/installations", headers=from_phone(),
-                                    json={"challenge": value, "solution": solution})
+    return await intake.client.post(
+        "/v1/installations", headers=from_phone(), json={"challenge": value, "solution": solution}
+    )
 
 
 def wrong_solution(value: str, bits: int) -> str:
@@ -76,15 +82,22 @@ async def test_an_app_registers_once_and_its_reports_count_against_the_installat
     created = await post_report(intake, report_json(), headers=from_phone(credential))
     assert created.status_code == 202, created.text
     files = [("photos", ("later.jpg", make_jpeg(pattern=9), "image/jpeg"))]
-    added = await intake.client.post(f"{created.json()['status_url']}/photos", files=files, headers={
-        "Authorization": f"Bearer {created.json()['access_token']}", "Idempotency-Key": "later-photo-1",
-        **from_phone(credential)})
+    added = await intake.client.post(
+        f"{created.json()['status_url']}/photos",
+        files=files,
+        headers={
+            "Authorization": f"Bearer {created.json()['access_token']}",
+            "Idempotency-Key": "later-photo-1",
+            **from_phone(credential),
+        },
+    )
     assert added.status_code == 202, added.text
     # Verification (flood checks) and the bridge (counting witnesses) both get the installation's pseudonym,
     # with the report and with its later revision alike.
     sent = [json.loads(r["payload"]) for r in await outbox_rows(intake)]
     assert len(sent) == 4 and {(m["submitter_kind"], m["submitter_tag"]) for m in sent} == {
-        ("installation", sent[0]["submitter_tag"])}
+        ("installation", sent[0]["submitter_tag"])
+    }
     assert sent[0]["submitter_tag"] and installation_id_of(credential) not in sent[0]["submitter_tag"]
     # What is stored identifies nobody: a random id, a hash of the secret, a day; the report only an HMAC.
     async with intake.runtime.db.sessions() as session:
@@ -179,13 +192,15 @@ async def test_a_credential_from_another_installation_cannot_touch_the_report(in
     elsewhere = await intake.client.get(url, headers={**token, **from_phone(theirs)})
     assert elsewhere.status_code == 403 and elsewhere.json()["error"] == "installation_mismatch"
     message = {"text": "Hij liep richting het station"}
-    stolen = await intake.client.post(f"{url}/messages", json=message,
-                                      headers={**token, **from_phone(theirs), "Idempotency-Key": "msg-000001"})
+    stolen = await intake.client.post(
+        f"{url}/messages", json=message, headers={**token, **from_phone(theirs), "Idempotency-Key": "msg-000001"}
+    )
     assert stolen.status_code == 403 and stolen.json()["error"] == "installation_mismatch"
     without = await intake.client.post(f"{url}/withdraw", headers={**token, **from_phone()})
     assert without.status_code == 401 and without.json()["error"] == "installation_credential_required"
-    sent = await intake.client.post(f"{url}/messages", json=message,
-                                    headers={**token, **from_phone(mine), "Idempotency-Key": "msg-000002"})
+    sent = await intake.client.post(
+        f"{url}/messages", json=message, headers={**token, **from_phone(mine), "Idempotency-Key": "msg-000002"}
+    )
     assert sent.status_code == 201, sent.text
     # A wrong token with the right credential is still the one 404.
     wrong = await intake.client.get(url, headers={"Authorization": "Bearer nope", **from_phone(mine)})
@@ -212,18 +227,25 @@ async def test_witnesses_behind_one_address_each_get_their_own_limit(intake: Any
 
 async def test_a_client_without_a_credential_keeps_the_per_address_limit(intake: Any) -> None:
     limit = intake.settings.reports_per_client
-    answers = [(await post_report(intake, report_json(), key=f"old-app-{n:05d}", headers=from_phone())).status_code
-               for n in range(limit + 1)]
+    answers = [
+        (await post_report(intake, report_json(), key=f"old-app-{n:05d}", headers=from_phone())).status_code
+        for n in range(limit + 1)
+    ]
     assert answers[:limit] == [202] * limit and answers[limit] == 429
-    other_address = await post_report(intake, report_json(), key="old-app-elsewhere",
-                                      headers=from_phone(address="198.51.100.20"))
+    other_address = await post_report(
+        intake, report_json(), key="old-app-elsewhere", headers=from_phone(address="198.51.100.20")
+    )
     assert other_address.status_code == 202
 
 
-async def test_registrations_are_limited_per_address_and_junk_does_not_count(
-        start_service: Callable[..., Any]) -> None:
-    intake = await start_service("report_intake", IntakeSettings, installation_pow_bits=BITS,
-                                 trusted_proxies=["127.0.0.1"], installations_per_address=3)
+async def test_registrations_are_limited_per_address_and_junk_does_not_count(start_service: Callable[..., Any]) -> None:
+    intake = await start_service(
+        "report_intake",
+        IntakeSettings,
+        installation_pow_bits=BITS,
+        trusted_proxies=["127.0.0.1"],
+        installations_per_address=3,
+    )
     for _ in range(10):  # junk proofs cost nothing and must not use up the address's registrations
         issued = await challenge(intake)
         await redeem(intake, issued["challenge"], wrong_solution(issued["challenge"], BITS))
@@ -243,11 +265,19 @@ async def test_registrations_are_limited_per_address_and_junk_does_not_count(
 async def test_an_operator_revokes_the_installation_behind_an_abusive_report(intake: Any) -> None:
     abuser, bystander = await register_installation(intake, CGNAT), await register_installation(intake, CGNAT)
     created = (await post_report(intake, report_json(), headers=from_phone(abuser))).json()
-    env = {**os.environ, "BM_INTAKE_DATABASE_URL": intake.settings.database_url,
-           "BM_INTAKE_TOKEN_SECRET": intake.settings.token_secret}
+    env = {
+        **os.environ,
+        "BM_INTAKE_DATABASE_URL": intake.settings.database_url,
+        "BM_INTAKE_TOKEN_SECRET": intake.settings.token_secret,
+    }
     result = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "report_intake", "revoke-installation", "--report",
-                         created["reference"]], env=env, capture_output=True, text=True, timeout=60)
+        subprocess.run,
+        [sys.executable, "-m", "report_intake", "revoke-installation", "--report", created["reference"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     refused = await post_report(intake, report_json(), key="after-revoke", headers=from_phone(abuser))
     assert refused.status_code == 401 and refused.json()["error"] == "installation_revoked"
@@ -266,13 +296,16 @@ async def test_installations_new_from_one_address_are_one_independent_source(int
     elsewhere = await register_installation(intake, "198.51.100.20")
     for n, credential in enumerate(fresh):
         # One of them with an iPhone photo, whose display copy (and so its messages) comes after the 202.
-        photos = [("p.heic", heic_photo(phone_photo(n, 52.0907, 5.1214), 52.0907, 5.1214), "image/heic")] \
-            if n == 0 else None
-        response = await post_report(intake, report_json(), photos, key=f"fresh-{n:04d}",
-                                     headers=from_phone(credential))
+        photos = (
+            [("p.heic", heic_photo(phone_photo(n, 52.0907, 5.1214), 52.0907, 5.1214), "image/heic")] if n == 0 else None
+        )
+        response = await post_report(
+            intake, report_json(), photos, key=f"fresh-{n:04d}", headers=from_phone(credential)
+        )
         assert response.status_code == 202, response.text  # still accepted, every one
-    assert (await post_report(intake, report_json(), key="elsewhere-1",
-                              headers=from_phone(elsewhere, "198.51.100.20"))).status_code == 202
+    assert (
+        await post_report(intake, report_json(), key="elsewhere-1", headers=from_phone(elsewhere, "198.51.100.20"))
+    ).status_code == 202
     for _ in range(200):  # bounded wait for the display copy, after which its report's messages go out
         if len(await sent_messages(intake)) == 11:
             break
@@ -288,19 +321,20 @@ async def test_installations_new_from_one_address_are_one_independent_source(int
     async with intake.runtime.db.sessions() as session:
         stored = (await session.execute(select(Installation))).scalars().all()
     assert {i.registered_from for i in stored} == set(by_source)
-    assert all(i.new_until is not None and CGNAT not in json.dumps([str(v) for v in vars(i).values()])
-               for i in stored)
+    assert all(i.new_until is not None and CGNAT not in json.dumps([str(v) for v in vars(i).values()]) for i in stored)
 
 
-async def test_installations_older_than_an_hour_are_each_their_own_witness(intake: Any,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_installations_older_than_an_hour_are_each_their_own_witness(
+    intake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     phones = [await register_installation(intake, CGNAT) for _ in range(5)]
     an_hour_later = credentials.utcnow() + registration.NEW_INSTALLATION + timedelta(seconds=1)
     for module in (registration, credentials):  # both read the clock
         monkeypatch.setattr(module, "utcnow", lambda: an_hour_later)
     for n, credential in enumerate(phones):
-        assert (await post_report(intake, report_json(), key=f"older-{n:04d}",
-                                  headers=from_phone(credential))).status_code == 202
+        assert (
+            await post_report(intake, report_json(), key=f"older-{n:04d}", headers=from_phone(credential))
+        ).status_code == 202
     sent = await sent_messages(intake)
     assert len(sent) == 5 and {m["independent_source"] for m in sent} == {None}
     # And the address they registered from is forgotten once the hour is over.
@@ -314,13 +348,17 @@ async def test_installations_new_from_one_ipv6_network_are_one_source(intake: An
     # Each address of a /64 is the same subscriber: fresh credentials from many of them are still one witness.
     for n in range(1, 4):
         credential = await register_installation(intake, f"2001:db8:1:2::{n:x}")
-        assert (await post_report(intake, report_json(), key=f"ipv6-{n:04d}",
-                                  headers=from_phone(credential, f"2001:db8:1:2::{n:x}"))).status_code == 202
+        assert (
+            await post_report(
+                intake, report_json(), key=f"ipv6-{n:04d}", headers=from_phone(credential, f"2001:db8:1:2::{n:x}")
+            )
+        ).status_code == 202
     assert len({m["independent_source"] for m in await sent_messages(intake)} - {None}) == 1
 
 
 async def test_a_report_keeps_the_source_it_was_made_with_when_photos_come_after_the_hour(
-        intake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    intake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 29 (review): adding photos recomputed the source from the sender as it is now. Ten installations
     new from one address report within the hour (one witness); after the hour each adds a photo, and the
     revisions went without the source: ten witnesses at the bridge, which counts from the latest revision. A
@@ -330,8 +368,9 @@ async def test_a_report_keeps_the_source_it_was_made_with_when_photos_come_after
     fresh = [await register_installation(intake, CGNAT) for _ in range(10)]
     made = []
     for n, credential in enumerate(fresh):
-        response = await post_report(intake, report_json(in_progress=n == 1), key=f"within-{n:04d}",
-                                     headers=from_phone(credential))
+        response = await post_report(
+            intake, report_json(in_progress=n == 1), key=f"within-{n:04d}", headers=from_phone(credential)
+        )
         assert response.status_code == 202, response.text
         made.append(response.json())
     first = await sent_messages(intake)
@@ -344,11 +383,20 @@ async def test_a_report_keeps_the_source_it_was_made_with_when_photos_come_after
     await registration.RegistrationPurger(intake.runtime.db).run_once()  # the installations forget the address
     for n, (credential, created) in enumerate(zip(fresh, made, strict=True)):
         # Two with an iPhone photo (one urgent), whose messages the display job sends after the 202.
-        photo = ("p.heic", heic_photo(phone_photo(n, 52.0907, 5.1214), 52.0907, 5.1214), "image/heic") \
-            if n < 2 else ("later.jpg", make_jpeg(pattern=n), "image/jpeg")
-        added = await intake.client.post(f"{created['status_url']}/photos", files=[("photos", photo)], headers={
-            "Authorization": f"Bearer {created['access_token']}", "Idempotency-Key": f"after-{n:04d}",
-            **from_phone(credential)})
+        photo = (
+            ("p.heic", heic_photo(phone_photo(n, 52.0907, 5.1214), 52.0907, 5.1214), "image/heic")
+            if n < 2
+            else ("later.jpg", make_jpeg(pattern=n), "image/jpeg")
+        )
+        added = await intake.client.post(
+            f"{created['status_url']}/photos",
+            files=[("photos", photo)],
+            headers={
+                "Authorization": f"Bearer {created['access_token']}",
+                "Idempotency-Key": f"after-{n:04d}",
+                **from_phone(credential),
+            },
+        )
         assert added.status_code == 202, added.text
     for _ in range(200):  # bounded wait for the display copies, after which their revisions go out
         if len(await sent_messages(intake)) == 20:
@@ -364,5 +412,6 @@ async def test_a_report_keeps_the_source_it_was_made_with_when_photos_come_after
     # A report made now, after the hour, has none: each installation is its own witness again.
     late = await post_report(intake, report_json(), key="after-the-hour", headers=from_phone(fresh[0]))
     assert late.status_code == 202
-    assert [m["independent_source"] for m in await sent_messages(intake) if m["report_id"] == late.json()["id"]
-            ] == [None]
+    assert [m["independent_source"] for m in await sent_messages(intake) if m["report_id"] == late.json()["id"]] == [
+        None
+    ]

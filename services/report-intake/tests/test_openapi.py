@@ -35,8 +35,11 @@ async def test_every_citizen_endpoint_documents_its_error_responses(start_servic
             for code in errors:
                 content = operation["responses"][code]["content"]["application/problem+json"]
                 assert content["schema"] == {"$ref": "#/components/schemas/ProblemDetails"}, (path, code)
-                assert all(set(e["value"]) == {"type", "title", "status", "detail", "error", "detail_nl"}
-                           and e["value"]["status"] == int(code) for e in content["examples"].values()), (path, code)
+                assert all(
+                    set(e["value"]) == {"type", "title", "status", "detail", "error", "detail_nl"}
+                    and e["value"]["status"] == int(code)
+                    for e in content["examples"].values()
+                ), (path, code)
             success = next(code for code in operation["responses"] if code.startswith("2"))
             if success == "204":
                 continue
@@ -57,4 +60,7 @@ async def test_the_registration_flow_is_documented_for_app_developers(start_serv
     assert "proof_of_work_replayed" in register["responses"]["409"]["content"]["application/problem+json"]["examples"]
     create = document["paths"]["/v1/reports"]["post"]
     assert any(p["name"] == "Installation-Credential" and p["in"] == "header" for p in create["parameters"])
-    assert "installation_credential_invalid" in create["responses"]["401"]["content"]["application/problem+json"]["examples"]
+    assert (
+        "installation_credential_invalid"
+        in create["responses"]["401"]["content"]["application/problem+json"]["examples"]
+    )

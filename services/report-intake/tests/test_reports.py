@@ -27,7 +27,9 @@ async def test_create_read_and_replay(intake: Any) -> None:
     assert response.status_code == 202, response.text
     created = response.json()
     assert created["reference"].startswith("BM-") and len(created["access_token"]) >= 43
-    view = await intake.client.get(created["status_url"], headers={"Authorization": f"Bearer {created['access_token']}"})
+    view = await intake.client.get(
+        created["status_url"], headers={"Authorization": f"Bearer {created['access_token']}"}
+    )
     assert view.status_code == 200
     assert view.json()["status"] == "received" and len(view.json()["photos"]) == 1
     # A retry with the same key and content replays the first answer, token included, and stores nothing new.
@@ -52,8 +54,7 @@ async def test_token_is_stored_only_as_a_salted_hash(intake: Any) -> None:
         records = (await session.execute(select(idempotency_keys))).mappings().all()
         outbox_payloads = (await session.execute(select(messaging.outbox.c.payload))).scalars().all()
     assert len(report.token_salt) == 32 and len(report.token_hash) == 64
-    everything_stored = [report.token_hash, report.token_salt, *outbox_payloads,
-                         *(str(dict(r)) for r in records)]
+    everything_stored = [report.token_hash, report.token_salt, *outbox_payloads, *(str(dict(r)) for r in records)]
     assert records and not any(token in text for text in everything_stored)
     assert not any(key in text for text in everything_stored)  # the key that could unseal it: only a hash
     # A retry whose first answer was lost is shown the same token again, and it opens the report.
@@ -77,10 +78,16 @@ async def test_idempotency_records_are_purged_after_a_day(intake: Any) -> None:
     await post_report(intake, report_json(), key="old-key-000001")
     await post_report(intake, report_json(description="Recent"), key="new-key-000001")
     async with intake.runtime.db.transaction() as session:
-        first = (await session.execute(select(idempotency_keys.c.key).order_by(idempotency_keys.c.created_at)
-                                       )).scalars().first()
-        await session.execute(update(idempotency_keys).where(idempotency_keys.c.key == first)
-                              .values(created_at=utcnow() - timedelta(hours=25)))
+        first = (
+            (await session.execute(select(idempotency_keys.c.key).order_by(idempotency_keys.c.created_at)))
+            .scalars()
+            .first()
+        )
+        await session.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.key == first)
+            .values(created_at=utcnow() - timedelta(hours=25))
+        )
     assert await purge_expired(intake.runtime.db, idempotency_keys) == 1
     async with intake.runtime.db.sessions() as session:
         assert len((await session.execute(select(idempotency_keys.c.key))).all()) == 1
@@ -104,8 +111,12 @@ async def test_wrong_or_other_token_gets_the_same_404(intake: Any) -> None:
     first = (await post_report(intake, report_json(), key="key-first-01")).json()
     second = (await post_report(intake, report_json(description="another"), key="key-second-1")).json()
     answers = []
-    for report_id, token in [(first["id"], second["access_token"]), (first["id"], "wrong"), (first["id"], None),
-                             ("does-not-exist", first["access_token"])]:
+    for report_id, token in [
+        (first["id"], second["access_token"]),
+        (first["id"], "wrong"),
+        (first["id"], None),
+        ("does-not-exist", first["access_token"]),
+    ]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = await intake.client.get(f"/v1/reports/{report_id}", headers=headers)
         answers.append((response.status_code, response.json()))
@@ -126,11 +137,21 @@ BAD_INPUTS = [
     ("missing report part", None, None, 422, "report_part_missing"),
     ("unknown category", report_json(category="alien-landing"), None, 422, "unknown_category"),
     ("unknown field", report_json(extra_field=1), None, 422, "invalid_report"),
-    ("outside service area", report_json(location={"lat": 48.85, "lon": 2.35}), None, 422,
-     "location_outside_service_area"),
+    (
+        "outside service area",
+        report_json(location={"lat": 48.85, "lon": 2.35}),
+        None,
+        422,
+        "location_outside_service_area",
+    ),
     ("future observation", report_json(observed_at="2099-01-01T00:00:00Z"), None, 422, "observed_at_in_future"),
-    ("not an image", report_json(), [("p.jpg", b"MZ\x90\x00 this is an executable", "image/jpeg")], 415,
-     "photo_type_not_accepted"),
+    (
+        "not an image",
+        report_json(),
+        [("p.jpg", b"MZ\x90\x00 this is an executable", "image/jpeg")],
+        415,
+        "photo_type_not_accepted",
+    ),
     ("zero-byte file", report_json(), [("p.jpg", b"", "image/jpeg")], 422, "photo_empty"),
     ("truncated jpeg", report_json(), [("p.jpg", make_jpeg()[:2000], "image/jpeg")], 422, "photo_unreadable"),
     ("html text", report_json(description="<script>alert(1)</script>'; DROP TABLE reports; --"), None, 202, None),
@@ -139,7 +160,12 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("label", "body", "photos", "status", "error"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
 async def test_bad_input_is_refused_and_nothing_half_stored_remains(
-    intake: Any, label: str, body: Any, photos: Any, status: int, error: str | None,
+    intake: Any,
+    label: str,
+    body: Any,
+    photos: Any,
+    status: int,
+    error: str | None,
 ) -> None:
     response = await post_report(intake, body, photos, headers={"Accept-Language": "nl"})
     assert response.status_code == status, response.text
@@ -152,12 +178,14 @@ async def test_bad_input_is_refused_and_nothing_half_stored_remains(
         assert problem["detail"] == problem["detail_nl"]  # Dutch, as asked
         assert response.headers["content-language"] == "nl"
         counts = await stored_counts(intake)
-        assert counts == {"reports": 0, "photos": 0, "timeline": 0, "outbox": 0, "keys": 0, "blobs": 0,
-                          "uploads": 0}, label
+        assert counts == {"reports": 0, "photos": 0, "timeline": 0, "outbox": 0, "keys": 0, "blobs": 0, "uploads": 0}, (
+            label
+        )
     else:  # text that looks like SQL or HTML is just text: stored as given, never interpreted
         created = response.json()
-        view = await intake.client.get(created["status_url"],
-                                       headers={"Authorization": f"Bearer {created['access_token']}"})
+        view = await intake.client.get(
+            created["status_url"], headers={"Authorization": f"Bearer {created['access_token']}"}
+        )
         assert view.status_code == 200
     assert (await intake.client.get("/healthz")).status_code == 200
 
@@ -181,7 +209,8 @@ async def test_idempotency_key_missing_reused_and_in_progress(intake: Any) -> No
 
 
 async def test_a_retry_while_the_first_try_is_still_working_gets_409_then_the_replay(
-        intake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    intake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The first try is held between taking its claim and storing the report until the retry has been answered.
     # Not inside its transaction: on SQLite that would hold the write lock, and the retry would be told 503 busy
     # instead, as retryable but not what this tests.
@@ -220,23 +249,34 @@ async def test_a_photo_over_the_limit_is_cut_off(start_service: Callable[..., An
 
 async def test_report_events_need_a_service_credential_and_count_once(intake: Any) -> None:
     created = (await post_report(intake, report_json())).json()
-    event = {"report_id": created["id"], "event": "forwarded", "occurred_at": "2026-11-22T10:00:00Z",
-             "text_en": "sent", "text_nl": "verstuurd"}
+    event = {
+        "report_id": created["id"],
+        "event": "forwarded",
+        "occurred_at": "2026-11-22T10:00:00Z",
+        "text_en": "sent",
+        "text_nl": "verstuurd",
+    }
     anonymous = await intake.client.post("/internal/v1/report-events", json=event, headers={"Idempotency-Key": "m-1"})
     assert anonymous.status_code == 401
     wrong_caller = development_key("verification").issue("report-intake")
-    refused = await intake.client.post("/internal/v1/report-events", json=event,
-                                       headers={"Idempotency-Key": "m-1", "Authorization": f"Bearer {wrong_caller}"})
+    refused = await intake.client.post(
+        "/internal/v1/report-events",
+        json=event,
+        headers={"Idempotency-Key": "m-1", "Authorization": f"Bearer {wrong_caller}"},
+    )
     assert refused.status_code == 403
     token = development_key("dispatch-bridge").issue("report-intake")
     headers = {"Idempotency-Key": "m-1", "Authorization": f"Bearer {token}"}
-    assert (await intake.client.post("/internal/v1/report-events", json=event, headers=headers)).json() == \
-        {"status": "applied"}
-    assert (await intake.client.post("/internal/v1/report-events", json=event, headers=headers)).json() == \
-        {"status": "duplicate"}
+    assert (await intake.client.post("/internal/v1/report-events", json=event, headers=headers)).json() == {
+        "status": "applied"
+    }
+    assert (await intake.client.post("/internal/v1/report-events", json=event, headers=headers)).json() == {
+        "status": "duplicate"
+    }
     older = {**event, "event": "received"}
     await intake.client.post("/internal/v1/report-events", json=older, headers={**headers, "Idempotency-Key": "m-2"})
-    view = (await intake.client.get(created["status_url"],
-                                    headers={"Authorization": f"Bearer {created['access_token']}"})).json()
+    view = (
+        await intake.client.get(created["status_url"], headers={"Authorization": f"Bearer {created['access_token']}"})
+    ).json()
     assert view["status"] == "forwarded"  # a late, older event never moves the status back
     assert [e["event"] for e in view["timeline"]].count("forwarded") == 1

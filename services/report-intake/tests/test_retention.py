@@ -30,8 +30,9 @@ async def intake(start_service: Callable[..., Any]) -> Any:
     return await start_service("report_intake", IntakeSettings, retention_interval_seconds=3600)
 
 
-async def new_report(intake: Any, n: int, status: str | None = None, days_old: float = 0,
-                     finished_days_ago: float | None = None) -> str:
+async def new_report(
+    intake: Any, n: int, status: str | None = None, days_old: float = 0, finished_days_ago: float | None = None
+) -> str:
     body = report_json(contact={"name": f"Getuige {n}", "share_with_police": True}, description=f"melding {n}")
     created = await post_report(intake, body, [("p.jpg", make_jpeg(pattern=n), "image/jpeg")], key=f"ret-{n:08d}")
     assert created.status_code == 202, created.text
@@ -40,24 +41,29 @@ async def new_report(intake: Any, n: int, status: str | None = None, days_old: f
     async with intake.runtime.db.transaction() as session:
         values: dict[str, Any] = {"received_at": now - timedelta(days=days_old)}
         if status is not None:
-            values.update(status=status, status_rank=10 if status != "rejected" else 9,
-                          finished_at=now - timedelta(days=finished_days_ago or 0))
+            values.update(
+                status=status,
+                status_rank=10 if status != "rejected" else 9,
+                finished_at=now - timedelta(days=finished_days_ago or 0),
+            )
         await session.execute(update(Report).where(Report.id == report_id).values(**values))
-        session.add(Message(id=str(uuid.uuid4()), report_id=report_id, direction="to_citizen", text="Welke kant?",
-                            sent_at=now))
+        session.add(
+            Message(id=str(uuid.uuid4()), report_id=report_id, direction="to_citizen", text="Welke kant?", sent_at=now)
+        )
     return report_id
 
 
 async def state(intake: Any, report_id: str) -> dict[str, Any]:
     async with intake.runtime.db.sessions() as session:
         report = (await session.execute(select(Report).where(Report.id == report_id))).scalars().first()
-        return {"exists": report is not None,
-                "description": report.description if report else None,
-                "anonymised": report is not None and report.anonymised_at is not None,
-                "contact": await session.get(Contact, report_id) is not None,
-                "photos": len((await session.execute(select(Photo).where(Photo.report_id == report_id))).all()),
-                "messages": len((await session.execute(select(Message).where(Message.report_id == report_id))
-                                 ).all())}
+        return {
+            "exists": report is not None,
+            "description": report.description if report else None,
+            "anonymised": report is not None and report.anonymised_at is not None,
+            "contact": await session.get(Contact, report_id) is not None,
+            "photos": len((await session.execute(select(Photo).where(Photo.report_id == report_id))).all()),
+            "messages": len((await session.execute(select(Message).where(Message.report_id == report_id))).all()),
+        }
 
 
 async def test_the_default_rules_remove_exactly_what_they_say(intake: Any) -> None:
@@ -69,26 +75,55 @@ async def test_the_default_rules_remove_exactly_what_they_say(intake: Any) -> No
     year_old = await new_report(intake, 5, "closed", days_old=366, finished_days_ago=360)
     ancient = await new_report(intake, 6, "closed", days_old=5 * 365 + 1, finished_days_ago=5 * 365)
     held = await new_report(intake, 7, "rejected", days_old=400, finished_days_ago=400)
-    await holds.apply_hold(intake.runtime, holds.LegalHold(hold_id=str(uuid.uuid4()), incident_id="i-1",
-                                                               report_ids=[held], active=True))
+    await holds.apply_hold(
+        intake.runtime, holds.LegalHold(hold_id=str(uuid.uuid4()), incident_id="i-1", report_ids=[held], active=True)
+    )
     blobs = intake.runtime.blobs
     async with intake.runtime.db.sessions() as session:
         old_spam_photo = (await session.execute(select(Photo.sha256).where(Photo.report_id == old_spam))).scalar()
     run = await retention_rules.run_retention(intake.runtime, rules)
     done = {(r.report_id, r.rule, r.action) for r in run.applied}
-    assert done == {(old_spam, "rejected-purged", "purge"), (closed, "contact-after-closing", "remove_contact"),
-                    (young_spam, "contact-after-closing", "remove_contact"),
-                    (year_old, "anonymised-after-a-year", "anonymise"), (ancient, "purged-after-five-years", "purge")}
+    assert done == {
+        (old_spam, "rejected-purged", "purge"),
+        (closed, "contact-after-closing", "remove_contact"),
+        (young_spam, "contact-after-closing", "remove_contact"),
+        (year_old, "anonymised-after-a-year", "anonymise"),
+        (ancient, "purged-after-five-years", "purge"),
+    }
     assert (await state(intake, old_spam))["exists"] is False and not blobs.exists(old_spam_photo)
-    assert await state(intake, closed) == {"exists": True, "description": "melding 3", "anonymised": False,
-                                           "contact": False, "photos": 1, "messages": 1}
-    assert await state(intake, open_case) == {"exists": True, "description": "melding 4", "anonymised": False,
-                                              "contact": True, "photos": 1, "messages": 1}
-    assert await state(intake, year_old) == {"exists": True, "description": "", "anonymised": True,
-                                             "contact": False, "photos": 0, "messages": 0}
+    assert await state(intake, closed) == {
+        "exists": True,
+        "description": "melding 3",
+        "anonymised": False,
+        "contact": False,
+        "photos": 1,
+        "messages": 1,
+    }
+    assert await state(intake, open_case) == {
+        "exists": True,
+        "description": "melding 4",
+        "anonymised": False,
+        "contact": True,
+        "photos": 1,
+        "messages": 1,
+    }
+    assert await state(intake, year_old) == {
+        "exists": True,
+        "description": "",
+        "anonymised": True,
+        "contact": False,
+        "photos": 0,
+        "messages": 0,
+    }
     assert (await state(intake, ancient))["exists"] is False
-    assert await state(intake, held) == {"exists": True, "description": "melding 7", "anonymised": False,
-                                         "contact": True, "photos": 1, "messages": 1}
+    assert await state(intake, held) == {
+        "exists": True,
+        "description": "melding 7",
+        "anonymised": False,
+        "contact": True,
+        "photos": 1,
+        "messages": 1,
+    }
     # A second run finds nothing left to do; the deletion log holds one row per removal, nothing personal.
     assert (await retention_rules.run_retention(intake.runtime, rules)).applied == []
     async with intake.runtime.db.sessions() as session:
@@ -96,8 +131,17 @@ async def test_the_default_rules_remove_exactly_what_they_say(intake: Any) -> No
     assert len(logged) == 5 and "Getuige" not in str(logged) and "melding" not in str(logged)
     # Each copy hears of it (verification never of a contact removal: it has no contact details).
     async with intake.runtime.db.sessions() as session:
-        told = (await session.execute(select(intake.runtime.messaging.outbox.c.destination).where(
-            intake.runtime.messaging.outbox.c.kind == "report.retention"))).scalars().all()
+        told = (
+            (
+                await session.execute(
+                    select(intake.runtime.messaging.outbox.c.destination).where(
+                        intake.runtime.messaging.outbox.c.kind == "report.retention"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert sorted(told).count("dispatch-bridge") == 5 and sorted(told).count("verification") == 3
 
 
@@ -118,8 +162,14 @@ async def test_the_command_finds_entries_edited_deleted_or_reordered_in_the_data
     env = {"BM_INTAKE_DATABASE_URL": intake.settings.database_url, "PATH": "/usr/bin:/bin"}
 
     def command(name: str) -> Any:  # a real process, as an operator runs it, off the test's event loop
-        return asyncio.to_thread(subprocess.run, [sys.executable, "-m", "report_intake", name], env=env, text=True,
-                                 capture_output=True, timeout=60)
+        return asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "report_intake", name],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     async def verify() -> subprocess.CompletedProcess:
         return await command("audit-verify")
@@ -143,15 +193,20 @@ async def test_the_command_finds_entries_edited_deleted_or_reordered_in_the_data
     await tamper(update(entries).where(entries.c.seq == 2).values(action="photo.deleted"))
     edited = await verify()
     assert edited.returncode == 1 and "BROKEN at entry 2" in edited.stdout and "[changed]" in edited.stdout
-    await tamper(update(entries).where(entries.c.seq == 2).values(action=before[1]["action"]),
-                 delete(entries).where(entries.c.seq == 4))
+    await tamper(
+        update(entries).where(entries.c.seq == 2).values(action=before[1]["action"]),
+        delete(entries).where(entries.c.seq == 4),
+    )
     deleted = await verify()
     assert deleted.returncode == 1 and "BROKEN at entry 4" in deleted.stdout and "[missing]" in deleted.stdout
     await tamper(*[delete(entries)], *[entries.insert().values(**row) for row in before])
     assert (await verify()).returncode == 0  # put back as it was: intact again
     third, fifth = before[2], before[4]
-    await tamper(delete(entries).where(entries.c.seq.in_([3, 5])),
-                 entries.insert().values(**{**third, "seq": 5}), entries.insert().values(**{**fifth, "seq": 3}))
+    await tamper(
+        delete(entries).where(entries.c.seq.in_([3, 5])),
+        entries.insert().values(**{**third, "seq": 5}),
+        entries.insert().values(**{**fifth, "seq": 3}),
+    )
     reordered = await verify()
     assert reordered.returncode == 1 and "BROKEN at entry 3" in reordered.stdout, reordered.stdout
     async with db.engine.connect() as conn:  # signed with the service's own key, by its id

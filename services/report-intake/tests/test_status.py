@@ -12,8 +12,9 @@ def test_every_move_in_the_table_goes_to_a_higher_rank() -> None:
 
 def test_an_open_report_can_be_withdrawn_and_a_finished_one_cannot() -> None:
     for status in ReportStatus:
-        assert STATUSES.allows(status, ReportStatus.WITHDRAWN) == (status not in FINAL_STATUSES
-                                                                   or status == ReportStatus.WITHDRAWN)
+        assert STATUSES.allows(status, ReportStatus.WITHDRAWN) == (
+            status not in FINAL_STATUSES or status == ReportStatus.WITHDRAWN
+        )
     assert {s for s in ReportStatus if RANK[s] >= FINAL_RANK} == FINAL_STATUSES
     assert STATUSES.ends() == {ReportStatus.CLOSED, ReportStatus.WITHDRAWN}
 

@@ -10,9 +10,14 @@ from burgermelding_shared.contracts import PhotoVerification
 from verification.checks import Claim, appeal_checks
 
 START = datetime(2026, 11, 28, 21, 0, tzinfo=UTC)  # Saturday 22:00 Dutch time
-CALL = AppealLink(action_id="call", reference="BN-2026-000002", kind="witness_call",
-                  area=Area(circle={"lat": 52.0906, "lon": 5.1160, "radius_m": 300}),
-                  window_start=START, window_end=START + timedelta(hours=1))
+CALL = AppealLink(
+    action_id="call",
+    reference="BN-2026-000002",
+    kind="witness_call",
+    area=Area(circle={"lat": 52.0906, "lon": 5.1160, "radius_m": 300}),
+    window_start=START,
+    window_end=START + timedelta(hours=1),
+)
 STREET = {"lat": 52.0907, "lon": 5.1162}
 
 
@@ -45,15 +50,15 @@ def test_a_photo_a_day_earlier_does_not_match_whatever_the_witness_says() -> Non
 
 def test_a_capture_time_without_offset_is_read_as_dutch_time_and_says_so() -> None:
     # 22:30 on the camera's clock in Amsterdam is 21:30 UTC: inside. Read as UTC it would have been outside.
-    results, match = appeal_checks(CALL, claim(), [photo(captured_local=datetime(2026, 11, 28, 22, 30),
-                                                         gps=STREET)])
+    results, match = appeal_checks(CALL, claim(), [photo(captured_local=datetime(2026, 11, 28, 22, 30), gps=STREET)])
     assert match == "matching"
     assert "read as Dutch time" in next(r for r in results if r.code == "appeal_photo_time_matches").detail_en
 
 
 def test_a_photo_taken_elsewhere_and_answers_without_metadata() -> None:
-    _, match = appeal_checks(CALL, claim(), [photo(captured_at=START + timedelta(minutes=5),
-                                                   gps={"lat": 52.37, "lon": 4.89})])
+    _, match = appeal_checks(
+        CALL, claim(), [photo(captured_at=START + timedelta(minutes=5), gps={"lat": 52.37, "lon": 4.89})]
+    )
     assert match == "not_matching"
     results, match = appeal_checks(CALL, claim(), [photo()])  # stripped by a messenger: the stated time counts
     assert match == "matching" and {"appeal_photo_time_unknown", "appeal_photo_place_unknown"} <= codes(results)

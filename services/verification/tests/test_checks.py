@@ -33,8 +33,14 @@ def now_exif(moment: datetime | None = None) -> dict[int, str]:
 
 
 def test_a_genuine_phone_photo_passes(tmp_path: Path) -> None:
-    result = analyse(tmp_path, make_jpeg(exif={0x010F: "Apple", 0x0110: "iPhone 15", 0x0131: "17.1"},
-                                         exif_ifd=now_exif(), gps=gps_tags(CLAIM_LAT + 0.001, CLAIM_LON)))
+    result = analyse(
+        tmp_path,
+        make_jpeg(
+            exif={0x010F: "Apple", 0x0110: "iPhone 15", 0x0131: "17.1"},
+            exif_ifd=now_exif(),
+            gps=gps_tags(CLAIM_LAT + 0.001, CLAIM_LON),
+        ),
+    )
     found = codes(result)
     assert found["photo_decodes"] == "pass"
     assert found["capture_time_plausible"] == "pass" and found["gps_matches_claim"] == "pass"
@@ -42,13 +48,16 @@ def test_a_genuine_phone_photo_passes(tmp_path: Path) -> None:
     assert result["make"] == "Apple" and len(result["phash"]) == 16
 
 
-@pytest.mark.parametrize(("label", "kwargs", "code"), [
-    ("editor in Software", {"exif": {0x0131: "Adobe Photoshop 25.0"}, "exif_ifd": now_exif()}, "editing_software"),
-    ("a year old", {"exif_ifd": now_exif(datetime.now(UTC) - timedelta(days=365))}, "old_photo"),
-    ("future date", {"exif_ifd": now_exif(datetime.now(UTC) + timedelta(days=3))}, "future_capture_time"),
-    ("GPS 20 km away", {"gps": gps_tags(CLAIM_LAT + 0.18, CLAIM_LON)}, "gps_far_from_claim"),
-    ("GPS at (0,0)", {"gps": gps_tags(0.0, 0.0)}, "gps_impossible"),
-])
+@pytest.mark.parametrize(
+    ("label", "kwargs", "code"),
+    [
+        ("editor in Software", {"exif": {0x0131: "Adobe Photoshop 25.0"}, "exif_ifd": now_exif()}, "editing_software"),
+        ("a year old", {"exif_ifd": now_exif(datetime.now(UTC) - timedelta(days=365))}, "old_photo"),
+        ("future date", {"exif_ifd": now_exif(datetime.now(UTC) + timedelta(days=3))}, "future_capture_time"),
+        ("GPS 20 km away", {"gps": gps_tags(CLAIM_LAT + 0.18, CLAIM_LON)}, "gps_far_from_claim"),
+        ("GPS at (0,0)", {"gps": gps_tags(0.0, 0.0)}, "gps_impossible"),
+    ],
+)
 def test_suspicious_metadata_is_flagged(tmp_path: Path, label: str, kwargs: dict, code: str) -> None:
     found = codes(analyse(tmp_path, make_jpeg(**kwargs)))
     assert found.get(code) == "warn", (label, found)
@@ -66,9 +75,11 @@ def test_no_metadata_is_informational_only(tmp_path: Path) -> None:
 
 
 def test_garbage_exif_values_do_not_break_analysis(tmp_path: Path) -> None:
-    data = make_jpeg(exif={0x0110: "\x00" * 5000, 0x0131: "x" * 10000},
-                     exif_ifd={0x9003: "not a date at all", 0x9011: "+99:99", 0xA002: 2**32 - 1},
-                     gps={1: "Q", 2: (999.0, 61.0, 4000.0), 3: "E", 4: (5.0, 0.0, 0.0), 31: 4294967295.0})
+    data = make_jpeg(
+        exif={0x0110: "\x00" * 5000, 0x0131: "x" * 10000},
+        exif_ifd={0x9003: "not a date at all", 0x9011: "+99:99", 0xA002: 2**32 - 1},
+        gps={1: "Q", 2: (999.0, 61.0, 4000.0), 3: "E", 4: (5.0, 0.0, 0.0), 31: 4294967295.0},
+    )
     result = analyse(tmp_path, data)
     found = codes(result)
     assert found["photo_decodes"] == "pass"
@@ -118,8 +129,9 @@ def test_content_credentials_valid_tampered_and_absent(tmp_path: Path) -> None:
     assert len(tampered) == len(signed) and tampered != signed
     result = analyse(tmp_path / "tampered", tampered)
     assert codes(result)["c2pa_invalid"] == "warn" and result["content_credentials"] == "invalid"
-    assert "assertion.dataHash.mismatch" in next(c for c in result["checks"] if c["code"] == "c2pa_invalid")[
-        "detail_en"]
+    assert (
+        "assertion.dataHash.mismatch" in next(c for c in result["checks"] if c["code"] == "c2pa_invalid")["detail_en"]
+    )
 
     absent = analyse(tmp_path / "absent", buffer.getvalue())
     assert codes(absent)["c2pa_absent"] == "not_applicable" and absent["content_credentials"] == "absent"

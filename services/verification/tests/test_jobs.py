@@ -46,8 +46,9 @@ async def test_a_late_revision_cannot_bring_back_what_retention_removed(verifica
     report = submission(verification, [make_jpeg(pattern=3)])
     assert (await submit(verification, report)).json() == {"status": "accepted"}
     await result(verification, report.report_id)
-    order = RetentionApplied(report_id=report.report_id, action="anonymise", rule="withdrawn-by-citizen",
-                             applied_at=utcnow())
+    order = RetentionApplied(
+        report_id=report.report_id, action="anonymise", rule="withdrawn-by-citizen", applied_at=utcnow()
+    )
     assert await records.apply_retention(verification.runtime, order, str(uuid.uuid4()), "report-intake") == "applied"
     late = report.model_copy(update={"revision": 1, "description": "woorden die weg moesten"})
     assert (await submit(verification, late, "msg-late")).json() == {"status": "removed"}
@@ -105,13 +106,20 @@ async def test_every_image_worker_is_started_and_warm_before_the_service_is_read
 
 
 async def test_a_job_that_keeps_failing_ends_as_a_dead_job_that_can_be_replayed(
-        start_service: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    start_service: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import asyncio
 
     from verification.models import VerificationJob
 
-    verification = await start_service("verification", VerificationSettings, workers=1, job_max_attempts=3,
-                                       job_lease_seconds=0.05, bridge_url="http://127.0.0.1:9")
+    verification = await start_service(
+        "verification",
+        VerificationSettings,
+        workers=1,
+        job_max_attempts=3,
+        job_lease_seconds=0.05,
+        bridge_url="http://127.0.0.1:9",
+    )
     worker = verification.runtime.extras["worker"]
     process = worker.process
 
@@ -165,19 +173,31 @@ async def test_a_job_that_keeps_failing_ends_as_a_dead_job_that_can_be_replayed(
 
 
 async def test_a_job_whose_worker_keeps_dying_is_given_up_on_at_its_next_claim(
-        start_service: Callable[..., Any]) -> None:
+    start_service: Callable[..., Any],
+) -> None:
     import asyncio
     from datetime import UTC, datetime
 
     from verification.models import VerificationJob
 
-    verification = await start_service("verification", VerificationSettings, workers=1, job_max_attempts=3,
-                                       bridge_url="http://127.0.0.1:9")
+    verification = await start_service(
+        "verification", VerificationSettings, workers=1, job_max_attempts=3, bridge_url="http://127.0.0.1:9"
+    )
     report = submission(verification, [])
     async with verification.runtime.db.transaction() as session:  # claimed three times, no failure recorded
-        session.add(VerificationJob(job_id=f"{report.report_id}:0", report_id=report.report_id, revision=0,
-                                    request=report.model_dump_json(), status="pending", priority=0,
-                                    received_at=datetime.now(UTC), attempts=3, lease_until=None))
+        session.add(
+            VerificationJob(
+                job_id=f"{report.report_id}:0",
+                report_id=report.report_id,
+                revision=0,
+                request=report.model_dump_json(),
+                status="pending",
+                priority=0,
+                received_at=datetime.now(UTC),
+                attempts=3,
+                lease_until=None,
+            )
+        )
     verification.runtime.extras["worker"].wake()
     for _ in range(200):
         async with verification.runtime.db.sessions() as session:
@@ -190,7 +210,8 @@ async def test_a_job_whose_worker_keeps_dying_is_given_up_on_at_its_next_claim(
 
 
 async def test_a_failure_after_the_verdict_is_stored_does_not_reopen_the_job(
-        verification: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    verification: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from verification.models import VerificationJob
 
     index = verification.runtime.extras["near_index"]

@@ -33,8 +33,9 @@ def test_distances_fall_into_same_candidate_and_different() -> None:
 
 def test_the_edges_of_the_default_bands() -> None:
     base = 0x0123_4567_89AB_CDEF
-    index = index_with({1: flip(base, 6, seed=3), 2: flip(base, 7, seed=4), 3: flip(base, 12, seed=5),
-                        4: flip(base, 13, seed=6)})
+    index = index_with(
+        {1: flip(base, 6, seed=3), 2: flip(base, 7, seed=4), 3: flip(base, 12, seed=5), 4: flip(base, 13, seed=6)}
+    )
     found = {m.fingerprint_id: m.same_image for m in index.search(base, [])}
     assert found == {1: True, 2: False, 3: False}
 

@@ -91,8 +91,7 @@ def background_loop(factory: Callable[[Runtime], BackgroundLoop], extras_key: st
 def service_destinations(settings: ServiceSettings, urls: Mapping[str, str]) -> dict[str, Destination]:
     """Outbox destinations for our own services, each authenticated with a service token."""
     return {
-        name: ServiceDestination(base_url=url, key=settings.signing_key, audience=name)
-        for name, url in urls.items()
+        name: ServiceDestination(base_url=url, key=settings.signing_key, audience=name) for name, url in urls.items()
     }
 
 
@@ -127,25 +126,48 @@ def create_service_app(
         db = Database(settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
         instrument_client(http)
-        fallbacks = metrics.counter("bm_shared_state_fallbacks", "Uses of this replica's own memory for state that "
-                                    "Redis should hold but did not answer for, by what (rate_limits, "
-                                    "address_salt, circuits, counters)", ["what"])
+        fallbacks = metrics.counter(
+            "bm_shared_state_fallbacks",
+            "Uses of this replica's own memory for state that "
+            "Redis should hold but did not answer for, by what (rate_limits, "
+            "address_salt, circuits, counters)",
+            ["what"],
+        )
         for what in ("rate_limits", "address_salt", "circuits", "counters"):
             fallbacks.labels(what)  # present at 0, so that an alert on it has a series from the start
-        shared = SharedState(settings.redis_url, f"{settings.redis_key_prefix}:{settings.service_name}",
-                             on_fallback=lambda what: fallbacks.labels(what).inc())
+        shared = SharedState(
+            settings.redis_url,
+            f"{settings.redis_key_prefix}:{settings.service_name}",
+            on_fallback=lambda what: fallbacks.labels(what).inc(),
+        )
         relay = Relay(
-            db, messaging, http, destinations,
-            RelayConfig(poll_seconds=settings.relay_poll_seconds, backoff_base=settings.relay_backoff_base_seconds,
-                        backoff_cap=settings.relay_backoff_cap_seconds, max_attempts=settings.relay_max_attempts,
-                        lease_seconds=settings.relay_lease_seconds,
-                        request_timeout=settings.relay_request_timeout_seconds),
+            db,
+            messaging,
+            http,
+            destinations,
+            RelayConfig(
+                poll_seconds=settings.relay_poll_seconds,
+                backoff_base=settings.relay_backoff_base_seconds,
+                backoff_cap=settings.relay_backoff_cap_seconds,
+                max_attempts=settings.relay_max_attempts,
+                lease_seconds=settings.relay_lease_seconds,
+                request_timeout=settings.relay_request_timeout_seconds,
+            ),
             result_handlers,
             attempt_handlers,
             shared,
         )
-        runtime = Runtime(settings=settings, db=db, blobs=settings.blob_config().open(), http=http,
-                          messaging=messaging, relay=relay, metrics=metrics, shared=shared, audit=audit)
+        runtime = Runtime(
+            settings=settings,
+            db=db,
+            blobs=settings.blob_config().open(),
+            http=http,
+            messaging=messaging,
+            relay=relay,
+            metrics=metrics,
+            shared=shared,
+            audit=audit,
+        )
         app.state.runtime = runtime
         async with AsyncExitStack() as stack:
             stack.push_async_callback(db.dispose)
@@ -162,14 +184,27 @@ def create_service_app(
                 await stack.enter_async_context(hook(runtime))
             yield
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
-                  openapi_tags=openapi_tags, telemetry=app_telemetry())
-    app.add_middleware(InternalCredentialMiddleware, trusted=settings.trusted_keys, audience=settings.service_name,
-                       prefixes=service_only_prefixes)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_tags=openapi_tags,
+        telemetry=app_telemetry(),
+    )
+    app.add_middleware(
+        InternalCredentialMiddleware,
+        trusted=settings.trusted_keys,
+        audience=settings.service_name,
+        prefixes=service_only_prefixes,
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=large_body_paths or [])
-    app.add_middleware(BodyPaceMiddleware, idle_seconds=settings.body_idle_seconds,
-                       min_bytes_per_second=settings.body_min_bytes_per_second,
-                       grace_seconds=settings.body_grace_seconds)
+    app.add_middleware(
+        BodyPaceMiddleware,
+        idle_seconds=settings.body_idle_seconds,
+        min_bytes_per_second=settings.body_min_bytes_per_second,
+        grace_seconds=settings.body_grace_seconds,
+    )
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
     app.state.metrics = metrics
     install_error_handlers(app)
@@ -179,14 +214,19 @@ def create_service_app(
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz", tags=["health"], summary="Readiness: the database and the photo store are reachable",
-             responses=error_responses(503))
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Readiness: the database and the photo store are reachable",
+        responses=error_responses(503),
+    )
     async def readyz(runtime: RuntimeDep) -> JSONResponse:
         try:
             await runtime.db.ping()
         except Exception as exc:
-            raise ServiceError(503, "database_unreachable", "the database does not answer",
-                               detail_nl="de database antwoordt niet") from exc
+            raise ServiceError(
+                503, "database_unreachable", "the database does not answer", detail_nl="de database antwoordt niet"
+            ) from exc
         try:
             await asyncio.to_thread(runtime.blobs.ping)
         except BlobStoreUnavailable as exc:
@@ -198,9 +238,13 @@ def create_service_app(
             shared_state = "redis" if await runtime.shared.ping() else "memory (redis unavailable)"
         return JSONResponse({"status": "ready", "shared_state": shared_state})
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (text format); keep it off the public "
-             "address (the reverse proxy does not pass it)", response_class=Response,
-             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics (text format); keep it off the public address (the reverse proxy does not pass it)",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    )
     async def metrics_page(runtime: RuntimeDep) -> Response:
         return Response(await runtime.metrics.scrape(runtime), media_type=CONTENT_TYPE_LATEST)
 
@@ -214,8 +258,13 @@ def _document_errors_as_sent(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=app.routes, tags=app.openapi_tags)
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components["ProblemDetails"] = ProblemDetails.model_json_schema()
             for operations in schema.get("paths", {}).values():
@@ -279,7 +328,10 @@ def message_id_header(request: Request) -> str:
     """The sender's message id (its Idempotency-Key), required on every internal message."""
     key = request.headers.get("idempotency-key", "").strip()
     if not key or len(key) > 64:
-        raise ServiceError(400, "missing_idempotency_key", "internal messages carry an Idempotency-Key of at "
-                                                           "most 64 characters",
-                           detail_nl="interne berichten hebben een Idempotency-Key van hoogstens 64 tekens")
+        raise ServiceError(
+            400,
+            "missing_idempotency_key",
+            "internal messages carry an Idempotency-Key of at most 64 characters",
+            detail_nl="interne berichten hebben een Idempotency-Key van hoogstens 64 tekens",
+        )
     return key

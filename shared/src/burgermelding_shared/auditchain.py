@@ -91,25 +91,59 @@ def timestamp(moment: datetime | None = None) -> str:
 
 
 def canonical(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                                                 default=str)
+    return (
+        None
+        if value is None
+        else json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    )
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
     """The hash of an entry as stored (its `detail` as the stored text), chained to its `prev_hash`."""
-    fields = [entry["seq"], entry["at"], entry["service"], entry["actor"], entry["role"], entry["action"],
-              entry["target_type"], entry["target_id"], entry["report_id"], entry["detail"], entry["prev_hash"]]
+    fields = [
+        entry["seq"],
+        entry["at"],
+        entry["service"],
+        entry["actor"],
+        entry["role"],
+        entry["action"],
+        entry["target_type"],
+        entry["target_id"],
+        entry["report_id"],
+        entry["detail"],
+        entry["prev_hash"],
+    ]
     return hashlib.sha256(json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
 
 
-def record(session: AsyncSession, tables: AuditTables, *, actor: str, role: str, action: str, target_type: str,
-           target_id: str, report_id: str | None = None, detail: Any = None) -> None:
+def record(
+    session: AsyncSession,
+    tables: AuditTables,
+    *,
+    actor: str,
+    role: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    report_id: str | None = None,
+    detail: Any = None,
+) -> None:
     """Add an entry to the chain, in the caller's transaction (from `Database.transaction()`); it is appended
     just before the commit, so the chain's order is the order of the commits."""
     pending = session.info.setdefault(PENDING, [])
-    pending.append({"at": timestamp(), "service": tables.service, "actor": actor[:64], "role": role[:16],
-                    "action": action[:48], "target_type": target_type[:16], "target_id": target_id[:80],
-                    "report_id": report_id[:36] if report_id else None, "detail": canonical(detail)})
+    pending.append(
+        {
+            "at": timestamp(),
+            "service": tables.service,
+            "actor": actor[:64],
+            "role": role[:16],
+            "action": action[:48],
+            "target_type": target_type[:16],
+            "target_id": target_id[:80],
+            "report_id": report_id[:36] if report_id else None,
+            "detail": canonical(detail),
+        }
+    )
 
     async def append(session: AsyncSession) -> None:
         await append_pending(session, tables)
@@ -122,8 +156,11 @@ async def append_pending(session: AsyncSession, tables: AuditTables) -> None:
     if not entries:
         return
     await serialise(session, f"audit-chain:{tables.service}")
-    head = (await session.execute(select(tables.entries.c.seq, tables.entries.c.entry_hash)
-                                  .order_by(tables.entries.c.seq.desc()).limit(1))).first()
+    head = (
+        await session.execute(
+            select(tables.entries.c.seq, tables.entries.c.entry_hash).order_by(tables.entries.c.seq.desc()).limit(1)
+        )
+    ).first()
     seq, prev = (head.seq, head.entry_hash) if head is not None else (0, GENESIS)
     rows = []
     for entry in entries:
@@ -143,15 +180,23 @@ async def write_checkpoint(db: Database, tables: AuditTables, key: ServiceKey) -
     copy lives outside the database. Returns it, or None when there was nothing new to sign."""
     async with db.transaction() as session:
         await serialise(session, f"audit-chain:{tables.service}")
-        head = (await session.execute(select(tables.entries.c.seq, tables.entries.c.entry_hash)
-                                      .order_by(tables.entries.c.seq.desc()).limit(1))).first()
+        head = (
+            await session.execute(
+                select(tables.entries.c.seq, tables.entries.c.entry_hash).order_by(tables.entries.c.seq.desc()).limit(1)
+            )
+        ).first()
         last = (await session.execute(select(func.max(tables.checkpoints.c.seq)))).scalar()
         if head is None or (last is not None and last >= head.seq):
             return None
         signed_at = timestamp()
         signature = key.private_key.sign(checkpoint_message(tables.service, head.seq, head.entry_hash, signed_at))
-        row = {"seq": head.seq, "entry_hash": head.entry_hash, "signed_at": signed_at, "key_id": key.kid,
-               "signature": base64.urlsafe_b64encode(signature).rstrip(b"=").decode()}
+        row = {
+            "seq": head.seq,
+            "entry_hash": head.entry_hash,
+            "signed_at": signed_at,
+            "key_id": key.kid,
+            "signature": base64.urlsafe_b64encode(signature).rstrip(b"=").decode(),
+        }
         await session.execute(insert(tables.checkpoints), [row])
     log.info("audit checkpoint", extra={"audit_checkpoint": {"service": tables.service, **row}})
     return row
@@ -193,11 +238,15 @@ class ChainReport:
 
     def summary(self) -> str:
         if self.intact:
-            return (f"audit chain of {self.service}: intact ({self.entries} entries, {self.checkpoints} signed "
-                    f"checkpoints, head {self.head})")
+            return (
+                f"audit chain of {self.service}: intact ({self.entries} entries, {self.checkpoints} signed "
+                f"checkpoints, head {self.head})"
+            )
         first = min(self.problems, key=lambda p: p.seq)
-        lines = [f"audit chain of {self.service}: BROKEN at entry {first.seq}: {first.text}",
-                 f"({self.entries} entries, {self.checkpoints} checkpoints; every problem found:)"]
+        lines = [
+            f"audit chain of {self.service}: BROKEN at entry {first.seq}: {first.text}",
+            f"({self.entries} entries, {self.checkpoints} checkpoints; every problem found:)",
+        ]
         lines += [f"  entry {p.seq}: [{p.kind}] {p.text}" for p in sorted(self.problems, key=lambda p: p.seq)]
         return "\n".join(lines)
 
@@ -213,8 +262,18 @@ async def _entries(db: Database, tables: AuditTables, batch: int = 2000) -> Asyn
     after = -1
     while True:
         async with db.sessions() as session:
-            rows = (await session.execute(select(tables.entries).where(tables.entries.c.seq > after)
-                                          .order_by(tables.entries.c.seq).limit(batch))).mappings().all()
+            rows = (
+                (
+                    await session.execute(
+                        select(tables.entries)
+                        .where(tables.entries.c.seq > after)
+                        .order_by(tables.entries.c.seq)
+                        .limit(batch)
+                    )
+                )
+                .mappings()
+                .all()
+            )
         if not rows:
             return
         for row in rows:
@@ -231,45 +290,86 @@ async def verify_chain(db: Database, tables: AuditTables, keys: dict[str, Ed2551
         seq = entry["seq"]
         report.entries += 1
         if seq != expected:
-            report.problems.append(Problem(expected, "missing", f"entries {expected}..{seq - 1} are missing"
-                                           if seq - 1 > expected else f"entry {expected} is missing"))
+            report.problems.append(
+                Problem(
+                    expected,
+                    "missing",
+                    f"entries {expected}..{seq - 1} are missing"
+                    if seq - 1 > expected
+                    else f"entry {expected} is missing",
+                )
+            )
         elif entry["prev_hash"] != prev:
-            report.problems.append(Problem(seq, "out_of_order", "does not follow the entry before it (an entry "
-                                           "was moved, replaced or inserted here)"))
+            report.problems.append(
+                Problem(
+                    seq,
+                    "out_of_order",
+                    "does not follow the entry before it (an entry was moved, replaced or inserted here)",
+                )
+            )
         if entry_hash(entry) != entry["entry_hash"]:
             report.problems.append(Problem(seq, "changed", "its content no longer matches its hash (edited)"))
         hashes[seq] = entry["entry_hash"]
         expected, prev = seq + 1, entry["entry_hash"]
     report.head = expected - 1
     async with db.sessions() as session:
-        checkpoints = (await session.execute(select(tables.checkpoints).order_by(tables.checkpoints.c.seq))
-                       ).mappings().all()
+        checkpoints = (
+            (await session.execute(select(tables.checkpoints).order_by(tables.checkpoints.c.seq))).mappings().all()
+        )
     report.checkpoints = len(checkpoints)
     for point in checkpoints:
         seq = point["seq"]
         key = keys.get(point["key_id"])
         if key is None:
-            report.problems.append(Problem(seq, "unknown_key", f"the checkpoint at {seq} is signed with key "
-                                           f"'{point['key_id']}', which was not given to check it with"))
+            report.problems.append(
+                Problem(
+                    seq,
+                    "unknown_key",
+                    f"the checkpoint at {seq} is signed with key "
+                    f"'{point['key_id']}', which was not given to check it with",
+                )
+            )
             continue
         try:
             signature = base64.urlsafe_b64decode(point["signature"] + "=" * (-len(point["signature"]) % 4))
             key.verify(signature, checkpoint_message(tables.service, seq, point["entry_hash"], point["signed_at"]))
         except (InvalidSignature, ValueError):
-            report.problems.append(Problem(seq, "bad_signature", f"the checkpoint at {seq} is not signed by "
-                                           f"key '{point['key_id']}' (forged or altered)"))
+            report.problems.append(
+                Problem(
+                    seq,
+                    "bad_signature",
+                    f"the checkpoint at {seq} is not signed by key '{point['key_id']}' (forged or altered)",
+                )
+            )
             continue
         if seq > report.head:
-            report.problems.append(Problem(report.head + 1, "truncated", f"the chain ends at {report.head}, but "
-                                           f"entry {seq} was signed: entries {report.head + 1}..{seq} are gone"))
+            report.problems.append(
+                Problem(
+                    report.head + 1,
+                    "truncated",
+                    f"the chain ends at {report.head}, but "
+                    f"entry {seq} was signed: entries {report.head + 1}..{seq} are gone",
+                )
+            )
         elif seq in hashes and hashes[seq] != point["entry_hash"]:
-            report.problems.append(Problem(seq, "checkpoint_mismatch", f"entry {seq} differs from the one signed "
-                                           f"at {point['signed_at']}: entries up to it were rewritten"))
+            report.problems.append(
+                Problem(
+                    seq,
+                    "checkpoint_mismatch",
+                    f"entry {seq} differs from the one signed at {point['signed_at']}: entries up to it were rewritten",
+                )
+            )
     return report
 
 
-async def entries_about(session: AsyncSession, tables: AuditTables, *, report_id: str | None = None,
-                        target_ids: Iterable[str] = (), limit: int = 1000) -> list[dict[str, Any]]:
+async def entries_about(
+    session: AsyncSession,
+    tables: AuditTables,
+    *,
+    report_id: str | None = None,
+    target_ids: Iterable[str] = (),
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
     """Entries concerning one report (or targets), oldest first, with their hashes: for a custody record."""
     query = select(tables.entries).order_by(tables.entries.c.seq).limit(limit)
     targets = list(target_ids)
@@ -284,8 +384,11 @@ async def entries_about(session: AsyncSession, tables: AuditTables, *, report_id
 
 def as_json(entry: dict[str, Any]) -> dict[str, Any]:
     """An entry as shown: `detail` parsed, and the stored text kept beside it (`detail_json`) for checking."""
-    return {**entry, "detail": json.loads(entry["detail"]) if entry["detail"] is not None else None,
-            "detail_json": entry["detail"]}
+    return {
+        **entry,
+        "detail": json.loads(entry["detail"]) if entry["detail"] is not None else None,
+        "detail_json": entry["detail"],
+    }
 
 
 def check_entry(entry: dict[str, Any]) -> bool:

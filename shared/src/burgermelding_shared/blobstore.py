@@ -74,13 +74,13 @@ class BlobStoreConfig:
             return S3BlobStore(self)
         return LocalBlobStore(Path(self.local_dir))
 
-
     def published(self) -> BlobStoreConfig:
         """The store of what was published for the public (a Burgernet photo, sanitised): apart from the
         evidence, so that a public route reading only here cannot serve a citizen's original whatever digest it
         is given. A folder of its own beside the two-level digest folders, or a key prefix of its own."""
-        return dataclasses.replace(self, local_dir=str(Path(self.local_dir) / "published"),
-                                   s3_prefix=f"{self.s3_prefix}published/")
+        return dataclasses.replace(
+            self, local_dir=str(Path(self.local_dir) / "published"), s3_prefix=f"{self.s3_prefix}published/"
+        )
 
 
 @functools.cache
@@ -245,13 +245,22 @@ class S3BlobStore:
         options: obstore.store.S3Config = {"endpoint": config.s3_endpoint_url} if config.s3_endpoint_url else {}
         self.prefix = config.s3_prefix
         self.store = obstore.store.S3Store(
-            config.s3_bucket, region=config.s3_region, access_key_id=config.s3_access_key_id or None,
+            config.s3_bucket,
+            region=config.s3_region,
+            access_key_id=config.s3_access_key_id or None,
             secret_access_key=config.s3_secret_access_key or None,
-            client_options={"allow_http": config.s3_endpoint_url.startswith("http://"), "timeout": "30s",
-                            "connect_timeout": "5s"},
-            retry_config={"max_retries": 2, "retry_timeout": timedelta(seconds=20),
-                          "backoff": {"init_backoff": timedelta(milliseconds=100)}},
-            config=options)
+            client_options={
+                "allow_http": config.s3_endpoint_url.startswith("http://"),
+                "timeout": "30s",
+                "connect_timeout": "5s",
+            },
+            retry_config={
+                "max_retries": 2,
+                "retry_timeout": timedelta(seconds=20),
+                "backoff": {"init_backoff": timedelta(milliseconds=100)},
+            },
+            config=options,
+        )
 
     def key(self, digest: str) -> str:
         return self.prefix + check_digest(digest)
@@ -278,8 +287,13 @@ class S3BlobStore:
         local file is removed afterwards (unless `keep`), as the local store moves it."""
         if not self.exists(digest):
             with self._calls(), Path(path).open("rb") as fh:  # a 404 on a write: the bucket is missing
-                obstore.put(self.store, self.key(digest), fh, chunk_size=self.MULTIPART_CHUNK,
-                            use_multipart=Path(path).stat().st_size > self.MULTIPART_CHUNK)
+                obstore.put(
+                    self.store,
+                    self.key(digest),
+                    fh,
+                    chunk_size=self.MULTIPART_CHUNK,
+                    use_multipart=Path(path).stat().st_size > self.MULTIPART_CHUNK,
+                )
         if not keep:
             Path(path).unlink(missing_ok=True)
         return digest

@@ -29,8 +29,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 exempt: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES, exempt: Iterable[str] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.exempt = [re.compile(pattern) for pattern in exempt]
@@ -75,8 +74,9 @@ class BodyPaceMiddleware:
         self.min_rate, self.grace_seconds = min_bytes_per_second, grace_seconds
 
     def _too_slow(self, why: str) -> HTTPException:
-        return HTTPException(408, f"the request body arrived too slowly ({why}); send it again",
-                             headers={"Connection": "close"})
+        return HTTPException(
+            408, f"the request body arrived too slowly ({why}); send it again", headers={"Connection": "close"}
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -26,6 +26,8 @@ def is_live_search(kind: ActionKind) -> bool:
     """A live search (`action`): the person or vehicle sought may be near now, so an answer is urgent
     (`contracts.is_urgent`); a witness call asks about a past event."""
     return kind == "action"
+
+
 LookingFor = Literal["person", "vehicle", "missing_child", "witnesses"]
 ActionStatus = Literal["open", "closed", "cancelled"]
 # found / arrested / called_off: a dispatcher closed it; expired: its deadline did (with the standard text);
@@ -76,15 +78,18 @@ class Area(_Strict):
         if self.circle is not None:
             return distance_m(lat, lon, self.circle.lat, self.circle.lon) <= self.circle.radius_m + slack_m
         assert self.polygon is not None
-        return _in_polygon(self.polygon, lat, lon) or (slack_m > 0 and _edge_distance_m(self.polygon, lat, lon)
-                                                       <= slack_m)
+        return _in_polygon(self.polygon, lat, lon) or (
+            slack_m > 0 and _edge_distance_m(self.polygon, lat, lon) <= slack_m
+        )
 
     def centre(self) -> tuple[float, float]:
         if self.circle is not None:
             return self.circle.lat, self.circle.lon
         assert self.polygon is not None
-        return (sum(p[0] for p in self.polygon) / len(self.polygon),
-                sum(p[1] for p in self.polygon) / len(self.polygon))
+        return (
+            sum(p[0] for p in self.polygon) / len(self.polygon),
+            sum(p[1] for p in self.polygon) / len(self.polygon),
+        )
 
     def cap_shape(self) -> tuple[str, str]:
         """The area as CAP 1.2 writes it: ("circle", "lat,lon radius-km") or ("polygon", closed ring)."""
@@ -179,8 +184,15 @@ class PublishedAction(_Strict):
         if self.status == "open":
             return self
         headline_nl, headline_en = EVENT_NAMES[self.looking_for]
-        return self.model_copy(update={"headline_nl": headline_nl, "headline_en": headline_en,
-                                       "description_nl": "", "description_en": "", "photo": None})
+        return self.model_copy(
+            update={
+                "headline_nl": headline_nl,
+                "headline_en": headline_en,
+                "description_nl": "",
+                "description_en": "",
+                "photo": None,
+            }
+        )
 
 
 class AppealLink(_Strict):
@@ -203,8 +215,14 @@ class AppealLink(_Strict):
 
 def link_of(action: PublishedAction) -> AppealLink:
     start, end = action.asked_window()
-    return AppealLink(action_id=action.action_id, reference=action.reference, kind=action.kind, area=action.area,
-                      window_start=start, window_end=end)
+    return AppealLink(
+        action_id=action.action_id,
+        reference=action.reference,
+        kind=action.kind,
+        area=action.area,
+        window_start=start,
+        window_end=end,
+    )
 
 
 # ---- CAP 1.2 ----
@@ -218,13 +236,14 @@ EVENT_NAMES = {  # (Dutch, English)
     "witnesses": ("Burgernet: getuigen gezocht", "Burgernet: witnesses sought"),
 }
 INSTRUCTIONS = {  # (Dutch, English)
-    "action": ("Ziet u iets? Bel direct 112 of stuur uw waarneming via de app. Ga niet zelf achter iemand aan.",
-               "Do you see something? Call 112 at once or send your sighting with the app. Do not follow anyone "
-               "yourself."),
-    "witness_call": ("Was u in dit gebied in deze periode? Stuur via de app wat u zag en de foto's die u toen "
-                     "maakte.",
-                     "Were you in this area at that time? Send what you saw and the photos you took then, with "
-                     "the app."),
+    "action": (
+        "Ziet u iets? Bel direct 112 of stuur uw waarneming via de app. Ga niet zelf achter iemand aan.",
+        "Do you see something? Call 112 at once or send your sighting with the app. Do not follow anyone yourself.",
+    ),
+    "witness_call": (
+        "Was u in dit gebied in deze periode? Stuur via de app wat u zag en de foto's die u toen maakte.",
+        "Were you in this area at that time? Send what you saw and the photos you took then, with the app.",
+    ),
 }
 
 
@@ -240,6 +259,7 @@ def cap_identifier(action: PublishedAction) -> str:
 def cap_alert(action: PublishedAction, sender: str, public_url: str, references: list[str] | None = None) -> bytes:
     """The action as an OASIS CAP 1.2 alert: msgType Alert for a new action, Update for a change or its closing
     message (responseType AllClear), Cancel when a supervisor took it back; Dutch and English info blocks."""
+
     def sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
         element = ET.SubElement(parent, f"{{{CAP_NS}}}{tag}")
         if text is not None:
@@ -249,8 +269,9 @@ def cap_alert(action: PublishedAction, sender: str, public_url: str, references:
     alert = ET.Element(f"{{{CAP_NS}}}alert")
     sub(alert, "identifier", cap_identifier(action))
     sub(alert, "sender", sender)
-    sub(alert, "sent", cap_time(action.closed_at if action.status != "open" and action.closed_at else
-                                action.started_at))
+    sub(
+        alert, "sent", cap_time(action.closed_at if action.status != "open" and action.closed_at else action.started_at)
+    )
     sub(alert, "status", "Actual")
     msg_type = "Cancel" if action.status == "cancelled" else ("Update" if action.version > 1 else "Alert")
     sub(alert, "msgType", msg_type)
@@ -281,8 +302,12 @@ def cap_alert(action: PublishedAction, sender: str, public_url: str, references:
         if not closed:
             sub(info, "instruction", INSTRUCTIONS[action.kind][index])
         sub(info, "web", f"{public_url.rstrip('/')}/v1/burgernet/actions/{action.action_id}")
-        for name, parameter in (("burgernetActionId", action.action_id), ("burgernetReference", action.reference),
-                                ("burgernetKind", action.kind), ("burgernetStatus", action.status)):
+        for name, parameter in (
+            ("burgernetActionId", action.action_id),
+            ("burgernetReference", action.reference),
+            ("burgernetKind", action.kind),
+            ("burgernetStatus", action.status),
+        ):
             param = sub(info, "parameter")
             sub(param, "valueName", name)
             sub(param, "value", parameter)

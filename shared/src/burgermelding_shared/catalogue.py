@@ -57,63 +57,102 @@ class Message:
         import, so a route cannot drift from its message)."""
         if not self.path.startswith(prefix + "/"):
             raise ValueError(f"{self.kind} goes to {self.path}, not under {prefix}")
-        return self.path[len(prefix):]
+        return self.path[len(prefix) :]
 
 
 # report-intake ->
 REPORT_FOR_VERIFICATION = Message(
-    "report.submitted", Service.REPORT_INTAKE, Service.VERIFICATION, "/internal/v1/jobs", ReportSubmitted)
+    "report.submitted", Service.REPORT_INTAKE, Service.VERIFICATION, "/internal/v1/jobs", ReportSubmitted
+)
 REPORT_FOR_BRIDGE = Message(
-    "report.submitted", Service.REPORT_INTAKE, Service.DISPATCH_BRIDGE, "/internal/v1/reports", ReportSubmitted)
+    "report.submitted", Service.REPORT_INTAKE, Service.DISPATCH_BRIDGE, "/internal/v1/reports", ReportSubmitted
+)
 RETENTION_FOR_VERIFICATION = Message(
-    "report.retention", Service.REPORT_INTAKE, Service.VERIFICATION, "/internal/v1/retention", RetentionApplied)
+    "report.retention", Service.REPORT_INTAKE, Service.VERIFICATION, "/internal/v1/retention", RetentionApplied
+)
 RETENTION_FOR_BRIDGE = Message(
-    "report.retention", Service.REPORT_INTAKE, Service.DISPATCH_BRIDGE, "/internal/v1/retention", RetentionApplied)
+    "report.retention", Service.REPORT_INTAKE, Service.DISPATCH_BRIDGE, "/internal/v1/retention", RetentionApplied
+)
 REPORT_WITHDRAWN = Message(
-    "report.withdrawn", Service.REPORT_INTAKE, Service.DISPATCH_BRIDGE, "/internal/v1/withdrawals", ReportWithdrawn)
+    "report.withdrawn", Service.REPORT_INTAKE, Service.DISPATCH_BRIDGE, "/internal/v1/withdrawals", ReportWithdrawn
+)
 CITIZEN_MESSAGE = Message(
-    "citizen.message", Service.REPORT_INTAKE, Service.DISPATCH_BRIDGE, "/internal/v1/citizen-messages",
-    CitizenMessage)
+    "citizen.message", Service.REPORT_INTAKE, Service.DISPATCH_BRIDGE, "/internal/v1/citizen-messages", CitizenMessage
+)
 
 # verification ->
 VERIFICATION_COMPLETED = Message(
-    "verification.completed", Service.VERIFICATION, Service.DISPATCH_BRIDGE, "/internal/v1/verifications",
-    VerificationCompleted)
+    "verification.completed",
+    Service.VERIFICATION,
+    Service.DISPATCH_BRIDGE,
+    "/internal/v1/verifications",
+    VerificationCompleted,
+)
 GROUPS_MERGED = Message(
-    "groups.merged", Service.VERIFICATION, Service.DISPATCH_BRIDGE, "/internal/v1/group-merges", GroupsMerged)
+    "groups.merged", Service.VERIFICATION, Service.DISPATCH_BRIDGE, "/internal/v1/group-merges", GroupsMerged
+)
 
 # dispatch-bridge ->
 REPORT_EVENTS = Message(
-    "report.events", Service.DISPATCH_BRIDGE, Service.REPORT_INTAKE, "/internal/v1/report-events", ReportEvents)
+    "report.events", Service.DISPATCH_BRIDGE, Service.REPORT_INTAKE, "/internal/v1/report-events", ReportEvents
+)
 DISPATCHER_MESSAGE = Message(
-    "dispatcher.message", Service.DISPATCH_BRIDGE, Service.REPORT_INTAKE, "/internal/v1/messages",
-    DispatcherMessage)
+    "dispatcher.message", Service.DISPATCH_BRIDGE, Service.REPORT_INTAKE, "/internal/v1/messages", DispatcherMessage
+)
 LEGAL_HOLD = Message(
-    "legal_hold", Service.DISPATCH_BRIDGE, Service.REPORT_INTAKE, "/internal/v1/legal-holds", LegalHold)
+    "legal_hold", Service.DISPATCH_BRIDGE, Service.REPORT_INTAKE, "/internal/v1/legal-holds", LegalHold
+)
 BURGERNET_ACTION = Message(
-    "burgernet.action", Service.DISPATCH_BRIDGE, Service.REPORT_INTAKE, "/internal/v1/burgernet/actions",
-    PublishedAction)
+    "burgernet.action",
+    Service.DISPATCH_BRIDGE,
+    Service.REPORT_INTAKE,
+    "/internal/v1/burgernet/actions",
+    PublishedAction,
+)
 REQUEST_FOR_SERVICE = Message(
-    "meldkamer.request_for_service", Service.DISPATCH_BRIDGE, Service.MELDKAMER, "/v1/requests-for-service",
-    RequestForService)
+    "meldkamer.request_for_service",
+    Service.DISPATCH_BRIDGE,
+    Service.MELDKAMER,
+    "/v1/requests-for-service",
+    RequestForService,
+)
 INCIDENT_UPDATE = Message(
-    "meldkamer.update", Service.DISPATCH_BRIDGE, Service.MELDKAMER, "/v1/requests-for-service/{request_id}/updates",
-    IncidentUpdate)
+    "meldkamer.update",
+    Service.DISPATCH_BRIDGE,
+    Service.MELDKAMER,
+    "/v1/requests-for-service/{request_id}/updates",
+    IncidentUpdate,
+)
 
 # meldkamer -> (signed webhooks)
 INCIDENT_EVENT = Message(
-    "incident.event", Service.MELDKAMER, Service.DISPATCH_BRIDGE, "/v1/meldkamer/callbacks", IncidentEvent)
+    "incident.event", Service.MELDKAMER, Service.DISPATCH_BRIDGE, "/v1/meldkamer/callbacks", IncidentEvent
+)
 BURGERNET_REQUEST = Message(
-    "burgernet.request", Service.MELDKAMER, Service.DISPATCH_BRIDGE, "/v1/meldkamer/burgernet-actions",
-    MeldkamerAppeal)
+    "burgernet.request", Service.MELDKAMER, Service.DISPATCH_BRIDGE, "/v1/meldkamer/burgernet-actions", MeldkamerAppeal
+)
 
 CATALOGUE: tuple[Message, ...] = (
-    REPORT_FOR_VERIFICATION, REPORT_FOR_BRIDGE, RETENTION_FOR_VERIFICATION, RETENTION_FOR_BRIDGE, REPORT_WITHDRAWN,
-    CITIZEN_MESSAGE, VERIFICATION_COMPLETED, GROUPS_MERGED, REPORT_EVENTS, DISPATCHER_MESSAGE, LEGAL_HOLD,
-    BURGERNET_ACTION, REQUEST_FOR_SERVICE, INCIDENT_UPDATE, INCIDENT_EVENT, BURGERNET_REQUEST,
+    REPORT_FOR_VERIFICATION,
+    REPORT_FOR_BRIDGE,
+    RETENTION_FOR_VERIFICATION,
+    RETENTION_FOR_BRIDGE,
+    REPORT_WITHDRAWN,
+    CITIZEN_MESSAGE,
+    VERIFICATION_COMPLETED,
+    GROUPS_MERGED,
+    REPORT_EVENTS,
+    DISPATCHER_MESSAGE,
+    LEGAL_HOLD,
+    BURGERNET_ACTION,
+    REQUEST_FOR_SERVICE,
+    INCIDENT_UPDATE,
+    INCIDENT_EVENT,
+    BURGERNET_REQUEST,
 )
 
 
 def retention_for(destination: Service) -> Message:
-    return {Service.VERIFICATION: RETENTION_FOR_VERIFICATION,
-            Service.DISPATCH_BRIDGE: RETENTION_FOR_BRIDGE}[destination]
+    return {Service.VERIFICATION: RETENTION_FOR_VERIFICATION, Service.DISPATCH_BRIDGE: RETENTION_FOR_BRIDGE}[
+        destination
+    ]

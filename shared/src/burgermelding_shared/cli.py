@@ -16,8 +16,13 @@ from burgermelding_shared.settings import ServiceSettings
 
 
 def run_cli(
-    *, prog: str, settings_factory: Callable[[], ServiceSettings], migrations_dir: Path, app_path: str,
-    argv: list[str] | None = None, audit: AuditTables | None = None,
+    *,
+    prog: str,
+    settings_factory: Callable[[], ServiceSettings],
+    migrations_dir: Path,
+    app_path: str,
+    argv: list[str] | None = None,
+    audit: AuditTables | None = None,
 ) -> None:
     parser = argparse.ArgumentParser(prog=prog)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -25,10 +30,18 @@ def run_cli(
     serve = sub.add_parser("serve", help="run the service with uvicorn")
     serve.add_argument("--reload", action="store_true")
     if audit is not None:
-        check = sub.add_parser("audit-verify", help="check the audit chain and its signed checkpoints; points at "
-                               "the first broken or missing entry (exit 1 when anything is wrong)")
-        check.add_argument("--public-key", action="append", default=[], metavar="JWK",
-                           help="an earlier public key (JWK) its checkpoints were signed with; repeatable")
+        check = sub.add_parser(
+            "audit-verify",
+            help="check the audit chain and its signed checkpoints; points at "
+            "the first broken or missing entry (exit 1 when anything is wrong)",
+        )
+        check.add_argument(
+            "--public-key",
+            action="append",
+            default=[],
+            metavar="JWK",
+            help="an earlier public key (JWK) its checkpoints were signed with; repeatable",
+        )
         sub.add_parser("audit-checkpoint", help="sign the audit chain's head now")
     args = parser.parse_args(argv)
     settings = settings_factory()
@@ -42,8 +55,16 @@ def run_cli(
         # --reload runs the app in a subprocess that gets uvicorn's settings pickled, which a class made at run
         # time cannot be: a developer's reloading server goes without the header deadline.
         http = "auto" if args.reload else header_timeout_protocol(settings.header_timeout_seconds)
-        uvicorn.run(app_path, factory=True, host=settings.host, port=settings.port, reload=args.reload,
-                    access_log=False, log_config=None, http=http)
+        uvicorn.run(
+            app_path,
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            reload=args.reload,
+            access_log=False,
+            log_config=None,
+            http=http,
+        )
     elif audit is not None and args.command in ("audit-verify", "audit-checkpoint"):
         sys.exit(asyncio.run(_audit_command(args, settings, audit)))
 

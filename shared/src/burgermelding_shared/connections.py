@@ -15,12 +15,20 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-_BODY = json.dumps({"type": "tag:burgermelding.politie.nl,2026:problem:request_timeout", "title": "Request Timeout",
-                    "status": 408, "error": "request_timeout",
-                    "detail": "the request's headers arrived too slowly; send it again",
-                    "detail_nl": "De headers van het verzoek kwamen te langzaam binnen; stuur het opnieuw"}).encode()
-_TOO_SLOW = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\nconnection: close\r\n"
-             b"content-length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY)
+_BODY = json.dumps(
+    {
+        "type": "tag:burgermelding.politie.nl,2026:problem:request_timeout",
+        "title": "Request Timeout",
+        "status": 408,
+        "error": "request_timeout",
+        "detail": "the request's headers arrived too slowly; send it again",
+        "detail_nl": "De headers van het verzoek kwamen te langzaam binnen; stuur het opnieuw",
+    }
+).encode()
+_TOO_SLOW = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\nconnection: close\r\n"
+    b"content-length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY
+)
 
 
 def header_timeout_protocol(header_timeout: float) -> type[asyncio.Protocol]:

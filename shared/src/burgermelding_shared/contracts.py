@@ -28,12 +28,17 @@ class PhotoRef(Strict):
 
     photo_id: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="digest (and key) of the original, as received")
-    sanitised_sha256: str | None = Field(pattern=r"^[0-9a-f]{64}$", description="the display copy without "
-                                         "metadata; null when the photo's pixels do not decode (the original is "
-                                         "kept as it arrived) or while it is being made")
+    sanitised_sha256: str | None = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="the display copy without "
+        "metadata; null when the photo's pixels do not decode (the original is "
+        "kept as it arrived) or while it is being made",
+    )
     display: Literal["ready", "pending", "unreadable"] = Field(
-        "ready", description="the display copy's state: `pending` while intake makes it (a HEIC, after the 202; "
-        "a later revision of the report brings it), `unreadable` when the pixels do not decode")
+        "ready",
+        description="the display copy's state: `pending` while intake makes it (a HEIC, after the 202; "
+        "a later revision of the report brings it), `unreadable` when the pixels do not decode",
+    )
     content_type: str
     size_bytes: int
     width: int
@@ -58,8 +63,12 @@ class ReportSubmitted(Strict):
     """
 
     report_id: str
-    revision: int = Field(0, ge=0, description="0 on creation, +1 for every batch of photos added "
-                          "and when display copies that were `pending` are ready")
+    revision: int = Field(
+        0,
+        ge=0,
+        description="0 on creation, +1 for every batch of photos added "
+        "and when display copies that were `pending` are ready",
+    )
     reference: str
     category: str
     description: str
@@ -70,33 +79,55 @@ class ReportSubmitted(Strict):
     danger_to_life: bool = False
     photos: list[PhotoRef] = []
     contact: ContactDetails | None = None
-    submitter_tag: str | None = Field(None, max_length=64, description="a pseudonym of the sending client "
-                                      "(installation or address) that changes every day: for flood and repeat "
-                                      "checks and for counting independent witnesses")
+    submitter_tag: str | None = Field(
+        None,
+        max_length=64,
+        description="a pseudonym of the sending client "
+        "(installation or address) that changes every day: for flood and repeat "
+        "checks and for counting independent witnesses",
+    )
     submitter_kind: Literal["installation", "address"] | None = Field(
-        None, description="whether the tag stands for one app installation (an independent witness) or for a "
-        "network address that many phones may share")
+        None,
+        description="whether the tag stands for one app installation (an independent witness) or for a "
+        "network address that many phones may share",
+    )
     independent_source: str | None = Field(
-        None, max_length=64, description="set when the sender is not an independent witness of its own: for an "
+        None,
+        max_length=64,
+        description="set when the sender is not an independent witness of its own: for an "
         "installation registered less than an hour before the report, a pseudonym of the network address it "
         "registered from (changes every day). Reports that share an installation or an independent source are "
-        "one witness (burgermelding_shared.witnesses)")
-    appeal: AppealLink | None = Field(None, description="set when the report answers a Burgernet action or a "
-                                      "witness call: a sighting, or a witness's account and photos")
+        "one witness (burgermelding_shared.witnesses)",
+    )
+    appeal: AppealLink | None = Field(
+        None,
+        description="set when the report answers a Burgernet action or a "
+        "witness call: a sighting, or a witness's account and photos",
+    )
 
     @property
     def urgent(self) -> bool:
         """Urgent by the one rule (`is_urgent`)."""
-        return is_urgent(in_progress=self.in_progress, danger_to_life=self.danger_to_life,
-                         answers_live_search=self.appeal is not None and self.appeal.is_live_search)
+        return is_urgent(
+            in_progress=self.in_progress,
+            danger_to_life=self.danger_to_life,
+            answers_live_search=self.appeal is not None and self.appeal.is_live_search,
+        )
 
     def anonymised(self) -> ReportSubmitted:
         """What may be kept once the personal data must go (retention): no words, no contact, no photos, no
         pseudonym, the place only to about a kilometre; what is left counts, but tells nothing of anyone."""
-        return self.model_copy(update={
-            "description": "", "contact": None, "photos": [], "submitter_tag": None, "submitter_kind": None,
-            "independent_source": None,
-            "location": Location(lat=coarse(self.location.lat), lon=coarse(self.location.lon))})
+        return self.model_copy(
+            update={
+                "description": "",
+                "contact": None,
+                "photos": [],
+                "submitter_tag": None,
+                "submitter_kind": None,
+                "independent_source": None,
+                "location": Location(lat=coarse(self.location.lat), lon=coarse(self.location.lon)),
+            }
+        )
 
 
 def coarse(degrees: float) -> float:
@@ -125,8 +156,12 @@ class LegalHold(Strict):
     incident_id: str = Field(max_length=36)
     report_ids: list[str] = Field(max_length=10_000)
     active: bool
-    version: int = Field(1, ge=1, description="the hold's version when this was sent (set: 1, lifted: 2): a message "
-                         "about an older version than the receiver has seen changes nothing")
+    version: int = Field(
+        1,
+        ge=1,
+        description="the hold's version when this was sent (set: 1, lifted: 2): a message "
+        "about an older version than the receiver has seen changes nothing",
+    )
 
 
 class ReportWithdrawn(Strict):
@@ -178,8 +213,9 @@ class PhotoVerification(Strict):
     model: str | None = None
     software: str | None = None
     has_thumbnail: bool | None = None
-    sharpness: float | None = Field(None, ge=0, le=100, description="0 (blurred) to 100 (sharp), measured on the "
-                                    "normalised 256-px image")
+    sharpness: float | None = Field(
+        None, ge=0, le=100, description="0 (blurred) to 100 (sharp), measured on the normalised 256-px image"
+    )
     content_credentials: Literal["absent", "valid", "invalid", "unchecked"] | None = None
     content_credentials_signer: str | None = None
     checks: list[CheckResult] = []
@@ -202,14 +238,25 @@ class VerificationCompleted(Strict):
     near_duplicate_of_reports: list[str] = []
     group_id: str | None = None
     group_reports: list[str] = Field([], description="other reports about the same event")
-    independent_witnesses: int = Field(0, ge=0, description="other independent witnesses (app installations; "
-                                       "new ones from one address count as one) that reported the same event "
-                                       "(corroboration)")
-    assessment: int = Field(0, ge=0, description="0 for the first verdict on this revision; +1 each time more "
-                            "witnesses of the event changed it (the latest assessment counts)")
-    appeal_match: AppealMatch | None = Field(None, description="for an answer to a Burgernet action or witness "
-                                             "call: whether its time and place (the photos' own metadata first) "
-                                             "fall in the asked window and area; the reasons say why")
+    independent_witnesses: int = Field(
+        0,
+        ge=0,
+        description="other independent witnesses (app installations; "
+        "new ones from one address count as one) that reported the same event "
+        "(corroboration)",
+    )
+    assessment: int = Field(
+        0,
+        ge=0,
+        description="0 for the first verdict on this revision; +1 each time more "
+        "witnesses of the event changed it (the latest assessment counts)",
+    )
+    appeal_match: AppealMatch | None = Field(
+        None,
+        description="for an answer to a Burgernet action or witness "
+        "call: whether its time and place (the photos' own metadata first) "
+        "fall in the asked window and area; the reasons say why",
+    )
     verified_at: datetime
 
 
@@ -224,8 +271,21 @@ class GroupsMerged(Strict):
 
 
 ReportEventType = Literal[
-    "received", "verified", "rejected", "under_review", "forwarded", "accepted", "declined", "unit_assigned",
-    "closed", "call_112", "withdrawn", "photos_added", "message", "joined", "appeal_closed",
+    "received",
+    "verified",
+    "rejected",
+    "under_review",
+    "forwarded",
+    "accepted",
+    "declined",
+    "unit_assigned",
+    "closed",
+    "call_112",
+    "withdrawn",
+    "photos_added",
+    "message",
+    "joined",
+    "appeal_closed",
 ]
 
 
@@ -257,8 +317,7 @@ class ReportEvent(TimelineEvent):
     report_id: str
 
     def as_events(self) -> ReportEvents:
-        return ReportEvents(report_id=self.report_id,
-                            events=[TimelineEvent(**self.model_dump(exclude={"report_id"}))])
+        return ReportEvents(report_id=self.report_id, events=[TimelineEvent(**self.model_dump(exclude={"report_id"}))])
 
 
 # -- Bridge <-> meldkamer (NENA STA-024 shaped) ------------------------------------------------------------
@@ -292,11 +351,18 @@ class EventSummary(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = Field(ge=1)
-    witnessCount: int = Field(ge=0, description="independent witnesses: distinct app installations (reports "
-                              "from one network address without a credential count as one), where installations "
-                              "registered from one address within the hour before their reports count as one")
-    senderCount: int = Field(0, ge=0, description="distinct senders, each installation counted: more than "
-                             "witnessCount when new installations from one address were counted as one witness")
+    witnessCount: int = Field(
+        ge=0,
+        description="independent witnesses: distinct app installations (reports "
+        "from one network address without a credential count as one), where installations "
+        "registered from one address within the hour before their reports count as one",
+    )
+    senderCount: int = Field(
+        0,
+        ge=0,
+        description="distinct senders, each installation counted: more than "
+        "witnessCount when new installations from one address were counted as one witness",
+    )
     reportCount: int = Field(ge=0)
     firstObserved: datetime
     lastObserved: datetime
@@ -335,13 +401,25 @@ class IncidentUpdate(BaseModel):
 
     updateId: str
     requestId: str
-    kind: Literal["media", "verification", "citizen_note", "withdrawn", "report_added", "merged", "sighting",
-                  "burgernet", "report_removed"]
-    urgent: bool = Field(False, description="news the dispatcher must see at once: a sighting of a live "
-                         "Burgernet search")
-    eido: dict = Field(description="An EIDO with the incident's root `$id` and what is new: a notesComponent, "
-                       "mediaComponents, mergeComponents (REPLACING: this incident takes the other in; REPLACED: "
-                       "this incident was taken into the other)")
+    kind: Literal[
+        "media",
+        "verification",
+        "citizen_note",
+        "withdrawn",
+        "report_added",
+        "merged",
+        "sighting",
+        "burgernet",
+        "report_removed",
+    ]
+    urgent: bool = Field(
+        False, description="news the dispatcher must see at once: a sighting of a live Burgernet search"
+    )
+    eido: dict = Field(
+        description="An EIDO with the incident's root `$id` and what is new: a notesComponent, "
+        "mediaComponents, mergeComponents (REPLACING: this incident takes the other in; REPLACED: "
+        "this incident was taken into the other)"
+    )
     eventSummary: EventSummary | None = None
 
 

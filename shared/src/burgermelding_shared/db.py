@@ -179,8 +179,14 @@ async def serialise(session: AsyncSession, name: str) -> None:
 class Database:
     """One engine and session factory per process, created in the lifespan and disposed on shutdown."""
 
-    def __init__(self, url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000,
-                 ping_after_idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        busy_timeout_ms: int = 10_000,
+        ping_after_idle_seconds: float = PING_AFTER_IDLE_SECONDS,
+    ) -> None:
         self.url = url
         self._sqlite = is_sqlite(url)  # asked on every transaction: parse the URL once
         kwargs: dict[str, Any] = {"echo": echo}

@@ -31,57 +31,135 @@ EXTENSION_MEMBERS = {MEDIA_DIGEST_EXTENSION: {"mediaComponent": {"digestSha256":
 
 # Member kinds: str, strs (array of strings), ref ({"$ref"}), refs (array of them), int, bool, datetime, pidf,
 # sha256, object (embedded, not checked further), enum:<a|b|c>.
-PROLOGUE = {"$id": "str", "lastUpdateTimeStamp": "datetime", "updatedByAgencyReference": "ref",
-            "updatedByAgentReference": "ref", "AlternateValueReferences": "refs",
-            "externalInformationSourceReferences": "refs", "mediaReferences": "refs"}
+PROLOGUE = {
+    "$id": "str",
+    "lastUpdateTimeStamp": "datetime",
+    "updatedByAgencyReference": "ref",
+    "updatedByAgentReference": "ref",
+    "AlternateValueReferences": "refs",
+    "externalInformationSourceReferences": "refs",
+    "mediaReferences": "refs",
+}
 PROLOGUE_REQUIRED = ("$id", "lastUpdateTimeStamp", "updatedByAgencyReference")
 COMPONENTS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {  # members beyond the prologue, and required
-    "agencyComponent": ({"agencyJcard": "str", "agencyRoleDescriptionRegistryText": "strs", "agencyType": "strs",
-                         "notesReference": "refs", "incidentOwningAgencyIndicator": "bool",
-                         "actingOnBehalfOfAgencyReference": "refs", "agencyCallLegState": "objects"},
-                        ("agencyRoleDescriptionRegistryText", "agencyType")),
-    "agentComponent": ({"agentJcard": "str", "agentWorkstationPositionIdentification": "str",
-                        "agentRoleRegistryText": "strs", "agencyReference": "ref", "notesReference": "refs",
-                        "agentCallLegState": "objects"}, ("agentRoleRegistryText", "agencyReference")),
-    "incidentComponent": ({"incidentTypeCommonRegistryText": "str", "incidentTypeInternalCode": "str",
-                           "incidentTypeInternalText": "str", "incidentStatusCommonRegistryText": "strs",
-                           "incidentStatusInternalText": "strs", "internalIncidentId": "str",
-                           "incidentPriorityInternalText": "str", "incidentCommonPriorityNumber": "int",
-                           "beatOrDispatchGroupText": "str", "reportNumberType": "str",
-                           "documentIdentification": "strs", "agentReference": "refs", "locationReference": "refs",
-                           "personReference": "refs", "organizationReference": "refs",
-                           "vehicleReference": "refs", "notesReference": "refs", "dispositionComponent": "objects"},
-                          ("incidentTypeCommonRegistryText",)),
-    "locationComponent": ({"locationTypeDescriptionRegistryText": "str", "locationByValue": "pidf",
-                           "locationByReferenceUrl": "str", "locationDereferencedFromReference": "ref",
-                           "locationDescriptionText": "str", "crossStreetByValue": "strs",
-                           "intersectingStreetByValue": "strs", "crossStreetByReferenceUrl": "strs",
-                           "intersectingStreetByReferenceUrl": "strs", "cellTowerSectorId": "str",
-                           "localIdentifier": "strs", "additionalDataReference": "refs", "notesReference": "refs"},
-                          ("locationTypeDescriptionRegistryText",)),
-    "personComponent": ({"personIncidentRoleRegistryText": "strs", "ncPersonComponent": "object",
-                         "callIdentifier": "strs", "locationReference": "refs", "destinationReference": "ref",
-                         "eta": "datetime", "notesReference": "refs", "additionalDataReference": "refs",
-                         "callBackReference": "ref", "personCallLegState": "objects", "itemReference": "refs"},
-                        ("personIncidentRoleRegistryText",)),
-    "notesComponent": ({"notesActionComments": "str", "agentReference": "ref", "cautionReference": "refs"},
-                       ("notesActionComments",)),
+    "agencyComponent": (
+        {
+            "agencyJcard": "str",
+            "agencyRoleDescriptionRegistryText": "strs",
+            "agencyType": "strs",
+            "notesReference": "refs",
+            "incidentOwningAgencyIndicator": "bool",
+            "actingOnBehalfOfAgencyReference": "refs",
+            "agencyCallLegState": "objects",
+        },
+        ("agencyRoleDescriptionRegistryText", "agencyType"),
+    ),
+    "agentComponent": (
+        {
+            "agentJcard": "str",
+            "agentWorkstationPositionIdentification": "str",
+            "agentRoleRegistryText": "strs",
+            "agencyReference": "ref",
+            "notesReference": "refs",
+            "agentCallLegState": "objects",
+        },
+        ("agentRoleRegistryText", "agencyReference"),
+    ),
+    "incidentComponent": (
+        {
+            "incidentTypeCommonRegistryText": "str",
+            "incidentTypeInternalCode": "str",
+            "incidentTypeInternalText": "str",
+            "incidentStatusCommonRegistryText": "strs",
+            "incidentStatusInternalText": "strs",
+            "internalIncidentId": "str",
+            "incidentPriorityInternalText": "str",
+            "incidentCommonPriorityNumber": "int",
+            "beatOrDispatchGroupText": "str",
+            "reportNumberType": "str",
+            "documentIdentification": "strs",
+            "agentReference": "refs",
+            "locationReference": "refs",
+            "personReference": "refs",
+            "organizationReference": "refs",
+            "vehicleReference": "refs",
+            "notesReference": "refs",
+            "dispositionComponent": "objects",
+        },
+        ("incidentTypeCommonRegistryText",),
+    ),
+    "locationComponent": (
+        {
+            "locationTypeDescriptionRegistryText": "str",
+            "locationByValue": "pidf",
+            "locationByReferenceUrl": "str",
+            "locationDereferencedFromReference": "ref",
+            "locationDescriptionText": "str",
+            "crossStreetByValue": "strs",
+            "intersectingStreetByValue": "strs",
+            "crossStreetByReferenceUrl": "strs",
+            "intersectingStreetByReferenceUrl": "strs",
+            "cellTowerSectorId": "str",
+            "localIdentifier": "strs",
+            "additionalDataReference": "refs",
+            "notesReference": "refs",
+        },
+        ("locationTypeDescriptionRegistryText",),
+    ),
+    "personComponent": (
+        {
+            "personIncidentRoleRegistryText": "strs",
+            "ncPersonComponent": "object",
+            "callIdentifier": "strs",
+            "locationReference": "refs",
+            "destinationReference": "ref",
+            "eta": "datetime",
+            "notesReference": "refs",
+            "additionalDataReference": "refs",
+            "callBackReference": "ref",
+            "personCallLegState": "objects",
+            "itemReference": "refs",
+        },
+        ("personIncidentRoleRegistryText",),
+    ),
+    "notesComponent": (
+        {"notesActionComments": "str", "agentReference": "ref", "cautionReference": "refs"},
+        ("notesActionComments",),
+    ),
     "mediaComponent": ({"uri": "str", "contentType": "str", "label": "str"}, ("uri", "contentType")),
-    "callbackComponent": ({"callBackInformationUri": "strs", "deviceContactHeader": "str", "updatedCbn": "object"},
-                          ()),
-    "cautionComponent": ({"cautionTypeInternalText": "str", "cautionTypeCommonRegistryText": "str",
-                          "cautionTypeCommonSubRegistryText": "strs", "cautionSource": "str",
-                          "cautionSeverity": "enum:highest|high|normal|low|lowest", "startDate": "datetime"},
-                         ("cautionTypeInternalText", "cautionTypeCommonRegistryText", "cautionSeverity")),
-    "mergeComponent": ({"incidentTrackingIdentifier": "str",
-                        "incidentMergeDirectionCode": "enum:REPLACING|REPLACED|SPLIT"},
-                       ("incidentTrackingIdentifier", "incidentMergeDirectionCode")),
-    "linkComponent": ({"incidentTrackingIdentifier": "str", "transactionReasonText": "str",
-                       "involvedAgencyReference": "ref", "linkDirectionCode": "enum:PARENT|CHILD|RELATED|UNLINK"},
-                      ("incidentTrackingIdentifier", "linkDirectionCode")),
+    "callbackComponent": ({"callBackInformationUri": "strs", "deviceContactHeader": "str", "updatedCbn": "object"}, ()),
+    "cautionComponent": (
+        {
+            "cautionTypeInternalText": "str",
+            "cautionTypeCommonRegistryText": "str",
+            "cautionTypeCommonSubRegistryText": "strs",
+            "cautionSource": "str",
+            "cautionSeverity": "enum:highest|high|normal|low|lowest",
+            "startDate": "datetime",
+        },
+        ("cautionTypeInternalText", "cautionTypeCommonRegistryText", "cautionSeverity"),
+    ),
+    "mergeComponent": (
+        {"incidentTrackingIdentifier": "str", "incidentMergeDirectionCode": "enum:REPLACING|REPLACED|SPLIT"},
+        ("incidentTrackingIdentifier", "incidentMergeDirectionCode"),
+    ),
+    "linkComponent": (
+        {
+            "incidentTrackingIdentifier": "str",
+            "transactionReasonText": "str",
+            "involvedAgencyReference": "ref",
+            "linkDirectionCode": "enum:PARENT|CHILD|RELATED|UNLINK",
+        },
+        ("incidentTrackingIdentifier", "linkDirectionCode"),
+    ),
 }
-ROOT = {"eidoVersion": f"enum:{EIDO_VERSION}", "eidoExtensionId": "strs", "issuingElementIdentification": "str",
-        "@context": "object", **{name: "components" for name in COMPONENTS}}
+ROOT = {
+    "eidoVersion": f"enum:{EIDO_VERSION}",
+    "eidoExtensionId": "strs",
+    "issuingElementIdentification": "str",
+    "@context": "object",
+    **{name: "components" for name in COMPONENTS},
+}
 ROOT_REQUIRED = ("eidoVersion", "issuingElementIdentification", "agencyComponent")
 
 
@@ -111,8 +189,11 @@ def problems(document: Any) -> list[str]:
             continue
         if name != "incidentComponent" and not items:
             found.append(f"$.{name}: an empty array (leave the member out)")
-        extra = {member: kind for extension in extensions
-                 for member, kind in EXTENSION_MEMBERS.get(extension, {}).get(name, {}).items()}
+        extra = {
+            member: kind
+            for extension in extensions
+            for member, kind in EXTENSION_MEMBERS.get(extension, {}).get(name, {}).items()
+        }
         for index, item in enumerate(items):
             where = f"$.{name}" if name == "incidentComponent" else f"$.{name}[{index}]"
             if not isinstance(item, dict):
@@ -135,8 +216,9 @@ def problems(document: Any) -> list[str]:
     return found
 
 
-def _members(item: dict[str, Any], where: str, members: dict[str, str], required: tuple[str, ...],
-             found: list[str]) -> None:
+def _members(
+    item: dict[str, Any], where: str, members: dict[str, str], required: tuple[str, ...], found: list[str]
+) -> None:
     for name in required:
         if name not in item:
             found.append(f"{where}: {name} is required")
@@ -169,11 +251,19 @@ def _kind_problem(kind: str, value: Any) -> str | None:
         "object": lambda v: isinstance(v, dict),
         "objects": lambda v: isinstance(v, list) and bool(v) and all(isinstance(o, dict) for o in v),
     }
-    expected = {"str": "a non-empty string", "strs": "a non-empty array of strings",
-                "ref": 'a reference {"$ref": "<$id>"}', "refs": 'a non-empty array of references {"$ref": "<$id>"}',
-                "int": "an integer", "bool": "true or false", "datetime": "a date-time with its UTC offset (RFC 3339)",
-                "pidf": "a PIDF-LO XML document (a <presence> of urn:ietf:params:xml:ns:pidf)",
-                "sha256": "64 lowercase hex digits", "object": "an object", "objects": "a non-empty array of objects"}
+    expected = {
+        "str": "a non-empty string",
+        "strs": "a non-empty array of strings",
+        "ref": 'a reference {"$ref": "<$id>"}',
+        "refs": 'a non-empty array of references {"$ref": "<$id>"}',
+        "int": "an integer",
+        "bool": "true or false",
+        "datetime": "a date-time with its UTC offset (RFC 3339)",
+        "pidf": "a PIDF-LO XML document (a <presence> of urn:ietf:params:xml:ns:pidf)",
+        "sha256": "64 lowercase hex digits",
+        "object": "an object",
+        "objects": "a non-empty array of objects",
+    }
     return None if checks[kind](value) else expected[kind]
 
 

@@ -51,9 +51,15 @@ class ServiceError(Exception):
 
     def problem(self, dutch: bool = False) -> dict[str, Any]:
         """The problem details body (RFC 9457) of this error."""
-        return {"type": PROBLEM_TYPE_PREFIX + self.error, "title": problem_title(self.status_code),
-                "status": self.status_code, "detail": self.detail_nl if dutch else self.detail,
-                "error": self.error, "detail_nl": self.detail_nl, **self.extra}
+        return {
+            "type": PROBLEM_TYPE_PREFIX + self.error,
+            "title": problem_title(self.status_code),
+            "status": self.status_code,
+            "detail": self.detail_nl if dutch else self.detail,
+            "error": self.error,
+            "detail_nl": self.detail_nl,
+            **self.extra,
+        }
 
 
 def problem_title(status: int) -> str:
@@ -67,57 +73,154 @@ def problem_title(status: int) -> str:
 class ProblemDetails(BaseModel):
     """The body of every error response: RFC 9457 problem details with our extension members."""
 
-    type: str = Field(description="The problem type: a URI naming the error code.",
-                      examples=[PROBLEM_TYPE_PREFIX + "unknown_category"])
+    type: str = Field(
+        description="The problem type: a URI naming the error code.",
+        examples=[PROBLEM_TYPE_PREFIX + "unknown_category"],
+    )
     title: str = Field(description="Short summary of the problem type (the HTTP status phrase).")
     status: int = Field(description="The HTTP status code.")
-    detail: str = Field(description="What went wrong this time, in English or, when `Accept-Language` prefers "
-                        "it, in Dutch.")
+    detail: str = Field(
+        description="What went wrong this time, in English or, when `Accept-Language` prefers it, in Dutch."
+    )
     error: str = Field(description="Machine-readable error code (the last part of `type`).")
     detail_nl: str = Field(description="What went wrong, in Dutch.")
 
 
 # What each status means across the suite, with typical errors, for the OpenAPI document.
 ERROR_EXAMPLES: dict[int, tuple[str, list[ServiceError]]] = {
-    400: ("The request is malformed", [
-        ServiceError(400, "idempotency_key_missing", "the Idempotency-Key header is required",
-                     detail_nl="de header Idempotency-Key is verplicht"),
-        ServiceError(400, "malformed_json", "the 'report' part is not valid JSON: Expecting value",
-                     detail_nl="het deel 'report' is geen geldige JSON: Expecting value")]),
-    401: ("No valid credential", [
-        ServiceError(401, "missing_service_credential", "internal endpoint: a service credential is required",
-                     detail_nl="intern adres: een dienstcredential is verplicht")]),
-    403: ("The credential does not allow this", [
-        ServiceError(403, "forbidden", "this needs the role supervisor", detail_nl="hiervoor is de rol supervisor "
-                     "nodig")]),
-    404: ("Not found (for a citizen also: a wrong token)", [
-        ServiceError(404, "report_not_found", "no report with this id for this access token",
-                     detail_nl="geen melding met dit nummer bij deze toegangscode")]),
-    409: ("In conflict with the current state", [
-        ServiceError(409, "request_in_progress", "a request with this Idempotency-Key is still being processed",
-                     detail_nl="een verzoek met deze Idempotency-Key wordt nog verwerkt")]),
-    408: ("The request arrived too slowly; send it again", [
-        ServiceError(408, "request_timeout", "the request body arrived too slowly (nothing for 15 s); send it again",
-                     detail_nl="Het verzoek kwam te langzaam binnen; stuur het opnieuw")]),
-    413: ("Too large", [
-        ServiceError(413, "upload_too_large", "a photo is larger than the limit of 20 MB",
-                     detail_nl="een foto is groter dan de grens van 20 MB")]),
-    415: ("Unsupported content", [
-        ServiceError(415, "photo_type_not_accepted", "photo 1 is not a JPEG, PNG, WebP or HEIC image",
-                     detail_nl="foto 1 is geen JPEG-, PNG-, WebP- of HEIC-afbeelding")]),
-    422: ("The request is not valid", [
-        ServiceError(422, "unknown_category", "unknown category 'ufo'; see GET /v1/categories",
-                     detail_nl="onbekende categorie 'ufo'; zie GET /v1/categories"),
-        ServiceError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
-                     detail_nl="deze Idempotency-Key is al gebruikt voor een ander verzoek")]),
-    429: ("Too many requests; see Retry-After", [
-        ServiceError(429, "rate_limited", "too many requests; try again in 42 s",
-                     detail_nl="te veel verzoeken; probeer het over 42 s opnieuw")]),
-    503: ("Not available; see Retry-After", [
-        ServiceError(503, "busy", "the service is busy; nothing was stored, try again in 2 s",
-                     detail_nl="de dienst is even te druk; er is niets opgeslagen, probeer het over 2 s opnieuw"),
-        ServiceError(503, "database_unreachable", "the database does not answer",
-                     detail_nl="de database antwoordt niet")]),
+    400: (
+        "The request is malformed",
+        [
+            ServiceError(
+                400,
+                "idempotency_key_missing",
+                "the Idempotency-Key header is required",
+                detail_nl="de header Idempotency-Key is verplicht",
+            ),
+            ServiceError(
+                400,
+                "malformed_json",
+                "the 'report' part is not valid JSON: Expecting value",
+                detail_nl="het deel 'report' is geen geldige JSON: Expecting value",
+            ),
+        ],
+    ),
+    401: (
+        "No valid credential",
+        [
+            ServiceError(
+                401,
+                "missing_service_credential",
+                "internal endpoint: a service credential is required",
+                detail_nl="intern adres: een dienstcredential is verplicht",
+            )
+        ],
+    ),
+    403: (
+        "The credential does not allow this",
+        [
+            ServiceError(
+                403, "forbidden", "this needs the role supervisor", detail_nl="hiervoor is de rol supervisor nodig"
+            )
+        ],
+    ),
+    404: (
+        "Not found (for a citizen also: a wrong token)",
+        [
+            ServiceError(
+                404,
+                "report_not_found",
+                "no report with this id for this access token",
+                detail_nl="geen melding met dit nummer bij deze toegangscode",
+            )
+        ],
+    ),
+    409: (
+        "In conflict with the current state",
+        [
+            ServiceError(
+                409,
+                "request_in_progress",
+                "a request with this Idempotency-Key is still being processed",
+                detail_nl="een verzoek met deze Idempotency-Key wordt nog verwerkt",
+            )
+        ],
+    ),
+    408: (
+        "The request arrived too slowly; send it again",
+        [
+            ServiceError(
+                408,
+                "request_timeout",
+                "the request body arrived too slowly (nothing for 15 s); send it again",
+                detail_nl="Het verzoek kwam te langzaam binnen; stuur het opnieuw",
+            )
+        ],
+    ),
+    413: (
+        "Too large",
+        [
+            ServiceError(
+                413,
+                "upload_too_large",
+                "a photo is larger than the limit of 20 MB",
+                detail_nl="een foto is groter dan de grens van 20 MB",
+            )
+        ],
+    ),
+    415: (
+        "Unsupported content",
+        [
+            ServiceError(
+                415,
+                "photo_type_not_accepted",
+                "photo 1 is not a JPEG, PNG, WebP or HEIC image",
+                detail_nl="foto 1 is geen JPEG-, PNG-, WebP- of HEIC-afbeelding",
+            )
+        ],
+    ),
+    422: (
+        "The request is not valid",
+        [
+            ServiceError(
+                422,
+                "unknown_category",
+                "unknown category 'ufo'; see GET /v1/categories",
+                detail_nl="onbekende categorie 'ufo'; zie GET /v1/categories",
+            ),
+            ServiceError(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request",
+                detail_nl="deze Idempotency-Key is al gebruikt voor een ander verzoek",
+            ),
+        ],
+    ),
+    429: (
+        "Too many requests; see Retry-After",
+        [
+            ServiceError(
+                429,
+                "rate_limited",
+                "too many requests; try again in 42 s",
+                detail_nl="te veel verzoeken; probeer het over 42 s opnieuw",
+            )
+        ],
+    ),
+    503: (
+        "Not available; see Retry-After",
+        [
+            ServiceError(
+                503,
+                "busy",
+                "the service is busy; nothing was stored, try again in 2 s",
+                detail_nl="de dienst is even te druk; er is niets opgeslagen, probeer het over 2 s opnieuw",
+            ),
+            ServiceError(
+                503, "database_unreachable", "the database does not answer", detail_nl="de database antwoordt niet"
+            ),
+        ],
+    ),
 }
 PROBLEM_SCHEMA_REF = {"$ref": "#/components/schemas/ProblemDetails"}
 
@@ -126,12 +229,22 @@ def error_response(code: int, examples: list[ServiceError] | None = None) -> dic
     """One OpenAPI response entry: problem details, with examples of them (the route's own, if it names them,
     else the suite's typical ones for the status). The schema is added to the document by the app factory."""
     description, typical = ERROR_EXAMPLES.get(code, ("Error", []))
-    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA_REF, "examples": {
-        error.error: {"summary": error.error, "value": error.problem()} for error in examples or typical}}}}
+    return {
+        "description": description,
+        "content": {
+            PROBLEM_MEDIA_TYPE: {
+                "schema": PROBLEM_SCHEMA_REF,
+                "examples": {
+                    error.error: {"summary": error.error, "value": error.problem()} for error in examples or typical
+                },
+            }
+        },
+    }
 
 
-def error_responses(*codes: int, examples: dict[int, list[ServiceError]] | None = None
-                    ) -> dict[int | str, dict[str, Any]]:
+def error_responses(
+    *codes: int, examples: dict[int, list[ServiceError]] | None = None
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the given status codes, all problem details; `examples` names the errors
     a route really gives, by status."""
     return {code: error_response(code, (examples or {}).get(code)) for code in codes}
@@ -161,19 +274,27 @@ BUSY_RETRY_AFTER_SECONDS = 2
 
 
 def busy() -> ServiceError:
-    return ServiceError(503, "busy", f"the service is busy; nothing was stored, try again in "
-                        f"{BUSY_RETRY_AFTER_SECONDS} s", detail_nl="De dienst is even te druk; er is niets "
-                        f"opgeslagen, probeer het over {BUSY_RETRY_AFTER_SECONDS} s opnieuw",
-                        headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
+    return ServiceError(
+        503,
+        "busy",
+        f"the service is busy; nothing was stored, try again in {BUSY_RETRY_AFTER_SECONDS} s",
+        detail_nl="De dienst is even te druk; er is niets "
+        f"opgeslagen, probeer het over {BUSY_RETRY_AFTER_SECONDS} s opnieuw",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+    )
 
 
 def storage_unavailable() -> ServiceError:
     # Unreachable, refusing us, or a full disk: the same for the citizen, whose request was in order.
-    return ServiceError(503, "storage_unavailable", f"the photo store cannot take photos just now; nothing was "
-                        f"stored, try again in {BUSY_RETRY_AFTER_SECONDS} s", detail_nl="de foto-opslag kan nu geen "
-                        f"foto's opslaan; er is niets opgeslagen, probeer het over {BUSY_RETRY_AFTER_SECONDS} s "
-                        "opnieuw",
-                        headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
+    return ServiceError(
+        503,
+        "storage_unavailable",
+        f"the photo store cannot take photos just now; nothing was stored, try again in {BUSY_RETRY_AFTER_SECONDS} s",
+        detail_nl="de foto-opslag kan nu geen "
+        f"foto's opslaan; er is niets opgeslagen, probeer het over {BUSY_RETRY_AFTER_SECONDS} s "
+        "opnieuw",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+    )
 
 
 def render_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -184,22 +305,34 @@ def render_error(request: Request, exc: ServiceError) -> JSONResponse:
         metrics.problems.labels(route, request.method, str(exc.status_code), exc.error).inc()
     dutch = prefers_dutch(request)
     headers = {**(exc.headers or {}), "Content-Language": "nl" if dutch else "en"}
-    return JSONResponse(status_code=exc.status_code, content=exc.problem(dutch), headers=headers,
-                        media_type=PROBLEM_MEDIA_TYPE)
+    return JSONResponse(
+        status_code=exc.status_code, content=exc.problem(dutch), headers=headers, media_type=PROBLEM_MEDIA_TYPE
+    )
 
 
 # Starlette's own HTTP errors: a code, and a Dutch text (their English detail comes with the exception).
-HTTP_ERRORS = {400: ("malformed_body", "De inhoud van het verzoek kon niet worden gelezen"),
-               404: ("not_found", "Niet gevonden"), 405: ("method_not_allowed", "Deze methode is hier niet toegestaan"),
-               408: ("request_timeout", "Het verzoek kwam te langzaam binnen; stuur het opnieuw"),
-               413: ("payload_too_large", "Het verzoek is te groot")}
+HTTP_ERRORS = {
+    400: ("malformed_body", "De inhoud van het verzoek kon niet worden gelezen"),
+    404: ("not_found", "Niet gevonden"),
+    405: ("method_not_allowed", "Deze methode is hier niet toegestaan"),
+    408: ("request_timeout", "Het verzoek kwam te langzaam binnen; stuur het opnieuw"),
+    413: ("payload_too_large", "Het verzoek is te groot"),
+}
 
 
 def render_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """Starlette's own HTTP errors (unknown route, wrong method, body too large) in the one error body."""
     code, detail_nl = HTTP_ERRORS.get(exc.status_code, ("http_error", "Het verzoek is mislukt"))
-    return render_error(request, ServiceError(exc.status_code, code, str(exc.detail), detail_nl=detail_nl,
-                                              headers=dict(exc.headers) if exc.headers else None))
+    return render_error(
+        request,
+        ServiceError(
+            exc.status_code,
+            code,
+            str(exc.detail),
+            detail_nl=detail_nl,
+            headers=dict(exc.headers) if exc.headers else None,
+        ),
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -279,5 +412,7 @@ def is_transient(error: BaseException) -> bool:
 
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
-    return render_error(request, ServiceError(500, "internal_error", "an unexpected error occurred",
-                                              detail_nl="Er ging onverwacht iets mis"))
+    return render_error(
+        request,
+        ServiceError(500, "internal_error", "an unexpected error occurred", detail_nl="Er ging onverwacht iets mis"),
+    )

@@ -81,9 +81,12 @@ def distance_if_same_event(extent: Extent, sighting: Sighting) -> float | None:
 
 def same_event(a: Extent, b: Extent) -> bool:
     """Two fragments of one event (the merge pass): overlapping in time within the window, centres close."""
-    return (compatible(a.family, b.family) and a.first_seen - WINDOW <= b.last_seen
-            and b.first_seen - WINDOW <= a.last_seen
-            and distance_m(a.lat, a.lon, b.lat, b.lon) <= MAX_DISTANCE_M)
+    return (
+        compatible(a.family, b.family)
+        and a.first_seen - WINDOW <= b.last_seen
+        and b.first_seen - WINDOW <= a.last_seen
+        and distance_m(a.lat, a.lon, b.lat, b.lon) <= MAX_DISTANCE_M
+    )
 
 
 T = TypeVar("T")

@@ -65,11 +65,11 @@ EXIT_CODES = {"ok": EXIT_OK, "failed": EXIT_FAILED, "unproven": EXIT_UNPROVEN}
 # Why a member is refused before its bytes are looked at, by reason code.
 REFUSALS = {
     "duplicate_member": "{count} members have this name, or one that differs only in case or Unicode form: Python "
-                        "reads the last, an unzip tool or viewer may show another",
+    "reads the last, an unzip tool or viewer may show another",
     "absolute_path": "an absolute path: unpacked, it would be written outside the package's folder",
     "parent_path": "a path with '..': unpacked, it would be written outside the package's folder",
     "unsafe_name": "a name that tools read differently (a backslash, a control or invisible character, an empty or "
-                   "'.' part, or a trailing '/')",
+    "'.' part, or a trailing '/')",
     "symlink_member": "a symbolic link: unpacked, it would be a pointer to some other file, whatever its bytes hash to",
     "directory_member": "a directory entry: a package holds files only",
     "special_member": "not a regular file (a device, pipe or socket)",
@@ -96,8 +96,7 @@ def _unb64(text: str) -> bytes:
 
 def audit_lines(entries: list[dict[str, Any]]) -> bytes:
     """Audit entries (as `auditchain.as_json` gives them) as JSON lines, each checkable on its own."""
-    return b"".join(json.dumps(e, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n"
-                    for e in entries)
+    return b"".join(json.dumps(e, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n" for e in entries)
 
 
 def name_problem(name: str) -> str | None:
@@ -186,11 +185,17 @@ class PackageWriter:
         self.add_bytes(name, _canonical(document), kind=kind)
 
     def finish(self, key: ServiceKey) -> dict[str, Any]:
-        manifest = _canonical({"format": FORMAT, "about": self._about, "files": self._files,
-                               "created_at": utcnow().isoformat()})
+        manifest = _canonical(
+            {"format": FORMAT, "about": self._about, "files": self._files, "created_at": utcnow().isoformat()}
+        )
         manifest_sha256 = hashlib.sha256(manifest).hexdigest()
-        signature = {"algorithm": "Ed25519", "key_id": key.kid, "public_key": key.public_jwk(),
-                     "manifest_sha256": manifest_sha256, "signature": _b64(key.private_key.sign(manifest))}
+        signature = {
+            "algorithm": "Ed25519",
+            "key_id": key.kid,
+            "public_key": key.public_jwk(),
+            "manifest_sha256": manifest_sha256,
+            "signature": _b64(key.private_key.sign(manifest)),
+        }
         self._zip.writestr(MANIFEST, manifest, compress_type=zipfile.ZIP_DEFLATED)
         self._zip.writestr(SIGNATURE, _canonical(signature), compress_type=zipfile.ZIP_DEFLATED)
         self._zip.close()
@@ -198,8 +203,13 @@ class PackageWriter:
         with self.path.open("rb") as fh:
             while chunk := fh.read(CHUNK):
                 package.update(chunk)
-        return {"manifest_sha256": manifest_sha256, "files": len(self._files), "package_sha256": package.hexdigest(),
-                "size_bytes": self.path.stat().st_size, "key_id": key.kid}
+        return {
+            "manifest_sha256": manifest_sha256,
+            "files": len(self._files),
+            "package_sha256": package.hexdigest(),
+            "size_bytes": self.path.stat().st_size,
+            "key_id": key.kid,
+        }
 
 
 @dataclass(frozen=True)
@@ -244,19 +254,26 @@ class PackageCheck:
         if self.verdict == "ok":
             return f"package OK: {self.files_checked} files match the manifest, signed by trusted {signer}"
         if self.verdict == "unproven":
-            return "\n".join([
-                f"package NOT PROVEN [no_trusted_key]: signed by {signer}, but no trusted key was given to check it.",
-                f"  The {self.files_checked} files match the manifest and the manifest matches its signature, but "
-                "the key that signature was checked with came inside the package.",
-                "  Whoever alters a package can sign it again with a key of their own, and it then looks just like "
-                "this: this proves nothing about who made the package.",
-                "  To check who made it: give the keys the police publish (--trusted-keys FILE or --public-key JWK), "
-                "or compare the fingerprint above with the published one."])
-        lines = ["package does NOT verify:"] + [f"  {_shown(f.name) or '(package)'}: [{f.problem}] {_shown(f.text)}"
-                                               for f in self.findings]
+            return "\n".join(
+                [
+                    f"package NOT PROVEN [no_trusted_key]: signed by {signer}, "
+                    "but no trusted key was given to check it.",
+                    f"  The {self.files_checked} files match the manifest and the manifest matches its signature, but "
+                    "the key that signature was checked with came inside the package.",
+                    "  Whoever alters a package can sign it again with a key of their own, and it then looks just like "
+                    "this: this proves nothing about who made the package.",
+                    "  To check who made it: give the keys the police publish "
+                    "(--trusted-keys FILE or --public-key JWK), "
+                    "or compare the fingerprint above with the published one.",
+                ]
+            )
+        lines = ["package does NOT verify:"] + [
+            f"  {_shown(f.name) or '(package)'}: [{f.problem}] {_shown(f.text)}" for f in self.findings
+        ]
         if self.key_id is not None and not self.trust_checked:
-            lines.append(f"the signature names {signer}; no trusted key was given, so who signed it was not checked "
-                         "either")
+            lines.append(
+                f"the signature names {signer}; no trusted key was given, so who signed it was not checked either"
+            )
         return "\n".join(lines)
 
 
@@ -321,8 +338,7 @@ def _plain_members(archive: zipfile.ZipFile, check: PackageCheck) -> tuple[set[s
                 plain.add(info.filename)
             else:
                 refused.add(info.filename)
-                check.findings.append(Finding(info.orig_filename, problem,
-                                              REFUSALS[problem].format(count=len(infos))))
+                check.findings.append(Finding(info.orig_filename, problem, REFUSALS[problem].format(count=len(infos))))
     return plain, refused
 
 
@@ -334,8 +350,12 @@ def _listing(manifest: Any) -> dict[str, dict[str, Any]] | str:
         return "it has no list of files"
     listed: dict[str, dict[str, Any]] = {}
     for entry in files:
-        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("sha256"), str)
-                and isinstance(entry.get("size_bytes"), int)):
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+            and isinstance(entry.get("sha256"), str)
+            and isinstance(entry.get("size_bytes"), int)
+        ):
             return f"an entry is not a file with a name, sha256 and size_bytes: {ascii(entry)[:120]}"
         if entry["name"] in listed:
             return f"it lists {entry['name']!a} twice"
@@ -378,8 +398,13 @@ def verify_package(path: Path, trusted_keys: dict[str, Ed25519PublicKey] | None 
             if name in refused:
                 continue  # named already, and its bytes mean nothing
             if name not in plain:
-                check.findings.append(Finding(name, "missing_file", f"listed in the manifest (sha256 "
-                                              f"{entry['sha256']}) but not in the package"))
+                check.findings.append(
+                    Finding(
+                        name,
+                        "missing_file",
+                        f"listed in the manifest (sha256 {entry['sha256']}) but not in the package",
+                    )
+                )
                 continue
             read = _read(archive, name)
             if isinstance(read, str):
@@ -388,21 +413,34 @@ def verify_package(path: Path, trusted_keys: dict[str, Ed25519PublicKey] | None 
             digest, size = read
             check.files_checked += 1
             if digest != entry["sha256"]:
-                check.findings.append(Finding(name, "hash_mismatch", f"sha256 is {digest}, the manifest says "
-                                              f"{entry['sha256']}"))
+                check.findings.append(
+                    Finding(name, "hash_mismatch", f"sha256 is {digest}, the manifest says {entry['sha256']}")
+                )
             elif size != entry["size_bytes"]:
-                check.findings.append(Finding(name, "size_mismatch", f"{size} bytes, the manifest says "
-                                              f"{entry['size_bytes']}"))
+                check.findings.append(
+                    Finding(name, "size_mismatch", f"{size} bytes, the manifest says {entry['size_bytes']}")
+                )
             if entry.get("sha256_claimed") not in (None, entry["sha256"]):
-                check.findings.append(Finding(name, "claimed_hash_mismatch", f"the hash recorded on arrival was "
-                                              f"{entry['sha256_claimed']}, the file's is {entry['sha256']}"))
+                check.findings.append(
+                    Finding(
+                        name,
+                        "claimed_hash_mismatch",
+                        f"the hash recorded on arrival was {entry['sha256_claimed']}, the file's is {entry['sha256']}",
+                    )
+                )
             if name.endswith(".jsonl") and entry.get("kind") == "audit" and digest == entry["sha256"]:
                 _check_audit_lines(archive.read(name), name, check)
     return check
 
 
-def _check_signature(archive: zipfile.ZipFile, plain: set[str], refused: set[str], manifest: bytes,
-                     trusted_keys: dict[str, Ed25519PublicKey] | None, check: PackageCheck) -> None:
+def _check_signature(
+    archive: zipfile.ZipFile,
+    plain: set[str],
+    refused: set[str],
+    manifest: bytes,
+    trusted_keys: dict[str, Ed25519PublicKey] | None,
+    check: PackageCheck,
+) -> None:
     if SIGNATURE not in plain:
         if SIGNATURE not in refused:
             check.findings.append(Finding(SIGNATURE, "missing_signature", "the manifest is not signed"))
@@ -413,16 +451,25 @@ def _check_signature(archive: zipfile.ZipFile, plain: set[str], refused: set[str
         check.key_id, check.key_fingerprint = kid, fingerprint(embedded)
         embedded.verify(_unb64(signed["signature"]), manifest)
     except InvalidSignature:
-        check.findings.append(Finding(MANIFEST, "bad_signature", f"the manifest (sha256 "
-                                      f"{hashlib.sha256(manifest).hexdigest()}) is not the one key "
-                                      f"{kid} signed: it was changed"))
+        check.findings.append(
+            Finding(
+                MANIFEST,
+                "bad_signature",
+                f"the manifest (sha256 "
+                f"{hashlib.sha256(manifest).hexdigest()}) is not the one key "
+                f"{kid} signed: it was changed",
+            )
+        )
         return
     except (*_UNREADABLE, ValueError, KeyError, TypeError, AttributeError) as exc:
         check.findings.append(Finding(SIGNATURE, "bad_signature", f"the signature cannot be read: {exc}"))
         return
     if signed.get("key_id") != kid:
-        check.findings.append(Finding(SIGNATURE, "bad_signature", f"the signature names key "
-                                      f"{signed.get('key_id')!a} but carries key {kid}"))
+        check.findings.append(
+            Finding(
+                SIGNATURE, "bad_signature", f"the signature names key {signed.get('key_id')!a} but carries key {kid}"
+            )
+        )
         return
     if signed.get("manifest_sha256") != hashlib.sha256(manifest).hexdigest():
         check.findings.append(Finding(MANIFEST, "manifest_hash_mismatch", "the signature names another manifest"))
@@ -430,13 +477,25 @@ def _check_signature(archive: zipfile.ZipFile, plain: set[str], refused: set[str
         return
     trusted = trusted_keys.get(kid)
     if trusted is None:
-        check.findings.append(Finding(SIGNATURE, "untrusted_key", f"signed with key {kid} (fingerprint "
-                                      f"{check.key_fingerprint}), which is not among the trusted keys "
-                                      f"({', '.join(sorted(trusted_keys))})"))
+        check.findings.append(
+            Finding(
+                SIGNATURE,
+                "untrusted_key",
+                f"signed with key {kid} (fingerprint "
+                f"{check.key_fingerprint}), which is not among the trusted keys "
+                f"({', '.join(sorted(trusted_keys))})",
+            )
+        )
     elif _raw(trusted) != _raw(embedded):
-        check.findings.append(Finding(SIGNATURE, "key_mismatch", f"signed with a key that calls itself {kid} "
-                                      f"(fingerprint {check.key_fingerprint}), but the trusted key {kid} has "
-                                      f"fingerprint {fingerprint(trusted)}: another key under its id"))
+        check.findings.append(
+            Finding(
+                SIGNATURE,
+                "key_mismatch",
+                f"signed with a key that calls itself {kid} "
+                f"(fingerprint {check.key_fingerprint}), but the trusted key {kid} has "
+                f"fingerprint {fingerprint(trusted)}: another key under its id",
+            )
+        )
     else:
         check.key_trusted = True
 
@@ -449,8 +508,9 @@ def _check_audit_lines(data: bytes, name: str, check: PackageCheck) -> None:
         except (ValueError, KeyError, TypeError):
             intact, entry = False, {"seq": f"line {number}"}
         if not intact:
-            check.findings.append(Finding(name, "audit_entry_changed", f"audit entry {entry.get('seq')} no longer "
-                                          "matches its hash"))
+            check.findings.append(
+                Finding(name, "audit_entry_changed", f"audit entry {entry.get('seq')} no longer matches its hash")
+            )
 
 
 def _given_keys(jwks: list[str], files: list[Path]) -> dict[str, Ed25519PublicKey] | None:
@@ -462,8 +522,11 @@ def _given_keys(jwks: list[str], files: list[Path]) -> dict[str, Ed25519PublicKe
     keys: dict[str, Ed25519PublicKey] = {}
     for source, given in sources:
         try:
-            loaded = load_trusted_keys({"keys": [json.loads(jwk) for jwk in given]} if isinstance(given, list)
-                                       else json.loads(given.read_text(encoding="utf-8")))
+            loaded = load_trusted_keys(
+                {"keys": [json.loads(jwk) for jwk in given]}
+                if isinstance(given, list)
+                else json.loads(given.read_text(encoding="utf-8"))
+            )
         except (ValueError, OSError) as exc:
             raise ValueError(f"{source}: {exc}") from exc
         for kid, key in loaded.items():
@@ -492,8 +555,10 @@ def _trusted_key(jwk_text: str | None, add_to: Path | None) -> int:
         document = json.loads(add_to.read_text(encoding="utf-8"))
         known = load_trusted_keys(document)
         if kid in known and _raw(known[kid]) != _raw(key):
-            raise ValueError(f"{add_to} holds another key under id {kid} (fingerprint {fingerprint(known[kid])}); "
-                             "remove that one first if the police replaced it")
+            raise ValueError(
+                f"{add_to} holds another key under id {kid} (fingerprint {fingerprint(known[kid])}); "
+                "remove that one first if the police replaced it"
+            )
         if kid in known:
             print(f"key {kid} (fingerprint {fingerprint(key)}) is in {add_to} already")
             return EXIT_OK
@@ -508,22 +573,45 @@ def _trusted_key(jwk_text: str | None, add_to: Path | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m burgermelding_shared.evidence")
     sub = parser.add_subparsers(dest="command", required=True)
-    verify = sub.add_parser("verify", help="check an evidence package offline",
-                            formatter_class=argparse.RawDescriptionHelpFormatter,
-                            epilog="exit codes: 0 intact and signed by a trusted key; 1 does not verify (damaged, "
-                                   "altered, refused\nmembers, or an untrusted signer); 2 wrong use (arguments, "
-                                   "keys); 3 intact, but no trusted\nkey was given, so nothing is proven about who "
-                                   "made it")
+    verify = sub.add_parser(
+        "verify",
+        help="check an evidence package offline",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes: 0 intact and signed by a trusted key; 1 does not verify (damaged, "
+        "altered, refused\nmembers, or an untrusted signer); 2 wrong use (arguments, "
+        "keys); 3 intact, but no trusted\nkey was given, so nothing is proven about who "
+        "made it",
+    )
     verify.add_argument("package", type=Path)
-    verify.add_argument("--trusted-keys", action="append", default=[], type=Path, metavar="FILE",
-                        help='the keys the police publish, as a JWK Set ({"keys": [JWK, ...]}); repeatable')
-    verify.add_argument("--public-key", action="append", default=[], metavar="JWK",
-                        help="a trusted public key (a JWK with kid), as published by the force; repeatable")
+    verify.add_argument(
+        "--trusted-keys",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help='the keys the police publish, as a JWK Set ({"keys": [JWK, ...]}); repeatable',
+    )
+    verify.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        metavar="JWK",
+        help="a trusted public key (a JWK with kid), as published by the force; repeatable",
+    )
     entry = sub.add_parser("trusted-key", help="print a key's entry for a --trusted-keys file, or add it to one")
-    entry.add_argument("jwk", nargs="?", help="the key as a JWK: a public one, or a service's private key (only "
-                       "its public half is written); read from standard input when left out")
-    entry.add_argument("--add-to", type=Path, metavar="FILE", help="add the key to this trusted-keys file (made "
-                       "if there is none); a key id it holds already for another key is refused")
+    entry.add_argument(
+        "jwk",
+        nargs="?",
+        help="the key as a JWK: a public one, or a service's private key (only "
+        "its public half is written); read from standard input when left out",
+    )
+    entry.add_argument(
+        "--add-to",
+        type=Path,
+        metavar="FILE",
+        help="add the key to this trusted-keys file (made "
+        "if there is none); a key id it holds already for another key is refused",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "trusted-key":

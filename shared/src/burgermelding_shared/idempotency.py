@@ -60,20 +60,31 @@ class StoredResponse:
 
 def check_key(raw: str | None) -> str:
     if not raw:
-        raise ServiceError(400, "idempotency_key_missing", "the Idempotency-Key header is required",
-                           detail_nl="De header Idempotency-Key is verplicht")
+        raise ServiceError(
+            400,
+            "idempotency_key_missing",
+            "the Idempotency-Key header is required",
+            detail_nl="De header Idempotency-Key is verplicht",
+        )
     key = raw.strip().strip('"')
     if not KEY_PATTERN.match(key):
-        raise ServiceError(400, "idempotency_key_invalid",
-                           "Idempotency-Key must be 8 to 128 characters of letters, digits and . _ : -",
-                           detail_nl="Idempotency-Key moet 8 tot 128 tekens zijn: letters, cijfers en . _ : -")
+        raise ServiceError(
+            400,
+            "idempotency_key_invalid",
+            "Idempotency-Key must be 8 to 128 characters of letters, digits and . _ : -",
+            detail_nl="Idempotency-Key moet 8 tot 128 tekens zijn: letters, cijfers en . _ : -",
+        )
     return key
 
 
 def in_progress() -> ServiceError:
-    return ServiceError(409, "request_in_progress", "a request with this Idempotency-Key is still being processed",
-                        detail_nl="Een verzoek met deze Idempotency-Key wordt nog verwerkt",
-                        headers={"Retry-After": "1"})
+    return ServiceError(
+        409,
+        "request_in_progress",
+        "a request with this Idempotency-Key is still being processed",
+        detail_nl="Een verzoek met deze Idempotency-Key wordt nog verwerkt",
+        headers={"Retry-After": "1"},
+    )
 
 
 async def claim(db: Database, table: Table, scope: str, key: str, fingerprint: str) -> StoredResponse | None:
@@ -96,18 +107,23 @@ async def claim(db: Database, table: Table, scope: str, key: str, fingerprint: s
             )
             return None
         if row["fingerprint"] != fingerprint:
-            raise ServiceError(422, "idempotency_key_reused",
-                               "this Idempotency-Key was used for a different request",
-                               detail_nl="Deze Idempotency-Key is al gebruikt voor een ander verzoek")
+            raise ServiceError(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request",
+                detail_nl="Deze Idempotency-Key is al gebruikt voor een ander verzoek",
+            )
         if row["state"] == "done":
             return StoredResponse(row["response_status"], json.loads(row["response_body"]))
         if now - row["created_at"] < STALE_CLAIM:
             raise in_progress()
         # The first holder died mid-request: take the claim over, if no other retry took it first (the update
         # only matches the stale claim as read; PostgreSQL re-reads a row a concurrent update changed).
-        taken = await session.execute(update(table).where(
-            table.c.key == full_key, table.c.state == "processing", table.c.created_at == row["created_at"]
-        ).values(created_at=now))
+        taken = await session.execute(
+            update(table)
+            .where(table.c.key == full_key, table.c.state == "processing", table.c.created_at == row["created_at"])
+            .values(created_at=now)
+        )
         if rowcount(taken) != 1:
             raise in_progress()
         return None
@@ -125,8 +141,9 @@ async def complete(session: AsyncSession, table: Table, scope: str, key: str, re
     await session.execute(
         update(table)
         .where(table.c.key == stored_key(scope, key))
-        .values(state="done", response_status=response.status_code,
-                response_body=json.dumps(response.body, default=str))
+        .values(
+            state="done", response_status=response.status_code, response_body=json.dumps(response.body, default=str)
+        )
     )
 
 

@@ -52,9 +52,15 @@ PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"
 # Types whose display copy is made after the 202 (see the module's docstring).
 DISPLAY_LATER = frozenset({"image/heic"})
 # EXIF orientation -> the transpose that makes a photo stored that way upright (as ImageOps.exif_transpose).
-_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-            8: Image.Transpose.ROTATE_90}
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def sniff_type(head: bytes) -> str | None:
@@ -145,8 +151,7 @@ def heif_extents(path: Path) -> list[tuple[int, int]]:
                     if len(size) == 8:
                         extents.append((int.from_bytes(size[:4], "big"), int.from_bytes(size[4:], "big")))
                 elif kind in _HEIF_PROPERTY_CONTAINERS and depth < 4:
-                    pending.append((offset + header_size + _HEIF_PROPERTY_CONTAINERS[kind], offset + length,
-                                    depth + 1))
+                    pending.append((offset + header_size + _HEIF_PROPERTY_CONTAINERS[kind], offset + length, depth + 1))
                 offset += length
     return extents
 
@@ -177,14 +182,19 @@ def display_scale(size: tuple[int, int], display_max_side: int) -> int:
     return scale
 
 
-def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: int | None = None,
-                display_later: frozenset[str] = DISPLAY_LATER) -> CheckedPhoto:
+def check_photo(
+    path: Path,
+    *,
+    max_pixels: int,
+    display_max_side: int,
+    index: int | None = None,
+    display_later: frozenset[str] = DISPLAY_LATER,
+) -> CheckedPhoto:
     """Validate one uploaded file and make its display copy (for the types in `display_later` it comes later,
     see the module's docstring). Its SHA-256 is taken here, off the event loop, once: the photo store takes the
     file with it (`adopt_file`) instead of hashing and copying it again. `index` names the photo in a request
     of several. Blocking: run it in a worker thread."""
-    label_en, label_nl = (f"photo {index + 1}", f"foto {index + 1}") if index is not None else ("the photo",
-                                                                                               "de foto")
+    label_en, label_nl = (f"photo {index + 1}", f"foto {index + 1}") if index is not None else ("the photo", "de foto")
     size = path.stat().st_size
     if size == 0:
         raise _refuse("photo_empty", f"{label_en} is empty", f"{label_nl} is leeg")
@@ -192,32 +202,46 @@ def check_photo(path: Path, *, max_pixels: int, display_max_side: int, index: in
         head = fh.read(32)
     content_type = sniff_type(head)
     if content_type is None:
-        raise _refuse("photo_type_not_accepted", f"{label_en} is not a JPEG, PNG, WebP or HEIC image",
-                      f"{label_nl} is geen JPEG-, PNG-, WebP- of HEIC-afbeelding", 415)
-    unreadable = _refuse("photo_unreadable", f"{label_en} is damaged or truncated and cannot be decoded",
-                         f"{label_nl} is beschadigd of onvolledig en kan niet worden gelezen")
+        raise _refuse(
+            "photo_type_not_accepted",
+            f"{label_en} is not a JPEG, PNG, WebP or HEIC image",
+            f"{label_nl} is geen JPEG-, PNG-, WebP- of HEIC-afbeelding",
+            415,
+        )
+    unreadable = _refuse(
+        "photo_unreadable",
+        f"{label_en} is damaged or truncated and cannot be decoded",
+        f"{label_nl} is beschadigd of onvolledig en kan niet worden gelezen",
+    )
     if content_type == "image/heic" and not boxes_fill_file(path):
         raise unreadable
     try:
         with Image.open(path) as im:
             if im.format != PILLOW_FORMATS[content_type]:
-                raise _refuse("photo_type_mismatch", f"{label_en}: content does not decode as {content_type}",
-                              f"{label_nl}: de inhoud is geen geldige {content_type}", 415)
+                raise _refuse(
+                    "photo_type_mismatch",
+                    f"{label_en}: content does not decode as {content_type}",
+                    f"{label_nl}: de inhoud is geen geldige {content_type}",
+                    415,
+                )
             width, height = im.size
             # A HEIC is decoded at the sizes its 'ispe' properties declare, whatever its crop shows.
             extents = heif_extents(path) if content_type == "image/heic" else []
             most_w, most_h = max([(width, height), *extents], key=lambda extent: extent[0] * extent[1])
             if most_w * most_h > max_pixels:
-                raise _refuse("photo_too_many_pixels",
-                              f"{label_en} has {most_w}x{most_h} pixels, more than the limit of {max_pixels:,}",
-                              f"{label_nl} heeft {most_w}x{most_h} pixels, meer dan de limiet van {max_pixels:,}",
-                              413)
+                raise _refuse(
+                    "photo_too_many_pixels",
+                    f"{label_en} has {most_w}x{most_h} pixels, more than the limit of {max_pixels:,}",
+                    f"{label_nl} heeft {most_w}x{most_h} pixels, meer dan de limiet van {max_pixels:,}",
+                    413,
+                )
             display_jpeg = None if content_type in display_later else display_copy(im, display_max_side, path.parent)
     except ServiceError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _refuse("photo_too_many_pixels", f"{label_en} is a decompression bomb",
-                      f"{label_nl} is een decompressiebom", 413) from exc
+        raise _refuse(
+            "photo_too_many_pixels", f"{label_en} is a decompression bomb", f"{label_nl} is een decompressiebom", 413
+        ) from exc
     except (PhotoUnreadable, UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise unreadable from exc
     return CheckedPhoto(path, sha256_file(path), content_type, size, width, height, display_jpeg)

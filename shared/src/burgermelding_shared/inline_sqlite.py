@@ -134,8 +134,9 @@ def connector(path: str) -> Callable[[], Any]:
 
     async def connect() -> InlineConnection:
         # check_same_thread=False: the pool may close a connection from the garbage collector's thread.
-        connection = sqlite3.connect(path, timeout=INLINE_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                     check_same_thread=False)
+        connection = sqlite3.connect(
+            path, timeout=INLINE_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
         return InlineConnection(connection)
 
     return connect

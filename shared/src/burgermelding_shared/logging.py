@@ -21,17 +21,26 @@ from burgermelding_shared.tracing import current_trace_id, current_traceparent
 if TYPE_CHECKING:
     from burgermelding_shared.metrics import Metrics
 
+
 class JsonFormatter(LibraryJsonFormatter):
     """python-json-logger's formatter with our field names, UTC times in milliseconds and the trace id; the
     `extra` of a log call becomes fields of its own."""
 
     def __init__(self, service: str) -> None:
-        super().__init__(["asctime", "levelname", "name", "message"],
-                         rename_fields={"asctime": "ts", "levelname": "level", "name": "logger", "message": "msg",
-                                        "exc_info": "exc"},
-                         static_fields={"service": service},
-                         reserved_attrs=[*RESERVED_ATTRS, "color_message"],  # uvicorn's coloured copy
-                         json_default=str, json_ensure_ascii=False)
+        super().__init__(
+            ["asctime", "levelname", "name", "message"],
+            rename_fields={
+                "asctime": "ts",
+                "levelname": "level",
+                "name": "logger",
+                "message": "msg",
+                "exc_info": "exc",
+            },
+            static_fields={"service": service},
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],  # uvicorn's coloured copy
+            json_default=str,
+            json_ensure_ascii=False,
+        )
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
@@ -92,7 +101,14 @@ class AccessLogMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             seconds = time.perf_counter() - started
-            access_log.info("request", extra={"method": scope.get("method"), "route": route, "status": status,
-                                              "duration_ms": round(seconds * 1000, 2)})
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                },
+            )
             if self.metrics is not None:
                 self.metrics.request_seconds.labels(route, scope.get("method"), str(status)).observe(seconds)

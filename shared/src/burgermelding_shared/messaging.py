@@ -101,14 +101,20 @@ class MessagingTables:
 
     @cached_property
     def _record_receipt(self) -> dict[bool, Any]:
-        return {postgres: (postgresql.insert if postgres else sqlite.insert)(self.inbox)
-                .on_conflict_do_nothing(index_elements=["message_id"]) for postgres in (False, True)}
+        return {
+            postgres: (postgresql.insert if postgres else sqlite.insert)(self.inbox).on_conflict_do_nothing(
+                index_elements=["message_id"]
+            )
+            for postgres in (False, True)
+        }
 
     def _due(self) -> tuple[Any, ...]:
         outbox = self.outbox
-        return (outbox.c.status == PENDING,
-                or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < bindparam("now")),
-                _in_turn(outbox))
+        return (
+            outbox.c.status == PENDING,
+            or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < bindparam("now")),
+            _in_turn(outbox),
+        )
 
     @cached_property
     def next_due(self) -> Any:
@@ -121,10 +127,17 @@ class MessagingTables:
         key = (batch_size, lock_rows, probe)
         if key not in self._claimable:
             outbox = self.outbox
-            where = (outbox.c.destination == bindparam("destination") if probe
-                     else outbox.c.destination.not_in(bindparam("blocked", expanding=True)))
-            query = (select(outbox.c.id).where(*self._due(), outbox.c.next_attempt_at <= bindparam("now"), where)
-                     .order_by(outbox.c.priority.desc(), outbox.c.id).limit(batch_size))
+            where = (
+                outbox.c.destination == bindparam("destination")
+                if probe
+                else outbox.c.destination.not_in(bindparam("blocked", expanding=True))
+            )
+            query = (
+                select(outbox.c.id)
+                .where(*self._due(), outbox.c.next_attempt_at <= bindparam("now"), where)
+                .order_by(outbox.c.priority.desc(), outbox.c.id)
+                .limit(batch_size)
+            )
             # Several relays on PostgreSQL: each takes rows the others have not locked.
             self._claimable[key] = query.with_for_update(skip_locked=True) if lock_rows else query
         return self._claimable[key]
@@ -135,14 +148,21 @@ class MessagingTables:
 
     @cached_property
     def lease(self) -> Any:
-        return (update(self.outbox).where(self.outbox.c.id.in_(bindparam("ids", expanding=True)))
-                .values(lease_until=bindparam("until")).returning(*self.outbox.c))
+        return (
+            update(self.outbox)
+            .where(self.outbox.c.id.in_(bindparam("ids", expanding=True)))
+            .values(lease_until=bindparam("until"))
+            .returning(*self.outbox.c)
+        )
 
     @cached_property
     def unlease(self) -> Any:
         """Give a row back to the relay's claim (a handed-off row whose destination is not taking messages)."""
-        return (update(self.outbox).where(self.outbox.c.id == bindparam("row_id"), self.outbox.c.status == PENDING)
-                .values(lease_until=None))
+        return (
+            update(self.outbox)
+            .where(self.outbox.c.id == bindparam("row_id"), self.outbox.c.status == PENDING)
+            .values(lease_until=None)
+        )
 
     @cached_property
     def settle(self) -> Any:
@@ -151,10 +171,19 @@ class MessagingTables:
         outbox = self.outbox
         # A retry sets its next time; a final outcome (due_at None) keeps the row's own.
         next_attempt = func.coalesce(bindparam("due_at", type_=UTCDateTime), outbox.c.next_attempt_at)
-        return (update(outbox).where(outbox.c.id == bindparam("row_id"), outbox.c.status == PENDING)
-                .values(status=bindparam("new_status"), attempts=bindparam("new_attempts"), lease_until=None,
-                        next_attempt_at=next_attempt, delivered_at=bindparam("delivered"),
-                        last_error=bindparam("error"), last_status_code=bindparam("status_code")))
+        return (
+            update(outbox)
+            .where(outbox.c.id == bindparam("row_id"), outbox.c.status == PENDING)
+            .values(
+                status=bindparam("new_status"),
+                attempts=bindparam("new_attempts"),
+                lease_until=None,
+                next_attempt_at=next_attempt,
+                delivered_at=bindparam("delivered"),
+                last_error=bindparam("error"),
+                last_status_code=bindparam("status_code"),
+            )
+        )
 
 
 def messaging_tables(metadata: MetaData) -> MessagingTables:
@@ -216,8 +245,10 @@ async def enqueue(
     (delivered, dead-lettered or cancelled).
     """
     if not isinstance(payload, message.model):
-        raise TypeError(f"{message.kind} to {message.destination} carries a {message.model.__name__}, "
-                        f"not a {type(payload).__name__}")
+        raise TypeError(
+            f"{message.kind} to {message.destination} carries a {message.model.__name__}, "
+            f"not a {type(payload).__name__}"
+        )
     now = utcnow()
     message_id = message_id or str(uuid.uuid4())
     # Handed off: a running relay in this process sends the row straight after the commit, so it is written
@@ -225,8 +256,9 @@ async def enqueue(
     # A row that must wait (its turn behind an ordering key, or a time) goes the relay's ordinary way. If this
     # process dies before sending, the lease runs out and any relay takes the row as usual.
     lease = session.info.get(HANDOFF_LEASE)
-    lease_until = (now + timedelta(seconds=lease)
-                   if lease is not None and ordering_key is None and not_before is None else None)
+    lease_until = (
+        now + timedelta(seconds=lease) if lease is not None and ordering_key is None and not_before is None else None
+    )
     hand_off = lease_until is not None
     row = {
         "message_id": message_id,
@@ -258,8 +290,9 @@ def _in_turn(outbox: Table) -> Any:
     earlier = outbox.alias("earlier")
     return or_(
         outbox.c.ordering_key.is_(None),
-        ~exists().where(earlier.c.ordering_key == outbox.c.ordering_key, earlier.c.status == PENDING,
-                        earlier.c.id < outbox.c.id),
+        ~exists().where(
+            earlier.c.ordering_key == outbox.c.ordering_key, earlier.c.status == PENDING, earlier.c.id < outbox.c.id
+        ),
     )
 
 
@@ -479,8 +512,10 @@ class Relay(BackgroundLoop):
             # Most likely the database is busy (a locked SQLite file, a full pool): the outcome could not be
             # recorded. Nothing is lost: the row stays leased until the lease runs out, then is sent again
             # (the receiver's inbox makes a second delivery harmless).
-            log.exception("outbox delivery could not be recorded; it is retried after its lease",
-                          extra={"message_id": row["message_id"], "destination": row["destination"]})
+            log.exception(
+                "outbox delivery could not be recorded; it is retried after its lease",
+                extra={"message_id": row["message_id"], "destination": row["destination"]},
+            )
 
     async def _send(self, row: Mapping[str, Any]) -> None:
         destination = self.destinations.get(row["destination"])
@@ -509,16 +544,21 @@ class Relay(BackgroundLoop):
             await self._finish(row, Outcome(True, response.status_code, _json_or_text(response), "delivered"))
         elif unavailable:
             await self._destination_failed(row["destination"])
-            await self._retry(row, response.status_code, f"HTTP {response.status_code}: {response.text[:500]}",
-                              retry_after)
+            await self._retry(
+                row, response.status_code, f"HTTP {response.status_code}: {response.text[:500]}", retry_after
+            )
         elif response.status_code == 409:
             # The receiver is still processing an earlier delivery of this message: ask again later.
             await self._retry(row, 409, "HTTP 409: still processing", retry_after)
         else:  # the destination is up; it refused this one message
             await self._finish(
                 row,
-                Outcome(False, response.status_code, _json_or_text(response),
-                        f"HTTP {response.status_code}: {response.text[:500]}"),
+                Outcome(
+                    False,
+                    response.status_code,
+                    _json_or_text(response),
+                    f"HTTP {response.status_code}: {response.text[:500]}",
+                ),
             )
 
     async def _destination_failed(self, destination: str) -> None:
@@ -542,33 +582,54 @@ class Relay(BackgroundLoop):
             result = await session.execute(
                 update(outbox)
                 # attempts > 0: only what failed; messages scheduled for later on purpose keep their time.
-                .where(outbox.c.destination == destination, outbox.c.status == PENDING, outbox.c.attempts > 0,
-                       outbox.c.next_attempt_at > now)
+                .where(
+                    outbox.c.destination == destination,
+                    outbox.c.status == PENDING,
+                    outbox.c.attempts > 0,
+                    outbox.c.next_attempt_at > now,
+                )
                 .values(next_attempt_at=now)
             )
         released = rowcount(result)
         if released:
-            log.info("destination recovered: backlog released", extra={"destination": destination,
-                                                                       "messages": released})
+            log.info(
+                "destination recovered: backlog released", extra={"destination": destination, "messages": released}
+            )
             self.wake()
 
     async def _retry(self, row: Mapping[str, Any], status: int | None, reason: str, retry_after: float | None) -> None:
         attempts = row["attempts"] + 1
         if attempts >= self.config.max_attempts:
-            await self._finish(row, Outcome(False, status, None, f"gave up after {attempts} attempts: {reason}"),
-                               attempts=attempts)
+            await self._finish(
+                row, Outcome(False, status, None, f"gave up after {attempts} attempts: {reason}"), attempts=attempts
+            )
             return
         delay = full_jitter(attempts, self.config.backoff_base, self.config.backoff_cap)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.config.backoff_cap * 10))
         self.stats.retried += 1
-        log.info("outbox retry", extra={"message_id": row["message_id"], "destination": row["destination"],
-                                        "attempt": attempts, "delay_s": round(delay, 3), "reason": reason[:200]})
+        log.info(
+            "outbox retry",
+            extra={
+                "message_id": row["message_id"],
+                "destination": row["destination"],
+                "attempt": attempts,
+                "delay_s": round(delay, 3),
+                "reason": reason[:200],
+            },
+        )
         async with self.db.transaction() as session:
             await session.execute(
                 self.tables.settle,
-                {"row_id": row["id"], "new_status": PENDING, "new_attempts": attempts, "error": reason,
-                 "due_at": utcnow() + timedelta(seconds=delay), "delivered": None, "status_code": status},
+                {
+                    "row_id": row["id"],
+                    "new_status": PENDING,
+                    "new_attempts": attempts,
+                    "error": reason,
+                    "due_at": utcnow() + timedelta(seconds=delay),
+                    "delivered": None,
+                    "status_code": status,
+                },
             )
             attempt_handler = self.attempt_handlers.get(row["kind"])
             if attempt_handler is not None:
@@ -584,17 +645,28 @@ class Relay(BackgroundLoop):
             self.stats.delivered += 1
         else:
             self.stats.dead += 1
-            log.warning("outbox message dead-lettered", extra={"message_id": row["message_id"],
-                                                               "destination": row["destination"],
-                                                               "reason": outcome.reason[:300]})
+            log.warning(
+                "outbox message dead-lettered",
+                extra={
+                    "message_id": row["message_id"],
+                    "destination": row["destination"],
+                    "reason": outcome.reason[:300],
+                },
+            )
 
     async def _record(self, row: Mapping[str, Any], outcome: Outcome, status: str, attempts: int | None) -> None:
         async with self.db.transaction() as session:
             result = await session.execute(
                 self.tables.settle,
-                {"row_id": row["id"], "new_status": status, "new_attempts": attempts or row["attempts"] + 1,
-                 "due_at": None, "delivered": utcnow() if outcome.delivered else None,
-                 "error": None if outcome.delivered else outcome.reason, "status_code": outcome.status_code},
+                {
+                    "row_id": row["id"],
+                    "new_status": status,
+                    "new_attempts": attempts or row["attempts"] + 1,
+                    "due_at": None,
+                    "delivered": utcnow() if outcome.delivered else None,
+                    "error": None if outcome.delivered else outcome.reason,
+                    "status_code": outcome.status_code,
+                },
             )
             handler = self.handlers.get(row["kind"])
             if handler is not None and rowcount(result):
@@ -607,8 +679,10 @@ class Relay(BackgroundLoop):
         return self.circuits
 
     async def circuit_states(self) -> dict[str, dict[str, Any]]:
-        return {name: {"state": view.state, "consecutive_failures": view.failures}
-                for name, view in (await self.circuit_views()).items()}
+        return {
+            name: {"state": view.state, "consecutive_failures": view.failures}
+            for name, view in (await self.circuit_views()).items()
+        }
 
 
 async def cancel_pending(session: AsyncSession, tables: MessagingTables, message_ids: list[str]) -> int:
@@ -630,9 +704,12 @@ async def cancel_unsent(session: AsyncSession, tables: MessagingTables, message_
     transaction; False when it has gone out or is going out now."""
     result = await session.execute(
         update(tables.outbox)
-        .where(tables.outbox.c.message_id == message_id, tables.outbox.c.status == PENDING,
-               tables.outbox.c.attempts == 0,
-               or_(tables.outbox.c.lease_until.is_(None), tables.outbox.c.lease_until < utcnow()))
+        .where(
+            tables.outbox.c.message_id == message_id,
+            tables.outbox.c.status == PENDING,
+            tables.outbox.c.attempts == 0,
+            or_(tables.outbox.c.lease_until.is_(None), tables.outbox.c.lease_until < utcnow()),
+        )
         .values(status=CANCELLED)
     )
     return bool(rowcount(result))
@@ -652,9 +729,7 @@ async def replay_dead_letter(db: Database, tables: MessagingTables, message_id: 
 
 async def outbox_counts(db: Database, tables: MessagingTables) -> dict[str, int]:
     async with db.sessions() as session:
-        rows = await session.execute(
-            select(tables.outbox.c.status, func.count()).group_by(tables.outbox.c.status)
-        )
+        rows = await session.execute(select(tables.outbox.c.status, func.count()).group_by(tables.outbox.c.status))
         return {status: count for status, count in rows.all()}
 
 
@@ -663,4 +738,3 @@ def _json_or_text(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return response.text
-

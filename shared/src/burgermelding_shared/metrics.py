@@ -33,12 +33,19 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.request_seconds = Histogram(
-            "bm_http_request_duration_seconds", "Time to answer a request, by route template",
-            ["route", "method", "status"], registry=self.registry, buckets=LATENCY_BUCKETS)
+            "bm_http_request_duration_seconds",
+            "Time to answer a request, by route template",
+            ["route", "method", "status"],
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+        )
         self.problems = Counter(
-            "bm_http_problems", "Error responses (problem details) by route and machine-readable error code; on "
-            "POST /v1/reports these are the reports refused, by reason", ["route", "method", "status", "error"],
-            registry=self.registry)
+            "bm_http_problems",
+            "Error responses (problem details) by route and machine-readable error code; on "
+            "POST /v1/reports these are the reports refused, by reason",
+            ["route", "method", "status", "error"],
+            registry=self.registry,
+        )
         self.scrapers: list[Scraper] = [outbox_scraper, circuit_scraper]
         self._made: dict[str, Any] = {}
 
@@ -74,20 +81,35 @@ async def outbox_scraper(runtime: Runtime, metrics: Metrics) -> None:
         # How long a message has waited: one that was tried and failed, since it was written; one never tried,
         # since it was due (a meldkamer's scripted callback is written long before its moment).
         tried = outbox.c.attempts > 0
-        waiting = (await session.execute(
-            select(outbox.c.destination, func.count(),
-                   func.min(case((tried, outbox.c.created_at))), func.min(case((~tried, outbox.c.next_attempt_at))))
-            .where(outbox.c.status == PENDING).group_by(outbox.c.destination))).all()
-        dead = (await session.execute(
-            select(outbox.c.destination, outbox.c.priority, func.count())
-            .where(outbox.c.status == DEAD).group_by(outbox.c.destination, outbox.c.priority))).all()
+        waiting = (
+            await session.execute(
+                select(
+                    outbox.c.destination,
+                    func.count(),
+                    func.min(case((tried, outbox.c.created_at))),
+                    func.min(case((~tried, outbox.c.next_attempt_at))),
+                )
+                .where(outbox.c.status == PENDING)
+                .group_by(outbox.c.destination)
+            )
+        ).all()
+        dead = (
+            await session.execute(
+                select(outbox.c.destination, outbox.c.priority, func.count())
+                .where(outbox.c.status == DEAD)
+                .group_by(outbox.c.destination, outbox.c.priority)
+            )
+        ).all()
     now = utcnow()
     depth = metrics.gauge("bm_outbox_pending_messages", "Messages waiting in the outbox", ["destination"])
-    oldest = metrics.gauge("bm_outbox_oldest_pending_age_seconds", "How long the longest-waiting message has waited "
-                           "(since written if it was tried, since due if not)",
-                           ["destination"])
-    letters = metrics.gauge("bm_outbox_dead_letters", "Dead-lettered messages (kept, replayable)",
-                            ["destination", "urgent"])
+    oldest = metrics.gauge(
+        "bm_outbox_oldest_pending_age_seconds",
+        "How long the longest-waiting message has waited (since written if it was tried, since due if not)",
+        ["destination"],
+    )
+    letters = metrics.gauge(
+        "bm_outbox_dead_letters", "Dead-lettered messages (kept, replayable)", ["destination", "urgent"]
+    )
     for gauge in (depth, oldest, letters):
         gauge.clear()
     for destination in runtime.relay.destinations:
@@ -103,9 +125,13 @@ async def outbox_scraper(runtime: Runtime, metrics: Metrics) -> None:
 
 
 async def circuit_scraper(runtime: Runtime, metrics: Metrics) -> None:
-    circuit = metrics.gauge("bm_circuit_state", "Circuit to a destination (shared by the replicas when they share "
-                            "state in Redis, else this replica's own): 0 closed, 1 half-open "
-                            "(one probe allowed), 2 open (nothing sent)", ["destination"])
+    circuit = metrics.gauge(
+        "bm_circuit_state",
+        "Circuit to a destination (shared by the replicas when they share "
+        "state in Redis, else this replica's own): 0 closed, 1 half-open "
+        "(one probe allowed), 2 open (nothing sent)",
+        ["destination"],
+    )
     circuit.clear()
     states = await runtime.relay.circuit_states()
     for destination in runtime.relay.destinations:

@@ -76,19 +76,23 @@ class Reservation:
     async def __aenter__(self) -> Reservation:
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        trace: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         if error is not None:
             await self.give_back()
 
 
-def rate_limited(wait: float, what_en: str = "too many requests",
-                 what_nl: str = "Te veel verzoeken") -> ServiceError:
+def rate_limited(wait: float, what_en: str = "too many requests", what_nl: str = "Te veel verzoeken") -> ServiceError:
     """The one 429: a machine-readable code, Dutch and English, and when to come back."""
     seconds = max(1, math.ceil(wait))
-    return ServiceError(429, "rate_limited", f"{what_en}; try again in {seconds} s",
-                        detail_nl=f"{what_nl}; probeer het over {seconds} s opnieuw",
-                        headers={"Retry-After": str(seconds)})
+    return ServiceError(
+        429,
+        "rate_limited",
+        f"{what_en}; try again in {seconds} s",
+        detail_nl=f"{what_nl}; probeer het over {seconds} s opnieuw",
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 def client_address(request: Request) -> str | None:

@@ -45,10 +45,12 @@ class RetentionRule(BaseModel):
 # wins. Reports under legal hold are left alone by all of them.
 DEFAULT_RULES: list[RetentionRule] = [
     RetentionRule(name="rejected-purged", outcome="rejected", action="purge", after_days=30),
-    RetentionRule(name="contact-after-closing", outcome="finished", action="remove_contact", after_days=0,
-                  counted_from="finished"),
-    RetentionRule(name="withdrawn-anonymised", outcome="withdrawn", action="anonymise", after_days=0,
-                  counted_from="finished"),
+    RetentionRule(
+        name="contact-after-closing", outcome="finished", action="remove_contact", after_days=0, counted_from="finished"
+    ),
+    RetentionRule(
+        name="withdrawn-anonymised", outcome="withdrawn", action="anonymise", after_days=0, counted_from="finished"
+    ),
     RetentionRule(name="anonymised-after-a-year", outcome="any", action="anonymise", after_days=365),
     RetentionRule(name="purged-after-five-years", outcome="any", action="purge", after_days=5 * 365),
 ]
@@ -64,8 +66,12 @@ def rule_applies(rule: RetentionRule, category: str, outcome: str | None) -> boo
     """`outcome`: the report's final status (closed, rejected, declined, withdrawn), None while it is open."""
     if rule.category not in ("*", category):
         return False
-    return (rule.outcome == "any" or (rule.outcome == "open" and outcome is None)
-            or (rule.outcome == "finished" and outcome is not None) or rule.outcome == outcome)
+    return (
+        rule.outcome == "any"
+        or (rule.outcome == "open" and outcome is None)
+        or (rule.outcome == "finished" and outcome is not None)
+        or rule.outcome == outcome
+    )
 
 
 def deletion_log_table(metadata: MetaData) -> Table:
@@ -83,17 +89,40 @@ def deletion_log_table(metadata: MetaData) -> Table:
     )
 
 
-def log_deletion(session: AsyncSession, deletions: Table, audit: AuditTables, *, report_id: str,
-                 reference: str | None, rule: str, action: str, removed: dict[str, Any]) -> None:
+def log_deletion(
+    session: AsyncSession,
+    deletions: Table,
+    audit: AuditTables,
+    *,
+    report_id: str,
+    reference: str | None,
+    rule: str,
+    action: str,
+    removed: dict[str, Any],
+) -> None:
     """One deletion, in the deletion log and the audit chain, in the transaction that deletes."""
     now = utcnow()
     session.info.setdefault("deletion-log", []).append(
-        {"at": now, "report_id": report_id, "reference": reference, "rule": rule, "action": action,
-         "removed": json.dumps(removed, sort_keys=True)})
-    auditchain.record(session, audit, actor="retention" if rule != "citizen-request" else "citizen",
-                      role="system" if rule != "citizen-request" else "citizen", action=f"retention.{action}",
-                      target_type="report", target_id=report_id, report_id=report_id,
-                      detail={"rule": rule, "removed": removed})
+        {
+            "at": now,
+            "report_id": report_id,
+            "reference": reference,
+            "rule": rule,
+            "action": action,
+            "removed": json.dumps(removed, sort_keys=True),
+        }
+    )
+    auditchain.record(
+        session,
+        audit,
+        actor="retention" if rule != "citizen-request" else "citizen",
+        role="system" if rule != "citizen-request" else "citizen",
+        action=f"retention.{action}",
+        target_type="report",
+        target_id=report_id,
+        report_id=report_id,
+        detail={"rule": rule, "removed": removed},
+    )
 
     async def flush(session: AsyncSession) -> None:
         rows = session.info.pop("deletion-log", [])
@@ -107,8 +136,11 @@ async def personal_data_removed(session: AsyncSession, deletions: Table, report_
     """Whether this service's deletion log says the report's personal data went (anonymised or purged). A copy
     of the report that arrives after that (a revision sent before the withdrawal and delivered after it: report
     messages travel without an ordering key, so the first urgent one is not held back) must not bring it back."""
-    found = await session.execute(select(deletions.c.id).where(
-        deletions.c.report_id == report_id, deletions.c.action.in_(["anonymise", "purge"])).limit(1))
+    found = await session.execute(
+        select(deletions.c.id)
+        .where(deletions.c.report_id == report_id, deletions.c.action.in_(["anonymise", "purge"]))
+        .limit(1)
+    )
     return found.first() is not None
 
 
@@ -120,7 +152,6 @@ async def purge_settled_messages(session: AsyncSession, messaging: MessagingTabl
     sent = await session.execute(delete(outbox).where(outbox.c.status == DELIVERED, outbox.c.delivered_at < cutoff))
     await session.execute(delete(inbox).where(inbox.c.received_at < cutoff))
     return rowcount(sent)
-
 
 
 class SettledMessagesPurger(BackgroundLoop):

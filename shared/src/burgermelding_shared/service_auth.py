@@ -60,8 +60,12 @@ class ServiceKey:
     def issue(self, audience: str, ttl: int = DEFAULT_TTL_SECONDS) -> str:
         """A credential of this service for calls to `audience`."""
         now = int(time.time())
-        return jwt.encode({"iss": self.issuer, "aud": audience, "iat": now, "exp": now + ttl}, self.private_key,
-                          algorithm=ALGORITHM, headers={"kid": self.kid})
+        return jwt.encode(
+            {"iss": self.issuer, "aud": audience, "iat": now, "exp": now + ttl},
+            self.private_key,
+            algorithm=ALGORITHM,
+            headers={"kid": self.kid},
+        )
 
     def private_jwk(self) -> dict[str, str]:
         """The key as a private JWK (what `BM_<SERVICE>_SERVICE_KEY` holds)."""
@@ -87,8 +91,10 @@ def _public_bytes(key: Ed25519PublicKey) -> bytes:
 
 
 # The published development keys by their public bytes: refused in production under any key id.
-PUBLISHED_KEYS = frozenset(_public_bytes(development_key(service).private_key.public_key())
-                           for service in (*SUITE_SERVICES, "meldkamer", "service"))
+PUBLISHED_KEYS = frozenset(
+    _public_bytes(development_key(service).private_key.public_key())
+    for service in (*SUITE_SERVICES, "meldkamer", "service")
+)
 
 
 def is_published(key: Ed25519PrivateKey | Ed25519PublicKey) -> bool:
@@ -130,8 +136,9 @@ class TrustedKeys:
         for issuer, jwks in keys_by_issuer.items():
             for jwk in jwks:
                 if "d" in jwk:
-                    raise ValueError(f"key {jwk.get('kid')} of {issuer} is a private key: a receiver holds only "
-                                     "public keys")
+                    raise ValueError(
+                        f"key {jwk.get('kid')} of {issuer} is a private key: a receiver holds only public keys"
+                    )
                 key = _load_jwk(jwk)
                 if not isinstance(key, Ed25519PublicKey) or jwk["kid"] in by_kid:
                     raise ValueError(f"key {jwk['kid']} of {issuer}: not a public key, or its id is used twice")
@@ -149,37 +156,60 @@ class TrustedKeys:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as exc:
-            raise _invalid("invalid_service_credential", "service credential is malformed",
-                           "de dienstcredential is misvormd") from exc
+            raise _invalid(
+                "invalid_service_credential", "service credential is malformed", "de dienstcredential is misvormd"
+            ) from exc
         owner = self.by_kid.get(kid) if isinstance(kid, str) else None
         if owner is None:
-            raise _invalid("unknown_service_key", "service credential is signed with a key this service does not "
-                           "trust", "de dienstcredential is ondertekend met een sleutel die deze dienst niet "
-                           "vertrouwt")
+            raise _invalid(
+                "unknown_service_key",
+                "service credential is signed with a key this service does not trust",
+                "de dienstcredential is ondertekend met een sleutel die deze dienst niet vertrouwt",
+            )
         issuer, public_key = owner
         try:
-            claims = jwt.decode(token, public_key, algorithms=[ALGORITHM], audience=audience, issuer=issuer,
-                                leeway=CLOCK_SKEW_SECONDS, options={"require": ["iss", "aud", "exp", "iat"]})
+            claims = jwt.decode(
+                token,
+                public_key,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=issuer,
+                leeway=CLOCK_SKEW_SECONDS,
+                options={"require": ["iss", "aud", "exp", "iat"]},
+            )
         except jwt.ExpiredSignatureError as exc:
-            raise _invalid("expired_service_credential", "service credential has expired",
-                           "de dienstcredential is verlopen") from exc
+            raise _invalid(
+                "expired_service_credential", "service credential has expired", "de dienstcredential is verlopen"
+            ) from exc
         except jwt.InvalidAudienceError as exc:
-            raise _invalid("wrong_audience", "service credential is for another service",
-                           "de dienstcredential is voor een andere dienst", status=403) from exc
+            raise _invalid(
+                "wrong_audience",
+                "service credential is for another service",
+                "de dienstcredential is voor een andere dienst",
+                status=403,
+            ) from exc
         except jwt.PyJWTError as exc:  # bad signature, or a key used in another service's name
-            raise _invalid("invalid_service_credential", "service credential is not valid",
-                           "de dienstcredential is niet geldig") from exc
+            raise _invalid(
+                "invalid_service_credential", "service credential is not valid", "de dienstcredential is niet geldig"
+            ) from exc
         if not isinstance(claims["exp"], int) or claims["exp"] > time.time() + MAX_LIFETIME_SECONDS:
-            raise _invalid("invalid_service_credential", "service credential is valid for too long",
-                           "de dienstcredential is te lang geldig")
+            raise _invalid(
+                "invalid_service_credential",
+                "service credential is valid for too long",
+                "de dienstcredential is te lang geldig",
+            )
         return check_issuer(issuer, allowed_issuers)
 
 
 def check_issuer(issuer: str, allowed_issuers: frozenset[str] | None) -> str:
     """`issuer` if it may call this endpoint (None: any service may); 403 otherwise."""
     if allowed_issuers is not None and issuer not in allowed_issuers:
-        raise ServiceError(403, "issuer_not_allowed", f"service '{issuer}' may not call this endpoint",
-                           detail_nl=f"dienst '{issuer}' mag dit adres niet aanroepen")
+        raise ServiceError(
+            403,
+            "issuer_not_allowed",
+            f"service '{issuer}' may not call this endpoint",
+            detail_nl=f"dienst '{issuer}' mag dit adres niet aanroepen",
+        )
     return issuer
 
 
@@ -199,9 +229,13 @@ def bearer_of(authorization: str) -> str:
     """The token of an `Authorization: Bearer` header; 401 without one."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ServiceError(401, "missing_service_credential", "internal endpoint: a service credential is required",
-                           detail_nl="intern adres: een dienstcredential is verplicht",
-                           headers={"WWW-Authenticate": "Bearer"})
+        raise ServiceError(
+            401,
+            "missing_service_credential",
+            "internal endpoint: a service credential is required",
+            detail_nl="intern adres: een dienstcredential is verplicht",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return token.strip()
 
 
@@ -211,16 +245,16 @@ class InternalCredentialMiddleware:
     so the check happens here, in front of it; each route then checks which services may call it, using the
     issuer verified here (`scope["state"][VERIFIED_ISSUER]`) rather than verifying the token a second time."""
 
-    def __init__(self, app: ASGIApp, trusted: TrustedKeys, audience: str,
-                 prefixes: tuple[str, ...] = ("/internal/",)) -> None:
+    def __init__(
+        self, app: ASGIApp, trusted: TrustedKeys, audience: str, prefixes: tuple[str, ...] = ("/internal/",)
+    ) -> None:
         self.app, self.trusted, self.audience, self.prefixes = app, trusted, audience, prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
             request = Request(scope, receive)
             try:
-                issuer = self.trusted.verify(bearer_of(request.headers.get("authorization", "")), self.audience,
-                                             None)
+                issuer = self.trusted.verify(bearer_of(request.headers.get("authorization", "")), self.audience, None)
             except ServiceError as exc:
                 await render_error(request, exc)(scope, receive, send)
                 return
@@ -237,8 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("usage: python -m burgermelding_shared.service_auth <service-name> <key-id>")
     key = new_key(args[0], args[1])
     print(f"# {args[0]}'s own setting (keep it secret):\nSERVICE_KEY='{json.dumps(key.private_jwk())}'")
-    print(f"# add to TRUSTED_SERVICE_KEYS of each service it calls, under \"{args[0]}\":\n"
-          f"{json.dumps(key.public_jwk())}")
+    print(f'# add to TRUSTED_SERVICE_KEYS of each service it calls, under "{args[0]}":\n{json.dumps(key.public_jwk())}')
 
 
 if __name__ == "__main__":

@@ -172,8 +172,9 @@ CIRCUIT_MEMORY_MS = 86_400_000  # a circuit nobody touched for a day is forgotte
 class SharedState:
     """A service's shared state: in Redis when `redis_url` is set, else in this process's memory."""
 
-    def __init__(self, redis_url: str = "", namespace: str = "bm:service",
-                 on_fallback: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, redis_url: str = "", namespace: str = "bm:service", on_fallback: Callable[[str], None] | None = None
+    ) -> None:
         self.prefix = namespace + ":"
         self._on_fallback = on_fallback
         self._local_windows = LocalWindows()
@@ -184,8 +185,10 @@ class SharedState:
         self._redis: aioredis.Redis | None = None
         self._down_until = 0.0
         if redis_url:
-            options: dict[str, Any] = {"socket_timeout": REDIS_TIMEOUT_SECONDS,
-                                       "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
+            options: dict[str, Any] = {
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+            }
             self._redis = aioredis.Redis.from_url(redis_url, **options)
 
     @property
@@ -205,8 +208,9 @@ class SharedState:
         except Exception:
             return False
 
-    async def _shared_or_local(self, what: str, shared: Callable[[], Awaitable[T]],
-                               local: Callable[[], Awaitable[T]]) -> T:
+    async def _shared_or_local(
+        self, what: str, shared: Callable[[], Awaitable[T]], local: Callable[[], Awaitable[T]]
+    ) -> T:
         if self._redis is None:
             return await local()
         if time.monotonic() >= self._down_until:
@@ -214,8 +218,10 @@ class SharedState:
                 return await shared()
             except Exception as exc:  # any failure of Redis: a timeout, a refused connection, a script error
                 if time.monotonic() - self._down_until > 60:  # once per outage, not once per request
-                    log.warning("shared state in Redis unavailable; this replica uses its own memory for now",
-                                extra={"what": what, "error": f"{type(exc).__name__}: {exc}"})
+                    log.warning(
+                        "shared state in Redis unavailable; this replica uses its own memory for now",
+                        extra={"what": what, "error": f"{type(exc).__name__}: {exc}"},
+                    )
                 self._down_until = time.monotonic() + RETRY_AFTER_SECONDS
         if self._on_fallback is not None:
             self._on_fallback(what)
@@ -231,8 +237,7 @@ class SharedState:
 
         async def shared() -> tuple[Slot | None, float]:
             assert self._redis is not None
-            wait_ms = int(await self._redis.eval(_RESERVE, 1, full, capacity, max(1, int(per_seconds * 1000)),
-                                                 member))
+            wait_ms = int(await self._redis.eval(_RESERVE, 1, full, capacity, max(1, int(per_seconds * 1000)), member))
             return (Slot(key, member, in_redis=True), 0.0) if wait_ms == 0 else (None, wait_ms / 1000)
 
         async def local() -> tuple[Slot | None, float]:
@@ -261,6 +266,7 @@ class SharedState:
     async def address_salt(self, day: int) -> bytes:
         """A random salt per day, the same on every replica; it lives only in memory (Redis's or this
         process's) and is gone two days later, so no stored pseudonym can ever be traced back to an address."""
+
         async def shared() -> bytes:
             # Asked several times per report: kept for a minute (the day's salt does not change, but a Redis
             # that lost its data makes a new one, which every replica must pick up soon).
@@ -399,34 +405,45 @@ class SharedState:
             if int(cooling):
                 return CircuitView("open", int(failures))
             return CircuitView("half_open", int(failures), bool(int(probe)))
-        return await self._shared_or_local("circuits", shared,
-                                           lambda: self._local_circuits.read(destination, cooldown))
+
+        return await self._shared_or_local("circuits", shared, lambda: self._local_circuits.read(destination, cooldown))
 
     async def circuit_failure(self, destination: str, threshold: int, cooldown: float) -> None:
         async def shared() -> None:
             assert self._redis is not None
-            await self._redis.eval(_FAILURE, 3, *self._circuit_keys(destination), threshold,
-                                   max(1, int(cooldown * 1000)), CIRCUIT_MEMORY_MS)
-        await self._shared_or_local("circuits", shared,
-                                    lambda: self._local_circuits.failure(destination, threshold))
+            await self._redis.eval(
+                _FAILURE,
+                3,
+                *self._circuit_keys(destination),
+                threshold,
+                max(1, int(cooldown * 1000)),
+                CIRCUIT_MEMORY_MS,
+            )
+
+        await self._shared_or_local("circuits", shared, lambda: self._local_circuits.failure(destination, threshold))
 
     async def circuit_success(self, destination: str) -> bool:
         """Record an answer; True when that closes a circuit that had tripped (the destination is back)."""
+
         async def shared() -> bool:
             assert self._redis is not None
             return bool(await self._redis.eval(_SUCCESS, 3, *self._circuit_keys(destination)))
+
         # The local state is cleared too: after an outage of Redis it must not hold an old open circuit.
         recovered_here = await self._local_circuits.success(destination)
         return await self._shared_or_local("circuits", shared, lambda: _value(recovered_here))
 
     async def take_probe(self, destination: str, lease: float) -> bool:
         """True for exactly one replica at a time: the one that may send the probe of a half-open circuit."""
+
         async def shared() -> bool:
             assert self._redis is not None
             key = self._circuit_keys(destination)[2]
             return bool(await self._redis.set(key, "1", nx=True, px=max(1, int(lease * 1000))))
-        return await self._shared_or_local("circuits", shared,
-                                           lambda: self._local_circuits.take_probe(destination, lease))
+
+        return await self._shared_or_local(
+            "circuits", shared, lambda: self._local_circuits.take_probe(destination, lease)
+        )
 
 
 async def _value(value: T) -> T:

@@ -79,8 +79,9 @@ class PriorityExecutor:
     def __init__(self, capacity: int, reserve: int = 1, ordinary_nice: int = 5) -> None:
         self.slots = PrioritySlots(capacity, reserve)
         self._urgent = ThreadPoolExecutor(self.slots.capacity + self.slots.reserve, thread_name_prefix="urgent")
-        self._ordinary = ThreadPoolExecutor(self.slots.capacity, thread_name_prefix="ordinary",
-                                            initializer=lower_priority, initargs=(ordinary_nice,))
+        self._ordinary = ThreadPoolExecutor(
+            self.slots.capacity, thread_name_prefix="ordinary", initializer=lower_priority, initargs=(ordinary_nice,)
+        )
 
     async def run(self, urgent: bool, work: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         async with self.slots.slot(urgent):

@@ -28,8 +28,16 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import Link, SpanKind, Status
 from starlette.types import Scope
 
-__all__ = ["SpanKind", "app_telemetry", "configure_tracing", "continue_trace", "current_trace_id",
-           "current_traceparent", "instrument_client", "shutdown_tracing"]
+__all__ = [
+    "SpanKind",
+    "app_telemetry",
+    "configure_tracing",
+    "continue_trace",
+    "current_trace_id",
+    "current_traceparent",
+    "instrument_client",
+    "shutdown_tracing",
+]
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 log = logging.getLogger(__name__)
@@ -39,11 +47,22 @@ _tracer = trace.get_tracer("burgermelding")
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-EXPORTED_ATTRIBUTES = frozenset({
-    "http.request.method", "http.method", "http.route", "http.response.status_code", "http.status_code",
-    "error.type", "url.scheme", "http.scheme", "network.protocol.version", "http.flavor",
-    "server.address", "server.port",  # this service's own address, or the service it calls
-})
+EXPORTED_ATTRIBUTES = frozenset(
+    {
+        "http.request.method",
+        "http.method",
+        "http.route",
+        "http.response.status_code",
+        "http.status_code",
+        "error.type",
+        "url.scheme",
+        "http.scheme",
+        "network.protocol.version",
+        "http.flavor",
+        "server.address",
+        "server.port",  # this service's own address, or the service it calls
+    }
+)
 
 
 class AnonymousSpanExporter(SpanExporter):
@@ -67,13 +86,29 @@ def anonymous(span: ReadableSpan) -> ReadableSpan:
     exception only its type (its message and stack can hold SQL parameters, report text or a signed URL), the
     status without its description (the exception's text again), links without attributes."""
     kept = {key: value for key, value in (span.attributes or {}).items() if key in EXPORTED_ATTRIBUTES}
-    events = [Event(event.name, {key: value for key, value in (event.attributes or {}).items()
-                                 if key == "exception.type"}, event.timestamp) for event in span.events]
+    events = [
+        Event(
+            event.name,
+            {key: value for key, value in (event.attributes or {}).items() if key == "exception.type"},
+            event.timestamp,
+        )
+        for event in span.events
+    ]
     links = [Link(link.context) for link in span.links]
-    return ReadableSpan(name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-                        attributes=kept, events=events, links=links, kind=span.kind,
-                        status=Status(span.status.status_code), start_time=span.start_time, end_time=span.end_time,
-                        instrumentation_scope=span.instrumentation_scope)
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=kept,
+        events=events,
+        links=links,
+        kind=span.kind,
+        status=Status(span.status.status_code),
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
 def configure_tracing(service: str, otlp_endpoint: str = "") -> None:
@@ -130,7 +165,10 @@ def current_traceparent() -> str | None:
 def continue_trace(traceparent: str | None, name: str, kind: SpanKind = SpanKind.INTERNAL) -> Iterator[None]:
     """Work done outside a request (an outbox delivery, a verification job) as a span of the trace that caused
     it; a missing or malformed `traceparent` starts a new trace."""
-    parent = _propagator.extract({"traceparent": traceparent}, context=context.Context()) if traceparent \
+    parent = (
+        _propagator.extract({"traceparent": traceparent}, context=context.Context())
+        if traceparent
         else context.Context()
+    )
     with _tracer.start_as_current_span(name, context=parent, kind=kind):
         yield

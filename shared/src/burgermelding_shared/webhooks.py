@@ -88,21 +88,28 @@ class VerifiedWebhook:
     key_id: str  # which of the receiver's keys the signature was made with
 
 
-def verify(keys: WebhookKeys, headers: Mapping[str, str], body: bytes,
-           tolerance: int = TOLERANCE_SECONDS) -> VerifiedWebhook:
+def verify(
+    keys: WebhookKeys, headers: Mapping[str, str], body: bytes, tolerance: int = TOLERANCE_SECONDS
+) -> VerifiedWebhook:
     """The id of a correctly signed, fresh request and the id of the key that signed it; raises 401 otherwise."""
     webhook_id = headers.get("webhook-id", "")
     timestamp = headers.get("webhook-timestamp", "")
     # ASCII digits only, and few: "²".isdigit() is true and int() of 5,000 digits raises.
     well_formed = timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
     if not webhook_id or len(webhook_id) > 128 or not well_formed or not headers.get("webhook-signature"):
-        raise ServiceError(401, "unsigned_callback", "webhook-id, webhook-timestamp and webhook-signature "
-                                                     "headers are required",
-                           detail_nl="de headers webhook-id, webhook-timestamp en webhook-signature zijn "
-                           "verplicht")
+        raise ServiceError(
+            401,
+            "unsigned_callback",
+            "webhook-id, webhook-timestamp and webhook-signature headers are required",
+            detail_nl="de headers webhook-id, webhook-timestamp en webhook-signature zijn verplicht",
+        )
     if abs(time.time() - int(timestamp)) > tolerance:
-        raise ServiceError(401, "stale_callback", "callback timestamp is outside the accepted window",
-                           detail_nl="het tijdstip van de terugmelding valt buiten het toegestane venster")
+        raise ServiceError(
+            401,
+            "stale_callback",
+            "callback timestamp is outside the accepted window",
+            detail_nl="het tijdstip van de terugmelding valt buiten het toegestane venster",
+        )
     wanted = {name: headers[name] for name in ("webhook-id", "webhook-timestamp", "webhook-signature")}
     for kid, secret in keys.items():
         try:
@@ -110,8 +117,12 @@ def verify(keys: WebhookKeys, headers: Mapping[str, str], body: bytes,
         except Exception:  # noqa: S112  a mismatch, or a malformed signature or body: try the next key
             continue
         return VerifiedWebhook(webhook_id, kid)
-    raise ServiceError(401, "bad_signature", "callback signature does not match",
-                       detail_nl="de handtekening van de terugmelding klopt niet")
+    raise ServiceError(
+        401,
+        "bad_signature",
+        "callback signature does not match",
+        detail_nl="de handtekening van de terugmelding klopt niet",
+    )
 
 
 @dataclass

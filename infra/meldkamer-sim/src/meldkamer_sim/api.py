@@ -27,8 +27,12 @@ def faults_of(runtime: Runtime) -> FaultState:
 def require_admin(runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> None:
     expected = f"Bearer {runtime.settings.admin_token}"
     if not authorization or not hmac.compare_digest(authorization.encode(), expected.encode()):
-        raise ServiceError(401, "admin_token_required", "the admin endpoints need the admin token",
-                           detail_nl="voor de beheeradressen is het beheertoken nodig")
+        raise ServiceError(
+            401,
+            "admin_token_required",
+            "the admin endpoints need the admin token",
+            detail_nl="voor de beheeradressen is het beheertoken nodig",
+        )
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
@@ -56,11 +60,16 @@ async def start_outage(outage: Outage, runtime: RuntimeDep, _admin: AdminDep) ->
     return {"outage_seconds": outage.seconds}
 
 
-@router.post(REQUEST_FOR_SERVICE.under(router.prefix), response_model=RequestResponse,
-             summary="A request for service (STA-024 shaped); idempotent per requestId",
-             responses=error_responses(400, 401, 403, 422))
+@router.post(
+    REQUEST_FOR_SERVICE.under(router.prefix),
+    response_model=RequestResponse,
+    summary="A request for service (STA-024 shaped); idempotent per requestId",
+    responses=error_responses(400, 401, 403, 422),
+)
 async def request_for_service(
-    request: RequestForService, runtime: RuntimeDep, _caller: str = require_service("dispatch-bridge"),
+    request: RequestForService,
+    runtime: RuntimeDep,
+    _caller: str = require_service("dispatch-bridge"),
 ) -> RequestResponse:
     late_error = await faults_of(runtime).before()
     answer = await dispatcher.accept_request(runtime, request)
@@ -69,10 +78,16 @@ async def request_for_service(
     return answer
 
 
-@router.post(INCIDENT_UPDATE.under(router.prefix), summary="News on an incident; idempotent per updateId",
-             responses=error_responses(400, 401, 403, 409, 422))
+@router.post(
+    INCIDENT_UPDATE.under(router.prefix),
+    summary="News on an incident; idempotent per updateId",
+    responses=error_responses(400, 401, 403, 409, 422),
+)
 async def incident_update(
-    request_id: str, update: IncidentUpdate, runtime: RuntimeDep, _caller: str = require_service("dispatch-bridge"),
+    request_id: str,
+    update: IncidentUpdate,
+    runtime: RuntimeDep,
+    _caller: str = require_service("dispatch-bridge"),
 ) -> dict[str, str]:
     late_error = await faults_of(runtime).before()
     result = await dispatcher.apply_update(runtime, request_id, update)
@@ -81,8 +96,16 @@ async def incident_update(
     return result
 
 
-@router.get("/incidents", summary="The incidents this meldkamer has received, newest first (the admin token: they "
-            "hold citizens' descriptions)", responses=error_responses(401))
-async def incidents(runtime: RuntimeDep, _admin: AdminDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> list[dict[str, Any]]:
+@router.get(
+    "/incidents",
+    summary="The incidents this meldkamer has received, newest first (the admin token: they "
+    "hold citizens' descriptions)",
+    responses=error_responses(401),
+)
+async def incidents(
+    runtime: RuntimeDep,
+    _admin: AdminDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[dict[str, Any]]:
     return await dispatcher.list_incidents(runtime, limit, offset)

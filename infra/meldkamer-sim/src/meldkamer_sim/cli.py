@@ -7,9 +7,13 @@ from meldkamer_sim.config import MeldkamerSettings
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_cli(prog="burgermelding-meldkamer-sim", settings_factory=MeldkamerSettings,
-            migrations_dir=Path(__file__).parent / "migrations", app_path="meldkamer_sim.main:create_app",
-            argv=argv)
+    run_cli(
+        prog="burgermelding-meldkamer-sim",
+        settings_factory=MeldkamerSettings,
+        migrations_dir=Path(__file__).parent / "migrations",
+        app_path="meldkamer_sim.main:create_app",
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

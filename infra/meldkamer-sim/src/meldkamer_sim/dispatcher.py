@@ -54,8 +54,12 @@ def check_eido(document: dict[str, Any]) -> None:
     found = eido_rules.problems(document)
     if found:
         listed = "; ".join(found[:10]) + (f"; and {len(found) - 10} more" if len(found) > 10 else "")
-        raise ServiceError(400, "invalid_eido", f"the EIDO breaks NENA-STA-021: {listed}",
-                           detail_nl=f"het EIDO-document voldoet niet aan NENA-STA-021: {listed}")
+        raise ServiceError(
+            400,
+            "invalid_eido",
+            f"the EIDO breaks NENA-STA-021: {listed}",
+            detail_nl=f"het EIDO-document voldoet niet aan NENA-STA-021: {listed}",
+        )
 
 
 def callback_path(eido: dict[str, Any]) -> str:
@@ -82,8 +86,9 @@ def request_id_of(tracking_id: str) -> str:
 
 
 def _response(incident: SimIncident, text: str) -> RequestResponse:
-    return RequestResponse(requestId=incident.request_id, responseCode=200, responseText=text,
-                           incidentId=incident.incident_id)
+    return RequestResponse(
+        requestId=incident.request_id, responseCode=200, responseText=text, incidentId=incident.incident_id
+    )
 
 
 async def accept_request(runtime: Runtime, request: RequestForService) -> RequestResponse:
@@ -92,8 +97,12 @@ async def accept_request(runtime: Runtime, request: RequestForService) -> Reques
     check_eido(request.eido)
     incident_component = _component(request.eido, "incidentComponent")
     if not incident_component:
-        raise ServiceError(400, "invalid_eido", "a request for service needs its incidentComponent",
-                           detail_nl="een hulpaanvraag heeft een incidentComponent nodig")
+        raise ServiceError(
+            400,
+            "invalid_eido",
+            "a request for service needs its incidentComponent",
+            detail_nl="een hulpaanvraag heeft een incidentComponent nodig",
+        )
     try:
         async with runtime.db.transaction() as session:
             existing = await _by_request(session, request.requestId)
@@ -102,18 +111,23 @@ async def accept_request(runtime: Runtime, request: RequestForService) -> Reques
             now = utcnow()
             has_photos = bool(request.eido.get("mediaComponent"))
             incident = SimIncident(
-                incident_id="pending", request_id=request.requestId,
+                incident_id="pending",
+                request_id=request.requestId,
                 incident_type=str(incident_component["incidentTypeCommonRegistryText"])[:40],
                 priority_number=int(incident_component.get("incidentCommonPriorityNumber") or 0),
-                status="Received", eido=json.dumps(request.eido), received_at=now, updated_at=now,
+                status="Received",
+                eido=json.dumps(request.eido),
+                received_at=now,
+                updated_at=now,
                 photos_state="pending" if has_photos and settings.fetch_photos else "none",
             )
             keep_summary(incident, request.eventSummary)
             session.add(incident)
             await session.flush()
             incident.incident_id = f"MK-{now.year}-{incident.number:06d}"
-            await schedule_script(session, settings, incident, callback_path(request.eido),
-                                  runtime.extras.get("faults"))
+            await schedule_script(
+                session, settings, incident, callback_path(request.eido), runtime.extras.get("faults")
+            )
         if incident.photos_state == "pending":
             runtime.extras["photo_checker"].wake()
         return _response(incident, "accepted")
@@ -126,8 +140,13 @@ async def accept_request(runtime: Runtime, request: RequestForService) -> Reques
         return _response(existing, "accepted (already known)")
 
 
-async def schedule_script(session: AsyncSession, settings: MeldkamerSettings, incident: SimIncident,
-                          path: str, faults: FaultState | None = None) -> None:
+async def schedule_script(
+    session: AsyncSession,
+    settings: MeldkamerSettings,
+    incident: SimIncident,
+    path: str,
+    faults: FaultState | None = None,
+) -> None:
     """The dispatcher's script as callbacks due at their moments (the outbox holds them until then). With
     faults, callbacks may be sent twice (with another webhook id) or late enough to overtake each other."""
     status = IncidentStatus.ACTIVE
@@ -135,57 +154,101 @@ async def schedule_script(session: AsyncSession, settings: MeldkamerSettings, in
         if action.startswith(BURGERNET_STEP):
             await _schedule_burgernet(session, incident, sequence, action, delay)
             continue
-        question = action[len(ASK_STEP):] if action.startswith(ASK_STEP) else None
+        question = action[len(ASK_STEP) :] if action.startswith(ASK_STEP) else None
         if is_status(action):  # a question keeps the status (the settings allow no other steps)
             status = IncidentStatus(action)
-        event = IncidentEvent(transactionId=f"{incident.incident_id}-{sequence}", requestId=incident.request_id,
-                              incidentId=incident.incident_id, status=status, sequence=sequence,
-                              lastUpdateTimeStamp=incident.received_at + timedelta(seconds=delay),
-                              notesText=question,
-                              questionId=f"q-{incident.incident_id}-{sequence}" if question else None)
+        event = IncidentEvent(
+            transactionId=f"{incident.incident_id}-{sequence}",
+            requestId=incident.request_id,
+            incidentId=incident.incident_id,
+            status=status,
+            sequence=sequence,
+            lastUpdateTimeStamp=incident.received_at + timedelta(seconds=delay),
+            notesText=question,
+            questionId=f"q-{incident.incident_id}-{sequence}" if question else None,
+        )
         copies = 2 if faults and faults.duplicate_callback() else 1
         for copy in range(copies):
             jitter = faults.callback_delay() if faults else 0.0
-            await enqueue(session, messaging, INCIDENT_EVENT, event, path=path,
-                          not_before=incident.received_at + timedelta(seconds=delay + jitter),
-                          message_id=event.transactionId + ("-dup" if copy else ""))
+            await enqueue(
+                session,
+                messaging,
+                INCIDENT_EVENT,
+                event,
+                path=path,
+                not_before=incident.received_at + timedelta(seconds=delay + jitter),
+                message_id=event.transactionId + ("-dup" if copy else ""),
+            )
 
 
-async def _schedule_burgernet(session: AsyncSession, incident: SimIncident, sequence: int, step: str,
-                              delay: float) -> None:
+async def _schedule_burgernet(
+    session: AsyncSession, incident: SimIncident, sequence: int, step: str, delay: float
+) -> None:
     """A script step `burgernet:<looking for>:<radius m>:<minutes>:<description>`: the dispatcher starts a
     Burgernet action around the incident's place, as a signed request to the bridge."""
-    looking_for, radius, minutes, description = step[len(BURGERNET_STEP):].split(":", 3)
+    looking_for, radius, minutes, description = step[len(BURGERNET_STEP) :].split(":", 3)
     transaction_id = f"{incident.incident_id}-bn-{sequence}"
-    appeal = MeldkamerAppeal(transactionId=transaction_id, requestId=incident.request_id,
-                             lookingFor=looking_for, description=description,  # type: ignore[arg-type]
-                             radiusMeters=float(radius), minutes=int(minutes))
-    await enqueue(session, messaging, BURGERNET_REQUEST, appeal, message_id=transaction_id,
-                  not_before=incident.received_at + timedelta(seconds=delay))
+    appeal = MeldkamerAppeal.model_validate(  # the script's step was checked against this model at start
+        {
+            "transactionId": transaction_id,
+            "requestId": incident.request_id,
+            "lookingFor": looking_for,
+            "description": description,
+            "radiusMeters": float(radius),
+            "minutes": int(minutes),
+        }
+    )
+    await enqueue(
+        session,
+        messaging,
+        BURGERNET_REQUEST,
+        appeal,
+        message_id=transaction_id,
+        not_before=incident.received_at + timedelta(seconds=delay),
+    )
 
 
 async def apply_update(runtime: Runtime, request_id: str, update: IncidentUpdate) -> dict[str, str]:
     """News on an incident, applied once per updateId. Unknown incident: 409, the bridge asks again later
     (an update can overtake the request it belongs to)."""
     if update.requestId != request_id:
-        raise ServiceError(400, "request_id_mismatch", "the body's requestId differs from the path's",
-                           detail_nl="de requestId in de inhoud verschilt van die in het pad")
+        raise ServiceError(
+            400,
+            "request_id_mismatch",
+            "the body's requestId differs from the path's",
+            detail_nl="de requestId in de inhoud verschilt van die in het pad",
+        )
     check_eido(update.eido)
     if request_id_of(str(update.eido["$id"])) != request_id:
-        raise ServiceError(400, "invalid_eido", "the update's EIDO is about another incident (its $id)",
-                           detail_nl="het EIDO-document van de update gaat over een ander incident (zijn $id)")
+        raise ServiceError(
+            400,
+            "invalid_eido",
+            "the update's EIDO is about another incident (its $id)",
+            detail_nl="het EIDO-document van de update gaat over een ander incident (zijn $id)",
+        )
     async with runtime.db.transaction() as session:
         incident = await _by_request(session, request_id)
         if incident is None:
-            raise ServiceError(409, "incident_not_yet_known", "no incident for this requestId yet",
-                               detail_nl="nog geen incident bij deze requestId",
-                               headers={"Retry-After": "1"})
+            raise ServiceError(
+                409,
+                "incident_not_yet_known",
+                "no incident for this requestId yet",
+                detail_nl="nog geen incident bij deze requestId",
+                headers={"Retry-After": "1"},
+            )
         if await session.get(SimIncidentUpdate, update.updateId) is not None:
             return {"status": "duplicate", "incidentId": incident.incident_id}
-        session.add(SimIncidentUpdate(update_id=update.updateId, incident_id=incident.incident_id, kind=update.kind,
-                                      notes=notes_text(update.eido),
-                                      media=json.dumps(update.eido.get("mediaComponent") or []),
-                                      urgent=update.urgent, received_at=utcnow()))
+        session.add(
+            SimIncidentUpdate(
+                update_id=update.updateId,
+                incident_id=incident.incident_id,
+                kind=update.kind,
+                notes=notes_text(update.eido),
+                media=json.dumps(update.eido.get("mediaComponent") or []),
+                urgent=update.urgent,
+                received_at=utcnow(),
+            )
+        )
         if update.kind == "withdrawn" and (update.eventSummary is None or update.eventSummary.reportCount == 0):
             # Its only report was withdrawn (with witnesses left, it goes on): the dispatcher stops.
             incident.status, incident.status_sequence = "Cancelled", FINAL_SEQUENCE
@@ -211,9 +274,13 @@ async def record_merge(session: AsyncSession, incident: SimIncident, merge: dict
         return  # REPLACING: the other incident's own update records the merge
     survivor = await _by_request(session, request_id_of(merge["incidentTrackingIdentifier"]))
     if survivor is None:
-        raise ServiceError(409, "incident_not_yet_known", "the incident merged into is not known yet",
-                           detail_nl="het incident waarin is samengevoegd is nog niet bekend",
-                           headers={"Retry-After": "1"})
+        raise ServiceError(
+            409,
+            "incident_not_yet_known",
+            "the incident merged into is not known yet",
+            detail_nl="het incident waarin is samengevoegd is nog niet bekend",
+            headers={"Retry-After": "1"},
+        )
     incident.merged_into, incident.status = survivor.incident_id, "Closed"
     incident.status_sequence = FINAL_SEQUENCE
     await cancel_pending(session, messaging, script_message_ids(incident))
@@ -235,30 +302,62 @@ async def on_callback_delivered(session: AsyncSession, row: Mapping[str, Any], o
     event = json.loads(row["payload"])
     # One conditional UPDATE, not read-then-write: two callbacks confirmed at the same moment must not let the
     # older one's status be written last.
-    await session.execute(update(SimIncident).where(
-        col(SimIncident.incident_id) == event["incidentId"], col(SimIncident.status_sequence) < event["sequence"],
-    ).values(status=event["status"], status_sequence=event["sequence"], updated_at=utcnow()))
+    await session.execute(
+        update(SimIncident)
+        .where(
+            col(SimIncident.incident_id) == event["incidentId"],
+            col(SimIncident.status_sequence) < event["sequence"],
+        )
+        .values(status=event["status"], status_sequence=event["sequence"], updated_at=utcnow())
+    )
 
 
 async def list_incidents(runtime: Runtime, limit: int, offset: int = 0) -> list[dict[str, Any]]:
     async with runtime.db.sessions() as session:
-        rows = (await session.execute(select(SimIncident).order_by(col(SimIncident.number).desc())
-                                      .offset(offset).limit(limit))
-                ).scalars().all()
+        rows = (
+            (
+                await session.execute(
+                    select(SimIncident).order_by(col(SimIncident.number).desc()).offset(offset).limit(limit)
+                )
+            )
+            .scalars()
+            .all()
+        )
         updates: dict[str, list[SimIncidentUpdate]] = {}
-        for update in (await session.execute(
-                select(SimIncidentUpdate).where(col(SimIncidentUpdate.incident_id).in_([r.incident_id for r in rows]))
-                .order_by(col(SimIncidentUpdate.received_at)))).scalars():
+        for update in (
+            await session.execute(
+                select(SimIncidentUpdate)
+                .where(col(SimIncidentUpdate.incident_id).in_([r.incident_id for r in rows]))
+                .order_by(col(SimIncidentUpdate.received_at))
+            )
+        ).scalars():
             updates.setdefault(update.incident_id, []).append(update)
-    return [{"incidentId": r.incident_id, "requestId": r.request_id, "incidentType": r.incident_type,
-             "priorityNumber": r.priority_number, "status": r.status, "receivedAt": r.received_at,
-             "photos": r.photos_state, "photosDetail": r.photos_detail, "mergedInto": r.merged_into,
-             "description": notes_text({"notesComponent": json.loads(r.eido).get("notesComponent", [])[:1]}),
-             "eventSummary": json.loads(r.event_summary) if r.event_summary else None,
-             "updates": [{"kind": u.kind, "notes": u.notes, "media": len(json.loads(u.media or "[]")),
-                          "urgent": u.urgent, "receivedAt": u.received_at}
-                         for u in updates.get(r.incident_id, [])]}
-            for r in rows]
+    return [
+        {
+            "incidentId": r.incident_id,
+            "requestId": r.request_id,
+            "incidentType": r.incident_type,
+            "priorityNumber": r.priority_number,
+            "status": r.status,
+            "receivedAt": r.received_at,
+            "photos": r.photos_state,
+            "photosDetail": r.photos_detail,
+            "mergedInto": r.merged_into,
+            "description": notes_text({"notesComponent": json.loads(r.eido).get("notesComponent", [])[:1]}),
+            "eventSummary": json.loads(r.event_summary) if r.event_summary else None,
+            "updates": [
+                {
+                    "kind": u.kind,
+                    "notes": u.notes,
+                    "media": len(json.loads(u.media or "[]")),
+                    "urgent": u.urgent,
+                    "receivedAt": u.received_at,
+                }
+                for u in updates.get(r.incident_id, [])
+            ],
+        }
+        for r in rows
+    ]
 
 
 class PhotoChecker(BackgroundLoop):
@@ -272,8 +371,11 @@ class PhotoChecker(BackgroundLoop):
 
     async def run_once(self) -> int:
         async with self.runtime.db.sessions() as session:
-            incident = (await session.execute(select(SimIncident).where(SimIncident.photos_state == "pending")
-                                              .limit(1))).scalars().first()
+            incident = (
+                (await session.execute(select(SimIncident).where(SimIncident.photos_state == "pending").limit(1)))
+                .scalars()
+                .first()
+            )
         if incident is None:
             return 0
         media = json.loads(incident.eido).get("mediaComponent") or []

@@ -22,16 +22,19 @@ class Faults(BaseModel):
     error_rate: float = Field(0, ge=0, le=1, description="Share of requests answered with an error.")
     error_statuses: list[int] = Field([500, 503, 429], description="Errors to pick from.")
     retry_after_seconds: int = Field(1, ge=0, le=3600, description="Retry-After sent with 429 and 503.")
-    fail_after_commit: float = Field(0.5, ge=0, le=1, description="Share of errors that happen after the "
-                                     "incident was stored.")
+    fail_after_commit: float = Field(
+        0.5, ge=0, le=1, description="Share of errors that happen after the incident was stored."
+    )
     timeout_rate: float = Field(0, ge=0, le=1, description="Share of requests that hang (the client times out).")
     timeout_seconds: float = Field(15, ge=0, le=600)
     # Pairs as two-number lists, not tuples: OpenAPI 3.1 has no schema for a tuple that generators can use.
     outage_windows: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
-        [], description="[seconds after start, duration]: whole outages, answered with 503.")
+        [], description="[seconds after start, duration]: whole outages, answered with 503."
+    )
     duplicate_callback_rate: float = Field(0, ge=0, le=1, description="Share of callbacks sent twice.")
-    out_of_order_jitter_seconds: float = Field(0, ge=0, le=600, description="Random extra delay per callback, "
-                                               "so later ones may arrive first.")
+    out_of_order_jitter_seconds: float = Field(
+        0, ge=0, le=600, description="Random extra delay per callback, so later ones may arrive first."
+    )
 
 
 def new_seed() -> int:
@@ -65,16 +68,25 @@ class FaultState:
 
     def _error(self, status: int) -> ServiceError:
         headers = {"Retry-After": str(self.faults.retry_after_seconds)} if status in (429, 503) else None
-        return ServiceError(status, "injected_fault", f"simulated meldkamer fault ({status})",
-                            detail_nl=f"gesimuleerde storing van de meldkamer ({status})", headers=headers)
+        return ServiceError(
+            status,
+            "injected_fault",
+            f"simulated meldkamer fault ({status})",
+            detail_nl=f"gesimuleerde storing van de meldkamer ({status})",
+            headers=headers,
+        )
 
     async def before(self) -> ServiceError | None:
         """Apply the faults that come before handling; returns an error to raise after handling, if any."""
         outage = self.in_outage()
         if outage > 0:
-            raise ServiceError(503, "outage", "the meldkamer is unavailable",
-                               detail_nl="de meldkamer is niet bereikbaar",
-                               headers={"Retry-After": str(max(1, int(outage)))})
+            raise ServiceError(
+                503,
+                "outage",
+                "the meldkamer is unavailable",
+                detail_nl="de meldkamer is niet bereikbaar",
+                headers={"Retry-After": str(max(1, int(outage)))},
+            )
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)
         if self.rng.random() < self.faults.timeout_rate:

@@ -26,8 +26,12 @@ async def fault_state(runtime: Runtime) -> AsyncIterator[None]:
     state = FaultState(runtime.settings.faults) if seed is None else FaultState(runtime.settings.faults, seed)
     runtime.extras["faults"] = state
     # Said at every start, so that a run with random faults can be replayed: BM_MELDKAMER_FAULT_SEED=<seed>.
-    log.info("fault seed %d (BM_MELDKAMER_FAULT_SEED=%d replays it)", state.seed, state.seed,
-             extra={"fault_seed": state.seed, "fault_seed_given": seed is not None})
+    log.info(
+        "fault seed %d (BM_MELDKAMER_FAULT_SEED=%d replays it)",
+        state.seed,
+        state.seed,
+        extra={"fault_seed": state.seed, "fault_seed_given": seed is not None},
+    )
     yield
 
 
@@ -39,8 +43,9 @@ def create_app(settings: MeldkamerSettings | None = None) -> FastAPI:
         description="Behaves like a control-room system: takes requests for service idempotently, assigns "
         "incident numbers, plays a dispatcher script and calls the bridge back with signed status changes.",
         messaging=messaging,
-        destinations={Service.DISPATCH_BRIDGE: WebhookDestination(base_url=settings.bridge_url,
-                                                                  keys=settings.webhook_keys)},
+        destinations={
+            Service.DISPATCH_BRIDGE: WebhookDestination(base_url=settings.bridge_url, keys=settings.webhook_keys)
+        },
         result_handlers={INCIDENT_EVENT.kind: on_callback_delivered},
         hooks=[fault_state, background_loop(PhotoChecker, extras_key="photo_checker")],
         # Only the bridge may send requests for service and updates; the incident list stays open for tests.

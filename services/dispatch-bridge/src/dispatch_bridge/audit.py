@@ -32,7 +32,23 @@ class _Service:
 BRIDGE = _Service()
 
 
-def audit(session: AsyncSession, actor: Who, action: str, target_type: str, target_id: str,
-          detail: Any = None, report_id: str | None = None) -> None:
-    auditchain.record(session, audit_tables, actor=actor.username, role=actor.role, action=action,
-                      target_type=target_type, target_id=target_id, report_id=report_id, detail=detail)
+def audit(
+    session: AsyncSession,
+    actor: Who,
+    action: str,
+    target_type: str,
+    target_id: str,
+    detail: Any = None,
+    report_id: str | None = None,
+) -> None:
+    auditchain.record(
+        session,
+        audit_tables,
+        actor=actor.username,
+        role=actor.role,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        report_id=report_id,
+        detail=detail,
+    )

@@ -21,8 +21,11 @@ def create_user(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="burgermelding-dispatch-bridge create-user")
     parser.add_argument("username")
     parser.add_argument("--role", choices=users.ROLES, required=True)
-    parser.add_argument("--reset", action="store_true", help="give an existing account this password and role "
-                        "(ending its tokens and console sessions)")
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="give an existing account this password and role (ending its tokens and console sessions)",
+    )
     args = parser.parse_args(argv)
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     settings = BridgeSettings()
@@ -38,8 +41,10 @@ def create_user(argv: list[str]) -> None:
         existed = asyncio.run(run())
     except ValueError as exc:  # AccountExists too
         sys.exit(f"error: {exc}")
-    print(f"user {args.username} ({args.role}) " + ("reset: its earlier tokens and console sessions have ended"
-                                                    if existed else "created"))
+    print(
+        f"user {args.username} ({args.role}) "
+        + ("reset: its earlier tokens and console sessions have ended" if existed else "created")
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,9 +52,14 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["create-user"]:
         create_user(argv[1:])
         return
-    run_cli(prog="burgermelding-dispatch-bridge", settings_factory=BridgeSettings,
-            migrations_dir=Path(__file__).parent / "migrations", app_path="dispatch_bridge.main:create_app",
-            argv=argv, audit=audit)
+    run_cli(
+        prog="burgermelding-dispatch-bridge",
+        settings_factory=BridgeSettings,
+        migrations_dir=Path(__file__).parent / "migrations",
+        app_path="dispatch_bridge.main:create_app",
+        argv=argv,
+        audit=audit,
+    )
 
 
 if __name__ == "__main__":

@@ -44,76 +44,121 @@ internal = APIRouter(prefix="/internal/v1", tags=["internal"])
 meldkamer = APIRouter(prefix="/v1", tags=["meldkamer"])
 
 
-@internal.post(REPORT_FOR_BRIDGE.under(internal.prefix),
-               summary="A new report, from intake", responses=error_responses(400, 401, 403, 422))
+@internal.post(
+    REPORT_FOR_BRIDGE.under(internal.prefix),
+    summary="A new report, from intake",
+    responses=error_responses(400, 401, 403, 422),
+)
 async def receive_report(
-    report: ReportSubmitted, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
+    report: ReportSubmitted,
+    runtime: RuntimeDep,
+    sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
     return {"status": await receiving.receive_report(runtime, report, sender.message_id, sender.source)}
 
 
-@internal.post(VERIFICATION_COMPLETED.under(internal.prefix), summary="A verification result, from verification",
-               responses=error_responses(400, 401, 403, 409, 422))
+@internal.post(
+    VERIFICATION_COMPLETED.under(internal.prefix),
+    summary="A verification result, from verification",
+    responses=error_responses(400, 401, 403, 409, 422),
+)
 async def receive_verification(
-    result: VerificationCompleted, runtime: RuntimeDep, sender: InternalMessage = internal_message("verification"),
+    result: VerificationCompleted,
+    runtime: RuntimeDep,
+    sender: InternalMessage = internal_message("verification"),
 ) -> dict[str, str]:
     return {"status": await verdicts.receive_verification(runtime, result, sender.message_id, sender.source)}
 
 
-@internal.post(REPORT_WITHDRAWN.under(internal.prefix), summary="A citizen withdrew a report, from intake",
-               responses=error_responses(400, 401, 403, 409, 422))
+@internal.post(
+    REPORT_WITHDRAWN.under(internal.prefix),
+    summary="A citizen withdrew a report, from intake",
+    responses=error_responses(400, 401, 403, 409, 422),
+)
 async def receive_withdrawal(
-    withdrawal: ReportWithdrawn, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
+    withdrawal: ReportWithdrawn,
+    runtime: RuntimeDep,
+    sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
     return {"status": await receiving.receive_withdrawal(runtime, withdrawal, sender.message_id, sender.source)}
 
 
-@internal.post(CITIZEN_MESSAGE.under(internal.prefix), summary="A citizen's message or answer, from intake",
-               responses=error_responses(400, 401, 403, 409, 422))
+@internal.post(
+    CITIZEN_MESSAGE.under(internal.prefix),
+    summary="A citizen's message or answer, from intake",
+    responses=error_responses(400, 401, 403, 409, 422),
+)
 async def receive_citizen_message(
-    message: CitizenMessage, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
+    message: CitizenMessage,
+    runtime: RuntimeDep,
+    sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
     return {"status": await conversation.receive_citizen_message(runtime, message, sender.message_id, sender.source)}
 
 
-@internal.post(GROUPS_MERGED.under(internal.prefix),
-               summary="Two groups of reports are one event, from verification's merge pass",
-               responses=error_responses(400, 401, 403, 422))
+@internal.post(
+    GROUPS_MERGED.under(internal.prefix),
+    summary="Two groups of reports are one event, from verification's merge pass",
+    responses=error_responses(400, 401, 403, 422),
+)
 async def receive_group_merge(
-    merge: GroupsMerged, runtime: RuntimeDep, sender: InternalMessage = internal_message("verification"),
+    merge: GroupsMerged,
+    runtime: RuntimeDep,
+    sender: InternalMessage = internal_message("verification"),
 ) -> dict[str, str]:
     return {"status": await merging.receive_group_merge(runtime, merge, sender.message_id, sender.source)}
 
 
-@internal.post(RETENTION_FOR_BRIDGE.under(internal.prefix),
-               summary="A report's personal data was removed at intake: do the same to this copy",
-               responses=error_responses(400, 401, 403, 422))
+@internal.post(
+    RETENTION_FOR_BRIDGE.under(internal.prefix),
+    summary="A report's personal data was removed at intake: do the same to this copy",
+    responses=error_responses(400, 401, 403, 422),
+)
 async def receive_retention(
-    order: RetentionApplied, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake"),
+    order: RetentionApplied,
+    runtime: RuntimeDep,
+    sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
     return {"status": await retention.apply_retention(runtime, order, sender.message_id, sender.source)}
 
 
-@meldkamer.post(INCIDENT_EVENT.under(meldkamer.prefix), summary="Status changes from the meldkamer (signed webhooks)",
-                responses=error_responses(401, 404, 422))
+@meldkamer.post(
+    INCIDENT_EVENT.under(meldkamer.prefix),
+    summary="Status changes from the meldkamer (signed webhooks)",
+    responses=error_responses(401, 404, 422),
+)
 async def meldkamer_callback(request: Request, runtime: RuntimeDep) -> dict[str, str]:
     body = await request.body()
     signed = webhooks.verify(runtime.settings.meldkamer_webhook_keys, request.headers, body)
     # By key id, so that a rotation can see when the old key is no longer used and may be dropped.
-    runtime.metrics.counter("bm_meldkamer_callbacks", "Correctly signed callbacks from the meldkamer, by the id "
-                            "of the key that signed them", ["key_id"]).labels(signed.key_id).inc()
+    runtime.metrics.counter(
+        "bm_meldkamer_callbacks",
+        "Correctly signed callbacks from the meldkamer, by the id of the key that signed them",
+        ["key_id"],
+    ).labels(signed.key_id).inc()
     try:
         event = IncidentEvent.model_validate_json(body)
     except ValueError as exc:
-        raise ServiceError(422, "invalid_callback", "the callback body is not a valid incident event",
-                           detail_nl="de inhoud van de terugmelding is geen geldige incidentgebeurtenis") from exc
+        raise ServiceError(
+            422,
+            "invalid_callback",
+            "the callback body is not a valid incident event",
+            detail_nl="de inhoud van de terugmelding is geen geldige incidentgebeurtenis",
+        ) from exc
     return {"status": await callbacks.receive_incident_event(runtime, event, signed.webhook_id)}
 
 
-@meldkamer.get("/media/{digest}", summary="A photo for the meldkamer, by expiring signed link",
-               response_class=Response, responses=error_responses(403, 404))
+@meldkamer.get(
+    "/media/{digest}",
+    summary="A photo for the meldkamer, by expiring signed link",
+    response_class=Response,
+    responses=error_responses(403, 404),
+)
 async def get_media(
-    digest: str, runtime: RuntimeDep, expires: Annotated[int, Query()], signature: Annotated[str, Query()],
+    digest: str,
+    runtime: RuntimeDep,
+    expires: Annotated[int, Query()],
+    signature: Annotated[str, Query()],
 ) -> Response:
     media.check_signature(runtime.settings.media_url_secret, digest, expires, signature)
     try:
@@ -121,7 +166,9 @@ async def get_media(
     except (BlobNotFound, ValueError) as exc:
         raise ServiceError(404, "media_not_found", "no such photo", detail_nl="deze foto bestaat niet") from exc
     async with runtime.db.transaction() as session:  # in the photo's custody: the meldkamer fetched it
-        audit(session, MELDKAMER, "photo.fetched", "photo_sha256", digest, {"sha256": digest,
-                                                                          "size_bytes": len(data)})
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Digest": f"sha-256={digest}", "Cache-Control": "no-store"})
+        audit(session, MELDKAMER, "photo.fetched", "photo_sha256", digest, {"sha256": digest, "size_bytes": len(data)})
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Digest": f"sha-256={digest}", "Cache-Control": "no-store"},
+    )

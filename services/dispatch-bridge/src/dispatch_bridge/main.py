@@ -19,8 +19,9 @@ from dispatch_bridge.models import audit, messaging
 
 def create_app(settings: BridgeSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    destinations = service_destinations(settings, {Service.REPORT_INTAKE: settings.intake_url,
-                                                   Service.MELDKAMER: settings.meldkamer_url})
+    destinations = service_destinations(
+        settings, {Service.REPORT_INTAKE: settings.intake_url, Service.MELDKAMER: settings.meldkamer_url}
+    )
     app = create_service_app(
         settings=settings,
         title="Burgermelding dispatch bridge",
@@ -31,14 +32,21 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
         destinations=destinations,
         result_handlers={REQUEST_FOR_SERVICE.kind: on_meldkamer_answer},
         attempt_handlers={REQUEST_FOR_SERVICE.kind: on_meldkamer_attempt},
-        hooks=[background_loop(Call112Watch), background_loop(BurgernetDeadlines), console.feed_hook,
-               background_loop(lambda runtime: SettledMessagesPurger(
-            runtime.db, messaging, runtime.settings.settled_messages_days))],
+        hooks=[
+            background_loop(Call112Watch),
+            background_loop(BurgernetDeadlines),
+            console.feed_hook,
+            background_loop(
+                lambda runtime: SettledMessagesPurger(runtime.db, messaging, runtime.settings.settled_messages_days)
+            ),
+        ],
         metrics_scrapers=[deadline_scraper],
-        openapi_tags=[{"name": "dispatchers", "description": "For dispatchers and supervisors (OAuth2 bearer)"},
-                      {"name": "burgernet", "description": "Burgernet actions and witness calls (OAuth2 bearer)"},
-                      {"name": "meldkamer", "description": "Callbacks and photo links for the meldkamer"},
-                      {"name": "internal", "description": "For our own services only"}],
+        openapi_tags=[
+            {"name": "dispatchers", "description": "For dispatchers and supervisors (OAuth2 bearer)"},
+            {"name": "burgernet", "description": "Burgernet actions and witness calls (OAuth2 bearer)"},
+            {"name": "meldkamer", "description": "Callbacks and photo links for the meldkamer"},
+            {"name": "internal", "description": "For our own services only"},
+        ],
     )
     app.include_router(internal.internal)
     app.include_router(internal.meldkamer)

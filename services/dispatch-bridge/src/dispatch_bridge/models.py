@@ -63,8 +63,10 @@ class Incident(BridgeTable, table=True):
     """One incident at the meldkamer; `id` is the STA-024 requestId, the same on every retry."""
 
     __tablename__ = "incidents"
-    __table_args__ = (Index("ix_incidents_delivery_state", "delivery_state"),
-                      Index("ix_incidents_last_seen", "last_seen"))
+    __table_args__ = (
+        Index("ix_incidents_delivery_state", "delivery_state"),
+        Index("ix_incidents_last_seen", "last_seen"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     category: str = Field(max_length=40)
@@ -93,7 +95,6 @@ class Incident(BridgeTable, table=True):
     def urgent(self) -> bool:
         """Prio 1: an urgent report made or joined it (`is_urgent`)."""
         return self.priority == MeldkamerPriority.URGENT
-
 
 
 class BridgeMessage(BridgeTable, table=True):

@@ -19,14 +19,21 @@ class ReportState(StrEnum):
     WITHDRAWN = "withdrawn"  # by its citizen, whatever it was before
 
 
-REPORT_STATES = Workflow[ReportState]("a report's state", {
-    ReportState.WAITING_VERIFICATION: {ReportState.FORWARDED, ReportState.HELD_FOR_REVIEW, ReportState.REJECTED,
-                                       ReportState.WITHDRAWN},
-    ReportState.HELD_FOR_REVIEW: {ReportState.FORWARDED, ReportState.REJECTED, ReportState.WITHDRAWN},
-    ReportState.FORWARDED: {ReportState.WITHDRAWN},
-    ReportState.REJECTED: {ReportState.WITHDRAWN},
-    ReportState.WITHDRAWN: set(),
-})
+REPORT_STATES = Workflow[ReportState](
+    "a report's state",
+    {
+        ReportState.WAITING_VERIFICATION: {
+            ReportState.FORWARDED,
+            ReportState.HELD_FOR_REVIEW,
+            ReportState.REJECTED,
+            ReportState.WITHDRAWN,
+        },
+        ReportState.HELD_FOR_REVIEW: {ReportState.FORWARDED, ReportState.REJECTED, ReportState.WITHDRAWN},
+        ReportState.FORWARDED: {ReportState.WITHDRAWN},
+        ReportState.REJECTED: {ReportState.WITHDRAWN},
+        ReportState.WITHDRAWN: set(),
+    },
+)
 
 
 class DeliveryState(StrEnum):
@@ -42,15 +49,23 @@ class DeliveryState(StrEnum):
 
 # A status callback proves the meldkamer has the incident whatever our request's fate seemed (`accepted` from
 # every state that is not final); a supervisor's replay queues a refused or given-up request again.
-DELIVERY_STATES = Workflow[DeliveryState]("an incident's delivery state", {
-    DeliveryState.QUEUED: {DeliveryState.SENT, DeliveryState.ACCEPTED, DeliveryState.REJECTED,
-                           DeliveryState.DEAD_LETTERED, DeliveryState.CANCELLED},
-    DeliveryState.SENT: {DeliveryState.ACCEPTED, DeliveryState.REJECTED, DeliveryState.DEAD_LETTERED},
-    DeliveryState.REJECTED: {DeliveryState.QUEUED, DeliveryState.ACCEPTED},
-    DeliveryState.DEAD_LETTERED: {DeliveryState.QUEUED, DeliveryState.ACCEPTED},
-    DeliveryState.ACCEPTED: set(),
-    DeliveryState.CANCELLED: set(),
-})
+DELIVERY_STATES = Workflow[DeliveryState](
+    "an incident's delivery state",
+    {
+        DeliveryState.QUEUED: {
+            DeliveryState.SENT,
+            DeliveryState.ACCEPTED,
+            DeliveryState.REJECTED,
+            DeliveryState.DEAD_LETTERED,
+            DeliveryState.CANCELLED,
+        },
+        DeliveryState.SENT: {DeliveryState.ACCEPTED, DeliveryState.REJECTED, DeliveryState.DEAD_LETTERED},
+        DeliveryState.REJECTED: {DeliveryState.QUEUED, DeliveryState.ACCEPTED},
+        DeliveryState.DEAD_LETTERED: {DeliveryState.QUEUED, DeliveryState.ACCEPTED},
+        DeliveryState.ACCEPTED: set(),
+        DeliveryState.CANCELLED: set(),
+    },
+)
 
 
 NOT_ACCEPTED = (DeliveryState.QUEUED, DeliveryState.SENT, DeliveryState.DEAD_LETTERED, DeliveryState.REJECTED)
@@ -64,13 +79,16 @@ _ENDS = {IncidentStatus.CLOSED, IncidentStatus.CANCELLED}
 
 # The incident's operational status is the meldkamer's to decide: a move outside this table is recorded all the
 # same (the control room is right about its own incident), but logged, so a changed dispatcher workflow shows.
-INCIDENT_STATUSES = Workflow[IncidentStatus]("an incident's operational status", {
-    IncidentStatus.ACTIVE: _RESOURCES | _ENDS,
-    **{status: (_RESOURCES - {status}) | _ENDS for status in _RESOURCES},
-    IncidentStatus.CLOSED: {IncidentStatus.REOPENED},
-    IncidentStatus.CANCELLED: {IncidentStatus.REOPENED},
-    IncidentStatus.REOPENED: {IncidentStatus.ACTIVE} | _RESOURCES | _ENDS,
-})
+INCIDENT_STATUSES = Workflow[IncidentStatus](
+    "an incident's operational status",
+    {
+        IncidentStatus.ACTIVE: _RESOURCES | _ENDS,
+        **{status: (_RESOURCES - {status}) | _ENDS for status in _RESOURCES},
+        IncidentStatus.CLOSED: {IncidentStatus.REOPENED},
+        IncidentStatus.CANCELLED: {IncidentStatus.REOPENED},
+        IncidentStatus.REOPENED: {IncidentStatus.ACTIVE} | _RESOURCES | _ENDS,
+    },
+)
 
 
 CLOSED_STATUSES = tuple(_ENDS)
@@ -79,11 +97,15 @@ CLOSED_STATUSES = tuple(_ENDS)
 # Report and delivery states as people read them: (Dutch, English). The console's words, and the Dutch problem
 # texts of the dispatchers' API.
 STATE_NAMES: dict[str, tuple[str, str]] = {
-    "queued": ("in de wachtrij", "queued"), "sent": ("verstuurd, nog niet aangenomen", "sent, not yet accepted"),
-    "accepted": ("aangenomen", "accepted"), "rejected": ("geweigerd", "refused"),
+    "queued": ("in de wachtrij", "queued"),
+    "sent": ("verstuurd, nog niet aangenomen", "sent, not yet accepted"),
+    "accepted": ("aangenomen", "accepted"),
+    "rejected": ("geweigerd", "refused"),
     "dead_lettered": ("opgegeven (onbestelbaar)", "given up (dead letter)"),
-    "cancelled": ("geannuleerd", "cancelled"), "waiting_verification": ("wacht op verificatie", "being verified"),
-    "forwarded": ("doorgestuurd", "forwarded"), "held_for_review": ("wacht op beoordeling", "held for review"),
+    "cancelled": ("geannuleerd", "cancelled"),
+    "waiting_verification": ("wacht op verificatie", "being verified"),
+    "forwarded": ("doorgestuurd", "forwarded"),
+    "held_for_review": ("wacht op beoordeling", "held for review"),
     "withdrawn": ("ingetrokken", "withdrawn"),
 }
 

@@ -29,14 +29,22 @@ def revoke_installation(argv: list[str]) -> None:
         db = Database(settings.effective_database_url)
         try:
             async with db.sessions() as session:
-                report = (await session.execute(select(Report).where(
-                    (Report.id == args.report) | (Report.reference == args.report)))).scalars().first()
+                report = (
+                    (
+                        await session.execute(
+                            select(Report).where((Report.id == args.report) | (Report.reference == args.report))
+                        )
+                    )
+                    .scalars()
+                    .first()
+                )
             if report is None:
                 return "error: no such report"
             if report.installation_binding is None:
                 return "error: this report was not made with an installation credential"
-            found = await credentials.installation_of_report(db, settings.token_secret, report.id,
-                                                               report.installation_binding)
+            found = await credentials.installation_of_report(
+                db, settings.token_secret, report.id, report.installation_binding
+            )
             if found is None:
                 return "error: the installation of this report no longer exists"
             await credentials.revoke(db, found)
@@ -74,8 +82,11 @@ def retention(argv: list[str]) -> None:
             # The rules need the database, the photo store and the settings: what a running service holds.
             runtime = Stores(db=db, blobs=settings.blob_config().open(), settings=settings)
             done = await retention_rules.run_retention(runtime, settings.retention_rules, dry_run=args.dry_run)
-            return {**done.summary(), "dry_run": args.dry_run,
-                    "reports": [{"reference": r.reference, "rule": r.rule, "action": r.action} for r in done.applied]}
+            return {
+                **done.summary(),
+                "dry_run": args.dry_run,
+                "reports": [{"reference": r.reference, "rule": r.rule, "action": r.action} for r in done.applied],
+            }
         finally:
             await db.dispose()
 
@@ -90,9 +101,14 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["retention"]:
         retention(argv[1:])
         return
-    run_cli(prog="burgermelding-report-intake", settings_factory=IntakeSettings,
-            migrations_dir=Path(__file__).parent / "migrations", app_path="report_intake.main:create_app",
-            argv=argv, audit=audit)
+    run_cli(
+        prog="burgermelding-report-intake",
+        settings_factory=IntakeSettings,
+        migrations_dir=Path(__file__).parent / "migrations",
+        app_path="report_intake.main:create_app",
+        argv=argv,
+        audit=audit,
+    )
 
 
 if __name__ == "__main__":

@@ -32,35 +32,60 @@ class IntakeSettings(ServiceSettings):
         (50.70, 3.20, 53.60, 7.30), description="Accepted locations: south, west, north, east (default NL)."
     )
     max_report_age_days: int = Field(30, description="Oldest accepted observation time.")
-    public_url: str = Field("http://127.0.0.1:8001", description="How the apps reach this service (the links in "
-                            "the Burgernet feed and CAP alerts).")
+    public_url: str = Field(
+        "http://127.0.0.1:8001",
+        description="How the apps reach this service (the links in the Burgernet feed and CAP alerts).",
+    )
     burgernet_sender: str = Field("burgernet@politie.nl", description="The CAP `sender` of Burgernet alerts.")
-    burgernet_feed_max_age_seconds: int = Field(15, ge=1, description="How long a phone, a proxy or a CDN may "
-                                                "keep the Burgernet feed before asking again (Cache-Control).")
-    burgernet_feed_refresh_seconds: float = Field(1.0, gt=0, description="How often a replica rebuilds the feed "
-                                                  "from the database (changes it receives itself show at once).")
-    burgernet_closed_visible_hours: int = Field(24, ge=1, description="How long an ended action stays in the "
-                                                "feed with its closing message.")
+    burgernet_feed_max_age_seconds: int = Field(
+        15,
+        ge=1,
+        description="How long a phone, a proxy or a CDN may "
+        "keep the Burgernet feed before asking again (Cache-Control).",
+    )
+    burgernet_feed_refresh_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often a replica rebuilds the feed "
+        "from the database (changes it receives itself show at once).",
+    )
+    burgernet_closed_visible_hours: int = Field(
+        24, ge=1, description="How long an ended action stays in the feed with its closing message."
+    )
     clock_skew_seconds: int = Field(300, description="How far in the future an observation time may lie.")
-    reports_per_client: int = Field(10, description="Reports one client may create in a burst (an installation, "
-                                    "or an address for clients without a credential)...")
+    reports_per_client: int = Field(
+        10,
+        description="Reports one client may create in a burst (an installation, "
+        "or an address for clients without a credential)...",
+    )
     reports_per_seconds: float = Field(600.0, description="...refilled over this many seconds.")
     token_uses_per_client: int = Field(120, description="Requests with an access token per client per minute.")
     reports_per_address_guard: int = Field(
-        3000, description="Coarse guard: reports from one address by clients with a credential, per "
-        "`REPORTS_PER_SECONDS` (sized for thousands of phones behind carrier-grade NAT).")
+        3000,
+        description="Coarse guard: reports from one address by clients with a credential, per "
+        "`REPORTS_PER_SECONDS` (sized for thousands of phones behind carrier-grade NAT).",
+    )
     token_uses_per_address_guard: int = Field(
-        30000, description="Coarse guard: requests with an access token from one address per minute, by clients "
-        "with a credential.")
+        30000,
+        description="Coarse guard: requests with an access token from one address per minute, by clients "
+        "with a credential.",
+    )
     installation_pow_bits: int = Field(
-        20, ge=0, le=32, description="Proof of work to register an installation: leading zero bits of SHA-256 "
-        "(20: about a million hashes, a second on a phone).")
+        20,
+        ge=0,
+        le=32,
+        description="Proof of work to register an installation: leading zero bits of SHA-256 "
+        "(20: about a million hashes, a second on a phone).",
+    )
     installations_per_address: int = Field(
-        1000, description="Installations one address may register per hour (carrier-grade NAT sized).")
+        1000, description="Installations one address may register per hour (carrier-grade NAT sized)."
+    )
     wrong_tokens_per_report: int = Field(10, description="Wrong tokens for one report per 10 minutes before 429.")
     retention_rules: list[RetentionRule] = Field(
-        DEFAULT_RULES, description="What is removed from reports, and when, by outcome and category (JSON list; "
-        "see README, Retention). Reports under legal hold are left alone.")
+        DEFAULT_RULES,
+        description="What is removed from reports, and when, by outcome and category (JSON list; "
+        "see README, Retention). Reports under legal hold are left alone.",
+    )
     retention_interval_seconds: float = Field(3600.0, description="How often the retention job runs.")
     sse_max_seconds: float = Field(300.0, description="A live-update stream ends after this; the app reconnects.")
 

@@ -22,49 +22,72 @@ from report_intake.reports import timeline
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
 
-@router.post(REPORT_EVENTS.under(router.prefix), summary="Events on a report, from the dispatch bridge",
-             responses=error_responses(400, 401, 403, 404, 422))
-async def receive_report_events(news: ReportEvents | ReportEvent, runtime: RuntimeDep,
-                                sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:
+@router.post(
+    REPORT_EVENTS.under(router.prefix),
+    summary="Events on a report, from the dispatch bridge",
+    responses=error_responses(400, 401, 403, 404, 422),
+)
+async def receive_report_events(
+    news: ReportEvents | ReportEvent, runtime: RuntimeDep, sender: InternalMessage = internal_message("dispatch-bridge")
+) -> dict[str, str]:
     events = news.as_events() if isinstance(news, ReportEvent) else news
     fresh = await timeline.apply_events(runtime, events, sender.message_id, sender.source)
     return {"status": "applied" if fresh else "duplicate"}
 
 
-@router.post(DISPATCHER_MESSAGE.under(router.prefix),
-             summary="A dispatcher's question for the citizen, from the dispatch bridge",
-             responses=error_responses(400, 401, 403, 404, 422))
-async def receive_dispatcher_message(message: DispatcherMessage, runtime: RuntimeDep,
-                                     sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:
+@router.post(
+    DISPATCHER_MESSAGE.under(router.prefix),
+    summary="A dispatcher's question for the citizen, from the dispatch bridge",
+    responses=error_responses(400, 401, 403, 404, 422),
+)
+async def receive_dispatcher_message(
+    message: DispatcherMessage, runtime: RuntimeDep, sender: InternalMessage = internal_message("dispatch-bridge")
+) -> dict[str, str]:
     return {"status": await messages.receive_dispatcher_message(runtime, message, sender.message_id, sender.source)}
 
 
-@router.post(LEGAL_HOLD.under(router.prefix),
-             summary="Set or lift a legal hold on reports, from the dispatch bridge (a supervisor)",
-             responses=error_responses(400, 401, 403, 422))
-async def legal_hold(hold: LegalHold, runtime: RuntimeDep,
-                     _sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, Any]:
+@router.post(
+    LEGAL_HOLD.under(router.prefix),
+    summary="Set or lift a legal hold on reports, from the dispatch bridge (a supervisor)",
+    responses=error_responses(400, 401, 403, 422),
+)
+async def legal_hold(
+    hold: LegalHold, runtime: RuntimeDep, _sender: InternalMessage = internal_message("dispatch-bridge")
+) -> dict[str, Any]:
     return await holds.apply_hold(runtime, hold)
 
 
-@router.get("/audit", summary="intake's audit entries about one report and its photos (for its custody record)",
-            responses=error_responses(401, 403))
-async def audit_entries(runtime: RuntimeDep, report_id: Annotated[str, Query(max_length=36)],
-                        _caller: str = require_service("dispatch-bridge")) -> list[dict[str, Any]]:
+@router.get(
+    "/audit",
+    summary="intake's audit entries about one report and its photos (for its custody record)",
+    responses=error_responses(401, 403),
+)
+async def audit_entries(
+    runtime: RuntimeDep,
+    report_id: Annotated[str, Query(max_length=36)],
+    _caller: str = require_service("dispatch-bridge"),
+) -> list[dict[str, Any]]:
     async with runtime.db.sessions() as session:
         return await auditchain.entries_about(session, audit, report_id=report_id)
 
 
-@router.post(BURGERNET_ACTION.under(router.prefix),
-             summary="A Burgernet action, new or changed (closed, cancelled), from the bridge",
-             responses=error_responses(400, 401, 403, 422))
-async def receive_burgernet_action(action: PublishedAction, runtime: RuntimeDep,
-                                   sender: InternalMessage = internal_message("dispatch-bridge")) -> dict[str, str]:
+@router.post(
+    BURGERNET_ACTION.under(router.prefix),
+    summary="A Burgernet action, new or changed (closed, cancelled), from the bridge",
+    responses=error_responses(400, 401, 403, 422),
+)
+async def receive_burgernet_action(
+    action: PublishedAction, runtime: RuntimeDep, sender: InternalMessage = internal_message("dispatch-bridge")
+) -> dict[str, str]:
     return {"status": await actions.receive_action(runtime, action, sender.message_id, sender.source)}
 
 
-@router.get("/burgernet/actions/{action_id}/reach", summary="How many installations received an action",
-            responses=error_responses(401, 403, 404))
-async def burgernet_reach(action_id: str, runtime: RuntimeDep,
-                          _caller: str = require_service("dispatch-bridge")) -> dict[str, Any]:
+@router.get(
+    "/burgernet/actions/{action_id}/reach",
+    summary="How many installations received an action",
+    responses=error_responses(401, 403, 404),
+)
+async def burgernet_reach(
+    action_id: str, runtime: RuntimeDep, _caller: str = require_service("dispatch-bridge")
+) -> dict[str, Any]:
     return await action_receipts.reach(runtime, action_id)

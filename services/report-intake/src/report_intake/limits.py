@@ -28,20 +28,33 @@ class IntakeLimits:
     @classmethod
     def from_settings(cls, settings: IntakeSettings, state: SharedState) -> IntakeLimits:
         """The limits, counted in the service's shared state (one limit across replicas when that is Redis)."""
+
         def limiter(name: str, capacity: int, per_seconds: float, *refusal: tuple[str, str]) -> RateLimiter:
             return RateLimiter(capacity, per_seconds, state, name, *refusal)
 
-        return cls(creation=limiter("create", settings.reports_per_client, settings.reports_per_seconds),
-                   token_use=limiter("token", settings.token_uses_per_client, 60),
-                   wrong_tokens=limiter("wrong-token", settings.wrong_tokens_per_report, 600, (
-                       "too many wrong access tokens for this report",
-                       "Te vaak een verkeerde toegangscode voor deze melding")),
-                   creation_guard=limiter("create-guard", settings.reports_per_address_guard,
-                                          settings.reports_per_seconds),
-                   token_use_guard=limiter("token-guard", settings.token_uses_per_address_guard, 60),
-                   registration=limiter("register", settings.installations_per_address, 3600, (
-                       "too many registrations from this network", "Te veel registraties vanaf dit netwerk")),
-                   tag_secret=settings.token_secret, keys=AnonymousClientKeys(state))
+        return cls(
+            creation=limiter("create", settings.reports_per_client, settings.reports_per_seconds),
+            token_use=limiter("token", settings.token_uses_per_client, 60),
+            wrong_tokens=limiter(
+                "wrong-token",
+                settings.wrong_tokens_per_report,
+                600,
+                (
+                    "too many wrong access tokens for this report",
+                    "Te vaak een verkeerde toegangscode voor deze melding",
+                ),
+            ),
+            creation_guard=limiter("create-guard", settings.reports_per_address_guard, settings.reports_per_seconds),
+            token_use_guard=limiter("token-guard", settings.token_uses_per_address_guard, 60),
+            registration=limiter(
+                "register",
+                settings.installations_per_address,
+                3600,
+                ("too many registrations from this network", "Te veel registraties vanaf dit netwerk"),
+            ),
+            tag_secret=settings.token_secret,
+            keys=AnonymousClientKeys(state),
+        )
 
     async def address_pseudonym(self, address: str | None) -> str:
         """The address's pseudonym of the day: an HMAC under a salt that lives only in memory (ratelimit.py)."""

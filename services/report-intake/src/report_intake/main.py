@@ -48,23 +48,35 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         "timeline. Anonymous by default: no IP address, device id or user agent is stored or logged.",
         messaging=messaging,
         audit=audit,
-        destinations=service_destinations(settings, {Service.VERIFICATION: settings.verification_url,
-                                                     Service.DISPATCH_BRIDGE: settings.bridge_url}),
+        destinations=service_destinations(
+            settings, {Service.VERIFICATION: settings.verification_url, Service.DISPATCH_BRIDGE: settings.bridge_url}
+        ),
         # Photo uploads stream to disk under their own per-photo and per-request limits (uploads.py).
         large_body_paths=[r"/v1/reports", r"/v1/reports/[^/]+/photos", r"/v1/burgernet/actions/[^/]+/sightings"],
-        hooks=[citizen_state, background_loop(DisplayCopies, extras_key="display_copies"),
-               background_loop(lambda runtime: IdempotencyPurger(runtime.db, idempotency_keys)),
-               background_loop(lambda runtime: RegistrationPurger(runtime.db)),
-               background_loop(RetentionJob)],
-        openapi_tags=[{"name": "installations", "description": "Register the app once: an anonymous credential "
-                       "that tells installations apart (never people), so that limits need not count the network "
-                       "address that thousands of phones share. " + installations_api.REGISTRATION_FLOW},
-                      {"name": "citizen", "description": "For the app"},
-                      {"name": "burgernet", "description": "Burgernet: the police ask the citizens in an area. "
-                       "The feed of actions (the app decides whether it is inside an area; its location is never "
-                       "sent), CAP 1.2 alerts, and answers"},
-                      {"name": "open311", "description": "Open311 GeoReport v2 facade for existing clients"},
-                      {"name": "internal", "description": "For our own services only"}],
+        hooks=[
+            citizen_state,
+            background_loop(DisplayCopies, extras_key="display_copies"),
+            background_loop(lambda runtime: IdempotencyPurger(runtime.db, idempotency_keys)),
+            background_loop(lambda runtime: RegistrationPurger(runtime.db)),
+            background_loop(RetentionJob),
+        ],
+        openapi_tags=[
+            {
+                "name": "installations",
+                "description": "Register the app once: an anonymous credential "
+                "that tells installations apart (never people), so that limits need not count the network "
+                "address that thousands of phones share. " + installations_api.REGISTRATION_FLOW,
+            },
+            {"name": "citizen", "description": "For the app"},
+            {
+                "name": "burgernet",
+                "description": "Burgernet: the police ask the citizens in an area. "
+                "The feed of actions (the app decides whether it is inside an area; its location is never "
+                "sent), CAP 1.2 alerts, and answers",
+            },
+            {"name": "open311", "description": "Open311 GeoReport v2 facade for existing clients"},
+            {"name": "internal", "description": "For our own services only"},
+        ],
     )
     # Outermost of our middleware: the feed a million apps poll is answered before the rest of the stack.
     app.add_middleware(action_feed.FeedFastPath)

@@ -65,8 +65,7 @@ class Report(IntakeTable, table=True):
     # Set when it answers a Burgernet action or witness call (a PublishedAppeal): a sighting.
     appeal_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
     # It answers a live Burgernet search (an action, not a witness call): urgent by the one rule (`urgent`).
-    answers_live_search: bool = Field(default=False, sa_column=Column(Boolean, nullable=False,
-                                                                      server_default=false()))
+    answers_live_search: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
     # The independent source it was made with (installations.independent_source: the pseudonym of the address a
     # new installation registered from), kept for good: every later message about the report carries this one,
     # not what its sender would count as now, so the event's witnesses never change with a report's revisions.
@@ -74,8 +73,11 @@ class Report(IntakeTable, table=True):
 
     @property
     def urgent(self) -> bool:
-        return is_urgent(in_progress=self.in_progress, danger_to_life=self.danger_to_life,
-                         answers_live_search=self.answers_live_search)
+        return is_urgent(
+            in_progress=self.in_progress,
+            danger_to_life=self.danger_to_life,
+            answers_live_search=self.answers_live_search,
+        )
 
 
 class Photo(IntakeTable, table=True):

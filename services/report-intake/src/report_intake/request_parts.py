@@ -23,13 +23,19 @@ from report_intake.uploads import UploadedForm, UploadLimits, read_multipart
 AuthorizationHeader = Annotated[str | None, Header(description="`Bearer <access_token>` from the creation answer")]
 
 
-IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
-                                                    description="A unique key per logical request (8-128 chars)")]
+IdempotencyKeyHeader = Annotated[
+    str | None, Header(alias="Idempotency-Key", description="A unique key per logical request (8-128 chars)")
+]
 
 
-InstallationCredentialHeader = Annotated[str | None, Header(
-    alias="Installation-Credential", description="The app's credential from `POST /v1/installations`. With it, "
-    "limits count this installation, not the (shared) network address; without it, the address.")]
+InstallationCredentialHeader = Annotated[
+    str | None,
+    Header(
+        alias="Installation-Credential",
+        description="The app's credential from `POST /v1/installations`. With it, "
+        "limits count this installation, not the (shared) network address; without it, the address.",
+    ),
+]
 
 
 CREDENTIAL_ERRORS = {
@@ -57,8 +63,9 @@ def limits_of(runtime: Runtime) -> IntakeLimits:
     return limits
 
 
-async def sender_of(request: Request, runtime: RuntimeDep,
-                    installation_credential: InstallationCredentialHeader = None) -> Sender:
+async def sender_of(
+    request: Request, runtime: RuntimeDep, installation_credential: InstallationCredentialHeader = None
+) -> Sender:
     """Who sends this request: the installation whose credential comes with it (401 for a bad one), and the
     address, which limits use only as a coarse guard then."""
     address = client_address(request)
@@ -95,17 +102,41 @@ ChangeAccessDep = Annotated[Access, Depends(change_access_of)]
 
 async def read_photos(request: Request, runtime: Runtime, require_report: bool) -> UploadedForm:
     settings: IntakeSettings = runtime.settings
-    limits = UploadLimits(max_file_bytes=settings.max_photo_bytes, max_files=settings.max_photos_per_report,
-                          max_field_bytes=settings.max_report_json_bytes, max_fields=1 if require_report else 0)
+    limits = UploadLimits(
+        max_file_bytes=settings.max_photo_bytes,
+        max_files=settings.max_photos_per_report,
+        max_field_bytes=settings.max_report_json_bytes,
+        max_fields=1 if require_report else 0,
+    )
     return await read_multipart(request, limits, settings.blob_dir.parent / "uploads")
 
 
 def multipart_body(with_report: bool) -> dict:
-    properties: dict = {"photos": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                   "description": "JPEG, PNG, WebP or HEIC photos (type decided by content)."}}
+    properties: dict = {
+        "photos": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "description": "JPEG, PNG, WebP or HEIC photos (type decided by content).",
+        }
+    }
     if with_report:
-        properties["report"] = {"type": "string", "contentMediaType": "application/json",
-                                "contentSchema": ReportSubmission.model_json_schema(),
-                                "description": "The report as JSON (schema ReportSubmission)."}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["report"] if with_report else ["photos"], "properties": properties}}}}}
+        properties["report"] = {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": ReportSubmission.model_json_schema(),
+            "description": "The report as JSON (schema ReportSubmission).",
+        }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["report"] if with_report else ["photos"],
+                        "properties": properties,
+                    }
+                }
+            },
+        }
+    }

@@ -17,14 +17,16 @@ class ReportSubmission(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{
-                "category": "burglary",
-                "description": "Twee mannen breken een achterdeur open / Two men are forcing a back door",
-                "location": {"lat": 52.0907, "lon": 5.1214, "accuracy_m": 15, "description": "achter de bakkerij"},
-                "observed_at": "2026-11-22T21:10:00+01:00",
-                "in_progress": True,
-                "danger_to_life": False,
-            }]
+            "examples": [
+                {
+                    "category": "burglary",
+                    "description": "Twee mannen breken een achterdeur open / Two men are forcing a back door",
+                    "location": {"lat": 52.0907, "lon": 5.1214, "accuracy_m": 15, "description": "achter de bakkerij"},
+                    "observed_at": "2026-11-22T21:10:00+01:00",
+                    "in_progress": True,
+                    "danger_to_life": False,
+                }
+            ]
         },
     )
 
@@ -35,8 +37,10 @@ class ReportSubmission(BaseModel):
     in_progress: bool = Field(description="Happening now.")
     danger_to_life: bool = Field(False, description="Someone's life is in danger.")
     contact: ContactDetails | None = Field(
-        None, description="Optional. Kept apart from the report; shown to the police only with "
-        "`share_with_police`. Leave it out to stay anonymous.")
+        None,
+        description="Optional. Kept apart from the report; shown to the police only with "
+        "`share_with_police`. Leave it out to stay anonymous.",
+    )
 
 
 class SafetyAdvice(BaseModel):
@@ -53,12 +57,19 @@ def examples(*values: dict) -> ConfigDict:
 
 
 class ReportCreated(BaseModel):
-    model_config = examples({
-        "id": REPORT_ID, "reference": "BM-2026-000123",
-        "access_token": "q3T0pX1vR8mJ2cYb6LwN4sZ9hKe5uAoDfGiHjClMnPr", "status": "received",
-        "status_url": f"/v1/reports/{REPORT_ID}",
-        "safety_advice": {"call_112": True, "message": "Is het nu aan de gang of is er levensgevaar? Bel direct "
-                                                      "112. Deze app vervangt 112 niet."}})
+    model_config = examples(
+        {
+            "id": REPORT_ID,
+            "reference": "BM-2026-000123",
+            "access_token": "q3T0pX1vR8mJ2cYb6LwN4sZ9hKe5uAoDfGiHjClMnPr",
+            "status": "received",
+            "status_url": f"/v1/reports/{REPORT_ID}",
+            "safety_advice": {
+                "call_112": True,
+                "message": "Is het nu aan de gang of is er levensgevaar? Bel direct 112. Deze app vervangt 112 niet.",
+            },
+        }
+    )
 
     id: str
     reference: str
@@ -81,22 +92,44 @@ class PhotoSummary(BaseModel):
     width: int
     height: int
     display: Literal["ready", "pending", "unreadable"] = Field(
-        "ready", description="the display copy: `pending` while it is made (a HEIC photo, seconds after the 202); "
-        "`unreadable` when the photo's pixels proved damaged (the file is kept as it arrived)")
+        "ready",
+        description="the display copy: `pending` while it is made (a HEIC photo, seconds after the 202); "
+        "`unreadable` when the photo's pixels proved damaged (the file is kept as it arrived)",
+    )
 
 
 class ReportView(BaseModel):
-    model_config = examples({
-        "id": REPORT_ID, "reference": "BM-2026-000123", "status": "accepted", "category": "burglary",
-        "in_progress": True, "received_at": "2026-11-22T20:10:04Z",
-        "photos": [{"id": PHOTO_ID, "content_type": "image/jpeg", "width": 4032, "height": 3024}],
-        "timeline": [
-            {"id": 1, "event": "received", "occurred_at": "2026-11-22T20:10:04Z",
-             "text": "Your report has been received."},
-            {"id": 2, "event": "forwarded", "occurred_at": "2026-11-22T20:10:05Z",
-             "text": "Your report has been sent to the control room."},
-            {"id": 3, "event": "accepted", "occurred_at": "2026-11-22T20:10:06Z",
-             "text": "The control room has taken up your report."}]})
+    model_config = examples(
+        {
+            "id": REPORT_ID,
+            "reference": "BM-2026-000123",
+            "status": "accepted",
+            "category": "burglary",
+            "in_progress": True,
+            "received_at": "2026-11-22T20:10:04Z",
+            "photos": [{"id": PHOTO_ID, "content_type": "image/jpeg", "width": 4032, "height": 3024}],
+            "timeline": [
+                {
+                    "id": 1,
+                    "event": "received",
+                    "occurred_at": "2026-11-22T20:10:04Z",
+                    "text": "Your report has been received.",
+                },
+                {
+                    "id": 2,
+                    "event": "forwarded",
+                    "occurred_at": "2026-11-22T20:10:05Z",
+                    "text": "Your report has been sent to the control room.",
+                },
+                {
+                    "id": 3,
+                    "event": "accepted",
+                    "occurred_at": "2026-11-22T20:10:06Z",
+                    "text": "The control room has taken up your report.",
+                },
+            ],
+        }
+    )
 
     id: str
     reference: str
@@ -109,8 +142,15 @@ class ReportView(BaseModel):
 
 
 class CategoryView(BaseModel):
-    model_config = examples({"code": "burglary", "name": "Inbraak", "hint": "Iemand breekt in of is ingebroken",
-                             "lmc": "Bezitsaantasting / Inbraak", "apco": "BURGLARY"})
+    model_config = examples(
+        {
+            "code": "burglary",
+            "name": "Inbraak",
+            "hint": "Iemand breekt in of is ingebroken",
+            "lmc": "Bezitsaantasting / Inbraak",
+            "apco": "BURGLARY",
+        }
+    )
 
     code: str
     name: str
@@ -123,25 +163,36 @@ Language = Literal["nl", "en"]
 
 
 class PhotosAdded(BaseModel):
-    model_config = examples({"photos": [{"id": PHOTO_ID, "content_type": "image/heic", "width": 4032,
-                                         "height": 3024}], "revision": 1})
+    model_config = examples(
+        {"photos": [{"id": PHOTO_ID, "content_type": "image/heic", "width": 4032, "height": 3024}], "revision": 1}
+    )
 
     photos: list[PhotoSummary]
     revision: int
 
 
 class MessageIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"text": "Hij droeg een rode jas / He wore a red coat", "in_reply_to": "q-MK-2026-000001-2"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "Hij droeg een rode jas / He wore a red coat", "in_reply_to": "q-MK-2026-000001-2"}]
+        },
+    )
 
     text: str = Field(min_length=1, max_length=2000)
     in_reply_to: str | None = Field(None, max_length=64, description="The id of the question being answered.")
 
 
 class MessageView(BaseModel):
-    model_config = examples({"id": "q-MK-2026-000001-2", "direction": "to_citizen",
-                             "text": "Welke kant liep hij op? / Which way did he go?", "in_reply_to": None,
-                             "sent_at": "2026-11-22T20:14:30Z"})
+    model_config = examples(
+        {
+            "id": "q-MK-2026-000001-2",
+            "direction": "to_citizen",
+            "text": "Welke kant liep hij op? / Which way did he go?",
+            "in_reply_to": None,
+            "sent_at": "2026-11-22T20:14:30Z",
+        }
+    )
 
     id: str
     direction: Literal["to_citizen", "from_citizen"]
@@ -157,7 +208,8 @@ class Withdrawn(BaseModel):
     personal_data: Literal["removed", "kept_under_legal_hold"] = Field(
         description="`removed`: your description, photos, messages and contact details are deleted here and in "
         "every copy we hold (the control room's own record is kept under its own rules); "
-        "`kept_under_legal_hold`: the police keep this report as evidence until the hold is lifted.")
+        "`kept_under_legal_hold`: the police keep this report as evidence until the hold is lifted."
+    )
 
 
 class StoredPhoto(BaseModel):
@@ -190,16 +242,19 @@ class PlannedRemoval(BaseModel):
 class StoredData(BaseModel):
     """Everything stored about one report, for the citizen who made it (AVG art. 15)."""
 
-    model_config = examples({"report": {"id": REPORT_ID, "reference": "BM-2026-000123", "category": "burglary"},
-                             "legal_hold": False})
+    model_config = examples(
+        {"report": {"id": REPORT_ID, "reference": "BM-2026-000123", "category": "burglary"}, "legal_hold": False}
+    )
 
     report: dict = Field(description="the report as stored: category, description, place, times, status")
     photos: list[StoredPhoto]
     contact: StoredContact | None = Field(description="your contact details, if you gave them")
     messages: list[MessageView]
     timeline_entries: int
-    made_with_installation: bool = Field(description="whether the report is bound to your app installation "
-                                         "(only a keyed hash of the pair is stored, never the installation's id)")
+    made_with_installation: bool = Field(
+        description="whether the report is bound to your app installation "
+        "(only a keyed hash of the pair is stored, never the installation's id)"
+    )
     legal_hold: bool = Field(description="the police keep it as evidence: retention waits until the hold is lifted")
     anonymised_at: datetime | None
     retention: list[PlannedRemoval] = Field(description="what will be removed, and when")
@@ -210,8 +265,10 @@ class StoredData(BaseModel):
 class ContactRemoved(BaseModel):
     model_config = examples({"removed": True})
 
-    removed: bool = Field(description="true when there were contact details; they are gone here and at the "
-                          "bridge (the control room's record of consented details is its own)")
+    removed: bool = Field(
+        description="true when there were contact details; they are gone here and at the "
+        "bridge (the control room's record of consented details is its own)"
+    )
 
 
 CHALLENGE = "c1.20.1796216400.m3yQxg2uV7pR0aZkL1sT9wEb.Xb3kP0qv8Rm1sT2uV3wY4zA5"
@@ -219,30 +276,42 @@ CREDENTIAL = "bmi1.5f0c2a9e7b1d4c3a8e6f0b2d9c7a1e3f.N2q8rT0vX4yZ6aB8cD0eF2gH4iJ6
 
 
 class InstallationChallenge(BaseModel):
-    model_config = examples({"challenge": CHALLENGE, "difficulty_bits": 20, "algorithm": "sha256-leading-zero-bits",
-                             "expires_at": "2026-12-01T10:20:00Z"})
+    model_config = examples(
+        {
+            "challenge": CHALLENGE,
+            "difficulty_bits": 20,
+            "algorithm": "sha256-leading-zero-bits",
+            "expires_at": "2026-12-01T10:20:00Z",
+        }
+    )
 
     challenge: str = Field(description="Opaque; send it back unchanged with your solution.")
-    difficulty_bits: int = Field(description="How many leading zero bits SHA-256('<challenge>:<solution>') "
-                                 "must have.")
+    difficulty_bits: int = Field(description="How many leading zero bits SHA-256('<challenge>:<solution>') must have.")
     algorithm: Literal["sha256-leading-zero-bits"] = "sha256-leading-zero-bits"
     expires_at: datetime = Field(description="Redeem it before this time.")
 
 
 class InstallationRegistration(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"challenge": CHALLENGE, "solution": "734921"}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"challenge": CHALLENGE, "solution": "734921"}]}
+    )
 
     challenge: str = Field(max_length=200)
-    solution: str = Field(max_length=64, description="1-64 characters of A-Z a-z 0-9 _ -, typically a decimal "
-                          "counter.")
+    solution: str = Field(max_length=64, description="1-64 characters of A-Z a-z 0-9 _ -, typically a decimal counter.")
 
 
 class InstallationCreated(BaseModel):
-    model_config = examples({"installation_id": "5f0c2a9e7b1d4c3a8e6f0b2d9c7a1e3f", "credential": CREDENTIAL,
-                             "header": "Installation-Credential"})
+    model_config = examples(
+        {
+            "installation_id": "5f0c2a9e7b1d4c3a8e6f0b2d9c7a1e3f",
+            "credential": CREDENTIAL,
+            "header": "Installation-Credential",
+        }
+    )
 
     installation_id: str
-    credential: str = Field(description="Shown once. Keep it in the app's secure storage and send it as the "
-                            "`Installation-Credential` header with every request.")
+    credential: str = Field(
+        description="Shown once. Keep it in the app's secure storage and send it as the "
+        "`Installation-Credential` header with every request."
+    )
     header: Literal["Installation-Credential"] = "Installation-Credential"

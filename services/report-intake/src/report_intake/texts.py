@@ -12,10 +12,11 @@ RECEIVED = {
     "en": "Your report has been received.",
 }
 
-PHOTO_UNREADABLE = ("A photo of your report could not be read: it is kept as it arrived, but cannot be shown.",
-                    "Een foto bij uw melding kon niet worden gelezen: hij wordt bewaard zoals hij binnenkwam, maar "
-                    "kan niet worden getoond.")
+PHOTO_UNREADABLE = (
+    "A photo of your report could not be read: it is kept as it arrived, but cannot be shown.",
+    "Een foto bij uw melding kon niet worden gelezen: hij wordt bewaard zoals hij binnenkwam, maar "
+    "kan niet worden getoond.",
+)
 PHOTOS_ADDED = ("Photos were added to your report.", "Er zijn foto's aan uw melding toegevoegd.")
 WITHDRAWN = ("You withdrew this report.", "U heeft deze melding ingetrokken.")
 QUESTION = ("The control room asks: ", "De meldkamer vraagt: ")
-

@@ -52,8 +52,12 @@ _PART_NAMES_NL = {"a photo": "een foto", "the report part": "het meldingsdeel", 
 
 def _too_large(what: str, limit: int) -> ServiceError:
     mb = limit / (1024 * 1024)
-    return ServiceError(413, "upload_too_large", f"{what} is larger than the limit of {mb:g} MB",
-                        detail_nl=f"{_PART_NAMES_NL[what]} is groter dan de limiet van {mb:g} MB")
+    return ServiceError(
+        413,
+        "upload_too_large",
+        f"{what} is larger than the limit of {mb:g} MB",
+        detail_nl=f"{_PART_NAMES_NL[what]} is groter dan de limiet van {mb:g} MB",
+    )
 
 
 async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) -> UploadedForm:
@@ -61,8 +65,12 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
-        raise ServiceError(415, "multipart_required", "send the report as multipart/form-data",
-                           detail_nl="Verstuur de melding als multipart/form-data")
+        raise ServiceError(
+            415,
+            "multipart_required",
+            "send the report as multipart/form-data",
+            detail_nl="Verstuur de melding als multipart/form-data",
+        )
     total_limit = limits.max_files * limits.max_file_bytes + limits.max_fields * limits.max_field_bytes + 65536
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > total_limit:
@@ -70,8 +78,15 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
 
     tmp_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240  (one cheap call)
     form = UploadedForm()
-    state: dict = {"headers": {}, "field": b"", "value": b"", "current": None, "buffer": bytearray(), "fh": None,
-                   "error": None}
+    state: dict = {
+        "headers": {},
+        "field": b"",
+        "value": b"",
+        "current": None,
+        "buffer": bytearray(),
+        "fh": None,
+        "error": None,
+    }
 
     def on_part_begin() -> None:
         state["headers"] = {}
@@ -94,27 +109,46 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
         name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
         if disposition != b"form-data" or not name:
-            raise ServiceError(400, "malformed_multipart", "a part lacks a form-data name",
-                               detail_nl="Een deel van het formulier heeft geen naam")
+            raise ServiceError(
+                400,
+                "malformed_multipart",
+                "a part lacks a form-data name",
+                detail_nl="Een deel van het formulier heeft geen naam",
+            )
         if filename is not None or name == limits.file_field:
             if name != limits.file_field:
-                raise ServiceError(400, "unexpected_file", f"files are accepted only in the part '{limits.file_field}'",
-                                   detail_nl=f"Bestanden horen alleen in het deel '{limits.file_field}'")
+                raise ServiceError(
+                    400,
+                    "unexpected_file",
+                    f"files are accepted only in the part '{limits.file_field}'",
+                    detail_nl=f"Bestanden horen alleen in het deel '{limits.file_field}'",
+                )
             if len(form.files) >= limits.max_files:
-                raise ServiceError(413, "too_many_photos", f"at most {limits.max_files} photos per report",
-                                   detail_nl=f"Maximaal {limits.max_files} foto's per melding")
+                raise ServiceError(
+                    413,
+                    "too_many_photos",
+                    f"at most {limits.max_files} photos per report",
+                    detail_nl=f"Maximaal {limits.max_files} foto's per melding",
+                )
             # The client's file name is kept only as data, never used as a path.
             fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
-            upload = UploadedFile(name, filename.decode("utf-8", "replace")[:255] if filename else None,
-                                  state["headers"].get(b"content-type", b"").decode("latin-1")[:100] or None,
-                                  Path(tmp))
+            upload = UploadedFile(
+                name,
+                filename.decode("utf-8", "replace")[:255] if filename else None,
+                state["headers"].get(b"content-type", b"").decode("latin-1")[:100] or None,
+                Path(tmp),
+            )
             form.files.append(upload)
             state["current"] = upload
             state["fh"] = os.fdopen(fd, "wb")
         else:
             if name in form.fields or len(form.fields) >= limits.max_fields:
-                raise ServiceError(400, "unexpected_field", f"unexpected or repeated form field '{name[:40]}'",
-                                   detail_nl=f"Onverwacht of herhaald formulierveld '{name[:40]}'")
+                raise ServiceError(
+                    400,
+                    "unexpected_field",
+                    f"unexpected or repeated form field '{name[:40]}'",
+                    detail_nl=f"Onverwacht of herhaald formulierveld '{name[:40]}'",
+                )
             state["current"] = name
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
@@ -139,14 +173,25 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
             try:
                 form.fields[current] = bytes(state["buffer"]).decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ServiceError(400, "malformed_text", f"form field '{current}' is not UTF-8",
-                                   detail_nl=f"Formulierveld '{current}' is geen UTF-8") from exc
+                raise ServiceError(
+                    400,
+                    "malformed_text",
+                    f"form field '{current}' is not UTF-8",
+                    detail_nl=f"Formulierveld '{current}' is geen UTF-8",
+                ) from exc
 
-    parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_part_data": on_part_data, "on_part_end": on_part_end,
-        "on_header_field": on_header_field, "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished,
-    })
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+        },
+    )
     received = 0
     try:
         async for chunk in request.stream():
@@ -163,12 +208,20 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
         raise storage_unavailable() from exc
     except Exception as exc:
         _abort(state, form)
-        raise ServiceError(400, "malformed_multipart", "the multipart body could not be read",
-                           detail_nl="De multipart-inhoud kon niet worden gelezen") from exc
+        raise ServiceError(
+            400,
+            "malformed_multipart",
+            "the multipart body could not be read",
+            detail_nl="De multipart-inhoud kon niet worden gelezen",
+        ) from exc
     if state["fh"] is not None:  # body ended inside a part
         _abort(state, form)
-        raise ServiceError(400, "malformed_multipart", "the multipart body ended in the middle of a part",
-                           detail_nl="De multipart-inhoud houdt midden in een deel op")
+        raise ServiceError(
+            400,
+            "malformed_multipart",
+            "the multipart body ended in the middle of a part",
+            detail_nl="De multipart-inhoud houdt midden in een deel op",
+        )
     return form
 
 

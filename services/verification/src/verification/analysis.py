@@ -120,12 +120,24 @@ def analyse_photo(job: PhotoJob) -> dict[str, Any]:
     try:
         data = store.read_verified(job.sha256)
     except BlobNotFound:
-        undecodable.checks = [check("photo_missing", "fail", "The photo could not be found in storage.",
-                                    "De foto is niet gevonden in de opslag.")]
+        undecodable.checks = [
+            check(
+                "photo_missing",
+                "fail",
+                "The photo could not be found in storage.",
+                "De foto is niet gevonden in de opslag.",
+            )
+        ]
         return undecodable.model_dump(mode="json")
     except BlobCorrupted:
-        undecodable.checks = [check("photo_undecodable", "fail", "The stored photo does not match its digest.",
-                                    "De opgeslagen foto klopt niet met de vingerafdruk.")]
+        undecodable.checks = [
+            check(
+                "photo_undecodable",
+                "fail",
+                "The stored photo does not match its digest.",
+                "De opgeslagen foto klopt niet met de vingerafdruk.",
+            )
+        ]
         return undecodable.model_dump(mode="json")
     try:
         with Image.open(io.BytesIO(data)) as im:
@@ -148,31 +160,57 @@ def analyse_photo(job: PhotoJob) -> dict[str, Any]:
         sharp = sharpness(hashable)
         # The thumbnail is stored as the camera held it: turned the way the image is turned, it should
         # show the same picture as the upright image.
-        thumb_distance = (thumbnail_distance(hashable, upright(thumbnail, orientation))
-                          if thumbnail is not None else None)
+        thumb_distance = (
+            thumbnail_distance(hashable, upright(thumbnail, orientation)) if thumbnail is not None else None
+        )
     except BlobStoreUnavailable:
         raise  # the store failing says nothing about the photo: the job is tried again
     except Exception:
-        undecodable.checks = [check("photo_undecodable", "fail", "The photo cannot be decoded.",
-                                    "De foto kan niet worden gelezen.")]
+        undecodable.checks = [
+            check("photo_undecodable", "fail", "The photo cannot be decoded.", "De foto kan niet worden gelezen.")
+        ]
         return undecodable.model_dump(mode="json")
-    checks: list[CheckResult] = [check("photo_decodes", "pass", "The photo decodes completely.",
-                                       "De foto is volledig leesbaar.")]  # intake refuses one that does not
-    checks += metadata_checks(meta, job.claim, width=width, height=height, old_photo_hours=job.old_photo_hours,
-                              gps_min_distance_m=job.gps_min_distance_m)
+    checks: list[CheckResult] = [
+        check("photo_decodes", "pass", "The photo decodes completely.", "De foto is volledig leesbaar.")
+    ]  # intake refuses one that does not
+    checks += metadata_checks(
+        meta,
+        job.claim,
+        width=width,
+        height=height,
+        old_photo_hours=job.old_photo_hours,
+        gps_min_distance_m=job.gps_min_distance_m,
+    )
     checks += thumbnail_check(thumb_distance)
     credentials = read_content_credentials(data, pillow_format)
     checks += provenance_check(credentials)
     result = PhotoVerification(
-        photo_id=job.photo_id, sha256=job.sha256, phash=f"{value:016x}", width=width, height=height,
+        photo_id=job.photo_id,
+        sha256=job.sha256,
+        phash=f"{value:016x}",
+        width=width,
+        height=height,
         captured_at=meta.captured_at if meta.captured_at and meta.captured_at.tzinfo else None,
         captured_local=meta.captured_at.replace(tzinfo=None) if meta.captured_at else None,
-        gps={"lat": meta.gps_lat, "lon": meta.gps_lon,
-             **({"accuracy_m": meta.gps_error_m} if meta.gps_error_m is not None else {})}
-        if meta.gps_lat is not None and meta.gps_lon is not None else None,
-        make=meta.make, model=meta.model, software=meta.software, has_thumbnail=thumbnail is not None,
+        gps={
+            "lat": meta.gps_lat,
+            "lon": meta.gps_lon,
+            **({"accuracy_m": meta.gps_error_m} if meta.gps_error_m is not None else {}),
+        }
+        if meta.gps_lat is not None and meta.gps_lon is not None
+        else None,
+        make=meta.make,
+        model=meta.model,
+        software=meta.software,
+        has_thumbnail=thumbnail is not None,
         sharpness=sharp,
-        content_credentials=credentials.state, content_credentials_signer=credentials.signer, checks=checks,
+        content_credentials=credentials.state,
+        content_credentials_signer=credentials.signer,
+        checks=checks,
     )
-    return {**result.model_dump(mode="json"), "pdq": pdq.hex(), "pdq_dihedral": [h.hex() for h in pdq_dihedral],
-            "pdq_quality": pdq_quality}
+    return {
+        **result.model_dump(mode="json"),
+        "pdq": pdq.hex(),
+        "pdq_dihedral": [h.hex() for h in pdq_dihedral],
+        "pdq_quality": pdq_quality,
+    }

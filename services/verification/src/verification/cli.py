@@ -8,9 +8,14 @@ from verification.models import audit
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_cli(prog="burgermelding-verification", settings_factory=VerificationSettings,
-            migrations_dir=Path(__file__).parent / "migrations", app_path="verification.main:create_app",
-            argv=argv, audit=audit)
+    run_cli(
+        prog="burgermelding-verification",
+        settings_factory=VerificationSettings,
+        migrations_dir=Path(__file__).parent / "migrations",
+        app_path="verification.main:create_app",
+        argv=argv,
+        audit=audit,
+    )
 
 
 if __name__ == "__main__":

@@ -32,17 +32,26 @@ class VerificationSettings(ServiceSettings):
     flood_warn: int = Field(5, description="Reports from one (daily pseudonymous) sender in 10 minutes: warn.")
     flood_spam: int = Field(20, description="...and this many: spam, rejected.")
     group_merge_seconds: float = Field(30.0, description="How often the pass that merges group fragments runs.")
-    job_max_attempts: int = Field(5, description="Tries of a verification job (a failure, or a worker that died "
-                                  "holding it) before it is given up on: a dead job, listed for supervisors with "
-                                  "its reason and replayable. The photo store being down does not count.")
-    job_lease_seconds: float = Field(120.0, description="How long a replica holds a job it took; a job held by a "
-                                     "replica that died is taken by another after this (a job takes seconds).")
-
+    job_max_attempts: int = Field(
+        5,
+        description="Tries of a verification job (a failure, or a worker that died "
+        "holding it) before it is given up on: a dead job, listed for supervisors with "
+        "its reason and replayable. The photo store being down does not count.",
+    )
+    job_lease_seconds: float = Field(
+        120.0,
+        description="How long a replica holds a job it took; a job held by a "
+        "replica that died is taken by another after this (a job takes seconds).",
+    )
 
     def near_duplicate_thresholds(self) -> Thresholds:
-        return Thresholds(phash_same=self.phash_same_max, phash_candidate=self.phash_candidate_max,
-                          pdq_same=self.pdq_same_max, pdq_candidate=self.pdq_candidate_max,
-                          pdq_min_quality=self.pdq_min_quality)
+        return Thresholds(
+            phash_same=self.phash_same_max,
+            phash_candidate=self.phash_candidate_max,
+            pdq_same=self.pdq_same_max,
+            pdq_candidate=self.pdq_candidate_max,
+            pdq_min_quality=self.pdq_min_quality,
+        )
 
 
 @lru_cache

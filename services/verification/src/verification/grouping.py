@@ -43,17 +43,30 @@ def extent(group: IncidentGroup) -> Extent:
     return Extent(group.family, group.lat, group.lon, group.first_seen, group.last_seen)
 
 
-async def assign(session: AsyncSession, report_id: str, category: str, lat: float, lon: float,
-                 observed_at: datetime) -> tuple[str, list[str]]:
+async def assign(
+    session: AsyncSession, report_id: str, category: str, lat: float, lon: float, observed_at: datetime
+) -> tuple[str, list[str]]:
     """Put a report in a group (idempotent per report); returns (group id, the group's other reports)."""
     existing = await session.get(ReportGroup, report_id)
     if existing is None:
         cell = h3.latlng_to_cell(lat, lon, RESOLUTION)
         sighting = Sighting(family_of(category), lat, lon, observed_at)
-        candidates = (await session.execute(select(IncidentGroup).where(
-            col(IncidentGroup.cell).in_(list(h3.grid_disk(cell, 1))), col(IncidentGroup.merged_into).is_(None),
-            IncidentGroup.last_seen >= observed_at - WINDOW, IncidentGroup.first_seen <= observed_at + WINDOW,
-        ).with_for_update())).scalars().all()
+        candidates = (
+            (
+                await session.execute(
+                    select(IncidentGroup)
+                    .where(
+                        col(IncidentGroup.cell).in_(list(h3.grid_disk(cell, 1))),
+                        col(IncidentGroup.merged_into).is_(None),
+                        IncidentGroup.last_seen >= observed_at - WINDOW,
+                        IncidentGroup.first_seen <= observed_at + WINDOW,
+                    )
+                    .with_for_update()
+                )
+            )
+            .scalars()
+            .all()
+        )
         group = nearest_event(((extent(g), g) for g in candidates), sighting)
         if group is not None:
             count = group.report_count
@@ -64,14 +77,30 @@ async def assign(session: AsyncSession, report_id: str, category: str, lat: floa
             group.last_seen = max(group.last_seen, observed_at)
             group.first_seen = min(group.first_seen, observed_at)
         else:
-            group = IncidentGroup(id=str(uuid.uuid4()), family=sighting.family, cell=cell, lat=lat, lon=lon,
-                                  first_seen=observed_at, last_seen=observed_at)
+            group = IncidentGroup(
+                id=str(uuid.uuid4()),
+                family=sighting.family,
+                cell=cell,
+                lat=lat,
+                lon=lon,
+                first_seen=observed_at,
+                last_seen=observed_at,
+            )
         session.add(group)
         existing = ReportGroup(report_id=report_id, group_id=group.id, observed_at=observed_at, lat=lat, lon=lon)
         session.add(existing)
         await session.flush()
-    others = (await session.execute(select(ReportGroup.report_id).where(
-        ReportGroup.group_id == existing.group_id, ReportGroup.report_id != report_id))).scalars().all()
+    others = (
+        (
+            await session.execute(
+                select(ReportGroup.report_id).where(
+                    ReportGroup.group_id == existing.group_id, ReportGroup.report_id != report_id
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
     return existing.group_id, sorted(others)
 
 
@@ -95,11 +124,17 @@ def witness_of(report: ReportSubmitted) -> Witness | None:
 async def installations_in_group(session: AsyncSession, group_id: str) -> dict[str, Witness]:
     """report id -> the witness it came from, for the group's reports that came with an installation
     credential (reports keyed only on an address cannot be told apart)."""
-    rows = (await session.execute(
-        select(ReportText.report_id, ReportText.submitter_tag, ReportText.independent_source)
-        .join(ReportGroup, col(ReportGroup.report_id) == ReportText.report_id)
-        .where(ReportGroup.group_id == group_id, ReportText.submitter_kind == "installation",
-               col(ReportText.submitter_tag).is_not(None)))).all()
+    rows = (
+        await session.execute(
+            select(ReportText.report_id, ReportText.submitter_tag, ReportText.independent_source)
+            .join(ReportGroup, col(ReportGroup.report_id) == ReportText.report_id)
+            .where(
+                ReportGroup.group_id == group_id,
+                ReportText.submitter_kind == "installation",
+                col(ReportText.submitter_tag).is_not(None),
+            )
+        )
+    ).all()
     return {report_id: Witness(tag, source) for report_id, tag, source in rows}
 
 
@@ -122,14 +157,26 @@ async def merge_fragments(db: Database) -> int:
     Each merge goes to the bridge in the same transaction (outbox)."""
     merged = 0
     async with db.transaction() as session:
-        recent = (await session.execute(select(IncidentGroup).where(
-            col(IncidentGroup.merged_into).is_(None), IncidentGroup.last_seen >= utcnow() - timedelta(days=2))
-            .order_by(col(IncidentGroup.first_seen)).with_for_update())).scalars().all()
+        recent = (
+            (
+                await session.execute(
+                    select(IncidentGroup)
+                    .where(
+                        col(IncidentGroup.merged_into).is_(None),
+                        IncidentGroup.last_seen >= utcnow() - timedelta(days=2),
+                    )
+                    .order_by(col(IncidentGroup.first_seen))
+                    .with_for_update()
+                )
+            )
+            .scalars()
+            .all()
+        )
         alive = list(recent)
         for i, older in enumerate(alive):
             if older.merged_into:
                 continue
-            for newer in alive[i + 1:]:
+            for newer in alive[i + 1 :]:
                 if newer.merged_into or not same_event(extent(older), extent(newer)):
                     continue
                 await _merge(session, older, newer)
@@ -138,8 +185,9 @@ async def merge_fragments(db: Database) -> int:
 
 
 async def _merge(session: AsyncSession, older: IncidentGroup, newer: IncidentGroup) -> None:
-    moved = list((await session.execute(select(ReportGroup.report_id).where(ReportGroup.group_id == newer.id)))
-                 .scalars())
+    moved = list(
+        (await session.execute(select(ReportGroup.report_id).where(ReportGroup.group_id == newer.id))).scalars()
+    )
     total = older.report_count + newer.report_count
     older.lat = (older.lat * older.report_count + newer.lat * newer.report_count) / total
     older.lon = (older.lon * older.report_count + newer.lon * newer.report_count) / total
@@ -149,10 +197,22 @@ async def _merge(session: AsyncSession, older: IncidentGroup, newer: IncidentGro
     newer.merged_into = older.id
     await session.execute(update(ReportGroup).where(col(ReportGroup.group_id) == newer.id).values(group_id=older.id))
     session.add_all([older, newer])
-    stayed = list((await session.execute(select(ReportGroup.report_id).where(
-        ReportGroup.group_id == older.id, col(ReportGroup.report_id).not_in(moved)))).scalars())
-    message = GroupsMerged(group_id=older.id, merged_group_id=newer.id, report_ids=sorted(stayed),
-                           merged_report_ids=sorted(moved), merged_at=utcnow())
+    stayed = list(
+        (
+            await session.execute(
+                select(ReportGroup.report_id).where(
+                    ReportGroup.group_id == older.id, col(ReportGroup.report_id).not_in(moved)
+                )
+            )
+        ).scalars()
+    )
+    message = GroupsMerged(
+        group_id=older.id,
+        merged_group_id=newer.id,
+        report_ids=sorted(stayed),
+        merged_report_ids=sorted(moved),
+        merged_at=utcnow(),
+    )
     await enqueue(session, messaging, GROUPS_MERGED, message)
 
 

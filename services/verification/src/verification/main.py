@@ -67,8 +67,12 @@ def create_app(settings: VerificationSettings | None = None) -> FastAPI:
         messaging=messaging,
         audit=audit,
         destinations=service_destinations(settings, {Service.DISPATCH_BRIDGE: settings.bridge_url}),
-        hooks=[worker_hook, background_loop(lambda runtime: SettledMessagesPurger(
-            runtime.db, messaging, runtime.settings.settled_messages_days))],
+        hooks=[
+            worker_hook,
+            background_loop(
+                lambda runtime: SettledMessagesPurger(runtime.db, messaging, runtime.settings.settled_messages_days)
+            ),
+        ],
         metrics_scrapers=[backlog_scraper],
     )
     app.include_router(internal.router)

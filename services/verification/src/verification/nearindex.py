@@ -61,16 +61,16 @@ class _Shard:
 
     @property
     def ids(self) -> np.ndarray:
-        return self._ids[:self._count]
+        return self._ids[: self._count]
 
     def add(self, ids: np.ndarray, codes: np.ndarray) -> None:
         needed = self._count + len(ids)
         if needed > len(self._ids):
             grown = np.empty(max(needed, 2 * len(self._ids)), dtype=np.int64)
-            grown[:self._count] = self._ids[:self._count]
+            grown[: self._count] = self._ids[: self._count]
             self._ids = grown
         self.index.add(np.ascontiguousarray(codes))
-        self._ids[self._count:needed] = ids
+        self._ids[self._count : needed] = ids
         self._count = needed
 
     def within(self, codes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,8 +111,9 @@ class _BinaryIndex:
         if len(ids) < 1024:
             min(self.shards, key=lambda shard: shard.index.ntotal).add(ids, codes)
             return
-        for shard, part_ids, part_codes in zip(self.shards, np.array_split(ids, len(self.shards)),
-                                               np.array_split(codes, len(self.shards)), strict=True):
+        for shard, part_ids, part_codes in zip(
+            self.shards, np.array_split(ids, len(self.shards)), np.array_split(codes, len(self.shards)), strict=True
+        ):
             shard.add(part_ids, part_codes)
 
     def flush(self) -> None:
@@ -175,9 +176,15 @@ class NearDuplicateIndex:
     async def sync(self, db: Database) -> None:
         """Load what was stored since the last sync (by this or any other replica)."""
         async with db.sessions() as session:
-            rows = (await session.execute(
-                select(PhotoFingerprint.id, PhotoFingerprint.phash, PhotoFingerprint.pdq, PhotoFingerprint.pdq_quality)
-                .where(col(PhotoFingerprint.id) > self.max_id - RESCAN).order_by(col(PhotoFingerprint.id)))).all()
+            rows = (
+                await session.execute(
+                    select(
+                        PhotoFingerprint.id, PhotoFingerprint.phash, PhotoFingerprint.pdq, PhotoFingerprint.pdq_quality
+                    )
+                    .where(col(PhotoFingerprint.id) > self.max_id - RESCAN)
+                    .order_by(col(PhotoFingerprint.id))
+                )
+            ).all()
         for fid, phash, pdq, quality in rows:
             self.add(fid, phash, pdq, quality)
         self.phash.flush()
@@ -190,13 +197,17 @@ class NearDuplicateIndex:
         mirror of the query)."""
         limits = self.thresholds
         by_phash = self.phash.within(phash_code(phash), limits.phash_candidate) if phash is not None else {}
-        by_pdq = self.pdq.within(np.vstack([np.frombuffer(v, dtype=np.uint8) for v in pdq_variants]),
-                                 limits.pdq_candidate) if pdq_variants else {}
+        by_pdq = (
+            self.pdq.within(np.vstack([np.frombuffer(v, dtype=np.uint8) for v in pdq_variants]), limits.pdq_candidate)
+            if pdq_variants
+            else {}
+        )
         matches = []
         for fid in sorted(set(by_phash) | set(by_pdq)):
             phash_distance, pdq_distance = by_phash.get(fid), by_pdq.get(fid)
             same = (phash_distance is not None and phash_distance <= limits.phash_same) or (
-                pdq_distance is not None and pdq_distance <= limits.pdq_same)
+                pdq_distance is not None and pdq_distance <= limits.pdq_same
+            )
             matches.append(Match(fid, phash_distance, pdq_distance, same))
         return matches
 

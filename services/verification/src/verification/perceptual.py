@@ -31,7 +31,7 @@ def sharpness(image: Image.Image) -> float:
     grey = np.asarray(image.convert("L"), dtype=np.float32)
     if grey.shape[0] < 3 or grey.shape[1] < 3:
         return 0.0
-    laplacian = (grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1])
+    laplacian = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
     return round(float(min(100.0, laplacian.std())), 2)
 
 
@@ -46,7 +46,7 @@ def embedded_thumbnail(image: Image.Image) -> Image.Image | None:
         return None
     end = raw.find(b"\xff\xd9", start)
     try:
-        thumbnail = Image.open(io.BytesIO(raw[start:end + 2 if end > 0 else len(raw)]))
+        thumbnail = Image.open(io.BytesIO(raw[start : end + 2 if end > 0 else len(raw)]))
         thumbnail.load()
     except Exception:
         return None
@@ -55,9 +55,15 @@ def embedded_thumbnail(image: Image.Image) -> Image.Image | None:
 
 ORIENTATION_TAG = 0x0112
 # EXIF orientation -> the transpose that makes an image stored that way upright (as ImageOps.exif_transpose).
-_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-            8: Image.Transpose.ROTATE_90}
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def upright(image: Image.Image, orientation: int) -> Image.Image:
@@ -69,4 +75,3 @@ def upright(image: Image.Image, orientation: int) -> Image.Image:
 def thumbnail_distance(image: Image.Image, thumbnail: Image.Image) -> int:
     """pHash distance between the image and its thumbnail (both upright)."""
     return (phash(image) ^ phash(thumbnail)).bit_count()
-

@@ -44,8 +44,8 @@ def manifest_may_be_present(data: bytes, pillow_format: str | None) -> bool:
         marker = data[position + 1]
         if marker in (0xD9, 0xDA):  # end of image / start of scan: no more metadata segments
             break
-        length = int.from_bytes(data[position + 2:position + 4], "big")
-        if marker == 0xEB and b"c2pa" in data[position + 4:position + 2 + length]:
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xEB and b"c2pa" in data[position + 4 : position + 2 + length]:
             return True
         position += 2 + length
     return False

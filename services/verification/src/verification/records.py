@@ -32,21 +32,42 @@ from verification.models import (
 SERVICE = "verification"
 
 
-def record(session: AsyncSession, action: str, report_id: str, *, target_type: str = "report",
-           target_id: str | None = None, detail: Any = None) -> None:
-    auditchain.record(session, audit, actor=SERVICE, role="service", action=action, target_type=target_type,
-                      target_id=target_id or report_id, report_id=report_id, detail=detail)
+def record(
+    session: AsyncSession,
+    action: str,
+    report_id: str,
+    *,
+    target_type: str = "report",
+    target_id: str | None = None,
+    detail: Any = None,
+) -> None:
+    auditchain.record(
+        session,
+        audit,
+        actor=SERVICE,
+        role="service",
+        action=action,
+        target_type=target_type,
+        target_id=target_id or report_id,
+        report_id=report_id,
+        detail=detail,
+    )
 
 
 async def apply_retention(runtime: Runtime, order: RetentionApplied, message_id: str, source: str) -> str:
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message=RETENTION_FOR_VERIFICATION, message_id=message_id,
-                                    source=source):
+        if not await first_delivery(
+            session, messaging, message=RETENTION_FOR_VERIFICATION, message_id=message_id, source=source
+        ):
             return "duplicate"
-        jobs = list((await session.execute(select(VerificationJob).where(
-            VerificationJob.report_id == order.report_id))).scalars())
-        fingerprints = rowcount(await session.execute(delete(PhotoFingerprint).where(
-            col(PhotoFingerprint.report_id) == order.report_id)))
+        jobs = list(
+            (
+                await session.execute(select(VerificationJob).where(VerificationJob.report_id == order.report_id))
+            ).scalars()
+        )
+        fingerprints = rowcount(
+            await session.execute(delete(PhotoFingerprint).where(col(PhotoFingerprint.report_id) == order.report_id))
+        )
         await session.execute(delete(ReportText).where(col(ReportText.report_id) == order.report_id))
         removed: dict[str, Any] = {"photo_fingerprints": fingerprints}
         if order.action == "purge":
@@ -54,8 +75,9 @@ async def apply_retention(runtime: Runtime, order: RetentionApplied, message_id:
             await session.execute(delete(VerificationJob).where(col(VerificationJob.report_id) == order.report_id))
             removed["jobs"] = len(jobs)
         else:
-            for group in (await session.execute(select(ReportGroup).where(
-                    ReportGroup.report_id == order.report_id))).scalars():
+            for group in (
+                await session.execute(select(ReportGroup).where(ReportGroup.report_id == order.report_id))
+            ).scalars():
                 group.lat, group.lon = coarse(group.lat), coarse(group.lon)
             for job in jobs:
                 job.request = ReportSubmitted.model_validate_json(job.request).anonymised().model_dump_json()
@@ -65,8 +87,16 @@ async def apply_retention(runtime: Runtime, order: RetentionApplied, message_id:
                     job.result = json.dumps(result)
                 session.add(job)
             removed["jobs_anonymised"] = len(jobs)
-        log_deletion(session, deletions, audit, report_id=order.report_id, reference=None, rule=order.rule,
-                     action=order.action, removed=removed)
+        log_deletion(
+            session,
+            deletions,
+            audit,
+            report_id=order.report_id,
+            reference=None,
+            rule=order.rule,
+            action=order.action,
+            removed=removed,
+        )
     # The near-duplicate index in memory may still hold the deleted fingerprints' ids; a match is looked up in
     # the database before it counts (jobs._near_duplicate_checks), so they no longer match anything.
     return "applied"

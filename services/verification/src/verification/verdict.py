@@ -26,17 +26,25 @@ def _judge(reasons: list[CheckResult], has_photos: bool, duplicate_of: list[str]
     return ("review" if (score < REVIEW_BELOW or duplicate_of) else "forward"), round(score, 3)
 
 
-def decide(photos: list[PhotoVerification], duplicate_of: list[str],
-           report_checks: list[CheckResult] | None = None,
-           independent_others: int = 0) -> tuple[Verdict, float, list[CheckResult]]:
+def decide(
+    photos: list[PhotoVerification],
+    duplicate_of: list[str],
+    report_checks: list[CheckResult] | None = None,
+    independent_others: int = 0,
+) -> tuple[Verdict, float, list[CheckResult]]:
     reasons = [c for p in photos for c in p.checks if c.outcome in ("warn", "fail")]
     reasons += [c for c in report_checks or [] if c.outcome in ("warn", "fail")]
     for reason in reasons:  # weights are configured in this process; photo checks were made in worker processes
         reason.weight = WEIGHTS.get(reason.code, 0.0)
     if duplicate_of:
-        reasons.append(check("exact_duplicate", "warn",
-                             f"A photo in this report was already sent with {len(duplicate_of)} earlier report(s).",
-                             f"Een foto in deze melding zat al bij {len(duplicate_of)} eerdere melding(en)."))
+        reasons.append(
+            check(
+                "exact_duplicate",
+                "warn",
+                f"A photo in this report was already sent with {len(duplicate_of)} earlier report(s).",
+                f"Een foto in deze melding zat al bij {len(duplicate_of)} eerdere melding(en).",
+            )
+        )
     corroboration = corroboration_check(independent_others)
     if corroboration is not None:
         reasons.append(corroboration)
@@ -53,6 +61,12 @@ def reassess(result: VerificationCompleted, independent_others: int) -> Verifica
     if corroboration is not None:
         reasons.append(corroboration)
     verdict, score = _judge(reasons, bool(result.photos), result.duplicate_of_reports)
-    return result.model_copy(update={"verdict": verdict, "score": score, "reasons": reasons,
-                                     "independent_witnesses": independent_others,
-                                     "assessment": result.assessment + 1})
+    return result.model_copy(
+        update={
+            "verdict": verdict,
+            "score": score,
+            "reasons": reasons,
+            "independent_witnesses": independent_others,
+            "assessment": result.assessment + 1,
+        }
+    )

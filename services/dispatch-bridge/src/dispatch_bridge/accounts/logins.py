@@ -30,15 +30,23 @@ log = logging.getLogger(__name__)
 
 
 def wrong_credentials() -> ServiceError:
-    return ServiceError(401, "invalid_credentials", "wrong username or password",
-                        detail_nl="onjuiste gebruikersnaam of onjuist wachtwoord")
+    return ServiceError(
+        401,
+        "invalid_credentials",
+        "wrong username or password",
+        detail_nl="onjuiste gebruikersnaam of onjuist wachtwoord",
+    )
 
 
 def login_throttled(wait: float) -> ServiceError:
     seconds = max(1, math.ceil(wait))
-    return ServiceError(429, "login_throttled", f"too many login attempts; try again in {seconds} s",
-                        detail_nl=f"te veel inlogpogingen; probeer het over {seconds} s opnieuw",
-                        headers={"Retry-After": str(seconds)})
+    return ServiceError(
+        429,
+        "login_throttled",
+        f"too many login attempts; try again in {seconds} s",
+        detail_nl=f"te veel inlogpogingen; probeer het over {seconds} s opnieuw",
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 class Pseudonyms:
@@ -125,8 +133,13 @@ async def log_in(runtime: Runtime, username: str, password: str, client_address:
     503 while the password checks are full."""
     login = await authenticate(runtime, username, password, client_address)
     settings = runtime.settings
-    return issue_token(settings.dispatcher_token_secret, login.actor.username, login.actor.role,
-                       settings.dispatcher_token_minutes, login.epoch)
+    return issue_token(
+        settings.dispatcher_token_secret,
+        login.actor.username,
+        login.actor.role,
+        settings.dispatcher_token_minutes,
+        login.epoch,
+    )
 
 
 async def authenticate(runtime: Runtime, username: str, password: str, client_address: str | None) -> Login:
@@ -192,8 +205,9 @@ def _remember_source(is_sqlite: bool, attempt: LoginAttempt) -> Any:
     may let the same owner in at once)."""
     insert = (sqlite.insert if is_sqlite else postgresql.insert)(KnownLoginSource)
     statement = insert.values(name_hmac=attempt.name, source_hmac=attempt.source, last_login_at=utcnow())
-    return statement.on_conflict_do_update(index_elements=["name_hmac", "source_hmac"],
-                                           set_={"last_login_at": statement.excluded.last_login_at})
+    return statement.on_conflict_do_update(
+        index_elements=["name_hmac", "source_hmac"], set_={"last_login_at": statement.excluded.last_login_at}
+    )
 
 
 async def _check(runtime: Runtime, attempt: LoginAttempt, password: str, known_source: bool) -> Login:
@@ -201,11 +215,14 @@ async def _check(runtime: Runtime, attempt: LoginAttempt, password: str, known_s
     async with runtime.db.sessions() as session:
         user = await session.get(Dispatcher, attempt.username)
     checks = password_checks(settings.login_hash_threads, settings.login_hash_queue)
-    matches, new_hash = await checks.check(password, user.password_hash if user else None,
-                                           known_source=known_source)
+    matches, new_hash = await checks.check(password, user.password_hash if user else None, known_source=known_source)
     if not matches or user is None or user.disabled:
-        await _failed(runtime, attempt, known_source, "unknown name" if user is None else
-                      "wrong password" if not matches else "disabled")
+        await _failed(
+            runtime,
+            attempt,
+            known_source,
+            "unknown name" if user is None else "wrong password" if not matches else "disabled",
+        )
         raise wrong_credentials()
     async with runtime.db.transaction() as session:
         stored = await session.get(Dispatcher, user.username)
@@ -217,8 +234,9 @@ async def _check(runtime: Runtime, attempt: LoginAttempt, password: str, known_s
         audit(session, stored, "login", "dispatcher", stored.username)
         await session.execute(_remember_source(runtime.db.is_sqlite, attempt))
         # Sources nobody logged in from lately are forgotten (a few rows: good logins are rare, and indexed).
-        await session.execute(delete(KnownLoginSource).where(
-            col(KnownLoginSource.last_login_at) < _known_since(settings)))
+        await session.execute(
+            delete(KnownLoginSource).where(col(KnownLoginSource.last_login_at) < _known_since(settings))
+        )
         login = Login(Actor(stored.username, stored.role), stored.epoch)
     await runtime.shared.forget(attempt.pair)
     return login
@@ -234,8 +252,13 @@ async def _failed(runtime: Runtime, attempt: LoginAttempt, known_source: bool, r
         if beyond >= 0:
             # (The exponent is capped: a long enough run would overflow a float.)
             await shared.hold(key, min(settings.login_max_delay_seconds, 2.0 ** min(beyond, 30)))
-    await _audit_attempt(runtime, attempt, "login_failed", f"{reason}; {runs[0]} in a row for this name from "
-                         "this source" + ("" if known_source else f", {runs[1]} from this source"))
+    await _audit_attempt(
+        runtime,
+        attempt,
+        "login_failed",
+        f"{reason}; {runs[0]} in a row for this name from "
+        "this source" + ("" if known_source else f", {runs[1]} from this source"),
+    )
 
 
 async def _refused(runtime: Runtime, attempt: LoginAttempt, key: str, wait: float) -> ServiceError:
@@ -249,14 +272,27 @@ async def _refused(runtime: Runtime, attempt: LoginAttempt, key: str, wait: floa
 async def _campaign(runtime: Runtime, attempt: LoginAttempt, tries: int) -> None:
     """The name's ceiling is reached: someone is guessing it from many places. Said loudly, once per ceiling."""
     window = math.ceil(runtime.settings.login_account_window_seconds)
-    log.warning("login guessing campaign: a name reached its ceiling of tries from sources it has not logged in "
-                "from", extra={"event": "login_guessing_campaign", "name_hmac": attempt.name, "tries": tries,
-                              "refused_for_seconds": window})
-    runtime.metrics.counter("bm_login_guessing_campaigns", "Login names that reached their ceiling of tries from "
-                            "sources they have not logged in from recently (login_account_ceiling): guessing "
-                            "campaigns").inc()
-    await _audit_attempt(runtime, attempt, "login_campaign", f"{tries} tries from sources this name has not logged "
-                         f"in from recently; such tries refused for {window} s")
+    log.warning(
+        "login guessing campaign: a name reached its ceiling of tries from sources it has not logged in from",
+        extra={
+            "event": "login_guessing_campaign",
+            "name_hmac": attempt.name,
+            "tries": tries,
+            "refused_for_seconds": window,
+        },
+    )
+    runtime.metrics.counter(
+        "bm_login_guessing_campaigns",
+        "Login names that reached their ceiling of tries from "
+        "sources they have not logged in from recently (login_account_ceiling): guessing "
+        "campaigns",
+    ).inc()
+    await _audit_attempt(
+        runtime,
+        attempt,
+        "login_campaign",
+        f"{tries} tries from sources this name has not logged in from recently; such tries refused for {window} s",
+    )
 
 
 async def _audit_attempt(runtime: Runtime, attempt: LoginAttempt, action: str, detail: str) -> None:

@@ -100,6 +100,10 @@ BUSY_SECONDS = 2
 
 
 def logins_busy() -> ServiceError:
-    return ServiceError(503, "logins_busy", f"too many logins at once; try again in {BUSY_SECONDS} s",
-                        detail_nl=f"te veel inlogpogingen tegelijk; probeer het over {BUSY_SECONDS} s opnieuw",
-                        headers={"Retry-After": str(BUSY_SECONDS)})
+    return ServiceError(
+        503,
+        "logins_busy",
+        f"too many logins at once; try again in {BUSY_SECONDS} s",
+        detail_nl=f"te veel inlogpogingen tegelijk; probeer het over {BUSY_SECONDS} s opnieuw",
+        headers={"Retry-After": str(BUSY_SECONDS)},
+    )

@@ -24,8 +24,11 @@ TOKEN_FORMAT = "bmd2"  # noqa: S105  (a format name, not a secret)
 
 
 def _sign(secret: str, claims: str) -> str:
-    return base64.urlsafe_b64encode(hmac.new(secret.encode(), claims.encode(), hashlib.sha256).digest()).rstrip(
-        b"=").decode()
+    return (
+        base64.urlsafe_b64encode(hmac.new(secret.encode(), claims.encode(), hashlib.sha256).digest())
+        .rstrip(b"=")
+        .decode()
+    )
 
 
 def issue_token(secret: str, username: str, role: str, minutes: int, epoch: int = 0) -> str:
@@ -80,22 +83,29 @@ def end_everything_issued(user: Dispatcher) -> None:
 
 async def current_actor(runtime: RuntimeDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Actor:
     if not token:
-        raise _unauthorised("a dispatcher's bearer token is required",
-                            "het bearer-token van een centralist is verplicht")
+        raise _unauthorised(
+            "a dispatcher's bearer token is required", "het bearer-token van een centralist is verplicht"
+        )
     claims = read_token(runtime.settings.dispatcher_token_secret, token)
     async with runtime.db.sessions() as session:
         user = await session.get(Dispatcher, claims.username)
     if user is None or not still_current(user, claims.epoch) or user.role != claims.role:
-        raise _unauthorised("this token no longer speaks for its user: log in again",
-                            "dit token geldt niet meer voor deze gebruiker: log opnieuw in")
+        raise _unauthorised(
+            "this token no longer speaks for its user: log in again",
+            "dit token geldt niet meer voor deze gebruiker: log opnieuw in",
+        )
     return Actor(user.username, user.role)
 
 
 def require_role(*roles: str) -> Any:  # FastAPI types `Depends(...)` as Any
     async def dependency(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
         if actor.role not in roles:
-            raise ServiceError(403, "forbidden", f"this needs the role {' or '.join(roles)}",
-                               detail_nl=f"hiervoor is de rol {' of '.join(roles)} nodig")
+            raise ServiceError(
+                403,
+                "forbidden",
+                f"this needs the role {' or '.join(roles)}",
+                detail_nl=f"hiervoor is de rol {' of '.join(roles)} nodig",
+            )
         return actor
 
     return Depends(dependency)

@@ -44,8 +44,10 @@ async def create_user(db: Database, username: str, password: str, role: str, *, 
             audit(session, _Operator(), "account_created", "dispatcher", username, {"role": role})
             return False
         if not reset:
-            raise AccountExists(f"the user {username} exists already (role {existing.role}); add --reset to give it "
-                                "this password and role, which ends its tokens and console sessions")
+            raise AccountExists(
+                f"the user {username} exists already (role {existing.role}); add --reset to give it "
+                "this password and role, which ends its tokens and console sessions"
+            )
         existing.password_hash, existing.role, existing.disabled = password_hash, role, False
         end_everything_issued(existing)
         session.add(existing)
@@ -60,8 +62,9 @@ async def change_account(runtime: Runtime, supervisor: Actor, username: str, cha
     async with runtime.db.transaction() as session:
         user = await session.get(Dispatcher, username[:64], with_for_update=True)
         if user is None:
-            raise ServiceError(404, "dispatcher_not_found", "no such dispatcher",
-                               detail_nl="deze centralist bestaat niet")
+            raise ServiceError(
+                404, "dispatcher_not_found", "no such dispatcher", detail_nl="deze centralist bestaat niet"
+            )
         if change in ("disable", "enable") and user.disabled != (change == "disable"):
             user.disabled = change == "disable"
             end_everything_issued(user)

@@ -19,13 +19,13 @@ from dispatch_bridge.states import REPORT_STATES, ReportState
 log = logging.getLogger(__name__)
 
 
-def answer_note(action: BurgernetAction, stored: BridgeReport, report: ReportSubmitted,
-                result: VerificationCompleted | None) -> str:
+def answer_note(
+    action: BurgernetAction, stored: BridgeReport, report: ReportSubmitted, result: VerificationCompleted | None
+) -> str:
     what = "Witness account" if action.kind == "witness_call" else "SIGHTING"
     seen = report.observed_at.isoformat()
     where = report.location.description or f"{report.location.lat:.5f},{report.location.lon:.5f}"
-    text = f"{what} for Burgernet {action.reference} ({stored.reference}), seen {seen} at {where}: " \
-           f"{report.description}"
+    text = f"{what} for Burgernet {action.reference} ({stored.reference}), seen {seen} at {where}: {report.description}"
     if result is not None and result.appeal_match is not None:
         text += f" [{match_text(result)}]"
     return text
@@ -37,8 +37,13 @@ def match_text(result: VerificationCompleted) -> str:
     return f"{result.appeal_match}: {reasons}" if reasons else str(result.appeal_match)
 
 
-async def attach_answer(session: AsyncSession, settings: BridgeSettings, stored: BridgeReport,
-                        report: ReportSubmitted, result: VerificationCompleted | None = None) -> Incident | None:
+async def attach_answer(
+    session: AsyncSession,
+    settings: BridgeSettings,
+    stored: BridgeReport,
+    report: ReportSubmitted,
+    result: VerificationCompleted | None = None,
+) -> Incident | None:
     """An answer to an action updates the action's incident: a sighting of a live search at once and urgent,
     a witness's account as ordinary news. None when its action is unknown here (then it is an ordinary report)."""
     assert report.appeal is not None
@@ -52,13 +57,24 @@ async def attach_answer(session: AsyncSession, settings: BridgeSettings, stored:
     if action.first_sighting_at is None:
         action.first_sighting_at = stored.received_at
         session.add(action)
-    audit(session, BRIDGE, "report.sent_to_meldkamer", "report", stored.report_id,
-          {"incident_id": incident.id, "as": "burgernet_answer", "action": action.reference,
-           "urgent": report.urgent}, report_id=stored.report_id)
+    audit(
+        session,
+        BRIDGE,
+        "report.sent_to_meldkamer",
+        "report",
+        stored.report_id,
+        {"incident_id": incident.id, "as": "burgernet_answer", "action": action.reference, "urgent": report.urgent},
+        report_id=stored.report_id,
+    )
     await holds.extend_hold(session, incident.id, stored.report_id)
-    await to_meldkamer.update_incident(session, settings, incident, "sighting",
-                                     answer_note(action, stored, report, result),
-                                     to_meldkamer.media_for(settings, report, report.photos, incident.id),
-                                     urgent=report.urgent)
+    await to_meldkamer.update_incident(
+        session,
+        settings,
+        incident,
+        "sighting",
+        answer_note(action, stored, report, result),
+        to_meldkamer.media_for(settings, report, report.photos, incident.id),
+        urgent=report.urgent,
+    )
     await news.tell_joined(session, stored, report, incident)
     return incident

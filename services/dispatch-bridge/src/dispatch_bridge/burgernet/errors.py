@@ -11,10 +11,15 @@ def invalid(code: str, en: str, nl: str) -> ServiceError:
 
 
 def not_found() -> ServiceError:
-    return ServiceError(404, "burgernet_action_not_found", "no such Burgernet action",
-                        detail_nl="deze Burgernet-actie bestaat niet")
+    return ServiceError(
+        404, "burgernet_action_not_found", "no such Burgernet action", detail_nl="deze Burgernet-actie bestaat niet"
+    )
 
 
 def already_ended(action: BurgernetAction) -> ServiceError:
-    return ServiceError(409, "burgernet_action_ended", f"this action is already {action.status}",
-                        detail_nl="deze Burgernet-actie is al beëindigd")
+    return ServiceError(
+        409,
+        "burgernet_action_ended",
+        f"this action is already {action.status}",
+        detail_nl="deze Burgernet-actie is al beëindigd",
+    )

@@ -25,12 +25,23 @@ class BurgernetDeadlines(BackgroundLoop):
 
     async def run_once(self) -> int:
         async with self.runtime.db.transaction() as session:
-            query = select(BurgernetAction).where(BurgernetAction.status == "open",
-                                                  col(BurgernetAction.closes_at) <= utcnow()).limit(20)
+            query = (
+                select(BurgernetAction)
+                .where(BurgernetAction.status == "open", col(BurgernetAction.closes_at) <= utcnow())
+                .limit(20)
+            )
             if not self.runtime.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             due = (await session.execute(query)).scalars().all()
             for action in due:
-                await end_action(session, self.runtime.settings, action, BRIDGE, "expired", None, None,
-                                 reason="its closing time passed")
+                await end_action(
+                    session,
+                    self.runtime.settings,
+                    action,
+                    BRIDGE,
+                    "expired",
+                    None,
+                    None,
+                    reason="its closing time passed",
+                )
         return len(due)

@@ -30,9 +30,12 @@ def content_security_policy(tile_url: str) -> str:
     origin = re.match(r"(https?)://([^/]+)", tile_url)
     if origin:  # a subdomain placeholder ({s}.tiles.example) allows every subdomain of that host
         tiles = f" {origin.group(1)}://{re.sub(r'[{][a-z]+[}]', '*', origin.group(2))}"
-    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:" + tiles +
-            "; connect-src 'self'; media-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors "
-            "'none'; base-uri 'none'")
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:"
+        + tiles
+        + "; connect-src 'self'; media-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors "
+        "'none'; base-uri 'none'"
+    )
 
 
 class ConsoleHeaders:
@@ -41,10 +44,14 @@ class ConsoleHeaders:
 
     def __init__(self, app: ASGIApp, policy: str) -> None:
         self.app = app
-        self.headers = [(b"content-security-policy", policy.encode()), (b"x-content-type-options", b"nosniff"),
-                        (b"x-frame-options", b"DENY"), (b"referrer-policy", b"same-origin"),
-                        (b"cross-origin-opener-policy", b"same-origin"),
-                        (b"permissions-policy", b"camera=(), microphone=(), geolocation=()")]
+        self.headers = [
+            (b"content-security-policy", policy.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"same-origin"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+            (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
@@ -54,13 +61,13 @@ class ConsoleHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
-                           or static]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control" or static]
                 image = any(k.lower() == b"content-type" and v.startswith(b"image/") for k, v in headers)
                 # A photo opened on its own is shown by the browser's image viewer, which styles it inline:
                 # allowed there (no script can run in such a document), nowhere else.
-                headers += [(k, IMAGE_POLICY if image and k == b"content-security-policy" else v)
-                            for k, v in self.headers]
+                headers += [
+                    (k, IMAGE_POLICY if image and k == b"content-security-policy" else v) for k, v in self.headers
+                ]
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                     headers.append((b"pragma", b"no-cache"))
@@ -82,8 +89,9 @@ def install(app: FastAPI, tile_url: str) -> None:
             return JSONResponse({"login": exc.reason}, status_code=401)
         return RedirectResponse(f"{PREFIX}/login?reason={exc.reason}", status_code=303)
 
-    api_handlers = {kind: app.exception_handlers[kind]
-                    for kind in (ServiceError, RequestValidationError, StarletteHTTPException)}
+    api_handlers = {
+        kind: app.exception_handlers[kind] for kind in (ServiceError, RequestValidationError, StarletteHTTPException)
+    }
 
     async def console_error(request: Request, exc: Exception) -> Response:
         """In the console an error is a page in the dispatcher's language; elsewhere the problem JSON."""
@@ -94,18 +102,33 @@ def install(app: FastAPI, tile_url: str) -> None:
         if isinstance(exc, ServiceError):
             status, english, dutch, headers = exc.status_code, exc.detail, exc.detail_nl, exc.headers
         elif isinstance(exc, RequestValidationError):
-            status, english, dutch, headers = 422, "the address has a value that is not allowed", \
-                "het adres bevat een waarde die niet is toegestaan", None
+            status, english, dutch, headers = (
+                422,
+                "the address has a value that is not allowed",
+                "het adres bevat een waarde die niet is toegestaan",
+                None,
+            )
         else:
             assert isinstance(exc, StarletteHTTPException)
             status, headers = exc.status_code, None
-            english, dutch = ("no such page", "deze pagina bestaat niet") if status == 404 else \
-                (str(exc.detail), str(exc.detail))
+            english, dutch = (
+                ("no such page", "deze pagina bestaat niet") if status == 404 else (str(exc.detail), str(exc.detail))
+            )
         language = routes.language_of(request)
-        return routes.templates.TemplateResponse(request, "error.html", {
-            "t": Texts(language), "lang": language, "user": None, "path": request.url.path,
-            "message": dutch if language == "nl" else english, "status": status},
-            status_code=status, headers=headers)
+        return routes.templates.TemplateResponse(
+            request,
+            "error.html",
+            {
+                "t": Texts(language),
+                "lang": language,
+                "user": None,
+                "path": request.url.path,
+                "message": dutch if language == "nl" else english,
+                "status": status,
+            },
+            status_code=status,
+            headers=headers,
+        )
 
     for kind in api_handlers:
         app.exception_handlers[kind] = console_error

@@ -48,24 +48,50 @@ def labels(code: str) -> dict[str, str]:
 
 async def read_snapshot(runtime: Runtime) -> Snapshot:
     async with runtime.db.sessions() as session:
-        open_incidents = (await session.execute(select(
-            col(Incident.id), col(Incident.priority), col(Incident.category), col(Incident.delivery_state),
-            col(Incident.created_at), col(Incident.call_112_sent_at), col(Incident.summary_version),
-            col(Incident.operational_status), col(Incident.updated_at),
-        ).where(col(Incident.merged_into).is_(None)).order_by(col(Incident.created_at).desc()).limit(500))).all()
-        reports = (await session.execute(select(col(BridgeReport.state), col(BridgeReport.verdict), func.count())
-                                         .group_by(col(BridgeReport.state), col(BridgeReport.verdict)))).all()
-        messages = (await session.execute(select(func.count(), func.max(BridgeMessage.sent_at))
-                                          .select_from(BridgeMessage))).one()
-        merged = (await session.execute(select(func.count()).select_from(Incident)
-                                        .where(col(Incident.merged_into).is_not(None)))).scalar_one()
-    digest = hashlib.sha256(repr((open_incidents, sorted(reports, key=repr), tuple(messages), merged))
-                            .encode()).hexdigest()[:16]
+        open_incidents = (
+            await session.execute(
+                select(
+                    col(Incident.id),
+                    col(Incident.priority),
+                    col(Incident.category),
+                    col(Incident.delivery_state),
+                    col(Incident.created_at),
+                    col(Incident.call_112_sent_at),
+                    col(Incident.summary_version),
+                    col(Incident.operational_status),
+                    col(Incident.updated_at),
+                )
+                .where(col(Incident.merged_into).is_(None))
+                .order_by(col(Incident.created_at).desc())
+                .limit(500)
+            )
+        ).all()
+        reports = (
+            await session.execute(
+                select(col(BridgeReport.state), col(BridgeReport.verdict), func.count()).group_by(
+                    col(BridgeReport.state), col(BridgeReport.verdict)
+                )
+            )
+        ).all()
+        messages = (
+            await session.execute(select(func.count(), func.max(BridgeMessage.sent_at)).select_from(BridgeMessage))
+        ).one()
+        merged = (
+            await session.execute(
+                select(func.count()).select_from(Incident).where(col(Incident.merged_into).is_not(None))
+            )
+        ).scalar_one()
+    digest = hashlib.sha256(
+        repr((open_incidents, sorted(reports, key=repr), tuple(messages), merged)).encode()
+    ).hexdigest()[:16]
     live = [i for i in open_incidents if i.operational_status not in CLOSED_STATUSES]
     urgent_ones = [i for i in live if i.priority == MeldkamerPriority.URGENT]
     urgent = [{"id": i.id, "category": labels(i.category)} for i in urgent_ones]
-    overdue = [{"id": i.id, "category": labels(i.category), "created_at": i.created_at.isoformat()}
-               for i in urgent_ones if i.call_112_sent_at is not None and i.delivery_state in NOT_ACCEPTED]
+    overdue = [
+        {"id": i.id, "category": labels(i.category), "created_at": i.created_at.isoformat()}
+        for i in urgent_ones
+        if i.call_112_sent_at is not None and i.delivery_state in NOT_ACCEPTED
+    ]
     return Snapshot(digest, urgent, overdue)
 
 
@@ -101,8 +127,9 @@ class LiveFeed:
                 self._task = asyncio.create_task(self._watch())
             async with self._changed:
                 try:
-                    await asyncio.wait_for(self._changed.wait_for(
-                        lambda: self.latest is not None and self.latest.version != seen), limit)
+                    await asyncio.wait_for(
+                        self._changed.wait_for(lambda: self.latest is not None and self.latest.version != seen), limit
+                    )
                 except TimeoutError:
                     return None
                 return self.latest
@@ -123,7 +150,6 @@ class LiveFeed:
                     self._changed.notify_all()
             idle_rounds = 0 if self.listeners else idle_rounds + 1
             await asyncio.sleep(POLL_SECONDS)
-
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -57,15 +57,27 @@ def language_of(request: Request, user: ConsoleUser | None = None) -> str:
     return cookie if cookie in sessions.LANGUAGES else "nl"
 
 
-async def page(request: Request, template: str, user: ConsoleUser | None, status_code: int = 200,
-               **context: Any) -> HTMLResponse:
+async def page(
+    request: Request, template: str, user: ConsoleUser | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     language = language_of(request, user)
     if user is not None and language != user.language:
         await sessions.set_language(request.app.state.runtime, user, language)
-    response = templates.TemplateResponse(request, template, {
-        "t": Texts(language), "lang": language, "user": user, "now": utcnow(), "path": request.url.path,
-        "notice": request.query_params.get("done"), "problem": problem_shown(request, user), **context},
-        status_code=status_code)
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "t": Texts(language),
+            "lang": language,
+            "user": user,
+            "now": utcnow(),
+            "path": request.url.path,
+            "notice": request.query_params.get("done"),
+            "problem": problem_shown(request, user),
+            **context,
+        },
+        status_code=status_code,
+    )
     sessions.set_cookie(response, sessions.LANGUAGE_COOKIE, language, max_age=365 * 86400)
     return response
 
@@ -95,8 +107,9 @@ def problem_text(error: ServiceError, language: str) -> str:
 async def checked(request: Request, user: ConsoleUser) -> dict[str, Any]:
     """The form of a change, after its CSRF token and origin are checked."""
     form = dict(await request.form())
-    sessions.check_csrf(request, user.csrf_token, str(form.get("csrf_token") or "") or
-                        request.headers.get("x-csrf-token"))
+    sessions.check_csrf(
+        request, user.csrf_token, str(form.get("csrf_token") or "") or request.headers.get("x-csrf-token")
+    )
     return form
 
 
@@ -126,9 +139,13 @@ async def login_page(request: Request, reason: str | None = None) -> HTMLRespons
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login(request: Request, runtime: RuntimeDep, username: Annotated[str, Form(max_length=200)] = "",
-                password: Annotated[str, Form(max_length=1000)] = "",
-                csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+async def login(
+    request: Request,
+    runtime: RuntimeDep,
+    username: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
     sessions.check_csrf(request, request.cookies.get(sessions.LOGIN_COOKIE) or "", csrf_token)
     language = language_of(request)
     try:
@@ -140,8 +157,15 @@ async def login(request: Request, runtime: RuntimeDep, username: Annotated[str, 
         # 401; 429 and 503 with Retry-After, as the API says them (the words, with the wait, in the page's
         # language; the header for whatever reads it).
         login_token = sessions.new_login_token()
-        response = await page(request, "login.html", None, status_code=exc.status_code, login_token=login_token,
-                              login_problem=problem_text(exc, language), username=username[:64])
+        response = await page(
+            request,
+            "login.html",
+            None,
+            status_code=exc.status_code,
+            login_token=login_token,
+            login_problem=problem_text(exc, language),
+            username=username[:64],
+        )
         if exc.headers and "Retry-After" in exc.headers:
             response.headers["Retry-After"] = exc.headers["Retry-After"]
         sessions.set_cookie(response, sessions.LOGIN_COOKIE, login_token, max_age=1800)
@@ -171,11 +195,12 @@ async def activity(request: Request, user: User) -> Response:
 # ---- the incident list and the live feed ------------------------------------------------------------------
 
 
-def incident_filter(delivery_state: str | None, priority: MeldkamerPriority | None, category: str | None,
-                    include_merged: bool) -> listings.IncidentFilter:
-    return listings.IncidentFilter(DeliveryState(delivery_state) if delivery_state else None, priority,
-                                   category or None,
-                               include_merged)
+def incident_filter(
+    delivery_state: str | None, priority: MeldkamerPriority | None, category: str | None, include_merged: bool
+) -> listings.IncidentFilter:
+    return listings.IncidentFilter(
+        DeliveryState(delivery_state) if delivery_state else None, priority, category or None, include_merged
+    )
 
 
 Priority = Annotated[MeldkamerPriority | None, Query()]
@@ -184,21 +209,39 @@ DeliveryStateFilter = Annotated[str | None, Query(pattern="^(" + "|".join(Delive
 
 
 @router.get("/incidents", response_class=HTMLResponse)
-async def incident_list(request: Request, runtime: RuntimeDep, user: User, delivery_state: DeliveryStateFilter = None,
-                        priority: Priority = None, category: str | None = None,
-                        include_merged: bool = False) -> HTMLResponse:
+async def incident_list(
+    request: Request,
+    runtime: RuntimeDep,
+    user: User,
+    delivery_state: DeliveryStateFilter = None,
+    priority: Priority = None,
+    category: str | None = None,
+    include_merged: bool = False,
+) -> HTMLResponse:
     filters = incident_filter(delivery_state, priority, category, include_merged)
     shown = await listings.list_incidents(runtime, user.actor, filters, 200)
-    return await page(request, "incidents.html", user, incidents=shown, filters=filters,
-                      held=await held_reports(runtime, user),
-                      categories=CATEGORIES, delivery_states=DELIVERY_STATES)
+    return await page(
+        request,
+        "incidents.html",
+        user,
+        incidents=shown,
+        filters=filters,
+        held=await held_reports(runtime, user),
+        categories=CATEGORIES,
+        delivery_states=DELIVERY_STATES,
+    )
 
 
 @router.get("/incidents/rows", response_class=HTMLResponse)
-async def incident_rows(request: Request, runtime: RuntimeDep, user: FeedUser,
-                        delivery_state: DeliveryStateFilter = None,
-                        priority: Priority = None, category: str | None = None,
-                        include_merged: bool = False) -> HTMLResponse:
+async def incident_rows(
+    request: Request,
+    runtime: RuntimeDep,
+    user: FeedUser,
+    delivery_state: DeliveryStateFilter = None,
+    priority: Priority = None,
+    category: str | None = None,
+    include_merged: bool = False,
+) -> HTMLResponse:
     """The list's rows alone, fetched by the page when the feed says something changed."""
     filters = incident_filter(delivery_state, priority, category, include_merged)
     shown = await listings.list_incidents(runtime, user.actor, filters, 200)
@@ -212,9 +255,13 @@ async def events(request: Request, runtime: RuntimeDep, user: FeedUser) -> Strea
     feed = live.feed_of(runtime)
     cookie = request.cookies.get(sessions.SESSION_COOKIE)
     if not feed.admit(user.session_digest):
-        raise ServiceError(429, "too_many_feeds", f"this session has {live.FEEDS_PER_SESSION} live feeds open "
-                           "already: close a tab", detail_nl=f"deze sessie heeft al {live.FEEDS_PER_SESSION} "
-                           "live-verbindingen open: sluit een tabblad", headers={"Retry-After": "5"})
+        raise ServiceError(
+            429,
+            "too_many_feeds",
+            f"this session has {live.FEEDS_PER_SESSION} live feeds open already: close a tab",
+            detail_nl=f"deze sessie heeft al {live.FEEDS_PER_SESSION} live-verbindingen open: sluit een tabblad",
+            headers={"Retry-After": "5"},
+        )
     digest = user.session_digest
 
     async def stream() -> Any:
@@ -238,8 +285,9 @@ async def events(request: Request, runtime: RuntimeDep, user: FeedUser) -> Strea
         finally:
             feed.release(digest)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
 
 
 # ---- one incident -----------------------------------------------------------------------------------------
@@ -275,8 +323,7 @@ async def report_page(request: Request, runtime: RuntimeDep, user: User, report_
 
 
 @router.get("/reports/{report_id}/photos/{photo_id}")
-async def photo(runtime: RuntimeDep, user: FeedUser, report_id: str, photo_id: str, original: bool = False
-                ) -> Response:
+async def photo(runtime: RuntimeDep, user: FeedUser, report_id: str, photo_id: str, original: bool = False) -> Response:
     # (FeedUser: the browser fetching an image again is not the dispatcher doing something.)
     data, content_type = await listings.photo(runtime, user.actor, report_id, photo_id, original)
     headers = {"Cache-Control": "no-store", "Content-Disposition": "inline"}
@@ -284,15 +331,27 @@ async def photo(runtime: RuntimeDep, user: FeedUser, report_id: str, photo_id: s
 
 
 @router.get("/reports/{report_id}/photos/{photo_id}/view", response_class=HTMLResponse)
-async def photo_page(request: Request, user: User, report_id: str, photo_id: str,
-                     original: bool = False) -> HTMLResponse:
+async def photo_page(
+    request: Request, user: User, report_id: str, photo_id: str, original: bool = False
+) -> HTMLResponse:
     """A photo at full size inside the console (its alarms stay in view); the original only for supervisors."""
     if original and not user.is_supervisor:
-        raise ServiceError(403, "forbidden", "only a supervisor may see the original photo",
-                           detail_nl="alleen een supervisor mag de originele foto zien")
+        raise ServiceError(
+            403,
+            "forbidden",
+            "only a supervisor may see the original photo",
+            detail_nl="alleen een supervisor mag de originele foto zien",
+        )
     back = request.query_params.get("back", "")
-    return await page(request, "photo.html", user, report_id=report_id, photo_id=photo_id, original=original,
-                      back=back if BACK.fullmatch(back) else "")
+    return await page(
+        request,
+        "photo.html",
+        user,
+        report_id=report_id,
+        photo_id=photo_id,
+        original=original,
+        back=back if BACK.fullmatch(back) else "",
+    )
 
 
 def incident_url(incident_id: str) -> str:
@@ -321,8 +380,7 @@ async def ask(request: Request, runtime: RuntimeDep, user: User, report_id: str)
 
 
 @router.post("/reports/{report_id}/{decision}")
-async def decide(request: Request, runtime: RuntimeDep, user: User, report_id: str, decision: str
-                 ) -> RedirectResponse:
+async def decide(request: Request, runtime: RuntimeDep, user: User, report_id: str, decision: str) -> RedirectResponse:
     form = await checked(request, user)
     url = back_of(form)
     if decision == "split":
@@ -333,8 +391,9 @@ async def decide(request: Request, runtime: RuntimeDep, user: User, report_id: s
         return back_to(incident_url(split["incident_id"]), user)
     if decision not in ("forward", "reject"):
         raise ServiceError(404, "not_found", "no such action", detail_nl="deze handeling bestaat niet")
-    return await act(request, user, url, decisions.decide_review(runtime, user.actor, report_id,
-                                                             forward=decision == "forward"))
+    return await act(
+        request, user, url, decisions.decide_review(runtime, user.actor, report_id, forward=decision == "forward")
+    )
 
 
 @router.post("/incidents/{incident_id}/merge")
@@ -355,14 +414,24 @@ async def start_burgernet(request: Request, runtime: RuntimeDep, user: User, inc
     form = await checked(request, user)
     url = incident_url(incident_id)
     try:
-        action = ActionRequest.model_validate({  # the form's words, checked by the model as the API's JSON is
-            "incident_id": incident_id, "looking_for": str(form.get("looking_for") or ""),
-            "headline_nl": str(form.get("headline_nl") or ""),
-            "description_nl": str(form.get("description_nl") or ""),
-            "area": Area(circle=Circle(lat=float(str(form.get("lat"))), lon=float(str(form.get("lon"))),
-                                       radius_m=float(str(form.get("radius_m") or 0)))),
-            "duration_minutes": int(str(form["duration_minutes"])) if str(form.get("duration_minutes") or "").strip()
-            else None})  # left empty: the bridge's default; 0 or less: refused, not silently the default
+        action = ActionRequest.model_validate(
+            {  # the form's words, checked by the model as the API's JSON is
+                "incident_id": incident_id,
+                "looking_for": str(form.get("looking_for") or ""),
+                "headline_nl": str(form.get("headline_nl") or ""),
+                "description_nl": str(form.get("description_nl") or ""),
+                "area": Area(
+                    circle=Circle(
+                        lat=float(str(form.get("lat"))),
+                        lon=float(str(form.get("lon"))),
+                        radius_m=float(str(form.get("radius_m") or 0)),
+                    )
+                ),
+                "duration_minutes": int(str(form["duration_minutes"]))
+                if str(form.get("duration_minutes") or "").strip()
+                else None,
+            }
+        )  # left empty: the bridge's default; 0 or less: refused, not silently the default
     except (ValidationError, ValueError) as exc:
         return back_to(url, user, problem=_form_problem(exc, user.language))
     if not await sessions.first_submission(runtime, user, form):
@@ -371,21 +440,28 @@ async def start_burgernet(request: Request, runtime: RuntimeDep, user: User, inc
 
 
 @router.post("/burgernet/{action_id}/{ending}")
-async def end_burgernet(request: Request, runtime: RuntimeDep, user: User, action_id: str, ending: str
-                        ) -> RedirectResponse:
+async def end_burgernet(
+    request: Request, runtime: RuntimeDep, user: User, action_id: str, ending: str
+) -> RedirectResponse:
     """Close an action with its outcome (any dispatcher), or cancel it (supervisors), as in the API."""
     form = await checked(request, user)
     url = back_of(form)
     try:
         if ending == "close":
-            change = actions.close_action(runtime, user.actor, action_id, Closing.model_validate(
-                {"outcome": str(form.get("outcome") or "")}))
+            change = actions.close_action(
+                runtime, user.actor, action_id, Closing.model_validate({"outcome": str(form.get("outcome") or "")})
+            )
         elif ending == "cancel" and user.is_supervisor:
-            change = actions.cancel_action(runtime, user.actor, action_id,
-                                             Cancellation(reason=str(form.get("reason") or "")))
+            change = actions.cancel_action(
+                runtime, user.actor, action_id, Cancellation(reason=str(form.get("reason") or ""))
+            )
         else:
-            raise ServiceError(403, "forbidden", "only a supervisor may cancel an action",
-                               detail_nl="alleen een supervisor mag een actie intrekken")
+            raise ServiceError(
+                403,
+                "forbidden",
+                "only a supervisor may cancel an action",
+                detail_nl="alleen een supervisor mag een actie intrekken",
+            )
     except ValidationError as exc:
         return back_to(url, user, problem=_form_problem(exc, user.language))
     return await act(request, user, url, change)
@@ -405,8 +481,14 @@ def _form_problem(exc: Exception, language: str) -> str:
 async def map_page(request: Request, runtime: RuntimeDep, user: User) -> HTMLResponse:
     shown = await listings.list_incidents(runtime, user.actor, listings.IncidentFilter(), 200)
     settings = runtime.settings
-    return await page(request, "map.html", user, incidents=shown, tile_url=settings.console_tile_url,
-                      tile_attribution=settings.console_tile_attribution)
+    return await page(
+        request,
+        "map.html",
+        user,
+        incidents=shown,
+        tile_url=settings.console_tile_url,
+        tile_attribution=settings.console_tile_attribution,
+    )
 
 
 @router.get("/map/data")
@@ -415,13 +497,27 @@ async def map_data(runtime: RuntimeDep, user: FeedUser) -> JSONResponse:
     shown = await listings.list_incidents(runtime, user.actor, listings.IncidentFilter(), 200)
     places = await views.report_places(runtime, user.actor, [r["report_id"] for i in shown for r in i["reports"]])
     t = Texts(user.language)
-    return JSONResponse([{
-        "label": (t("urgent") + " · " if i["urgent"] else "") + t.category(i["category"]),
-        "incident_id": i["incident_id"], "priority": i["priority"], "category": i["category"],
-        "delivery_state": i["delivery_state"], "witnesses": (i["event"] or {}).get("witnessCount", 0),
-        "centre": (i["event"] or {}).get("centre"), "radius_m": (i["event"] or {}).get("radiusMeters", 0),
-        "reports": [{"reference": r["reference"], **places[r["report_id"]]} for r in i["reports"]
-                    if r["report_id"] in places]} for i in shown], headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        [
+            {
+                "label": (t("urgent") + " · " if i["urgent"] else "") + t.category(i["category"]),
+                "incident_id": i["incident_id"],
+                "priority": i["priority"],
+                "category": i["category"],
+                "delivery_state": i["delivery_state"],
+                "witnesses": (i["event"] or {}).get("witnessCount", 0),
+                "centre": (i["event"] or {}).get("centre"),
+                "radius_m": (i["event"] or {}).get("radiusMeters", 0),
+                "reports": [
+                    {"reference": r["reference"], **places[r["report_id"]]}
+                    for r in i["reports"]
+                    if r["report_id"] in places
+                ],
+            }
+            for i in shown
+        ],
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 # ---- supervisors ---------------------------------------------------------------------------------------------
@@ -441,15 +537,20 @@ async def replay(request: Request, runtime: RuntimeDep, user: SupervisorUser, me
 
 
 @router.get("/audit", response_class=HTMLResponse)
-async def audit_page(request: Request, runtime: RuntimeDep, user: SupervisorUser,
-                     target_id: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
+async def audit_page(
+    request: Request,
+    runtime: RuntimeDep,
+    user: SupervisorUser,
+    target_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> HTMLResponse:
     entries = await listings.audit_log(runtime, target_id or None, 200)
     return await page(request, "audit.html", user, entries=entries, target_id=target_id or "")
 
 
 @router.get("/reports/{report_id}/photos/{photo_id}/custody", response_class=HTMLResponse)
-async def custody(request: Request, runtime: RuntimeDep, user: SupervisorUser, report_id: str,
-                  photo_id: str) -> HTMLResponse:
+async def custody(
+    request: Request, runtime: RuntimeDep, user: SupervisorUser, report_id: str, photo_id: str
+) -> HTMLResponse:
     record = await evidence.custody(runtime, user.actor, report_id, photo_id)
     return await page(request, "custody.html", user, record=record, report_id=report_id, photo_id=photo_id)
 

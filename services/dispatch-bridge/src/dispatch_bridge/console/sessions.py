@@ -88,9 +88,17 @@ async def start(runtime: Runtime, login: Login, language: str) -> tuple[str, str
         user = await session.get(Dispatcher, actor.username)
         if not still_current(user, login.epoch):
             raise wrong_credentials()
-        session.add(ConsoleSession(token_sha256=_digest(token), username=actor.username, csrf_token=csrf,
-                                   language=language if language in LANGUAGES else "nl", created_at=now,
-                                   last_seen_at=now, account_epoch=login.epoch))
+        session.add(
+            ConsoleSession(
+                token_sha256=_digest(token),
+                username=actor.username,
+                csrf_token=csrf,
+                language=language if language in LANGUAGES else "nl",
+                created_at=now,
+                last_seen_at=now,
+                account_epoch=login.epoch,
+            )
+        )
         audit(session, actor, "console_login", "dispatcher", actor.username)
     return token, csrf
 
@@ -174,8 +182,12 @@ async def set_language(runtime: Runtime, user: ConsoleUser, language: str) -> No
 
 
 def csrf_refused() -> ServiceError:
-    return ServiceError(403, "csrf_token_invalid", "this form is no longer valid: reload the page and try again",
-                        detail_nl="dit formulier is niet meer geldig: laad de pagina opnieuw en probeer het nog eens")
+    return ServiceError(
+        403,
+        "csrf_token_invalid",
+        "this form is no longer valid: reload the page and try again",
+        detail_nl="dit formulier is niet meer geldig: laad de pagina opnieuw en probeer het nog eens",
+    )
 
 
 def same_origin(request: Request) -> bool:
@@ -202,8 +214,9 @@ async def feed_user(request: Request, runtime: RuntimeDep) -> ConsoleUser:
 
 async def supervisor_user(user: Annotated[ConsoleUser, Depends(page_user)]) -> ConsoleUser:
     if not user.is_supervisor:
-        raise ServiceError(403, "forbidden", "this page is for supervisors", detail_nl="deze pagina is voor "
-                           "supervisors")
+        raise ServiceError(
+            403, "forbidden", "this page is for supervisors", detail_nl="deze pagina is voor supervisors"
+        )
     return user
 
 

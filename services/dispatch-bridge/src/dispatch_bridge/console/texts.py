@@ -21,17 +21,25 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "logged_in_as": ("Ingelogd als", "Logged in as"),
     "role_dispatcher": ("centralist", "dispatcher"),
     "role_supervisor": ("supervisor", "supervisor"),
-    "session_expired": ("Uw sessie is beëindigd omdat u een tijd niets deed. Log opnieuw in.",
-                        "Your session ended after a period of inactivity. Please log in again."),
+    "session_expired": (
+        "Uw sessie is beëindigd omdat u een tijd niets deed. Log opnieuw in.",
+        "Your session ended after a period of inactivity. Please log in again.",
+    ),
     "session_ended": ("U bent uitgelogd.", "You have been logged out."),
     "live": ("Live: nieuwe meldingen verschijnen vanzelf", "Live: new reports appear by themselves"),
-    "live_lost": ("Verbinding met de live-stroom verbroken: opnieuw verbinden…",
-                  "Connection to the live feed lost: reconnecting…"),
+    "live_lost": (
+        "Verbinding met de live-stroom verbroken: opnieuw verbinden…",
+        "Connection to the live feed lost: reconnecting…",
+    ),
     "new_urgent": ("Nieuw spoedincident", "New urgent incident"),
-    "alarm_112": ("ALARM: spoedmelding niet aangenomen door de meldkamer binnen de 112-termijn",
-                  "ALARM: urgent report not accepted by the meldkamer within the 112 deadline"),
-    "alarm_112_detail": ("De melder is gevraagd 112 te bellen. Neem dit incident direct op:",
-                         "The citizen was told to call 112. Take up this incident at once:"),
+    "alarm_112": (
+        "ALARM: spoedmelding niet aangenomen door de meldkamer binnen de 112-termijn",
+        "ALARM: urgent report not accepted by the meldkamer within the 112 deadline",
+    ),
+    "alarm_112_detail": (
+        "De melder is gevraagd 112 te bellen. Neem dit incident direct op:",
+        "The citizen was told to call 112. Take up this incident at once:",
+    ),
     "filters": ("Filters", "Filters"),
     "apply": ("Toepassen", "Apply"),
     "any": ("alle", "any"),
@@ -78,17 +86,22 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "held": ("Deze melding wacht op beoordeling door een centralist.", "This report is held for review."),
     "merge": ("Samenvoegen met ander incident", "Merge with another incident"),
     "merge_with": ("Incident dat hetzelfde voorval is", "Incident that is the same event"),
-    "no_merge_candidates": ("Geen ander open incident van rond deze tijd.", "No other open incident from around "
-                            "this time."),
+    "no_merge_candidates": (
+        "Geen ander open incident van rond deze tijd.",
+        "No other open incident from around this time.",
+    ),
     "merged_into": ("Samengevoegd in", "Merged into"),
     "merged_from": ("Samengevoegd uit", "Merged from"),
     "split_from": ("Afgesplitst van", "Split off from"),
     "split": ("Afsplitsen als eigen incident", "Split off as an incident of its own"),
     "burgernet_actions": ("Burgernet-acties bij dit incident", "Burgernet actions of this incident"),
-    "action_open": ("loopt", "open"), "action_closed": ("afgesloten", "closed"),
+    "action_open": ("loopt", "open"),
+    "action_closed": ("afgesloten", "closed"),
     "action_cancelled": ("ingetrokken", "cancelled"),
-    "outcome": ("Uitkomst", "Outcome"), "outcome_found": ("gevonden", "found"),
-    "outcome_arrested": ("aangehouden", "arrested"), "outcome_called_off": ("afgeblazen", "called off"),
+    "outcome": ("Uitkomst", "Outcome"),
+    "outcome_found": ("gevonden", "found"),
+    "outcome_arrested": ("aangehouden", "arrested"),
+    "outcome_called_off": ("afgeblazen", "called off"),
     "close_action": ("Afsluiten (met het standaardbericht)", "Close (with the standard message)"),
     "cancel_reason": ("Reden van intrekken", "Reason for cancelling"),
     "cancel_action": ("Intrekken", "Cancel"),
@@ -97,12 +110,14 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "headline": ("Kop (Nederlands)", "Headline (Dutch)"),
     "description": ("Omschrijving (Nederlands)", "Description (Dutch)"),
     "centre_lat": ("Middelpunt: breedtegraad", "Centre: latitude"),
-    "centre_rounded": ("Voorgesteld: het midden van het incident, afgerond op ongeveer 100 meter (met één getuige "
-                       "is de exacte plek vaak iemands huis, en het gebied is openbaar). Vul zelf een exact middelpunt "
-                       "in als dat nodig is.",
-                       "Proposed: the incident's centre, rounded to about 100 metres (with one witness the exact "
-                       "place is often someone's home, and the area is public). Enter an exact centre yourself if "
-                       "it is needed."),
+    "centre_rounded": (
+        "Voorgesteld: het midden van het incident, afgerond op ongeveer 100 meter (met één getuige "
+        "is de exacte plek vaak iemands huis, en het gebied is openbaar). Vul zelf een exact middelpunt "
+        "in als dat nodig is.",
+        "Proposed: the incident's centre, rounded to about 100 metres (with one witness the exact "
+        "place is often someone's home, and the area is public). Enter an exact centre yourself if "
+        "it is needed.",
+    ),
     "centre_lon": ("Middelpunt: lengtegraad", "Centre: longitude"),
     "radius_m": ("Straal rond het incident (meter)", "Radius around the incident (metres)"),
     "duration": ("Duur (minuten)", "Duration (minutes)"),
@@ -127,10 +142,14 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "unavailable": ("Niet bereikbaar (ontbreekt in dit overzicht)", "Unreachable (missing from this record)"),
     "error": ("Er ging iets mis", "Something went wrong"),
     "back": ("Terug", "Back"),
-    "map_no_tiles": ("Geen achtergrondkaart ingesteld: alleen de meldingen worden getoond.",
-                     "No background map is set: only the reports are shown."),
-    "map_legend": ("Rood: spoed; blauw: overig. Kies een incident in de lijst onder de kaart.",
-                   "Red: urgent; blue: other. Choose an incident in the list below the map."),
+    "map_no_tiles": (
+        "Geen achtergrondkaart ingesteld: alleen de meldingen worden getoond.",
+        "No background map is set: only the reports are shown.",
+    ),
+    "map_legend": (
+        "Rood: spoed; blauw: overig. Kies een incident in de lijst onder de kaart.",
+        "Red: urgent; blue: other. Choose an incident in the list below the map.",
+    ),
     "yes": ("ja", "yes"),
     "no": ("nee", "no"),
     "in_progress": ("Nu bezig", "In progress"),
@@ -140,7 +159,8 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
 
 STATES = STATE_NAMES  # delivery states and report states, for people
 VERDICTS: dict[str, tuple[str, str]] = {
-    "forward": ("betrouwbaar", "trustworthy"), "review": ("twijfel: beoordelen", "doubtful: review"),
+    "forward": ("betrouwbaar", "trustworthy"),
+    "review": ("twijfel: beoordelen", "doubtful: review"),
     "reject": ("afgewezen", "rejected"),
 }
 CIRCUITS: dict[str, tuple[str, str]] = {  # a circuit breaker's state, for people (with its technical name)
@@ -149,8 +169,10 @@ CIRCUITS: dict[str, tuple[str, str]] = {  # a circuit breaker's state, for peopl
     "half_open": ("op proef: één bericht probeert het (half-open)", "on trial: one message tries (half-open)"),
 }
 LOOKING_FOR: dict[str, tuple[str, str]] = {
-    "person": ("persoon", "person"), "vehicle": ("voertuig", "vehicle"),
-    "missing_child": ("vermist kind", "missing child"), "witnesses": ("getuigen", "witnesses"),
+    "person": ("persoon", "person"),
+    "vehicle": ("voertuig", "vehicle"),
+    "missing_child": ("vermist kind", "missing child"),
+    "witnesses": ("getuigen", "witnesses"),
 }
 
 
@@ -168,8 +190,11 @@ class Texts:
         return STATES[code][self.index] if code in STATES else (code or "–")
 
     def verdict(self, code: str | None) -> str:
-        return VERDICTS[code][self.index] if code in VERDICTS else ("nog niet geverifieerd" if self.index == 0
-                                                                    else "not yet verified")
+        return (
+            VERDICTS[code][self.index]
+            if code in VERDICTS
+            else ("nog niet geverifieerd" if self.index == 0 else "not yet verified")
+        )
 
     def category(self, code: str) -> str:
         category = CATEGORIES.get(code)
@@ -187,5 +212,8 @@ class Texts:
             return f"{seconds} s"
         if seconds < 3600:
             return f"{seconds // 60} min"
-        return f"{seconds // 3600} u {seconds % 3600 // 60} min" if self.index == 0 else \
-            f"{seconds // 3600} h {seconds % 3600 // 60} min"
+        return (
+            f"{seconds // 3600} u {seconds % 3600 // 60} min"
+            if self.index == 0
+            else f"{seconds // 3600} h {seconds % 3600 // 60} min"
+        )

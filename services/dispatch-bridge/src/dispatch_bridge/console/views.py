@@ -42,29 +42,55 @@ async def incident_page(runtime: Runtime, actor: Actor, incident_id: str) -> dic
         if incident is None:
             raise incident_not_found()
         reports = await events.reports_of(session, incident.id)
-        merged_from = list((await session.execute(select(Incident.id).where(
-            Incident.merged_into == incident.id))).scalars())
+        merged_from = list(
+            (await session.execute(select(Incident.id).where(Incident.merged_into == incident.id))).scalars()
+        )
         ids = [r.report_id for r in reports]
         shown = await reports_in_full(session, reports)
         # What it may be merged with: the other open incidents of the last day, newest first.
-        others = [i for i in (await session.execute(select(Incident).where(
-            col(Incident.merged_into).is_(None), Incident.id != incident.id,
-            Incident.created_at >= incident.created_at - MERGE_CANDIDATES_WITHIN,
-            Incident.created_at <= incident.created_at + MERGE_CANDIDATES_WITHIN)
-            .order_by(col(Incident.created_at).desc()).limit(50))).scalars() if events.is_open(i)]
-        actions = (await session.execute(select(BurgernetAction).where(BurgernetAction.incident_id == incident.id)
-                                         .order_by(col(BurgernetAction.number)))).scalars().all()
+        others = [
+            i
+            for i in (
+                await session.execute(
+                    select(Incident)
+                    .where(
+                        col(Incident.merged_into).is_(None),
+                        Incident.id != incident.id,
+                        Incident.created_at >= incident.created_at - MERGE_CANDIDATES_WITHIN,
+                        Incident.created_at <= incident.created_at + MERGE_CANDIDATES_WITHIN,
+                    )
+                    .order_by(col(Incident.created_at).desc())
+                    .limit(50)
+                )
+            ).scalars()
+            if events.is_open(i)
+        ]
+        actions = (
+            (
+                await session.execute(
+                    select(BurgernetAction)
+                    .where(BurgernetAction.incident_id == incident.id)
+                    .order_by(col(BurgernetAction.number))
+                )
+            )
+            .scalars()
+            .all()
+        )
         # One entry for the page, naming every report it showed (as a list view does).
         listings.audit_listing(session, actor, "incident_reports", {"incident_id": incident.id}, ids)
         audit(session, actor, "view_incident", "incident", incident.id)
     references = {r.report_id: r.reference for r in reports}
-    return {"incident": listings.incident_summary(incident, reports, sorted(merged_from)), "reports": shown,
-            "references": references, "actions": [{"id": a.id, "reference": a.reference, "status": a.status,
-                                                   "kind": a.kind} for a in actions],
-            # The Burgernet form's proposed centre: never the exact place (see burgernet.proposed_centre).
-            **burgernet_centre(incident),
-            "others": [{"id": o.id, "category": o.category, "urgent": o.urgent, "created_at": o.created_at}
-                       for o in others]}
+    return {
+        "incident": listings.incident_summary(incident, reports, sorted(merged_from)),
+        "reports": shown,
+        "references": references,
+        "actions": [{"id": a.id, "reference": a.reference, "status": a.status, "kind": a.kind} for a in actions],
+        # The Burgernet form's proposed centre: never the exact place (see burgernet.proposed_centre).
+        **burgernet_centre(incident),
+        "others": [
+            {"id": o.id, "category": o.category, "urgent": o.urgent, "created_at": o.created_at} for o in others
+        ],
+    }
 
 
 async def report_page(runtime: Runtime, actor: Actor, report_id: str) -> dict[str, Any]:
@@ -80,8 +106,17 @@ async def report_page(runtime: Runtime, actor: Actor, report_id: str) -> dict[st
 
 async def reports_in_full(session: AsyncSession, reports: list[BridgeReport]) -> list[dict[str, Any]]:
     """Each report as the console shows it: its summary, words, photos, reasons (doubts first), messages."""
-    messages = (await session.execute(select(BridgeMessage).where(col(BridgeMessage.report_id).in_(
-        [r.report_id for r in reports])).order_by(col(BridgeMessage.sent_at)))).scalars().all()
+    messages = (
+        (
+            await session.execute(
+                select(BridgeMessage)
+                .where(col(BridgeMessage.report_id).in_([r.report_id for r in reports]))
+                .order_by(col(BridgeMessage.sent_at))
+            )
+        )
+        .scalars()
+        .all()
+    )
     by_report: dict[str, list[BridgeMessage]] = {}
     for message in messages:
         by_report.setdefault(message.report_id, []).append(message)
@@ -89,22 +124,37 @@ async def reports_in_full(session: AsyncSession, reports: list[BridgeReport]) ->
     for stored in reports:
         submission = ReportSubmitted.model_validate_json(stored.submission)
         detail = json.loads(stored.verification) if stored.verification else None
-        shown.append({
-            **listings.report_summary(stored), "description": submission.description,
-            "location": submission.location, "observed_at": submission.observed_at,
-            "photos": submission.photos, "messages": by_report.get(stored.report_id, []),
-            "reasons": sorted(detail["reasons"], key=lambda r: REASON_ORDER.get(r["outcome"], 9)) if detail else [],
-        })
+        shown.append(
+            {
+                **listings.report_summary(stored),
+                "description": submission.description,
+                "location": submission.location,
+                "observed_at": submission.observed_at,
+                "photos": submission.photos,
+                "messages": by_report.get(stored.report_id, []),
+                "reasons": sorted(detail["reasons"], key=lambda r: REASON_ORDER.get(r["outcome"], 9)) if detail else [],
+            }
+        )
     return shown
 
 
 async def report_places(runtime: Runtime, actor: Actor, report_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Where each report was seen, for the map (a citizen's place: audited with the reports it shows)."""
     async with runtime.db.transaction() as session:
-        rows = (await session.execute(
-            select_columns(col(BridgeReport.report_id), col(BridgeReport.lat), col(BridgeReport.lon),
-                           col(BridgeReport.in_progress), col(BridgeReport.danger_to_life))
-            .where(col(BridgeReport.report_id).in_(report_ids)))).all()
+        rows = (
+            await session.execute(
+                select_columns(
+                    col(BridgeReport.report_id),
+                    col(BridgeReport.lat),
+                    col(BridgeReport.lon),
+                    col(BridgeReport.in_progress),
+                    col(BridgeReport.danger_to_life),
+                ).where(col(BridgeReport.report_id).in_(report_ids))
+            )
+        ).all()
         listings.audit_listing(session, actor, "map_reports", {"places": True}, [r.report_id for r in rows])
-    return {r.report_id: {"lat": r.lat, "lon": r.lon, "urgent": r.in_progress or r.danger_to_life}
-            for r in rows if r.lat is not None and r.lon is not None}
+    return {
+        r.report_id: {"lat": r.lat, "lon": r.lon, "urgent": r.in_progress or r.danger_to_life}
+        for r in rows
+        if r.lat is not None and r.lon is not None
+    }

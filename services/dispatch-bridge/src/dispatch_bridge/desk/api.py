@@ -42,123 +42,186 @@ class Question(BaseModel):
     text: str = Field(min_length=1, max_length=2000, examples=["Welke kant liep de verdachte op?"])
 
 
-@router.post("/auth/token", response_model=Token, summary="Log in (OAuth2 password flow). Never locks an account: "
-             "wrong passwords in a row make the next try from that source wait longer (429 with Retry-After), "
-             "and tries for a name from sources it has not logged in from lately have a ceiling, which delays "
-             "but never refuses its owner at a desk with a recent good login (audited)",
-             responses=error_responses(401, 429, 503, examples={401: [logins.wrong_credentials()],
-                                                               429: [logins.login_throttled(4)],
-                                                               503: [passwords.logins_busy()]}))
-async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
-                runtime: RuntimeDep) -> Token:
+@router.post(
+    "/auth/token",
+    response_model=Token,
+    summary="Log in (OAuth2 password flow). Never locks an account: "
+    "wrong passwords in a row make the next try from that source wait longer (429 with Retry-After), "
+    "and tries for a name from sources it has not logged in from lately have a ceiling, which delays "
+    "but never refuses its owner at a desk with a recent good login (audited)",
+    responses=error_responses(
+        401,
+        429,
+        503,
+        examples={401: [logins.wrong_credentials()], 429: [logins.login_throttled(4)], 503: [passwords.logins_busy()]},
+    ),
+)
+async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, runtime: RuntimeDep) -> Token:
     return Token(access_token=await logins.log_in(runtime, form.username, form.password, client_address(request)))
 
 
-@router.get("/dispatch/incidents", summary="Incidents with their reports and the event they describe together "
-            "(witnesses, time span, spread, photos best first), most urgent first (the view is audited)",
-            responses=AUTH_ERRORS)
-async def incidents(runtime: RuntimeDep, actor: AnyDispatcher, delivery_state: DeliveryState | None = None,
-                    priority: Annotated[MeldkamerPriority | None, Query()] = None, category: str | None = None,
-                    include_merged: bool = False, limit: Limit = 100) -> list[dict[str, Any]]:
-    return await listings.list_incidents(runtime, actor, listings.IncidentFilter(delivery_state, priority, category,
-                                                                         include_merged), limit)
+@router.get(
+    "/dispatch/incidents",
+    summary="Incidents with their reports and the event they describe together "
+    "(witnesses, time span, spread, photos best first), most urgent first (the view is audited)",
+    responses=AUTH_ERRORS,
+)
+async def incidents(
+    runtime: RuntimeDep,
+    actor: AnyDispatcher,
+    delivery_state: DeliveryState | None = None,
+    priority: Annotated[MeldkamerPriority | None, Query()] = None,
+    category: str | None = None,
+    include_merged: bool = False,
+    limit: Limit = 100,
+) -> list[dict[str, Any]]:
+    return await listings.list_incidents(
+        runtime, actor, listings.IncidentFilter(delivery_state, priority, category, include_merged), limit
+    )
 
 
-@router.get("/dispatch/reports", summary="Reports with their verification summary, group and incident links "
-            "(the view is audited)", responses=AUTH_ERRORS)
-async def reports(runtime: RuntimeDep, actor: AnyDispatcher, state: ReportState | None = None,
-                  verdict: str | None = None,
-                  category: str | None = None, in_progress: bool | None = None, group_id: str | None = None,
-                  limit: Limit = 100) -> list[dict[str, Any]]:
-    return await listings.list_reports(runtime, actor,
-                                       listings.ReportFilter(state, verdict, category, in_progress, group_id),
-                                   limit)
+@router.get(
+    "/dispatch/reports",
+    summary="Reports with their verification summary, group and incident links (the view is audited)",
+    responses=AUTH_ERRORS,
+)
+async def reports(
+    runtime: RuntimeDep,
+    actor: AnyDispatcher,
+    state: ReportState | None = None,
+    verdict: str | None = None,
+    category: str | None = None,
+    in_progress: bool | None = None,
+    group_id: str | None = None,
+    limit: Limit = 100,
+) -> list[dict[str, Any]]:
+    return await listings.list_reports(
+        runtime, actor, listings.ReportFilter(state, verdict, category, in_progress, group_id), limit
+    )
 
 
-@router.get("/dispatch/reports/{report_id}", summary="One report in full (the view is audited)",
-            responses=error_responses(401, 403, 404))
+@router.get(
+    "/dispatch/reports/{report_id}",
+    summary="One report in full (the view is audited)",
+    responses=error_responses(401, 403, 404),
+)
 async def report(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
     return await listings.view_report(runtime, actor, report_id)
 
 
-@router.get("/dispatch/reports/{report_id}/photos/{photo_id}", response_class=Response,
-            summary="A photo: the sanitised copy, or with `original=true` the evidence (supervisors only)",
-            responses={200: {"content": {"image/jpeg": {}}}, **error_responses(401, 403, 404, 409)})
-async def photo(report_id: str, photo_id: str, runtime: RuntimeDep, actor: AnyDispatcher,
-                original: bool = False) -> Response:
+@router.get(
+    "/dispatch/reports/{report_id}/photos/{photo_id}",
+    response_class=Response,
+    summary="A photo: the sanitised copy, or with `original=true` the evidence (supervisors only)",
+    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(401, 403, 404, 409)},
+)
+async def photo(
+    report_id: str, photo_id: str, runtime: RuntimeDep, actor: AnyDispatcher, original: bool = False
+) -> Response:
     data, content_type = await listings.photo(runtime, actor, report_id, photo_id, original)
     return Response(data, media_type=content_type, headers={"Cache-Control": "no-store"})
 
 
-@router.post("/dispatch/reports/{report_id}/questions", status_code=201, summary="Ask the citizen a question",
-             responses=error_responses(401, 403, 404, 409, 422))
+@router.post(
+    "/dispatch/reports/{report_id}/questions",
+    status_code=201,
+    summary="Ask the citizen a question",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
 async def ask(report_id: str, question: Question, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
     return await decisions.ask(runtime, actor, report_id, question.text)
 
 
-@router.post("/dispatch/reports/{report_id}/forward", summary="Forward a report held for review",
-             responses=error_responses(401, 403, 404, 409))
+@router.post(
+    "/dispatch/reports/{report_id}/forward",
+    summary="Forward a report held for review",
+    responses=error_responses(401, 403, 404, 409),
+)
 async def forward(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
     return await decisions.decide_review(runtime, actor, report_id, forward=True)
 
 
-@router.post("/dispatch/reports/{report_id}/reject", summary="Reject a report held for review",
-             responses=error_responses(401, 403, 404, 409))
+@router.post(
+    "/dispatch/reports/{report_id}/reject",
+    summary="Reject a report held for review",
+    responses=error_responses(401, 403, 404, 409),
+)
 async def reject(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
     return await decisions.decide_review(runtime, actor, report_id, forward=False)
 
 
 class MergeRequest(BaseModel):
     incident_ids: list[Annotated[str, Field(max_length=36)]] = Field(
-        min_length=1, max_length=20, description="the incidents that are the same event as this one")
+        min_length=1, max_length=20, description="the incidents that are the same event as this one"
+    )
 
 
-@router.post("/dispatch/incidents/{incident_id}/merge", summary="Merge incidents that are one event: the open "
-             "ones become one (the one the meldkamer accepted, else the oldest, goes on), also one a dispatcher "
-             "split off before; the meldkamer and the citizens are told (audited). Returns the incident that goes "
-             "on", responses=error_responses(401, 403, 404, 409, 422))
-async def merge_incidents(incident_id: str, merge: MergeRequest, runtime: RuntimeDep,
-                          actor: AnyDispatcher) -> dict[str, Any]:
+@router.post(
+    "/dispatch/incidents/{incident_id}/merge",
+    summary="Merge incidents that are one event: the open "
+    "ones become one (the one the meldkamer accepted, else the oldest, goes on), also one a dispatcher "
+    "split off before; the meldkamer and the citizens are told (audited). Returns the incident that goes "
+    "on",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def merge_incidents(
+    incident_id: str, merge: MergeRequest, runtime: RuntimeDep, actor: AnyDispatcher
+) -> dict[str, Any]:
     return await decisions.merge_incidents(runtime, actor, incident_id, merge.incident_ids)
 
 
-@router.post("/dispatch/reports/{report_id}/split", summary="Split a report off its incident, as another event: "
-             "it goes to the meldkamer as a new incident of its own, the old incident is told, and verification's "
-             "merges keep the two apart (audited). Returns the new incident",
-             responses=error_responses(401, 403, 404, 409, 422))
+@router.post(
+    "/dispatch/reports/{report_id}/split",
+    summary="Split a report off its incident, as another event: "
+    "it goes to the meldkamer as a new incident of its own, the old incident is told, and verification's "
+    "merges keep the two apart (audited). Returns the new incident",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
 async def split_report(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
     return await decisions.split_report(runtime, actor, report_id)
 
 
-@router.get("/dispatch/delivery", summary="Delivery states, outbox, and the circuit state per destination",
-            responses=AUTH_ERRORS)
+@router.get(
+    "/dispatch/delivery",
+    summary="Delivery states, outbox, and the circuit state per destination",
+    responses=AUTH_ERRORS,
+)
 async def delivery(runtime: RuntimeDep, _actor: AnyDispatcher) -> dict[str, Any]:
     return await deliveries.delivery_overview(runtime)
 
 
-@router.get("/dispatch/dead-letters", summary="Messages the bridge gave up on, and verification jobs given up on "
-            "(ids starting `verification-job:`; their reports wait for a verdict), each with the reason",
-            responses=AUTH_ERRORS)
+@router.get(
+    "/dispatch/dead-letters",
+    summary="Messages the bridge gave up on, and verification jobs given up on "
+    "(ids starting `verification-job:`; their reports wait for a verdict), each with the reason",
+    responses=AUTH_ERRORS,
+)
 async def dead_letters(runtime: RuntimeDep, _actor: AnyDispatcher, limit: Limit = 100) -> list[dict[str, Any]]:
     return await deliveries.dead_letters(runtime, limit)
 
 
-@router.post("/dispatch/dead-letters/{message_id}/replay", summary="Send a dead letter again, or try a dead "
-             "verification job again (supervisors; audited)", responses=error_responses(401, 403, 404, 503))
+@router.post(
+    "/dispatch/dead-letters/{message_id}/replay",
+    summary="Send a dead letter again, or try a dead verification job again (supervisors; audited)",
+    responses=error_responses(401, 403, 404, 503),
+)
 async def replay(message_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, str]:
     return await deliveries.replay(runtime, actor, message_id)
 
 
-@router.get("/dispatch/audit", summary="The audit log: who viewed or did what, when (supervisors)",
-            responses=AUTH_ERRORS)
-async def audit_log(runtime: RuntimeDep, _actor: Supervisor, target_id: str | None = None,
-                    limit: Limit = 100) -> list[dict[str, Any]]:
+@router.get(
+    "/dispatch/audit", summary="The audit log: who viewed or did what, when (supervisors)", responses=AUTH_ERRORS
+)
+async def audit_log(
+    runtime: RuntimeDep, _actor: Supervisor, target_id: str | None = None, limit: Limit = 100
+) -> list[dict[str, Any]]:
     return await listings.audit_log(runtime, target_id, limit)
 
 
 class HoldRequest(BaseModel):
-    reason: str = Field(min_length=1, max_length=300, examples=["Zaak 2026-0412: aangifte mishandeling, OM vraagt "
-                                                                 "beelden"])
+    reason: str = Field(
+        min_length=1, max_length=300, examples=["Zaak 2026-0412: aangifte mishandeling, OM vraagt beelden"]
+    )
 
 
 class HoldState(BaseModel):
@@ -169,55 +232,80 @@ class HoldState(BaseModel):
     reports_held: list[str] = Field(description="the reports now kept until the hold is lifted")
     reports_already_gone: list[str] = Field(description="reports retention had removed before the hold")
     reports_without_personal_data: list[str] = Field(
-        [], description="reports kept from now on whose words and photos retention (or the citizen's withdrawal) "
-        "had already removed before the hold reached them")
+        [],
+        description="reports kept from now on whose words and photos retention (or the citizen's withdrawal) "
+        "had already removed before the hold reached them",
+    )
 
 
-@router.get("/dispatch/reports/{report_id}/custody", summary="The chain of custody of a report and its photos: "
-            "every entry about it in the audit chains of intake, verification and the bridge (supervisors; "
-            "audited)", responses=error_responses(401, 403, 404))
+@router.get(
+    "/dispatch/reports/{report_id}/custody",
+    summary="The chain of custody of a report and its photos: "
+    "every entry about it in the audit chains of intake, verification and the bridge (supervisors; "
+    "audited)",
+    responses=error_responses(401, 403, 404),
+)
 async def report_custody(report_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
     return await evidence.custody(runtime, actor, report_id)
 
 
-@router.get("/dispatch/reports/{report_id}/photos/{photo_id}/custody", summary="The chain of custody of one "
-            "photo: received, examined, forwarded, fetched, viewed, exported, deleted (supervisors; audited)",
-            responses=error_responses(401, 403, 404))
+@router.get(
+    "/dispatch/reports/{report_id}/photos/{photo_id}/custody",
+    summary="The chain of custody of one "
+    "photo: received, examined, forwarded, fetched, viewed, exported, deleted (supervisors; audited)",
+    responses=error_responses(401, 403, 404),
+)
 async def photo_custody(report_id: str, photo_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
     return await evidence.custody(runtime, actor, report_id, photo_id)
 
 
-@router.post("/dispatch/incidents/{incident_id}/legal-hold", response_model=HoldState,
-             summary="Mark an incident as evidence: its reports are kept everywhere until the hold is lifted "
-             "(supervisors; audited)", responses=error_responses(401, 403, 404, 422, 503))
-async def set_legal_hold(incident_id: str, hold: HoldRequest, runtime: RuntimeDep,
-                         actor: Supervisor) -> dict[str, Any]:
+@router.post(
+    "/dispatch/incidents/{incident_id}/legal-hold",
+    response_model=HoldState,
+    summary="Mark an incident as evidence: its reports are kept everywhere until the hold is lifted "
+    "(supervisors; audited)",
+    responses=error_responses(401, 403, 404, 422, 503),
+)
+async def set_legal_hold(incident_id: str, hold: HoldRequest, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
     return await holds.set_hold(runtime, actor, incident_id, hold.reason)
 
 
-@router.post("/dispatch/incidents/{incident_id}/legal-hold/lift", response_model=HoldState,
-             summary="Lift an incident's legal hold: retention applies to its reports again (supervisors; audited)",
-             responses=error_responses(401, 403, 404, 503))
+@router.post(
+    "/dispatch/incidents/{incident_id}/legal-hold/lift",
+    response_model=HoldState,
+    summary="Lift an incident's legal hold: retention applies to its reports again (supervisors; audited)",
+    responses=error_responses(401, 403, 404, 503),
+)
 async def lift_legal_hold(incident_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
     return await holds.lift_hold(runtime, actor, incident_id)
 
 
-@router.post("/dispatch/incidents/{incident_id}/evidence-export", response_class=FileResponse,
-             summary="An evidence package for the prosecutor (OM): originals, hashes, sanitised copies, "
-             "verification with reasons, custody and audit entries, under a signed manifest (supervisors; "
-             "audited). Check it offline with `python -m burgermelding_shared.evidence verify <file>`. What "
-             "retention removed before the export (photos, whole reports) is listed in the signed manifest "
-             "(`removed_by_retention`) and in the headers `Evidence-Complete` and `Evidence-Removed-By-Retention`.",
-             responses={200: {"content": {"application/zip": {}}}, **error_responses(401, 403, 404, 409, 503)})
+@router.post(
+    "/dispatch/incidents/{incident_id}/evidence-export",
+    response_class=FileResponse,
+    summary="An evidence package for the prosecutor (OM): originals, hashes, sanitised copies, "
+    "verification with reasons, custody and audit entries, under a signed manifest (supervisors; "
+    "audited). Check it offline with `python -m burgermelding_shared.evidence verify <file>`. What "
+    "retention removed before the export (photos, whole reports) is listed in the signed manifest "
+    "(`removed_by_retention`) and in the headers `Evidence-Complete` and `Evidence-Removed-By-Retention`.",
+    responses={200: {"content": {"application/zip": {}}}, **error_responses(401, 403, 404, 409, 503)},
+)
 async def evidence_export(incident_id: str, runtime: RuntimeDep, actor: Supervisor) -> FileResponse:
     path, signed = await evidence.export_evidence(runtime, actor, incident_id)
-    return FileResponse(path, media_type="application/zip", filename=path.name,
-                        headers={"Cache-Control": "no-store", "Evidence-Manifest-SHA256": signed["manifest_sha256"],
-                                 "Evidence-Export-Id": signed["export_id"],
-                                 # Said to the supervisor as in the package: what retention removed before.
-                                 "Evidence-Complete": "false" if signed["removed_by_retention"] else "true",
-                                 "Evidence-Removed-By-Retention": removed_summary(signed["removed_by_retention"])},
-                        background=BackgroundTask(shutil.rmtree, path.parent, True))
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=path.name,
+        headers={
+            "Cache-Control": "no-store",
+            "Evidence-Manifest-SHA256": signed["manifest_sha256"],
+            "Evidence-Export-Id": signed["export_id"],
+            # Said to the supervisor as in the package: what retention removed before.
+            "Evidence-Complete": "false" if signed["removed_by_retention"] else "true",
+            "Evidence-Removed-By-Retention": removed_summary(signed["removed_by_retention"]),
+        },
+        background=BackgroundTask(shutil.rmtree, path.parent, True),
+    )
 
 
 def removed_summary(removed: list[dict[str, Any]], most: int = 20) -> str:
@@ -228,10 +316,15 @@ def removed_summary(removed: list[dict[str, Any]], most: int = 20) -> str:
     return ", ".join(references[:most]) + more
 
 
-@router.get("/dispatch/deletions", summary="The deletion log: what retention (or a citizen) removed, when and "
-            "under which rule, nothing personal (supervisors)", responses=AUTH_ERRORS)
-async def deletion_log(runtime: RuntimeDep, _actor: Supervisor, report_id: str | None = None,
-                       limit: Limit = 100) -> list[dict[str, Any]]:
+@router.get(
+    "/dispatch/deletions",
+    summary="The deletion log: what retention (or a citizen) removed, when and "
+    "under which rule, nothing personal (supervisors)",
+    responses=AUTH_ERRORS,
+)
+async def deletion_log(
+    runtime: RuntimeDep, _actor: Supervisor, report_id: str | None = None, limit: Limit = 100
+) -> list[dict[str, Any]]:
     async with runtime.db.sessions() as session:
         query = select(deletions).order_by(deletions.c.id.desc()).limit(limit)
         if report_id:
@@ -247,12 +340,16 @@ class AccountState(BaseModel):
     locked: bool
 
 
-@router.post("/dispatch/users/{username}/{change}", response_model=AccountState,
-             summary="Disable or enable a dispatcher's account, which ends every token and console session issued "
-             "to it before, or lift its name's login ceiling (`unlock`: tries from sources it has not logged in "
-             "from lately are let through again, e.g. once a guessing campaign is blocked upstream; `locked` says "
-             "whether the ceiling holds). Supervisors; audited.",
-             responses=error_responses(401, 403, 404, 422))
-async def change_account(username: str, change: Literal["disable", "enable", "unlock"], runtime: RuntimeDep,
-                         actor: Supervisor) -> dict[str, object]:
+@router.post(
+    "/dispatch/users/{username}/{change}",
+    response_model=AccountState,
+    summary="Disable or enable a dispatcher's account, which ends every token and console session issued "
+    "to it before, or lift its name's login ceiling (`unlock`: tries from sources it has not logged in "
+    "from lately are let through again, e.g. once a guessing campaign is blocked upstream; `locked` says "
+    "whether the ceiling holds). Supervisors; audited.",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def change_account(
+    username: str, change: Literal["disable", "enable", "unlock"], runtime: RuntimeDep, actor: Supervisor
+) -> dict[str, object]:
     return await users.change_account(runtime, actor, username, change)

@@ -29,37 +29,54 @@ from dispatch_bridge.states import DeliveryState, ReportState
 def report_summary(stored: BridgeReport) -> dict[str, Any]:
     verification = json.loads(stored.verification) if stored.verification else None
     return {
-        "report_id": stored.report_id, "reference": stored.reference, "category": stored.category,
-        "in_progress": stored.in_progress, "danger_to_life": stored.danger_to_life, "state": stored.state,
-        "received_at": stored.received_at, "incident_id": stored.incident_id,
+        "report_id": stored.report_id,
+        "reference": stored.reference,
+        "category": stored.category,
+        "in_progress": stored.in_progress,
+        "danger_to_life": stored.danger_to_life,
+        "state": stored.state,
+        "received_at": stored.received_at,
+        "incident_id": stored.incident_id,
         "burgernet_action_id": stored.appeal_id,
-        "verification": None if verification is None else {
-            "verdict": verification["verdict"], "score": verification["score"],
+        "verification": None
+        if verification is None
+        else {
+            "verdict": verification["verdict"],
+            "score": verification["score"],
             "reasons": sorted({r["code"] for r in verification["reasons"]}),
             "duplicate_of_reports": verification.get("duplicate_of_reports", []),
             "near_duplicate_of_reports": verification.get("near_duplicate_of_reports", []),
             "group_id": verification.get("group_id"),
             "group_reports": verification.get("group_reports", []),
             # An answer to a Burgernet action: do its time and place (the photos' own first) fit the asked ones?
-            "appeal_match": verification.get("appeal_match")},
+            "appeal_match": verification.get("appeal_match"),
+        },
     }
 
 
 def incident_summary(incident: Incident, reports: list[BridgeReport], merged_from: list[str]) -> dict[str, Any]:
     """One incident as the dispatcher sees it: all its reports (those of incidents merged into it too) and
     the event they describe together."""
-    event = events.describe(incident, reports, incident.summary_version).model_dump(mode="json") \
-        if reports else None
+    event = events.describe(incident, reports, incident.summary_version).model_dump(mode="json") if reports else None
     return {
-        "incident_id": incident.id, "meldkamer_incident_id": incident.meldkamer_incident_id,
-        "category": incident.category, "priority": incident.priority, "urgent": incident.urgent,
+        "incident_id": incident.id,
+        "meldkamer_incident_id": incident.meldkamer_incident_id,
+        "category": incident.category,
+        "priority": incident.priority,
+        "urgent": incident.urgent,
         "delivery_state": incident.delivery_state,
-        "delivery_cause": incident.delivery_cause, "operational_status": incident.operational_status,
-        "created_at": incident.created_at, "updated_at": incident.updated_at,
-        "merged_into": incident.merged_into, "merged_from": merged_from, "split_from": incident.split_from,
+        "delivery_cause": incident.delivery_cause,
+        "operational_status": incident.operational_status,
+        "created_at": incident.created_at,
+        "updated_at": incident.updated_at,
+        "merged_into": incident.merged_into,
+        "merged_from": merged_from,
+        "split_from": incident.split_from,
         "event": event,
-        "reports": [{"report_id": r.report_id, "reference": r.reference, "state": r.state,
-                     "verdict": r.verdict} for r in reports],
+        "reports": [
+            {"report_id": r.report_id, "reference": r.reference, "state": r.state, "verdict": r.verdict}
+            for r in reports
+        ],
     }
 
 
@@ -80,8 +97,13 @@ class ReportFilter:
     group_id: str | None = None
 
 
-def audit_listing(session: AsyncSession, actor: Actor, what: str,
-                  filters: IncidentFilter | ReportFilter | dict[str, object], ids: list[str]) -> None:
+def audit_listing(
+    session: AsyncSession,
+    actor: Actor,
+    what: str,
+    filters: IncidentFilter | ReportFilter | dict[str, object],
+    ids: list[str],
+) -> None:
     """A list shows reports too: who saw which, under what filter (its values as they were asked for)."""
     shown = ", ".join(ids[:50]) + (f" and {len(ids) - 50} more" if len(ids) > 50 else "")
     if isinstance(filters, dict):
@@ -96,8 +118,7 @@ def _plain(value: object) -> object:
     return value.value if isinstance(value, Enum) else value
 
 
-async def list_incidents(runtime: Runtime, actor: Actor, filters: IncidentFilter, limit: int
-                         ) -> list[dict[str, Any]]:
+async def list_incidents(runtime: Runtime, actor: Actor, filters: IncidentFilter, limit: int) -> list[dict[str, Any]]:
     async with runtime.db.transaction() as session:
         query = select(Incident).order_by(col(Incident.priority), col(Incident.created_at).desc()).limit(limit)
         if filters.delivery_state:
@@ -117,10 +138,20 @@ async def list_incidents(runtime: Runtime, actor: Actor, filters: IncidentFilter
 async def incident_summaries(session: AsyncSession, shown: Sequence[Incident]) -> list[dict[str, Any]]:
     """`incident_summary` of each of these incidents, in their order, with their reports and merged ones."""
     ids = [i.id for i in shown]
-    reports = (await session.execute(select(BridgeReport).where(col(BridgeReport.incident_id).in_(ids))
-                                     .order_by(col(BridgeReport.received_at)))).scalars().all()
-    merged = (await session.execute(select(Incident.id, col(Incident.merged_into))
-                                    .where(col(Incident.merged_into).in_(ids)))).all()
+    reports = (
+        (
+            await session.execute(
+                select(BridgeReport)
+                .where(col(BridgeReport.incident_id).in_(ids))
+                .order_by(col(BridgeReport.received_at))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    merged = (
+        await session.execute(select(Incident.id, col(Incident.merged_into)).where(col(Incident.merged_into).in_(ids)))
+    ).all()
     by_incident: dict[str, list[BridgeReport]] = {}
     for report in reports:
         by_incident.setdefault(report.incident_id or "", []).append(report)
@@ -134,18 +165,32 @@ async def incident_summaries(session: AsyncSession, shown: Sequence[Incident]) -
 async def list_reports(runtime: Runtime, actor: Actor, filters: ReportFilter, limit: int) -> list[dict[str, Any]]:
     async with runtime.db.transaction() as session:
         query = select(BridgeReport).order_by(col(BridgeReport.received_at).desc())
-        for column, value in ((BridgeReport.state, filters.state), (BridgeReport.verdict, filters.verdict),
-                              (BridgeReport.category, filters.category),
-                              (BridgeReport.in_progress, filters.in_progress),
-                              (BridgeReport.group_id, filters.group_id)):
+        for column, value in (
+            (BridgeReport.state, filters.state),
+            (BridgeReport.verdict, filters.verdict),
+            (BridgeReport.category, filters.category),
+            (BridgeReport.in_progress, filters.in_progress),
+            (BridgeReport.group_id, filters.group_id),
+        ):
             if value is not None:
                 query = query.where(column == value)
         stored = list((await session.execute(query.limit(limit))).scalars())
-        incidents = {i.id: i for i in (await session.execute(select(Incident).where(
-            col(Incident.id).in_([r.incident_id for r in stored if r.incident_id])))).scalars()}
+        incidents = {
+            i.id: i
+            for i in (
+                await session.execute(
+                    select(Incident).where(col(Incident.id).in_([r.incident_id for r in stored if r.incident_id]))
+                )
+            ).scalars()
+        }
         audit_listing(session, actor, "reports", filters, [r.report_id for r in stored])
-    return [{**report_summary(r), "delivery_state": incidents[r.incident_id].delivery_state
-             if r.incident_id in incidents else None} for r in stored]
+    return [
+        {
+            **report_summary(r),
+            "delivery_state": incidents[r.incident_id].delivery_state if r.incident_id in incidents else None,
+        }
+        for r in stored
+    ]
 
 
 async def find_report(session: AsyncSession, report_id: str, lock: bool = False) -> BridgeReport:
@@ -159,54 +204,110 @@ async def view_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[st
     async with runtime.db.transaction() as session:
         stored = await find_report(session, report_id)
         audit(session, actor, "view_report", "report", stored.report_id, report_id=stored.report_id)
-        messages = (await session.execute(select(BridgeMessage).where(BridgeMessage.report_id == stored.report_id)
-                                          .order_by(col(BridgeMessage.sent_at)))).scalars().all()
+        messages = (
+            (
+                await session.execute(
+                    select(BridgeMessage)
+                    .where(BridgeMessage.report_id == stored.report_id)
+                    .order_by(col(BridgeMessage.sent_at))
+                )
+            )
+            .scalars()
+            .all()
+        )
     submission = ReportSubmitted.model_validate_json(stored.submission)
     return {
         **report_summary(stored),
-        "description": submission.description, "location": submission.location.model_dump(),
+        "description": submission.description,
+        "location": submission.location.model_dump(),
         "observed_at": submission.observed_at,
-        "photos": [{"photo_id": p.photo_id, "content_type": p.content_type, "width": p.width, "height": p.height,
-                    "sha256": p.sha256} for p in submission.photos],
+        "photos": [
+            {
+                "photo_id": p.photo_id,
+                "content_type": p.content_type,
+                "width": p.width,
+                "height": p.height,
+                "sha256": p.sha256,
+            }
+            for p in submission.photos
+        ],
         "contact": submission.contact.model_dump() if submission.contact else None,
         "verification_detail": json.loads(stored.verification) if stored.verification else None,
-        "messages": [{"id": m.id, "direction": m.direction, "text": m.text, "author": m.author,
-                      "in_reply_to": m.in_reply_to, "sent_at": m.sent_at} for m in messages],
+        "messages": [
+            {
+                "id": m.id,
+                "direction": m.direction,
+                "text": m.text,
+                "author": m.author,
+                "in_reply_to": m.in_reply_to,
+                "sent_at": m.sent_at,
+            }
+            for m in messages
+        ],
     }
 
 
 async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, original: bool) -> tuple[bytes, str]:
     """The sanitised display copy; the original (evidence) only for supervisors, and only if it is intact."""
     if original and actor.role != "supervisor":
-        raise ServiceError(403, "forbidden", "only a supervisor may see the original photo",
-                           detail_nl="alleen een supervisor mag de originele foto zien")
+        raise ServiceError(
+            403,
+            "forbidden",
+            "only a supervisor may see the original photo",
+            detail_nl="alleen een supervisor mag de originele foto zien",
+        )
     async with runtime.db.transaction() as session:
         stored = await find_report(session, report_id)
-        ref = next((p for p in ReportSubmitted.model_validate_json(stored.submission).photos
-                    if p.photo_id == photo_id), None)
+        ref = next(
+            (p for p in ReportSubmitted.model_validate_json(stored.submission).photos if p.photo_id == photo_id), None
+        )
         if ref is None:
-            raise ServiceError(404, "photo_not_found", "no such photo on this report",
-                               detail_nl="deze melding heeft geen foto met dit nummer")
-        audit(session, actor, "view_photo_original" if original else "view_photo", "photo", ref.photo_id,
-              {"sha256": ref.sha256 if original else ref.sanitised_sha256, "copy": "original" if original
-               else "sanitised"}, report_id=stored.report_id)
+            raise ServiceError(
+                404,
+                "photo_not_found",
+                "no such photo on this report",
+                detail_nl="deze melding heeft geen foto met dit nummer",
+            )
+        audit(
+            session,
+            actor,
+            "view_photo_original" if original else "view_photo",
+            "photo",
+            ref.photo_id,
+            {
+                "sha256": ref.sha256 if original else ref.sanitised_sha256,
+                "copy": "original" if original else "sanitised",
+            },
+            report_id=stored.report_id,
+        )
     try:
         if original:
             return await asyncio.to_thread(runtime.blobs.read_verified, ref.sha256), ref.content_type
         if ref.sanitised_sha256 is None and ref.display == "pending":
-            raise ServiceError(409, "photo_display_pending", "the display copy of this photo is being made: "
-                               "ask again in a few seconds", headers={"Retry-After": "2"},
-                               detail_nl="De weergavekopie van deze foto wordt gemaakt: probeer het over "
-                               "enkele seconden opnieuw")
+            raise ServiceError(
+                409,
+                "photo_display_pending",
+                "the display copy of this photo is being made: ask again in a few seconds",
+                headers={"Retry-After": "2"},
+                detail_nl="De weergavekopie van deze foto wordt gemaakt: probeer het over enkele seconden opnieuw",
+            )
         if ref.sanitised_sha256 is None:
-            raise ServiceError(404, "photo_unreadable", "this photo does not decode, so it has no display copy (a "
-                               "supervisor can fetch the original as it arrived)",
-                               detail_nl="Deze foto is niet leesbaar en heeft dus geen weergavekopie (een "
-                               "supervisor kan het origineel opvragen zoals het binnenkwam)")
+            raise ServiceError(
+                404,
+                "photo_unreadable",
+                "this photo does not decode, so it has no display copy (a "
+                "supervisor can fetch the original as it arrived)",
+                detail_nl="Deze foto is niet leesbaar en heeft dus geen weergavekopie (een "
+                "supervisor kan het origineel opvragen zoals het binnenkwam)",
+            )
         return await asyncio.to_thread(runtime.blobs.read_verified, ref.sanitised_sha256), "image/jpeg"
     except (BlobNotFound, ValueError) as exc:
-        raise ServiceError(404, "photo_not_found", "the stored photo is missing or damaged",
-                           detail_nl="de opgeslagen foto ontbreekt of is beschadigd") from exc
+        raise ServiceError(
+            404,
+            "photo_not_found",
+            "the stored photo is missing or damaged",
+            detail_nl="de opgeslagen foto ontbreekt of is beschadigd",
+        ) from exc
 
 
 async def audit_log(runtime: Runtime, target_id: str | None, limit: int) -> list[dict[str, Any]]:

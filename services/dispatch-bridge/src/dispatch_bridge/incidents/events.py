@@ -49,15 +49,23 @@ def sighting_of(report: ReportSubmitted) -> Sighting:
 
 
 def extent_of(incident: Incident) -> Extent | None:
-    if incident.family is None or incident.lat is None or incident.lon is None or incident.first_seen is None \
-            or incident.last_seen is None:
+    if (
+        incident.family is None
+        or incident.lat is None
+        or incident.lon is None
+        or incident.first_seen is None
+        or incident.last_seen is None
+    ):
         return None
     return Extent(incident.family, incident.lat, incident.lon, incident.first_seen, incident.last_seen)
 
 
 def is_open(incident: Incident) -> bool:
-    return (incident.merged_into is None and incident.operational_status not in CLOSED_STATUSES
-            and incident.delivery_state not in DEAD_DELIVERIES)
+    return (
+        incident.merged_into is None
+        and incident.operational_status not in CLOSED_STATUSES
+        and incident.delivery_state not in DEAD_DELIVERIES
+    )
 
 
 async def decide_one_at_a_time(session: AsyncSession) -> None:
@@ -70,9 +78,19 @@ async def decide_one_at_a_time(session: AsyncSession) -> None:
 async def open_incident_for(session: AsyncSession, report: ReportSubmitted) -> Incident | None:
     """The open incident of the report's event, if the meldkamer has one (locked); None: a new event."""
     sighting = sighting_of(report)
-    candidates = (await session.execute(select(Incident).where(
-        col(Incident.merged_into).is_(None), col(Incident.last_seen) >= sighting.observed_at - WINDOW,
-        col(Incident.first_seen) <= sighting.observed_at + WINDOW))).scalars().all()
+    candidates = (
+        (
+            await session.execute(
+                select(Incident).where(
+                    col(Incident.merged_into).is_(None),
+                    col(Incident.last_seen) >= sighting.observed_at - WINDOW,
+                    col(Incident.first_seen) <= sighting.observed_at + WINDOW,
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
     pairs = [(extent, i) for i in candidates if is_open(i) and (extent := extent_of(i)) is not None]
     found = nearest_event(pairs, sighting)
     if found is None:
@@ -105,8 +123,11 @@ def first_witness(report: ReportSubmitted, previous: ReportSubmitted) -> ReportS
 
 
 async def reports_of(session: AsyncSession, incident_id: str) -> list[BridgeReport]:
-    query = (select(BridgeReport).where(BridgeReport.incident_id == incident_id)
-             .order_by(col(BridgeReport.received_at), col(BridgeReport.report_id)))
+    query = (
+        select(BridgeReport)
+        .where(BridgeReport.incident_id == incident_id)
+        .order_by(col(BridgeReport.received_at), col(BridgeReport.report_id))
+    )
     return list((await session.execute(query)).scalars())
 
 
@@ -132,14 +153,22 @@ def ranked_photos(reports: list[BridgeReport], submissions: list[ReportSubmitted
             verification = checked.get(photo.photo_id)
             doubts = {c.code for c in verification.checks if c.outcome in ("warn", "fail")} if verification else set()
             codes = {c.code for c in verification.checks} if verification else set()
-            duplicate = photo.sha256 in seen_digests or bool(codes & DOUBTFUL_PHOTO_CHECKS) or bool(
-                result and result.duplicate_of_reports)
+            duplicate = (
+                photo.sha256 in seen_digests
+                or bool(codes & DOUBTFUL_PHOTO_CHECKS)
+                or bool(result and result.duplicate_of_reports)
+            )
             seen_digests.add(photo.sha256)
             verified = None if result is None else (result.verdict == "forward" and not doubts)
             sharpness = verification.sharpness if verification else None
-            entry = EventPhoto(mediaId=eido.media_id(photo.photo_id), digestSha256=photo.sha256,
-                               reportReference=stored.reference, verified=verified, sharpness=sharpness,
-                               duplicate=duplicate)
+            entry = EventPhoto(
+                mediaId=eido.media_id(photo.photo_id),
+                digestSha256=photo.sha256,
+                reportReference=stored.reference,
+                verified=verified,
+                sharpness=sharpness,
+                duplicate=duplicate,
+            )
             photos.append(((verified is not True, duplicate, -(sharpness or 0.0), order), entry))
     return [entry for _key, entry in sorted(photos, key=lambda pair: pair[0])]
 
@@ -150,8 +179,10 @@ def distinct_descriptions(reports: list[BridgeReport], submissions: list[ReportS
     texts: list[str] = []
     seen: set[str] = set()
     used, omitted = 0, 0
-    by_time = sorted(zip(reports, submissions, strict=True),
-                     key=lambda pair: (pair[0].observed_at or pair[0].received_at, pair[0].report_id))
+    by_time = sorted(
+        zip(reports, submissions, strict=True),
+        key=lambda pair: (pair[0].observed_at or pair[0].received_at, pair[0].report_id),
+    )
     for _stored, submission in by_time:
         text = submission.description.strip()
         key = normalise_text(text)
@@ -167,8 +198,11 @@ def distinct_descriptions(reports: list[BridgeReport], submissions: list[ReportS
 
 
 def refresh_extent(incident: Incident, reports: list[BridgeReport]) -> None:
-    placed = [(r, (r.lat, r.lon), r.observed_at) for r in reports
-              if r.lat is not None and r.lon is not None and r.observed_at is not None]
+    placed = [
+        (r, (r.lat, r.lon), r.observed_at)
+        for r in reports
+        if r.lat is not None and r.lon is not None and r.observed_at is not None
+    ]
     if not placed:
         return
     spread = spread_of([point for _, point, _ in placed])
@@ -206,14 +240,22 @@ def describe(incident: Incident, reports: list[BridgeReport], version: int) -> E
     descriptions, omitted = distinct_descriptions(reports, submissions)
     fallback: datetime = incident.created_at
     return EventSummary(
-        version=max(1, version), reportCount=len(reports), senderCount=witnesses(reports),
+        version=max(1, version),
+        reportCount=len(reports),
+        senderCount=witnesses(reports),
         # Installations new from one address are one witness: the dispatcher sees both numbers, and so why.
-        witnessCount=independent_witnesses((sender_of(r), s.independent_source)
-                                           for r, s in zip(reports, submissions, strict=True)),
-        firstObserved=min(observed, default=fallback), lastObserved=max(observed, default=fallback),
-        centre=EventCentre(lat=spread.lat if spread else incident.lat or 0.0,
-                           lon=spread.lon if spread else incident.lon or 0.0),
+        witnessCount=independent_witnesses(
+            (sender_of(r), s.independent_source) for r, s in zip(reports, submissions, strict=True)
+        ),
+        firstObserved=min(observed, default=fallback),
+        lastObserved=max(observed, default=fallback),
+        centre=EventCentre(
+            lat=spread.lat if spread else incident.lat or 0.0, lon=spread.lon if spread else incident.lon or 0.0
+        ),
         radiusMeters=round(spread.radius_m, 1) if spread else 0.0,
-        inProgress=any(r.in_progress for r in reports), dangerToLife=any(r.danger_to_life for r in reports),
-        descriptions=descriptions, descriptionsOmitted=omitted, photos=ranked_photos(reports, submissions),
+        inProgress=any(r.in_progress for r in reports),
+        dangerToLife=any(r.danger_to_life for r in reports),
+        descriptions=descriptions,
+        descriptionsOmitted=omitted,
+        photos=ranked_photos(reports, submissions),
     )

@@ -32,20 +32,34 @@ from dispatch_bridge.states import (
 log = logging.getLogger(__name__)
 
 
-async def merge_with_group(session: AsyncSession, settings: BridgeSettings, incident: Incident,
-                           group_reports: list[str]) -> None:
+async def merge_with_group(
+    session: AsyncSession, settings: BridgeSettings, incident: Incident, group_reports: list[str]
+) -> None:
     """Verification found more reports of the incident's event: if some went to another open incident, the
     two are one event and become one."""
     if not group_reports:
         return
-    others = [other for other in (await session.execute(select(col(BridgeReport.incident_id)).where(
-        col(BridgeReport.report_id).in_(group_reports), col(BridgeReport.incident_id).is_not(None),
-        BridgeReport.incident_id != incident.id).distinct())).scalars() if other is not None]
+    others = [
+        other
+        for other in (
+            await session.execute(
+                select(col(BridgeReport.incident_id))
+                .where(
+                    col(BridgeReport.report_id).in_(group_reports),
+                    col(BridgeReport.incident_id).is_not(None),
+                    BridgeReport.incident_id != incident.id,
+                )
+                .distinct()
+            )
+        ).scalars()
+        if other is not None
+    ]
     await merge_incidents(session, settings, [incident.id, *others])
 
 
-async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incident_ids: list[str], *,
-                          respect_splits: bool = True) -> Incident | None:
+async def merge_incidents(
+    session: AsyncSession, settings: BridgeSettings, incident_ids: list[str], *, respect_splits: bool = True
+) -> Incident | None:
     """Merge the open ones of these incidents into the oldest: its reports, photos and witnesses become one
     incident, the meldkamer is told which incident was merged into which (EIDO mergeComponent on both), and
     the citizens of the merged reports hear that theirs is handled with the others.
@@ -63,14 +77,16 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
     if len(found) < 2:
         return found[0] if found else None
     # The one the meldkamer has accepted goes on (it is being worked on), else the oldest.
-    survivor, *candidates = sorted(found, key=lambda i: (i.delivery_state != DeliveryState.ACCEPTED, i.created_at,
-                                                         i.id))
+    survivor, *candidates = sorted(
+        found, key=lambda i: (i.delivery_state != DeliveryState.ACCEPTED, i.created_at, i.id)
+    )
     absorbed: list[Incident] = []
     all_moved: list[BridgeReport] = []
     for other in candidates:
         if respect_splits and any(split_apart(other, kept) for kept in (survivor, *absorbed)):
-            log.info("incidents kept apart: split by a dispatcher", extra={"incident_id": other.id,
-                                                                          "survivor": survivor.id})
+            log.info(
+                "incidents kept apart: split by a dispatcher", extra={"incident_id": other.id, "survivor": survivor.id}
+            )
             continue
         absorbed.append(other)
     for other in absorbed:
@@ -87,24 +103,43 @@ async def merge_incidents(session: AsyncSession, settings: BridgeSettings, incid
             other.delivery_state = DELIVERY_STATES.move(other.delivery_state, DeliveryState.CANCELLED)
             other.delivery_cause = f"merged into {survivor.id} before sending"
         else:
-            await update_incident(session, settings, other, "merged",
-                                  f"Merged into incident {survivor.id}: the same event.",
-                                  merge_items=[merge_component(settings, other, survivor, "REPLACED")],
-                                  with_summary=False)
+            await update_incident(
+                session,
+                settings,
+                other,
+                "merged",
+                f"Merged into incident {survivor.id}: the same event.",
+                merge_items=[merge_component(settings, other, survivor, "REPLACED")],
+                with_summary=False,
+            )
         media_items: list[dict[str, Any]] = []
         for stored in moved:
             if stored.state != "withdrawn":
                 report = ReportSubmitted.model_validate_json(stored.submission)
                 media_items += media_for(settings, report, report.photos, survivor.id)
-        replacing = ([] if other.delivery_state == DeliveryState.CANCELLED
-                     else [merge_component(settings, survivor, other, "REPLACING")])
-        await update_incident(session, settings, survivor, "merged",
-                              f"Incident {other.id} ({len(moved)} report(s)) is the same event and was merged "
-                              "into this one.", media_items, merge_items=replacing)
+        replacing = (
+            []
+            if other.delivery_state == DeliveryState.CANCELLED
+            else [merge_component(settings, survivor, other, "REPLACING")]
+        )
+        await update_incident(
+            session,
+            settings,
+            survivor,
+            "merged",
+            f"Incident {other.id} ({len(moved)} report(s)) is the same event and was merged into this one.",
+            media_items,
+            merge_items=replacing,
+        )
         for stored in moved:
             if stored.state != "withdrawn":
-                await tell_citizen(session, stored.report_id, "joined", survivor.meldkamer_incident_id,
-                                   precedence=Precedence.of(survivor.priority))
+                await tell_citizen(
+                    session,
+                    stored.report_id,
+                    "joined",
+                    survivor.meldkamer_incident_id,
+                    precedence=Precedence.of(survivor.priority),
+                )
     if absorbed:
         await holds.follow_merge(session, survivor, absorbed, all_moved)  # a hold holds, whoever survives
         log.info("incidents merged", extra={"incident_id": survivor.id, "merged": [o.id for o in absorbed]})
@@ -120,15 +155,21 @@ async def receive_group_merge(runtime: Runtime, merge: GroupsMerged, message_id:
     """Verification's merge pass found two groups to be one event: so are their incidents."""
     async with runtime.db.transaction() as session:
         await events.decide_one_at_a_time(session)
-        if not await first_delivery(session, messaging, message=GROUPS_MERGED, message_id=message_id,
-                                    source=source):
+        if not await first_delivery(session, messaging, message=GROUPS_MERGED, message_id=message_id, source=source):
             return "duplicate"
-        reports = (await session.execute(select(BridgeReport).where(
-            col(BridgeReport.report_id).in_([*merge.report_ids, *merge.merged_report_ids])).with_for_update()
-        )).scalars().all()
+        reports = (
+            (
+                await session.execute(
+                    select(BridgeReport)
+                    .where(col(BridgeReport.report_id).in_([*merge.report_ids, *merge.merged_report_ids]))
+                    .with_for_update()
+                )
+            )
+            .scalars()
+            .all()
+        )
         for stored in reports:
             stored.group_id = merge.group_id
             session.add(stored)
-        survivor = await merge_incidents(session, runtime.settings,
-                                         [r.incident_id for r in reports if r.incident_id])
+        survivor = await merge_incidents(session, runtime.settings, [r.incident_id for r in reports if r.incident_id])
     return "merged" if survivor is not None else "applied"

@@ -52,8 +52,9 @@ async def incident_of(session: AsyncSession, stored: BridgeReport) -> Incident:
     return incident
 
 
-async def dispatch(session: AsyncSession, settings: BridgeSettings, stored: BridgeReport,
-                   report: ReportSubmitted) -> Incident:
+async def dispatch(
+    session: AsyncSession, settings: BridgeSettings, stored: BridgeReport, report: ReportSubmitted
+) -> Incident:
     """Send a report to the meldkamer: into the open incident of its event if there is one, else as a new
     incident. The same rule for urgent and ordinary reports; for the first report of an event it costs one
     indexed query, so the first urgent report leaves as fast as before. An answer to a Burgernet action goes to
@@ -71,43 +72,83 @@ async def dispatch(session: AsyncSession, settings: BridgeSettings, stored: Brid
     return incident
 
 
-async def forward(session: AsyncSession, settings: BridgeSettings, stored: BridgeReport,
-                  report: ReportSubmitted) -> Incident:
+async def forward(
+    session: AsyncSession, settings: BridgeSettings, stored: BridgeReport, report: ReportSubmitted
+) -> Incident:
     """Create the incident and queue its request for service (one requestId, whatever the retries)."""
     now = utcnow()
     priority = proposed_priority(report)
-    incident = Incident(id=str(uuid.uuid4()), category=report.category, priority=priority,
-                        delivery_state=DeliveryState.QUEUED,
-                        created_at=now, updated_at=now)
+    incident = Incident(
+        id=str(uuid.uuid4()),
+        category=report.category,
+        priority=priority,
+        delivery_state=DeliveryState.QUEUED,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(incident)
     stored.incident_id, stored.state = incident.id, REPORT_STATES.move(stored.state, ReportState.FORWARDED)
     session.add(stored)
-    audit(session, BRIDGE, "report.sent_to_meldkamer", "report", stored.report_id,
-          {"incident_id": incident.id, "as": "request_for_service"}, report_id=stored.report_id)
-    document = eido.build_eido(incident_id=incident.id, priority=priority, report=report,
-                      photo_urls=photo_urls(settings, report), agency=settings.agency,
-                      callback_uri=f"{settings.public_url}/v1/meldkamer/callbacks", now=now)
-    request = RequestForService(requestId=incident.id, eido=document,
-                                eventSummary=await events.summarise(session, incident))
-    await enqueue(session, messaging, REQUEST_FOR_SERVICE, request, precedence=Precedence.of(priority),
-                  message_id=request_message_id(incident.id), ordering_key=meldkamer_order(incident.id))
+    audit(
+        session,
+        BRIDGE,
+        "report.sent_to_meldkamer",
+        "report",
+        stored.report_id,
+        {"incident_id": incident.id, "as": "request_for_service"},
+        report_id=stored.report_id,
+    )
+    document = eido.build_eido(
+        incident_id=incident.id,
+        priority=priority,
+        report=report,
+        photo_urls=photo_urls(settings, report),
+        agency=settings.agency,
+        callback_uri=f"{settings.public_url}/v1/meldkamer/callbacks",
+        now=now,
+    )
+    request = RequestForService(
+        requestId=incident.id, eido=document, eventSummary=await events.summarise(session, incident)
+    )
+    await enqueue(
+        session,
+        messaging,
+        REQUEST_FOR_SERVICE,
+        request,
+        precedence=Precedence.of(priority),
+        message_id=request_message_id(incident.id),
+        ordering_key=meldkamer_order(incident.id),
+    )
     await tell_citizen(session, stored.report_id, "forwarded", precedence=Precedence.of(priority))
     return incident
 
 
-async def join_incident(session: AsyncSession, settings: BridgeSettings, stored: BridgeReport,
-                        report: ReportSubmitted, incident: Incident) -> None:
+async def join_incident(
+    session: AsyncSession, settings: BridgeSettings, stored: BridgeReport, report: ReportSubmitted, incident: Incident
+) -> None:
     """Another report about an event the meldkamer already has: an update to that incident (a new witness,
     new photos, a new description), not a new incident. An urgent witness makes the incident urgent."""
     stored.incident_id, stored.state = incident.id, REPORT_STATES.move(stored.state, ReportState.FORWARDED)
     session.add(stored)
-    audit(session, BRIDGE, "report.sent_to_meldkamer", "report", stored.report_id,
-          {"incident_id": incident.id, "as": "incident_update"}, report_id=stored.report_id)
+    audit(
+        session,
+        BRIDGE,
+        "report.sent_to_meldkamer",
+        "report",
+        stored.report_id,
+        {"incident_id": incident.id, "as": "incident_update"},
+        report_id=stored.report_id,
+    )
     await holds.extend_hold(session, incident.id, stored.report_id)
     incident.priority = min(incident.priority, proposed_priority(report))
     incident.updated_at = utcnow()
     session.add(incident)
-    await update_incident(session, settings, incident, "report_added",
-                          f"Another witness of this event ({report.reference}): {report.description}",
-                          media_for(settings, report, report.photos, incident.id))
+    await update_incident(
+        session,
+        settings,
+        incident,
+        "report_added",
+        f"Another witness of this event ({report.reference}): {report.description}",
+        media_for(settings, report, report.photos, incident.id),
+    )
     await tell_joined(session, stored, report, incident)

@@ -32,33 +32,63 @@ class Call112Watch(BackgroundLoop):
     async def run_once(self) -> int:
         overdue_before = utcnow() - self.deadline
         async with self.runtime.db.transaction() as session:
-            overdue = (await session.execute(select(Incident).where(
-                Incident.priority == MeldkamerPriority.URGENT,
-                col(Incident.delivery_state).in_(NOT_ACCEPTED),
-                col(Incident.merged_into).is_(None),
-                col(Incident.call_112_sent_at).is_(None), Incident.created_at < overdue_before).limit(50)
-                .with_for_update(skip_locked=True))).scalars().all()
+            overdue = (
+                (
+                    await session.execute(
+                        select(Incident)
+                        .where(
+                            Incident.priority == MeldkamerPriority.URGENT,
+                            col(Incident.delivery_state).in_(NOT_ACCEPTED),
+                            col(Incident.merged_into).is_(None),
+                            col(Incident.call_112_sent_at).is_(None),
+                            Incident.created_at < overdue_before,
+                        )
+                        .limit(50)
+                        .with_for_update(skip_locked=True)
+                    )
+                )
+                .scalars()
+                .all()
+            )
             for incident in overdue:
                 incident.call_112_sent_at = utcnow()
                 session.add(incident)
-                reports = (await session.execute(select(BridgeReport).where(
-                    BridgeReport.incident_id == incident.id))).scalars().all()
+                reports = (
+                    (await session.execute(select(BridgeReport).where(BridgeReport.incident_id == incident.id)))
+                    .scalars()
+                    .all()
+                )
                 for report in reports:
-                    await news.tell_citizen(session, report.report_id, "call_112",
-                                                  precedence=Precedence.URGENT)
+                    await news.tell_citizen(session, report.report_id, "call_112", precedence=Precedence.URGENT)
         return len(overdue)
 
 
 async def deadline_scraper(runtime: Runtime, metrics: Metrics) -> None:
     """For the on-call team: 112 deadlines missed so far, and urgent incidents still not accepted past it."""
     async with runtime.db.sessions() as session:
-        missed = (await session.execute(select(func.count()).select_from(Incident).where(
-            col(Incident.call_112_sent_at).is_not(None)))).scalar_one()
+        missed = (
+            await session.execute(
+                select(func.count()).select_from(Incident).where(col(Incident.call_112_sent_at).is_not(None))
+            )
+        ).scalar_one()
         # Still on its way: one the meldkamer refused or that was given up on is the dead-letter alert's.
-        waiting = (await session.execute(select(func.count()).select_from(Incident).where(
-            col(Incident.call_112_sent_at).is_not(None), col(Incident.merged_into).is_(None),
-            col(Incident.delivery_state).in_([DeliveryState.QUEUED, DeliveryState.SENT])))).scalar_one()
-    metrics.gauge("bm_call_112_deadlines_missed", "Urgent incidents the meldkamer did not accept within the 112 "
-                  "deadline, all time (the citizens were told to call 112); it only grows").set(missed)
-    metrics.gauge("bm_call_112_overdue_incidents", "Urgent incidents past the 112 deadline and still not "
-                  "accepted by the meldkamer").set(waiting)
+        waiting = (
+            await session.execute(
+                select(func.count())
+                .select_from(Incident)
+                .where(
+                    col(Incident.call_112_sent_at).is_not(None),
+                    col(Incident.merged_into).is_(None),
+                    col(Incident.delivery_state).in_([DeliveryState.QUEUED, DeliveryState.SENT]),
+                )
+            )
+        ).scalar_one()
+    metrics.gauge(
+        "bm_call_112_deadlines_missed",
+        "Urgent incidents the meldkamer did not accept within the 112 "
+        "deadline, all time (the citizens were told to call 112); it only grows",
+    ).set(missed)
+    metrics.gauge(
+        "bm_call_112_overdue_incidents",
+        "Urgent incidents past the 112 deadline and still not accepted by the meldkamer",
+    ).set(waiting)

@@ -34,13 +34,18 @@ async def receive_incident_event(runtime: Runtime, event: IncidentEvent, webhook
     """A signed status change or question from the meldkamer. Duplicates are ignored; a stale status never
     moves an incident back."""
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message=INCIDENT_EVENT, message_id=webhook_id,
-                                    source="meldkamer"):
+        if not await first_delivery(
+            session, messaging, message=INCIDENT_EVENT, message_id=webhook_id, source="meldkamer"
+        ):
             return "duplicate"
         incident = await session.get(Incident, event.requestId, with_for_update=True)
         if incident is None:
-            raise ServiceError(404, "incident_not_found", "no incident with this requestId",
-                               detail_nl="geen incident bij deze requestId")
+            raise ServiceError(
+                404,
+                "incident_not_found",
+                "no incident with this requestId",
+                detail_nl="geen incident bij deze requestId",
+            )
         reports = await events.reports_of(session, incident.id) if incident.merged_into is None else []
         if event.questionId and event.notesText:
             for stored in reports:
@@ -56,13 +61,21 @@ async def receive_incident_event(runtime: Runtime, event: IncidentEvent, webhook
         if event.sequence <= incident.callback_sequence:
             return "out_of_order"
         previous = STATUS_EVENTS.get(incident.operational_status or "")
-        audit(session, BRIDGE, "incident.status", "incident", incident.id,
-              {"status": event.status, "sequence": event.sequence, "meldkamer_incident_id": event.incidentId})
+        audit(
+            session,
+            BRIDGE,
+            "incident.status",
+            "incident",
+            incident.id,
+            {"status": event.status, "sequence": event.sequence, "meldkamer_incident_id": event.incidentId},
+        )
         if not INCIDENT_STATUSES.allows(incident.operational_status or IncidentStatus.ACTIVE, event.status):
             # The meldkamer decides its own incident's status: recorded all the same, but a workflow of theirs
             # that changed shows here.
-            log.warning("an incident status outside the workflow", extra={
-                "incident_id": incident.id, "from": incident.operational_status, "to": str(event.status)})
+            log.warning(
+                "an incident status outside the workflow",
+                extra={"incident_id": incident.id, "from": incident.operational_status, "to": str(event.status)},
+            )
         incident.callback_sequence, incident.operational_status = event.sequence, event.status
         incident.meldkamer_incident_id = incident.meldkamer_incident_id or event.incidentId
         if incident.delivery_state != DeliveryState.ACCEPTED:
@@ -71,13 +84,23 @@ async def receive_incident_event(runtime: Runtime, event: IncidentEvent, webhook
             incident.delivery_state = DELIVERY_STATES.move(incident.delivery_state, DeliveryState.ACCEPTED)
             incident.delivery_cause = None
             for stored in reports:
-                await tell_citizen(session, stored.report_id, "accepted", incident.meldkamer_incident_id,
-                                   precedence=Precedence.of(incident.priority))
+                await tell_citizen(
+                    session,
+                    stored.report_id,
+                    "accepted",
+                    incident.meldkamer_incident_id,
+                    precedence=Precedence.of(incident.priority),
+                )
         incident.updated_at = utcnow()
         session.add(incident)
         citizen_event = STATUS_EVENTS.get(event.status)
         if citizen_event and citizen_event != previous:
             for stored in reports:
-                await tell_citizen(session, stored.report_id, citizen_event, incident.meldkamer_incident_id,
-                                   precedence=Precedence.of(incident.priority))
+                await tell_citizen(
+                    session,
+                    stored.report_id,
+                    citizen_event,
+                    incident.meldkamer_incident_id,
+                    precedence=Precedence.of(incident.priority),
+                )
     return "applied"

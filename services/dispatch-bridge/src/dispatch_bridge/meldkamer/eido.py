@@ -20,9 +20,13 @@ EIDO_PRIORITY = {1: 10, 2: 6, 3: 3}  # meldkamer prio -> incidentCommonPriorityN
 COMPONENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:burgermelding:eido:component")
 
 
-PIDF = {"": "urn:ietf:params:xml:ns:pidf", "gp": "urn:ietf:params:xml:ns:pidf:geopriv10",
-        "dm": "urn:ietf:params:xml:ns:pidf:data-model", "gml": "http://www.opengis.net/gml",
-        "gs": "http://www.opengis.net/pidflo/1.0"}
+PIDF = {
+    "": "urn:ietf:params:xml:ns:pidf",
+    "gp": "urn:ietf:params:xml:ns:pidf:geopriv10",
+    "dm": "urn:ietf:params:xml:ns:pidf:data-model",
+    "gml": "http://www.opengis.net/gml",
+    "gs": "http://www.opengis.net/pidflo/1.0",
+}
 
 
 for _prefix, _uri in PIDF.items():
@@ -56,42 +60,70 @@ class EidoWriter:
 
     def component(self, kind: str, key: str, **members: Any) -> dict[str, Any]:
         present = {name: value for name, value in members.items() if value not in (None, [], "")}
-        return {"$id": component_id(kind, key), "lastUpdateTimeStamp": self.stamp,
-                "updatedByAgencyReference": {"$ref": self.agency}, **present}
+        return {
+            "$id": component_id(kind, key),
+            "lastUpdateTimeStamp": self.stamp,
+            "updatedByAgencyReference": {"$ref": self.agency},
+            **present,
+        }
 
     def document(self, **components: Any) -> dict[str, Any]:
         """The EIDO: the root prologue, our agency, and the given components (empty ones left out)."""
         present = {name: value for name, value in components.items() if value}
         uses_digests = any("digestSha256" in media for media in present.get("mediaComponent", []))
         return {
-            "$id": tracking_id(self.agency, self.incident_id), "lastUpdateTimeStamp": self.stamp,
+            "$id": tracking_id(self.agency, self.incident_id),
+            "lastUpdateTimeStamp": self.stamp,
             "updatedByAgencyReference": {"$ref": self.agency},
             "eidoVersion": EIDO_VERSION,
             **({"eidoExtensionId": [MEDIA_DIGEST_EXTENSION]} if uses_digests else {}),
             "issuingElementIdentification": f"dispatch-bridge.{self.agency}",
-            "agencyComponent": [{"$id": self.agency, "lastUpdateTimeStamp": self.stamp,
-                                 "updatedByAgencyReference": {"$ref": self.agency},
-                                 # Registry values as in NENA's samples; a Dutch meldkamer's own are a setting to come.
-                                 "agencyRoleDescriptionRegistryText": ["CallReceiving"], "agencyType": ["psap"]}],
+            "agencyComponent": [
+                {
+                    "$id": self.agency,
+                    "lastUpdateTimeStamp": self.stamp,
+                    "updatedByAgencyReference": {"$ref": self.agency},
+                    # Registry values as in NENA's samples; a Dutch meldkamer's own are a setting to come.
+                    "agencyRoleDescriptionRegistryText": ["CallReceiving"],
+                    "agencyType": ["psap"],
+                }
+            ],
             **present,
         }
 
-    def media(self, report: ReportSubmitted, photos: list[PhotoRef], photo_urls: dict[str, str]
-              ) -> list[dict[str, Any]]:
+    def media(
+        self, report: ReportSubmitted, photos: list[PhotoRef], photo_urls: dict[str, str]
+    ) -> list[dict[str, Any]]:
         """A link the meldkamer can fetch for each photo, and the SHA-256 it must match (our extension)."""
         numbers = {p.photo_id: i + 1 for i, p in enumerate(report.photos)}
-        return [{**self.component("media", p.photo_id, uri=photo_urls[p.photo_id], contentType=p.content_type,
-                                  label=f"photo {numbers.get(p.photo_id, 0)} of {report.reference}"),
-                 "$id": media_id(p.photo_id), "digestSha256": p.sha256} for p in photos]
+        return [
+            {
+                **self.component(
+                    "media",
+                    p.photo_id,
+                    uri=photo_urls[p.photo_id],
+                    contentType=p.content_type,
+                    label=f"photo {numbers.get(p.photo_id, 0)} of {report.reference}",
+                ),
+                "$id": media_id(p.photo_id),
+                "digestSha256": p.sha256,
+            }
+            for p in photos
+        ]
 
     def notes(self, key: str, text: str, cautions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         # notesActionComments is HTML5: a citizen's words are text, never markup.
-        return self.component("notes", key, notesActionComments=html.escape(text[:2000]),
-                              cautionReference=[ref(c) for c in cautions or []])
+        return self.component(
+            "notes",
+            key,
+            notesActionComments=html.escape(text[:2000]),
+            cautionReference=[ref(c) for c in cautions or []],
+        )
 
 
 def pidf_lo(location: Location, entity: str, observed_at: datetime) -> str:
     """The place as a PIDF-LO document (RFC 4119): a circle of the GPS accuracy (RFC 5491), or a point."""
+
     def q(prefix: str, name: str) -> str:
         return f"{{{PIDF[prefix]}}}{name}"
 
@@ -128,53 +160,103 @@ def callback_uris(callback_uri: str, contact: ContactDetails | None) -> list[str
     return uris
 
 
-def build_eido(*, incident_id: str, priority: int, report: ReportSubmitted, photo_urls: dict[str, str],
-               agency: str, callback_uri: str, now: datetime) -> dict[str, Any]:
+def build_eido(
+    *,
+    incident_id: str,
+    priority: int,
+    report: ReportSubmitted,
+    photo_urls: dict[str, str],
+    agency: str,
+    callback_uri: str,
+    now: datetime,
+) -> dict[str, Any]:
     """The EIDO of a new incident, from its first report."""
     write = EidoWriter(agency, incident_id, now)
     category = CATEGORIES[report.category]
     location = write.component(
-        "location", report.report_id, locationTypeDescriptionRegistryText="CurrentIncident",
+        "location",
+        report.report_id,
+        locationTypeDescriptionRegistryText="CurrentIncident",
         locationByValue=pidf_lo(report.location, f"pres:{report.reference}@{agency}", report.observed_at),
-        locationDescriptionText=report.location.description)
-    callback = write.component("callback", report.report_id,
-                               callBackInformationUri=callback_uris(callback_uri, report.contact))
-    person = write.component("person", report.report_id, personIncidentRoleRegistryText=["ReportingParty", "Witness"],
-                             callBackReference=ref(callback))
-    cautions = [write.component("caution", report.report_id, cautionTypeInternalText="levensgevaar / danger to life",
-                                cautionTypeCommonRegistryText="DangerToLife", cautionSeverity="highest")
-                ] if report.danger_to_life else []
+        locationDescriptionText=report.location.description,
+    )
+    callback = write.component(
+        "callback", report.report_id, callBackInformationUri=callback_uris(callback_uri, report.contact)
+    )
+    person = write.component(
+        "person",
+        report.report_id,
+        personIncidentRoleRegistryText=["ReportingParty", "Witness"],
+        callBackReference=ref(callback),
+    )
+    cautions = (
+        [
+            write.component(
+                "caution",
+                report.report_id,
+                cautionTypeInternalText="levensgevaar / danger to life",
+                cautionTypeCommonRegistryText="DangerToLife",
+                cautionSeverity="highest",
+            )
+        ]
+        if report.danger_to_life
+        else []
+    )
     notes = [write.notes(report.report_id, report.description, cautions)]
     contact = report.contact
     if contact is not None and contact.share_with_police and contact.name:
         notes.append(write.notes(f"contact:{report.report_id}", f"Naam melder / reporting party: {contact.name}"))
     media = write.media(report, report.photos, photo_urls)
     incident = write.component(
-        "incident", incident_id,
-        incidentTypeCommonRegistryText=category.apco, incidentTypeInternalCode=category.lmc,
+        "incident",
+        incident_id,
+        incidentTypeCommonRegistryText=category.apco,
+        incidentTypeInternalCode=category.lmc,
         incidentTypeInternalText=category.name_nl,
         incidentStatusCommonRegistryText=["Active"],
         # EIDO has no member for "happening now": the meldkamer's own status text says it (and the priority).
         incidentStatusInternalText=["InProgress"] if report.in_progress else None,
-        internalIncidentId=incident_id, incidentCommonPriorityNumber=EIDO_PRIORITY[priority],
+        internalIncidentId=incident_id,
+        incidentCommonPriorityNumber=EIDO_PRIORITY[priority],
         incidentPriorityInternalText=str(priority),
-        locationReference=[ref(location)], personReference=[ref(person)],
-        notesReference=[ref(n) for n in notes], mediaReferences=[ref(m) for m in media])
-    return write.document(incidentComponent=incident, locationComponent=[location], personComponent=[person],
-                          notesComponent=notes, cautionComponent=cautions, mediaComponent=media,
-                          callbackComponent=[callback])
+        locationReference=[ref(location)],
+        personReference=[ref(person)],
+        notesReference=[ref(n) for n in notes],
+        mediaReferences=[ref(m) for m in media],
+    )
+    return write.document(
+        incidentComponent=incident,
+        locationComponent=[location],
+        personComponent=[person],
+        notesComponent=notes,
+        cautionComponent=cautions,
+        mediaComponent=media,
+        callbackComponent=[callback],
+    )
 
 
-def update_eido(*, incident_id: str, update_id: str, agency: str, now: datetime, notes: str | None,
-                media: list[dict[str, Any]], merges: list[dict[str, Any]]) -> dict[str, Any]:
+def update_eido(
+    *,
+    incident_id: str,
+    update_id: str,
+    agency: str,
+    now: datetime,
+    notes: str | None,
+    media: list[dict[str, Any]],
+    merges: list[dict[str, Any]],
+) -> dict[str, Any]:
     """The EIDO of an update: the incident's root `$id` again, with what is new (a note, photos, merges)."""
     write = EidoWriter(agency, incident_id, now)
-    return write.document(notesComponent=[write.notes(update_id, notes)] if notes else [], mediaComponent=media,
-                          mergeComponent=merges)
+    return write.document(
+        notesComponent=[write.notes(update_id, notes)] if notes else [], mediaComponent=media, mergeComponent=merges
+    )
 
 
 def merge_component(agency: str, incident_id: str, other_id: str, direction: str, now: datetime) -> dict[str, Any]:
     """EIDO MergeInformationType: the other incident, and whether this one replaces it or is replaced."""
     return EidoWriter(agency, incident_id, now).component(
-        "merge", f"{incident_id}:{other_id}", incidentTrackingIdentifier=tracking_id(agency, other_id),
-        incidentMergeDirectionCode=direction)
+        "merge",
+        f"{incident_id}:{other_id}",
+        incidentTrackingIdentifier=tracking_id(agency, other_id),
+        incidentMergeDirectionCode=direction,
+    )

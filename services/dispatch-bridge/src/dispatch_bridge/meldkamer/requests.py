@@ -43,35 +43,72 @@ def meldkamer_order(incident_id: str) -> str:
 
 
 # What an IncidentUpdate is about (its `kind`).
-UpdateKind = Literal["media", "verification", "citizen_note", "withdrawn", "report_added", "merged", "sighting",
-                     "burgernet", "report_removed"]
+UpdateKind = Literal[
+    "media",
+    "verification",
+    "citizen_note",
+    "withdrawn",
+    "report_added",
+    "merged",
+    "sighting",
+    "burgernet",
+    "report_removed",
+]
 
 
-async def update_incident(session: AsyncSession, settings: BridgeSettings, incident: Incident, kind: UpdateKind,
-                          notes: str | None = None, media_items: list[dict[str, Any]] | None = None, *,
-                          with_summary: bool = True, merge_items: list[dict[str, Any]] | None = None,
-                          urgent: bool = False) -> None:
+async def update_incident(
+    session: AsyncSession,
+    settings: BridgeSettings,
+    incident: Incident,
+    kind: UpdateKind,
+    notes: str | None = None,
+    media_items: list[dict[str, Any]] | None = None,
+    *,
+    with_summary: bool = True,
+    merge_items: list[dict[str, Any]] | None = None,
+    urgent: bool = False,
+) -> None:
     """Queue news for an incident the meldkamer has (or is about to have): one update id across retries, and an
     EIDO with what is new. It carries the event as it now stands, so the meldkamer always sees the whole event,
     not the pile. `urgent` news (a sighting of a live Burgernet search) leaves first and says so."""
     update_id = str(uuid.uuid4())
     summary = await events.summarise(session, incident) if with_summary else None
-    document = eido.update_eido(incident_id=incident.id, update_id=update_id, agency=settings.agency, now=utcnow(),
-                                notes=notes, media=media_items or [], merges=merge_items or [])
-    update = IncidentUpdate(updateId=update_id, requestId=incident.id, kind=kind,
-                            eido=document, eventSummary=summary, urgent=urgent)
-    await enqueue(session, messaging, INCIDENT_UPDATE, update, path_names={"request_id": incident.id},
-                  message_id=update_id, ordering_key=meldkamer_order(incident.id),
-                  precedence=Precedence.URGENT if urgent else Precedence.of(incident.priority))
+    document = eido.update_eido(
+        incident_id=incident.id,
+        update_id=update_id,
+        agency=settings.agency,
+        now=utcnow(),
+        notes=notes,
+        media=media_items or [],
+        merges=merge_items or [],
+    )
+    update = IncidentUpdate(
+        updateId=update_id, requestId=incident.id, kind=kind, eido=document, eventSummary=summary, urgent=urgent
+    )
+    await enqueue(
+        session,
+        messaging,
+        INCIDENT_UPDATE,
+        update,
+        path_names={"request_id": incident.id},
+        message_id=update_id,
+        ordering_key=meldkamer_order(incident.id),
+        precedence=Precedence.URGENT if urgent else Precedence.of(incident.priority),
+    )
 
 
 def photo_urls(settings: BridgeSettings, report: ReportSubmitted) -> dict[str, str]:
-    return {p.photo_id: media.signed_url(settings.public_url, settings.media_url_secret, p.sha256,
-                                         settings.media_url_ttl_seconds) for p in report.photos}
+    return {
+        p.photo_id: media.signed_url(
+            settings.public_url, settings.media_url_secret, p.sha256, settings.media_url_ttl_seconds
+        )
+        for p in report.photos
+    }
 
 
-def media_for(settings: BridgeSettings, report: ReportSubmitted, photos: list[PhotoRef],
-              incident_id: str) -> list[dict[str, Any]]:
+def media_for(
+    settings: BridgeSettings, report: ReportSubmitted, photos: list[PhotoRef], incident_id: str
+) -> list[dict[str, Any]]:
     """EIDO media components for an update: signed links and digests of these photos."""
     writer = eido.EidoWriter(settings.agency, incident_id, utcnow())
     return writer.media(report, photos, photo_urls(settings, report))
@@ -117,8 +154,9 @@ async def on_meldkamer_answer(session: AsyncSession, row: Mapping[str, Any], out
             incident.meldkamer_incident_id = answer.incidentId
         elif incident.delivery_state == DeliveryState.ACCEPTED:
             # A status callback proved it accepted before this answer came: the answer changes nothing.
-            log.warning("a late answer after acceptance", extra={"request_id": request_id,
-                                                                 "response_code": answer.responseCode})
+            log.warning(
+                "a late answer after acceptance", extra={"request_id": request_id, "response_code": answer.responseCode}
+            )
         elif answer.responseCode in (180, 182):
             incident.delivery_state = DELIVERY_STATES.move(incident.delivery_state, DeliveryState.SENT)
         else:
@@ -132,5 +170,10 @@ async def on_meldkamer_answer(session: AsyncSession, row: Mapping[str, Any], out
     session.add(incident)
     if event:
         for stored in await events.reports_of(session, incident.id):
-            await tell_citizen(session, stored.report_id, event, incident.meldkamer_incident_id,
-                               precedence=Precedence.of(incident.priority))
+            await tell_citizen(
+                session,
+                stored.report_id,
+                event,
+                incident.meldkamer_incident_id,
+                precedence=Precedence.of(incident.priority),
+            )

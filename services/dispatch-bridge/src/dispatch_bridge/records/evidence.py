@@ -28,8 +28,9 @@ from dispatch_bridge.peers import call_service
 from dispatch_bridge.records import holds
 
 
-async def custody(runtime: Runtime, actor: Who, report_id: str, photo_id: str | None = None,
-                  audited: bool = True) -> dict[str, Any]:
+async def custody(
+    runtime: Runtime, actor: Who, report_id: str, photo_id: str | None = None, audited: bool = True
+) -> dict[str, Any]:
     """One record of where a report (or one of its photos) has been since it arrived: every entry about it in
     the audit chains of intake, verification and the bridge, in time order, each with its chain position and
     hash. A service that does not answer is named, not left out silently."""
@@ -39,17 +40,28 @@ async def custody(runtime: Runtime, actor: Who, report_id: str, photo_id: str | 
         # A report that retention purged keeps its custody: the chains still say where it was, and that it went.
         photos = ReportSubmitted.model_validate_json(stored.submission).photos if stored else []
         if stored is not None and photo_id is not None and photo_id not in {p.photo_id for p in photos}:
-            raise ServiceError(404, "photo_not_found", "no such photo on this report",
-                               detail_nl="deze melding heeft geen foto met dit nummer")
+            raise ServiceError(
+                404,
+                "photo_not_found",
+                "no such photo on this report",
+                detail_nl="deze melding heeft geen foto met dit nummer",
+            )
         digests = [d for p in photos if photo_id in (None, p.photo_id) for d in (p.sha256, p.sanitised_sha256) if d]
         incident = [stored.incident_id] if stored and stored.incident_id and photo_id is None else []
-        own = await auditchain.entries_about(session, audit_tables, report_id=report_id,
-                                             target_ids=[*digests, *incident])
+        own = await auditchain.entries_about(
+            session, audit_tables, report_id=report_id, target_ids=[*digests, *incident]
+        )
         if stored is None and not own:
             raise ServiceError(404, "report_not_found", "no such report", detail_nl="deze melding bestaat niet")
         if audited:
-            audit(session, actor, "view_custody", "photo" if photo_id else "report", photo_id or report_id,
-                  report_id=report_id)
+            audit(
+                session,
+                actor,
+                "view_custody",
+                "photo" if photo_id else "report",
+                photo_id or report_id,
+                report_id=report_id,
+            )
     entries, unavailable = list(own), []
     for service in ("report-intake", "verification"):
         try:
@@ -59,14 +71,26 @@ async def custody(runtime: Runtime, actor: Who, report_id: str, photo_id: str | 
             unavailable.append(service)
     if photo_id is not None:
         entries = [e for e in entries if e["target_type"] != "photo" or e["target_id"] == photo_id]
-        entries = [e for e in entries if e["target_type"] in ("photo", "photo_sha256")
-                   or e["action"].startswith(("report.received", "retention.", "legal_hold."))]
+        entries = [
+            e
+            for e in entries
+            if e["target_type"] in ("photo", "photo_sha256")
+            or e["action"].startswith(("report.received", "retention.", "legal_hold."))
+        ]
     entries.sort(key=lambda e: (e["at"], e["service"], e["seq"]))
-    return {"report_id": report_id, "reference": stored.reference if stored else None, "photo_id": photo_id,
-            "report_deleted": stored is None,
-            "photos": [{"photo_id": p.photo_id, "sha256": p.sha256, "sanitised_sha256": p.sanitised_sha256}
-                       for p in photos if photo_id in (None, p.photo_id)],
-            "entries": entries, "unavailable": unavailable}
+    return {
+        "report_id": report_id,
+        "reference": stored.reference if stored else None,
+        "photo_id": photo_id,
+        "report_deleted": stored is None,
+        "photos": [
+            {"photo_id": p.photo_id, "sha256": p.sha256, "sanitised_sha256": p.sanitised_sha256}
+            for p in photos
+            if photo_id in (None, p.photo_id)
+        ],
+        "entries": entries,
+        "unavailable": unavailable,
+    }
 
 
 async def export_evidence(runtime: Runtime, actor: Who, incident_id: str) -> tuple[Path, dict[str, Any]]:
@@ -78,79 +102,143 @@ async def export_evidence(runtime: Runtime, actor: Who, incident_id: str) -> tup
         incident = await holds.event_of(session, incident_id)  # a merged-away incident's reports are the survivor's
         reports = await holds.held_reports(session, incident)
         hold = await holds.active_hold(session, incident.id)
-        merged = [incident.id, *(await session.execute(select(Incident.id).where(
-            Incident.merged_into == incident.id))).scalars()]
+        merged = [
+            incident.id,
+            *(await session.execute(select(Incident.id).where(Incident.merged_into == incident.id))).scalars(),
+        ]
         removed = await removed_by_retention(session, merged, [r.report_id for r in reports])
     export_id = str(uuid.uuid4())
     folder = Path(tempfile.mkdtemp(prefix="evidence-"))
     path = folder / f"evidence-{incident.id}.zip"
     # What retention removed before this export is said in the signed manifest, never left out silently.
-    about = {"export_id": export_id, "incident_id": incident.id, "requested_incident_id": incident_id[:36],
-             "meldkamer_incident_id":
-             incident.meldkamer_incident_id, "category": incident.category, "created_by": actor.username,
-             "created_at": utcnow().isoformat(), "legal_hold": hold.id if hold else None,
-             "reports": [r.reference for r in reports], "issuer": runtime.settings.service_name,
-             "complete": not removed, "removed_by_retention": removed}
+    about = {
+        "export_id": export_id,
+        "incident_id": incident.id,
+        "requested_incident_id": incident_id[:36],
+        "meldkamer_incident_id": incident.meldkamer_incident_id,
+        "category": incident.category,
+        "created_by": actor.username,
+        "created_at": utcnow().isoformat(),
+        "legal_hold": hold.id if hold else None,
+        "reports": [r.reference for r in reports],
+        "issuer": runtime.settings.service_name,
+        "complete": not removed,
+        "removed_by_retention": removed,
+    }
     writer = evidence.PackageWriter(path, about=about)
     packed: list[tuple[str, str, str]] = []  # (report_id, photo_id, sha256) of every original packed
     try:
         for stored in reports:
             submission = ReportSubmitted.model_validate_json(stored.submission)
             base = f"reports/{stored.reference}"
-            await asyncio.to_thread(writer.add_json, f"{base}/report.json", submission.model_dump(mode="json") | {
-                "state": stored.state, "incident_id": stored.incident_id}, kind="report")
+            await asyncio.to_thread(
+                writer.add_json,
+                f"{base}/report.json",
+                submission.model_dump(mode="json") | {"state": stored.state, "incident_id": stored.incident_id},
+                kind="report",
+            )
             if stored.verification:
-                await asyncio.to_thread(writer.add_json, f"{base}/verification.json", json.loads(stored.verification),
-                                        kind="verification")
+                await asyncio.to_thread(
+                    writer.add_json, f"{base}/verification.json", json.loads(stored.verification), kind="verification"
+                )
             for photo in submission.photos:
                 suffix = photo.content_type.split("/")[-1].replace("jpeg", "jpg")
                 data = await asyncio.to_thread(runtime.blobs.read_verified, photo.sha256)
-                await asyncio.to_thread(writer.add_bytes, f"{base}/originals/{photo.photo_id}.{suffix}", data,
-                                        kind="original", sha256_claimed=photo.sha256)
+                await asyncio.to_thread(
+                    writer.add_bytes,
+                    f"{base}/originals/{photo.photo_id}.{suffix}",
+                    data,
+                    kind="original",
+                    sha256_claimed=photo.sha256,
+                )
                 packed.append((stored.report_id, photo.photo_id, photo.sha256))
                 if photo.sanitised_sha256:
                     copy = await asyncio.to_thread(runtime.blobs.read_verified, photo.sanitised_sha256)
-                    await asyncio.to_thread(writer.add_bytes, f"{base}/sanitised/{photo.photo_id}.jpg", copy,
-                                            kind="sanitised", sha256_claimed=photo.sanitised_sha256)
+                    await asyncio.to_thread(
+                        writer.add_bytes,
+                        f"{base}/sanitised/{photo.photo_id}.jpg",
+                        copy,
+                        kind="sanitised",
+                        sha256_claimed=photo.sanitised_sha256,
+                    )
             record = await custody(runtime, actor, stored.report_id, audited=False)
             await asyncio.to_thread(writer.add_json, f"{base}/custody.json", record, kind="custody")
             by_service: dict[str, list[dict[str, Any]]] = {}
             for entry in record["entries"]:
                 by_service.setdefault(entry["service"], []).append(entry)
             for service, entries in sorted(by_service.items()):
-                await asyncio.to_thread(writer.add_bytes, f"{base}/audit/{service}.jsonl",
-                                        evidence.audit_lines(entries), kind="audit")
+                await asyncio.to_thread(
+                    writer.add_bytes, f"{base}/audit/{service}.jsonl", evidence.audit_lines(entries), kind="audit"
+                )
         signed = await asyncio.to_thread(writer.finish, runtime.settings.signing_key)
     except (BlobNotFound, ValueError, BlobStoreUnavailable) as exc:
         await asyncio.to_thread(shutil.rmtree, folder, True)
         if isinstance(exc, BlobStoreUnavailable):
             raise
-        raise ServiceError(409, "evidence_incomplete", "a stored photo is missing or no longer matches its "
-                           "recorded hash: no package is made", detail_nl="een opgeslagen foto ontbreekt of klopt "
-                           "niet meer met de vastgelegde hash: er wordt geen pakket gemaakt") from exc
+        raise ServiceError(
+            409,
+            "evidence_incomplete",
+            "a stored photo is missing or no longer matches its recorded hash: no package is made",
+            detail_nl="een opgeslagen foto ontbreekt of klopt "
+            "niet meer met de vastgelegde hash: er wordt geen pakket gemaakt",
+        ) from exc
     async with runtime.db.transaction() as session:
-        audit(session, actor, "evidence_export", "incident", incident.id,
-              {"export_id": export_id, "manifest_sha256": signed["manifest_sha256"],
-               "package_sha256": signed["package_sha256"], "files": signed["files"], "key_id": signed["key_id"],
-               "removed_by_retention": [r["reference"] for r in removed]})
+        audit(
+            session,
+            actor,
+            "evidence_export",
+            "incident",
+            incident.id,
+            {
+                "export_id": export_id,
+                "manifest_sha256": signed["manifest_sha256"],
+                "package_sha256": signed["package_sha256"],
+                "files": signed["files"],
+                "key_id": signed["key_id"],
+                "removed_by_retention": [r["reference"] for r in removed],
+            },
+        )
         for report_id, photo_id, sha256 in packed:
-            audit(session, actor, "photo.exported", "photo", photo_id,
-                  {"sha256": sha256, "export_id": export_id}, report_id=report_id)
+            audit(
+                session,
+                actor,
+                "photo.exported",
+                "photo",
+                photo_id,
+                {"sha256": sha256, "export_id": export_id},
+                report_id=report_id,
+            )
     return path, {**signed, "export_id": export_id, "removed_by_retention": removed}
 
 
-async def removed_by_retention(session: AsyncSession, incident_ids: list[str], report_ids: list[str]
-                               ) -> list[dict[str, Any]]:
+async def removed_by_retention(
+    session: AsyncSession, incident_ids: list[str], report_ids: list[str]
+) -> list[dict[str, Any]]:
     """What retention (or a citizen) removed from these incidents' reports: photos of reports still here, and
     whole reports purged (their log entries name the incident they were in). Nothing personal."""
     named = [deletions.c.removed.contains(f'"incident_id": "{i}"') for i in incident_ids]
-    rows = (await session.execute(deletions.select().where(or_(deletions.c.report_id.in_(report_ids), *named))
-                                  .order_by(deletions.c.id))).mappings().all()
+    rows = (
+        (
+            await session.execute(
+                deletions.select().where(or_(deletions.c.report_id.in_(report_ids), *named)).order_by(deletions.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
     found = []
     for row in rows:
         what = json.loads(row["removed"])
         if what.get("photos") or what.get("report"):
-            found.append({"report_id": row["report_id"], "reference": row["reference"], "rule": row["rule"],
-                          "action": row["action"], "at": row["at"].isoformat(), "photos": what.get("photos", 0),
-                          "report_removed": bool(what.get("report"))})
+            found.append(
+                {
+                    "report_id": row["report_id"],
+                    "reference": row["reference"],
+                    "rule": row["rule"],
+                    "action": row["action"],
+                    "at": row["at"].isoformat(),
+                    "photos": what.get("photos", 0),
+                    "report_removed": bool(what.get("report")),
+                }
+            )
     return found

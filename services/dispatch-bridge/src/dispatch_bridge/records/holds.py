@@ -24,8 +24,15 @@ SET, LIFTED = 1, 2  # a hold's versions
 
 
 async def active_hold(session: AsyncSession, incident_id: str) -> LegalHold | None:
-    return (await session.execute(select(LegalHold).where(LegalHold.incident_id == incident_id,
-                                                         col(LegalHold.lifted_at).is_(None)))).scalars().first()
+    return (
+        (
+            await session.execute(
+                select(LegalHold).where(LegalHold.incident_id == incident_id, col(LegalHold.lifted_at).is_(None))
+            )
+        )
+        .scalars()
+        .first()
+    )
 
 
 async def held_reports(session: AsyncSession, incident: Incident) -> list[BridgeReport]:
@@ -50,8 +57,9 @@ async def event_of(session: AsyncSession, incident_id: str, lock: bool = False) 
 
 async def _tell_intake(runtime: Runtime, message: HoldMessage) -> dict[str, Any]:
     try:
-        answer = await call_service(runtime, LEGAL_HOLD.destination, "POST", LEGAL_HOLD.path,
-                                    message.model_dump(mode="json"))
+        answer = await call_service(
+            runtime, LEGAL_HOLD.destination, "POST", LEGAL_HOLD.path, message.model_dump(mode="json")
+        )
         return dict(answer.json())
     except httpx.HTTPError as exc:
         raise unreachable("report-intake") from exc
@@ -68,14 +76,21 @@ async def set_hold(runtime: Runtime, actor: Who, incident_id: str, reason: str) 
         incident = await event_of(session, incident_id, lock=True)
         hold = await active_hold(session, incident.id)
         if hold is None:
-            hold = LegalHold(id=str(uuid.uuid4()), incident_id=incident.id, reason=reason, set_by=actor.username,
-                             set_at=utcnow(), version=SET)
+            hold = LegalHold(
+                id=str(uuid.uuid4()),
+                incident_id=incident.id,
+                reason=reason,
+                set_by=actor.username,
+                set_at=utcnow(),
+                version=SET,
+            )
             session.add(hold)
         hold_id, hold_reason = hold.id, hold.reason
         asked = [r.report_id for r in await held_reports(session, incident)]
     try:
-        answer = await _tell_intake(runtime, HoldMessage(hold_id=hold_id, incident_id=incident.id,
-                                                         report_ids=asked, active=True, version=SET))
+        answer = await _tell_intake(
+            runtime, HoldMessage(hold_id=hold_id, incident_id=incident.id, report_ids=asked, active=True, version=SET)
+        )
     except ServiceError:
         await _give_up(runtime, hold_id, "report-intake did not confirm the hold")
         raise
@@ -83,12 +98,28 @@ async def set_hold(runtime: Runtime, actor: Who, incident_id: str, reason: str) 
         await _give_up(runtime, hold_id, "report-intake had lifted this hold")
         return await set_hold(runtime, actor, incident.id, reason)
     async with runtime.db.transaction() as session:
-        audit(session, actor, "legal_hold.set", "incident", incident.id,
-              {"hold_id": hold_id, "reports": answer["held"], "already_gone": answer["unknown"],
-               "personal_data_gone": answer.get("personal_data_gone", [])})
-    return {"hold_id": hold_id, "incident_id": incident.id, "reason": hold_reason,
-            "reports_held": answer["held"], "reports_already_gone": answer["unknown"],
-            "reports_without_personal_data": answer.get("personal_data_gone", []), "active": True}
+        audit(
+            session,
+            actor,
+            "legal_hold.set",
+            "incident",
+            incident.id,
+            {
+                "hold_id": hold_id,
+                "reports": answer["held"],
+                "already_gone": answer["unknown"],
+                "personal_data_gone": answer.get("personal_data_gone", []),
+            },
+        )
+    return {
+        "hold_id": hold_id,
+        "incident_id": incident.id,
+        "reason": hold_reason,
+        "reports_held": answer["held"],
+        "reports_already_gone": answer["unknown"],
+        "reports_without_personal_data": answer.get("personal_data_gone", []),
+        "active": True,
+    }
 
 
 async def _give_up(runtime: Runtime, hold_id: str, why: str) -> None:
@@ -104,8 +135,7 @@ async def _give_up(runtime: Runtime, hold_id: str, why: str) -> None:
 async def _lift(session: AsyncSession, hold: LegalHold, actor: Who, why: str | None = None) -> None:
     hold.lifted_by, hold.lifted_at, hold.version = actor.username, utcnow(), LIFTED
     session.add(hold)
-    message = HoldMessage(hold_id=hold.id, incident_id=hold.incident_id, report_ids=[], active=False,
-                          version=LIFTED)
+    message = HoldMessage(hold_id=hold.id, incident_id=hold.incident_id, report_ids=[], active=False, version=LIFTED)
     await enqueue(session, messaging, LEGAL_HOLD, message)
     audit(session, actor, "legal_hold.lifted", "incident", hold.incident_id, {"hold_id": hold.id, "because": why})
 
@@ -118,31 +148,56 @@ async def lift_hold(runtime: Runtime, actor: Who, incident_id: str) -> dict[str,
         incident = await event_of(session, incident_id)
         holds = await _holds_of_event(session, incident)
     if not holds:
-        raise ServiceError(404, "legal_hold_not_found", "this incident is not under legal hold",
-                           detail_nl="dit incident staat niet onder bewaarplicht")
+        raise ServiceError(
+            404,
+            "legal_hold_not_found",
+            "this incident is not under legal hold",
+            detail_nl="dit incident staat niet onder bewaarplicht",
+        )
     for hold in holds:
-        await _tell_intake(runtime, HoldMessage(hold_id=hold.id, incident_id=hold.incident_id, report_ids=[],
-                                                active=False, version=LIFTED))
+        await _tell_intake(
+            runtime,
+            HoldMessage(hold_id=hold.id, incident_id=hold.incident_id, report_ids=[], active=False, version=LIFTED),
+        )
     async with runtime.db.transaction() as session:
         for hold in holds:
             current = await session.get(LegalHold, hold.id, with_for_update=True)
             if current is not None and current.lifted_at is None:
                 await _lift(session, current, actor)
-    return {"hold_id": holds[0].id, "incident_id": incident.id, "reason": holds[0].reason, "active": False,
-            "reports_held": [], "reports_already_gone": [], "reports_without_personal_data": []}
+    return {
+        "hold_id": holds[0].id,
+        "incident_id": incident.id,
+        "reason": holds[0].reason,
+        "active": False,
+        "reports_held": [],
+        "reports_already_gone": [],
+        "reports_without_personal_data": [],
+    }
 
 
 async def _holds_of_event(session: AsyncSession, incident: Incident) -> list[LegalHold]:
     """The active holds on an incident and on those merged into it, its own first; and those following them."""
     merged = list((await session.execute(select(Incident.id).where(Incident.merged_into == incident.id))).scalars())
-    found = list((await session.execute(select(LegalHold).where(
-        col(LegalHold.incident_id).in_([incident.id, *merged]), col(LegalHold.lifted_at).is_(None))
-        .order_by(col(LegalHold.incident_id) != incident.id, col(LegalHold.set_at)))).scalars())
+    found = list(
+        (
+            await session.execute(
+                select(LegalHold)
+                .where(col(LegalHold.incident_id).in_([incident.id, *merged]), col(LegalHold.lifted_at).is_(None))
+                .order_by(col(LegalHold.incident_id) != incident.id, col(LegalHold.set_at))
+            )
+        ).scalars()
+    )
     seen = {h.id for h in found}
     while True:  # holds that followed one of these into a split-off incident are part of the same evidence
-        following = [h for h in (await session.execute(select(LegalHold).where(
-            col(LegalHold.follows_hold).in_(seen), col(LegalHold.lifted_at).is_(None)))).scalars()
-            if h.id not in seen]
+        following = [
+            h
+            for h in (
+                await session.execute(
+                    select(LegalHold).where(col(LegalHold.follows_hold).in_(seen), col(LegalHold.lifted_at).is_(None))
+                )
+            ).scalars()
+            if h.id not in seen
+        ]
         if not following:
             return found
         found += following
@@ -151,8 +206,9 @@ async def _holds_of_event(session: AsyncSession, incident: Incident) -> list[Leg
 
 async def _extend(session: AsyncSession, hold: LegalHold, report_ids: list[str]) -> None:
     """Hold these reports too, under `hold` at its version (through the outbox: it is not lost)."""
-    message = HoldMessage(hold_id=hold.id, incident_id=hold.incident_id, report_ids=sorted(report_ids), active=True,
-                          version=hold.version)
+    message = HoldMessage(
+        hold_id=hold.id, incident_id=hold.incident_id, report_ids=sorted(report_ids), active=True, version=hold.version
+    )
     await enqueue(session, messaging, LEGAL_HOLD, message)
 
 
@@ -167,24 +223,41 @@ async def _follow(session: AsyncSession, hold: LegalHold, incident: Incident, wh
     """`incident` is held because `hold` is: its own hold (a new one that follows `hold`, if it has none)."""
     own = await active_hold(session, incident.id)
     if own is None:
-        own = LegalHold(id=str(uuid.uuid4()), incident_id=incident.id, reason=f"{why}: {hold.reason}"[:300],
-                        set_by=BRIDGE.username, set_at=utcnow(), version=SET, follows_hold=hold.id)
+        own = LegalHold(
+            id=str(uuid.uuid4()),
+            incident_id=incident.id,
+            reason=f"{why}: {hold.reason}"[:300],
+            set_by=BRIDGE.username,
+            set_at=utcnow(),
+            version=SET,
+            follows_hold=hold.id,
+        )
         session.add(own)
         await session.flush()
-        audit(session, BRIDGE, "legal_hold.set", "incident", incident.id,
-              {"hold_id": own.id, "follows_hold": hold.id, "because": why})
+        audit(
+            session,
+            BRIDGE,
+            "legal_hold.set",
+            "incident",
+            incident.id,
+            {"hold_id": own.id, "follows_hold": hold.id, "because": why},
+        )
     return own
 
 
-async def follow_merge(session: AsyncSession, survivor: Incident, absorbed: list[Incident],
-                       moved: list[BridgeReport]) -> None:
+async def follow_merge(
+    session: AsyncSession, survivor: Incident, absorbed: list[Incident], moved: list[BridgeReport]
+) -> None:
     """Incidents became one: if any of them was held, the survivor is held and so is every report it now has
     (the moved ones under the survivor's hold, intake keeping each earlier hold too)."""
     holds = [h for h in [await active_hold(session, i.id) for i in (survivor, *absorbed)] if h is not None]
     if not holds:
         return
-    own = holds[0] if holds[0].incident_id == survivor.id else \
-        await _follow(session, holds[0], survivor, f"merged with held incident {holds[0].incident_id}")
+    own = (
+        holds[0]
+        if holds[0].incident_id == survivor.id
+        else await _follow(session, holds[0], survivor, f"merged with held incident {holds[0].incident_id}")
+    )
     everything = [r.report_id for r in await held_reports(session, survivor)]
     await _extend(session, own, sorted({*everything, *(r.report_id for r in moved)}))
 

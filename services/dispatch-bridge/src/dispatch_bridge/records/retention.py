@@ -19,8 +19,9 @@ from dispatch_bridge.models import audit as audit_tables
 
 async def apply_retention(runtime: Runtime, order: RetentionApplied, message_id: str, source: str) -> str:
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message=RETENTION_FOR_BRIDGE, message_id=message_id,
-                                    source=source):
+        if not await first_delivery(
+            session, messaging, message=RETENTION_FOR_BRIDGE, message_id=message_id, source=source
+        ):
             return "duplicate"
         stored = await session.get(BridgeReport, order.report_id, with_for_update=True)
         removed: dict[str, Any] = {}
@@ -32,8 +33,9 @@ async def apply_retention(runtime: Runtime, order: RetentionApplied, message_id:
             if order.action == "remove_contact":
                 submission = submission.model_copy(update={"contact": None})
             else:
-                removed["messages"] = rowcount(await session.execute(delete(BridgeMessage).where(
-                    col(BridgeMessage.report_id) == stored.report_id)))
+                removed["messages"] = rowcount(
+                    await session.execute(delete(BridgeMessage).where(col(BridgeMessage.report_id) == stored.report_id))
+                )
                 removed["description"], removed["photos"] = True, len(submission.photos)
                 submission = submission.anonymised()
                 stored.lat = coarse(stored.lat) if stored.lat is not None else None
@@ -45,7 +47,14 @@ async def apply_retention(runtime: Runtime, order: RetentionApplied, message_id:
             else:
                 stored.submission = submission.model_dump_json()
                 session.add(stored)
-        log_deletion(session, deletions, audit_tables, report_id=order.report_id,
-                     reference=stored.reference if stored else None, rule=order.rule, action=order.action,
-                     removed=removed)
+        log_deletion(
+            session,
+            deletions,
+            audit_tables,
+            report_id=order.report_id,
+            reference=stored.reference if stored else None,
+            rule=order.rule,
+            action=order.action,
+            removed=removed,
+        )
     return "applied"

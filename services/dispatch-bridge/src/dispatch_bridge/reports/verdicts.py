@@ -27,24 +27,34 @@ from dispatch_bridge.states import (
 )
 
 
-async def receive_verification(runtime: Runtime, result: VerificationCompleted, message_id: str,
-                               source: str) -> str:
+async def receive_verification(runtime: Runtime, result: VerificationCompleted, message_id: str, source: str) -> str:
     async with runtime.db.transaction() as session:
         await events.decide_one_at_a_time(session)  # it may forward, join or merge
         stored = await known_report(session, result.report_id)
         if result.revision > stored.revision:  # this revision of the report has not arrived yet
-            raise ServiceError(409, "report_not_yet_known", "this revision has not reached the bridge yet",
-                               detail_nl="deze versie van de melding is nog niet bij de brug aangekomen",
-                               headers={"Retry-After": "1"})
-        if not await first_delivery(session, messaging, message=VERIFICATION_COMPLETED, message_id=message_id,
-                                    source=source):
+            raise ServiceError(
+                409,
+                "report_not_yet_known",
+                "this revision has not reached the bridge yet",
+                detail_nl="deze versie van de melding is nog niet bij de brug aangekomen",
+                headers={"Retry-After": "1"},
+            )
+        if not await first_delivery(
+            session, messaging, message=VERIFICATION_COMPLETED, message_id=message_id, source=source
+        ):
             return "duplicate"
         if (result.revision, result.assessment) <= (stored.verified_revision, stored.verified_assessment):
             return "stale"
         first_verdict = stored.verified_revision < 0
-        audit(session, BRIDGE, "report.verdict", "report", stored.report_id,
-              {"revision": result.revision, "verdict": result.verdict, "score": result.score},
-              report_id=stored.report_id)
+        audit(
+            session,
+            BRIDGE,
+            "report.verdict",
+            "report",
+            stored.report_id,
+            {"revision": result.revision, "verdict": result.verdict, "score": result.score},
+            report_id=stored.report_id,
+        )
         stored.verdict, stored.score, stored.verified_revision = result.verdict, result.score, result.revision
         stored.verified_assessment = result.assessment
         stored.verification, stored.group_id = result.model_dump_json(), result.group_id
@@ -56,8 +66,9 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
         if stored.state == ReportState.FORWARDED:
             # Already with the meldkamer (in progress, or a later revision): the result follows as an update.
             incident = await incident_of(session, stored)
-            await update_incident(session, runtime.settings, incident, "verification",
-                                  verification_note(stored.reference, result))
+            await update_incident(
+                session, runtime.settings, incident, "verification", verification_note(stored.reference, result)
+            )
             if first_verdict:
                 await tell_citizen(session, stored.report_id, "verified", precedence=precedence)
             await merge_with_group(session, runtime.settings, incident, result.group_reports)
@@ -79,6 +90,8 @@ async def receive_verification(runtime: Runtime, result: VerificationCompleted, 
 
 def verification_note(reference: str, result: VerificationCompleted) -> str:
     reasons = ", ".join(sorted({r.code for r in result.reasons})) or "no concerns"
-    note = f"Verification of {reference} (revision {result.revision}): {result.verdict}, score {result.score:.2f}; " \
-           f"{reasons}"
+    note = (
+        f"Verification of {reference} (revision {result.revision}): {result.verdict}, score {result.score:.2f}; "
+        f"{reasons}"
+    )
     return note + (f"; Burgernet {answers.match_text(result)}" if result.appeal_match else "")

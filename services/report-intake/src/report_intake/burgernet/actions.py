@@ -22,8 +22,12 @@ from report_intake.models import AppealReceipt, PublishedAppeal, messaging
 from report_intake.schemas import ReportSubmission
 
 # What a sighting's report is filed under, by what the action looks for.
-CATEGORY_OF = {"person": "suspicious_situation", "vehicle": "suspicious_situation",
-               "missing_child": "missing_person", "witnesses": "other"}
+CATEGORY_OF = {
+    "person": "suspicious_situation",
+    "vehicle": "suspicious_situation",
+    "missing_child": "missing_person",
+    "witnesses": "other",
+}
 
 
 class Sighting(BaseModel):
@@ -37,24 +41,34 @@ class Sighting(BaseModel):
     contact: ContactDetails | None = None
 
     def as_report(self, action: PublishedAction) -> ReportSubmission:
-        return ReportSubmission(category=CATEGORY_OF[action.looking_for], description=self.description,
-                                location=self.location, observed_at=self.seen_at,
-                                in_progress=self.seeing_now and action.kind == "action", contact=self.contact)
+        return ReportSubmission(
+            category=CATEGORY_OF[action.looking_for],
+            description=self.description,
+            location=self.location,
+            observed_at=self.seen_at,
+            in_progress=self.seeing_now and action.kind == "action",
+            contact=self.contact,
+        )
 
 
 async def receive_action(runtime: Runtime, action: PublishedAction, message_id: str, source: str) -> str:
     """A new version of an action; an older one than what is here changes nothing. When it ends, the receipts
     are counted once and deleted: only the figure stays."""
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message=BURGERNET_ACTION, message_id=message_id,
-                                    source=source):
+        if not await first_delivery(session, messaging, message=BURGERNET_ACTION, message_id=message_id, source=source):
             return "duplicate"
         stored = await session.get(PublishedAppeal, action.action_id, with_for_update=True)
         if stored is not None and stored.version >= action.version:
             return "stale"
         if stored is None:
-            stored = PublishedAppeal(action_id=action.action_id, version=0, status="open", kind=action.kind,
-                                     document="{}", closes_at=action.closes_at)
+            stored = PublishedAppeal(
+                action_id=action.action_id,
+                version=0,
+                status="open",
+                kind=action.kind,
+                document="{}",
+                closes_at=action.closes_at,
+            )
         # What the public may see, whatever the sender put in (an ended action no longer says whom it sought).
         stored.version, stored.status = action.version, action.status
         stored.document = action.public().model_dump_json()

@@ -43,18 +43,24 @@ by proxies and CDNs for `max-age` seconds. For each new action the app sends one
 
 
 def credential_needed() -> ServiceError:
-    return ServiceError(401, "installation_credential_required", "Burgernet answers come from the app: send its "
-                        "Installation-Credential", detail_nl="Reacties op Burgernet komen uit de app: stuur de "
-                        "Installation-Credential mee")
+    return ServiceError(
+        401,
+        "installation_credential_required",
+        "Burgernet answers come from the app: send its Installation-Credential",
+        detail_nl="Reacties op Burgernet komen uit de app: stuur de Installation-Credential mee",
+    )
 
 
 def cache_headers(settings: IntakeSettings, etag: str) -> dict[str, str]:
     return {name.decode(): value.decode() for name, value in action_feed.feed_headers(settings, etag)}
 
 
-@router.get("/actions", summary="The feed of active Burgernet actions (cacheable; conditional with ETag)",
-            description=FEED_DESCRIPTION, responses={200: {"content": {"application/json": {}}},
-                                                     304: {"description": "the feed you have is current"}})
+@router.get(
+    "/actions",
+    summary="The feed of active Burgernet actions (cacheable; conditional with ETag)",
+    description=FEED_DESCRIPTION,
+    responses={200: {"content": {"application/json": {}}}, 304: {"description": "the feed you have is current"}},
+)
 async def feed(runtime: RuntimeDep, if_none_match: IfNoneMatch = None) -> Response:
     """Documents the feed; `burgernet.FeedFastPath` answers it before the routing (as this would)."""
     document = await action_feed.feed_of(runtime).current(runtime)
@@ -64,36 +70,58 @@ async def feed(runtime: RuntimeDep, if_none_match: IfNoneMatch = None) -> Respon
     return Response(document.body, media_type="application/json", headers=headers)
 
 
-@router.get("/actions/{action_id}/cap", summary="The action as an OASIS CAP 1.2 alert (Dutch and English)",
-            response_class=Response, responses={200: {"content": {"application/cap+xml": {}}},
-                                                **error_responses(404)})
+@router.get(
+    "/actions/{action_id}/cap",
+    summary="The action as an OASIS CAP 1.2 alert (Dutch and English)",
+    response_class=Response,
+    responses={200: {"content": {"application/cap+xml": {}}}, **error_responses(404)},
+)
 async def cap(action_id: str, runtime: RuntimeDep) -> Response:
     action = await action_feed.published(runtime, action_id)
     etag = f'"{action.action_id}-{action.version}"'
-    return Response(action_feed.cap_document(runtime.settings, action), media_type="application/cap+xml",
-                    headers=cache_headers(runtime.settings, etag))
+    return Response(
+        action_feed.cap_document(runtime.settings, action),
+        media_type="application/cap+xml",
+        headers=cache_headers(runtime.settings, etag),
+    )
 
 
-@router.get("/actions/{action_id}/photo", summary="The photo of whom or what is sought (a copy without metadata)",
-            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404)})
+@router.get(
+    "/actions/{action_id}/photo",
+    summary="The photo of whom or what is sought (a copy without metadata)",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404)},
+)
 async def photo(action_id: str, runtime: RuntimeDep) -> Response:
     action = await action_feed.published(runtime, action_id)
     if action.photo is None or action.status != "open":  # an ended action's photo is no longer shown
-        raise ServiceError(404, "photo_not_found", "this action has no photo to show",
-                           detail_nl="bij deze actie hoort geen foto om te tonen")
+        raise ServiceError(
+            404,
+            "photo_not_found",
+            "this action has no photo to show",
+            detail_nl="bij deze actie hoort geen foto om te tonen",
+        )
     try:  # from the published store alone: a digest of anything else is not there to be served
-        data = await asyncio.to_thread(published_store(runtime.settings.blob_config()).read_verified,
-                                       action.photo.sha256)
+        data = await asyncio.to_thread(
+            published_store(runtime.settings.blob_config()).read_verified, action.photo.sha256
+        )
     except (BlobNotFound, ValueError) as exc:
-        raise ServiceError(404, "photo_not_found", "the photo is not available",
-                           detail_nl="de foto is niet beschikbaar") from exc
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=300",
-                                                            "ETag": f'"{action.photo.sha256[:32]}"'})
+        raise ServiceError(
+            404, "photo_not_found", "the photo is not available", detail_nl="de foto is niet beschikbaar"
+        ) from exc
+    return Response(
+        data,
+        media_type="image/jpeg",
+        headers={"Cache-Control": "public, max-age=300", "ETag": f'"{action.photo.sha256[:32]}"'},
+    )
 
 
-@router.post("/receipts", summary="Confirm the actions this installation received (all of them, wherever the "
-             "phone is): for the police's figure of how many were reached",
-             responses=error_responses(401, 422, examples={401: [credential_needed(), *CREDENTIAL_ERRORS[401][:2]]}))
+@router.post(
+    "/receipts",
+    summary="Confirm the actions this installation received (all of them, wherever the "
+    "phone is): for the police's figure of how many were reached",
+    responses=error_responses(401, 422, examples={401: [credential_needed(), *CREDENTIAL_ERRORS[401][:2]]}),
+)
 async def receipts(body: Receipts, runtime: RuntimeDep, sender: SenderDep) -> dict[str, int]:
     if sender.installation_id is None:
         raise credential_needed()
@@ -102,38 +130,72 @@ async def receipts(body: Receipts, runtime: RuntimeDep, sender: SenderDep) -> di
 
 def sighting_parser(action: PublishedAction) -> Callable[[UploadedForm], ReportSubmission]:
     """Reads the `sighting` part of an answer to this action as the report it becomes."""
+
     def parse(form: UploadedForm) -> ReportSubmission:
         data = submission.parse_json_object(form.fields.get("sighting"), "sighting")
         try:
             sighting = Sighting.model_validate(data)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-            raise ServiceError(422, "invalid_sighting", problems,
-                               detail_nl=f"De reactie is niet geldig: {problems}") from exc
+            raise ServiceError(
+                422, "invalid_sighting", problems, detail_nl=f"De reactie is niet geldig: {problems}"
+            ) from exc
         return sighting.as_report(action)
+
     return parse
 
 
 @router.post(
-    "/actions/{action_id}/sightings", status_code=202, response_model=ReportCreated,
+    "/actions/{action_id}/sightings",
+    status_code=202,
+    response_model=ReportCreated,
     summary="Answer an open action or witness call: what you saw, where and when, with photos",
     description="Multipart: a `sighting` part (JSON, see `Sighting`) and zero or more `photos` parts, with the "
     "app's `Installation-Credential` (answers are anonymous) and an `Idempotency-Key`. The answer is a report "
     "like any other (follow it with its access token): checked against the action's area and time, then sent "
     "to the meldkamer. Refused with 409 `burgernet_action_closed` once the action has ended.",
-    responses=error_responses(400, 401, 404, 409, 413, 415, 422, 429, examples={
-        401: [credential_needed(), *CREDENTIAL_ERRORS[401][:2]], 409: [errors.action_closed()]}),
-    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["sighting"], "properties": {
-            "sighting": {"type": "string", "contentMediaType": "application/json",
-                         "contentSchema": Sighting.model_json_schema()},
-            "photos": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}},
+    responses=error_responses(
+        400,
+        401,
+        404,
+        409,
+        413,
+        415,
+        422,
+        429,
+        examples={401: [credential_needed(), *CREDENTIAL_ERRORS[401][:2]], 409: [errors.action_closed()]},
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["sighting"],
+                        "properties": {
+                            "sighting": {
+                                "type": "string",
+                                "contentMediaType": "application/json",
+                                "contentSchema": Sighting.model_json_schema(),
+                            },
+                            "photos": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        },
+                    }
+                }
+            },
+        }
+    },
 )
-async def answer(action_id: str, request: Request, runtime: RuntimeDep, sender: SenderDep,
-                 idempotency_key: IdempotencyKeyHeader = None) -> JSONResponse:
+async def answer(
+    action_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    sender: SenderDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     key = idempotency.check_key(idempotency_key)
     if sender.installation_id is None:
         raise credential_needed()
     action = await actions.open_action(runtime, action_id)  # 404 / 409 before the upload is read
-    return await receive_new_report(request, runtime, sender, key, sighting_parser(action),
-                                    appeal=action)
+    return await receive_new_report(request, runtime, sender, key, sighting_parser(action), appeal=action)

@@ -50,9 +50,17 @@ class ActionFeed:
             return document
         since = utcnow() - timedelta(hours=self.settings.burgernet_closed_visible_hours)
         async with runtime.db.sessions() as session:
-            rows = (await session.execute(select(PublishedAppeal.document).where(
-                or_(col(PublishedAppeal.status) == "open", col(PublishedAppeal.closed_at) >= since))
-                .order_by(col(PublishedAppeal.action_id)))).scalars().all()
+            rows = (
+                (
+                    await session.execute(
+                        select(PublishedAppeal.document)
+                        .where(or_(col(PublishedAppeal.status) == "open", col(PublishedAppeal.closed_at) >= since))
+                        .order_by(col(PublishedAppeal.action_id))
+                    )
+                )
+                .scalars()
+                .all()
+            )
         base = self.settings.public_url.rstrip("/")
         actions = []
         for raw in rows:
@@ -87,8 +95,11 @@ def etag_matches(if_none_match: str | None, *etags: str) -> bool:
 
 def feed_headers(settings: IntakeSettings, etag: str) -> list[tuple[bytes, bytes]]:
     max_age = settings.burgernet_feed_max_age_seconds
-    return [(b"etag", etag.encode()), (b"vary", b"Accept-Encoding"),
-            (b"cache-control", f"public, max-age={max_age}, stale-while-revalidate={max_age}".encode())]
+    return [
+        (b"etag", etag.encode()),
+        (b"vary", b"Accept-Encoding"),
+        (b"cache-control", f"public, max-age={max_age}, stale-while-revalidate={max_age}".encode()),
+    ]
 
 
 FEED_PATH = "/v1/burgernet/actions"
@@ -125,8 +136,11 @@ class FeedFastPath:
             headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
             if accepts_gzip:
                 headers.append((b"content-encoding", b"gzip"))
-        runtime.metrics.counter("bm_burgernet_feed_requests", "Requests for the Burgernet feed, by status (304: "
-                                "the app had the current feed)", ["status"]).labels(str(status)).inc()
+        runtime.metrics.counter(
+            "bm_burgernet_feed_requests",
+            "Requests for the Burgernet feed, by status (304: the app had the current feed)",
+            ["status"],
+        ).labels(str(status)).inc()
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 

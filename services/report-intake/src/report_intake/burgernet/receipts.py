@@ -20,14 +20,21 @@ MAX_RECEIPTS = 50
 
 
 class Receipts(BaseModel):
-    action_ids: list[str] = Field(min_length=1, max_length=MAX_RECEIPTS,
-                                  description="every action id in the feed the app has not confirmed yet, wherever "
-                                  "the phone is")
+    action_ids: list[str] = Field(
+        min_length=1,
+        max_length=MAX_RECEIPTS,
+        description="every action id in the feed the app has not confirmed yet, wherever the phone is",
+    )
 
 
 async def count_receipts(session: AsyncSession, action_id: str) -> int:
-    return int((await session.execute(select(func.count()).select_from(AppealReceipt)
-                                      .where(AppealReceipt.action_id == action_id))).scalar_one())
+    return int(
+        (
+            await session.execute(
+                select(func.count()).select_from(AppealReceipt).where(AppealReceipt.action_id == action_id)
+            )
+        ).scalar_one()
+    )
 
 
 async def reach(runtime: Runtime, action_id: str) -> dict[str, Any]:
@@ -35,14 +42,18 @@ async def reach(runtime: Runtime, action_id: str) -> dict[str, Any]:
         stored = await session.get(PublishedAppeal, action_id[:36])
         if stored is None:
             raise unknown_action()
-        count = stored.fetched_count if stored.fetched_count is not None else \
-            await count_receipts(session, stored.action_id)
+        count = (
+            stored.fetched_count
+            if stored.fetched_count is not None
+            else await count_receipts(session, stored.action_id)
+        )
     return {"action_id": stored.action_id, "installations": count}
 
 
 def receipt_tag(secret: str, action_id: str, installation_id: str) -> str:
-    return hmac.new(secret.encode(), f"burgernet-receipt:{action_id}:{installation_id}".encode(),
-                    hashlib.sha256).hexdigest()
+    return hmac.new(
+        secret.encode(), f"burgernet-receipt:{action_id}:{installation_id}".encode(), hashlib.sha256
+    ).hexdigest()
 
 
 async def record_receipts(runtime: Runtime, installation_id: str, action_ids: list[str]) -> dict[str, int]:
@@ -50,9 +61,16 @@ async def record_receipts(runtime: Runtime, installation_id: str, action_ids: li
     feed a phone has may be a minute old)."""
     secret = runtime.settings.token_secret
     async with runtime.db.transaction() as session:
-        open_ids = set((await session.execute(select(PublishedAppeal.action_id).where(
-            col(PublishedAppeal.action_id).in_([a[:36] for a in action_ids]),
-            PublishedAppeal.status == "open"))).scalars())
+        open_ids = set(
+            (
+                await session.execute(
+                    select(PublishedAppeal.action_id).where(
+                        col(PublishedAppeal.action_id).in_([a[:36] for a in action_ids]),
+                        PublishedAppeal.status == "open",
+                    )
+                )
+            ).scalars()
+        )
         rows = [{"action_id": a, "tag": receipt_tag(secret, a, installation_id)} for a in sorted(open_ids)]
         if rows:
             dialect = postgresql if not runtime.db.is_sqlite else sqlite

@@ -29,8 +29,17 @@ from report_intake.schemas import (
 async def list_messages(runtime: Runtime, report_id: str, access: reports_access.Access) -> list[MessageView]:
     async with runtime.db.sessions() as session:
         await reports_access.authorised_report(runtime, session, report_id, access)
-        rows = (await session.execute(select(Message).where(Message.report_id == report_id)
-                                      .order_by(col(Message.sent_at), col(Message.id)))).scalars().all()
+        rows = (
+            (
+                await session.execute(
+                    select(Message)
+                    .where(Message.report_id == report_id)
+                    .order_by(col(Message.sent_at), col(Message.id))
+                )
+            )
+            .scalars()
+            .all()
+        )
     return [message_view(m) for m in rows]
 
 
@@ -38,13 +47,19 @@ def message_view(message: Message) -> MessageView:
     direction = message.direction
     match direction:
         case "to_citizen" | "from_citizen":
-            return MessageView(id=message.id, direction=direction, text=message.text,
-                               in_reply_to=message.in_reply_to, sent_at=message.sent_at)
+            return MessageView(
+                id=message.id,
+                direction=direction,
+                text=message.text,
+                in_reply_to=message.in_reply_to,
+                sent_at=message.sent_at,
+            )
     raise ValueError(f"message {message.id} goes in no direction the API knows: {direction!r}")
 
 
-async def send_message(runtime: Runtime, report_id: str, access: reports_access.Access, message: MessageIn,
-                       key: str) -> MessageView:
+async def send_message(
+    runtime: Runtime, report_id: str, access: reports_access.Access, message: MessageIn, key: str
+) -> MessageView:
     """A citizen's message or answer: stored, and sent to the bridge (a note on the incident)."""
     async with runtime.db.sessions() as session:
         report = await reports_access.authorised_report(runtime, session, report_id, access, changing=True)
@@ -54,35 +69,71 @@ async def send_message(runtime: Runtime, report_id: str, access: reports_access.
         if message.in_reply_to is not None:
             question = await session.get(Message, message.in_reply_to)
             if question is None or question.report_id != report_id or question.direction != "to_citizen":
-                raise ServiceError(422, "unknown_question", "in_reply_to names no question on this report",
-                                   detail_nl="in_reply_to verwijst niet naar een vraag bij deze melding")
-        stored = Message(id=str(uuid.uuid4()), report_id=report_id, direction="from_citizen", text=message.text,
-                         in_reply_to=message.in_reply_to, sent_at=utcnow())
+                raise ServiceError(
+                    422,
+                    "unknown_question",
+                    "in_reply_to names no question on this report",
+                    detail_nl="in_reply_to verwijst niet naar een vraag bij deze melding",
+                )
+        stored = Message(
+            id=str(uuid.uuid4()),
+            report_id=report_id,
+            direction="from_citizen",
+            text=message.text,
+            in_reply_to=message.in_reply_to,
+            sent_at=utcnow(),
+        )
         session.add(stored)
-        outgoing = CitizenMessage(report_id=report_id, message_id=stored.id, text=stored.text,
-                                  in_reply_to=stored.in_reply_to, sent_at=stored.sent_at)
+        outgoing = CitizenMessage(
+            report_id=report_id,
+            message_id=stored.id,
+            text=stored.text,
+            in_reply_to=stored.in_reply_to,
+            sent_at=stored.sent_at,
+        )
         await enqueue(session, messaging, CITIZEN_MESSAGE, outgoing, precedence=Precedence.urgent_if(report.urgent))
-        view = MessageView(id=stored.id, direction="from_citizen", text=stored.text, in_reply_to=stored.in_reply_to,
-                           sent_at=stored.sent_at)
+        view = MessageView(
+            id=stored.id,
+            direction="from_citizen",
+            text=stored.text,
+            in_reply_to=stored.in_reply_to,
+            sent_at=stored.sent_at,
+        )
         return idempotency.StoredResponse(201, view.model_dump(mode="json"))
 
-    response = await idempotency.run_once(runtime.db, idempotency_keys, f"message:{report_id}", key,
-                                          submission.fingerprint(message.model_dump(), []), work)
+    response = await idempotency.run_once(
+        runtime.db,
+        idempotency_keys,
+        f"message:{report_id}",
+        key,
+        submission.fingerprint(message.model_dump(), []),
+        work,
+    )
     return MessageView.model_validate(response.body)
 
 
-async def receive_dispatcher_message(runtime: Runtime, incoming: DispatcherMessage, message_id: str,
-                                     source: str) -> str:
+async def receive_dispatcher_message(
+    runtime: Runtime, incoming: DispatcherMessage, message_id: str, source: str
+) -> str:
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message=DISPATCHER_MESSAGE, message_id=message_id,
-                                    source=source):
+        if not await first_delivery(
+            session, messaging, message=DISPATCHER_MESSAGE, message_id=message_id, source=source
+        ):
             return "duplicate"
         report = (await session.execute(select(Report).where(Report.id == incoming.report_id))).scalars().first()
         if report is None:
             raise ServiceError(404, "report_not_found", "no such report", detail_nl="deze melding bestaat niet")
-        session.add(Message(id=incoming.message_id, report_id=report.id, direction="to_citizen", text=incoming.text,
-                            sent_at=incoming.sent_at))
-        add_timeline(session, report.id, "message", texts.QUESTION[0] + incoming.text,
-                     texts.QUESTION[1] + incoming.text)
+        session.add(
+            Message(
+                id=incoming.message_id,
+                report_id=report.id,
+                direction="to_citizen",
+                text=incoming.text,
+                sent_at=incoming.sent_at,
+            )
+        )
+        add_timeline(
+            session, report.id, "message", texts.QUESTION[0] + incoming.text, texts.QUESTION[1] + incoming.text
+        )
     notify(runtime, incoming.report_id)
     return "applied"

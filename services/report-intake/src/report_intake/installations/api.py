@@ -22,8 +22,12 @@ installation_router = APIRouter(prefix="/v1/installations", tags=["installations
 
 
 def credential_to_revoke() -> ServiceError:
-    return ServiceError(401, "installation_credential_required", "send the Installation-Credential to revoke",
-                        detail_nl="Stuur de Installation-Credential mee om die in te trekken")
+    return ServiceError(
+        401,
+        "installation_credential_required",
+        "send the Installation-Credential to revoke",
+        detail_nl="Stuur de Installation-Credential mee om die in te trekken",
+    )
 
 
 REGISTRATION_FLOW = """Register the app once, before its first report:
@@ -41,39 +45,69 @@ is stored. `DELETE /v1/installations/current` revokes it (for example when the u
 
 
 @installation_router.post(
-    "/challenges", status_code=201, response_model=InstallationChallenge,
-    summary="Step 1: a proof-of-work challenge for registering the app", description=REGISTRATION_FLOW,
+    "/challenges",
+    status_code=201,
+    response_model=InstallationChallenge,
+    summary="Step 1: a proof-of-work challenge for registering the app",
+    description=REGISTRATION_FLOW,
 )
 async def new_challenge(runtime: RuntimeDep) -> InstallationChallenge:
     # Not limited: a challenge is stateless and cheap, and a limit per address would let one abuser behind a
     # shared address stop every phone beside it from registering.
     settings: IntakeSettings = runtime.settings
     issued = registering.issue_challenge(settings.token_secret, settings.installation_pow_bits)
-    return InstallationChallenge(challenge=issued.value, difficulty_bits=issued.difficulty_bits,
-                                 expires_at=issued.expires_at)
+    return InstallationChallenge(
+        challenge=issued.value, difficulty_bits=issued.difficulty_bits, expires_at=issued.expires_at
+    )
 
 
 @installation_router.post(
-    "", status_code=201, response_model=InstallationCreated,
-    summary="Step 2: redeem a solved challenge for the installation's credential", description=REGISTRATION_FLOW,
-    responses=error_responses(409, 422, 429, examples={
-        409: [registering.replayed()],
-        422: [registering.invalid_proof(20), registering.expired_challenge(), registering.invalid_challenge(),
-              ServiceError(422, "validation_error", "body.solution: Field required",
-                           detail_nl="Het verzoek is niet geldig: body.solution: Field required")],
-        429: [rate_limited(42)]}),
+    "",
+    status_code=201,
+    response_model=InstallationCreated,
+    summary="Step 2: redeem a solved challenge for the installation's credential",
+    description=REGISTRATION_FLOW,
+    responses=error_responses(
+        409,
+        422,
+        429,
+        examples={
+            409: [registering.replayed()],
+            422: [
+                registering.invalid_proof(20),
+                registering.expired_challenge(),
+                registering.invalid_challenge(),
+                ServiceError(
+                    422,
+                    "validation_error",
+                    "body.solution: Field required",
+                    detail_nl="Het verzoek is niet geldig: body.solution: Field required",
+                ),
+            ],
+            429: [rate_limited(42)],
+        },
+    ),
 )
-async def register_installation(registration: InstallationRegistration, request: Request,
-                                runtime: RuntimeDep) -> InstallationCreated:
+async def register_installation(
+    registration: InstallationRegistration, request: Request, runtime: RuntimeDep
+) -> InstallationCreated:
     address, limits = client_address(request), limits_of(runtime)
-    registered = await registering.register(runtime.db, runtime.settings.token_secret, registration.challenge,
-                                              registration.solution, lambda: limits.new_installation(address),
-                                              await limits.address_pseudonym(address))
+    registered = await registering.register(
+        runtime.db,
+        runtime.settings.token_secret,
+        registration.challenge,
+        registration.solution,
+        lambda: limits.new_installation(address),
+        await limits.address_pseudonym(address),
+    )
     return InstallationCreated(installation_id=registered.installation_id, credential=registered.credential)
 
 
 @installation_router.delete(
-    "/current", status_code=204, response_class=Response, summary="Revoke this installation's credential",
+    "/current",
+    status_code=204,
+    response_class=Response,
+    summary="Revoke this installation's credential",
     description="After this the credential is refused (401 `installation_revoked`); reports made with it keep "
     "their access tokens, but changing them needs the credential that made them.",
     responses=error_responses(401, examples={401: [*CREDENTIAL_ERRORS[401][:2], credential_to_revoke()]}),

@@ -27,9 +27,12 @@ def secret_hash(secret: str) -> str:
 
 def invalid_credential() -> ServiceError:
     # One answer for a malformed, unknown or forged credential: nothing to probe.
-    return ServiceError(401, "installation_credential_invalid", "the installation credential is not valid; "
-                        "register the installation again", detail_nl="De installatiecode is niet geldig; "
-                        "registreer de app opnieuw")
+    return ServiceError(
+        401,
+        "installation_credential_invalid",
+        "the installation credential is not valid; register the installation again",
+        detail_nl="De installatiecode is niet geldig; registreer de app opnieuw",
+    )
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,12 @@ async def authenticate(db: Database, credential: str) -> Authenticated:
 
 
 def revoked() -> ServiceError:
-    return ServiceError(401, "installation_revoked", "this installation was revoked; register it again",
-                        detail_nl="Deze installatie is ingetrokken; registreer de app opnieuw")
+    return ServiceError(
+        401,
+        "installation_revoked",
+        "this installation was revoked; register it again",
+        detail_nl="Deze installatie is ingetrokken; registreer de app opnieuw",
+    )
 
 
 async def revoke(db: Database, installation_id: str) -> bool:
@@ -73,8 +80,9 @@ async def revoke(db: Database, installation_id: str) -> bool:
 
 def binding(secret: str, report_id: str, installation_id: str) -> str:
     """What a report keeps of the installation that made it: checkable, not linkable without the secret."""
-    return hmac.new(secret.encode(), f"installation-binding:{report_id}:{installation_id}".encode(),
-                    hashlib.sha256).hexdigest()
+    return hmac.new(
+        secret.encode(), f"installation-binding:{report_id}:{installation_id}".encode(), hashlib.sha256
+    ).hexdigest()
 
 
 async def installation_of_report(db: Database, secret: str, report_id: str, report_binding: str) -> str | None:

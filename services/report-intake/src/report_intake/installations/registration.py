@@ -81,8 +81,12 @@ def solve(challenge: str, bits: int) -> str:
 
 
 def invalid_challenge() -> ServiceError:
-    return ServiceError(422, "challenge_invalid", "the challenge was not issued by this service or was altered",
-                        detail_nl="De opgave is niet door deze dienst uitgegeven of is gewijzigd")
+    return ServiceError(
+        422,
+        "challenge_invalid",
+        "the challenge was not issued by this service or was altered",
+        detail_nl="De opgave is niet door deze dienst uitgegeven of is gewijzigd",
+    )
 
 
 def check_proof(secret: str, challenge: str, solution: str) -> None:
@@ -101,23 +105,40 @@ def check_proof(secret: str, challenge: str, solution: str) -> None:
 
 
 def expired_challenge() -> ServiceError:
-    return ServiceError(422, "challenge_expired", "the challenge has expired; ask for a new one",
-                        detail_nl="De opgave is verlopen; vraag een nieuwe aan")
+    return ServiceError(
+        422,
+        "challenge_expired",
+        "the challenge has expired; ask for a new one",
+        detail_nl="De opgave is verlopen; vraag een nieuwe aan",
+    )
 
 
 def invalid_proof(bits: int) -> ServiceError:
-    return ServiceError(422, "proof_of_work_invalid",
-                        f"SHA-256 of '<challenge>:<solution>' does not start with {bits} zero bits",
-                        detail_nl=f"SHA-256 van '<challenge>:<solution>' begint niet met {bits} nulbits")
+    return ServiceError(
+        422,
+        "proof_of_work_invalid",
+        f"SHA-256 of '<challenge>:<solution>' does not start with {bits} zero bits",
+        detail_nl=f"SHA-256 van '<challenge>:<solution>' begint niet met {bits} nulbits",
+    )
 
 
 def replayed() -> ServiceError:
-    return ServiceError(409, "proof_of_work_replayed", "this challenge was already redeemed; solve a new one",
-                        detail_nl="Deze opgave is al ingewisseld; los een nieuwe op")
+    return ServiceError(
+        409,
+        "proof_of_work_replayed",
+        "this challenge was already redeemed; solve a new one",
+        detail_nl="Deze opgave is al ingewisseld; los een nieuwe op",
+    )
 
 
-async def register(db: Database, secret: str, challenge: str, solution: str,
-                   reserve: Callable[[], Awaitable[Reservation]], registered_from: str) -> Registered:
+async def register(
+    db: Database,
+    secret: str,
+    challenge: str,
+    solution: str,
+    reserve: Callable[[], Awaitable[Reservation]],
+    registered_from: str,
+) -> Registered:
     """Redeem a solved challenge, once, for a new credential; `registered_from` is the pseudonym of the
     client's address (kept for the installation's first hour: `independent_source`).
 
@@ -139,9 +160,15 @@ async def register(db: Database, secret: str, challenge: str, solution: str,
             async with db.transaction() as session:
                 # The spent challenge and the installation commit together: a replay finds the first and fails.
                 session.add(SpentChallenge(digest=digest, expires_at=now + CHALLENGE_TTL))
-                session.add(Installation(id=installation_id, secret_hash=secret_hash(credential_secret),
-                                         created_on=now.date().isoformat(), registered_from=registered_from,
-                                         new_until=now + NEW_INSTALLATION))
+                session.add(
+                    Installation(
+                        id=installation_id,
+                        secret_hash=secret_hash(credential_secret),
+                        created_on=now.date().isoformat(),
+                        registered_from=registered_from,
+                        new_until=now + NEW_INSTALLATION,
+                    )
+                )
         except IntegrityError as exc:  # a replay racing the first redemption
             raise replayed() from exc
     return Registered(installation_id, f"{CREDENTIAL_PREFIX}.{installation_id}.{credential_secret}")
@@ -161,6 +188,9 @@ class RegistrationPurger(BackgroundLoop):
     async def run_once(self) -> int:
         async with self.db.transaction() as session:
             await session.execute(delete(SpentChallenge).where(col(SpentChallenge.expires_at) < utcnow()))
-            await session.execute(update(Installation).where(col(Installation.new_until) < utcnow())
-                                  .values(registered_from=None, new_until=None))
+            await session.execute(
+                update(Installation)
+                .where(col(Installation.new_until) < utcnow())
+                .values(registered_from=None, new_until=None)
+            )
         return 0

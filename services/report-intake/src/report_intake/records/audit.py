@@ -18,19 +18,48 @@ from report_intake.reports.status import FINAL_STATUSES
 SERVICE = "report-intake"
 
 
-def record(session: AsyncSession, action: str, report_id: str, *, target_type: str = "report",
-           target_id: str | None = None, detail: Any = None, actor: str = SERVICE, role: str = "service") -> None:
+def record(
+    session: AsyncSession,
+    action: str,
+    report_id: str,
+    *,
+    target_type: str = "report",
+    target_id: str | None = None,
+    detail: Any = None,
+    actor: str = SERVICE,
+    role: str = "service",
+) -> None:
     """An entry in intake's audit chain about one report (or one of its photos)."""
-    auditchain.record(session, audit, actor=actor, role=role, action=action, target_type=target_type,
-                      target_id=target_id or report_id, report_id=report_id, detail=detail)
+    auditchain.record(
+        session,
+        audit,
+        actor=actor,
+        role=role,
+        action=action,
+        target_type=target_type,
+        target_id=target_id or report_id,
+        report_id=report_id,
+        detail=detail,
+    )
 
 
 def record_photo_received(session: AsyncSession, report_id: str, photo: Photo) -> None:
     """The start of a photo's custody: its hash, size and type as it arrived, and its display copy's hash."""
-    record(session, "photo.received", report_id, target_type="photo", target_id=photo.id,
-           detail={"sha256": photo.sha256, "size_bytes": photo.size_bytes, "content_type": photo.content_type,
-                   "received_at": photo.received_at.isoformat(), "received_by": SERVICE,
-                   "sanitised_sha256": photo.sanitised_sha256})
+    record(
+        session,
+        "photo.received",
+        report_id,
+        target_type="photo",
+        target_id=photo.id,
+        detail={
+            "sha256": photo.sha256,
+            "size_bytes": photo.size_bytes,
+            "content_type": photo.content_type,
+            "received_at": photo.received_at.isoformat(),
+            "received_by": SERVICE,
+            "sanitised_sha256": photo.sanitised_sha256,
+        },
+    )
 
 
 def mark_finished(session: AsyncSession, report: Report) -> None:

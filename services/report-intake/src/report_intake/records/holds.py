@@ -36,38 +36,68 @@ async def apply_hold(runtime: Runtime, hold: LegalHold) -> dict[str, Any]:
     async with runtime.db.transaction() as session:
         # The hold's row first (made if new, without a clash when its first two messages meet), then locked.
         dialect = sqlite if runtime.db.is_sqlite else postgresql
-        await session.execute(dialect.insert(HoldState).values(
-            hold_id=hold.hold_id, incident_id=hold.incident_id, version=0, active=False, changed_at=utcnow())
-            .on_conflict_do_nothing())
-        state = (await session.execute(select(HoldState).where(HoldState.hold_id == hold.hold_id)
-                                       .with_for_update())).scalars().one()
+        await session.execute(
+            dialect.insert(HoldState)
+            .values(hold_id=hold.hold_id, incident_id=hold.incident_id, version=0, active=False, changed_at=utcnow())
+            .on_conflict_do_nothing()
+        )
+        state = (
+            (await session.execute(select(HoldState).where(HoldState.hold_id == hold.hold_id).with_for_update()))
+            .scalars()
+            .one()
+        )
         if hold.version < state.version or (hold.active and not state.active and state.version > 0):
-            log.info("a late legal hold message ignored", extra={"hold_id": hold.hold_id, "version": hold.version,
-                                                                 "known_version": state.version})
+            log.info(
+                "a late legal hold message ignored",
+                extra={"hold_id": hold.hold_id, "version": hold.version, "known_version": state.version},
+            )
             return {"held": [], "unknown": [], "personal_data_gone": [], "stale": True}
         state.version, state.active, state.changed_at = hold.version, hold.active, utcnow()
         session.add(state)
         # In a fixed order, as two holds at once must not deadlock.
-        found = list((await session.execute(select(Report).where(col(Report.id).in_(hold.report_ids))
-                                            .order_by(col(Report.id)).with_for_update())).scalars())
+        found = list(
+            (
+                await session.execute(
+                    select(Report).where(col(Report.id).in_(hold.report_ids)).order_by(col(Report.id)).with_for_update()
+                )
+            ).scalars()
+        )
         known = {r.id for r in found}
         if hold.active:
-            present = set((await session.execute(select(ReportHold.report_id).where(
-                ReportHold.hold_id == hold.hold_id))).scalars())
+            present = set(
+                (
+                    await session.execute(select(ReportHold.report_id).where(ReportHold.hold_id == hold.hold_id))
+                ).scalars()
+            )
             for report_id in sorted(known - present):
-                session.add(ReportHold(hold_id=hold.hold_id, report_id=report_id, incident_id=hold.incident_id,
-                                       held_since=utcnow()))
-                record(session, "legal_hold.set", report_id, detail={"hold_id": hold.hold_id,
-                                                                     "incident_id": hold.incident_id,
-                                                                     "version": hold.version})
+                session.add(
+                    ReportHold(
+                        hold_id=hold.hold_id, report_id=report_id, incident_id=hold.incident_id, held_since=utcnow()
+                    )
+                )
+                record(
+                    session,
+                    "legal_hold.set",
+                    report_id,
+                    detail={"hold_id": hold.hold_id, "incident_id": hold.incident_id, "version": hold.version},
+                )
         else:
-            lifted = list((await session.execute(select(ReportHold.report_id).where(
-                ReportHold.hold_id == hold.hold_id))).scalars())
+            lifted = list(
+                (
+                    await session.execute(select(ReportHold.report_id).where(ReportHold.hold_id == hold.hold_id))
+                ).scalars()
+            )
             await session.execute(delete(ReportHold).where(col(ReportHold.hold_id) == hold.hold_id))
             for report_id in lifted:
-                record(session, "legal_hold.lifted", report_id, detail={"hold_id": hold.hold_id,
-                                                                        "incident_id": hold.incident_id,
-                                                                        "version": hold.version})
+                record(
+                    session,
+                    "legal_hold.lifted",
+                    report_id,
+                    detail={"hold_id": hold.hold_id, "incident_id": hold.incident_id, "version": hold.version},
+                )
     gone = sorted(r.id for r in found if r.anonymised_at is not None)
-    return {"held": sorted(known) if hold.active else [], "unknown": sorted(set(hold.report_ids) - known),
-            "personal_data_gone": gone if hold.active else []}
+    return {
+        "held": sorted(known) if hold.active else [],
+        "unknown": sorted(set(hold.report_ids) - known),
+        "personal_data_gone": gone if hold.active else [],
+    }

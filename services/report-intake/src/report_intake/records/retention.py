@@ -72,8 +72,15 @@ class Removal:
     removed: dict[str, Any] = field(default_factory=dict)
 
 
-async def remove(runtime: Stores, session: AsyncSession, report: Report, action: RetentionAction, rule: str,
-                 *, tell_others: bool = True) -> Removal:
+async def remove(
+    runtime: Stores,
+    session: AsyncSession,
+    report: Report,
+    action: RetentionAction,
+    rule: str,
+    *,
+    tell_others: bool = True,
+) -> Removal:
     """Remove what `action` says from one report, in the caller's transaction: rows, photos in the store (those
     no other report still points at), the deletion log and audit entry, and the message to verification and the
     bridge. The photos go last, just before the commit: if the store fails, the transaction rolls back and the
@@ -93,12 +100,15 @@ async def remove(runtime: Stores, session: AsyncSession, report: Report, action:
         report.independent_source = None  # an address pseudonym: it goes with the rest
         report.anonymised_at = utcnow()
         done.removed["description"] = True
-        done.removed["messages"] = rowcount(await session.execute(delete(Message).where(
-            col(Message.report_id) == report.id)))
+        done.removed["messages"] = rowcount(
+            await session.execute(delete(Message).where(col(Message.report_id) == report.id))
+        )
         # The dispatcher's questions are on the timeline too: their words go, the fact that one came stays.
-        await session.execute(update(TimelineEntry).where(col(TimelineEntry.report_id) == report.id,
-                                                          col(TimelineEntry.event) == "message")
-                              .values(text_en=texts.QUESTION[0].rstrip(": "), text_nl=texts.QUESTION[1].rstrip(": ")))
+        await session.execute(
+            update(TimelineEntry)
+            .where(col(TimelineEntry.report_id) == report.id, col(TimelineEntry.event) == "message")
+            .values(text_en=texts.QUESTION[0].rstrip(": "), text_nl=texts.QUESTION[1].rstrip(": "))
+        )
         await session.execute(delete(DisplayJob).where(col(DisplayJob.report_id) == report.id))
         done.removed["photos"] = await _remove_photos(runtime, session, report.id)
     if action == "purge":
@@ -108,8 +118,16 @@ async def remove(runtime: Stores, session: AsyncSession, report: Report, action:
         done.removed["report"] = True
     else:
         session.add(report)
-    log_deletion(session, deletions, audit, report_id=report.id, reference=report.reference, rule=rule,
-                 action=action, removed=done.removed)
+    log_deletion(
+        session,
+        deletions,
+        audit,
+        report_id=report.id,
+        reference=report.reference,
+        rule=rule,
+        action=action,
+        removed=done.removed,
+    )
     if tell_others:
         await tell_copies(session, done, urgent=report.urgent)
     return done
@@ -124,14 +142,28 @@ async def _remove_photos(runtime: Stores, session: AsyncSession, report_id: str)
     digests = {p.sha256 for p in photos} | {p.sanitised_sha256 for p in photos if p.sanitised_sha256}
     # Content-addressed: the same picture in another report keeps its blob.
     still_used = set((await session.execute(select(Photo.sha256).where(col(Photo.sha256).in_(digests)))).scalars())
-    still_used |= {digest for digest in (await session.execute(select(col(Photo.sanitised_sha256)).where(
-        col(Photo.sanitised_sha256).in_(digests)))).scalars() if digest is not None}
+    still_used |= {
+        digest
+        for digest in (
+            await session.execute(select(col(Photo.sanitised_sha256)).where(col(Photo.sanitised_sha256).in_(digests)))
+        ).scalars()
+        if digest is not None
+    }
     for digest in sorted(digests - still_used):
         await asyncio.to_thread(runtime.blobs.delete, digest)
     for photo in photos:
-        record(session, "photo.deleted", report_id, target_type="photo", target_id=photo.id,
-               detail={"sha256": photo.sha256, "sanitised_sha256": photo.sanitised_sha256,
-                       "blob_kept_for_another_report": photo.sha256 in still_used})
+        record(
+            session,
+            "photo.deleted",
+            report_id,
+            target_type="photo",
+            target_id=photo.id,
+            detail={
+                "sha256": photo.sha256,
+                "sanitised_sha256": photo.sanitised_sha256,
+                "blob_kept_for_another_report": photo.sha256 in still_used,
+            },
+        )
     return [{"photo_id": p.id, "sha256": p.sha256} for p in photos]
 
 
@@ -140,10 +172,19 @@ async def tell_copies(session: AsyncSession, done: Removal, urgent: bool = False
     message = RetentionApplied(report_id=done.report_id, action=done.action, rule=done.rule, applied_at=utcnow())
     # After the report's other messages (its withdrawal, say): the bridge must still have the report to act on.
     order = f"report:{done.report_id}"
-    for destination in (Service.VERIFICATION, Service.DISPATCH_BRIDGE) if done.action != "remove_contact" else (
-            Service.DISPATCH_BRIDGE,):
-        await enqueue(session, messaging, retention_for(destination), message,
-                      precedence=Precedence.urgent_if(urgent), ordering_key=order)
+    for destination in (
+        (Service.VERIFICATION, Service.DISPATCH_BRIDGE)
+        if done.action != "remove_contact"
+        else (Service.DISPATCH_BRIDGE,)
+    ):
+        await enqueue(
+            session,
+            messaging,
+            retention_for(destination),
+            message,
+            precedence=Precedence.urgent_if(urgent),
+            ordering_key=order,
+        )
 
 
 @dataclass
@@ -156,12 +197,17 @@ class RetentionRun:
         by_rule: dict[str, int] = {}
         for done in self.applied:
             by_rule[f"{done.rule}:{done.action}"] = by_rule.get(f"{done.rule}:{done.action}", 0) + 1
-        return {"applied": len(self.applied), "by_rule": by_rule, "held_skipped": self.held_skipped,
-                "messages_purged": self.messages_purged}
+        return {
+            "applied": len(self.applied),
+            "by_rule": by_rule,
+            "held_skipped": self.held_skipped,
+            "messages_purged": self.messages_purged,
+        }
 
 
-def needed_action(report: Report, rules: list[RetentionRule], now: datetime, has_contact: bool
-                  ) -> tuple[RetentionAction, str] | None:
+def needed_action(
+    report: Report, rules: list[RetentionRule], now: datetime, has_contact: bool
+) -> tuple[RetentionAction, str] | None:
     """The most severe rule that is due for this report and not yet done, with its name."""
     outcome = report.status if report.status in FINAL_STATUSES else None
     best: tuple[int, RetentionAction, str] | None = None
@@ -169,8 +215,9 @@ def needed_action(report: Report, rules: list[RetentionRule], now: datetime, has
         when = due_at(rule, report.received_at, report.finished_at)
         if when is None or when > now or not rule_applies(rule, report.category, outcome):
             continue
-        done = (rule.action == "remove_contact" and not has_contact and report.installation_binding is None) or \
-               (rule.action == "anonymise" and report.anonymised_at is not None)
+        done = (rule.action == "remove_contact" and not has_contact and report.installation_binding is None) or (
+            rule.action == "anonymise" and report.anonymised_at is not None
+        )
         if not done and (best is None or SEVERITY[rule.action] > best[0]):
             best = (SEVERITY[rule.action], rule.action, rule.name)
     return None if best is None else (best[1], best[2])
@@ -185,14 +232,23 @@ def planned(report: Report, rules: list[RetentionRule], held: bool) -> list[dict
         may_apply = outcome is None and rule.category in ("*", report.category)
         if rule_applies(rule, report.category, outcome) or may_apply:
             when = due_at(rule, report.received_at, report.finished_at)
-            steps.append({"rule": rule.name, "action": rule.action, "due_at": when,
-                          "counted_from": rule.counted_from, "after_days": rule.after_days,
-                          "applies_when": rule.outcome, "suspended_by_legal_hold": held})
+            steps.append(
+                {
+                    "rule": rule.name,
+                    "action": rule.action,
+                    "due_at": when,
+                    "counted_from": rule.counted_from,
+                    "after_days": rule.after_days,
+                    "applies_when": rule.outcome,
+                    "suspended_by_legal_hold": held,
+                }
+            )
     return sorted(steps, key=lambda s: (s["due_at"] is None, s["due_at"] or utcnow()))
 
 
-async def run_retention(runtime: Stores, rules: list[RetentionRule], *, dry_run: bool = False,
-                        batch: int = 200, now: datetime | None = None) -> RetentionRun:
+async def run_retention(
+    runtime: Stores, rules: list[RetentionRule], *, dry_run: bool = False, batch: int = 200, now: datetime | None = None
+) -> RetentionRun:
     """Apply every rule that is due, report by report (each in its own transaction, so one failure stops
     nothing else), skipping reports under legal hold; then purge settled messages."""
     from burgermelding_shared.retention import purge_settled_messages
@@ -202,8 +258,11 @@ async def run_retention(runtime: Stores, rules: list[RetentionRule], *, dry_run:
     candidates = await _candidates(runtime, rules, now, batch)
     for report_id in candidates:
         async with runtime.db.transaction() as session:
-            report = (await session.execute(select(Report).where(Report.id == report_id).with_for_update())
-                      ).scalars().first()
+            report = (
+                (await session.execute(select(Report).where(Report.id == report_id).with_for_update()))
+                .scalars()
+                .first()
+            )
             if report is None:
                 continue
             if await is_held(session, report.id):
@@ -220,8 +279,9 @@ async def run_retention(runtime: Stores, rules: list[RetentionRule], *, dry_run:
             run.applied.append(await remove(runtime, session, report, needed[0], needed[1]))
     if not dry_run:
         async with runtime.db.transaction() as session:
-            run.messages_purged = await purge_settled_messages(session, messaging,
-                                                               runtime.settings.settled_messages_days)
+            run.messages_purged = await purge_settled_messages(
+                session, messaging, runtime.settings.settled_messages_days
+            )
     if run.applied or run.held_skipped:
         log.info("retention run", extra={"retention": run.summary(), "dry_run": dry_run})
     return run
@@ -234,8 +294,11 @@ async def _candidates(runtime: Stores, rules: list[RetentionRule], now: datetime
         for rule in rules:
             query = select(Report.id)
             after = now - timedelta(days=rule.after_days)
-            query = query.where(Report.received_at <= after) if rule.counted_from == "received" else \
-                query.where(col(Report.finished_at).is_not(None), col(Report.finished_at) <= after)
+            query = (
+                query.where(Report.received_at <= after)
+                if rule.counted_from == "received"
+                else query.where(col(Report.finished_at).is_not(None), col(Report.finished_at) <= after)
+            )
             if rule.category != "*":
                 query = query.where(Report.category == rule.category)
             if rule.outcome == "finished":
@@ -245,9 +308,13 @@ async def _candidates(runtime: Stores, rules: list[RetentionRule], now: datetime
             elif rule.outcome != "any":
                 query = query.where(Report.status == rule.outcome)
             if rule.action == "remove_contact":
-                query = query.where(col(Report.anonymised_at).is_(None), or_(
-                    col(Report.installation_binding).is_not(None),
-                    exists().where(col(Contact.report_id) == col(Report.id))))
+                query = query.where(
+                    col(Report.anonymised_at).is_(None),
+                    or_(
+                        col(Report.installation_binding).is_not(None),
+                        exists().where(col(Contact.report_id) == col(Report.id)),
+                    ),
+                )
             elif rule.action == "anonymise":
                 query = query.where(col(Report.anonymised_at).is_(None))
             query = query.where(~exists().where(col(ReportHold.report_id) == col(Report.id)))

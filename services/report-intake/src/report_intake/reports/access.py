@@ -25,8 +25,12 @@ from report_intake.models import (
 
 def not_found() -> ServiceError:
     # The same answer for an unknown report, a wrong token and another report's token: nothing to probe.
-    return ServiceError(404, "report_not_found", "no report with this id for this access token",
-                        detail_nl="Geen melding met dit nummer voor deze toegangscode")
+    return ServiceError(
+        404,
+        "report_not_found",
+        "no report with this id for this access token",
+        detail_nl="Geen melding met dit nummer voor deze toegangscode",
+    )
 
 
 def new_access_token() -> str:
@@ -76,25 +80,34 @@ def check_installation(report: Report, sender: Sender, secret: str, changing: bo
         if changing:
             raise credential_required()
         return
-    if not hmac.compare_digest(report.installation_binding,
-                               credentials.binding(secret, report.id, sender.installation_id)):
+    if not hmac.compare_digest(
+        report.installation_binding, credentials.binding(secret, report.id, sender.installation_id)
+    ):
         raise installation_mismatch()
 
 
 def credential_required() -> ServiceError:
-    return ServiceError(401, "installation_credential_required", "this report was made by an app installation: "
-                        "send its Installation-Credential to change it",
-                        detail_nl="Deze melding is met een app gedaan: stuur de Installation-Credential van die app "
-                        "mee om haar te wijzigen")
+    return ServiceError(
+        401,
+        "installation_credential_required",
+        "this report was made by an app installation: send its Installation-Credential to change it",
+        detail_nl="Deze melding is met een app gedaan: stuur de Installation-Credential van die app "
+        "mee om haar te wijzigen",
+    )
 
 
 def installation_mismatch() -> ServiceError:
-    return ServiceError(403, "installation_mismatch", "this report was made by another installation",
-                        detail_nl="Deze melding is met een andere installatie gedaan")
+    return ServiceError(
+        403,
+        "installation_mismatch",
+        "this report was made by another installation",
+        detail_nl="Deze melding is met een andere installatie gedaan",
+    )
 
 
-async def authorised_report(runtime: Runtime, session: AsyncSession, report_id: str, access: Access,
-                            changing: bool = False, lock: bool = False) -> Report:
+async def authorised_report(
+    runtime: Runtime, session: AsyncSession, report_id: str, access: Access, changing: bool = False, lock: bool = False
+) -> Report:
     """The report this token opens, or the one 404. Repeated wrong tokens for a report are slowed down. With
     `lock`, the report is locked for the rest of the caller's transaction (PostgreSQL), so that a change made at
     the same time (a status event from the bridge, say) is not overwritten by one made from what was read before."""

@@ -36,12 +36,17 @@ def is_open(report: Report) -> bool:
 
 def refuse_if_closed(report: Report) -> None:
     if not is_open(report):
-        raise ServiceError(409, "report_closed", f"this report is {report.status}; it cannot be changed",
-                           detail_nl="Deze melding is afgesloten en kan niet meer worden aangevuld")
+        raise ServiceError(
+            409,
+            "report_closed",
+            f"this report is {report.status}; it cannot be changed",
+            detail_nl="Deze melding is afgesloten en kan niet meer worden aangevuld",
+        )
 
 
-async def add_photos(runtime: Runtime, report_id: str, access: reports_access.Access, photos: list[CheckedPhoto],
-                     key: str) -> PhotosAdded:
+async def add_photos(
+    runtime: Runtime, report_id: str, access: reports_access.Access, photos: list[CheckedPhoto], key: str
+) -> PhotosAdded:
     """Add photos to an open report: a new revision travels to verification and the bridge."""
     settings: IntakeSettings = runtime.settings
     async with runtime.db.sessions() as session:
@@ -52,11 +57,16 @@ async def add_photos(runtime: Runtime, report_id: str, access: reports_access.Ac
         async with runtime.db.sessions() as session:
             await actions.answer_link(session, report.appeal_id)
     if existing + len(photos) > settings.max_photos_per_report:
-        raise ServiceError(413, "too_many_photos", f"at most {settings.max_photos_per_report} photos per report",
-                           detail_nl=f"Maximaal {settings.max_photos_per_report} foto's per melding")
+        raise ServiceError(
+            413,
+            "too_many_photos",
+            f"at most {settings.max_photos_per_report} photos per report",
+            detail_nl=f"Maximaal {settings.max_photos_per_report} foto's per melding",
+        )
     if not photos:
-        raise ServiceError(422, "no_photos", "send at least one part 'photos'",
-                           detail_nl="Stuur minstens één deel 'photos'")
+        raise ServiceError(
+            422, "no_photos", "send at least one part 'photos'", detail_nl="Stuur minstens één deel 'photos'"
+        )
     added = await report_photos.store_photo_blobs(runtime, photos)
 
     async def work(session: AsyncSession) -> idempotency.StoredResponse:
@@ -75,14 +85,23 @@ async def add_photos(runtime: Runtime, report_id: str, access: reports_access.Ac
         # The sender's pseudonym of today (verification's flood checks); the witness the report counts as is
         # the independent source it was made with, which it keeps (queue_report), however old the app is now.
         await release.release_report(session, current, await limits.submitter(access.sender) if limits else None)
-        new_rows = [p for p in (await session.execute(select(Photo).where(Photo.report_id == report_id)))
-                    .scalars() if p.id not in before]
+        new_rows = [
+            p
+            for p in (await session.execute(select(Photo).where(Photo.report_id == report_id))).scalars()
+            if p.id not in before
+        ]
         body = PhotosAdded(revision=current.revision, photos=[report_photos.photo_summary(p) for p in new_rows])
         return idempotency.StoredResponse(202, body.model_dump(mode="json"))
 
     try:
-        response = await idempotency.run_once(runtime.db, idempotency_keys, f"add-photos:{report_id}", key,
-                                              submission.fingerprint({"report": report_id}, photos), work)
+        response = await idempotency.run_once(
+            runtime.db,
+            idempotency_keys,
+            f"add-photos:{report_id}",
+            key,
+            submission.fingerprint({"report": report_id}, photos),
+            work,
+        )
     except BaseException:
         await report_photos.remove_blobs(runtime, added)
         raise
@@ -98,8 +117,10 @@ async def withdraw(runtime: Runtime, report_id: str, access: reports_access.Acce
         report = await reports_access.authorised_report(runtime, session, report_id, access, changing=True, lock=True)
         held = await holds.is_held(session, report.id)
         if report.status == ReportStatus.WITHDRAWN:
-            return Withdrawn(status="withdrawn", personal_data="kept_under_legal_hold" if held and
-                             report.anonymised_at is None else "removed")
+            return Withdrawn(
+                status="withdrawn",
+                personal_data="kept_under_legal_hold" if held and report.anonymised_at is None else "removed",
+            )
         refuse_if_closed(report)
         report.status = STATUSES.move(report.status, ReportStatus.WITHDRAWN)
         report.status_rank = RANK[report.status]
@@ -109,8 +130,14 @@ async def withdraw(runtime: Runtime, report_id: str, access: reports_access.Acce
         add_timeline(session, report_id, "withdrawn", *texts.WITHDRAWN)
         message = ReportWithdrawn(report_id=report_id, withdrawn_at=utcnow())
         # In the order of the report's retention messages: the bridge hears of the withdrawal first.
-        await enqueue(session, messaging, REPORT_WITHDRAWN, message, precedence=Precedence.urgent_if(report.urgent),
-                      ordering_key=f"report:{report.id}")
+        await enqueue(
+            session,
+            messaging,
+            REPORT_WITHDRAWN,
+            message,
+            precedence=Precedence.urgent_if(report.urgent),
+            ordering_key=f"report:{report.id}",
+        )
         if not held:
             await retention_rules.remove(runtime, session, report, "anonymise", retention_rules.WITHDRAWN_RULE)
     notify(runtime, report_id)

@@ -58,8 +58,11 @@ class NewReport:
 
     @property
     def urgent(self) -> bool:
-        return is_urgent(in_progress=self.submission.in_progress, danger_to_life=self.submission.danger_to_life,
-                         answers_live_search=self.answers_live_search)
+        return is_urgent(
+            in_progress=self.submission.in_progress,
+            danger_to_life=self.submission.danger_to_life,
+            answers_live_search=self.answers_live_search,
+        )
 
 
 CREATE_REPORT = "create-report"  # the scope of a new report's Idempotency-Key
@@ -85,8 +88,9 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
         return await _store(session, new, settings, submitter)
 
     try:
-        response = await idempotency.run_once(runtime.db, idempotency_keys, CREATE_REPORT, new.idempotency_key,
-                                              fp, work)
+        response = await idempotency.run_once(
+            runtime.db, idempotency_keys, CREATE_REPORT, new.idempotency_key, fp, work
+        )
     except BaseException:
         await remove_blobs(runtime, added)
         raise
@@ -97,9 +101,12 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
             await new.reservation.give_back()
     if stored:
         urgent = new.urgent
-        runtime.metrics.counter("bm_reports_accepted", "Reports accepted (202), by urgency; those refused are "
-                                "bm_http_problems_total on POST /v1/reports, by reason", ["urgent"]
-                                ).labels(str(urgent).lower()).inc()
+        runtime.metrics.counter(
+            "bm_reports_accepted",
+            "Reports accepted (202), by urgency; those refused are "
+            "bm_http_problems_total on POST /v1/reports, by reason",
+            ["urgent"],
+        ).labels(str(urgent).lower()).inc()
     wake_display_copies(runtime, new.photos)
     # The first answer and a replay alike: open the sealed token for this client, who sent the key.
     body = dict(response.body)
@@ -107,23 +114,37 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
     return response.status_code, {**body, "access_token": token}
 
 
-async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings,
-                 submitter: Submitter | None) -> idempotency.StoredResponse:
+async def _store(
+    session: AsyncSession, new: NewReport, settings: IntakeSettings, submitter: Submitter | None
+) -> idempotency.StoredResponse:
     sub = new.submission
     now = utcnow()
     report_id = str(uuid.uuid4())
     token = new_access_token()
     salt = secrets.token_hex(16)
     report = Report(
-        id=report_id, reference="pending", token_salt=salt, token_hash=hash_token(salt, token),
-        category=sub.category, description=sub.description, lat=sub.location.lat, lon=sub.location.lon,
-        accuracy_m=sub.location.accuracy_m, place_description=sub.location.description,
-        observed_at=sub.observed_at, received_at=now, in_progress=sub.in_progress,
-        danger_to_life=sub.danger_to_life, status=ReportStatus.RECEIVED, status_rank=RANK[ReportStatus.RECEIVED],
+        id=report_id,
+        reference="pending",
+        token_salt=salt,
+        token_hash=hash_token(salt, token),
+        category=sub.category,
+        description=sub.description,
+        lat=sub.location.lat,
+        lon=sub.location.lon,
+        accuracy_m=sub.location.accuracy_m,
+        place_description=sub.location.description,
+        observed_at=sub.observed_at,
+        received_at=now,
+        in_progress=sub.in_progress,
+        danger_to_life=sub.danger_to_life,
+        status=ReportStatus.RECEIVED,
+        status_rank=RANK[ReportStatus.RECEIVED],
         revision=0,
         installation_binding=credentials.binding(settings.token_secret, report_id, new.sender.installation_id)
-        if new.sender is not None and new.sender.installation_id else None,
-        appeal_id=new.appeal_id, answers_live_search=new.answers_live_search,
+        if new.sender is not None and new.sender.installation_id
+        else None,
+        appeal_id=new.appeal_id,
+        answers_live_search=new.answers_live_search,
         # Decided once, now; every later message about the report carries this one (queue_report).
         independent_source=new.sender.independent_source if new.sender is not None else None,
     )
@@ -133,22 +154,57 @@ async def _store(session: AsyncSession, new: NewReport, settings: IntakeSettings
     await session.flush()  # assigns the number the reference is made of
     report.reference = f"BM-{now.year}-{report.number:06d}"
     if sub.contact is not None and (sub.contact.name or sub.contact.phone or sub.contact.email):
-        session.add(Contact(report_id=report_id, name=sub.contact.name, phone=sub.contact.phone,
-                            email=sub.contact.email, share_with_police=sub.contact.share_with_police, created_at=now))
-    audit.record(session, "report.received", report_id, detail={
-        "reference": report.reference, "category": report.category, "photos": len(new.photos),
-        "urgent": new.urgent, "contact_given": sub.contact is not None,
-        "burgernet_action": new.appeal_id})
+        session.add(
+            Contact(
+                report_id=report_id,
+                name=sub.contact.name,
+                phone=sub.contact.phone,
+                email=sub.contact.email,
+                share_with_police=sub.contact.share_with_police,
+                created_at=now,
+            )
+        )
+    audit.record(
+        session,
+        "report.received",
+        report_id,
+        detail={
+            "reference": report.reference,
+            "category": report.category,
+            "photos": len(new.photos),
+            "urgent": new.urgent,
+            "contact_given": sub.contact is not None,
+            "burgernet_action": new.appeal_id,
+        },
+    )
     add_photo_rows(session, report_id, new.photos)
-    session.add(TimelineEntry(report_id=report_id, event="received", occurred_at=now,
-                              text_en=texts.RECEIVED["en"], text_nl=texts.RECEIVED["nl"]))
+    session.add(
+        TimelineEntry(
+            report_id=report_id,
+            event="received",
+            occurred_at=now,
+            text_en=texts.RECEIVED["en"],
+            text_nl=texts.RECEIVED["nl"],
+        )
+    )
     if new.urgent:
-        session.add(TimelineEntry(report_id=report_id, event="call_112", occurred_at=now,
-                                  text_en=texts.CALL_112["en"], text_nl=texts.CALL_112["nl"]))
+        session.add(
+            TimelineEntry(
+                report_id=report_id,
+                event="call_112",
+                occurred_at=now,
+                text_en=texts.CALL_112["en"],
+                text_nl=texts.CALL_112["nl"],
+            )
+        )
     await release_report(session, report, submitter)
     body = ReportCreated(
-        id=report_id, reference=report.reference, access_token="", status=ReportStatus.RECEIVED,
-        status_url=f"/v1/reports/{report_id}", safety_advice=safety_advice(new.urgent, new.language),
+        id=report_id,
+        reference=report.reference,
+        access_token="",
+        status=ReportStatus.RECEIVED,
+        status_url=f"/v1/reports/{report_id}",
+        safety_advice=safety_advice(new.urgent, new.language),
     ).model_dump(mode="json")
     del body["access_token"]
     body["sealed_access_token"] = seal_token(settings.token_secret, report_id, new.idempotency_key, token)

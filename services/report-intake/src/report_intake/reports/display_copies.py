@@ -32,7 +32,7 @@ MAX_PAUSE_SECONDS = 300.0
 
 
 def pause_after(attempts: int) -> float:
-    return min(MAX_PAUSE_SECONDS, 2.0 ** attempts)
+    return min(MAX_PAUSE_SECONDS, 2.0**attempts)
 
 
 def kept_submitter(job: DisplayJob) -> Submitter | None:
@@ -65,11 +65,18 @@ class DisplayCopies(BackgroundLoop):
         if room <= 0:
             return 0
         async with self.runtime.db.sessions() as session:
-            due = (await session.execute(
-                select(DisplayJob).where(DisplayJob.due_at <= utcnow(),
-                                         col(DisplayJob.report_id).not_in(list(self.running)))
-                .order_by(col(DisplayJob.urgent).desc(), col(DisplayJob.due_at)).limit(room)
-            )).scalars().all()
+            due = (
+                (
+                    await session.execute(
+                        select(DisplayJob)
+                        .where(DisplayJob.due_at <= utcnow(), col(DisplayJob.report_id).not_in(list(self.running)))
+                        .order_by(col(DisplayJob.urgent).desc(), col(DisplayJob.due_at))
+                        .limit(room)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         started = 0
         for job in due:
             if await self._lease(job):
@@ -94,8 +101,9 @@ class DisplayCopies(BackgroundLoop):
 
     async def idle_seconds(self) -> float:
         async with self.runtime.db.sessions() as session:
-            next_due = (await session.execute(select(col(DisplayJob.due_at)).order_by(col(DisplayJob.due_at))
-                                              .limit(1))).scalar()
+            next_due = (
+                await session.execute(select(col(DisplayJob.due_at)).order_by(col(DisplayJob.due_at)).limit(1))
+            ).scalar()
         if next_due is None:
             return self.poll_seconds
         return min(self.poll_seconds, max(0.05, (next_due - utcnow()).total_seconds()))
@@ -104,9 +112,10 @@ class DisplayCopies(BackgroundLoop):
         """Take the job if nobody took it since we read it: its due time moves past the lease."""
         async with self.runtime.db.transaction() as session:
             taken = await session.execute(
-                update(DisplayJob).where(col(DisplayJob.report_id) == job.report_id,
-                                         col(DisplayJob.due_at) == job.due_at)
-                .values(due_at=utcnow() + timedelta(seconds=LEASE_SECONDS), attempts=col(DisplayJob.attempts) + 1))
+                update(DisplayJob)
+                .where(col(DisplayJob.report_id) == job.report_id, col(DisplayJob.due_at) == job.due_at)
+                .values(due_at=utcnow() + timedelta(seconds=LEASE_SECONDS), attempts=col(DisplayJob.attempts) + 1)
+            )
         job.attempts += 1
         return rowcount(taken) == 1
 
@@ -115,23 +124,41 @@ class DisplayCopies(BackgroundLoop):
             await self._make(job)
         except Exception as exc:
             pause = pause_after(job.attempts)
-            log.warning("display copies for report %s failed (attempt %d), again in %.0f s: %r",
-                        job.report_id, job.attempts, pause, exc)
+            log.warning(
+                "display copies for report %s failed (attempt %d), again in %.0f s: %r",
+                job.report_id,
+                job.attempts,
+                pause,
+                exc,
+            )
             async with self.runtime.db.transaction() as session:
-                await session.execute(update(DisplayJob).where(col(DisplayJob.report_id) == job.report_id).values(
-                    due_at=utcnow() + timedelta(seconds=pause), last_error=repr(exc)[:300]))
+                await session.execute(
+                    update(DisplayJob)
+                    .where(col(DisplayJob.report_id) == job.report_id)
+                    .values(due_at=utcnow() + timedelta(seconds=pause), last_error=repr(exc)[:300])
+                )
 
     async def _make(self, job: DisplayJob) -> None:
         runtime = self.runtime
         async with runtime.db.sessions() as session:
-            pending = (await session.execute(select(Photo.id, Photo.sha256).where(
-                Photo.report_id == job.report_id, Photo.display_state == DisplayState.PENDING))).all()
+            pending = (
+                await session.execute(
+                    select(Photo.id, Photo.sha256).where(
+                        Photo.report_id == job.report_id, Photo.display_state == DisplayState.PENDING
+                    )
+                )
+            ).all()
         made: dict[str, str | None] = {}  # photo id -> display copy's digest, None if unreadable
         for photo_id, sha256 in pending:
             try:
-                jpeg = await self.work.run(job.urgent, display_copy_of_blob, runtime.blobs, sha256,
-                                           display_max_side=runtime.settings.display_max_side,
-                                           scratch=runtime.settings.blob_dir.parent / "uploads")
+                jpeg = await self.work.run(
+                    job.urgent,
+                    display_copy_of_blob,
+                    runtime.blobs,
+                    sha256,
+                    display_max_side=runtime.settings.display_max_side,
+                    scratch=runtime.settings.blob_dir.parent / "uploads",
+                )
             except PhotoUnreadable as exc:
                 log.info("photo %s of report %s does not decode: %s", photo_id, job.report_id, exc)
                 made[photo_id] = None
@@ -145,13 +172,19 @@ class DisplayCopies(BackgroundLoop):
                 photo.sanitised_sha256 = made[photo.id]
                 photo.display_state = DisplayState.READY if made[photo.id] else DisplayState.UNREADABLE
                 # A transformation of the evidence: which copy was made from which original.
-                audit.record(session, "photo.display_copy", job.report_id, target_type="photo",
-                               target_id=photo.id, detail={"sha256": photo.sha256,
-                                                           "sanitised_sha256": photo.sanitised_sha256})
+                audit.record(
+                    session,
+                    "photo.display_copy",
+                    job.report_id,
+                    target_type="photo",
+                    target_id=photo.id,
+                    detail={"sha256": photo.sha256, "sanitised_sha256": photo.sanitised_sha256},
+                )
             if None in made.values():
                 timeline.add_timeline(session, job.report_id, "photo_unreadable", *texts.PHOTO_UNREADABLE)
-            report = (await session.execute(select(Report).where(Report.id == job.report_id).with_for_update())
-                      ).scalar_one()  # locked: an upload at the same time also raises the revision
+            report = (
+                await session.execute(select(Report).where(Report.id == job.report_id).with_for_update())
+            ).scalar_one()  # locked: an upload at the same time also raises the revision
             # The report keeps its own independent source (queue_report sends Report.independent_source).
             submitter = kept_submitter(job)
             if current.bridge_revision == report.revision:

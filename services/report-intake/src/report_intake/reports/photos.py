@@ -34,8 +34,17 @@ async def check_photos(runtime: Runtime, form: UploadedForm, urgent: bool = Fals
     """Decode and sanitise every photo off the event loop, one per core at a time, urgent reports' first."""
     settings: IntakeSettings = runtime.settings
     work: PriorityExecutor = runtime.extras["photo_work"]
-    return [await work.run(urgent, check_photo, f.path, max_pixels=settings.max_image_pixels,
-                           display_max_side=settings.display_max_side, index=i) for i, f in enumerate(form.files)]
+    return [
+        await work.run(
+            urgent,
+            check_photo,
+            f.path,
+            max_pixels=settings.max_image_pixels,
+            display_max_side=settings.display_max_side,
+            index=i,
+        )
+        for i, f in enumerate(form.files)
+    ]
 
 
 async def store_photo_blobs(runtime: Runtime, photos: list[CheckedPhoto]) -> list[str]:
@@ -80,8 +89,15 @@ async def remove_blobs(runtime: Runtime, digests: list[str]) -> None:
         return
     async with runtime.db.sessions() as session:
         kept = set((await session.execute(select(Photo.sha256).where(col(Photo.sha256).in_(digests)))).scalars())
-        kept |= {digest for digest in (await session.execute(select(col(Photo.sanitised_sha256)).where(
-            col(Photo.sanitised_sha256).in_(digests)))).scalars() if digest is not None}
+        kept |= {
+            digest
+            for digest in (
+                await session.execute(
+                    select(col(Photo.sanitised_sha256)).where(col(Photo.sanitised_sha256).in_(digests))
+                )
+            ).scalars()
+            if digest is not None
+        }
     for digest in (d for d in digests if d not in kept):
         try:
             await asyncio.to_thread(runtime.blobs.delete, digest)
@@ -93,15 +109,23 @@ def add_photo_rows(session: AsyncSession, report_id: str, photos: list[CheckedPh
     """The photos' rows, and the first entry of each one's custody (hash, size, time) in the audit chain."""
     now = utcnow()
     for checked in photos:
-        photo = Photo(id=str(uuid.uuid4()), report_id=report_id, sha256=checked.sha256,
-                      sanitised_sha256=checked.display_sha256,
-                      display_state=DisplayState.READY if checked.display_jpeg is not None
-                      else DisplayState.PENDING, content_type=checked.content_type,
-                      size_bytes=checked.size_bytes, width=checked.width, height=checked.height, received_at=now)
+        photo = Photo(
+            id=str(uuid.uuid4()),
+            report_id=report_id,
+            sha256=checked.sha256,
+            sanitised_sha256=checked.display_sha256,
+            display_state=DisplayState.READY if checked.display_jpeg is not None else DisplayState.PENDING,
+            content_type=checked.content_type,
+            size_bytes=checked.size_bytes,
+            width=checked.width,
+            height=checked.height,
+            received_at=now,
+        )
         session.add(photo)
         audit.record_photo_received(session, report_id, photo)
 
 
 def photo_summary(photo: Photo) -> PhotoSummary:
-    return PhotoSummary(id=photo.id, content_type=photo.content_type, width=photo.width, height=photo.height,
-                        display=display_of(photo))
+    return PhotoSummary(
+        id=photo.id, content_type=photo.content_type, width=photo.width, height=photo.height, display=display_of(photo)
+    )

@@ -29,18 +29,24 @@ async def release_report(session: AsyncSession, report: Report, submitter: Submi
     goes there at once with its photos `pending` (the meldkamer fetches originals), and again as the next
     revision when the copies are ready. Returns whether a display job waits."""
     await session.flush()
-    pending = (await session.execute(select(Photo.id).where(Photo.report_id == report.id,
-                                                            Photo.display_state == DisplayState.PENDING)
-                                     .limit(1))).first()
+    pending = (
+        await session.execute(
+            select(Photo.id).where(Photo.report_id == report.id, Photo.display_state == DisplayState.PENDING).limit(1)
+        )
+    ).first()
     if pending is None:
         await queue_report(session, report, submitter)
         return False
     urgent = report.urgent
     job = await session.get(DisplayJob, report.id)
     if job is None:
-        job = DisplayJob(report_id=report.id, urgent=urgent, due_at=utcnow(),
-                         submitter_tag=submitter.tag if submitter else None,
-                         submitter_kind=submitter.kind if submitter else None)
+        job = DisplayJob(
+            report_id=report.id,
+            urgent=urgent,
+            due_at=utcnow(),
+            submitter_tag=submitter.tag if submitter else None,
+            submitter_kind=submitter.kind if submitter else None,
+        )
         session.add(job)
     else:  # photos added while earlier ones wait: the one job covers them all, due now
         job.due_at = utcnow()
@@ -50,27 +56,53 @@ async def release_report(session: AsyncSession, report: Report, submitter: Submi
     return True
 
 
-async def queue_report(session: AsyncSession, report: Report, submitter: Submitter | None = None,
-                       to: tuple[Service, ...] = (Service.VERIFICATION, Service.DISPATCH_BRIDGE)) -> None:
+async def queue_report(
+    session: AsyncSession,
+    report: Report,
+    submitter: Submitter | None = None,
+    to: tuple[Service, ...] = (Service.VERIFICATION, Service.DISPATCH_BRIDGE),
+) -> None:
     """Send the report as it now stands to verification and to the bridge (one outbox row each, so one
     reaching its destination never marks the other as sent). Verification never sees contact details; the
     bridge sees them only with the citizen's consent. Every message carries the independent source the report
     was made with (`Report.independent_source`), whoever sends the request behind it and whenever."""
     await session.flush()
-    photos = (await session.execute(select(Photo).where(Photo.report_id == report.id)
-                                    .order_by(col(Photo.received_at), col(Photo.id)))).scalars().all()
+    photos = (
+        (
+            await session.execute(
+                select(Photo).where(Photo.report_id == report.id).order_by(col(Photo.received_at), col(Photo.id))
+            )
+        )
+        .scalars()
+        .all()
+    )
     contact = await session.get(Contact, report.id)
     message = ReportSubmitted(
-        report_id=report.id, revision=report.revision, reference=report.reference, category=report.category,
+        report_id=report.id,
+        revision=report.revision,
+        reference=report.reference,
+        category=report.category,
         description=report.description,
-        location=Location(lat=report.lat, lon=report.lon, accuracy_m=report.accuracy_m,
-                          description=report.place_description),
-        observed_at=report.observed_at, received_at=report.received_at, in_progress=report.in_progress,
+        location=Location(
+            lat=report.lat, lon=report.lon, accuracy_m=report.accuracy_m, description=report.place_description
+        ),
+        observed_at=report.observed_at,
+        received_at=report.received_at,
+        in_progress=report.in_progress,
         danger_to_life=report.danger_to_life,
-        photos=[PhotoRef(photo_id=p.id, sha256=p.sha256, sanitised_sha256=p.sanitised_sha256,
-                         display=display_of(p), content_type=p.content_type, size_bytes=p.size_bytes,
-                         width=p.width, height=p.height)
-                for p in photos],
+        photos=[
+            PhotoRef(
+                photo_id=p.id,
+                sha256=p.sha256,
+                sanitised_sha256=p.sanitised_sha256,
+                display=display_of(p),
+                content_type=p.content_type,
+                size_bytes=p.size_bytes,
+                width=p.width,
+                height=p.height,
+            )
+            for p in photos
+        ],
         appeal=await actions.link_of_report(session, report.appeal_id) if report.appeal_id else None,
     )
     precedence = Precedence.urgent_if(message.urgent)
@@ -84,6 +116,7 @@ async def queue_report(session: AsyncSession, report: Report, submitter: Submitt
         await enqueue(session, messaging, REPORT_FOR_VERIFICATION, message, precedence=precedence)
     if Service.DISPATCH_BRIDGE in to:
         if contact is not None and contact.share_with_police:
-            message.contact = ContactDetails(name=contact.name, phone=contact.phone, email=contact.email,
-                                             share_with_police=True)
+            message.contact = ContactDetails(
+                name=contact.name, phone=contact.phone, email=contact.email, share_with_police=True
+            )
         await enqueue(session, messaging, REPORT_FOR_BRIDGE, message, precedence=precedence)

@@ -33,25 +33,38 @@ FINAL_STATUSES = frozenset({S.REJECTED, S.DECLINED, S.CLOSED, S.WITHDRAWN})
 _ENDINGS = {S.REJECTED, S.DECLINED, S.CLOSED, S.WITHDRAWN}
 
 
-STATUSES = Workflow[ReportStatus]("a report's status", {
-    S.RECEIVED: {S.VERIFIED, S.UNDER_REVIEW, S.FORWARDED, S.ACCEPTED, S.UNIT_ASSIGNED} | _ENDINGS,
-    S.VERIFIED: {S.FORWARDED, S.ACCEPTED, S.UNIT_ASSIGNED} | _ENDINGS,
-    S.UNDER_REVIEW: {S.FORWARDED, S.ACCEPTED, S.UNIT_ASSIGNED} | _ENDINGS,
-    S.FORWARDED: {S.ACCEPTED, S.UNIT_ASSIGNED} | _ENDINGS,
-    S.ACCEPTED: {S.UNIT_ASSIGNED} | _ENDINGS,
-    S.UNIT_ASSIGNED: _ENDINGS,
-    # A refused report's incident may still be closed by the meldkamer (it joined one before the refusal).
-    S.REJECTED: {S.CLOSED},
-    S.DECLINED: {S.CLOSED},
-    S.CLOSED: set(),
-    S.WITHDRAWN: set(),
-})
+STATUSES = Workflow[ReportStatus](
+    "a report's status",
+    {
+        S.RECEIVED: {S.VERIFIED, S.UNDER_REVIEW, S.FORWARDED, S.ACCEPTED, S.UNIT_ASSIGNED} | _ENDINGS,
+        S.VERIFIED: {S.FORWARDED, S.ACCEPTED, S.UNIT_ASSIGNED} | _ENDINGS,
+        S.UNDER_REVIEW: {S.FORWARDED, S.ACCEPTED, S.UNIT_ASSIGNED} | _ENDINGS,
+        S.FORWARDED: {S.ACCEPTED, S.UNIT_ASSIGNED} | _ENDINGS,
+        S.ACCEPTED: {S.UNIT_ASSIGNED} | _ENDINGS,
+        S.UNIT_ASSIGNED: _ENDINGS,
+        # A refused report's incident may still be closed by the meldkamer (it joined one before the refusal).
+        S.REJECTED: {S.CLOSED},
+        S.DECLINED: {S.CLOSED},
+        S.CLOSED: set(),
+        S.WITHDRAWN: set(),
+    },
+)
 
 
 # How far along each status is, kept beside the status (`Report.status_rank`) for queries of open reports. The
 # table above only ever moves a report to a higher rank.
-RANK = {S.RECEIVED: 0, S.VERIFIED: 1, S.UNDER_REVIEW: 1, S.FORWARDED: 2, S.ACCEPTED: 3, S.UNIT_ASSIGNED: 4,
-        S.REJECTED: 9, S.DECLINED: 9, S.CLOSED: 10, S.WITHDRAWN: 10}
+RANK = {
+    S.RECEIVED: 0,
+    S.VERIFIED: 1,
+    S.UNDER_REVIEW: 1,
+    S.FORWARDED: 2,
+    S.ACCEPTED: 3,
+    S.UNIT_ASSIGNED: 4,
+    S.REJECTED: 9,
+    S.DECLINED: 9,
+    S.CLOSED: 10,
+    S.WITHDRAWN: 10,
+}
 
 
 FINAL_RANK = min(RANK[s] for s in FINAL_STATUSES)

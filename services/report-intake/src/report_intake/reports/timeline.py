@@ -55,31 +55,45 @@ def notify(runtime: Runtime, report_id: str) -> None:
 
 
 def add_timeline(session: AsyncSession, report_id: str, event: str, text_en: str, text_nl: str) -> None:
-    session.add(TimelineEntry(report_id=report_id, event=event, occurred_at=utcnow(), text_en=text_en,
-                              text_nl=text_nl))
+    session.add(TimelineEntry(report_id=report_id, event=event, occurred_at=utcnow(), text_en=text_en, text_nl=text_nl))
 
 
 async def apply_events(runtime: Runtime, news: ReportEvents, message_id: str, source: str) -> bool:
     """Add events from the bridge to the report's timeline, in order; False for a duplicate delivery."""
     async with runtime.db.transaction() as session:
-        if not await first_delivery(session, messaging, message=REPORT_EVENTS, message_id=message_id,
-                                    source=source):
+        if not await first_delivery(session, messaging, message=REPORT_EVENTS, message_id=message_id, source=source):
             return False
         # Locked: two messages of one report can arrive at once (a status and the next one), and each must see
         # the other's status, or the later commit would put back an earlier status over "closed".
-        report = (await session.execute(select(Report).where(Report.id == news.report_id).with_for_update())
-                  ).scalars().first()
+        report = (
+            (await session.execute(select(Report).where(Report.id == news.report_id).with_for_update()))
+            .scalars()
+            .first()
+        )
         if report is None:
-            raise ServiceError(404, "report_not_found", f"no report {news.report_id}",
-                               detail_nl=f"geen melding {news.report_id}")
+            raise ServiceError(
+                404, "report_not_found", f"no report {news.report_id}", detail_nl=f"geen melding {news.report_id}"
+            )
         for event in news.events:
-            session.add(TimelineEntry(report_id=report.id, event=event.event, occurred_at=event.occurred_at,
-                                      text_en=event.text_en, text_nl=event.text_nl))
+            session.add(
+                TimelineEntry(
+                    report_id=report.id,
+                    event=event.event,
+                    occurred_at=event.occurred_at,
+                    text_en=event.text_en,
+                    text_nl=event.text_nl,
+                )
+            )
             if is_status(event.event) and STATUSES.allows(report.status, ReportStatus(event.event)):
                 report.status = STATUSES.move(report.status, ReportStatus(event.event))
                 report.status_rank = RANK[report.status]
-                audit.record(session, "report.status", report.id, actor="dispatch-bridge", detail={
-                    "status": event.event, "incident_number": event.incident_number})
+                audit.record(
+                    session,
+                    "report.status",
+                    report.id,
+                    actor="dispatch-bridge",
+                    detail={"status": event.event, "incident_number": event.incident_number},
+                )
                 audit.mark_finished(session, report)
             if event.incident_number:
                 report.incident_number = event.incident_number
@@ -88,8 +102,9 @@ async def apply_events(runtime: Runtime, news: ReportEvents, message_id: str, so
     return True
 
 
-async def timeline_stream(runtime: Runtime, report_id: str, access: reports_access.Access, language: str,
-                          last_event_id: str | None) -> AsyncIterator[str]:
+async def timeline_stream(
+    runtime: Runtime, report_id: str, access: reports_access.Access, language: str, last_event_id: str | None
+) -> AsyncIterator[str]:
     """Server-Sent Events: every timeline entry after `last_event_id`, then new ones as they come."""
     async with runtime.db.sessions() as session:
         await reports_access.authorised_report(runtime, session, report_id, access)
@@ -105,15 +120,26 @@ async def timeline_stream(runtime: Runtime, report_id: str, access: reports_acce
             while time.monotonic() < deadline:
                 wake.clear()
                 async with runtime.db.sessions() as session:
-                    entries = (await session.execute(
-                        select(TimelineEntry).where(TimelineEntry.report_id == report_id,
-                                                    col(TimelineEntry.id) > after)
-                        .order_by(col(TimelineEntry.id)))).scalars().all()
+                    entries = (
+                        (
+                            await session.execute(
+                                select(TimelineEntry)
+                                .where(TimelineEntry.report_id == report_id, col(TimelineEntry.id) > after)
+                                .order_by(col(TimelineEntry.id))
+                            )
+                        )
+                        .scalars()
+                        .all()
+                    )
                     status = (await session.execute(select(Report.status).where(Report.id == report_id))).scalar()
                 for entry in entries:
                     after = entry.id or after
-                    data = {"event": entry.event, "occurred_at": entry.occurred_at.isoformat(), "status": status,
-                            "text": entry.text_nl if language == "nl" else entry.text_en}
+                    data = {
+                        "event": entry.event,
+                        "occurred_at": entry.occurred_at.isoformat(),
+                        "status": status,
+                        "text": entry.text_nl if language == "nl" else entry.text_en,
+                    }
                     yield f"id: {entry.id}\nevent: timeline\ndata: {json.dumps(data)}\n\n"
                 # A heartbeat at least every 15 s keeps proxies from closing the stream.
                 with contextlib.suppress(TimeoutError):

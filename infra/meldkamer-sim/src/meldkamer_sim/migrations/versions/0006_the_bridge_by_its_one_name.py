@@ -4,12 +4,13 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-07 12:50:00
 """
+
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = '0006'
-down_revision: str | None = '0005'
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
