@@ -11,8 +11,9 @@ from burgermelding_shared.db import Database
 
 
 @pytest.fixture
-async def database_with(database_url: Callable[[str], str]
-                        ) -> AsyncIterator[Callable[[str, MetaData], Awaitable[Database]]]:
+async def database_with(
+    database_url: Callable[[str], str],
+) -> AsyncIterator[Callable[[str, MetaData], Awaitable[Database]]]:
     """A fresh database with a test's own schema: `await database_with("name", metadata)` (the library's tests use
     a schema of their own; services use their Alembic migrations)."""
     opened: list[Database] = []

@@ -392,6 +392,20 @@ class RequestResponse(BaseModel):
     incidentId: str | None = None
 
 
+# What an IncidentUpdate is about.
+IncidentUpdateKind = Literal[
+    "media",
+    "verification",
+    "citizen_note",
+    "withdrawn",
+    "report_added",
+    "merged",
+    "sighting",
+    "burgernet",
+    "report_removed",
+]
+
+
 class IncidentUpdate(BaseModel):
     """bridge -> meldkamer: news on an incident it already has (more photos, a verification result, the
     citizen's answer, a withdrawal, a report a dispatcher split off as another event). `updateId` is stable
@@ -401,17 +415,7 @@ class IncidentUpdate(BaseModel):
 
     updateId: str
     requestId: str
-    kind: Literal[
-        "media",
-        "verification",
-        "citizen_note",
-        "withdrawn",
-        "report_added",
-        "merged",
-        "sighting",
-        "burgernet",
-        "report_removed",
-    ]
+    kind: IncidentUpdateKind
     urgent: bool = Field(
         False, description="news the dispatcher must see at once: a sighting of a live Burgernet search"
     )

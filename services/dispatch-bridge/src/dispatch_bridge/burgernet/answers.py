@@ -7,14 +7,13 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared.contracts import ReportSubmitted, VerificationCompleted
-from dispatch_bridge.audit import BRIDGE, audit
 from dispatch_bridge.burgernet.actions import open_incident_of
 from dispatch_bridge.citizens import news
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.meldkamer import requests as to_meldkamer
 from dispatch_bridge.models import BridgeReport, BurgernetAction, Incident
 from dispatch_bridge.records import holds
-from dispatch_bridge.states import REPORT_STATES, ReportState
+from dispatch_bridge.reports.forwarded import forwarded_into
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +51,10 @@ async def attach_answer(
         log.error("an answer to an unknown Burgernet action", extra={"report_id": stored.report_id})
         return None
     incident = await open_incident_of(session, action.incident_id)
-    stored.incident_id, stored.state = incident.id, REPORT_STATES.move(stored.state, ReportState.FORWARDED)
-    session.add(stored)
+    forwarded_into(session, stored, incident, "burgernet_answer", action=action.reference, urgent=report.urgent)
     if action.first_sighting_at is None:
         action.first_sighting_at = stored.received_at
         session.add(action)
-    audit(
-        session,
-        BRIDGE,
-        "report.sent_to_meldkamer",
-        "report",
-        stored.report_id,
-        {"incident_id": incident.id, "as": "burgernet_answer", "action": action.reference, "urgent": report.urgent},
-        report_id=stored.report_id,
-    )
     await holds.extend_hold(session, incident.id, stored.report_id)
     await to_meldkamer.update_incident(
         session,

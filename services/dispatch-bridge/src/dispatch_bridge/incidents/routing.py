@@ -18,7 +18,6 @@ from burgermelding_shared.contracts import (
 from burgermelding_shared.messaging import Precedence, enqueue
 from burgermelding_shared.timeutil import utcnow
 from burgermelding_shared.urgency import MeldkamerPriority
-from dispatch_bridge.audit import BRIDGE, audit
 from dispatch_bridge.burgernet import answers
 from dispatch_bridge.citizens.news import tell_citizen, tell_joined
 from dispatch_bridge.config import BridgeSettings
@@ -33,10 +32,9 @@ from dispatch_bridge.meldkamer.requests import (
 )
 from dispatch_bridge.models import BridgeReport, Incident, messaging
 from dispatch_bridge.records import holds
+from dispatch_bridge.reports.forwarded import forwarded_into
 from dispatch_bridge.states import (
-    REPORT_STATES,
     DeliveryState,
-    ReportState,
 )
 
 
@@ -87,17 +85,7 @@ async def forward(
         updated_at=now,
     )
     session.add(incident)
-    stored.incident_id, stored.state = incident.id, REPORT_STATES.move(stored.state, ReportState.FORWARDED)
-    session.add(stored)
-    audit(
-        session,
-        BRIDGE,
-        "report.sent_to_meldkamer",
-        "report",
-        stored.report_id,
-        {"incident_id": incident.id, "as": "request_for_service"},
-        report_id=stored.report_id,
-    )
+    forwarded_into(session, stored, incident, "request_for_service")
     document = eido.build_eido(
         incident_id=incident.id,
         priority=priority,
@@ -128,17 +116,7 @@ async def join_incident(
 ) -> None:
     """Another report about an event the meldkamer already has: an update to that incident (a new witness,
     new photos, a new description), not a new incident. An urgent witness makes the incident urgent."""
-    stored.incident_id, stored.state = incident.id, REPORT_STATES.move(stored.state, ReportState.FORWARDED)
-    session.add(stored)
-    audit(
-        session,
-        BRIDGE,
-        "report.sent_to_meldkamer",
-        "report",
-        stored.report_id,
-        {"incident_id": incident.id, "as": "incident_update"},
-        report_id=stored.report_id,
-    )
+    forwarded_into(session, stored, incident, "incident_update")
     await holds.extend_hold(session, incident.id, stored.report_id)
     incident.priority = min(incident.priority, proposed_priority(report))
     incident.updated_at = utcnow()

@@ -6,7 +6,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +15,7 @@ from burgermelding_shared.catalogue import (
 )
 from burgermelding_shared.contracts import (
     IncidentUpdate,
+    IncidentUpdateKind,
     PhotoRef,
     ReportEventType,
     ReportSubmitted,
@@ -42,25 +43,11 @@ def meldkamer_order(incident_id: str) -> str:
     return f"incident:{incident_id}"
 
 
-# What an IncidentUpdate is about (its `kind`).
-UpdateKind = Literal[
-    "media",
-    "verification",
-    "citizen_note",
-    "withdrawn",
-    "report_added",
-    "merged",
-    "sighting",
-    "burgernet",
-    "report_removed",
-]
-
-
 async def update_incident(
     session: AsyncSession,
     settings: BridgeSettings,
     incident: Incident,
-    kind: UpdateKind,
+    kind: IncidentUpdateKind,
     notes: str | None = None,
     media_items: list[dict[str, Any]] | None = None,
     *,
