@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
 """Burgermelding's two commands. Needs only Python 3.11 and pip; installs everything else it needs.
 
-    python3 dev.py run     install, migrate and start all four services (Ctrl-C stops them all)
-    python3 dev.py test    run the whole test suite on SQLite and again on PostgreSQL
+python3 dev.py run     install, migrate and start all four services (Ctrl-C stops them all)
+python3 dev.py test    set up this machine for the tests (Debian packages, Redis, PostgreSQL: see
+                       scripts/setup_machine.py), then run the whole test suite on SQLite and on PostgreSQL
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -105,16 +108,19 @@ def run(_args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         for package, _prefix, _port, _title in SERVICES:
-            children.append(subprocess.Popen([str(VENV_PYTHON), "-m", package, "serve"], cwd=ROOT, env=env,
-                                             start_new_session=True))
+            children.append(
+                subprocess.Popen([str(VENV_PYTHON), "-m", package, "serve"], cwd=ROOT, env=env, start_new_session=True)
+            )
         for package, prefix, port, title in SERVICES:
             actual = int(env.get(f"{prefix}PORT", port))
             host = env.get(f"{prefix}HOST", "127.0.0.1")
             ok = wait_ready(f"http://{host}:{actual}/readyz")
             say(f"{title:20s} {'ready' if ok else 'NOT READY'}  OpenAPI: http://{host}:{actual}/docs")
             if package == "dispatch_bridge":
-                say(f"{'':20s} the dispatchers' console: http://{host}:{actual}/console (accounts: python -m "
-                    "dispatch_bridge create-user, see the README)")
+                say(
+                    f"{'':20s} the dispatchers' console: http://{host}:{actual}/console (accounts: python -m "
+                    "dispatch_bridge create-user, see the README)"
+                )
         say("all services started; Ctrl-C stops them all")
         while not stopping:
             for child in children:
@@ -138,21 +144,88 @@ def postgres_reachable(host: str = "127.0.0.1", port: int = 5432) -> bool:
         return False
 
 
+def set_up_machine(postgresql: bool) -> None:
+    """What the tests need beside Python packages (Chromium, nginx, promtool, Redis, a running PostgreSQL):
+    scripts/setup_machine.py installs or starts what is missing and says so. What it cannot set up is reported,
+    and the tests that need it fail (they are never skipped)."""
+    script = [sys.executable, str(ROOT / "scripts" / "setup_machine.py"), *([] if postgresql else ["--no-postgresql"])]
+    if subprocess.call(script, cwd=ROOT) != 0:
+        say("this machine is not fully set up (see above): the tests that need what is missing will fail")
+
+
+def serial_modules(pytest_args: list[str]) -> list[str]:
+    """What the serial step collects: the test modules that mark a test serial, unless the arguments name paths
+    themselves (collecting the whole suite only to leave out all but a few tests costs a core for seconds)."""
+    if any(not arg.startswith("-") and (ROOT / arg.split("::", 1)[0]).exists() for arg in pytest_args):
+        return []
+    return sorted(
+        str(path.relative_to(ROOT))
+        for folder in ("shared", "services", "infra", "tests")
+        for path in (ROOT / folder).rglob("test_*.py")
+        if "mark.serial" in path.read_text(errors="replace")
+    )
+
+
+def pytest_step(step: str, workers: int, pytest_args: list[str], env: dict[str, str]) -> int:
+    """One step of a pass: "parallel" (every test not marked serial, on `workers` processes) or "serial" (the
+    tests marked serial, one at a time). pytest's exit code; 5 means the step had no test to run."""
+    if step == "serial":
+        pytest_args = [*pytest_args, *serial_modules(pytest_args)]
+    # loadgroup: a module whose tests share a running suite stays on one worker (see conftest.py).
+    parallel = step == "parallel" and workers > 1
+    spread = ["-n", str(workers), "--dist", "loadgroup"] if parallel else ["-p", "no:xdist"]
+    command = [str(VENV_PYTHON), "-m", "pytest", *spread, *pytest_args]
+    return subprocess.call(command, cwd=ROOT, env={**env, "BM_TEST_STEP": step})
+
+
+def print_slowest(durations: Path, count: int = 30) -> None:
+    if not durations.exists():
+        return
+    rows = [json.loads(line) for line in durations.read_text().splitlines() if line.strip()]
+    rows.sort(key=lambda row: -row["seconds"])
+    say(f"the slowest {min(count, len(rows))} tests (setup + call + teardown, of {len(rows)} run):")
+    for row in rows[:count]:
+        print(f"  {row['seconds']:7.1f} s  {row['database']:10s}  {row['test']}", flush=True)
+
+
 def test(args: argparse.Namespace) -> int:
+    started = time.monotonic()
     uv = install()
     databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    set_up_machine(postgresql="postgresql" in databases)
+    workers = args.workers or len(os.sched_getaffinity(0))
     failures = []
-    for database in databases:
-        if database == "postgresql" and not postgres_reachable():
-            say("PostgreSQL is not reachable on 127.0.0.1:5432: the PostgreSQL run fails (start it first)")
-            failures.append(database)
-            continue
-        say(f"test suite on {database}")
-        # The deployment tests install each service alone, as its Dockerfile does, with this same uv.
-        env = {**os.environ, "BM_TEST_DATABASE": database, "BM_TEST_UV": shutil.which(uv[0]) or uv[0]}
-        code = subprocess.call([str(VENV_PYTHON), "-m", "pytest", *args.pytest_args], cwd=ROOT, env=env)
-        if code != 0:
-            failures.append(database)
+    with tempfile.TemporaryDirectory(prefix="bm-test-") as scratch:
+        durations = Path(scratch) / "durations.jsonl"
+        for database in databases:
+            if database == "postgresql" and not postgres_reachable():
+                say("PostgreSQL is not reachable on 127.0.0.1:5432: the PostgreSQL run fails")
+                failures.append(database)
+                continue
+            # The deployment tests install each service alone, as its Dockerfile does, with this same uv.
+            env = {
+                **os.environ,
+                "BM_TEST_DATABASE": database,
+                "BM_TEST_UV": shutil.which(uv[0]) or uv[0],
+                "BM_TEST_DURATIONS": str(durations),
+            }
+            if database != databases[0]:
+                # The tests that touch no database ran in the first pass; here they would run the same way again.
+                env["BM_TEST_DATABASE_TESTS_ONLY"] = "1"
+                say(f"test suite on {database}: the tests that touch a database (the others ran on {databases[0]})")
+            else:
+                say(f"test suite on {database}")
+            pass_started = time.monotonic()
+            say(f"{database}: the tests not marked serial, on {workers} worker{'s' if workers > 1 else ''}")
+            parallel = pytest_step("parallel", workers, args.pytest_args, env)
+            say(f"{database}: the tests marked serial (they need the machine to themselves), one at a time")
+            serial = pytest_step("serial", workers, args.pytest_args, env)
+            codes = {parallel, serial}
+            say(f"{database}: {time.monotonic() - pass_started:.0f} s")
+            if codes == {5} or codes - {0, 5}:  # 5: no test in that step; in neither step is a failure
+                failures.append(database)
+        print_slowest(durations)
+    say(f"time: {time.monotonic() - started:.0f} s")
     if failures:
         say(f"FAILED on: {', '.join(failures)}")
         return 1
@@ -160,19 +233,47 @@ def test(args: argparse.Namespace) -> int:
     return 0
 
 
+# What `lint` checks, each a command that fails on a finding: style, format, types, and the import rules (no
+# service imports another, the shared library imports none, no module imports one that imports it back).
+LINT_STEPS = [
+    ("ruff check", ["-m", "ruff", "check", "."]),
+    ("ruff format --check", ["-m", "ruff", "format", "--check", "."]),
+    ("mypy", ["-m", "mypy"]),
+    (
+        "import contracts (import-linter)",
+        ["-c", "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"],
+    ),
+    ("import circles", ["scripts/import_cycles.py"]),
+]
+
+
 def lint(_args: argparse.Namespace) -> int:
     install()
-    say("ruff check")
-    return subprocess.call([str(VENV_PYTHON), "-m", "ruff", "check", "."], cwd=ROOT)
+    failed = []
+    for title, command in LINT_STEPS:
+        say(title)
+        if subprocess.call([str(VENV_PYTHON), *command], cwd=ROOT) != 0:
+            failed.append(title)
+    if failed:
+        say(f"lint FAILED: {', '.join(failed)}")
+        return 1
+    say("lint passed")
+    return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="install, migrate and start all four services")
-    sub.add_parser("lint", help="ruff check")
+    sub.add_parser("lint", help="ruff check and format, mypy, the import contracts and circles")
     test_parser = sub.add_parser("test", help="run the test suite")
     test_parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    test_parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="pytest-xdist workers for the tests not marked serial (default: one per core)",
+    )
     test_parser.add_argument("pytest_args", nargs="*", help="passed on to pytest (after --)")
     args = parser.parse_args()
     return {"run": run, "test": test, "lint": lint}[args.command](args)

@@ -1,9 +1,20 @@
-"""Fresh test databases: a SQLite file, or a new PostgreSQL database dropped afterwards."""
+"""Fresh test databases: a SQLite file, or a new PostgreSQL database dropped afterwards; empty, or already migrated.
+
+A migrated database (`create_database(name, folder, package)`) is a copy of a template that this process migrated
+once, with the service's own Alembic scripts: a file copy on SQLite, `CREATE DATABASE ... TEMPLATE` on PostgreSQL.
+Each process (each pytest-xdist worker) keeps templates of its own and drops them at the end of its session
+(`drop_templates`, from conftest.py). Names carry the worker's id, so workers never meet.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import importlib
 import os
+import shutil
+import tempfile
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,19 +38,89 @@ def postgres_admin(statement: str) -> None:
         pool.submit(asyncio.run, run()).result()
 
 
-def create_database(name: str, folder: Path) -> tuple[str, str | None]:
-    """(SQLAlchemy URL, PostgreSQL database name to drop later or None)."""
-    if TEST_DATABASE == "sqlite":
-        return f"sqlite+aiosqlite:///{folder / (name + '.db')}", None
-    database = f"bmtest_{name.replace('-', '_')}_{uuid.uuid4().hex[:12]}"
-    postgres_admin(f'CREATE DATABASE "{database}"')
+def worker_id() -> str:
+    """This process's pytest-xdist worker ("gw0", "gw1", ...), or "main" without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def postgres_url_of(database: str) -> str:
     base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{database}", database
+    return f"{base}/{database}"
+
+
+def create_database(name: str, folder: Path, package: str | None = None) -> tuple[str, str | None]:
+    """(SQLAlchemy URL, PostgreSQL database name to drop later or None): an empty database, or with `package` (a
+    service's package, e.g. "report_intake") one migrated to that service's head revision.
+
+    A SQLite file that is already there (a second start of a service on the same file) is left as it is."""
+    if TEST_DATABASE == "sqlite":
+        path = folder / (name + ".db")
+        if package is not None and not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(_template(package), path)
+        return f"sqlite+aiosqlite:///{path}", None
+    database = f"bmtest_{name.replace('-', '_')}_{worker_id()}_{uuid.uuid4().hex[:12]}"
+    template = f' TEMPLATE "{_template(package)}"' if package is not None else ""
+    postgres_admin(f'CREATE DATABASE "{database}"{template}')
+    return postgres_url_of(database), database
 
 
 def drop_database(database: str | None) -> None:
     if database:
         postgres_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def migrations_dir_of(package: str) -> Path:
+    return Path(importlib.import_module(package).__file__).parent / "migrations"  # type: ignore[arg-type]
+
+
+_templates: dict[str, str] = {}  # package: its template (a SQLite file's path, or a PostgreSQL database's name)
+_templates_lock = threading.Lock()
+_template_folder: Path | None = None
+
+
+def _template(package: str) -> str:
+    """The template of a service's migrated database, made (migrated with Alembic) on first use in this process."""
+    global _template_folder
+    with _templates_lock:
+        if package in _templates:
+            return _templates[package]
+        from burgermelding_shared import migrations
+
+        if TEST_DATABASE == "sqlite":
+            if _template_folder is None:
+                _template_folder = Path(tempfile.mkdtemp(prefix=f"bm-templates-{worker_id()}-"))
+                atexit.register(shutil.rmtree, _template_folder, True)
+            path = _template_folder / f"{package}.db"
+            url, template = f"sqlite+aiosqlite:///{path}", str(path)
+        else:
+            template = f"bmtemplate_{package}_{worker_id()}_{uuid.uuid4().hex[:12]}"
+            postgres_admin(f'CREATE DATABASE "{template}"')
+            url = postgres_url_of(template)
+        # Alembic's env runs its own event loop: a thread of its own, whether or not a loop runs in this one.
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(migrations.upgrade, migrations_dir_of(package), url).result()
+        except BaseException:
+            if TEST_DATABASE != "sqlite":
+                drop_database(template)
+            raise
+        if TEST_DATABASE == "sqlite":
+            # The migration's last connection has closed, so its WAL is in the file: the file alone is the copy.
+            assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0, "a WAL left over"
+        _templates[package] = template
+        return template
+
+
+def drop_templates() -> None:
+    """Drop this process's templates (at the end of its test session)."""
+    with _templates_lock:
+        for template in _templates.values():
+            if TEST_DATABASE == "sqlite":
+                Path(template).unlink(missing_ok=True)
+            else:
+                drop_database(template)
+        _templates.clear()
 
 
 REDIS_URL = os.environ.get("BM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

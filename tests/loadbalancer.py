@@ -55,11 +55,11 @@ error_log {folder}/nginx-error.log warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
-    client_body_temp_path {temp['body']};
-    proxy_temp_path {temp['proxy']};
-    fastcgi_temp_path {temp['fastcgi']};
-    uwsgi_temp_path {temp['uwsgi']};
-    scgi_temp_path {temp['scgi']};
+    client_body_temp_path {temp["body"]};
+    proxy_temp_path {temp["proxy"]};
+    fastcgi_temp_path {temp["fastcgi"]};
+    uwsgi_temp_path {temp["uwsgi"]};
+    scgi_temp_path {temp["scgi"]};
     client_max_body_size 250m;
     proxy_http_version 1.1;
     proxy_set_header Connection "";
@@ -79,15 +79,19 @@ http {{
 def start_nginx(folder: Path, fronts: dict[str, int], replicas: dict[str, list[int]]) -> LoadBalancer:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
-        raise RuntimeError("nginx is needed (Debian package nginx-light; .ci/run installs it)")
+        raise RuntimeError("nginx is needed (Debian package nginx-light; `python3 dev.py test` installs it)")
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "nginx.conf"
     config.write_text(nginx_config(folder, fronts, replicas))
     checked = subprocess.run([nginx, "-t", "-q", "-p", str(folder), "-c", str(config)], capture_output=True, text=True)
     if checked.returncode != 0:
         raise RuntimeError(f"nginx refuses its configuration:\n{checked.stderr}")
-    process = subprocess.Popen([nginx, "-p", str(folder), "-c", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    process = subprocess.Popen(
+        [nginx, "-p", str(folder), "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
     balancer = LoadBalancer(process, folder)
     deadline = time.monotonic() + 20
     front = next(iter(fronts.values()))
