@@ -127,8 +127,8 @@ REDIS_URL = os.environ.get("BM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def redis_keyspace() -> str:
-    """A key prefix of a test's own in the machine's Redis (`REDIS_URL`), which must answer: `.ci/run` starts
-    one. Remove its keys afterwards with `drop_redis_keys`."""
+    """A key prefix of a test's own in the machine's Redis (`REDIS_URL`), which must answer: `python3 dev.py test`
+    starts one (scripts/setup_machine.py). Remove its keys afterwards with `drop_redis_keys`."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)

@@ -108,7 +108,7 @@ async def test_every_service_exposes_what_the_alerts_use(start_service: Callable
 
 def test_the_alert_rules_are_valid_for_prometheus() -> None:
     promtool = shutil.which("promtool")
-    assert promtool, "promtool is needed (Debian package prometheus; .ci/run installs it)"
+    assert promtool, "promtool is needed (Debian package prometheus; `python3 dev.py test` installs it)"
     checked = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 7 rules found" in checked.stdout

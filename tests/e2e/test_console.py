@@ -53,7 +53,9 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)"
+    assert CHROMIUM.exists(), (
+        "Debian's chromium is not installed (`python3 dev.py test` installs it: scripts/setup_machine.py)"
+    )
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
