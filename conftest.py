@@ -7,6 +7,10 @@ restart PostgreSQL or need the machine to themselves) alone. What `dev.py test` 
 - `BM_TEST_STEP=parallel|serial`: run only the tests not marked `serial`, or only those marked;
 - `BM_TEST_DATABASE_TESTS_ONLY=1`: the second pass of a run with both passes: leave out the tests that touch no
   database (`touches_database`), which ran in the first pass already and would run the same way again;
+
+An end-to-end test (tests/e2e) starts the four services as real processes and runs once per `dev.py test`, on the
+database of the setup it is about, which it names with `pytest.mark.runs_on(...)` (see `END_TO_END_DATABASES`);
+the other tests run on both databases, as above.
 - `BM_TEST_DURATIONS=<file>`: add each test's time (setup, call and teardown) to that file, for the slowest list.
 """
 
@@ -157,6 +161,30 @@ def touches_database(item: pytest.Item, names: DatabaseNames) -> bool:
     return False
 
 
+# Where an end-to-end test runs. The database code is tested on both databases by each service's own tests; what
+# an end-to-end test adds is the services together, so it runs once, on the database of the setup it is about:
+# "sqlite" for what the embedded default (a new machine, `dev.py run`) must do and what no database decides (the
+# API's documents, who may call what, the browser, HTTP behaviour); "postgresql" for what production relies on
+# (concurrency under a flood, restarts, retention and chains, production mode). Every end-to-end module says
+# which with `pytestmark = pytest.mark.runs_on(...)`; one that does not is a collection error, not a guess.
+END_TO_END_DATABASES = frozenset({"sqlite", "postgresql"})
+
+
+def runs_here(item: pytest.Item) -> bool:
+    """Whether a test runs on this pass's database: those without `runs_on` everywhere, the others where named."""
+    marker = item.get_closest_marker("runs_on")
+    if marker is None:
+        if "e2e" in Path(str(item.path)).relative_to(ROOT).parts:
+            raise pytest.UsageError(
+                f"{item.nodeid}: an end-to-end test names the database it runs on, "
+                f"pytest.mark.runs_on({' or '.join(repr(name) for name in sorted(END_TO_END_DATABASES))})"
+            )
+        return True
+    if not marker.args or set(marker.args) - END_TO_END_DATABASES:
+        raise pytest.UsageError(f"{item.nodeid}: runs_on names no database or an unknown one: {marker.args}")
+    return TEST_DATABASE in marker.args
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     keep, leave = [], []
@@ -166,6 +194,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if (
             (STEP == "parallel" and serial)
             or (STEP == "serial" and not serial)
+            or not runs_here(item)
             or (names is not None and not touches_database(item, names))
         ):
             leave.append(item)
@@ -173,7 +202,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             keep.append(item)
     if leave:
         config.hook.pytest_deselected(items=leave)
-        items[:] = keep
+    # The end-to-end tests first: they are the long ones, so that the last minutes of a run are not one worker
+    # finishing a two-minute test while the other has nothing left (a stable sort: a module stays in one piece).
+    items[:] = sorted(keep, key=lambda item: "e2e" not in Path(str(item.path)).relative_to(ROOT).parts)
 
 
 # A test module whose tests share a fixture wider than one test (a running suite, a browser, what one test hands on

@@ -173,7 +173,8 @@ def pytest_step(step: str, workers: int, pytest_args: list[str], env: dict[str, 
         pytest_args = [*pytest_args, *serial_modules(pytest_args)]
     # loadgroup: a module whose tests share a running suite stays on one worker (see conftest.py).
     parallel = step == "parallel" and workers > 1
-    spread = ["-n", str(workers), "--dist", "loadgroup"] if parallel else ["-p", "no:xdist"]
+    # In collection order (conftest.py puts the long end-to-end tests first), not xdist's "most tests first".
+    spread = ["-n", str(workers), "--dist", "loadgroup", "--no-loadscope-reorder"] if parallel else ["-p", "no:xdist"]
     command = [str(VENV_PYTHON), "-m", "pytest", *spread, *pytest_args]
     return subprocess.call(command, cwd=ROOT, env={**env, "BM_TEST_STEP": step})
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from burgermelding_shared.db import Database, is_sqlite
+from burgermelding_shared.db import Database
 from burgermelding_shared.errors import install_error_handlers
 
 
@@ -32,12 +32,13 @@ async def _closed_by_the_server(db: Database, url: str) -> int:
     return backend
 
 
+# PostgreSQL's connection pool: SQLite has no server to lose.
+pytestmark = pytest.mark.runs_on("postgresql")
+
+
 @pytest.fixture
 def postgres_url(database_url: Callable[[str], str]) -> str:
-    url = database_url("pool")
-    if is_sqlite(url):
-        pytest.skip("PostgreSQL's connection pool; SQLite has no server to lose")
-    return url
+    return database_url("pool")
 
 
 async def test_a_connection_closed_while_idle_is_pinged_and_replaced(postgres_url: str) -> None:

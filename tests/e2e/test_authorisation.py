@@ -30,6 +30,9 @@ from dispatch_bridge.meldkamer import media
 from tests.helpers import phone_photo, report_json
 from tests.suite import SERVICE_NAMES, Suite, create_dispatcher, follow, start_suite, submit
 
+# Runs on SQLite only (conftest.py, END_TO_END_DATABASES): who may call what is decided before any database is read.
+pytestmark = pytest.mark.runs_on("sqlite")
+
 CALLERS = (
     "anonymous",
     "wrong_citizen_token",

@@ -24,6 +24,9 @@ from tests.databases import everything_stored, run_sql
 from tests.helpers import phone_photo, register_installation_at, report_json
 from tests.suite import Suite, create_dispatcher, eventually, meldkamer_incidents, start_suite, submit
 
+# Runs on PostgreSQL only (conftest.py, END_TO_END_DATABASES): Burgernet actions as production runs them.
+pytestmark = pytest.mark.runs_on("postgresql")
+
 # Around Utrecht's centre (lat, lon); the phone outside is in Amsterdam.
 UTRECHT = [(52.0950, 5.1050), (52.0950, 5.1350), (52.0830, 5.1350), (52.0830, 5.1050)]
 INSIDE = (52.0903, 5.1187)

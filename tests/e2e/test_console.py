@@ -19,6 +19,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from tests.helpers import phone_photo, report_json
 from tests.suite import Suite, create_dispatcher, eventually, start_suite, submit
 
+# Runs on SQLite only (conftest.py, END_TO_END_DATABASES): the console in a browser, on the embedded default a new machine starts with.
+pytestmark = pytest.mark.runs_on("sqlite")
+
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 PASSWORD = "a long enough test password"  # create_dispatcher's

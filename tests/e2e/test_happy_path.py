@@ -15,6 +15,9 @@ import pytest
 from tests.helpers import exif_time, gps_tags, make_jpeg, report_json, report_parts
 from tests.suite import Suite, create_dispatcher, follow, meldkamer_incidents, start_suite, submit
 
+# Runs on SQLite only (conftest.py, END_TO_END_DATABASES): the embedded default: what a new machine runs with no setup (production's happy path is test_production's).
+pytestmark = pytest.mark.runs_on("sqlite")
+
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:

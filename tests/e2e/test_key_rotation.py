@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from burgermelding_shared import webhooks
-from tests.databases import TEST_DATABASE
 from tests.helpers import phone_photo, report_json
 from tests.suite import (
     CALLERS,
@@ -33,6 +32,9 @@ from tests.suite import (
     submit,
 )
 
+# Runs on SQLite only (conftest.py, END_TO_END_DATABASES): service keys and webhook keys, which no database decides (production keys on PostgreSQL: test_production).
+pytestmark = pytest.mark.runs_on("sqlite")
+
 OLD_KEYS, NEW_KEYS = new_service_keys("2026-11"), new_service_keys("2026-12")
 OLD_HOOK = {"hook-2026-11": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()}
 NEW_HOOK = {"hook-2026-12": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()}
@@ -40,8 +42,6 @@ NEW_HOOK = {"hook-2026-12": "whsec_" + base64.b64encode(secrets.token_bytes(32))
 
 @pytest.fixture
 def suite(tmp_path: Path) -> Iterator[Suite]:
-    if TEST_DATABASE != "sqlite":  # the suite's second pass: production keys on PostgreSQL are test_production's
-        pytest.skip("key rotation does not depend on the database; it runs in the SQLite pass")
     env = {
         **production_secrets(),
         **service_key_settings(OLD_KEYS),

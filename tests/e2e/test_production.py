@@ -26,7 +26,6 @@ import pytest
 
 from tests.databases import (
     REDIS_URL,
-    TEST_DATABASE,
     create_database,
     drop_database,
     drop_redis_keys,
@@ -49,9 +48,9 @@ from tests.suite import (
 )
 from tests.suite import meldkamer_incidents as meldkamer_list
 
-pytestmark = pytest.mark.skipif(
-    TEST_DATABASE != "postgresql", reason="the production configuration runs on PostgreSQL (the suite's second pass)"
-)
+# Runs on PostgreSQL only (conftest.py, END_TO_END_DATABASES): the production configuration runs on PostgreSQL.
+pytestmark = pytest.mark.runs_on("postgresql")
+
 REPLICAS = 2
 
 

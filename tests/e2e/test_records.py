@@ -22,6 +22,9 @@ from burgermelding_shared.service_auth import development_key
 from tests.helpers import exif_time, gps_tags, make_jpeg, report_json
 from tests.suite import Suite, create_dispatcher, eventually, follow, start_suite, submit
 
+# Runs on PostgreSQL only (conftest.py, END_TO_END_DATABASES): retention, holds and audit chains as production keeps them.
+pytestmark = pytest.mark.runs_on("postgresql")
+
 # Every finished case purged at once, so that a test need not wait 30 days; the production defaults are in
 # burgermelding_shared.retention.DEFAULT_RULES.
 PURGE_FINISHED = json.dumps(

@@ -20,6 +20,9 @@ import pytest
 from tests.helpers import report_json, report_parts
 from tests.suite import Suite, create_dispatcher, meldkamer_incidents, start_suite
 
+# Runs on PostgreSQL only (conftest.py, END_TO_END_DATABASES): the outbox under faults and a killed bridge: what production's database must keep.
+pytestmark = pytest.mark.runs_on("postgresql")
+
 FAULTS = {
     "error_rate": 0.3,
     "error_statuses": [500, 503, 429],

@@ -18,6 +18,9 @@ import pytest
 from tests.helpers import phone_photo, report_json
 from tests.suite import Suite, start_suite, submit
 
+# Runs on SQLite only (conftest.py, END_TO_END_DATABASES): slow HTTP clients are cut off before any database is reached.
+pytestmark = pytest.mark.runs_on("sqlite")
+
 SLOW_HEADERS, SLOW_BODIES = 200, 50
 SLOW_ENV = {
     "BM_INTAKE_HEADER_TIMEOUT_SECONDS": "3",

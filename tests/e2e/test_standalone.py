@@ -19,6 +19,9 @@ from tests.s3 import S3Server, start_s3_server
 from tests.standalone import standalone_python
 from tests.suite import SERVICES, Suite, follow, meldkamer_incidents, production_secrets, start_suite, submit
 
+# Runs on PostgreSQL only (conftest.py, END_TO_END_DATABASES): each service installed alone in production mode.
+pytestmark = pytest.mark.runs_on("postgresql")
+
 
 @pytest.fixture(scope="module")
 def pythons() -> dict[str, str]:

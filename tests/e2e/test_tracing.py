@@ -18,6 +18,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tests.helpers import make_jpeg, report_json
 from tests.suite import SERVICES, Suite, follow, start_suite, submit
 
+# Runs on SQLite only (conftest.py, END_TO_END_DATABASES): trace context over HTTP, which no database decides.
+pytestmark = pytest.mark.runs_on("sqlite")
+
 PHONE_AGENT = "Burgermelding/2.4 (Android 15; Pixel 8)"
 PHONE_ADDRESS = "203.0.113.77"
 

@@ -12,12 +12,11 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from report_intake.config import IntakeSettings
-from tests.databases import TEST_DATABASE
 from tests.helpers import make_jpeg, report_json
 from tests.intake_support import post_report, stored_counts
 
 # A locked database file is how SQLite (the embedded default) is busy; PostgreSQL makes writers queue instead.
-pytestmark = pytest.mark.skipif(TEST_DATABASE != "sqlite", reason="SQLite's locked file: the embedded default")
+pytestmark = pytest.mark.runs_on("sqlite")
 
 
 @pytest.fixture
