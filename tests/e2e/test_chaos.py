@@ -46,6 +46,9 @@ CHAOS_ENV = {
     "BM_BRIDGE_RELAY_REQUEST_TIMEOUT_SECONDS": "2",  # a meldkamer gone dark holds a try this long
     "BM_BRIDGE_CALL_112_DEADLINE_SECONDS": "3600",
     "BM_VERIFICATION_JOB_LEASE_SECONDS": "10",  # a killed verification's jobs come back after this
+    # A phone whose request died with intake gets 409 (in progress) for its retries until the claim is this old
+    # (2 minutes by default: the phones here would mostly wait); every write here takes well under a second.
+    "BM_INTAKE_IDEMPOTENCY_CLAIM_SECONDS": "15",
     "BM_MELDKAMER_FAULT_SEED": str(SEED),  # the meldkamer's random faults replay with the chaos's order of faults
     **{f"{prefix}RELAY_LEASE_SECONDS": "5" for _package, prefix in SERVICES.values()},
 }

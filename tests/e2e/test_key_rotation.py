@@ -47,6 +47,8 @@ def suite(tmp_path: Path) -> Iterator[Suite]:
         **service_key_settings(OLD_KEYS),
         "BM_BRIDGE_MELDKAMER_WEBHOOK_KEYS": json.dumps(OLD_HOOK),
         "BM_MELDKAMER_WEBHOOK_KEYS": json.dumps(OLD_HOOK),
+        # Each step's report is followed until the meldkamer closes it (its signed callbacks): closed at once.
+        "BM_MELDKAMER_SCRIPT": json.dumps([["Active", 0.2], ["Closed", 0.6]]),
     }
     running = start_suite(tmp_path / "suite", env)
     yield running

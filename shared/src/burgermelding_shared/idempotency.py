@@ -87,8 +87,11 @@ def in_progress() -> ServiceError:
     )
 
 
-async def claim(db: Database, table: Table, scope: str, key: str, fingerprint: str) -> StoredResponse | None:
-    """Claim `key` for a request with this `fingerprint`; a stored response to replay, or None to proceed."""
+async def claim(
+    db: Database, table: Table, scope: str, key: str, fingerprint: str, stale_after: timedelta = STALE_CLAIM
+) -> StoredResponse | None:
+    """Claim `key` for a request with this `fingerprint`; a stored response to replay, or None to proceed. A claim
+    older than `stale_after` is taken to be a dead request's and is taken over."""
     full_key = stored_key(scope, key)
     now = utcnow()
     try:
@@ -115,7 +118,7 @@ async def claim(db: Database, table: Table, scope: str, key: str, fingerprint: s
             )
         if row["state"] == "done":
             return StoredResponse(row["response_status"], json.loads(row["response_body"]))
-        if now - row["created_at"] < STALE_CLAIM:
+        if now - row["created_at"] < stale_after:
             raise in_progress()
         # The first holder died mid-request: take the claim over, if no other retry took it first (the update
         # only matches the stale claim as read; PostgreSQL re-reads a row a concurrent update changed).
@@ -182,11 +185,12 @@ async def run_once(
     key: str,
     fingerprint: str,
     work: Callable[[AsyncSession], Awaitable[StoredResponse]],
+    stale_after: timedelta = STALE_CLAIM,
 ) -> StoredResponse:
     """Do `work` once per key: replay its stored response on a retry, or do it in one transaction that also
     records the response. On failure the claim is released, so the client may retry with the same key. (A rate
     limit is reserved before, in one step, and given back for a replay: see intake's limits.)"""
-    replay = await claim(db, table, scope, key, fingerprint)
+    replay = await claim(db, table, scope, key, fingerprint, stale_after)
     if replay is not None:
         return replay
     try:

@@ -15,6 +15,12 @@ class IntakeSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BM_INTAKE_", extra="ignore")
 
     service_name: str = "report-intake"
+    idempotency_claim_seconds: float = Field(
+        120.0,
+        description="A request with an Idempotency-Key claims it while it is stored; a retry with that key is "
+        "answered 409 (in progress, Retry-After) until the claim is this old, and then takes it over: the first "
+        "request's process is taken to have died. Keep it well above the longest database write.",
+    )
     port: int = Field(8001, description="Port to listen on.")
     verification_url: str = Field("http://127.0.0.1:8002", description="Base URL of verification.")
     bridge_url: str = Field("http://127.0.0.1:8003", description="Base URL of dispatch-bridge.")

@@ -14,8 +14,8 @@ from burgermelding_shared.contracts import CitizenMessage, DispatcherMessage
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import Precedence, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
-from report_intake import texts
-from report_intake.models import Message, Report, idempotency_keys, messaging
+from report_intake import retries, texts
+from report_intake.models import Message, Report, messaging
 from report_intake.reports import access as reports_access
 from report_intake.reports import submission
 from report_intake.reports.changes import refuse_if_closed
@@ -101,9 +101,8 @@ async def send_message(
         )
         return idempotency.StoredResponse(201, view.model_dump(mode="json"))
 
-    response = await idempotency.run_once(
-        runtime.db,
-        idempotency_keys,
+    response = await retries.run_once(
+        runtime,
         f"message:{report_id}",
         key,
         submission.fingerprint(message.model_dump(), []),

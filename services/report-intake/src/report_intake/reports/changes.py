@@ -13,10 +13,10 @@ from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.images import CheckedPhoto
 from burgermelding_shared.messaging import Precedence, enqueue
 from burgermelding_shared.timeutil import utcnow
-from report_intake import texts
+from report_intake import retries, texts
 from report_intake.burgernet import actions
 from report_intake.config import IntakeSettings
-from report_intake.models import Photo, Report, idempotency_keys, messaging
+from report_intake.models import Photo, Report, messaging
 from report_intake.records import audit, holds
 from report_intake.records import retention as retention_rules
 from report_intake.reports import access as reports_access
@@ -94,9 +94,8 @@ async def add_photos(
         return idempotency.StoredResponse(202, body.model_dump(mode="json"))
 
     try:
-        response = await idempotency.run_once(
-            runtime.db,
-            idempotency_keys,
+        response = await retries.run_once(
+            runtime,
             f"add-photos:{report_id}",
             key,
             submission.fingerprint({"report": report_id}, photos),

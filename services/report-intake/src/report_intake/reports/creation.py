@@ -14,7 +14,7 @@ from burgermelding_shared.images import CheckedPhoto
 from burgermelding_shared.ratelimit import Reservation
 from burgermelding_shared.timeutil import utcnow
 from burgermelding_shared.urgency import is_urgent
-from report_intake import texts
+from report_intake import retries, texts
 from report_intake.burgernet import actions
 from report_intake.config import IntakeSettings
 from report_intake.installations import credentials
@@ -24,7 +24,6 @@ from report_intake.models import (
     Contact,
     Report,
     TimelineEntry,
-    idempotency_keys,
 )
 from report_intake.records import audit
 from report_intake.reports.access import hash_token, new_access_token, seal_token, unseal_token
@@ -88,9 +87,7 @@ async def create_report(runtime: Runtime, new: NewReport) -> tuple[int, dict]:
         return await _store(session, new, settings, submitter)
 
     try:
-        response = await idempotency.run_once(
-            runtime.db, idempotency_keys, CREATE_REPORT, new.idempotency_key, fp, work
-        )
+        response = await retries.run_once(runtime, CREATE_REPORT, new.idempotency_key, fp, work)
     except BaseException:
         await remove_blobs(runtime, added)
         raise
