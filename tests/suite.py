@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from burgermelding_shared.service_auth import ServiceKey, load_service_key, new_key
+from burgermelding_shared.service_auth import ServiceKey, development_key, load_service_key, new_key
 from tests.databases import create_database, drop_database
 from tests.helpers import report_parts
 
@@ -213,9 +213,22 @@ def production_secrets() -> dict[str, str]:
 
 
 def credential_in(env: dict[str, str], caller: str, audience: str) -> str:
-    """A credential of `caller` (a key of SERVICES) for `audience`, made with the key in a deployment's settings."""
-    key = load_service_key(SERVICE_NAMES[caller], json.loads(env[f"{SERVICES[caller][1]}SERVICE_KEY"]))
-    return key.issue(SERVICE_NAMES[audience])
+    """A credential of `caller` (a key of SERVICES) for `audience`, made with the key in a deployment's settings
+    (the development key where the settings name none)."""
+    private = env.get(f"{SERVICES[caller][1]}SERVICE_KEY")
+    if private is None:
+        return development_key(SERVICE_NAMES[caller]).issue(SERVICE_NAMES[audience])
+    return load_service_key(SERVICE_NAMES[caller], json.loads(private)).issue(SERVICE_NAMES[audience])
+
+
+def openapi_documents(base_url: str, env: dict[str, str], service: str) -> list[dict[str, Any]]:
+    """A service's public OpenAPI document and its internal one, which is behind a service credential like every
+    /internal/ path (asked for as the first service that calls this one)."""
+    internal = {"Authorization": f"Bearer {credential_in(env, CALLERS[service][0], service)}"}
+    return [
+        httpx.get(f"{base_url}/openapi.json", timeout=10).raise_for_status().json(),
+        httpx.get(f"{base_url}/internal/openapi.json", headers=internal, timeout=10).raise_for_status().json(),
+    ]
 
 
 def start_suite(folder: Path, extra_env: dict[str, str] | None = None, pythons: dict[str, str] | None = None) -> Suite:

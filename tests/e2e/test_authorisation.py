@@ -28,7 +28,7 @@ from dispatch_bridge.accounts import tokens as accounts_tokens
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.meldkamer import media
 from tests.helpers import phone_photo, report_json
-from tests.suite import SERVICE_NAMES, Suite, create_dispatcher, follow, start_suite, submit
+from tests.suite import SERVICE_NAMES, Suite, create_dispatcher, follow, openapi_documents, start_suite, submit
 
 # Runs on SQLite only (conftest.py, END_TO_END_DATABASES): who may call what is decided before any database is read.
 pytestmark = pytest.mark.runs_on("sqlite")
@@ -262,7 +262,8 @@ def test_the_matrix_covers_every_operation_of_every_service(world: World) -> Non
     documented = {
         (service, method.upper(), path)
         for service in SERVICE_NAMES
-        for path, operations in httpx.get(f"{world.suite.urls[service]}/openapi.json").json()["paths"].items()
+        for document in openapi_documents(world.suite.urls[service], world.suite.env, service)
+        for path, operations in document["paths"].items()
         for method in operations
     }
     in_matrix = {(service, method, _as_documented(service, path)) for service, method, path, _ in MATRIX}

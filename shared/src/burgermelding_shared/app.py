@@ -14,8 +14,10 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp
 
 from burgermelding_shared.auditchain import AuditTables, CheckpointWriter
 from burgermelding_shared.background import BackgroundLoop
@@ -34,6 +36,7 @@ from burgermelding_shared.errors import (
 from burgermelding_shared.logging import AccessLogMiddleware, configure_logging
 from burgermelding_shared.messaging import Destination, MessagingTables, Relay, RelayConfig, ResultHandler
 from burgermelding_shared.metrics import Metrics, Scraper
+from burgermelding_shared.openapi import operation_id, publish
 from burgermelding_shared.service_auth import (
     VERIFIED_ISSUER,
     InternalCredentialMiddleware,
@@ -44,6 +47,20 @@ from burgermelding_shared.service_auth import (
 from burgermelding_shared.settings import ServiceSettings
 from burgermelding_shared.sharedstate import SharedState
 from burgermelding_shared.tracing import app_telemetry, configure_tracing, instrument_client, shutdown_tracing
+
+# What a browser client may send and read across origins (`cors_origins`): the credentials and headers our
+# operations take, and the answers' headers a client acts on.
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Installation-Credential",
+    "Idempotency-Key",
+    "Content-Type",
+    "Accept-Language",
+    "Last-Event-ID",
+    "If-None-Match",
+    "traceparent",
+]
+CORS_RESPONSE_HEADERS = ["API-Version", "Retry-After", "Location", "ETag", "Content-Language"]
 
 
 @dataclass
@@ -110,12 +127,20 @@ def create_service_app(
     service_only_prefixes: tuple[str, ...] = ("/internal/",),
     metrics_scrapers: list[Scraper] | None = None,
     audit: AuditTables | None = None,
+    api_version: str = "1.0.0",
+    servers: list[dict[str, str]] | None = None,
+    fast_paths: list[Callable[[ASGIApp], ASGIApp]] | None = None,
+    static_prefixes: tuple[str, ...] = (),
 ) -> FastAPI:
     """A FastAPI app with the suite's plumbing. `hooks` run inside the lifespan (workers, pools).
     `large_body_paths` (regular expressions) are exempt from the body cap: routes that stream uploads to disk
     under limits of their own. Paths under `service_only_prefixes` answer nothing without a service credential.
     `metrics_scrapers` add the service's own gauges, read at each scrape of `/metrics`. `audit`: the service's
-    audit chain, whose head is signed every `audit_checkpoint_seconds`."""
+    audit chain, whose head is signed every `audit_checkpoint_seconds`. `api_version`: the full version (semver)
+    of the service's API, in its documents and on every answer (see CHANGELOG.md); `servers`: where its public
+    document says it is reached (default: the host it is read from). `fast_paths`: middleware that answers some
+    requests before the rest of the stack (no access log, no routing), inside only the API's own headers.
+    `static_prefixes`: where the service serves static files (cacheable; everything else is `no-store`)."""
     metrics = Metrics()
     metrics.scrapers.extend(metrics_scrapers or [])
 
@@ -187,10 +212,14 @@ def create_service_app(
     app = FastAPI(
         title=title,
         description=description,
-        version="0.1.0",
+        version=api_version,
         lifespan=lifespan,
         openapi_tags=openapi_tags,
         telemetry=app_telemetry(),
+        generate_unique_id_function=operation_id,
+        openapi_url=None,  # served by `publish`: the public and the internal document, and the pages over them
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(
         InternalCredentialMiddleware,
@@ -205,10 +234,28 @@ def create_service_app(
         min_bytes_per_second=settings.body_min_bytes_per_second,
         grace_seconds=settings.body_grace_seconds,
     )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_RESPONSE_HEADERS,
+            max_age=600,
+        )
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
+    for fast_path in fast_paths or []:
+        app.add_middleware(fast_path)
     app.state.metrics = metrics
     install_error_handlers(app)
-    _document_errors_as_sent(app)
+    publish(
+        app,
+        version=api_version,
+        servers=servers or [{"url": "/"}],
+        internal_prefixes=service_only_prefixes,
+        finish=document_errors_as_sent,
+        static_prefixes=static_prefixes,
+    )
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
@@ -251,39 +298,24 @@ def create_service_app(
     return app
 
 
-def _document_errors_as_sent(app: FastAPI) -> None:
+def document_errors_as_sent(schema: dict[str, Any]) -> None:
     """Errors are sent as problem details (`ProblemDetails`, `application/problem+json`): put the schema in the
     document, and replace FastAPI's own 422 entry (its body is not what we send) with ours."""
-    from fastapi.openapi.utils import get_openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-                tags=app.openapi_tags,
-            )
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components["ProblemDetails"] = ProblemDetails.model_json_schema()
-            for operations in schema.get("paths", {}).values():
-                for operation in operations.values():
-                    responses = operation.setdefault("responses", {})
-                    response = responses.get("422")
-                    if response and PROBLEM_MEDIA_TYPE not in response.get("content", {}):
-                        response.update(error_response(422))
-                    if "requestBody" in operation:
-                        # Whatever an operation takes, its body can be unreadable (400 malformed_body: not UTF-8,
-                        # not JSON), too slow (408) or too large (413): answered before the route runs.
-                        for code in (400, 408, 413):
-                            responses.setdefault(str(code), error_response(code))
-            components.pop("HTTPValidationError", None)
-            components.pop("ValidationError", None)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ProblemDetails"] = ProblemDetails.model_json_schema()
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            response = responses.get("422")
+            if response and PROBLEM_MEDIA_TYPE not in response.get("content", {}):
+                response.update(error_response(422))
+            if "requestBody" in operation:
+                # Whatever an operation takes, its body can be unreadable (400 malformed_body: not UTF-8, not
+                # JSON), too slow (408) or too large (413): answered before the route runs.
+                for code in (400, 408, 413):
+                    responses.setdefault(str(code), error_response(code))
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
 
 
 def _service_caller(request: Request, runtime: Runtime, allowed: frozenset[str]) -> str:

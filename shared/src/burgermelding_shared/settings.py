@@ -79,6 +79,12 @@ class ServiceSettings(BaseSettings):
         description="Addresses of reverse proxies whose X-Forwarded-For is believed (JSON list). Behind a "
         "proxy, without this every client would share the proxy's address for rate limits and flood checks.",
     )
+    cors_origins: list[str] = Field(
+        [],
+        description="Origins of the browser clients that may call the API from their own pages (JSON list, e.g. "
+        '`["https://melden.politie.nl"]`): exact origins, no wildcard. Empty: no cross-origin access (the app '
+        "and server-side clients need none).",
+    )
     log_level: str = Field("INFO", description="Python log level.")
     otlp_endpoint: str = Field(
         "",

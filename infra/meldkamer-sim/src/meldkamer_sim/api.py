@@ -14,7 +14,7 @@ from burgermelding_shared.catalogue import INCIDENT_UPDATE, REQUEST_FOR_SERVICE
 from burgermelding_shared.contracts import IncidentUpdate, RequestForService, RequestResponse
 from burgermelding_shared.errors import ServiceError, error_responses
 from meldkamer_sim import dispatcher
-from meldkamer_sim.faults import Faults, FaultState
+from meldkamer_sim.faults import FAULT_STATUSES, Faults, FaultState
 
 router = APIRouter(prefix="/v1", tags=["meldkamer"])
 admin = APIRouter(prefix="/admin", tags=["admin"])
@@ -39,7 +39,7 @@ AdminDep = Annotated[None, Depends(require_admin)]
 
 
 class Outage(BaseModel):
-    seconds: float = Field(gt=0, le=3600)
+    seconds: float = Field(ge=0, le=3600, description="How long from now; 0 ends an outage in progress.")
 
 
 @admin.get("/faults", response_model=Faults, summary="The faults now in force", responses=error_responses(401))
@@ -53,7 +53,9 @@ async def put_faults(faults: Faults, runtime: RuntimeDep, _admin: AdminDep) -> F
     return faults
 
 
-@admin.post("/outage", summary="Start a whole outage now, for some seconds", responses=error_responses(401, 422))
+@admin.post(
+    "/outage", summary="Start a whole outage now, for some seconds (0: end it)", responses=error_responses(401, 422)
+)
 async def start_outage(outage: Outage, runtime: RuntimeDep, _admin: AdminDep) -> dict[str, float]:
     state = faults_of(runtime)
     state.outage_until = time.monotonic() + outage.seconds
@@ -64,7 +66,7 @@ async def start_outage(outage: Outage, runtime: RuntimeDep, _admin: AdminDep) ->
     REQUEST_FOR_SERVICE.under(router.prefix),
     response_model=RequestResponse,
     summary="A request for service (STA-024 shaped); idempotent per requestId",
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(400, 401, 403, 422, *FAULT_STATUSES),
 )
 async def request_for_service(
     request: RequestForService,
@@ -81,7 +83,7 @@ async def request_for_service(
 @router.post(
     INCIDENT_UPDATE.under(router.prefix),
     summary="News on an incident; idempotent per updateId",
-    responses=error_responses(400, 401, 403, 409, 422),
+    responses=error_responses(400, 401, 403, 409, 422, *FAULT_STATUSES),
 )
 async def incident_update(
     request_id: str,
@@ -102,7 +104,7 @@ async def incident_update(
     "hold citizens' descriptions)",
     responses=error_responses(401),
 )
-async def incidents(
+async def list_incidents(
     runtime: RuntimeDep,
     _admin: AdminDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -10,17 +10,22 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from burgermelding_shared.errors import ServiceError
 
+# The statuses a simulated fault answers with: what a control room's gateway gives when it is overloaded or broken.
+# The operations that can fail document each of them, so that a client built from the document expects them.
+FaultStatus = Literal[429, 500, 502, 503]
+FAULT_STATUSES: tuple[int, ...] = (429, 500, 502, 503)
+
 
 class Faults(BaseModel):
     latency_ms: float = Field(0, ge=0, le=60_000, description="Added to every request for service or update.")
     error_rate: float = Field(0, ge=0, le=1, description="Share of requests answered with an error.")
-    error_statuses: list[int] = Field([500, 503, 429], description="Errors to pick from.")
+    error_statuses: list[FaultStatus] = Field([500, 503, 429], description="Errors to pick from.")
     retry_after_seconds: int = Field(1, ge=0, le=3600, description="Retry-After sent with 429 and 503.")
     fail_after_commit: float = Field(
         0.5, ge=0, le=1, description="Share of errors that happen after the incident was stored."

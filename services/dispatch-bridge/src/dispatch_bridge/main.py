@@ -24,6 +24,8 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
     )
     app = create_service_app(
         settings=settings,
+        servers=[{"url": settings.public_url, "description": "this deployment's public address"}],
+        static_prefixes=("/console/static/",),
         title="Burgermelding dispatch bridge",
         description="Forwards validated reports to the meldkamer (EIDO over STA-024-shaped requests), never lost "
         "and never twice, and carries the meldkamer's status changes back to the citizen.",

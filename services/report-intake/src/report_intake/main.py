@@ -53,6 +53,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         ),
         # Photo uploads stream to disk under their own per-photo and per-request limits (uploads.py).
         large_body_paths=[r"/v1/reports", r"/v1/reports/[^/]+/photos", r"/v1/burgernet/actions/[^/]+/sightings"],
+        # The feed a million apps poll is answered before the rest of the stack.
+        fast_paths=[action_feed.FeedFastPath],
+        servers=[{"url": settings.public_url, "description": "this deployment's public address"}],
         hooks=[
             citizen_state,
             background_loop(DisplayCopies, extras_key="display_copies"),
@@ -78,8 +81,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             {"name": "internal", "description": "For our own services only"},
         ],
     )
-    # Outermost of our middleware: the feed a million apps poll is answered before the rest of the stack.
-    app.add_middleware(action_feed.FeedFastPath)
     app.include_router(installations_api.installation_router)
     app.include_router(reports_api.router)
     app.include_router(burgernet_api.router)

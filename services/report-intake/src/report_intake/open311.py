@@ -145,7 +145,7 @@ FORM_BODY = {
 
 
 @router.get("/services.json", summary="Open311: the service list (our categories)", response_model=list[Open311Service])
-async def services(request: Request) -> list[dict[str, Any]]:
+async def list_open311_services(request: Request) -> list[dict[str, Any]]:
     nl = language(request) == "nl"
     return [
         {
@@ -237,7 +237,7 @@ def _submission(form: dict[str, str]) -> ReportSubmission:
     openapi_extra=FORM_BODY,
     responses=error_responses(400, 409, 413, 415, 422, 429),
 )
-async def create_request(
+async def create_open311_request(
     request: Request,
     runtime: RuntimeDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
@@ -285,7 +285,7 @@ async def create_request(
     response_model=list[Open311Request],
     responses=error_responses(404, 429),
 )
-async def get_request(
+async def get_open311_request(
     request_id: str, request: Request, runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> list[dict[str, Any]]:
     sender = Sender(client_address(request))

@@ -49,7 +49,7 @@ async def get_verification(
     summary="Verification jobs given up on, with the reason (for the dispatchers' API)",
     responses=error_responses(401, 403),
 )
-async def dead_jobs(
+async def list_dead_jobs(
     runtime: RuntimeDep,
     _caller: str = require_service("dispatch-bridge"),
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -73,7 +73,7 @@ async def replay_dead_job(
     summary="A report's personal data was removed at intake: do the same to this copy",
     responses=error_responses(400, 401, 403, 422),
 )
-async def retention(
+async def apply_retention(
     order: RetentionApplied, runtime: RuntimeDep, sender: InternalMessage = internal_message("report-intake")
 ) -> dict[str, str]:
     return {"status": await records.apply_retention(runtime, order, sender.message_id, sender.source)}

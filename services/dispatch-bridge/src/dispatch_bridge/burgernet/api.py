@@ -42,7 +42,7 @@ PHOTO_BODY = {
     responses=error_responses(401, 403, 413, 415, 422),
     openapi_extra=PHOTO_BODY,
 )
-async def upload_photo(request: Request, runtime: RuntimeDep, actor: AnyDispatcher) -> ActionPhoto:
+async def upload_burgernet_photo(request: Request, runtime: RuntimeDep, actor: AnyDispatcher) -> ActionPhoto:
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
@@ -58,7 +58,7 @@ async def upload_photo(request: Request, runtime: RuntimeDep, actor: AnyDispatch
     "(about a past window) on an incident: published to the apps in the area at once (audited)",
     responses=error_responses(401, 403, 404, 409, 422),
 )
-async def start(request: ActionRequest, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
+async def start_burgernet_action(request: ActionRequest, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
     return await actions.start_action(runtime, actor, request)
 
 
@@ -68,7 +68,7 @@ async def start(request: ActionRequest, runtime: RuntimeDep, actor: AnyDispatche
     "answers, time to the first answer, outcome",
     responses=error_responses(401, 403),
 )
-async def list_actions(
+async def list_burgernet_actions(
     runtime: RuntimeDep,
     _actor: AnyDispatcher,
     status: ActionStatus | None = None,
@@ -82,7 +82,7 @@ async def list_actions(
     summary="One action with its figures and its answers (the view is audited)",
     responses=error_responses(401, 403, 404),
 )
-async def get_action(action_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
+async def get_burgernet_action(action_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
     return await actions.get_action(runtime, actor, action_id)
 
 
@@ -92,7 +92,9 @@ async def get_action(action_id: str, runtime: RuntimeDep, actor: AnyDispatcher) 
     "standard one when left out): the apps and every citizen who answered get it (audited)",
     responses=error_responses(401, 403, 404, 409, 422),
 )
-async def close(action_id: str, closing: Closing, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
+async def close_burgernet_action(
+    action_id: str, closing: Closing, runtime: RuntimeDep, actor: AnyDispatcher
+) -> dict[str, Any]:
     return await actions.close_action(runtime, actor, action_id, closing)
 
 
@@ -101,7 +103,9 @@ async def close(action_id: str, closing: Closing, runtime: RuntimeDep, actor: An
     summary="Cancel an action (supervisors; audited): published as a CAP Cancel with its closing message",
     responses=error_responses(401, 403, 404, 409, 422),
 )
-async def cancel(action_id: str, cancellation: Cancellation, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
+async def cancel_burgernet_action(
+    action_id: str, cancellation: Cancellation, runtime: RuntimeDep, actor: Supervisor
+) -> dict[str, Any]:
     return await actions.cancel_action(runtime, actor, action_id, cancellation)
 
 
@@ -111,7 +115,7 @@ async def cancel(action_id: str, cancellation: Cancellation, runtime: RuntimeDep
     summary="The meldkamer starts a Burgernet action on one of our incidents, around its place (signed webhook)",
     responses=error_responses(401, 404, 409, 422),
 )
-async def from_meldkamer(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+async def receive_meldkamer_burgernet_action(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     body = await request.body()
     signed = webhooks.verify(runtime.settings.meldkamer_webhook_keys, request.headers, body)
     try:

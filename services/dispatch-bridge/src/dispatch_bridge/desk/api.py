@@ -56,7 +56,9 @@ class Question(BaseModel):
         examples={401: [logins.wrong_credentials()], 429: [logins.login_throttled(4)], 503: [passwords.logins_busy()]},
     ),
 )
-async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, runtime: RuntimeDep) -> Token:
+async def request_token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, runtime: RuntimeDep
+) -> Token:
     return Token(access_token=await logins.log_in(runtime, form.username, form.password, client_address(request)))
 
 
@@ -66,7 +68,7 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: 
     "(witnesses, time span, spread, photos best first), most urgent first (the view is audited)",
     responses=AUTH_ERRORS,
 )
-async def incidents(
+async def list_incidents(
     runtime: RuntimeDep,
     actor: AnyDispatcher,
     delivery_state: DeliveryState | None = None,
@@ -85,7 +87,7 @@ async def incidents(
     summary="Reports with their verification summary, group and incident links (the view is audited)",
     responses=AUTH_ERRORS,
 )
-async def reports(
+async def list_reports(
     runtime: RuntimeDep,
     actor: AnyDispatcher,
     state: ReportState | None = None,
@@ -105,7 +107,7 @@ async def reports(
     summary="One report in full (the view is audited)",
     responses=error_responses(401, 403, 404),
 )
-async def report(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
+async def get_report(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
     return await listings.view_report(runtime, actor, report_id)
 
 
@@ -115,7 +117,7 @@ async def report(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> d
     summary="A photo: the sanitised copy, or with `original=true` the evidence (supervisors only)",
     responses={200: {"content": {"image/jpeg": {}}}, **error_responses(401, 403, 404, 409)},
 )
-async def photo(
+async def get_report_photo(
     report_id: str, photo_id: str, runtime: RuntimeDep, actor: AnyDispatcher, original: bool = False
 ) -> Response:
     data, content_type = await listings.photo(runtime, actor, report_id, photo_id, original)
@@ -128,7 +130,7 @@ async def photo(
     summary="Ask the citizen a question",
     responses=error_responses(401, 403, 404, 409, 422),
 )
-async def ask(report_id: str, question: Question, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
+async def ask_question(report_id: str, question: Question, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
     return await decisions.ask(runtime, actor, report_id, question.text)
 
 
@@ -137,7 +139,7 @@ async def ask(report_id: str, question: Question, runtime: RuntimeDep, actor: An
     summary="Forward a report held for review",
     responses=error_responses(401, 403, 404, 409),
 )
-async def forward(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
+async def forward_report(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
     return await decisions.decide_review(runtime, actor, report_id, forward=True)
 
 
@@ -146,7 +148,7 @@ async def forward(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> 
     summary="Reject a report held for review",
     responses=error_responses(401, 403, 404, 409),
 )
-async def reject(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
+async def reject_report(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
     return await decisions.decide_review(runtime, actor, report_id, forward=False)
 
 
@@ -186,7 +188,7 @@ async def split_report(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher
     summary="Delivery states, outbox, and the circuit state per destination",
     responses=AUTH_ERRORS,
 )
-async def delivery(runtime: RuntimeDep, _actor: AnyDispatcher) -> dict[str, Any]:
+async def get_delivery(runtime: RuntimeDep, _actor: AnyDispatcher) -> dict[str, Any]:
     return await deliveries.delivery_overview(runtime)
 
 
@@ -196,7 +198,7 @@ async def delivery(runtime: RuntimeDep, _actor: AnyDispatcher) -> dict[str, Any]
     "(ids starting `verification-job:`; their reports wait for a verdict), each with the reason",
     responses=AUTH_ERRORS,
 )
-async def dead_letters(runtime: RuntimeDep, _actor: AnyDispatcher, limit: Limit = 100) -> list[dict[str, Any]]:
+async def list_dead_letters(runtime: RuntimeDep, _actor: AnyDispatcher, limit: Limit = 100) -> list[dict[str, Any]]:
     return await deliveries.dead_letters(runtime, limit)
 
 
@@ -205,14 +207,14 @@ async def dead_letters(runtime: RuntimeDep, _actor: AnyDispatcher, limit: Limit 
     summary="Send a dead letter again, or try a dead verification job again (supervisors; audited)",
     responses=error_responses(401, 403, 404, 503),
 )
-async def replay(message_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, str]:
+async def replay_dead_letter(message_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, str]:
     return await deliveries.replay(runtime, actor, message_id)
 
 
 @router.get(
     "/dispatch/audit", summary="The audit log: who viewed or did what, when (supervisors)", responses=AUTH_ERRORS
 )
-async def audit_log(
+async def list_audit_entries(
     runtime: RuntimeDep, _actor: Supervisor, target_id: str | None = None, limit: Limit = 100
 ) -> list[dict[str, Any]]:
     return await listings.audit_log(runtime, target_id, limit)
@@ -245,7 +247,7 @@ class HoldState(BaseModel):
     "audited)",
     responses=error_responses(401, 403, 404),
 )
-async def report_custody(report_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
+async def get_report_custody(report_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
     return await evidence.custody(runtime, actor, report_id)
 
 
@@ -255,7 +257,7 @@ async def report_custody(report_id: str, runtime: RuntimeDep, actor: Supervisor)
     "photo: received, examined, forwarded, fetched, viewed, exported, deleted (supervisors; audited)",
     responses=error_responses(401, 403, 404),
 )
-async def photo_custody(report_id: str, photo_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
+async def get_photo_custody(report_id: str, photo_id: str, runtime: RuntimeDep, actor: Supervisor) -> dict[str, Any]:
     return await evidence.custody(runtime, actor, report_id, photo_id)
 
 
@@ -290,7 +292,7 @@ async def lift_legal_hold(incident_id: str, runtime: RuntimeDep, actor: Supervis
     "(`removed_by_retention`) and in the headers `Evidence-Complete` and `Evidence-Removed-By-Retention`.",
     responses={200: {"content": {"application/zip": {}}}, **error_responses(401, 403, 404, 409, 503)},
 )
-async def evidence_export(incident_id: str, runtime: RuntimeDep, actor: Supervisor) -> FileResponse:
+async def export_evidence(incident_id: str, runtime: RuntimeDep, actor: Supervisor) -> FileResponse:
     path, signed = await evidence.export_evidence(runtime, actor, incident_id)
     return FileResponse(
         path,
@@ -322,7 +324,7 @@ def removed_summary(removed: list[dict[str, Any]], most: int = 20) -> str:
     "under which rule, nothing personal (supervisors)",
     responses=AUTH_ERRORS,
 )
-async def deletion_log(
+async def list_deletions(
     runtime: RuntimeDep, _actor: Supervisor, report_id: str | None = None, limit: Limit = 100
 ) -> list[dict[str, Any]]:
     async with runtime.db.sessions() as session:

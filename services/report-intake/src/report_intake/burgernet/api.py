@@ -61,7 +61,7 @@ def cache_headers(settings: IntakeSettings, etag: str) -> dict[str, str]:
     description=FEED_DESCRIPTION,
     responses={200: {"content": {"application/json": {}}}, 304: {"description": "the feed you have is current"}},
 )
-async def feed(runtime: RuntimeDep, if_none_match: IfNoneMatch = None) -> Response:
+async def list_burgernet_actions(runtime: RuntimeDep, if_none_match: IfNoneMatch = None) -> Response:
     """Documents the feed; `burgernet.FeedFastPath` answers it before the routing (as this would)."""
     document = await action_feed.feed_of(runtime).current(runtime)
     headers = cache_headers(runtime.settings, document.etag)
@@ -76,7 +76,7 @@ async def feed(runtime: RuntimeDep, if_none_match: IfNoneMatch = None) -> Respon
     response_class=Response,
     responses={200: {"content": {"application/cap+xml": {}}}, **error_responses(404)},
 )
-async def cap(action_id: str, runtime: RuntimeDep) -> Response:
+async def get_burgernet_alert(action_id: str, runtime: RuntimeDep) -> Response:
     action = await action_feed.published(runtime, action_id)
     etag = f'"{action.action_id}-{action.version}"'
     return Response(
@@ -92,7 +92,7 @@ async def cap(action_id: str, runtime: RuntimeDep) -> Response:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404)},
 )
-async def photo(action_id: str, runtime: RuntimeDep) -> Response:
+async def get_burgernet_action_photo(action_id: str, runtime: RuntimeDep) -> Response:
     action = await action_feed.published(runtime, action_id)
     if action.photo is None or action.status != "open":  # an ended action's photo is no longer shown
         raise ServiceError(
@@ -122,7 +122,7 @@ async def photo(action_id: str, runtime: RuntimeDep) -> Response:
     "phone is): for the police's figure of how many were reached",
     responses=error_responses(401, 422, examples={401: [credential_needed(), *CREDENTIAL_ERRORS[401][:2]]}),
 )
-async def receipts(body: Receipts, runtime: RuntimeDep, sender: SenderDep) -> dict[str, int]:
+async def send_burgernet_receipts(body: Receipts, runtime: RuntimeDep, sender: SenderDep) -> dict[str, int]:
     if sender.installation_id is None:
         raise credential_needed()
     return await action_receipts.record_receipts(runtime, sender.installation_id, body.action_ids)
@@ -187,7 +187,7 @@ def sighting_parser(action: PublishedAction) -> Callable[[UploadedForm], ReportS
         }
     },
 )
-async def answer(
+async def answer_burgernet_action(
     action_id: str,
     request: Request,
     runtime: RuntimeDep,

@@ -180,7 +180,7 @@ async def send_message(
     response_model=Withdrawn,
     responses=error_responses(401, 403, 404, 409, 429, examples=CREDENTIAL_ERRORS),
 )
-async def withdraw(report_id: str, runtime: RuntimeDep, access: AccessDep) -> Withdrawn:
+async def withdraw_report(report_id: str, runtime: RuntimeDep, access: AccessDep) -> Withdrawn:
     return await changes.withdraw(runtime, report_id, access)
 
 
@@ -193,7 +193,7 @@ async def withdraw(report_id: str, runtime: RuntimeDep, access: AccessDep) -> Wi
     "Looking is recorded in the audit log.",
     responses=TOKEN_ERRORS,
 )
-async def stored_data(report_id: str, runtime: RuntimeDep, access: AccessDep) -> StoredData:
+async def get_stored_data(report_id: str, runtime: RuntimeDep, access: AccessDep) -> StoredData:
     return await citizen_rights.stored_data(runtime, report_id, access)
 
 
@@ -231,7 +231,7 @@ async def remove_contact(report_id: str, runtime: RuntimeDep, access: AccessDep)
         **TOKEN_ERRORS,
     },
 )
-async def follow_events(
+async def follow_report_events(
     report_id: str,
     request: Request,
     runtime: RuntimeDep,
