@@ -235,7 +235,8 @@ def test(args: argparse.Namespace) -> int:
 
 
 # What `lint` checks, each a command that fails on a finding: style, format, types, and the import rules (no
-# service imports another, the shared library imports none, no module imports one that imports it back).
+# service imports another, the shared library imports none, no module imports one that imports it back), and the
+# published OpenAPI documents against their committed snapshots (scripts/openapi_contract.py).
 LINT_STEPS = [
     ("ruff check", ["-m", "ruff", "check", "."]),
     ("ruff format --check", ["-m", "ruff", "format", "--check", "."]),
@@ -245,6 +246,8 @@ LINT_STEPS = [
         ["-c", "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"],
     ),
     ("import circles", ["scripts/import_cycles.py"]),
+    ("the error catalogue (scripts/error_catalogue.py)", ["scripts/error_catalogue.py", "--check"]),
+    ("OpenAPI snapshots, their versions, Spectral", ["scripts/openapi_contract.py", "--check"]),
 ]
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from report_intake.config import IntakeSettings
+from report_intake.installations.registration import solves
 
 
 def example_of(document: dict, response: dict) -> Any:
@@ -59,8 +60,43 @@ async def test_the_registration_flow_is_documented_for_app_developers(start_serv
     assert {"proof_of_work_invalid", "challenge_expired", "challenge_invalid"} <= set(refusals)
     assert "proof_of_work_replayed" in register["responses"]["409"]["content"]["application/problem+json"]["examples"]
     create = document["paths"]["/v1/reports"]["post"]
-    assert any(p["name"] == "Installation-Credential" and p["in"] == "header" for p in create["parameters"])
+    # The credential is a security scheme (a generated client sends it), optional: the request goes without it.
+    assert document["components"]["securitySchemes"]["installationCredential"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Installation-Credential",
+        "description": document["components"]["securitySchemes"]["installationCredential"]["description"],
+    }
+    assert create["security"] == [{"installationCredential": []}, {}]
+    assert not any(p["name"] == "Installation-Credential" for p in create.get("parameters", []))
     assert (
         "installation_credential_invalid"
         in create["responses"]["401"]["content"]["application/problem+json"]["examples"]
     )
+    # The example challenge and solution are a real test vector.
+    solution = register["requestBody"]["content"]["application/json"]["schema"]
+    example = document["components"]["schemas"][solution["$ref"].rsplit("/", 1)[1]]["examples"][0]
+    assert solves(example["challenge"], example["solution"], 20) and example["solution"] in register["description"]
+
+
+async def test_what_a_generated_client_must_send_and_may_get_back(start_service: Callable[..., Any]) -> None:
+    intake = await start_service("report_intake", IntakeSettings)
+    document = (await intake.client.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["citizenToken"]["type"] == "http" and schemes["citizenToken"]["scheme"] == "bearer"
+    status = document["paths"]["/v1/reports/{report_id}"]["get"]
+    # The report's token is needed, the installation credential taken when sent: both or the token alone.
+    assert status["security"] == [{"citizenToken": [], "installationCredential": []}, {"citizenToken": []}]
+    create = document["paths"]["/v1/reports"]["post"]
+    key = next(p for p in create["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["required"] is True and key["schema"]["type"] == "string"
+    for code in ("429", "503"):
+        assert create["responses"][code]["headers"]["Retry-After"] == {"$ref": "#/components/headers/Retry-After"}
+    examples = create["responses"]["503"]["content"]["application/problem+json"]["examples"]
+    assert {"busy", "storage_unavailable"} <= set(examples)
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            assert "503" in operation["responses"], (method, path)
+    # A request without the key is still answered with our own problem, as documented (400), not FastAPI's 422.
+    refused = await intake.client.post("/v1/reports", files={"report": (None, "{}")})
+    assert refused.status_code == 400 and refused.json()["error"] == "idempotency_key_missing"

@@ -16,6 +16,7 @@ import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp
 
@@ -24,6 +25,7 @@ from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.blobstore import BlobStore, BlobStoreUnavailable
 from burgermelding_shared.bodylimit import BodyPaceMiddleware, BodySizeLimitMiddleware
 from burgermelding_shared.db import Database
+from burgermelding_shared.error_catalogue import ERROR_CODES
 from burgermelding_shared.errors import (
     PROBLEM_MEDIA_TYPE,
     ProblemDetails,
@@ -131,6 +133,7 @@ def create_service_app(
     servers: list[dict[str, str]] | None = None,
     fast_paths: list[Callable[[ASGIApp], ASGIApp]] | None = None,
     static_prefixes: tuple[str, ...] = (),
+    optional_schemes: frozenset[str] = frozenset(),
 ) -> FastAPI:
     """A FastAPI app with the suite's plumbing. `hooks` run inside the lifespan (workers, pools).
     `large_body_paths` (regular expressions) are exempt from the body cap: routes that stream uploads to disk
@@ -253,8 +256,9 @@ def create_service_app(
         version=api_version,
         servers=servers or [{"url": "/"}],
         internal_prefixes=service_only_prefixes,
-        finish=document_errors_as_sent,
+        finish=lambda document: document_errors_as_sent(document, settings.service_name),
         static_prefixes=static_prefixes,
+        optional_schemes=optional_schemes,
     )
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
@@ -298,14 +302,27 @@ def create_service_app(
     return app
 
 
-def document_errors_as_sent(schema: dict[str, Any]) -> None:
+def document_errors_as_sent(schema: dict[str, Any], service_name: str) -> None:
     """Errors are sent as problem details (`ProblemDetails`, `application/problem+json`): put the schema in the
-    document, and replace FastAPI's own 422 entry (its body is not what we send) with ours."""
+    document, with the service's error codes (the catalogue, read from the code) as the enum of `error`, and
+    replace FastAPI's own 422 entry (its body is not what we send) with ours."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components["ProblemDetails"] = ProblemDetails.model_json_schema()
-    for operations in schema.get("paths", {}).values():
+    problem = ProblemDetails.model_json_schema()
+    if service_name in ERROR_CODES:
+        problem["properties"]["error"]["enum"] = list(ERROR_CODES[service_name])
+        problem["properties"]["error"]["description"] += " The codes are listed, with their texts, in docs/errors.md."
+    components["ProblemDetails"] = problem
+    schema["components"].setdefault("headers", {})["Retry-After"] = {
+        "description": "Seconds to wait before trying again (the same request, with the same Idempotency-Key).",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+    for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
+            if path != "/healthz":
+                # Any operation that reaches the database or the photo store may find it busy or away: 503 with
+                # Retry-After (busy, database_unreachable, storage_unavailable), never a 500.
+                responses.setdefault("503", error_response(503))
             response = responses.get("422")
             if response and PROBLEM_MEDIA_TYPE not in response.get("content", {}):
                 response.update(error_response(422))
@@ -314,6 +331,11 @@ def document_errors_as_sent(schema: dict[str, Any]) -> None:
                 # JSON), too slow (408) or too large (413): answered before the route runs.
                 for code in (400, 408, 413):
                     responses.setdefault(str(code), error_response(code))
+            for status in ("429", "503"):  # both always say when to come back
+                if status in responses:
+                    responses[status].setdefault("headers", {})["Retry-After"] = {
+                        "$ref": "#/components/headers/Retry-After"
+                    }
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
 
@@ -326,11 +348,22 @@ def _service_caller(request: Request, runtime: Runtime, allowed: frozenset[str])
     return runtime.settings.trusted_keys.verify(token, runtime.settings.service_name, allowed)
 
 
+# How the documents name the service credential (the dependencies below check it themselves).
+SERVICE_CREDENTIAL = HTTPBearer(
+    auto_error=False,
+    scheme_name="serviceCredential",
+    bearerFormat="JWT",
+    description="A short-lived EdDSA JWT signed with the calling service's own key, for this service "
+    "(`aud`), naming the caller (`iss`) and the key (`kid`).",
+)
+ServiceCredentialDeclared = Annotated[Any, Depends(SERVICE_CREDENTIAL)]
+
+
 def require_service(*issuers: str) -> Any:
     """Dependency for internal endpoints: a valid service credential from one of `issuers`, for this service."""
     allowed = frozenset(issuers)
 
-    async def dependency(request: Request, runtime: RuntimeDep) -> str:
+    async def dependency(request: Request, runtime: RuntimeDep, _declared: ServiceCredentialDeclared) -> str:
         return _service_caller(request, runtime, allowed)
 
     return Depends(dependency)
@@ -349,7 +382,9 @@ def internal_message(*issuers: str) -> Any:
     the request is answered to a caller without one; then the message id is read."""
     allowed = frozenset(issuers)
 
-    async def dependency(request: Request, runtime: RuntimeDep) -> InternalMessage:
+    async def dependency(
+        request: Request, runtime: RuntimeDep, _declared: ServiceCredentialDeclared
+    ) -> InternalMessage:
         source = _service_caller(request, runtime, allowed)
         return InternalMessage(source, message_id_header(request))
 

@@ -12,10 +12,10 @@ import hashlib
 import itertools
 import math
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 from xml.etree import ElementTree as ET
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from burgermelding_shared.events import distance_m
 
@@ -53,12 +53,20 @@ class Circle(_Strict):
     radius_m: float = Field(ge=50, le=50_000, description="50 m to 50 km")
 
 
+# A point [lat, lon]: a tuple here (hashable, unpacked), in the documents a two-number array, which OpenAPI
+# generators can use (a JSON Schema tuple, `prefixItems`, they cannot).
+Point = Annotated[
+    tuple[float, float],
+    WithJsonSchema({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}),
+]
+
+
 class Area(_Strict):
     """Exactly one of `circle` and `polygon` (points as [lat, lon], 3 to 100 of them, not closed: the last point
     joins the first)."""
 
     circle: Circle | None = None
-    polygon: list[tuple[float, float]] | None = Field(None, min_length=3, max_length=MAX_POLYGON_POINTS)
+    polygon: list[Point] | None = Field(None, min_length=3, max_length=MAX_POLYGON_POINTS)
     description: str | None = Field(None, max_length=200, description="in words, e.g. 'Utrecht, Binnenstad'")
 
     @model_validator(mode="after")

@@ -287,6 +287,9 @@ ReportEventType = Literal[
     "joined",
     "appeal_closed",
 ]
+# What a citizen's timeline can show: the news the bridge sends, and what intake itself adds (a photo that could
+# not be read).
+CitizenTimelineEvent = Literal[ReportEventType, "photo_unreadable"]
 
 
 class TimelineEvent(Strict):

@@ -297,6 +297,9 @@ def storage_unavailable() -> ServiceError:
     )
 
 
+ERROR_EXAMPLES[503][1].append(storage_unavailable())  # the typical 503s: busy, database away, photo store away
+
+
 def render_error(request: Request, exc: ServiceError) -> JSONResponse:
     """Problem details, with `detail` in Dutch when the client prefers it."""
     metrics = getattr(request.app.state, "metrics", None)

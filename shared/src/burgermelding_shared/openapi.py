@@ -26,6 +26,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PUBLIC_DOCUMENT = "/openapi.json"
@@ -43,6 +44,25 @@ def operation_id(route: APIRoute) -> str:
     service; `documents` checks it."""
     head, *rest = route.name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def embedded_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON Schema to embed in a document (a multipart part's `contentSchema`): its `$defs` put in
+    place, since a `#/$defs/...` reference inside a document would be read from the document's root."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline({**definitions[ref.rsplit("/", 1)[1]], **{k: v for k, v in node.items() if k != "$ref"}})
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return inline(schema)
 
 
 def is_internal(path: str, internal_prefixes: Iterable[str]) -> bool:
@@ -91,6 +111,33 @@ def check_operation_ids(document: dict[str, Any]) -> None:
             if name in seen:
                 raise RuntimeError(f"operationId {name!r} of {method.upper()} {path} is also {seen[name]}'s")
             seen[name] = f"{method.upper()} {path}"
+
+
+# A header the service requires but checks itself (to answer its own problem, not FastAPI's 422) is declared
+# optional in the route with this mark; the documents then say it is required.
+REQUIRED_HEADER = {"x-burgermelding-required": True}
+
+
+def settle_requirements(document: dict[str, Any], optional_schemes: frozenset[str]) -> None:
+    """What a caller must send, as the service really checks it. FastAPI lists every security dependency of an
+    operation as an alternative (any one of them would do); here each operation needs all of its schemes except
+    the `optional_schemes`, which it takes when sent (the installation credential: with it, limits count the
+    installation instead of the shared address). Headers marked REQUIRED_HEADER become required."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if schema.pop(next(iter(REQUIRED_HEADER)), False):
+                    parameter["required"] = True
+                    branches = [b for b in schema.pop("anyOf", []) if b.get("type") != "null"]
+                    if len(branches) == 1:
+                        schema.update(branches[0])
+            names = [name for requirement in operation.get("security", []) for name in requirement]
+            if not names:
+                continue
+            required: dict[str, list[str]] = {name: [] for name in names if name not in optional_schemes}
+            optional: dict[str, list[str]] = {name: [] for name in names if name in optional_schemes}
+            operation["security"] = [{**required, **optional}, required] if optional else [required]
 
 
 def with_version_header(document: dict[str, Any]) -> None:
@@ -148,11 +195,13 @@ def publish(
     internal_prefixes: tuple[str, ...],
     finish: Callable[[dict[str, Any]], None] | None = None,
     static_prefixes: tuple[str, ...] = (),
+    optional_schemes: frozenset[str] = frozenset(),
 ) -> None:
     """Serve the public and the internal document and the offline documentation pages of `app` (made with
     `docs_url=None, redoc_url=None, openapi_url=None`). `finish` completes the whole document before it is split
     (the service's own additions: the problem schema, documented errors). `static_prefixes`: where the service
-    serves static files of its own (see ApiHeaders)."""
+    serves static files of its own (see ApiHeaders); `optional_schemes`: security schemes an operation takes
+    when sent but does not need (see settle_requirements)."""
     if not SEMVER.match(version):
         raise ValueError(f"the API version must be semver (MAJOR.MINOR.PATCH): {version!r}")
     if not is_internal(INTERNAL_DOCUMENT, internal_prefixes):
@@ -172,6 +221,7 @@ def publish(
             )
             if finish:
                 finish(whole)
+            settle_requirements(whole, optional_schemes)
             check_operation_ids(whole)
             with_version_header(whole)
             built["public"] = only_paths(whole, lambda path: not is_internal(path, internal_prefixes))

@@ -12,7 +12,7 @@ from burgermelding_shared.app import Runtime, background_loop, create_service_ap
 from burgermelding_shared.catalogue import Service
 from burgermelding_shared.idempotency import IdempotencyPurger
 from burgermelding_shared.slots import PriorityExecutor
-from report_intake import internal, open311
+from report_intake import internal, open311, request_parts
 from report_intake.burgernet import api as burgernet_api
 from report_intake.burgernet import feed as action_feed
 from report_intake.config import IntakeSettings, get_settings
@@ -55,6 +55,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         large_body_paths=[r"/v1/reports", r"/v1/reports/[^/]+/photos", r"/v1/burgernet/actions/[^/]+/sightings"],
         # The feed a million apps poll is answered before the rest of the stack.
         fast_paths=[action_feed.FeedFastPath],
+        optional_schemes=request_parts.OPTIONAL_SCHEMES,
         servers=[{"url": settings.public_url, "description": "this deployment's public address"}],
         hooks=[
             citizen_state,

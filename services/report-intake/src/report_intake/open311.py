@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Header, Request
@@ -102,7 +102,7 @@ class Open311Request(BaseModel):
     )
 
     service_request_id: str
-    status: str
+    status: Literal["open", "closed"]
     status_notes: str | None
     service_code: str
     service_name: str

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.errors import error_responses, prefers_dutch
+from burgermelding_shared.openapi import REQUIRED_HEADER, embedded_schema
 from burgermelding_shared.ratelimit import client_address
 from report_intake.config import IntakeSettings
 from report_intake.installations import credentials
@@ -20,20 +22,30 @@ from report_intake.schemas import (
 )
 from report_intake.uploads import UploadedForm, UploadLimits, read_multipart
 
-AuthorizationHeader = Annotated[str | None, Header(description="`Bearer <access_token>` from the creation answer")]
-
+# The citizen's credentials, as the documents name them (security schemes); the dependencies below read them.
+CITIZEN_TOKEN = HTTPBearer(
+    auto_error=False,
+    scheme_name="citizenToken",
+    description="The report's `access_token` from the creation answer, as `Authorization: Bearer <token>`: it "
+    "opens that one report and nothing else.",
+)
+INSTALLATION_CREDENTIAL = APIKeyHeader(
+    name="Installation-Credential",
+    auto_error=False,
+    scheme_name="installationCredential",
+    description="The app's credential from `POST /v1/installations`. Optional: with it, limits count this "
+    "installation, not the (shared) network address; without it, the address.",
+)
+# Taken when sent, never needed (see burgermelding_shared.openapi.settle_requirements).
+OPTIONAL_SCHEMES = frozenset({"installationCredential"})
 
 IdempotencyKeyHeader = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="A unique key per logical request (8-128 chars)")
-]
-
-
-InstallationCredentialHeader = Annotated[
     str | None,
     Header(
-        alias="Installation-Credential",
-        description="The app's credential from `POST /v1/installations`. With it, "
-        "limits count this installation, not the (shared) network address; without it, the address.",
+        alias="Idempotency-Key",
+        description="Required: a unique key per logical request (8-128 letters, digits and `._:-`); a retry sends "
+        "the same key and gets the first answer again.",
+        json_schema_extra=REQUIRED_HEADER,
     ),
 ]
 
@@ -64,7 +76,9 @@ def limits_of(runtime: Runtime) -> IntakeLimits:
 
 
 async def sender_of(
-    request: Request, runtime: RuntimeDep, installation_credential: InstallationCredentialHeader = None
+    request: Request,
+    runtime: RuntimeDep,
+    installation_credential: Annotated[str | None, Depends(INSTALLATION_CREDENTIAL)],
 ) -> Sender:
     """Who sends this request: the installation whose credential comes with it (401 for a bad one), and the
     address, which limits use only as a coarse guard then."""
@@ -78,10 +92,14 @@ async def sender_of(
 SenderDep = Annotated[Sender, Depends(sender_of)]
 
 
-async def access_of(runtime: RuntimeDep, sender: SenderDep, authorization: AuthorizationHeader = None) -> Access:
+async def access_of(
+    runtime: RuntimeDep,
+    sender: SenderDep,
+    token: Annotated[HTTPAuthorizationCredentials | None, Depends(CITIZEN_TOKEN)],
+) -> Access:
     """A follow-up request on one report: counted against the sender, opened by the report's token."""
     await limits_of(runtime).using_token(sender)
-    return Access(bearer_token(authorization), sender)
+    return Access(token.credentials.strip() if token and token.credentials.strip() else None, sender)
 
 
 AccessDep = Annotated[Access, Depends(access_of)]
@@ -123,7 +141,7 @@ def multipart_body(with_report: bool) -> dict:
         properties["report"] = {
             "type": "string",
             "contentMediaType": "application/json",
-            "contentSchema": ReportSubmission.model_json_schema(),
+            "contentSchema": embedded_schema(ReportSubmission),
             "description": "The report as JSON (schema ReportSubmission).",
         }
     return {

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from burgermelding_shared.contracts import ContactDetails, Location
+from burgermelding_shared.contracts import CitizenTimelineEvent, ContactDetails, Location
 from report_intake.reports.status import ReportStatus
 
 
@@ -81,7 +81,7 @@ class ReportCreated(BaseModel):
 
 class TimelineItem(BaseModel):
     id: int
-    event: str
+    event: CitizenTimelineEvent
     occurred_at: datetime
     text: str
 
@@ -204,7 +204,7 @@ class MessageView(BaseModel):
 class Withdrawn(BaseModel):
     model_config = examples({"status": "withdrawn", "personal_data": "removed"})
 
-    status: str = Field(description="The report's status after the withdrawal: `withdrawn`.")
+    status: Literal["withdrawn"] = Field(description="The report's status after the withdrawal.")
     personal_data: Literal["removed", "kept_under_legal_hold"] = Field(
         description="`removed`: your description, photos, messages and contact details are deleted here and in "
         "every copy we hold (the control room's own record is kept under its own rules); "
@@ -272,6 +272,10 @@ class ContactRemoved(BaseModel):
 
 
 CHALLENGE = "c1.20.1796216400.m3yQxg2uV7pR0aZkL1sT9wEb.Xb3kP0qv8Rm1sT2uV3wY4zA5"
+# A real test vector for a solver: the first decimal counter whose SHA-256("<CHALLENGE>:<solution>") starts with
+# 20 zero bits (the digest is 00000bf67d74261e...; services/report-intake/tests/test_openapi.py checks it).
+CHALLENGE_SOLUTION = "373769"
+CHALLENGE_DIGEST = "00000bf67d74261e0b8b0f751635126e60067f8921b0025d3c2e7b99994045ba"
 CREDENTIAL = "bmi1.5f0c2a9e7b1d4c3a8e6f0b2d9c7a1e3f.N2q8rT0vX4yZ6aB8cD0eF2gH4iJ6kL8mN0oP2qR4sT6"
 
 
@@ -293,7 +297,7 @@ class InstallationChallenge(BaseModel):
 
 class InstallationRegistration(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"challenge": CHALLENGE, "solution": "734921"}]}
+        extra="forbid", json_schema_extra={"examples": [{"challenge": CHALLENGE, "solution": CHALLENGE_SOLUTION}]}
     )
 
     challenge: str = Field(max_length=200)

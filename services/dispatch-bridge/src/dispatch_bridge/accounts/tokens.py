@@ -16,7 +16,13 @@ from burgermelding_shared.app import RuntimeDep
 from burgermelding_shared.errors import ServiceError
 from dispatch_bridge.models import Dispatcher
 
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="/v1/auth/token",
+    auto_error=False,
+    scheme_name="dispatcherLogin",
+    description="A dispatcher's or supervisor's token from `POST /v1/auth/token` (OAuth2 password flow), as "
+    "`Authorization: Bearer <token>`; it ends with the account's next password or role change.",
+)
 
 
 # bmd1 tokens had no epoch: they are refused, and their holders log in again.

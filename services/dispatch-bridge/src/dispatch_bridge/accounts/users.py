@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.db import Database
 from burgermelding_shared.errors import ServiceError
@@ -12,7 +14,8 @@ from dispatch_bridge.accounts.tokens import Actor, end_everything_issued
 from dispatch_bridge.audit import audit
 from dispatch_bridge.models import Dispatcher
 
-ROLES = ("dispatcher", "supervisor")
+Role = Literal["dispatcher", "supervisor"]
+ROLES: tuple[Role, ...] = ("dispatcher", "supervisor")
 
 
 class _Operator:

@@ -19,6 +19,7 @@ from burgermelding_shared.ratelimit import client_address
 from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge.accounts import logins, passwords, users
 from dispatch_bridge.accounts.tokens import AnyDispatcher, Supervisor
+from dispatch_bridge.accounts.users import Role
 from dispatch_bridge.desk import decisions, deliveries, listings
 from dispatch_bridge.models import deletions
 from dispatch_bridge.records import evidence, holds
@@ -337,7 +338,7 @@ async def list_deletions(
 
 class AccountState(BaseModel):
     username: str
-    role: str
+    role: Role
     disabled: bool
     locked: bool
 

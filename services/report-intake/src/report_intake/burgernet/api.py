@@ -15,6 +15,7 @@ from burgermelding_shared.app import RuntimeDep
 from burgermelding_shared.blobstore import BlobNotFound, published_store
 from burgermelding_shared.burgernet import PublishedAction
 from burgermelding_shared.errors import ServiceError, error_responses
+from burgermelding_shared.openapi import embedded_schema
 from report_intake.burgernet import actions, errors
 from report_intake.burgernet import feed as action_feed
 from report_intake.burgernet import receipts as action_receipts
@@ -177,7 +178,7 @@ def sighting_parser(action: PublishedAction) -> Callable[[UploadedForm], ReportS
                             "sighting": {
                                 "type": "string",
                                 "contentMediaType": "application/json",
-                                "contentSchema": Sighting.model_json_schema(),
+                                "contentSchema": embedded_schema(Sighting),
                             },
                             "photos": {"type": "array", "items": {"type": "string", "format": "binary"}},
                         },

@@ -13,6 +13,9 @@ from report_intake.installations import credentials
 from report_intake.installations import registration as registering
 from report_intake.request_parts import CREDENTIAL_ERRORS, SenderDep, limits_of
 from report_intake.schemas import (
+    CHALLENGE,
+    CHALLENGE_DIGEST,
+    CHALLENGE_SOLUTION,
     InstallationChallenge,
     InstallationCreated,
     InstallationRegistration,
@@ -30,7 +33,8 @@ def credential_to_revoke() -> ServiceError:
     )
 
 
-REGISTRATION_FLOW = """Register the app once, before its first report:
+REGISTRATION_FLOW = (
+    """Register the app once, before its first report:
 
 1. `POST /v1/installations/challenges`: a challenge and a difficulty (`difficulty_bits`, 20 by default).
 2. Find a `solution` (1-64 characters of A-Z a-z 0-9 _ -; a decimal counter 0, 1, 2, ... does) such that
@@ -39,9 +43,18 @@ REGISTRATION_FLOW = """Register the app once, before its first report:
 3. `POST /v1/installations` with `{"challenge", "solution"}`: the credential, shown once. Keep it in the
    platform's secure storage and send it as the `Installation-Credential` header with every request.
 
+Test vector for a solver (the examples in this document): challenge
+`@challenge@` at 20 bits is solved by the counter `@solution@`: SHA-256 of
+`<challenge>:@solution@` is `@digest@`.
+
 Each challenge is good for ten minutes and for one registration. A lost answer means solving a new one.
 The credential tells installations apart, never people: nothing about the phone, its owner or its address
-is stored. `DELETE /v1/installations/current` revokes it (for example when the user resets the app)."""
+is stored. `DELETE /v1/installations/current` revokes it (for example when the user resets the app).""".replace(
+        "@challenge@", CHALLENGE
+    )
+    .replace("@solution@", CHALLENGE_SOLUTION)
+    .replace("@digest@", CHALLENGE_DIGEST)
+)
 
 
 @installation_router.post(

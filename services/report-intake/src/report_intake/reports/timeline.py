@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.catalogue import REPORT_EVENTS
-from burgermelding_shared.contracts import ReportEvents
+from burgermelding_shared.contracts import CitizenTimelineEvent, ReportEvents
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import first_delivery
 from burgermelding_shared.timeutil import utcnow
@@ -54,7 +54,9 @@ def notify(runtime: Runtime, report_id: str) -> None:
         notifier.notify(report_id)
 
 
-def add_timeline(session: AsyncSession, report_id: str, event: str, text_en: str, text_nl: str) -> None:
+def add_timeline(
+    session: AsyncSession, report_id: str, event: CitizenTimelineEvent, text_en: str, text_nl: str
+) -> None:
     session.add(TimelineEntry(report_id=report_id, event=event, occurred_at=utcnow(), text_en=text_en, text_nl=text_nl))
 
 

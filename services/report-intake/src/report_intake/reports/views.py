@@ -49,11 +49,13 @@ async def view_report(runtime: Runtime, report_id: str, access: Access, language
         received_at=report.received_at,
         photos=[photo_summary(p) for p in photos],
         timeline=[
-            TimelineItem(
-                id=e.id or 0,
-                event=e.event,
-                occurred_at=e.occurred_at,
-                text=e.text_nl if language == "nl" else e.text_en,
+            TimelineItem.model_validate(  # the stored event name is checked against the events a timeline has
+                {
+                    "id": e.id or 0,
+                    "event": e.event,
+                    "occurred_at": e.occurred_at,
+                    "text": e.text_nl if language == "nl" else e.text_en,
+                }
             )
             for e in entries
         ],
