@@ -1,9 +1,8 @@
 """Fixtures for every test: real databases (SQLite files or fresh PostgreSQL databases) and real service apps.
 
 `BM_TEST_DATABASE=sqlite|postgresql` picks the database; `python3 dev.py test` runs the suite on both, each pass
-in two steps: everything not marked `serial` on all cores (pytest-xdist), and the `serial` tests (those that
-need their database to themselves: the chaos restarts PostgreSQL) one at a time, apart from the others of their
-database (PostgreSQL's run beside the SQLite pass). What `dev.py test` tells this file, by environment:
+in two steps: everything not marked `serial` on all cores (pytest-xdist), then the `serial` tests (those that
+restart PostgreSQL or need the machine to themselves) alone. What `dev.py test` tells this file, by environment:
 
 - `BM_TEST_STEP=parallel|serial`: run only the tests not marked `serial`, or only those marked;
 - `BM_TEST_DATABASE_TESTS_ONLY=1`: the second pass of a run with both passes: leave out the tests that touch no

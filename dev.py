@@ -166,16 +166,17 @@ def serial_modules(pytest_args: list[str]) -> list[str]:
     )
 
 
-def pytest_command(step: str, workers: int, pytest_args: list[str]) -> list[str]:
+def pytest_step(step: str, workers: int, pytest_args: list[str], env: dict[str, str]) -> int:
     """One step of a pass: "parallel" (every test not marked serial, on `workers` processes) or "serial" (the
-    tests marked serial, one at a time). pytest's exit code 5 means the step had no test to run."""
+    tests marked serial, one at a time). pytest's exit code; 5 means the step had no test to run."""
     if step == "serial":
         pytest_args = [*pytest_args, *serial_modules(pytest_args)]
     # loadgroup: a module whose tests share a running suite stays on one worker (see conftest.py).
     parallel = step == "parallel" and workers > 1
     # In collection order (conftest.py puts the long end-to-end tests first), not xdist's "most tests first".
     spread = ["-n", str(workers), "--dist", "loadgroup", "--no-loadscope-reorder"] if parallel else ["-p", "no:xdist"]
-    return [str(VENV_PYTHON), "-m", "pytest", *spread, *pytest_args]
+    command = [str(VENV_PYTHON), "-m", "pytest", *spread, *pytest_args]
+    return subprocess.call(command, cwd=ROOT, env={**env, "BM_TEST_STEP": step})
 
 
 def print_slowest(durations: Path, count: int = 30) -> None:
@@ -188,19 +189,6 @@ def print_slowest(durations: Path, count: int = 30) -> None:
         print(f"  {row['seconds']:7.1f} s  {row['database']:10s}  {row['test']}", flush=True)
 
 
-def pass_env(database: str, first: bool, uv: list[str], durations: Path) -> dict[str, str]:
-    # The deployment tests install each service alone, as its Dockerfile does, with this same uv.
-    env = {
-        **os.environ,
-        "BM_TEST_DATABASE": database,
-        "BM_TEST_UV": shutil.which(uv[0]) or uv[0],
-        "BM_TEST_DURATIONS": str(durations),
-    }
-    if not first:  # the tests that touch no database ran in the first pass; here they would run the same way again
-        env["BM_TEST_DATABASE_TESTS_ONLY"] = "1"
-    return env
-
-
 def test(args: argparse.Namespace) -> int:
     started = time.monotonic()
     uv = install()
@@ -210,47 +198,29 @@ def test(args: argparse.Namespace) -> int:
     failures = []
     with tempfile.TemporaryDirectory(prefix="bm-test-") as scratch:
         durations = Path(scratch) / "durations.jsonl"
-        reachable = "postgresql" not in databases or postgres_reachable()
-        # PostgreSQL's serial tests (the chaos, which restarts PostgreSQL) run beside the SQLite pass, which never
-        # touches PostgreSQL: after it, they would hold the whole machine for a minute and a half while waiting
-        # on faults most of the time. (With PostgreSQL alone, they run after its parallel step as usual.)
-        beside: tuple[subprocess.Popen[bytes], Path, float] | None = None
-        beside_code: int | None = None
         for database in databases:
-            if database == "postgresql" and not reachable:
+            if database == "postgresql" and not postgres_reachable():
                 say("PostgreSQL is not reachable on 127.0.0.1:5432: the PostgreSQL run fails")
                 failures.append(database)
                 continue
-            first = database == databases[0]
-            env = pass_env(database, first, uv, durations)
-            if first:
-                say(f"test suite on {database}")
-            else:
+            # The deployment tests install each service alone, as its Dockerfile does, with this same uv.
+            env = {
+                **os.environ,
+                "BM_TEST_DATABASE": database,
+                "BM_TEST_UV": shutil.which(uv[0]) or uv[0],
+                "BM_TEST_DURATIONS": str(durations),
+            }
+            if database != databases[0]:
+                # The tests that touch no database ran in the first pass; here they would run the same way again.
+                env["BM_TEST_DATABASE_TESTS_ONLY"] = "1"
                 say(f"test suite on {database}: the tests that touch a database (the others ran on {databases[0]})")
-            pass_started = time.monotonic()
-            if database == "sqlite" and "postgresql" in databases and reachable:
-                say("postgresql: the tests marked serial, beside the SQLite pass (output after it)")
-                log = Path(scratch) / "postgresql-serial.log"
-                with log.open("wb") as out:
-                    command = pytest_command("serial", workers, args.pytest_args)
-                    pg_env = {**pass_env("postgresql", False, uv, durations), "BM_TEST_STEP": "serial"}
-                    process = subprocess.Popen(command, cwd=ROOT, env=pg_env, stdout=out, stderr=subprocess.STDOUT)
-                beside = (process, log, time.monotonic())
-            say(f"{database}: the tests not marked serial, on {workers} worker{'s' if workers > 1 else ''}")
-            command = pytest_command("parallel", workers, args.pytest_args)
-            parallel = subprocess.call(command, cwd=ROOT, env={**env, "BM_TEST_STEP": "parallel"})
-            if beside is not None:  # the serial tests of the two passes never run at the same time
-                process, log, began = beside
-                beside_code = process.wait()
-                say(f"postgresql: the serial tests run beside the SQLite pass ({time.monotonic() - began:.0f} s):")
-                sys.stdout.write(log.read_text(errors="replace"))
-                beside = None
-            if database == "postgresql" and beside_code is not None:
-                serial = beside_code
             else:
-                say(f"{database}: the tests marked serial (they need their database to themselves), one at a time")
-                command = pytest_command("serial", workers, args.pytest_args)
-                serial = subprocess.call(command, cwd=ROOT, env={**env, "BM_TEST_STEP": "serial"})
+                say(f"test suite on {database}")
+            pass_started = time.monotonic()
+            say(f"{database}: the tests not marked serial, on {workers} worker{'s' if workers > 1 else ''}")
+            parallel = pytest_step("parallel", workers, args.pytest_args, env)
+            say(f"{database}: the tests marked serial (they need the machine to themselves), one at a time")
+            serial = pytest_step("serial", workers, args.pytest_args, env)
             codes = {parallel, serial}
             say(f"{database}: {time.monotonic() - pass_started:.0f} s")
             if codes == {5} or codes - {0, 5}:  # 5: no test in that step; in neither step is a failure
