@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -126,13 +127,27 @@ class Suite:
             drop_database(database)
 
 
+_clients = threading.local()
+
+
+def local_http() -> httpx.Client:
+    """This thread's HTTP client for talking to the services. `httpx.get(...)` makes a client for each call,
+    and a client loads the CA bundle: about 25 ms of CPU, which a poll ten times a second, in every waiting test,
+    paid on each try. One per thread, as the phones of the load tests are threads. A connection to a process a
+    test killed is seen closed and not used again."""
+    client: httpx.Client | None = getattr(_clients, "client", None)
+    if client is None:
+        client = _clients.client = httpx.Client(timeout=30)
+    return client
+
+
 def wait_ready(url: str, process: subprocess.Popen[bytes], limit_seconds: float = 60) -> None:
     deadline = time.monotonic() + limit_seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url}: the service exited with code {process.returncode}")
         with suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if local_http().get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not become ready")
@@ -226,8 +241,8 @@ def openapi_documents(base_url: str, env: dict[str, str], service: str) -> list[
     /internal/ path (asked for as the first service that calls this one)."""
     internal = {"Authorization": f"Bearer {credential_in(env, CALLERS[service][0], service)}"}
     return [
-        httpx.get(f"{base_url}/openapi.json", timeout=10).raise_for_status().json(),
-        httpx.get(f"{base_url}/internal/openapi.json", headers=internal, timeout=10).raise_for_status().json(),
+        local_http().get(f"{base_url}/openapi.json", timeout=10).raise_for_status().json(),
+        local_http().get(f"{base_url}/internal/openapi.json", headers=internal, timeout=10).raise_for_status().json(),
     ]
 
 
@@ -306,7 +321,7 @@ def meldkamer_admin(env: dict[str, str]) -> dict[str, str]:
 
 def meldkamer_incidents(base_url: str, env: dict[str, str], **params: Any) -> list[dict[str, Any]]:
     """What the simulated meldkamer has received (its incident list holds citizens' words: admin token only)."""
-    answer = httpx.get(f"{base_url}/v1/incidents", params=params, headers=meldkamer_admin(env), timeout=30)
+    answer = local_http().get(f"{base_url}/v1/incidents", params=params, headers=meldkamer_admin(env), timeout=30)
     answer.raise_for_status()
     return list(answer.json())
 
@@ -315,7 +330,7 @@ def submit(
     suite: Suite, body: dict[str, Any], photos: list[bytes], key: str, headers: dict[str, str] | None = None
 ) -> httpx.Response:
     files = report_parts(body, photos)
-    return httpx.post(
+    return local_http().post(
         f"{suite.urls['intake']}/v1/reports",
         files=files,
         headers={"Idempotency-Key": key, **(headers or {})},
@@ -327,11 +342,15 @@ def follow(suite: Suite, created: dict[str, Any], until_status: str, limit_secon
     """Poll the citizen's status page until the report reaches a status (the limit only bounds a broken run)."""
     deadline = time.monotonic() + limit_seconds
     while True:
-        view = httpx.get(
-            f"{suite.urls['intake']}{created['status_url']}",
-            headers={"Authorization": f"Bearer {created['access_token']}"},
-            timeout=10,
-        ).json()
+        view = (
+            local_http()
+            .get(
+                f"{suite.urls['intake']}{created['status_url']}",
+                headers={"Authorization": f"Bearer {created['access_token']}"},
+                timeout=10,
+            )
+            .json()
+        )
         if view["status"] == until_status or time.monotonic() > deadline:
             return view
         time.sleep(0.1)
@@ -358,7 +377,7 @@ class Phone:
         deadline, pause = time.monotonic() + limit_seconds, 0.2
         while True:
             try:
-                response = httpx.post(
+                response = local_http().post(
                     f"{self.base_url}/v1/reports",
                     files=files,
                     timeout=30,
@@ -396,5 +415,7 @@ def create_dispatcher(suite: Suite, username: str, role: str) -> str:
         check=True,
         capture_output=True,
     )
-    answer = httpx.post(f"{suite.urls['bridge']}/v1/auth/token", data={"username": username, "password": password})
+    answer = local_http().post(
+        f"{suite.urls['bridge']}/v1/auth/token", data={"username": username, "password": password}
+    )
     return str(answer.json()["access_token"])

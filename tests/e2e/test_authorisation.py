@@ -18,7 +18,6 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -28,7 +27,16 @@ from dispatch_bridge.accounts import tokens as accounts_tokens
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.meldkamer import media
 from tests.helpers import phone_photo, report_json
-from tests.suite import SERVICE_NAMES, Suite, create_dispatcher, follow, openapi_documents, start_suite, submit
+from tests.suite import (
+    SERVICE_NAMES,
+    Suite,
+    create_dispatcher,
+    follow,
+    local_http,
+    openapi_documents,
+    start_suite,
+    submit,
+)
 
 # Runs on SQLite only (conftest.py, END_TO_END_DATABASES): who may call what is decided before any database is read.
 pytestmark = pytest.mark.runs_on("sqlite")
@@ -190,10 +198,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         follow(suite, created, "accepted")
         tokens = {role: create_dispatcher(suite, f"matrix-{role}", role) for role in ("dispatcher", "supervisor")}
         create_dispatcher(suite, "matrix-target", "dispatcher")
-        seen = httpx.get(
-            f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}",
-            headers={"Authorization": f"Bearer {tokens['supervisor']}"},
-        ).json()
+        seen = (
+            local_http()
+            .get(
+                f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}",
+                headers={"Authorization": f"Bearer {tokens['supervisor']}"},
+            )
+            .json()
+        )
         yield World(
             suite,
             created,
@@ -207,10 +219,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         suite.stop()
 
 
+BRIDGE_DEFAULTS = BridgeSettings()  # the suite's bridge runs on the development defaults: its secrets are these
+
+
 def credentials(world: World, caller: str, service: str) -> dict[str, str]:
     """The headers a caller sends to a service (the meldkamer's are its webhook signature, added per body)."""
     audience = SERVICE_NAMES[service]
-    bridge_secret = BridgeSettings().dispatcher_token_secret
+    bridge_secret = BRIDGE_DEFAULTS.dispatcher_token_secret
     bearer: dict[str, Callable[[], str]] = {
         "wrong_citizen_token": lambda: base64.urlsafe_b64encode(b"x" * 32).rstrip(b"=").decode(),
         "other_reports_token": lambda: world.other["access_token"],
@@ -245,7 +260,7 @@ def status_of(world: World, service: str, method: str, path: str, caller: str) -
         incident=world.incident_id,
         user="matrix-target",
         digest=world.digest,
-        signed=media.signed_url(bridge_url, BridgeSettings().media_url_secret, world.digest, 60).split("?")[1],
+        signed=media.signed_url(bridge_url, BRIDGE_DEFAULTS.media_url_secret, world.digest, 60).split("?")[1],
         forged=f"expires={2**31}&signature={'0' * 64}",
     )
     headers = credentials(world, caller, service)
@@ -254,7 +269,8 @@ def status_of(world: World, service: str, method: str, path: str, caller: str) -
         headers["Content-Type"] = "application/json"
     if caller == "meldkamer":
         headers.update(webhooks.signed_headers(WEBHOOK_KEYS, "matrix-callback", body))
-    with httpx.stream(method, world.suite.urls[service] + path, content=body, headers=headers, timeout=10) as answer:
+    request = local_http().stream(method, world.suite.urls[service] + path, content=body, headers=headers, timeout=10)
+    with request as answer:
         return answer.status_code  # a live stream (SSE) is judged by its status, not read to the end
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 from burgermelding_shared.burgernet import Area
 from tests.databases import everything_stored, run_sql
 from tests.helpers import phone_photo, register_installation_at, report_json
-from tests.suite import Suite, create_dispatcher, eventually, meldkamer_incidents, start_suite, submit
+from tests.suite import Suite, create_dispatcher, eventually, local_http, meldkamer_incidents, start_suite, submit
 
 # Runs on PostgreSQL only (conftest.py, END_TO_END_DATABASES): Burgernet actions as production runs them.
 pytestmark = pytest.mark.runs_on("postgresql")
@@ -66,14 +66,14 @@ class App:
 
     def poll(self) -> int:
         headers = {"If-None-Match": self.etag} if self.etag else {}
-        response = httpx.get(f"{self.intake}/v1/burgernet/actions", headers=headers)
+        response = local_http().get(f"{self.intake}/v1/burgernet/actions", headers=headers)
         assert response.status_code in (200, 304), response.text
         assert "max-age=" in response.headers["cache-control"] and response.headers["etag"]
         if response.status_code == 200:
             self.feed, self.etag = response.json(), response.headers["etag"]
             ids = [a["action_id"] for a in self.feed["actions"] if a["status"] == "open"]
             if ids:  # every action, inside the area or not: the receipt says nothing of where the phone is
-                receipt = httpx.post(
+                receipt = local_http().post(
                     f"{self.intake}/v1/burgernet/receipts",
                     json={"action_ids": ids},
                     headers={"Installation-Credential": self.credential},
@@ -105,7 +105,7 @@ class App:
         }
         files: list[Any] = [("sighting", (None, json.dumps(sighting), "application/json"))]
         files += [("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
-        return httpx.post(
+        return local_http().post(
             action["links"]["answer"],
             files=files,
             timeout=30,
@@ -115,7 +115,7 @@ class App:
 
 def incident_of_report(suite: Suite, token: str, report_id: str) -> str:
     def find() -> str | None:
-        view = httpx.get(
+        view = local_http().get(
             f"{suite.urls['bridge']}/v1/dispatch/reports/{report_id}", headers={"Authorization": f"Bearer {token}"}
         )
         return view.json().get("incident_id") if view.status_code == 200 else None
@@ -157,13 +157,13 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     incident_id = incident_of_report(suite, token, first.json()["id"])
 
     # The photo of the man sought, from a phone with its place in EXIF: only a copy without metadata is published.
-    upload = httpx.post(
+    upload = local_http().post(
         f"{bridge}/v1/dispatch/burgernet/photos",
         headers={**auth, "Content-Type": "image/jpeg"},
         content=phone_photo(7, 52.1, 5.1),
     )
     assert upload.status_code == 201, upload.text
-    started = httpx.post(
+    started = local_http().post(
         f"{bridge}/v1/dispatch/burgernet/actions",
         headers=auth,
         json={
@@ -186,10 +186,10 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     assert any(a["action_id"] == action_id for a in outside.feed["actions"])  # every phone gets every action...
     assert not any(a["action_id"] == action_id for a in outside.actions_here())  # ...and decides it is not for it
     action = next(a for a in inside.actions_here() if a["action_id"] == action_id)
-    published = httpx.get(action["links"]["photo"])
+    published = local_http().get(action["links"]["photo"])
     assert published.status_code == 200 and not Image.open(io.BytesIO(published.content)).getexif()
 
-    cap = httpx.get(action["links"]["cap"])
+    cap = local_http().get(action["links"]["cap"])
     assert cap.headers["content-type"].startswith("application/cap+xml")
     cap_is_valid(cap.content)
     assert b"<msgType>Alert</msgType>" in cap.content and b"<polygon>" in cap.content
@@ -198,7 +198,7 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     by_script = eventually(
         lambda: [
             a
-            for a in httpx.get(f"{bridge}/v1/dispatch/burgernet/actions", headers=auth).json()
+            for a in local_http().get(f"{bridge}/v1/dispatch/burgernet/actions", headers=auth).json()
             if a["started_by"] == "meldkamer" and a["incident_id"] == incident_id
         ]
     )
@@ -221,12 +221,12 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     assert seconds < 20
 
     # The figures: two installations fetched it (inside and outside alike), one answered.
-    shown = httpx.get(f"{bridge}/v1/dispatch/burgernet/actions/{action_id}", headers=auth).json()
+    shown = local_http().get(f"{bridge}/v1/dispatch/burgernet/actions/{action_id}", headers=auth).json()
     assert shown["figures"]["fetched_by_installations"] == 2
     assert shown["figures"]["answers"] == 1 and shown["figures"]["seconds_to_first_answer"] is not None
     assert [a["report_id"] for a in shown["answers"]] == [sighting["id"]]
 
-    closed = httpx.post(
+    closed = local_http().post(
         f"{bridge}/v1/dispatch/burgernet/actions/{action_id}/close", headers=auth, json={"outcome": "arrested"}
     )
     assert closed.status_code == 200, closed.text
@@ -240,7 +240,7 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
 
     ended = eventually(ended_in_feed)
     assert ended and ended["outcome"] == "arrested" and ended["closing_en"]
-    cap = httpx.get(action["links"]["cap"]).content
+    cap = local_http().get(action["links"]["cap"]).content
     cap_is_valid(cap)
     assert b"<msgType>Update</msgType>" in cap and b"<references>" in cap and b"AllClear" in cap
 
@@ -248,7 +248,7 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     assert late.status_code == 409 and late.json()["error"] == "burgernet_action_closed", late.text
     assert late.json()["detail_nl"]
     files = [("photos", ("late.jpg", phone_photo(9, *INSIDE), "image/jpeg"))]
-    late_photo = httpx.post(
+    late_photo = local_http().post(
         f"{intake}/v1/reports/{sighting['id']}/photos",
         files=files,
         headers={
@@ -261,10 +261,14 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
 
     # The citizen who answered sees what became of it.
     def told() -> list[dict[str, Any]]:
-        view = httpx.get(
-            f"{intake}/v1/reports/{sighting['id']}",
-            headers={"Authorization": f"Bearer {sighting['access_token']}", "Accept-Language": "nl"},
-        ).json()
+        view = (
+            local_http()
+            .get(
+                f"{intake}/v1/reports/{sighting['id']}",
+                headers={"Authorization": f"Bearer {sighting['access_token']}", "Accept-Language": "nl"},
+            )
+            .json()
+        )
         return [e for e in view["timeline"] if e["event"] == "appeal_closed"]
 
     closing = eventually(told)
@@ -278,17 +282,21 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     )
 
     # Forgotten by its dispatcher: at its closing time the deadline closes it with the standard text.
-    forgotten = httpx.post(
-        f"{bridge}/v1/dispatch/burgernet/actions",
-        headers=auth,
-        json={
-            "incident_id": incident_id,
-            "looking_for": "vehicle",
-            "headline_nl": "Gezocht: witte bestelbus",
-            "description_nl": "Witte bestelbus, kenteken begint met V",
-            "area": {"circle": {"lat": 52.09, "lon": 5.12, "radius_m": 2000}},
-        },
-    ).json()
+    forgotten = (
+        local_http()
+        .post(
+            f"{bridge}/v1/dispatch/burgernet/actions",
+            headers=auth,
+            json={
+                "incident_id": incident_id,
+                "looking_for": "vehicle",
+                "headline_nl": "Gezocht: witte bestelbus",
+                "description_nl": "Witte bestelbus, kenteken begint met V",
+                "area": {"circle": {"lat": 52.09, "lon": 5.12, "radius_m": 2000}},
+            },
+        )
+        .json()
+    )
     run_sql(
         suite.env["BM_BRIDGE_DATABASE_URL"],
         "UPDATE burgernet_actions SET closes_at = started_at WHERE id = :id",
@@ -296,7 +304,9 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     )
 
     def expired() -> dict[str, Any] | None:
-        found = httpx.get(f"{bridge}/v1/dispatch/burgernet/actions/{forgotten['action_id']}", headers=auth).json()
+        found = (
+            local_http().get(f"{bridge}/v1/dispatch/burgernet/actions/{forgotten['action_id']}", headers=auth).json()
+        )
         return found if found["status"] == "closed" else None
 
     done = eventually(expired)
@@ -304,14 +314,16 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
 
     # A supervisor cancels the meldkamer's own action: a CAP Cancel, with a closing message too.
     assert (
-        httpx.post(
+        local_http()
+        .post(
             f"{bridge}/v1/dispatch/burgernet/actions/{by_script[0]['action_id']}/cancel",
             headers=auth,
             json={"reason": "dubbel"},
-        ).status_code
+        )
+        .status_code
         == 403
     )
-    cancelled = httpx.post(
+    cancelled = local_http().post(
         f"{bridge}/v1/dispatch/burgernet/actions/{by_script[0]['action_id']}/cancel",
         headers={"Authorization": f"Bearer {supervisor}"},
         json={"reason": "dubbel"},
@@ -319,7 +331,7 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     assert cancelled.status_code == 200 and cancelled.json()["closing_nl"]
     cap_cancel = eventually(
         lambda: (
-            (c := httpx.get(f"{intake}/v1/burgernet/actions/{by_script[0]['action_id']}/cap").content)
+            (c := local_http().get(f"{intake}/v1/burgernet/actions/{by_script[0]['action_id']}/cap").content)
             and b"<msgType>Cancel</msgType>" in c
             and c
         )
@@ -328,9 +340,11 @@ def test_an_action_over_utrecht(suite: Suite) -> None:
     cap_is_valid(cap_cancel)
 
     # Every step is audited.
-    audit = httpx.get(
-        f"{bridge}/v1/dispatch/audit", headers={"Authorization": f"Bearer {supervisor}"}, params={"limit": 500}
-    ).json()
+    audit = (
+        local_http()
+        .get(f"{bridge}/v1/dispatch/audit", headers={"Authorization": f"Bearer {supervisor}"}, params={"limit": 500})
+        .json()
+    )
     steps = {e["action"] for e in audit if e["target_type"] == "burgernet"}
     assert {"burgernet.started", "burgernet.closed", "burgernet.cancelled", "burgernet.viewed"} <= steps
 
@@ -371,7 +385,7 @@ def test_a_witness_call_about_last_saturday(suite: Suite) -> None:
     assert past.status_code == 202, past.text
     incident_id = incident_of_report(suite, auth["Authorization"][7:], past.json()["id"])
 
-    call = httpx.post(
+    call = local_http().post(
         f"{bridge}/v1/dispatch/burgernet/actions",
         headers=auth,
         json={
@@ -387,7 +401,7 @@ def test_a_witness_call_about_last_saturday(suite: Suite) -> None:
     )
     assert call.status_code == 201, call.text
     call_id = call.json()["action_id"]
-    future = httpx.post(
+    future = local_http().post(
         f"{bridge}/v1/dispatch/burgernet/actions",
         headers=auth,
         json={
@@ -422,7 +436,7 @@ def test_a_witness_call_about_last_saturday(suite: Suite) -> None:
     assert in_window.status_code == 202 and a_day_early.status_code == 202, (in_window.text, a_day_early.text)
 
     def verified(report_id: str) -> dict[str, Any] | None:
-        view = httpx.get(f"{bridge}/v1/dispatch/reports/{report_id}", headers=auth).json()
+        view = local_http().get(f"{bridge}/v1/dispatch/reports/{report_id}", headers=auth).json()
         return view if view.get("state") == "forwarded" and view.get("verification") else None
 
     matching, not_matching = (
@@ -446,7 +460,7 @@ def test_a_witness_call_about_last_saturday(suite: Suite) -> None:
     assert arrived and not any(u["urgent"] for u in arrived)
     assert any("not_matching" in (u["notes"] or "") for u in arrived)
 
-    closed = httpx.post(
+    closed = local_http().post(
         f"{bridge}/v1/dispatch/burgernet/actions/{call_id}/close",
         headers=auth,
         json={"outcome": "called_off", "message_nl": "Dank voor alle beelden."},

@@ -34,7 +34,7 @@ import pytest
 from tests.databases import TEST_DATABASE
 from tests.filesystems import fill, small_filesystem
 from tests.helpers import phone_photo, report_json, report_parts
-from tests.suite import SERVICES, Phone, Suite, create_dispatcher, start_suite
+from tests.suite import SERVICES, Phone, Suite, create_dispatcher, local_http, start_suite
 from tests.suite import meldkamer_incidents as meldkamer_list
 
 CHAOS_SECONDS = float(os.environ.get("BM_CHAOS_SECONDS", "30"))
@@ -83,7 +83,7 @@ def send_report(suite: Suite, n: int, tally: Tally) -> None:
     deadline, pause = time.monotonic() + 240, 0.2
     while time.monotonic() < deadline:
         try:
-            response = httpx.post(
+            response = local_http().post(
                 f"{phone.base_url}/v1/reports",
                 files=files,
                 timeout=30,
@@ -157,14 +157,14 @@ class Chaos:
     def meldkamer_fails(self) -> None:
         faults = {"error_rate": 0.7, "error_statuses": [500, 502, 503], "fail_after_commit": 0.5}
         # In force, or the test stops here: a fault counted as done must have happened.
-        answer = httpx.put(f"{self.suite.urls['meldkamer']}/admin/faults", json=faults, headers=ADMIN, timeout=5)
+        answer = local_http().put(f"{self.suite.urls['meldkamer']}/admin/faults", json=faults, headers=ADMIN, timeout=5)
         assert answer.status_code == 200 and answer.json()["error_rate"] == 0.7, answer.text
         time.sleep(self.random.uniform(2, 5))
         self._faults({})
 
     def _faults(self, faults: dict[str, Any]) -> None:
         with suppress(httpx.HTTPError):  # killed just now: it starts again without faults
-            httpx.put(f"{self.suite.urls['meldkamer']}/admin/faults", json=faults, headers=ADMIN, timeout=5)
+            local_http().put(f"{self.suite.urls['meldkamer']}/admin/faults", json=faults, headers=ADMIN, timeout=5)
 
     def meldkamer_dark(self) -> None:
         """No answer at all, not even a refusal: its process is frozen."""
@@ -194,11 +194,15 @@ def wait_until_closed(suite: Suite, accepted: list[dict[str, Any]], limit_second
     while pending and time.monotonic() < deadline:
         still = []
         for report in pending:
-            view = httpx.get(
-                f"{suite.urls['intake']}{report['status_url']}",
-                timeout=10,
-                headers={"Authorization": f"Bearer {report['access_token']}"},
-            ).json()
+            view = (
+                local_http()
+                .get(
+                    f"{suite.urls['intake']}{report['status_url']}",
+                    timeout=10,
+                    headers={"Authorization": f"Bearer {report['access_token']}"},
+                )
+                .json()
+            )
             views[report["n"]] = view
             if view["status"] != "closed":
                 still.append(report)
@@ -259,10 +263,10 @@ def stuck(
 ) -> str:
     """Where the reports that did not close are held: for the one reading the failure."""
     bridge = suite.urls["bridge"]
-    lines = [f"delivery: {httpx.get(f'{bridge}/v1/dispatch/delivery', headers=dispatcher).text}"]
+    lines = [f"delivery: {local_http().get(f'{bridge}/v1/dispatch/delivery', headers=dispatcher).text}"]
     for report in reports:
         view = views.get(report["n"], {})
-        at_bridge = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/reports/{report['id']}", headers=dispatcher)
+        at_bridge = local_http().get(f"{suite.urls['bridge']}/v1/dispatch/reports/{report['id']}", headers=dispatcher)
         there = [(i["status"], i["incidentId"]) for i in incidents if i["description"] == f"chaos report {report['n']}"]
         lines.append(
             f"report {report['n']} {report['id']}: citizen {view.get('status')} "
@@ -305,7 +309,7 @@ def check_outcome(suite: Suite, tally: Tally, views: dict[int, Any], chaos_laste
         or [e["event"] for e in view["timeline"]].count("accepted") > 1
     )
     stored_after_refusal = sorted(n for n, _status, _error in tally.refused if at_meldkamer[f"chaos report {n}"])
-    dead = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/dead-letters", headers=dispatcher, timeout=30).json()
+    dead = local_http().get(f"{suite.urls['bridge']}/v1/dispatch/dead-letters", headers=dispatcher, timeout=30).json()
     print(
         f"\nchaos (seed {SEED}, the meldkamer's fault seed {suite.env['BM_MELDKAMER_FAULT_SEED']}, "
         f"{chaos_lasted:.0f} s of faults, all closed after {drained:.0f} s): "

@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.helpers import phone_photo, report_json
-from tests.suite import Suite, create_dispatcher, eventually, start_suite, submit
+from tests.suite import Suite, create_dispatcher, eventually, local_http, start_suite, submit
 
 # Runs on SQLite only (conftest.py, END_TO_END_DATABASES): the console in a browser, on the embedded default a new machine starts with.
 pytestmark = pytest.mark.runs_on("sqlite")
@@ -93,7 +92,7 @@ def log_in(page: Page, suite: Suite, username: str) -> None:
 
 
 def supervisor_api(suite: Suite, path: str) -> Any:
-    answer = httpx.get(
+    answer = local_http().get(
         f"{suite.urls['bridge']}{path}",
         headers={"Authorization": f"Bearer {suite.env['SUPERVISOR_TOKEN']}"},
         timeout=10,
@@ -168,7 +167,7 @@ def test_a_dispatcher_sees_an_urgent_report_arrive_live_and_talks_with_the_citiz
         lambda: next(
             (
                 m
-                for m in httpx.get(messages_url, headers=citizen).json()
+                for m in local_http().get(messages_url, headers=citizen).json()
                 if m["text"] == "Welke kant liep de man met het mes op?"
             ),
             None,
@@ -176,7 +175,7 @@ def test_a_dispatcher_sees_an_urgent_report_arrive_live_and_talks_with_the_citiz
     )
     assert question is not None
     page.evaluate("window.sameDocument = true")
-    answered = httpx.post(
+    answered = local_http().post(
         messages_url,
         json={"text": "Richting het station, rode jas", "in_reply_to": question["id"]},
         headers={**citizen, "Idempotency-Key": "console-answer-0001"},
@@ -239,7 +238,9 @@ def test_the_112_alarm_shows_on_every_screen_until_the_meldkamer_accepts(suite: 
     page.goto(f"{suite.urls['bridge']}/console/map")
     page.wait_for_selector("body[data-live=on]")
     refusing = {"error_rate": 1.0, "error_statuses": [503], "fail_after_commit": 0.0, "retry_after_seconds": 1}
-    httpx.put(f"{suite.urls['meldkamer']}/admin/faults", json=refusing, headers=ADMIN, timeout=5).raise_for_status()
+    local_http().put(
+        f"{suite.urls['meldkamer']}/admin/faults", json=refusing, headers=ADMIN, timeout=5
+    ).raise_for_status()
     try:
         body = report_json(
             category="fire",
@@ -256,7 +257,9 @@ def test_the_112_alarm_shows_on_every_screen_until_the_meldkamer_accepts(suite: 
         )  # no tiles here: markers
         screenshot(page, "map-with-112-alarm")
     finally:
-        httpx.put(f"{suite.urls['meldkamer']}/admin/faults", json={}, headers=ADMIN, timeout=5).raise_for_status()
+        local_http().put(
+            f"{suite.urls['meldkamer']}/admin/faults", json={}, headers=ADMIN, timeout=5
+        ).raise_for_status()
     page.wait_for_selector("#alarm-112", state="hidden", timeout=60_000)  # accepted once the meldkamer is back
     context.close()
 

@@ -9,11 +9,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.helpers import exif_time, gps_tags, make_jpeg, report_json, report_parts
-from tests.suite import Suite, create_dispatcher, follow, meldkamer_incidents, start_suite, submit
+from tests.suite import Suite, create_dispatcher, follow, local_http, meldkamer_incidents, start_suite, submit
 
 # Runs on SQLite only (conftest.py, END_TO_END_DATABASES): the embedded default: what a new machine runs with no setup (production's happy path is test_production's).
 pytestmark = pytest.mark.runs_on("sqlite")
@@ -99,7 +98,7 @@ def test_internal_endpoints_refuse_callers_without_a_service_credential(suite: S
         ("meldkamer", "/v1/requests-for-service"),
     ]
     for service, path in checks:
-        response = httpx.post(f"{suite.urls[service]}{path}", json={}, headers={"Idempotency-Key": "x" * 12})
+        response = local_http().post(f"{suite.urls[service]}{path}", json={}, headers={"Idempotency-Key": "x" * 12})
         assert response.status_code == 401, (service, response.text)
         assert response.json()["error"] == "missing_service_credential"
 
@@ -116,11 +115,11 @@ def test_the_dispatchers_question_reaches_the_citizen_and_the_answer_the_meldkam
     deadline = time.monotonic() + 60
     questions: list[dict[str, Any]] = []
     while not questions and time.monotonic() < deadline:
-        messages = httpx.get(f"{suite.urls['intake']}{created['status_url']}/messages", headers=headers).json()
+        messages = local_http().get(f"{suite.urls['intake']}{created['status_url']}/messages", headers=headers).json()
         questions = [m for m in messages if m["direction"] == "to_citizen"]
         time.sleep(0.1)
     assert questions and questions[0]["text"] == "Welke kleur had de auto?"
-    answer = httpx.post(
+    answer = local_http().post(
         f"{suite.urls['intake']}{created['status_url']}/messages",
         headers={**headers, "Idempotency-Key": "e2e-answer-0001"},
         json={"text": "Rood", "in_reply_to": questions[0]["id"]},
@@ -143,7 +142,7 @@ def test_live_updates_over_real_http(suite: Suite) -> None:
         suite, report_json(in_progress=True, description="live", location=elsewhere(3)), [], "e2e-live-0001"
     ).json()
     seen: list[str] = []
-    with httpx.stream(
+    with local_http().stream(
         "GET",
         f"{suite.urls['intake']}{created['status_url']}/events",
         timeout=30,
@@ -164,16 +163,18 @@ def test_logs_hold_no_client_address_user_agent_or_token(suite: Suite) -> None:
         "X-Real-IP": "198.51.100.23",
     }
     files = report_parts(report_json(location=elsewhere(4)))
-    response = httpx.post(
+    response = local_http().post(
         f"{suite.urls['intake']}/v1/reports", files=files, headers={**probe, "Idempotency-Key": "e2e-log-check-0001"}
     )
     created = response.json()
     follow(suite, created, "accepted")
-    httpx.get(
+    local_http().get(
         f"{suite.urls['intake']}{created['status_url']}",
         headers={**probe, "Authorization": f"Bearer {created['access_token']}"},
     )
-    httpx.get(f"{suite.urls['intake']}{created['status_url']}", headers={**probe, "Authorization": "Bearer wrong"})
+    local_http().get(
+        f"{suite.urls['intake']}{created['status_url']}", headers={**probe, "Authorization": "Bearer wrong"}
+    )
     # The markers are not hexadecimal: every log line carries a random hex trace id, in which a short hex
     # marker would turn up by chance.
     for name in ("intake", "verification", "bridge", "meldkamer"):
@@ -194,7 +195,7 @@ def test_a_dispatchers_question_through_the_bridge_api_round_trips(suite: Suite)
         "e2e-dispatcher-question-1",
     ).json()
     follow(suite, created, "accepted")
-    asked = httpx.post(
+    asked = local_http().post(
         f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}/questions",
         json={"text": "Hoe laat was dat precies?"},
         headers=dispatcher,
@@ -204,18 +205,20 @@ def test_a_dispatchers_question_through_the_bridge_api_round_trips(suite: Suite)
     deadline = time.monotonic() + 60
     question = None
     while question is None and time.monotonic() < deadline:
-        messages = httpx.get(f"{suite.urls['intake']}{created['status_url']}/messages", headers=citizen).json()
+        messages = local_http().get(f"{suite.urls['intake']}{created['status_url']}/messages", headers=citizen).json()
         question = next((m for m in messages if m["text"] == "Hoe laat was dat precies?"), None)
         time.sleep(0.1)
     assert question is not None
-    httpx.post(
+    local_http().post(
         f"{suite.urls['intake']}{created['status_url']}/messages",
         json={"text": "Om tien over negen", "in_reply_to": question["id"]},
         headers={**citizen, "Idempotency-Key": "e2e-dispatcher-answer-1"},
     ).raise_for_status()
     answer = None
     while answer is None and time.monotonic() < deadline:
-        report = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}", headers=dispatcher).json()
+        report = (
+            local_http().get(f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}", headers=dispatcher).json()
+        )
         answer = next((m for m in report["messages"] if m["direction"] == "from_citizen"), None)
         time.sleep(0.1)
     assert answer is not None and answer["in_reply_to"] == question["id"]

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from burgermelding_shared import webhooks
@@ -25,6 +24,7 @@ from tests.suite import (
     SERVICE_NAMES,
     Suite,
     follow,
+    local_http,
     new_service_keys,
     production_secrets,
     service_key_settings,
@@ -107,7 +107,7 @@ def test_service_keys_and_webhook_keys_rotate_without_a_refused_call(suite: Suit
     # 3. The meldkamer signs with the new webhook key only; then the old keys are dropped everywhere.
     redeploy(suite, {"BM_MELDKAMER_WEBHOOK_KEYS": json.dumps(NEW_HOOK)}, ["meldkamer"])
     a_report_travels_all_the_way(suite, 3)
-    metrics = httpx.get(f"{suite.urls['bridge']}/metrics").text
+    metrics = local_http().get(f"{suite.urls['bridge']}/metrics").text
     old_hook_id, new_hook_id = next(iter(OLD_HOOK)), next(iter(NEW_HOOK))
     assert f'bm_meldkamer_callbacks_total{{key_id="{new_hook_id}"}}' in metrics  # what tells the operator that
     before_drop = _count(metrics, old_hook_id)  # ... the old key has stopped, so it may go
@@ -125,18 +125,18 @@ def test_service_keys_and_webhook_keys_rotate_without_a_refused_call(suite: Suit
     for callee, callers in CALLERS.items():
         for caller in callers:
             token = OLD_KEYS[caller].issue(SERVICE_NAMES[callee])
-            answer = httpx.post(
+            answer = local_http().post(
                 f"{suite.urls[callee]}/internal/v1/anything", headers={"Authorization": f"Bearer {token}"}, json={}
             )
             assert (answer.status_code, answer.json()["error"]) == (401, "unknown_service_key"), (caller, callee)
-            fresh = httpx.post(
+            fresh = local_http().post(
                 f"{suite.urls[callee]}/internal/v1/anything",
                 json={},
                 headers={"Authorization": f"Bearer {NEW_KEYS[caller].issue(SERVICE_NAMES[callee])}"},
             )
             assert fresh.status_code == 404, (caller, callee)  # the new key is let in (to a path that is not there)
     body = b'{"transactionId": "t-old"}'
-    stale_key = httpx.post(
+    stale_key = local_http().post(
         f"{suite.urls['bridge']}/v1/meldkamer/callbacks",
         content=body,
         headers=webhooks.signed_headers(OLD_HOOK, "old-hook-1", body),

@@ -42,6 +42,7 @@ from tests.suite import (
     credential_in,
     die_with_parent,
     free_port,
+    local_http,
     production_secrets,
     wait_ready,
     wiring,
@@ -169,7 +170,7 @@ def place(n: int) -> dict[str, float]:
 
 
 def status_of(deployment: Deployment, created: dict[str, Any]) -> str:
-    view = httpx.get(
+    view = local_http().get(
         f"{deployment.fronts['intake']}{created['status_url']}",
         timeout=10,
         headers={"Authorization": f"Bearer {created['access_token']}"},
@@ -194,7 +195,7 @@ def test_the_happy_path_through_the_load_balancer(deployment: Deployment) -> Non
     ours = [i for i in meldkamer_incidents(deployment) if i["description"] == body["description"]]
     assert len(ours) == 1 and ours[0]["photos"] == "verified", ours
     # /metrics stays behind the load balancer.
-    assert httpx.get(f"{deployment.fronts['intake']}/metrics", timeout=10).status_code == 404
+    assert local_http().get(f"{deployment.fronts['intake']}/metrics", timeout=10).status_code == 404
 
 
 def test_a_burst_survives_one_replica_of_each_service_killed(deployment: Deployment) -> None:
@@ -258,7 +259,7 @@ def test_a_photo_sent_twice_through_different_replicas_is_a_duplicate(deployment
     def verified(report_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + 90
         while True:
-            found = httpx.get(
+            found = local_http().get(
                 f"{deployment.fronts['verification']}/internal/v1/verifications/{report_id}",
                 timeout=10,
                 headers={"Authorization": f"Bearer {token}"},
@@ -288,7 +289,7 @@ def test_a_limit_holds_across_the_replicas(deployment: Deployment) -> None:
     status_url = deployment.fronts["intake"] + response.json()["status_url"]
     limit = 10  # wrong_tokens_per_report's default
     answers = [
-        httpx.get(status_url, headers={"Authorization": f"Bearer guess-{n}"}, timeout=10).status_code
+        local_http().get(status_url, headers={"Authorization": f"Bearer guess-{n}"}, timeout=10).status_code
         for n in range(limit + 1)
     ]
     assert answers == [404] * limit + [429], answers
@@ -296,5 +297,5 @@ def test_a_limit_holds_across_the_replicas(deployment: Deployment) -> None:
 
 def test_the_replicas_answer_after_the_kills(deployment: Deployment) -> None:
     for name in SERVICES:
-        ready = httpx.get(f"{deployment.fronts[name]}/readyz", timeout=10).json()
+        ready = local_http().get(f"{deployment.fronts[name]}/readyz", timeout=10).json()
         assert ready == {"status": "ready", "shared_state": "redis"}, name

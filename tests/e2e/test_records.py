@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from burgermelding_shared import evidence
 from burgermelding_shared.service_auth import development_key
 from tests.helpers import exif_time, gps_tags, make_jpeg, report_json
-from tests.suite import Suite, create_dispatcher, eventually, follow, start_suite, submit
+from tests.suite import Suite, create_dispatcher, eventually, follow, local_http, start_suite, submit
 
 # Runs on PostgreSQL only (conftest.py, END_TO_END_DATABASES): retention, holds and audit chains as production keeps them.
 pytestmark = pytest.mark.runs_on("postgresql")
@@ -91,24 +90,27 @@ def test_custody_hold_retention_export_and_the_chains(suite: Suite, tmp_path: Pa
     free, _ = closed_report(suite, 2, "records-free-0001")
 
     # The dispatcher sees the sanitised copy, the supervisor the original: both views are in the custody.
-    shown = httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}", headers=dispatcher).json()
+    shown = local_http().get(f"{bridge}/v1/dispatch/reports/{held['id']}", headers=dispatcher).json()
     photo_id, sha256 = shown["photos"][0]["photo_id"], shown["photos"][0]["sha256"]
     assert (
-        httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}", headers=dispatcher).status_code == 200
+        local_http().get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}", headers=dispatcher).status_code
+        == 200
     )
-    original = httpx.get(
+    original = local_http().get(
         f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}?original=true", headers=supervisor
     )
     assert original.content == held_photo
     assert (
-        httpx.get(
-            f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody", headers=dispatcher
-        ).status_code
+        local_http()
+        .get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody", headers=dispatcher)
+        .status_code
         == 403
     )
-    custody = httpx.get(
-        f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody", headers=supervisor
-    ).json()
+    custody = (
+        local_http()
+        .get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody", headers=supervisor)
+        .json()
+    )
     steps = [(e["service"], e["action"]) for e in custody["entries"]]
     assert custody["unavailable"] == []
     for step in [
@@ -126,7 +128,7 @@ def test_custody_hold_retention_export_and_the_chains(suite: Suite, tmp_path: Pa
 
     # A legal hold on the held report's incident, then an export of it.
     incident_id = shown["incident_id"]
-    hold = httpx.post(
+    hold = local_http().post(
         f"{bridge}/v1/dispatch/incidents/{incident_id}/legal-hold",
         headers=supervisor,
         json={"reason": "Zaak 2026-0412"},
@@ -134,12 +136,14 @@ def test_custody_hold_retention_export_and_the_chains(suite: Suite, tmp_path: Pa
     assert hold.status_code == 200, hold.text
     assert hold.json()["reports_held"] == [held["id"]]
     assert (
-        httpx.post(
-            f"{bridge}/v1/dispatch/incidents/{incident_id}/legal-hold", headers=dispatcher, json={"reason": "x"}
-        ).status_code
+        local_http()
+        .post(f"{bridge}/v1/dispatch/incidents/{incident_id}/legal-hold", headers=dispatcher, json={"reason": "x"})
+        .status_code
         == 403
     )
-    export = httpx.post(f"{bridge}/v1/dispatch/incidents/{incident_id}/evidence-export", headers=supervisor, timeout=60)
+    export = local_http().post(
+        f"{bridge}/v1/dispatch/incidents/{incident_id}/evidence-export", headers=supervisor, timeout=60
+    )
     assert export.status_code == 200, export.text
     package = tmp_path / "package.zip"
     package.write_bytes(export.content)
@@ -176,35 +180,37 @@ def test_custody_hold_retention_export_and_the_chains(suite: Suite, tmp_path: Pa
         text=True,
     )
     assert offline.returncode == 1 and originals[0] in offline.stdout
-    log = httpx.get(f"{bridge}/v1/dispatch/audit", headers=supervisor).json()
+    log = local_http().get(f"{bridge}/v1/dispatch/audit", headers=supervisor).json()
     assert any(e["action"] == "evidence_export" and e["target_id"] == incident_id for e in log)
 
     # Retention: every finished case purged, except the one under hold.
     blob = Path(suite.env["BM_INTAKE_BLOB_DIR"])
-    free_photos = httpx.get(f"{bridge}/v1/dispatch/reports/{free['id']}", headers=supervisor).json()["photos"]
+    free_photos = local_http().get(f"{bridge}/v1/dispatch/reports/{free['id']}", headers=supervisor).json()["photos"]
     run = cli(suite, "report_intake", "retention", env={"BM_INTAKE_RETENTION_RULES": PURGE_FINISHED})
     assert run.returncode == 0, run.stderr
     outcome = json.loads(run.stdout)
     assert [r["reference"] for r in outcome["reports"]] == [free["reference"]]
-    intake_view = httpx.get(
+    intake_view = local_http().get(
         f"{suite.urls['intake']}{free['status_url']}", headers={"Authorization": f"Bearer {free['access_token']}"}
     )
     assert intake_view.status_code == 404
     assert eventually(
-        lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{free['id']}", headers=supervisor).status_code == 404
+        lambda: local_http().get(f"{bridge}/v1/dispatch/reports/{free['id']}", headers=supervisor).status_code == 404
     )
     assert not any(blob.rglob(free_photos[0]["sha256"]))  # the original is gone from the photo store
-    kept = httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}", headers=supervisor).json()
+    kept = local_http().get(f"{bridge}/v1/dispatch/reports/{held['id']}", headers=supervisor).json()
     assert kept["contact"]["name"] == "Jan Jansen" and kept["photos"]  # the held report is untouched
     deletions = eventually(
-        lambda: httpx.get(f"{bridge}/v1/dispatch/deletions?report_id={free['id']}", headers=supervisor).json()
+        lambda: local_http().get(f"{bridge}/v1/dispatch/deletions?report_id={free['id']}", headers=supervisor).json()
     )
     assert deletions[0]["rule"] == "test-finished-purged" and deletions[0]["action"] == "purge"
     assert "Twee mannen" not in json.dumps(deletions)  # the deletion log keeps nothing personal
 
     # Lifted, the hold no longer protects it.
     assert (
-        httpx.post(f"{bridge}/v1/dispatch/incidents/{incident_id}/legal-hold/lift", headers=supervisor).json()["active"]
+        local_http()
+        .post(f"{bridge}/v1/dispatch/incidents/{incident_id}/legal-hold/lift", headers=supervisor)
+        .json()["active"]
         is False
     )
     again = json.loads(
@@ -214,9 +220,13 @@ def test_custody_hold_retention_export_and_the_chains(suite: Suite, tmp_path: Pa
     assert not any(blob.rglob(sha256))
     # Its custody outlives it: from arrival to deletion, under which rule.
     assert eventually(
-        lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}", headers=supervisor).status_code == 404
+        lambda: local_http().get(f"{bridge}/v1/dispatch/reports/{held['id']}", headers=supervisor).status_code == 404
     )
-    after = httpx.get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody", headers=supervisor).json()
+    after = (
+        local_http()
+        .get(f"{bridge}/v1/dispatch/reports/{held['id']}/photos/{photo_id}/custody", headers=supervisor)
+        .json()
+    )
     assert after["report_deleted"] is True
     actions = [(e["service"], e["action"]) for e in after["entries"]]
     assert ("report-intake", "photo.received") in actions and ("report-intake", "photo.deleted") in actions
@@ -244,29 +254,37 @@ def test_a_citizen_sees_what_is_stored_and_removes_it(suite: Suite) -> None:
     created = response.json()
     token = {"Authorization": f"Bearer {created['access_token']}"}
     intake, bridge = suite.urls["intake"], suite.urls["bridge"]
-    data = httpx.get(f"{intake}{created['status_url']}/data", headers=token).json()
+    data = local_http().get(f"{intake}{created['status_url']}/data", headers=token).json()
     assert data["contact"]["email"] == "jan@example.org" and data["report"]["description"] == "Man met rode jas"
     assert data["photos"][0]["sha256"] and data["legal_hold"] is False
     assert {step["action"] for step in data["retention"]} >= {"remove_contact", "anonymise", "purge"}
-    assert httpx.get(f"{intake}{created['status_url']}/data").status_code == 404  # the token opens it, nothing else
+    assert (
+        local_http().get(f"{intake}{created['status_url']}/data").status_code == 404
+    )  # the token opens it, nothing else
 
     supervisor = {"Authorization": f"Bearer {create_dispatcher(suite, 'ria', 'supervisor')}"}
     assert eventually(
-        lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=supervisor).json().get("contact")
+        lambda: (
+            local_http().get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=supervisor).json().get("contact")
+        )
     )
-    removed = httpx.delete(f"{intake}{created['status_url']}/contact", headers=token)
+    removed = local_http().delete(f"{intake}{created['status_url']}/contact", headers=token)
     assert removed.json() == {"removed": True}
-    assert httpx.get(f"{intake}{created['status_url']}/data", headers=token).json()["contact"] is None
+    assert local_http().get(f"{intake}{created['status_url']}/data", headers=token).json()["contact"] is None
     assert eventually(
-        lambda: httpx.get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=supervisor).json()["contact"] is None
+        lambda: (
+            local_http().get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=supervisor).json()["contact"]
+            is None
+        )
     )
 
-    withdrawn = httpx.post(f"{intake}{created['status_url']}/withdraw", headers=token).json()
+    withdrawn = local_http().post(f"{intake}{created['status_url']}/withdraw", headers=token).json()
     assert withdrawn == {"status": "withdrawn", "personal_data": "removed"}
-    after = httpx.get(f"{intake}{created['status_url']}/data", headers=token).json()
+    after = local_http().get(f"{intake}{created['status_url']}/data", headers=token).json()
     assert after["report"]["description"] == "" and after["photos"] == [] and after["anonymised_at"]
     assert eventually(
         lambda: (
-            httpx.get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=supervisor).json()["description"] == ""
+            local_http().get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=supervisor).json()["description"]
+            == ""
         )
     )

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.helpers import report_json, report_parts
-from tests.suite import Suite, create_dispatcher, meldkamer_incidents, start_suite
+from tests.suite import Suite, create_dispatcher, local_http, meldkamer_incidents, start_suite
 
 # Runs on PostgreSQL only (conftest.py, END_TO_END_DATABASES): the outbox under faults and a killed bridge: what production's database must keep.
 pytestmark = pytest.mark.runs_on("postgresql")
@@ -58,7 +58,7 @@ def submit(suite: Suite, n: int) -> dict[str, Any]:
     files = report_parts(body)
     for _attempt in range(20):  # the app retries with the same key if the bridge or anything else hiccups
         try:
-            response = httpx.post(
+            response = local_http().post(
                 f"{suite.urls['intake']}/v1/reports",
                 files=files,
                 timeout=30,
@@ -86,9 +86,11 @@ def wait_for_delivery_states(
     deadline = time.monotonic() + limit_seconds
     states: dict[str, int] = {}
     while time.monotonic() < deadline:
-        states = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/delivery", headers=headers, timeout=10).json()[
-            "incidents_by_delivery_state"
-        ]
+        states = (
+            local_http()
+            .get(f"{suite.urls['bridge']}/v1/dispatch/delivery", headers=headers, timeout=10)
+            .json()["incidents_by_delivery_state"]
+        )
         if done(states):
             return
         time.sleep(0.5)
@@ -107,17 +109,21 @@ def assert_each_report_accepted_exactly_once(
     incidents = meldkamer_incidents(suite.urls["meldkamer"], suite.env, limit=1000)
     assert len(incidents) == len(created), "the meldkamer holds a different number of incidents than reports"
     assert len({i["requestId"] for i in incidents}) == len(created)
-    bridge_reports = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/reports?limit=500", headers=headers).json()
+    bridge_reports = local_http().get(f"{suite.urls['bridge']}/v1/dispatch/reports?limit=500", headers=headers).json()
     assert sorted(r["report_id"] for r in bridge_reports) == sorted(c["id"] for c in created)
     assert len({r["incident_id"] for r in bridge_reports}) == len(created)
     assert {i["requestId"] for i in incidents} == {r["incident_id"] for r in bridge_reports}
     deadline = time.monotonic() + 120
     for report in created:  # and every citizen sees it accepted, once: nothing lost on the way back either
         while True:
-            view = httpx.get(
-                f"{suite.urls['intake']}{report['status_url']}",
-                headers={"Authorization": f"Bearer {report['access_token']}"},
-            ).json()
+            view = (
+                local_http()
+                .get(
+                    f"{suite.urls['intake']}{report['status_url']}",
+                    headers={"Authorization": f"Bearer {report['access_token']}"},
+                )
+                .json()
+            )
             events = [e["event"] for e in view["timeline"]]
             if "accepted" in events or time.monotonic() > deadline:
                 break
@@ -132,7 +138,9 @@ def test_faults_and_an_outage_lose_nothing_duplicate_nothing_and_urgent_goes_fir
     admin = {"Authorization": "Bearer dev-only-meldkamer-admin-token-change-me"}
 
     def outage(seconds: float) -> None:
-        response = httpx.post(f"{suite.urls['meldkamer']}/admin/outage", json={"seconds": seconds}, headers=admin)
+        response = local_http().post(
+            f"{suite.urls['meldkamer']}/admin/outage", json={"seconds": seconds}, headers=admin
+        )
         assert response.status_code == 200
 
     # The meldkamer is down while every report comes in and is queued at the bridge, and 10 s more: so a full
@@ -155,7 +163,7 @@ def test_faults_and_an_outage_lose_nothing_duplicate_nothing_and_urgent_goes_fir
     # After the outage the backlog drains urgent first (30% errors still delay some of them a little).
     assert statistics.mean(urgent_ranks) < statistics.mean(normal_ranks) / 2, urgent_ranks
     assert statistics.median(urgent_ranks) < REPORTS // 10, urgent_ranks  # most are among the first tenth
-    delivery = httpx.get(f"{suite.urls['bridge']}/v1/dispatch/delivery", headers=headers).json()
+    delivery = local_http().get(f"{suite.urls['bridge']}/v1/dispatch/delivery", headers=headers).json()
     assert delivery["circuits"]["meldkamer"]["state"] == "closed"
     assert delivery["relay"]["retried"] > 0  # the faults really happened
 

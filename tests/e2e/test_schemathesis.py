@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -33,7 +32,16 @@ from schemathesis.checks import (
 
 from burgermelding_shared.service_auth import development_key
 from tests.helpers import phone_photo, report_json
-from tests.suite import SERVICE_NAMES, Suite, create_dispatcher, follow, openapi_documents, start_suite, submit
+from tests.suite import (
+    SERVICE_NAMES,
+    Suite,
+    create_dispatcher,
+    follow,
+    local_http,
+    openapi_documents,
+    start_suite,
+    submit,
+)
 
 # Runs on SQLite only (conftest.py, END_TO_END_DATABASES): the API's own documents: what the services answer does not depend on the database.
 pytestmark = pytest.mark.runs_on("sqlite")
@@ -138,10 +146,14 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         created = submit(running, report_json(in_progress=True, location=place), [photo], "schemathesis-01").json()
         follow(running, created, "accepted")
         supervisor = create_dispatcher(running, "fuzz-supervisor", "supervisor")
-        report = httpx.get(
-            f"{running.urls['bridge']}/v1/dispatch/reports/{created['id']}",
-            headers={"Authorization": f"Bearer {supervisor}"},
-        ).json()
+        report = (
+            local_http()
+            .get(
+                f"{running.urls['bridge']}/v1/dispatch/reports/{created['id']}",
+                headers={"Authorization": f"Bearer {supervisor}"},
+            )
+            .json()
+        )
         yield {
             "suite": running,
             "report": created,
@@ -182,8 +194,8 @@ def real_things(world: dict[str, Any], service: str) -> dict[str, str]:
 def reset_simulator(suite: Suite) -> None:
     """A case may set faults or an outage on the simulated meldkamer: undone before the next one."""
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    httpx.put(f"{suite.urls['meldkamer']}/admin/faults", json={}, headers=admin, timeout=10)
-    httpx.post(f"{suite.urls['meldkamer']}/admin/outage", json={"seconds": 0}, headers=admin, timeout=10)
+    local_http().put(f"{suite.urls['meldkamer']}/admin/faults", json={}, headers=admin, timeout=10)
+    local_http().post(f"{suite.urls['meldkamer']}/admin/outage", json={"seconds": 0}, headers=admin, timeout=10)
 
 
 def exercise(

@@ -10,14 +10,22 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.test_happy_path import camera_photo
 from tests.helpers import report_json
 from tests.s3 import S3Server, start_s3_server
 from tests.standalone import standalone_python
-from tests.suite import SERVICES, Suite, follow, meldkamer_incidents, production_secrets, start_suite, submit
+from tests.suite import (
+    SERVICES,
+    Suite,
+    follow,
+    local_http,
+    meldkamer_incidents,
+    production_secrets,
+    start_suite,
+    submit,
+)
 
 # Runs on PostgreSQL only (conftest.py, END_TO_END_DATABASES): each service installed alone in production mode.
 pytestmark = pytest.mark.runs_on("postgresql")
@@ -64,7 +72,9 @@ def test_a_service_environment_holds_its_own_package_and_no_other_service(python
 
 def test_each_service_runs_alone_in_production_mode(suite: Suite, s3: S3Server) -> None:
     for name, url in suite.urls.items():
-        assert httpx.get(f"{url}/readyz", timeout=10).json() == {"status": "ready", "shared_state": "memory"}, name
+        assert local_http().get(f"{url}/readyz", timeout=10).json() == {"status": "ready", "shared_state": "memory"}, (
+            name
+        )
     # Production mode is what the services run in (and so they run on these secrets, not the placeholders).
     assert all(suite.env[f"{prefix}ENVIRONMENT"] == "production" for _package, prefix in SERVICES.values())
 
@@ -91,7 +101,7 @@ def test_each_service_runs_alone_in_production_mode(suite: Suite, s3: S3Server) 
     assert scratch.is_dir() and not [p for p in scratch.rglob("*") if p.is_file()]
 
     # The bridge's dispatcher login is a form: the dependency that once was missing.
-    refused = httpx.post(
+    refused = local_http().post(
         f"{suite.urls['bridge']}/v1/auth/token", data={"username": "nobody", "password": "x"}, timeout=10
     )
     assert refused.status_code == 401, refused.text

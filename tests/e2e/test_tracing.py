@@ -16,7 +16,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.helpers import make_jpeg, report_json
-from tests.suite import SERVICES, Suite, follow, start_suite, submit
+from tests.suite import SERVICES, Suite, follow, local_http, start_suite, submit
 
 # Runs on SQLite only (conftest.py, END_TO_END_DATABASES): trace context over HTTP, which no database decides.
 pytestmark = pytest.mark.runs_on("sqlite")
@@ -163,17 +163,18 @@ def test_one_report_is_one_trace_across_all_four_services(traced: tuple[Suite, C
 
 
 def test_health_probes_make_no_spans(traced: tuple[Suite, Collector]) -> None:
-    import httpx
 
     suite, collector = traced
     probes, after = secrets.token_hex(16), secrets.token_hex(16)
     traced_route = {"intake": "/v1/categories", "bridge": "/v1/dispatch/incidents"}  # (the bridge's answers 401)
     for name in ("intake", "bridge"):
         for path in ("/healthz", "/readyz", "/metrics"):
-            httpx.get(f"{suite.urls[name]}{path}", headers={"traceparent": f"00-{probes}-{'1' * 16}-01"})
+            local_http().get(f"{suite.urls[name]}{path}", headers={"traceparent": f"00-{probes}-{'1' * 16}-01"})
         # Then a request that is traced. A service exports its spans in the order they end: once this one's
         # span has arrived, any span the probes before it had made has arrived too.
-        httpx.get(f"{suite.urls[name]}{traced_route[name]}", headers={"traceparent": f"00-{after}-{'2' * 16}-01"})
+        local_http().get(
+            f"{suite.urls[name]}{traced_route[name]}", headers={"traceparent": f"00-{after}-{'2' * 16}-01"}
+        )
     deadline = time.monotonic() + 30  # spans are exported in batches, about once a second
     while {span.service for span in collector.of_trace(after)} != {"report-intake", "dispatch-bridge"}:
         assert time.monotonic() < deadline, "the traced requests after the probes were never exported"
