@@ -15,6 +15,12 @@ from burgermelding_shared.errors import ServiceError, error_responses
 from dispatch_bridge.accounts.tokens import AnyDispatcher, Supervisor
 from dispatch_bridge.burgernet import actions, control_room, photos
 from dispatch_bridge.burgernet.actions import ActionRequest, Cancellation, Closing
+from dispatch_bridge.burgernet.views import (
+    BurgernetActionDetail,
+    BurgernetActionOverview,
+    BurgernetActionView,
+    MeldkamerBurgernetReply,
+)
 
 router = APIRouter(prefix="/v1/dispatch/burgernet", tags=["burgernet"])
 
@@ -54,6 +60,7 @@ async def upload_burgernet_photo(request: Request, runtime: RuntimeDep, actor: A
 @router.post(
     "/actions",
     status_code=201,
+    response_model=BurgernetActionView,
     summary="Start a Burgernet action (a search now) or a witness call "
     "(about a past window) on an incident: published to the apps in the area at once (audited)",
     responses=error_responses(401, 403, 404, 409, 422),
@@ -64,6 +71,7 @@ async def start_burgernet_action(request: ActionRequest, runtime: RuntimeDep, ac
 
 @router.get(
     "/actions",
+    response_model=list[BurgernetActionOverview],
     summary="Actions, newest first, with their figures: installations that fetched each, "
     "answers, time to the first answer, outcome",
     responses=error_responses(401, 403),
@@ -79,6 +87,7 @@ async def list_burgernet_actions(
 
 @router.get(
     "/actions/{action_id}",
+    response_model=BurgernetActionDetail,
     summary="One action with its figures and its answers (the view is audited)",
     responses=error_responses(401, 403, 404),
 )
@@ -88,6 +97,7 @@ async def get_burgernet_action(action_id: str, runtime: RuntimeDep, actor: AnyDi
 
 @router.post(
     "/actions/{action_id}/close",
+    response_model=BurgernetActionView,
     summary="Close an action with its outcome and closing message (the "
     "standard one when left out): the apps and every citizen who answered get it (audited)",
     responses=error_responses(401, 403, 404, 409, 422),
@@ -100,6 +110,7 @@ async def close_burgernet_action(
 
 @router.post(
     "/actions/{action_id}/cancel",
+    response_model=BurgernetActionView,
     summary="Cancel an action (supervisors; audited): published as a CAP Cancel with its closing message",
     responses=error_responses(401, 403, 404, 409, 422),
 )
@@ -112,6 +123,7 @@ async def cancel_burgernet_action(
 @meldkamer.post(
     BURGERNET_REQUEST.under(meldkamer.prefix),
     status_code=201,
+    response_model=MeldkamerBurgernetReply,
     summary="The meldkamer starts a Burgernet action on one of our incidents, around its place (signed webhook)",
     responses=error_responses(401, 404, 409, 422),
 )

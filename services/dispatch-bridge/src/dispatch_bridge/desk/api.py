@@ -19,8 +19,23 @@ from burgermelding_shared.ratelimit import client_address
 from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge.accounts import logins, passwords, users
 from dispatch_bridge.accounts.tokens import AnyDispatcher, Supervisor
-from dispatch_bridge.accounts.users import Role
 from dispatch_bridge.desk import decisions, deliveries, listings
+from dispatch_bridge.desk.views import (
+    AccountState,
+    AuditEntry,
+    CustodyRecord,
+    DeadLetter,
+    DeletionRecord,
+    DeliveryOverview,
+    HoldState,
+    IncidentSummary,
+    QuestionAsked,
+    ReplayQueued,
+    ReportDetail,
+    ReportListItem,
+    ReportSummary,
+    Token,
+)
 from dispatch_bridge.models import deletions
 from dispatch_bridge.records import evidence, holds
 from dispatch_bridge.states import DeliveryState, ReportState
@@ -32,11 +47,6 @@ AUTH_ERRORS = error_responses(401, 403)
 
 
 Limit = Annotated[int, Query(ge=1, le=500)]
-
-
-class Token(BaseModel):
-    access_token: str
-    token_type: Literal["bearer"] = "bearer"  # noqa: S105  (the OAuth2 token type, not a secret)
 
 
 class Question(BaseModel):
@@ -65,6 +75,7 @@ async def request_token(
 
 @router.get(
     "/dispatch/incidents",
+    response_model=list[IncidentSummary],
     summary="Incidents with their reports and the event they describe together "
     "(witnesses, time span, spread, photos best first), most urgent first (the view is audited)",
     responses=AUTH_ERRORS,
@@ -85,6 +96,7 @@ async def list_incidents(
 
 @router.get(
     "/dispatch/reports",
+    response_model=list[ReportListItem],
     summary="Reports with their verification summary, group and incident links (the view is audited)",
     responses=AUTH_ERRORS,
 )
@@ -105,6 +117,7 @@ async def list_reports(
 
 @router.get(
     "/dispatch/reports/{report_id}",
+    response_model=ReportDetail,
     summary="One report in full (the view is audited)",
     responses=error_responses(401, 403, 404),
 )
@@ -128,6 +141,7 @@ async def get_report_photo(
 @router.post(
     "/dispatch/reports/{report_id}/questions",
     status_code=201,
+    response_model=QuestionAsked,
     summary="Ask the citizen a question",
     responses=error_responses(401, 403, 404, 409, 422),
 )
@@ -137,6 +151,7 @@ async def ask_question(report_id: str, question: Question, runtime: RuntimeDep, 
 
 @router.post(
     "/dispatch/reports/{report_id}/forward",
+    response_model=ReportSummary,
     summary="Forward a report held for review",
     responses=error_responses(401, 403, 404, 409),
 )
@@ -146,6 +161,7 @@ async def forward_report(report_id: str, runtime: RuntimeDep, actor: AnyDispatch
 
 @router.post(
     "/dispatch/reports/{report_id}/reject",
+    response_model=ReportSummary,
     summary="Reject a report held for review",
     responses=error_responses(401, 403, 404, 409),
 )
@@ -161,6 +177,7 @@ class MergeRequest(BaseModel):
 
 @router.post(
     "/dispatch/incidents/{incident_id}/merge",
+    response_model=IncidentSummary,
     summary="Merge incidents that are one event: the open "
     "ones become one (the one the meldkamer accepted, else the oldest, goes on), also one a dispatcher "
     "split off before; the meldkamer and the citizens are told (audited). Returns the incident that goes "
@@ -175,6 +192,7 @@ async def merge_incidents(
 
 @router.post(
     "/dispatch/reports/{report_id}/split",
+    response_model=IncidentSummary,
     summary="Split a report off its incident, as another event: "
     "it goes to the meldkamer as a new incident of its own, the old incident is told, and verification's "
     "merges keep the two apart (audited). Returns the new incident",
@@ -186,6 +204,7 @@ async def split_report(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher
 
 @router.get(
     "/dispatch/delivery",
+    response_model=DeliveryOverview,
     summary="Delivery states, outbox, and the circuit state per destination",
     responses=AUTH_ERRORS,
 )
@@ -195,6 +214,8 @@ async def get_delivery(runtime: RuntimeDep, _actor: AnyDispatcher) -> dict[str, 
 
 @router.get(
     "/dispatch/dead-letters",
+    response_model=list[DeadLetter],
+    response_model_exclude_unset=True,  # a verification job's report_id and urgent: only on those
     summary="Messages the bridge gave up on, and verification jobs given up on "
     "(ids starting `verification-job:`; their reports wait for a verdict), each with the reason",
     responses=AUTH_ERRORS,
@@ -205,6 +226,7 @@ async def list_dead_letters(runtime: RuntimeDep, _actor: AnyDispatcher, limit: L
 
 @router.post(
     "/dispatch/dead-letters/{message_id}/replay",
+    response_model=ReplayQueued,
     summary="Send a dead letter again, or try a dead verification job again (supervisors; audited)",
     responses=error_responses(401, 403, 404, 503),
 )
@@ -213,7 +235,10 @@ async def replay_dead_letter(message_id: str, runtime: RuntimeDep, actor: Superv
 
 
 @router.get(
-    "/dispatch/audit", summary="The audit log: who viewed or did what, when (supervisors)", responses=AUTH_ERRORS
+    "/dispatch/audit",
+    response_model=list[AuditEntry],
+    summary="The audit log: who viewed or did what, when (supervisors)",
+    responses=AUTH_ERRORS,
 )
 async def list_audit_entries(
     runtime: RuntimeDep, _actor: Supervisor, target_id: str | None = None, limit: Limit = 100
@@ -227,22 +252,9 @@ class HoldRequest(BaseModel):
     )
 
 
-class HoldState(BaseModel):
-    hold_id: str
-    incident_id: str
-    reason: str
-    active: bool
-    reports_held: list[str] = Field(description="the reports now kept until the hold is lifted")
-    reports_already_gone: list[str] = Field(description="reports retention had removed before the hold")
-    reports_without_personal_data: list[str] = Field(
-        [],
-        description="reports kept from now on whose words and photos retention (or the citizen's withdrawal) "
-        "had already removed before the hold reached them",
-    )
-
-
 @router.get(
     "/dispatch/reports/{report_id}/custody",
+    response_model=CustodyRecord,
     summary="The chain of custody of a report and its photos: "
     "every entry about it in the audit chains of intake, verification and the bridge (supervisors; "
     "audited)",
@@ -254,6 +266,7 @@ async def get_report_custody(report_id: str, runtime: RuntimeDep, actor: Supervi
 
 @router.get(
     "/dispatch/reports/{report_id}/photos/{photo_id}/custody",
+    response_model=CustodyRecord,
     summary="The chain of custody of one "
     "photo: received, examined, forwarded, fetched, viewed, exported, deleted (supervisors; audited)",
     responses=error_responses(401, 403, 404),
@@ -321,6 +334,8 @@ def removed_summary(removed: list[dict[str, Any]], most: int = 20) -> str:
 
 @router.get(
     "/dispatch/deletions",
+    response_model=list[DeletionRecord],
+    response_model_exclude_unset=True,  # `removed` names only the parts a deletion concerned
     summary="The deletion log: what retention (or a citizen) removed, when and "
     "under which rule, nothing personal (supervisors)",
     responses=AUTH_ERRORS,
@@ -334,13 +349,6 @@ async def list_deletions(
             query = query.where(deletions.c.report_id == report_id)
         rows = (await session.execute(query)).mappings().all()
     return [{**row, "removed": json.loads(row["removed"])} for row in rows]
-
-
-class AccountState(BaseModel):
-    username: str
-    role: Role
-    disabled: bool
-    locked: bool
 
 
 @router.post(
