@@ -465,6 +465,7 @@ async def test_replicas_sharing_redis_count_and_know_sources_together(
     shared = {
         "redis_url": redis_url[0],
         "redis_key_prefix": redis_url[1],
+        "redis_timeout_seconds": 10,  # sharing is tested, not the fallback of a slow Redis (see test_attacks)
         "login_free_failures": 2,
         "login_account_ceiling": 4,
         "login_ceiling_delay_seconds": 0.1,

@@ -167,6 +167,7 @@ def create_service_app(
             settings.redis_url,
             f"{settings.redis_key_prefix}:{settings.service_name}",
             on_fallback=lambda what: fallbacks.labels(what).inc(),
+            timeout_seconds=settings.redis_timeout_seconds,
         )
         relay = Relay(
             db,

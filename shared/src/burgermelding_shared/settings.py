@@ -57,6 +57,12 @@ class ServiceSettings(BaseSettings):
         "address salt, circuit states), e.g. redis://redis:6379/0; empty: this process's memory. "
         "Every replica of a service must name the same one.",
     )
+    redis_timeout_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="How long a call to Redis may take before this replica uses its own memory for a while (a "
+        "limit check is on the path of every report: a slow Redis must not hold it up).",
+    )
     redis_key_prefix: str = Field(
         "bm",
         description="Prefix of this deployment's keys in Redis (so that several "

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_AFTER_SECONDS = 5.0  # while Redis is out, each request does not wait for its timeout again
-REDIS_TIMEOUT_SECONDS = 0.5  # a limit check is on the path of every report: a slow Redis must not hold it up
 SALT_CACHE_SECONDS = 60.0
 SALT_DAYS_KEPT = 2  # yesterday's salt may still be asked for just after midnight; then it is gone for good
 
@@ -173,7 +172,11 @@ class SharedState:
     """A service's shared state: in Redis when `redis_url` is set, else in this process's memory."""
 
     def __init__(
-        self, redis_url: str = "", namespace: str = "bm:service", on_fallback: Callable[[str], None] | None = None
+        self,
+        redis_url: str = "",
+        namespace: str = "bm:service",
+        on_fallback: Callable[[str], None] | None = None,
+        timeout_seconds: float = 0.5,
     ) -> None:
         self.prefix = namespace + ":"
         self._on_fallback = on_fallback
@@ -186,8 +189,8 @@ class SharedState:
         self._down_until = 0.0
         if redis_url:
             options: dict[str, Any] = {
-                "socket_timeout": REDIS_TIMEOUT_SECONDS,
-                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": timeout_seconds,
+                "socket_connect_timeout": timeout_seconds,
             }
             self._redis = aioredis.Redis.from_url(redis_url, **options)
 
