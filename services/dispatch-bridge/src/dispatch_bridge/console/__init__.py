@@ -39,14 +39,14 @@ def content_security_policy(tile_url: str) -> str:
 
 
 class ConsoleHeaders:
-    """Every console answer: the strict policy, never cached (pages show who saw what), never framed. The
-    referrer stays within our origin (no-referrer would make browsers send `Origin: null` on our own forms)."""
+    """Every console answer: the strict policy, never cached (pages show who saw what), never framed (`nosniff`
+    comes with every answer of the service: burgermelding_shared.openapi.ApiHeaders). The referrer stays within
+    our origin (no-referrer would make browsers send `Origin: null` on our own forms)."""
 
     def __init__(self, app: ASGIApp, policy: str) -> None:
         self.app = app
         self.headers = [
             (b"content-security-policy", policy.encode()),
-            (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"referrer-policy", b"same-origin"),
             (b"cross-origin-opener-policy", b"same-origin"),
