@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Burgermelding's two commands. Needs only Python 3.11 and pip; installs everything else it needs.
 
-python3 dev.py run     install, migrate and start all four services (Ctrl-C stops them all)
+python3 dev.py run     install, migrate and start all four services (Ctrl-C stops them all); with --demo also
+                       a dispatcher, a supervisor and a few sample reports, so the console shows something at once
 python3 dev.py test    set up this machine for the tests (Debian packages, Redis, PostgreSQL: see
                        scripts/setup_machine.py), then run the whole test suite on SQLite and on PostgreSQL
+
+Besides: `lint` (what CI runs before the tests) and `solve` (an installation's proof of work, for the README's
+quick start).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -78,6 +84,10 @@ def wait_ready(url: str, seconds: float = 60) -> bool:
     return False
 
 
+def service_url(env: dict[str, str], prefix: str, default_port: int) -> str:
+    return f"http://{env.get(f'{prefix}HOST', '127.0.0.1')}:{int(env.get(f'{prefix}PORT', default_port))}"
+
+
 def stop_all(children: list[subprocess.Popen[bytes]]) -> None:
     """Stop every child and everything it started (each child leads its own process group)."""
     for child in children:
@@ -93,9 +103,21 @@ def stop_all(children: list[subprocess.Popen[bytes]]) -> None:
             os.killpg(child.pid, signal.SIGKILL)
 
 
-def run(_args: argparse.Namespace) -> int:
+# The simulated meldkamer's dispatcher under --demo: as by default, but an incident stays open for ten minutes (not
+# one), so that a newcomer following the README has time to answer the question and look at it in the console.
+DEMO_MELDKAMER_SCRIPT = [
+    ["Active", 2.0],
+    ["ResourcesAssigned", 10.0],
+    ["ask:Can you describe the person you saw?", 15.0],
+    ["Closed", 600.0],
+]
+
+
+def run(args: argparse.Namespace) -> int:
     install()
     env = dict(os.environ)
+    if args.demo:
+        env.setdefault("BM_MELDKAMER_SCRIPT", json.dumps(DEMO_MELDKAMER_SCRIPT))
     migrate(env)
     children: list[subprocess.Popen[bytes]] = []
     stopping = False
@@ -111,16 +133,25 @@ def run(_args: argparse.Namespace) -> int:
             children.append(
                 subprocess.Popen([str(VENV_PYTHON), "-m", package, "serve"], cwd=ROOT, env=env, start_new_session=True)
             )
-        for package, prefix, port, title in SERVICES:
-            actual = int(env.get(f"{prefix}PORT", port))
-            host = env.get(f"{prefix}HOST", "127.0.0.1")
-            ok = wait_ready(f"http://{host}:{actual}/readyz")
-            say(f"{title:20s} {'ready' if ok else 'NOT READY'}  OpenAPI: http://{host}:{actual}/docs")
+        urls = {package: service_url(env, prefix, port) for package, prefix, port, _title in SERVICES}
+        ready = True
+        for package, _prefix, _port, title in SERVICES:
+            ok = wait_ready(f"{urls[package]}/readyz")
+            ready = ready and ok
+            api = "internal only" if package == "verification" else f"{urls[package]}/docs"
+            say(f"{title:20s} {'ready' if ok else 'NOT READY'}  OpenAPI: {api}")
             if package == "dispatch_bridge":
                 say(
-                    f"{'':20s} the dispatchers' console: http://{host}:{actual}/console (accounts: python -m "
-                    "dispatch_bridge create-user, see the README)"
+                    f"{'':20s} the dispatchers' console: {urls[package]}/console"
+                    + ("" if args.demo else " (accounts: --demo makes two, or python -m dispatch_bridge create-user)")
                 )
+        if args.demo and not ready:
+            say("no demo: not every service is ready (see above)")
+        elif args.demo and not stopping:
+            # Its own process in the environment the services run in: it uses the bridge's command and httpx.
+            subprocess.call(
+                [str(VENV_PYTHON), "scripts/demo.py", urls["report_intake"], urls["dispatch_bridge"]], cwd=ROOT, env=env
+            )
         say("all services started; Ctrl-C stops them all")
         while not stopping:
             for child in children:
@@ -236,7 +267,7 @@ def test(args: argparse.Namespace) -> int:
 
 # What `lint` checks, each a command that fails on a finding: style, format, types, and the import rules (no
 # service imports another, the shared library imports none, no module imports one that imports it back), and the
-# published OpenAPI documents against their committed snapshots (scripts/openapi_contract.py).
+# published OpenAPI documents against their committed snapshots (scripts/openapi_contract.py), and the docs site.
 LINT_STEPS = [
     ("ruff check", ["-m", "ruff", "check", "."]),
     ("ruff format --check", ["-m", "ruff", "format", "--check", "."]),
@@ -248,15 +279,19 @@ LINT_STEPS = [
     ("import circles", ["scripts/import_cycles.py"]),
     ("the error catalogue (scripts/error_catalogue.py)", ["scripts/error_catalogue.py", "--check"]),
     ("OpenAPI snapshots, their versions, Spectral", ["scripts/openapi_contract.py", "--check"]),
+    # The documentation site (mkdocs.yml, docs/), built into site/ (ignored by git): a broken link or anchor, a
+    # page left out of the nav, a missing snippet fails. Not --quiet: that hides the warnings --strict fails on.
+    ("the documentation site (mkdocs build --strict)", ["-m", "mkdocs", "build", "--strict"]),
 ]
 
 
 def lint(_args: argparse.Namespace) -> int:
     install()
+    env = {"NO_MKDOCS_2_WARNING": "1", **os.environ}  # mkdocs-material's banner about its successor, at every build
     failed = []
     for title, command in LINT_STEPS:
         say(title)
-        if subprocess.call([str(VENV_PYTHON), *command], cwd=ROOT) != 0:
+        if subprocess.call([str(VENV_PYTHON), *command], cwd=ROOT, env=env) != 0:
             failed.append(title)
     if failed:
         say(f"lint FAILED: {', '.join(failed)}")
@@ -265,11 +300,46 @@ def lint(_args: argparse.Namespace) -> int:
     return 0
 
 
+def solve_challenge(challenge: str, difficulty_bits: int) -> str:
+    """The proof of work an app does once before it registers: the first decimal counter whose SHA-256 of
+    `<challenge>:<counter>` starts with `difficulty_bits` zero bits (report-intake's registration.solve, in the
+    Python every machine has, so that the README's curl session needs nothing installed)."""
+    for counter in itertools.count():
+        digest = hashlib.sha256(f"{challenge}:{counter}".encode()).digest()
+        if int.from_bytes(digest, "big") >> (256 - difficulty_bits) == 0:
+            return str(counter)
+    raise AssertionError("unreachable")
+
+
+def solve(args: argparse.Namespace) -> int:
+    if args.challenge:
+        print(solve_challenge(args.challenge, args.difficulty_bits))
+        return 0
+    issued = json.load(sys.stdin)  # intake's answer to POST /v1/installations/challenges
+    solution = solve_challenge(issued["challenge"], int(issued["difficulty_bits"]))
+    print(json.dumps({"challenge": issued["challenge"], "solution": solution}))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="install, migrate and start all four services")
-    sub.add_parser("lint", help="ruff check and format, mypy, the import contracts and circles")
+    run_parser = sub.add_parser("run", help="install, migrate and start all four services")
+    run_parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="also create a dispatcher and a supervisor (printing their passwords) and send a few sample reports",
+    )
+    sub.add_parser(
+        "lint", help="ruff check and format, mypy, the import contracts and circles, the snapshots, the docs site"
+    )
+    solve_parser = sub.add_parser(
+        "solve",
+        help="solve an installation challenge (the proof of work an app does before registering): with no "
+        "arguments, reads intake's challenge (JSON) on stdin and prints the body that redeems it",
+    )
+    solve_parser.add_argument("challenge", nargs="?", help="the challenge; prints just the solution")
+    solve_parser.add_argument("difficulty_bits", nargs="?", type=int, default=20)
     test_parser = sub.add_parser("test", help="run the test suite")
     test_parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     test_parser.add_argument(
@@ -280,7 +350,7 @@ def main() -> int:
     )
     test_parser.add_argument("pytest_args", nargs="*", help="passed on to pytest (after --)")
     args = parser.parse_args()
-    return {"run": run, "test": test, "lint": lint}[args.command](args)
+    return {"run": run, "test": test, "lint": lint, "solve": solve}[args.command](args)
 
 
 if __name__ == "__main__":

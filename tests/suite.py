@@ -404,8 +404,8 @@ def eventually(check: Callable[[], Any], limit: float = 30, pause: float = 0.1) 
         time.sleep(pause)
 
 
-def create_dispatcher(suite: Suite, username: str, role: str) -> str:
-    """A dispatcher account made with the bridge's own command, logged in: its bearer token."""
+def create_account(suite: Suite, username: str, role: str) -> str:
+    """A dispatcher account made with the bridge's own command: its password."""
     password = "a long enough test password"
     subprocess.run(
         [sys.executable, "-m", "dispatch_bridge", "create-user", username, "--role", role],
@@ -415,6 +415,12 @@ def create_dispatcher(suite: Suite, username: str, role: str) -> str:
         check=True,
         capture_output=True,
     )
+    return password
+
+
+def create_dispatcher(suite: Suite, username: str, role: str) -> str:
+    """A dispatcher account made with the bridge's own command, logged in: its bearer token."""
+    password = create_account(suite, username, role)
     answer = local_http().post(
         f"{suite.urls['bridge']}/v1/auth/token", data={"username": username, "password": password}
     )

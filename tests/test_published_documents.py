@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import yaml
 
 from burgermelding_shared.service_auth import development_key
 from dispatch_bridge.config import BridgeSettings
@@ -145,3 +146,20 @@ async def test_cross_origin_access_only_for_the_origins_named(start_service: Cal
     answer = await bridge.client.get("/healthz", headers={"Origin": "https://melden.example"})
     assert answer.headers["access-control-allow-origin"] == "https://melden.example"
     assert "API-Version" in answer.headers["access-control-expose-headers"]
+
+
+@pytest.mark.parametrize(("package", "settings", "name"), SERVICES, ids=IDS)
+async def test_the_public_document_is_at_the_apis_base_too_as_json_and_yaml_for_anyone(
+    start_service: Callable[..., Any], package: str, settings: type, name: str
+) -> None:
+    service = await start_service(package, settings)
+    public, _ = await documents(service, name)
+    for path in ("/openapi.json", "/v1/openapi.json", "/openapi.yaml", "/v1/openapi.yaml"):
+        answer = await service.client.get(path, headers={"Origin": "https://catalogue.example.org"})
+        assert answer.status_code == 200, path
+        assert answer.headers["access-control-allow-origin"] == "*", path
+        if path.endswith(".yaml"):
+            assert answer.headers["content-type"].startswith("application/yaml")
+            assert yaml.safe_load(answer.text) == public, path
+        else:
+            assert answer.json() == public, path

@@ -85,9 +85,19 @@ MATRIX: list[tuple[str, str, str, str]] = [
     ("intake", "GET", "/v1/reports/{report}/events", CITIZEN.format(r=200)),
     ("intake", "GET", "/v1/reports/{report}/data", CITIZEN.format(r=200)),
     ("intake", "DELETE", "/v1/reports/{report}/contact", CITIZEN.format(r=200)),
-    ("intake", "GET", "/open311/v2/services.json", OPEN.format(200)),
-    ("intake", "POST", "/open311/v2/requests.json", OPEN.format(415)),  # a form, as Open311 has it
-    ("intake", "GET", "/open311/v2/requests/{report}.json", CITIZEN.format(r=200)),
+    # Open311: public as the spec has it (reads show a public view; an api_key is optional), in JSON and XML
+    *(
+        row
+        for wire in ("json", "xml")
+        for row in [
+            ("intake", "GET", f"/open311/v2/services.{wire}", OPEN.format(200)),
+            ("intake", "GET", f"/open311/v2/services/burglary.{wire}", OPEN.format(200)),
+            ("intake", "POST", f"/open311/v2/requests.{wire}", OPEN.format(415)),  # a form, as Open311 has it
+            ("intake", "GET", f"/open311/v2/requests.{wire}", OPEN.format(200)),
+            ("intake", "GET", f"/open311/v2/requests/{{report}}.{wire}", OPEN.format(200)),
+            ("intake", "GET", f"/open311/v2/tokens/BM-1999-000001.{wire}", OPEN.format(404)),
+        ]
+    ),
     ("intake", "POST", "/internal/v1/report-events", INTERNAL.format(i=403, v=403, b=400)),
     ("intake", "POST", "/internal/v1/messages", INTERNAL.format(i=403, v=403, b=400)),
     ("intake", "POST", "/internal/v1/legal-holds", INTERNAL.format(i=403, v=403, b=400)),
@@ -187,6 +197,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         tmp_path_factory.mktemp("matrix"),
         {
             "BM_INTAKE_WRONG_TOKENS_PER_REPORT": "100000",  # the guard against guessing is tested on its own
+            "BM_INTAKE_TOKEN_USES_PER_CLIENT": "100000",  # and so are the limits on reads
             "BM_MELDKAMER_SCRIPT": json.dumps([["Active", 0.2]]),  # accepted and left open
         },
     )
@@ -297,8 +308,15 @@ def _as_documented(service: str, path: str) -> str:
         .replace("{incident}", "{incident_id}")
         .replace("{action}", "{action_id}")
     )
-    if service == "intake" and path.startswith("/open311/v2/requests/"):
-        return "/open311/v2/requests/{request_id}.json"
+    if service == "intake" and path.startswith("/open311/v2/"):
+        wire = path.rsplit(".", 1)[1]
+        for prefix, template in (
+            ("/open311/v2/requests/", "/open311/v2/requests/{request_id}"),
+            ("/open311/v2/services/", "/open311/v2/services/{service_code}"),
+            ("/open311/v2/tokens/", "/open311/v2/tokens/{token}"),
+        ):
+            if path.startswith(prefix):
+                return f"{template}.{wire}"
     if service == "meldkamer":
         return path.replace("{report}", "{request_id}")
     return path.replace("{report}", "{report_id}")

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from civicbot.http import HttpTransport, RateLimiter
+from civicbot.open311 import Open311Client
+from civicbot.registry import Endpoint
+from georeport import GeoReport
 
 from tests.helpers import exif_time, gps_tags, make_jpeg, report_json, report_parts
 from tests.suite import Suite, create_dispatcher, follow, local_http, meldkamer_incidents, start_suite, submit
@@ -18,9 +26,45 @@ from tests.suite import Suite, create_dispatcher, follow, local_http, meldkamer_
 pytestmark = pytest.mark.runs_on("sqlite")
 
 
+class PhotoHost:
+    """An integrator's photo host for Open311's media_url: a real HTTP server on this machine."""
+
+    def __init__(self) -> None:
+        self.photos: dict[str, bytes] = {}
+        photos = self.photos
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = photos.get(self.path)
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "image/jpeg")
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
-    running = start_suite(tmp_path_factory.mktemp("suite"))
+def photo_host() -> Iterator[PhotoHost]:
+    host = PhotoHost()
+    yield host
+    host.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory, photo_host: PhotoHost) -> Iterator[Suite]:
+    running = start_suite(
+        tmp_path_factory.mktemp("suite"),
+        {
+            "BM_INTAKE_OPEN311_MEDIA_HOSTS": json.dumps([photo_host.host]),
+            "BM_INTAKE_OPEN311_MEDIA_PRIVATE_ADDRESSES": "true",  # the photo host is this machine
+        },
+    )
     yield running
     running.stop()
 
@@ -232,3 +276,67 @@ def test_a_dispatchers_question_through_the_bridge_api_round_trips(suite: Suite)
         noted = any("Om tien over negen" in (u["notes"] or "") for u in incident["updates"])
         time.sleep(0.1)
     assert noted
+
+
+def test_stock_open311_clients_send_read_and_search_in_json_and_xml(suite: Suite, photo_host: PhotoHost) -> None:
+    """Two GeoReport v2 clients from PyPI that we did not write: civicbot (JSON: every call, and a form POST as
+    the spec has it) and georeport (XML reads). The integrator's api_key comes from intake's own command."""
+    issued = subprocess.run(
+        [sys.executable, "-m", "report_intake", "integrators", "issue", "--name", "Gemeente Utrecht MOR"],
+        env=suite.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    api_key = json.loads(issued.stdout)["api_key"]
+    root = f"{suite.urls['intake']}/open311/v2"
+    photo_host.photos["/melding/1.jpg"] = camera_photo(52.2907, 5.1214, pattern=7)
+    endpoint = Endpoint(id="burgermelding", name="Burgermelding", base_url=root, write=True)
+    civic = Open311Client(endpoint, HttpTransport(rate_limiter=RateLimiter(min_interval=0)))
+
+    services = civic.list_services()
+    assert "burglary" in {s["service_code"] for s in services}
+    definition = civic.get_service_definition("burglary")
+    assert {a["code"] for a in definition["attributes"]} == {"in_progress", "danger_to_life"}
+    sent = civic.create_request(
+        "burglary",
+        dry_run=False,
+        confirm="SEND",
+        api_key=api_key,
+        validate_remote=True,  # checks the form against our service list and definition first
+        lat=52.2907,
+        lng=5.1214,
+        description="Twee mannen wrikken een raam open",
+        attributes={"in_progress": "true"},
+        media_url=f"http://{photo_host.host}/melding/1.jpg",
+        email="buurman@example.nl",
+        device_id="A1B2C3",
+    )
+    (created,) = sent.response
+    assert "112" in created["service_notice"]  # in progress: the app's advice to call 112
+
+    citizen = {"status_url": f"/v1/reports/{created['service_request_id']}", "access_token": created["access_token"]}
+    request_id = created["service_request_id"]
+    assert civic.get_request(request_id)["status"] == "open"  # type: ignore[index]
+    # The simulated meldkamer closes it a few seconds after taking it up: then it is closed for everyone.
+    status = follow(suite, citizen, "closed")
+    assert [p["content_type"] for p in status["photos"]] == ["image/jpeg"]  # media_url went through the checks
+    public = civic.get_request(request_id)
+    assert public is not None and public["service_code"] == "burglary" and public["status"] == "closed"
+    assert "raam" not in json.dumps(public) and public["lat"] == 52.29  # the public view only
+    assert [r["service_request_id"] for r in civic.list_requests(service_request_ids=[request_id])] == [request_id]
+    since = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    searched = civic.list_requests(service_code="burglary", status="closed", start_date=since)
+    assert request_id in {r["service_request_id"] for r in searched}
+    assert request_id not in {r["service_request_id"] for r in civic.list_requests(status="open")}
+    assert civic.get_token(created["token"]) == [{"service_request_id": request_id, "token": created["token"]}]
+
+    xml = GeoReport(root, output_format="xml")
+    assert "burglary" in {s["service_code"] for s in xml.get_service_list()}
+    assert [a["code"] for a in xml.get_service_definition("burglary")["attributes"]["attribute"]] == [
+        "in_progress",
+        "danger_to_life",
+    ]
+    one = xml.get_service_request(request_id)
+    assert one["service_request_id"] == request_id and one["lat"] == "52.29"
+    assert xml.get_service_requests(service_request_id=request_id)["status"] == "closed"

@@ -348,4 +348,6 @@ async def test_errors_speak_dutch_when_asked(intake: Any) -> None:
         content=b"service_code=burglary",
         headers={**nl, "content-type": "application/x-www-form-urlencoded"},
     )
-    assert open311.json()["error"] == "missing_location" and open311.json()["detail"].startswith("lat en long")
+    # Open311's routes answer in the spec's error shape, in Dutch too.
+    assert open311.json()[0]["reason"] == "missing_location"
+    assert open311.json()[0]["description"].startswith("stuur lat en long")

@@ -1,4 +1,4 @@
-"""After a report is made: photos added, messages both ways, withdrawal, live events, contact, Open311."""
+"""After a report is made: photos added, messages both ways, withdrawal, live events, contact."""
 
 from __future__ import annotations
 
@@ -162,36 +162,6 @@ async def test_contact_details_reach_the_police_only_with_consent(intake: Any) -
     assert to_bridge == [{"name": "Jan", "phone": "+31 6 12345678", "email": None, "share_with_police": True}, None]
     invalid = await post_report(intake, report_json(contact={"email": "not an address"}), key="bad-contact")
     assert invalid.status_code == 422
-
-
-async def test_open311_facade(intake: Any) -> None:
-    services = (await intake.client.get("/open311/v2/services.json")).json()
-    assert {"service_code": "burglary", "service_name": "Burglary"}.items() <= services[0].items()
-    form = {
-        "service_code": "vandalism",
-        "lat": "52.37",
-        "long": "4.89",
-        "description": "Bushokje vernield",
-        "email": "a@example.nl",
-        "device_id": "DEVICE-123",
-    }
-    first = await intake.client.post("/open311/v2/requests.json", data=form)
-    assert first.status_code == 201, first.text
-    created = first.json()[0]
-    again = (await intake.client.post("/open311/v2/requests.json", data=form)).json()[0]
-    assert again["service_request_id"] == created["service_request_id"]  # a retry is not a second report
-    read = await intake.client.get(
-        f"/open311/v2/requests/{created['service_request_id']}.json",
-        headers={"Authorization": f"Bearer {created['access_token']}"},
-    )
-    assert read.json()[0]["status"] == "open" and read.json()[0]["service_code"] == "vandalism"
-    assert (await intake.client.get(f"/open311/v2/requests/{created['service_request_id']}.json")).status_code == 404
-    assert (
-        await intake.client.post("/open311/v2/requests.json", data={**form, "service_code": "ufo"})
-    ).status_code == 422
-    assert (await intake.client.post("/open311/v2/requests.json", data={"service_code": "theft"})).status_code == 400
-    everything = json.dumps(await outbox(intake), default=str)
-    assert "DEVICE-123" not in everything and "a@example.nl" not in everything  # no consent in Open311
 
 
 async def test_several_events_in_one_message_reach_the_timeline_in_order_once(intake: Any) -> None:

@@ -54,9 +54,16 @@ def from_phone(credential: str | None = None) -> dict[str, str]:
 def refused_as_429(responses: list[Any]) -> None:
     """Every refusal is the one 429 problem: machine-readable, in both languages, with when to come back."""
     for response in responses:
-        problem = response.json()
-        assert problem["error"] == "rate_limited" and problem["status"] == 429, response.text
-        assert problem["detail"] and problem["detail_nl"] and int(response.headers["Retry-After"]) > 0
+        body = response.json()
+        if isinstance(body, list):  # Open311's error shape: the same refusal
+            body = {
+                "error": body[0]["reason"],
+                "status": body[0]["code"],
+                "detail": body[0]["description"],
+                "detail_nl": body[0]["description_nl"],
+            }
+        assert body["error"] == "rate_limited" and body["status"] == 429, response.text
+        assert body["detail"] and body["detail_nl"] and int(response.headers["Retry-After"]) > 0
 
 
 def split(responses: list[Any], accepted: int) -> tuple[list[Any], list[Any]]:

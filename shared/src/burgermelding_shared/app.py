@@ -27,7 +27,6 @@ from burgermelding_shared.bodylimit import BodyPaceMiddleware, BodySizeLimitMidd
 from burgermelding_shared.db import Database
 from burgermelding_shared.error_catalogue import ERROR_CODES
 from burgermelding_shared.errors import (
-    PROBLEM_MEDIA_TYPE,
     ProblemDetails,
     ServiceError,
     error_response,
@@ -325,7 +324,7 @@ def document_errors_as_sent(schema: dict[str, Any], service_name: str) -> None:
                 # Retry-After (busy, database_unreachable, storage_unavailable), never a 500.
                 responses.setdefault("503", error_response(503))
             response = responses.get("422")
-            if response and PROBLEM_MEDIA_TYPE not in response.get("content", {}):
+            if response and "HTTPValidationError" in repr(response.get("content", {})):  # FastAPI's, not a route's
                 response.update(error_response(422))
             if "requestBody" in operation:
                 # Whatever an operation takes, its body can be unreadable (400 malformed_body: not UTF-8, not

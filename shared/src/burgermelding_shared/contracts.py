@@ -86,10 +86,11 @@ class ReportSubmitted(Strict):
         "(installation or address) that changes every day: for flood and repeat "
         "checks and for counting independent witnesses",
     )
-    submitter_kind: Literal["installation", "address"] | None = Field(
+    submitter_kind: Literal["installation", "address", "integrator"] | None = Field(
         None,
-        description="whether the tag stands for one app installation (an independent witness) or for a "
-        "network address that many phones may share",
+        description="whether the tag stands for one app installation (an independent witness), for a "
+        "network address that many phones may share, or for an Open311 integrator (a system that passes on "
+        "reports of people it knows and we do not: one source)",
     )
     independent_source: str | None = Field(
         None,

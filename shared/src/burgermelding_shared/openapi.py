@@ -20,16 +20,19 @@ from collections.abc import Callable, Iterable
 from importlib.resources import files
 from typing import Any
 
-from fastapi import FastAPI
+import yaml
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PUBLIC_DOCUMENT = "/openapi.json"
+# Where else the public document is (ADR /core/publish-openapi: at the API's base, as JSON and as YAML).
+PUBLIC_DOCUMENT_ALIASES = ("/v1/openapi.json", "/openapi.yaml", "/v1/openapi.yaml")
 INTERNAL_DOCUMENT = "/internal/openapi.json"
 DOCS_ASSETS = "/docs-assets"
 # Paths for operators and our own services only, whatever their prefix: the probes and the metrics.
@@ -155,6 +158,25 @@ def with_version_header(document: dict[str, Any]) -> None:
                 }
 
 
+# Media types whose answers are files (a photo, an evidence archive): the bytes as they are, never JSON or text.
+BINARY_MEDIA = ("image/", "application/zip", "application/octet-stream")
+
+
+def typed_binary_responses(document: dict[str, Any]) -> None:
+    """A route that answers a file declares its media type with no schema (`{"image/jpeg": {}}`), which FastAPI
+    publishes as it is. Client generators read a media type without a schema as an untyped answer: the
+    TypeScript client (@hey-api/openapi-ts) typed the dispatcher's photo `unknown`, and openapi-python-client
+    has no type to give it. Said as a binary string (`format: binary`, which both read as a file: `Blob | File`,
+    `File`), the answer is the file it is; found by tests/e2e/test_generated_clients.py. Only a media object
+    without a schema gets one: a route that describes its own answer keeps its description."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            for response in operation.get("responses", {}).values():
+                for media, content in response.get("content", {}).items():
+                    if media.startswith(BINARY_MEDIA) and "schema" not in content:
+                        content["schema"] = {"type": "string", "format": "binary"}
+
+
 class ApiHeaders:
     """Headers on every answer of the API: its version; `nosniff` (a browser never guesses a type, so an upload
     can never be run as a page); and `no-store` unless the route said itself how its answer may be cached, so
@@ -222,6 +244,7 @@ def publish(
             if finish:
                 finish(whole)
             settle_requirements(whole, optional_schemes)
+            typed_binary_responses(whole)
             check_operation_ids(whole)
             with_version_header(whole)
             built["public"] = only_paths(whole, lambda path: not is_internal(path, internal_prefixes))
@@ -233,9 +256,22 @@ def publish(
     app.openapi = lambda: documents()["public"]  # type: ignore[method-assign]
     app.state.internal_openapi = lambda: documents()["internal"]
 
+    # Anyone may read the public document from a browser on any site (a generator, an API catalogue): it holds
+    # nothing that is not public, and the request carries no credentials (ADR /core/publish-openapi).
+    anyone = {"Access-Control-Allow-Origin": "*"}
+
     @app.get(PUBLIC_DOCUMENT, include_in_schema=False)
     async def public_document() -> JSONResponse:
-        return JSONResponse(documents()["public"])
+        return JSONResponse(documents()["public"], headers=anyone)
+
+    async def public_document_elsewhere(request: Request) -> Response:
+        if request.url.path.endswith(".yaml"):
+            text = yaml.safe_dump(documents()["public"], sort_keys=False, allow_unicode=True)
+            return Response(text, media_type="application/yaml", headers=anyone)
+        return JSONResponse(documents()["public"], headers=anyone)
+
+    for path in PUBLIC_DOCUMENT_ALIASES:
+        app.add_api_route(path, public_document_elsewhere, methods=["GET"], include_in_schema=False)
 
     @app.get(INTERNAL_DOCUMENT, include_in_schema=False)
     async def internal_document() -> JSONResponse:

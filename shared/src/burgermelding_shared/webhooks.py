@@ -48,6 +48,42 @@ def key_bytes(secret: str) -> bytes:
 MIN_KEY_BYTES = 24
 
 
+# The three headers of a signed webhook, as an operation's `openapi_extra`: a receiver's document says what a
+# sender must send (Standard Webhooks, https://www.standardwebhooks.com). Required since the receivers were
+# written; the documents said so only from dispatch-bridge API 1.2.0 (the mark tells the contract check).
+DOCUMENTED_LATE = {"x-burgermelding-documented-late": "required since 1.0.0, documented from 1.2.0"}
+SIGNED_WEBHOOK = {
+    "parameters": [
+        {
+            "name": "webhook-id",
+            "in": "header",
+            "required": True,
+            "description": "The message's unique id (the same on a retry of the same message).",
+            "schema": {"type": "string", "maxLength": 200},
+            **DOCUMENTED_LATE,
+        },
+        {
+            "name": "webhook-timestamp",
+            "in": "header",
+            "required": True,
+            "description": f"Seconds since 1970-01-01 UTC when it was sent; refused beyond {TOLERANCE_SECONDS} s "
+            "either way (a replay).",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            **DOCUMENTED_LATE,
+        },
+        {
+            "name": "webhook-signature",
+            "in": "header",
+            "required": True,
+            "description": "`v1,<base64 HMAC-SHA256 of '{id}.{timestamp}.{body}'>` under a shared `whsec_` key; "
+            "several, space separated, while keys are rotated (any one that matches will do).",
+            "schema": {"type": "string", "maxLength": 2000},
+            **DOCUMENTED_LATE,
+        },
+    ]
+}
+
+
 def check_keys(keys: WebhookKeys) -> None:
     """ValueError unless every key has an id and is a `whsec_` secret of base64 (checked at start-up)."""
     if not keys:

@@ -126,6 +126,7 @@ async def receive_retention(
     INCIDENT_EVENT.under(meldkamer.prefix),
     summary="Status changes from the meldkamer (signed webhooks)",
     responses=error_responses(401, 404, 422),
+    openapi_extra=webhooks.SIGNED_WEBHOOK,
 )
 async def meldkamer_callback(request: Request, runtime: RuntimeDep) -> dict[str, str]:
     body = await request.body()

@@ -24,7 +24,7 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
     )
     app = create_service_app(
         settings=settings,
-        api_version="1.1.0",  # 1.1.0: response schemas for every dispatcher operation (CHANGELOG.md)
+        api_version="1.2.0",  # 1.2.0: typed photo and export answers, the webhook headers (CHANGELOG.md)
         servers=[{"url": settings.public_url, "description": "this deployment's public address"}],
         static_prefixes=("/console/static/",),
         title="Burgermelding dispatch bridge",

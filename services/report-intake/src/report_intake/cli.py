@@ -93,8 +93,64 @@ def retention(argv: list[str]) -> None:
     print(json.dumps(asyncio.run(run()), indent=2))
 
 
+def integrators(argv: list[str]) -> None:
+    """`integrators issue --name NAME [--reports-per-hour N]`, `integrators revoke ID`, `integrators list`: the
+    api keys of Open311 integrators (open311/integrators.py). A new key is printed once and never again."""
+    import getpass
+    import json
+
+    from report_intake.open311 import integrators as keys
+
+    parser = argparse.ArgumentParser(prog="burgermelding-report-intake integrators")
+    commands = parser.add_subparsers(dest="command", required=True)
+    issuing = commands.add_parser("issue", help="issue a key for an integrator (printed once)")
+    issuing.add_argument("--name", required=True, help="who the key is for, e.g. 'Gemeente Utrecht MOR'")
+    issuing.add_argument("--reports-per-hour", type=int, help="its own limit (default: open311_reports_per_hour)")
+    revoking = commands.add_parser("revoke", help="revoke a key: its requests are refused from now on")
+    revoking.add_argument("integrator_id")
+    commands.add_parser("list", help="the integrators, their limits and whether their key is revoked")
+    args = parser.parse_args(argv)
+    settings = IntakeSettings()
+    operator = getpass.getuser()
+
+    async def run() -> str:
+        db = Database(settings.effective_database_url)
+        try:
+            if args.command == "issue":
+                per_hour = args.reports_per_hour or settings.open311_reports_per_hour
+                if per_hour < 1 or not args.name.strip():
+                    return "error: a name and a positive --reports-per-hour are needed"
+                issued = await keys.issue(db, args.name.strip()[:100], per_hour, operator)
+                return json.dumps({"integrator_id": issued.integrator_id, "api_key": issued.api_key}, indent=2)
+            if args.command == "revoke":
+                if not await keys.revoke(db, args.integrator_id, operator):
+                    return "error: no such integrator"
+                return f"revoked the api_key of integrator {args.integrator_id}"
+            rows = [
+                {
+                    "integrator_id": row.id,
+                    "name": row.name,
+                    "reports_per_hour": row.reports_per_hour,
+                    "issued_at": row.issued_at.isoformat(),
+                    "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+                }
+                for row in await keys.listing(db)
+            ]
+            return json.dumps(rows, indent=2)
+        finally:
+            await db.dispose()
+
+    outcome = asyncio.run(run())
+    if outcome.startswith("error"):
+        sys.exit(outcome)
+    print(outcome)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["integrators"]:
+        integrators(argv[1:])
+        return
     if argv[:1] == ["revoke-installation"]:
         revoke_installation(argv[1:])
         return

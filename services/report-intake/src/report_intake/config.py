@@ -5,6 +5,7 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from burgermelding_shared.geocoding import PDOK_LOCATIESERVER, GeocoderKind
 from burgermelding_shared.retention import DEFAULT_RULES, RetentionRule
 from burgermelding_shared.settings import PLACEHOLDER_PREFIX, ServiceSettings
 
@@ -90,10 +91,31 @@ class IntakeSettings(ServiceSettings):
     retention_rules: list[RetentionRule] = Field(
         DEFAULT_RULES,
         description="What is removed from reports, and when, by outcome and category (JSON list; "
-        "see README, Retention). Reports under legal hold are left alone.",
+        "see the Evidence and records page, docs/records.md). Reports under legal hold are left alone.",
     )
     retention_interval_seconds: float = Field(3600.0, description="How often the retention job runs.")
     sse_max_seconds: float = Field(300.0, description="A live-update stream ends after this; the app reconnects.")
+    geocoder: GeocoderKind = Field(
+        "offline",
+        description="Places a report named by its address only (Open311 `address_string`): `pdok` asks PDOK's "
+        "Locatieserver (needs internet access), `offline` knows only a small fixed list of addresses "
+        "(burgermelding_shared/geocoding.py) and refuses the others.",
+    )
+    pdok_locatieserver_url: str = Field(PDOK_LOCATIESERVER, description="PDOK Locatieserver's base URL.")
+    open311_media_hosts: list[str] = Field(
+        [],
+        description="Hosts an Open311 `media_url` may point at (`host` or `host:port`, JSON list). Empty: every "
+        "`media_url` is refused with a reason (the photo can still be sent to `POST /v1/reports/{id}/photos`).",
+    )
+    open311_media_max_seconds: float = Field(10.0, gt=0, description="Time limit for fetching one `media_url`.")
+    open311_media_private_addresses: bool = Field(
+        False,
+        description="Let `open311_media_hosts` resolve to private, loopback or link-local addresses (a photo "
+        "host inside the deployment's own network). Off: such an address is refused, whatever the name.",
+    )
+    open311_reports_per_hour: int = Field(
+        600, ge=1, description="Reports per hour of a new Open311 integrator's api_key, unless the command says."
+    )
 
     def secret_fields(self) -> dict[str, str]:
         return {**super().secret_fields(), "token_secret": self.token_secret}

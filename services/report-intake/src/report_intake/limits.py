@@ -68,11 +68,15 @@ class IntakeLimits:
         never a person. An address's uses the salt of the day that lives only in memory (ratelimit.py), so no
         stored tag can ever be traced back to an address."""
         if sender.installation_id:
-            day = int(time.time() // 86400)
-            message = f"installation-tag:{day}:{sender.installation_id}".encode()
-            tag = hmac.new(self.tag_secret.encode(), message, hashlib.sha256).hexdigest()[:32]
-            return Submitter(tag, "installation")
+            return Submitter(self._daily_tag("installation-tag", sender.installation_id), "installation")
+        if sender.integrator_id:
+            return Submitter(self._daily_tag("integrator-tag", sender.integrator_id), "integrator")
         return Submitter(await self.address_pseudonym(sender.address), "address")
+
+    def _daily_tag(self, kind: str, identifier: str) -> str:
+        day = int(time.time() // 86400)
+        message = f"{kind}:{day}:{identifier}".encode()
+        return hmac.new(self.tag_secret.encode(), message, hashlib.sha256).hexdigest()[:32]
 
     async def _per_sender(self, per_client: RateLimiter, guard: RateLimiter, sender: Sender) -> Reservation:
         submitter = await self.submitter(sender)
@@ -88,6 +92,20 @@ class IntakeLimits:
         """Count a new report against its sender now, before its uploads are read (429 if none is left). Give
         it back if the request fails or replays a report already made (reports.create_report does that)."""
         return await self._per_sender(self.creation, self.creation_guard, sender)
+
+    async def new_integrator_report(self, integrator_id: str, reports_per_hour: int) -> Reservation:
+        """Count a new Open311 report against its integrator's own limit (429 if none is left), not against the
+        address its server shares with everyone else behind it."""
+        limiter = RateLimiter(
+            reports_per_hour,
+            3600,
+            self.creation.state,
+            "integrator",
+            ("this api_key's reports for the hour are used up", "De meldingen van deze api_key voor dit uur zijn op"),
+        )
+        reservation = Reservation()
+        await reservation.take(limiter, integrator_id)
+        return reservation
 
     async def using_token(self, sender: Sender) -> None:
         """Count a request with an access token (every one counts, answered or not)."""

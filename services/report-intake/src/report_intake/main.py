@@ -10,9 +10,10 @@ from fastapi import FastAPI
 
 from burgermelding_shared.app import Runtime, background_loop, create_service_app, service_destinations
 from burgermelding_shared.catalogue import Service
+from burgermelding_shared.geocoding import geocoder_for
 from burgermelding_shared.idempotency import IdempotencyPurger
 from burgermelding_shared.slots import PriorityExecutor
-from report_intake import internal, open311, request_parts
+from report_intake import internal, request_parts
 from report_intake.burgernet import api as burgernet_api
 from report_intake.burgernet import feed as action_feed
 from report_intake.config import IntakeSettings, get_settings
@@ -20,6 +21,7 @@ from report_intake.installations import api as installations_api
 from report_intake.installations.registration import RegistrationPurger
 from report_intake.limits import IntakeLimits
 from report_intake.models import audit, idempotency_keys, messaging
+from report_intake.open311 import api as open311_api
 from report_intake.records.retention import RetentionJob
 from report_intake.reports import api as reports_api
 from report_intake.reports.display_copies import DisplayCopies
@@ -28,11 +30,12 @@ from report_intake.reports.timeline import TimelineNotifier
 
 @asynccontextmanager
 async def citizen_state(runtime: Runtime) -> AsyncIterator[None]:
-    """In-memory state of the citizen routes: rate-limit buckets, live-stream subscriptions, and the slots for
-    photo work (one per core)."""
+    """In-memory state of the citizen routes: rate-limit buckets, live-stream subscriptions, the slots for
+    photo work (one per core), and the geocoder for reports placed by address."""
     runtime.extras["limits"] = IntakeLimits.from_settings(runtime.settings, runtime.shared)
     photo_work = runtime.extras["photo_work"] = PriorityExecutor(os.cpu_count() or 1)
     runtime.extras["notifier"] = TimelineNotifier()
+    runtime.extras["geocoder"] = geocoder_for(runtime.settings.geocoder, runtime.settings.pdok_locatieserver_url)
     try:
         yield
     finally:
@@ -43,6 +46,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = create_service_app(
         settings=settings,
+        api_version="1.1.0",  # 1.1.0: Open311 GeoReport v2 complete, JSON and XML (CHANGELOG.md)
         title="Burgermelding report intake",
         description="The citizen-facing API behind the Burgermelding app: reports with photos, status and "
         "timeline. Anonymous by default: no IP address, device id or user agent is stored or logged.",
@@ -78,13 +82,17 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                 "The feed of actions (the app decides whether it is inside an area; its location is never "
                 "sent), CAP 1.2 alerts, and answers",
             },
-            {"name": "open311", "description": "Open311 GeoReport v2 facade for existing clients"},
+            {
+                "name": "open311",
+                "description": "Open311 GeoReport v2 for existing clients and integrators, in JSON and XML: "
+                "the same pipeline as the app; reads show only a public view of a report",
+            },
             {"name": "internal", "description": "For our own services only"},
         ],
     )
     app.include_router(installations_api.installation_router)
     app.include_router(reports_api.router)
     app.include_router(burgernet_api.router)
-    app.include_router(open311.router)
+    app.include_router(open311_api.router)
     app.include_router(internal.router)
     return app

@@ -70,6 +70,8 @@ class Report(IntakeTable, table=True):
     # new installation registered from), kept for good: every later message about the report carries this one,
     # not what its sender would count as now, so the event's witnesses never change with a report's revisions.
     independent_source: str | None = Field(default=None, max_length=64)
+    # The Open311 integrator whose `api_key` came with it (open311/integrators.py): their report, by their limits.
+    integrator_id: str | None = Field(default=None, sa_column=Column(String(16), index=True))
 
     @property
     def urgent(self) -> bool:
@@ -183,6 +185,20 @@ class Installation(IntakeTable, table=True):
     # registered from (an HMAC under the day's salt, which lives only in memory), and when that hour ends.
     registered_from: str | None = Field(default=None, max_length=32)
     new_until: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class Integrator(IntakeTable, table=True):
+    """An Open311 integrator (a municipal system, a neighbourhood app): an `api_key` of its own, with a report
+    limit of its own. Only the key's hash is kept; the key is shown once, when it is issued."""
+
+    __tablename__ = "integrators"
+
+    id: str = Field(primary_key=True, max_length=16)
+    name: str = Field(max_length=100)
+    key_hash: str = Field(max_length=64)
+    reports_per_hour: int
+    issued_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class SpentChallenge(IntakeTable, table=True):

@@ -37,7 +37,7 @@ INSTALLATION_CREDENTIAL = APIKeyHeader(
     "installation, not the (shared) network address; without it, the address.",
 )
 # Taken when sent, never needed (see burgermelding_shared.openapi.settle_requirements).
-OPTIONAL_SCHEMES = frozenset({"installationCredential"})
+OPTIONAL_SCHEMES = frozenset({"installationCredential", "open311ApiKey"})
 
 IdempotencyKeyHeader = Annotated[
     str | None,

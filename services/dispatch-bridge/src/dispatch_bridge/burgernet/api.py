@@ -126,6 +126,7 @@ async def cancel_burgernet_action(
     response_model=MeldkamerBurgernetReply,
     summary="The meldkamer starts a Burgernet action on one of our incidents, around its place (signed webhook)",
     responses=error_responses(401, 404, 409, 422),
+    openapi_extra=webhooks.SIGNED_WEBHOOK,
 )
 async def receive_meldkamer_burgernet_action(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     body = await request.body()

@@ -32,7 +32,7 @@ def independent_source(installation: Installation, at: datetime) -> str | None:
     return None
 
 
-SubmitterKind = Literal["installation", "address"]
+SubmitterKind = Literal["installation", "address", "integrator"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class Sender:
     # Set while the installation is new: the one witness it counts as with the others new from its address
     # (installations.independent_source). A report made now keeps it (`Report.independent_source`).
     independent_source: str | None = None
+    # An Open311 integrator whose api_key came with the request: its own limits, and its reports marked as its.
+    integrator_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,7 @@ async def _store(
         answers_live_search=new.answers_live_search,
         # Decided once, now; every later message about the report carries this one (queue_report).
         independent_source=new.sender.independent_source if new.sender is not None else None,
+        integrator_id=new.sender.integrator_id if new.sender is not None else None,
     )
     if new.appeal_id is not None:  # again here, locked: the action may have closed while the photos were checked
         await actions.answer_link(session, new.appeal_id, lock=True)
@@ -172,6 +173,7 @@ async def _store(
             "urgent": new.urgent,
             "contact_given": sub.contact is not None,
             "burgernet_action": new.appeal_id,
+            "open311_integrator": new.sender.integrator_id if new.sender is not None else None,
         },
     )
     add_photo_rows(session, report_id, new.photos)

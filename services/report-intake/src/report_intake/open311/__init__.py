@@ -1,0 +1,1 @@
+"""Open311 GeoReport v2: routes (api.py), wire formats (wire.py), services, service requests, integrators."""
