@@ -75,6 +75,13 @@ async def test_the_openapi_document_describes_every_error_as_problem_details(
                 if int(code) < 400:
                     continue
                 documented += 1
+                if path.startswith("/open311/") and code != "408":
+                    # Open311's routes answer in that standard's error shape (report_intake/open311/wire.py); a body
+                    # too slow (408) is answered before any route, as a problem, and so may a service too busy (503).
+                    (media,) = response["content"].values()
+                    allowed = {"Open311Errors", "ProblemDetails"} if code == "503" else {"Open311Errors"}
+                    assert media["schema"]["$ref"].rsplit("/", 1)[1] in allowed, (method, path, code)
+                    continue
                 assert set(response["content"]) == {"application/problem+json"}, (method, path, code)
                 media = response["content"]["application/problem+json"]
                 assert media["schema"] == {"$ref": "#/components/schemas/ProblemDetails"}, (method, path, code)

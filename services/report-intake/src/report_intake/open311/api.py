@@ -144,7 +144,12 @@ async def sender_and_limit(request: Request, runtime: Runtime, api_key: str | No
     comes with it (403 for a key that is not valid), else the network address."""
     limits = limits_of(runtime)
     if api_key:
-        integrator = await integrators.authenticate(runtime.db, api_key)
+        try:
+            integrator = await integrators.authenticate(runtime.db, api_key)
+        except ServiceError:
+            # A wrong key counts against its address like a wrong access token: guessing is throttled (429).
+            await limits.using_token(Sender(client_address(request)))
+            raise
         sender = Sender(client_address(request), integrator_id=integrator.id)
         return sender, await limits.new_integrator_report(integrator.id, integrator.reports_per_hour)
     sender = Sender(client_address(request))
