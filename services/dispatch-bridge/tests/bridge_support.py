@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
+from burgermelding_shared.service_auth import development_key
 from dispatch_bridge.accounts import users
 from dispatch_bridge.config import BridgeSettings
 from dispatch_bridge.models import Dispatcher, messaging
@@ -91,3 +93,18 @@ async def queued(bridge: Any, kind: str) -> list[dict[str, Any]]:
             .all()
         )
     return [json.loads(payload) for payload in payloads]
+
+
+async def post_internal(bridge: Any, path: str, body: Any, caller: str) -> httpx.Response:
+    """A message to one of the bridge's internal routes as `caller` (a service) sends it: its credential, an
+    Idempotency-Key of its own, the body as JSON (a str is sent as it is)."""
+    token = development_key(caller).issue("dispatch-bridge")
+    return await bridge.client.post(
+        path,
+        content=body if isinstance(body, str) else json.dumps(body, default=str),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": str(uuid.uuid4()),
+            "content-type": "application/json",
+        },
+    )

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from bridge_support import post_internal
 from sqlalchemy import select
 
 from burgermelding_shared import webhooks
@@ -50,16 +51,7 @@ def report(bridge: Any, **overrides: Any) -> ReportSubmitted:
 
 
 async def post(bridge: Any, path: str, body: Any, caller: str) -> Any:
-    token = development_key(caller).issue("dispatch-bridge")
-    return await bridge.client.post(
-        path,
-        content=json.dumps(body, default=str),
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Idempotency-Key": str(uuid.uuid4()),
-            "content-type": "application/json",
-        },
-    )
+    return await post_internal(bridge, path, body, caller)
 
 
 def verdict(report_id: str, value: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The console's guard rails, in-process: the session cookie, CSRF and origin checks, logout, inactivity, a
-disabled account, the supervisors' pages, the headers on every page, and the live feed's 112 alarm. (What a
-dispatcher sees and does in a real browser is tests/e2e/test_console.py.)"""
+disabled account, the supervisors' pages, the headers on every page, the live feed's 112 alarm, and the keyboard
+shortcuts' help. (What a dispatcher sees and does in a real browser is tests/e2e/test_console.py.)"""
 
 from __future__ import annotations
 
@@ -243,3 +243,28 @@ def test_the_tile_server_setting_is_an_address_and_only_its_host_enters_the_poli
     ):
         with pytest.raises(ValueError):
             BridgeSettings(console_tile_url=wrong)
+
+
+async def test_the_keyboard_shortcuts_are_listed_on_a_help_overlay(start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    async with browser(bridge) as client:
+        await log_in(client)
+        page = (await client.get("/console/incidents")).text
+        overlay = re.search(r'<dialog id="shortcuts" aria-labelledby="h-shortcuts">(.*?)</dialog>', page, re.S)
+        assert overlay, "no help overlay"
+        keys = re.findall(r"<dt>(.*?)</dt>", overlay.group(1))
+        assert [re.findall(r"<kbd>([^<]+)</kbd>", k) for k in keys] == [
+            ["j"],
+            ["k"],
+            ["n"],
+            ["Enter", "o"],
+            ["q"],
+            ["Esc", "Backspace"],
+            ["?"],
+        ]
+        assert "volgende spoedincident" in overlay.group(1) and "tekstveld" in overlay.group(1)
+        # The button that opens it is hidden until the script (which makes the shortcuts) shows it.
+        assert re.search(r'<button type="button" id="shortcuts-open" hidden', page)
+        script = (await client.get("/console/static/console.js")).text
+        assert "typing(event.target)" in script and '"?": showHelp' in script
+        assert "<dialog" not in (await client.get("/console/login")).text  # logged out: no shortcuts

@@ -1,11 +1,13 @@
 """The console's changes, in-process: each form a dispatcher or supervisor submits (review decisions, merge,
 split, Burgernet, questions, dead-letter replay), what it left in the database, the outbox and the audit chain,
-and where it sent the browser back to; the list's filters, the map's data and the language of the pages. The
+and where it sent the browser back to; the list's filters (open and closed incidents), the map's data and the language of
+the pages; what names an incident (its meldkamer number, its address, the clock) and how its address is found. The
 bridge's destinations are down and its relay is stopped, so what it would send stays in its outbox to be read."""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 import uuid
@@ -20,8 +22,11 @@ from bridge_support import browser, log_in
 from sqlalchemy import func, select, update
 
 from burgermelding_shared.contracts import ReportSubmitted, VerificationCompleted
+from burgermelding_shared.geocoding import GeocoderUnavailable, NearestAddress
 from burgermelding_shared.messaging import DEAD, PENDING
 from burgermelding_shared.timeutil import utcnow
+from dispatch_bridge.console.texts import DUTCH_TIME
+from dispatch_bridge.incidents.addresses import IncidentAddresses
 from dispatch_bridge.models import (
     BridgeMessage,
     BridgeReport,
@@ -646,3 +651,170 @@ async def test_the_language_chosen_on_a_page_stays_for_the_session(start_service
         assert language((await client.get("/console/map?lang=nl")).text)[0] == "nl"
         assert language((await client.get("/console/incidents")).text) == ("nl", "Incidenten")
         assert language((await client.get("/console/incidents?lang=fr")).text) == ("nl", "Incidenten")
+
+
+# ---- what a dispatcher reads in a few seconds: names, places, clock times, open or closed --------------------
+
+DOMPLEIN = (52.090737, 5.121420)  # Domplein 29, Utrecht: in the offline geocoder's gazetteer
+
+
+async def add_incident(bridge: Any, **fields: Any) -> str:
+    now = utcnow()
+    incident_id = str(uuid.uuid4())
+    values = {
+        "category": "fire",
+        "priority": 2,
+        "delivery_state": "accepted",
+        "created_at": now,
+        "updated_at": now,
+        "last_seen": now,
+    }
+    async with bridge.runtime.db.transaction() as session:
+        session.add(Incident(id=incident_id, **{**values, **fields}))
+    return incident_id
+
+
+async def test_the_list_names_an_incident_by_its_meldkamer_number_its_address_and_the_clock(
+    start_service: Callable[..., Any],
+) -> None:
+    bridge = await start_bridge(start_service)  # the offline geocoder: the embedded default
+    created = utcnow() - timedelta(minutes=22)
+    at_the_dom = await add_incident(
+        bridge, meldkamer_incident_id="MK-2026-000123", lat=DOMPLEIN[0], lon=DOMPLEIN[1], created_at=created
+    )
+    near_the_dom = await add_incident(bridge, lat=DOMPLEIN[0] + 0.00496, lon=DOMPLEIN[1])  # some 550 m north
+    nowhere = await add_incident(bridge, lat=52.7, lon=5.9)  # kilometres from any address it knows
+    await IncidentAddresses(bridge.runtime).run_once()  # (the bridge's own loop may have been first)
+    assert (await incident(bridge, at_the_dom)).address == "Domplein 29, 3512JE Utrecht"
+    assert (await incident(bridge, nowhere)).address is None and (await incident(bridge, nowhere)).address_lat == 52.7
+    async with browser(bridge) as client:
+        await log_in(client)
+        listing = (await client.get("/console/incidents")).text
+        row = {i: re.search(rf'data-incident-id="{i}">(.*?)</tr>', listing, re.S) for i in (at_the_dom, near_the_dom)}
+        assert row[at_the_dom] and row[near_the_dom]
+        first = row[at_the_dom].group(1)
+        assert "MK-2026-000123 · Brand" in first and "Domplein 29, Utrecht" in first  # no postcode: read faster
+        clock = created.astimezone(DUTCH_TIME).strftime("%H:%M")
+        assert f"{clock} · 22 min" in first and at_the_dom[:8] not in first.replace(at_the_dom, "")
+        assert "550 m van Domplein 29, Utrecht" in row[near_the_dom].group(1)
+        assert "52.70000, 5.90000" in listing  # no address near: its coordinates
+        page = (await client.get(incident_path(at_the_dom))).text
+        assert "<title>MK-2026-000123 · Brand · Burgermelding</title>" in page
+        assert "Domplein 29, Utrecht" in page and "52.09074, 5.12142" in page  # the coordinates stay at hand
+        english = (await client.get(incident_path(near_the_dom) + "?lang=en")).text
+        assert "550 m from Domplein 29, Utrecht" in english and "no MK number yet" in english
+        shown = {i["incident_id"]: i for i in (await client.get("/console/map/data")).json()}
+        assert shown[at_the_dom]["label"] == "MK-2026-000123 · Fire"
+        assert shown[at_the_dom]["place"] == "Domplein 29, Utrecht"
+
+
+async def test_an_address_is_found_off_the_way_to_the_meldkamer_and_asked_again_when_pdok_was_down(
+    start_service: Callable[..., Any],
+) -> None:
+    # The bridge's own loop asks a PDOK that is down (it backs off); this test drives a loop of its own.
+    bridge = await start_bridge(start_service, geocoder="pdok", pdok_locatieserver_url=bridge_support.DOWN)
+
+    class Pdok:  # PDOK's Locatieserver as the loop sees it: down at first
+        def __init__(self) -> None:
+            self.down, self.asked = True, []
+
+        async def locate(self, address: str) -> None:
+            return None
+
+        async def describe(self, lat: float, lon: float) -> NearestAddress | None:
+            self.asked.append((lat, lon))
+            if self.down:
+                raise GeocoderUnavailable("PDOK Locatieserver: 503")
+            return NearestAddress("Domplein 29, 3512JE Utrecht", 12.0)
+
+    pdok = Pdok()
+    loop = IncidentAddresses(bridge.runtime, geocoder=pdok)
+    report = await arrives(bridge, a_report(1, where=DOMPLEIN, urgent=True, category="violence"))
+    incident_id = (await stored(bridge, report)).incident_id
+    assert incident_id
+    # Forwarded at once, the geocoder never asked on the way: the request is in the outbox without an address.
+    assert len(await bridge_support.queued(bridge, "meldkamer.request_for_service")) == 1
+    assert (await incident(bridge, incident_id)).address is None
+
+    assert await loop.run_once() == 0 and loop.backoff >= loop.poll_seconds  # down: it waits, longer each time
+    assert (await incident(bridge, incident_id)).address_lat is None
+    pdok.down = False
+    assert await loop.run_once() == 1 and loop.backoff == 0
+    found = await incident(bridge, incident_id)
+    assert (found.address, found.address_distance_m) == ("Domplein 29, 3512JE Utrecht", 12.0)
+    assert (found.address_lat, found.address_lon) == (found.lat, found.lon)
+    assert await loop.run_once() == 0 and len(pdok.asked) == 2  # known: not asked again
+    async with bridge.runtime.db.transaction() as session:  # a report moved the centre
+        await session.execute(update(Incident).where(Incident.id == incident_id).values(lat=52.0931))  # type: ignore[arg-type]
+    assert await loop.run_once() == 1 and pdok.asked[-1] == (52.0931, found.lon)
+    assert (await incident(bridge, incident_id)).address_lat == 52.0931
+
+
+async def test_closed_incidents_leave_the_list_and_are_a_link_away(start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    made = {
+        status or "new": await add_incident(bridge, operational_status=status)
+        for status in (None, "Active", "ResourcesOnscene", "ReOpened", "Closed", "Cancelled")
+    }
+    still_open = {made[s] for s in ("new", "Active", "ResourcesOnscene", "ReOpened")}
+    closed = {made["Closed"], made["Cancelled"]}
+    async with browser(bridge) as client:
+        await log_in(client)
+        listing = await client.get("/console/incidents")
+        assert rows_shown(listing.text) == still_open  # by default: the open ones only
+        assert 'href="/console/incidents?show=closed"' in listing.text  # a plain link, no script needed
+        assert 'name="show" value="open"' in listing.text  # the filter form keeps the choice
+        shown = await client.get("/console/incidents?show=closed")
+        assert rows_shown(shown.text) == closed and 'name="show" value="closed"' in shown.text
+        assert rows_shown((await client.get("/console/incidents?show=all")).text) == still_open | closed
+        assert (await client.get("/console/incidents?show=everything")).status_code == 422
+        # The live rows and the map ask with the page's choice, and get the same incidents.
+        assert 'data-source="/console/map/data?show=closed"' in shown.text
+        fetch = {"X-Console": "fetch"}
+        assert rows_shown((await client.get("/console/incidents/rows", headers=fetch)).text) == still_open
+        rows = await client.get("/console/incidents/rows?show=closed", headers=fetch)
+        assert rows_shown(rows.text) == closed
+        on_map = await client.get("/console/map/data", headers=fetch)
+        assert {i["incident_id"] for i in on_map.json()} == still_open
+        priority_kept = await client.get("/console/incidents?priority=2&show=open")
+        assert 'href="/console/incidents?priority=2&amp;show=closed"' in priority_kept.text
+        assert rows_shown((await client.get("/console/map?show=closed")).text) == closed
+    listing_audit = (await audited(bridge, "list_incidents"))[-1]
+    assert "closed=True" in listing_audit["detail"]  # the map page's choice, audited with its ids
+
+
+async def test_the_incident_page_counts_near_duplicates_and_links_to_them(start_service: Callable[..., Any]) -> None:
+    bridge = await start_bridge(start_service)
+    first = await arrives(bridge, a_report(1, urgent=True, category="violence"))
+    second = await arrives(bridge, a_report(2, urgent=True, category="violence"))
+    elsewhere = [str(uuid.uuid4()) for _ in range(100)]
+    result = VerificationCompleted(
+        report_id=second.report_id,
+        verdict="forward",
+        score=0.8,
+        verified_at=utcnow(),
+        near_duplicate_of_reports=[first.report_id, *elsewhere],
+    )
+    assert await verdicts.receive_verification(bridge.runtime, result, str(uuid.uuid4()), "verification") == "applied"
+    incident_id = (await stored(bridge, second)).incident_id
+    assert incident_id
+    async with browser(bridge) as client:
+        csrf = await log_in(client)
+        page = (await client.get(incident_path(incident_id))).text
+        collapsed = re.search(r'<details class="matches"[^>]*><summary>([^<]*)<', page)
+        assert (
+            collapsed and html.unescape(collapsed.group(1)).strip() == "Bijna gelijke foto's in andere meldingen: 101"
+        )
+        assert f'href="#report-{first.report_id}"' in page  # in this incident: a jump to it
+        assert all(f'href="/console/reports/{other}"' in page for other in elsewhere)  # elsewhere: its page
+        # The event leads, the actions sit in the side panel: a question from there reaches the chosen report.
+        assert page.index('id="h-event"') < page.index('id="h-reports"') < page.index('class="side"')
+        assert f'action="/console/reports/{second.report_id}/split"' in page.split('class="side"')[1]
+        answer = await client.post(
+            f"{incident_path(incident_id)}/question",
+            data={"csrf_token": csrf, "report_id": second.report_id, "text": "Welke kant op?"},
+        )
+        assert outcome(answer) == (incident_path(incident_id), {"done": "1"})
+    async with bridge.runtime.db.sessions() as session:
+        asked = (await session.execute(select(BridgeMessage))).scalars().all()
+    assert [(m.report_id, m.text) for m in asked] == [(second.report_id, "Welke kant op?")]

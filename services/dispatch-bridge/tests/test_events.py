@@ -11,11 +11,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bridge_support import post_internal
 from sqlalchemy import select
 
 from burgermelding_shared.contracts import CheckResult, PhotoRef, PhotoVerification, ReportSubmitted
 from burgermelding_shared.eido import problems
-from burgermelding_shared.service_auth import development_key
 from dispatch_bridge.accounts.users import AccountExists, create_user
 from dispatch_bridge.models import BridgeReport, Incident, messaging
 
@@ -62,16 +62,7 @@ def witness(
 
 
 async def post(bridge: Any, path: str, body: Any, caller: str) -> Any:
-    token = development_key(caller).issue("dispatch-bridge")
-    response = await bridge.client.post(
-        path,
-        content=body if isinstance(body, str) else json.dumps(body, default=str),
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Idempotency-Key": str(uuid.uuid4()),
-            "content-type": "application/json",
-        },
-    )
+    response = await post_internal(bridge, path, body, caller)
     assert response.status_code == 200, response.text
     return response.json()
 

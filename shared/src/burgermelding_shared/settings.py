@@ -10,6 +10,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from burgermelding_shared.blobstore import BlobStoreConfig
+from burgermelding_shared.geocoding import PDOK_LOCATIESERVER
 from burgermelding_shared.service_auth import (
     DEVELOPMENT_KEY_PREFIX,
     ServiceKey,
@@ -23,6 +24,22 @@ from burgermelding_shared.service_auth import (
 # deployment can never run on a value that is published in this repository.
 PLACEHOLDER_PREFIX = "dev-only-"
 DEFAULT_VAR_DIR = Path("var")
+
+
+# The two settings of a service that uses a geocoder (burgermelding_shared.geocoding): defined once here, each
+# service saying what it uses the geocoder for. Not on ServiceSettings: most services have no use for them.
+def geocoder_setting(purpose: str) -> Any:
+    """The `geocoder` field (a `GeocoderKind`), described by what the service uses it for."""
+    return Field(
+        "offline",
+        description=f"{purpose} `pdok` asks PDOK's Locatieserver (needs internet access); `offline` knows only a "
+        "small fixed list of addresses (burgermelding_shared/geocoding.py) and gives the same answer every time.",
+    )
+
+
+def pdok_locatieserver_setting() -> Any:
+    """The `pdok_locatieserver_url` field."""
+    return Field(PDOK_LOCATIESERVER, description="PDOK Locatieserver's base URL (with `geocoder` = `pdok`).")
 
 
 class ServiceSettings(BaseSettings):

@@ -7,7 +7,13 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from burgermelding_shared import webhooks
-from burgermelding_shared.settings import PLACEHOLDER_PREFIX, ServiceSettings
+from burgermelding_shared.geocoding import GeocoderKind
+from burgermelding_shared.settings import (
+    PLACEHOLDER_PREFIX,
+    ServiceSettings,
+    geocoder_setting,
+    pdok_locatieserver_setting,
+)
 
 
 class BridgeSettings(ServiceSettings):
@@ -126,6 +132,11 @@ class BridgeSettings(ServiceSettings):
         "Kaartgegevens © Kadaster (PDOK, BRT-Achtergrondkaart)",
         description="The credit shown on the console map for its tiles.",
     )
+    geocoder: GeocoderKind = geocoder_setting(
+        'Names an incident\'s place for the dispatchers ("Domplein 29, Utrecht"; the nearest address), asked in '
+        "the background once the incident has a place, never on the way to the meldkamer:"
+    )
+    pdok_locatieserver_url: str = pdok_locatieserver_setting()
 
     @field_validator("console_tile_url")
     @classmethod

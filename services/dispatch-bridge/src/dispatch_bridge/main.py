@@ -11,7 +11,9 @@ from dispatch_bridge import console, internal
 from dispatch_bridge.burgernet import api as burgernet_api
 from dispatch_bridge.burgernet.expiry import BurgernetDeadlines
 from dispatch_bridge.config import BridgeSettings, get_settings
+from dispatch_bridge.console import figures
 from dispatch_bridge.desk import api as desk_api
+from dispatch_bridge.incidents.addresses import IncidentAddresses
 from dispatch_bridge.meldkamer.call_112_watch import Call112Watch, deadline_scraper
 from dispatch_bridge.meldkamer.requests import on_meldkamer_answer, on_meldkamer_attempt
 from dispatch_bridge.models import audit, messaging
@@ -38,6 +40,7 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
         hooks=[
             background_loop(Call112Watch),
             background_loop(BurgernetDeadlines),
+            background_loop(IncidentAddresses),  # the console's addresses, off the way to the meldkamer
             console.feed_hook,
             background_loop(
                 lambda runtime: SettledMessagesPurger(runtime.db, messaging, runtime.settings.settled_messages_days)
@@ -57,4 +60,5 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
     app.include_router(burgernet_api.router)
     app.include_router(burgernet_api.meldkamer)
     console.install(app, settings.console_tile_url)
+    app.include_router(figures.router)
     return app

@@ -85,6 +85,13 @@ class Incident(BridgeTable, table=True):
     first_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
     summary_version: int = 0  # of the EventSummary last sent to the meldkamer
+    # Its place in words for the dispatchers: the address nearest to (address_lat, address_lon), the centre it
+    # was asked for, and how far that address is from it. Filled in the background (incidents/addresses.py),
+    # never on the way to the meldkamer; asked again when the centre moves. Asked, nothing near: address None.
+    address: str | None = Field(default=None, max_length=200)
+    address_distance_m: float | None = None
+    address_lat: float | None = None
+    address_lon: float | None = None
     merged_into: str | None = Field(default=None, max_length=36)  # it turned out to be part of that incident
     # A dispatcher split it off that incident (a different event): the automatic merges keep the two apart.
     split_from: str | None = Field(default=None, max_length=36)

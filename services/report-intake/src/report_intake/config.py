@@ -5,9 +5,14 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from burgermelding_shared.geocoding import PDOK_LOCATIESERVER, GeocoderKind
+from burgermelding_shared.geocoding import GeocoderKind
 from burgermelding_shared.retention import DEFAULT_RULES, RetentionRule
-from burgermelding_shared.settings import PLACEHOLDER_PREFIX, ServiceSettings
+from burgermelding_shared.settings import (
+    PLACEHOLDER_PREFIX,
+    ServiceSettings,
+    geocoder_setting,
+    pdok_locatieserver_setting,
+)
 
 
 class IntakeSettings(ServiceSettings):
@@ -95,13 +100,10 @@ class IntakeSettings(ServiceSettings):
     )
     retention_interval_seconds: float = Field(3600.0, description="How often the retention job runs.")
     sse_max_seconds: float = Field(300.0, description="A live-update stream ends after this; the app reconnects.")
-    geocoder: GeocoderKind = Field(
-        "offline",
-        description="Places a report named by its address only (Open311 `address_string`): `pdok` asks PDOK's "
-        "Locatieserver (needs internet access), `offline` knows only a small fixed list of addresses "
-        "(burgermelding_shared/geocoding.py) and refuses the others.",
+    geocoder: GeocoderKind = geocoder_setting(
+        "Places a report named by its address only (Open311 `address_string`), refusing an address it cannot find:"
     )
-    pdok_locatieserver_url: str = Field(PDOK_LOCATIESERVER, description="PDOK Locatieserver's base URL.")
+    pdok_locatieserver_url: str = pdok_locatieserver_setting()
     open311_media_hosts: list[str] = Field(
         [],
         description="Hosts an Open311 `media_url` may point at (`host` or `host:port`, JSON list). Empty: every "

@@ -24,6 +24,7 @@ from sqlmodel import col
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.urgency import MeldkamerPriority
+from dispatch_bridge.console.texts import Texts
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident
 from dispatch_bridge.states import CLOSED_STATUSES, NOT_ACCEPTED
 
@@ -46,6 +47,11 @@ def labels(code: str) -> dict[str, str]:
     return {"nl": category.name_nl, "en": category.name_en} if category else {"nl": code, "en": code}
 
 
+def names(category: str, meldkamer_incident_id: str | None) -> dict[str, str]:
+    """The incident's name in each language, for the banner and the alarm (`Texts.incident_name`)."""
+    return {language: Texts(language).incident_name(category, meldkamer_incident_id) for language in ("nl", "en")}
+
+
 async def read_snapshot(runtime: Runtime) -> Snapshot:
     async with runtime.db.sessions() as session:
         open_incidents = (
@@ -60,6 +66,8 @@ async def read_snapshot(runtime: Runtime) -> Snapshot:
                     col(Incident.summary_version),
                     col(Incident.operational_status),
                     col(Incident.updated_at),
+                    col(Incident.meldkamer_incident_id),
+                    col(Incident.address),  # found in the background: the rows shown change when it is
                 )
                 .where(col(Incident.merged_into).is_(None))
                 .order_by(col(Incident.created_at).desc())
@@ -86,9 +94,17 @@ async def read_snapshot(runtime: Runtime) -> Snapshot:
     ).hexdigest()[:16]
     live = [i for i in open_incidents if i.operational_status not in CLOSED_STATUSES]
     urgent_ones = [i for i in live if i.priority == MeldkamerPriority.URGENT]
-    urgent = [{"id": i.id, "category": labels(i.category)} for i in urgent_ones]
+    urgent = [
+        {"id": i.id, "category": labels(i.category), "name": names(i.category, i.meldkamer_incident_id)}
+        for i in urgent_ones
+    ]
     overdue = [
-        {"id": i.id, "category": labels(i.category), "created_at": i.created_at.isoformat()}
+        {
+            "id": i.id,
+            "category": labels(i.category),
+            "name": names(i.category, i.meldkamer_incident_id),
+            "created_at": i.created_at.isoformat(),
+        }
         for i in urgent_ones
         if i.call_112_sent_at is not None and i.delivery_state in NOT_ACCEPTED
     ]

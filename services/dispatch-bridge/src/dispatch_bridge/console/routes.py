@@ -11,18 +11,18 @@ import asyncio
 import hashlib
 import hmac
 import re
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
-from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from burgermelding_shared.app import RuntimeDep
+from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.burgernet import Area, Circle
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.errors import ServiceError
@@ -34,7 +34,7 @@ from dispatch_bridge.burgernet import actions
 from dispatch_bridge.burgernet.actions import ActionRequest, Cancellation, Closing
 from dispatch_bridge.console import live, sessions, views
 from dispatch_bridge.console.sessions import ConsoleUser, FeedUser, SupervisorUser, User
-from dispatch_bridge.console.texts import LOOKING_FOR, STATES, Texts
+from dispatch_bridge.console.texts import DUTCH_TIME, LOOKING_FOR, STATES, Texts
 from dispatch_bridge.desk import decisions, deliveries, listings
 from dispatch_bridge.records import evidence
 from dispatch_bridge.states import DeliveryState, ReportState
@@ -43,7 +43,6 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 FEED_KEEPALIVE_SECONDS = 15.0
 FEED_SESSION_CHECK_SECONDS = 5.0
-DUTCH_TIME = ZoneInfo("Europe/Amsterdam")
 DELIVERY_STATES = tuple(DeliveryState)
 
 
@@ -195,55 +194,78 @@ async def activity(request: Request, user: User) -> Response:
 # ---- the incident list and the live feed ------------------------------------------------------------------
 
 
-def incident_filter(
-    delivery_state: str | None, priority: MeldkamerPriority | None, category: str | None, include_merged: bool
-) -> listings.IncidentFilter:
-    return listings.IncidentFilter(
-        DeliveryState(delivery_state) if delivery_state else None, priority, category or None, include_merged
-    )
-
-
 Priority = Annotated[MeldkamerPriority | None, Query()]
 # The form's "all" is an empty value; anything else must be a delivery state (else 422).
 DeliveryStateFilter = Annotated[str | None, Query(pattern="^(" + "|".join(DeliveryState) + ")?$")]
+# Which incidents by the meldkamer's status: the open ones unless asked otherwise (after a busy hour the closed
+# ones would bury them). A plain query parameter, so the links that choose it work without script.
+SHOWS: dict[str, bool | None] = {"open": False, "closed": True, "all": None}
+Show = Annotated[Literal["open", "closed", "all"], Query()]
 
 
-@router.get("/incidents", response_class=HTMLResponse)
-async def incident_list(
-    request: Request,
-    runtime: RuntimeDep,
-    user: User,
+def incident_filter(
     delivery_state: DeliveryStateFilter = None,
     priority: Priority = None,
     category: str | None = None,
     include_merged: bool = False,
-) -> HTMLResponse:
-    filters = incident_filter(delivery_state, priority, category, include_merged)
+    show: Show = "open",
+) -> listings.IncidentFilter:
+    """The list's filters as its page, its live rows and its map ask for them."""
+    return listings.IncidentFilter(
+        DeliveryState(delivery_state) if delivery_state else None,
+        priority,
+        category or None,
+        include_merged,
+        SHOWS[show],
+    )
+
+
+Filters = Annotated[listings.IncidentFilter, Depends(incident_filter)]
+
+
+def show_of(filters: listings.IncidentFilter) -> str:
+    return next(name for name, closed in SHOWS.items() if closed == filters.closed)
+
+
+def chosen(filters: listings.IncidentFilter, page_url: str) -> dict[str, Any]:
+    """What a page listing incidents shows of its filters: which incidents (open, closed, all) with a link to
+    each choice keeping the other filters, and the query its live parts and map ask with."""
+    links = {name: f"{page_url}?{filter_query(replace(filters, closed=closed))}" for name, closed in SHOWS.items()}
+    return {"filters": filters, "show": show_of(filters), "show_links": links, "query": filter_query(filters)}
+
+
+def filter_query(filters: listings.IncidentFilter) -> str:
+    """The filters as a query string: for the live rows and the map's data of the page that shows them."""
+    asked = {
+        "delivery_state": filters.delivery_state.value if filters.delivery_state else None,
+        "priority": int(filters.priority) if filters.priority else None,
+        "category": filters.category,
+        "include_merged": "true" if filters.include_merged else None,
+        "show": show_of(filters),
+    }
+    return urlencode({k: v for k, v in asked.items() if v is not None})
+
+
+@router.get("/incidents", response_class=HTMLResponse)
+async def incident_list(request: Request, runtime: RuntimeDep, user: User, filters: Filters) -> HTMLResponse:
+    """The incidents and, on a wide screen, the map beside them; the reports held for review below."""
     shown = await listings.list_incidents(runtime, user.actor, filters, 200)
     return await page(
         request,
         "incidents.html",
         user,
         incidents=shown,
-        filters=filters,
         held=await held_reports(runtime, user),
         categories=CATEGORIES,
         delivery_states=DELIVERY_STATES,
+        **chosen(filters, "/console/incidents"),
+        **map_settings(runtime),
     )
 
 
 @router.get("/incidents/rows", response_class=HTMLResponse)
-async def incident_rows(
-    request: Request,
-    runtime: RuntimeDep,
-    user: FeedUser,
-    delivery_state: DeliveryStateFilter = None,
-    priority: Priority = None,
-    category: str | None = None,
-    include_merged: bool = False,
-) -> HTMLResponse:
+async def incident_rows(request: Request, runtime: RuntimeDep, user: FeedUser, filters: Filters) -> HTMLResponse:
     """The list's rows alone, fetched by the page when the feed says something changed."""
-    filters = incident_filter(delivery_state, priority, category, include_merged)
     shown = await listings.list_incidents(runtime, user.actor, filters, 200)
     return await page(request, "_incident_rows.html", user, incidents=shown)
 
@@ -303,7 +325,7 @@ async def incident_page(request: Request, runtime: RuntimeDep, user: User, incid
 async def incident_reports(request: Request, runtime: RuntimeDep, user: FeedUser, incident_id: str) -> HTMLResponse:
     """The incident's reports and messages alone, fetched by the page when the feed says something changed."""
     shown = await views.incident_page(runtime, user.actor, incident_id)
-    return await page(request, "_incident_reports.html", user, **shown)
+    return await page(request, "_incident_reports.html", user, **shown, looking_for=LOOKING_FOR)
 
 
 @router.get("/reports/held", response_class=HTMLResponse)
@@ -370,8 +392,21 @@ def back_of(form: dict[str, Any]) -> str:
 @router.post("/reports/{report_id}/question")
 async def ask(request: Request, runtime: RuntimeDep, user: User, report_id: str) -> RedirectResponse:
     form = await checked(request, user)
+    return await ask_citizen(request, runtime, user, report_id, form, back_of(form))
+
+
+@router.post("/incidents/{incident_id}/question")
+async def ask_from_panel(request: Request, runtime: RuntimeDep, user: User, incident_id: str) -> RedirectResponse:
+    """The incident page's side panel: the same question, to the report chosen in the form."""
+    form = await checked(request, user)
+    report_id = str(form.get("report_id") or "")[:36]
+    return await ask_citizen(request, runtime, user, report_id, form, incident_url(incident_id))
+
+
+async def ask_citizen(
+    request: Request, runtime: Runtime, user: ConsoleUser, report_id: str, form: dict[str, Any], url: str
+) -> RedirectResponse:
     text = str(form.get("text") or "").strip()
-    url = back_of(form)
     if not 1 <= len(text) <= 2000:
         return back_to(url, user, problem=Texts(user.language)("question") + ": 1–2000")
     if not await sessions.first_submission(runtime, user, form):
@@ -477,30 +512,37 @@ def _form_problem(exc: Exception, language: str) -> str:
 # ---- the map -----------------------------------------------------------------------------------------------
 
 
-@router.get("/map", response_class=HTMLResponse)
-async def map_page(request: Request, runtime: RuntimeDep, user: User) -> HTMLResponse:
-    shown = await listings.list_incidents(runtime, user.actor, listings.IncidentFilter(), 200)
+def map_settings(runtime: Runtime) -> dict[str, Any]:
     settings = runtime.settings
+    return {"tile_url": settings.console_tile_url, "tile_attribution": settings.console_tile_attribution}
+
+
+@router.get("/map", response_class=HTMLResponse)
+async def map_page(request: Request, runtime: RuntimeDep, user: User, filters: Filters) -> HTMLResponse:
+    """The map at full size (the list page shows it beside the list on a wide screen)."""
+    shown = await listings.list_incidents(runtime, user.actor, filters, 200)
     return await page(
         request,
         "map.html",
         user,
         incidents=shown,
-        tile_url=settings.console_tile_url,
-        tile_attribution=settings.console_tile_attribution,
+        **chosen(filters, "/console/map"),
+        **map_settings(runtime),
     )
 
 
 @router.get("/map/data")
-async def map_data(runtime: RuntimeDep, user: FeedUser) -> JSONResponse:
+async def map_data(runtime: RuntimeDep, user: FeedUser, filters: Filters) -> JSONResponse:
     """The incidents and their reports' places, for the map (the view is audited as the list is)."""
-    shown = await listings.list_incidents(runtime, user.actor, listings.IncidentFilter(), 200)
+    shown = await listings.list_incidents(runtime, user.actor, filters, 200)
     places = await views.report_places(runtime, user.actor, [r["report_id"] for i in shown for r in i["reports"]])
     t = Texts(user.language)
     return JSONResponse(
         [
             {
-                "label": (t("urgent") + " · " if i["urgent"] else "") + t.category(i["category"]),
+                "label": (t("urgent") + " · " if i["urgent"] else "")
+                + t.incident_name(i["category"], i["meldkamer_incident_id"]),
+                "place": t.place(i),
                 "incident_id": i["incident_id"],
                 "priority": i["priority"],
                 "category": i["category"],
@@ -564,5 +606,12 @@ def when(value: datetime | str | None, language: str) -> str:
     return moment.strftime("%d-%m-%Y %H:%M:%S" if language == "nl" else "%Y-%m-%d %H:%M:%S")
 
 
+def hhmm(value: datetime | str) -> str:
+    """A time of day as the meldkamer's clock shows it (the event's first and last sighting)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(DUTCH_TIME).strftime("%H:%M")
+
+
 templates.env.filters["when"] = when
+templates.env.filters["hhmm"] = hhmm
 templates.env.globals["nonce"] = sessions.new_nonce  # one per form as rendered (sessions.first_submission)

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
 from burgermelding_shared.categories import CATEGORIES
 from dispatch_bridge.states import STATE_NAMES
+
+DUTCH_TIME = ZoneInfo("Europe/Amsterdam")  # the meldkamer's clock, whatever the server's
+# Closer than this, the address is the place; farther, the distance is said ("550 m van Domplein 29, Utrecht").
+AT_ADDRESS_METRES = 50.0
+POSTCODE = re.compile(r", \d{4} ?[A-Z]{2} ")  # "Domplein 29, 3512JE Utrecht": the postcode slows the reading
 
 TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "app": ("Burgermelding: meldkamerconsole", "Burgermelding: control-room console"),
@@ -12,6 +22,7 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "incidents": ("Incidenten", "Incidents"),
     "map": ("Kaart", "Map"),
     "supervision": ("Supervisie", "Supervision"),
+    "figures": ("Cijfers", "Figures"),  # the nav's link to the figures page (console/figures.py)
     "audit": ("Auditlog", "Audit log"),
     "logout": ("Uitloggen", "Log out"),
     "language": ("English", "Nederlands"),  # the link to the other language names it in that language
@@ -70,7 +81,7 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "custody": ("Bewaarketen", "Chain of custody"),
     "reasons": ("Waarom dit oordeel", "Why this verdict"),
     "duplicates": ("Dubbele meldingen", "Duplicate reports"),
-    "near_duplicates": ("Bijna gelijke foto's in", "Near-duplicate photos in"),
+    "near_duplicates": ("Bijna gelijke foto's in andere meldingen", "Near-duplicate photos in other reports"),
     "group": ("Zelfde voorval (groep)", "Same event (group)"),
     "messages": ("Berichten met de melder", "Messages with the citizen"),
     "no_messages": ("Nog geen berichten.", "No messages yet."),
@@ -147,14 +158,46 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
         "No background map is set: only the reports are shown.",
     ),
     "map_legend": (
-        "Rood: spoed; blauw: overig. Kies een incident in de lijst onder de kaart.",
-        "Red: urgent; blue: other. Choose an incident in the list below the map.",
+        "Rood: spoed; blauw: overig. Kies een incident in de lijst.",
+        "Red: urgent; blue: other. Choose an incident in the list.",
     ),
     "yes": ("ja", "yes"),
     "no": ("nee", "no"),
     "in_progress": ("Nu bezig", "In progress"),
     "danger": ("Levensgevaar", "Danger to life"),
     "burgernet_action": ("Antwoord op Burgernet-actie", "Answer to Burgernet action"),
+    "show": ("Tonen", "Show"),
+    "prio": ("Prio", "Prio"),
+    "witnesses_short": ("Getuigen", "Witnesses"),
+    "show_open": ("Open incidenten", "Open incidents"),
+    "show_closed": ("Gesloten incidenten", "Closed incidents"),
+    "show_all": ("Alle incidenten", "All incidents"),
+    "closed": ("gesloten", "closed"),
+    "place": ("Plaats", "Place"),
+    "coordinates": ("Coördinaten", "Coordinates"),
+    "time": ("Tijd", "Time"),
+    "mk_number": ("MK-nummer", "MK number"),
+    "no_mk_yet": ("nog geen MK-nummer", "no MK number yet"),
+    "best_photos": ("Beste foto's", "Best photos"),
+    "actions": ("Handelingen", "Actions"),
+    "per_report": ("Per melding", "Per report"),
+    "ask_link": ("Vraag stellen", "Ask a question"),
+    "matches": ("bekijken", "show them"),
+    "list_and_map": ("Lijst en kaart", "List and map"),
+    "shortcuts": ("Sneltoetsen", "Keyboard shortcuts"),
+    "shortcuts_button": ("Sneltoetsen (?)", "Shortcuts (?)"),
+    "close": ("Sluiten", "Close"),
+    "key_next": ("volgende incident in de lijst", "next incident in the list"),
+    "key_previous": ("vorige incident in de lijst", "previous incident in the list"),
+    "key_urgent": ("volgende spoedincident", "next urgent incident"),
+    "key_open": ("gekozen incident openen", "open the chosen incident"),
+    "key_question": ("vraag stellen aan de melder (op een incident)", "ask the citizen a question (on an incident)"),
+    "key_back": ("terug naar de lijst", "back to the list"),
+    "key_help": ("deze hulp tonen", "show this help"),
+    "key_note": (
+        "Sneltoetsen werken niet terwijl u in een tekstveld typt.",
+        "Shortcuts do nothing while you type in a text field.",
+    ),
 }
 
 STATES = STATE_NAMES  # delivery states and report states, for people
@@ -217,3 +260,30 @@ class Texts:
             if self.index == 0
             else f"{seconds // 3600} h {seconds % 3600 // 60} min"
         )
+
+    def incident_name(self, category: str, meldkamer_incident_id: str | None) -> str:
+        """What a dispatcher calls an incident: the meldkamer's number once it gave one, and its category."""
+        return (
+            f"{meldkamer_incident_id} · {self.category(category)}" if meldkamer_incident_id else self.category(category)
+        )
+
+    def place(self, incident: dict[str, Any]) -> str:
+        """An incident's place as read aloud: its nearest address (how far, when not at it), else coordinates."""
+        address = incident.get("address")
+        if address:
+            short = POSTCODE.sub(", ", address)
+            distance = incident.get("address_distance_m") or 0.0
+            if distance < AT_ADDRESS_METRES:
+                return short
+            return f"{round(distance, -1):.0f} m {'van' if self.index == 0 else 'from'} {short}"
+        return self.coordinates(incident.get("lat"), incident.get("lon"))
+
+    def coordinates(self, lat: float | None, lon: float | None) -> str:
+        return "–" if lat is None or lon is None else f"{lat:.5f}, {lon:.5f}"
+
+    def clock(self, moment: datetime, now: datetime) -> str:
+        """A time as the clock on the meldkamer's wall shows it, beside how long ago: "21:14 · 22 min" (with the
+        date when it was not today)."""
+        local, today = moment.astimezone(DUTCH_TIME), now.astimezone(DUTCH_TIME)
+        shown = local.strftime("%H:%M") if local.date() == today.date() else local.strftime("%d-%m %H:%M")
+        return f"{shown} · {self.age((now - moment).total_seconds())}"

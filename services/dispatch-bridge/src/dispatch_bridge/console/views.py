@@ -19,9 +19,11 @@ from dispatch_bridge.accounts.tokens import Actor
 from dispatch_bridge.audit import audit
 from dispatch_bridge.desk import listings
 from dispatch_bridge.incidents import events
+from dispatch_bridge.meldkamer import eido
 from dispatch_bridge.models import BridgeMessage, BridgeReport, BurgernetAction, Incident
 
 MERGE_CANDIDATES_WITHIN = timedelta(days=1)
+BEST_PHOTOS = 4  # thumbnails in the event's summary; every photo is still shown with its report
 REASON_ORDER = {"fail": 0, "warn": 1, "pass": 2, "not_applicable": 3}
 
 
@@ -80,17 +82,50 @@ async def incident_page(runtime: Runtime, actor: Actor, incident_id: str) -> dic
         listings.audit_listing(session, actor, "incident_reports", {"incident_id": incident.id}, ids)
         audit(session, actor, "view_incident", "incident", incident.id)
     references = {r.report_id: r.reference for r in reports}
+    summary = listings.incident_summary(incident, reports, sorted(merged_from))
     return {
-        "incident": listings.incident_summary(incident, reports, sorted(merged_from)),
+        "incident": summary,
+        "best_photos": best_photos(summary["event"], shown),
         "reports": shown,
         "references": references,
         "actions": [{"id": a.id, "reference": a.reference, "status": a.status, "kind": a.kind} for a in actions],
         # The Burgernet form's proposed centre: never the exact place (see burgernet.proposed_centre).
         **burgernet_centre(incident),
         "others": [
-            {"id": o.id, "category": o.category, "urgent": o.urgent, "created_at": o.created_at} for o in others
+            {
+                "id": o.id,
+                "category": o.category,
+                "urgent": o.urgent,
+                "created_at": o.created_at,
+                "meldkamer_incident_id": o.meldkamer_incident_id,
+                "address": o.address,
+                "address_distance_m": o.address_distance_m,
+                "lat": o.lat,
+                "lon": o.lon,
+            }
+            for o in others
         ],
     }
+
+
+def best_photos(
+    event: dict[str, Any] | None, shown: list[dict[str, Any]], most: int = BEST_PHOTOS
+) -> list[dict[str, str]]:
+    """The event's best photos for the top of the incident page: its ranking (verified, no duplicate, sharp:
+    `events.ranked_photos`, as the meldkamer gets them), duplicates left out, as (report, photo) to show."""
+    if not event:
+        return []
+    where = {
+        eido.media_id(photo.photo_id): {
+            "report_id": r["report_id"],
+            "photo_id": photo.photo_id,
+            "reference": r["reference"],
+        }
+        for r in shown
+        for photo in r["photos"]
+    }
+    ranked = [where[p["mediaId"]] for p in event["photos"] if not p["duplicate"] and p["mediaId"] in where]
+    return ranked[:most]
 
 
 async def report_page(runtime: Runtime, actor: Actor, report_id: str) -> dict[str, Any]:

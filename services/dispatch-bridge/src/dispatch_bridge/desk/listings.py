@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
+from sqlalchemy import ColumnElement, not_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -23,7 +24,7 @@ from dispatch_bridge.audit import audit
 from dispatch_bridge.incidents import events
 from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident
 from dispatch_bridge.models import audit as audit_tables
-from dispatch_bridge.states import DeliveryState, ReportState
+from dispatch_bridge.states import CLOSED_STATUSES, DeliveryState, ReportState
 
 
 def report_summary(stored: BridgeReport) -> dict[str, Any]:
@@ -67,6 +68,12 @@ def incident_summary(incident: Incident, reports: list[BridgeReport], merged_fro
         "delivery_state": incident.delivery_state,
         "delivery_cause": incident.delivery_cause,
         "operational_status": incident.operational_status,
+        "closed": is_closed(incident),
+        # Its centre, and the nearest address to it once the background loop found one (incidents/addresses.py).
+        "lat": incident.lat,
+        "lon": incident.lon,
+        "address": incident.address,
+        "address_distance_m": incident.address_distance_m,
         "created_at": incident.created_at,
         "updated_at": incident.updated_at,
         "merged_into": incident.merged_into,
@@ -80,12 +87,25 @@ def incident_summary(incident: Incident, reports: list[BridgeReport], merged_fro
     }
 
 
+def is_closed(incident: Incident) -> bool:
+    """Closed: the meldkamer says the incident is over (Closed or Cancelled); until it does, it is open, however
+    old. (Not `events.is_open`, which also asks whether new reports may still join it.)"""
+    return incident.operational_status in CLOSED_STATUSES
+
+
+def closed_in_sql(closed: bool) -> ColumnElement[bool]:
+    """`is_closed`, or its opposite, as a query's condition (no status yet is open: NULL is in no list)."""
+    ended = col(Incident.operational_status).in_(CLOSED_STATUSES)
+    return ended if closed else or_(col(Incident.operational_status).is_(None), not_(ended))
+
+
 @dataclass(frozen=True)
 class IncidentFilter:
     delivery_state: DeliveryState | None = None
     priority: MeldkamerPriority | None = None
     category: str | None = None
     include_merged: bool = False  # incidents merged into another are shown there, with all their reports
+    closed: bool | None = None  # only the open ones (False), only the closed ones (True), or both (None)
 
 
 @dataclass(frozen=True)
@@ -129,6 +149,8 @@ async def list_incidents(runtime: Runtime, actor: Actor, filters: IncidentFilter
             query = query.where(Incident.category == filters.category)
         if not filters.include_merged:
             query = query.where(col(Incident.merged_into).is_(None))
+        if filters.closed is not None:
+            query = query.where(closed_in_sql(filters.closed))
         shown = (await session.execute(query)).scalars().all()
         summaries = await incident_summaries(session, shown)
         audit_listing(session, actor, "incidents", filters, [i.id for i in shown])

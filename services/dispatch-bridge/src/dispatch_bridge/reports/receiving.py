@@ -24,6 +24,7 @@ from dispatch_bridge.incidents import events
 from dispatch_bridge.incidents.routing import dispatch, incident_of
 from dispatch_bridge.meldkamer.requests import media_for, update_incident
 from dispatch_bridge.models import BridgeReport, deletions, messaging
+from dispatch_bridge.records.figures import region_of
 from dispatch_bridge.states import (
     CLOSED_STATUSES,
     INCIDENT_STATUSES,
@@ -76,7 +77,15 @@ async def receive_report(runtime: Runtime, report: ReportSubmitted, message_id: 
             "report.received",
             "report",
             report.report_id,
-            {"revision": report.revision, "from": source, "photos": [p.sha256 for p in report.photos]},
+            {
+                "revision": report.revision,
+                "from": source,
+                "photos": [p.sha256 for p in report.photos],
+                # What the figures count a report by after retention has purged it (records/figures.py): its
+                # category and its 0.1-degree region, nothing more precise.
+                "category": report.category,
+                "region": region_of(report.location.lat, report.location.lon),
+            },
             report_id=report.report_id,
         )
         if report.urgent:

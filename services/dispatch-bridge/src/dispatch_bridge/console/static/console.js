@@ -3,7 +3,8 @@
 //   again (the incident list, or the open incident's reports and messages);
 // - a new urgent incident: a visible banner and a sound, on every page;
 // - the 112 alarm: on every page while an urgent incident is past the deadline and not accepted;
-// - inactivity: keys pressed and clicks keep the session on (told to the bridge at most once a minute).
+// - inactivity: keys pressed and clicks keep the session on (told to the bridge at most once a minute);
+// - keyboard shortcuts for what a dispatcher does most (listed in the help dialog, "?"); never while typing.
 "use strict";
 (function () {
   const body = document.body;
@@ -11,6 +12,7 @@
   if (!feedUrl) return;  // the login page
   const csrf = body.dataset.csrf;
   const SEEN_KEY = "bm-urgent-seen";
+  let urgentNow = [];  // the open urgent incidents as the feed last named them, newest first (shortcut "n")
 
   // ---- sound: a short two-tone signal (Web Audio; browsers allow it after the first key or click) ----------
   let audio = null;
@@ -54,20 +56,35 @@
   function swap(target, html) {
     const focused = document.activeElement && target.contains(document.activeElement) ? document.activeElement : null;
     const focusId = focused && focused.id, focusHref = focused && focused.getAttribute("href");
-    const typed = {};
+    const typed = {}, chosen = {}, opened = {};
     target.querySelectorAll("textarea[id], input[id]").forEach(function (field) {
       if (field.value) typed[field.id] = [field.value, field.selectionStart, field.selectionEnd];
     });
-    const photos = {};
-    target.querySelectorAll("img[src]").forEach(function (img) { photos[img.getAttribute("src")] = img; });
+    // What the dispatcher chose and opened stays so: a choice in a list, a folded part they unfolded.
+    target.querySelectorAll("select[id]").forEach(function (field) { chosen[field.id] = field.value; });
+    target.querySelectorAll("details[id]").forEach(function (part) { opened[part.id] = part.open; });
+    const photos = {};  // by address, in page order: a photo can show twice (a thumbnail and in its report)
+    target.querySelectorAll("img[src]").forEach(function (img) {
+      (photos[img.getAttribute("src")] = photos[img.getAttribute("src")] || []).push(img);
+    });
     target.innerHTML = html;
     target.querySelectorAll("img[src]").forEach(function (img) {
-      const kept = photos[img.getAttribute("src")];
+      const kept = (photos[img.getAttribute("src")] || []).shift();
       if (kept) img.replaceWith(kept);
     });
     Object.keys(typed).forEach(function (id) {
       const field = document.getElementById(id);
       if (field) { field.value = typed[id][0]; }
+    });
+    Object.keys(chosen).forEach(function (id) {
+      const field = document.getElementById(id);
+      if (field && Array.prototype.some.call(field.options, function (o) { return o.value === chosen[id]; })) {
+        field.value = chosen[id];
+      }
+    });
+    Object.keys(opened).forEach(function (id) {
+      const part = document.getElementById(id);
+      if (part) part.open = opened[id];
     });
     let again = focusId ? document.getElementById(focusId) : null;
     if (!again && focusHref) again = target.querySelector('[href="' + CSS.escape(focusHref) + '"]');
@@ -98,6 +115,7 @@
         .then(function (html) { if (html !== null) swap(part.target, html); });
     })).catch(function () {}).then(function () {
       refreshing = false;
+      document.dispatchEvent(new Event("console:refreshed"));  // the map draws what changed (map.js)
       if (pending) { pending = false; setTimeout(refresh, 300); }
     });
   }
@@ -122,7 +140,7 @@
     fresh.forEach(function (i) {
       const link = document.createElement("a");
       link.href = "/console/incidents/" + encodeURIComponent(i.id);
-      link.textContent = (i.category[body.dataset.lang] || i.category.nl) + " · " + i.id.slice(0, 8);
+      link.textContent = i.name[body.dataset.lang] || i.name.nl;
       banner.appendChild(link);
       banner.appendChild(document.createTextNode(" "));
     });
@@ -136,7 +154,7 @@
     overdue.forEach(function (i) {
       const link = document.createElement("a");
       link.href = "/console/incidents/" + encodeURIComponent(i.id);
-      link.textContent = (i.category[body.dataset.lang] || i.category.nl) + " · " + i.id.slice(0, 8);
+      link.textContent = i.name[body.dataset.lang] || i.name.nl;
       list.appendChild(link);
       list.appendChild(document.createTextNode(" "));
     });
@@ -171,6 +189,7 @@
     });
     feed.addEventListener("desk", function (event) {
       const desk = JSON.parse(event.data);
+      urgentNow = desk.urgent.map(function (i) { return i.id; });
       signalNew(desk.urgent);
       alarm(desk.overdue);
       if (version !== null && desk.version !== version) refresh();
@@ -183,8 +202,89 @@
   }
   connect();
 
+  // ---- keyboard shortcuts -------------------------------------------------------------------------------
+  // j/k move through the list, n goes to the next urgent incident, Enter or o opens the one chosen, q goes to
+  // the question form, Esc or Backspace goes back to the list, ? shows them all. Never while the dispatcher
+  // types (a field has the focus) or holds Ctrl, Alt or Cmd: those keys are theirs.
+  const help = document.getElementById("shortcuts");
+  const helpButton = document.getElementById("shortcuts-open");
+  function showHelp() {
+    if (!help || help.open) return false;
+    help.showModal();
+    return true;
+  }
+  if (help && helpButton) {
+    helpButton.hidden = false;
+    helpButton.addEventListener("click", showHelp);
+  }
+  function typing(target) {
+    return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+  }
+  function listed() {  // the incidents of the list (or of the map page's list), in their order
+    return Array.prototype.slice.call(document.querySelectorAll("[data-incident-id] a.incident-link"));
+  }
+  function choose(link) {
+    link.focus();  // the focus is the choice: visible, read out, and Enter opens it (map.js lights it up)
+    link.scrollIntoView({block: "nearest"});
+    return true;
+  }
+  function step(by) {
+    const links = listed();
+    if (!links.length) return false;
+    const at = links.indexOf(document.activeElement);
+    if (at < 0) return choose(links[by > 0 ? 0 : links.length - 1]);
+    return choose(links[Math.min(links.length - 1, Math.max(0, at + by))]);
+  }
+  function nextUrgent() {
+    const links = listed();
+    if (links.length) {
+      const urgent = links.filter(function (a) { return a.closest("[data-incident-id]").classList.contains("prio-1"); });
+      if (!urgent.length) return false;
+      const at = links.indexOf(document.activeElement);
+      return choose(urgent.find(function (a) { return links.indexOf(a) > at; }) || urgent[0]);
+    }
+    // On an incident's page: the next urgent incident the feed named, after this one.
+    const here = decodeURIComponent((window.location.pathname.match(/^\/console\/incidents\/([^/]+)$/) || [])[1] || "");
+    const next = urgentNow[(urgentNow.indexOf(here) + 1) % Math.max(1, urgentNow.length)];
+    if (!next || next === here) return false;
+    window.location.assign("/console/incidents/" + encodeURIComponent(next));
+    return true;
+  }
+  function openChosen() {
+    const links = listed(), at = links.indexOf(document.activeElement);
+    if (at < 0) return false;
+    window.location.assign(links[at].href);
+    return true;
+  }
+  function ask() {
+    const field = document.getElementById("side-question") || document.querySelector("textarea[id^='q-']");
+    if (!field) return false;
+    field.focus();
+    field.scrollIntoView({block: "nearest"});
+    return true;
+  }
+  function back() {
+    const link = document.querySelector("[data-key-back]");
+    if (!link) return false;
+    // Back to the list as it was left (its filters, where it was scrolled), else the list itself.
+    const list = window.location.origin + "/console/incidents";
+    const from = document.referrer;
+    if (from === list || from.indexOf(list + "?") === 0) window.history.back();
+    else window.location.assign(link.href);
+    return true;
+  }
+  const SHORTCUTS = {j: function () { return step(1); }, k: function () { return step(-1); }, n: nextUrgent,
+                     o: openChosen, q: ask, Escape: back, Backspace: back, "?": showHelp};
+  document.addEventListener("keydown", function (event) {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    if (help && help.open) return;  // the dialog's own keys (Esc closes it)
+    const shortcut = SHORTCUTS[event.key];
+    if (shortcut && shortcut()) event.preventDefault();
+  });
+
   // ---- a form is sent once: a double click must not ask the citizen twice or start two actions -----------
   document.addEventListener("submit", function (event) {
+    if (event.target.method === "dialog") return;  // closing the help, nothing sent
     const buttons = event.target.querySelectorAll("button[type=submit]");
     setTimeout(function () { buttons.forEach(function (b) { b.disabled = true; }); }, 0);
   });
