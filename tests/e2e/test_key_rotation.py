@@ -1,6 +1,6 @@
 """Rotating every service key and the meldkamer's webhook key, in production mode, while reports keep flowing.
 
-Real processes: each step changes settings and restarts services one by one, as a rolling deploy would. A
+Real processes: each step changes settings and restarts the services it names, as a rolling deploy would. A
 report sent at every step must travel every hop (intake -> verification -> bridge -> meldkamer -> bridge ->
 intake), each signed by the key of that moment; a refused credential would leave it stuck, and at the end the
 old keys must be refused everywhere.
@@ -30,6 +30,7 @@ from tests.suite import (
     service_key_settings,
     start_suite,
     submit,
+    wait_ready,
 )
 
 # Runs on SQLite only (conftest.py, END_TO_END_DATABASES): service keys and webhook keys, which no database decides (production keys on PostgreSQL: test_production).
@@ -56,11 +57,15 @@ def suite(tmp_path: Path) -> Iterator[Suite]:
 
 
 def redeploy(suite: Suite, changes: dict[str, str], services: list[str]) -> None:
-    """New settings, then a restart of each service named, one after the other."""
+    """New settings, then a restart of each service named: the services side by side, as each service's own
+    rollout goes on independently of the others' (what is sent meanwhile waits in its outbox)."""
     suite.env.update(changes)
     for name in services:
         suite.kill_service(name, 15)
-        suite.start_service(name)
+    for name in services:
+        suite.launch_service(name)
+    for name in services:
+        wait_ready(suite.urls[name], suite.processes[name])
 
 
 def a_report_travels_all_the_way(suite: Suite, n: int) -> None:

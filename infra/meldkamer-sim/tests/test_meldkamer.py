@@ -353,3 +353,24 @@ async def test_the_fault_seed_is_said_at_start_and_replays_the_same_faults(start
     seeds = [record.fault_seed for record in said]  # type: ignore[attr-defined]
     assert seeds == [1234, 1234, 4321, drawn, drawn] and isinstance(drawn, int)
     assert "BM_MELDKAMER_FAULT_SEED=1234" in said[0].getMessage()
+
+
+async def test_an_operator_ends_an_incident_at_once_and_the_script_stops(meldkamer: Any) -> None:
+    incident_id = (await request(meldkamer, "req-end")).json()["incidentId"]
+    refused = await meldkamer.client.post(f"/admin/incidents/{incident_id}/end", json={"status": "Closed"})
+    assert refused.status_code == 401
+    ended = await meldkamer.client.post(f"/admin/incidents/{incident_id}/end", json={"status": "Closed"}, headers=ADMIN)
+    assert ended.json() == {"incident_id": incident_id, "status": "Closed"}
+    async with meldkamer.runtime.db.sessions() as session:
+        rows = (await session.execute(select(messaging.outbox).order_by(messaging.outbox.c.id))).mappings().all()
+    states = {r["message_id"]: r["status"] for r in rows}
+    assert states[f"{incident_id}-operator"] == "pending"  # the operator's callback, due now
+    assert states[f"{incident_id}-1"] == "cancelled"  # the script's later "Closed" is called off
+    payload = next(r["payload"] for r in rows if r["message_id"] == f"{incident_id}-operator")
+    callback = payload if isinstance(payload, dict) else json.loads(payload)
+    assert callback["status"] == "Closed" and callback["sequence"] > 1000
+    incidents = (await meldkamer.client.get("/v1/incidents", headers=ADMIN)).json()
+    assert [i["status"] for i in incidents if i["incidentId"] == incident_id] == ["Closed"]
+    for wrong, status in (("MK-1999-000001", "Closed"), (incident_id, "Open")):
+        answer = await meldkamer.client.post(f"/admin/incidents/{wrong}/end", json={"status": status}, headers=ADMIN)
+        assert answer.status_code == (404 if wrong != incident_id else 422)

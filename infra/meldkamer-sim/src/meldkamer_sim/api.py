@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.security import HTTPBearer
@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from burgermelding_shared.app import Runtime, RuntimeDep, require_service
 from burgermelding_shared.catalogue import INCIDENT_UPDATE, REQUEST_FOR_SERVICE
-from burgermelding_shared.contracts import IncidentUpdate, RequestForService, RequestResponse
+from burgermelding_shared.contracts import IncidentStatus, IncidentUpdate, RequestForService, RequestResponse
 from burgermelding_shared.errors import ServiceError, error_responses
 from meldkamer_sim import dispatcher
 from meldkamer_sim.faults import FAULT_STATUSES, Faults, FaultState
@@ -69,6 +69,20 @@ async def start_outage(outage: Outage, runtime: RuntimeDep, _admin: AdminDep) ->
     state = faults_of(runtime)
     state.outage_until = time.monotonic() + outage.seconds
     return {"outage_seconds": outage.seconds}
+
+
+class Ending(BaseModel):
+    status: Literal["Closed", "Cancelled"] = Field(description="How the operator ends it.")
+
+
+@admin.post(
+    "/incidents/{incident_id}/end",
+    summary="A meldkamer operator ends an incident now (its signed callback goes at once; the script stops)",
+    responses=error_responses(401, 404, 422),
+)
+async def end_incident(incident_id: str, ending: Ending, runtime: RuntimeDep, _admin: AdminDep) -> dict[str, str]:
+    incident = await dispatcher.end_incident(runtime, incident_id, IncidentStatus(ending.status))
+    return {"incident_id": incident.incident_id, "status": ending.status}
 
 
 @router.post(

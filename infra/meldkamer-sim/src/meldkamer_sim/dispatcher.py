@@ -181,6 +181,38 @@ async def schedule_script(
             )
 
 
+async def end_incident(runtime: Runtime, incident_id: str, status: IncidentStatus) -> SimIncident:
+    """A meldkamer operator ends an incident now, closed or cancelled, whatever its script still has to say: a
+    signed callback due at once, and the script's steps still waiting called off."""
+    async with runtime.db.transaction() as session:
+        incident = (
+            await session.execute(select(SimIncident).where(col(SimIncident.incident_id) == incident_id))
+        ).scalar_one_or_none()
+        if incident is None:
+            raise ServiceError(404, "incident_not_found", "no such incident", detail_nl="zo'n incident bestaat niet")
+        await cancel_pending(session, messaging, script_message_ids(incident))
+        # Final, here and at the bridge: its sequence is above every script step's, so none still on its way
+        # (a question, a later "Closed") sets an older status over it.
+        incident.status, incident.status_sequence = status.value, FINAL_SEQUENCE
+        event = IncidentEvent(
+            transactionId=f"{incident.incident_id}-operator",
+            requestId=incident.request_id,
+            incidentId=incident.incident_id,
+            status=status,
+            sequence=FINAL_SEQUENCE,
+            lastUpdateTimeStamp=utcnow(),
+        )
+        await enqueue(
+            session,
+            messaging,
+            INCIDENT_EVENT,
+            event,
+            path=callback_path(json.loads(incident.eido)),
+            message_id=event.transactionId,
+        )
+    return incident
+
+
 async def _schedule_burgernet(
     session: AsyncSession, incident: SimIncident, sequence: int, step: str, delay: float
 ) -> None:
