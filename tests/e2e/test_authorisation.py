@@ -173,6 +173,7 @@ MATRIX: list[tuple[str, str, str, str]] = [
     ("meldkamer", "GET", "/admin/faults", ADMIN.format(a=200)),
     ("meldkamer", "PUT", "/admin/faults", ADMIN.format(a=200)),
     ("meldkamer", "POST", "/admin/outage", ADMIN.format(a=422)),
+    ("meldkamer", "POST", "/admin/incidents/{incident}/end", ADMIN.format(a=422)),  # no body: refused as such
     # Last: the right token withdraws the report, which the rows above still need.
     ("intake", "POST", "/v1/reports/{report}/withdraw", CITIZEN.format(r=200)),
 ]
