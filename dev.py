@@ -225,9 +225,7 @@ def test(args: argparse.Namespace) -> int:
     uv = install()
     databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     set_up_machine(postgresql="postgresql" in databases)
-    # One worker more than there are cores: the end-to-end tests spend about a third of their time waiting on
-    # their services (30% of both cores idle with one worker per core, measured on this 2-core machine).
-    workers = args.workers or len(os.sched_getaffinity(0)) + 1
+    workers = args.workers or len(os.sched_getaffinity(0))
     failures = []
     with tempfile.TemporaryDirectory(prefix="bm-test-") as scratch:
         durations = Path(scratch) / "durations.jsonl"
@@ -348,7 +346,7 @@ def main() -> int:
         "--workers",
         type=int,
         default=0,
-        help="pytest-xdist workers for the tests not marked serial (default: one more than the cores)",
+        help="pytest-xdist workers for the tests not marked serial (default: one per core)",
     )
     test_parser.add_argument("pytest_args", nargs="*", help="passed on to pytest (after --)")
     args = parser.parse_args()
