@@ -10,7 +10,6 @@ import html
 import io
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -333,7 +332,9 @@ def test_regions_are_cells_that_anonymisation_does_not_move() -> None:
     assert figures.nearest_rank([], 0.5) is None
 
 
-async def test_the_page_stays_fast_with_5000_reports_and_500_incidents(bridge: Any) -> None:
+async def test_the_figures_count_right_at_the_scale_of_a_busy_month(bridge: Any) -> None:
+    """5,000 reports over 500 incidents: every one counted (the SQL aggregates and the IN lists in batches). How
+    long the page takes is a benchmark's question (bench/console_latency.py's load), not a test's."""
     now = utcnow()
     async with bridge.runtime.db.transaction() as session:
         for number in range(500):
@@ -384,10 +385,7 @@ async def test_the_page_stays_fast_with_5000_reports_and_500_incidents(bridge: A
                 audit(session, BRIDGE, "report.accepted", "report", report_id, {}, report_id=report_id)
     async with browser(bridge) as client:
         await log_in(client, "sara")
-        began = time.monotonic()
         page = await client.get("/console/figures", params={"period": "day"})
-        took = time.monotonic() - began
         assert page.status_code == 200
         reports = total(await csv_rows(client, "reports"))
     assert int(reports["received"]) == 5000 and int(reports["forwarded"]) == 5000
-    assert took < 5.0, f"the figures page took {took:.2f} s"
