@@ -23,6 +23,7 @@ from report_intake.config import IntakeSettings
 from report_intake.models import Photo, Report, messaging
 from report_intake.open311 import integrators
 from tests.helpers import exif_time, gps_tags, make_jpeg
+from tests.pdok import Locatieserver
 
 FORM = {
     "service_code": "vandalism",
@@ -364,39 +365,8 @@ async def test_media_url_resolving_to_a_private_address_is_refused(
 # -- PDOK's Locatieserver: the production geocoder, against a local server that answers as PDOK does -----------
 
 
-class FakeLocatieserver:
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.asked.append(self.path)
-                if "kapot" in self.path:
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                docs = (
-                    [{"weergavenaam": "Coolsingel 40, 3011AD Rotterdam", "centroide_ll": "POINT(4.47933 51.92291)"}]
-                    if "coolsingel" in self.path.lower()
-                    else []
-                )
-                body = json.dumps({"response": {"numFound": len(docs), "start": 0, "docs": docs}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/bzk/locatieserver/search/v3_1"
-
-
 async def test_pdok_locatieserver_places_an_address(start_service: Callable[..., Any]) -> None:
-    pdok = FakeLocatieserver()
+    pdok = Locatieserver()
     try:
         intake = await start_service("report_intake", IntakeSettings, geocoder="pdok", pdok_locatieserver_url=pdok.url)
         form = {k: v for k, v in FORM.items() if k not in ("lat", "long")}
@@ -404,14 +374,16 @@ async def test_pdok_locatieserver_places_an_address(start_service: Callable[...,
             "/open311/v2/requests.json", data={**form, "address_string": "Coolsingel 40 Rotterdam"}
         )
         assert placed.status_code == 201, placed.text
-        assert pdok.asked[0].startswith("/bzk/locatieserver/search/v3_1/free?q=Coolsingel+40+Rotterdam&fq=type%3Aadres")
+        path, query = pdok.asked[0]
+        assert path.endswith("/free") and query["q"] == ["Coolsingel 40 Rotterdam"] and query["fq"] == ["type:adres"]
         async with intake.runtime.db.sessions() as session:
             report = (await session.execute(select(Report))).scalar_one()
         assert (report.lat, report.lon) == (51.92291, 4.47933)
         missing = await intake.client.post("/open311/v2/requests.json", data={**form, "address_string": "Nergens 1"})
         assert errors_of(missing)["reason"] == "address_not_found"
-        down = await intake.client.post("/open311/v2/requests.json", data={**form, "address_string": "kapot 1"})
+        pdok.failing = True
+        down = await intake.client.post("/open311/v2/requests.json", data={**form, "address_string": "Coolsingel 40"})
         assert down.status_code == 503 and errors_of(down)["reason"] == "geocoder_unavailable"
         assert down.headers["retry-after"] == "30"
     finally:
-        pdok.server.shutdown()
+        pdok.stop()
