@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -227,36 +226,38 @@ def test(args: argparse.Namespace) -> int:
     set_up_machine(postgresql="postgresql" in databases)
     workers = args.workers or len(os.sched_getaffinity(0))
     failures = []
-    with tempfile.TemporaryDirectory(prefix="bm-test-") as scratch:
-        durations = Path(scratch) / "durations.jsonl"
-        for database in databases:
-            if database == "postgresql" and not postgres_reachable():
-                say("PostgreSQL is not reachable on 127.0.0.1:5432: the PostgreSQL run fails")
-                failures.append(database)
-                continue
-            # The deployment tests install each service alone, as its Dockerfile does, with this same uv.
-            env = {
-                **os.environ,
-                "BM_TEST_DATABASE": database,
-                "BM_TEST_UV": shutil.which(uv[0]) or uv[0],
-                "BM_TEST_DURATIONS": str(durations),
-            }
-            if database != databases[0]:
-                # The tests that touch no database ran in the first pass; here they would run the same way again.
-                env["BM_TEST_DATABASE_TESTS_ONLY"] = "1"
-                say(f"test suite on {database}: the tests that touch a database (the others ran on {databases[0]})")
-            else:
-                say(f"test suite on {database}")
-            pass_started = time.monotonic()
-            say(f"{database}: the tests not marked serial, on {workers} worker{'s' if workers > 1 else ''}")
-            parallel = pytest_step("parallel", workers, args.pytest_args, env)
-            say(f"{database}: the tests marked serial (they need the machine to themselves), one at a time")
-            serial = pytest_step("serial", workers, args.pytest_args, env)
-            codes = {parallel, serial}
-            say(f"{database}: {time.monotonic() - pass_started:.0f} s")
-            if codes == {5} or codes - {0, 5}:  # 5: no test in that step; in neither step is a failure
-                failures.append(database)
-        print_slowest(durations)
+    # Every test's time, kept after the run (var/ is ignored by git) for finding where CI's minutes go.
+    durations = ROOT / "var" / "test-durations.jsonl"
+    durations.parent.mkdir(parents=True, exist_ok=True)
+    durations.unlink(missing_ok=True)
+    for database in databases:
+        if database == "postgresql" and not postgres_reachable():
+            say("PostgreSQL is not reachable on 127.0.0.1:5432: the PostgreSQL run fails")
+            failures.append(database)
+            continue
+        # The deployment tests install each service alone, as its Dockerfile does, with this same uv.
+        env = {
+            **os.environ,
+            "BM_TEST_DATABASE": database,
+            "BM_TEST_UV": shutil.which(uv[0]) or uv[0],
+            "BM_TEST_DURATIONS": str(durations),
+        }
+        if database != databases[0]:
+            # The tests that touch no database ran in the first pass; here they would run the same way again.
+            env["BM_TEST_DATABASE_TESTS_ONLY"] = "1"
+            say(f"test suite on {database}: the tests that touch a database (the others ran on {databases[0]})")
+        else:
+            say(f"test suite on {database}")
+        pass_started = time.monotonic()
+        say(f"{database}: the tests not marked serial, on {workers} worker{'s' if workers > 1 else ''}")
+        parallel = pytest_step("parallel", workers, args.pytest_args, env)
+        say(f"{database}: the tests marked serial (they need the machine to themselves), one at a time")
+        serial = pytest_step("serial", workers, args.pytest_args, env)
+        codes = {parallel, serial}
+        say(f"{database}: {time.monotonic() - pass_started:.0f} s")
+        if codes == {5} or codes - {0, 5}:  # 5: no test in that step; in neither step is a failure
+            failures.append(database)
+    print_slowest(durations)
     say(f"time: {time.monotonic() - started:.0f} s")
     if failures:
         say(f"FAILED on: {', '.join(failures)}")

@@ -29,7 +29,6 @@ each ran and what became of them (the `event`s below), for the closing note of a
 from __future__ import annotations
 
 import io
-import os
 import struct
 import tempfile
 import time
@@ -37,12 +36,12 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import cache, wraps
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
+from hypothesis import currently_in_test_context, event, given
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -57,6 +56,7 @@ from burgermelding_shared.images import (
     sanitised_copy,
     sniff_type,
 )
+from tests.fuzzing import Sample, byte_damage, fuzz
 from tests.helpers import exif_time, heic_photo, make_jpeg, sign_with_content_credentials
 from verification.analysis import PhotoJob, analyse_photo
 from verification.checks import Claim, metadata_checks
@@ -70,61 +70,6 @@ MAX_SECONDS = 10.0  # per example; a small photo takes milliseconds, so only a h
 MAX_PIXELS = 50_000_000  # intake's and verification's default
 CLAIM_LAT, CLAIM_LON = 52.0907, 5.1214
 WHEN = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
-
-
-# A longer campaign: BM_FUZZ_SCALE=20 runs twenty times as many examples (from the same fixed seed).
-SCALE = max(1, int(os.environ.get("BM_FUZZ_SCALE", "1")))
-
-
-def fuzz_settings(examples: int) -> settings:
-    # The data is large and varied on purpose (whole files): Hypothesis's size and speed health checks would
-    # only tell us so. No database: a failure is reproduced by the derandomized run itself.
-    return settings(
-        max_examples=examples * SCALE,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
-    )
-
-
-def fuzz(examples: int) -> Callable[[Any], Any]:
-    """A fuzz test's settings (put above its `@given`), and a check after it: it fails unless every one of the
-    `examples` cases (times BM_FUZZ_SCALE) reached the test's body. A strategy that throws most of what it draws
-    away, or a search space smaller than asked for, would otherwise pass on a handful of cases, or none."""
-    wanted = examples * SCALE
-
-    def decorate(test: Any) -> Any:
-        ran = [0]
-        inner = test.hypothesis.inner_test
-
-        @wraps(inner)
-        def counted(*args: Any, **kwargs: Any) -> None:
-            ran[0] += 1
-            inner(*args, **kwargs)
-
-        test.hypothesis.inner_test = counted
-        configured = fuzz_settings(examples)(test)
-
-        @wraps(configured)
-        def checked(*args: Any, **kwargs: Any) -> None:
-            ran[0] = 0
-            configured(*args, **kwargs)
-            assert ran[0] >= wanted, f"only {ran[0]} of the {wanted} fuzz cases asked for ran"
-
-        return checked
-
-    return decorate
-
-
-class Sample:
-    """A fuzzed file and how it was made (shown when a property fails, instead of kilobytes of bytes)."""
-
-    def __init__(self, recipe: str, data: bytes) -> None:
-        self.recipe, self.data = recipe, data
-
-    def __repr__(self) -> str:
-        return f"Sample({self.recipe!r}, {len(self.data)} bytes)"
 
 
 # --- EXIF from a model in which every field may lie --------------------------------------------------------
@@ -571,51 +516,6 @@ MAGIC = {
     "gif": b"GIF89a",
     "pdf": b"%PDF-1.7\n",
 }
-
-
-@st.composite
-def byte_damage(draw: st.DrawFn, data: bytes, focus: tuple[int, int] = (0, 600)) -> tuple[str, bytes]:
-    """Up to three kinds of damage, half of them in `focus` (by default the start, where the headers are): cut
-    off, bits flipped, bytes overwritten, inserted, removed or repeated."""
-    notes = []
-    for _ in range(draw(st.integers(1, 3)) if draw(st.booleans()) else 0):  # half the files structurally whole
-        if not data:
-            break
-        start = min(focus[0], len(data) - 1)
-        at = draw(
-            st.one_of(st.integers(start, max(start, min(len(data), focus[1]) - 1)), st.integers(0, len(data) - 1))
-        )
-        kind = draw(st.sampled_from(["truncate", "flip", "overwrite", "insert", "delete", "repeat"]))
-        if kind == "truncate":
-            data = data[:at]
-        elif kind == "flip":
-            data = data[:at] + bytes([data[at] ^ (1 << draw(st.integers(0, 7)))]) + data[at + 1 :]
-        elif kind == "overwrite":
-            patch = draw(
-                st.one_of(
-                    st.binary(min_size=1, max_size=8),
-                    st.sampled_from(
-                        [
-                            b"\x00\x00",
-                            b"\xff\xff",
-                            b"\xff\xff\xff\xff",
-                            b"\xff\xd9",
-                            b"\xff\xd8\xff",
-                            b"\x00\x00\x00\x01",
-                        ]
-                    ),
-                )
-            )
-            data = data[:at] + patch + data[at + len(patch) :]
-        elif kind == "insert":
-            data = data[:at] + draw(st.binary(min_size=1, max_size=64)) + data[at:]
-        elif kind == "delete":
-            data = data[:at] + data[at + draw(st.integers(1, 256)) :]
-        else:
-            span = draw(st.integers(1, 256))
-            data = data[: at + span] + data[at : at + span] + data[at + span :]
-        notes.append(f"{kind}@{at}")
-    return ", ".join(notes), data
 
 
 @st.composite

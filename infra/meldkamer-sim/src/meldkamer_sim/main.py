@@ -39,7 +39,7 @@ def create_app(settings: MeldkamerSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = create_service_app(
         settings=settings,
-        api_version="1.1.0",  # 1.1.0: an operator ends an incident (POST /admin/incidents/{id}/end; CHANGELOG.md)
+        api_version="1.2.0",  # 1.2.0: the video refusals in the error enum (CHANGELOG.md)
         title="Simulated meldkamer",
         description="Behaves like a control-room system: takes requests for service idempotently, assigns "
         "incident numbers, plays a dispatcher script and calls the bridge back with signed status changes.",

@@ -26,7 +26,7 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
     )
     app = create_service_app(
         settings=settings,
-        api_version="1.3.0",  # 1.3.0: the error codes of the console's new pages (CHANGELOG.md)
+        api_version="1.4.0",  # 1.4.0: the video refusals in the error enum (CHANGELOG.md)
         servers=[{"url": settings.public_url, "description": "this deployment's public address"}],
         static_prefixes=("/console/static/",),
         title="Burgermelding dispatch bridge",

@@ -1,0 +1,410 @@
+"""The one place a video from outside is opened: run as a child process (`python -m
+burgermelding_shared.video_worker`) by `videos.run_worker`, never imported into a service's process.
+
+FFmpeg parses containers and bitstreams in C; a hostile file may make it loop, allocate without end or crash.
+In a child with limits on CPU time, memory, file size and open files, the worst such a file can do is end this
+process, which the service then answers as "unreadable" (a 4xx), while the service itself goes on. The limits
+are set before PyAV is imported, so they hold for everything FFmpeg does here.
+
+Protocol: one JSON request on stdin ({"op": ..., "limits": {...}, "answer_path": ...}), one JSON answer in the
+file at answer_path: {"ok": {...}} or {"refused": {"code": ..., "values": {...}}}. Anything else (no answer, a
+signal, a nonzero exit) means the file could not be read within the limits.
+
+Ops: "inspect" (what intake and the bridge need: streams, limits, container metadata, a poster frame, a
+playable copy without metadata) and "key_frames" (verification's frame hashes: decodes about one key frame a
+second and hands each, reduced, to a hashing function named in the request).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import resource
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+
+class Refused(Exception):
+    """A file this reader will not take, by a code and the values that explain it; the words (English and Dutch)
+    and the status are the service's (videos.stated_refusal), where every other refusal's are."""
+
+    def __init__(self, code: str, **values: Any) -> None:
+        super().__init__(code)
+        self.answer = {"code": code, "values": values}
+
+
+def apply_rlimits(limits: dict[str, Any]) -> None:
+    """Cap this process before FFmpeg sees a byte: CPU seconds (SIGXCPU, then SIGKILL), address space, the
+    size of any file written (the playable copy can never outgrow the original by much), open files."""
+    mb = 1024 * 1024
+    caps = {
+        resource.RLIMIT_CPU: int(limits["cpu_seconds"]),
+        resource.RLIMIT_AS: int(limits["memory_mb"]) * mb,
+        resource.RLIMIT_FSIZE: int(limits["max_bytes"]) + 16 * mb,
+        resource.RLIMIT_NOFILE: 64,
+        resource.RLIMIT_CORE: 0,
+    }
+    for kind, cap in caps.items():
+        _soft, hard = resource.getrlimit(kind)
+        new_hard = cap if hard == resource.RLIM_INFINITY else min(cap, hard)
+        resource.setrlimit(kind, (min(cap, new_hard), new_hard))
+
+
+# Codecs a phone or a browser records, and what each plays in as a copy without metadata. HEVC plays in Safari
+# and in Chrome and Edge where the device decodes it in hardware; the others everywhere that matters.
+VIDEO_CODECS = {"h264": "mp4", "hevc": "mp4", "av1": "mp4", "vp8": "webm", "vp9": "webm"}
+AUDIO_IN = {"mp4": {"aac", "mp3", "opus", "alac"}, "webm": {"opus", "vorbis"}}
+# A QuickTime file names its dates and places with these keys (mdta, as iPhones write them) or the older
+# user-data atoms FFmpeg reports as "location" and "creation_time".
+APPLE_LOCATION = "com.apple.quicktime.location.iso6709"
+APPLE_CREATED = "com.apple.quicktime.creationdate"
+APPLE_MAKE = "com.apple.quicktime.make"
+_ISO6709 = re.compile(r"^([+-]\d{2}(?:\.\d+)?)([+-]\d{3}(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?(?:CRS[^/]*)?/?$")
+
+
+def parse_iso6709(text: str) -> tuple[float, float] | None:
+    """A place as phones write it (ISO 6709 in decimal degrees: `+52.0907+005.1214+003.000/`), or None."""
+    match = _ISO6709.match(text.strip()[:100])
+    if match is None:
+        return None
+    lat, lon = float(match.group(1)), float(match.group(2))
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
+        return None
+    return lat, lon
+
+
+def parse_time(text: str) -> datetime | None:
+    """A container date: ISO 8601 with an offset or Z (FFmpeg's rendering of the mvhd time, Apple's key). A
+    date before 2000 is a zero field (QuickTime counts from 1904), not a recording."""
+    value = text.strip()[:40].replace("Z", "+00:00")
+    value = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", value)  # Apple writes +0100
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None or parsed.year < 2000:
+        return None
+    return parsed.astimezone(UTC)
+
+
+def recorded_when(metadata: dict[str, str], brand: str, duration: float) -> dict[str, Any] | None:
+    """When recording started and ended, and from which field. Apple's creationdate is the start, with the
+    phone's offset. The movie header's creation_time is the start on an iPhone (and in a QuickTime file), but
+    the *end* on many Android phones (MediaRecorder writes the header when recording stops); for a file that is
+    not QuickTime we assume the end and count the duration back, the reading that puts the start earliest and
+    so does not flatter a clip that was recorded before the incident."""
+    keys = {key.lower(): value for key, value in metadata.items()}
+    apple = parse_time(keys.get(APPLE_CREATED, ""))
+    if apple is not None:
+        return {"start": apple, "end": apple + timedelta(seconds=duration), "source": "quicktime_creationdate"}
+    header = parse_time(keys.get("creation_time", ""))
+    if header is None:
+        return None
+    if brand == "qt" or keys.get(APPLE_MAKE, "").lower() == "apple":
+        return {"start": header, "end": header + timedelta(seconds=duration), "source": "movie_header_start"}
+    return {"start": header - timedelta(seconds=duration), "end": header, "source": "movie_header_end"}
+
+
+def recorded_where(metadata: dict[str, str]) -> dict[str, Any] | None:
+    keys = {key.lower(): value for key, value in metadata.items()}
+    for key, source in ((APPLE_LOCATION, "quicktime_iso6709"), ("location", "udta_xyz"), ("location-eng", "udta_xyz")):
+        place = parse_iso6709(keys.get(key, ""))
+        if place is not None:
+            return {"lat": place[0], "lon": place[1], "source": source}
+    return None
+
+
+def open_container(av: Any, path: str, limits: dict[str, Any]) -> Any:
+    try:
+        # Probing reads at most a few MB; a file that needs more to show its streams is not a phone's.
+        return av.open(path, options={"probesize": "5000000", "analyzeduration": "5000000"}, metadata_errors="ignore")
+    except (av.FFmpegError, ValueError, UnicodeDecodeError) as exc:
+        raise unreadable() from exc
+
+
+def unreadable() -> Refused:
+    return Refused("video_unreadable")
+
+
+def check_streams(container: Any, limits: dict[str, Any]) -> tuple[Any, Any | None]:
+    """The one video stream (the first), an audio stream if any; refuses what a phone does not make."""
+    if len(container.streams) > limits["max_streams"]:
+        raise Refused("video_too_many_streams", streams=len(container.streams))
+    # A cover picture (an MP4's "attached picture") is a video stream of one frame, not the recording.
+    cover = av_disposition_attached_pic()
+    videos = [s for s in container.streams if s.type == "video" and not s.disposition & cover]
+    if not videos:
+        raise Refused("video_no_picture")
+    video = videos[0]
+    codec = video.codec_context.name
+    if codec not in VIDEO_CODECS:
+        raise Refused("video_codec_not_accepted", codec=str(codec)[:40])
+    width, height = video.codec_context.width, video.codec_context.height
+    if width <= 0 or height <= 0:
+        raise unreadable()
+    if width * height > limits["max_pixels"] or max(width, height) > limits["max_side"]:
+        raise Refused("video_too_many_pixels", width=width, height=height)
+    audios = [s for s in container.streams if s.type == "audio"]
+    return video, audios[0] if audios else None
+
+
+def av_disposition_attached_pic() -> Any:
+    import av
+
+    return av.stream.Disposition.attached_pic
+
+
+def too_long(limits: dict[str, Any]) -> Refused:
+    return Refused("video_too_long")
+
+
+def upright(image: Any, rotation: float) -> Any:
+    """The decoded picture as it is meant to be seen. FFmpeg's rotation is counterclockwise, as PIL's."""
+    turns = round(rotation / 90) % 4
+    return image.rotate(90 * turns, expand=True) if turns else image
+
+
+def inspect(request: dict[str, Any]) -> dict[str, Any]:
+    import av
+
+    limits = request["limits"]
+    source, copy_path, poster_path = request["path"], request["copy_path"], request["poster_path"]
+    av.logging.set_level(None)
+    container = open_container(av, source, limits)
+    with container:
+        video, audio = check_streams(container, limits)
+        declared = (container.duration or 0) / 1_000_000
+        if declared > limits["max_seconds"]:
+            raise too_long(limits)
+        kind = VIDEO_CODECS[video.codec_context.name]
+        keep_audio = audio is not None and audio.codec_context.name in AUDIO_IN[kind]
+        brand = str(container.metadata.get("major_brand", "")).strip()
+        # The copy: the same coded pictures (and sound) in a fresh container with no metadata at all (no date,
+        # place, device or encoder name), bit-exact so the same video always gives the same copy. H.264's and
+        # HEVC's SEI messages (an encoder's settings, a phone's own notes) are dropped from the bitstream too;
+        # the display matrix (rotation) is kept so the copy plays upright.
+        options = {"fflags": "+bitexact"}
+        if kind == "mp4":
+            options["movflags"] = "+faststart"
+        muxed = 0
+        poster = None
+        packets = 0
+        end = 0.0
+        with av.open(copy_path, "w", format=kind, options=options) as out:
+            out_video = out.add_stream_from_template(video)
+            streams = {video.index: out_video}
+            codec = video.codec_context.name
+            length_size = nal_length_size(codec, video.codec_context.extradata or b"")
+            if codec == "hevc":
+                out_video.codec_context.codec_tag = "hvc1"  # Safari plays HEVC in MP4 only under this tag
+                # x265 and phones keep SEI messages in the configuration record too (x265 its command line).
+                out_video.codec_context.extradata = hvcc_without_sei(video.codec_context.extradata or b"")
+            if keep_audio and audio is not None:
+                streams[audio.index] = out.add_stream_from_template(audio)
+            video.codec_context.thread_count = 1  # one core per video, as one per photo
+            try:
+                for packet in container.demux(*[s for s in (video, audio) if s is not None]):
+                    if packet.dts is None or packet.stream.index not in streams:
+                        continue  # the demuxer's flush packet, or sound the copy cannot carry
+                    packets += 1
+                    if packets > limits["max_packets"]:
+                        raise too_long(limits)
+                    if packet.pts is not None and packet.time_base is not None:
+                        at = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                        end = max(end, at)
+                        if at > limits["max_seconds"] + 1:
+                            raise too_long(limits)
+                    out_packet = packet
+                    if packet.stream.index == video.index:
+                        if poster is None and packet.is_keyframe:
+                            poster = first_picture(video, packet)
+                        if length_size:
+                            out_packet = without_sei(av, packet, codec, length_size)
+                    out_packet.stream = streams[packet.stream.index]
+                    out.mux(out_packet)
+                    muxed += 1
+            except (av.FFmpegError, ValueError, OverflowError) as exc:
+                raise unreadable() from exc
+        if poster is None or muxed == 0:
+            raise unreadable()
+        image, rotation = poster
+        image = upright(image, rotation)
+        image.thumbnail((request["poster_max_side"], request["poster_max_side"]))
+        image.save(poster_path, "JPEG", quality=85)
+        duration = max(declared, end)
+        width, height = video.codec_context.width, video.codec_context.height
+        turned = round(rotation / 90) % 2 == 1
+        return {
+            "container": "quicktime" if brand == "qt" else kind,
+            "video_codec": video.codec_context.name,
+            "audio_codec": audio.codec_context.name if audio is not None else None,
+            "audio_kept": keep_audio,
+            "width": height if turned else width,
+            "height": width if turned else height,
+            "rotation": rotation,
+            "duration_seconds": round(duration, 3),
+            "frame_rate": float(video.average_rate) if video.average_rate else None,
+            "recorded": jsonable(recorded_when(dict(container.metadata), brand, duration)),
+            "place": recorded_where(dict(container.metadata)),
+            "copy_type": "video/mp4" if kind == "mp4" else "video/webm",
+        }
+
+
+HEVC_SEI_TYPES = {39, 40}
+H264_SEI_TYPE = 6
+
+
+def nal_length_size(codec: str, record: bytes) -> int:
+    """The size of the length before each NAL unit in an MP4's H.264 ('avcC') or HEVC ('hvcC') samples, from the
+    stream's configuration record; 0 when there is none to go by (then the packets are copied as they are)."""
+    if codec == "h264" and len(record) >= 7 and record[0] == 1:
+        return (record[4] & 3) + 1
+    if codec == "hevc" and len(record) >= 23 and record[0] == 1:
+        return (record[21] & 3) + 1
+    return 0
+
+
+def without_sei(av: Any, packet: Any, codec: str, length_size: int) -> Any:
+    """The packet without its SEI NAL units (an encoder's settings, a phone's own notes). Done here rather than
+    with FFmpeg's filter_units, whose packets stopped decoding once the configuration record lost its SEI too.
+    A packet whose lengths do not add up is copied as it is: the copy plays as the original does."""
+    data = bytes(packet)
+    kept = bytearray()
+    offset = 0
+    while offset + length_size <= len(data):
+        size = int.from_bytes(data[offset : offset + length_size], "big")
+        unit = data[offset + length_size : offset + length_size + size]
+        if size == 0 or len(unit) < size:
+            return packet
+        kind = (unit[0] >> 1) & 0x3F if codec == "hevc" else unit[0] & 0x1F
+        if not (kind in HEVC_SEI_TYPES if codec == "hevc" else kind == H264_SEI_TYPE):
+            kept += data[offset : offset + length_size + size]
+        offset += length_size + size
+    if offset != len(data) or len(kept) == len(data) or not kept:
+        return packet
+    stripped = av.Packet(bytes(kept))
+    stripped.pts, stripped.dts, stripped.duration = packet.pts, packet.dts, packet.duration
+    stripped.time_base, stripped.is_keyframe = packet.time_base, packet.is_keyframe
+    return stripped
+
+
+def hvcc_without_sei(record: bytes) -> bytes:
+    """An HEVC decoder configuration record (ISO/IEC 14496-15 'hvcC') with its arrays of SEI NAL units left out.
+    A record that does not parse is returned unchanged (the copy then plays as the original does)."""
+    if len(record) < 23 or record[0] != 1:
+        return record
+    out = bytearray(record[:22])
+    kept = 0
+    offset, arrays = 23, record[22]
+    body = bytearray()
+    for _ in range(arrays):
+        if offset + 3 > len(record):
+            return record
+        nal_type, count = record[offset] & 0x3F, int.from_bytes(record[offset + 1 : offset + 3], "big")
+        end = offset + 3
+        for _ in range(count):
+            if end + 2 > len(record):
+                return record
+            end += 2 + int.from_bytes(record[end : end + 2], "big")
+        if end > len(record):
+            return record
+        if nal_type not in HEVC_SEI_TYPES:
+            body += record[offset:end]
+            kept += 1
+        offset = end
+    return bytes(out + bytes([kept]) + body)
+
+
+def first_picture(video: Any, packet: Any) -> tuple[Any, float] | None:
+    """The picture of the first key frame, decoded alone: the poster. None when it does not decode (the copy
+    goes on; a file with no decodable key frame at all is refused)."""
+    import av
+
+    try:
+        frames = list(video.codec_context.decode(packet)) + list(video.codec_context.decode(None))
+        video.codec_context.flush_buffers()
+    except (av.FFmpegError, ValueError):
+        return None
+    if not frames:
+        return None
+    frame = frames[0]
+    return frame.to_image(), float(getattr(frame, "rotation", 0) or 0)
+
+
+def jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {key: item.isoformat() if isinstance(item, datetime) else item for key, item in value.items()}
+
+
+def key_frames(request: dict[str, Any]) -> dict[str, Any]:
+    """About one key frame a second, each decoded alone, reduced to at most `side` pixels and handed to the
+    function `hasher` names ("module:function", called with an RGB PIL image, returning a JSON-able value).
+    Decoding only key frames is what makes this cheap: every other frame is skipped without being decoded."""
+    import importlib
+
+    import av
+
+    limits = request["limits"]
+    module_name, function_name = request["hasher"].split(":")
+    hasher = getattr(importlib.import_module(module_name), function_name)
+    interval = float(request.get("interval_seconds", 1.0))
+    side = int(request.get("side", 512))
+    av.logging.set_level(None)
+    results = []
+    container = open_container(av, request["path"], limits)
+    with container:
+        video, _audio = check_streams(container, limits)
+        context = video.codec_context
+        context.thread_count = 1
+        next_at = 0.0
+        packets = 0
+        try:
+            for packet in container.demux(video):
+                if packet.dts is None:
+                    continue
+                packets += 1
+                if packets > limits["max_packets"]:
+                    raise too_long(limits)
+                if not packet.is_keyframe or packet.pts is None or packet.time_base is None:
+                    continue
+                at = float(packet.pts * packet.time_base)
+                if at > limits["max_seconds"] + 1:
+                    raise too_long(limits)
+                if at + 1e-6 < next_at:
+                    continue
+                picture = first_picture(video, packet)
+                if picture is None:
+                    continue
+                image, rotation = picture
+                image = upright(image, rotation)
+                image.thumbnail((side, side))
+                results.append({"at": round(at, 3), "value": hasher(image)})
+                next_at = at + interval
+        except (av.FFmpegError, ValueError, OverflowError) as exc:
+            raise unreadable() from exc
+    if not results:
+        raise unreadable()
+    return {"frames": results}
+
+
+OPS = {"inspect": inspect, "key_frames": key_frames}
+
+
+def main() -> int:
+    request = json.loads(sys.stdin.read())
+    apply_rlimits(request["limits"])
+    try:
+        answer: dict[str, Any] = {"ok": OPS[request["op"]](request)}
+    except Refused as refusal:
+        answer = {"refused": refusal.answer}
+    except MemoryError:
+        answer = {"refused": unreadable().answer}
+    Path(request["answer_path"]).write_text(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

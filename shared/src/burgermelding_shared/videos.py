@@ -1,0 +1,280 @@
+"""Videos from outside, for the whole suite: decide the type from the bytes, read the file only in a limited child
+process (`video_worker`), and make what may be shown: a poster frame and a playable copy without metadata.
+
+As with photos, the original is kept byte for byte (its SHA-256 is its key) as evidence, and only the copy is
+ever shown. The copy is remuxed, not re-encoded: the same coded pictures in a fresh MP4 or WebM without the
+container's date, place, device and encoder names, and without the H.264/HEVC SEI messages. Remuxing costs
+milliseconds where re-encoding would cost a core for about as long as the clip plays.
+
+Limits come before decoding: the size of the upload (intake's body limit), then in the child the number of
+streams, the codec, the picture size, the duration the container declares and the one the packets show, and
+CPU time and memory for the whole child. A hostile file therefore ends in a refusal (4xx) within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from burgermelding_shared.blobstore import sha256_file
+from burgermelding_shared.errors import ServiceError
+
+# Major brands of the ISO/QuickTime files phones and cameras record (iPhone: "qt  "; Android: "isom", "mp42";
+# older Androids: 3GPP). The HEIF brands (a still image) are images.py's.
+_MP4_BRANDS = {
+    b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ", b"3gp4", b"3gp5", b"3gp6",
+    b"3g2a", b"MSNV", b"dash",
+}  # fmt: skip
+VIDEO_TYPES = ("video/mp4", "video/quicktime", "video/webm")
+WORKER_MODULE = "burgermelding_shared.video_worker"
+log = logging.getLogger(__name__)
+
+
+def sniff_video_type(head: bytes) -> str | None:
+    """The video type the first bytes prove (at least the first 64), or None."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand == b"qt  ":
+            return "video/quicktime"
+        if brand in _MP4_BRANDS:
+            return "video/mp4"
+        return None
+    if head.startswith(b"\x1a\x45\xdf\xa3") and b"\x42\x82\x84webm" in head[:64]:  # EBML, DocType "webm"
+        return "video/webm"
+    return None
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    max_bytes: int = 200 * 1024 * 1024
+    max_seconds: float = 300.0  # five minutes: what a witness films of an incident, not a stream
+    max_side: int = 4096  # a phone's 4K is 3840 x 2160
+    max_pixels: int = 4096 * 2304
+    max_streams: int = 8  # an iPhone adds a few timed-metadata tracks to the picture and the sound
+    max_packets: int = 300 * 240 * 2  # five minutes at 240 frames a second, and the sound's packets
+    cpu_seconds: int = 60
+    memory_mb: int = 2048
+    wall_seconds: float = 120.0
+
+    def for_worker(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VideoFacts:
+    """What the container says (never trusted as proof: checked against the report like a photo's EXIF)."""
+
+    container: str  # mp4, quicktime or webm
+    video_codec: str
+    audio_codec: str | None
+    audio_kept: bool
+    width: int  # as shown (after the rotation)
+    height: int
+    rotation: float
+    duration_seconds: float
+    frame_rate: float | None
+    recorded_start: datetime | None = None
+    recorded_end: datetime | None = None
+    recorded_source: str | None = None  # which field the times come from (see video_worker.recorded_when)
+    place_lat: float | None = None
+    place_lon: float | None = None
+    place_source: str | None = None
+
+    @classmethod
+    def from_worker(cls, answer: dict[str, Any]) -> VideoFacts:
+        recorded = answer.get("recorded") or {}
+        place = answer.get("place") or {}
+        return cls(
+            container=answer["container"],
+            video_codec=answer["video_codec"],
+            audio_codec=answer["audio_codec"],
+            audio_kept=answer["audio_kept"],
+            width=int(answer["width"]),
+            height=int(answer["height"]),
+            rotation=float(answer["rotation"]),
+            duration_seconds=float(answer["duration_seconds"]),
+            frame_rate=answer["frame_rate"],
+            recorded_start=datetime.fromisoformat(recorded["start"]) if recorded else None,
+            recorded_end=datetime.fromisoformat(recorded["end"]) if recorded else None,
+            recorded_source=recorded.get("source"),
+            place_lat=place.get("lat"),
+            place_lon=place.get("lon"),
+            place_source=place.get("source"),
+        )
+
+
+@dataclass
+class CheckedVideo:
+    path: Path  # the original, unaltered
+    sha256: str
+    content_type: str
+    size_bytes: int
+    facts: VideoFacts
+    poster_jpeg: bytes  # a JPEG of the first key frame, upright, no metadata
+    copy_path: Path  # the playable copy without metadata (in the same folder as the original)
+    copy_type: str
+    copy_sha256: str = field(default="")
+
+
+def refusal(code: str, en: str, nl: str, status: int = 422) -> ServiceError:
+    return ServiceError(status, code, en, detail_nl=nl)
+
+
+def unreadable(label_en: str, label_nl: str) -> ServiceError:
+    return refusal(
+        "video_unreadable",
+        f"{label_en} is damaged or truncated and cannot be read",
+        f"{label_nl} is beschadigd of onvolledig en kan niet worden gelezen",
+    )
+
+
+def stated_refusal(
+    code: str, values: dict[str, Any], limits: VideoLimits, label_en: str = "the video", label_nl: str = "de video"
+) -> ServiceError:
+    """The refusal the reader stated (by a code and values), in words. Every video refusal's text is here."""
+    match code:
+        case "video_too_long":
+            minutes = f"{limits.max_seconds / 60:g}"
+            return refusal(
+                "video_too_long",
+                f"{label_en} is longer than {minutes} minutes",
+                f"{label_nl} is langer dan {minutes} minuten",
+                413,
+            )
+        case "video_too_many_pixels":
+            size = f"{int(values.get('width', 0))}x{int(values.get('height', 0))}"
+            return refusal(
+                "video_too_many_pixels",
+                f"{label_en} is {size} pixels, more than the limit of {limits.max_side} pixels a side",
+                f"{label_nl} is {size} pixels, meer dan de limiet van {limits.max_side} pixels per zijde",
+                413,
+            )
+        case "video_codec_not_accepted":
+            codec = str(values.get("codec", "?"))[:40]
+            return refusal(
+                "video_codec_not_accepted",
+                f"{label_en} is coded as {codec}; accepted are H.264, HEVC, AV1, VP8 and VP9",
+                f"{label_nl} is gecodeerd als {codec}; toegestaan zijn H.264, HEVC, AV1, VP8 en VP9",
+                415,
+            )
+        case "video_too_many_streams":
+            streams = int(values.get("streams", 0))
+            return refusal(
+                "video_too_many_streams",
+                f"{label_en} has {streams} streams, more than the {limits.max_streams} accepted",
+                f"{label_nl} heeft {streams} stromen, meer dan de {limits.max_streams} toegestane",
+            )
+        case "video_no_picture":
+            return refusal(
+                "video_no_picture", f"{label_en} has no moving picture", f"{label_nl} bevat geen bewegend beeld"
+            )
+    return unreadable(label_en, label_nl)
+
+
+def run_worker(
+    request: dict[str, Any], limits: VideoLimits, scratch: Path, label_en: str = "the video", label_nl: str = "de video"
+) -> dict[str, Any]:
+    """Run one op of `video_worker` in a child process under `limits`. Returns the op's answer; raises a
+    ServiceError (4xx) for a refusal the child stated, and for a child that ended any other way (crashed,
+    killed at a limit, out of time): such a file is unreadable to us. Blocking: run it in a worker thread."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        answer_path = Path(folder) / "answer.json"
+        payload = json.dumps({**request, "limits": limits.for_worker(), "answer_path": str(answer_path)})
+        # Only what the child needs from the environment: never a service's secrets.
+        env = {key: value for key, value in os.environ.items() if key in {"PATH", "LANG", "LC_ALL", "TMPDIR"}}
+        try:
+            completed = subprocess.run(  # noqa: S603 - our own module, the file path goes in on stdin
+                [sys.executable, "-m", WORKER_MODULE],
+                input=payload.encode(),
+                capture_output=True,
+                timeout=limits.wall_seconds,
+                env=env,
+                cwd=folder,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            log.info("video reader: no answer within %s s", limits.wall_seconds)
+            raise unreadable(label_en, label_nl) from exc
+        try:
+            answer = json.loads(answer_path.read_text())
+        except (OSError, ValueError) as exc:
+            log.info("video reader ended with %s: %r", completed.returncode, completed.stderr[-300:])
+            raise unreadable(label_en, label_nl) from exc
+    if "refused" in answer:
+        stated = answer["refused"]
+        raise stated_refusal(str(stated["code"]), dict(stated.get("values") or {}), limits, label_en, label_nl)
+    return dict(answer["ok"])
+
+
+def check_video(
+    path: Path,
+    *,
+    limits: VideoLimits,
+    poster_max_side: int,
+    index: int | None = None,
+) -> CheckedVideo:
+    """Validate one uploaded video and make its poster and playable copy (beside the original, which stays
+    unaltered). Refusals are ServiceErrors (4xx, Dutch and English) naming the file by `index` in a request of
+    several. Blocking: run it in a worker thread."""
+    label_en, label_nl = (
+        (f"file {index + 1}", f"bestand {index + 1}") if index is not None else ("the video", "de video")
+    )
+    size = path.stat().st_size
+    if size == 0:
+        raise refusal("video_empty", f"{label_en} is empty", f"{label_nl} is leeg")
+    if size > limits.max_bytes:
+        mb = limits.max_bytes // (1024 * 1024)
+        raise refusal(
+            "video_too_large",
+            f"{label_en} is larger than {mb} MB",
+            f"{label_nl} is groter dan {mb} MB",
+            413,
+        )
+    with path.open("rb") as fh:
+        content_type = sniff_video_type(fh.read(64))
+    if content_type is None:
+        raise refusal(
+            "video_type_not_accepted",
+            f"{label_en} is not an MP4, MOV or WebM video",
+            f"{label_nl} is geen MP4-, MOV- of WebM-video",
+            415,
+        )
+    copy_path = path.with_name(path.name + ".copy")
+    poster_path = path.with_name(path.name + ".poster.jpg")
+    request = {
+        "op": "inspect",
+        "path": str(path.resolve()),
+        "copy_path": str(copy_path.resolve()),
+        "poster_path": str(poster_path.resolve()),
+        "poster_max_side": poster_max_side,
+    }
+    try:
+        answer = run_worker(request, limits, path.parent, label_en, label_nl)
+    except ServiceError:
+        copy_path.unlink(missing_ok=True)
+        raise
+    finally:
+        poster = poster_path.read_bytes() if poster_path.exists() else b""
+        poster_path.unlink(missing_ok=True)
+    facts = VideoFacts.from_worker(answer)
+    checked = CheckedVideo(
+        path=path,
+        sha256=sha256_file(path),
+        content_type=content_type,
+        size_bytes=size,
+        facts=facts,
+        poster_jpeg=poster,
+        copy_path=copy_path,
+        copy_type=answer["copy_type"],
+    )
+    checked.copy_sha256 = sha256_file(copy_path)
+    return checked
