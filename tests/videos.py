@@ -37,9 +37,11 @@ def phone_clip(
     rotation: int = 0,
     audio: bool = True,
     key_frame_seconds: float = 1.0,
+    preset: str = "ultrafast",
 ) -> bytes:
     """A clip as `phone` ("iphone" or "android") records it. `recorded_at` is when recording *started*; an
-    Android writes the end in the movie header, an iPhone the start (and its own creationdate key)."""
+    Android writes the end in the movie header, an iPhone the start (and its own creationdate key). `preset`:
+    x264's and x265's; "ultrafast" for the tests, slower ones code as a phone's encoder does (CABAC, B-frames)."""
     import av
     import numpy as np
 
@@ -68,9 +70,9 @@ def phone_clip(
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.gop_size = max(1, int(key_frame_seconds * fps))
         if codec == "h264":
-            video.codec_context.options = {"preset": "ultrafast"}
+            video.codec_context.options = {"preset": preset}
         elif codec == "hevc":
-            video.codec_context.options = {"preset": "ultrafast", "x265-params": "log-level=none"}
+            video.codec_context.options = {"preset": preset, "x265-params": "log-level=none"}
         elif codec in {"vp8", "vp9"}:
             video.codec_context.options = {"deadline": "realtime", "cpu-used": "8"}
         if rotation:
