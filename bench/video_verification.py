@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from burgermelding_shared.videos import VideoLimits, check_video
 from tests.videos import phone_clip
-from verification.vpdq import video_frame_hashes
+from verification.vpdq import read_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,14 +83,14 @@ def main() -> int:
         frames = bare_key_frame_decode(clip)
         bare.append((own_cpu() - before) / minutes)
         before = children_cpu()
-        hashed = video_frame_hashes(clip, limits, folder / "scratch")
+        hashed = read_video(clip, limits, folder / "scratch").frames
         hashes.append((children_cpu() - before) / minutes)
         before = children_cpu()
         upload = folder / "upload.mp4"
         upload.write_bytes(clip.read_bytes())
         checked = check_video(upload, limits=limits, poster_max_side=1280)
         checks.append((children_cpu() - before) / minutes)
-        checked.copy_path.unlink()
+        checked.playable_path.unlink()
         upload.unlink()
     bare_s, hash_s, check_s = (statistics.median(values) for values in (bare, hashes, checks))
     print(f"clip: {args.seconds} s of 1920x1080 H.264 (High, CABAC), a key frame every second; {frames} decoded")
@@ -102,7 +102,7 @@ def main() -> int:
     before = children_cpu()
     tiny = folder / "tiny.mp4"
     tiny.write_bytes(phone_clip(32, seconds=1, size=(320, 180), audio=False))
-    video_frame_hashes(tiny, limits, folder / "scratch")
+    read_video(tiny, limits, folder / "scratch")
     print(f"empty: a 1-s 320x180 clip's frame hashes cost {children_cpu() - before:.2f} s CPU (the child's start)")
     return 0
 

@@ -13,7 +13,7 @@ The standard:
 - `check_video` returns a video whose poster is a JPEG and whose copy plays (at least one frame decodes), or
   refuses it with a `ServiceError`: a 4xx, a reason, English and Dutch. Any other exception would be a 500.
   A refused file leaves nothing beside the upload.
-- verification's `video_frame_hashes` returns hashes or refuses the same way (4xx), never anything else.
+- verification's `read_video` returns hashes or refuses the same way (4xx), never anything else.
 - nothing takes long: the child has 10 s of CPU and 20 s of wall time; a hang or a blow-up ends there.
 
 Reproducible (derandomized, as the photo fuzzer); BM_FUZZ_SCALE multiplies the cases.
@@ -38,7 +38,7 @@ from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.videos import CheckedVideo, VideoLimits, check_video
 from tests.fuzzing import Sample, byte_damage, fuzz
 from tests.videos import phone_clip
-from verification.vpdq import video_frame_hashes
+from verification.vpdq import read_video
 
 LIMITS = replace(VideoLimits(), cpu_seconds=10, wall_seconds=20.0)
 MAX_SECONDS = 25.0  # per example, the child's wall limit and some: only a hang outside the child comes near
@@ -189,8 +189,8 @@ def judged(sample: Sample) -> None:
 def plays(video: CheckedVideo) -> None:
     import io
 
-    assert Image.open(io.BytesIO(video.poster_jpeg)).format == "JPEG"
-    with av.open(str(video.copy_path)) as copy:
+    assert Image.open(io.BytesIO(video.display_jpeg)).format == "JPEG"
+    with av.open(str(video.playable_path)) as copy:
         assert next(copy.decode(video=0), None) is not None
 
 
@@ -202,13 +202,13 @@ def test_fuzz_check_video(sample: Sample) -> None:
 
 @fuzz(examples=20)
 @given(sample=hostile_videos())
-def test_fuzz_video_frame_hashes(sample: Sample) -> None:
+def test_fuzz_read_video(sample: Sample) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "upload"
         path.write_bytes(sample.data)
         started = time.monotonic()
         try:
-            frames = video_frame_hashes(path, LIMITS, Path(folder) / "scratch")
+            frames = read_video(path, LIMITS, Path(folder) / "scratch").frames
         except ServiceError as refusal:
             assert 400 <= refusal.status_code < 500 and refusal.detail_nl
             event(f"refused: {refusal.error}")

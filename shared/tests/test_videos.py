@@ -77,31 +77,31 @@ def test_what_phones_and_browsers_record_is_read_and_copied_without_metadata(
     else:
         assert facts.recorded_start is None and facts.place_lat is None
     # The poster: a JPEG with no metadata at all.
-    poster = Image.open(io.BytesIO(video.poster_jpeg))
+    poster = Image.open(io.BytesIO(video.display_jpeg))
     assert poster.format == "JPEG" and poster.size == (640, 360) and not poster.getexif()
     # The copy: every frame of the original, nothing that names the place, the phone or the encoder.
-    copy = video.copy_path.read_bytes()
-    assert video.copy_type == ("video/webm" if container == "webm" else "video/mp4")
-    assert video.copy_sha256 == sha256_file(video.copy_path)
-    assert frames_in(video.copy_path) == frames_in(tmp_path / "upload") == 60
+    copy = video.playable_path.read_bytes()
+    assert video.playable_type == ("video/webm" if container == "webm" else "video/mp4")
+    assert video.playable_sha256 == sha256_file(video.playable_path)
+    assert frames_in(video.playable_path) == frames_in(tmp_path / "upload") == 60
     for marker in IDENTIFYING:
         assert marker not in copy, marker
     assert any(marker in data for marker in IDENTIFYING) == (container != "webm")  # the test can see them
-    with av.open(str(video.copy_path)) as played:
+    with av.open(str(video.playable_path)) as played:
         assert not {key for key in played.metadata if "location" in key or "creation" in key or "apple" in key}
         if codec == "hevc":
             assert played.streams.video[0].codec_context.codec_tag == "hvc1"  # what Safari plays
     # Made twice, the copy is the same bytes (bit-exact: the same video is never two pieces of evidence).
     again = checked(tmp_path, data, name="again")
-    assert again.copy_sha256 == video.copy_sha256
+    assert again.playable_sha256 == video.playable_sha256
 
 
 def test_a_portrait_video_is_shown_upright(tmp_path: Path) -> None:
     data = phone_clip(4, seconds=1.0, rotation=-90, size=(320, 180))
     video = checked(tmp_path, data)
     assert (video.facts.width, video.facts.height, video.facts.rotation) == (180, 320, -90.0)
-    assert Image.open(io.BytesIO(video.poster_jpeg)).size == (180, 320)
-    with av.open(str(video.copy_path)) as played:
+    assert Image.open(io.BytesIO(video.display_jpeg)).size == (180, 320)
+    with av.open(str(video.playable_path)) as played:
         assert next(played.decode(video=0)).rotation == -90  # the player turns it as the phone meant
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from burgermelding_shared.videos import VideoLimits
 from tests.videos import phone_clip, re_encoded, write
-from verification.vpdq import compare, video_frame_hashes
+from verification.vpdq import compare, read_video
 
 LIMITS = VideoLimits()
 
@@ -20,7 +20,7 @@ def original() -> bytes:
 
 
 def hashes(tmp_path: Path, name: str, data: bytes):
-    return video_frame_hashes(write(tmp_path / name, data), LIMITS, tmp_path / "scratch")
+    return read_video(write(tmp_path / name, data), LIMITS, tmp_path / "scratch").frames
 
 
 def test_about_one_key_frame_a_second_is_hashed(tmp_path: Path, original: bytes) -> None:

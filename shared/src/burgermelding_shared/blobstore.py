@@ -229,6 +229,19 @@ class LocalBlobStore:
             raise BlobStoreUnavailable(f"the photo folder {self.root} is missing")
 
 
+def copy_verified(store: BlobStore, digest: str, target: Path) -> None:
+    """Copy a blob to a file, checked against its key on the way: a video of hundreds of MB is never held in
+    memory whole (from S3 the store's `open` still is; a streaming read is left for when that matters)."""
+    hasher = hashlib.sha256()
+    with store.open(digest) as source, target.open("wb") as out:
+        while chunk := source.read(1024 * 1024):
+            hasher.update(chunk)
+            out.write(chunk)
+    if hasher.hexdigest() != digest:
+        target.unlink(missing_ok=True)
+        raise BlobCorrupted(digest)
+
+
 def verified(data: bytes, digest: str) -> bytes:
     if hashlib.sha256(data).hexdigest() != digest:
         raise BlobCorrupted(digest)

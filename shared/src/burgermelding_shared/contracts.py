@@ -43,6 +43,14 @@ class PhotoRef(Strict):
     size_bytes: int
     width: int
     height: int
+    kind: Literal["photo", "video"] = Field(
+        "photo", description="a video's display copy (`sanitised_sha256`) is its poster frame"
+    )
+    playable_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="a video's playable copy: remuxed, without metadata"
+    )
+    playable_type: str | None = Field(None, description="video/mp4 or video/webm")
+    duration_seconds: float | None = Field(None, ge=0)
 
 
 class ContactDetails(Strict):

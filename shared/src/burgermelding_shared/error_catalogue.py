@@ -76,6 +76,7 @@ ERROR_CODES: dict[str, tuple[str, ...]] = {
         "storage_unavailable",
         "too_many_ids",
         "too_many_photos",
+        "too_many_videos",
         "unexpected_field",
         "unexpected_file",
         "unknown_category",

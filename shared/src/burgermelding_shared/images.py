@@ -165,6 +165,7 @@ class CheckedPhoto:
     width: int
     height: int
     display_jpeg: bytes | None  # None: made after the 202 (DISPLAY_LATER)
+    kind: str = "photo"  # beside videos.CheckedVideo ("video"), which answers to the same names
 
     @functools.cached_property
     def display_sha256(self) -> str | None:  # asked for by the store, the guard and the row: hashed once

@@ -180,7 +180,6 @@ def inspect(request: dict[str, Any]) -> dict[str, Any]:
             raise too_long(limits)
         kind = VIDEO_CODECS[video.codec_context.name]
         keep_audio = audio is not None and audio.codec_context.name in AUDIO_IN[kind]
-        brand = str(container.metadata.get("major_brand", "")).strip()
         # The copy: the same coded pictures (and sound) in a fresh container with no metadata at all (no date,
         # place, device or encoder name), bit-exact so the same video always gives the same copy. H.264's and
         # HEVC's SEI messages (an encoder's settings, a phone's own notes) are dropped from the bitstream too;
@@ -233,23 +232,31 @@ def inspect(request: dict[str, Any]) -> dict[str, Any]:
         width, height = reduced(frame, request["poster_max_side"])
         image = upright(frame.reformat(width=width, height=height, format="rgb24").to_image(), rotation)
         image.save(poster_path, "JPEG", quality=85)
-        duration = max(declared, end)
-        width, height = video.codec_context.width, video.codec_context.height
-        turned = round(rotation / 90) % 2 == 1
         return {
-            "container": "quicktime" if brand == "qt" else kind,
-            "video_codec": video.codec_context.name,
-            "audio_codec": audio.codec_context.name if audio is not None else None,
+            **facts(container, video, audio, max(declared, end), rotation),
             "audio_kept": keep_audio,
-            "width": height if turned else width,
-            "height": width if turned else height,
-            "rotation": rotation,
-            "duration_seconds": round(duration, 3),
-            "frame_rate": float(video.average_rate) if video.average_rate else None,
-            "recorded": jsonable(recorded_when(dict(container.metadata), brand, duration)),
-            "place": recorded_where(dict(container.metadata)),
             "copy_type": "video/mp4" if kind == "mp4" else "video/webm",
         }
+
+
+def facts(container: Any, video: Any, audio: Any | None, duration: float, rotation: float) -> dict[str, Any]:
+    """What the container says about the recording (videos.VideoFacts), for intake's check and verification's."""
+    brand = str(container.metadata.get("major_brand", "")).strip()
+    width, height = video.codec_context.width, video.codec_context.height
+    turned = round(rotation / 90) % 2 == 1
+    return {
+        "container": "quicktime" if brand == "qt" else VIDEO_CODECS[video.codec_context.name],
+        "video_codec": video.codec_context.name,
+        "audio_codec": audio.codec_context.name if audio is not None else None,
+        "audio_kept": False,
+        "width": height if turned else width,
+        "height": width if turned else height,
+        "rotation": rotation,
+        "duration_seconds": round(duration, 3),
+        "frame_rate": float(video.average_rate) if video.average_rate else None,
+        "recorded": jsonable(recorded_when(dict(container.metadata), brand, duration)),
+        "place": recorded_where(dict(container.metadata)),
+    }
 
 
 HEVC_SEI_TYPES = {39, 40}
@@ -362,9 +369,10 @@ def key_frames(request: dict[str, Any]) -> dict[str, Any]:
     side = int(request.get("side", 512))
     av.logging.set_level(None)
     results = []
+    rotation, end = 0.0, 0.0
     container = open_container(av, request["path"], limits)
     with container:
-        video, _audio = check_streams(container, limits)
+        video, audio = check_streams(container, limits)
         context = video.codec_context
         context.thread_count = 1
         next_at = 0.0
@@ -381,6 +389,7 @@ def key_frames(request: dict[str, Any]) -> dict[str, Any]:
                 at = float(packet.pts * packet.time_base)
                 if at > limits["max_seconds"] + 1:
                     raise too_long(limits)
+                end = max(end, at)
                 if at + 1e-6 < next_at:
                     continue
                 picture = first_picture(video, packet)
@@ -396,9 +405,10 @@ def key_frames(request: dict[str, Any]) -> dict[str, Any]:
                 next_at = at + interval
         except (av.FFmpegError, ValueError, OverflowError) as exc:
             raise unreadable() from exc
-    if not results:
-        raise unreadable()
-    return {"frames": results}
+        if not results:
+            raise unreadable()
+        declared = (container.duration or 0) / 1_000_000
+        return {"frames": results, "facts": facts(container, video, audio, max(declared, end), rotation)}
 
 
 OPS = {"inspect": inspect, "key_frames": key_frames}

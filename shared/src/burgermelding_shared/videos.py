@@ -13,6 +13,8 @@ CPU time and memory for the whole child. A hostile file therefore ends in a refu
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -26,6 +28,7 @@ from typing import Any
 
 from burgermelding_shared.blobstore import sha256_file
 from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.images import CheckedPhoto
 
 # Major brands of the ISO/QuickTime files phones and cameras record (iPhone: "qt  "; Android: "isom", "mp42";
 # older Androids: 3GPP). The HEIF brands (a still image) are images.py's.
@@ -113,15 +116,36 @@ class VideoFacts:
 
 @dataclass
 class CheckedVideo:
+    """A video that passed intake's check. It answers to a checked photo's names (sha256, content_type,
+    size_bytes, width, height, display_jpeg, display_sha256), the poster being its display copy, so that the
+    code storing and recording media takes both; `playable_*` is what only a video has."""
+
     path: Path  # the original, unaltered
     sha256: str
     content_type: str
     size_bytes: int
     facts: VideoFacts
-    poster_jpeg: bytes  # a JPEG of the first key frame, upright, no metadata
-    copy_path: Path  # the playable copy without metadata (in the same folder as the original)
-    copy_type: str
-    copy_sha256: str = field(default="")
+    display_jpeg: bytes  # the poster: a JPEG of the first key frame, upright, no metadata
+    playable_path: Path  # the playable copy without metadata (in the same folder as the original)
+    playable_type: str
+    playable_sha256: str = field(default="")
+    kind: str = "video"
+
+    @property
+    def width(self) -> int:
+        return self.facts.width
+
+    @property
+    def height(self) -> int:
+        return self.facts.height
+
+    @functools.cached_property
+    def display_sha256(self) -> str:
+        return hashlib.sha256(self.display_jpeg).hexdigest()
+
+
+# What a report's files become once checked: a photo, or a video (its poster standing in as the display copy).
+CheckedMedia = CheckedPhoto | CheckedVideo
 
 
 def refusal(code: str, en: str, nl: str, status: int = 422) -> ServiceError:
@@ -266,15 +290,14 @@ def check_video(
         poster = poster_path.read_bytes() if poster_path.exists() else b""
         poster_path.unlink(missing_ok=True)
     facts = VideoFacts.from_worker(answer)
-    checked = CheckedVideo(
+    return CheckedVideo(
         path=path,
         sha256=sha256_file(path),
         content_type=content_type,
         size_bytes=size,
         facts=facts,
-        poster_jpeg=poster,
-        copy_path=copy_path,
-        copy_type=answer["copy_type"],
+        display_jpeg=poster,
+        playable_path=copy_path,
+        playable_type=answer["copy_type"],
+        playable_sha256=sha256_file(copy_path),
     )
-    checked.copy_sha256 = sha256_file(copy_path)
-    return checked

@@ -36,7 +36,10 @@ class IntakeSettings(ServiceSettings):
         "be shown the token again; the database alone cannot open it.",
     )
     max_photo_bytes: int = Field(20 * 1024 * 1024, description="Largest accepted photo, in bytes.")
-    max_photos_per_report: int = Field(10, description="Most photos on one report.")
+    max_photos_per_report: int = Field(10, description="Most files (photos and videos) on one report.")
+    max_video_bytes: int = Field(200 * 1024 * 1024, description="Largest accepted video, in bytes.")
+    max_videos_per_report: int = Field(3, description="Most videos on one report (0: no videos).")
+    max_video_seconds: float = Field(300.0, gt=0, description="Longest accepted video, in seconds.")
     max_image_pixels: int = Field(50_000_000, description="Larger images are refused (decompression bombs).")
     max_report_json_bytes: int = Field(64 * 1024, description="Largest `report` JSON part.")
     display_max_side: int = Field(2048, description="Longest side of the sanitised display copy.")

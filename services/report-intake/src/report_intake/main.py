@@ -46,7 +46,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = create_service_app(
         settings=settings,
-        api_version="1.2.0",  # 1.2.0: the video refusals in the error enum (CHANGELOG.md)
+        api_version="1.3.0",  # 1.3.0: videos in reports (CHANGELOG.md)
         title="Burgermelding report intake",
         description="The citizen-facing API behind the Burgermelding app: reports with photos, status and "
         "timeline. Anonymous by default: no IP address, device id or user agent is stored or logged.",

@@ -7,7 +7,8 @@ from enum import StrEnum
 from typing import Literal
 
 from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Text, false
-from sqlmodel import Field, SQLModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col, select
 
 from burgermelding_shared.auditchain import audit_tables
 from burgermelding_shared.db import new_registry
@@ -96,6 +97,31 @@ class Photo(IntakeTable, table=True):
     width: int
     height: int
     received_at: datetime = Field(sa_type=UTCDateTime)
+    # A video: its display copy (sanitised_sha256) is its poster frame; the playable copy is remuxed without
+    # metadata (videos.py). For a photo: kind "photo" and the rest None.
+    kind: str = Field(default="photo", max_length=8)
+    playable_sha256: str | None = Field(default=None, max_length=64)
+    playable_type: str | None = Field(default=None, max_length=32)
+    duration_ms: int | None = None
+
+
+def kind_of(photo: Photo) -> Literal["photo", "video"]:
+    return "video" if photo.kind == "video" else "photo"
+
+
+def blob_digests(photo: Photo) -> set[str]:
+    """Every blob a photo's row points at: the original, the display copy, a video's playable copy."""
+    return {photo.sha256} | {d for d in (photo.sanitised_sha256, photo.playable_sha256) if d}
+
+
+async def digests_in_use(session: AsyncSession, digests: set[str]) -> set[str]:
+    """Of these blobs, those some photo row still points at: content-addressed, the same picture may belong to
+    another report, and its blob stays while it does."""
+    used: set[str] = set()
+    for column in (col(Photo.sha256), col(Photo.sanitised_sha256), col(Photo.playable_sha256)):
+        if digests:
+            used |= {d for d in (await session.execute(select(column).where(column.in_(digests)))).scalars() if d}
+    return used
 
 
 class DisplayState(StrEnum):

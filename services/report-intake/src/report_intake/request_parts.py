@@ -125,6 +125,8 @@ async def read_photos(request: Request, runtime: Runtime, require_report: bool) 
         max_files=settings.max_photos_per_report,
         max_field_bytes=settings.max_report_json_bytes,
         max_fields=1 if require_report else 0,
+        max_video_bytes=settings.max_video_bytes if settings.max_videos_per_report > 0 else 0,
+        max_videos=settings.max_videos_per_report,
     )
     return await read_multipart(request, limits, settings.blob_dir.parent / "uploads")
 
@@ -134,7 +136,9 @@ def multipart_body(with_report: bool) -> dict:
         "photos": {
             "type": "array",
             "items": {"type": "string", "format": "binary"},
-            "description": "JPEG, PNG, WebP or HEIC photos (type decided by content).",
+            "description": "JPEG, PNG, WebP or HEIC photos and MP4, MOV or WebM videos (H.264, HEVC, AV1, VP8, "
+            "VP9), the type decided by the content. A video's display copy is its poster frame; a playable copy "
+            "without metadata is made beside it.",
         }
     }
     if with_report:

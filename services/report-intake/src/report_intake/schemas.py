@@ -96,6 +96,8 @@ class PhotoSummary(BaseModel):
         description="the display copy: `pending` while it is made (a HEIC photo, seconds after the 202); "
         "`unreadable` when the photo's pixels proved damaged (the file is kept as it arrived)",
     )
+    kind: Literal["photo", "video"] = Field("photo", description="a video's display copy is its poster frame")
+    duration_seconds: float | None = Field(None, description="a video's length")
 
 
 class ReportView(BaseModel):
@@ -220,6 +222,8 @@ class StoredPhoto(BaseModel):
     received_at: datetime
     display: str
     sanitised_sha256: str | None = Field(description="the copy without metadata that is ever shown")
+    kind: Literal["photo", "video"] = "photo"
+    playable_sha256: str | None = Field(None, description="a video's playable copy without metadata")
 
 
 class StoredContact(BaseModel):

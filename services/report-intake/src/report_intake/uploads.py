@@ -17,15 +17,23 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from burgermelding_shared.errors import ServiceError, storage_unavailable
+from burgermelding_shared.videos import sniff_video_type
 
 
 @dataclass
 class UploadLimits:
-    max_file_bytes: int
-    max_files: int
+    max_file_bytes: int  # a photo's
+    max_files: int  # photos and videos together
     max_field_bytes: int
     max_fields: int = 8
     file_field: str = "photos"
+    max_video_bytes: int = 0  # a file whose first bytes prove a video may be this large (0: judged as a photo)
+    max_videos: int = 0
+
+    @property
+    def max_total_bytes(self) -> int:
+        files = self.max_files * self.max_file_bytes + min(self.max_videos, self.max_files) * self.max_video_bytes
+        return files + self.max_fields * self.max_field_bytes + 65536
 
 
 @dataclass
@@ -35,19 +43,31 @@ class UploadedFile:
     declared_type: str | None
     path: Path
     size: int = 0
+    head: bytes = b""  # the first bytes, which decide whether it is a video (and so its size limit)
+    is_video: bool = False
 
 
 @dataclass
 class UploadedForm:
     fields: dict[str, str] = field(default_factory=dict)
     files: list[UploadedFile] = field(default_factory=list)
+    made: list[Path] = field(default_factory=list)  # files made from the uploads (a video's playable copy)
+
+    def also_remove(self, path: Path) -> None:
+        self.made.append(path)
 
     def cleanup(self) -> None:
-        for f in self.files:
-            f.path.unlink(missing_ok=True)
+        for path in [*(f.path for f in self.files), *self.made]:
+            path.unlink(missing_ok=True)
 
 
-_PART_NAMES_NL = {"a photo": "een foto", "the report part": "het meldingsdeel", "the request": "het verzoek"}
+_PART_NAMES_NL = {
+    "a photo": "een foto",
+    "a video": "een video",
+    "the report part": "het meldingsdeel",
+    "the request": "het verzoek",
+}
+HEAD_BYTES = 64  # what videos.sniff_video_type needs to tell a video
 
 
 def _too_large(what: str, limit: int) -> ServiceError:
@@ -71,7 +91,7 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
             "send the report as multipart/form-data",
             detail_nl="Verstuur de melding als multipart/form-data",
         )
-    total_limit = limits.max_files * limits.max_file_bytes + limits.max_fields * limits.max_field_bytes + 65536
+    total_limit = limits.max_total_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > total_limit:
         raise _too_large("the request", total_limit)
@@ -155,9 +175,14 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
         chunk = data[start:end]
         current = state["current"]
         if isinstance(current, UploadedFile):
+            if len(current.head) < HEAD_BYTES:
+                current.head += chunk[: HEAD_BYTES - len(current.head)]
+                if len(current.head) == HEAD_BYTES:
+                    judge_head(current, form, limits)
             current.size += len(chunk)
-            if current.size > limits.max_file_bytes:
-                raise _too_large("a photo", limits.max_file_bytes)
+            limit = limits.max_video_bytes if current.is_video else limits.max_file_bytes
+            if current.size > limit:
+                raise _too_large("a video" if current.is_video else "a photo", limit)
             state["fh"].write(chunk)
         else:
             state["buffer"] += chunk
@@ -167,6 +192,8 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
     def on_part_end() -> None:
         current = state["current"]
         if isinstance(current, UploadedFile):
+            if len(current.head) < HEAD_BYTES:  # a file shorter than the head: judged as it is
+                judge_head(current, form, limits)
             state["fh"].close()
             state["fh"] = None
         elif current is not None:
@@ -223,6 +250,25 @@ async def read_multipart(request: Request, limits: UploadLimits, tmp_dir: Path) 
             detail_nl="De multipart-inhoud houdt midden in een deel op",
         )
     return form
+
+
+def judge_head(upload: UploadedFile, form: UploadedForm, limits: UploadLimits) -> None:
+    """Whether the file is a video, by its first bytes (never by its name or declared type): a video may be
+    larger than a photo, and a report may carry only so many."""
+    if limits.max_video_bytes <= 0 or sniff_video_type(upload.head) is None:
+        return
+    upload.is_video = True
+    if sum(f.is_video for f in form.files) > limits.max_videos:
+        raise too_many_videos(limits.max_videos)
+
+
+def too_many_videos(limit: int) -> ServiceError:
+    return ServiceError(
+        413,
+        "too_many_videos",
+        f"at most {limit} videos per report",
+        detail_nl=f"Maximaal {limit} video's per melding",
+    )
 
 
 def _abort(state: dict, form: UploadedForm) -> None:

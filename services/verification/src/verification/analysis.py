@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps
@@ -27,11 +29,21 @@ from burgermelding_shared.blobstore import (
     BlobStore,
     BlobStoreConfig,
     BlobStoreUnavailable,
+    copy_verified,
     store_for,
 )
 from burgermelding_shared.contracts import CheckResult, PhotoVerification
-from verification.checks import Claim, check, metadata_checks, provenance_check, thumbnail_check
-from verification.exif import read_metadata
+from burgermelding_shared.errors import ServiceError
+from burgermelding_shared.videos import VideoLimits
+from verification.checks import (
+    Claim,
+    check,
+    metadata_checks,
+    provenance_check,
+    thumbnail_check,
+    video_metadata_checks,
+)
+from verification.exif import PhotoMetadata, read_metadata
 from verification.perceptual import (
     ORIENTATION_TAG,
     embedded_thumbnail,
@@ -42,6 +54,7 @@ from verification.perceptual import (
 )
 from verification.phash import phash
 from verification.provenance import read_content_credentials
+from verification.vpdq import read_video
 
 try:
     from pillow_heif import register_heif_opener
@@ -86,6 +99,8 @@ class PhotoJob:
     old_photo_hours: float
     gps_min_distance_m: float
     display_sha256: str | None = None
+    kind: str = "photo"  # or "video": analyse_video
+    max_video_seconds: float = 300.0
 
 
 def reduced_decode(im: Image.Image) -> Image.Image:
@@ -112,6 +127,76 @@ def upright_pixels(store: BlobStore, job: PhotoJob, original: Image.Image) -> Im
     return image.copy() if image is original else image  # it outlives the `with` that closes the original
 
 
+def stored_original_fails(problem: BlobNotFound | BlobCorrupted) -> CheckResult:
+    if isinstance(problem, BlobNotFound):
+        return check(
+            "photo_missing",
+            "fail",
+            "The photo could not be found in storage.",
+            "De foto is niet gevonden in de opslag.",
+        )
+    return check(
+        "photo_undecodable",
+        "fail",
+        "The stored photo does not match its digest.",
+        "De opgeslagen foto klopt niet met de vingerafdruk.",
+    )
+
+
+def analyse_media(job: PhotoJob) -> dict[str, Any]:
+    """A photo or a video, in a worker process (see analyse_photo, analyse_video)."""
+    return analyse_video(job) if job.kind == "video" else analyse_photo(job)
+
+
+def analyse_video(job: PhotoJob) -> dict[str, Any]:
+    """A video's container time and place checked against the report, and its frame hashes (vPDQ), read from
+    the original in the limited child process. Returns a PhotoVerification as a dict with the frame hashes
+    under "frames" ([[seconds, PDQ hex, quality], ...]); no photo hashes (a video is matched by its frames)."""
+    result = PhotoVerification(photo_id=job.photo_id, sha256=job.sha256, checks=[])
+    store = store_for(job.blobs)
+    with tempfile.TemporaryDirectory(prefix="video-") as folder:
+        original = Path(folder) / "original"
+        try:
+            copy_verified(store, job.sha256, original)
+        except (BlobNotFound, BlobCorrupted) as exc:
+            result.checks = [stored_original_fails(exc)]
+            return result.model_dump(mode="json")
+        limits = VideoLimits(max_bytes=original.stat().st_size + 1, max_seconds=job.max_video_seconds)
+        try:
+            reading = read_video(original, limits, Path(folder))
+        except ServiceError:
+            result.checks = [
+                check(
+                    "video_undecodable",
+                    "fail",
+                    "The video cannot be read.",
+                    "De video kan niet worden gelezen.",
+                )
+            ]
+            return result.model_dump(mode="json")
+    facts = reading.facts
+    meta = PhotoMetadata(
+        has_exif=facts.recorded_start is not None or facts.place_lat is not None,
+        captured_at=facts.recorded_start,
+        gps_lat=facts.place_lat,
+        gps_lon=facts.place_lon,
+    )
+    result.width, result.height = facts.width, facts.height
+    result.captured_at = facts.recorded_start
+    if facts.place_lat is not None and facts.place_lon is not None:
+        result.gps = {"lat": facts.place_lat, "lon": facts.place_lon}
+    result.checks = [
+        check("video_decodes", "pass", "The video can be read.", "De video is leesbaar."),
+        *video_metadata_checks(
+            meta, job.claim, old_photo_hours=job.old_photo_hours, gps_min_distance_m=job.gps_min_distance_m
+        ),
+    ]
+    return {
+        **result.model_dump(mode="json"),
+        "frames": [[frame.at, frame.pdq.hex(), frame.quality] for frame in reading.frames],
+    }
+
+
 def analyse_photo(job: PhotoJob) -> dict[str, Any]:
     """Returns a PhotoVerification as a dict (plain data crosses the process boundary cheaply), with the PDQ
     hashes under "pdq" (hex) and "pdq_dihedral" (8 x hex) and the PDQ quality under "pdq_quality"."""
@@ -119,25 +204,8 @@ def analyse_photo(job: PhotoJob) -> dict[str, Any]:
     store = store_for(job.blobs)
     try:
         data = store.read_verified(job.sha256)
-    except BlobNotFound:
-        undecodable.checks = [
-            check(
-                "photo_missing",
-                "fail",
-                "The photo could not be found in storage.",
-                "De foto is niet gevonden in de opslag.",
-            )
-        ]
-        return undecodable.model_dump(mode="json")
-    except BlobCorrupted:
-        undecodable.checks = [
-            check(
-                "photo_undecodable",
-                "fail",
-                "The stored photo does not match its digest.",
-                "De opgeslagen foto klopt niet met de vingerafdruk.",
-            )
-        ]
+    except (BlobNotFound, BlobCorrupted) as exc:
+        undecodable.checks = [stored_original_fails(exc)]
         return undecodable.model_dump(mode="json")
     try:
         with Image.open(io.BytesIO(data)) as im:

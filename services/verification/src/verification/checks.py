@@ -27,6 +27,7 @@ EDITORS = re.compile(
 
 WEIGHTS = {
     "photo_undecodable": 1.0,
+    "video_undecodable": 1.0,
     "editing_software": 0.25,
     "resaved_after_capture": 0.1,
     "old_photo": 0.35,
@@ -62,6 +63,21 @@ def configure_weights(overrides: dict[str, float]) -> None:
     WEIGHTS.update(overrides)
 
 
+@dataclass(frozen=True)
+class Medium:
+    """How the time and place checks speak of the picture: a photo is taken, a video recorded. The reason
+    codes are the same for both (a client acts on the code, a dispatcher reads the words)."""
+
+    en: str
+    nl: str
+    made_en: str
+    made_nl: str
+
+
+PHOTO = Medium("photo", "foto", "taken", "gemaakt")
+VIDEO = Medium("video", "video", "recorded", "opgenomen")
+
+
 @dataclass
 class Claim:
     observed_at: datetime
@@ -82,6 +98,7 @@ def check(code: str, outcome: Outcome, en: str, nl: str) -> CheckResult:
 def metadata_checks(
     meta: PhotoMetadata, claim: Claim, *, width: int, height: int, old_photo_hours: float, gps_min_distance_m: float
 ) -> list[CheckResult]:
+    """A photo's EXIF against the report (a video's container metadata: video_metadata_checks)."""
     results: list[CheckResult] = []
     if not meta.has_exif or not (meta.make or meta.model or meta.captured_at):
         results.append(
@@ -222,7 +239,29 @@ def _gps_time_check(meta: PhotoMetadata) -> list[CheckResult]:
     ]
 
 
-def _time_checks(meta: PhotoMetadata, claim: Claim, old_photo_hours: float) -> list[CheckResult]:
+def video_metadata_checks(
+    meta: PhotoMetadata, claim: Claim, *, old_photo_hours: float, gps_min_distance_m: float
+) -> list[CheckResult]:
+    """A video's container time and place against the report, by the photos' rules. `meta.captured_at` is when
+    recording started (see video_worker.recorded_when for which field says so, and the Android assumption)."""
+    results: list[CheckResult] = []
+    if meta.captured_at is None and meta.gps_lat is None:
+        results.append(
+            check(
+                "metadata_missing",
+                "not_applicable",
+                "The video carries no recording time or place; common for videos sent through messengers.",
+                "De video bevat geen opnametijd of -plaats; dat is gewoon bij video's uit berichtenapps.",
+            )
+        )
+    results.extend(_time_checks(meta, claim, old_photo_hours, VIDEO))
+    results.extend(_gps_checks(meta, claim, gps_min_distance_m, VIDEO))
+    return results
+
+
+def _time_checks(
+    meta: PhotoMetadata, claim: Claim, old_photo_hours: float, medium: Medium = PHOTO
+) -> list[CheckResult]:
     captured = meta.captured_at
     if captured is None:
         return []
@@ -244,8 +283,8 @@ def _time_checks(meta: PhotoMetadata, claim: Claim, old_photo_hours: float) -> l
             check(
                 "old_photo",
                 "warn",
-                f"The photo was taken about {days:.0f} days before the reported time.",
-                f"De foto is ongeveer {days:.0f} dagen voor het gemelde tijdstip gemaakt.",
+                f"The {medium.en} was {medium.made_en} about {days:.0f} days before the reported time.",
+                f"De {medium.nl} is ongeveer {days:.0f} dagen voor het gemelde tijdstip {medium.made_nl}.",
             )
         ]
     return [
@@ -258,7 +297,9 @@ def _time_checks(meta: PhotoMetadata, claim: Claim, old_photo_hours: float) -> l
     ]
 
 
-def _gps_checks(meta: PhotoMetadata, claim: Claim, gps_min_distance_m: float) -> list[CheckResult]:
+def _gps_checks(
+    meta: PhotoMetadata, claim: Claim, gps_min_distance_m: float, medium: Medium = PHOTO
+) -> list[CheckResult]:
     lat, lon = meta.gps_lat, meta.gps_lon
     if lat is None or lon is None:
         return []
@@ -271,8 +312,8 @@ def _gps_checks(meta: PhotoMetadata, claim: Claim, gps_min_distance_m: float) ->
             check(
                 "gps_impossible",
                 "warn",
-                "The photo's GPS position is impossible or incomplete.",
-                "De GPS-positie van de foto is onmogelijk of onvolledig.",
+                f"The {medium.en}'s GPS position is impossible or incomplete.",
+                f"De GPS-positie van de {medium.nl} is onmogelijk of onvolledig.",
             )
         ]
     distance = distance_m(lat, lon, claim.lat, claim.lon)
@@ -282,16 +323,16 @@ def _gps_checks(meta: PhotoMetadata, claim: Claim, gps_min_distance_m: float) ->
             check(
                 "gps_far_from_claim",
                 "warn",
-                f"The photo was taken {distance / 1000:.1f} km from the reported place.",
-                f"De foto is {distance / 1000:.1f} km van de gemelde plaats gemaakt.",
+                f"The {medium.en} was {medium.made_en} {distance / 1000:.1f} km from the reported place.",
+                f"De {medium.nl} is {distance / 1000:.1f} km van de gemelde plaats {medium.made_nl}.",
             )
         ]
     return [
         check(
             "gps_matches_claim",
             "pass",
-            "The photo's position fits the reported place.",
-            "De positie van de foto past bij de gemelde plaats.",
+            f"The {medium.en}'s position fits the reported place.",
+            f"De positie van de {medium.nl} past bij de gemelde plaats.",
         )
     ]
 

@@ -19,6 +19,11 @@ class VerificationSettings(ServiceSettings):
     bridge_url: str = Field("http://127.0.0.1:8003", description="Base URL of dispatch-bridge.")
     workers: int = Field(0, description="Processes for image work; 0 = one per core.")
     max_image_pixels: int = Field(50_000_000, description="Images with more pixels are not decoded.")
+    max_video_seconds: float = Field(300.0, gt=0, description="Videos longer than this are not read.")
+    video_match_days: float = Field(
+        30.0, gt=0, description="Videos of this many days back are searched for a re-upload."
+    )
+    video_match_limit: int = Field(2000, gt=0, description="...at most this many of them, the newest first.")
     old_photo_hours: float = Field(24.0, description="Capture this long before the claimed time: 'old photo'.")
     gps_min_distance_m: float = Field(500.0, description="GPS further than max(this, GPS error) from the claim.")
     recycled_distance_m: float = Field(1000.0, description="The same picture reported this far away: recycled.")

@@ -69,6 +69,8 @@ class PhotoFingerprint(VerificationTable, table=True):
     claimed_lat: float
     claimed_lon: float
     received_at: datetime = Field(sa_type=UTCDateTime)
+    # A video's frame hashes (vpdq.pack: PDQ and quality of about one frame a second); None for a photo.
+    frames: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
 
 
 class ReportText(VerificationTable, table=True):

@@ -23,8 +23,8 @@ from burgermelding_shared.messaging import Precedence
 from burgermelding_shared.slots import lower_priority
 from burgermelding_shared.timeutil import utcnow
 from burgermelding_shared.tracing import continue_trace
-from verification import grouping, records
-from verification.analysis import PhotoJob, analyse_photo
+from verification import grouping, records, vpdq
+from verification.analysis import PhotoJob, analyse_media
 from verification.checks import CORROBORATION_CAP, Claim, appeal_checks, check
 from verification.config import VerificationSettings
 from verification.floods import remember, text_checks
@@ -33,6 +33,7 @@ from verification.nearindex import Match, NearDuplicateIndex
 from verification.phash import to_signed
 from verification.queue import send_result
 from verification.verdict import decide, reassess
+from verification.vpdq import FrameHash
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,13 @@ async def reassess_group(session: AsyncSession, report_ids: list[str], witnesses
         await send_result(session, after, Precedence(job.priority))
         changed += 1
     return changed
+
+
+def compare_with(
+    frames: list[FrameHash], earlier: list[PhotoFingerprint]
+) -> list[tuple[PhotoFingerprint, vpdq.VideoMatch]]:
+    """A video's frames against earlier videos' (CPU work: off the event loop)."""
+    return [(row, vpdq.compare(frames, vpdq.unpack(row.frames or b""))) for row in earlier]
 
 
 class VerificationWorker(BackgroundLoop):
@@ -208,11 +216,18 @@ class VerificationWorker(BackgroundLoop):
                 self.settings.old_photo_hours,
                 self.settings.gps_min_distance_m,
                 p.sanitised_sha256,
+                kind=p.kind,
+                max_video_seconds=self.settings.max_video_seconds,
             )
             for p in report.photos
         ]
-        analysed = await asyncio.gather(*(loop.run_in_executor(self.pool, analyse_photo, pj) for pj in photo_jobs))
+        analysed = await asyncio.gather(*(loop.run_in_executor(self.pool, analyse_media, pj) for pj in photo_jobs))
         dihedral = {a["photo_id"]: [bytes.fromhex(h) for h in a.pop("pdq_dihedral", [])] for a in analysed}
+        frames = {
+            a["photo_id"]: [FrameHash(float(at), bytes.fromhex(pdq), int(q)) for at, pdq, q in a.pop("frames")]
+            for a in analysed
+            if "frames" in a
+        }
         photos = [PhotoVerification.model_validate(a) for a in analysed]
         index: NearDuplicateIndex = self.runtime.extras["near_index"]
         await index.sync(self.runtime.db)
@@ -241,6 +256,7 @@ class VerificationWorker(BackgroundLoop):
             )
             duplicate_of = sorted(set(earlier))
             near_of = await self._near_duplicate_checks(session, report, photos, matches)
+            near_of += await self._near_duplicate_video_checks(session, report, photos, frames)
             report_checks = await text_checks(session, report, self.settings.flood_warn, self.settings.flood_spam)
             if report.appeal is None:
                 group_id, group_reports = await grouping.assign(
@@ -302,6 +318,7 @@ class VerificationWorker(BackgroundLoop):
                         claimed_lat=report.location.lat,
                         claimed_lon=report.location.lon,
                         received_at=now,
+                        frames=vpdq.pack(frames[photo.photo_id]) if frames.get(photo.photo_id) else None,
                     )
                 )
             if await session.get(ReportText, report.report_id) is None:
@@ -351,6 +368,75 @@ class VerificationWorker(BackgroundLoop):
         await index.sync(self.runtime.db)
         log.info("verified", extra={"report_id": report.report_id, "verdict": verdict, "score": score})
 
+    def _elsewhere_or_before(self, earlier: PhotoFingerprint, report: ReportSubmitted) -> bool:
+        """The same picture in an earlier report far away or long before: recycled, not the same event."""
+        far = distance_m(earlier.claimed_lat, earlier.claimed_lon, report.location.lat, report.location.lon)
+        before = report.observed_at - timedelta(hours=self.settings.recycled_after_hours)
+        return far > self.settings.recycled_distance_m or earlier.received_at < before
+
+    async def _near_duplicate_video_checks(
+        self,
+        session: AsyncSession,
+        report: ReportSubmitted,
+        photos: list[PhotoVerification],
+        frames: dict[str, list[FrameHash]],
+    ) -> list[str]:
+        """A video whose frames are found in an earlier report's video (vPDQ: either one's frames at least 80%
+        in the other): the same recording passed on, or a trimmed part of it. Searched among the videos of the
+        last `video_match_days`, newest first, at most `video_match_limit`. Returns the earlier report ids."""
+        if not any(frames.values()):
+            return []
+        since = utcnow() - timedelta(days=self.settings.video_match_days)
+        earlier = list(
+            (
+                await session.execute(
+                    select(PhotoFingerprint)
+                    .where(
+                        col(PhotoFingerprint.frames).is_not(None),
+                        PhotoFingerprint.report_id != report.report_id,
+                        col(PhotoFingerprint.received_at) >= since,
+                    )
+                    .order_by(col(PhotoFingerprint.received_at).desc())
+                    .limit(self.settings.video_match_limit)
+                )
+            ).scalars()
+        )
+        linked: list[str] = []
+        for photo in photos:
+            own = frames.get(photo.photo_id)
+            if not own:
+                continue
+            found = await asyncio.to_thread(compare_with, own, earlier)
+            same = [(row, match) for row, match in found if match.near_duplicate]
+            if not same:
+                continue
+            linked += [row.report_id for row, _ in same]
+            trimmed = any(match.trimmed for _, match in same)
+            how_en = "a trimmed part of the same recording" if trimmed else "the same recording"
+            how_nl = "een ingekort deel van dezelfde opname" if trimmed else "dezelfde opname"
+            recycled = sorted({row.report_id for row, _ in same if self._elsewhere_or_before(row, report)})
+            if recycled:
+                photo.checks.append(
+                    check(
+                        "recycled_image",
+                        "warn",
+                        f"The video is {how_en} as one sent before with report(s) {', '.join(recycled)} at another "
+                        "place or time: a recycled video.",
+                        f"De video is {how_nl} als een video bij een eerdere melding op een andere plaats of tijd.",
+                    )
+                )
+            else:
+                names = ", ".join(sorted({row.report_id for row, _ in same}))
+                photo.checks.append(
+                    check(
+                        "near_duplicate",
+                        "not_applicable",
+                        f"The video is {how_en} as in nearby recent report(s) {names}.",
+                        f"De video is {how_nl} als bij een recente melding in de buurt.",
+                    )
+                )
+        return linked
+
     async def _near_duplicate_checks(
         self,
         session: AsyncSession,
@@ -396,13 +482,7 @@ class VerificationWorker(BackgroundLoop):
             if not earlier:
                 continue
             linked += [e.report_id for e in earlier]
-            recycled = [
-                e
-                for e in earlier
-                if distance_m(e.claimed_lat, e.claimed_lon, report.location.lat, report.location.lon)
-                > self.settings.recycled_distance_m
-                or e.received_at < report.observed_at - timedelta(hours=self.settings.recycled_after_hours)
-            ]
+            recycled = [e for e in earlier if self._elsewhere_or_before(e, report)]
             if recycled:
                 names = ", ".join(sorted({e.report_id for e in recycled}))
                 photo.checks.append(

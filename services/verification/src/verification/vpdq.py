@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from burgermelding_shared.videos import VideoLimits, run_worker
+from burgermelding_shared.videos import VideoFacts, VideoLimits, run_worker
 
 QUALITY_FLOOR = 50
 MATCH_DISTANCE = 31
@@ -50,9 +50,16 @@ class VideoMatch:
         return self.near_duplicate and min(self.share_of_first, self.share_of_second) < CONTAINED_SHARE
 
 
-def video_frame_hashes(path: Path, limits: VideoLimits, scratch: Path) -> list[FrameHash]:
-    """About one PDQ hash a second of the video at `path`. Raises ServiceError (4xx) for a video that cannot
-    be read within the limits, as intake's check does. Blocking: run it in a worker thread."""
+@dataclass(frozen=True)
+class VideoReading:
+    facts: VideoFacts
+    frames: list[FrameHash]
+
+
+def read_video(path: Path, limits: VideoLimits, scratch: Path) -> VideoReading:
+    """What the container says about the video at `path`, and about one PDQ hash a second of its pictures.
+    Raises ServiceError (4xx) for a video that cannot be read within the limits, as intake's check does.
+    Blocking: run it in a worker thread or process."""
     request = {
         "op": "key_frames",
         "path": str(path.resolve()),
@@ -61,9 +68,22 @@ def video_frame_hashes(path: Path, limits: VideoLimits, scratch: Path) -> list[F
         "side": HASH_SIDE,
     }
     answer = run_worker(request, limits, scratch)
-    return [
+    frames = [
         FrameHash(at=float(frame["at"]), pdq=bytes.fromhex(frame["value"][0]), quality=int(frame["value"][1]))
         for frame in answer["frames"]
+    ]
+    return VideoReading(VideoFacts.from_worker(answer["facts"]), frames)
+
+
+def pack(frames: list[FrameHash]) -> bytes:
+    """Frame hashes as stored: per frame its PDQ (32 bytes) and its quality (1 byte), in order."""
+    return b"".join(frame.pdq + bytes([max(0, min(100, frame.quality))]) for frame in frames)
+
+
+def unpack(data: bytes) -> list[FrameHash]:
+    return [
+        FrameHash(at=float(i), pdq=data[o : o + 32], quality=data[o + 32])
+        for i, o in enumerate(range(0, len(data) - 32, 33))
     ]
 
 

@@ -31,8 +31,8 @@ from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.geocoding import Geocoder
-from burgermelding_shared.images import CheckedPhoto
 from burgermelding_shared.ratelimit import Reservation, client_address
+from burgermelding_shared.videos import CheckedMedia
 from report_intake.installations.senders import Sender
 from report_intake.open311 import integrators, service_requests, services
 from report_intake.open311.service_requests import Open311Created, Open311Request, Open311Token
@@ -157,7 +157,7 @@ async def sender_and_limit(request: Request, runtime: Runtime, api_key: str | No
 
 
 @asynccontextmanager
-async def media_photos(runtime: Runtime, media_url: str | None, urgent: bool) -> AsyncIterator[list[CheckedPhoto]]:
+async def media_photos(runtime: Runtime, media_url: str | None, urgent: bool) -> AsyncIterator[list[CheckedMedia]]:
     """The photo at `media_url` while the report is stored; its file is gone afterwards, whatever happened."""
     photos = await service_requests.fetched_photos(runtime, media_url, urgent)
     try:

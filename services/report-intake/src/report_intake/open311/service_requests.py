@@ -26,7 +26,7 @@ from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.geocoding import Geocoder, GeocoderUnavailable, Place
 from burgermelding_shared.guarded_fetch import FetchLimits, FetchRefused, fetch_to_file
-from burgermelding_shared.images import CheckedPhoto
+from burgermelding_shared.videos import CheckedMedia
 from report_intake.config import IntakeSettings
 from report_intake.models import Report, TimelineEntry
 from report_intake.reports import photos as report_photos
@@ -258,7 +258,7 @@ def media_refused(refusal: FetchRefused) -> ServiceError:
     )
 
 
-async def fetched_photos(runtime: Runtime, media_url: str | None, urgent: bool) -> list[CheckedPhoto]:
+async def fetched_photos(runtime: Runtime, media_url: str | None, urgent: bool) -> list[CheckedMedia]:
     """The photo at `media_url`, fetched under the guard and put through the same checks as an upload."""
     if not media_url:
         return []

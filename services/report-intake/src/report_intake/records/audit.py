@@ -58,6 +58,7 @@ def record_photo_received(session: AsyncSession, report_id: str, photo: Photo) -
             "received_at": photo.received_at.isoformat(),
             "received_by": SERVICE,
             "sanitised_sha256": photo.sanitised_sha256,
+            **({"kind": "video", "playable_sha256": photo.playable_sha256} if photo.kind == "video" else {}),
         },
     )
 

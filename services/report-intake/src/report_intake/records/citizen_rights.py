@@ -7,7 +7,7 @@ from sqlmodel import col, select
 from burgermelding_shared.app import Runtime
 from report_intake.config import IntakeSettings
 from report_intake.conversation.messages import message_view
-from report_intake.models import Contact, Message, Photo, TimelineEntry
+from report_intake.models import Contact, Message, Photo, TimelineEntry, kind_of
 from report_intake.records import audit, holds
 from report_intake.records import retention as retention_rules
 from report_intake.reports import access as reports_access
@@ -94,6 +94,8 @@ async def stored_data(runtime: Runtime, report_id: str, access: reports_access.A
                 received_at=p.received_at,
                 display=p.display_state,
                 sanitised_sha256=p.sanitised_sha256,
+                kind=kind_of(p),
+                playable_sha256=p.playable_sha256,
             )
             for p in photos
         ],

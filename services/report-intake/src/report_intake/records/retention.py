@@ -32,7 +32,9 @@ from report_intake.models import (
     ReportHold,
     TimelineEntry,
     audit,
+    blob_digests,
     deletions,
+    digests_in_use,
     messaging,
 )
 from report_intake.records.audit import record
@@ -139,16 +141,8 @@ async def _remove_photos(runtime: Stores, session: AsyncSession, report_id: str)
         return []
     await session.execute(delete(Photo).where(col(Photo.report_id) == report_id))
     await session.flush()
-    digests = {p.sha256 for p in photos} | {p.sanitised_sha256 for p in photos if p.sanitised_sha256}
-    # Content-addressed: the same picture in another report keeps its blob.
-    still_used = set((await session.execute(select(Photo.sha256).where(col(Photo.sha256).in_(digests)))).scalars())
-    still_used |= {
-        digest
-        for digest in (
-            await session.execute(select(col(Photo.sanitised_sha256)).where(col(Photo.sanitised_sha256).in_(digests)))
-        ).scalars()
-        if digest is not None
-    }
+    digests = set().union(*(blob_digests(p) for p in photos))
+    still_used = await digests_in_use(session, digests)
     for digest in sorted(digests - still_used):
         await asyncio.to_thread(runtime.blobs.delete, digest)
     for photo in photos:
@@ -161,6 +155,7 @@ async def _remove_photos(runtime: Stores, session: AsyncSession, report_id: str)
             detail={
                 "sha256": photo.sha256,
                 "sanitised_sha256": photo.sanitised_sha256,
+                **({"playable_sha256": photo.playable_sha256} if photo.playable_sha256 else {}),
                 "blob_kept_for_another_report": photo.sha256 in still_used,
             },
         )

@@ -10,9 +10,9 @@ from burgermelding_shared.app import Runtime
 from burgermelding_shared.catalogue import REPORT_WITHDRAWN
 from burgermelding_shared.contracts import ReportWithdrawn
 from burgermelding_shared.errors import ServiceError
-from burgermelding_shared.images import CheckedPhoto
 from burgermelding_shared.messaging import Precedence, enqueue
 from burgermelding_shared.timeutil import utcnow
+from burgermelding_shared.videos import CheckedMedia
 from report_intake import retries, texts
 from report_intake.burgernet import actions
 from report_intake.config import IntakeSettings
@@ -28,6 +28,7 @@ from report_intake.schemas import (
     PhotosAdded,
     Withdrawn,
 )
+from report_intake.uploads import too_many_videos
 
 
 def is_open(report: Report) -> bool:
@@ -45,24 +46,26 @@ def refuse_if_closed(report: Report) -> None:
 
 
 async def add_photos(
-    runtime: Runtime, report_id: str, access: reports_access.Access, photos: list[CheckedPhoto], key: str
+    runtime: Runtime, report_id: str, access: reports_access.Access, photos: list[CheckedMedia], key: str
 ) -> PhotosAdded:
     """Add photos to an open report: a new revision travels to verification and the bridge."""
     settings: IntakeSettings = runtime.settings
     async with runtime.db.sessions() as session:
         report = await reports_access.authorised_report(runtime, session, report_id, access, changing=True)
-        existing = len((await session.execute(select(Photo.id).where(Photo.report_id == report_id))).all())
+        kinds = list((await session.execute(select(Photo.kind).where(Photo.report_id == report_id))).scalars())
     refuse_if_closed(report)
     if report.appeal_id is not None:  # photos for a Burgernet action only while it is open
         async with runtime.db.sessions() as session:
             await actions.answer_link(session, report.appeal_id)
-    if existing + len(photos) > settings.max_photos_per_report:
+    if len(kinds) + len(photos) > settings.max_photos_per_report:
         raise ServiceError(
             413,
             "too_many_photos",
             f"at most {settings.max_photos_per_report} photos per report",
             detail_nl=f"Maximaal {settings.max_photos_per_report} foto's per melding",
         )
+    if kinds.count("video") + sum(p.kind == "video" for p in photos) > settings.max_videos_per_report:
+        raise too_many_videos(settings.max_videos_per_report)
     if not photos:
         raise ServiceError(
             422, "no_photos", "send at least one part 'photos'", detail_nl="Stuur minstens één deel 'photos'"

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from burgermelding_shared import idempotency
 from burgermelding_shared.app import Runtime
-from burgermelding_shared.images import CheckedPhoto
 from burgermelding_shared.ratelimit import Reservation
 from burgermelding_shared.timeutil import utcnow
 from burgermelding_shared.urgency import is_urgent
+from burgermelding_shared.videos import CheckedMedia
 from report_intake import retries, texts
 from report_intake.burgernet import actions
 from report_intake.config import IntakeSettings
@@ -40,7 +40,7 @@ from report_intake.schemas import (
 @dataclass
 class NewReport:
     submission: ReportSubmission
-    photos: list[CheckedPhoto]
+    photos: list[CheckedMedia]
     idempotency_key: str
     language: str
     # What makes a retry "the same request"; by default the submission itself. Open311 requests set their

@@ -18,6 +18,7 @@ from report_intake.models import (
     Photo,
     Report,
     display_of,
+    kind_of,
     messaging,
 )
 
@@ -100,6 +101,10 @@ async def queue_report(
                 size_bytes=p.size_bytes,
                 width=p.width,
                 height=p.height,
+                kind=kind_of(p),
+                playable_sha256=p.playable_sha256,
+                playable_type=p.playable_type,
+                duration_seconds=p.duration_ms / 1000 if p.duration_ms is not None else None,
             )
             for p in photos
         ],

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.errors import ServiceError
-from burgermelding_shared.images import CheckedPhoto
 from burgermelding_shared.timeutil import utcnow
+from burgermelding_shared.videos import CheckedMedia
 from report_intake import texts
 from report_intake.config import IntakeSettings
 from report_intake.schemas import (
@@ -99,7 +99,7 @@ def parse_submission(form: UploadedForm) -> ReportSubmission:
         raise ServiceError(422, "invalid_report", problems, detail_nl=f"De melding is niet geldig: {problems}") from exc
 
 
-def fingerprint(content: dict, photos: list[CheckedPhoto]) -> str:
+def fingerprint(content: dict, photos: list[CheckedMedia]) -> str:
     """What makes two requests 'the same' for idempotency: their content and the photos' digests."""
     canonical = json.dumps({"content": content, "photos": [p.sha256 for p in photos]}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
