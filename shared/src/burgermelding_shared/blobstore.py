@@ -242,6 +242,30 @@ def copy_verified(store: BlobStore, digest: str, target: Path) -> None:
         raise BlobCorrupted(digest)
 
 
+def verified_file(store: BlobStore, digest: str, cache_dir: Path, verified: set[str]) -> Path:
+    """A blob as a file to serve in ranges (a video a browser seeks in): the local store's own file, or a copy of
+    an S3 object in `cache_dir`. Checked against its key the first time this process serves it (`verified`
+    remembers which); hashing hundreds of MB at every range request of a player would cost more than the video.
+    Raises BlobNotFound or BlobCorrupted. Blocking: run it in a worker thread."""
+    if isinstance(store, LocalBlobStore):
+        path = store.path_for(digest)
+        if not path.exists():
+            raise BlobNotFound(digest)
+    else:
+        path = cache_dir / check_digest(digest)
+        if not path.exists():
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{digest}.{os.getpid()}.part")
+            copy_verified(store, digest, partial)
+            partial.replace(path)
+            verified.add(digest)
+    if digest not in verified:
+        if sha256_file(path) != digest:
+            raise BlobCorrupted(digest)
+        verified.add(digest)
+    return path
+
+
 def verified(data: bytes, digest: str) -> bytes:
     if hashlib.sha256(data).hexdigest() != digest:
         raise BlobCorrupted(digest)

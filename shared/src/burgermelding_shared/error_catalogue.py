@@ -221,6 +221,7 @@ ERROR_CODES: dict[str, tuple[str, ...]] = {
         "video_codec_not_accepted",
         "video_empty",
         "video_no_picture",
+        "video_not_found",
         "video_too_large",
         "video_too_long",
         "video_too_many_pixels",

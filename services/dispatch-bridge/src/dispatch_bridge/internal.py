@@ -6,11 +6,11 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 
 from burgermelding_shared import webhooks
 from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message
-from burgermelding_shared.blobstore import BlobNotFound
+from burgermelding_shared.blobstore import BlobNotFound, verified_file
 from burgermelding_shared.catalogue import (
     CITIZEN_MESSAGE,
     GROUPS_MERGED,
@@ -162,14 +162,17 @@ async def get_media(
     signature: Annotated[str, Query()],
 ) -> Response:
     media.check_signature(runtime.settings.media_url_secret, digest, expires, signature)
-    try:
-        data = await asyncio.to_thread(runtime.blobs.read_verified, digest)  # the store may be across the network
+    known: set[str] = runtime.extras.setdefault("verified_files", set())
+    cache = runtime.settings.blob_dir.parent / "media-cache"
+    try:  # a file answer: a video of hundreds of MB streams (in ranges if asked), never whole in memory
+        path = await asyncio.to_thread(verified_file, runtime.blobs, digest, cache, known)
     except (BlobNotFound, ValueError) as exc:
         raise ServiceError(404, "media_not_found", "no such photo", detail_nl="deze foto bestaat niet") from exc
+    size = path.stat().st_size
     async with runtime.db.transaction() as session:  # in the photo's custody: the meldkamer fetched it
-        audit(session, MELDKAMER, "photo.fetched", "photo_sha256", digest, {"sha256": digest, "size_bytes": len(data)})
-    return Response(
-        data,
+        audit(session, MELDKAMER, "photo.fetched", "photo_sha256", digest, {"sha256": digest, "size_bytes": size})
+    return FileResponse(
+        path,
         media_type="application/octet-stream",
         headers={"Digest": f"sha-256={digest}", "Cache-Control": "no-store"},
     )

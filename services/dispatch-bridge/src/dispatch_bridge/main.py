@@ -26,7 +26,7 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
     )
     app = create_service_app(
         settings=settings,
-        api_version="1.4.0",  # 1.4.0: the video refusals in the error enum (CHANGELOG.md)
+        api_version="1.5.0",  # 1.5.0: videos (CHANGELOG.md)
         servers=[{"url": settings.public_url, "description": "this deployment's public address"}],
         static_prefixes=("/console/static/",),
         title="Burgermelding dispatch bridge",

@@ -352,9 +352,14 @@ async def photo(runtime: RuntimeDep, user: FeedUser, report_id: str, photo_id: s
     return Response(data, media_type=content_type, headers=headers)
 
 
+@router.get("/reports/{report_id}/photos/{photo_id}/video")
+async def video(request: Request, runtime: RuntimeDep, user: FeedUser, report_id: str, photo_id: str) -> Response:
+    return await listings.video_answer(request, runtime, user.actor, report_id, photo_id)
+
+
 @router.get("/reports/{report_id}/photos/{photo_id}/view", response_class=HTMLResponse)
 async def photo_page(
-    request: Request, user: User, report_id: str, photo_id: str, original: bool = False
+    request: Request, runtime: RuntimeDep, user: User, report_id: str, photo_id: str, original: bool = False
 ) -> HTMLResponse:
     """A photo at full size inside the console (its alarms stay in view); the original only for supervisors."""
     if original and not user.is_supervisor:
@@ -365,6 +370,7 @@ async def photo_page(
             detail_nl="alleen een supervisor mag de originele foto zien",
         )
     back = request.query_params.get("back", "")
+    ref = await listings.media_ref(runtime, report_id, photo_id)
     return await page(
         request,
         "photo.html",
@@ -373,6 +379,8 @@ async def photo_page(
         photo_id=photo_id,
         original=original,
         back=back if BACK.fullmatch(back) else "",
+        kind=ref.kind if ref else "photo",
+        playable_type=(ref.playable_type if ref else None) or "video/mp4",
     )
 
 

@@ -138,6 +138,25 @@ async def get_report_photo(
     return Response(data, media_type=content_type, headers={"Cache-Control": "no-store"})
 
 
+VIDEO_BODY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get(
+    "/dispatch/reports/{report_id}/photos/{photo_id}/video",
+    response_class=Response,
+    summary="A video's playable copy (remuxed, without metadata); byte ranges for seeking",
+    responses={
+        200: {"content": {"video/mp4": VIDEO_BODY, "video/webm": VIDEO_BODY}},
+        206: {"description": "the asked byte range", "content": {"video/mp4": VIDEO_BODY, "video/webm": VIDEO_BODY}},
+        **error_responses(401, 403, 404, 416),
+    },
+)
+async def get_report_video(
+    report_id: str, photo_id: str, request: Request, runtime: RuntimeDep, actor: AnyDispatcher
+) -> Response:
+    return await listings.video_answer(request, runtime, actor, report_id, photo_id)
+
+
 @router.post(
     "/dispatch/reports/{report_id}/questions",
     status_code=201,

@@ -7,16 +7,19 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, not_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
 
 from burgermelding_shared import auditchain
 from burgermelding_shared.app import Runtime
-from burgermelding_shared.blobstore import BlobNotFound
-from burgermelding_shared.contracts import ReportSubmitted
+from burgermelding_shared.blobstore import BlobNotFound, verified_file
+from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge.accounts.tokens import Actor
@@ -250,6 +253,8 @@ async def view_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[st
                 "width": p.width,
                 "height": p.height,
                 "sha256": p.sha256,
+                "kind": p.kind,
+                "duration_seconds": p.duration_seconds,
             }
             for p in submission.photos
         ],
@@ -269,6 +274,65 @@ async def view_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[st
     }
 
 
+async def playable(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, first: bool) -> tuple[Path, str]:
+    """A video's playable copy (remuxed, without metadata), as a file to serve in ranges; its poster is the
+    display copy `photo` gives. `first`: the player's first request (not a range further on), which is the one
+    that goes in the audit chain, as "view_video"."""
+    async with runtime.db.transaction() as session:
+        stored = await find_report(session, report_id)
+        ref = ref_of(stored, photo_id)
+        if ref is None or ref.kind != "video" or ref.playable_sha256 is None:
+            raise ServiceError(
+                404,
+                "video_not_found",
+                "no such video on this report",
+                detail_nl="deze melding heeft geen video met dit nummer",
+            )
+        if first:
+            audit(
+                session,
+                actor,
+                "view_video",
+                "photo",
+                ref.photo_id,
+                {"sha256": ref.playable_sha256, "copy": "playable"},
+                report_id=stored.report_id,
+            )
+    known: set[str] = runtime.extras.setdefault("verified_files", set())
+    cache = runtime.settings.blob_dir.parent / "media-cache"
+    try:
+        path = await asyncio.to_thread(verified_file, runtime.blobs, ref.playable_sha256, cache, known)
+    except (BlobNotFound, ValueError) as exc:
+        raise ServiceError(
+            404,
+            "video_not_found",
+            "the stored video is missing or damaged",
+            detail_nl="de opgeslagen video ontbreekt of is beschadigd",
+        ) from exc
+    return path, ref.playable_type or "video/mp4"
+
+
+async def media_ref(runtime: Runtime, report_id: str, photo_id: str) -> PhotoRef | None:
+    """What a report's photo or video is (its kind and types), for a page that shows it; not an access to it."""
+    async with runtime.db.sessions() as session:
+        stored = await find_report(session, report_id)
+    return ref_of(stored, photo_id)
+
+
+def ref_of(stored: BridgeReport, photo_id: str) -> PhotoRef | None:
+    """A report's photo or video by its id, as intake described it."""
+    photos = ReportSubmitted.model_validate_json(stored.submission).photos
+    return next((p for p in photos if p.photo_id == photo_id), None)
+
+
+async def video_answer(request: Request, runtime: Runtime, actor: Actor, report_id: str, photo_id: str) -> Response:
+    """A video's playable copy as the dispatchers' API and the console answer it: a file answer, which answers a
+    player's Range requests with 206 (seeking), never cached."""
+    first = request.headers.get("range", "bytes=0-").replace(" ", "") in {"bytes=0-", ""}
+    path, media_type = await playable(runtime, actor, report_id, photo_id, first)
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "no-store"})
+
+
 async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, original: bool) -> tuple[bytes, str]:
     """The sanitised display copy; the original (evidence) only for supervisors, and only if it is intact."""
     if original and actor.role != "supervisor":
@@ -280,9 +344,7 @@ async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, o
         )
     async with runtime.db.transaction() as session:
         stored = await find_report(session, report_id)
-        ref = next(
-            (p for p in ReportSubmitted.model_validate_json(stored.submission).photos if p.photo_id == photo_id), None
-        )
+        ref = ref_of(stored, photo_id)
         if ref is None:
             raise ServiceError(
                 404,

@@ -133,13 +133,16 @@ class ReportListItem(ReportSummary):
 
 
 class ReportPhoto(BaseModel):
-    """A photo of a report; the sanitised copy is at `.../photos/{photo_id}`."""
+    """A photo or video of a report; the sanitised copy (a video's poster frame) is at `.../photos/{photo_id}`,
+    a video's playable copy at `.../photos/{photo_id}/video`."""
 
     photo_id: str
     content_type: str
     width: int
     height: int
     sha256: str = Field(description="the original's digest, as received")
+    kind: Literal["photo", "video"] = "photo"
+    duration_seconds: float | None = Field(None, description="a video's length")
 
 
 class ReportMessage(BaseModel):

@@ -103,7 +103,7 @@ class EidoWriter:
                     p.photo_id,
                     uri=photo_urls[p.photo_id],
                     contentType=p.content_type,
-                    label=f"photo {numbers.get(p.photo_id, 0)} of {report.reference}",
+                    label=f"{p.kind} {numbers.get(p.photo_id, 0)} of {report.reference}",
                 ),
                 "$id": media_id(p.photo_id),
                 "digestSha256": p.sha256,

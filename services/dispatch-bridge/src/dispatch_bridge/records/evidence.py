@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from burgermelding_shared import auditchain, evidence
 from burgermelding_shared.app import Runtime
-from burgermelding_shared.blobstore import BlobNotFound, BlobStoreUnavailable
+from burgermelding_shared.blobstore import BlobNotFound, BlobStoreUnavailable, verified_file
 from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.timeutil import utcnow
@@ -26,6 +26,17 @@ from dispatch_bridge.models import BridgeReport, Incident, deletions
 from dispatch_bridge.models import audit as audit_tables
 from dispatch_bridge.peers import call_service
 from dispatch_bridge.records import holds
+
+# File names in an evidence package, by media type (what a court's tools open them with).
+SUFFIXES = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/heic": "heic",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+}
 
 
 async def custody(
@@ -46,7 +57,13 @@ async def custody(
                 "no such photo on this report",
                 detail_nl="deze melding heeft geen foto met dit nummer",
             )
-        digests = [d for p in photos if photo_id in (None, p.photo_id) for d in (p.sha256, p.sanitised_sha256) if d]
+        digests = [
+            d
+            for p in photos
+            if photo_id in (None, p.photo_id)
+            for d in (p.sha256, p.sanitised_sha256, p.playable_sha256)
+            if d
+        ]
         incident = [stored.incident_id] if stored and stored.incident_id and photo_id is None else []
         own = await auditchain.entries_about(
             session, audit_tables, report_id=report_id, target_ids=[*digests, *incident]
@@ -84,7 +101,13 @@ async def custody(
         "photo_id": photo_id,
         "report_deleted": stored is None,
         "photos": [
-            {"photo_id": p.photo_id, "sha256": p.sha256, "sanitised_sha256": p.sanitised_sha256}
+            {
+                "photo_id": p.photo_id,
+                "kind": p.kind,
+                "sha256": p.sha256,
+                "sanitised_sha256": p.sanitised_sha256,
+                **({"playable_sha256": p.playable_sha256} if p.playable_sha256 else {}),
+            }
             for p in photos
             if photo_id in (None, p.photo_id)
         ],
@@ -142,12 +165,15 @@ async def export_evidence(runtime: Runtime, actor: Who, incident_id: str) -> tup
                     writer.add_json, f"{base}/verification.json", json.loads(stored.verification), kind="verification"
                 )
             for photo in submission.photos:
-                suffix = photo.content_type.split("/")[-1].replace("jpeg", "jpg")
-                data = await asyncio.to_thread(runtime.blobs.read_verified, photo.sha256)
+                # A video's original may be hundreds of MB: copied into the package from a verified file, never
+                # held in memory; a photo's is read (and checked) whole.
+                known: set[str] = runtime.extras.setdefault("verified_files", set())
+                cache = runtime.settings.blob_dir.parent / "media-cache"
+                original = await asyncio.to_thread(verified_file, runtime.blobs, photo.sha256, cache, known)
                 await asyncio.to_thread(
-                    writer.add_bytes,
-                    f"{base}/originals/{photo.photo_id}.{suffix}",
-                    data,
+                    writer.add_file,
+                    f"{base}/originals/{photo.photo_id}.{SUFFIXES.get(photo.content_type, 'bin')}",
+                    original,
                     kind="original",
                     sha256_claimed=photo.sha256,
                 )
@@ -160,6 +186,17 @@ async def export_evidence(runtime: Runtime, actor: Who, incident_id: str) -> tup
                         copy,
                         kind="sanitised",
                         sha256_claimed=photo.sanitised_sha256,
+                    )
+                if photo.playable_sha256:  # a video's copy without metadata, as the dispatchers played it
+                    playable = await asyncio.to_thread(
+                        verified_file, runtime.blobs, photo.playable_sha256, cache, known
+                    )
+                    await asyncio.to_thread(
+                        writer.add_file,
+                        f"{base}/playable/{photo.photo_id}.{SUFFIXES.get(photo.playable_type or '', 'bin')}",
+                        playable,
+                        kind="playable",
+                        sha256_claimed=photo.playable_sha256,
                     )
             record = await custody(runtime, actor, stored.report_id, audited=False)
             await asyncio.to_thread(writer.add_json, f"{base}/custody.json", record, kind="custody")
