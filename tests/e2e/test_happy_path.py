@@ -21,6 +21,7 @@ from georeport import GeoReport
 
 from tests.helpers import exif_time, gps_tags, make_jpeg, report_json, report_parts
 from tests.suite import Suite, create_dispatcher, follow, local_http, meldkamer_incidents, start_suite, submit
+from tests.videos import phone_clip
 
 # Runs on SQLite only (conftest.py, END_TO_END_DATABASES): the embedded default: what a new machine runs with no setup (production's happy path is test_production's).
 pytestmark = pytest.mark.runs_on("sqlite")
@@ -340,3 +341,50 @@ def test_stock_open311_clients_send_read_and_search_in_json_and_xml(suite: Suite
     one = xml.get_service_request(request_id)
     assert one["service_request_id"] == request_id and one["lat"] == "52.29"
     assert xml.get_service_requests(service_request_id=request_id)["status"] == "closed"
+
+
+def test_a_witness_video_reaches_the_meldkamer_and_the_dispatcher_plays_it(suite: Suite) -> None:
+    """Issue #33 from outside: a phone sends a video (an iPhone's MOV with its place and time), intake keeps it
+    as evidence and makes the poster and playable copy, verification reads its container, the meldkamer fetches it
+    by its signed link and checks its SHA-256, and a dispatcher plays the copy (a player's range request)."""
+    where = elsewhere(9)
+    clip = phone_clip(
+        71,
+        seconds=3.0,
+        container="mov",
+        phone="iphone",
+        place=(where["lat"], where["lon"]),
+        recorded_at=datetime.now(UTC) - timedelta(minutes=2),
+    )
+    body = report_json(in_progress=True, category="violence", description="Vechtpartij gefilmd", location=where)
+    response = submit(suite, body, [clip], "e2e-video-0001")
+    assert response.status_code == 202, response.text
+    created = response.json()
+    view = follow(suite, created, "accepted")
+    assert [(p["kind"], p["content_type"]) for p in view["photos"]] == [("video", "video/quicktime")]
+    deadline = time.monotonic() + 60
+    incident: dict[str, Any] = {}
+    while incident.get("photos") != "verified" and time.monotonic() < deadline:
+        incident = next(
+            i
+            for i in meldkamer_incidents(suite.urls["meldkamer"], suite.env)
+            if i["description"] == body["description"]
+        )
+        time.sleep(0.2)
+    assert incident["photos"] == "verified"  # the meldkamer fetched the original and its SHA-256 matched
+    dispatcher = {"Authorization": f"Bearer {create_dispatcher(suite, 'vera', 'dispatcher')}"}
+    report: dict[str, Any] = {}
+    while not report.get("verification_detail") and time.monotonic() < deadline:
+        report = (
+            local_http().get(f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}", headers=dispatcher).json()
+        )
+        time.sleep(0.2)
+    (video,) = report["photos"]
+    assert (video["kind"], video["duration_seconds"]) == ("video", 3.0)
+    checks = {c["code"]: c["outcome"] for p in report["verification_detail"]["photos"] for c in p["checks"]}
+    assert checks["video_decodes"] == "pass" and checks["gps_matches_claim"] == "pass"
+    base = f"{suite.urls['bridge']}/v1/dispatch/reports/{created['id']}/photos/{video['photo_id']}"
+    poster = local_http().get(base, headers=dispatcher)
+    assert poster.status_code == 200 and poster.headers["content-type"] == "image/jpeg"
+    played = local_http().get(f"{base}/video", headers={**dispatcher, "Range": "bytes=0-1023"})
+    assert played.status_code == 206 and played.headers["content-type"] == "video/mp4" and len(played.content) == 1024
