@@ -36,6 +36,7 @@ SERVICES = [
     ("verification", "BM_VERIFICATION_", 8002, "verification"),
     ("dispatch_bridge", "BM_BRIDGE_", 8003, "dispatch-bridge"),
     ("meldkamer_sim", "BM_MELDKAMER_", 8004, "simulated meldkamer"),
+    ("sms_sim", "BM_SMS_SIM_", 8005, "simulated SMS gateway"),
 ]
 
 
@@ -137,8 +138,10 @@ def run(args: argparse.Namespace) -> int:
         for package, _prefix, _port, title in SERVICES:
             ok = wait_ready(f"{urls[package]}/readyz")
             ready = ready and ok
-            api = "internal only" if package == "verification" else f"{urls[package]}/docs"
-            say(f"{title:20s} {'ready' if ok else 'NOT READY'}  OpenAPI: {api}")
+            api = {"verification": "internal only", "sms_sim": f"{urls[package]} (the SMS callers get)"}.get(
+                package, f"OpenAPI: {urls[package]}/docs"
+            )
+            say(f"{title:21s} {'ready' if ok else 'NOT READY'}  {api}")
             if package == "dispatch_bridge":
                 say(
                     f"{'':20s} the dispatchers' console: {urls[package]}/console"

@@ -221,6 +221,8 @@ def production_secrets() -> dict[str, str]:
             "BM_MELDKAMER_WEBHOOK_KEYS": webhook_keys,
             "BM_BRIDGE_MEDIA_URL_SECRET": secrets.token_urlsafe(32),
             "BM_BRIDGE_DISPATCHER_TOKEN_SECRET": secrets.token_urlsafe(32),
+            "BM_BRIDGE_CALLER_PHONE_KEY": secrets.token_urlsafe(32),
+            "BM_BRIDGE_SMS_PRODUCT_TOKEN": secrets.token_urlsafe(32),
             "BM_MELDKAMER_ADMIN_TOKEN": secrets.token_urlsafe(32),
         }
     )

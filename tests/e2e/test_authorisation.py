@@ -101,6 +101,8 @@ MATRIX: list[tuple[str, str, str, str]] = [
     ("intake", "POST", "/internal/v1/report-events", INTERNAL.format(i=403, v=403, b=400)),
     ("intake", "POST", "/internal/v1/messages", INTERNAL.format(i=403, v=403, b=400)),
     ("intake", "POST", "/internal/v1/legal-holds", INTERNAL.format(i=403, v=403, b=400)),
+    ("intake", "POST", "/internal/v1/caller-links", INTERNAL.format(i=403, v=403, b=400)),
+    ("intake", "POST", "/internal/v1/caller-links/revocations", INTERNAL.format(i=403, v=403, b=400)),
     ("intake", "GET", "/internal/v1/audit?report_id={report}", INTERNAL.format(i=403, v=403, b=200)),
     # Burgernet: the feed, alerts and photos are for everyone; answers and receipts need the app's credential
     ("intake", "GET", "/v1/burgernet/actions", OPEN.format(200)),
@@ -122,6 +124,7 @@ MATRIX: list[tuple[str, str, str, str]] = [
     ("bridge", "POST", "/internal/v1/verifications", INTERNAL.format(i=403, v=400, b=403)),
     ("bridge", "POST", "/internal/v1/withdrawals", INTERNAL.format(i=400, v=403, b=403)),
     ("bridge", "POST", "/internal/v1/citizen-messages", INTERNAL.format(i=400, v=403, b=403)),
+    ("bridge", "POST", "/internal/v1/caller-link-events", INTERNAL.format(i=400, v=403, b=403)),
     ("bridge", "POST", "/internal/v1/group-merges", INTERNAL.format(i=403, v=400, b=403)),
     ("bridge", "POST", "/internal/v1/retention", INTERNAL.format(i=400, v=403, b=403)),
     (
@@ -137,6 +140,10 @@ MATRIX: list[tuple[str, str, str, str]] = [
     ("bridge", "GET", "/v1/dispatch/reports", DESK.format(d=200, s=200)),
     ("bridge", "GET", "/v1/dispatch/reports/{report}", DESK.format(d=200, s=200)),
     ("bridge", "GET", "/v1/dispatch/reports/{report}/photos/{photo}", DESK.format(d=200, s=200)),
+    ("bridge", "GET", "/v1/dispatch/reports/{report}/photos/{photo}/video", DESK.format(d=404, s=404)),  # a photo
+    ("bridge", "POST", "/v1/dispatch/incidents/{incident}/caller-links", DESK.format(d=422, s=422)),  # no number
+    ("bridge", "GET", "/v1/dispatch/incidents/{incident}/caller-links", DESK.format(d=200, s=200)),
+    ("bridge", "POST", "/v1/dispatch/caller-links/no-such-link/revoke", DESK.format(d=404, s=404)),
     ("bridge", "POST", "/v1/dispatch/reports/{report}/questions", DESK.format(d=422, s=422)),
     ("bridge", "POST", "/v1/dispatch/reports/{report}/forward", DESK.format(d=409, s=409)),
     ("bridge", "POST", "/v1/dispatch/reports/{report}/reject", DESK.format(d=409, s=409)),
@@ -304,6 +311,7 @@ def _as_documented(service: str, path: str) -> str:
         path.split("?")[0]
         .replace("/no-such-job/", "/{job_id}/")
         .replace("/no-such-message/", "/{message_id}/")
+        .replace("/no-such-link/", "/{link_id}/")
         .replace("{user}/unlock", "{username}/{change}")
         .replace("{photo}", "{photo_id}")
         .replace("{incident}", "{incident_id}")

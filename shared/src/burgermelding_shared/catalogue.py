@@ -15,6 +15,9 @@ from pydantic import BaseModel
 
 from burgermelding_shared.burgernet import PublishedAction
 from burgermelding_shared.contracts import (
+    CallerLinkEvent,
+    CallerLinkIssued,
+    CallerLinkRevoked,
     CitizenMessage,
     DispatcherMessage,
     GroupsMerged,
@@ -79,6 +82,13 @@ REPORT_WITHDRAWN = Message(
 CITIZEN_MESSAGE = Message(
     "citizen.message", Service.REPORT_INTAKE, Service.DISPATCH_BRIDGE, "/internal/v1/citizen-messages", CitizenMessage
 )
+CALLER_LINK_EVENT = Message(
+    "caller_link.event",
+    Service.REPORT_INTAKE,
+    Service.DISPATCH_BRIDGE,
+    "/internal/v1/caller-link-events",
+    CallerLinkEvent,
+)
 
 # verification ->
 VERIFICATION_COMPLETED = Message(
@@ -101,6 +111,16 @@ DISPATCHER_MESSAGE = Message(
 )
 LEGAL_HOLD = Message(
     "legal_hold", Service.DISPATCH_BRIDGE, Service.REPORT_INTAKE, "/internal/v1/legal-holds", LegalHold
+)
+CALLER_LINK_ISSUED = Message(
+    "caller_link.issued", Service.DISPATCH_BRIDGE, Service.REPORT_INTAKE, "/internal/v1/caller-links", CallerLinkIssued
+)
+CALLER_LINK_REVOKED = Message(
+    "caller_link.revoked",
+    Service.DISPATCH_BRIDGE,
+    Service.REPORT_INTAKE,
+    "/internal/v1/caller-links/revocations",
+    CallerLinkRevoked,
 )
 BURGERNET_ACTION = Message(
     "burgernet.action",
@@ -139,11 +159,14 @@ CATALOGUE: tuple[Message, ...] = (
     RETENTION_FOR_BRIDGE,
     REPORT_WITHDRAWN,
     CITIZEN_MESSAGE,
+    CALLER_LINK_EVENT,
     VERIFICATION_COMPLETED,
     GROUPS_MERGED,
     REPORT_EVENTS,
     DISPATCHER_MESSAGE,
     LEGAL_HOLD,
+    CALLER_LINK_ISSUED,
+    CALLER_LINK_REVOKED,
     BURGERNET_ACTION,
     REQUEST_FOR_SERVICE,
     INCIDENT_UPDATE,

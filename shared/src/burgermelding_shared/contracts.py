@@ -199,6 +199,37 @@ class DispatcherMessage(Strict):
     sent_at: datetime
 
 
+CallerLinkEventKind = Literal["opened", "consent_given", "consent_refused", "uploading", "received"]
+
+
+class CallerLinkIssued(Strict):
+    """bridge -> intake: a one-time link a dispatcher sent a caller (by SMS) to share what they see. Intake knows
+    it only by its token's SHA-256: the token itself is in the caller's SMS and nowhere else."""
+
+    link_id: str
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    incident_id: str
+    language: Literal["nl", "en"]
+    ask: str = Field(max_length=500, description="what the dispatcher asks the caller to show")
+    expires_at: datetime
+
+
+class CallerLinkRevoked(Strict):
+    """bridge -> intake: the dispatcher ended the link; the page answers as for an ended link from now on."""
+
+    link_id: str
+    revoked_at: datetime
+
+
+class CallerLinkEvent(Strict):
+    """intake -> bridge: what the caller did with the link, for the dispatcher's screen and the audit chain."""
+
+    link_id: str
+    event: CallerLinkEventKind
+    at: datetime
+    files: int = Field(0, ge=0, description="with `uploading` and `received`: how many files so far")
+
+
 class CheckResult(Strict):
     code: str
     outcome: Literal["pass", "warn", "fail", "not_applicable"]

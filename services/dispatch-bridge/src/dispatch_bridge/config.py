@@ -43,6 +43,28 @@ class BridgeSettings(ServiceSettings):
         description="Signs the expiring photo URLs given to the meldkamer.",
     )
     media_url_ttl_seconds: int = Field(3600, description="How long a photo URL for the meldkamer stays valid.")
+    caller_link_minutes: float = Field(
+        30.0, gt=0, le=24 * 60, description="How long a link sent to a caller for their photos and video stays valid."
+    )
+    caller_link_base_url: str = Field(
+        "http://127.0.0.1:8001",
+        description="Intake's public address, as a caller's phone reaches it: the one-time links are "
+        "`<this>/c/<token>` (keep it short: it goes in an SMS).",
+    )
+    caller_phone_key: str = Field(
+        PLACEHOLDER_PREFIX + "caller-phone-key-change-me",
+        description="Keys the hash under which a caller's phone number is kept while their link lives (never "
+        "the number itself).",
+    )
+    sms_url: str = Field(
+        "http://127.0.0.1:8005",
+        description="The SMS gateway, speaking CM.com's Business Messaging API (`POST <this>/v1.0/message`): "
+        "`https://gw.messaging.cm.com` in production, the simulated gateway (infra/sms-sim) elsewhere.",
+    )
+    sms_product_token: str = Field(
+        "dev-only-sms-product-token-change-me", description="The SMS gateway's product token (CM.com's)."
+    )
+    sms_sender: str = Field("Politie", max_length=11, description="The SMS's sender name (at most 11 characters).")
     dispatcher_token_secret: str = Field(
         PLACEHOLDER_PREFIX + "dispatcher-token-secret-change-me", description="Signs dispatchers' bearer tokens."
     )
@@ -160,6 +182,8 @@ class BridgeSettings(ServiceSettings):
             **webhooks.secret_fields("meldkamer_webhook_keys", self.meldkamer_webhook_keys),
             "media_url_secret": self.media_url_secret,
             "dispatcher_token_secret": self.dispatcher_token_secret,
+            "caller_phone_key": self.caller_phone_key,
+            "sms_product_token": self.sms_product_token,
         }
 
 

@@ -12,6 +12,7 @@ from burgermelding_shared import webhooks
 from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message
 from burgermelding_shared.blobstore import BlobNotFound, verified_file
 from burgermelding_shared.catalogue import (
+    CALLER_LINK_EVENT,
     CITIZEN_MESSAGE,
     GROUPS_MERGED,
     INCIDENT_EVENT,
@@ -21,6 +22,7 @@ from burgermelding_shared.catalogue import (
     VERIFICATION_COMPLETED,
 )
 from burgermelding_shared.contracts import (
+    CallerLinkEvent,
     CitizenMessage,
     GroupsMerged,
     IncidentEvent,
@@ -32,6 +34,7 @@ from burgermelding_shared.contracts import (
 from burgermelding_shared.errors import ServiceError, error_responses
 from dispatch_bridge.accounts.tokens import Actor
 from dispatch_bridge.audit import audit
+from dispatch_bridge.callers import links
 from dispatch_bridge.citizens import conversation
 from dispatch_bridge.incidents import merging
 from dispatch_bridge.meldkamer import callbacks, media
@@ -81,6 +84,19 @@ async def receive_withdrawal(
     sender: InternalMessage = internal_message("report-intake"),
 ) -> dict[str, str]:
     return {"status": await receiving.receive_withdrawal(runtime, withdrawal, sender.message_id, sender.source)}
+
+
+@internal.post(
+    CALLER_LINK_EVENT.under(internal.prefix),
+    summary="What a caller did with a one-time link (opened, consent, uploads), from intake",
+    responses=error_responses(400, 401, 403, 409, 422),
+)
+async def receive_caller_link_event(
+    event: CallerLinkEvent,
+    runtime: RuntimeDep,
+    sender: InternalMessage = internal_message("report-intake"),
+) -> dict[str, str]:
+    return {"status": await links.apply_event(runtime, event, sender.message_id, sender.source)}
 
 
 @internal.post(

@@ -10,6 +10,7 @@ from burgermelding_shared.retention import SettledMessagesPurger
 from dispatch_bridge import console, internal
 from dispatch_bridge.burgernet import api as burgernet_api
 from dispatch_bridge.burgernet.expiry import BurgernetDeadlines
+from dispatch_bridge.callers.links import CallerLinkExpiry
 from dispatch_bridge.config import BridgeSettings, get_settings
 from dispatch_bridge.console import figures
 from dispatch_bridge.desk import api as desk_api
@@ -26,7 +27,7 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
     )
     app = create_service_app(
         settings=settings,
-        api_version="1.5.0",  # 1.5.0: videos (CHANGELOG.md)
+        api_version="1.6.0",  # 1.6.0: links for a caller's images (CHANGELOG.md)
         servers=[{"url": settings.public_url, "description": "this deployment's public address"}],
         static_prefixes=("/console/static/",),
         title="Burgermelding dispatch bridge",
@@ -41,6 +42,7 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
             background_loop(Call112Watch),
             background_loop(BurgernetDeadlines),
             background_loop(IncidentAddresses),  # the console's addresses, off the way to the meldkamer
+            background_loop(CallerLinkExpiry),  # a caller's number goes when their link does
             console.feed_hook,
             background_loop(
                 lambda runtime: SettledMessagesPurger(runtime.db, messaging, runtime.settings.settled_messages_days)

@@ -104,6 +104,28 @@ class Incident(BridgeTable, table=True):
         return self.priority == MeldkamerPriority.URGENT
 
 
+class CallerLink(BridgeTable, table=True):
+    """A one-time link a dispatcher sent a caller by SMS, to share photos and video of an incident (issue #33).
+    The caller's number is never kept: while the link lives, a keyed hash of it (to tell a second link to the same
+    phone) and its last two digits (for the dispatcher's screen); both go when the link ends."""
+
+    __tablename__ = "caller_links"
+
+    id: str = Field(primary_key=True, max_length=36)
+    incident_id: str = Field(sa_column=Column(String(36), nullable=False, index=True))
+    phone_hash: str | None = Field(default=None, max_length=64)
+    phone_last2: str | None = Field(default=None, max_length=2)
+    language: str = Field(max_length=2)
+    ask: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(max_length=16)  # callers.links.LinkState
+    files: int = 0
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    state_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # revoked or expired
+
+
 class BridgeMessage(BridgeTable, table=True):
     """A message between dispatcher and citizen, as the bridge carried it."""
 

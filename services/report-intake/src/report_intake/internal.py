@@ -9,11 +9,26 @@ from fastapi import APIRouter, Query
 from burgermelding_shared import auditchain
 from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message, require_service
 from burgermelding_shared.burgernet import PublishedAction
-from burgermelding_shared.catalogue import BURGERNET_ACTION, DISPATCHER_MESSAGE, LEGAL_HOLD, REPORT_EVENTS
-from burgermelding_shared.contracts import DispatcherMessage, LegalHold, ReportEvent, ReportEvents
+from burgermelding_shared.catalogue import (
+    BURGERNET_ACTION,
+    CALLER_LINK_ISSUED,
+    CALLER_LINK_REVOKED,
+    DISPATCHER_MESSAGE,
+    LEGAL_HOLD,
+    REPORT_EVENTS,
+)
+from burgermelding_shared.contracts import (
+    CallerLinkIssued,
+    CallerLinkRevoked,
+    DispatcherMessage,
+    LegalHold,
+    ReportEvent,
+    ReportEvents,
+)
 from burgermelding_shared.errors import error_responses
 from report_intake.burgernet import actions
 from report_intake.burgernet import receipts as action_receipts
+from report_intake.callers import links as caller_links
 from report_intake.conversation import messages
 from report_intake.models import audit
 from report_intake.records import holds
@@ -44,6 +59,28 @@ async def receive_dispatcher_message(
     message: DispatcherMessage, runtime: RuntimeDep, sender: InternalMessage = internal_message("dispatch-bridge")
 ) -> dict[str, str]:
     return {"status": await messages.receive_dispatcher_message(runtime, message, sender.message_id, sender.source)}
+
+
+@router.post(
+    CALLER_LINK_ISSUED.under(router.prefix),
+    summary="A one-time link a dispatcher sent a caller, by its token's hash, from the dispatch bridge",
+    responses=error_responses(400, 401, 403, 422),
+)
+async def receive_caller_link(
+    issued: CallerLinkIssued, runtime: RuntimeDep, sender: InternalMessage = internal_message("dispatch-bridge")
+) -> dict[str, str]:
+    return {"status": await caller_links.receive_issued(runtime, issued, sender.message_id, sender.source)}
+
+
+@router.post(
+    CALLER_LINK_REVOKED.under(router.prefix),
+    summary="A dispatcher ended a caller's link, from the dispatch bridge",
+    responses=error_responses(400, 401, 403, 422),
+)
+async def receive_caller_link_revoked(
+    revoked: CallerLinkRevoked, runtime: RuntimeDep, sender: InternalMessage = internal_message("dispatch-bridge")
+) -> dict[str, str]:
+    return {"status": await caller_links.receive_revoked(runtime, revoked, sender.message_id, sender.source)}
 
 
 @router.post(

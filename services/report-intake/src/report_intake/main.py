@@ -16,6 +16,7 @@ from burgermelding_shared.slots import PriorityExecutor
 from report_intake import internal, request_parts
 from report_intake.burgernet import api as burgernet_api
 from report_intake.burgernet import feed as action_feed
+from report_intake.callers import pages as caller_pages
 from report_intake.config import IntakeSettings, get_settings
 from report_intake.installations import api as installations_api
 from report_intake.installations.registration import RegistrationPurger
@@ -95,4 +96,5 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app.include_router(burgernet_api.router)
     app.include_router(open311_api.router)
     app.include_router(internal.router)
+    app.include_router(caller_pages.router)
     return app

@@ -213,6 +213,25 @@ class Installation(IntakeTable, table=True):
     new_until: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
 
 
+class CallerLink(IntakeTable, table=True):
+    """A one-time link a dispatcher sent a caller (the bridge made it and sent the SMS): known here only by its
+    token's SHA-256, never by the caller's number, which intake never has."""
+
+    __tablename__ = "caller_links"
+
+    link_id: str = Field(primary_key=True, max_length=36)
+    token_sha256: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    incident_id: str = Field(max_length=36)
+    language: str = Field(max_length=2)
+    ask: str = Field(sa_column=Column(Text, nullable=False))
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    opened_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    consent: str | None = Field(default=None, max_length=8)  # "given" or "refused", the caller's last answer
+    consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    files: int = 0
+
+
 class Integrator(IntakeTable, table=True):
     """An Open311 integrator (a municipal system, a neighbourhood app): an `api_key` of its own, with a report
     limit of its own. Only the key's hash is kept; the key is shown once, when it is issued."""

@@ -25,7 +25,7 @@ from burgermelding_shared.app import Runtime
 from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge.console.texts import Texts
-from dispatch_bridge.models import BridgeMessage, BridgeReport, Incident
+from dispatch_bridge.models import BridgeMessage, BridgeReport, CallerLink, Incident
 from dispatch_bridge.states import CLOSED_STATUSES, NOT_ACCEPTED
 
 POLL_SECONDS = 0.5
@@ -89,8 +89,12 @@ async def read_snapshot(runtime: Runtime) -> Snapshot:
                 select(func.count()).select_from(Incident).where(col(Incident.merged_into).is_not(None))
             )
         ).scalar_one()
+        # A caller's link moving on (opened, consent, uploads) changes the incident page that shows it.
+        callers = (
+            await session.execute(select(func.count(), func.max(CallerLink.state_at)).select_from(CallerLink))
+        ).one()
     digest = hashlib.sha256(
-        repr((open_incidents, sorted(reports, key=repr), tuple(messages), merged)).encode()
+        repr((open_incidents, sorted(reports, key=repr), tuple(messages), merged, tuple(callers))).encode()
     ).hexdigest()[:16]
     live = [i for i in open_incidents if i.operational_status not in CLOSED_STATUSES]
     urgent_ones = [i for i in live if i.priority == MeldkamerPriority.URGENT]

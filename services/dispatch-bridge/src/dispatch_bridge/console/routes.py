@@ -32,6 +32,7 @@ from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge.accounts import logins
 from dispatch_bridge.burgernet import actions
 from dispatch_bridge.burgernet.actions import ActionRequest, Cancellation, Closing
+from dispatch_bridge.callers import links
 from dispatch_bridge.console import live, sessions, views
 from dispatch_bridge.console.sessions import ConsoleUser, FeedUser, SupervisorUser, User
 from dispatch_bridge.console.texts import DUTCH_TIME, LOOKING_FOR, STATES, Texts
@@ -409,6 +410,26 @@ async def ask_from_panel(request: Request, runtime: RuntimeDep, user: User, inci
     form = await checked(request, user)
     report_id = str(form.get("report_id") or "")[:36]
     return await ask_citizen(request, runtime, user, report_id, form, incident_url(incident_id))
+
+
+@router.post("/incidents/{incident_id}/caller-links")
+async def send_caller_link(request: Request, runtime: RuntimeDep, user: User, incident_id: str) -> RedirectResponse:
+    """The side panel's "images from a caller": a one-time link by SMS (the API's sendCallerLink)."""
+    form = await checked(request, user)
+    url = incident_url(incident_id) + "#caller-links"
+    phone, ask = str(form.get("phone") or "")[:32], str(form.get("ask") or "").strip()
+    language = "en" if form.get("language") == "en" else "nl"
+    if not 1 <= len(ask) <= 500:
+        return back_to(url, user, problem=Texts(user.language)("caller_ask") + ": 1–500")
+    if not await sessions.first_submission(runtime, user, form):
+        return back_to(url, user)  # sent twice (a double click): one SMS
+    return await act(request, user, url, links.send_link(runtime, user.actor, incident_id, phone, language, ask))
+
+
+@router.post("/caller-links/{link_id}/revoke")
+async def revoke_caller_link(request: Request, runtime: RuntimeDep, user: User, link_id: str) -> RedirectResponse:
+    form = await checked(request, user)
+    return await act(request, user, back_of(form), links.revoke(runtime, user.actor, link_id))
 
 
 async def ask_citizen(

@@ -17,6 +17,7 @@ from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from dispatch_bridge.accounts.tokens import Actor
 from dispatch_bridge.audit import audit
+from dispatch_bridge.callers import links
 from dispatch_bridge.desk import listings
 from dispatch_bridge.incidents import events
 from dispatch_bridge.meldkamer import eido
@@ -85,6 +86,7 @@ async def incident_page(runtime: Runtime, actor: Actor, incident_id: str) -> dic
     summary = listings.incident_summary(incident, reports, sorted(merged_from))
     return {
         "incident": summary,
+        "caller_links": await links.links_of(runtime, incident.id),
         "best_photos": best_photos(summary["event"], shown),
         "reports": shown,
         "references": references,

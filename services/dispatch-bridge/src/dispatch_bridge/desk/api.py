@@ -19,10 +19,13 @@ from burgermelding_shared.ratelimit import client_address
 from burgermelding_shared.urgency import MeldkamerPriority
 from dispatch_bridge.accounts import logins, passwords, users
 from dispatch_bridge.accounts.tokens import AnyDispatcher, Supervisor
+from dispatch_bridge.callers import links
 from dispatch_bridge.desk import decisions, deliveries, listings
 from dispatch_bridge.desk.views import (
     AccountState,
     AuditEntry,
+    CallerLinkRequest,
+    CallerLinkView,
     CustodyRecord,
     DeadLetter,
     DeletionRecord,
@@ -166,6 +169,39 @@ async def get_report_video(
 )
 async def ask_question(report_id: str, question: Question, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
     return await decisions.ask(runtime, actor, report_id, question.text)
+
+
+@router.post(
+    "/dispatch/incidents/{incident_id}/caller-links",
+    status_code=201,
+    response_model=CallerLinkView,
+    summary="Ask a caller for photos and video: a one-time link to their phone by SMS",
+    responses=error_responses(401, 403, 404, 422, 503),
+)
+async def send_caller_link(
+    incident_id: str, ask: CallerLinkRequest, runtime: RuntimeDep, actor: AnyDispatcher
+) -> dict[str, Any]:
+    return await links.send_link(runtime, actor, incident_id, ask.phone, ask.language, ask.ask)
+
+
+@router.get(
+    "/dispatch/incidents/{incident_id}/caller-links",
+    response_model=list[CallerLinkView],
+    summary="The links sent to callers for this incident, newest first, with what became of them",
+    responses=error_responses(401, 403),
+)
+async def list_caller_links(incident_id: str, runtime: RuntimeDep, _actor: AnyDispatcher) -> list[dict[str, Any]]:
+    return await links.links_of(runtime, incident_id)
+
+
+@router.post(
+    "/dispatch/caller-links/{link_id}/revoke",
+    response_model=CallerLinkView,
+    summary="End a caller's link now: the page refuses it from then on",
+    responses=error_responses(401, 403, 404),
+)
+async def revoke_caller_link(link_id: str, runtime: RuntimeDep, actor: AnyDispatcher) -> dict[str, Any]:
+    return await links.revoke(runtime, actor, link_id)
 
 
 @router.post(

@@ -347,3 +347,29 @@ class DeletionRecord(BaseModel):
     rule: str
     action: RetentionAction
     removed: RemovedParts
+
+
+class CallerLinkRequest(BaseModel):
+    """Ask a caller for images: a one-time link to their phone by SMS."""
+
+    phone: str = Field(min_length=6, max_length=32, description="the caller's mobile number, 06 12345678 or +31...")
+    language: Literal["nl", "en"] = Field("nl", description="of the SMS and the caller's page")
+    ask: str = Field(min_length=1, max_length=500, description="what to show, in the dispatcher's words")
+
+
+class CallerLinkView(BaseModel):
+    """A link sent to a caller, as the dispatcher follows it. The number is never shown or kept: its last two
+    digits while the link lives."""
+
+    id: str
+    incident_id: str
+    phone_ending: str | None = Field(description="the number's last two digits; null once the link ended")
+    language: Literal["nl", "en"]
+    ask: str
+    state: Literal["sent", "opened", "consent_given", "consent_refused", "uploading", "received", "revoked", "expired"]
+    files: int = Field(description="photos and videos the caller sent")
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    state_at: datetime
+    ended_at: datetime | None

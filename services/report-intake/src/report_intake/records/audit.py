@@ -21,7 +21,7 @@ SERVICE = "report-intake"
 def record(
     session: AsyncSession,
     action: str,
-    report_id: str,
+    report_id: str | None,
     *,
     target_type: str = "report",
     target_id: str | None = None,
@@ -29,7 +29,8 @@ def record(
     actor: str = SERVICE,
     role: str = "service",
 ) -> None:
-    """An entry in intake's audit chain about one report (or one of its photos)."""
+    """An entry in intake's audit chain about one report (or one of its photos), or with no report about
+    something else (`target_type` and `target_id`: a caller's link)."""
     auditchain.record(
         session,
         audit,
@@ -37,7 +38,7 @@ def record(
         role=role,
         action=action,
         target_type=target_type,
-        target_id=target_id or report_id,
+        target_id=target_id or report_id or "",
         report_id=report_id,
         detail=detail,
     )

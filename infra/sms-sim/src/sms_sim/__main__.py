@@ -1,0 +1,3 @@
+from sms_sim.main import main
+
+main()

@@ -1,0 +1,72 @@
+"""The caller's page in Dutch and English. Short sentences: it is read on a phone, during an emergency call."""
+
+from __future__ import annotations
+
+TEXTS: dict[str, dict[str, str]] = {
+    "nl": {
+        "title": "Beelden delen met de meldkamer",
+        "intro": "De meldkamer van de politie vraagt u te laten zien wat u ziet.",
+        "asks": "De meldkamer vraagt:",
+        "what": "Wat u deelt",
+        "what_text": "Alleen de foto's en video's die u zelf kiest. Uw locatie alleen als u dat apart toestaat. "
+        "Geen naam, geen telefoonnummer, niets anders van uw telefoon.",
+        "whom": "Met wie",
+        "whom_text": "Met de meldkamer van de politie die uw melding behandelt.",
+        "how_long": "Hoe lang",
+        "how_long_text": "De beelden horen bij dit incident. Na {days} dagen verwijdert de politie ze, tenzij ze "
+        "bewijs worden in een strafzaak.",
+        "safety": "Deel alleen als het veilig is. Bent u in gevaar? Volg de aanwijzingen van de meldkamer.",
+        "valid_until": "Deze link werkt tot {until}.",
+        "give": "Ja, ik deel beelden",
+        "refuse": "Nee, liever niet",
+        "refused_title": "U deelt geen beelden",
+        "refused_text": "De meldkamer ziet dat u nee heeft gezegd. U kunt deze pagina sluiten.",
+        "changed_mind": "Bedenkt u zich? Dan kunt u alsnog delen zolang de link werkt.",
+        "share_title": "Dank u",
+        "share_text": "De meldkamer ziet dat u beelden wilt delen.",
+        "share_pending": "Foto's en video's versturen vanaf deze pagina kan nog niet in deze versie. "
+        "Volg de aanwijzingen van de meldkamer.",
+        "unknown_title": "Deze link werkt niet",
+        "unknown_text": "Controleer of u de hele link uit de sms heeft geopend. Werkt het niet? Zeg het de "
+        "meldkamer; zij kunnen een nieuwe link sturen.",
+        "revoked_title": "Deze link is ingetrokken",
+        "revoked_text": "De meldkamer heeft deze link beëindigd. Er wordt niets meer verstuurd.",
+        "expired_title": "Deze link is verlopen",
+        "expired_text": "Links voor beelden werken maar korte tijd. Heeft de meldkamer nog beelden nodig? Dan "
+        "sturen zij een nieuwe link.",
+        "other_language": "English",
+    },
+    "en": {
+        "title": "Share images with the control room",
+        "intro": "The police control room asks you to show what you see.",
+        "asks": "The control room asks:",
+        "what": "What you share",
+        "what_text": "Only the photos and videos you choose. Your location only if you allow that separately. "
+        "No name, no phone number, nothing else from your phone.",
+        "whom": "With whom",
+        "whom_text": "With the police control room that handles your call.",
+        "how_long": "How long",
+        "how_long_text": "The images belong to this incident. The police delete them after {days} days, unless they "
+        "become evidence in a criminal case.",
+        "safety": "Only share when it is safe. Are you in danger? Follow the control room's instructions.",
+        "valid_until": "This link works until {until}.",
+        "give": "Yes, I will share images",
+        "refuse": "No, I'd rather not",
+        "refused_title": "You share no images",
+        "refused_text": "The control room sees that you said no. You can close this page.",
+        "changed_mind": "Changed your mind? You can still share while the link works.",
+        "share_title": "Thank you",
+        "share_text": "The control room sees that you want to share images.",
+        "share_pending": "Sending photos and videos from this page is not possible yet in this version. "
+        "Follow the control room's instructions.",
+        "unknown_title": "This link does not work",
+        "unknown_text": "Check that you opened the whole link from the text message. Still not working? Tell "
+        "the control room; they can send a new link.",
+        "revoked_title": "This link was ended",
+        "revoked_text": "The control room ended this link. Nothing more will be sent.",
+        "expired_title": "This link has expired",
+        "expired_text": "Links for images work only a short time. If the control room still needs images, they "
+        "will send a new link.",
+        "other_language": "Nederlands",
+    },
+}
