@@ -55,7 +55,9 @@ async def events_told(intake: Any) -> list[tuple[str, int]]:
     async with intake.runtime.db.sessions() as session:
         rows = (
             await session.execute(
-                select(messaging.outbox.c.payload).where(messaging.outbox.c.kind == "caller_link.event")
+                select(messaging.outbox.c.payload)
+                .where(messaging.outbox.c.kind == "caller_link.event")
+                .order_by(messaging.outbox.c.id)  # as they were told (PostgreSQL keeps no order of its own)
             )
         ).scalars()
         return [(json.loads(p)["event"], json.loads(p)["files"]) for p in rows]
