@@ -141,6 +141,32 @@ def local_http() -> httpx.Client:
     return client
 
 
+class SmsGateway:
+    """The simulated SMS gateway (infra/sms-sim) as a process of its own, for a suite's bridge to send through:
+    `BM_BRIDGE_SMS_URL` is `url`. `messages(to)` is what a phone would have received."""
+
+    def __init__(self, folder: Path) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "BM_SMS_SIM_PORT": str(port)}
+        with (folder / "sms.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "sms_sim", "serve"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        wait_ready(self.url, self.process)
+
+    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
+        return local_http().get(f"{self.url}/messages", params={"to": to} if to else {}).json()
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
 def wait_ready(url: str, process: subprocess.Popen[bytes], limit_seconds: float = 60) -> None:
     deadline = time.monotonic() + limit_seconds
     while time.monotonic() < deadline:
@@ -163,6 +189,7 @@ def wiring(urls: dict[str, str]) -> dict[str, str]:
         "BM_BRIDGE_INTAKE_URL": urls["intake"],
         "BM_BRIDGE_MELDKAMER_URL": urls["meldkamer"],
         "BM_BRIDGE_PUBLIC_URL": urls["bridge"],
+        "BM_BRIDGE_CALLER_LINK_BASE_URL": urls["intake"],  # where a caller's one-time link points
         "BM_BRIDGE_VERIFICATION_URL": urls["verification"],
         "BM_MELDKAMER_BRIDGE_URL": urls["bridge"],
     }

@@ -20,7 +20,16 @@ from civicbot.registry import Endpoint
 from georeport import GeoReport
 
 from tests.helpers import exif_time, gps_tags, make_jpeg, report_json, report_parts
-from tests.suite import Suite, create_dispatcher, follow, local_http, meldkamer_incidents, start_suite, submit
+from tests.suite import (
+    SmsGateway,
+    Suite,
+    create_dispatcher,
+    follow,
+    local_http,
+    meldkamer_incidents,
+    start_suite,
+    submit,
+)
 from tests.videos import phone_clip
 
 # Runs on SQLite only (conftest.py, END_TO_END_DATABASES): the embedded default: what a new machine runs with no setup (production's happy path is test_production's).
@@ -58,12 +67,20 @@ def photo_host() -> Iterator[PhotoHost]:
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory: pytest.TempPathFactory, photo_host: PhotoHost) -> Iterator[Suite]:
+def sms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmsGateway]:
+    gateway = SmsGateway(tmp_path_factory.mktemp("sms"))
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory, photo_host: PhotoHost, sms: SmsGateway) -> Iterator[Suite]:
     running = start_suite(
         tmp_path_factory.mktemp("suite"),
         {
             "BM_INTAKE_OPEN311_MEDIA_HOSTS": json.dumps([photo_host.host]),
             "BM_INTAKE_OPEN311_MEDIA_PRIVATE_ADDRESSES": "true",  # the photo host is this machine
+            "BM_BRIDGE_SMS_URL": sms.url,
         },
     )
     yield running
@@ -388,3 +405,76 @@ def test_a_witness_video_reaches_the_meldkamer_and_the_dispatcher_plays_it(suite
     assert poster.status_code == 200 and poster.headers["content-type"] == "image/jpeg"
     played = local_http().get(f"{base}/video", headers={**dispatcher, "Range": "bytes=0-1023"})
     assert played.status_code == 206 and played.headers["content-type"] == "video/mp4" and len(played.content) == 1024
+
+
+def test_a_caller_asked_by_sms_refuses_then_shares_a_photo_and_a_video(suite: Suite, sms: SmsGateway) -> None:
+    """Issue #33 from outside, over real HTTP between the processes (a phone's browser stands in as an HTTP
+    client; the Playwright flow is still to come): a dispatcher asks a caller on an incident for images, the SMS
+    arrives at the simulated gateway, the caller opens the link on intake, refuses (the dispatcher sees it),
+    consents, and sends a photo and a video with their location; the dispatcher sees them in that incident."""
+    where = elsewhere(11)
+    created = submit(
+        suite,
+        report_json(in_progress=True, category="violence", description="Vechtpartij op het plein", location=where),
+        [],
+        "e2e-caller-incident-1",
+    ).json()
+    follow(suite, created, "accepted")
+    dispatcher = {"Authorization": f"Bearer {create_dispatcher(suite, 'kees', 'dispatcher')}"}
+    bridge = suite.urls["bridge"]
+    incident_id = (
+        local_http().get(f"{bridge}/v1/dispatch/reports/{created['id']}", headers=dispatcher).json()["incident_id"]
+    )
+    links_url = f"{bridge}/v1/dispatch/incidents/{incident_id}/caller-links"
+    sent = local_http().post(
+        links_url, json={"phone": "06 9876 5432", "ask": "Film de auto die wegrijdt"}, headers=dispatcher
+    )
+    assert sent.status_code == 201, sent.text
+    (message,) = sms.messages("0031698765432")
+    link = re.search(r"(http://\S+/c/[A-Za-z0-9_-]+)", message["content"]).group(1)
+    assert link.startswith(suite.urls["intake"])
+
+    def state() -> str:
+        return local_http().get(links_url, headers=dispatcher).json()[0]["state"]
+
+    def until(wanted: str) -> None:
+        deadline = time.monotonic() + 30
+        while state() != wanted and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert state() == wanted
+
+    phone = local_http()
+    # Intake is told of the link before the SMS goes, over the outbox; a phone shows an SMS seconds later, the
+    # simulated gateway at once: allow the link's message its milliseconds.
+    deadline = time.monotonic() + 10
+    while (consent_page := phone.get(link)).status_code == 404 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert consent_page.status_code == 200 and "Film de auto die wegrijdt" in consent_page.text
+    until("opened")
+    phone.post(f"{link}/consent", data={"decision": "refuse"}, follow_redirects=False)
+    until("consent_refused")
+    phone.post(f"{link}/consent", data={"decision": "give"}, follow_redirects=False)
+    until("consent_given")
+    clip = phone_clip(93, seconds=2.0, place=(where["lat"], where["lon"]), recorded_at=datetime.now(UTC))
+    uploaded = phone.post(
+        f"{link}/files",
+        data={"lat": str(where["lat"]), "lon": str(where["lon"]), "accuracy": "8"},
+        files=[
+            ("files", ("p.jpg", camera_photo(where["lat"], where["lon"], 93), "image/jpeg")),
+            ("files", ("v.mp4", clip, "video/mp4")),
+        ],
+        follow_redirects=False,
+    )
+    assert uploaded.status_code == 303, uploaded.text
+    until("received")
+    assert local_http().get(links_url, headers=dispatcher).json()[0]["files"] == 2
+    deadline, kinds = time.monotonic() + 30, []
+    while sorted(kinds) != ["photo", "video"] and time.monotonic() < deadline:
+        reports = local_http().get(f"{bridge}/v1/dispatch/reports", headers=dispatcher).json()
+        theirs = [r for r in reports if r["report_id"] != created["id"] and r["incident_id"] == incident_id]
+        if theirs:
+            url = f"{bridge}/v1/dispatch/reports/{theirs[0]['report_id']}"
+            detail = local_http().get(url, headers=dispatcher).json()
+            kinds = [p["kind"] for p in detail["photos"]]
+        time.sleep(0.2)
+    assert sorted(kinds) == ["photo", "video"]

@@ -22,7 +22,7 @@ import uvicorn
 from bridge_support import api_login, browser, log_in, start_bridge
 from sqlalchemy import select, text
 
-from burgermelding_shared.contracts import CallerLinkEvent, PhotoRef, ReportSubmitted
+from burgermelding_shared.contracts import CallerLinkEvent, CallerLinkRef, PhotoRef, ReportSubmitted
 from burgermelding_shared.service_auth import development_key
 from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge.callers.links import CallerLinkExpiry
@@ -66,23 +66,24 @@ async def bridge(start_service: Callable[..., Any], sms_gateway: str) -> Any:
     )
 
 
-async def an_incident(bridge: Any) -> str:
+def witness_report(bridge: Any, n: int, **overrides: Any) -> ReportSubmitted:
+    """A report as intake sends it, with one photo: an urgent witness unless `overrides` say otherwise."""
     now = utcnow()
-    report = ReportSubmitted(
-        report_id=str(uuid.uuid4()),
-        reference="BM-2026-000081",
-        category="violence",
-        description="Vechtpartij",
-        location={"lat": 52.0907, "lon": 5.1214},
-        observed_at=now,
-        received_at=now,
-        in_progress=True,
-        submitter_tag="inst-81",
-        submitter_kind="installation",
-        photos=[
+    values: dict[str, Any] = {
+        "report_id": str(uuid.uuid4()),
+        "reference": f"BM-2026-{n:06d}",
+        "category": "violence",
+        "description": "Vechtpartij",
+        "location": {"lat": 52.0907, "lon": 5.1214},
+        "observed_at": now,
+        "received_at": now,
+        "in_progress": True,
+        "submitter_tag": f"inst-{n}",
+        "submitter_kind": "installation",
+        "photos": [
             PhotoRef(
-                photo_id="ph81",
-                sha256=bridge.runtime.blobs.put_bytes(b"photo 81"),
+                photo_id=f"ph{n}",
+                sha256=bridge.runtime.blobs.put_bytes(f"photo {n}".encode()),
                 sanitised_sha256=None,
                 content_type="image/jpeg",
                 size_bytes=8,
@@ -90,7 +91,13 @@ async def an_incident(bridge: Any) -> str:
                 height=1,
             )
         ],
-    )
+        **overrides,
+    }
+    return ReportSubmitted(**values)
+
+
+async def an_incident(bridge: Any) -> str:
+    report = witness_report(bridge, 81)
     assert await receiving.receive_report(bridge.runtime, report, str(uuid.uuid4()), "report-intake") == "accepted"
     async with bridge.runtime.db.sessions() as session:
         return (await session.execute(select(BridgeReport.incident_id))).scalar_one()
@@ -143,7 +150,7 @@ async def test_a_link_goes_by_sms_and_intake_gets_only_its_hash(bridge: Any, sms
     assert any(e["action"] == "caller_link.sent" and e["username"] == "dirk" for e in log)
 
 
-async def test_wrong_numbers_and_a_gateway_that_is_down_store_nothing(
+async def test_wrong_numbers_store_nothing_and_a_gateway_that_is_down_ends_the_link(
     start_service: Callable[..., Any], sms_gateway: str
 ) -> None:
     bridge = await start_bridge(start_service, relay=False, sms_url="http://127.0.0.1:9")
@@ -157,12 +164,17 @@ async def test_wrong_numbers_and_a_gateway_that_is_down_store_nothing(
         assert (wrong.status_code, wrong.json()["error"]) == (422, "invalid_phone_number"), phone
     down = await bridge.client.post(path, json={"phone": PHONE, "ask": "Laat zien"}, headers=dirk)
     assert (down.status_code, down.json()["error"], down.headers["retry-after"]) == (503, "sms_unavailable", "5")
+    (failed,) = (await bridge.client.get(path, headers=dirk)).json()  # the attempt, ended: no number kept
+    assert (failed["state"], failed["phone_ending"]) == ("failed", None)
+    async with bridge.runtime.db.sessions() as session:
+        kinds = (await session.execute(select(messaging.outbox.c.kind))).scalars().all()
+    assert "caller_link.revoked" in kinds  # intake was told of the link, and then that it ended
     unknown = await bridge.client.post(
         "/v1/dispatch/incidents/nope/caller-links", json={"phone": PHONE, "ask": "?"}, headers=dirk
     )
     assert unknown.status_code == 404
     async with bridge.runtime.db.sessions() as session:
-        assert (await session.execute(select(CallerLink))).scalars().all() == []
+        assert [link.state for link in (await session.execute(select(CallerLink))).scalars()] == ["failed"]
 
 
 async def caller_did(bridge: Any, link_id: str, event: str, files: int = 0) -> None:
@@ -255,3 +267,41 @@ async def test_the_console_sends_follows_and_revokes_a_link(bridge: Any, sms_gat
         assert revoked.status_code == 303
         page = (await client.get(f"/console/incidents/{incident_id}")).text
         assert "Ingetrokken" in page and "…55" not in page
+
+
+async def test_a_callers_images_join_the_incident_they_were_asked_for_at_once(bridge: Any) -> None:
+    incident_id = await an_incident(bridge)
+    dirk = await api_login(bridge, "dirk")
+    link = (
+        await bridge.client.post(
+            f"/v1/dispatch/incidents/{incident_id}/caller-links",
+            json={"phone": PHONE, "ask": "Laat zien"},
+            headers=dirk,
+        )
+    ).json()
+    far_away = {"lat": 53.2, "lon": 6.5}  # the caller's own place: far from the incident, and not urgent
+    images = witness_report(
+        bridge,
+        82,
+        description="Beelden van een beller, op verzoek van de meldkamer: Laat zien",
+        location=far_away,
+        in_progress=False,
+        submitter_tag=None,
+        submitter_kind=None,
+        caller_link=CallerLinkRef(link_id=link["id"], incident_id=incident_id),
+    )
+    assert await receiving.receive_report(bridge.runtime, images, str(uuid.uuid4()), "report-intake") == "accepted"
+    async with bridge.runtime.db.sessions() as session:
+        stored = await session.get(BridgeReport, images.report_id)
+        updates = (
+            (
+                await session.execute(
+                    select(messaging.outbox.c.payload).where(messaging.outbox.c.kind == "meldkamer.update")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    # Not waiting for verification, not grouped by place: into the incident the dispatcher asked them for.
+    assert stored.incident_id == incident_id and stored.state == "forwarded"
+    assert any("ph82" in u or images.reference in u for u in updates)

@@ -17,7 +17,10 @@ from sqlalchemy import select
 from burgermelding_shared.contracts import CallerLinkIssued, CallerLinkRevoked
 from burgermelding_shared.service_auth import development_key
 from burgermelding_shared.timeutil import utcnow
-from report_intake.models import CallerLink, messaging
+from report_intake.models import CallerLink, Photo, Report, messaging
+from tests.helpers import make_jpeg
+from tests.intake_support import stored_counts
+from tests.videos import phone_clip
 
 ASK = "Laat de auto zien die wegrijdt, met het kenteken als dat kan."
 
@@ -46,6 +49,8 @@ async def issued(intake: Any, minutes: float = 30, language: str = "nl") -> tupl
         language=language,
         ask=ASK,
         expires_at=utcnow() + timedelta(minutes=minutes),
+        category="violence",
+        incident_location={"lat": 52.0907, "lon": 5.1214},
     )
     await from_bridge(intake, "/internal/v1/caller-links", link)
     return token, link_id
@@ -124,3 +129,69 @@ async def test_unknown_ended_and_expired_links_say_so_and_store_nothing(intake: 
     async with intake.runtime.db.sessions() as session:
         consents = (await session.execute(select(CallerLink.consent))).scalars().all()
     assert consents == [None, None]
+
+
+async def test_with_consent_the_caller_sends_a_photo_and_a_video_into_the_incident(intake: Any) -> None:
+    token, link_id = await issued(intake)
+    await intake.client.get(f"/c/{token}")
+    # Before consent, files are not taken: back to the consent screen.
+    early = await intake.client.post(f"/c/{token}/files", files=[("files", ("p.jpg", make_jpeg(), "image/jpeg"))])
+    assert early.status_code == 303 and early.headers["location"].startswith(f"/c/{token}?")
+    await intake.client.post(f"/c/{token}/consent", data={"decision": "give"})
+    share = (await intake.client.get(f"/c/{token}")).text
+    assert 'type="file" accept="image/*,video/*" multiple' in share and 'src="/c-static/location.js"' in share
+    script = await intake.client.get("/c-static/location.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    clip = phone_clip(91, seconds=2.0)
+    sent = await intake.client.post(
+        f"/c/{token}/files?lang=nl",
+        data={"lat": "52.0911", "lon": "5.1219", "accuracy": "12"},
+        files=[("files", ("p.jpg", make_jpeg(), "image/jpeg")), ("files", ("v.mp4", clip, "video/mp4"))],
+    )
+    assert sent.status_code == 303, sent.text
+    assert "Ontvangen: 2 bestand(en)" in (await intake.client.get(sent.headers["location"])).text
+    async with intake.runtime.db.sessions() as session:
+        report = (await session.execute(select(Report))).scalars().one()
+        kinds = sorted((await session.execute(select(Photo.kind))).scalars())
+        payloads = (
+            (
+                await session.execute(
+                    select(messaging.outbox.c.payload).where(messaging.outbox.c.kind == "report.submitted")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert report.caller_link_id == link_id and report.category == "violence" and kinds == ["photo", "video"]
+    assert (report.lat, report.lon, report.accuracy_m) == (52.0911, 5.1219, 12)
+    assert ASK in report.description
+    told = [json.loads(p) for p in payloads]
+    assert {t["caller_link"]["link_id"] for t in told} == {link_id}
+    assert await events_told(intake) == [
+        ("opened", 0),
+        ("consent_given", 0),
+        ("uploading", 0),
+        ("received", 2),
+    ]
+
+
+async def test_a_callers_file_that_is_refused_says_why_and_stores_nothing(intake: Any) -> None:
+    token, _ = await issued(intake)
+    await intake.client.post(f"/c/{token}/consent", data={"decision": "give"})
+    clip = phone_clip(92, seconds=2.0)
+    refused = await intake.client.post(
+        f"/c/{token}/files?lang=nl", files=[("files", ("v.mp4", clip[: len(clip) // 3], "video/mp4"))]
+    )
+    assert refused.status_code == 422 and "beschadigd of onvolledig" in refused.text
+    assert '<p class="problem" role="alert">' in refused.text
+    nothing = await intake.client.post(f"/c/{token}/files", data={"lat": "1"})  # a form without files
+    assert nothing.status_code == 415 and '<p class="problem" role="alert">' in nothing.text
+    async with intake.runtime.db.sessions() as session:
+        assert (await session.execute(select(Report))).scalars().all() == []
+    assert (await stored_counts(intake))["uploads"] == 0
+    # No location shared: the incident's place, said so.
+    sent = await intake.client.post(f"/c/{token}/files", files=[("files", ("p.jpg", make_jpeg(), "image/jpeg"))])
+    assert sent.status_code == 303
+    async with intake.runtime.db.sessions() as session:
+        report = (await session.execute(select(Report))).scalars().one()
+    assert (report.lat, report.lon) == (52.0907, 5.1214) and "caller shared none" in report.place_description

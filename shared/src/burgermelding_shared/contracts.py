@@ -113,6 +113,9 @@ class ReportSubmitted(Strict):
         description="set when the report answers a Burgernet action or a "
         "witness call: a sighting, or a witness's account and photos",
     )
+    caller_link: CallerLinkRef | None = Field(
+        None, description="set when the report is a caller's images, sent through a dispatcher's one-time link"
+    )
 
     @property
     def urgent(self) -> bool:
@@ -212,6 +215,18 @@ class CallerLinkIssued(Strict):
     language: Literal["nl", "en"]
     ask: str = Field(max_length=500, description="what the dispatcher asks the caller to show")
     expires_at: datetime
+    category: str = Field(description="the incident's: the caller's images become a report of this category")
+    incident_location: Location = Field(
+        description="the incident's centre: the report's place unless the caller shares theirs"
+    )
+
+
+class CallerLinkRef(Strict):
+    """On a report made from a caller's link: the link, and the incident the dispatcher asked from, which the
+    report joins at once (the meldkamer asked for it; verification still judges it)."""
+
+    link_id: str
+    incident_id: str
 
 
 class CallerLinkRevoked(Strict):

@@ -51,6 +51,7 @@ ERROR_CODES: dict[str, tuple[str, ...]] = {
         "missing_location",
         "missing_service_credential",
         "multipart_required",
+        "no_files",
         "no_photos",
         "not_found",
         "observed_at_in_future",

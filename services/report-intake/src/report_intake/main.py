@@ -47,7 +47,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = create_service_app(
         settings=settings,
-        api_version="1.3.0",  # 1.3.0: videos in reports (CHANGELOG.md)
+        api_version="1.4.0",  # 1.4.0: a caller's files (CHANGELOG.md)
         title="Burgermelding report intake",
         description="The citizen-facing API behind the Burgermelding app: reports with photos, status and "
         "timeline. Anonymous by default: no IP address, device id or user agent is stored or logged.",
@@ -57,7 +57,12 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             settings, {Service.VERIFICATION: settings.verification_url, Service.DISPATCH_BRIDGE: settings.bridge_url}
         ),
         # Photo uploads stream to disk under their own per-photo and per-request limits (uploads.py).
-        large_body_paths=[r"/v1/reports", r"/v1/reports/[^/]+/photos", r"/v1/burgernet/actions/[^/]+/sightings"],
+        large_body_paths=[
+            r"/v1/reports",
+            r"/v1/reports/[^/]+/photos",
+            r"/v1/burgernet/actions/[^/]+/sightings",
+            r"/c/[^/]+/files",  # a caller's photos and videos
+        ],
         # The feed a million apps poll is answered before the rest of the stack.
         fast_paths=[action_feed.FeedFastPath],
         optional_schemes=request_parts.OPTIONAL_SCHEMES,

@@ -65,6 +65,7 @@ class Report(IntakeTable, table=True):
     anonymised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Set when it answers a Burgernet action or witness call (a PublishedAppeal): a sighting.
     appeal_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
+    caller_link_id: str | None = Field(default=None, sa_column=Column(String(36)))  # a caller's images
     # It answers a live Burgernet search (an action, not a witness call): urgent by the one rule (`urgent`).
     answers_live_search: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
     # The independent source it was made with (installations.independent_source: the pseudonym of the address a
@@ -229,7 +230,11 @@ class CallerLink(IntakeTable, table=True):
     opened_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     consent: str | None = Field(default=None, max_length=8)  # "given" or "refused", the caller's last answer
     consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    files: int = 0
+    files: int = 0  # photos and videos the caller sent through it, of which
+    videos: int = 0
+    category: str = Field(max_length=32)  # the incident's, which the caller's report takes
+    lat: float  # the incident's centre: the report's place unless the caller shares theirs
+    lon: float
 
 
 class Integrator(IntakeTable, table=True):

@@ -22,12 +22,13 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.catalogue import CALLER_LINK_EVENT, CALLER_LINK_ISSUED, CALLER_LINK_REVOKED
-from burgermelding_shared.contracts import CallerLinkEvent, CallerLinkIssued, CallerLinkRevoked
+from burgermelding_shared.contracts import CallerLinkEvent, CallerLinkIssued, CallerLinkRevoked, Location
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.messaging import Precedence, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
@@ -48,6 +49,7 @@ class LinkState(StrEnum):
     RECEIVED = "received"
     REVOKED = "revoked"
     EXPIRED = "expired"
+    FAILED = "failed"  # the SMS gateway did not take it: the caller never got the link
 
 
 # How far along each state is: an event never takes a link back (a caller who opens the page again after consent
@@ -60,7 +62,7 @@ PROGRESS = {
     LinkState.UPLOADING: 3,
     LinkState.RECEIVED: 4,
 }
-ENDED = {LinkState.REVOKED, LinkState.EXPIRED}
+ENDED = {LinkState.REVOKED, LinkState.EXPIRED, LinkState.FAILED}
 
 SMS_TEXTS = {
     "nl": "Politie: de meldkamer vraagt u te laten zien wat u ziet. Open {url} (geldig tot {until}). "
@@ -124,8 +126,8 @@ def view(link: CallerLink, now: datetime | None = None) -> dict[str, Any]:
 async def send_link(
     runtime: Runtime, actor: Who, incident_id: str, phone: str, language: str, ask: str
 ) -> dict[str, Any]:
-    """Make a link for the caller at `phone`, send it by SMS, and tell intake. The SMS goes first: if the gateway
-    does not take it, nothing is stored (503, try again)."""
+    """Make a link for the caller at `phone`, tell intake, and send it by SMS. If the gateway does not take the
+    SMS, the link ends at once as `failed` (no number kept) and the answer is 503: try again."""
     settings = runtime.settings
     number = e164(phone)
     hashed = phone_hash(settings.caller_phone_key, number)
@@ -134,6 +136,14 @@ async def send_link(
         incident = await session.get(Incident, incident_id)
         if incident is None:
             raise ServiceError(404, "incident_not_found", "no such incident", detail_nl="dit incident bestaat niet")
+        if incident.lat is None or incident.lon is None:  # every incident has its reports' centre; an old one may not
+            raise ServiceError(
+                409,
+                "incident_without_place",
+                "this incident has no place for a caller's images to belong to",
+                detail_nl="dit incident heeft geen plaats waar de beelden van een beller bij kunnen horen",
+            )
+        centre = Location(lat=incident.lat, lon=incident.lon)
         recent = (
             await session.execute(
                 select(CallerLink).where(
@@ -151,11 +161,6 @@ async def send_link(
     expires_at = now + timedelta(minutes=settings.caller_link_minutes)
     url = f"{settings.caller_link_base_url.rstrip('/')}/c/{token}"
     until = expires_at.astimezone(AMSTERDAM).strftime("%H:%M")
-    gateway = CmSmsGateway(settings.sms_url, settings.sms_product_token, settings.sms_sender)
-    try:
-        await gateway.send(number, SMS_TEXTS[language].format(url=url, until=until), reference=link_id.replace("-", ""))
-    except SmsUnavailable as exc:
-        raise sms_unavailable() from exc
     link = CallerLink(
         id=link_id,
         incident_id=incident_id,
@@ -169,6 +174,8 @@ async def send_link(
         expires_at=expires_at,
         state_at=now,
     )
+    # Intake is told before the SMS goes, so that the link works by the time the phone shows it (even while the
+    # outbox is busy with a flood: the message is urgent and ordered by nothing else).
     async with runtime.db.transaction() as session:
         session.add(link)
         issued = CallerLinkIssued(
@@ -178,10 +185,24 @@ async def send_link(
             language="en" if language == "en" else "nl",
             ask=ask,
             expires_at=expires_at,
+            category=incident.category,
+            incident_location=centre,
         )
         await enqueue(
             session, messaging, CALLER_LINK_ISSUED, issued, precedence=Precedence.URGENT, ordering_key=order(link_id)
         )
+    gateway = CmSmsGateway(settings.sms_url, settings.sms_product_token, settings.sms_sender)
+    try:
+        await gateway.send(number, SMS_TEXTS[language].format(url=url, until=until), reference=link_id.replace("-", ""))
+    except SmsUnavailable as exc:
+        # No SMS, so no link: it ends at once (intake is told, the number goes) and the dispatcher may try again.
+        async with runtime.db.transaction() as session:
+            failed = await session.get(CallerLink, link_id)
+            if failed is not None:
+                await end_for_intake(session, failed, LinkState.FAILED, utcnow())
+                audit(session, actor, "caller_link.sms_failed", "incident", incident_id, {"link_id": link_id})
+        raise sms_unavailable() from exc
+    async with runtime.db.transaction() as session:
         audit(
             session,
             actor,
@@ -220,23 +241,23 @@ async def revoke(runtime: Runtime, actor: Who, link_id: str) -> dict[str, Any]:
                 404, "caller_link_not_found", "no such caller link", detail_nl="deze link voor een beller bestaat niet"
             )
         if link.ended_at is None:
-            end(link, LinkState.REVOKED, now)
-            revoked = CallerLinkRevoked(link_id=link_id, revoked_at=now)
-            await enqueue(
-                session,
-                messaging,
-                CALLER_LINK_REVOKED,
-                revoked,
-                precedence=Precedence.URGENT,
-                ordering_key=order(link_id),
-            )
+            await end_for_intake(session, link, LinkState.REVOKED, now)
             audit(session, actor, "caller_link.revoked", "incident", link.incident_id, {"link_id": link_id})
         return view(link, now)
 
 
+async def end_for_intake(session: AsyncSession, link: CallerLink, state: LinkState, now: datetime) -> None:
+    """End a link before its time (revoked, or its SMS failed) and tell intake, whose page then refuses it."""
+    end(link, state, now)
+    revoked = CallerLinkRevoked(link_id=link.id, revoked_at=now)
+    await enqueue(
+        session, messaging, CALLER_LINK_REVOKED, revoked, precedence=Precedence.URGENT, ordering_key=order(link.id)
+    )
+
+
 def end(link: CallerLink, state: LinkState, now: datetime) -> None:
     """The link ends: what it brought stays, the caller's number (its hash and last digits) goes."""
-    if link.state != LinkState.RECEIVED or state == LinkState.REVOKED:
+    if link.state != LinkState.RECEIVED or state != LinkState.EXPIRED:
         link.state = state
     link.ended_at = link.state_at = now
     link.phone_hash = link.phone_last2 = None

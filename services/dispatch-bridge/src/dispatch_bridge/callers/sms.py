@@ -24,8 +24,8 @@ def sms_unavailable() -> ServiceError:
     return ServiceError(
         503,
         "sms_unavailable",
-        "the SMS could not be sent; nothing was stored: try again",
-        detail_nl="De sms kon niet worden verstuurd; er is niets opgeslagen: probeer het opnieuw",
+        "the SMS could not be sent, so the link was ended at once: try again",
+        detail_nl="De sms kon niet worden verstuurd, dus de link is meteen beëindigd: probeer het opnieuw",
         headers={"Retry-After": "5"},
     )
 

@@ -92,6 +92,7 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "caller_state_received": ("Ontvangen", "Received"),
     "caller_state_revoked": ("Ingetrokken", "Revoked"),
     "caller_state_expired": ("Verlopen", "Expired"),
+    "caller_state_failed": ("Sms mislukt", "SMS failed"),
     "video_fallback": ("Deze browser speelt deze video niet af:", "This browser does not play this video:"),
     "download_video": ("download de video", "download the video"),
     "seconds": ("s", "s"),

@@ -366,7 +366,9 @@ class CallerLinkView(BaseModel):
     phone_ending: str | None = Field(description="the number's last two digits; null once the link ended")
     language: Literal["nl", "en"]
     ask: str
-    state: Literal["sent", "opened", "consent_given", "consent_refused", "uploading", "received", "revoked", "expired"]
+    state: Literal[
+        "sent", "opened", "consent_given", "consent_refused", "uploading", "received", "revoked", "expired", "failed"
+    ] = Field(description="`failed`: the SMS gateway did not take the SMS (the caller never got the link)")
     files: int = Field(description="photos and videos the caller sent")
     created_by: str
     created_at: datetime

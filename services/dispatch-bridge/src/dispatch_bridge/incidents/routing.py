@@ -58,6 +58,11 @@ async def dispatch(
     indexed query, so the first urgent report leaves as fast as before. An answer to a Burgernet action goes to
     that action's incident instead."""
     await events.decide_one_at_a_time(session)
+    if report.caller_link is not None:  # a caller's images: into the incident the dispatcher asked them for
+        asked = await surviving_incident(session, report.caller_link.incident_id)
+        if asked is not None:
+            await join_incident(session, settings, stored, report, asked)
+            return asked
     if report.appeal is not None:
         result = VerificationCompleted.model_validate_json(stored.verification) if stored.verification else None
         attached = await answers.attach_answer(session, settings, stored, report, result)
@@ -67,6 +72,16 @@ async def dispatch(
     if incident is None:
         return await forward(session, settings, stored, report)
     await join_incident(session, settings, stored, report, incident)
+    return incident
+
+
+async def surviving_incident(session: AsyncSession, incident_id: str) -> Incident | None:
+    """The incident by its id, locked, or the one it was merged into (and so on): where its news goes now."""
+    seen: set[str] = set()
+    incident = await session.get(Incident, incident_id, with_for_update=True)
+    while incident is not None and incident.merged_into and incident.id not in seen:
+        seen.add(incident.id)
+        incident = await session.get(Incident, incident.merged_into, with_for_update=True)
     return incident
 
 

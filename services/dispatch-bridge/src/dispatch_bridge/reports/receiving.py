@@ -35,8 +35,11 @@ from dispatch_bridge.states import (
 
 async def receive_report(runtime: Runtime, report: ReportSubmitted, message_id: str, source: str) -> str:
     """A new report, or a new revision of one (photos added)."""
+    # An urgent report, and a caller's images the dispatcher asked for, go to the meldkamer at once (verification
+    # still judges them); the others after their verdict.
+    at_once = report.urgent or report.caller_link is not None
     async with runtime.db.transaction() as session:
-        if report.urgent:
+        if at_once:
             await events.decide_one_at_a_time(session)  # before any row lock: see decide_one_at_a_time
         if not await first_delivery(
             session, messaging, message=REPORT_FOR_BRIDGE, message_id=message_id, source=source
@@ -88,7 +91,7 @@ async def receive_report(runtime: Runtime, report: ReportSubmitted, message_id: 
             },
             report_id=report.report_id,
         )
-        if report.urgent:
+        if at_once:
             await dispatch(session, runtime.settings, stored, report)
     return "accepted"
 

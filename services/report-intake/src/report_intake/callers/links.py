@@ -12,7 +12,13 @@ from sqlmodel import select
 
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.catalogue import CALLER_LINK_EVENT, CALLER_LINK_ISSUED, CALLER_LINK_REVOKED
-from burgermelding_shared.contracts import CallerLinkEvent, CallerLinkEventKind, CallerLinkIssued, CallerLinkRevoked
+from burgermelding_shared.contracts import (
+    CallerLinkEvent,
+    CallerLinkEventKind,
+    CallerLinkIssued,
+    CallerLinkRef,
+    CallerLinkRevoked,
+)
 from burgermelding_shared.messaging import Precedence, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
 from report_intake.models import CallerLink, messaging
@@ -66,6 +72,9 @@ async def receive_issued(runtime: Runtime, issued: CallerLinkIssued, message_id:
                     language=issued.language,
                     ask=issued.ask,
                     expires_at=issued.expires_at,
+                    category=issued.category,
+                    lat=issued.incident_location.lat,
+                    lon=issued.incident_location.lon,
                 )
             )
             audit.record(
@@ -112,3 +121,9 @@ async def tell_bridge(session: AsyncSession, link: CallerLink, event: CallerLink
         target_id=link.link_id,
         detail={"files": files},
     )
+
+
+async def ref_of(session: AsyncSession, link_id: str) -> CallerLinkRef | None:
+    """What a report made from a caller's link tells the others of it: the link and the incident it was for."""
+    link = await session.get(CallerLink, link_id)
+    return CallerLinkRef(link_id=link.link_id, incident_id=link.incident_id) if link is not None else None

@@ -8,21 +8,29 @@ unknown, ended by the dispatcher or out of time gets a page saying so, and nothi
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 
 from burgermelding_shared.app import RuntimeDep
+from burgermelding_shared.contracts import Location
+from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.timeutil import utcnow
 from report_intake.callers import links
 from report_intake.callers.texts import TEXTS
 from report_intake.config import IntakeSettings
 from report_intake.models import CallerLink
+from report_intake.reports import creation
+from report_intake.reports import photos as report_photos
+from report_intake.schemas import ReportSubmission
+from report_intake.uploads import UploadLimits, read_multipart
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -31,7 +39,7 @@ HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",  # the token is in the path: never sent on to anyone
     "X-Robots-Tag": "noindex",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
 }
 ENDED_STATUS = {links.Standing.UNKNOWN: 404, links.Standing.REVOKED: 410, links.Standing.EXPIRED: 410}
@@ -80,14 +88,9 @@ async def caller_page(token: str, request: Request, runtime: RuntimeDep, lang: s
         if link.opened_at is None:
             link.opened_at = utcnow()
             await links.tell_bridge(session, link, "opened")
-        common: dict[str, Any] = {
-            "ask": link.ask,
-            "link_lang": link.language,
-            "action": f"/c/{token}/consent",
-            "valid_until": TEXTS[language]["valid_until"].format(until=clock(link.expires_at)),
-        }
+        common = page_values(token, link, language)
     if link.consent == "given":
-        return render(request, "share.html", language, "share_title", **common)
+        return await share_page(request, token, language)
     if link.consent == "refused":
         return render(request, "refused.html", language, "refused_title", **common)
     how_long = TEXTS[language]["how_long_text"].format(days=kept_days(runtime.settings))
@@ -110,6 +113,125 @@ async def consent(token: str, request: Request, runtime: RuntimeDep) -> Response
             await links.tell_bridge(session, link, "consent_given" if answer == "given" else "consent_refused")
     # After a POST, the page itself (a reload then asks nothing again).
     return RedirectResponse(f"/c/{token}?lang={language}", status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def caller_location(fields: dict[str, str], link: CallerLink) -> Location:
+    """The caller's place if the page got it (Geolocation, which the caller allowed separately), else the
+    incident's centre, said so in the place's description."""
+    try:
+        lat, lon = float(fields.get("lat", "")), float(fields.get("lon", ""))
+        accuracy = float(fields["accuracy"]) if fields.get("accuracy") else None
+        return Location(lat=lat, lon=lon, accuracy_m=min(accuracy, 100_000) if accuracy else None)
+    except (ValueError, ValidationError):
+        return Location(lat=link.lat, lon=link.lon, description="the incident's place (the caller shared none)")
+
+
+@router.post("/c/{token}/files", response_class=HTMLResponse)
+async def send_files(token: str, request: Request, runtime: RuntimeDep) -> Response:
+    """The caller's photos and videos: checked like the app's (by content; a video in its limited reader), made a
+    report of the link's incident, which the bridge joins to that incident at once. Refused files store nothing
+    and the page says why; what was taken is told to the dispatcher."""
+    settings: IntakeSettings = runtime.settings
+    async with runtime.db.sessions() as session:
+        link = await links.find(session, token)
+    standing = links.standing(link)
+    language = language_of(request.query_params.get("lang"), link)
+    if standing != links.Standing.LIVE or link is None:
+        return ended(request, standing, language)
+    if link.consent != "given":  # consent comes first, on its own screen
+        return RedirectResponse(f"/c/{token}?lang={language}", status_code=303, headers={"Cache-Control": "no-store"})
+    limits = UploadLimits(
+        max_file_bytes=settings.max_photo_bytes,
+        max_files=max(0, settings.max_photos_per_report - link.files),
+        max_field_bytes=64,
+        max_fields=3,
+        file_field="files",
+        max_video_bytes=settings.max_video_bytes,
+        max_videos=max(0, settings.max_videos_per_report - link.videos),
+    )
+    async with runtime.db.transaction() as session:
+        fresh = await session.get(CallerLink, link.link_id)
+        if fresh is not None:
+            await links.tell_bridge(session, fresh, "uploading", fresh.files)
+    form = None
+    try:
+        form = await read_multipart(request, limits, settings.blob_dir.parent / "uploads")
+        if not form.files:
+            raise ServiceError(
+                422, "no_files", "choose at least one photo or video", detail_nl="kies minstens één foto of video"
+            )
+        media = await report_photos.check_photos(runtime, form, urgent=True)
+        ask = TEXTS["nl"]["report_from_caller"].format(ask=link.ask)
+        submission = ReportSubmission(
+            category=link.category,
+            description=ask[:2000],
+            location=caller_location(form.fields, link),
+            observed_at=utcnow(),
+            in_progress=False,
+        )
+        # The same files again (a retry of a request whose answer was lost) are the same report.
+        key = "caller:" + link.link_id + ":" + hashlib.sha256("".join(m.sha256 for m in media).encode()).hexdigest()
+        await creation.create_report(
+            runtime, creation.NewReport(submission, media, key, language, caller_link_id=link.link_id)
+        )
+    except ServiceError as refusal:
+        return await share_page(request, token, language, problem=refusal, status=refusal.status_code)
+    finally:
+        if form is not None:
+            form.cleanup()
+    videos = sum(m.kind == "video" for m in media)
+    async with runtime.db.transaction() as session:
+        fresh = await session.get(CallerLink, link.link_id, with_for_update=True)
+        if fresh is not None:
+            fresh.files, fresh.videos = fresh.files + len(media), fresh.videos + videos
+            await links.tell_bridge(session, fresh, "received", fresh.files)
+    return RedirectResponse(
+        f"/c/{token}?lang={language}&sent={len(media)}", status_code=303, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def share_page(
+    request: Request, token: str, language: str, *, problem: ServiceError | None = None, status: int = 200
+) -> Response:
+    async with runtime_of(request).db.sessions() as session:
+        link = await links.find(session, token)
+    if link is None:
+        return ended(request, links.Standing.UNKNOWN, language)
+    return render(
+        request,
+        "share.html",
+        language,
+        "share_title",
+        status=status,
+        **page_values(token, link, language),
+        problem=(problem.detail_nl if language == "nl" else problem.detail) if problem else None,
+        sent=request.query_params.get("sent"),
+    )
+
+
+def runtime_of(request: Request) -> Any:
+    return request.app.state.runtime
+
+
+def page_values(token: str, link: CallerLink, language: str) -> dict[str, Any]:
+    return {
+        "ask": link.ask,
+        "link_lang": link.language,
+        "action": f"/c/{token}/consent",
+        "files_action": f"/c/{token}/files?lang={language}",
+        "valid_until": TEXTS[language]["valid_until"].format(until=clock(link.expires_at)),
+        "files_sent": link.files,
+    }
+
+
+@router.get("/c-static/location.js")
+async def location_script() -> FileResponse:
+    """The page's one script (the caller's location, on request), from this host: nothing from anyone else."""
+    return FileResponse(
+        Path(__file__).parent / "static" / "location.js",
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 @router.api_route("/c/{anything:path}", methods=["GET", "POST"], response_class=HTMLResponse)

@@ -24,8 +24,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "changed_mind": "Bedenkt u zich? Dan kunt u alsnog delen zolang de link werkt.",
         "share_title": "Dank u",
         "share_text": "De meldkamer ziet dat u beelden wilt delen.",
-        "share_pending": "Foto's en video's versturen vanaf deze pagina kan nog niet in deze versie. "
-        "Volg de aanwijzingen van de meldkamer.",
+        "choose": "Kies foto's of video's (van de camera of uit uw galerij)",
+        "send": "Versturen",
+        "location": "Mijn locatie meesturen",
+        "location_note": "Uw telefoon vraagt eerst of dat mag. Zonder locatie gebruikt de meldkamer de plaats "
+        "van het incident.",
+        "location_on": "Uw locatie wordt meegestuurd.",
+        "location_off": "Geen locatie: uw telefoon gaf die niet.",
+        "sent": "Ontvangen: {n} bestand(en). De meldkamer ziet ze nu. U kunt meer sturen.",
+        "files_so_far": "Tot nu toe verstuurd: {n}.",
+        "limits": "Foto's tot 20 MB, video's tot 200 MB en 5 minuten; tot 10 bestanden.",
+        "report_from_caller": "Beelden van een beller, op verzoek van de meldkamer: {ask}",
         "unknown_title": "Deze link werkt niet",
         "unknown_text": "Controleer of u de hele link uit de sms heeft geopend. Werkt het niet? Zeg het de "
         "meldkamer; zij kunnen een nieuwe link sturen.",
@@ -57,8 +66,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "changed_mind": "Changed your mind? You can still share while the link works.",
         "share_title": "Thank you",
         "share_text": "The control room sees that you want to share images.",
-        "share_pending": "Sending photos and videos from this page is not possible yet in this version. "
-        "Follow the control room's instructions.",
+        "choose": "Choose photos or videos (from the camera or your gallery)",
+        "send": "Send",
+        "location": "Send my location",
+        "location_note": "Your phone asks first whether that is allowed. Without a location the control room uses "
+        "the incident's place.",
+        "location_on": "Your location will be sent.",
+        "location_off": "No location: your phone did not give it.",
+        "sent": "Received: {n} file(s). The control room sees them now. You can send more.",
+        "files_so_far": "Sent so far: {n}.",
+        "limits": "Photos up to 20 MB, videos up to 200 MB and 5 minutes; up to 10 files.",
+        "report_from_caller": "Images from a caller, asked for by the control room: {ask}",
         "unknown_title": "This link does not work",
         "unknown_text": "Check that you opened the whole link from the text message. Still not working? Tell "
         "the control room; they can send a new link.",

@@ -51,6 +51,7 @@ class NewReport:
     sender: Sender | None = None
     appeal_id: str | None = None  # the Burgernet action or witness call this report answers
     answers_live_search: bool = False  # that appeal is a live search (an action): the report is urgent
+    caller_link_id: str | None = None  # a caller's images, sent through a dispatcher's one-time link
     # What the request took of the report limits (IntakeLimits.new_report): given back if it replays a report
     # already made, kept once it made this one.
     reservation: Reservation | None = None
@@ -142,6 +143,7 @@ async def _store(
         else None,
         appeal_id=new.appeal_id,
         answers_live_search=new.answers_live_search,
+        caller_link_id=new.caller_link_id,
         # Decided once, now; every later message about the report carries this one (queue_report).
         independent_source=new.sender.independent_source if new.sender is not None else None,
         integrator_id=new.sender.integrator_id if new.sender is not None else None,
@@ -173,6 +175,7 @@ async def _store(
             "urgent": new.urgent,
             "contact_given": sub.contact is not None,
             "burgernet_action": new.appeal_id,
+            "caller_link": new.caller_link_id,
             "open311_integrator": new.sender.integrator_id if new.sender is not None else None,
         },
     )

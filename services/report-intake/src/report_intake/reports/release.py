@@ -10,6 +10,7 @@ from burgermelding_shared.contracts import ContactDetails, Location, PhotoRef, R
 from burgermelding_shared.messaging import Precedence, enqueue
 from burgermelding_shared.timeutil import utcnow
 from report_intake.burgernet import actions
+from report_intake.callers import links as caller_links
 from report_intake.installations.senders import Submitter
 from report_intake.models import (
     Contact,
@@ -109,6 +110,7 @@ async def queue_report(
             for p in photos
         ],
         appeal=await actions.link_of_report(session, report.appeal_id) if report.appeal_id else None,
+        caller_link=await caller_links.ref_of(session, report.caller_link_id) if report.caller_link_id else None,
     )
     precedence = Precedence.urgent_if(message.urgent)
     # Both get the sender's daily pseudonym (verification for its flood checks) and the report's independent

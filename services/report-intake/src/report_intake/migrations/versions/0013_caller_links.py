@@ -1,4 +1,4 @@
-"""caller links: the one-time links dispatchers send callers, known by their token's hash
+"""caller links: the one-time links dispatchers send callers, known by their token's hash; reports made from them
 
 Revision ID: 0013
 Revises: 0012
@@ -33,10 +33,18 @@ def upgrade() -> None:
         sa.Column("consent", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
         sa.Column("consent_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("files", sa.Integer(), nullable=False),
+        sa.Column("videos", sa.Integer(), nullable=False),
+        sa.Column("category", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("lat", sa.Float(), nullable=False),
+        sa.Column("lon", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("link_id"),
         sa.UniqueConstraint("token_sha256"),
     )
+    with op.batch_alter_table("reports", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("caller_link_id", sa.String(length=36), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("reports", schema=None) as batch_op:
+        batch_op.drop_column("caller_link_id")
     op.drop_table("caller_links")
