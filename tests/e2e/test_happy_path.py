@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -478,3 +479,49 @@ def test_a_caller_asked_by_sms_refuses_then_shares_a_photo_and_a_video(suite: Su
             kinds = [p["kind"] for p in detail["photos"]]
         time.sleep(0.2)
     assert sorted(kinds) == ["photo", "video"]
+    # Then a longer video, resumable (tus), over a connection that drops half-way (a real socket, closed while the
+    # body is still coming): the phone asks how far it got and sends only the rest.
+    longer = phone_clip(95, seconds=4.0, size=(1280, 720))
+    created_upload = phone.post(
+        f"{link}/uploads", headers={"Tus-Resumable": "1.0.0", "Upload-Length": str(len(longer))}
+    )
+    assert created_upload.status_code == 201, created_upload.text
+    upload_path = created_upload.headers["location"]
+    cut_at = len(longer) // 2
+    host, port = suite.urls["intake"].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as cut:
+        cut.sendall(
+            (
+                f"PATCH {upload_path} HTTP/1.1\r\nHost: {host}:{port}\r\nTus-Resumable: 1.0.0\r\n"
+                f"Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+                f"Content-Length: {len(longer)}\r\n\r\n"
+            ).encode()
+            + longer[:cut_at]
+        )
+        time.sleep(0.5)  # the bytes are on their way; then the connection is gone
+    intake = suite.urls["intake"]
+    deadline, arrived = time.monotonic() + 10, 0
+    while time.monotonic() < deadline:
+        arrived = int(phone.head(f"{intake}{upload_path}", headers={"Tus-Resumable": "1.0.0"}).headers["upload-offset"])
+        if arrived == cut_at:
+            break
+        time.sleep(0.1)
+    assert 0 < arrived <= cut_at  # kept what came, not started over
+    rest = phone.patch(
+        f"{intake}{upload_path}",
+        content=longer[arrived:],
+        headers={
+            "Tus-Resumable": "1.0.0",
+            "Upload-Offset": str(arrived),
+            "Content-Type": "application/offset+octet-stream",
+        },
+    )
+    assert rest.status_code == 204 and rest.headers["upload-offset"] == str(len(longer))
+    finished = phone.post(
+        f"{link}/uploads/done", data={"upload": upload_path.rsplit("/", 1)[1]}, follow_redirects=False
+    )
+    assert finished.status_code == 303, finished.text
+    deadline = time.monotonic() + 30
+    while local_http().get(links_url, headers=dispatcher).json()[0]["files"] != 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert local_http().get(links_url, headers=dispatcher).json()[0]["files"] == 3

@@ -195,3 +195,63 @@ async def test_a_callers_file_that_is_refused_says_why_and_stores_nothing(intake
     async with intake.runtime.db.sessions() as session:
         report = (await session.execute(select(Report))).scalars().one()
     assert (report.lat, report.lon) == (52.0907, 5.1214) and "caller shared none" in report.place_description
+
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+async def test_resumable_uploads_go_on_from_the_last_byte_and_become_the_report(intake: Any) -> None:
+    token, link_id = await issued(intake)
+    options = await intake.client.options(f"/c/{token}/uploads")
+    assert options.status_code == 204 and options.headers["tus-version"] == "1.0.0"
+    clip = phone_clip(94, seconds=2.0)
+    create = {**TUS, "Upload-Length": str(len(clip))}
+    assert (await intake.client.post(f"/c/{token}/uploads", headers=create)).status_code == 403  # consent first
+    await intake.client.post(f"/c/{token}/consent", data={"decision": "give"})
+    assert (await intake.client.post(f"/c/{token}/uploads", headers={"Upload-Length": "10"})).status_code == 412
+    too_big = {**TUS, "Upload-Length": str(intake.settings.max_video_bytes + 1)}
+    assert (await intake.client.post(f"/c/{token}/uploads", headers=too_big)).status_code == 413
+    created = await intake.client.post(f"/c/{token}/uploads", headers=create)
+    assert created.status_code == 201 and created.headers["upload-expires"].endswith("GMT")
+    url = created.headers["location"]
+    patch = {**TUS, "Content-Type": "application/offset+octet-stream"}
+    half = len(clip) // 2
+    first = await intake.client.patch(url, content=clip[:half], headers={**patch, "Upload-Offset": "0"})
+    assert (first.status_code, first.headers["upload-offset"]) == (204, str(half))
+    # The phone lost its connection and comes back: it asks how far it got, and a wrong offset is refused.
+    head = await intake.client.head(url, headers=TUS)
+    assert (head.headers["upload-offset"], head.headers["upload-length"]) == (str(half), str(len(clip)))
+    wrong = await intake.client.patch(url, content=clip, headers={**patch, "Upload-Offset": "0"})
+    assert (wrong.status_code, wrong.headers["upload-offset"]) == (409, str(half))
+    # Not finished: not taken.
+    early = await intake.client.post(f"/c/{token}/uploads/done", data={"upload": url.rsplit("/", 1)[1]})
+    assert early.status_code == 409 and "niet helemaal aangekomen" in early.text
+    rest = await intake.client.patch(url, content=clip[half:], headers={**patch, "Upload-Offset": str(half)})
+    assert (rest.status_code, rest.headers["upload-offset"]) == (204, str(len(clip)))
+    more = await intake.client.patch(url, content=b"x", headers={**patch, "Upload-Offset": str(len(clip))})
+    assert more.status_code == 413
+    done = await intake.client.post(
+        f"/c/{token}/uploads/done", data={"upload": url.rsplit("/", 1)[1], "lat": "52.0909", "lon": "5.1216"}
+    )
+    assert done.status_code == 303, done.text
+    async with intake.runtime.db.sessions() as session:
+        report = (await session.execute(select(Report))).scalars().one()
+        video = (await session.execute(select(Photo))).scalars().one()
+    assert report.caller_link_id == link_id and video.kind == "video"
+    assert intake.runtime.blobs.read_verified(video.sha256) == clip  # every byte, in order, as the phone had it
+    assert not list((intake.settings.blob_dir.parent / "caller-uploads" / link_id).iterdir())
+    assert ("received", 1) in await events_told(intake)
+
+
+async def test_uploads_of_an_ended_link_are_refused_and_removed(intake: Any) -> None:
+    token, link_id = await issued(intake)
+    await intake.client.post(f"/c/{token}/consent", data={"decision": "give"})
+    created = await intake.client.post(f"/c/{token}/uploads", headers={**TUS, "Upload-Length": "100"})
+    url = created.headers["location"]
+    await from_bridge(
+        intake, "/internal/v1/caller-links/revocations", CallerLinkRevoked(link_id=link_id, revoked_at=utcnow())
+    )
+    patch = {**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    assert (await intake.client.patch(url, content=b"x" * 100, headers=patch)).status_code == 410
+    assert not (intake.settings.blob_dir.parent / "caller-uploads" / link_id).exists()
+    assert (await intake.client.head(f"/c/{secrets.token_urlsafe(16)}/uploads/abcdefghijklmnopq")).status_code == 404

@@ -85,6 +85,7 @@ ERROR_CODES: dict[str, tuple[str, ...]] = {
         "unknown_service",
         "unknown_service_key",
         "unsigned_callback",
+        "upload_not_finished",
         "upload_too_large",
         "validation_error",
         "video_codec_not_accepted",

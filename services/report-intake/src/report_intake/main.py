@@ -17,6 +17,7 @@ from report_intake import internal, request_parts
 from report_intake.burgernet import api as burgernet_api
 from report_intake.burgernet import feed as action_feed
 from report_intake.callers import pages as caller_pages
+from report_intake.callers import resumable as caller_uploads
 from report_intake.config import IntakeSettings, get_settings
 from report_intake.installations import api as installations_api
 from report_intake.installations.registration import RegistrationPurger
@@ -47,7 +48,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = create_service_app(
         settings=settings,
-        api_version="1.4.0",  # 1.4.0: a caller's files (CHANGELOG.md)
+        api_version="1.5.0",  # 1.5.0: a caller's resumable uploads (CHANGELOG.md)
         title="Burgermelding report intake",
         description="The citizen-facing API behind the Burgermelding app: reports with photos, status and "
         "timeline. Anonymous by default: no IP address, device id or user agent is stored or logged.",
@@ -61,7 +62,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             r"/v1/reports",
             r"/v1/reports/[^/]+/photos",
             r"/v1/burgernet/actions/[^/]+/sightings",
-            r"/c/[^/]+/files",  # a caller's photos and videos
+            r"/c/[^/]+/files",  # a caller's photos and videos, in a form
+            r"/c/[^/]+/uploads/[^/]+",  # and resumable (tus PATCH)
         ],
         # The feed a million apps poll is answered before the rest of the stack.
         fast_paths=[action_feed.FeedFastPath],
@@ -101,5 +103,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app.include_router(burgernet_api.router)
     app.include_router(open311_api.router)
     app.include_router(internal.router)
+    app.include_router(caller_uploads.router)  # before the pages: their catch-all answers any other /c/ path
     app.include_router(caller_pages.router)
     return app

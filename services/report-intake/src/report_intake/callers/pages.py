@@ -9,6 +9,7 @@ unknown, ended by the dispatcher or out of time gets a page saying so, and nothi
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,14 @@ from burgermelding_shared.app import RuntimeDep
 from burgermelding_shared.contracts import Location
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.timeutil import utcnow
-from report_intake.callers import links
+from report_intake.callers import links, resumable
 from report_intake.callers.texts import TEXTS
 from report_intake.config import IntakeSettings
 from report_intake.models import CallerLink
 from report_intake.reports import creation
 from report_intake.reports import photos as report_photos
 from report_intake.schemas import ReportSubmission
-from report_intake.uploads import UploadLimits, read_multipart
+from report_intake.uploads import UploadedForm, UploadLimits, read_multipart
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -132,14 +133,10 @@ async def send_files(token: str, request: Request, runtime: RuntimeDep) -> Respo
     report of the link's incident, which the bridge joins to that incident at once. Refused files store nothing
     and the page says why; what was taken is told to the dispatcher."""
     settings: IntakeSettings = runtime.settings
-    async with runtime.db.sessions() as session:
-        link = await links.find(session, token)
-    standing = links.standing(link)
-    language = language_of(request.query_params.get("lang"), link)
-    if standing != links.Standing.LIVE or link is None:
-        return ended(request, standing, language)
-    if link.consent != "given":  # consent comes first, on its own screen
-        return RedirectResponse(f"/c/{token}?lang={language}", status_code=303, headers={"Cache-Control": "no-store"})
+    found = await consenting_link(request, runtime, token)
+    if isinstance(found, Response):
+        return found
+    link, language = found
     limits = UploadLimits(
         max_file_bytes=settings.max_photo_bytes,
         max_files=max(0, settings.max_photos_per_report - link.files),
@@ -149,51 +146,114 @@ async def send_files(token: str, request: Request, runtime: RuntimeDep) -> Respo
         max_video_bytes=settings.max_video_bytes,
         max_videos=max(0, settings.max_videos_per_report - link.videos),
     )
-    async with runtime.db.transaction() as session:
-        fresh = await session.get(CallerLink, link.link_id)
-        if fresh is not None:
-            await links.tell_bridge(session, fresh, "uploading", fresh.files)
+    await tell_uploading(runtime, link)
+    return await report_from(
+        request,
+        runtime,
+        token,
+        link,
+        language,
+        lambda: read_multipart(request, limits, settings.blob_dir.parent / "uploads"),
+    )
+
+
+@router.post("/c/{token}/uploads/done", response_class=HTMLResponse)
+async def uploads_done(token: str, request: Request, runtime: RuntimeDep) -> Response:
+    """The page's resumable uploads (resumable.py) are all in: they become the caller's report as the form's do."""
+    found = await consenting_link(request, runtime, token)
+    if isinstance(found, Response):
+        return found
+    link, language = found
+    posted = await request.form()
+    ids = [str(i) for i in posted.getlist("upload")][:50]
+    fields = {k: str(posted.get(k, "")) for k in ("lat", "lon", "accuracy") if posted.get(k)}
+
+    async def finished() -> UploadedForm:
+        return resumable.finished_form(runtime.settings, link, ids, fields)
+
+    return await report_from(request, runtime, token, link, language, finished)
+
+
+async def consenting_link(request: Request, runtime: Any, token: str) -> tuple[CallerLink, str] | Response:
+    """The link files may be sent through now (it lives, and the caller consented) and the page's language; else
+    the page to show instead: the ended link's, or the consent screen (consent comes first, on its own)."""
+    async with runtime.db.sessions() as session:
+        link = await links.find(session, token)
+    standing = links.standing(link)
+    language = language_of(request.query_params.get("lang"), link)
+    if standing != links.Standing.LIVE or link is None:
+        return ended(request, standing, language)
+    if link.consent != "given":
+        return RedirectResponse(f"/c/{token}?lang={language}", status_code=303, headers={"Cache-Control": "no-store"})
+    return link, language
+
+
+async def report_from(
+    request: Request,
+    runtime: Any,
+    token: str,
+    link: CallerLink,
+    language: str,
+    read: Callable[[], Awaitable[UploadedForm]],
+) -> Response:
+    """Read the caller's files (`read`: the form's, or the finished resumable uploads) and make them the report;
+    a refusal is the page again, saying why, with nothing stored. The files are removed either way."""
     form = None
     try:
-        form = await read_multipart(request, limits, settings.blob_dir.parent / "uploads")
-        if not form.files:
-            raise ServiceError(
-                422, "no_files", "choose at least one photo or video", detail_nl="kies minstens één foto of video"
-            )
-        media = await report_photos.check_photos(runtime, form, urgent=True)
-        ask = TEXTS["nl"]["report_from_caller"].format(ask=link.ask)
-        submission = ReportSubmission(
-            category=link.category,
-            description=ask[:2000],
-            location=caller_location(form.fields, link),
-            observed_at=utcnow(),
-            in_progress=False,
-        )
-        # The same files again (a retry of a request whose answer was lost) are the same report.
-        key = "caller:" + link.link_id + ":" + hashlib.sha256("".join(m.sha256 for m in media).encode()).hexdigest()
-        await creation.create_report(
-            runtime, creation.NewReport(submission, media, key, language, caller_link_id=link.link_id)
-        )
+        form = await read()
+        sent = await files_to_report(runtime, link, form, language)
     except ServiceError as refusal:
         return await share_page(request, token, language, problem=refusal, status=refusal.status_code)
     finally:
         if form is not None:
             form.cleanup()
+    return RedirectResponse(
+        f"/c/{token}?lang={language}&sent={sent}", status_code=303, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def tell_uploading(runtime: Any, link: CallerLink) -> None:
+    async with runtime.db.transaction() as session:
+        fresh = await session.get(CallerLink, link.link_id)
+        if fresh is not None:
+            await links.tell_bridge(session, fresh, "uploading", fresh.files)
+
+
+async def files_to_report(runtime: Any, link: CallerLink, form: UploadedForm, language: str) -> int:
+    """The caller's files, checked like the app's (a photo decoded, a video read in its limited child), as one
+    report of the link's incident; the link's count goes up and the dispatcher is told. Returns how many."""
+    if not form.files:
+        raise ServiceError(
+            422, "no_files", "choose at least one photo or video", detail_nl="kies minstens één foto of video"
+        )
+    media = await report_photos.check_photos(runtime, form, urgent=True)
+    submission = ReportSubmission(
+        category=link.category,
+        description=TEXTS["nl"]["report_from_caller"].format(ask=link.ask)[:2000],
+        location=caller_location(form.fields, link),
+        observed_at=utcnow(),
+        in_progress=False,
+    )
+    # The same files again (a retry of a request whose answer was lost) are the same report.
+    key = "caller:" + link.link_id + ":" + hashlib.sha256("".join(m.sha256 for m in media).encode()).hexdigest()
+    await creation.create_report(
+        runtime, creation.NewReport(submission, media, key, language, caller_link_id=link.link_id)
+    )
     videos = sum(m.kind == "video" for m in media)
     async with runtime.db.transaction() as session:
         fresh = await session.get(CallerLink, link.link_id, with_for_update=True)
         if fresh is not None:
             fresh.files, fresh.videos = fresh.files + len(media), fresh.videos + videos
             await links.tell_bridge(session, fresh, "received", fresh.files)
-    return RedirectResponse(
-        f"/c/{token}?lang={language}&sent={len(media)}", status_code=303, headers={"Cache-Control": "no-store"}
-    )
+    return len(media)
 
 
 async def share_page(
     request: Request, token: str, language: str, *, problem: ServiceError | None = None, status: int = 200
 ) -> Response:
-    async with runtime_of(request).db.sessions() as session:
+    runtime = runtime_of(request)
+    settings: IntakeSettings = runtime.settings
+    async with runtime.db.sessions() as session:
         link = await links.find(session, token)
     if link is None:
         return ended(request, links.Standing.UNKNOWN, language)
@@ -206,6 +266,9 @@ async def share_page(
         **page_values(token, link, language),
         problem=(problem.detail_nl if language == "nl" else problem.detail) if problem else None,
         sent=request.query_params.get("sent"),
+        max_files=max(0, settings.max_photos_per_report - link.files),
+        max_video_bytes=settings.max_video_bytes,
+        max_photo_bytes=settings.max_photo_bytes,
     )
 
 
@@ -219,16 +282,24 @@ def page_values(token: str, link: CallerLink, language: str) -> dict[str, Any]:
         "link_lang": link.language,
         "action": f"/c/{token}/consent",
         "files_action": f"/c/{token}/files?lang={language}",
+        "uploads_endpoint": f"/c/{token}/uploads",
+        "uploads_done": f"/c/{token}/uploads/done?lang={language}",
         "valid_until": TEXTS[language]["valid_until"].format(until=clock(link.expires_at)),
         "files_sent": link.files,
     }
 
 
-@router.get("/c-static/location.js")
-async def location_script() -> FileResponse:
-    """The page's one script (the caller's location, on request), from this host: nothing from anyone else."""
+STATIC = {"location.js", "upload.js", "tus.min.js"}  # the page's scripts, from this host: nothing from anyone else
+
+
+@router.get("/c-static/{name}")
+async def static_script(name: str) -> Response:
+    """The page's scripts: the location on request, and the resumable upload (with tus-js-client 4.3.1, MIT,
+    vendored from npm; its licence is beside it)."""
+    if name not in STATIC:
+        return Response(status_code=404)
     return FileResponse(
-        Path(__file__).parent / "static" / "location.js",
+        Path(__file__).parent / "static" / name,
         media_type="text/javascript",
         headers={"Cache-Control": "public, max-age=3600"},
     )

@@ -35,6 +35,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "files_so_far": "Tot nu toe verstuurd: {n}.",
         "limits": "Foto's tot 20 MB, video's tot 200 MB en 5 minuten; tot 10 bestanden.",
         "report_from_caller": "Beelden van een beller, op verzoek van de meldkamer: {ask}",
+        "progress": "Voortgang van het versturen",
+        "sending": "Bestand {n} van {total} wordt verstuurd…",
+        "checking": "Alles is aangekomen. De bestanden worden gecontroleerd…",
+        "failed": "Het versturen lukt nu niet. Controleer uw verbinding en druk opnieuw op Versturen: "
+        "het gaat verder waar het bleef.",
+        "too_many": "Dat zijn te veel bestanden: kies er minder.",
+        "too_big": "Te groot om te versturen:",
         "unknown_title": "Deze link werkt niet",
         "unknown_text": "Controleer of u de hele link uit de sms heeft geopend. Werkt het niet? Zeg het de "
         "meldkamer; zij kunnen een nieuwe link sturen.",
@@ -77,6 +84,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "files_so_far": "Sent so far: {n}.",
         "limits": "Photos up to 20 MB, videos up to 200 MB and 5 minutes; up to 10 files.",
         "report_from_caller": "Images from a caller, asked for by the control room: {ask}",
+        "progress": "Sending progress",
+        "sending": "Sending file {n} of {total}…",
+        "checking": "Everything arrived. The files are being checked…",
+        "failed": "Sending does not work right now. Check your connection and press Send again: it goes on where "
+        "it stopped.",
+        "too_many": "Those are too many files: choose fewer.",
+        "too_big": "Too large to send:",
         "unknown_title": "This link does not work",
         "unknown_text": "Check that you opened the whole link from the text message. Still not working? Tell "
         "the control room; they can send a new link.",
