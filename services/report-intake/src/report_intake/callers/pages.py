@@ -40,7 +40,8 @@ HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",  # the token is in the path: never sent on to anyone
     "X-Robots-Tag": "noindex",
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; "
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    "img-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
 }
 ENDED_STATUS = {links.Standing.UNKNOWN: 404, links.Standing.REVOKED: 410, links.Standing.EXPIRED: 410}

@@ -63,14 +63,23 @@
     // What the dispatcher chose and opened stays so: a choice in a list, a folded part they unfolded.
     target.querySelectorAll("select[id]").forEach(function (field) { chosen[field.id] = field.value; });
     target.querySelectorAll("details[id]").forEach(function (part) { opened[part.id] = part.open; });
-    const photos = {};  // by address, in page order: a photo can show twice (a thumbnail and in its report)
-    target.querySelectorAll("img[src]").forEach(function (img) {
-      (photos[img.getAttribute("src")] = photos[img.getAttribute("src")] || []).push(img);
+    // Photos and videos already shown stay the same elements: a photo is not fetched again, and a video the
+    // dispatcher is watching plays on through the refresh. By address, in page order (a photo can show twice:
+    // a thumbnail and in its report); a video by its poster.
+    const media = {};
+    const shown = [["img[src]", "src"], ["video[poster]", "poster"]];
+    shown.forEach(function (kind) {
+      target.querySelectorAll(kind[0]).forEach(function (element) {
+        const key = kind[0] + element.getAttribute(kind[1]);
+        (media[key] = media[key] || []).push(element);
+      });
     });
     target.innerHTML = html;
-    target.querySelectorAll("img[src]").forEach(function (img) {
-      const kept = (photos[img.getAttribute("src")] || []).shift();
-      if (kept) img.replaceWith(kept);
+    shown.forEach(function (kind) {
+      target.querySelectorAll(kind[0]).forEach(function (element) {
+        const kept = (media[kind[0] + element.getAttribute(kind[1])] || []).shift();
+        if (kept) element.replaceWith(kept);
+      });
     });
     Object.keys(typed).forEach(function (id) {
       const field = document.getElementById(id);
