@@ -33,13 +33,6 @@ PLACE = {"lat": 52.0929, "lon": 5.1181}
 
 
 @pytest.fixture(scope="module")
-def sms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmsGateway]:
-    gateway = SmsGateway(tmp_path_factory.mktemp("sms"))
-    yield gateway
-    gateway.stop()
-
-
-@pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory, sms: SmsGateway) -> Iterator[Suite]:
     running = start_suite(tmp_path_factory.mktemp("caller"), {"BM_BRIDGE_SMS_URL": sms.url})
     create_dispatcher(running, "anna", "dispatcher")

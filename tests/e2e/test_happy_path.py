@@ -68,13 +68,6 @@ def photo_host() -> Iterator[PhotoHost]:
 
 
 @pytest.fixture(scope="module")
-def sms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmsGateway]:
-    gateway = SmsGateway(tmp_path_factory.mktemp("sms"))
-    yield gateway
-    gateway.stop()
-
-
-@pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory, photo_host: PhotoHost, sms: SmsGateway) -> Iterator[Suite]:
     running = start_suite(
         tmp_path_factory.mktemp("suite"),
