@@ -24,6 +24,7 @@ from report_intake.models import Photo, Report, messaging
 from report_intake.open311 import integrators
 from tests.helpers import exif_time, gps_tags, make_jpeg
 from tests.pdok import Locatieserver
+from tests.videos import phone_clip
 
 FORM = {
     "service_code": "vandalism",
@@ -259,9 +260,9 @@ def camera_photo() -> bytes:
 class MediaServer:
     """Serves a photo, a big file, a page that is no image, a slow answer and redirects, on 127.0.0.1."""
 
-    def __init__(self, photo: bytes) -> None:
+    def __init__(self, photo: bytes, clip: bytes = b"") -> None:
         outer = self
-        self.photo = photo
+        self.photo, self.clip = photo, clip
         self.redirect_to = ""
 
         class Handler(BaseHTTPRequestHandler):
@@ -273,6 +274,7 @@ class MediaServer:
                     "/slow.jpg": outer.photo,
                     "/big.jpg": outer.photo + b"\0" * 300_000,
                     "/page.jpg": b"<html>not a photo</html>",
+                    "/clip.mp4": outer.clip,
                 }.get(self.path)
                 if self.path == "/moved.jpg":
                     self.send_response(302)
@@ -302,7 +304,7 @@ class MediaServer:
 
 @pytest.fixture
 def media_server() -> Iterator[MediaServer]:
-    server = MediaServer(camera_photo())
+    server = MediaServer(camera_photo(), phone_clip(31, seconds=1.0, size=(320, 180)))
     yield server
     server.server.shutdown()
 
@@ -348,6 +350,15 @@ async def test_media_url_is_fetched_from_allowed_hosts_into_the_photo_checks(
     assert await reports_stored(intake) == 1
     leftovers = list((intake.settings.blob_dir.parent / "uploads").glob("media-url-*"))
     assert leftovers == []
+    # A video at the media_url: judged by its first bytes, held to the video limits, checked like an upload.
+    video = await intake.client.post(
+        "/open311/v2/requests.json", data={**FORM, "description": "film", "media_url": media_server.url("/clip.mp4")}
+    )
+    assert video.status_code == 201, video.text
+    async with intake.runtime.db.sessions() as session:
+        kinds = sorted((await session.execute(select(Photo.kind))).scalars())
+    assert kinds == ["photo", "video"]
+    assert list((intake.settings.blob_dir.parent / "uploads").glob("media-url-*")) == []
 
 
 async def test_media_url_resolving_to_a_private_address_is_refused(

@@ -32,7 +32,7 @@ from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.geocoding import Geocoder
 from burgermelding_shared.ratelimit import Reservation, client_address
-from burgermelding_shared.videos import CheckedMedia
+from burgermelding_shared.videos import CheckedMedia, CheckedVideo
 from report_intake.installations.senders import Sender
 from report_intake.open311 import integrators, service_requests, services
 from report_intake.open311.service_requests import Open311Created, Open311Request, Open311Token
@@ -158,13 +158,16 @@ async def sender_and_limit(request: Request, runtime: Runtime, api_key: str | No
 
 @asynccontextmanager
 async def media_photos(runtime: Runtime, media_url: str | None, urgent: bool) -> AsyncIterator[list[CheckedMedia]]:
-    """The photo at `media_url` while the report is stored; its file is gone afterwards, whatever happened."""
+    """The photo or video at `media_url` while the report is stored; its files (a video's playable copy too) are
+    gone afterwards, whatever happened."""
     photos = await service_requests.fetched_photos(runtime, media_url, urgent)
     try:
         yield photos
     finally:
         for photo in photos:
             photo.path.unlink(missing_ok=True)
+            if isinstance(photo, CheckedVideo):
+                photo.playable_path.unlink(missing_ok=True)
 
 
 @open311_route(

@@ -26,13 +26,13 @@ from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.geocoding import Geocoder, GeocoderUnavailable, Place
 from burgermelding_shared.guarded_fetch import FetchLimits, FetchRefused, fetch_to_file
-from burgermelding_shared.videos import CheckedMedia
+from burgermelding_shared.videos import CheckedMedia, sniff_video_type
 from report_intake.config import IntakeSettings
 from report_intake.models import Report, TimelineEntry
 from report_intake.reports import photos as report_photos
 from report_intake.reports.status import FINAL_RANK, FINAL_STATUSES, ReportStatus
 from report_intake.schemas import ReportSubmission
-from report_intake.uploads import UploadedFile, UploadedForm
+from report_intake.uploads import HEAD_BYTES, UploadedFile, UploadedForm
 
 MAX_FORM_BYTES = 16 * 1024
 PUBLIC_PLACE_DECIMALS = 2  # 0.01 degree: about 1.1 km north-south, 0.7 km east-west here
@@ -259,13 +259,15 @@ def media_refused(refusal: FetchRefused) -> ServiceError:
 
 
 async def fetched_photos(runtime: Runtime, media_url: str | None, urgent: bool) -> list[CheckedMedia]:
-    """The photo at `media_url`, fetched under the guard and put through the same checks as an upload."""
+    """The photo or video at `media_url`, fetched under the guard and put through the same checks as an upload
+    (its first bytes decide whether it is a video, and so its size limit, as for the app's uploads)."""
     if not media_url:
         return []
     settings: IntakeSettings = runtime.settings
+    video_bytes = settings.max_video_bytes if settings.max_videos_per_report > 0 else 0
     limits = FetchLimits(
         allowed_hosts=frozenset(host.lower() for host in settings.open311_media_hosts),
-        max_bytes=settings.max_photo_bytes,
+        max_bytes=max(settings.max_photo_bytes, video_bytes),
         max_seconds=settings.open311_media_max_seconds,
         private_addresses=settings.open311_media_private_addresses,
     )
@@ -275,10 +277,17 @@ async def fetched_photos(runtime: Runtime, media_url: str | None, urgent: bool) 
     os.close(handle)
     form = UploadedForm(files=[UploadedFile("photos", None, None, Path(name))])
     try:
+        upload = form.files[0]
         try:
-            form.files[0].size = await fetch_to_file(media_url.strip(), limits, Path(name))
+            upload.size = await fetch_to_file(media_url.strip(), limits, Path(name))
         except FetchRefused as refusal:
             raise media_refused(refusal) from refusal
+        with upload.path.open("rb") as fh:
+            upload.head = fh.read(HEAD_BYTES)
+        upload.is_video = video_bytes > 0 and sniff_video_type(upload.head) is not None
+        if not upload.is_video and upload.size > settings.max_photo_bytes:
+            mb = settings.max_photo_bytes // (1024 * 1024)
+            raise media_refused(FetchRefused("too_large", f"a photo larger than {mb} MB"))
         return await report_photos.check_photos(runtime, form, urgent=urgent)
     except BaseException:
         form.cleanup()
