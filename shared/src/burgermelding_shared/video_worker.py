@@ -132,8 +132,10 @@ def check_streams(container: Any, limits: dict[str, Any]) -> tuple[Any, Any | No
     """The one video stream (the first), an audio stream if any; refuses what a phone does not make."""
     if len(container.streams) > limits["max_streams"]:
         raise Refused("video_too_many_streams", streams=len(container.streams))
+    import av
+
     # A cover picture (an MP4's "attached picture") is a video stream of one frame, not the recording.
-    cover = av_disposition_attached_pic()
+    cover = av.stream.Disposition.attached_pic
     videos = [s for s in container.streams if s.type == "video" and not s.disposition & cover]
     if not videos:
         raise Refused("video_no_picture")
@@ -148,12 +150,6 @@ def check_streams(container: Any, limits: dict[str, Any]) -> tuple[Any, Any | No
         raise Refused("video_too_many_pixels", width=width, height=height)
     audios = [s for s in container.streams if s.type == "audio"]
     return video, audios[0] if audios else None
-
-
-def av_disposition_attached_pic() -> Any:
-    import av
-
-    return av.stream.Disposition.attached_pic
 
 
 def too_long(limits: dict[str, Any]) -> Refused:

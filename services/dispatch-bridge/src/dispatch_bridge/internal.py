@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -10,7 +9,7 @@ from fastapi.responses import FileResponse, Response
 
 from burgermelding_shared import webhooks
 from burgermelding_shared.app import InternalMessage, RuntimeDep, internal_message
-from burgermelding_shared.blobstore import BlobNotFound, verified_file
+from burgermelding_shared.blobstore import BlobNotFound
 from burgermelding_shared.catalogue import (
     CALLER_LINK_EVENT,
     CITIZEN_MESSAGE,
@@ -36,6 +35,7 @@ from dispatch_bridge.accounts.tokens import Actor
 from dispatch_bridge.audit import audit
 from dispatch_bridge.callers import links
 from dispatch_bridge.citizens import conversation
+from dispatch_bridge.desk import listings
 from dispatch_bridge.incidents import merging
 from dispatch_bridge.meldkamer import callbacks, media
 from dispatch_bridge.records import retention
@@ -178,10 +178,8 @@ async def get_media(
     signature: Annotated[str, Query()],
 ) -> Response:
     media.check_signature(runtime.settings.media_url_secret, digest, expires, signature)
-    known: set[str] = runtime.extras.setdefault("verified_files", set())
-    cache = runtime.settings.blob_dir.parent / "media-cache"
     try:  # a file answer: a video of hundreds of MB streams (in ranges if asked), never whole in memory
-        path = await asyncio.to_thread(verified_file, runtime.blobs, digest, cache, known)
+        path = await listings.served_file(runtime, digest)
     except (BlobNotFound, ValueError) as exc:
         raise ServiceError(404, "media_not_found", "no such photo", detail_nl="deze foto bestaat niet") from exc
     size = path.stat().st_size

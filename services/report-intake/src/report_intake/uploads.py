@@ -262,6 +262,18 @@ def judge_head(upload: UploadedFile, form: UploadedForm, limits: UploadLimits) -
         raise too_many_videos(limits.max_videos)
 
 
+def judge_whole_file(upload: UploadedFile, form: UploadedForm, limits: UploadLimits) -> None:
+    """`judge_head` for a file already on disk whole (fetched from a `media_url`, or resumed over tus; its `size`
+    known), and then its size limit, which a multipart part meets while it streams in. One rule for every way a
+    file arrives."""
+    with upload.path.open("rb") as fh:
+        upload.head = fh.read(HEAD_BYTES)
+    judge_head(upload, form, limits)
+    limit = limits.max_video_bytes if upload.is_video else limits.max_file_bytes
+    if upload.size > limit:
+        raise _too_large("a video" if upload.is_video else "a photo", limit)
+
+
 def too_many_videos(limit: int) -> ServiceError:
     return ServiceError(
         413,

@@ -298,10 +298,8 @@ async def playable(runtime: Runtime, actor: Actor, report_id: str, photo_id: str
                 {"sha256": ref.playable_sha256, "copy": "playable"},
                 report_id=stored.report_id,
             )
-    known: set[str] = runtime.extras.setdefault("verified_files", set())
-    cache = runtime.settings.blob_dir.parent / "media-cache"
     try:
-        path = await asyncio.to_thread(verified_file, runtime.blobs, ref.playable_sha256, cache, known)
+        path = await served_file(runtime, ref.playable_sha256)
     except (BlobNotFound, ValueError) as exc:
         raise ServiceError(
             404,
@@ -323,6 +321,14 @@ def ref_of(stored: BridgeReport, photo_id: str) -> PhotoRef | None:
     """A report's photo or video by its id, as intake described it."""
     photos = ReportSubmitted.model_validate_json(stored.submission).photos
     return next((p for p in photos if p.photo_id == photo_id), None)
+
+
+async def served_file(runtime: Runtime, digest: str) -> Path:
+    """A blob as a file to serve (a video in ranges, an original to the meldkamer): checked against its digest
+    the first time this process serves it (blobstore.verified_file); an S3 object copied to `media-cache/`."""
+    known: set[str] = runtime.extras.setdefault("verified_files", set())
+    cache = runtime.settings.blob_dir.parent / "media-cache"
+    return await asyncio.to_thread(verified_file, runtime.blobs, digest, cache, known)
 
 
 async def video_answer(request: Request, runtime: Runtime, actor: Actor, report_id: str, photo_id: str) -> Response:

@@ -17,11 +17,12 @@ from sqlmodel import select
 
 from burgermelding_shared import auditchain, evidence
 from burgermelding_shared.app import Runtime
-from burgermelding_shared.blobstore import BlobNotFound, BlobStoreUnavailable, verified_file
+from burgermelding_shared.blobstore import BlobNotFound, BlobStoreUnavailable
 from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge.audit import Who, audit
+from dispatch_bridge.desk import listings
 from dispatch_bridge.models import BridgeReport, Incident, deletions
 from dispatch_bridge.models import audit as audit_tables
 from dispatch_bridge.peers import call_service
@@ -167,9 +168,7 @@ async def export_evidence(runtime: Runtime, actor: Who, incident_id: str) -> tup
             for photo in submission.photos:
                 # A video's original may be hundreds of MB: copied into the package from a verified file, never
                 # held in memory; a photo's is read (and checked) whole.
-                known: set[str] = runtime.extras.setdefault("verified_files", set())
-                cache = runtime.settings.blob_dir.parent / "media-cache"
-                original = await asyncio.to_thread(verified_file, runtime.blobs, photo.sha256, cache, known)
+                original = await listings.served_file(runtime, photo.sha256)
                 await asyncio.to_thread(
                     writer.add_file,
                     f"{base}/originals/{photo.photo_id}.{SUFFIXES.get(photo.content_type, 'bin')}",
@@ -188,9 +187,7 @@ async def export_evidence(runtime: Runtime, actor: Who, incident_id: str) -> tup
                         sha256_claimed=photo.sanitised_sha256,
                     )
                 if photo.playable_sha256:  # a video's copy without metadata, as the dispatchers played it
-                    playable = await asyncio.to_thread(
-                        verified_file, runtime.blobs, photo.playable_sha256, cache, known
-                    )
+                    playable = await listings.served_file(runtime, photo.playable_sha256)
                     await asyncio.to_thread(
                         writer.add_file,
                         f"{base}/playable/{photo.photo_id}.{SUFFIXES.get(photo.playable_type or '', 'bin')}",

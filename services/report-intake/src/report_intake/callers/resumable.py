@@ -42,11 +42,10 @@ from starlette.requests import ClientDisconnect
 
 from burgermelding_shared.app import RuntimeDep
 from burgermelding_shared.errors import ServiceError
-from burgermelding_shared.videos import sniff_video_type
 from report_intake.callers import links
 from report_intake.config import IntakeSettings
 from report_intake.models import CallerLink
-from report_intake.uploads import HEAD_BYTES, UploadedFile, UploadedForm, too_many_videos
+from report_intake.uploads import UploadedFile, UploadedForm, UploadLimits, judge_whole_file
 
 router = APIRouter(include_in_schema=False)
 TUS = "1.0.0"
@@ -198,6 +197,13 @@ def finished_form(settings: IntakeSettings, link: CallerLink, ids: list[str], fi
     its first bytes, a photo held to the photo size limit. Raises ServiceError for one that is not finished."""
     folder = folder_of(settings, link.link_id)
     form = UploadedForm(fields=fields)
+    limits = UploadLimits(
+        max_file_bytes=settings.max_photo_bytes,
+        max_files=settings.max_photos_per_report,
+        max_field_bytes=0,
+        max_video_bytes=settings.max_video_bytes if settings.max_videos_per_report > 0 else 0,
+        max_videos=max(0, settings.max_videos_per_report - link.videos),
+    )
     for upload_id in dict.fromkeys(ids):  # each once, in the order sent
         record = record_of(folder, upload_id)
         if record is None or offset_of(folder, upload_id) != int(record["length"]):
@@ -207,21 +213,8 @@ def finished_form(settings: IntakeSettings, link: CallerLink, ids: list[str], fi
                 "a file has not arrived completely: send it again",
                 detail_nl="een bestand is niet helemaal aangekomen: stuur het opnieuw",
             )
-        path = folder / upload_id
-        with path.open("rb") as fh:
-            head = fh.read(HEAD_BYTES)
-        upload = UploadedFile("files", None, None, path, size=int(record["length"]), head=head)
-        upload.is_video = sniff_video_type(head) is not None
-        if not upload.is_video and upload.size > settings.max_photo_bytes:
-            mb = settings.max_photo_bytes // (1024 * 1024)
-            raise ServiceError(
-                413,
-                "upload_too_large",
-                f"a photo is larger than the limit of {mb} MB",
-                detail_nl=f"een foto is groter dan de limiet van {mb} MB",
-            )
+        upload = UploadedFile("files", None, None, folder / upload_id, size=int(record["length"]))
         form.files.append(upload)
         form.also_remove(folder / f"{upload_id}.json")
-    if sum(f.is_video for f in form.files) > settings.max_videos_per_report - link.videos:
-        raise too_many_videos(settings.max_videos_per_report)
+        judge_whole_file(upload, form, limits)
     return form

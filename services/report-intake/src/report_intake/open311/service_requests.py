@@ -26,13 +26,13 @@ from burgermelding_shared.categories import CATEGORIES
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.geocoding import Geocoder, GeocoderUnavailable, Place
 from burgermelding_shared.guarded_fetch import FetchLimits, FetchRefused, fetch_to_file
-from burgermelding_shared.videos import CheckedMedia, sniff_video_type
+from burgermelding_shared.videos import CheckedMedia
 from report_intake.config import IntakeSettings
 from report_intake.models import Report, TimelineEntry
 from report_intake.reports import photos as report_photos
 from report_intake.reports.status import FINAL_RANK, FINAL_STATUSES, ReportStatus
 from report_intake.schemas import ReportSubmission
-from report_intake.uploads import HEAD_BYTES, UploadedFile, UploadedForm
+from report_intake.uploads import UploadedFile, UploadedForm, UploadLimits, judge_whole_file
 
 MAX_FORM_BYTES = 16 * 1024
 PUBLIC_PLACE_DECIMALS = 2  # 0.01 degree: about 1.1 km north-south, 0.7 km east-west here
@@ -282,12 +282,12 @@ async def fetched_photos(runtime: Runtime, media_url: str | None, urgent: bool) 
             upload.size = await fetch_to_file(media_url.strip(), limits, Path(name))
         except FetchRefused as refusal:
             raise media_refused(refusal) from refusal
-        with upload.path.open("rb") as fh:
-            upload.head = fh.read(HEAD_BYTES)
-        upload.is_video = video_bytes > 0 and sniff_video_type(upload.head) is not None
-        if not upload.is_video and upload.size > settings.max_photo_bytes:
-            mb = settings.max_photo_bytes // (1024 * 1024)
-            raise media_refused(FetchRefused("too_large", f"a photo larger than {mb} MB"))
+        try:
+            judge_whole_file(
+                upload, form, UploadLimits(settings.max_photo_bytes, 1, 0, max_video_bytes=video_bytes, max_videos=1)
+            )
+        except ServiceError as refusal:  # too large for what its first bytes prove: said as media_url's refusal
+            raise media_refused(FetchRefused("too_large", refusal.detail)) from refusal
         return await report_photos.check_photos(runtime, form, urgent=urgent)
     except BaseException:
         form.cleanup()
