@@ -20,7 +20,7 @@ def original() -> bytes:
 
 
 def hashes(tmp_path: Path, name: str, data: bytes):
-    return read_video(write(tmp_path / name, data), LIMITS, tmp_path / "scratch").frames
+    return read_video(write(tmp_path / name, data), LIMITS).frames
 
 
 def test_about_one_key_frame_a_second_is_hashed(tmp_path: Path, original: bytes) -> None:

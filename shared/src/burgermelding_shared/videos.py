@@ -13,14 +13,21 @@ CPU time and memory for the whole child. A hostile file therefore ends in a refu
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import os
+import select
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -203,36 +210,114 @@ def stated_refusal(
     return unreadable(label_en, label_nl)
 
 
+class VideoReader:
+    """This process's video reader (`video_worker`'s server), started on first use and again after it ended;
+    each video is read in a child it forks, under the limits of that request. Safe to use from many threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._folder: str | None = None
+        self._owner = 0  # the pid that started it: a forked service process starts its own
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def socket_path(self, restart: bool = False) -> str:
+        with self._lock:
+            running = self._process is not None and self._process.poll() is None and self._owner == os.getpid()
+            if running and not restart:
+                assert self._folder is not None
+                return os.path.join(self._folder, "reader.sock")
+            self._stop()
+            self._folder = tempfile.mkdtemp(prefix="bm-video-")  # mode 0700: only this user reaches the socket
+            path = os.path.join(self._folder, "reader.sock")
+            # Only what the reader needs from the environment: never a service's secrets.
+            env = {key: value for key, value in os.environ.items() if key in {"PATH", "LANG", "LC_ALL", "TMPDIR"}}
+            env |= {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # one core per video, and fork-safe
+            self._process = subprocess.Popen(  # noqa: S603 - our own module
+                [sys.executable, "-m", WORKER_MODULE, path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                cwd=self._folder,
+            )
+            self._owner = os.getpid()
+            assert self._process.stdout is not None
+            ready, _, _ = select.select([self._process.stdout], [], [], READER_START_SECONDS)
+            if not ready or self._process.stdout.readline().strip() != b"ready":
+                self._stop()
+                raise RuntimeError("the video reader did not start")
+            return path
+
+    def ask(self, request: dict[str, Any], wall_seconds: float) -> dict[str, Any] | None:
+        """One request to a child of its own; its answer, or None when it ended without one (crashed, killed at
+        a limit, out of time). Blocking."""
+        payload = json.dumps(request).encode()
+        for attempt in range(2):
+            try:
+                connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                connection.connect(self.socket_path(restart=attempt > 0))
+                break
+            except (ConnectionRefusedError, FileNotFoundError):
+                connection.close()
+                if attempt:
+                    raise
+        with connection:
+            connection.sendall(payload)
+            connection.shutdown(socket.SHUT_WR)
+            connection.settimeout(wall_seconds + 10)  # the child's own timer ends it first; this is a backstop
+            received, pid = b"", None
+            try:
+                while chunk := connection.recv(65536):
+                    received += chunk
+                    if pid is None and b"\n" in received:
+                        line, received = received.split(b"\n", 1)
+                        pid = int(line)
+            except TimeoutError:
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                return None
+        try:
+            answer = json.loads(received)
+        except ValueError:
+            return None
+        return answer if isinstance(answer, dict) else None
+
+    def _stop(self) -> None:
+        if self._process is not None and self._owner == os.getpid():
+            with contextlib.suppress(OSError):
+                assert self._process.stdin is not None
+                self._process.stdin.close()  # the reader ends when its input closes
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        self._process, self._folder = None, None
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+READER_START_SECONDS = 60.0  # importing PyAV and NumPy: under a second, unless the machine is very busy
+reader = VideoReader()
+atexit.register(reader.close)
+
+
 def run_worker(
-    request: dict[str, Any], limits: VideoLimits, scratch: Path, label_en: str = "the video", label_nl: str = "de video"
+    request: dict[str, Any], limits: VideoLimits, label_en: str = "the video", label_nl: str = "de video"
 ) -> dict[str, Any]:
-    """Run one op of `video_worker` in a child process under `limits`. Returns the op's answer; raises a
+    """Run one op of `video_worker` in a child of the reader under `limits`. Returns the op's answer; raises a
     ServiceError (4xx) for a refusal the child stated, and for a child that ended any other way (crashed,
     killed at a limit, out of time): such a file is unreadable to us. Blocking: run it in a worker thread."""
-    scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch) as folder:
-        answer_path = Path(folder) / "answer.json"
-        payload = json.dumps({**request, "limits": limits.for_worker(), "answer_path": str(answer_path)})
-        # Only what the child needs from the environment: never a service's secrets.
-        env = {key: value for key, value in os.environ.items() if key in {"PATH", "LANG", "LC_ALL", "TMPDIR"}}
-        try:
-            completed = subprocess.run(  # noqa: S603 - our own module, the file path goes in on stdin
-                [sys.executable, "-m", WORKER_MODULE],
-                input=payload.encode(),
-                capture_output=True,
-                timeout=limits.wall_seconds,
-                env=env,
-                cwd=folder,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            log.info("video reader: no answer within %s s", limits.wall_seconds)
-            raise unreadable(label_en, label_nl) from exc
-        try:
-            answer = json.loads(answer_path.read_text())
-        except (OSError, ValueError) as exc:
-            log.info("video reader ended with %s: %r", completed.returncode, completed.stderr[-300:])
-            raise unreadable(label_en, label_nl) from exc
+    answer = reader.ask({**request, "limits": limits.for_worker()}, limits.wall_seconds)
+    if answer is None:
+        log.info("video reader: no answer for %s", request.get("op"))
+        raise unreadable(label_en, label_nl)
     if "refused" in answer:
         stated = answer["refused"]
         raise stated_refusal(str(stated["code"]), dict(stated.get("values") or {}), limits, label_en, label_nl)
@@ -282,7 +367,7 @@ def check_video(
         "poster_max_side": poster_max_side,
     }
     try:
-        answer = run_worker(request, limits, path.parent, label_en, label_nl)
+        answer = run_worker(request, limits, label_en, label_nl)
     except ServiceError:
         copy_path.unlink(missing_ok=True)
         raise

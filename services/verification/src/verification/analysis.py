@@ -163,7 +163,7 @@ def analyse_video(job: PhotoJob) -> dict[str, Any]:
             return result.model_dump(mode="json")
         limits = VideoLimits(max_bytes=original.stat().st_size + 1, max_seconds=job.max_video_seconds)
         try:
-            reading = read_video(original, limits, Path(folder))
+            reading = read_video(original, limits)
         except ServiceError:
             result.checks = [
                 check(

@@ -56,7 +56,7 @@ class VideoReading:
     frames: list[FrameHash]
 
 
-def read_video(path: Path, limits: VideoLimits, scratch: Path) -> VideoReading:
+def read_video(path: Path, limits: VideoLimits) -> VideoReading:
     """What the container says about the video at `path`, and about one PDQ hash a second of its pictures.
     Raises ServiceError (4xx) for a video that cannot be read within the limits, as intake's check does.
     Blocking: run it in a worker thread or process."""
@@ -67,7 +67,7 @@ def read_video(path: Path, limits: VideoLimits, scratch: Path) -> VideoReading:
         "interval_seconds": FRAME_INTERVAL_SECONDS,
         "side": HASH_SIDE,
     }
-    answer = run_worker(request, limits, scratch)
+    answer = run_worker(request, limits)
     frames = [
         FrameHash(at=float(frame["at"]), pdq=bytes.fromhex(frame["value"][0]), quality=int(frame["value"][1]))
         for frame in answer["frames"]
