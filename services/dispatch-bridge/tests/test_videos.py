@@ -21,7 +21,7 @@ from sqlalchemy import select
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
 from burgermelding_shared.evidence import verify_package
 from burgermelding_shared.timeutil import utcnow
-from burgermelding_shared.videos import VideoLimits, check_video
+from burgermelding_shared.videos import VideoLimits, check_video, make_compatible_copy
 from dispatch_bridge.accounts.tokens import Actor
 from dispatch_bridge.meldkamer import requests as meldkamer_requests
 from dispatch_bridge.models import BridgeReport
@@ -37,9 +37,9 @@ async def bridge(start_service: Callable[..., Any]) -> Any:
     return await start_bridge(start_service)
 
 
-async def video_report(bridge: Any) -> tuple[ReportSubmitted, bytes]:
+async def video_report(bridge: Any, clip: bytes | None = None) -> tuple[ReportSubmitted, bytes]:
     """A report with a video as intake passes it on (the poster and playable copy made by intake's own check)."""
-    clip = phone_clip(61, seconds=2.0, place=(52.0907, 5.1214), recorded_at=utcnow())
+    clip = clip or phone_clip(61, seconds=2.0, place=(52.0907, 5.1214), recorded_at=utcnow())
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "upload"
         path.write_bytes(clip)
@@ -57,7 +57,9 @@ async def video_report(bridge: Any) -> tuple[ReportSubmitted, bytes]:
             kind="video",
             playable_sha256=store.put_bytes(playable),
             playable_type=video.playable_type,
+            playable_codecs=video.playable_codecs if video.needs_compatible_copy else None,
             duration_seconds=video.facts.duration_seconds,
+            compatible="pending" if video.needs_compatible_copy else None,
         )
     now = utcnow()
     report = ReportSubmitted(
@@ -137,3 +139,56 @@ async def test_the_meldkamer_gets_the_video_and_the_evidence_package_holds_all_t
     assert any(n.endswith("sanitised/vid1.jpg") for n in names)
     assert any(n.endswith("playable/vid1.mp4") for n in names)
     assert set(kinds.values()) == {"original", "sanitised", "playable"}, kinds
+
+
+async def test_an_hevc_video_plays_from_its_compatible_copy_once_intake_has_made_it(bridge: Any) -> None:
+    """An iPhone's HEVC: the remuxed copy typed with its codec (a browser that cannot play it skips it unfetched),
+    a note while the H.264 copy is made, then both sources; the API says 409 until the copy is there."""
+    clip = phone_clip(62, seconds=1.0, codec="hevc", container="mov", phone="iphone")
+    report, _playable = await video_report(bridge, clip)
+    ref = report.photos[0]
+    assert ref.compatible == "pending" and (ref.playable_codecs or "").startswith("hvc1.1.")
+    dirk, sara = await api_login(bridge, "dirk"), await api_login(bridge, "sara")
+    base = f"/v1/dispatch/reports/{report.report_id}/photos/vid1/video"
+    pending = await bridge.client.get(f"{base}?copy=compatible", headers=dirk)
+    assert (pending.status_code, pending.json()["error"]) == (409, "video_copy_pending") and pending.json()["detail_nl"]
+    assert (await bridge.client.get(f"{base}?copy=other", headers=dirk)).status_code == 422
+    media = f"/console/reports/{report.report_id}/photos/vid1"
+    async with browser(bridge) as client:
+        await log_in(client)
+        page = (await client.get(f"/console/reports/{report.report_id}")).text
+        assert f'<source src="{media}/video" type="video/mp4; codecs=&#34;{ref.playable_codecs}&#34;">' in page
+        assert "?copy=compatible" not in page and "Een kopie die in elke browser speelt wordt gemaakt" in page
+    with tempfile.TemporaryDirectory() as folder:  # intake makes the copy and sends the next revision
+        original = Path(folder) / "original"
+        original.write_bytes(clip)
+        made = make_compatible_copy(original, Path(folder) / "copy.mp4", 1.0, VideoLimits())
+        compatible = (Path(folder) / "copy.mp4").read_bytes()
+    bridge.runtime.blobs.put_bytes(compatible)
+    ready = report.model_copy(
+        update={
+            "revision": report.revision + 1,
+            "photos": [ref.model_copy(update={"compatible": "ready", "compatible_sha256": made})],
+        }
+    )
+    assert await receiving.receive_report(bridge.runtime, ready, str(uuid.uuid4()), "report-intake") == "revised"
+    detail = (await bridge.client.get(f"/v1/dispatch/reports/{report.report_id}", headers=dirk)).json()
+    assert detail["photos"][0]["compatible"] == "ready"
+    served = await bridge.client.get(f"{base}?copy=compatible", headers=dirk)
+    assert served.status_code == 200 and served.content == compatible
+    assert served.headers["content-type"] == "video/mp4"
+    async with browser(bridge) as client:
+        await log_in(client)
+        page = (await client.get(f"/console/reports/{report.report_id}")).text
+        assert f'<source src="{media}/video?copy=compatible" type="video/mp4; codecs=&#34;avc1.640028&#34;">' in page
+        assert "Een kopie die in elke browser speelt wordt gemaakt" not in page
+        view = (await client.get(f"{media}/view")).text
+        assert "?copy=compatible" in view
+    log = (await bridge.client.get("/v1/dispatch/audit", headers=sara)).json()
+    assert {e["detail"].get("copy") for e in log if e["action"] == "view_video"} >= {"compatible"}
+    async with bridge.runtime.db.sessions() as session:
+        incident_id = (await session.execute(select(BridgeReport.incident_id))).scalar_one()
+    path, _signed = await evidence.export_evidence(bridge.runtime, SARA, incident_id)
+    assert verify_package(path).findings == []
+    with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as package:
+        assert package.read(next(n for n in package.namelist() if n.endswith("compatible/vid1.mp4"))) == compatible

@@ -3,6 +3,7 @@ its SHA-256, a poster and a playable copy without metadata stored beside it, and
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -15,7 +16,7 @@ from sqlalchemy import select
 
 from burgermelding_shared.contracts import ReportSubmitted
 from report_intake.config import IntakeSettings
-from report_intake.models import Photo, messaging
+from report_intake.models import Photo, audit, messaging
 from tests.helpers import make_jpeg, report_json
 from tests.intake_support import post_report, stored_counts
 from tests.videos import phone_clip
@@ -84,3 +85,47 @@ async def test_video_refusals_store_nothing(start_service: Any) -> None:
     big = phone_clip(44, seconds=2.0, size=(1280, 720)) + bytes(3_000_000)
     too_big = await refused([("big.mp4", big, "video/mp4")], "key-videos-big")
     assert (too_big["status"], too_big["error"]) == (413, "upload_too_large") and "video" in too_big["detail"]
+
+
+async def test_an_iphone_hevc_video_gets_a_compatible_copy_after_the_202(intake: Any) -> None:
+    """HEVC, what iPhones record by default, plays in Safari but not in every browser: the report goes on at
+    once with the remuxed copy, and an H.264 copy (upright, without metadata, the sound kept) follows as the
+    bridge's next revision. An H.264 video needs no such copy."""
+    clip = phone_clip(44, seconds=2.0, codec="hevc", container="mov", phone="iphone", place=UTRECHT, rotation=90)
+    response = await post_report(
+        intake, report_json(), [("IMG_0001.MOV", clip, "video/quicktime"), ("b.mp4", phone_clip(45), "video/mp4")]
+    )
+    assert response.status_code == 202, response.text
+
+    async def bridge_messages() -> list[ReportSubmitted]:
+        async with intake.runtime.db.sessions() as session:
+            rows = (await session.execute(select(messaging.outbox.c.destination, messaging.outbox.c.payload))).all()
+        return [ReportSubmitted.model_validate(json.loads(p)) for d, p in rows if "bridge" in d and '"report_id"' in p]
+
+    first = (await bridge_messages())[0]  # sent with the 202, not waiting for the copy
+    hevc = next(ref for ref in first.photos if ref.content_type == "video/quicktime")
+    h264 = next(ref for ref in first.photos if ref.content_type == "video/mp4")
+    assert (hevc.compatible, hevc.compatible_sha256) == ("pending", None)
+    assert hevc.playable_codecs is not None and hevc.playable_codecs.startswith("hvc1.1.")
+    assert h264.compatible is None and (h264.playable_codecs or "").startswith("avc1.")
+    deadline = asyncio.get_running_loop().time() + 60
+    while len(await bridge_messages()) < 2:
+        assert asyncio.get_running_loop().time() < deadline, "no compatible copy within a minute"
+        await asyncio.sleep(0.2)
+    latest = (await bridge_messages())[-1]
+    ref = next(r for r in latest.photos if r.photo_id == hevc.photo_id)
+    assert latest.revision == first.revision + 1 and ref.compatible == "ready" and ref.compatible_sha256
+    copy = intake.runtime.blobs.read_verified(ref.compatible_sha256)
+    with av.open(io.BytesIO(copy)) as container:
+        video = container.streams.video[0]
+        assert video.codec_context.name == "h264" and (video.width, video.height) == (360, 640)  # upright
+        assert [s.type for s in container.streams] == ["video", "audio"]
+        assert not {"location", "creation_time", "com.apple.quicktime.location.iso6709"} & set(container.metadata)
+        assert sum(1 for _ in container.decode(video=0)) == 60
+    async with intake.runtime.db.sessions() as session:
+        stored = await session.get(Photo, hevc.photo_id)
+        entries = (
+            await session.execute(select(audit.entries).where(audit.entries.c.action == "photo.compatible_copy"))
+        ).all()
+    assert stored is not None and stored.compatible_sha256 == ref.compatible_sha256 and len(entries) == 1
+    assert (await stored_counts(intake))["uploads"] == 0

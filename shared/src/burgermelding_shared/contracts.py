@@ -50,7 +50,21 @@ class PhotoRef(Strict):
         None, pattern=r"^[0-9a-f]{64}$", description="a video's playable copy: remuxed, without metadata"
     )
     playable_type: str | None = Field(None, description="video/mp4 or video/webm")
+    playable_codecs: str | None = Field(
+        None, max_length=64, description='the playable copy\'s picture codec as RFC 6381 names it ("hvc1.1.6.L120.90")'
+    )
     duration_seconds: float | None = Field(None, ge=0)
+    compatible_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="a video whose codec not every browser plays (HEVC): an H.264 copy (MP4, at most 1280 pixels "
+        "a side, upright, without metadata) that every browser plays",
+    )
+    compatible: Literal["ready", "pending", "unreadable"] | None = Field(
+        None,
+        description="the compatible copy's state: `pending` while intake makes it (after the 202; a later "
+        "revision brings it), null where none is needed",
+    )
 
 
 class ContactDetails(Strict):

@@ -224,6 +224,7 @@ ERROR_CODES: dict[str, tuple[str, ...]] = {
         "validation_error",
         "verification_unreachable",
         "video_codec_not_accepted",
+        "video_copy_pending",
         "video_empty",
         "video_no_picture",
         "video_not_found",

@@ -26,6 +26,7 @@ a video whose codec not every browser plays, made after the 202 at a low priorit
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import os
 import re
@@ -244,6 +245,7 @@ def inspect(request: dict[str, Any]) -> dict[str, Any]:
             **facts(container, video, audio, max(declared, end), rotation),
             "audio_kept": keep_audio,
             "copy_type": "video/mp4" if kind == "mp4" else "video/webm",
+            "codecs": codecs_of(codec, out_video.codec_context.extradata or b""),
         }
 
 
@@ -265,6 +267,22 @@ def facts(container: Any, video: Any, audio: Any | None, duration: float, rotati
         "recorded": jsonable(recorded_when(dict(container.metadata), brand, duration)),
         "place": recorded_where(dict(container.metadata)),
     }
+
+
+def codecs_of(codec: str, record: bytes) -> str | None:
+    """The picture's codec as RFC 6381 names it in a MIME type's `codecs` (ISO/IEC 14496-15 Annex E), from the
+    configuration record: a browser asked `canPlayType('video/mp4; codecs="..."')` then says whether it can play
+    this profile and level, before fetching a byte. None where the record does not tell."""
+    if codec == "h264" and len(record) >= 4 and record[0] == 1:
+        return f"avc1.{record[1:4].hex()}"
+    if codec == "hevc" and len(record) >= 13 and record[0] == 1:
+        space, tier, profile = record[1] >> 6, (record[1] >> 5) & 1, record[1] & 0x1F
+        compatibility = int("{:032b}".format(int.from_bytes(record[2:6], "big"))[::-1], 2)
+        constraints = record[6:12].rstrip(b"\0")
+        level = f"{'H' if tier else 'L'}{record[12]}"
+        parts = [f"hvc1.{'' if space == 0 else 'ABC'[space - 1]}{profile}", f"{compatibility:X}", level]
+        return ".".join(parts + [f"{byte:X}" for byte in constraints])
+    return None
 
 
 HEVC_SEI_TYPES = {39, 40}
@@ -416,7 +434,125 @@ def key_frames(request: dict[str, Any]) -> dict[str, Any]:
         return {"frames": results, "facts": facts(container, video, audio, max(declared, end), rotation)}
 
 
-OPS = {"inspect": inspect, "key_frames": key_frames}
+COMPATIBLE_PRESET = "superfast"  # x264: a 1080p HEVC clip's copy in about two thirds of its length on one core here
+COMPATIBLE_CRF = "23"  # x264's default quality: a dispatcher's view, the original stays the evidence
+
+
+def compatible(request: dict[str, Any]) -> dict[str, Any]:
+    """For `videos.make_compatible_copy`: an H.264 copy (MP4, High profile, at most `max_side` pixels a side,
+    upright, no metadata) of a video whose codec not every browser plays, with its AAC sound copied as it is.
+    Made after the 202, at a low priority: decoding every frame and encoding it again costs a core for a good
+    part of the clip's length."""
+    import av
+
+    limits = request["limits"]
+    av.logging.set_level(None)
+    container = open_container(av, request["path"], limits)
+    with container:
+        video, audio = check_streams(container, limits)
+        if (container.duration or 0) / 1_000_000 > limits["max_seconds"]:
+            raise too_long(limits)
+        keep_audio = audio is not None and audio.codec_context.name == "aac"
+        video.codec_context.thread_count = 1
+        rate = video.average_rate or video.guessed_rate or 30
+        with av.open(
+            request["copy_path"], "w", format="mp4", options={"fflags": "+bitexact", "movflags": "+faststart"}
+        ) as out:
+            # The graph and the encoder need the picture's size and turn, which only a decoded frame tells: the
+            # first key frame's, read before the copy's first packet (the container's header) is written.
+            first = first_key_frame(av, request["path"], limits)
+            graph, encoder = upright_scaler(av, video, first, out, rate, int(request["max_side"]))
+            sound = out.add_stream_from_template(audio) if keep_audio and audio is not None else None
+
+            def encode(frames: list[Any]) -> None:
+                for frame in frames:
+                    graph.push(frame)
+                    for turned in pulled(av, graph):
+                        out.mux(encoder.encode(turned))
+
+            packets = 0
+            try:
+                for packet in container.demux(*[s for s in (video, sound and audio) if s is not None]):
+                    if packet.dts is None:
+                        continue
+                    packets += 1
+                    if packets > limits["max_packets"]:
+                        raise too_long(limits)
+                    at = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else 0.0
+                    if at > limits["max_seconds"] + 1:
+                        raise too_long(limits)
+                    if sound is not None and packet.stream.index != video.index:
+                        packet.stream = sound
+                        out.mux(packet)
+                    else:
+                        encode(list(video.codec_context.decode(packet)))
+                encode(list(video.codec_context.decode(None)))
+            except (av.FFmpegError, ValueError, OverflowError) as exc:
+                raise unreadable() from exc
+            out.mux(encoder.encode(None))
+        return {"audio_kept": keep_audio}
+
+
+def first_key_frame(av: Any, path: str, limits: dict[str, Any]) -> Any:
+    """The first key frame that decodes (an FFmpeg frame, its rotation with it)."""
+    with open_container(av, path, limits) as container:
+        video, _audio = check_streams(container, limits)
+        video.codec_context.thread_count = 1
+        try:
+            for packet in container.demux(video):
+                if packet.dts is not None and packet.is_keyframe:
+                    picture = first_picture(video, packet)
+                    if picture is not None:
+                        return picture[0]
+        except (av.FFmpegError, ValueError, OverflowError) as exc:
+            raise unreadable() from exc
+    raise unreadable()
+
+
+# The filters that show a picture as it is meant to be seen, by its quarter turns (FFmpeg's rotation counts them
+# counterclockwise, as `upright` turns the poster).
+TURNED_UPRIGHT: dict[int, list[tuple[str, str]]] = {
+    0: [],
+    1: [("transpose", "cclock")],
+    2: [("hflip", ""), ("vflip", "")],
+    3: [("transpose", "clock")],
+}
+
+
+def upright_scaler(av: Any, video: Any, first: Any, out: Any, rate: Any, max_side: int) -> tuple[Any, Any]:
+    """A filter graph that turns each decoded frame upright (the display matrix's rotation, in the pixels: the
+    copy needs no matrix) and scales it to at most `max_side`, and the H.264 encoder that takes its frames."""
+    turns = round(float(getattr(first, "rotation", 0) or 0) / 90) % 4
+    width, height = reduced(first, max_side)
+    graph = av.filter.Graph()
+    chain = [graph.add_buffer(template=video), graph.add("scale", f"{width}:{height}")]
+    chain += [graph.add(name, args) for name, args in TURNED_UPRIGHT[turns]]
+    chain.append(graph.add("format", "yuv420p"))
+    chain.append(graph.add("buffersink"))
+    for source, target in itertools.pairwise(chain):
+        source.link_to(target)
+    graph.configure()
+    encoder = out.add_stream("libx264", rate=rate)
+    encoder.width, encoder.height = (height, width) if turns % 2 else (width, height)
+    encoder.pix_fmt = "yuv420p"
+    encoder.time_base = video.time_base
+    # Two frames at a time: the dispatcher waits on the wall clock; the child is niced, so requests go first.
+    encoder.codec_context.thread_count = 2
+    encoder.options = {"preset": COMPATIBLE_PRESET, "crf": COMPATIBLE_CRF, "profile": "high", "level": "4.0"}
+    return graph, encoder
+
+
+def pulled(av: Any, graph: Any) -> list[Any]:
+    """The frames the graph has ready (none while it waits for more)."""
+    frames = []
+    while True:
+        try:
+            frames.append(graph.pull())
+        except (av.BlockingIOError, av.EOFError):
+            return frames
+
+
+OPS = {"inspect": inspect, "key_frames": key_frames, "compatible": compatible}
 _HASHER = re.compile(r"^[A-Za-z_][\w.]{0,100}:[A-Za-z_]\w{0,60}$")
 MAX_REQUEST_BYTES = 64 * 1024
 

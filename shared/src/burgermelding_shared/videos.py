@@ -28,12 +28,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from burgermelding_shared.blobstore import sha256_file
+from burgermelding_shared.blobstore import BlobStore, copy_verified, sha256_file
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.images import CheckedPhoto
 
@@ -136,7 +136,12 @@ class CheckedVideo:
     playable_path: Path  # the playable copy without metadata (in the same folder as the original)
     playable_type: str
     playable_sha256: str = field(default="")
+    playable_codecs: str | None = None  # RFC 6381, for a player to ask the browser (video_worker.codecs_of)
     kind: str = "video"
+
+    @property
+    def needs_compatible_copy(self) -> bool:
+        return needs_compatible_copy(self.facts.video_codec)
 
     @property
     def width(self) -> int:
@@ -385,4 +390,60 @@ def check_video(
         playable_path=copy_path,
         playable_type=answer["copy_type"],
         playable_sha256=sha256_file(copy_path),
+        playable_codecs=answer.get("codecs"),
     )
+
+
+# Codecs every browser a meldkamer uses plays (Chrome, Edge, Firefox, Safari), so the remuxed copy is enough. HEVC,
+# what iPhones record by default, plays in Safari, in Chrome and Edge only where the device decodes it in hardware,
+# and not in Firefox: such a video also gets a compatible copy (`make_compatible_copy`).
+PLAYS_EVERYWHERE = frozenset({"h264", "vp8", "vp9", "av1"})
+COMPATIBLE_TYPE = "video/mp4"
+COMPATIBLE_CODECS = "avc1.640028"  # H.264 High profile, level 4.0 (the encoder's settings in video_worker)
+COMPATIBLE_MAX_SIDE = 1280  # 720p: a dispatcher's view; the original, at its full size, stays the evidence
+
+
+def needs_compatible_copy(video_codec: str) -> bool:
+    return video_codec not in PLAYS_EVERYWHERE
+
+
+def compatible_limits(duration_seconds: float, limits: VideoLimits) -> VideoLimits:
+    """Decoding every frame and encoding it again costs about two thirds of a core per second of 1080p video on
+    this project's machine: the child may use twice that, and four times the clip's length on the clock (it runs
+    niced, behind requests)."""
+    seconds = max(1.0, duration_seconds)
+    return replace(limits, cpu_seconds=int(60 + 2 * seconds), wall_seconds=120 + 4 * seconds)
+
+
+def make_compatible_copy(original: Path, copy_path: Path, duration_seconds: float, limits: VideoLimits) -> str:
+    """An H.264 copy (MP4, upright, at most COMPATIBLE_MAX_SIDE, no metadata, the AAC sound kept) of a video whose
+    codec not every browser plays, made at a low priority in a child of the reader; returns its SHA-256. Raises
+    ServiceError when the video cannot be read again within the limits. Blocking: run it in a worker thread."""
+    request = {
+        "op": "compatible",
+        "path": str(original.resolve()),
+        "copy_path": str(copy_path.resolve()),
+        "max_side": COMPATIBLE_MAX_SIDE,
+        "nice": 10,
+    }
+    try:
+        run_worker(request, compatible_limits(duration_seconds, limits))
+    except ServiceError:
+        copy_path.unlink(missing_ok=True)
+        raise
+    return sha256_file(copy_path)
+
+
+def compatible_copy_of_blob(
+    store: BlobStore, digest: str, duration_seconds: float, limits: VideoLimits, scratch: Path
+) -> str:
+    """The compatible copy of a stored original video, put in the store; returns its digest. The original is
+    copied out checked against its digest (a storage fault raises, worth retrying); a video that cannot be read
+    again within the limits raises ServiceError (it never will be). Blocking: run it in a worker thread."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        original, copy = Path(folder) / "original", Path(folder) / "compatible.mp4"
+        copy_verified(store, digest, original)
+        made = make_compatible_copy(original, copy, duration_seconds, limits)
+        store.adopt_file(copy, made)
+    return made

@@ -48,7 +48,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = create_service_app(
         settings=settings,
-        api_version="1.5.0",  # 1.5.0: a caller's resumable uploads (CHANGELOG.md)
+        api_version="1.6.0",  # 1.6.0: a video's compatible copy in the data export (CHANGELOG.md)
         title="Burgermelding report intake",
         description="The citizen-facing API behind the Burgermelding app: reports with photos, status and "
         "timeline. Anonymous by default: no IP address, device id or user agent is stored or logged.",

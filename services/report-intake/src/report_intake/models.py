@@ -103,7 +103,12 @@ class Photo(IntakeTable, table=True):
     kind: str = Field(default="photo", max_length=8)
     playable_sha256: str | None = Field(default=None, max_length=64)
     playable_type: str | None = Field(default=None, max_length=32)
+    playable_codecs: str | None = Field(default=None, max_length=64)  # RFC 6381: "hvc1.1.6.L120.90"
     duration_ms: int | None = None
+    # A video whose codec not every browser plays (HEVC) also gets an H.264 copy, made after the 202
+    # (videos.make_compatible_copy): a DisplayState while it is wanted, None for every other photo and video.
+    compatible_sha256: str | None = Field(default=None, max_length=64)
+    compatible_state: str | None = Field(default=None, max_length=16)
 
 
 def kind_of(photo: Photo) -> Literal["photo", "video"]:
@@ -111,15 +116,18 @@ def kind_of(photo: Photo) -> Literal["photo", "video"]:
 
 
 def blob_digests(photo: Photo) -> set[str]:
-    """Every blob a photo's row points at: the original, the display copy, a video's playable copy."""
-    return {photo.sha256} | {d for d in (photo.sanitised_sha256, photo.playable_sha256) if d}
+    """Every blob a photo's row points at: the original, the display copy, a video's playable and compatible
+    copies."""
+    copies = (photo.sanitised_sha256, photo.playable_sha256, photo.compatible_sha256)
+    return {photo.sha256} | {d for d in copies if d}
 
 
 async def digests_in_use(session: AsyncSession, digests: set[str]) -> set[str]:
     """Of these blobs, those some photo row still points at: content-addressed, the same picture may belong to
     another report, and its blob stays while it does."""
     used: set[str] = set()
-    for column in (col(Photo.sha256), col(Photo.sanitised_sha256), col(Photo.playable_sha256)):
+    columns = (Photo.sha256, Photo.sanitised_sha256, Photo.playable_sha256, Photo.compatible_sha256)
+    for column in map(col, columns):
         if digests:
             used |= {d for d in (await session.execute(select(column).where(column.in_(digests)))).scalars() if d}
     return used
@@ -133,16 +141,26 @@ class DisplayState(StrEnum):
 
 def display_of(photo: Photo) -> Literal["ready", "pending", "unreadable"]:
     """A photo's display state as the contracts spell it (`display_state` holds a DisplayState's value)."""
-    state = photo.display_state
+    return copy_state(photo, photo.display_state)
+
+
+def compatible_of(photo: Photo) -> Literal["ready", "pending", "unreadable"] | None:
+    """A video's compatible copy's state as the contracts spell it; None where none is wanted."""
+    return copy_state(photo, photo.compatible_state) if photo.compatible_state is not None else None
+
+
+def copy_state(photo: Photo, state: str) -> Literal["ready", "pending", "unreadable"]:
     match state:
         case "ready" | "pending" | "unreadable":
             return state
-    raise ValueError(f"photo {photo.id} has no display state the contracts know: {state!r}")
+    raise ValueError(f"photo {photo.id} has a copy state the contracts do not know: {state!r}")
 
 
 class DisplayJob(IntakeTable, table=True):
     """A report whose display copies are still to be made: its messages to verification and the bridge wait
-    until they are (display.py). Deleted when done; a crash mid-job leaves it due again when the lease ends."""
+    until they are (display_copies.py). A video's compatible copy is made by the same job once the display
+    copies are done, but nothing waits for it: the bridge gets it as the next revision. Deleted when done; a
+    crash mid-job leaves it due again when the lease ends."""
 
     __tablename__ = "display_jobs"
 

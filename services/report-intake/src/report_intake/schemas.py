@@ -224,6 +224,9 @@ class StoredPhoto(BaseModel):
     sanitised_sha256: str | None = Field(description="the copy without metadata that is ever shown")
     kind: Literal["photo", "video"] = "photo"
     playable_sha256: str | None = Field(None, description="a video's playable copy without metadata")
+    compatible_sha256: str | None = Field(
+        None, description="a video's H.264 copy without metadata, for browsers that do not play its codec"
+    )
 
 
 class StoredContact(BaseModel):

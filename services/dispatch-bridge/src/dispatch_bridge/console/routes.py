@@ -25,10 +25,12 @@ from pydantic import ValidationError
 from burgermelding_shared.app import Runtime, RuntimeDep
 from burgermelding_shared.burgernet import Area, Circle
 from burgermelding_shared.categories import CATEGORIES
+from burgermelding_shared.contracts import PhotoRef
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.ratelimit import client_address
 from burgermelding_shared.timeutil import utcnow
 from burgermelding_shared.urgency import MeldkamerPriority
+from burgermelding_shared.videos import COMPATIBLE_CODECS, COMPATIBLE_TYPE
 from dispatch_bridge.accounts import logins
 from dispatch_bridge.burgernet import actions
 from dispatch_bridge.burgernet.actions import ActionRequest, Cancellation, Closing
@@ -354,8 +356,15 @@ async def photo(runtime: RuntimeDep, user: FeedUser, report_id: str, photo_id: s
 
 
 @router.get("/reports/{report_id}/photos/{photo_id}/video")
-async def video(request: Request, runtime: RuntimeDep, user: FeedUser, report_id: str, photo_id: str) -> Response:
-    return await listings.video_answer(request, runtime, user.actor, report_id, photo_id)
+async def video(
+    request: Request,
+    runtime: RuntimeDep,
+    user: FeedUser,
+    report_id: str,
+    photo_id: str,
+    copy: listings.VideoCopy = "playable",
+) -> Response:
+    return await listings.video_answer(request, runtime, user.actor, report_id, photo_id, copy)
 
 
 @router.get("/reports/{report_id}/photos/{photo_id}/view", response_class=HTMLResponse)
@@ -381,7 +390,7 @@ async def photo_page(
         original=original,
         back=back if BACK.fullmatch(back) else "",
         kind=ref.kind if ref else "photo",
-        playable_type=(ref.playable_type if ref else None) or "video/mp4",
+        p=listings.photo_view(ref) if ref else {},
     )
 
 
@@ -641,6 +650,16 @@ def hhmm(value: datetime | str) -> str:
     return moment.astimezone(DUTCH_TIME).strftime("%H:%M")
 
 
+def playable_mime(photo: PhotoRef | dict[str, Any]) -> str:
+    """A video's playable copy's type with its codec (`video/mp4; codecs="hvc1.1.6.L120.90"`), for <source>; of
+    a report's photo as intake sent it, or as the dispatchers' API shows it (listings.photo_view)."""
+    view = listings.photo_view(photo) if isinstance(photo, PhotoRef) else photo
+    media_type, codecs = view.get("playable_type") or "video/mp4", view.get("playable_codecs")
+    return f'{media_type}; codecs="{codecs}"' if codecs else media_type
+
+
 templates.env.filters["when"] = when
+templates.env.filters["playable_mime"] = playable_mime
+templates.env.globals["compatible_mime"] = f'{COMPATIBLE_TYPE}; codecs="{COMPATIBLE_CODECS}"'
 templates.env.filters["hhmm"] = hhmm
 templates.env.globals["nonce"] = sessions.new_nonce  # one per form as rendered (sessions.first_submission)

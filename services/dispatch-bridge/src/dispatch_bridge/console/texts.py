@@ -94,6 +94,10 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "caller_state_expired": ("Verlopen", "Expired"),
     "caller_state_failed": ("Sms mislukt", "SMS failed"),
     "video_fallback": ("Deze browser speelt deze video niet af:", "This browser does not play this video:"),
+    "video_compatible_pending": (
+        "Een kopie die in elke browser speelt wordt gemaakt; speelt de video hier niet, dan verschijnt die vanzelf.",
+        "A copy that plays in every browser is being made; if the video does not play here, it appears by itself.",
+    ),
     "download_video": ("download de video", "download the video"),
     "seconds": ("s", "s"),
     "original": ("Origineel (bewijs) tonen", "Show original (evidence)"),

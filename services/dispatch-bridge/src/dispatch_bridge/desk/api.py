@@ -142,22 +142,35 @@ async def get_report_photo(
 
 
 VIDEO_BODY = {"schema": {"type": "string", "format": "binary"}}
+VideoCopyQuery = Annotated[
+    listings.VideoCopy,
+    Query(
+        description="`playable`: the remuxed copy, the pictures as recorded (`playable_codecs` says whether a browser "
+        "plays them); `compatible`: the H.264 copy intake makes after the 202 for a codec not every browser plays "
+        "(HEVC; the photo's `compatible` says when it is `ready`, 409 while it is `pending`)"
+    ),
+]
 
 
 @router.get(
     "/dispatch/reports/{report_id}/photos/{photo_id}/video",
     response_class=Response,
-    summary="A video's playable copy (remuxed, without metadata); byte ranges for seeking",
+    summary="A video's playable copy (remuxed, without metadata) or its compatible copy; byte ranges for seeking",
     responses={
         200: {"content": {"video/mp4": VIDEO_BODY, "video/webm": VIDEO_BODY}},
         206: {"description": "the asked byte range", "content": {"video/mp4": VIDEO_BODY, "video/webm": VIDEO_BODY}},
-        **error_responses(401, 403, 404, 416),
+        **error_responses(401, 403, 404, 409, 416, 422),
     },
 )
 async def get_report_video(
-    report_id: str, photo_id: str, request: Request, runtime: RuntimeDep, actor: AnyDispatcher
+    report_id: str,
+    photo_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    actor: AnyDispatcher,
+    copy: VideoCopyQuery = "playable",
 ) -> Response:
-    return await listings.video_answer(request, runtime, actor, report_id, photo_id)
+    return await listings.video_answer(request, runtime, actor, report_id, photo_id, copy)
 
 
 @router.post(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, not_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,7 @@ from burgermelding_shared.blobstore import BlobNotFound, verified_file
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.urgency import MeldkamerPriority
+from burgermelding_shared.videos import COMPATIBLE_TYPE
 from dispatch_bridge.accounts.tokens import Actor
 from dispatch_bridge.audit import audit
 from dispatch_bridge.incidents import events
@@ -246,18 +247,7 @@ async def view_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[st
         "description": submission.description,
         "location": submission.location.model_dump(),
         "observed_at": submission.observed_at,
-        "photos": [
-            {
-                "photo_id": p.photo_id,
-                "content_type": p.content_type,
-                "width": p.width,
-                "height": p.height,
-                "sha256": p.sha256,
-                "kind": p.kind,
-                "duration_seconds": p.duration_seconds,
-            }
-            for p in submission.photos
-        ],
+        "photos": [photo_view(p) for p in submission.photos],
         "contact": submission.contact.model_dump() if submission.contact else None,
         "verification_detail": json.loads(stored.verification) if stored.verification else None,
         "messages": [
@@ -274,10 +264,16 @@ async def view_report(runtime: Runtime, actor: Actor, report_id: str) -> dict[st
     }
 
 
-async def playable(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, first: bool) -> tuple[Path, str]:
-    """A video's playable copy (remuxed, without metadata), as a file to serve in ranges; its poster is the
-    display copy `photo` gives. `first`: the player's first request (not a range further on), which is the one
-    that goes in the audit chain, as "view_video"."""
+VideoCopy = Literal["playable", "compatible"]
+
+
+async def playable(
+    runtime: Runtime, actor: Actor, report_id: str, photo_id: str, first: bool, copy: VideoCopy = "playable"
+) -> tuple[Path, str]:
+    """A video's playable copy (remuxed, without metadata) or its compatible copy (H.264, for a codec not every
+    browser plays), as a file to serve in ranges; its poster is the display copy `photo` gives. `first`: the
+    player's first request (not a range further on), which is the one that goes in the audit chain, as
+    "view_video"."""
     async with runtime.db.transaction() as session:
         stored = await find_report(session, report_id)
         ref = ref_of(stored, photo_id)
@@ -288,6 +284,9 @@ async def playable(runtime: Runtime, actor: Actor, report_id: str, photo_id: str
                 "no such video on this report",
                 detail_nl="deze melding heeft geen video met dit nummer",
             )
+        digest, media_type = ref.playable_sha256, ref.playable_type or "video/mp4"
+        if copy == "compatible":
+            digest, media_type = compatible_copy(ref), COMPATIBLE_TYPE
         if first:
             audit(
                 session,
@@ -295,11 +294,11 @@ async def playable(runtime: Runtime, actor: Actor, report_id: str, photo_id: str
                 "view_video",
                 "photo",
                 ref.photo_id,
-                {"sha256": ref.playable_sha256, "copy": "playable"},
+                {"sha256": digest, "copy": copy},
                 report_id=stored.report_id,
             )
     try:
-        path = await served_file(runtime, ref.playable_sha256)
+        path = await served_file(runtime, digest)
     except (BlobNotFound, ValueError) as exc:
         raise ServiceError(
             404,
@@ -307,7 +306,27 @@ async def playable(runtime: Runtime, actor: Actor, report_id: str, photo_id: str
             "the stored video is missing or damaged",
             detail_nl="de opgeslagen video ontbreekt of is beschadigd",
         ) from exc
-    return path, ref.playable_type or "video/mp4"
+    return path, media_type
+
+
+def compatible_copy(ref: PhotoRef) -> str:
+    """The digest of a video's compatible copy, or why there is none (yet)."""
+    if ref.compatible == "pending":
+        raise ServiceError(
+            409,
+            "video_copy_pending",
+            "the copy that plays in every browser is still being made; the playable copy is there now",
+            detail_nl="de kopie die in elke browser speelt wordt nog gemaakt; de afspeelbare kopie is er al",
+        )
+    if ref.compatible_sha256 is None:
+        raise ServiceError(
+            404,
+            "video_not_found",
+            "this video has no compatible copy: its playable copy plays in every browser, or it could not be made",
+            detail_nl="deze video heeft geen compatibele kopie: de afspeelbare kopie speelt in elke browser, "
+            "of de kopie kon niet worden gemaakt",
+        )
+    return ref.compatible_sha256
 
 
 async def media_ref(runtime: Runtime, report_id: str, photo_id: str) -> PhotoRef | None:
@@ -315,6 +334,23 @@ async def media_ref(runtime: Runtime, report_id: str, photo_id: str) -> PhotoRef
     async with runtime.db.sessions() as session:
         stored = await find_report(session, report_id)
     return ref_of(stored, photo_id)
+
+
+def photo_view(p: PhotoRef) -> dict[str, Any]:
+    """A report's photo or video as the dispatchers' API and the console show it (views.ReportPhoto)."""
+    video = p.kind == "video"
+    return {
+        "photo_id": p.photo_id,
+        "content_type": p.content_type,
+        "width": p.width,
+        "height": p.height,
+        "sha256": p.sha256,
+        "kind": p.kind,
+        "duration_seconds": p.duration_seconds,
+        "playable_type": p.playable_type if video else None,
+        "playable_codecs": p.playable_codecs if video else None,
+        "compatible": p.compatible if video else None,
+    }
 
 
 def ref_of(stored: BridgeReport, photo_id: str) -> PhotoRef | None:
@@ -331,11 +367,13 @@ async def served_file(runtime: Runtime, digest: str) -> Path:
     return await asyncio.to_thread(verified_file, runtime.blobs, digest, cache, known)
 
 
-async def video_answer(request: Request, runtime: Runtime, actor: Actor, report_id: str, photo_id: str) -> Response:
+async def video_answer(
+    request: Request, runtime: Runtime, actor: Actor, report_id: str, photo_id: str, copy: VideoCopy
+) -> Response:
     """A video's playable copy as the dispatchers' API and the console answer it: a file answer, which answers a
     player's Range requests with 206 (seeking), never cached."""
     first = request.headers.get("range", "bytes=0-").replace(" ", "") in {"bytes=0-", ""}
-    path, media_type = await playable(runtime, actor, report_id, photo_id, first)
+    path, media_type = await playable(runtime, actor, report_id, photo_id, first, copy)
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "no-store"})
 
 

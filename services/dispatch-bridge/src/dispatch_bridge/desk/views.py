@@ -143,6 +143,18 @@ class ReportPhoto(BaseModel):
     sha256: str = Field(description="the original's digest, as received")
     kind: Literal["photo", "video"] = "photo"
     duration_seconds: float | None = Field(None, description="a video's length")
+    playable_type: str | None = Field(None, description="a video's playable copy's type: video/mp4 or video/webm")
+    playable_codecs: str | None = Field(
+        None,
+        description='its picture codec as RFC 6381 names it ("hvc1.1.6.L120.90"): `canPlayType` of the type with '
+        "this codec says whether a browser plays it",
+    )
+    compatible: Literal["ready", "pending", "unreadable"] | None = Field(
+        None,
+        description="a video whose codec not every browser plays (HEVC): its H.264 copy at `.../video?copy="
+        "compatible`, `pending` while intake makes it (seconds to minutes after the report), null where none is "
+        "needed",
+    )
 
 
 class ReportMessage(BaseModel):

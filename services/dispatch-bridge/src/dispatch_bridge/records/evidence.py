@@ -21,6 +21,7 @@ from burgermelding_shared.blobstore import BlobNotFound, BlobStoreUnavailable
 from burgermelding_shared.contracts import ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.timeutil import utcnow
+from burgermelding_shared.videos import COMPATIBLE_TYPE
 from dispatch_bridge.audit import Who, audit
 from dispatch_bridge.desk import listings
 from dispatch_bridge.models import BridgeReport, Incident, deletions
@@ -62,7 +63,7 @@ async def custody(
             d
             for p in photos
             if photo_id in (None, p.photo_id)
-            for d in (p.sha256, p.sanitised_sha256, p.playable_sha256)
+            for d in (p.sha256, p.sanitised_sha256, p.playable_sha256, p.compatible_sha256)
             if d
         ]
         incident = [stored.incident_id] if stored and stored.incident_id and photo_id is None else []
@@ -108,6 +109,7 @@ async def custody(
                 "sha256": p.sha256,
                 "sanitised_sha256": p.sanitised_sha256,
                 **({"playable_sha256": p.playable_sha256} if p.playable_sha256 else {}),
+                **({"compatible_sha256": p.compatible_sha256} if p.compatible_sha256 else {}),
             }
             for p in photos
             if photo_id in (None, p.photo_id)
@@ -186,15 +188,21 @@ async def export_evidence(runtime: Runtime, actor: Who, incident_id: str) -> tup
                         kind="sanitised",
                         sha256_claimed=photo.sanitised_sha256,
                     )
-                if photo.playable_sha256:  # a video's copy without metadata, as the dispatchers played it
-                    playable = await listings.served_file(runtime, photo.playable_sha256)
-                    await asyncio.to_thread(
-                        writer.add_file,
-                        f"{base}/playable/{photo.photo_id}.{SUFFIXES.get(photo.playable_type or '', 'bin')}",
-                        playable,
-                        kind="playable",
-                        sha256_claimed=photo.playable_sha256,
-                    )
+                # A video's copies without metadata, as the dispatchers played them: the remuxed one, and the H.264
+                # one made for browsers that do not play its codec.
+                for folder, digest, media_type in (
+                    ("playable", photo.playable_sha256, photo.playable_type),
+                    ("compatible", photo.compatible_sha256, COMPATIBLE_TYPE),
+                ):
+                    if digest:
+                        served = await listings.served_file(runtime, digest)
+                        await asyncio.to_thread(
+                            writer.add_file,
+                            f"{base}/{folder}/{photo.photo_id}.{SUFFIXES.get(media_type or '', 'bin')}",
+                            served,
+                            kind=folder,
+                            sha256_claimed=digest,
+                        )
             record = await custody(runtime, actor, stored.report_id, audited=False)
             await asyncio.to_thread(writer.add_json, f"{base}/custody.json", record, kind="custody")
             by_service: dict[str, list[dict[str, Any]]] = {}

@@ -96,6 +96,7 @@ async def stored_data(runtime: Runtime, report_id: str, access: reports_access.A
                 sanitised_sha256=p.sanitised_sha256,
                 kind=kind_of(p),
                 playable_sha256=p.playable_sha256,
+                compatible_sha256=p.compatible_sha256,
             )
             for p in photos
         ],

@@ -156,6 +156,7 @@ async def _remove_photos(runtime: Stores, session: AsyncSession, report_id: str)
                 "sha256": photo.sha256,
                 "sanitised_sha256": photo.sanitised_sha256,
                 **({"playable_sha256": photo.playable_sha256} if photo.playable_sha256 else {}),
+                **({"compatible_sha256": photo.compatible_sha256} if photo.compatible_sha256 else {}),
                 "blob_kept_for_another_report": photo.sha256 in still_used,
             },
         )

@@ -1,4 +1,6 @@
-"""Display copies made after the 202 (a HEIC's): the report's messages wait for them."""
+"""Copies made after the 202: a HEIC's display copy, which the report's messages wait for, and then a video's
+compatible copy (H.264, for a codec not every browser plays), which nothing waits for: the bridge gets it as the
+report's next revision."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from sqlmodel import col, select
 from burgermelding_shared.app import Runtime
 from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.db import rowcount
+from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.images import PhotoUnreadable, display_copy_of_blob
 from burgermelding_shared.slots import PriorityExecutor
 from burgermelding_shared.timeutil import utcnow
+from burgermelding_shared.videos import VideoLimits, compatible_copy_of_blob, compatible_limits
 from report_intake import texts
 from report_intake.installations.senders import Submitter
 from report_intake.models import DisplayJob, DisplayState, Photo, Report
@@ -52,6 +56,7 @@ class DisplayCopies(BackgroundLoop):
         super().__init__()
         self.runtime = runtime
         self.running: dict[str, asyncio.Task[None]] = {}
+        self.transcoding = asyncio.Semaphore(1)  # compatible copies: one at a time, the other core for requests
 
     @property
     def work(self) -> PriorityExecutor:
@@ -148,6 +153,9 @@ class DisplayCopies(BackgroundLoop):
                     )
                 )
             ).all()
+        if not pending:
+            await self._make_compatible(job)
+            return
         made: dict[str, str | None] = {}  # photo id -> display copy's digest, None if unreadable
         for photo_id, sha256 in pending:
             try:
@@ -194,3 +202,68 @@ class DisplayCopies(BackgroundLoop):
             # Photos added meanwhile are still pending: then this makes a new job for them.
             await release.release_report(session, report, submitter)
         timeline.notify(runtime, job.report_id)
+
+    async def _make_compatible(self, job: DisplayJob) -> None:
+        """The compatible copies of the report's videos, one video at a time in this process (each takes a core
+        for about as long as it plays, niced below requests), then the bridge is sent the next revision."""
+        runtime = self.runtime
+        async with runtime.db.sessions() as session:
+            pending = (
+                await session.execute(
+                    select(Photo.id, Photo.sha256, Photo.duration_ms).where(
+                        Photo.report_id == job.report_id, Photo.compatible_state == DisplayState.PENDING
+                    )
+                )
+            ).all()
+        if not pending:  # the videos are gone (retention, a citizen's erasure): nothing to make or to send
+            async with runtime.db.transaction() as session:
+                current = await session.get(DisplayJob, job.report_id, with_for_update=True)
+                if current is not None:
+                    await session.delete(current)
+            return
+        limits = VideoLimits(max_seconds=runtime.settings.max_video_seconds)
+        budget = sum(compatible_limits((ms or 0) / 1000, limits).wall_seconds for _id, _sha, ms in pending)
+        async with runtime.db.transaction() as session:  # the lease, for as long as the copies may take
+            await session.execute(
+                update(DisplayJob)
+                .where(col(DisplayJob.report_id) == job.report_id)
+                .values(due_at=utcnow() + timedelta(seconds=LEASE_SECONDS + budget))
+            )
+        made: dict[str, str | None] = {}  # photo id -> compatible copy's digest, None if it could not be made
+        for photo_id, sha256, duration_ms in pending:
+            try:
+                async with self.transcoding:
+                    made[photo_id] = await asyncio.to_thread(
+                        compatible_copy_of_blob,
+                        runtime.blobs,
+                        sha256,
+                        (duration_ms or 0) / 1000,
+                        limits,
+                        runtime.settings.blob_dir.parent / "uploads",
+                    )
+            except ServiceError as exc:
+                log.info("no compatible copy of video %s of report %s: %s", photo_id, job.report_id, exc.detail)
+                made[photo_id] = None
+        async with runtime.db.transaction() as session:
+            current = await session.get(DisplayJob, job.report_id, with_for_update=True)
+            if current is None:
+                return  # done by another process while ours ran past its lease
+            for photo in (await session.execute(select(Photo).where(col(Photo.id).in_(made)))).scalars():
+                photo.compatible_sha256 = made[photo.id]
+                photo.compatible_state = DisplayState.READY if made[photo.id] else DisplayState.UNREADABLE
+                audit.record(  # a transformation of the evidence, as a display copy is
+                    session,
+                    "photo.compatible_copy",
+                    job.report_id,
+                    target_type="photo",
+                    target_id=photo.id,
+                    detail={"sha256": photo.sha256, "compatible_sha256": photo.compatible_sha256},
+                )
+            report = (
+                await session.execute(select(Report).where(Report.id == job.report_id).with_for_update())
+            ).scalar_one()
+            report.revision += 1  # the bridge has the report without the copies: it gets the next revision
+            await session.delete(current)
+            await session.flush()
+            # Videos added meanwhile are still pending: then this makes a new job for them.
+            await release.release_compatible(session, report, kept_submitter(job))

@@ -102,9 +102,11 @@ def put_if_new(store: BlobStore, digest: str, put: Callable[[], object]) -> bool
 
 
 def wake_display_copies(runtime: Runtime, photos: list[CheckedMedia]) -> None:
-    """After a commit that left display copies to make: start on them now, not at the next poll."""
+    """After a commit that left display copies (or a video's compatible copy) to make: start on them now, not at
+    the next poll."""
     loop = runtime.extras.get("display_copies")
-    if loop is not None and any(p.display_jpeg is None for p in photos):
+    later = any(p.display_jpeg is None or (isinstance(p, CheckedVideo) and p.needs_compatible_copy) for p in photos)
+    if loop is not None and later:
         loop.wake()
 
 
@@ -143,7 +145,9 @@ def add_photo_rows(session: AsyncSession, report_id: str, photos: list[CheckedMe
             kind=checked.kind,
             playable_sha256=video.playable_sha256 if video else None,
             playable_type=video.playable_type if video else None,
+            playable_codecs=video.playable_codecs if video else None,
             duration_ms=round(video.facts.duration_seconds * 1000) if video else None,
+            compatible_state=DisplayState.PENDING if video and video.needs_compatible_copy else None,
         )
         session.add(photo)
         audit.record_photo_received(session, report_id, photo)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -18,6 +20,7 @@ from report_intake.models import (
     DisplayState,
     Photo,
     Report,
+    compatible_of,
     display_of,
     kind_of,
     messaging,
@@ -29,33 +32,53 @@ async def release_report(session: AsyncSession, report: Report, submitter: Submi
     still to be made, leave that to the display job, which sends it when the copies are done: verification
     hashes a photo's display copy, and the bridge shows it. An urgent report does not wait for the bridge: it
     goes there at once with its photos `pending` (the meldkamer fetches originals), and again as the next
-    revision when the copies are ready. Returns whether a display job waits."""
+    revision when the copies are ready. A video's compatible copy is waited for by nobody: the report goes now,
+    and the job that makes the copy sends the bridge the next revision. Returns whether a display job waits."""
     await session.flush()
-    pending = (
-        await session.execute(
-            select(Photo.id).where(Photo.report_id == report.id, Photo.display_state == DisplayState.PENDING).limit(1)
-        )
-    ).first()
-    if pending is None:
+    if not await copies_pending(session, report.id, col(Photo.display_state)):
         await queue_report(session, report, submitter)
+        if await copies_pending(session, report.id, col(Photo.compatible_state)):
+            display_job(session, report, submitter, await session.get(DisplayJob, report.id))
         return False
-    urgent = report.urgent
-    job = await session.get(DisplayJob, report.id)
+    job = display_job(session, report, submitter, await session.get(DisplayJob, report.id))
+    if report.urgent:
+        await queue_report(session, report, submitter, to=(Service.DISPATCH_BRIDGE,))
+        job.bridge_revision = report.revision
+    return True
+
+
+async def release_compatible(session: AsyncSession, report: Report, submitter: Submitter | None) -> None:
+    """Send the bridge the report with its videos' compatible copies (verification reads the originals and
+    needs no new revision for them), and leave a job for videos added while these were made."""
+    await queue_report(session, report, submitter, to=(Service.DISPATCH_BRIDGE,))
+    if await copies_pending(session, report.id, col(Photo.compatible_state)):
+        display_job(session, report, submitter, await session.get(DisplayJob, report.id))
+
+
+async def copies_pending(session: AsyncSession, report_id: str, state: Any) -> bool:
+    """Whether a copy of one of the report's photos (the display copy, or a video's compatible copy, by the
+    column `state`) is still to be made."""
+    query = select(Photo.id).where(Photo.report_id == report_id, state == DisplayState.PENDING).limit(1)
+    return (await session.execute(query)).first() is not None
+
+
+def display_job(
+    session: AsyncSession, report: Report, submitter: Submitter | None, job: DisplayJob | None
+) -> DisplayJob:
+    """The report's job, due now: a new one, or the one it has (photos added while earlier ones wait: the one
+    job covers them all)."""
     if job is None:
         job = DisplayJob(
             report_id=report.id,
-            urgent=urgent,
+            urgent=report.urgent,
             due_at=utcnow(),
             submitter_tag=submitter.tag if submitter else None,
             submitter_kind=submitter.kind if submitter else None,
         )
         session.add(job)
-    else:  # photos added while earlier ones wait: the one job covers them all, due now
+    else:
         job.due_at = utcnow()
-    if urgent:
-        await queue_report(session, report, submitter, to=(Service.DISPATCH_BRIDGE,))
-        job.bridge_revision = report.revision
-    return True
+    return job
 
 
 async def queue_report(
@@ -105,7 +128,10 @@ async def queue_report(
                 kind=kind_of(p),
                 playable_sha256=p.playable_sha256,
                 playable_type=p.playable_type,
+                playable_codecs=p.playable_codecs,
                 duration_seconds=p.duration_ms / 1000 if p.duration_ms is not None else None,
+                compatible_sha256=p.compatible_sha256,
+                compatible=compatible_of(p),
             )
             for p in photos
         ],
