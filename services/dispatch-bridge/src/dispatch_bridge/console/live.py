@@ -74,11 +74,13 @@ async def read_snapshot(runtime: Runtime) -> Snapshot:
                 .limit(500)
             )
         ).all()
+        # The revisions' sum: a report's next revision (a HEIC's display copy, a video's compatible copy) changes
+        # the page that shows it, though its state and verdict stay.
         reports = (
             await session.execute(
-                select(col(BridgeReport.state), col(BridgeReport.verdict), func.count()).group_by(
-                    col(BridgeReport.state), col(BridgeReport.verdict)
-                )
+                select(
+                    col(BridgeReport.state), col(BridgeReport.verdict), func.count(), func.sum(BridgeReport.revision)
+                ).group_by(col(BridgeReport.state), col(BridgeReport.verdict))
             )
         ).all()
         messages = (

@@ -65,7 +65,7 @@
     target.querySelectorAll("details[id]").forEach(function (part) { opened[part.id] = part.open; });
     // Photos and videos already shown stay the same elements: a photo is not fetched again, and a video the
     // dispatcher is watching plays on through the refresh. By address, in page order (a photo can show twice:
-    // a thumbnail and in its report); a video by its poster.
+    // a thumbnail and in its report); a video by its poster (and, while it is not playing, its sources).
     const media = {};
     const shown = [["img[src]", "src"], ["video[poster]", "poster"]];
     shown.forEach(function (kind) {
@@ -78,7 +78,9 @@
     shown.forEach(function (kind) {
       target.querySelectorAll(kind[0]).forEach(function (element) {
         const kept = (media[kind[0] + element.getAttribute(kind[1])] || []).shift();
-        if (kept) element.replaceWith(kept);
+        // A video whose copies changed (its compatible copy arrived) is the new element, unless it is playing.
+        const same = kind[0] !== "video[poster]" || !kept || !kept.paused || kept.innerHTML === element.innerHTML;
+        if (kept && same) element.replaceWith(kept);
       });
     });
     Object.keys(typed).forEach(function (id) {
