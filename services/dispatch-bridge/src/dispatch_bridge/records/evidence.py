@@ -190,7 +190,7 @@ async def export_evidence(runtime: Runtime, actor: Who, incident_id: str) -> tup
                     )
                 # A video's copies without metadata, as the dispatchers played them: the remuxed one, and the H.264
                 # one made for browsers that do not play its codec.
-                for folder, digest, media_type in (
+                for copy_kind, digest, media_type in (
                     ("playable", photo.playable_sha256, photo.playable_type),
                     ("compatible", photo.compatible_sha256, COMPATIBLE_TYPE),
                 ):
@@ -198,9 +198,9 @@ async def export_evidence(runtime: Runtime, actor: Who, incident_id: str) -> tup
                         served = await listings.served_file(runtime, digest)
                         await asyncio.to_thread(
                             writer.add_file,
-                            f"{base}/{folder}/{photo.photo_id}.{SUFFIXES.get(media_type or '', 'bin')}",
+                            f"{base}/{copy_kind}/{photo.photo_id}.{SUFFIXES.get(media_type or '', 'bin')}",
                             served,
-                            kind=folder,
+                            kind=copy_kind,
                             sha256_claimed=digest,
                         )
             record = await custody(runtime, actor, stored.report_id, audited=False)
