@@ -7,6 +7,9 @@ through `sudo -n` when that works without a password, and otherwise says what to
 What the tests need beside Python packages:
 - Chromium and its driver (Debian: chromium, chromium-driver): the dispatchers' console is tested in a real browser,
   driven by Playwright from PyPI (Playwright's own browser download does not work here);
+- WebKitGTK's WebDriver and MiniBrowser, an X server without a screen, and GStreamer's decoders (Debian:
+  webkit2gtk-driver, xvfb, gstreamer1.0-libav, gstreamer1.0-plugins-good): the caller's page and the dispatcher's
+  player in WebKit, Safari's engine (no Safari runs on Linux);
 - nginx (Debian: nginx-light): the load balancer in front of the replicas in the production test;
 - promtool (Debian: prometheus): checks the Prometheus alert rules;
 - Redis on 127.0.0.1:6379 (Debian: redis-server): the replicas' shared state is tested against a real one;
@@ -42,6 +45,18 @@ def found(*candidates: str) -> bool:
 PACKAGES: list[tuple[str, Callable[[], bool], str]] = [
     ("chromium", lambda: found("/usr/bin/chromium"), "the console tests: the dispatchers' console runs in it"),
     ("chromium-driver", lambda: found("/usr/bin/chromedriver"), "the console tests: Chromium's driver"),
+    ("webkit2gtk-driver", lambda: found("WebKitWebDriver"), "the WebKit tests: Safari's engine and its driver"),
+    ("xvfb", lambda: found("Xvfb"), "the WebKit tests: a display for WebKitGTK"),
+    (
+        "gstreamer1.0-libav",
+        lambda: Path("/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstlibav.so").is_file(),
+        "the WebKit tests: WebKit's video decoders (H.264, HEVC)",
+    ),
+    (
+        "gstreamer1.0-plugins-good",
+        lambda: Path("/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstisomp4.so").is_file(),
+        "the WebKit tests: WebKit's MP4 demuxer",
+    ),
     ("nginx-light", lambda: found("nginx", "/usr/sbin/nginx"), "the production test: the replicas' load balancer"),
     ("prometheus", lambda: found("promtool"), "the metrics tests: promtool checks the alert rules"),
     ("redis-server", lambda: found("redis-server"), "the tests of the replicas' shared state: a real Redis"),

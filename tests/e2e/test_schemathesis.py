@@ -120,7 +120,6 @@ NO_CASES: dict[tuple[str, str, str], str] = {
                     "GET /v1/dispatch/reports/{report_id}",
                     "GET /v1/dispatch/reports/{report_id}/custody",
                     "GET /v1/dispatch/reports/{report_id}/photos/{photo_id}/custody",
-                    "GET /v1/dispatch/reports/{report_id}/photos/{photo_id}/video",
                     "POST /v1/dispatch/caller-links/{link_id}/revoke",
                     "POST /v1/dispatch/dead-letters/{message_id}/replay",
                     "POST /v1/dispatch/incidents/{incident_id}/evidence-export",

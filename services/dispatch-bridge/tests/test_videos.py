@@ -4,6 +4,7 @@ meldkamer's EIDO media component, and the evidence package with the original, th
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tempfile
@@ -96,6 +97,10 @@ async def test_a_dispatcher_plays_a_video_in_ranges_and_each_viewing_is_audited_
     assert part.headers["content-range"] == f"bytes 1000-1999/{len(playable)}"
     beyond = await bridge.client.get(f"{base}/video", headers={**dirk, "Range": f"bytes={len(playable) + 10}-"})
     assert beyond.status_code == 416
+    original = await bridge.client.get(f"{base}?original=true", headers=sara)  # streamed from its file
+    assert original.status_code == 200 and hashlib.sha256(original.content).hexdigest() == report.photos[0].sha256
+    assert original.headers["content-type"] == "video/mp4"
+    assert (await bridge.client.get(f"{base}?original=true", headers=dirk)).status_code == 403
     photo_only = await bridge.client.get(f"{base.replace('vid1', 'nope')}/video", headers=dirk)
     assert (photo_only.status_code, photo_only.json()["error"]) == (404, "video_not_found")
     log = (await bridge.client.get("/v1/dispatch/audit", headers=sara)).json()

@@ -350,9 +350,8 @@ async def report_page(request: Request, runtime: RuntimeDep, user: User, report_
 @router.get("/reports/{report_id}/photos/{photo_id}")
 async def photo(runtime: RuntimeDep, user: FeedUser, report_id: str, photo_id: str, original: bool = False) -> Response:
     # (FeedUser: the browser fetching an image again is not the dispatcher doing something.)
-    data, content_type = await listings.photo(runtime, user.actor, report_id, photo_id, original)
     headers = {"Cache-Control": "no-store", "Content-Disposition": "inline"}
-    return Response(data, media_type=content_type, headers=headers)
+    return await listings.photo_answer(runtime, user.actor, report_id, photo_id, original, headers)
 
 
 @router.get("/reports/{report_id}/photos/{photo_id}/video")

@@ -137,8 +137,7 @@ async def get_report(report_id: str, runtime: RuntimeDep, actor: AnyDispatcher) 
 async def get_report_photo(
     report_id: str, photo_id: str, runtime: RuntimeDep, actor: AnyDispatcher, original: bool = False
 ) -> Response:
-    data, content_type = await listings.photo(runtime, actor, report_id, photo_id, original)
-    return Response(data, media_type=content_type, headers={"Cache-Control": "no-store"})
+    return await listings.photo_answer(runtime, actor, report_id, photo_id, original, {"Cache-Control": "no-store"})
 
 
 VIDEO_BODY = {"schema": {"type": "string", "format": "binary"}}

@@ -377,8 +377,21 @@ async def video_answer(
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "no-store"})
 
 
-async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, original: bool) -> tuple[bytes, str]:
-    """The sanitised display copy; the original (evidence) only for supervisors, and only if it is intact."""
+async def photo_answer(
+    runtime: Runtime, actor: Actor, report_id: str, photo_id: str, original: bool, headers: dict[str, str]
+) -> Response:
+    """`photo` as an answer: bytes, or a file streamed (a video's original: up to 200 MB, never whole in memory)."""
+    found, content_type = await photo(runtime, actor, report_id, photo_id, original)
+    if isinstance(found, Path):
+        return FileResponse(found, media_type=content_type, headers=headers)
+    return Response(found, media_type=content_type, headers=headers)
+
+
+async def photo(
+    runtime: Runtime, actor: Actor, report_id: str, photo_id: str, original: bool
+) -> tuple[bytes | Path, str]:
+    """The sanitised display copy; the original (evidence) only for supervisors, and only if it is intact (a
+    video's as a file, checked against its digest)."""
     if original and actor.role != "supervisor":
         raise ServiceError(
             403,
@@ -409,6 +422,8 @@ async def photo(runtime: Runtime, actor: Actor, report_id: str, photo_id: str, o
             report_id=stored.report_id,
         )
     try:
+        if original and ref.kind == "video":
+            return await served_file(runtime, ref.sha256), ref.content_type
         if original:
             return await asyncio.to_thread(runtime.blobs.read_verified, ref.sha256), ref.content_type
         if ref.sanitised_sha256 is None and ref.display == "pending":
