@@ -22,7 +22,7 @@ import uvicorn
 from bridge_support import api_login, browser, log_in, start_bridge
 from sqlalchemy import select, text
 
-from burgermelding_shared.contracts import CallerLinkEvent, CallerLinkRef, PhotoRef, ReportSubmitted
+from burgermelding_shared.contracts import CallerLinkEvent, CallerLinkRef, PhotoRef, RefusalSaid, ReportSubmitted
 from burgermelding_shared.service_auth import development_key
 from burgermelding_shared.timeutil import utcnow
 from dispatch_bridge.callers.links import CallerLinkExpiry
@@ -177,9 +177,9 @@ async def test_wrong_numbers_store_nothing_and_a_gateway_that_is_down_ends_the_l
         assert [link.state for link in (await session.execute(select(CallerLink))).scalars()] == ["failed"]
 
 
-async def caller_did(bridge: Any, link_id: str, event: str, files: int = 0) -> None:
+async def caller_did(bridge: Any, link_id: str, event: str, files: int = 0, problem: RefusalSaid | None = None) -> None:
     token = development_key("report-intake").issue("dispatch-bridge")
-    news = CallerLinkEvent(link_id=link_id, event=event, at=utcnow(), files=files)
+    news = CallerLinkEvent(link_id=link_id, event=event, at=utcnow(), files=files, problem=problem)
     answer = await bridge.client.post(
         "/internal/v1/caller-link-events",
         content=news.model_dump_json(),
@@ -239,6 +239,42 @@ async def test_the_callers_steps_a_revocation_and_the_expiry(bridge: Any, sms_ga
         "caller_link.expired",
     ):
         assert step in actions, step
+
+
+async def test_a_refused_upload_is_no_longer_uploading_and_the_dispatcher_sees_why(
+    bridge: Any, sms_gateway: str
+) -> None:
+    incident_id = await an_incident(bridge)
+    dirk = await api_login(bridge, "dirk")
+    path = f"/v1/dispatch/incidents/{incident_id}/caller-links"
+    link = (await bridge.client.post(path, json={"phone": PHONE, "ask": "Laat zien"}, headers=dirk)).json()
+    too_long = RefusalSaid(
+        error="video_too_long",
+        detail_en="file 1 is longer than 5 minutes",
+        detail_nl="bestand 1 is langer dan 5 minuten",
+    )
+    for step in ("opened", "consent_given", "uploading"):
+        await caller_did(bridge, link["id"], step)
+    await caller_did(bridge, link["id"], "upload_refused", 0, too_long)
+    shown = (await bridge.client.get(path, headers=dirk)).json()[0]
+    assert shown["state"] == "consent_given" and shown["refused"]["error"] == "video_too_long"
+    async with browser(bridge) as client:
+        await log_in(client)
+        fragment = (await client.get(f"/console/incidents/{incident_id}/reports")).text
+        assert "Niet aangenomen (de beller zag waarom): bestand 1 is langer dan 5 minuten" in fragment
+    await caller_did(bridge, link["id"], "uploading")  # the caller tries again, with a shorter one
+    await caller_did(bridge, link["id"], "received", 1)
+    shown = (await bridge.client.get(path, headers=dirk)).json()[0]
+    assert (shown["state"], shown["files"], shown["refused"]) == ("received", 1, None)
+    await caller_did(bridge, link["id"], "uploading", 1)  # more, refused: the link stays received
+    await caller_did(bridge, link["id"], "upload_refused", 1, too_long)
+    shown = (await bridge.client.get(path, headers=dirk)).json()[0]
+    assert (shown["state"], shown["refused"]["error"]) == ("received", "video_too_long")
+    actions = [
+        e["action"]
+        for e in (await bridge.client.get("/v1/dispatch/audit", headers=await api_login(bridge, "sara"))).json()
+    ]
+    assert "caller_link.upload_refused" in actions
 
 
 async def test_the_console_sends_follows_and_revokes_a_link(bridge: Any, sms_gateway: str) -> None:

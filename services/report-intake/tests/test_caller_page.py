@@ -184,6 +184,7 @@ async def test_a_callers_file_that_is_refused_says_why_and_stores_nothing(intake
     )
     assert refused.status_code == 422 and "beschadigd of onvolledig" in refused.text
     assert '<p class="problem" role="alert">' in refused.text
+    assert (await events_told(intake))[-2:] == [("uploading", 0), ("upload_refused", 0)]  # the dispatcher knows
     nothing = await intake.client.post(f"/c/{token}/files", data={"lat": "1"})  # a form without files
     assert nothing.status_code == 415 and '<p class="problem" role="alert">' in nothing.text
     async with intake.runtime.db.sessions() as session:

@@ -216,7 +216,7 @@ class DispatcherMessage(Strict):
     sent_at: datetime
 
 
-CallerLinkEventKind = Literal["opened", "consent_given", "consent_refused", "uploading", "received"]
+CallerLinkEventKind = Literal["opened", "consent_given", "consent_refused", "uploading", "received", "upload_refused"]
 
 
 class CallerLinkIssued(Strict):
@@ -250,6 +250,14 @@ class CallerLinkRevoked(Strict):
     revoked_at: datetime
 
 
+class RefusalSaid(Strict):
+    """A refusal as a person was told it: its code and its words in both languages."""
+
+    error: str = Field(max_length=64)
+    detail_en: str = Field(max_length=300)
+    detail_nl: str = Field(max_length=300)
+
+
 class CallerLinkEvent(Strict):
     """intake -> bridge: what the caller did with the link, for the dispatcher's screen and the audit chain."""
 
@@ -257,6 +265,7 @@ class CallerLinkEvent(Strict):
     event: CallerLinkEventKind
     at: datetime
     files: int = Field(0, ge=0, description="with `uploading` and `received`: how many files so far")
+    problem: RefusalSaid | None = Field(None, description="with `upload_refused`: why, as the caller was told")
 
 
 class CheckResult(Strict):

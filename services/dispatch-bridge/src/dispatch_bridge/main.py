@@ -27,7 +27,7 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
     )
     app = create_service_app(
         settings=settings,
-        api_version="1.8.0",  # 1.8.0: a video's compatible copy (CHANGELOG.md)
+        api_version="1.9.0",  # 1.9.0: a caller link's refused files (CHANGELOG.md)
         servers=[{"url": settings.public_url, "description": "this deployment's public address"}],
         static_prefixes=("/console/static/",),
         title="Burgermelding dispatch bridge",

@@ -124,6 +124,9 @@ class CallerLink(BridgeTable, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     state_at: datetime = Field(sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # revoked or expired
+    # The caller's last files that were not taken, as they were told why (contracts.RefusalSaid as JSON); cleared
+    # when files arrive.
+    refused: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class BridgeMessage(BridgeTable, table=True):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import uuid
@@ -118,6 +119,7 @@ def view(link: CallerLink, now: datetime | None = None) -> dict[str, Any]:
         "created_by": link.created_by,
         "created_at": link.created_at,
         "expires_at": link.expires_at,
+        "refused": json.loads(link.refused) if link.refused else None,
         "state_at": link.state_at,
         "ended_at": link.ended_at,
     }
@@ -273,12 +275,23 @@ async def apply_event(runtime: Runtime, event: CallerLinkEvent, message_id: str,
         link = await session.get(CallerLink, event.link_id)
         if link is None:
             return "unknown"
-        new = LinkState(event.event)
         current = LinkState(link.state)
-        if link.ended_at is None and PROGRESS[new] >= PROGRESS.get(current, 0):
-            link.state, link.state_at = new, event.at
+        if event.event == "upload_refused":
+            # Not uploading any more: back to where the link stood before the refused files.
+            new = LinkState.RECEIVED if max(link.files, event.files) else LinkState.CONSENT_GIVEN
+            if link.ended_at is None and current == LinkState.UPLOADING:
+                link.state, link.state_at = new, event.at
+            link.refused = event.problem.model_dump_json() if event.problem else None
+        else:
+            new = LinkState(event.event)
+            if link.ended_at is None and PROGRESS[new] >= PROGRESS.get(current, 0):
+                link.state, link.state_at = new, event.at
+            if new == LinkState.RECEIVED:
+                link.refused = None
         link.files = max(link.files, event.files)
         detail = {"link_id": link.id, "files": event.files, "at": event.at}
+        if event.problem:
+            detail["problem"] = event.problem.error
         audit(session, BRIDGE, f"caller_link.{event.event}", "incident", link.incident_id, detail)
     return "applied"
 

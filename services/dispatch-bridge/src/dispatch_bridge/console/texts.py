@@ -89,6 +89,7 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (Dutch, English)
     "caller_state_consent_given": ("Toestemming gegeven", "Consent given"),
     "caller_state_consent_refused": ("Toestemming geweigerd", "Consent refused"),
     "caller_state_uploading": ("Bezig met versturen", "Uploading"),
+    "caller_refused": ("Niet aangenomen (de beller zag waarom)", "Not taken (the caller was told why)"),
     "caller_state_received": ("Ontvangen", "Received"),
     "caller_state_revoked": ("Ingetrokken", "Revoked"),
     "caller_state_expired": ("Verlopen", "Expired"),

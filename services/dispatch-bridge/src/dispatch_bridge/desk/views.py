@@ -21,6 +21,7 @@ from burgermelding_shared.contracts import (
     IncidentStatus,
     Location,
     PhotoVerification,
+    RefusalSaid,
     RetentionAction,
     Verdict,
     VerificationCompleted,
@@ -382,6 +383,11 @@ class CallerLinkView(BaseModel):
         "sent", "opened", "consent_given", "consent_refused", "uploading", "received", "revoked", "expired", "failed"
     ] = Field(description="`failed`: the SMS gateway did not take the SMS (the caller never got the link)")
     files: int = Field(description="photos and videos the caller sent")
+    refused: RefusalSaid | None = Field(
+        None,
+        description="the caller's last files that were not taken (too long, too large, not a photo or video...), "
+        "with the words the caller was shown; null again once files arrive",
+    )
     created_by: str
     created_at: datetime
     expires_at: datetime

@@ -18,6 +18,7 @@ from burgermelding_shared.contracts import (
     CallerLinkIssued,
     CallerLinkRef,
     CallerLinkRevoked,
+    RefusalSaid,
 )
 from burgermelding_shared.messaging import Precedence, enqueue, first_delivery
 from burgermelding_shared.timeutil import utcnow
@@ -101,10 +102,16 @@ async def receive_revoked(runtime: Runtime, revoked: CallerLinkRevoked, message_
     return "applied"
 
 
-async def tell_bridge(session: AsyncSession, link: CallerLink, event: CallerLinkEventKind, files: int = 0) -> None:
+async def tell_bridge(
+    session: AsyncSession,
+    link: CallerLink,
+    event: CallerLinkEventKind,
+    files: int = 0,
+    problem: RefusalSaid | None = None,
+) -> None:
     """The caller's step, to the bridge (the dispatcher's screen) and into intake's own chain."""
     at = utcnow()
-    news = CallerLinkEvent(link_id=link.link_id, event=event, at=at, files=files)
+    news = CallerLinkEvent(link_id=link.link_id, event=event, at=at, files=files, problem=problem)
     await enqueue(
         session,
         messaging,
@@ -119,7 +126,7 @@ async def tell_bridge(session: AsyncSession, link: CallerLink, event: CallerLink
         None,
         target_type="caller_link",
         target_id=link.link_id,
-        detail={"files": files},
+        detail={"files": files, **({"problem": problem.error} if problem else {})},
     )
 
 

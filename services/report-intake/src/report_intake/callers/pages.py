@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from burgermelding_shared.app import RuntimeDep
-from burgermelding_shared.contracts import Location
+from burgermelding_shared.contracts import Location, RefusalSaid
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.timeutil import utcnow
 from report_intake.callers import links, resumable
@@ -204,6 +204,7 @@ async def report_from(
         form = await read()
         sent = await files_to_report(runtime, link, form, language)
     except ServiceError as refusal:
+        await tell_refused(runtime, link, refusal)
         return await share_page(request, token, language, problem=refusal, status=refusal.status_code)
     finally:
         if form is not None:
@@ -218,6 +219,15 @@ async def tell_uploading(runtime: Any, link: CallerLink) -> None:
         fresh = await session.get(CallerLink, link.link_id)
         if fresh is not None:
             await links.tell_bridge(session, fresh, "uploading", fresh.files)
+
+
+async def tell_refused(runtime: Any, link: CallerLink, refusal: ServiceError) -> None:
+    """The dispatcher sees why the caller's files were not taken (and no longer "uploading")."""
+    said = RefusalSaid(error=refusal.error[:64], detail_en=refusal.detail[:300], detail_nl=refusal.detail_nl[:300])
+    async with runtime.db.transaction() as session:
+        fresh = await session.get(CallerLink, link.link_id)
+        if fresh is not None:
+            await links.tell_bridge(session, fresh, "upload_refused", fresh.files, said)
 
 
 async def files_to_report(runtime: Any, link: CallerLink, form: UploadedForm, language: str) -> int:
