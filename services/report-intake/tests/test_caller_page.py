@@ -17,6 +17,7 @@ from sqlalchemy import select
 from burgermelding_shared.contracts import CallerLinkIssued, CallerLinkRevoked
 from burgermelding_shared.service_auth import development_key
 from burgermelding_shared.timeutil import utcnow
+from report_intake.callers import resumable
 from report_intake.models import CallerLink, Photo, Report, messaging
 from tests.helpers import make_jpeg
 from tests.intake_support import stored_counts
@@ -256,3 +257,23 @@ async def test_uploads_of_an_ended_link_are_refused_and_removed(intake: Any) -> 
     assert (await intake.client.patch(url, content=b"x" * 100, headers=patch)).status_code == 410
     assert not (intake.settings.blob_dir.parent / "caller-uploads" / link_id).exists()
     assert (await intake.client.head(f"/c/{secrets.token_urlsafe(16)}/uploads/abcdefghijklmnopq")).status_code == 404
+
+
+async def test_a_half_sent_upload_of_a_link_that_ran_out_is_swept_away(intake: Any) -> None:
+    """The caller walks away half-way and never comes back: the part they sent goes when the link ends."""
+    token, link_id = await issued(intake)
+    other_token, other_id = await issued(intake)
+    for each in (token, other_token):
+        await intake.client.post(f"/c/{each}/consent", data={"decision": "give"})
+        created = await intake.client.post(f"/c/{each}/uploads", headers={**TUS, "Upload-Length": "100"})
+        patch = {**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+        assert (await intake.client.patch(created.headers["location"], content=b"x" * 50, headers=patch)).is_success
+    folders = intake.settings.blob_dir.parent / "caller-uploads"
+    sweep = resumable.UnfinishedUploadSweep(intake.runtime)
+    assert await sweep.run_once() == 0  # both links live: their callers may come back
+    async with intake.runtime.db.transaction() as session:
+        ran_out = await session.get(CallerLink, link_id)
+        ran_out.expires_at = utcnow() - timedelta(seconds=1)
+    (folders / "not-a-link").mkdir()
+    assert await sweep.run_once() == 2
+    assert sorted(f.name for f in folders.iterdir()) == [other_id]

@@ -75,6 +75,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             background_loop(lambda runtime: IdempotencyPurger(runtime.db, idempotency_keys)),
             background_loop(lambda runtime: RegistrationPurger(runtime.db)),
             background_loop(RetentionJob),
+            background_loop(caller_uploads.UnfinishedUploadSweep),
         ],
         openapi_tags=[
             {

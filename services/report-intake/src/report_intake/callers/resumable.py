@@ -38,9 +38,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlmodel import col, select
 from starlette.requests import ClientDisconnect
 
 from burgermelding_shared.app import RuntimeDep
+from burgermelding_shared.background import BackgroundLoop
 from burgermelding_shared.errors import ServiceError
 from report_intake.callers import links
 from report_intake.config import IntakeSettings
@@ -99,6 +101,32 @@ async def live_link(runtime: Any, token: str) -> CallerLink | Response:
 
 def remove_all(settings: IntakeSettings, link_id: str) -> None:
     shutil.rmtree(folder_of(settings, link_id), ignore_errors=True)
+
+
+class UnfinishedUploadSweep(BackgroundLoop):
+    """Removes the unfinished uploads of links that ended (revoked, expired, or unknown here): a caller who walked
+    away half-way leaves a part of their video on this replica's disk, which nothing else would ever touch. Each
+    replica sweeps its own folder (uploads are local to the replica that took them)."""
+
+    name = "caller-upload-sweep"
+    poll_seconds = 60.0
+
+    def __init__(self, runtime: Any) -> None:
+        super().__init__()
+        self.runtime = runtime
+
+    async def run_once(self) -> int:
+        base = self.runtime.settings.blob_dir.parent / "caller-uploads"
+        folders = [f.name for f in base.iterdir() if f.is_dir()] if base.is_dir() else []
+        if not folders:
+            return 0
+        async with self.runtime.db.sessions() as session:
+            rows = (await session.execute(select(CallerLink).where(col(CallerLink.link_id).in_(folders)))).scalars()
+            live = {link.link_id for link in rows if links.standing(link) == links.Standing.LIVE}
+        ended = [name for name in folders if name not in live]
+        for link_id in ended:
+            remove_all(self.runtime.settings, link_id)
+        return len(ended)
 
 
 @router.options("/c/{token}/uploads")
