@@ -18,6 +18,8 @@ from burgermelding_shared.blobstore import (
     BlobStoreConfig,
     BlobStoreUnavailable,
     S3BlobStore,
+    purge_cache,
+    verified_file,
 )
 from report_intake.config import IntakeSettings
 from tests.e2e.test_happy_path import camera_photo
@@ -83,6 +85,28 @@ def test_photos_are_stored_by_their_sha256_and_checked_when_read(s3: S3Server, t
         store.read_verified(digest)
     with pytest.raises(BlobNotFound):
         store.exists("../../etc/passwd")  # a key is a digest and nothing else
+
+
+def test_a_video_served_in_ranges_is_a_checked_local_copy_that_goes_when_unplayed(s3: S3Server, tmp_path: Path) -> None:
+    """An S3 object a player seeks in is copied to the cache, checked once; it goes an hour after its last use,
+    and one retention deleted from the bucket is not served again from the cache after the purge."""
+    store = store_in(s3, s3.new_bucket())
+    video, other = os.urandom(300_000), os.urandom(1000)
+    digest, other_digest = store.put_bytes(video), store.put_bytes(other)
+    cache, seen = tmp_path / "media-cache", set[str]()
+    path = verified_file(store, digest, cache, seen)
+    assert path.read_bytes() == video and digest in seen
+    assert verified_file(store, other_digest, cache, seen).read_bytes() == other
+    hour_ago = path.stat().st_mtime - 3700
+    for cached in cache.iterdir():
+        os.utime(cached, (hour_ago, hour_ago))
+    verified_file(store, other_digest, cache, seen)  # played again: in use
+    store.delete(digest)  # retention
+    assert purge_cache(cache, 3600) == 1
+    assert sorted(p.name for p in cache.iterdir()) == [other_digest]
+    with pytest.raises(BlobNotFound):
+        verified_file(store, digest, cache, seen)
+    assert purge_cache(tmp_path / "nothing-here", 3600) == 0
 
 
 def test_a_missing_bucket_or_a_store_that_is_down_is_an_error_not_a_hang(s3: S3Server) -> None:

@@ -10,6 +10,7 @@ checked against the key, the SHA-256 of the bytes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import functools
@@ -18,6 +19,7 @@ import io
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -253,7 +255,9 @@ def verified_file(store: BlobStore, digest: str, cache_dir: Path, verified: set[
             raise BlobNotFound(digest)
     else:
         path = cache_dir / check_digest(digest)
-        if not path.exists():
+        if path.exists():
+            os.utime(path)  # in use: `purge_cache` leaves it
+        else:
             cache_dir.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f"{digest}.{os.getpid()}.part")
             copy_verified(store, digest, partial)
@@ -264,6 +268,22 @@ def verified_file(store: BlobStore, digest: str, cache_dir: Path, verified: set[
             raise BlobCorrupted(digest)
         verified.add(digest)
     return path
+
+
+def purge_cache(cache_dir: Path, unused_seconds: float) -> int:
+    """Remove the cached copies (`verified_file`) not served for `unused_seconds`, and copies left half-made: the
+    cache stays the size of what is being watched, and a video retention deleted from the store does not live on
+    here. Returns how many files went. Blocking: run it in a worker thread."""
+    if not cache_dir.is_dir():
+        return 0
+    cutoff = time.time() - unused_seconds
+    removed = 0
+    for path in cache_dir.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def verified(data: bytes, digest: str) -> bytes:

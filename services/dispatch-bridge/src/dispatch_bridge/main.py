@@ -14,6 +14,7 @@ from dispatch_bridge.callers.links import CallerLinkExpiry
 from dispatch_bridge.config import BridgeSettings, get_settings
 from dispatch_bridge.console import figures
 from dispatch_bridge.desk import api as desk_api
+from dispatch_bridge.desk import listings
 from dispatch_bridge.incidents.addresses import IncidentAddresses
 from dispatch_bridge.meldkamer.call_112_watch import Call112Watch, deadline_scraper
 from dispatch_bridge.meldkamer.requests import on_meldkamer_answer, on_meldkamer_attempt
@@ -43,6 +44,7 @@ def create_app(settings: BridgeSettings | None = None) -> FastAPI:
             background_loop(BurgernetDeadlines),
             background_loop(IncidentAddresses),  # the console's addresses, off the way to the meldkamer
             background_loop(CallerLinkExpiry),  # a caller's number goes when their link does
+            background_loop(listings.MediaCachePurge),  # copies of S3 videos served in ranges
             console.feed_hook,
             background_loop(
                 lambda runtime: SettledMessagesPurger(runtime.db, messaging, runtime.settings.settled_messages_days)

@@ -18,7 +18,8 @@ from starlette.responses import FileResponse, Response
 
 from burgermelding_shared import auditchain
 from burgermelding_shared.app import Runtime
-from burgermelding_shared.blobstore import BlobNotFound, verified_file
+from burgermelding_shared.background import BackgroundLoop
+from burgermelding_shared.blobstore import BlobNotFound, purge_cache, verified_file
 from burgermelding_shared.contracts import PhotoRef, ReportSubmitted
 from burgermelding_shared.errors import ServiceError
 from burgermelding_shared.urgency import MeldkamerPriority
@@ -359,12 +360,31 @@ def ref_of(stored: BridgeReport, photo_id: str) -> PhotoRef | None:
     return next((p for p in photos if p.photo_id == photo_id), None)
 
 
+def media_cache(runtime: Runtime) -> Path:
+    return Path(runtime.settings.blob_dir).parent / "media-cache"
+
+
 async def served_file(runtime: Runtime, digest: str) -> Path:
     """A blob as a file to serve (a video in ranges, an original to the meldkamer): checked against its digest
     the first time this process serves it (blobstore.verified_file); an S3 object copied to `media-cache/`."""
     known: set[str] = runtime.extras.setdefault("verified_files", set())
-    cache = runtime.settings.blob_dir.parent / "media-cache"
-    return await asyncio.to_thread(verified_file, runtime.blobs, digest, cache, known)
+    return await asyncio.to_thread(verified_file, runtime.blobs, digest, media_cache(runtime), known)
+
+
+class MediaCachePurge(BackgroundLoop):
+    """The S3 objects copied to `media-cache/` to be served in ranges go once nobody has played them for an
+    hour: the cache stays the size of what is being watched, and a video retention deleted does not live on."""
+
+    name = "media-cache-purge"
+    poll_seconds = 600.0
+    unused_seconds = 3600.0
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self.runtime = runtime
+
+    async def run_once(self) -> int:
+        return await asyncio.to_thread(purge_cache, media_cache(self.runtime), self.unused_seconds)
 
 
 async def video_answer(
