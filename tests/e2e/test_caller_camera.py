@@ -3,11 +3,13 @@ and, in a second browser context, the dispatcher in the console, against the ser
 gateway running as real processes.
 
 The dispatcher sends a link from the incident page; the caller opens it from the simulated SMS, refuses once (the
-dispatcher sees it without a reload), then consents, shares the phone's location, and sends a photo and an
-iPhone's HEVC MOV made here with PyAV; the upload's connection drops once (the first PATCH is cut) and
-tus-js-client goes on from what the server kept; the dispatcher sees the photo and the video appear in the
-incident without a reload, then the video's compatible H.264 copy (this Chromium plays no HEVC), and plays it. Every caller page passes axe-core's WCAG 2.2 AA checks without a serious finding; a revoked link
-gets its own page. Screenshots for the docs are taken here (docs/callers/)."""
+dispatcher sees it without a reload), then consents, shares the phone's location, and sends a photo, a real MP4
+(an Android's H.264) and an iPhone's HEVC MOV, both made here with PyAV; the upload's connection drops once (the
+first PATCH is cut) and tus-js-client goes on from what the server kept; the dispatcher sees the photo and the
+videos appear in the incident without a reload, plays the MP4 as remuxed, and the MOV from its compatible H.264
+copy once that arrives (this Chromium plays no HEVC). Every caller page passes axe-core's WCAG 2.2 AA checks
+without a serious finding; a revoked link gets its own page. Screenshots for the docs are taken here
+(docs/callers/)."""
 
 from __future__ import annotations
 
@@ -55,6 +57,18 @@ def accessible(page: Page, name: str) -> None:
     assert not serious, (name, serious)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def play(desk: Page, selector: str) -> str:
+    """Play the video `selector` finds (muted, as a page may) until it has played a moment; the copy it chose."""
+    try:
+        desk.eval_on_selector(selector, "v => { v.muted = true; return v.play(); }")
+        desk.wait_for_function("s => document.querySelector(s).currentTime > 0.3", arg=selector, timeout=30_000)
+    except Exception:
+        shown = "v => [v.currentSrc, v.error && v.error.code, v.error && v.error.message, v.readyState, v.outerHTML]"
+        print("VIDEO", desk.eval_on_selector(selector, shown))
+        raise
+    return str(desk.eval_on_selector(selector, "v => v.currentSrc"))
 
 
 def test_a_caller_refuses_then_shares_and_the_dispatcher_plays_the_video(
@@ -125,8 +139,10 @@ def test_a_caller_refuses_then_shares_and_the_dispatcher_plays_the_video(
 
     photo = tmp_path / "foto.jpg"
     photo.write_bytes(phone_photo(97, **PLACE))
-    # What an iPhone records by default: HEVC in a QuickTime file, which this Chromium cannot play; the dispatcher
-    # plays the compatible H.264 copy intake makes after the 202.
+    # An Android's MP4 (H.264), which plays everywhere as remuxed, and what an iPhone records by default: HEVC in a
+    # QuickTime file, which this Chromium cannot play (the dispatcher plays the H.264 copy made after the 202).
+    mp4 = tmp_path / "VID_20261207_2101.mp4"
+    mp4.write_bytes(phone_clip(99, seconds=3.0, size=(640, 360), place=(PLACE["lat"], PLACE["lon"])))
     video = tmp_path / "IMG_0042.MOV"
     video.write_bytes(
         phone_clip(
@@ -155,10 +171,10 @@ def test_a_caller_refuses_then_shares_and_the_dispatcher_plays_the_video(
         route.continue_()
 
     phone.route("**/uploads/**", cut_once)
-    phone.set_input_files("#files", [str(photo), str(video)])
+    phone.set_input_files("#files", [str(photo), str(mp4), str(video)])
     phone.click("#send-form button[type=submit]")
     try:
-        phone.wait_for_selector("text=Ontvangen: 2 bestand(en)", timeout=30_000)
+        phone.wait_for_selector("text=Ontvangen: 3 bestand(en)", timeout=60_000)
     except Exception:
         print("STATE", phone.inner_text("body")[:2000])
         print("\n".join(console[-40:]))
@@ -166,34 +182,23 @@ def test_a_caller_refuses_then_shares_and_the_dispatcher_plays_the_video(
     assert seen["cut"] == 1 and seen["heads"] >= 1, seen
     assert not third_party, third_party  # nothing from another host
 
-    # The dispatcher sees the photo and then the video in the incident, without reloading, and plays it; the live
-    # refreshes that follow (verification's verdict, the link's state) keep the playing video playing.
+    # The dispatcher sees the photo and then the videos in the incident, without reloading, and plays them; the
+    # live refreshes that follow (verification's verdict, the link's state, the H.264 copy) keep a playing video
+    # playing.
+    android = "video.report-video:has(source[type*='avc1'])"
+    iphone = "video.report-video:has(source[type*='hvc1'])"
     desk.wait_for_selector("#caller-links .state-received")
-    desk.wait_for_selector("video.report-video", timeout=30_000)
+    desk.wait_for_selector(iphone, timeout=30_000)
     desk.wait_for_selector("img[alt*='BM-'][src*='/photos/']")
-    hevc_type = desk.get_attribute("video.report-video source", "type") or ""
+    assert play(desk, android).endswith("/video")  # H.264 as recorded: the remuxed copy
+    hevc_type = desk.get_attribute(f"{iphone} source", "type") or ""
     assert hevc_type.startswith('video/mp4; codecs="hvc1.'), hevc_type
     plays_hevc = desk.evaluate("t => document.createElement('video').canPlayType(t)", hevc_type)
     # The H.264 copy arrives as the report's next revision, in the same page, without a reload.
-    desk.wait_for_selector("video.report-video source[src$='?copy=compatible']", state="attached", timeout=60_000)
-    player = desk.query_selector("video.report-video")
-    assert player is not None
-    try:
-        player.evaluate("v => { v.muted = true; return v.play(); }")
-        desk.wait_for_function(
-            "() => { const v = document.querySelector('video.report-video'); return v && v.currentTime > 0.3; }",
-            timeout=30_000,
-        )
-    except Exception:
-        print(
-            "VIDEO",
-            desk.evaluate(
-                "() => { const v = document.querySelector('video.report-video'); return [v.currentSrc, v.error && v.error.code, v.error && v.error.message, v.networkState, v.readyState, v.currentTime, v.duration, v.outerHTML]; }"
-            ),
-        )
-        raise
+    desk.wait_for_selector(f"{iphone} source[src$='?copy=compatible']", state="attached", timeout=60_000)
+    played = play(desk, iphone)
     if not plays_hevc:  # this Chromium (no HEVC decoder) skipped the remuxed copy unfetched, by its type
-        assert desk.evaluate("document.querySelector('video.report-video').currentSrc").endswith("?copy=compatible")
+        assert played.endswith("?copy=compatible"), played
     desk.screenshot(path=str(SCREENSHOTS / "dispatcher.png"), full_page=False)
 
     # The dispatcher ends the link: the caller's page says so.

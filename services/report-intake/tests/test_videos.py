@@ -99,7 +99,11 @@ async def test_an_iphone_hevc_video_gets_a_compatible_copy_after_the_202(intake:
 
     async def bridge_messages() -> list[ReportSubmitted]:
         async with intake.runtime.db.sessions() as session:
-            rows = (await session.execute(select(messaging.outbox.c.destination, messaging.outbox.c.payload))).all()
+            rows = (
+                await session.execute(
+                    select(messaging.outbox.c.destination, messaging.outbox.c.payload).order_by(messaging.outbox.c.id)
+                )  # as they were sent (PostgreSQL keeps no order of its own)
+            ).all()
         return [ReportSubmitted.model_validate(json.loads(p)) for d, p in rows if "bridge" in d and '"report_id"' in p]
 
     first = (await bridge_messages())[0]  # sent with the 202, not waiting for the copy
