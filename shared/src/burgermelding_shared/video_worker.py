@@ -35,6 +35,7 @@ import select
 import signal
 import socket
 import sys
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -169,6 +170,23 @@ def too_long(limits: dict[str, Any]) -> Refused:
     return Refused("video_too_long")
 
 
+def within_limits(packets: Iterable[Any], limits: dict[str, Any]) -> Iterator[Any]:
+    """The demuxer's packets (its flush packets left out), refused as too long once there are more than a video
+    of the longest accepted length has, or one lies past that length by its own timestamp: a container's
+    declared duration can lie, its packets are what gets decoded."""
+    count = 0
+    for packet in packets:
+        if packet.dts is None:
+            continue
+        count += 1
+        if count > limits["max_packets"]:
+            raise too_long(limits)
+        timed = packet.pts is not None and packet.time_base is not None
+        if timed and float((packet.pts + (packet.duration or 0)) * packet.time_base) > limits["max_seconds"] + 1:
+            raise too_long(limits)
+        yield packet
+
+
 def upright(image: Any, rotation: float) -> Any:
     """The decoded picture as it is meant to be seen. FFmpeg's rotation is counterclockwise, as PIL's."""
     turns = round(rotation / 90) % 4
@@ -198,7 +216,6 @@ def inspect(request: dict[str, Any]) -> dict[str, Any]:
             options["movflags"] = "+faststart"
         muxed = 0
         poster = None
-        packets = 0
         end = 0.0
         with av.open(copy_path, "w", format=kind, options=options) as out:
             out_video = out.add_stream_from_template(video)
@@ -213,17 +230,11 @@ def inspect(request: dict[str, Any]) -> dict[str, Any]:
                 streams[audio.index] = out.add_stream_from_template(audio)
             video.codec_context.thread_count = 1  # one core per video, as one per photo
             try:
-                for packet in container.demux(*[s for s in (video, audio) if s is not None]):
-                    if packet.dts is None or packet.stream.index not in streams:
-                        continue  # the demuxer's flush packet, or sound the copy cannot carry
-                    packets += 1
-                    if packets > limits["max_packets"]:
-                        raise too_long(limits)
+                for packet in within_limits(container.demux(*[s for s in (video, audio) if s is not None]), limits):
+                    if packet.stream.index not in streams:
+                        continue  # sound the copy cannot carry
                     if packet.pts is not None and packet.time_base is not None:
-                        at = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-                        end = max(end, at)
-                        if at > limits["max_seconds"] + 1:
-                            raise too_long(limits)
+                        end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
                     out_packet = packet
                     if packet.stream.index == video.index:
                         if poster is None and packet.is_keyframe:
@@ -399,19 +410,11 @@ def key_frames(request: dict[str, Any]) -> dict[str, Any]:
         context = video.codec_context
         context.thread_count = 1
         next_at = 0.0
-        packets = 0
         try:
-            for packet in container.demux(video):
-                if packet.dts is None:
-                    continue
-                packets += 1
-                if packets > limits["max_packets"]:
-                    raise too_long(limits)
+            for packet in within_limits(container.demux(video), limits):
                 if not packet.is_keyframe or packet.pts is None or packet.time_base is None:
                     continue
                 at = float(packet.pts * packet.time_base)
-                if at > limits["max_seconds"] + 1:
-                    raise too_long(limits)
                 end = max(end, at)
                 if at + 1e-6 < next_at:
                     continue
@@ -470,17 +473,10 @@ def compatible(request: dict[str, Any]) -> dict[str, Any]:
                     for turned in pulled(av, graph):
                         out.mux(encoder.encode(turned))
 
-            packets = 0
             try:
-                for packet in container.demux(*[s for s in (video, sound and audio) if s is not None]):
-                    if packet.dts is None:
-                        continue
-                    packets += 1
-                    if packets > limits["max_packets"]:
-                        raise too_long(limits)
-                    at = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else 0.0
-                    if at > limits["max_seconds"] + 1:
-                        raise too_long(limits)
+                for packet in within_limits(
+                    container.demux(*[s for s in (video, sound and audio) if s is not None]), limits
+                ):
                     if sound is not None and packet.stream.index != video.index:
                         packet.stream = sound
                         out.mux(packet)
